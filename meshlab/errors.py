@@ -1,0 +1,37 @@
+"""The errors meshlab raises on purpose: each says what to fix, never a bare traceback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MeshlabError(Exception):
+    """Base of meshlab's own errors."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: where (file, line, object, field) and what."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    object: str | None = None   # "VirtualService default/reviews"
+    field: str | None = None    # "spec.http[0].route[1].weight"
+
+    def __str__(self) -> str:
+        where = ":".join(str(x) for x in (self.file, self.line) if x is not None)
+        parts = [p for p in (where, self.object, self.field) if p]
+        return f"{' '.join(parts)}: {self.message}" if parts else self.message
+
+
+class ManifestError(MeshlabError, ValueError):
+    """Manifests that cannot be applied; nothing was applied. Carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ApplyError(MeshlabError):
+    """The cluster refused a change (e.g. a namespace that does not exist); nothing was changed."""
