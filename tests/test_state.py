@@ -1,0 +1,153 @@
+"""ClusterState derives pods, endpoints and DNS the way Kubernetes does."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from meshlab.errors import ApplyError
+from meshlab.manifests import load
+from meshlab.objects import Service, VirtualService
+from meshlab.state import ClusterState
+
+APP = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-v1}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web, version: v1}}
+  template:
+    metadata: {labels: {app: web, version: v1}}
+    spec:
+      containers:
+      - name: web
+        image: demo
+        ports: [{containerPort: 8080, name: http-web}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-v2}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web, version: v2}}
+  template:
+    metadata: {labels: {app: web, version: v2}}
+    spec:
+      containers:
+      - name: web
+        image: demo
+        ports: [{containerPort: 9090, name: http-web}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http-web}]
+"""
+
+
+@pytest.fixture
+def state() -> ClusterState:
+    ips = itertools.count(1)
+    s = ClusterState(pod_ip=lambda p: f"127.50.1.{next(ips)}", cluster_ip=lambda svc: "127.50.2.1")
+    s.apply(load(APP))
+    return s
+
+
+def test_deployments_make_replicas_pods_with_template_labels(state: ClusterState) -> None:
+    pods = state.pods("default")
+    assert sorted(p.owner for p in pods) == ["web-v1", "web-v1", "web-v2"]
+    assert all(p.name.startswith(p.owner + "-") for p in pods)
+    assert {p.version for p in pods} == {"v1", "v2"}
+    assert len({p.ip for p in pods}) == 3
+
+
+def test_pod_names_are_stable_across_reapply(state: ClusterState) -> None:
+    before = sorted(p.name for p in state.pods())
+    state.apply(load(APP))
+    assert sorted(p.name for p in state.pods()) == before
+
+
+def test_named_target_port_resolves_per_pod(state: ClusterState) -> None:
+    svc = state.get(Service, "web")
+    assert svc is not None
+    ports = {(e.pod.split("-")[1], e.port) for e in state.endpoints(svc, svc.spec.ports[0])}
+    assert ports == {("v1", 8080), ("v2", 9090)}
+
+
+def test_unready_pods_leave_the_endpoints_and_come_back(state: ClusterState) -> None:
+    svc = state.get(Service, "web")
+    pod = state.pods()[0]
+    events = []
+    state.subscribe(events.append)
+    state.set_pod(pod.name, ready=False)
+    assert pod.name not in {e.pod for e in state.endpoints(svc, svc.spec.ports[0])}
+    assert events and events[-1][0].kind == "Pod"
+    state.set_pod(pod.name, ready=True)
+    assert pod.name in {e.pod for e in state.endpoints(svc, svc.spec.ports[0])}
+
+
+def test_scaling_down_removes_pods(state: ClusterState) -> None:
+    scaled = APP.replace("replicas: 2", "replicas: 0")
+    changes = state.apply(load(scaled))
+    assert [p.owner for p in state.pods()] == ["web-v2"]
+    assert sum(1 for c in changes if c.kind == "Pod" and c.op == "deleted") == 2
+
+
+def test_dns_search_path_depends_on_client_namespace(state: ClusterState) -> None:
+    assert state.resolve_host("web", "default").name == "web"
+    assert state.resolve_host("web", "other") is None
+    assert state.resolve_host("web.default").name == "web"
+    assert state.resolve_host("web.default.svc.cluster.local").name == "web"
+    assert state.resolve_host("nope") is None
+
+
+def test_unknown_namespace_is_refused_and_nothing_applied(state: ClusterState) -> None:
+    before = len(state.all())
+    objs = load("""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a, namespace: default}
+spec: {hosts: [web]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: prod}
+spec: {ports: [{port: 80}]}
+""")
+    with pytest.raises(ApplyError, match='namespaces "prod" not found'):
+        state.apply(objs)
+    assert len(state.all()) == before
+
+
+def test_namespace_in_same_apply_is_accepted_and_deleting_it_removes_contents(state: ClusterState) -> None:
+    state.apply(load("""
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: prod}
+spec: {ports: [{port: 80}]}
+"""))
+    assert state.resolve_host("b.prod") is not None
+    state.delete(load("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}"))
+    assert state.resolve_host("b.prod") is None
+
+
+def test_list_is_in_creation_order_and_update_keeps_it(state: ClusterState) -> None:
+    vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: %s}\nspec: {hosts: [web]}\n"
+    state.apply(load(vs % "zz"))
+    state.apply(load(vs % "aa"))
+    state.apply(load(vs % "zz"))          # an update keeps the original creation time
+    assert [v.name for v in state.list(VirtualService)] == ["zz", "aa"]
+
+
+def test_subset_pods_filter_by_labels(state: ClusterState) -> None:
+    svc = state.get(Service, "web")
+    assert {p.version for p in state.subset_pods(svc, {"version": "v2"})} == {"v2"}
+    assert state.subset_pods(svc, {"version": "v9"}) == []
