@@ -1,0 +1,452 @@
+"""Filesystem xDS: how meshlab hands configuration to a running Envoy without a restart.
+
+Why files rather than an ADS gRPC server: Envoy watches the files itself (inotify), so a change
+reaches traffic in about a millisecond, and we need neither grpc nor Envoy's protos in Python.
+What ADS would give us — ordering and ACK/NACK — we rebuild on top:
+
+* **ordering**: every resource type lives in its own file (LDS and CDS one state-of-the-world file
+  each, RDS one file per route configuration, EDS one file per cluster), so we decide exactly which
+  type Envoy sees first. The default order imitates istiod: EDS → CDS → wait until new clusters have
+  left warming → RDS → LDS; removed clusters leave CDS only after routes stopped naming them.
+* **ACK/NACK**: each file carries the push's `version_info`. Envoy publishes per subscription
+  `version_text` (set only when an update is accepted) and `update_rejected`/`update_failure`
+  counters; we poll those on the admin API and read Envoy's own "config update rejected" log line
+  to raise `EnvoyConfigRejected` with Envoy's message. The rejected file is then replaced by the
+  last accepted one, so what is on disk is always what Envoy runs.
+
+Envoy reacts only to renames into place (`os.replace`), never to in-place writes, and a file a
+config refers to (an EDS or RDS path) must exist before that config arrives — both handled here.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .accesslog import access_log_config
+
+if TYPE_CHECKING:
+    from .admin import AdminClient
+
+T_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+T_CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+T_ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+T_CLA = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+            "HttpConnectionManager")
+TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+
+#: istiod's order: endpoints, clusters (then wait for warming), routes, listeners.
+ISTIOD_ORDER: tuple[str, ...] = ("eds", "cds", "rds", "lds")
+_TYPES = ("eds", "cds", "rds", "lds")
+
+
+class EnvoyError(RuntimeError):
+    """Envoy did not start, died, or did not take a config in time."""
+
+
+class EnvoyConfigRejected(EnvoyError):
+    """Envoy refused a pushed configuration; `.envoy_message` is Envoy's own explanation.
+
+    Envoy keeps running its last accepted configuration; meshlab restores that on disk too.
+    """
+
+    def __init__(self, proxy: str, resource: str, envoy_message: str) -> None:
+        self.proxy, self.resource, self.envoy_message = proxy, resource, envoy_message
+        super().__init__(f"Envoy '{proxy}' rejected the {resource} update: {envoy_message}")
+
+
+@dataclass
+class ProxyConfig:
+    """Everything one Envoy should run, as plain xDS dicts (proto3 JSON field names).
+
+    `routes` maps route-configuration name → RouteConfiguration; `endpoints` maps cluster name →
+    ClusterLoadAssignment. EDS clusters and RDS references may leave their config source unset:
+    the driver fills in where the files live (and adds the access log to every HCM/tcp_proxy).
+    `warnings` lists what the generator could not honour (surfaced to the learner).
+    """
+
+    listeners: list[dict[str, Any]] = field(default_factory=list)
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+    routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _safe(name: str) -> str:
+    """A file name for a resource name (cluster names contain `|`)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
+    return f"{stem}-{hashlib.sha1(name.encode()).hexdigest()[:8]}.json"
+
+
+def _path_source(path: Path) -> dict[str, Any]:
+    return {"path_config_source": {"path": str(path)}, "resource_api_version": "V3"}
+
+
+def bootstrap(node: str, admin_ip: str, admin_port: int, xds_dir: Path) -> dict[str, Any]:
+    """Bootstrap: admin on loopback, LDS and CDS from files in `xds_dir`."""
+    return {
+        "node": {"id": f"{node}~meshlab", "cluster": node},
+        "admin": {"address": {"socket_address": {"address": admin_ip, "port_value": admin_port}}},
+        "dynamic_resources": {
+            "lds_config": _path_source(xds_dir / "lds.json"),
+            "cds_config": _path_source(xds_dir / "cds.json"),
+        },
+    }
+
+
+def _eds_name(cluster: dict[str, Any]) -> str:
+    return cluster.get("eds_cluster_config", {}).get("service_name") or cluster["name"]
+
+
+class XdsFiles:
+    """Writes one Envoy's xDS files and pushes configs in a chosen order, checking each step."""
+
+    def __init__(self, proxy: str, xds_dir: Path, admin: AdminClient, log_path: Path,
+                 access_log_path: Path) -> None:
+        self.proxy = proxy
+        self.dir = xds_dir
+        self.admin = admin
+        self.log_path = log_path
+        self.access_log_path = access_log_path
+        self._version = 0
+        # What Envoy accepted, per type: name → resource (already finalized).
+        self.accepted: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in _TYPES}
+        (self.dir / "rds").mkdir(parents=True, exist_ok=True)
+        (self.dir / "eds").mkdir(parents=True, exist_ok=True)
+
+    # ---- paths -------------------------------------------------------------------------------
+    def lds_path(self) -> Path:
+        return self.dir / "lds.json"
+
+    def cds_path(self) -> Path:
+        return self.dir / "cds.json"
+
+    def rds_path(self, name: str) -> Path:
+        return self.dir / "rds" / _safe(name)
+
+    def eds_path(self, name: str) -> Path:
+        return self.dir / "eds" / _safe(name)
+
+    # ---- turning a ProxyConfig into file contents --------------------------------------------
+    def finalize(self, config: ProxyConfig) -> dict[str, dict[str, dict[str, Any]]]:
+        """Resources per type, with file config sources and access logs filled in."""
+        listeners = {}
+        for lis in config.listeners:
+            lis = copy.deepcopy(lis)
+            for chain in lis.get("filter_chains", []) + (
+                    [lis["default_filter_chain"]] if "default_filter_chain" in lis else []):
+                for flt in chain.get("filters", []):
+                    tc = flt.get("typed_config", {})
+                    if tc.get("@type") == HCM_TYPE:
+                        rds = tc.get("rds")
+                        if rds is not None and "config_source" not in rds:
+                            rds["config_source"] = _path_source(
+                                self.rds_path(rds["route_config_name"]))
+                        tc.setdefault("access_log", access_log_config(self.access_log_path))
+                    elif tc.get("@type") == TCP_PROXY_TYPE:
+                        tc.setdefault("access_log", access_log_config(self.access_log_path))
+            listeners[lis["name"]] = lis
+        clusters, eds = {}, {}
+        for c in config.clusters:
+            c = copy.deepcopy(c)
+            if c.get("type") == "EDS":
+                ecc = c.setdefault("eds_cluster_config", {})
+                svc = _eds_name(c)
+                ecc.setdefault("eds_config", _path_source(self.eds_path(svc)))
+                cla = copy.deepcopy(config.endpoints.get(c["name"], {"endpoints": []}))
+                cla["cluster_name"] = svc
+                eds[svc] = cla
+            clusters[c["name"]] = c
+        routes = {}
+        for name, rc in config.routes.items():
+            rc = copy.deepcopy(rc)
+            rc["name"] = name
+            routes[name] = rc
+        return {"lds": listeners, "cds": clusters, "rds": routes, "eds": eds}
+
+    # ---- writing -----------------------------------------------------------------------------
+    def _write(self, path: Path, type_url: str, resources: list[dict[str, Any]], version: str) -> None:
+        body = {"version_info": version,
+                "resources": [{"@type": type_url, **r} for r in resources]}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body, separators=(",", ":")))
+        os.replace(tmp, path)  # Envoy reacts to the rename, never to an in-place write
+
+    def write_initial(self, config: ProxyConfig) -> None:
+        """Files for a fresh Envoy (before it starts): everything in version "0"."""
+        res = self.finalize(config)
+        for name, cla in res["eds"].items():
+            self._write(self.eds_path(name), T_CLA, [cla], "0")
+        for name, rc in res["rds"].items():
+            self._write(self.rds_path(name), T_ROUTE, [rc], "0")
+        self._write(self.cds_path(), T_CLUSTER, list(res["cds"].values()), "0")
+        self._write(self.lds_path(), T_LISTENER, list(res["lds"].values()), "0")
+        self.accepted = res  # confirmed by check_initial() once Envoy is up
+
+    def check_initial(self) -> None:
+        """After start: raise if Envoy rejected any part of the initial files."""
+        stats = self.admin.stats(r"(update_rejected|update_failure)$")
+        bad = {k: v for k, v in stats.items() if isinstance(v, int) and v > 0}
+        if bad:
+            msg = self._rejection_message(0) or ", ".join(f"{k}={v}" for k, v in bad.items())
+            raise EnvoyConfigRejected(self.proxy, "initial", msg)
+
+    # ---- pushing -----------------------------------------------------------------------------
+    def push(self, config: ProxyConfig, order: Sequence[str] | str = "istiod",
+             gap_s: float = 0.0, timeout: float = 10.0) -> dict[str, list[str]]:
+        """Bring Envoy to `config`; returns the names changed per type.
+
+        `order="istiod"` is the safe order (see module docstring). A sequence such as
+        `("rds", "cds")` writes the types in that order (missing types follow in istiod order),
+        waiting only until Envoy has *accepted* each step (not for cluster warming), with `gap_s`
+        seconds between steps — the race istiod's pushes can hit (make-before-break, 503 NC).
+        """
+        new = self.finalize(config)
+        self._version += 1
+        ver = f"{self._version}"
+        old = {t: dict(self.accepted[t]) for t in _TYPES}
+        changed = {t: sorted(n for n, r in new[t].items() if old[t].get(n) != r) for t in _TYPES}
+        removed = {t: sorted(n for n in old[t] if n not in new[t]) for t in _TYPES}
+        # Files that nobody subscribes to yet can be written first without changing behaviour;
+        # Envoy needs them to exist before the config that names them.
+        for name in changed["eds"]:
+            if name not in old["eds"]:
+                self._write(self.eds_path(name), T_CLA, [new["eds"][name]], ver)
+                self.accepted["eds"][name] = new["eds"][name]
+        for name in changed["rds"]:
+            if name not in old["rds"]:
+                self._write(self.rds_path(name), T_ROUTE, [new["rds"][name]], ver)
+        if order == "istiod":
+            steps: list[str] = list(ISTIOD_ORDER)
+            safe = True
+        else:
+            steps = [t for t in order if t in _TYPES]
+            steps += [t for t in ISTIOD_ORDER if t not in steps]
+            safe = False
+        deadline = time.monotonic() + timeout
+        for i, step in enumerate(steps):
+            if i and gap_s:
+                time.sleep(gap_s)
+            if step == "eds":
+                upd = [n for n in changed["eds"] if n in old["eds"]]
+                if upd:
+                    self._apply(
+                        "eds", ver, deadline,
+                        {n: (self.eds_path(n), T_CLA, [new["eds"][n]]) for n in upd},
+                        {n: rf"^cluster\.{re.escape(self._cluster_of(n, new))}\." for n in upd},
+                        new)
+            elif step == "cds":
+                if changed["cds"] or removed["cds"]:
+                    clusters = dict(new["cds"])
+                    if safe:  # removed clusters stay until routes no longer name them
+                        for n in removed["cds"]:
+                            clusters[n] = old["cds"][n]
+                    self._apply_sotw("cds", self.cds_path(), T_CLUSTER, clusters, ver, deadline)
+                    if safe:
+                        self._wait_no_warming(deadline)
+            elif step == "rds":
+                upd = [n for n in changed["rds"] if n in old["rds"]]
+                if upd:
+                    self._apply(
+                        "rds", ver, deadline,
+                        {n: (self.rds_path(n), T_ROUTE, [new["rds"][n]]) for n in upd},
+                        {n: rf"\.rds\.{re.escape(n)}\." for n in upd}, new)
+            elif step == "lds":
+                if changed["lds"] or removed["lds"]:
+                    errors_before = set(listener_errors(self.admin.config_dump(include_eds=False)))
+                    self._apply_sotw("lds", self.lds_path(), T_LISTENER, new["lds"], ver, deadline)
+                    self._wait_listeners(deadline, errors_before)
+        # Route configs first seen in this push were subscribed by the new listeners: confirm.
+        fresh_rds = [n for n in changed["rds"] if n not in old["rds"]]
+        still_named = {rds_name for rds_name in _rds_names(new["lds"])}
+        fresh_rds = [n for n in fresh_rds if n in still_named]
+        if fresh_rds:
+            self._confirm(ver, deadline, {n: rf"\.rds\.{re.escape(n)}\." for n in fresh_rds},
+                          "rds", new, fresh_rds)
+        for n in fresh_rds:
+            self.accepted["rds"][n] = new["rds"][n]
+        if safe and removed["cds"]:
+            self._apply_sotw("cds", self.cds_path(), T_CLUSTER, new["cds"], ver + ".1", deadline)
+        # Forget files of resources nobody names any more.
+        for n in removed["eds"]:
+            self.eds_path(n).unlink(missing_ok=True)
+            self.accepted["eds"].pop(n, None)
+        for n in removed["rds"]:
+            self.rds_path(n).unlink(missing_ok=True)
+            self.accepted["rds"].pop(n, None)
+        for n in changed["rds"]:
+            if n not in still_named:
+                self.accepted["rds"][n] = new["rds"][n]
+        return {t: changed[t] + removed[t] for t in _TYPES}
+
+    @staticmethod
+    def _cluster_of(eds_name: str, res: dict[str, dict[str, dict[str, Any]]]) -> str:
+        for c in res["cds"].values():
+            if c.get("type") == "EDS" and _eds_name(c) == eds_name:
+                return c["name"]
+        return eds_name
+
+    def _apply_sotw(self, typ: str, path: Path, type_url: str, resources: dict[str, Any],
+                    ver: str, deadline: float) -> None:
+        prefix = "listener_manager.lds." if typ == "lds" else "cluster_manager.cds."
+        pattern = "^" + re.escape(prefix)
+        before = self._counters(pattern)
+        log_offset = self._log_size()
+        self._write(path, type_url, list(resources.values()), ver)
+        ok, detail = self._wait_one(pattern, prefix, ver, before, deadline)
+        if not ok:
+            # restore what Envoy actually runs, then report Envoy's reason
+            self._write(path, type_url, list(self.accepted[typ].values()), ver + ".restore")
+            raise EnvoyConfigRejected(self.proxy, typ.upper(),
+                                      self._rejection_message(log_offset) or detail)
+        self.accepted[typ] = dict(resources)
+
+    def _apply(self, typ: str, ver: str, deadline: float,
+               files: dict[str, tuple[Path, str, list[dict[str, Any]]]],
+               patterns: dict[str, str], new: dict[str, dict[str, dict[str, Any]]]) -> None:
+        joined = "|".join(f"({p})" for p in patterns.values())
+        before = self._counters(joined)
+        log_offset = self._log_size()
+        for path, type_url, res in files.values():
+            self._write(path, type_url, res, ver)
+        self._confirm(ver, deadline, patterns, typ, new, list(files), before, log_offset)
+        for n in files:
+            self.accepted[typ][n] = new[typ][n]
+
+    def _confirm(self, ver: str, deadline: float, patterns: dict[str, str], typ: str,
+                 new: dict[str, dict[str, dict[str, Any]]], names: list[str],
+                 before: dict[str, int] | None = None, log_offset: int = 0) -> None:
+        joined = "|".join(f"({p})" for p in patterns.values())
+        before = before or {}
+        pending = dict(patterns)
+        delay = 0.0005
+        while True:
+            stats = self.admin.stats(joined)
+            for n, p in list(pending.items()):
+                rx = re.compile(p)
+                mine = {k: v for k, v in stats.items() if rx.search(k)}
+                vt = [v for k, v in mine.items() if k.endswith("version_text")]
+                if vt and all(v == ver for v in vt):
+                    del pending[n]
+                    continue
+                for k, v in mine.items():
+                    if k.endswith(("update_rejected", "update_failure")) and isinstance(v, int) \
+                            and v > before.get(k, 0):
+                        for m in names:  # put the accepted versions back on disk
+                            if m in self.accepted[typ]:
+                                path = self.eds_path(m) if typ == "eds" else self.rds_path(m)
+                                self._write(path, T_CLA if typ == "eds" else T_ROUTE,
+                                            [self.accepted[typ][m]], ver + ".restore")
+                        raise EnvoyConfigRejected(
+                            self.proxy, f"{typ.upper()} {n}",
+                            self._rejection_message(log_offset) or f"{k}={v}")
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise EnvoyError(f"Envoy '{self.proxy}' did not confirm {typ.upper()} "
+                                 f"{sorted(pending)} (version {ver}) in time")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    def _counters(self, pattern: str) -> dict[str, int]:
+        return {k: v for k, v in self.admin.stats(pattern).items() if isinstance(v, int)}
+
+    def _wait_one(self, pattern: str, prefix: str, ver: str, before: dict[str, int],
+                  deadline: float) -> tuple[bool, str]:
+        delay = 0.0005
+        while True:
+            stats = self.admin.stats(pattern)
+            if stats.get(prefix + "version_text") == ver:
+                return True, ""
+            for k in ("update_rejected", "update_failure"):
+                v = stats.get(prefix + k, 0)
+                if isinstance(v, int) and v > before.get(prefix + k, 0):
+                    return False, f"{prefix}{k}={v}"
+            if time.monotonic() > deadline:
+                raise EnvoyError(f"Envoy '{self.proxy}' did not confirm {prefix}version {ver} in time")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    def _wait_no_warming(self, deadline: float) -> None:
+        delay = 0.0005
+        while True:
+            v = self.admin.stats(r"^cluster_manager\.warming_clusters$").get(
+                "cluster_manager.warming_clusters", 0)
+            if v == 0:
+                return
+            if time.monotonic() > deadline:
+                raise EnvoyError(f"Envoy '{self.proxy}': clusters still warming after the push")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    def _wait_listeners(self, deadline: float, errors_before: set[str]) -> None:
+        delay = 0.0005
+        while True:
+            v = self.admin.stats(r"^listener_manager\.total_listeners_warming$").get(
+                "listener_manager.total_listeners_warming", 0)
+            if v == 0:
+                break
+            if time.monotonic() > deadline:
+                raise EnvoyError(f"Envoy '{self.proxy}': listeners still warming after the push")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        errors = [e for e in listener_errors(self.admin.config_dump(include_eds=False))
+                  if e not in errors_before]
+        if errors:
+            raise EnvoyConfigRejected(self.proxy, "LDS", "; ".join(errors))
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _rejection_message(self, offset: int, wait: float = 0.2) -> str:
+        """Envoy's own words from its log since `offset` (the log line may lag the counter)."""
+        end = time.monotonic() + wait
+        while True:
+            try:
+                with open(self.log_path, "rb") as f:
+                    f.seek(offset)
+                    text = f.read().decode("utf-8", "replace")
+            except FileNotFoundError:
+                text = ""
+            msgs = []
+            for line in text.splitlines():
+                if "rejected" in line or "update failed" in line or "error adding listener" in line:
+                    # keep Envoy's message, drop the "[time][thread][level][component] [file]" prefix
+                    msgs.append(re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip())
+            if msgs or time.monotonic() > end:
+                return " | ".join(dict.fromkeys(msgs))
+            time.sleep(0.01)
+
+
+def _rds_names(listeners: dict[str, dict[str, Any]]) -> list[str]:
+    out = []
+    for lis in listeners.values():
+        for chain in lis.get("filter_chains", []) + (
+                [lis["default_filter_chain"]] if "default_filter_chain" in lis else []):
+            for flt in chain.get("filters", []):
+                rds = flt.get("typed_config", {}).get("rds")
+                if rds:
+                    out.append(rds["route_config_name"])
+    return out
+
+
+def listener_errors(config_dump: dict[str, Any]) -> list[str]:
+    """Listener update failures Envoy records in `/config_dump` (`error_state`)."""
+    errs = []
+    for section in config_dump.get("configs", []):
+        for lis in section.get("dynamic_listeners", []):
+            es = lis.get("error_state")
+            if es:
+                errs.append(f"listener {lis.get('name')}: {es.get('details', es)}")
+    return errs
