@@ -1,0 +1,460 @@
+"""The traffic generator: real HTTP/1.1 requests → one DataFrame row per request.
+
+Why its own thread and event loop: notebooks already run an event loop, so the probe cannot
+``asyncio.run`` there; a background loop also lets a probe keep running while the notebook
+applies changes (``ProbeRun``: a timeline of 503s appearing and disappearing).
+
+What the client knows it records itself (status, client-side error, latency, which connection,
+the pod/version headers the app answered with). What only Envoy knows (response flags, details,
+route, cluster, upstream host, attempts) comes from Envoy's JSON access log, joined on the
+``x-request-id`` the probe puts on every request — never inferred.
+
+The backend resolves the URL (``Target``): cluster DNS, ClusterIP vs. sidecar listener vs.
+ingress gateway. This module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .backends.base import PROBE_COLUMNS
+
+# Extra columns carried alongside PROBE_COLUMNS when the schema has them (e.g. "attempts").
+_ENVOY_COLUMNS = {
+    "flags": "response_flags", "details": "response_code_details", "route": "route_name",
+    "cluster": "upstream_cluster", "upstream": "upstream_host",
+    "attempts": "upstream_request_attempt_count",
+}
+
+
+class ProbeError(ValueError):
+    """A probe that cannot be sent as asked (bad URL, bad header, bad parameter)."""
+
+
+@dataclass
+class Target:
+    """Where the probe's bytes go, decided by the backend for one URL/via/namespace.
+
+    `connect` is None when the name does not resolve (`error="dns"` on every row).
+    `access_logs` are the Envoy access logs that may hold this traffic (joined by request id).
+    """
+
+    proxy: str                       # "sidecar" | "gateway" | "none"
+    connect: tuple[str, int] | None
+    host_header: str
+    path: str
+    source_ip: str | None = None
+    access_logs: list[Path] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class ParsedURL:
+    scheme: str
+    host: str
+    port: int
+    explicit_port: bool
+    path: str
+
+    @property
+    def authority(self) -> str:
+        """The Host header a client (curl, an app) sends for this URL."""
+        return f"{self.host}:{self.port}" if self.explicit_port else self.host
+
+
+def parse_url(url: str) -> ParsedURL:
+    """Split a probe URL; only plain http is supported (the lab is plaintext, like auto-mTLS)."""
+    if "://" not in url:
+        url = "http://" + url
+    u = urlsplit(url)
+    if u.scheme != "http":
+        raise ProbeError(f"probe URL {url!r}: only http:// is supported (the lab runs plaintext)")
+    if not u.hostname:
+        raise ProbeError(f"probe URL {url!r}: no host")
+    try:
+        port = u.port
+    except ValueError:
+        raise ProbeError(f"probe URL {url!r}: bad port") from None
+    path = u.path or "/"
+    if u.query:
+        path += "?" + u.query
+    return ParsedURL(u.scheme, u.hostname, port or 80, port is not None, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# the background loop
+# ---------------------------------------------------------------------------------------------
+
+class _Loop:
+    """One daemon thread running an asyncio loop for every probe of the process."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="meshlab-probe", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def submit(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+
+_LOOP = _Loop()
+_probe_ids = itertools.count(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP/1.1 client connection
+# ---------------------------------------------------------------------------------------------
+
+class _ClientConn(asyncio.Protocol):
+    """One client connection: one request in flight at a time, response parsed minimally."""
+
+    def __init__(self, cid: int) -> None:
+        self.cid = cid
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        self.close_exc: BaseException | None = None
+        self.head: tuple[int, dict[str, str]] | None = None
+        self.body_left: int | None = None   # None: read until close; -1: chunked
+        self.requests = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.close_exc = exc
+        w = self.waiter
+        if w is not None and not w.done():
+            if self.head is not None and self.body_left is None:   # body delimited by close
+                w.set_result(self.head)
+            else:
+                w.set_exception(ConnectionResetError("connection closed before a full response"))
+
+    def request(self, data: bytes) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        self.waiter = loop.create_future()
+        self.head, self.body_left, self.buf = None, 0, b""
+        self.requests += 1
+        self.transport.write(data)  # type: ignore[union-attr]
+        return self.waiter
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self._parse()
+
+    def _parse(self) -> None:
+        w = self.waiter
+        if w is None or w.done():
+            return
+        if self.head is None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = self.buf[:end].split(b"\r\n")
+            self.buf = self.buf[end + 4:]
+            try:
+                status = int(lines[0].split(b" ", 2)[1])
+            except (IndexError, ValueError):
+                w.set_exception(ConnectionResetError("malformed HTTP response"))
+                return
+            hdrs: dict[str, str] = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(b":")
+                hdrs[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
+            self.head = (status, hdrs)
+            if "content-length" in hdrs:
+                self.body_left = int(hdrs["content-length"])
+            elif hdrs.get("transfer-encoding", "").lower() == "chunked":
+                self.body_left = -1
+            elif status in (204, 304) or 100 <= status < 200:
+                self.body_left = 0
+            else:
+                self.body_left = None
+        if self.body_left is None:
+            self.buf = b""
+            return          # until close
+        if self.body_left >= 0:
+            if len(self.buf) >= self.body_left:
+                self.buf = self.buf[self.body_left:]
+                w.set_result(self.head)
+            return
+        # chunked: skip chunks until the zero-size one and its trailer
+        while True:
+            eol = self.buf.find(b"\r\n")
+            if eol < 0:
+                return
+            size = int(self.buf[:eol].split(b";")[0], 16)
+            if size == 0:
+                end = self.buf.find(b"\r\n\r\n", eol)
+                if end < 0:
+                    return
+                self.buf = self.buf[end + 4:]
+                w.set_result(self.head)
+                return
+            if len(self.buf) < eol + 2 + size + 2:
+                return
+            self.buf = self.buf[eol + 2 + size + 2:]
+
+
+def _classify(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timeout"
+    return "reset"
+
+
+# ---------------------------------------------------------------------------------------------
+# a probe run
+# ---------------------------------------------------------------------------------------------
+
+class ProbeRun:
+    """A probe in flight (or finished). ``result()`` waits and returns the DataFrame;
+    ``snapshot()`` gives the rows so far (for live charts); ``stop()`` ends an open-ended run."""
+
+    def __init__(self, target: Target, *, n: int | None, concurrency: int, keepalive: bool,
+                 headers: dict[str, str] | None, rate: float | None, duration: float | None,
+                 timeout: float, seed: int | None, method: str = "GET") -> None:
+        if concurrency < 1:
+            raise ProbeError("concurrency must be >= 1")
+        if n is not None and n < 0:
+            raise ProbeError("n must be >= 0")
+        if rate is not None and rate <= 0:
+            raise ProbeError("rate must be > 0 requests per second")
+        if n is None and duration is None and rate is None:
+            n = 100
+        self.open_ended = n is None and duration is None   # runs until stop()
+        self.target = target
+        self.n, self.concurrency, self.keepalive = n, concurrency, keepalive
+        self.rate, self.duration, self.timeout = rate, duration, timeout
+        pid = next(_probe_ids)
+        self.id_prefix = f"ml{os.getpid():x}-{pid}-{seed if seed is not None else int(time.time() * 1000) % 100000}"
+        self._rows: list[dict[str, Any]] = []
+        self._log_rows: dict[str, dict[str, Any]] = {}
+        self._readers = [_LogTail(p) for p in target.access_logs]
+        self._stop = threading.Event()
+        self._conn_ids = itertools.count(1)
+        self._seq = itertools.count(0)
+        self._t0 = 0.0
+        extra = ""
+        for k, v in (headers or {}).items():
+            if "\r" in k or "\n" in k or "\r" in str(v) or "\n" in str(v) or ":" in k or not k:
+                raise ProbeError(f"bad header name/value {k!r}: {v!r}")
+            if k.lower() in ("x-request-id", "content-length", "transfer-encoding"):
+                raise ProbeError(f"header {k!r} is set by the probe itself")
+            extra += f"{k}: {v}\r\n"
+        has_host = any(k.lower() == "host" for k in (headers or {}))
+        host_line = "" if has_host else f"host: {target.host_header}\r\n"
+        conn_line = "" if keepalive else "connection: close\r\n"
+        self._req_head = (f"{method} {target.path} HTTP/1.1\r\n{host_line}user-agent: meshlab-probe\r\n"
+                          f"{extra}{conn_line}x-request-id: ").encode("latin-1")
+        self._future = _LOOP.submit(self._run())
+
+    # ---- public ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._future.result(timeout)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run (stop it first if it is open-ended) and return the DataFrame."""
+        if self.open_ended:
+            self.stop()
+        self._future.result(timeout)
+        self._join(final=True)
+        return self._frame()
+
+    def snapshot(self) -> Any:
+        """The rows completed so far, joined with whatever Envoy has logged so far."""
+        self._join(final=False)
+        return self._frame()
+
+    def __enter__(self) -> "ProbeRun":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        try:
+            self._future.result(self.timeout + 5)
+        except Exception:
+            pass
+
+    # ---- sending -----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        self._t0 = time.perf_counter()
+        if self.target.connect is None:
+            count = self.n if self.n is not None else 0
+            for seq in range(count):
+                self._rows.append(self._row(seq, 0.0, 0, self.target.error or "dns", "", None, 0.0, 0, ""))
+            return
+        await asyncio.gather(*(self._worker() for _ in range(self.concurrency)))
+
+    def _next_seq(self) -> int | None:
+        if self._stop.is_set():
+            return None
+        seq = next(self._seq)
+        if self.n is not None and seq >= self.n:
+            return None
+        if self.duration is not None and time.perf_counter() - self._t0 >= self.duration:
+            return None
+        return seq
+
+    async def _connect(self) -> _ClientConn:
+        loop = asyncio.get_running_loop()
+        conn = _ClientConn(next(self._conn_ids))
+        host, port = self.target.connect  # type: ignore[misc]
+        local = (self.target.source_ip, 0) if self.target.source_ip else None
+        await asyncio.wait_for(loop.create_connection(lambda: conn, host, port, local_addr=local),
+                               self.timeout)
+        sock = conn.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    async def _worker(self) -> None:
+        conn: _ClientConn | None = None
+        try:
+            while True:
+                seq = self._next_seq()
+                if seq is None:
+                    return
+                if self.rate:
+                    wait = self._t0 + seq / self.rate - time.perf_counter()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    if self._stop.is_set():
+                        return
+                rid = f"{self.id_prefix}-{seq}"
+                t = time.perf_counter()
+                status, err, hdrs, cid = 0, "", None, 0
+                try:
+                    if conn is None or conn.closed:
+                        conn = await self._connect()
+                    cid = conn.cid
+                    fut = conn.request(self._req_head + rid.encode() + b"\r\n\r\n")
+                    status, hdrs = await asyncio.wait_for(fut, self.timeout)
+                except (OSError, asyncio.TimeoutError, ConnectionError) as e:
+                    err = _classify(e)
+                    if conn is not None:
+                        conn.transport.abort() if conn.transport else None  # type: ignore[func-returns-value]
+                        conn = None
+                lat = (time.perf_counter() - t) * 1000.0
+                self._rows.append(self._row(seq, t - self._t0, status, err, rid, hdrs, lat, cid,
+                                            self.target.proxy))
+                if conn is not None and (not self.keepalive or conn.closed
+                                         or (hdrs or {}).get("connection", "").lower() == "close"):
+                    if conn.transport is not None:
+                        conn.transport.close()
+                    conn = None
+        finally:
+            if conn is not None and conn.transport is not None:
+                conn.transport.close()
+
+    def _row(self, seq: int, t: float, status: int, err: str, rid: str, hdrs: dict | None,
+             lat: float, cid: int, proxy: str) -> dict[str, Any]:
+        h = hdrs or {}
+        return {"seq": seq, "t": round(t, 6), "status": status, "error": err, "rid": rid,
+                "proxy": proxy or self.target.proxy, "pod": h.get("x-meshlab-pod", ""),
+                "version": h.get("x-meshlab-version", ""), "latency_ms": lat, "conn": cid}
+
+    # ---- joining with Envoy's access log -----------------------------------------------------
+    def _join(self, final: bool) -> None:
+        if not self._readers:
+            return
+        deadline = time.monotonic() + (2.0 if final else 0.0)
+        while True:
+            for r in self._readers:
+                for entry in r.read_new():
+                    rid = entry.get("request_id")
+                    if rid and rid.startswith(self.id_prefix):
+                        self._log_rows[rid] = entry
+            if not final:
+                return
+            missing = [row for row in self._rows if row["status"] and row["rid"] not in self._log_rows]
+            if not missing or time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+
+    def _frame(self) -> Any:
+        import pandas as pd
+        out = []
+        via_envoy = self.target.proxy in ("sidecar", "gateway")
+        for row in sorted(list(self._rows), key=lambda r: r["seq"]):
+            e = self._log_rows.get(row["rid"]) if via_envoy else None
+            r = dict(row)
+            for col, key in _ENVOY_COLUMNS.items():
+                v = e.get(key) if e else None
+                r[col] = "" if v in (None, "-") and col != "flags" else v
+            if e is None:
+                r["flags"] = ""
+                r["attempts"] = 0
+            else:
+                r["flags"] = e.get("response_flags") or "-"
+                r["attempts"] = int(e.get("upstream_request_attempt_count") or 0)
+            r["subset"] = _subset_of(r["cluster"])
+            if via_envoy and e is not None and not r["pod"]:
+                r["pod"] = e.get("pod") if e.get("pod") not in (None, "-") else ""
+                r["version"] = e.get("version") if e.get("version") not in (None, "-") else ""
+            out.append(r)
+        cols = list(PROBE_COLUMNS)
+        df = pd.DataFrame(out, columns=cols) if out else pd.DataFrame({c: [] for c in cols})
+        if not out:
+            return df
+        df = df.astype({"seq": "int64", "status": "int64", "conn": "int64"})
+        return df
+
+
+def _subset_of(cluster: str | None) -> str:
+    """`outbound|9080|v2|reviews.default.svc.cluster.local` → `v2` (Istio's cluster naming)."""
+    if not cluster:
+        return ""
+    parts = cluster.split("|")
+    return parts[2] if len(parts) == 4 else ""
+
+
+class _LogTail:
+    """Tail of one access log from the moment the probe started."""
+
+    def __init__(self, path: Path) -> None:
+        from .envoy.accesslog import AccessLogReader
+        self.reader = AccessLogReader(path)
+
+    def read_new(self) -> list[dict[str, Any]]:
+        return self.reader.read_new()
+
+
+def run(target: Target, *, n: int | None = 100, concurrency: int = 1, keepalive: bool = True,
+        headers: dict[str, str] | None = None, rate: float | None = None,
+        duration: float | None = None, timeout: float = 30.0, seed: int | None = None) -> ProbeRun:
+    """Start a probe against a resolved target; returns at once (``.result()`` waits)."""
+    return ProbeRun(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
+                    rate=rate, duration=duration, timeout=timeout, seed=seed)
+
+
+def probe_direct(url: str, **kw: Any) -> Any:
+    """Probe a plain address (no DNS emulation, no proxy) — handy for testing the app itself."""
+    u = parse_url(url)
+    return run(Target("none", (u.host, u.port), u.authority, u.path), **kw).result()
