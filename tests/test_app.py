@@ -1,0 +1,129 @@
+"""The demo workload: who answered, keep-alive, and the knobs a notebook turns."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+
+import pytest
+
+from meshlab._addresses import AddressLease
+from meshlab.app import Knobs
+from meshlab.pods import PodRunner, PodSpec
+
+
+@pytest.fixture
+def pod():
+    with AddressLease() as lease:
+        runner = PodRunner()
+        ip = lease.pod_ip()
+        runner.start([PodSpec("web-1", "shop", ip, [8080, 9090], "v2", seed=7)])
+        try:
+            yield runner.get("web-1", "shop")
+        finally:
+            runner.close()
+
+
+def _get(ip: str, port: int, path: str = "/", conn: http.client.HTTPConnection | None = None,
+         headers: dict | None = None):
+    c = conn or http.client.HTTPConnection(ip, port, timeout=10)
+    c.request("GET", path, headers=headers or {})
+    r = c.getresponse()
+    return r, r.read()
+
+
+def _knobs(ip: str, body: dict) -> tuple[int, dict]:
+    c = http.client.HTTPConnection(ip, 15999, timeout=10)
+    c.request("POST", "/knobs", body=json.dumps(body))
+    r = c.getresponse()
+    return r.status, json.loads(r.read())
+
+
+def test_answers_with_pod_identity_on_every_port(pod):
+    ip = pod.spec.ip
+    for port in (8080, 9090):
+        r, body = _get(ip, port, "/wpcatalog?x=1", headers={"Host": "shop:8080", "x-user": "jason"})
+        data = json.loads(body)
+        assert r.status == 200
+        assert r.getheader("x-meshlab-pod") == "web-1"
+        assert r.getheader("x-meshlab-version") == "v2"
+        assert data["pod"] == "web-1" and data["namespace"] == "shop" and data["version"] == "v2"
+        assert data["path"] == "/wpcatalog?x=1" and data["host"] == "shop:8080" and data["port"] == port
+        assert data["headers"]["x-user"] == "jason"
+
+
+def test_keepalive_and_connection_close(pod):
+    c = http.client.HTTPConnection(pod.spec.ip, 8080, timeout=10)
+    for _ in range(5):
+        r, _ = _get(pod.spec.ip, 8080, conn=c)
+        assert r.status == 200 and not r.will_close
+    r, _ = _get(pod.spec.ip, 8080, conn=c, headers={"Connection": "close"})
+    assert r.will_close
+
+
+def test_pipelined_and_chunked_requests_are_answered_in_order(pod):
+    s = socket.create_connection((pod.spec.ip, 8080), timeout=10)
+    s.sendall(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+              b"GET /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+              b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    paths = [json.loads(line)["path"] for line in data.split(b"\r\n\r\n")[1:] for line in [line.split(b"\n")[0]]]
+    assert data.count(b"HTTP/1.1 200") == 3
+    assert paths == ["/a", "/b", "/c"]
+
+
+def test_error_rate_is_seeded_and_reproducible(pod):
+    ip = pod.spec.ip
+    assert _knobs(ip, {"error_rate": 0.5, "error_code": 502, "seed": 42})[0] == 200
+    first = [_get(ip, 8080)[0].status for _ in range(40)]
+    assert _knobs(ip, {"seed": 42})[0] == 200
+    second = [_get(ip, 8080)[0].status for _ in range(40)]
+    assert first == second
+    assert set(first) == {200, 502}
+    assert 8 <= first.count(502) <= 32     # binomial(40, .5): outside this is < 1e-4
+
+
+def test_error_rate_one_fails_everything_and_body_says_why(pod):
+    _knobs(pod.spec.ip, {"error_rate": 1.0})
+    r, body = _get(pod.spec.ip, 9090)
+    assert r.status == 503 and "error_rate" in json.loads(body)["error"]
+
+
+def test_readiness_endpoint_follows_the_knob(pod):
+    ip = pod.spec.ip
+    assert _get(ip, 15999, "/ready")[0].status == 200
+    _knobs(ip, {"ready": False})
+    assert _get(ip, 15999, "/ready")[0].status == 503
+    assert _get(ip, 8080)[0].status == 200     # not ready != not serving (the endpoint list decides)
+
+
+def test_latency_knob_delays_answers(pod):
+    import time
+    _knobs(pod.spec.ip, {"latency_ms": 150})
+    t = time.perf_counter()
+    assert _get(pod.spec.ip, 8080)[0].status == 200
+    assert (time.perf_counter() - t) >= 0.14
+
+
+def test_bad_knob_is_refused_and_changes_nothing(pod):
+    ip = pod.spec.ip
+    before = _knobs(ip, {})[1]
+    status, body = _knobs(ip, {"error_rate": 0.3, "latency_ms": -1})
+    assert status == 400 and "latency_ms" in body["error"]
+    status, body = _knobs(ip, {"colour": "red"})
+    assert status == 400 and "colour" in body["error"]
+    assert _knobs(ip, {})[1] == before
+
+
+def test_knobs_unit_validation():
+    k = Knobs("x", seed=None)
+    with pytest.raises(ValueError, match="error_rate"):
+        k.update({"error_rate": 1.5})
+    with pytest.raises(ValueError, match="ready"):
+        k.update({"ready": "yes"})
+    k.update({"error_code": 500})
+    assert k.as_dict()["error_code"] == 500
