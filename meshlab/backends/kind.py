@@ -1,0 +1,541 @@
+"""The lab on a real cluster: real Kubernetes, real istiod, real sidecars.
+
+`KindBackend()` drives the course cluster `meshlab up` made (context `kind-meshlab`);
+`KindBackend(backend="cluster", context=..., namespace=...)` runs one attendee's lab in one
+namespace of an existing cluster with Istio (workshops). Same interface and same DataFrame as the
+local backend (backends/base.py), so notebooks never branch.
+
+How the pieces map:
+- apply/delete: the typed objects, server-side applied with field manager `meshlab`; every
+  object meshlab creates is labelled `app.kubernetes.io/managed-by=meshlab` and nothing without
+  that label is ever deleted. Deployments/Pods run the meshlab demo image (the same app.py as
+  local) listening on the containerPorts the manifest declares.
+- probe: a client pod (`meshlab-client`, label `app: sleep`) in the mesh runs meshlab's in-pod
+  prober; rows stream back over exec; Envoy columns come from that pod's `istio-proxy` access
+  log (or the ingress gateway's) joined by request id.
+- pod knobs: the app's control port, reached over exec inside the pod (works under STRICT mTLS).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable
+
+from .._image import image_tag
+from .._kind import CONTEXT, COURSE_NAMESPACES, INJECTION_LABEL, MANAGED_BY
+from .._kube import (ContextError, Kube, KubeError, api_client_for, deployment_ready, is_managed,
+                     label_selector, pod_ready, resolve_context, wait_until)
+from ..errors import ApplyError, MeshlabError
+from . import _kind_accesslog as accesslog
+from .base import PROBE_COLUMNS, ProxyName, Via
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..objects import K8sObject
+
+CONTROL_PORT = 15999
+CLIENT_NAME = "meshlab-client"
+CLIENT_NO_SIDECAR = "meshlab-client-nosidecar"
+CLIENT_LABELS = {"app": "sleep", "meshlab.dev/role": "client"}
+ROLE_LABEL = "meshlab.dev/role"
+ORIGINAL_IMAGES = "meshlab.dev/original-images"
+GATEWAY_SELECTOR = "istio=ingressgateway"
+GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_SERVICE = f"istio-ingressgateway.{GATEWAY_NAMESPACE}.svc.cluster.local"
+#: The order kinds go to the API when no order is asked: namespaces first, workloads before the
+#: routing that points at them (kubectl apply -f on a folder would do the same, alphabetically).
+DEFAULT_ORDER = ("Namespace", "ServiceAccount", "ConfigMap", "Service", "Deployment", "Pod",
+                 "ServiceEntry", "DestinationRule", "VirtualService", "Gateway")
+_KIND_API = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "Deployment": "apps/v1",
+             "VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
+             "Gateway": "networking.istio.io/v1", "ServiceEntry": "networking.istio.io/v1"}
+
+
+def _managed(labels: dict[str, str] | None = None) -> dict[str, str]:
+    return {**(labels or {}), MANAGED_BY[0]: MANAGED_BY[1]}
+
+
+# ------------------------------------------------------------------------------ translation
+
+def app_container(pod_spec: dict[str, Any], version: str, image: str) -> dict[str, Any]:
+    """The pod spec with the demo app in place of the learner's containers.
+
+    One container (named like the first one, keeping *every* declared containerPort so named
+    targetPorts still resolve), listening on each port, control port for knobs, readiness from
+    the app's /ready (period 1 s so a readiness knob shows in endpoints within ~2 s), as the local
+    backend runs one app process per pod.
+    """
+    containers = pod_spec.get("containers") or []
+    ports = [p for c in containers for p in (c.get("ports") or []) if p.get("protocol", "TCP") == "TCP"]
+    listen = sorted({p["containerPort"] for p in ports}) or [8080]
+    args = ["--version", version, "--control", f"0.0.0.0:{CONTROL_PORT}"]
+    for port in listen:
+        args += ["--listen", f"0.0.0.0:{port}"]
+    c = {
+        "name": containers[0]["name"] if containers else "app",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "ports": ports or [{"containerPort": 8080, "protocol": "TCP"}],
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "APP_VERSION", "value": version},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": CONTROL_PORT},
+                           "periodSeconds": 1, "failureThreshold": 1, "successThreshold": 1},
+    }
+    keep = {k: v for k, v in pod_spec.items()
+            if k in ("serviceAccountName", "nodeSelector", "tolerations", "affinity")}
+    return {**keep, "containers": [c], "terminationGracePeriodSeconds": 5}
+
+
+def _original_images(pod_spec: dict[str, Any]) -> str:
+    return ",".join(f"{c.get('name')}={c.get('image', '')}" for c in pod_spec.get("containers") or [])
+
+
+def translate(manifest: dict[str, Any], image: str, namespace_map: Callable[[str | None], str | None]) -> dict[str, Any]:
+    """A learner's manifest → what meshlab applies: namespace mapped, meshlab's label added,
+    workloads running the demo image. Istio objects and Services go unchanged otherwise."""
+    m = json.loads(json.dumps(manifest))
+    md = m.setdefault("metadata", {})
+    for k in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"):
+        md.pop(k, None)
+    m.pop("status", None)
+    md["labels"] = _managed(md.get("labels"))
+    kind = m.get("kind")
+    if kind == "Namespace":
+        md["labels"].setdefault(*INJECTION_LABEL)
+    else:
+        md["namespace"] = namespace_map(md.get("namespace"))
+    if kind == "Deployment":
+        tpl = m["spec"]["template"]
+        tmd = tpl.setdefault("metadata", {})
+        tmd["labels"] = _managed(tmd.get("labels"))
+        tmd["annotations"] = {**(tmd.get("annotations") or {}), ORIGINAL_IMAGES: _original_images(tpl["spec"])}
+        tpl["spec"] = app_container(tpl["spec"], tmd["labels"].get("version", ""), image)
+    elif kind == "Pod":
+        md["annotations"] = {**(md.get("annotations") or {}), ORIGINAL_IMAGES: _original_images(m["spec"])}
+        m["spec"] = app_container(m["spec"], md["labels"].get("version", ""), image)
+    return m
+
+
+def client_pod(name: str, namespace: str, image: str, sidecar: bool) -> dict[str, Any]:
+    """The `sleep`-like client the probe runs in; the demo image carries the prober."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": _managed(CLIENT_LABELS),
+                     "annotations": {"sidecar.istio.io/inject": "true" if sidecar else "false",
+                                     # the prober must not start before its sidecar is up
+                                     "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
+        "spec": {"containers": [{"name": "client", "image": image, "imagePullPolicy": "IfNotPresent",
+                                 "args": ["--name", name, "--listen", "0.0.0.0:8080", "--control", "off"]}],
+                 "terminationGracePeriodSeconds": 2},
+    }
+
+
+def clean_for_objects(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object read from the API → a manifest meshlab.load accepts (server-set fields dropped)."""
+    o = {k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in obj}
+    md = o.get("metadata") or {}
+    o["metadata"] = {k: md[k] for k in ("name", "namespace", "labels", "annotations") if md.get(k)}
+    if o.get("kind") == "Deployment":
+        tmd = o["spec"]["template"].get("metadata") or {}
+        o["spec"]["template"]["metadata"] = {k: tmd[k] for k in ("labels", "annotations") if tmd.get(k)}
+        o["spec"] = {k: v for k, v in o["spec"].items() if k in ("selector", "template", "replicas")}
+    return o
+
+
+# ----------------------------------------------------------------------------------- backend
+
+class KindBackend:
+    """A lab on a real cluster. See the module docstring; errors name the object and the reason."""
+
+    def __init__(self, *, backend: str = "kind", context: str | None = None, namespace: str | None = None,
+                 image: str | None = None, kubeconfig: str | None = None, kube: Kube | None = None,
+                 timeout: float = 300.0, settle_s: float = 2.0, progress: Callable[[str], None] | None = None,
+                 **_ignored: Any) -> None:
+        self.name = backend
+        self.context = resolve_context(backend, context)
+        if backend == "cluster" and not namespace:
+            raise ContextError("Lab(backend='cluster') needs namespace=… (one namespace per attendee)")
+        self.lab_namespace = namespace
+        self.image = image or image_tag()
+        self.timeout, self.settle_s = timeout, settle_s
+        self._progress = progress or (lambda s: None)
+        self.kube = kube or Kube(api_client_for(self.context, kubeconfig, backend=backend), self.context)
+        self._applied: dict[tuple[str, str, str], str] = {}   # key → apiVersion, for close()
+        self._clients: set[tuple[str, str]] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------------ namespaces
+    def _ns(self, ns: str | None) -> str:
+        """Where an object's namespace lives on this cluster (attendee namespace on a shared one)."""
+        ns = ns or "default"
+        if self.name != "cluster":
+            return ns
+        if ns in ("default", self.lab_namespace):
+            return self.lab_namespace  # type: ignore[return-value]
+        raise ApplyError(f"on a shared cluster this lab lives in namespace {self.lab_namespace!r}; "
+                         f"objects for namespace {ns!r} cannot be applied (use the default namespace)")
+
+    def _namespaces(self) -> list[str]:
+        if self.name == "cluster":
+            return [self.lab_namespace]  # type: ignore[list-item]
+        found = {n["metadata"]["name"] for n in self.kube.list("v1", "Namespace", None, label_selector([MANAGED_BY]))}
+        return sorted(set(COURSE_NAMESPACES) | found)
+
+    # ------------------------------------------------------------------ apply / delete
+    def _manifests(self, objects: list[K8sObject]) -> list[dict[str, Any]]:
+        out = []
+        for o in objects:
+            m = o.to_manifest() if hasattr(o, "to_manifest") else dict(o)  # type: ignore[arg-type]
+            if m.get("kind") == "Namespace" and self.name == "cluster":
+                if m["metadata"]["name"] not in ("default", self.lab_namespace):
+                    raise ApplyError(f"Namespace {m['metadata']['name']}: a shared-cluster lab cannot create namespaces")
+                continue
+            out.append(translate(m, self.image, self._ns))
+        return out
+
+    def _check_namespaces(self, manifests: list[dict[str, Any]]) -> None:
+        """As the API server (and the local backend) would: a missing namespace fails the whole apply."""
+        creating = {m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace"}
+        for ns in sorted({m["metadata"].get("namespace") for m in manifests if m.get("metadata", {}).get("namespace")}):
+            if ns not in creating and self.kube.get("v1", "Namespace", None, ns) is None:
+                culprit = next(m for m in manifests if m["metadata"].get("namespace") == ns)
+                raise ApplyError(f'{culprit["kind"]} {ns}/{culprit["metadata"]["name"]}: namespaces "{ns}" not found; '
+                                 f"create the Namespace first (kubectl create namespace {ns})")
+
+    @staticmethod
+    def _ordered(manifests: list[dict[str, Any]], order: list[str] | None) -> list[list[dict[str, Any]]]:
+        kinds = list(order or []) + [k for k in DEFAULT_ORDER if k not in (order or [])]
+        rank = {k: i for i, k in enumerate(kinds)}
+        ordered = sorted(manifests, key=lambda m: rank.get(m["kind"], len(kinds)))
+        if not order:
+            return [ordered]
+        batches: list[list[dict[str, Any]]] = []
+        for m in ordered:
+            if batches and batches[-1][0]["kind"] == m["kind"]:
+                batches[-1].append(m)
+            else:
+                batches.append([m])
+        return batches
+
+    def apply(self, objects: list[K8sObject], *, order: list[str] | None = None) -> None:
+        manifests = self._manifests(objects)
+        if not manifests:
+            return
+        self._check_namespaces(manifests)
+        # Dry run everything first: a refusal anywhere means nothing is changed.
+        for m in manifests:
+            if m["kind"] == "Namespace" or m["metadata"].get("namespace"):
+                try:
+                    self.kube.apply(m, dry_run=True)
+                except KubeError as e:
+                    if e.status == 404 and m["kind"] != "Namespace":
+                        continue   # its namespace is created in this same apply; the real apply will tell
+                    raise ApplyError(str(e)) from None
+        for batch in self._ordered(manifests, order):
+            for m in batch:
+                try:
+                    self.kube.apply(m)
+                except KubeError as e:
+                    raise ApplyError(str(e)) from None
+                md = m["metadata"]
+                self._applied[(m["kind"], md.get("namespace") or "", md["name"])] = m["apiVersion"]
+            if order:
+                time.sleep(self.settle_s)   # one istiod push per kind, as the order asks
+        self._wait_workloads(manifests)
+        if any(m["kind"] not in ("Namespace",) for m in manifests):
+            time.sleep(self.settle_s)   # istiod debounces (100 ms) then pushes; let sidecars take it
+
+    def _wait_workloads(self, manifests: list[dict[str, Any]]) -> None:
+        for m in manifests:
+            md = m["metadata"]
+            if m["kind"] == "Deployment":
+                what = f"Deployment {md['namespace']}/{md['name']}"
+                wait_until(lambda: deployment_ready(self.kube.get("apps/v1", "Deployment", md["namespace"], md["name"]) or {}),
+                           timeout=self.timeout, what=what, on_wait=self._progress)
+            elif m["kind"] == "Pod":
+                what = f"Pod {md['namespace']}/{md['name']}"
+                wait_until(lambda: pod_ready(self.kube.get("v1", "Pod", md["namespace"], md["name"]) or {}),
+                           timeout=self.timeout, what=what, on_wait=self._progress)
+
+    def delete(self, objects: list[K8sObject]) -> None:
+        manifests = self._manifests(objects)
+        targets = []
+        for m in manifests:
+            md = m["metadata"]
+            live = self.kube.get(m["apiVersion"], m["kind"], md.get("namespace"), md["name"])
+            if live is None:
+                continue
+            if not is_managed(live):
+                raise ApplyError(f"{m['kind']} {md.get('namespace') + '/' if md.get('namespace') else ''}{md['name']} "
+                                 "was not created by meshlab; meshlab leaves it alone (delete it yourself if you mean to)")
+            targets.append(m)
+        for m in targets:
+            md = m["metadata"]
+            self.kube.delete(m["apiVersion"], m["kind"], md.get("namespace"), md["name"])
+            self._applied.pop((m["kind"], md.get("namespace") or "", md["name"]), None)
+        if targets:
+            time.sleep(self.settle_s)
+
+    # ------------------------------------------------------------------ reading back
+    def objects(self) -> list[K8sObject]:
+        """Everything of the modelled kinds in the lab's namespaces, as the cluster has it now."""
+        from ..manifests import load
+
+        raw: list[dict[str, Any]] = []
+        for ns in self._namespaces():
+            for kind in ("Service", "Deployment", "Pod", "VirtualService", "DestinationRule", "Gateway", "ServiceEntry"):
+                for o in self.kube.list(_KIND_API[kind], kind, ns):
+                    md = o.get("metadata") or {}
+                    if (md.get("labels") or {}).get(ROLE_LABEL) == "client" or md.get("ownerReferences"):
+                        continue   # meshlab's own client, and pods a Deployment made
+                    if kind == "Service" and md.get("name") == "kubernetes":
+                        continue
+                    raw.append(clean_for_objects(o))
+        return load(raw)
+
+    def _pod_objects(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        nss = [self._ns(namespace)] if namespace else self._namespaces()
+        pods = []
+        for ns in nss:
+            for p in self.kube.list("v1", "Pod", ns, label_selector([MANAGED_BY])):
+                if (p["metadata"].get("labels") or {}).get(ROLE_LABEL) != "client":
+                    pods.append(p)
+        return pods
+
+    def pods(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = []
+        for p in self._pod_objects():
+            md, st = p["metadata"], p.get("status") or {}
+            labels = {k: v for k, v in (md.get("labels") or {}).items() if k not in (MANAGED_BY[0], "pod-template-hash",
+                      "security.istio.io/tlsMode", "service.istio.io/canonical-name", "service.istio.io/canonical-revision")}
+            rows.append({"name": md["name"], "namespace": md["namespace"], "ip": st.get("podIP", ""),
+                         "labels": labels, "version": labels.get("version", ""), "ready": pod_ready(p)[0],
+                         "phase": st.get("phase", "Pending")})
+        return pd.DataFrame(rows, columns=["name", "namespace", "ip", "labels", "version", "ready", "phase"])
+
+    # ------------------------------------------------------------------ pod knobs
+    def _app_pod(self, name: str, namespace: str) -> dict[str, Any]:
+        ns = self._ns(namespace)
+        p = self.kube.get("v1", "Pod", ns, name)
+        if p is None or not is_managed(p):
+            known = ", ".join(x["metadata"]["name"] for x in self._pod_objects(namespace)) or "none"
+            raise MeshlabError(f"no meshlab pod {ns}/{name}; pods: {known}")
+        return p
+
+    def _control(self, pod: dict[str, Any], method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call the app's control port from inside its own pod (loopback, so no sidecar or mTLS involved)."""
+        md = pod["metadata"]
+        container = pod["spec"]["containers"][0]["name"]
+        script = ("import json,sys,urllib.request as u;"
+                  f"r=u.Request('http://127.0.0.1:{CONTROL_PORT}{path}',method={method!r},"
+                  "data=(sys.argv[1].encode() if len(sys.argv)>1 else None),"
+                  "headers={'content-type':'application/json'});"
+                  "print(u.urlopen(r,timeout=10).read().decode())")
+        cmd = ["python", "-c", script] + ([json.dumps(body)] if body is not None else [])
+        out, err = self.kube.exec(md["namespace"], md["name"], container, cmd, timeout=30)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise MeshlabError(f"pod {md['namespace']}/{md['name']}: control port answered "
+                               f"{(out or err).strip()[:300]!r}") from None
+
+    def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
+                error_rate: float | None = None, ready: bool | None = None) -> None:
+        knobs = {k: v for k, v in (("latency_ms", latency_ms), ("error_rate", error_rate), ("ready", ready)) if v is not None}
+        if not knobs:
+            return
+        pod = self._app_pod(name, namespace)
+        self._control(pod, "POST", "/knobs", knobs)
+        if ready is not None:   # the kubelet's readiness probe carries it to the endpoints
+            md = pod["metadata"]
+            wait_until(lambda: ((pod_ready(self.kube.get("v1", "Pod", md["namespace"], name) or {})[0] == ready), "readiness probe"),
+                       timeout=60, what=f"pod {md['namespace']}/{name} ready={ready}", interval=0.5)
+            time.sleep(self.settle_s)   # endpoints → istiod → EDS push
+
+    def kill_pod(self, name: str, *, namespace: str = "default") -> None:
+        """SIGTERM to the app (PID 1): the container exits; the kubelet restarts it by itself after its
+        back-off, as on any real cluster (the local backend keeps a killed pod down until restarted)."""
+        pod = self._app_pod(name, namespace)
+        md = pod["metadata"]
+        self.kube.exec(md["namespace"], name, pod["spec"]["containers"][0]["name"],
+                       ["python", "-c", "import os,signal; os.kill(1, signal.SIGTERM)"], timeout=30)
+
+    def restart_pod(self, name: str, *, namespace: str = "default") -> None:
+        """Wait until the kubelet has the pod's container running and ready again."""
+        pod = self._app_pod(name, namespace)
+        md = pod["metadata"]
+        wait_until(lambda: pod_ready(self.kube.get("v1", "Pod", md["namespace"], name) or {}),
+                   timeout=120, what=f"pod {md['namespace']}/{name}", on_wait=self._progress)
+
+    # ------------------------------------------------------------------ probe
+    def _ensure_client(self, namespace: str, sidecar: bool) -> str:
+        name = CLIENT_NAME if sidecar else CLIENT_NO_SIDECAR
+        ns = self._ns(namespace)
+        if (ns, name) not in self._clients:
+            live = self.kube.get("v1", "Pod", ns, name)
+            if live is None:
+                try:
+                    self.kube.apply(client_pod(name, ns, self.image, sidecar))
+                except KubeError as e:
+                    raise ApplyError(str(e)) from None
+            elif not is_managed(live):
+                raise ApplyError(f"Pod {ns}/{name} exists and was not created by meshlab; "
+                                 "meshlab will not use it as its client")
+            wait_until(lambda: pod_ready(self.kube.get("v1", "Pod", ns, name) or {}), timeout=self.timeout,
+                       what=f"probe client {ns}/{name}", on_wait=self._progress)
+            self._clients.add((ns, name))
+        return name
+
+    def _gateway_pods(self) -> list[str]:
+        pods = self.kube.list("v1", "Pod", GATEWAY_NAMESPACE, GATEWAY_SELECTOR)
+        return [p["metadata"]["name"] for p in pods if pod_ready(p)[0]]
+
+    def _read_logs(self, via: Via, ns: str, client: str, since: int) -> dict[str, dict[str, Any]]:
+        if via == "gateway":
+            entries: dict[str, dict[str, Any]] = {}
+            for gw in self._gateway_pods():
+                entries.update(accesslog.parse_log(self.kube.logs(GATEWAY_NAMESPACE, gw, "istio-proxy", since)))
+            return entries
+        return accesslog.parse_log(self.kube.logs(ns, client, "istio-proxy", since))
+
+    def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
+              headers: dict[str, str] | None = None, via: Via = "sidecar",
+              namespace: str = "default", seed: int | None = None) -> pd.DataFrame:
+        import pandas as pd
+
+        if via not in ("sidecar", "none", "gateway"):
+            raise ValueError(f"via must be sidecar, none or gateway, not {via!r}")
+        ns = self._ns(namespace)
+        client = self._ensure_client(namespace, sidecar=(via != "none"))
+        probe_id = f"meshlab-{uuid.uuid4().hex[:12]}"
+        cmd = probe_command(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
+                            probe_id=probe_id, seed=seed)
+        started = time.time()
+        rows: list[dict[str, Any]] = []
+
+        def on_line(line: str) -> None:
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+
+        _, err = self.kube.exec(ns, client, "client", cmd, on_line=on_line, timeout=max(600.0, n * 0.5))
+        if len(rows) < n and err.strip():
+            raise MeshlabError(f"the in-pod prober failed: {err.strip()[-500:]}")
+        proxy = {"sidecar": "sidecar", "gateway": "gateway", "none": "none"}[via]
+        log: dict[str, dict[str, Any]] = {}
+        if proxy != "none":
+            since = int(time.time() - started) + 10
+            # Envoy flushes its access log file in batches: poll until every answered request shows.
+            def all_logged() -> tuple[bool, str]:
+                log.update(self._read_logs(via, ns, client, since))
+                gone = accesslog.missing(rows, log)
+                return not gone, f"{len(gone)} requests not in the access log yet"
+            try:
+                wait_until(all_logged, timeout=30, what="istio-proxy access log", interval=1.0)
+            except TimeoutError:
+                pass   # rows Envoy never logged keep empty Envoy columns rather than guessed ones
+        return pd.DataFrame(accesslog.join(rows, log, proxy), columns=list(PROBE_COLUMNS))
+
+    # ------------------------------------------------------------------ envoy config
+    def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
+        """The live Envoy config of the client sidecar or the ingress gateway, split like
+        `istioctl proxy-config all -o json` (clusters, listeners, routes, endpoints)."""
+        if proxy == "gateway":
+            pods = self._gateway_pods()
+            if not pods:
+                raise MeshlabError("no ready ingress gateway pod (istio=ingressgateway) in istio-system")
+            ns, pod = GATEWAY_NAMESPACE, pods[0]
+        else:
+            ns, pod = self._ns("default"), self._ensure_client("default", sidecar=True)
+        out, err = self.kube.exec(ns, pod, "istio-proxy", ["pilot-agent", "request", "GET", "config_dump?include_eds"], timeout=60)
+        try:
+            dump = json.loads(out)
+        except ValueError:
+            raise MeshlabError(f"config_dump of {ns}/{pod} failed: {(err or out).strip()[:300]}") from None
+        return split_config_dump(dump)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Delete what this lab applied and its probe clients — only objects meshlab labelled."""
+        if self._closed:
+            return
+        self._closed = True
+        for (kind, ns, name), api in reversed(list(self._applied.items())):
+            if kind == "Namespace":
+                continue
+            try:
+                live = self.kube.get(api, kind, ns or None, name)
+                if live is not None and is_managed(live):
+                    self.kube.delete(api, kind, ns or None, name)
+            except KubeError:
+                pass
+        for ns, name in self._clients:
+            try:
+                live = self.kube.get("v1", "Pod", ns, name)
+                if live is not None and is_managed(live):
+                    self.kube.delete("v1", "Pod", ns, name)
+            except KubeError:
+                pass
+        self._applied.clear()
+        self._clients.clear()
+
+    def __enter__(self) -> KindBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def probe_command(url: str, *, n: int, concurrency: int, keepalive: bool, headers: dict[str, str] | None,
+                  via: Via, probe_id: str, seed: int | None) -> list[str]:
+    """The in-pod prober's argv. via=gateway dials the ingress gateway Service with the URL's host
+    as Host header, as `curl -H Host:` against a real gateway would."""
+    cmd = ["python", "-m", "meshlab._probe_pod", "--url", url, "--n", str(n), "--concurrency", str(concurrency),
+           "--id", probe_id]
+    for k, v in (headers or {}).items():
+        cmd += ["--header", f"{k}: {v}"]
+    if not keepalive:
+        cmd.append("--no-keepalive")
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
+    if via == "gateway":
+        from urllib.parse import urlsplit
+
+        u = urlsplit(url)
+        cmd += ["--connect", f"{GATEWAY_SERVICE}:{u.port or (443 if u.scheme == 'https' else 80)}"]
+    return cmd
+
+
+_DUMP_TYPES = {
+    "ClustersConfigDump": "clusters", "ListenersConfigDump": "listeners",
+    "RoutesConfigDump": "routes", "EndpointsConfigDump": "endpoints",
+    "BootstrapConfigDump": "bootstrap", "SecretsConfigDump": "secrets", "ScopedRoutesConfigDump": "scoped_routes",
+}
+
+
+def split_config_dump(dump: dict[str, Any]) -> dict[str, Any]:
+    """Envoy's /config_dump → {clusters, listeners, routes, endpoints, …} keyed by section."""
+    out: dict[str, Any] = {}
+    for section in dump.get("configs") or []:
+        t = section.get("@type", "").rsplit(".", 1)[-1]
+        out[_DUMP_TYPES.get(t, t)] = section
+    return out
+
+
+class ClusterBackend(KindBackend):
+    """Bring your own cluster: one namespace per attendee on an existing cluster with Istio."""
+
+    def __init__(self, *, context: str | None = None, namespace: str | None = None, **kw: Any) -> None:
+        kw.pop("backend", None)
+        super().__init__(backend="cluster", context=context, namespace=namespace, **kw)
+
+
+__all__ = ["KindBackend", "ClusterBackend", "CONTEXT", "translate", "probe_command", "split_config_dump"]
