@@ -1,0 +1,413 @@
+"""Plotly figures drawn from probe DataFrames (one row per request, `PROBE_COLUMNS`).
+
+Why one module of plain functions: every chapter asks the same few questions of a probe — which
+pod answered, how the split compares with the configuration, what failed and when, which way a
+request flowed — and a learner should see the same picture each time. Each function takes the
+probe rows and returns a `plotly.graph_objects.Figure`; widgets copy its traces into a live
+FigureWidget, so interactive and static charts never drift apart.
+
+Colours carry meaning across the course: versions are blue/orange/green, every 503 is red (and
+only 503s are), other failures are grey or purple.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import pandas as pd
+import plotly.graph_objects as go
+
+__all__ = [
+    "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
+    "timeline", "flow", "latency", "VERSION_COLORS", "OUTCOME_COLORS",
+]
+
+VERSION_COLORS: dict[str, str] = {"v1": "#1f77b4", "v2": "#ff7f0e", "v3": "#2ca02c", "v4": "#8c564b"}
+#: 503s have a colour of their own (red); successes green; other answers and client errors apart.
+OUTCOME_COLORS: dict[str, str] = {"ok": "#2ca02c", "503": "#d62728", "4xx": "#ff9896",
+                                  "5xx": "#9467bd", "error": "#7f7f7f"}
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+_TEMPLATE = "plotly_white"
+
+
+# ------------------------------------------------------------------------------------ outcomes
+
+def _str(v: object) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(v)
+
+
+def _outcome_of(status: object, error: object, flags: object) -> str:
+    err, fl = _str(error), _str(flags)
+    if err:
+        return f"{err} error"
+    try:
+        code = int(status)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        code = 0
+    if code == 0:
+        return "no answer"
+    return f"{code} {fl}" if fl not in ("", "-") else str(code)
+
+
+def outcome(df: pd.DataFrame) -> pd.Series:
+    """One label per request: `200`, `503 NC`, `503 UH`, `404 NR`, `dns error`, `refused error`…
+
+    The Envoy response flag is part of the label because it is the cause: a 503 NC and a 503 UH
+    are different problems with different fixes.
+    """
+    _need(df, "status", "error", "flags")
+    return pd.Series([_outcome_of(s, e, f) for s, e, f in zip(df["status"], df["error"], df["flags"])],
+                     index=df.index, name="outcome", dtype=object)
+
+
+def outcomes(df: pd.DataFrame) -> pd.DataFrame:
+    """Count of requests per outcome, most frequent first, with its share (for a quick table)."""
+    counts = outcome(df).value_counts()
+    total = max(int(counts.sum()), 1)
+    return pd.DataFrame({"outcome": counts.index, "requests": counts.values,
+                         "share": (counts.values / total).round(3)})
+
+
+def _outcome_color(label: str) -> str:
+    if label.endswith(" error") or label == "no answer":
+        return OUTCOME_COLORS["error"]
+    code = label.split(" ", 1)[0]
+    if code == "503":
+        return OUTCOME_COLORS["503"]
+    if code.startswith(("2", "3")):
+        return OUTCOME_COLORS["ok"]
+    if code.startswith("4"):
+        return OUTCOME_COLORS["4xx"]
+    return OUTCOME_COLORS["5xx"]
+
+
+def _ok(df: pd.DataFrame) -> pd.Series:
+    """Requests a pod answered (any HTTP status from the app, no client error)."""
+    return (df["pod"].map(_str) != "") & (df["error"].map(_str) == "")
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion k/n.
+
+    Why Wilson and not ±1.96·sqrt(p(1-p)/n): it stays inside [0, 1] and is honest at 0 % and
+    100 % and for small n, which is exactly where a learner's first probes live.
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    if not 0 <= k <= n:
+        raise ValueError(f"wilson_interval: k={k} must be between 0 and n={n}")
+    z = _z(confidence)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _z(confidence: float) -> float:
+    """Two-sided normal quantile without scipy (Acklam's rational approximation, |err| < 1e-9)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    q = 1 - (1 - confidence) / 2
+    a = [-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+         1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00]
+    b = [-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+         6.680131188771972e01, -1.328068155288572e01]
+    c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+         -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00]
+    d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00]
+    if q > 1 - 0.02425:
+        r = math.sqrt(-2 * math.log(1 - q))
+        return -(((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) / \
+            ((((d[0] * r + d[1]) * r + d[2]) * r + d[3]) * r + 1)
+    r = q - 0.5
+    s = r * r
+    return (((((a[0] * s + a[1]) * s + a[2]) * s + a[3]) * s + a[4]) * s + a[5]) * r / \
+        (((((b[0] * s + b[1]) * s + b[2]) * s + b[3]) * s + b[4]) * s + 1)
+
+
+def share_table(df: pd.DataFrame, by: str = "version", configured: Mapping[str, float] | None = None,
+                confidence: float = 0.95) -> pd.DataFrame:
+    """Observed share of answered requests per `by` value, with a Wilson interval.
+
+    `configured` (e.g. VirtualService weights `{"v1": 80, "v2": 20}`) is normalised to shares and
+    added as a column, with `inside` telling whether the configured share lies in the interval.
+    Requests no pod answered (503 NC, DNS errors…) are left out of the denominator and counted in
+    the `failed` attribute, so a split is judged on the traffic that was actually split.
+    """
+    _need(df, by, "pod", "error")
+    ok = df[_ok(df)]
+    n = len(ok)
+    counts = ok[by].map(_str).value_counts()
+    keys = list(counts.index)
+    conf = _normalise(configured) if configured else {}
+    keys += [k for k in conf if k not in counts.index]
+    rows = []
+    for key in sorted(keys):
+        k = int(counts.get(key, 0))
+        lo, hi = wilson_interval(k, n, confidence)
+        row = {by: key, "requests": k, "share": k / n if n else 0.0, "low": lo, "high": hi}
+        if conf:
+            row["configured"] = conf.get(key, 0.0)
+            row["inside"] = lo <= row["configured"] <= hi
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=[by, "requests", "share", "low", "high"]
+                       + (["configured", "inside"] if conf else []))
+    out.attrs["answered"] = n
+    out.attrs["failed"] = len(df) - n
+    out.attrs["confidence"] = confidence
+    return out
+
+
+def _normalise(weights: Mapping[str, float]) -> dict[str, float]:
+    total = float(sum(weights.values()))
+    if total <= 0:
+        raise ValueError(f"configured weights must add up to more than 0, got {dict(weights)}")
+    return {str(k): float(v) / total for k, v in weights.items()}
+
+
+# ------------------------------------------------------------------------------------ figures
+
+def pod_share(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Share of requests per pod (coloured by version); requests no pod answered get a red bar."""
+    _need(df, "pod", "version", "error", "status", "flags")
+    n = max(len(df), 1)
+    ok = df[_ok(df)]
+    per_pod = ok.groupby(["pod", "version"], sort=True).size().reset_index(name="requests")
+    fig = go.Figure()
+    for version, rows in per_pod.groupby("version", sort=True):
+        fig.add_bar(x=rows["pod"], y=rows["requests"] / n, name=str(version) or "?",
+                    marker_color=_version_color(str(version)), customdata=rows["requests"],
+                    hovertemplate="%{x}<br>%{customdata} requests (%{y:.0%})<extra>%{fullData.name}</extra>")
+    failed = df[~_ok(df)]
+    if len(failed):
+        labels = outcome(failed).value_counts()
+        for label, count in labels.items():
+            fig.add_bar(x=[f"no pod: {label}"], y=[count / n], name=label, customdata=[count],
+                        marker_color=_outcome_color(label),
+                        hovertemplate="%{customdata} requests (%{y:.0%})<extra></extra>")
+    fig.update_layout(template=_TEMPLATE, title=title or f"Which pod answered ({len(df)} requests)",
+                      yaxis=dict(title="share of requests", tickformat=".0%", range=[0, 1.05]),
+                      xaxis_title="pod", legend_title="version", bargap=0.3)
+    return fig
+
+
+def _label_with_connections(label: str, df: pd.DataFrame) -> str:
+    if "conn" not in df or not len(df):
+        return label
+    conns = df["conn"].nunique()
+    return f"{label}<br>({len(df)} req, {conns} conn)"
+
+
+def shares(probes: Mapping[str, pd.DataFrame], by: str = "pod", title: str | None = None) -> go.Figure:
+    """One 100 % stacked bar per labelled probe, split by pod (or version, subset…).
+
+    The x labels say how many connections each probe opened, so "per-pod share vs connections
+    reused" and "share per load-balancing policy" are the same picture.
+    """
+    if not probes:
+        raise ValueError("shares() needs at least one probe, e.g. {'keep-alive': df}")
+    fig = go.Figure()
+    xs = [_label_with_connections(str(label), df) for label, df in probes.items()]
+    values = sorted({_str(v) for df in probes.values() for v in df[_ok(df)][by]})
+    for i, value in enumerate(values):
+        ys, counts = [], []
+        for df in probes.values():
+            k = int((df[_ok(df)][by].map(_str) == value).sum())
+            ys.append(k / len(df) if len(df) else 0.0)
+            counts.append(k)
+        fig.add_bar(x=xs, y=ys, name=value, customdata=counts, marker_color=_series_color(by, value, i),
+                    hovertemplate="%{customdata} requests (%{y:.0%})<extra>%{fullData.name}</extra>")
+    failed_labels = sorted({lab for df in probes.values() for lab in outcome(df[~_ok(df)])})
+    for label in failed_labels:
+        ys = [float((outcome(df[~_ok(df)]) == label).sum()) / len(df) if len(df) else 0.0
+              for df in probes.values()]
+        fig.add_bar(x=xs, y=ys, name=label, marker_color=_outcome_color(label),
+                    hovertemplate="%{y:.0%}<extra>%{fullData.name}</extra>")
+    fig.update_layout(template=_TEMPLATE, barmode="stack", title=title or f"Share of requests per {by}",
+                      yaxis=dict(title="share of requests", tickformat=".0%", range=[0, 1.0]),
+                      legend_title=by)
+    return fig
+
+
+def split(df: pd.DataFrame, configured: Mapping[str, float] | None = None, by: str = "version",
+          confidence: float = 0.95, title: str | None = None) -> go.Figure:
+    """Observed vs configured split: bars with a Wilson confidence band, configured weights as marks.
+
+    Why a band: 200 seeded requests never give exactly 80/20; the band says how far from the
+    configuration chance alone can push the observed share. A configured mark outside the band is
+    worth a second look; inside it, the difference is noise.
+    """
+    table = share_table(df, by=by, configured=configured, confidence=confidence)
+    keys = list(table[by])
+    fig = go.Figure()
+    fig.add_bar(x=keys, y=table["share"], name="observed",
+                marker_color=[_series_color(by, k, i) for i, k in enumerate(keys)],
+                error_y=dict(type="data", symmetric=False, array=table["high"] - table["share"],
+                             arrayminus=table["share"] - table["low"], color="#444", thickness=1.5, width=8),
+                customdata=list(zip(table["requests"], table["low"], table["high"])),
+                hovertemplate=("%{x}: %{y:.1%} observed (%{customdata[0]} requests)<br>"
+                               f"{confidence:.0%} band " "%{customdata[1]:.1%} – %{customdata[2]:.1%}<extra></extra>"))
+    if configured:
+        fig.add_scatter(x=keys, y=table["configured"], name="configured", mode="markers",
+                        marker=dict(symbol="line-ew", size=44, line=dict(width=4, color="#222")),
+                        hovertemplate="%{x}: %{y:.0%} configured<extra></extra>")
+    failed = table.attrs["failed"]
+    note = f" — {failed} request(s) got no pod" if failed else ""
+    fig.update_layout(template=_TEMPLATE, showlegend=bool(configured),
+                      title=title or f"Observed split of {table.attrs['answered']} requests, "
+                                     f"{confidence:.0%} Wilson band{note}",
+                      yaxis=dict(title="share of answered requests", tickformat=".0%", range=[0, 1.05]),
+                      xaxis_title=by, bargap=0.4)
+    return fig
+
+
+def timeline(df: pd.DataFrame, bucket_s: float | None = None, events: Mapping[str, float] | None = None,
+             title: str | None = None) -> go.Figure:
+    """Requests per time bucket, stacked by outcome (503s in red), with labelled event lines.
+
+    `events` maps a label ("VirtualService applied") to seconds since the probe started, so the
+    reader sees a 503 window open and close with the change that caused it.
+    """
+    _need(df, "t", "status", "error", "flags")
+    if len(df) == 0:
+        raise ValueError("timeline() got an empty probe")
+    t = pd.to_numeric(df["t"], errors="coerce").fillna(0.0)
+    span = max(float(t.max()), 1e-3)
+    step = bucket_s or _nice_step(span / 40)
+    bucket = (t // step) * step
+    labels = outcome(df)
+    table = pd.DataFrame({"bucket": bucket.round(6), "outcome": labels}).groupby(
+        ["bucket", "outcome"]).size().unstack(fill_value=0).sort_index()
+    fig = go.Figure()
+    for label in sorted(table.columns, key=lambda s: (_outcome_color(s) == OUTCOME_COLORS["503"], s)):
+        fig.add_bar(x=table.index + step / 2, y=table[label], name=label, width=step * 0.95,
+                    marker_color=_outcome_color(label),
+                    hovertemplate="t=%{x:.2f}s: %{y} requests<extra>%{fullData.name}</extra>")
+    for i, (label, at) in enumerate((events or {}).items()):
+        fig.add_vline(x=float(at), line=dict(color="#222", dash="dash", width=1.5))
+        fig.add_annotation(x=float(at), y=1.0 - 0.08 * (i % 3), yref="paper", text=label, showarrow=False,
+                           xanchor="left", bgcolor="rgba(255,255,255,0.8)", font=dict(size=11))
+    fig.update_layout(template=_TEMPLATE, barmode="stack", bargap=0,
+                      title=title or f"What {len(df)} requests got, over time",
+                      xaxis_title="seconds since the probe started", yaxis_title=f"requests per {step:g} s",
+                      legend_title="outcome")
+    return fig
+
+
+def _nice_step(raw: float) -> float:
+    for step in (0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 30, 60):
+        if step >= raw:
+            return step
+    return raw
+
+
+def flow(df: pd.DataFrame, host: str | None = None, title: str | None = None) -> go.Figure:
+    """Request flow as a Sankey: host → route → cluster → pod (or the failure), 503s in red.
+
+    The host comes from `host`, else from the probe's `df.attrs["url"]` (set by `Lab.probe`).
+    Requests that never reached Envoy (DNS error, refused) flow straight from the host to their
+    error, which is the point: no route and no cluster was involved.
+    """
+    _need(df, "route", "cluster", "pod", "status", "error", "flags")
+    host = host or _host_of(df.attrs.get("url", "")) or "requests"
+    labels = outcome(df)
+    nodes: dict[tuple[str, str], int] = {}
+    node_labels: list[str] = []
+    node_colors: list[str] = []
+
+    def node(stage: str, name: str, color: str) -> int:
+        key = (stage, name)
+        if key not in nodes:
+            nodes[key] = len(node_labels)
+            node_labels.append(name)
+            node_colors.append(color)
+        return nodes[key]
+
+    links: dict[tuple[int, int, str], int] = {}
+    for route, cluster, pod, version, label in zip(df["route"].map(_str), df["cluster"].map(_str),
+                                                   df["pod"].map(_str), df["version"].map(_str), labels):
+        failed = not pod
+        red = _outcome_color(label) if failed else None
+        path = [node("host", host, "#555")]
+        if route:
+            path.append(node("route", f"route {route}", "#7f7f7f"))
+        if cluster:
+            path.append(node("cluster", cluster, red or "#9ecae1"))
+        if failed:
+            path.append(node("outcome", label, red or OUTCOME_COLORS["error"]))
+        else:
+            path.append(node("pod", pod, _version_color(version)))
+        color = _fade(red) if red else "rgba(120,120,120,0.25)"
+        for a, b in zip(path, path[1:]):
+            links[(a, b, color)] = links.get((a, b, color), 0) + 1
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node=dict(label=node_labels, color=node_colors, pad=14, thickness=16),
+        link=dict(source=[a for a, _, _ in links], target=[b for _, b, _ in links],
+                  value=list(links.values()), color=[c for _, _, c in links]),
+    ))
+    fig.update_layout(template=_TEMPLATE, title=title or f"How {len(df)} requests to {host} flowed",
+                      font=dict(size=12))
+    return fig
+
+
+def latency(probes: Mapping[str, pd.DataFrame], title: str | None = None) -> go.Figure:
+    """Latency per labelled probe as box plots (answered requests only), to compare policies."""
+    if not probes:
+        raise ValueError("latency() needs at least one probe")
+    fig = go.Figure()
+    for i, (label, df) in enumerate(probes.items()):
+        _need(df, "latency_ms")
+        ok = df[_ok(df)]
+        fig.add_box(y=ok["latency_ms"], name=str(label), marker_color=_PALETTE[i % len(_PALETTE)],
+                    boxpoints=False)
+    fig.update_layout(template=_TEMPLATE, title=title or "Latency per request", showlegend=False,
+                      yaxis_title="latency (ms)")
+    return fig
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+def _need(df: pd.DataFrame, *columns: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a probe DataFrame (from lab.probe), got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"probe DataFrame lacks column(s) {', '.join(missing)}; "
+                         f"has {', '.join(map(str, df.columns)) or 'none'}")
+
+
+def _version_color(version: str) -> str:
+    return VERSION_COLORS.get(version, "#8c8c8c")
+
+
+def _series_color(by: str, value: str, i: int) -> str:
+    if by in ("version", "subset") and value in VERSION_COLORS:
+        return VERSION_COLORS[value]
+    return _PALETTE[i % len(_PALETTE)]
+
+
+def _fade(hex_color: str, alpha: float = 0.45) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _host_of(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def figure_data(fig: go.Figure) -> list[dict]:
+    """The traces of a figure as plain dicts (what a FigureWidget is updated with)."""
+    return [t.to_plotly_json() for t in fig.data]
+

@@ -1,0 +1,148 @@
+"""Charts drawn from probe-shaped frames: the numbers in the figures are the numbers in the rows."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from meshlab import charts
+from _probe_frames import dns_probe, frame, split_probe
+
+
+def test_outcome_labels_carry_the_flag_and_client_errors():
+    df = frame([{"status": 200}, {"status": 503, "flags": "NC"}, {"status": 503, "flags": "UH"},
+                {"status": 404, "flags": "NR"}, {"status": 0, "error": "dns", "flags": ""},
+                {"status": 503, "flags": "-"}, {"status": 0, "error": "", "flags": ""}])
+    assert list(charts.outcome(df)) == ["200", "503 NC", "503 UH", "404 NR", "dns error", "503", "no answer"]
+    table = charts.outcomes(df)
+    assert table["requests"].sum() == 7
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (10, 10), (20, 200), (1, 3), (500, 1000)])
+def test_wilson_interval_contains_the_estimate_and_stays_in_unit_range(k, n):
+    lo, hi = charts.wilson_interval(k, n)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+    assert hi - lo > 0
+
+
+def test_wilson_interval_matches_a_known_value():
+    # 20/200 at 95 %: the Wilson interval is about [0.0658, 0.1495] (textbook formula, z=1.95996)
+    lo, hi = charts.wilson_interval(20, 200)
+    assert lo == pytest.approx(0.0658, abs=5e-4) and hi == pytest.approx(0.1495, abs=5e-4)
+    assert charts._z(0.95) == pytest.approx(1.959964, abs=1e-5)
+    wider = charts.wilson_interval(20, 200, confidence=0.99)
+    assert wider[0] < lo and wider[1] > hi
+
+
+def test_wilson_rejects_impossible_counts():
+    with pytest.raises(ValueError):
+        charts.wilson_interval(5, 3)
+
+
+def test_share_table_covers_configured_and_flags_outliers():
+    df = split_probe(400, 0.2, seed=3, nc=7)
+    t = charts.share_table(df, by="version", configured={"v1": 80, "v2": 20})
+    assert t.attrs["answered"] == 400 and t.attrs["failed"] == 7
+    assert t["requests"].sum() == 400
+    assert t.set_index("version")["configured"].to_dict() == {"v1": 0.8, "v2": 0.2}
+    assert t["inside"].all()
+    # a configuration the data clearly contradicts falls outside the band
+    wrong = charts.share_table(df, by="version", configured={"v1": 50, "v2": 50})
+    assert not wrong["inside"].any()
+
+
+def test_share_table_lists_a_configured_subset_that_got_nothing():
+    df = split_probe(50, 0.0, seed=1)
+    t = charts.share_table(df, by="version", configured={"v1": 90, "v2": 10}).set_index("version")
+    assert t.loc["v2", "requests"] == 0 and t.loc["v2", "high"] > 0
+
+
+def test_split_figure_bars_are_observed_shares_with_band_and_configured_marks():
+    df = split_probe(200, 0.3, seed=2)
+    fig = charts.split(df, configured={"v1": 70, "v2": 30})
+    bars, marks = fig.data
+    observed = df["version"].value_counts(normalize=True)
+    assert list(bars.x) == ["v1", "v2"]
+    assert bars.y[1] == pytest.approx(observed["v2"])
+    assert all(u > 0 for u in bars.error_y.array) and all(m > 0 for m in bars.error_y.arrayminus)
+    assert list(marks.y) == pytest.approx([0.7, 0.3])
+
+
+def test_pod_share_counts_answered_requests_and_shows_failures_apart():
+    df = split_probe(30, 0.5, seed=4, nc=10)
+    fig = charts.pod_share(df)
+    by_name = {t.name: t for t in fig.data}
+    assert sum(sum(t.customdata) for t in fig.data) == 40
+    assert "503 NC" in by_name and by_name["503 NC"].marker.color == charts.OUTCOME_COLORS["503"]
+    assert sum(by_name["v1"].y) + sum(by_name["v2"].y) == pytest.approx(30 / 40)
+
+
+def test_shares_stack_to_one_and_label_connections():
+    sticky = frame([{"pod": "a", "version": "v1", "conn": 0}] * 20)
+    spread = frame([{"pod": "ab"[i % 2], "version": "v1", "conn": i} for i in range(20)])
+    fig = charts.shares({"keep-alive": sticky, "new conn": spread})
+    totals = [sum(t.y[i] for t in fig.data) for i in range(2)]
+    assert totals == pytest.approx([1.0, 1.0])
+    assert "1 conn" in fig.data[0].x[0] and "20 conn" in fig.data[0].x[1]
+    a = next(t for t in fig.data if t.name == "a")
+    assert list(a.y) == pytest.approx([1.0, 0.5])
+
+
+def test_shares_requires_probes():
+    with pytest.raises(ValueError):
+        charts.shares({})
+
+
+def test_timeline_buckets_and_red_503s_and_events():
+    rows = [{"t": i * 0.01, "status": 503 if 20 <= i < 50 else 200, "flags": "NC" if 20 <= i < 50 else "-",
+             "pod": "" if 20 <= i < 50 else "p", "version": "v1"} for i in range(100)]
+    fig = charts.timeline(frame(rows), bucket_s=0.1, events={"VirtualService applied": 0.2, "DestinationRule applied": 0.5})
+    nc = next(t for t in fig.data if t.name == "503 NC")
+    ok = next(t for t in fig.data if t.name == "200")
+    assert sum(nc.y) == 30 and sum(ok.y) == 70
+    assert nc.marker.color == charts.OUTCOME_COLORS["503"]
+    assert len(fig.layout.shapes) == 2
+    assert [a.text for a in fig.layout.annotations] == ["VirtualService applied", "DestinationRule applied"]
+
+
+def test_timeline_rejects_empty_probe():
+    with pytest.raises(ValueError):
+        charts.timeline(frame([]))
+
+
+def test_flow_links_sum_to_requests_and_503_links_are_red():
+    df = split_probe(40, 0.5, seed=5, nc=10)
+    df.attrs["url"] = "http://reviews:9080/"
+    fig = charts.flow(df)
+    sk = fig.data[0]
+    labels = list(sk.node.label)
+    assert labels[0] == "reviews"
+    # every request leaves the host node exactly once
+    out_of_host = sum(v for s, v in zip(sk.link.source, sk.link.value) if s == 0)
+    assert out_of_host == 50
+    nc = labels.index("503 NC")
+    into_nc = [(c, v) for t, c, v in zip(sk.link.target, sk.link.color, sk.link.value) if t == nc]
+    assert sum(v for _, v in into_nc) == 10 and all(c.startswith("rgba(214,39,40") for c, _ in into_nc)
+    assert sk.node.color[nc] == charts.OUTCOME_COLORS["503"]
+
+
+def test_flow_sends_dns_failures_straight_from_the_host():
+    df = dns_probe(5)
+    fig = charts.flow(df, host="ratings")
+    sk = fig.data[0]
+    assert list(sk.node.label) == ["ratings", "dns error"] and list(sk.link.value) == [5]
+
+
+def test_latency_boxes_per_probe():
+    fig = charts.latency({"A": split_probe(10, 0.5), "B": split_probe(5, 0.5)})
+    assert [len(t.y) for t in fig.data] == [10, 5]
+
+
+def test_bad_input_names_the_missing_column():
+    with pytest.raises(ValueError, match="lacks column"):
+        charts.pod_share(pd.DataFrame({"x": [1]}))
+    with pytest.raises(TypeError, match="probe DataFrame"):
+        charts.pod_share([1, 2])  # type: ignore[arg-type]
+    assert not math.isnan(charts.wilson_interval(0, 0)[1])
