@@ -1,0 +1,350 @@
+"""Interactive pieces of the course: a control, a live plotly chart, and the lab behind them.
+
+Why ipywidgets + plotly FigureWidget: moving a slider re-applies real YAML to the lab, sends real
+requests through Envoy and redraws the chart from the new probe — the learner changes one thing
+and sees the consequence, which is the whole point of a lab. Each explorer is an `ipywidgets.VBox`
+(so it displays by itself in JupyterLab) and also works headless: setting `explorer.slider.value`
+from code runs the same re-probe synchronously, which is how the tests drive them.
+
+The charts come from `meshlab.charts`, so a static figure and its live twin always agree.
+Every explorer keeps its probes in `.results` (label → DataFrame) for exercises to judge.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import pandas as pd
+import plotly.graph_objects as go
+import yaml
+
+from . import charts
+from .exercises import Verdict, check
+
+__all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "Quiz",
+           "weight_slider", "connections", "lb_picker", "push_order", "quiz", "live"]
+
+
+# ------------------------------------------------------------------------------------ plumbing
+
+def live(fig: go.Figure) -> go.FigureWidget:
+    """A FigureWidget twin of a static figure (to update in place later with `_redraw`)."""
+    fw = go.FigureWidget(fig)
+    return fw
+
+
+def _redraw(fw: go.FigureWidget, fig: go.Figure) -> None:
+    """Copy a freshly drawn figure into a live widget.
+
+    Same trace types in the same order → update them in place (the browser animates nothing,
+    sees the data change, keeps its zoom); otherwise replace the traces.
+    """
+    with fw.batch_update():
+        if [t.type for t in fw.data] == [t.type for t in fig.data]:
+            for old, new in zip(fw.data, fig.data):
+                old.update(new.to_plotly_json(), overwrite=True)
+        else:
+            fw.data = []
+            fw.add_traces(list(fig.data))
+        fw.layout = fig.layout
+
+
+def _read_yaml(manifest: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """One manifest as a plain dict (a path to a single-document YAML file, or a dict)."""
+    if isinstance(manifest, Mapping):
+        return copy.deepcopy(dict(manifest))
+    path = Path(manifest)
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    if len(docs) != 1:
+        raise ValueError(f"{path}: expected exactly one object, found {len(docs)}")
+    return docs[0]
+
+
+class _Explorer(W.VBox):
+    """Controls on top, a status line, the live chart; `refresh()` re-probes and redraws."""
+
+    def __init__(self, controls: Sequence[W.Widget], figure: go.Figure, css: str) -> None:
+        self.status = W.HTML(value="")
+        self.figure = live(figure)
+        self.results: dict[str, pd.DataFrame] = {}
+        super().__init__([W.HBox(list(controls)), self.status, self.figure])
+        self.add_class("meshlab-explorer")
+        self.add_class(css)
+
+    def _busy(self, text: str) -> float:
+        self.status.value = f"<span style='color:#555'>⏳ {html.escape(text)}</span>"
+        return time.perf_counter()
+
+    def _done(self, started: float, text: str) -> None:
+        self.status.value = (f"<span style='color:#2a7'>✔ {html.escape(text)} "
+                             f"({time.perf_counter() - started:.1f} s)</span>")
+
+    def _failed(self, err: Exception) -> None:
+        self.status.value = f"<span style='color:#d62728'>✘ {html.escape(str(err))}</span>"
+
+
+# ------------------------------------------------------------------------------------ chapter 3
+
+class WeightSlider(_Explorer):
+    """Move the weight of the second destination of a VirtualService; observed vs configured split.
+
+    The VirtualService comes from a real manifest (the same file a learner would `kubectl apply`);
+    the slider rewrites `spec.http[rule].route[*].weight`, applies it to the lab, probes and
+    redraws `charts.split` with the configured weights and a Wilson band.
+    """
+
+    def __init__(self, lab: Any, manifest: str | Path | Mapping[str, Any], url: str, *, n: int = 200,
+                 weight: int | None = None, rule: int = 0, step: int = 5, seed: int | None = 1,
+                 **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.seed, self.probe_kw = lab, url, n, seed, probe_kw
+        self.manifest = _read_yaml(manifest)
+        self.rule = rule
+        routes = self._routes()
+        if len(routes) != 2:
+            raise ValueError(f"VirtualService {self.manifest.get('metadata', {}).get('name')}: "
+                             f"spec.http[{rule}].route needs exactly 2 destinations for a weight slider, "
+                             f"found {len(routes)}")
+        self.subsets = [str(r["destination"].get("subset") or r["destination"]["host"]) for r in routes]
+        start = routes[1].get("weight", 0) if weight is None else weight
+        self.slider = W.IntSlider(value=int(start), min=0, max=100, step=step, continuous_update=False,
+                                  description=f"{self.subsets[1]} %", readout_format="d",
+                                  layout=W.Layout(width="420px"))
+        self.slider.add_class("meshlab-weight-slider")
+        self.applied = W.HTML()
+        super().__init__([self.slider, self.applied], go.Figure(), "meshlab-weights")
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+        self.set(self.slider.value)
+
+    def _routes(self) -> list[dict[str, Any]]:
+        try:
+            return self.manifest["spec"]["http"][self.rule]["route"]
+        except (KeyError, IndexError, TypeError):
+            raise ValueError(f"VirtualService manifest has no spec.http[{self.rule}].route") from None
+
+    def weights(self, weight: int) -> dict[str, int]:
+        return {self.subsets[0]: 100 - int(weight), self.subsets[1]: int(weight)}
+
+    def set(self, weight: int) -> pd.DataFrame | None:
+        """Apply weights (100-w, w), probe, redraw; returns the probe (also in `.results`)."""
+        if self.slider.value != weight:
+            self.slider.value = weight  # the observer calls set() again
+            return self.results.get(str(weight))
+        routes = self._routes()
+        for route, w in zip(routes, self.weights(weight).values()):
+            route["weight"] = w
+        started = self._busy(f"applying {self.subsets[0]} {100 - weight} / {self.subsets[1]} {weight} "
+                             f"and sending {self.n} requests…")
+        try:
+            self.lab.apply(copy.deepcopy(self.manifest))
+            df = self.lab.probe(self.url, n=self.n, seed=self.seed, **self.probe_kw)
+        except Exception as e:  # show the lab's message in the widget, keep the last chart
+            self._failed(e)
+            return None
+        self.results[str(weight)] = df
+        self.last = df
+        _redraw(self.figure, charts.split(df, configured=self.weights(weight), by="subset"
+                                          if self._by_subset(df) else "version"))
+        self.applied.value = ("<code style='font-size:11px'>" + " · ".join(
+            f"{s}: weight {w}" for s, w in self.weights(weight).items()) + "</code>")
+        self._done(started, f"{len(df)} requests")
+        return df
+
+    @staticmethod
+    def _by_subset(df: pd.DataFrame) -> bool:
+        return "subset" in df and df["subset"].fillna("").astype(str).ne("").any()
+
+
+def weight_slider(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw: Any) -> WeightSlider:
+    """A live weight slider over a two-destination VirtualService manifest (see `WeightSlider`)."""
+    return WeightSlider(lab, manifest, url, **kw)
+
+
+# ------------------------------------------------------------------------------------ chapter 1
+
+class ConnectionExplorer(_Explorer):
+    """How many connections carry the same requests? 1, 2, 4… or a new one per request.
+
+    Each choice probes the Service from a client without a sidecar (kube-proxy picks a pod per
+    connection) and adds a bar to `charts.shares`, so the learner watches the per-pod share even
+    out as connections multiply.
+    """
+
+    NEW_PER_REQUEST = "new per request"
+
+    def __init__(self, lab: Any, url: str, *, n: int = 48, choices: Sequence[int | str] = (1, 2, 4, 8, "new per request"),
+                 via: str = "none", seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.via, self.seed, self.probe_kw = lab, url, n, via, seed, probe_kw
+        self.slider = W.SelectionSlider(options=[str(c) for c in choices], value=str(choices[0]),
+                                        description="connections", continuous_update=False,
+                                        layout=W.Layout(width="420px"))
+        self.slider.add_class("meshlab-connections-slider")
+        super().__init__([self.slider], go.Figure(), "meshlab-connections")
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+        self.set(self.slider.value)
+
+    def set(self, choice: int | str) -> pd.DataFrame | None:
+        choice = str(choice)
+        if self.slider.value != choice:
+            self.slider.value = choice
+            return self.results.get(choice)
+        if choice == self.NEW_PER_REQUEST:
+            kw = dict(keepalive=False, concurrency=1)
+        else:
+            kw = dict(keepalive=True, concurrency=int(choice))
+        started = self._busy(f"sending {self.n} requests over {choice} connection(s)…")
+        try:
+            df = self.lab.probe(self.url, n=self.n, via=self.via, seed=self.seed, **kw, **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return None
+        label = f"{choice} conn" if choice != self.NEW_PER_REQUEST else choice
+        self.results[label] = df
+        ordered = {k: self.results[k] for k in sorted(self.results, key=_conn_order)}
+        _redraw(self.figure, charts.shares(ordered, by="pod", title="Share per pod vs connections used"))
+        self._done(started, f"{df['conn'].nunique()} connection(s), {df['pod'].nunique()} pod(s)")
+        return df
+
+
+def _conn_order(label: str) -> float:
+    head = label.split(" ", 1)[0]
+    return float(head) if head.isdigit() else float("inf")
+
+
+def connections(lab: Any, url: str, **kw: Any) -> ConnectionExplorer:
+    """A live 'connections used' slider for a client without a sidecar (see `ConnectionExplorer`)."""
+    return ConnectionExplorer(lab, url, **kw)
+
+
+# ------------------------------------------------------------------------------------ chapter 2
+
+class LoadBalancerPicker(_Explorer):
+    """Pick a DestinationRule `loadBalancer.simple` policy; compare pod shares across policies.
+
+    The DestinationRule comes from a real manifest; the picker rewrites
+    `spec.trafficPolicy.loadBalancer.simple`, applies it, probes with some concurrency (LEAST_REQUEST
+    only differs when requests overlap) and adds the policy's bar to the chart.
+    """
+
+    def __init__(self, lab: Any, manifest: str | Path | Mapping[str, Any], url: str, *, n: int = 120,
+                 concurrency: int = 4, policies: Sequence[str] = ("ROUND_ROBIN", "RANDOM", "LEAST_REQUEST"),
+                 seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.concurrency, self.seed, self.probe_kw = lab, url, n, concurrency, seed, probe_kw
+        self.manifest = _read_yaml(manifest)
+        self.picker = W.ToggleButtons(options=list(policies), value=None, description="policy")
+        self.picker.add_class("meshlab-lb-picker")
+        self.run_all = W.Button(description="compare all", icon="play")
+        super().__init__([self.picker, self.run_all], go.Figure(), "meshlab-lb")
+        self.picker.observe(lambda change: change["new"] and self.set(change["new"]), names="value")
+        self.run_all.on_click(lambda _b: self.compare())
+
+    def set(self, policy: str) -> pd.DataFrame | None:
+        if self.picker.value != policy:
+            self.picker.value = policy
+            return self.results.get(policy)
+        spec = self.manifest.setdefault("spec", {})
+        spec.setdefault("trafficPolicy", {})["loadBalancer"] = {"simple": policy}
+        started = self._busy(f"applying loadBalancer {policy}, sending {self.n} requests "
+                             f"({self.concurrency} at a time)…")
+        try:
+            self.lab.apply(copy.deepcopy(self.manifest))
+            df = self.lab.probe(self.url, n=self.n, concurrency=self.concurrency, seed=self.seed, **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return None
+        self.results[policy] = df
+        _redraw(self.figure, charts.shares(self.results, by="pod", title="Share per pod, per load-balancing policy"))
+        self._done(started, f"{policy}: median latency {df['latency_ms'].median():.0f} ms")
+        return df
+
+    def compare(self) -> dict[str, pd.DataFrame]:
+        """Measure every policy in turn (what the 'compare all' button does)."""
+        for policy in self.picker.options:
+            self.picker.value = None
+            self.set(policy)
+        return self.results
+
+
+def lb_picker(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw: Any) -> LoadBalancerPicker:
+    """A live load-balancing policy picker over a DestinationRule manifest (see `LoadBalancerPicker`)."""
+    return LoadBalancerPicker(lab, manifest, url, **kw)
+
+
+# ------------------------------------------------------------------------------------ chapter 4
+
+class PushOrderRace(_Explorer):
+    """Apply a VirtualService and its DestinationRule in a chosen order while traffic flows.
+
+    `run(order)` calls `runner(order)`, which must return `(probe, events)` — the probe rows taken
+    during the change and `{label: seconds}` for when each object landed — and draws
+    `charts.timeline`. The lab-specific part (how to probe while applying) is the runner, so this
+    widget only owns the picture and the control.
+    """
+
+    ORDERS = {"VirtualService first (unsafe)": ["VirtualService", "DestinationRule"],
+              "DestinationRule first (safe)": ["DestinationRule", "VirtualService"]}
+
+    def __init__(self, runner: Callable[[list[str]], tuple[pd.DataFrame, Mapping[str, float]]]) -> None:
+        self.runner = runner
+        self.picker = W.ToggleButtons(options=list(self.ORDERS), value=None, description="order")
+        self.picker.add_class("meshlab-order-picker")
+        super().__init__([self.picker], go.Figure(), "meshlab-order")
+        self.picker.observe(lambda change: change["new"] and self.run(change["new"]), names="value")
+
+    def run(self, order: str) -> pd.DataFrame | None:
+        if order not in self.ORDERS:
+            raise ValueError(f"order must be one of {list(self.ORDERS)}, got {order!r}")
+        if self.picker.value != order:
+            self.picker.value = order
+            return self.results.get(order)
+        started = self._busy(f"applying {' then '.join(self.ORDERS[order])} while sending requests…")
+        try:
+            df, events = self.runner(self.ORDERS[order])
+        except Exception as e:
+            self._failed(e)
+            return None
+        self.results[order] = df
+        _redraw(self.figure, charts.timeline(df, events=events, title=order))
+        bad = int((df["status"] == 503).sum())
+        self._done(started, f"{len(df)} requests, {bad} × 503")
+        return df
+
+
+def push_order(runner: Callable[[list[str]], tuple[pd.DataFrame, Mapping[str, float]]]) -> PushOrderRace:
+    """A live 'which order do I apply them in?' timeline (see `PushOrderRace`)."""
+    return PushOrderRace(runner)
+
+
+# ------------------------------------------------------------------------------------ exercises
+
+class Quiz(W.VBox):
+    """A multiple-choice exercise: options + a Check button; judged by `meshlab.check`."""
+
+    def __init__(self, exercise_id: str, options: Sequence[str], **data: Any) -> None:
+        from .exercises import EXERCISES  # validated here so a typo fails at display time
+        if exercise_id not in EXERCISES:
+            raise KeyError(f"no exercise {exercise_id!r}")
+        self.exercise_id, self.data = exercise_id, data
+        self.choice = W.RadioButtons(options=list(options), value=None, layout=W.Layout(width="auto"))
+        self.button = W.Button(description="Check", icon="check")
+        self.result = W.HTML()
+        self.verdict: Verdict | None = None
+        super().__init__([W.HTML(f"<b>{html.escape(EXERCISES[exercise_id].question)}</b>"),
+                          self.choice, self.button, self.result])
+        self.add_class("meshlab-quiz")
+        self.button.on_click(lambda _b: self.submit())
+
+    def submit(self) -> Verdict:
+        self.verdict = check(self.exercise_id, self.choice.value, **self.data)
+        self.result.value = self.verdict._repr_html_()
+        return self.verdict
+
+
+def quiz(exercise_id: str, options: Sequence[str], **data: Any) -> Quiz:
+    """A multiple-choice widget for an exercise (see `Quiz`)."""
+    return Quiz(exercise_id, options, **data)

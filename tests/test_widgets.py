@@ -1,0 +1,149 @@
+"""Explorers re-apply YAML and re-probe when their control moves, and redraw the live chart.
+
+A recording stand-in for the lab is fine here: this tests the widgets' own logic (what they apply,
+how they redraw). The notebooks test drives the same widgets against the real local backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+
+from meshlab import widgets
+from _probe_frames import frame, split_probe
+
+VS = {
+    "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+    "metadata": {"name": "reviews", "namespace": "default"},
+    "spec": {"hosts": ["reviews"], "http": [{"route": [
+        {"destination": {"host": "reviews", "subset": "v1"}, "weight": 80},
+        {"destination": {"host": "reviews", "subset": "v2"}, "weight": 20}]}]},
+}
+DR = {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+      "metadata": {"name": "reviews"}, "spec": {"host": "reviews"}}
+
+
+class RecordingLab:
+    """Answers probes with a v2 share equal to the last applied VirtualService weight."""
+
+    def __init__(self) -> None:
+        self.applied: list[dict] = []
+        self.probes: list[dict] = []
+        self.p_v2 = 0.5
+
+    def apply(self, obj):
+        self.applied.append(obj)
+        if obj["kind"] == "VirtualService":
+            w = [r["weight"] for r in obj["spec"]["http"][0]["route"]]
+            self.p_v2 = w[1] / sum(w)
+
+    def probe(self, url, n=100, **kw):
+        self.probes.append({"url": url, "n": n, **kw})
+        if kw.get("via") == "none":
+            conns = kw.get("concurrency", 1) if kw.get("keepalive", True) else n
+            return frame([{"pod": f"pod-{i % conns % 2}", "version": "v1", "conn": i % conns} for i in range(n)])
+        return split_probe(n, self.p_v2, seed=len(self.probes))
+
+
+def _bar_y(fw: go.FigureWidget) -> list[float]:
+    return list(fw.data[0].y)
+
+
+def test_weight_slider_applies_weights_probes_and_changes_the_chart(tmp_path: Path):
+    import yaml
+    path = tmp_path / "vs.yaml"
+    path.write_text(yaml.safe_dump(VS))
+    lab = RecordingLab()
+    w = widgets.weight_slider(lab, path, "http://reviews:9080/", n=300)
+    assert lab.applied[-1]["spec"]["http"][0]["route"][1]["weight"] == 20
+    before = _bar_y(w.figure)
+    assert list(w.figure.data[1].y) == pytest.approx([0.8, 0.2])
+    w.slider.value = 70                                   # what a browser drag ends with
+    routes = lab.applied[-1]["spec"]["http"][0]["route"]
+    assert [r["weight"] for r in routes] == [30, 70]
+    assert list(w.figure.data[1].y) == pytest.approx([0.3, 0.7])
+    after = _bar_y(w.figure)
+    assert after != before and after[1] > 0.55
+    assert set(w.results) == {"20", "70"} and lab.probes[-1]["n"] == 300
+    assert "meshlab-weight-slider" in w.slider._dom_classes
+    assert "✔" in w.status.value
+    assert VS["spec"]["http"][0]["route"][1]["weight"] == 20     # the template dict was not mutated
+
+
+def test_weight_slider_needs_two_destinations():
+    one = {**VS, "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]}}
+    with pytest.raises(ValueError, match="exactly 2 destinations"):
+        widgets.weight_slider(RecordingLab(), one, "http://reviews:9080/")
+
+
+def test_weight_slider_shows_lab_errors_in_the_widget():
+    class Failing(RecordingLab):
+        def probe(self, url, n=100, **kw):
+            raise RuntimeError("Envoy rejected the update: boom")
+    w = widgets.weight_slider(Failing(), VS, "http://reviews:9080/")
+    assert "boom" in w.status.value and w.results == {}
+
+
+def test_connection_explorer_adds_one_bar_per_choice():
+    lab = RecordingLab()
+    c = widgets.connections(lab, "http://reviews:9080/", n=40)
+    assert lab.probes[-1]["keepalive"] is True and lab.probes[-1]["concurrency"] == 1
+    c.slider.value = "new per request"
+    assert lab.probes[-1]["keepalive"] is False and lab.probes[-1]["via"] == "none"
+    assert len(c.figure.data[0].x) == 2
+    assert list(c.results) == ["1 conn", "new per request"]
+
+
+def test_lb_picker_rewrites_the_policy_and_compares():
+    lab = RecordingLab()
+    p = widgets.lb_picker(lab, DR, "http://reviews:9080/", n=50, concurrency=3)
+    assert lab.applied == []                   # nothing runs until a policy is picked
+    p.picker.value = "RANDOM"
+    assert lab.applied[-1]["spec"]["trafficPolicy"]["loadBalancer"] == {"simple": "RANDOM"}
+    assert lab.probes[-1]["concurrency"] == 3
+    results = p.compare()
+    assert list(results) == ["RANDOM", "ROUND_ROBIN", "LEAST_REQUEST"]
+    assert [a["spec"]["trafficPolicy"]["loadBalancer"]["simple"] for a in lab.applied[-3:]] == \
+        ["ROUND_ROBIN", "RANDOM", "LEAST_REQUEST"]
+    assert len(p.figure.data[0].x) == 3
+
+
+def test_push_order_draws_the_runners_timeline():
+    calls = []
+
+    def runner(order):
+        calls.append(order)
+        bad = order[0] == "VirtualService"
+        rows = [{"t": i * 0.01, "status": 503 if bad and i < 30 else 200, "flags": "NC" if bad and i < 30 else "-",
+                 "pod": "" if bad and i < 30 else "p", "version": "v1"} for i in range(60)]
+        return frame(rows), {order[0]: 0.0, order[1]: 0.3}
+
+    w = widgets.push_order(runner)
+    w.picker.value = "VirtualService first (unsafe)"
+    assert calls == [["VirtualService", "DestinationRule"]]
+    assert any(t.name == "503 NC" for t in w.figure.data)
+    assert "30 × 503" in w.status.value
+    w.run("DestinationRule first (safe)")
+    assert not any(t.name == "503 NC" for t in w.figure.data)
+    with pytest.raises(ValueError):
+        w.run("sideways")
+
+
+def test_quiz_checks_the_choice():
+    q = widgets.quiz("1.balances", ["requests", "connections"])
+    assert q.submit().ok is None
+    q.choice.value = "requests"
+    q.button.click()
+    assert q.verdict is not None and q.verdict.ok is False and "Not yet" in q.result.value
+    q.choice.value = "connections"
+    assert q.submit().ok is True
+    with pytest.raises(KeyError):
+        widgets.quiz("nope", ["a"])
+
+
+def test_redraw_replaces_traces_when_their_kinds_change():
+    fw = widgets.live(go.Figure(go.Bar(x=[1], y=[1])))
+    widgets._redraw(fw, go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
+    assert [t.type for t in fw.data] == ["scatter"] and list(fw.data[0].y) == [3, 4]
