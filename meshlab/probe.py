@@ -55,6 +55,7 @@ class Target:
     source_ip: str | None = None
     access_logs: list[Path] = field(default_factory=list)
     error: str = ""
+    headers: dict[str, str] = field(default_factory=dict)   # added by the path itself
 
 
 @dataclass
@@ -256,7 +257,7 @@ class ProbeRun:
         self._seq = itertools.count(0)
         self._t0 = 0.0
         extra = ""
-        for k, v in (headers or {}).items():
+        for k, v in {**target.headers, **(headers or {})}.items():
             if "\r" in k or "\n" in k or "\r" in str(v) or "\n" in str(v) or ":" in k or not k:
                 raise ProbeError(f"bad header name/value {k!r}: {v!r}")
             if k.lower() in ("x-request-id", "content-length", "transfer-encoding"):
