@@ -1,59 +1,752 @@
-"""YAML → typed objects. (Minimal first version; the foundation work hardens validation.)"""
+"""YAML → typed objects, with errors a learner can act on.
+
+`load()` takes what a learner has at hand (files, folders, YAML strings, dicts, objects, lists of
+those) and returns typed objects, or raises `ManifestError` listing every problem: file and line
+of the offending field, the object (`VirtualService default/reviews`), the field path as written
+in YAML (`spec.http[0].route[1].weight`), what was expected and what was found. Nothing is
+returned when anything is wrong, so nothing can be half-applied.
+
+What counts as wrong follows the API server (with Istio's CRDs installed): strict types, required
+fields, unknown fields (kubectl's default strict field validation), enum values, names that are
+not DNS names, Istio's CRD rules, duplicate objects. Kinds meshlab does not model are kept as
+`UnmodelledObject` and reported as notes, never dropped silently.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from . import _yaml
 from .errors import ManifestError, Problem
-from .objects import MODELLED, K8sObject, Source, UnmodelledObject
+from .objects import (
+    MODELLED, Deployment, K8sObject, Namespace, Pod, Service, Source, UnmodelledObject, VirtualService,
+)
 
 Loadable = str | Path | dict[str, Any] | K8sObject | Iterable["Loadable"]
 
+#: Exit status of `meshlab validate` when anything is wrong (EX_DATAERR, as istioctl analyze uses).
+EXIT_INVALID = 65
 
-def load(source: Loadable) -> list[K8sObject]:
-    """Load manifests from files, folders, YAML strings, dicts or objects; raise ManifestError."""
-    objects: list[K8sObject] = []
-    problems: list[Problem] = []
-    for doc, src in _documents(source):
-        if isinstance(doc, K8sObject):
-            objects.append(doc)
-            continue
-        cls = MODELLED.get((doc.get("apiVersion"), doc.get("kind")), UnmodelledObject)
+# API groups meshlab knows the served versions of: a known kind in another version, or an unknown
+# version of a known group, is an error (as "no matches for kind" is on a real cluster). Kinds in
+# groups not listed here (other CRDs) are kept as unmodelled.
+_SERVED_VERSIONS: dict[str, tuple[str, ...]] = {
+    "": ("v1",),
+    "apps": ("v1",),
+    "batch": ("v1",),
+    "autoscaling": ("v1", "v2"),
+    "policy": ("v1",),
+    "networking.k8s.io": ("v1",),
+    "rbac.authorization.k8s.io": ("v1",),
+    "apiextensions.k8s.io": ("v1",),
+    "admissionregistration.k8s.io": ("v1",),
+    "storage.k8s.io": ("v1",),
+    "discovery.k8s.io": ("v1",),
+    "coordination.k8s.io": ("v1",),
+    "scheduling.k8s.io": ("v1",),
+    "networking.istio.io": ("v1", "v1beta1", "v1alpha3"),
+    "security.istio.io": ("v1", "v1beta1"),
+    "telemetry.istio.io": ("v1", "v1alpha1"),
+    "extensions.istio.io": ("v1alpha1",),
+    "gateway.networking.k8s.io": ("v1", "v1beta1", "v1alpha2", "v1alpha3"),
+    "extensions": (),
+}
+
+# Field names of the big Kubernetes structs meshlab keeps open (PodSpec, Container), written from
+# the Kubernetes API reference (v1.33), so a typo such as `contianers` is caught, not kept.
+_POD_SPEC_FIELDS = frozenset("""
+activeDeadlineSeconds affinity automountServiceAccountToken containers dnsConfig dnsPolicy
+enableServiceLinks ephemeralContainers hostAliases hostIPC hostNetwork hostPID hostUsers hostname
+hostnameOverride imagePullSecrets initContainers nodeName nodeSelector os overhead preemptionPolicy
+priority priorityClassName readinessGates resourceClaims resources restartPolicy runtimeClassName
+schedulerName schedulingGates securityContext serviceAccount serviceAccountName setHostnameAsFQDN
+shareProcessNamespace subdomain terminationGracePeriodSeconds tolerations topologySpreadConstraints
+volumes""".split())
+_CONTAINER_FIELDS = frozenset("""
+args command env envFrom image imagePullPolicy lifecycle livenessProbe name ports readinessProbe
+resizePolicy resources restartPolicy restartPolicyRules securityContext startupProbe stdin stdinOnce
+terminationMessagePath terminationMessagePolicy tty volumeDevices volumeMounts workingDir""".split())
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# ------------------------------------------------------------------------------------- the report
+
+@dataclass
+class LoadReport:
+    """Everything one load found: objects (only meaningful when `ok`), problems, and notes.
+
+    Notes are not errors: kinds meshlab keeps but does not model, files that held no objects.
+    """
+
+    objects: list[K8sObject] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def unmodelled(self) -> list[UnmodelledObject]:
+        return [o for o in self.objects if isinstance(o, UnmodelledObject)]
+
+    def summary(self) -> str:
+        """One line: how many objects of which kinds."""
+        counts: dict[str, int] = {}
+        for o in self.objects:
+            counts[o.kind] = counts.get(o.kind, 0) + 1
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        noun = "object" if len(self.objects) == 1 else "objects"
+        return f"{len(self.objects)} {noun}" + (f" ({kinds})" if kinds else "")
+
+
+class Manifests(list):
+    """The objects `load()` returns: a plain list of K8sObject, plus the load's `notes`."""
+
+    notes: list[Problem]
+
+    def __init__(self, objects: Iterable[K8sObject] = (), notes: Iterable[Problem] = ()):
+        super().__init__(objects)
+        self.notes = list(notes)
+
+
+def load(source: Loadable) -> Manifests:
+    """Load and validate manifests; raise ManifestError listing every problem, returning nothing.
+
+    `source` may be a path (file or folder, read recursively for *.yaml / *.yml), a YAML string
+    (one or more documents), a dict, a K8sObject, or a list of any of these. Objects without a
+    namespace are put in `default`. Unmodelled kinds are returned as UnmodelledObject and listed
+    in the result's `.notes`.
+    """
+    report = load_report(source)
+    if report.problems:
+        raise ManifestError(report.problems)
+    return Manifests(report.objects, report.notes)
+
+
+def load_report(source: Loadable) -> LoadReport:
+    """Like `load()`, but never raises for bad input: returns objects, problems and notes."""
+    report = _Loader()
+    report.add(source)
+    report.check_duplicates()
+    return report.result
+
+
+# ------------------------------------------------------------------------------------ the loading
+
+@dataclass
+class _Doc:
+    data: Any
+    node: Any            # yaml Node of the document root (None for dicts)
+    file: str
+    line: int | None
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.result = LoadReport()
+
+    # -- inputs -----------------------------------------------------------------------------------
+    def add(self, source: Any) -> None:
+        if isinstance(source, K8sObject):
+            self._add_object(source)
+        elif isinstance(source, dict):
+            self._add_doc(_Doc(source, None, "<dict>", None))
+        elif isinstance(source, Path):
+            self._add_path(source)
+        elif isinstance(source, str):
+            if _looks_like_path(source):
+                self._add_path(Path(source))
+            else:
+                self._add_text(source, "<string>")
+        elif isinstance(source, bytes):
+            self._add_bytes(source, "<bytes>")
+        elif isinstance(source, Iterable):
+            for item in source:
+                self.add(item)
+        else:
+            self._problem(f"cannot load a {type(source).__name__}: give a path, a YAML string, a dict "
+                          f"or a meshlab object", file=f"<{type(source).__name__}>")
+
+    def _add_path(self, path: Path) -> None:
+        if str(path) == "-":
+            raw = sys.stdin.buffer.read(_yaml.MAX_BYTES + 1)
+            self._add_bytes(raw, "<stdin>")
+            return
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*")
+                           if p.suffix in (".yaml", ".yml") and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not files:
+                self.result.notes.append(Problem("folder holds no *.yaml or *.yml files", file=str(path)))
+            for f in files:
+                self._add_file(f)
+        elif path.exists():
+            self._add_file(path)
+        else:
+            self._problem("no such file or folder", file=str(path))
+
+    def _add_file(self, path: Path) -> None:
+        name = str(path)
+        self.result.files.append(name)
         try:
-            obj = cls.model_validate(doc).with_source(src)
+            size = path.stat().st_size
+            _yaml.check_size(size)
+            with path.open("rb") as f:
+                raw = f.read(_yaml.MAX_BYTES + 1)
+        except _yaml.YamlError as e:
+            self._problem(e.message, file=name)
+            return
+        except OSError as e:
+            self._problem(f"cannot read: {e.strerror or e}", file=name)
+            return
+        self._add_bytes(raw, name)
+
+    def _add_bytes(self, raw: bytes, name: str) -> None:
+        try:
+            _yaml.check_size(len(raw))
+            text = _yaml.decode(raw)
+        except _yaml.YamlError as e:
+            self._problem(e.message, file=name, line=e.line)
+            return
+        self._add_text(text, name)
+
+    def _add_text(self, text: str, name: str) -> None:
+        try:
+            docs = _yaml.parse(text)
+        except _yaml.YamlError as e:
+            self._problem(e.message + " — nothing from this file was loaded", file=name, line=e.line)
+            return
+        found = 0
+        for d in docs:
+            if d.data is None:
+                continue
+            found += 1
+            self._add_doc(_Doc(d.data, d.node, name, d.line))
+        if not found:
+            self.result.notes.append(Problem("held no objects (empty, or only comments)", file=name))
+
+    def _add_object(self, obj: K8sObject) -> None:
+        obj = obj.model_copy()
+        if obj.NAMESPACED and obj.metadata.namespace is None:
+            obj.metadata = obj.metadata.model_copy(update={"namespace": "default"})
+        self.result.objects.append(obj)
+        self._note_if_unmodelled(obj)
+
+    # -- one document ---------------------------------------------------------------------------
+    def _add_doc(self, doc: _Doc) -> None:
+        data = doc.data
+        if not isinstance(data, dict):
+            hint = (" — a list of objects is written as separate documents (---) or as "
+                    "`kind: List` with `items:`" if isinstance(data, list) else "")
+            self._problem(f"a manifest must be a mapping with apiVersion, kind and metadata; found {_describe(data)}"
+                          + hint, file=doc.file, line=doc.line)
+            return
+        try:
+            data = _without_nulls(data)
+        except _TooDeep:
+            self._problem(f"nested too deeply: more than {_yaml.MAX_DEPTH} levels", file=doc.file, line=doc.line)
+            return
+        api_version, kind = data.get("apiVersion"), data.get("kind")
+        where = _Where(doc, kind if isinstance(kind, str) else None, data)
+        for key, value in (("apiVersion", api_version), ("kind", kind)):
+            if value is None:
+                where.problem(self, [key], f"required field {key} is missing", missing=True)
+            elif not isinstance(value, str) or not value:
+                where.problem(self, [key], f"expected a non-empty string, found {_describe(value)}")
+        if not (isinstance(api_version, str) and isinstance(kind, str) and api_version and kind):
+            return
+        if kind.endswith("List") and isinstance(data.get("items"), list) and api_version == "v1":
+            self._add_list(doc, data)
+            return
+        cls = self._model_for(where, api_version, kind)
+        if cls is None:
+            return
+        try:
+            obj = cls.model_validate(data, strict=True, by_alias=True, by_name=False)
         except ValidationError as e:
-            for err in e.errors():
-                problems.append(Problem(err["msg"], file=src.file, line=src.line, object=str(doc.get("kind")),
-                                        field=".".join(str(x) for x in err["loc"])))
-            continue
+            for path, message, at_key in _explain(e, data, cls):
+                where.problem(self, path, message, at_key=at_key, missing=message.startswith("required"))
+            return
         if obj.NAMESPACED and obj.metadata.namespace is None:
             obj.metadata.namespace = "default"
-        objects.append(obj)
-    if problems:
-        raise ManifestError(problems)
-    return objects
+        if not obj.NAMESPACED:
+            obj.metadata.namespace = None
+        where.obj = obj
+        before = len(self.result.problems)
+        _check_object(obj, data, where, self)
+        if len(self.result.problems) > before:
+            return
+        obj.with_source(Source(doc.file, doc.line))
+        self.result.objects.append(obj)
+        self._note_if_unmodelled(obj)
+
+    def _add_list(self, doc: _Doc, data: dict[str, Any]) -> None:
+        _, items_node = _yaml.child(doc.node, "items")
+        for i, item in enumerate(data["items"]):
+            _, node = _yaml.child(items_node, i)
+            self._add_doc(_Doc(item, node, doc.file, _yaml.line_of(node) or doc.line))
+
+    def _model_for(self, where: _Where, api_version: str, kind: str) -> type[K8sObject] | None:
+        cls = MODELLED.get((api_version, kind))
+        if cls is not None:
+            return cls
+        group, _, version = api_version.rpartition("/")
+        if api_version.count("/") > 1 or not version or (group == "" and "/" in api_version):
+            where.problem(self, ["apiVersion"], f'"{api_version}" is not an apiVersion; expected "group/version" '
+                          f'(apps/v1) or "v1"')
+            return None
+        served_for_kind = sorted(av for av, k in MODELLED if k == kind)
+        if served_for_kind:
+            where.problem(self, ["apiVersion"], f'{kind} is not served in "{api_version}"; '
+                          f"use {_or(served_for_kind)}")
+            return None
+        if group in _SERVED_VERSIONS and version not in _SERVED_VERSIONS[group]:
+            served = _SERVED_VERSIONS[group]
+            use = f"; this group serves {_or([f'{group}/{v}' if group else v for v in served])}" if served else \
+                "; this group is no longer served by Kubernetes"
+            where.problem(self, ["apiVersion"], f'"{api_version}" is not a version the API server knows{use}')
+            return None
+        return UnmodelledObject
+
+    def _note_if_unmodelled(self, obj: K8sObject) -> None:
+        if isinstance(obj, UnmodelledObject):
+            src = obj.source
+            self.result.notes.append(Problem(
+                f"{obj.kind} ({obj.api_version}) is not modelled by meshlab: kept as is, it has no effect on "
+                f"the local lab", file=src.file if src else None, line=src.line if src else None, object=obj.ref))
+
+    def check_duplicates(self) -> None:
+        seen: dict[tuple[str, str, str], K8sObject] = {}
+        for obj in self.result.objects:
+            first = seen.setdefault(obj.key, obj)
+            if first is not obj:
+                src = obj.source
+                self._problem(f"the same object is given twice in one apply (first at {first.source or 'an object'}); "
+                              f"remove one, or give them different names",
+                              file=src.file if src else None, line=src.line if src else None, object=obj.ref)
+
+    def _problem(self, message: str, **kw: Any) -> None:
+        self.result.problems.append(Problem(message, **kw))
 
 
-def _documents(source: Loadable):
-    if isinstance(source, K8sObject):
-        yield source, source.source
-    elif isinstance(source, dict):
-        yield source, Source("<dict>")
-    elif isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).exists()):
-        path = Path(source)
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
-        for f in files:
-            for d in yaml.safe_load_all(f.read_text()):
-                if d:
-                    yield d, Source(str(f))
-    elif isinstance(source, str):
-        for d in yaml.safe_load_all(source):
-            if d:
-                yield d, Source("<string>")
-    else:
-        for item in source:
-            yield from _documents(item)
+def _looks_like_path(s: str) -> bool:
+    """A one-line string without YAML syntax is a path (so a typo says 'no such file')."""
+    if "\n" in s:
+        return False
+    if s == "-" or Path(s).exists():
+        return True
+    return ": " not in s and not s.rstrip().endswith(":") and not s.lstrip().startswith(("{", "[", "---", "#"))
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _without_nulls(data: Any) -> Any:
+    """Drop `key: null` entries: the API server prunes them (CRDs) or reads them as unset (core)."""
+    out: Any = {} if isinstance(data, dict) else []
+    stack = [(data, out, 0)]
+    while stack:
+        src, dst, depth = stack.pop()
+        if depth > _yaml.MAX_DEPTH:
+            raise _TooDeep
+        items = src.items() if isinstance(src, dict) else enumerate(src)
+        for k, v in items:
+            if v is None and isinstance(src, dict):
+                continue
+            if isinstance(v, (dict, list)):
+                nv: Any = {} if isinstance(v, dict) else []
+                stack.append((v, nv, depth + 1))
+                v = nv
+            if isinstance(dst, dict):
+                dst[k] = v
+            else:
+                dst.append(v)
+    return out
+
+
+# --------------------------------------------------------------------------------- error messages
+
+class _Where:
+    """The document being checked: turns a field path into file, line and object name."""
+
+    def __init__(self, doc: _Doc, kind: str | None, data: dict[str, Any]):
+        self.doc = doc
+        self.kind = kind
+        self.data = data
+        self.obj: K8sObject | None = None
+
+    def object_name(self) -> str | None:
+        meta = self.data.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        ns = meta.get("namespace") if isinstance(meta, dict) else None
+        kind = self.kind or "object"
+        if not isinstance(name, str):
+            return f"{kind} (unnamed)"
+        if kind == "Namespace" or (self.obj is not None and not self.obj.NAMESPACED):
+            return f"{kind} {name}"
+        return f"{kind} {ns if isinstance(ns, str) else 'default'}/{name}"
+
+    def line(self, path: list[str | int], at_key: bool = False, missing: bool = False) -> int | None:
+        node = self.doc.node
+        if node is None:
+            return None
+        best = node
+        steps = path[:-1] if missing else path
+        for i, step in enumerate(steps):
+            key_node, value_node = _yaml.child(node, step)
+            if value_node is None:
+                break
+            node = value_node
+            best = key_node if (at_key and i == len(steps) - 1 and key_node is not None) else value_node
+        return _yaml.line_of(best)
+
+    def problem(self, loader: _Loader, path: list[str | int], message: str, *, at_key: bool = False,
+                missing: bool = False) -> None:
+        loader._problem(message, file=self.doc.file, line=self.line(path, at_key, missing) or self.doc.line,
+                        object=self.object_name(), field=_format_path(path) or None)
+
+
+def _format_path(path: list[str | int]) -> str:
+    out = ""
+    for step in path:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        elif _SIMPLE_KEY.match(step):
+            out += f".{step}" if out else step
+        else:
+            out += f'["{step}"]'
+    return out
+
+
+def _describe(value: Any) -> str:
+    """How a found value reads in a sentence: `the string "80"`, `the number 80`, `a list`."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f'the string "{shown}"'
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "string_type": "a string",
+    "bool_type": "a boolean (true or false)", "float_type": "a number", "list_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "literal_error": None, "is_instance_of": None,
+}
+
+
+def _or(items: list[str]) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _explain(e: ValidationError, data: dict[str, Any], cls: type[BaseModel]) -> list[tuple[list[str | int], str, bool]]:
+    """Pydantic errors → (YAML field path, sentence, points-at-key) — type alternatives merged."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    order: list[tuple] = []
+    for err in e.errors(include_url=False):
+        path, found, at_key_name = _clean_loc(err["loc"], data, err["type"])
+        key = (tuple(path), "type" if err["type"] in _EXPECTED else err["type"] + str(len(order)))
+        if key not in merged:
+            merged[key] = {"errs": [], "path": path, "found": found, "key": at_key_name}
+            order.append(key)
+        merged[key]["errs"].append(err)
+    out = []
+    for key in order:
+        m = merged[key]
+        out.append((m["path"], _sentence(m["errs"], m["path"], m["found"], m["key"], cls), m["key"]))
+    return out
+
+
+def _clean_loc(loc: tuple, data: Any, etype: str) -> tuple[list[str | int], Any, bool]:
+    """Drop pydantic's union/validator tags from `loc`, keeping only steps present in the data."""
+    path: list[str | int] = []
+    current = data
+    at_key = False
+    for i, step in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(current, dict) and isinstance(step, str) and step in current:
+            path.append(step)
+            current = current[step]
+        elif isinstance(current, list) and isinstance(step, int) and 0 <= step < len(current):
+            path.append(step)
+            current = current[step]
+        elif step == "[key]":
+            at_key = True
+        elif etype == "missing" and last:
+            path.append(step)
+            current = None
+        else:
+            continue
+    if etype == "extra_forbidden":
+        at_key = True
+    return path, current, at_key
+
+
+def _sentence(errs: list[dict[str, Any]], path: list[str | int], found: Any, at_key: bool,
+              cls: type[BaseModel]) -> str:
+    err = errs[0]
+    etype = err["type"]
+    ctx = err.get("ctx") or {}
+    name = path[-1] if path else ""
+    if etype == "missing":
+        return f"required field {name} is missing"
+    if etype == "extra_forbidden":
+        known = _known_fields(cls, path[:-1])
+        return _unknown_field_message(str(name), known)
+    if etype in _EXPECTED:
+        wanted: list[str] = []
+        for x in errs:
+            if x["type"] == "literal_error":
+                wanted.append("one of " + x["ctx"]["expected"].replace("'", '"'))
+            elif _EXPECTED.get(x["type"]):
+                wanted.append(_EXPECTED[x["type"]])
+            elif x["type"] == "is_instance_of":
+                wanted.append(x["ctx"].get("class", "a value"))
+        wanted = list(dict.fromkeys(wanted))
+        msg = f"expected {_or(wanted)}, found {_describe(found)}"
+        if at_key:
+            msg = f"keys must be strings, found {_describe(err.get('input'))}"
+        elif "a string" in wanted and isinstance(found, (int, float, bool)) and len(path) >= 2 \
+                and path[-2] in ("labels", "annotations", "matchLabels", "selector"):
+            msg += f' — quote it: "{str(found).lower() if isinstance(found, bool) else found}"'
+        return msg
+    if etype in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[etype]
+        bound = next(iter(ctx.values()))
+        return f"must be {sign} {bound}, found {_describe(found)}"
+    if etype == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"must have at least {n} {'item' if n == 1 else 'items'}, found {ctx.get('actual_length', 0)}"
+    if etype == "string_too_short":
+        return "must not be empty"
+    if etype in ("string_too_long", "too_long"):
+        return f"too long: at most {ctx.get('max_length')} {'characters' if etype == 'string_too_long' else 'items'}"
+    if etype == "string_pattern_mismatch":
+        return f"{_describe(found)} does not have the expected form ({ctx.get('pattern')})"
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return msg
+
+
+def _unknown_field_message(name: str, known: list[str]) -> str:
+    msg = f'unknown field "{name}"'
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        msg += f' — did you mean "{close[0]}"?'
+    if known:
+        shown = known if len(known) <= 12 else known[:12] + ["…"]
+        msg += f" (fields here: {', '.join(shown)})"
+    return msg
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (list, dict) and args:
+        return _inner_model(args[-1])
+    if origin in (typing.Union, types.UnionType):
+        for a in args:
+            m = _inner_model(a)
+            if m is not None:
+                return m
+        return None
+    if origin is typing.Annotated:
+        return _inner_model(args[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _known_fields(cls: type[BaseModel], path: list[str | int]) -> list[str]:
+    """The YAML field names of the struct at `path` under model `cls` (for 'did you mean')."""
+    model: type[BaseModel] | None = cls
+    for step in path:
+        if model is None:
+            return []
+        if isinstance(step, int):
+            continue
+        by_alias = {(f.alias or n): f for n, f in model.model_fields.items()}
+        f = by_alias.get(step)
+        if f is None:  # a map key (labels, headers); the value's model stays the same
+            continue
+        model = _inner_model(f.annotation)
+    if model is None:
+        return []
+    return sorted((f.alias or n) for n, f in model.model_fields.items())
+
+
+# ----------------------------------------------------------------------- checks beyond the models
+
+def _check_object(obj: K8sObject, data: dict[str, Any], where: _Where, loader: _Loader) -> None:
+    """What the API server checks that a per-field type cannot say: names, labels, cross-field rules."""
+    p = lambda path, msg, at_key=False: where.problem(loader, path, msg, at_key=at_key)  # noqa: E731
+    meta = obj.metadata
+    if isinstance(obj, Namespace):
+        _check_name(meta.name, _DNS1123_LABEL, 63, "an RFC 1123 label", p)
+    elif isinstance(obj, Service):
+        _check_name(meta.name, _DNS1035_LABEL, 63, "an RFC 1035 label (it must start with a letter)", p)
+    elif not isinstance(obj, UnmodelledObject):
+        _check_name(meta.name, _DNS1123_SUBDOMAIN, 253, "an RFC 1123 subdomain", p)
+    if obj.NAMESPACED and meta.namespace is not None and not _valid(meta.namespace, _DNS1123_LABEL, 63):
+        p(["metadata", "namespace"], f'"{meta.namespace}" is not a valid namespace name: lower case letters, '
+          f"digits and '-', starting and ending with a letter or digit, at most 63 characters")
+    _check_labels(meta.labels, ["metadata", "labels"], p)
+
+    if isinstance(obj, Service):
+        _check_service(obj, p)
+    elif isinstance(obj, Deployment):
+        _check_labels(obj.spec.template.metadata.labels, ["spec", "template", "metadata", "labels"], p)
+        _check_labels(obj.spec.selector.match_labels, ["spec", "selector", "matchLabels"], p)
+        sel = obj.spec.selector.match_labels
+        if not sel and not obj.spec.selector.match_expressions:
+            p(["spec", "selector"], "an empty selector is invalid for a Deployment: set matchLabels")
+        elif any(obj.spec.template.metadata.labels.get(k) != v for k, v in sel.items()):
+            p(["spec", "template", "metadata", "labels"],
+              f"selector does not match template labels: the selector {sel} needs every one of these labels "
+              f"on the pod template (found {obj.spec.template.metadata.labels})")
+        _check_pod_spec(data.get("spec", {}).get("template", {}).get("spec", {}), ["spec", "template", "spec"], p)
+    elif isinstance(obj, Pod):
+        _check_pod_spec(data.get("spec", {}), ["spec"], p)
+    elif isinstance(obj, VirtualService):
+        _check_virtual_service(obj, p)
+
+
+def _valid(value: str, pattern: re.Pattern[str], max_len: int) -> bool:
+    return len(value) <= max_len and bool(pattern.match(value))
+
+
+def _check_name(name: str, pattern: re.Pattern[str], max_len: int, what: str, p: Any) -> None:
+    if not _valid(name, pattern, max_len):
+        p(["metadata", "name"], f'"{name}" is not a valid name: it must be {what} — lower case letters, digits '
+          f"and '-'{', and .' if 'subdomain' in what else ''}, starting and ending with a letter or digit, "
+          f"at most {max_len} characters")
+
+
+def _check_labels(labels: dict[str, str], path: list[str | int], p: Any) -> None:
+    for key, value in labels.items():
+        prefix, _, name = key.rpartition("/")
+        if not _valid(name, _LABEL_NAME, 63) or (prefix and not _valid(prefix, _DNS1123_SUBDOMAIN, 253)) \
+                or key.count("/") > 1:
+            p([*path, key], f'"{key}" is not a valid label key: a name of at most 63 letters, digits, '
+              f"'-', '_' or '.' (starting and ending with a letter or digit), optionally prefixed by a "
+              f"DNS subdomain and '/'", at_key=True)
+        if value and not _valid(value, _LABEL_NAME, 63):
+            p([*path, key], f'"{value}" is not a valid label value: at most 63 letters, digits, '
+              f"'-', '_' or '.', starting and ending with a letter or digit (or empty)")
+
+
+def _check_service(svc: Service, p: Any) -> None:
+    spec = svc.spec
+    if not spec.ports and spec.type != "ExternalName" and not spec.headless:
+        p(["spec", "ports"], "required: a Service needs at least one port (only headless and ExternalName "
+          "Services may have none)", )
+    seen_names: dict[str, int] = {}
+    seen_ports: dict[tuple[int, str], int] = {}
+    for i, port in enumerate(spec.ports):
+        if len(spec.ports) > 1 and not port.name:
+            p(["spec", "ports", i], "a Service with more than one port must name every port (and Istio picks "
+              "the protocol from names like http-web)")
+        if port.name is not None:
+            if not _valid(port.name, _DNS1123_LABEL, 63):
+                p(["spec", "ports", i, "name"], f'"{port.name}" is not a valid port name: an RFC 1123 label '
+                  f"(lower case letters, digits and '-')")
+            if port.name in seen_names:
+                p(["spec", "ports", i, "name"], f'duplicate port name "{port.name}" (also spec.ports[{seen_names[port.name]}])')
+            seen_names.setdefault(port.name, i)
+        if (port.port, port.protocol) in seen_ports:
+            p(["spec", "ports", i, "port"], f"duplicate port {port.port}/{port.protocol} "
+              f"(also spec.ports[{seen_ports[(port.port, port.protocol)]}])")
+        seen_ports.setdefault((port.port, port.protocol), i)
+        tp = port.target_port
+        if isinstance(tp, int) and not 1 <= tp <= 65535:
+            p(["spec", "ports", i, "targetPort"], f"must be between 1 and 65535, found {tp}")
+        if isinstance(tp, str) and not (_valid(tp, _IANA_SVC_NAME, 15) and "--" not in tp
+                                        and any(c.isalpha() for c in tp)):
+            p(["spec", "ports", i, "targetPort"], f'"{tp}" is neither a port number nor a valid port name '
+              f"(at most 15 lower case letters, digits and '-', with at least one letter)")
+
+
+def _check_pod_spec(spec: Any, path: list[str | int], p: Any) -> None:
+    if not isinstance(spec, dict):
+        return
+    for key in spec:
+        if key not in _POD_SPEC_FIELDS:
+            p([*path, key], _unknown_field_message(key, sorted(_POD_SPEC_FIELDS)), at_key=True)
+    names: dict[str, str] = {}
+    for group in ("containers", "initContainers", "ephemeralContainers"):
+        for i, c in enumerate(spec.get(group) or []):
+            if not isinstance(c, dict):
+                continue
+            for key in c:
+                if key not in _CONTAINER_FIELDS:
+                    p([*path, group, i, key], _unknown_field_message(key, sorted(_CONTAINER_FIELDS)), at_key=True)
+            name = c.get("name")
+            if isinstance(name, str):
+                if not _valid(name, _DNS1123_LABEL, 63):
+                    p([*path, group, i, "name"], f'"{name}" is not a valid container name: an RFC 1123 label')
+                elif name in names:
+                    p([*path, group, i, "name"], f'duplicate container name "{name}" (also {names[name]})')
+                names.setdefault(name, _format_path([*path, group, i]))
+            for j, port in enumerate(c.get("ports") or []):
+                pname = port.get("name") if isinstance(port, dict) else None
+                if isinstance(pname, str) and not (_valid(pname, _IANA_SVC_NAME, 15) and "--" not in pname
+                                                   and any(ch.isalpha() for ch in pname)):
+                    p([*path, group, i, "ports", j, "name"], f'"{pname}" is not a valid port name: at most 15 lower '
+                      f"case letters, digits and '-', with at least one letter")
+
+
+def _check_virtual_service(vs: VirtualService, p: Any) -> None:
+    """Rules Istio's validating webhook adds to the CRD schema (pkg/config/validation)."""
+    for i, route in enumerate(vs.spec.http):
+        dests = route.route or []
+        if len(dests) > 1 and sum(d.weight or 0 for d in dests) == 0:
+            p(["spec", "http", i, "route"], "with more than one destination the weights must add up to more "
+              "than 0 (Istio's webhook refuses a total weight of 0)")
+
+
+# --------------------------------------------------------------------------------- the CLI command
+
+def cli_validate(args: Any) -> int:
+    """`meshlab validate PATH...`: print every problem (exit 65) or a summary (exit 0)."""
+    report = load_report([Path(p) for p in args.paths])
+    out = sys.stdout
+    for note in report.notes:
+        print(f"note: {note}", file=out)
+    if report.problems:
+        for problem in report.problems:
+            print(f"error: {problem}", file=out)
+        n = len(report.problems)
+        print(f"{n} {'problem' if n == 1 else 'problems'} found; nothing would be applied", file=out)
+        return EXIT_INVALID
+    print(f"valid: {report.summary()} in {len(report.files)} "
+          f"{'file' if len(report.files) == 1 else 'files'}", file=out)
+    return 0

@@ -1,0 +1,277 @@
+"""Read YAML text into plain data plus the node tree, with hard limits checked before any Python
+objects are built.
+
+Why not `yaml.safe_load_all`: PyYAML's composer recurses (a deeply nested document ends in a
+RecursionError, the C composer has no depth limit at all), anchors and aliases are shared, so a
+"billion laughs" document is small until something walks it (pydantic does) and then it is not,
+and duplicate keys are silently merged where kubectl refuses them. Here the parser's event stream
+(libyaml when present, iterative in both implementations) is composed into nodes by a loop that
+counts depth, nodes (aliases counted at their expanded size) and documents, and stops at the
+first limit crossed. Only then are Python objects constructed, from nodes that are known to be
+small and shallow. The nodes are kept: their marks give the line of every field for errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.events import (
+    AliasEvent, DocumentEndEvent, DocumentStartEvent, MappingEndEvent, MappingStartEvent,
+    ScalarEvent, SequenceEndEvent, SequenceStartEvent, StreamEndEvent, StreamStartEvent,
+)
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+#: The API server refuses request bodies over 3 MiB; no real manifest file comes near it.
+MAX_BYTES = 3 * 1024 * 1024
+#: Documents (objects) in one file or string.
+MAX_DOCUMENTS = 1000
+#: Nesting of mappings and sequences; the deepest real Kubernetes manifests stay under 20.
+MAX_DEPTH = 64
+#: Nodes per file, aliases counted at their expanded size (a Deployment has ~100).
+MAX_NODES = 200_000
+
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YamlError(Exception):
+    """The text is not YAML meshlab can read; `line`/`column` are 1-based where known."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass
+class Document:
+    """One YAML document: its data (dicts, lists, scalars), root node, and first line (1-based)."""
+
+    data: Any
+    node: Node | None
+    line: int | None
+    index: int
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    """Safe construction, with timestamps kept as strings as kubectl's YAML→JSON step does."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str)
+
+
+def decode(raw: bytes) -> str:
+    """Bytes → text, refusing binary files with a sentence instead of a codec traceback."""
+    if b"\x00" in raw[:8192]:
+        raise YamlError("this is a binary file, not YAML text (it contains NUL bytes)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise YamlError(f"this is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start} cannot be decoded); "
+                        f"YAML manifests must be UTF-8", line=line) from None
+
+
+def _size_error(n: int) -> YamlError:
+    return YamlError(f"too large: {n} bytes; meshlab reads at most {MAX_BYTES} bytes per file or string "
+                     f"(the Kubernetes API server refuses requests over 3 MiB)")
+
+
+def check_size(n: int) -> None:
+    if n > MAX_BYTES:
+        raise _size_error(n)
+
+
+def _mark_error(e: yaml.YAMLError, text: str) -> YamlError:
+    """Turn a PyYAML/libyaml error into one sentence with a line and column."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    context = getattr(e, "context", None)
+    if isinstance(e, yaml.reader.ReaderError):
+        pos = e.position
+        line = text.count("\n", 0, pos) + 1
+        return YamlError(f"this is not YAML text: it contains the control character 0x{e.character:02x} "
+                         f"(a binary file?)" if isinstance(e.character, int) else f"invalid character: {e.reason}",
+                         line=line)
+    line = mark.line + 1 if mark is not None else None
+    column = mark.column + 1 if mark is not None else None
+    if mark is not None:
+        lines = text.splitlines()
+        here = lines[mark.line] if mark.line < len(lines) else ""
+        if "\t" in here[: mark.column + 1] or "'\\t'" in problem:
+            col = here.index("\t") + 1 if "\t" in here else column
+            return YamlError("a tab character is used for indentation; YAML allows only spaces there "
+                             "(replace the tab with spaces)", line=line, column=col)
+    what = f"{context}, {problem}" if context else problem
+    return YamlError(f"invalid YAML: {what}", line=line, column=column)
+
+
+class _Frame:
+    __slots__ = ("node", "items", "size", "anchor")
+
+    def __init__(self, node: Node, anchor: str | None):
+        self.node = node
+        self.items: list[Node] = []
+        self.size = 1
+        self.anchor = anchor
+
+
+def parse(text: str) -> list[Document]:
+    """Parse every document in `text`; raise YamlError at the first problem or limit crossed."""
+    check_size(len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_BYTES else len(text))
+    loader = _Loader(text)
+    try:
+        return _compose(loader, text)
+    except YamlError:
+        raise
+    except yaml.YAMLError as e:
+        raise _mark_error(e, text) from None
+    finally:
+        loader.dispose()
+
+
+def _compose(loader: Any, text: str) -> list[Document]:
+    docs: list[Document] = []
+    nodes_total = 0
+    stack: list[_Frame] = []
+    anchors: dict[str, tuple[Node, int]] = {}
+    open_anchors: set[str] = set()
+    root: Node | None = None
+    while True:
+        event = loader.get_event()
+        if isinstance(event, StreamStartEvent):
+            continue
+        if isinstance(event, StreamEndEvent):
+            break
+        if isinstance(event, DocumentStartEvent):
+            if len(docs) >= MAX_DOCUMENTS:
+                raise YamlError(f"too many documents: meshlab reads at most {MAX_DOCUMENTS} per file",
+                                line=event.start_mark.line + 1)
+            anchors, open_anchors, root = {}, set(), None
+            continue
+        if isinstance(event, DocumentEndEvent):
+            docs.append(_construct(root, len(docs)))
+            continue
+
+        size = 1
+        if isinstance(event, AliasEvent):
+            if event.anchor in open_anchors:
+                raise YamlError(f"the alias *{event.anchor} refers to a node that contains it (a recursive alias)",
+                                line=event.start_mark.line + 1)
+            if event.anchor not in anchors:
+                raise YamlError(f"the alias *{event.anchor} refers to no anchor &{event.anchor} defined before it",
+                                line=event.start_mark.line + 1)
+            node, size = anchors[event.anchor]
+        elif isinstance(event, ScalarEvent):
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = loader.resolve(ScalarNode, event.value, event.implicit)
+            node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            if event.anchor is not None:
+                anchors[event.anchor] = (node, 1)
+        elif isinstance(event, (SequenceStartEvent, MappingStartEvent)):
+            if len(stack) >= MAX_DEPTH:
+                raise YamlError(f"nested too deeply: more than {MAX_DEPTH} levels of mappings and lists",
+                                line=event.start_mark.line + 1)
+            tag = event.tag
+            if isinstance(event, SequenceStartEvent):
+                if tag is None or tag == "!":
+                    tag = loader.resolve(SequenceNode, None, event.implicit)
+                node = SequenceNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            else:
+                if tag is None or tag == "!":
+                    tag = loader.resolve(MappingNode, None, event.implicit)
+                node = MappingNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            if event.anchor is not None:
+                open_anchors.add(event.anchor)
+            stack.append(_Frame(node, event.anchor))
+            nodes_total += 1
+            _check_nodes(nodes_total, event)
+            continue
+        elif isinstance(event, (SequenceEndEvent, MappingEndEvent)):
+            frame = stack.pop()
+            node = frame.node
+            node.end_mark = event.end_mark
+            if isinstance(node, SequenceNode):
+                node.value = frame.items
+            else:
+                node.value = _pairs(frame.items)
+            size = frame.size
+            if frame.anchor is not None:
+                open_anchors.discard(frame.anchor)
+                anchors[frame.anchor] = (node, size)
+            # the container itself was counted when it opened
+            _attach(stack, node, size)
+            if not stack:
+                root = node
+            continue
+        else:  # pragma: no cover - PyYAML emits no other events
+            continue
+
+        nodes_total += size
+        _check_nodes(nodes_total, event)
+        _attach(stack, node, size)
+        if not stack:
+            root = node
+    return docs
+
+
+def _check_nodes(total: int, event: Any) -> None:
+    if total > MAX_NODES:
+        raise YamlError(f"too many values: more than {MAX_NODES} after expanding aliases "
+                        f"(an alias bomb, or a file far larger than any manifest)", line=event.start_mark.line + 1)
+
+
+def _attach(stack: list[_Frame], node: Node, size: int) -> None:
+    if stack:
+        parent = stack[-1]
+        parent.items.append(node)
+        parent.size += size
+
+
+def _pairs(items: list[Node]) -> list[tuple[Node, Node]]:
+    """Mapping items → (key, value) pairs, refusing duplicate keys as kubectl does."""
+    pairs = list(zip(items[0::2], items[1::2]))
+    seen: dict[str, Node] = {}
+    for key, _ in pairs:
+        if isinstance(key, ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+            if key.value in seen:
+                first = seen[key.value].start_mark.line + 1
+                raise YamlError(f'the key "{key.value}" appears twice in one mapping (first on line {first}); '
+                                f"kubectl refuses duplicate keys", line=key.start_mark.line + 1)
+            seen[key.value] = key
+    return pairs
+
+
+def _construct(root: Node | None, index: int) -> Document:
+    if root is None:
+        return Document(None, None, None, index)
+    constructor = _Constructor()
+    try:
+        data = constructor.construct_document(root)
+    except yaml.constructor.ConstructorError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = e.problem or ""
+        if "could not determine a constructor" in problem:
+            problem = f"unknown YAML tag {problem.rsplit(' ', 1)[-1]} (Kubernetes manifests use plain YAML)"
+        raise YamlError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None
+    except (TypeError, ValueError) as e:  # e.g. an unhashable key, a malformed !!int
+        raise YamlError(f"invalid YAML: {e}", line=root.start_mark.line + 1) from None
+    return Document(data, root, root.start_mark.line + 1, index)
+
+
+def child(node: Node | None, key: str | int) -> tuple[Node | None, Node | None]:
+    """(key node, value node) of `key` under `node`, or (None, None) when not found."""
+    if isinstance(node, MappingNode) and isinstance(key, str):
+        for k, v in node.value:
+            if isinstance(k, ScalarNode) and k.value == key:
+                return k, v
+    elif isinstance(node, SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+        return None, node.value[key]
+    return None, None
+
+
+def line_of(node: Node | None) -> int | None:
+    return node.start_mark.line + 1 if node is not None else None
