@@ -1,0 +1,134 @@
+"""`meshlab.analyze`: find misconfigurations the way `istioctl analyze` does, plus meshlab's own traps.
+
+Findings carry Istio's code, level and target resource where Istio has a rule (IST0101, IST0173…),
+so what a learner sees here is what `istioctl analyze -A` would print on a live cluster holding
+the same objects (with Istio's default install: istiod and the ingress gateway). Traps Istio does
+not flag but Envoy acts on get meshlab codes (`MLB0001`…, see `meshlab.istio.traps.CODES`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ManifestError, Problem
+from .istio import analyzers as _ist
+from .istio import analyzers_schema as _schema
+from .istio import traps as _traps
+from .istio.analysis_base import LEVEL_ORDER, Finding, Snapshot, default_istio_install
+from .manifests import load
+from .objects import K8sObject
+from .state import ClusterState
+
+__all__ = ["Finding", "analyze", "cli_analyze", "format_findings", "MESHLAB_CODES"]
+
+MESHLAB_CODES = _traps.CODES
+_RULES = (*_ist.RULES, *_schema.RULES, *_traps.RULES)
+
+
+def analyze(source: Any, *, istio_install: bool = True) -> list[Finding]:
+    """Analyze objects, paths, YAML strings, a `ClusterState` or a `Lab`; return sorted findings.
+
+    `istio_install`: assume the cluster also runs Istio's default profile (istiod + ingress
+    gateway in istio-system), as the live cluster `istioctl analyze` looks at would.
+    Raises `ManifestError` when the input cannot be loaded.
+    """
+    state, synthetic = _cluster_for(source, istio_install)
+    snap = Snapshot(state, synthetic)
+    found: list[Finding] = []
+    for rule in _RULES:
+        found.extend(f for f in rule(snap) if not snap.is_synthetic(f))
+    return _sorted_deduped(found)
+
+
+def _sorted_deduped(findings: Iterable[Finding]) -> list[Finding]:
+    """istioctl's order (level, code, resource, text), identical messages printed once."""
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for f in sorted(findings, key=lambda f: (LEVEL_ORDER[f.level], f.code, f.origin, str(f))):
+        if str(f) not in seen:
+            seen.add(str(f))
+            out.append(f)
+    return out
+
+
+def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tuple[str, str, str]]]:
+    """A private ClusterState holding the source's objects (+ Istio's install), pods derived.
+
+    Pod readiness of a live lab is carried over, so `analyze(lab)` sees what the lab sees.
+    """
+    readiness: dict[tuple[str, str], tuple[bool, str]] = {}
+    if isinstance(source, ClusterState):
+        objects = source.all()
+        readiness = {(p.namespace, p.name): (p.ready, p.phase) for p in source.pods()}
+    elif isinstance(getattr(source, "state", None), ClusterState):
+        return _cluster_for(source.state, istio_install)
+    elif callable(getattr(source, "objects", None)):
+        objects = list(source.objects())
+        readiness = _readiness_from_frame(getattr(source, "pods", None))
+    else:
+        objects = load(source)
+    state = ClusterState(strict_namespaces=False)
+    own = {o.key for o in objects}
+    extra: list[K8sObject] = []
+    if istio_install:
+        extra = [o for o in default_istio_install() if o.key not in own]
+    state.apply([*objects, *extra])
+    for (ns, name), (ready, phase) in readiness.items():
+        try:
+            pod = state.pod(name, ns)
+        except KeyError:
+            continue
+        pod.ready, pod.phase = ready, phase  # type: ignore[assignment]
+    return state, {o.key for o in extra}
+
+
+def _readiness_from_frame(pods_fn: Any) -> dict[tuple[str, str], tuple[bool, str]]:
+    try:
+        df = pods_fn() if callable(pods_fn) else None
+        if df is None or not {"name", "namespace", "ready"} <= set(df.columns):
+            return {}
+        phases = df["phase"] if "phase" in df.columns else ["Running"] * len(df)
+        return {(ns, n): (bool(r), str(ph)) for n, ns, r, ph in zip(df["name"], df["namespace"], df["ready"], phases)}
+    except Exception:  # readiness is a refinement; analysis works without it
+        return {}
+
+
+# ---------------------------------------------------------------------------------------- output
+
+def format_findings(findings: list[Finding], *, fixes: bool = True) -> str:
+    """istioctl's text output, each finding followed by an indented line on how to fix it."""
+    lines = []
+    for f in findings:
+        lines.append(str(f))
+        if fixes and f.fix:
+            lines.append(f"    fix: {f.fix}")
+    return "\n".join(lines)
+
+
+def _json_findings(findings: list[Finding]) -> str:
+    return json.dumps([f.to_dict() for f in findings], indent=2)
+
+
+def cli_analyze(args: Any) -> int:
+    """`meshlab analyze [--json] PATH...`: exit 0 clean, 79 with an Error finding, 65 on bad input."""
+    paths = list(args.paths)
+    missing = [p for p in paths if not Path(p).exists()]
+    try:
+        if missing:
+            raise ManifestError([Problem("no such file or directory", file=p) for p in missing])
+        findings = analyze([Path(p) for p in paths])
+    except ManifestError as e:
+        print("Error: the input could not be parsed; nothing was analyzed:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 65
+    if getattr(args, "json", False):
+        print(_json_findings(findings))
+    elif findings:
+        print(format_findings(findings))
+    else:
+        print("\u2714 No validation issues found when analyzing " + ", ".join(paths) + ".", file=sys.stderr)
+    return 79 if any(f.level == "Error" for f in findings) else 0
