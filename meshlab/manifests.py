@@ -28,7 +28,8 @@ from pydantic import BaseModel, ValidationError
 from . import _yaml
 from .errors import ManifestError, Problem
 from .objects import (
-    MODELLED, Deployment, K8sObject, Namespace, Pod, Service, Source, UnmodelledObject, VirtualService,
+    MODELLED, Deployment, Gateway, K8sObject, Namespace, Pod, Service, ServiceEntry, Source, UnmodelledObject,
+    VirtualService,
 )
 
 Loadable = str | Path | dict[str, Any] | K8sObject | Iterable["Loadable"]
@@ -278,6 +279,8 @@ class _Loader:
         cls = self._model_for(where, api_version, kind)
         if cls is None:
             return
+        before = len(self.result.problems)
+        _check_metadata(kind, cls, data, where, self)
         try:
             obj = cls.model_validate(data, strict=True, by_alias=True, by_name=False)
         except ValidationError as e:
@@ -289,7 +292,6 @@ class _Loader:
         if not obj.NAMESPACED:
             obj.metadata.namespace = None
         where.obj = obj
-        before = len(self.result.problems)
         _check_object(obj, data, where, self)
         if len(self.result.problems) > before:
             return
@@ -606,21 +608,33 @@ def _known_fields(cls: type[BaseModel], path: list[str | int]) -> list[str]:
 
 # ----------------------------------------------------------------------- checks beyond the models
 
-def _check_object(obj: K8sObject, data: dict[str, Any], where: _Where, loader: _Loader) -> None:
-    """What the API server checks that a per-field type cannot say: names, labels, cross-field rules."""
+def _check_metadata(kind: str, cls: type[K8sObject], data: dict[str, Any], where: _Where, loader: _Loader) -> None:
+    """Names and labels as the API server checks them; on raw data, so they show up with type errors."""
     p = lambda path, msg, at_key=False: where.problem(loader, path, msg, at_key=at_key)  # noqa: E731
-    meta = obj.metadata
-    if isinstance(obj, Namespace):
-        _check_name(meta.name, _DNS1123_LABEL, 63, "an RFC 1123 label", p)
-    elif isinstance(obj, Service):
-        _check_name(meta.name, _DNS1035_LABEL, 63, "an RFC 1035 label (it must start with a letter)", p)
-    elif not isinstance(obj, UnmodelledObject):
-        _check_name(meta.name, _DNS1123_SUBDOMAIN, 253, "an RFC 1123 subdomain", p)
-    if obj.NAMESPACED and meta.namespace is not None and not _valid(meta.namespace, _DNS1123_LABEL, 63):
-        p(["metadata", "namespace"], f'"{meta.namespace}" is not a valid namespace name: lower case letters, '
+    meta = data.get("metadata")
+    if not isinstance(meta, dict):
+        return
+    name, namespace, labels = meta.get("name"), meta.get("namespace"), meta.get("labels")
+    if isinstance(name, str):
+        if cls is Namespace:
+            _check_name(name, _DNS1123_LABEL, 63, "an RFC 1123 label", p)
+        elif cls is Service:
+            _check_name(name, _DNS1035_LABEL, 63, "an RFC 1035 label (it must start with a letter)", p)
+        elif cls is not UnmodelledObject:
+            _check_name(name, _DNS1123_SUBDOMAIN, 253, "an RFC 1123 subdomain", p)
+        elif not name or name in (".", "..") or "/" in name or "%" in name:
+            p(["metadata", "name"], f'"{name}" is not a valid name (it may not be empty, ".", ".." or contain "/" or "%")')
+    if isinstance(namespace, str) and cls.NAMESPACED and not _valid(namespace, _DNS1123_LABEL, 63):
+        p(["metadata", "namespace"], f'"{namespace}" is not a valid namespace name: lower case letters, '
           f"digits and '-', starting and ending with a letter or digit, at most 63 characters")
-    _check_labels(meta.labels, ["metadata", "labels"], p)
+    if isinstance(labels, dict):
+        _check_labels({k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)},
+                      ["metadata", "labels"], p)
 
+
+def _check_object(obj: K8sObject, data: dict[str, Any], where: _Where, loader: _Loader) -> None:
+    """What the API server checks that a per-field type cannot say: cross-field and per-kind rules."""
+    p = lambda path, msg, at_key=False: where.problem(loader, path, msg, at_key=at_key)  # noqa: E731
     if isinstance(obj, Service):
         _check_service(obj, p)
     elif isinstance(obj, Deployment):
@@ -638,6 +652,14 @@ def _check_object(obj: K8sObject, data: dict[str, Any], where: _Where, loader: _
         _check_pod_spec(data.get("spec", {}), ["spec"], p)
     elif isinstance(obj, VirtualService):
         _check_virtual_service(obj, p)
+    elif isinstance(obj, Gateway):
+        for i, server in enumerate(obj.spec.servers):
+            if server.port.name is None:
+                p(["spec", "servers", i, "port", "name"], "required field name is missing")
+    elif isinstance(obj, ServiceEntry):
+        for i, port in enumerate(obj.spec.ports):
+            if port.name is None:
+                p(["spec", "ports", i, "name"], "required field name is missing")
 
 
 def _valid(value: str, pattern: re.Pattern[str], max_len: int) -> bool:

@@ -8,9 +8,10 @@ forbid unknown fields, as the API server's strict field validation does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -36,6 +37,39 @@ class Source:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line else self.file
+
+
+_GO_DURATION = re.compile(r"^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Go duration string ("1.5s", "100ms", "1m30s"), the format Istio's CRDs take."""
+    if not _GO_DURATION.match(text):
+        raise ValueError(f'"{text}" is not a duration; write a number with a unit, e.g. "2s", "500ms", "1m30s"')
+    sign = -1.0 if text.startswith("-") else 1.0
+    parts = re.findall(r"([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text.lstrip("+-"))
+    return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def _istio_duration(text: str) -> str:
+    """Istio's CRD rule `duration(self) >= duration('1ms')`, with the reason when it fails."""
+    if duration_seconds(text) < 1e-3:
+        raise ValueError(f'must be a valid duration of at least 1ms, found "{text}"')
+    return text
+
+
+#: A duration as Istio's CRDs accept it (Go syntax, at least 1ms). Still a plain `str` at runtime.
+Duration = Annotated[str, AfterValidator(_istio_duration)]
+_U32 = 4294967295
+
+
+def _at_most_one(model: BaseModel, *aliases: str) -> None:
+    """Istio's `oneOf` in the CRD schema: at most one of these fields may be set."""
+    names = {(f.alias or n): n for n, f in type(model).model_fields.items()}
+    given = [a for a in aliases if getattr(model, names[a]) is not None]
+    if len(given) > 1:
+        raise ValueError(f"only one of {', '.join(aliases)} may be set, found {' and '.join(given)}")
 
 
 # ---------------------------------------------------------------------------------------- metadata
@@ -237,8 +271,7 @@ class StringMatch(_Model):
 
     @model_validator(mode="after")
     def _one_of(self) -> StringMatch:
-        if sum(v is not None for v in (self.exact, self.prefix, self.regex)) > 1:
-            raise ValueError("only one of exact, prefix or regex may be set")
+        _at_most_one(self, "exact", "prefix", "regex")
         return self
 
 
@@ -293,10 +326,16 @@ class HTTPRouteDestination(_Model):
 class HTTPRedirect(_Model):
     uri: str | None = None
     authority: str | None = None
-    port: int | None = None
+    port: int | None = Field(default=None, ge=0, le=_U32)
     derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None
     scheme: str | None = None
-    redirect_code: int | None = None
+    redirect_code: int | None = Field(default=None, ge=0, le=_U32)
+    prefix_rewrite: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> HTTPRedirect:
+        _at_most_one(self, "port", "derivePort")
+        return self
 
 
 class RegexRewrite(_Model):
@@ -312,17 +351,23 @@ class HTTPRewrite(_Model):
 
 class HTTPRetry(_Model):
     attempts: int | None = Field(default=None, ge=0)
-    per_try_timeout: str | None = None
+    per_try_timeout: Duration | None = None
     retry_on: str | None = None
     retry_remote_localities: bool | None = None
-    backoff: str | None = None
+    retry_ignore_previous_hosts: bool | None = None
+    backoff: Duration | None = None
 
 
 class FaultDelay(_Model):
-    fixed_delay: str | None = None
-    exponential_delay: str | None = None
+    fixed_delay: Duration | None = None
+    exponential_delay: Duration | None = None
     percentage: Percent | None = None
     percent: int | None = None  # deprecated
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FaultDelay:
+        _at_most_one(self, "fixedDelay", "exponentialDelay")
+        return self
 
 
 class FaultAbort(_Model):
@@ -330,6 +375,11 @@ class FaultAbort(_Model):
     grpc_status: str | None = None
     http2_error: str | None = None
     percentage: Percent | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FaultAbort:
+        _at_most_one(self, "httpStatus", "grpcStatus", "http2Error")
+        return self
 
 
 class HTTPFaultInjection(_Model):
@@ -350,13 +400,15 @@ class HTTPRoute(_Model):
     direct_response: dict[str, Any] | None = None
     delegate: dict[str, Any] | None = None
     rewrite: HTTPRewrite | None = None
-    timeout: str | None = None
+    timeout: Duration | None = None
     retries: HTTPRetry | None = None
     fault: HTTPFaultInjection | None = None
     mirror: Destination | None = None
     mirrors: list[HTTPMirrorPolicy] | None = None
     mirror_percentage: Percent | None = None
-    mirror_percent: int | None = None  # deprecated
+    mirror_percent: int | None = Field(default=None, ge=0, le=_U32)  # deprecated
+    #: the same deprecated field under its old snake_case YAML name, which the CRD still accepts
+    mirror_percent_legacy: int | None = Field(default=None, alias="mirror_percent", ge=0, le=_U32)
     cors_policy: dict[str, Any] | None = None
     headers: Headers | None = None
 
@@ -391,15 +443,22 @@ class LoadBalancerSettings(_Model):
     simple: Literal["UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"] | None = None
     consistent_hash: ConsistentHashLB | None = None
     locality_lb_setting: dict[str, Any] | None = None
-    warmup_duration_secs: str | None = None
+    warmup_duration_secs: Duration | None = None
     warmup: dict[str, Any] | None = None
+    backend_utilization: dict[str, Any] | None = None
+    zone_aware_lb_setting: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> LoadBalancerSettings:
+        _at_most_one(self, "simple", "consistentHash", "backendUtilization")
+        return self
 
 
 class TCPSettings(_Model):
     max_connections: int | None = None
-    connect_timeout: str | None = None
+    connect_timeout: Duration | None = None
     tcp_keepalive: dict[str, Any] | None = None
-    max_connection_duration: str | None = None
+    max_connection_duration: Duration | None = None
     idle_timeout: str | None = None
 
 
@@ -408,7 +467,8 @@ class HTTPSettings(_Model):
     http2_max_requests: int | None = None
     max_requests_per_connection: int | None = None
     max_retries: int | None = None
-    idle_timeout: str | None = None
+    idle_timeout: Duration | None = None
+    http2_keep_alive: dict[str, Any] | None = None
     h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
     use_client_protocol: bool | None = None
     max_concurrent_streams: int | None = None
@@ -421,11 +481,12 @@ class ConnectionPoolSettings(_Model):
 
 class OutlierDetection(_Model):
     split_external_local_origin_errors: bool | None = None
-    consecutive_local_origin_failures: int | None = None
-    consecutive_gateway_errors: int | None = None
-    consecutive5xx_errors: int | None = Field(default=None, alias="consecutive5xxErrors")
-    interval: str | None = None
-    base_ejection_time: str | None = None
+    consecutive_local_origin_failures: int | None = Field(default=None, ge=0, le=_U32)
+    consecutive_gateway_errors: int | None = Field(default=None, ge=0, le=_U32)
+    consecutive5xx_errors: int | None = Field(default=None, alias="consecutive5xxErrors", ge=0, le=_U32)
+    interval: Duration | None = None
+    base_ejection_time: Duration | None = None
+    outlier_detection_http_error_codes: list[Annotated[int, Field(ge=100, le=599)]] | None = None
     max_ejection_percent: int | None = None
     min_health_percent: int | None = None
     consecutive_errors: int | None = None  # deprecated
@@ -481,8 +542,8 @@ class DestinationRule(K8sObject):
 class ServerPort(_Model):
     number: int = Field(ge=0, le=4294967295)
     protocol: str
-    name: str | None = None
-    target_port: int | None = None
+    name: str | None = None  # required in manifests (checked by meshlab.manifests)
+    target_port: int | None = Field(default=None, ge=0, le=_U32)
 
 
 class Server(_Model):
@@ -492,6 +553,15 @@ class Server(_Model):
     tls: dict[str, Any] | None = None
     default_endpoint: str | None = None
     name: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_credentials(self) -> Server:
+        if self.tls:
+            given = [k for k in ("credentialName", "credentialNames", "tlsCertificates") if k in self.tls]
+            if len(given) > 1:
+                raise ValueError(f"tls: only one of credentialName, credentialNames or tlsCertificates may be set, "
+                                 f"found {' and '.join(given)}")
+        return self
 
 
 class GatewaySpec(_Model):
@@ -507,10 +577,29 @@ class Gateway(K8sObject):
 
 
 class ServiceEntryPort(_Model):
-    number: int = Field(ge=0, le=4294967295)
+    number: int = Field(ge=1, le=65535)
     protocol: str | None = None
-    name: str | None = None
-    target_port: int | None = None
+    name: str | None = None  # required in manifests (checked by meshlab.manifests)
+    target_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class ServiceEntryWorkloadSelector(WorkloadSelector):
+    """ServiceEntry selects workloads with `labels` (not `matchLabels`); kept in match_labels too."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_match_labels(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "matchLabels" in data:
+            raise ValueError("a ServiceEntry's workloadSelector takes labels, not matchLabels")
+        return data
+
+    @model_validator(mode="after")
+    def _mirror(self) -> ServiceEntryWorkloadSelector:
+        if self.labels and not self.match_labels:
+            self.match_labels = dict(self.labels)
+        return self
 
 
 class ServiceEntrySpec(_Model):
@@ -520,9 +609,32 @@ class ServiceEntrySpec(_Model):
     location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] | None = None
     resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"] | None = None
     endpoints: list[dict[str, Any]] = Field(default_factory=list)
-    workload_selector: WorkloadSelector | None = None
+    workload_selector: ServiceEntryWorkloadSelector | None = None
     export_to: list[str] = Field(default_factory=list)
     subject_alt_names: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _crd_rules(self) -> ServiceEntrySpec:
+        """The CEL rules of Istio's ServiceEntry CRD, which the API server runs."""
+        if "*" in self.hosts:
+            raise ValueError('hosts: "*" is not allowed (hostname cannot be wildcard)')
+        numbers = [p.number for p in self.ports]
+        if len(numbers) != len(set(numbers)):
+            raise ValueError(f"ports: port number cannot be duplicated (found {numbers})")
+        resolution = self.resolution or "NONE"
+        if any("/" in a for a in self.addresses) and resolution not in ("STATIC", "NONE"):
+            raise ValueError("CIDR addresses are allowed only with resolution NONE or STATIC")
+        has_endpoints = "endpoints" in self.model_fields_set
+        if resolution == "DNS_ROUND_ROBIN" and len(self.endpoints) > 1:
+            raise ValueError("resolution DNS_ROUND_ROBIN cannot have more than one endpoint")
+        if resolution == "NONE" and has_endpoints:
+            raise ValueError("resolution NONE (the default) cannot set endpoints; use STATIC or DNS")
+        if has_endpoints and self.workload_selector is not None:
+            raise ValueError("only one of workloadSelector or endpoints may be set")
+        for i, ep in enumerate(self.endpoints):
+            if "address" not in ep and "network" not in ep:
+                raise ValueError(f"endpoints[{i}]: address is required")
+        return self
 
 
 class ServiceEntry(K8sObject):
