@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
+import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
+
 from .backends.base import ProxyName, Via
 
 if TYPE_CHECKING:

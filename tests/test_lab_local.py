@@ -1,0 +1,276 @@
+"""The local lab end to end: real pods, real kube-proxy emulation, real Envoy sidecar/gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+
+import pytest
+
+from meshlab.backends.base import PROBE_COLUMNS
+from meshlab.errors import ManifestError
+from meshlab.lab import Lab
+
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-v1}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web, version: v1}}
+  template:
+    metadata: {labels: {app: web, version: v1}}
+    spec:
+      containers:
+      - {name: web, image: meshlab/app, ports: [{containerPort: 8080}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-v2}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web, version: v2}}
+  template:
+    metadata: {labels: {app: web, version: v2}}
+    spec:
+      containers:
+      - {name: web, image: meshlab/app, ports: [{containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"""
+
+GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: web-gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["web.example.com"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web-gw}
+spec:
+  hosts: ["web.example.com"]
+  gateways: [web-gw]
+  http:
+  - route:
+    - destination: {host: web, port: {number: 80}}
+"""
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with Lab(seed=11) as lab:
+        lab.apply(WEB)
+        yield lab
+
+
+def _pods(lab: Lab, version: str) -> list[str]:
+    df = lab.pods()
+    return sorted(df[df.version == version].name)
+
+
+def test_no_sidecar_keepalive_sticks_new_connections_spread(lab):
+    one = lab.probe("http://web/", n=60, via="none", keepalive=True)
+    assert tuple(one.columns) == PROBE_COLUMNS
+    assert set(one.status) == {200} and one.conn.nunique() == 1 and one.pod.nunique() == 1
+    assert set(one["flags"]) == {""} and set(one.proxy) == {"none"}     # no Envoy involved
+    many = lab.probe("http://web/", n=90, via="none", keepalive=False)
+    assert many.conn.nunique() == 90
+    counts = Counter(many.pod)
+    assert set(counts) == set(lab.pods().name)                  # every ready pod gets some
+    assert min(counts.values()) >= 12                           # uniform 1/3 of 90: P(<12) < 1e-4
+
+
+def test_sidecar_spreads_requests_on_one_keepalive_connection(lab):
+    df = lab.probe("http://web/", n=90, via="sidecar", keepalive=True)
+    assert set(df.status) == {200} and df.conn.nunique() == 1
+    assert df.pod.nunique() == 3                                # Envoy balances per request
+    assert set(df["flags"]) == {"-"} and set(df.proxy) == {"sidecar"}
+    assert set(df.cluster) == {"outbound|80||web.default.svc.cluster.local"}
+    assert set(df.route) == {"default"}
+    ips = dict(zip(lab.pods().name, lab.pods().ip))
+    assert all(up == f"{ips[pod]}:8080" for pod, up in zip(df.pod, df.upstream))   # Envoy's view = app's
+
+
+def test_short_and_long_names_resolve_like_cluster_dns(lab):
+    for url in ("http://web/", "http://web.default/", "http://web.default.svc/",
+                "http://web.default.svc.cluster.local/"):
+        assert set(lab.probe(url, n=3).status) == {200}, url
+
+
+def test_unknown_name_is_a_dns_error_on_every_path(lab):
+    for via in ("sidecar", "none"):
+        df = lab.probe("http://nosuchservice:9080/", n=4, via=via)
+        assert list(df.error) == ["dns"] * 4 and set(df.status) == {0}
+    # a short name only resolves in its own namespace
+    lab.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    df = lab.probe("http://web/", n=2, namespace="other", via="none")
+    assert set(df.error) == {"dns"}
+    assert set(lab.probe("http://web.default/", n=2, namespace="other", via="none").status) == {200}
+
+
+def test_not_ready_pod_gets_no_traffic_then_comes_back(lab):
+    v2 = _pods(lab, "v2")[0]
+    lab.set_pod(v2, ready=False)
+    try:
+        assert not lab.pods().set_index("name").ready[v2]
+        side = lab.probe("http://web/", n=60)
+        none = lab.probe("http://web/", n=60, via="none", keepalive=False)
+        assert v2 not in set(side.pod) and v2 not in set(none.pod)
+        assert set(side.status) == {200} and set(none.status) == {200}
+    finally:
+        lab.set_pod(v2, ready=True)
+    assert v2 in set(lab.probe("http://web/", n=60).pod)
+
+
+def test_kill_and_restart(lab):
+    v2 = _pods(lab, "v2")[0]
+    lab.kill_pod("web-v2", notready_after=None)     # a unique prefix names the pod
+    try:
+        df = lab.probe("http://web/", n=40, via="none", keepalive=False)
+        assert "reset" in set(df.error) and v2 not in set(df.pod)
+        side = lab.probe("http://web/", n=40)                     # Envoy retries other hosts
+        assert set(side.status) == {200}
+        assert v2 not in set(side.pod)
+    finally:
+        lab.restart_pod(v2)
+    assert v2 in set(lab.probe("http://web/", n=60).pod)
+
+
+def test_kill_leaves_endpoints_after_the_kubelet_notices(lab):
+    v2 = _pods(lab, "v2")[0]
+    lab.kill_pod(v2, notready_after=0.0)
+    try:
+        assert lab.pods().set_index("name").phase[v2] == "Failed"
+        df = lab.probe("http://web/", n=40, via="none", keepalive=False)
+        assert set(df.error) == {""} and v2 not in set(df.pod)
+    finally:
+        lab.restart_pod(v2)
+
+
+def test_pod_knobs_reach_the_app(lab):
+    v2 = _pods(lab, "v2")[0]
+    lab.set_pod(v2, error_rate=1.0)
+    try:
+        df = lab.probe("http://web/", n=60, via="sidecar")
+        failed = df[df.pod == v2]
+        assert len(failed) > 0 and set(failed.status) == {503}
+        assert set(failed["flags"]) == {"-"}     # the app's own 503 passes through Envoy untouched
+    finally:
+        lab.set_pod(v2, error_rate=0.0)
+    with pytest.raises(Exception, match="error_rate"):
+        lab.set_pod(v2, error_rate=3)
+
+
+def test_gateway_uses_the_url_host_as_host_header(lab):
+    lab.apply(GATEWAY)
+    try:
+        df = lab.probe("http://web.example.com/", n=20, via="gateway")
+        assert set(df.status) == {200} and set(df.proxy) == {"gateway"}
+        assert set(df.cluster) == {"outbound|80||web.default.svc.cluster.local"}
+        other = lab.probe("http://other.example.com/", n=3, via="gateway")
+        assert set(other.status) == {404} and set(other["flags"]) == {"NR"}
+    finally:
+        lab.delete(GATEWAY)
+
+
+def test_timeline_shows_503_appearing_and_disappearing(lab):
+    names = list(lab.pods().name)
+    with lab.probing("http://web/", rate=200) as p:
+        time.sleep(0.3)
+        for n in names:
+            lab.set_pod(n, ready=False)
+        time.sleep(0.3)
+        for n in names:
+            lab.set_pod(n, ready=True)
+        time.sleep(0.3)
+    df = p.result()
+    codes = list(df.status)
+    first_bad = codes.index(503)
+    last_bad = len(codes) - 1 - codes[::-1].index(503)
+    assert 0 < first_bad and last_bad < len(codes) - 1
+    assert set(df[df.status == 503]["flags"]) == {"UH"}
+    assert df.t.is_monotonic_increasing or df.seq.is_monotonic_increasing
+
+
+def test_bad_input_changes_nothing(lab):
+    before = [o.key for o in lab.objects()]
+    with pytest.raises(ManifestError):
+        lab.apply("apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 99999}]}\n")
+    assert [o.key for o in lab.objects()] == before
+
+
+def test_envoy_config_shows_istio_names(lab):
+    view = lab.envoy_config("sidecar")
+    text = json.dumps(view, default=str)
+    assert "outbound|80||web.default.svc.cluster.local" in text
+
+
+def test_two_labs_at_once_do_not_collide(lab):
+    with Lab() as other:
+        other.apply(WEB)
+        ips_a, ips_b = set(lab.pods().ip), set(other.pods().ip)
+        assert not ips_a & ips_b
+        assert lab.backend.lease.block != other.backend.lease.block
+        df = other.probe("http://web/", n=30)
+        assert set(df.status) == {200} and set(df.pod) <= set(other.pods().name)
+    assert set(lab.probe("http://web/", n=10).status) == {200}
+
+
+def _children_of(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_nothing_survives_sigkill_of_the_parent():
+    script = textwrap.dedent(f"""
+        import os, sys, threading
+        from meshlab.lab import Lab
+        lab = Lab()
+        lab.apply({WEB!r})
+        lab.probe("http://web/", n=1)
+        print(os.getpid(), flush=True)
+        threading.Event().wait()
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        kids = _children_of(pid)
+        assert len(kids) >= 6                 # 3 pods + kube-proxy + 2 Envoys
+    finally:
+        parent.kill()
+        parent.wait()
+    end = time.monotonic() + 15
+    while time.monotonic() < end and any(_alive(k) for k in kids):
+        time.sleep(0.1)
+    assert [k for k in kids if _alive(k)] == []
