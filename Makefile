@@ -1,0 +1,82 @@
+# meshlab — two commands do everything:
+#   make lab    set up .venv, open JupyterLab on notebooks/ (local backend: no cluster needed)
+#   make test   set up .venv with test extras, run the whole test suite
+# Both are idempotent: the install steps rerun only when pyproject.toml changes (stamp files).
+
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+PORT        ?= 8888
+# Extra arguments for JupyterLab, e.g. make lab LAB_ARGS="--no-browser --ServerApp.token=''"
+LAB_ARGS    ?=
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="-x tests/test_manifests.py"
+PYTEST_ARGS ?=
+# Which backend notebooks use; notebooks never branch on it (`Lab()` reads the default).
+MESHLAB_BACKEND ?= local
+# NO_INSTALL=1 uses $(VENV) as it is (tests that start `make lab` against an existing venv).
+NO_INSTALL  ?=
+
+LAB_STAMP   := $(VENV)/.meshlab-lab.stamp
+TEST_STAMP  := $(VENV)/.meshlab-test.stamp
+CHAPTERS    := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+.PHONY: lab course test venv clean help chromium
+
+help:
+	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
+	@echo "make course  run every chapter headless, HTML in build/"
+	@echo "make test    run the test suite (PYTEST_ARGS=...)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+$(LAB_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@ $(LAB_STAMP)
+
+ifeq ($(NO_INSTALL),)
+lab: $(LAB_STAMP)
+course: $(LAB_STAMP)
+test: $(TEST_STAMP) chromium
+endif
+
+lab:
+	@mkdir -p notebooks
+	MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter lab --notebook-dir=notebooks \
+		--ServerApp.port=$(PORT) --ServerApp.ip=127.0.0.1 $(LAB_ARGS)
+
+course:
+ifeq ($(CHAPTERS),)
+	@echo "no chapters yet: notebooks/ has no NN-*.ipynb to run"
+else
+	@mkdir -p build
+	MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter nbconvert --to html --execute \
+		--ExecutePreprocessor.timeout=600 --output-dir build $(CHAPTERS)
+endif
+
+# The browser test drives Debian's chromium. Install it when missing and we may (root, or CI with
+# sudo); otherwise that test skips and says why.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get) for the browser test"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium: the browser test will skip"; \
+	elif [ -n "$$CI" ] && command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (sudo apt-get) for the browser test"; \
+		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium: the browser test will skip"; \
+	else echo "chromium not found and not installable here: the browser test will skip"; fi
+
+test:
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .pytest_cache
