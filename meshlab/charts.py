@@ -13,7 +13,7 @@ only 503s are), other failures are grey or purple.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 
 __all__ = [
     "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
-    "timeline", "flow", "latency", "VERSION_COLORS", "OUTCOME_COLORS",
+    "timeline", "flow", "latency", "config_table", "VERSION_COLORS", "OUTCOME_COLORS",
 ]
 
 VERSION_COLORS: dict[str, str] = {"v1": "#1f77b4", "v2": "#ff7f0e", "v3": "#2ca02c", "v4": "#8c564b"}
@@ -371,6 +371,28 @@ def latency(probes: Mapping[str, pd.DataFrame], title: str | None = None) -> go.
     fig.update_layout(template=_TEMPLATE, title=title or "Latency per request", showlegend=False,
                       yaxis_title="latency (ms)")
     return fig
+
+
+def config_table(config: Mapping[str, Sequence[Mapping]], section: str = "clusters",
+                 match: str | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One section of `lab.envoy_config()` (clusters, endpoints, routes, listeners) as a table.
+
+    `match` keeps rows whose name or cluster contains the text (like `istioctl proxy-config
+    clusters … | grep reviews`); `columns` picks and orders columns.
+    """
+    if section not in config:
+        raise ValueError(f"envoy config has no section {section!r}; sections: {', '.join(config)}")
+    df = pd.DataFrame(list(config[section]))
+    if match and len(df):
+        text = df.astype(str).agg(" ".join, axis=1)
+        df = df[text.str.contains(match, regex=False)]
+    if columns:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"section {section!r} has no column(s) {', '.join(missing)}; "
+                             f"has {', '.join(map(str, df.columns))}")
+        df = df[list(columns)]
+    return df.reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------ helpers

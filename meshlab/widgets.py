@@ -27,8 +27,8 @@ import yaml
 from . import charts
 from .exercises import Verdict, check
 
-__all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "Quiz",
-           "weight_slider", "connections", "lb_picker", "push_order", "quiz", "live"]
+__all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "ProbeExplorer",
+           "Quiz", "weight_slider", "connections", "lb_picker", "push_order", "requests", "quiz", "live"]
 
 
 # ------------------------------------------------------------------------------------ plumbing
@@ -280,10 +280,9 @@ def lb_picker(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw
 class PushOrderRace(_Explorer):
     """Apply a VirtualService and its DestinationRule in a chosen order while traffic flows.
 
-    `run(order)` calls `runner(order)`, which must return `(probe, events)` — the probe rows taken
-    during the change and `{label: seconds}` for when each object landed — and draws
-    `charts.timeline`. The lab-specific part (how to probe while applying) is the runner, so this
-    widget only owns the picture and the control.
+    `run(order)` calls `runner(order)`, which returns `(probe, events)` — the rows taken during
+    the change and `{label: seconds since the probe started}` for when each object landed — and
+    draws `charts.timeline`. `push_order(lab, url, before=, change=)` builds the runner for a lab.
     """
 
     ORDERS = {"VirtualService first (unsafe)": ["VirtualService", "DestinationRule"],
@@ -309,15 +308,91 @@ class PushOrderRace(_Explorer):
             self._failed(e)
             return None
         self.results[order] = df
+        self.events = dict(events)
         _redraw(self.figure, charts.timeline(df, events=events, title=order))
         bad = int((df["status"] == 503).sum())
         self._done(started, f"{len(df)} requests, {bad} × 503")
         return df
 
 
-def push_order(runner: Callable[[list[str]], tuple[pd.DataFrame, Mapping[str, float]]]) -> PushOrderRace:
-    """A live 'which order do I apply them in?' timeline (see `PushOrderRace`)."""
-    return PushOrderRace(runner)
+class _OrderRunner:
+    """Reset to `before`, start steady traffic, apply `change` one kind at a time, `gap` s apart.
+
+    Each kind is applied with its own `lab.apply` call so the moment it landed is known; that
+    moment is read off the probe itself (the time of the latest request answered so far), so the
+    event lines sit on the probe's own clock.
+    """
+
+    def __init__(self, lab: Any, url: str, before: Any, change: Any, *, gap: float, rate: float,
+                 lead: float, tail: float, settle: float, **probe_kw: Any) -> None:
+        from .manifests import load
+        self.lab, self.url, self.gap, self.rate = lab, url, gap, rate
+        self.lead, self.tail, self.settle, self.probe_kw = lead, tail, settle, probe_kw
+        self.before = before
+        self.change = load(change)
+
+    def __call__(self, order: list[str]) -> tuple[pd.DataFrame, dict[str, float]]:
+        self.lab.apply(self.before)
+        time.sleep(self.settle)
+        events: dict[str, float] = {}
+        with self.lab.probing(self.url, rate=self.rate, **self.probe_kw) as run:
+            time.sleep(self.lead)
+            groups = [[o for o in self.change if o.kind not in order]] + \
+                     [[o for o in self.change if o.kind == k] for k in order]
+            for i, group in enumerate(g for g in groups if g):
+                if i:
+                    time.sleep(self.gap)
+                snap = run.snapshot()
+                self.lab.apply(group)
+                events[f"{group[0].kind} applied"] = float(snap["t"].max()) if len(snap) else 0.0
+            time.sleep(self.tail)
+        return run.result(), events
+
+
+def push_order(lab: Any, url: str, *, before: Any, change: Any, gap: float = 0.5, rate: float = 200.0,
+               lead: float = 0.3, tail: float = 0.4, settle: float = 0.2, **probe_kw: Any) -> PushOrderRace:
+    """A live 'which order do I apply them in?' timeline.
+
+    `before` (paths/YAML) is applied first to reset the lab; then, while `rate` requests per
+    second flow to `url`, the objects of `change` are applied kind by kind in the chosen order,
+    `gap` seconds apart (istiod pushes faster, but the window is the same in kind, only shorter).
+    """
+    return PushOrderRace(_OrderRunner(lab, url, before, change, gap=gap, rate=rate, lead=lead,
+                                      tail=tail, settle=settle, **probe_kw))
+
+
+class ProbeExplorer(_Explorer):
+    """How many requests before the shares settle? A slider for `n`, the per-pod chart below."""
+
+    def __init__(self, lab: Any, url: str, *, n: int = 20, max_n: int = 400, seed: int | None = 1,
+                 **probe_kw: Any) -> None:
+        self.lab, self.url, self.seed, self.probe_kw = lab, url, seed, probe_kw
+        self.slider = W.IntSlider(value=n, min=10, max=max_n, step=10, continuous_update=False,
+                                  description="requests", layout=W.Layout(width="420px"))
+        self.slider.add_class("meshlab-requests-slider")
+        super().__init__([self.slider], go.Figure(), "meshlab-probe")
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+        self.set(self.slider.value)
+
+    def set(self, n: int) -> pd.DataFrame | None:
+        if self.slider.value != n:
+            self.slider.value = n
+            return self.results.get(str(n))
+        started = self._busy(f"sending {n} requests…")
+        try:
+            df = self.lab.probe(self.url, n=n, seed=self.seed, **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return None
+        self.results[str(n)] = df
+        _redraw(self.figure, charts.pod_share(df))
+        self._done(started, f"{n} requests, {df['pod'].nunique()} pod(s)")
+        return df
+
+
+def requests(lab: Any, url: str, **kw: Any) -> ProbeExplorer:
+    """A live 'number of requests' slider over the per-pod share (see `ProbeExplorer`)."""
+    return ProbeExplorer(lab, url, **kw)
 
 
 # ------------------------------------------------------------------------------------ exercises

@@ -146,3 +146,14 @@ def test_bad_input_names_the_missing_column():
     with pytest.raises(TypeError, match="probe DataFrame"):
         charts.pod_share([1, 2])  # type: ignore[arg-type]
     assert not math.isnan(charts.wilson_interval(0, 0)[1])
+
+
+def test_config_table_filters_and_selects():
+    cfg = {"clusters": [{"name": "outbound|9080||reviews.default.svc.cluster.local", "lb_policy": "LEAST_REQUEST"},
+                        {"name": "BlackHoleCluster", "lb_policy": "ROUND_ROBIN"}]}
+    t = charts.config_table(cfg, "clusters", match="reviews", columns=["name"])
+    assert list(t["name"]) == ["outbound|9080||reviews.default.svc.cluster.local"]
+    with pytest.raises(ValueError, match="no section"):
+        charts.config_table(cfg, "secrets")
+    with pytest.raises(ValueError, match="no column"):
+        charts.config_table(cfg, "clusters", columns=["nope"])

@@ -120,7 +120,7 @@ def test_push_order_draws_the_runners_timeline():
                  "pod": "" if bad and i < 30 else "p", "version": "v1"} for i in range(60)]
         return frame(rows), {order[0]: 0.0, order[1]: 0.3}
 
-    w = widgets.push_order(runner)
+    w = widgets.PushOrderRace(runner)
     w.picker.value = "VirtualService first (unsafe)"
     assert calls == [["VirtualService", "DestinationRule"]]
     assert any(t.name == "503 NC" for t in w.figure.data)
@@ -147,3 +147,55 @@ def test_redraw_replaces_traces_when_their_kinds_change():
     fw = widgets.live(go.Figure(go.Bar(x=[1], y=[1])))
     widgets._redraw(fw, go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
     assert [t.type for t in fw.data] == ["scatter"] and list(fw.data[0].y) == [3, 4]
+
+
+class _Run:
+    def __init__(self, lab):
+        self.lab = lab
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def snapshot(self):
+        n = len(self.lab.applied) * 10
+        return frame([{"t": i * 0.01, "pod": "p", "version": "v1"} for i in range(n)])
+
+    def result(self):
+        return frame([{"t": i * 0.01, "pod": "p", "version": "v1"} for i in range(100)])
+
+
+class ProbingLab(RecordingLab):
+    def probing(self, url, **kw):
+        self.probes.append({"url": url, **kw})
+        return _Run(self)
+
+    def apply(self, obj):
+        self.applied.append(obj)
+
+
+def test_push_order_applies_kinds_in_the_chosen_order_and_marks_when_they_landed():
+    from meshlab import manifests
+    here = Path(__file__).resolve().parent.parent / "notebooks" / "manifests" / "04-503"
+    lab = ProbingLab()
+    race = widgets.push_order(lab, "http://reviews:9080/", before=str(here / "race-before"),
+                              change=str(here / "race-change"), gap=0.0, lead=0.0, tail=0.0, settle=0.0)
+    race.run("VirtualService first (unsafe)")
+    assert lab.applied[0] == str(here / "race-before")
+    kinds = [[o.kind for o in group] for group in lab.applied[1:]]
+    assert kinds == [["VirtualService"], ["DestinationRule"]]
+    assert race.events == {"VirtualService applied": pytest.approx(0.09), "DestinationRule applied": pytest.approx(0.19)}
+    assert lab.probes[-1]["rate"] == 200.0
+    race.run("DestinationRule first (safe)")
+    assert [[o.kind for o in g] for g in lab.applied[-2:]] == [["DestinationRule"], ["VirtualService"]]
+    assert isinstance(manifests.load(str(here / "race-change")), list)
+
+
+def test_requests_explorer_reprobes_with_n():
+    lab = RecordingLab()
+    e = widgets.requests(lab, "http://reviews:9080/", n=20)
+    e.slider.value = 200
+    assert [p["n"] for p in lab.probes] == [20, 200]
+    assert sum(sum(t.customdata) for t in e.figure.data) == 200
