@@ -55,7 +55,9 @@ class EnvoyError(RuntimeError):
 class EnvoyConfigRejected(EnvoyError):
     """Envoy refused a pushed configuration; `.envoy_message` is Envoy's own explanation.
 
-    Envoy keeps running its last accepted configuration; meshlab restores that on disk too.
+    Envoy keeps running its last accepted version of the refused resource, and meshlab restores
+    that file on disk. Steps of the same push that Envoy accepted before the refusal stay applied
+    (as with a NACK from istiod's point of view); the next push brings everything in line.
     """
 
     def __init__(self, proxy: str, resource: str, envoy_message: str) -> None:
