@@ -26,9 +26,7 @@ def _backend(name: str, **kw: Any) -> Any:
         return LocalBackend(**kw)
     if name in ("kind", "cluster"):
         from .backends.kind import KindBackend   # imported lazily: needs the kubernetes client
-        if name == "cluster":
-            kw.setdefault("create", False)
-        return KindBackend(**kw)
+        return KindBackend(backend=name, **kw)
     raise ValueError(f"unknown backend {name!r}: use 'local', 'kind' or 'cluster'")
 
 

@@ -48,8 +48,6 @@ SLEEP_LABELS = {"app": "sleep"}
 GATEWAY_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
 GATEWAY_NAMESPACE = "istio-system"
 ADMIN_PORT = 15000
-#: Istio's default ingress gateway Service: port 80 → targetPort 8080, 443 → 8443.
-GATEWAY_PORTS = {80: 8080, 443: 8443}
 
 
 class LabError(MeshlabError):
@@ -453,7 +451,8 @@ class LocalBackend:
         if via == "gateway":
             gw = self.proxies["gateway"]
             self._ready_proxy(gw)
-            return Target("gateway", (gw.identity.ip, GATEWAY_PORTS.get(u.port, u.port)), u.authority,
+            from ..istio.listeners import gateway_listen_port
+            return Target("gateway", (gw.identity.ip, gateway_listen_port(u.port)), u.authority,
                           u.path, None, [gw.envoy.access_log_path])
         client_ip = self.lease.sidecar_ip if via == "none" or namespace == "default" else None
         svc = self._lookup(u.host, namespace)
