@@ -1,0 +1,436 @@
+"""Real-browser checks: JupyterLab + Debian's chromium, driven by Playwright.
+
+Why a browser at all: executing a notebook headless proves the Python side, but a widget whose
+front-end module is missing or mismatched only fails in the browser (the kernel never knows).
+These tests open notebooks in a real JupyterLab, run every cell, look at the plotly chart that the
+browser actually drew, move the ipywidgets slider with the mouse and check the chart's data follows.
+
+They never download a browser: chromium comes from Debian (`apt-get install chromium`, done by
+`make test` / `.ci/run` when missing); Playwright only brings its driver. Screenshots land in
+`build/browser/` so a person can look at what the test saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "build" / "browser"
+CHROMIUM = Path(os.environ.get("MESHLAB_CHROMIUM", "/usr/bin/chromium"))
+# Chromium as root needs --no-sandbox; the rest keep it from phoning home on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
+# Front-end messages that mean a widget did not come alive (ipywidgets manager, anywidget, plotly).
+WIDGET_ERROR = re.compile(
+    r"not found in module|Failed to load model class|Could not create (a )?model|"
+    r"Could not create view|Could not instantiate widget|Error displaying widget|"
+    r"No version of module|Module .* not found|is not registered|widget manager|"
+    r"Failed to fetch dynamically imported module|anywidget|jupyterlab-plotly|"
+    r"Cannot read properties of undefined",
+    re.IGNORECASE,
+)
+
+
+def _free_port() -> int:
+    """A loopback port nobody listens on right now (the server retries are off, so a clash fails
+    loudly instead of silently moving)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when pytest dies, so no JupyterLab outlives a crash."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class _Lab:
+    """A JupyterLab server started for one test, on loopback, with its own config dirs."""
+
+    root: Path
+    port: int
+    token: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}{sep}token={self.token}"
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no server log)"
+
+
+def _start_jupyterlab(root: Path, home: Path, disabled: tuple[str, ...] = ()) -> _Lab:
+    """Start `jupyter lab` from the project's venv (the interpreter running the tests), isolated
+    from the user's settings so a personal theme or workspace cannot change what the test sees."""
+    for sub in ("config", "data", "runtime", "settings", "workspaces"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    # The announcements plugin asks "get notified about news?" in a toast that can cover cells.
+    (home / "config" / "labconfig").mkdir(exist_ok=True)
+    off = {"@jupyterlab/apputils-extension:announcements": True, **{d: True for d in disabled}}
+    (home / "config" / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": off})
+    )
+    port = _free_port()
+    token = os.urandom(12).hex()
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = home / "jupyterlab.log"
+    cmd = [
+        sys.executable, "-m", "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.open_browser=False",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",  # no PyPI look-ups from the extension manager
+    ]
+    if os.geteuid() == 0:  # CI containers run as root
+        cmd.append("--allow-root")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent, start_new_session=True,
+        )
+    lab = _Lab(root=root, port=port, token=token, proc=proc, log=log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{lab.log_tail()}")
+        try:
+            with urllib.request.urlopen(lab.url("api/status"), timeout=2) as r:
+                if r.status == 200:
+                    return lab
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    _stop(lab)
+    raise RuntimeError(f"jupyter lab did not answer within 90 s:\n{lab.log_tail()}")
+
+
+def _stop(lab: _Lab) -> None:
+    """Stop the server and every kernel it started (they share its process group)."""
+    if lab.proc.poll() is None:
+        lab.proc.send_signal(signal.SIGINT)  # jupyter's own clean shutdown: kernels first
+        try:
+            lab.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(lab.proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    lab.proc.wait(timeout=10)
+
+
+@dataclass
+class _Console:
+    """Everything the page said on its console, and the uncaught exceptions."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def widget_errors(self) -> list[str]:
+        return [ln for ln in self.lines if ln.startswith(("error", "pageerror")) and WIDGET_ERROR.search(ln)]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium under Playwright; skipped (with the reason) where chromium is absent."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: `apt-get install -y chromium` (make test does this)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    pw = sync_api.sync_playwright().start()
+    try:
+        yield pw
+    finally:
+        pw.stop()
+
+
+def _open_page(pw: Any, profile: Path, console: _Console) -> Any:
+    """A fresh chromium profile per test: no cache or stored state leaks between runs."""
+    context = pw.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1000},
+    )
+    page = context.pages[0] if context.pages else context.new_page()
+    page.on("console", lambda m: console.lines.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.lines.append(f"pageerror: {e}"))
+    return context, page
+
+
+def _open_notebook(page: Any, lab: _Lab, rel: str) -> None:
+    """Open a notebook and wait until its kernel reports Idle in the status bar."""
+    page.goto(lab.url(f"lab/tree/{rel}") + "&reset", wait_until="domcontentloaded")
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=90_000)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        # A notebook without kernelspec metadata makes JupyterLab ask; take its default (Python 3).
+        dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+        if dialog.count() and dialog.first.is_visible():
+            dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+        if page.locator("#jp-main-statusbar", has_text=re.compile(r"\|\s*Idle")).count():
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"kernel of {rel} never became idle")
+
+
+def _run_all_cells(page: Any, timeout_s: float) -> None:
+    """Run > Run All Cells, as a learner would, then wait until no cell is queued or running."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""",
+        timeout=int(timeout_s * 1000),
+    )
+
+
+def _python_errors(page: Any) -> list[str]:
+    """Tracebacks or widget-error placeholders printed in the notebook's outputs."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll(
+                '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+              .map(e => e.innerText)
+              .filter(t => /Traceback|Error/.test(t))
+              .concat([...document.querySelectorAll('.jp-OutputArea-output')]
+                .map(e => e.innerText)
+                .filter(t => /Error displaying widget|Failed to load model class/.test(t)))"""
+    )
+
+
+# Plotly keeps the figure on its graph <div> (gd.data); `_fullData` holds the decoded arrays,
+# including the binary-encoded numpy arrays plotly >= 6 sends.
+_PLOT_DATA_JS = """(sel) => [...document.querySelectorAll(sel)].map(gd => (gd._fullData || gd.data || [])
+    .map(t => ({name: t.name ?? null, type: t.type,
+                x: t.x ? Array.from(t.x) : null, y: t.y ? Array.from(t.y) : null})))"""
+
+
+def _failure_evidence(context: Any, name: str, lab: _Lab) -> None:
+    """On failure, keep what a person needs to see why: the page and the server log."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / f"{name}-server.log").write_text(lab.log_tail(400))
+    if context is not None and context.pages:
+        try:
+            context.pages[0].screenshot(path=str(SHOTS / f"{name}-failure.png"), full_page=True)
+        except Exception:  # the page may be gone; the logs still help
+            pass
+
+
+def _plots(page: Any, selector: str = ".js-plotly-plot") -> list[list[dict[str, Any]]]:
+    return page.evaluate(_PLOT_DATA_JS, selector)
+
+
+def _drag_slider(page: Any, slider: Any, fraction: float) -> None:
+    """Move an ipywidgets slider with the mouse: press on its handle, drag along the track."""
+    slider.scroll_into_view_if_needed()
+    track = slider.locator(".noUi-target, .slider-container").first
+    handle = slider.locator(".noUi-handle").first
+    tb, hb = track.bounding_box(), handle.bounding_box()
+    assert tb and hb, "slider has no layout box (not rendered?)"
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    page.mouse.down()
+    target_x = tb["x"] + tb["width"] * fraction
+    page.mouse.move(target_x, hb["y"] + hb["height"] / 2, steps=12)
+    page.mouse.up()
+
+
+def _slider_value(slider: Any) -> str:
+    return slider.locator(".widget-readout").first.inner_text().strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# The widget stack on its own: plotly FigureWidget + ipywidgets slider, no meshlab involved.
+# ---------------------------------------------------------------------------------------------
+
+_SCRATCH_CELLS = [
+    "import ipywidgets as widgets\nimport plotly.graph_objects as go",
+    # FigureWidget: plotly >= 6 renders it through anywidget; updates are sent as deltas.
+    (
+        "fig = go.FigureWidget(go.Bar(x=['v1', 'v2'], y=[90, 10], name='configured'))\n"
+        "fig.update_layout(title='scratch: FigureWidget', height=320, yaxis_range=[0, 100])\n"
+        "slider = widgets.IntSlider(value=90, min=0, max=100, description='v1 weight')\n"
+        "slider.add_class('scratch-figurewidget-slider')\n"
+        "def _redraw(change):\n"
+        "    fig.data[0].y = [change['new'], 100 - change['new']]\n"
+        "slider.observe(_redraw, names='value')\n"
+        "widgets.VBox([slider, fig])"
+    ),
+    # The fallback: a plain figure re-shown inside an ipywidgets.Output on every change.
+    (
+        "out = widgets.Output()\n"
+        "slider2 = widgets.IntSlider(value=90, min=0, max=100, description='v1 weight')\n"
+        "slider2.add_class('scratch-output-slider')\n"
+        "def _show(w):\n"
+        "    f = go.Figure(go.Bar(x=['v1', 'v2'], y=[w, 100 - w], name='configured'))\n"
+        "    f.update_layout(title='scratch: Output + show', height=320, yaxis_range=[0, 100])\n"
+        "    with out:\n"
+        "        out.clear_output(wait=True)\n"
+        "        f.show()\n"
+        "slider2.observe(lambda c: _show(c['new']), names='value')\n"
+        "_show(slider2.value)\n"
+        "widgets.VBox([slider2, out])"
+    ),
+]
+
+
+def _write_notebook(path: Path, cells: list[str]) -> None:
+    nb = {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
+             "outputs": [], "source": src}
+            for i, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def _bars(plot: list[dict[str, Any]]) -> list[float]:
+    return [float(v) for v in plot[0]["y"]]
+
+
+@contextlib.contextmanager
+def _session(
+    pw: Any, tmp_path: Path, root: Path, name: str, disabled: tuple[str, ...] = ()
+) -> Iterator[tuple[_Lab, Any, _Console]]:
+    """JupyterLab on `root` + a fresh chromium page; on failure keep a screenshot and the server
+    log; always keep the browser console under build/browser/<name>-console.log."""
+    lab = _start_jupyterlab(root, tmp_path / "jupyter", disabled)
+    console = _Console()
+    context = None
+    try:
+        context, page = _open_page(pw, tmp_path / "profile", console)
+        yield lab, page, console
+    except BaseException:
+        _failure_evidence(context, name, lab)
+        raise
+    finally:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        (SHOTS / f"{name}-console.log").write_text("\n".join(console.lines) + "\n")
+        if context is not None:
+            context.close()
+        _stop(lab)
+
+
+def _shoot(page: Any, name: str, chart: Any | None = None) -> None:
+    """The whole JupyterLab window, plus the chart alone (JupyterLab scrolls inside the page,
+    so a full-page shot would not show a chart below the fold)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    if chart is not None:
+        chart.scroll_into_view_if_needed()
+        chart.screenshot(path=str(SHOTS / f"{name}-chart.png"))
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+_SCRATCH_SLIDERS = ("scratch-figurewidget-slider", "scratch-output-slider")
+
+
+def test_figurewidget_and_output_charts_follow_a_slider(browser: Any, tmp_path: Path) -> None:
+    """Both ways of drawing a live plotly chart render in JupyterLab 4 and follow a dragged
+    slider: the FigureWidget (anywidget) and the Output + fig.show() fallback."""
+    root = tmp_path / "root"
+    root.mkdir()
+    _write_notebook(root / "scratch.ipynb", _SCRATCH_CELLS)
+    with _session(browser, tmp_path, root, "scratch") as (lab, page, console):
+        _open_notebook(page, lab, "scratch.ipynb")
+        _run_all_cells(page, timeout_s=120)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2",
+                               timeout=60_000)
+        chart = page.locator(".js-plotly-plot").first
+        _shoot(page, "scratch-before", chart)
+        before = _plots(page)
+        assert [_bars(p) for p in before] == [[90.0, 10.0], [90.0, 10.0]], before
+
+        for cls in _SCRATCH_SLIDERS:
+            _drag_slider(page, page.locator(f".{cls}"), fraction=0.25)
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('.js-plotly-plot')]
+                     .every(gd => (gd._fullData || gd.data)[0].y[0] < 50)""",
+            timeout=30_000,
+        )
+        _shoot(page, "scratch-after", chart)
+        after = _plots(page)
+        readouts = [int(_slider_value(page.locator(f".{c}"))) for c in _SCRATCH_SLIDERS]
+        assert all(v < 50 for v in readouts), readouts
+        for plot, value in zip(after, readouts):
+            assert _bars(plot) == [float(value), float(100 - value)], (after, readouts)
+        assert not _python_errors(page), _python_errors(page)
+        assert not console.widget_errors(), console.widget_errors()
+
+
+def test_a_missing_widget_front_end_is_caught(browser: Any, tmp_path: Path) -> None:
+    """Negative control: with anywidget's JupyterLab extension switched off (what a learner gets
+    when the front end is missing), the console check must report it and the FigureWidget must
+    not draw, while the Output + show() chart, which needs no widget module of its own, still does.
+    Without this, a console filter that matched nothing would pass every time."""
+    root = tmp_path / "root"
+    root.mkdir()
+    _write_notebook(root / "scratch.ipynb", _SCRATCH_CELLS)
+    with _session(browser, tmp_path, root, "scratch-broken", disabled=("anywidget",)) as (
+        lab, page, console,
+    ):
+        _open_notebook(page, lab, "scratch.ipynb")
+        _run_all_cells(page, timeout_s=120)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        deadline = time.monotonic() + 30
+        while not console.widget_errors() and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        errors = console.widget_errors()
+        assert any("anywidget" in e for e in errors), console.lines
+        assert [_bars(p) for p in _plots(page)] == [[90.0, 10.0]]
