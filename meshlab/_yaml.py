@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from yaml.events import (
     AliasEvent, DocumentEndEvent, DocumentStartEvent, MappingEndEvent, MappingStartEvent,
-    ScalarEvent, SequenceEndEvent, SequenceStartEvent, StreamEndEvent, StreamStartEvent,
+    ScalarEvent, SequenceEndEvent, SequenceStartEvent, StreamEndEvent,
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -30,7 +30,7 @@ MAX_DOCUMENTS = 1000
 #: Nesting of mappings and sequences; the deepest real Kubernetes manifests stay under 20.
 MAX_DEPTH = 64
 #: Nodes per file, aliases counted at their expanded size (a Deployment has ~100).
-MAX_NODES = 200_000
+MAX_NODES = 100_000
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -104,6 +104,8 @@ def _mark_error(e: yaml.YAMLError, text: str) -> YamlError:
             col = here.index("\t") + 1 if "\t" in here else column
             return YamlError("a tab character is used for indentation; YAML allows only spaces there "
                              "(replace the tab with spaces)", line=line, column=col)
+    if "nesting depth" in problem:
+        return YamlError(f"nested too deeply: more than {MAX_DEPTH} levels of mappings and lists", line=line)
     what = f"{context}, {problem}" if context else problem
     return YamlError(f"invalid YAML: {what}", line=line, column=column)
 
@@ -133,30 +135,57 @@ def parse(text: str) -> list[Document]:
 
 
 def _compose(loader: Any, text: str) -> list[Document]:
+    """Events → one node tree per document, iteratively; every limit is checked as nodes appear."""
     docs: list[Document] = []
     nodes_total = 0
     stack: list[_Frame] = []
     anchors: dict[str, tuple[Node, int]] = {}
     open_anchors: set[str] = set()
     root: Node | None = None
+    get_event, resolve = loader.get_event, loader.resolve
     while True:
-        event = loader.get_event()
-        if isinstance(event, StreamStartEvent):
-            continue
-        if isinstance(event, StreamEndEvent):
-            break
-        if isinstance(event, DocumentStartEvent):
-            if len(docs) >= MAX_DOCUMENTS:
-                raise YamlError(f"too many documents: meshlab reads at most {MAX_DOCUMENTS} per file",
-                                line=event.start_mark.line + 1)
-            anchors, open_anchors, root = {}, set(), None
-            continue
-        if isinstance(event, DocumentEndEvent):
-            docs.append(_construct(root, len(docs)))
-            continue
-
+        event = get_event()
+        etype = type(event)
         size = 1
-        if isinstance(event, AliasEvent):
+        if etype is ScalarEvent:
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = resolve(ScalarNode, event.value, event.implicit)
+            node: Node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            if event.anchor is not None:
+                anchors[event.anchor] = (node, 1)
+        elif etype is MappingStartEvent or etype is SequenceStartEvent:
+            if len(stack) >= MAX_DEPTH:
+                raise YamlError(f"nested too deeply: more than {MAX_DEPTH} levels of mappings and lists",
+                                line=event.start_mark.line + 1)
+            tag = event.tag
+            kind = MappingNode if etype is MappingStartEvent else SequenceNode
+            if tag is None or tag == "!":
+                tag = resolve(kind, None, event.implicit)
+            node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            if event.anchor is not None:
+                open_anchors.add(event.anchor)
+            stack.append(_Frame(node, event.anchor))
+            nodes_total += 1
+            if nodes_total > MAX_NODES:
+                raise _nodes_error(event)
+            continue
+        elif etype is MappingEndEvent or etype is SequenceEndEvent:
+            frame = stack.pop()
+            node = frame.node
+            node.end_mark = event.end_mark
+            node.value = frame.items if etype is SequenceEndEvent else _pairs(frame.items)
+            if frame.anchor is not None:
+                open_anchors.discard(frame.anchor)
+                anchors[frame.anchor] = (node, frame.size)
+            if stack:
+                parent = stack[-1]
+                parent.items.append(node)
+                parent.size += frame.size
+            else:
+                root = node
+            continue  # the container was counted when it opened
+        elif etype is AliasEvent:
             if event.anchor in open_anchors:
                 raise YamlError(f"the alias *{event.anchor} refers to a node that contains it (a recursive alias)",
                                 line=event.start_mark.line + 1)
@@ -164,71 +193,35 @@ def _compose(loader: Any, text: str) -> list[Document]:
                 raise YamlError(f"the alias *{event.anchor} refers to no anchor &{event.anchor} defined before it",
                                 line=event.start_mark.line + 1)
             node, size = anchors[event.anchor]
-        elif isinstance(event, ScalarEvent):
-            tag = event.tag
-            if tag is None or tag == "!":
-                tag = loader.resolve(ScalarNode, event.value, event.implicit)
-            node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
-            if event.anchor is not None:
-                anchors[event.anchor] = (node, 1)
-        elif isinstance(event, (SequenceStartEvent, MappingStartEvent)):
-            if len(stack) >= MAX_DEPTH:
-                raise YamlError(f"nested too deeply: more than {MAX_DEPTH} levels of mappings and lists",
+        elif etype is DocumentStartEvent:
+            if len(docs) >= MAX_DOCUMENTS:
+                raise YamlError(f"too many documents: meshlab reads at most {MAX_DOCUMENTS} per file",
                                 line=event.start_mark.line + 1)
-            tag = event.tag
-            if isinstance(event, SequenceStartEvent):
-                if tag is None or tag == "!":
-                    tag = loader.resolve(SequenceNode, None, event.implicit)
-                node = SequenceNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
-            else:
-                if tag is None or tag == "!":
-                    tag = loader.resolve(MappingNode, None, event.implicit)
-                node = MappingNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
-            if event.anchor is not None:
-                open_anchors.add(event.anchor)
-            stack.append(_Frame(node, event.anchor))
-            nodes_total += 1
-            _check_nodes(nodes_total, event)
+            anchors, open_anchors, root = {}, set(), None
             continue
-        elif isinstance(event, (SequenceEndEvent, MappingEndEvent)):
-            frame = stack.pop()
-            node = frame.node
-            node.end_mark = event.end_mark
-            if isinstance(node, SequenceNode):
-                node.value = frame.items
-            else:
-                node.value = _pairs(frame.items)
-            size = frame.size
-            if frame.anchor is not None:
-                open_anchors.discard(frame.anchor)
-                anchors[frame.anchor] = (node, size)
-            # the container itself was counted when it opened
-            _attach(stack, node, size)
-            if not stack:
-                root = node
+        elif etype is DocumentEndEvent:
+            docs.append(_construct(root, len(docs)))
             continue
-        else:  # pragma: no cover - PyYAML emits no other events
+        elif etype is StreamEndEvent:
+            break
+        else:  # StreamStartEvent
             continue
 
         nodes_total += size
-        _check_nodes(nodes_total, event)
-        _attach(stack, node, size)
-        if not stack:
+        if nodes_total > MAX_NODES:
+            raise _nodes_error(event)
+        if stack:
+            parent = stack[-1]
+            parent.items.append(node)
+            parent.size += size
+        else:
             root = node
     return docs
 
 
-def _check_nodes(total: int, event: Any) -> None:
-    if total > MAX_NODES:
-        raise YamlError(f"too many values: more than {MAX_NODES} after expanding aliases "
-                        f"(an alias bomb, or a file far larger than any manifest)", line=event.start_mark.line + 1)
-
-
-def _attach(stack: list[_Frame], node: Node, size: int) -> None:
-    if stack:
-        parent = stack[-1]
-        parent.items.append(node)
-        parent.size += size
+def _nodes_error(event: Any) -> YamlError:
+    return YamlError(f"too many values: more than {MAX_NODES} after expanding aliases "
+                     f"(an alias bomb, or a file far larger than any manifest)", line=event.start_mark.line + 1)
 
 
 def _pairs(items: list[Node]) -> list[tuple[Node, Node]]:

@@ -350,10 +350,13 @@ class _Loader:
 
 def _looks_like_path(s: str) -> bool:
     """A one-line string without YAML syntax is a path (so a typo says 'no such file')."""
-    if "\n" in s:
+    if "\n" in s or len(s) > 4096:
         return False
-    if s == "-" or Path(s).exists():
-        return True
+    try:
+        if s == "-" or Path(s).exists():
+            return True
+    except (OSError, ValueError):  # not a possible path name at all
+        return False
     return ": " not in s and not s.rstrip().endswith(":") and not s.lstrip().startswith(("{", "[", "---", "#"))
 
 

@@ -1,0 +1,251 @@
+"""Bad input, table-driven: each gets one clear sentence naming file, line and field — no traceback.
+
+Work is bounded structurally (size, document, depth and node caps checked before Python objects
+are built), so these are not timed; memory is checked with tracemalloc for the large inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from meshlab import _yaml
+from meshlab.errors import ManifestError
+from meshlab.manifests import load, load_report
+
+VS_HEAD = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+"""
+
+SVC_HEAD = """apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+spec:
+  selector: {app: reviews}
+"""
+
+
+def _alias_bomb() -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n" + "\n".join("  " + x for x in lines) + "\n"
+
+
+def _deep_block(depth: int) -> str:
+    out = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: deep}", "data:"]
+    out += ["  " * (i + 1) + f"k{i}:" for i in range(depth)]
+    out[-1] += " x"
+    return "\n".join(out) + "\n"
+
+
+def _deep_dict(depth: int) -> dict[str, Any]:
+    inner: dict[str, Any] = {}
+    root = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": inner}
+    for _ in range(depth):
+        nxt: dict[str, Any] = {}
+        inner["k"] = nxt
+        inner = nxt
+    return root
+
+
+def _sparse_file(size: int) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        p = tmp / "huge.yaml"
+        with p.open("wb") as f:       # sparse: 50 MB on paper, nothing written
+            f.truncate(size)
+        return p
+    return make
+
+
+@dataclass
+class Case:
+    id: str
+    content: str | bytes | Callable[[Path], Any]   # text/bytes are written to a file
+    message: str                                     # a piece of the sentence the learner reads
+    field: str | None = None
+    line: int | None = None
+    in_file: bool = True                             # the problem names the file
+
+
+CASES = [
+    Case("invalid-yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: a\n", "invalid YAML", line=4),
+    Case("tab-indent", "apiVersion: v1\nkind: Namespace\nmetadata:\n\tname: a\n", "tab character", line=4),
+    Case("binary-garbage", bytes(range(256)) * 8, "binary file"),
+    Case("not-utf8", "apiVersion: v1\nkind: Namespace\nmetadata: {name: caf\xe9}\n".encode("latin-1"), "not UTF-8",
+         line=3),
+    Case("control-char", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a\x07}\n", "control character", line=3),
+    Case("list-at-top", "- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\n", "separate documents", line=1),
+    Case("scalar-at-top", "just some words\n", 'found the string "just some words"'),
+    Case("50MB-file", _sparse_file(50 * 1024 * 1024), "too large: 52428800 bytes"),
+    Case("alias-bomb", _alias_bomb(), "after expanding aliases"),
+    Case("recursive-alias", "apiVersion: v1\nkind: ConfigMap\nmetadata: &m {name: a, x: *m}\n", "recursive alias",
+         line=3),
+    Case("undefined-alias", "apiVersion: v1\nkind: ConfigMap\nmetadata: *nowhere\n", "no anchor &nowhere", line=3),
+    Case("deep-flow", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: " + "[" * 5000 + "\n",
+         "nested too deeply", line=4),
+    Case("deep-block", _deep_block(200), "nested too deeply"),
+    Case("deep-dict", lambda tmp: _deep_dict(5000), "nested too deeply", in_file=False),
+    Case("too-many-documents", "---\n" * (_yaml.MAX_DOCUMENTS + 5), "too many documents"),
+    Case("unknown-yaml-tag", "apiVersion: v1\nkind: Namespace\nmetadata: !Ref {name: a}\n", "unknown YAML tag",
+         line=3),
+    Case("duplicate-key", VS_HEAD + "  http:\n  - route:\n    - destination: {host: a}\n  http: []\n",
+         'the key "http" appears twice', line=10),
+    Case("unknown-apiVersion", VS_HEAD.replace("/v1\n", "/v2\n", 1), 'not served in "networking.istio.io/v2"',
+         field="apiVersion", line=1),
+    Case("removed-group", "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: a}\n",
+         "use apps/v1", field="apiVersion", line=1),
+    Case("unknown-version-of-known-group", "apiVersion: security.istio.io/v9\nkind: AuthorizationPolicy\n"
+         "metadata: {name: a}\n", "security.istio.io/v1", field="apiVersion"),
+    Case("malformed-apiVersion", "apiVersion: a/b/c\nkind: Thing\nmetadata: {name: a}\n", "is not an apiVersion",
+         field="apiVersion"),
+    Case("missing-kind", "apiVersion: v1\nmetadata: {name: a}\n", "required field kind is missing", field="kind"),
+    Case("kind-not-string", "apiVersion: v1\nkind: 7\nmetadata: {name: a}\n", "found the number 7", field="kind",
+         line=2),
+    Case("hosts-not-a-list", VS_HEAD.replace("[reviews]", "reviews"), 'expected a list, found the string "reviews"',
+         field="spec.hosts", line=6),
+    Case("weight-as-string", VS_HEAD + "  http:\n  - route:\n    - destination: {host: a}\n      weight: \"80\"\n",
+         'expected an integer, found the string "80"', field="spec.http[0].route[0].weight", line=10),
+    Case("weight-negative", VS_HEAD + "  http:\n  - route:\n    - destination: {host: a}\n      weight: -5\n",
+         "must be >= 0", field="spec.http[0].route[0].weight", line=10),
+    Case("weight-float", VS_HEAD + "  http:\n  - route:\n    - destination: {host: a}\n      weight: 12.5\n",
+         "expected an integer, found the number 12.5", field="spec.http[0].route[0].weight"),
+    Case("route-without-host", VS_HEAD + "  http:\n  - route:\n    - destination: {subset: v1}\n",
+         "required field host is missing", field="spec.http[0].route[0].destination.host", line=9),
+    Case("port-as-string", SVC_HEAD + "  ports:\n  - port: \"80\"\n", 'expected an integer, found the string "80"',
+         field="spec.ports[0].port", line=8),
+    Case("bool-for-string", VS_HEAD + "  http:\n  - route:\n    - destination: {host: yes}\n",
+         "expected a string, found the boolean true", field="spec.http[0].route[0].destination.host"),
+    Case("label-value-number", SVC_HEAD.replace("name: reviews\n", "name: reviews\n  labels: {version: 2}\n") +
+         "  ports: [{port: 80}]\n", 'quote it: "2"', field="metadata.labels.version", line=5),
+    Case("unknown-field-typo", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+         "spec:\n  host: r\n  subset:\n  - name: v1\n", 'did you mean "subsets"', field="spec.subset", line=6),
+    Case("snake-case-field", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+         "spec:\n  host: r\n  traffic_policy: {}\n", 'unknown field "traffic_policy"', field="spec.traffic_policy"),
+    Case("podspec-typo", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, image: x}]\n"
+         "  restartPolcy: Always\n", 'did you mean "restartPolicy"', field="spec.restartPolcy", line=6),
+    Case("container-typo", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n"
+         "    image: x\n    imagePullPolcy: Always\n", 'did you mean "imagePullPolicy"',
+         field="spec.containers[0].imagePullPolcy", line=8),
+    Case("enum-value", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n"
+         "  host: r\n  trafficPolicy:\n    loadBalancer: {simple: FASTEST}\n", '"ROUND_ROBIN"',
+         field="spec.trafficPolicy.loadBalancer.simple", line=7),
+    Case("bad-duration", VS_HEAD + "  http:\n  - route:\n    - destination: {host: a}\n    timeout: 3 seconds\n",
+         "not a duration", field="spec.http[0].timeout", line=10),
+    Case("two-string-matches", VS_HEAD + "  http:\n  - match:\n    - uri: {exact: /a, prefix: /b}\n"
+         "    route:\n    - destination: {host: a}\n", "only one of exact, prefix, regex",
+         field="spec.http[0].match[0].uri", line=9),
+    Case("invalid-name", "apiVersion: v1\nkind: Pod\nmetadata: {name: My_Pod}\nspec:\n  containers: [{name: a}]\n",
+         '"My_Pod" is not a valid name', field="metadata.name", line=3),
+    Case("duplicate-objects", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n"
+         "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n", "the same object is given twice", line=5),
+    Case("selector-mismatch", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
+         "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: e}}\n"
+         "    spec: {containers: [{name: a, image: x}]}\n", "selector does not match template labels",
+         field="spec.template.metadata.labels", line=7),
+    Case("missing-path", lambda tmp: tmp / "nope.yaml", "no such file or folder"),
+]
+
+
+def _run(case: Case, tmp_path: Path) -> tuple[ManifestError, Path | None]:
+    if callable(case.content):
+        target = case.content(tmp_path)
+    else:
+        target = tmp_path / f"{case.id}.yaml"
+        if isinstance(case.content, bytes):
+            target.write_bytes(case.content)
+        else:
+            target.write_text(case.content, encoding="utf-8")
+    with pytest.raises(ManifestError) as info:
+        load(target)
+    return info.value, target if isinstance(target, Path) else None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gets_one_clear_sentence(case: Case, tmp_path: Path) -> None:
+    err, path = _run(case, tmp_path)
+    matching = [p for p in err.problems if case.message in p.message]
+    assert matching, f"no problem says {case.message!r}; got: {[str(p) for p in err.problems]}"
+    problem = matching[0]
+    if case.in_file:
+        assert problem.file == str(path)
+    if case.field is not None:
+        assert problem.field == case.field
+    if case.line is not None:
+        assert problem.line == case.line
+    for p in err.problems:
+        text = str(p)
+        assert "\n" not in text and "Traceback" not in text and len(text) < 600, text
+
+
+def test_at_least_twenty_cases() -> None:
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("make", [_alias_bomb, lambda: "x: " + "[" * 100_000, lambda: "- a\n" * 400_000],
+                         ids=["alias-bomb", "deep-flow", "many-values"])
+def test_hostile_documents_are_refused_without_large_memory(make: Callable[[], str]) -> None:
+    text = make()
+    tracemalloc.start()
+    try:
+        report = load_report(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not report.ok and not report.objects
+    assert peak < 64 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_a_50mb_file_is_refused_before_reading(tmp_path: Path) -> None:
+    path = _sparse_file(50 * 1024 * 1024)(tmp_path)
+    tracemalloc.start()
+    try:
+        report = load_report(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [p.message for p in report.problems][0].startswith("too large")
+    assert peak < 4 * 1024 * 1024
+
+
+def test_nothing_is_returned_when_one_object_is_bad(tmp_path: Path) -> None:
+    good = "apiVersion: v1\nkind: Namespace\nmetadata: {name: good}\n"
+    bad = "apiVersion: v1\nkind: Namespace\nmetadata: {name: Bad}\n"
+    (tmp_path / "a.yaml").write_text(good)
+    (tmp_path / "b.yaml").write_text(bad)
+    with pytest.raises(ManifestError) as info:
+        load(tmp_path)
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].file == str(tmp_path / "b.yaml")
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
+    text = VS_HEAD + "  http:\n  - route:\n    - destination: {subset: v1}\n      weight: x\n  tcpp: []\n"
+    with pytest.raises(ManifestError) as info:
+        load(text)
+    fields = sorted(p.field or "" for p in info.value.problems)
+    assert fields == ["spec.http[0].route[0].destination.host", "spec.http[0].route[0].weight", "spec.tcpp"]
+
+
+def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "secret.yaml"
+    path.write_text("apiVersion: v1\n")
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as root: a file without permissions is still readable")
+        report = load_report(path)
+        assert "cannot read" in report.problems[0].message
+    finally:
+        path.chmod(0o644)
