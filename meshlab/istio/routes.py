@@ -119,13 +119,25 @@ def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str])
 
 
 def is_catch_all(match: dict[str, Any]) -> bool:
-    """Istio's test: a prefix "/" (or regex matching everything) with no other condition."""
+    """Istio's test on an Envoy route (gateway route sorting): prefix "/" (or regex "*") and no
+    header or query-parameter condition."""
     if match.get("headers") or match.get("query_parameters"):
         return False
-    if match.get("prefix") == "/":
+    if match.get("prefix") == "/" or match.get("path_separated_prefix") == "/":
         return True
-    regex = match.get("safe_regex", {}).get("regex")
-    return regex in ("*", ".*")
+    return match.get("safe_regex", {}).get("regex") == "*"
+
+
+def is_catch_all_match(m: HTTPMatchRequest | None) -> bool:
+    """Istio's test on a VS match: only an explicit `uri: {prefix: /}` (or regex "*") with no
+    other condition stops route emission. A match on sourceLabels alone is not a catch-all, even
+    though for a proxy it selects it matches everything."""
+    if m is None:
+        return True
+    if m.uri is None or not (m.uri.prefix == "/" or m.uri.regex == "*"):
+        return False
+    return not (m.headers or m.query_params or m.source_labels or m.without_headers or m.gateways
+                or m.method or m.scheme or m.port or m.authority or m.source_namespace)
 
 
 def _header_ops(h: Headers | None) -> dict[str, Any]:
@@ -414,7 +426,7 @@ class RouteBuilder:
                     else:
                         route[k] = v
                 routes.append(route)
-                if is_catch_all(match):
+                if is_catch_all_match(m):
                     return routes  # nothing after a catch-all is emitted
         return routes
 

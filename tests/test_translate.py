@@ -1,0 +1,600 @@
+"""The mini control plane: Kubernetes + Istio YAML → Envoy config shaped as istiod shapes it."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from meshlab.manifests import load
+from meshlab.state import ClusterState
+from meshlab.istio.translate import ProxyIdentity, build_config
+
+MAX = 4294967295
+SLEEP = ProxyIdentity(kind="sidecar", namespace="default", labels={"app": "sleep"}, ip="127.66.0.1")
+GATEWAY = ProxyIdentity(kind="gateway", namespace="istio-system",
+                        labels={"istio": "ingressgateway", "app": "istio-ingressgateway"},
+                        ip="127.66.0.2")
+
+APPS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1, namespace: prod}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: reviews, version: v1}}
+  template:
+    metadata: {labels: {app: reviews, version: v1}}
+    spec: {containers: [{name: app, image: x, ports: [{containerPort: 9080, name: web}]}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v2, namespace: prod}
+spec:
+  selector: {matchLabels: {app: reviews, version: v2}}
+  template:
+    metadata: {labels: {app: reviews, version: v2}}
+    spec: {containers: [{name: app, image: x, ports: [{containerPort: 9080, name: web}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: prod}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080, targetPort: web}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web, version: v1}}
+    spec: {containers: [{name: app, image: x}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+  - {name: http-admin, port: 9000, targetPort: 9000}
+"""
+
+SEED_VS_DR = """
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: reviews-route, namespace: prod}
+spec:
+  hosts: [reviews.prod.svc.cluster.local]
+  http:
+  - name: reviews-v2-routes
+    match:
+    - uri: {prefix: /wpcatalog}
+    route:
+    - destination: {host: reviews.prod.svc.cluster.local, subset: v2}
+  - name: reviews-v1-route
+    route:
+    - destination: {host: reviews.prod.svc.cluster.local, subset: v1}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: reviews-destination, namespace: prod}
+spec:
+  host: reviews.prod.svc.cluster.local
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"""
+
+
+def make_state(*yamls: str) -> ClusterState:
+    pods, vips = itertools.count(1), itertools.count(1)
+    st = ClusterState(pod_ip=lambda p: f"127.66.1.{next(pods)}",
+                      cluster_ip=lambda s: f"127.66.2.{next(vips)}")
+    st.apply(load(APPS))
+    for y in yamls:
+        st.apply(load(y))
+    return st
+
+
+def vhost(cfg, route_config: str, name: str) -> dict:
+    for vh in cfg.routes[route_config]["virtual_hosts"]:
+        if vh["name"] == name:
+            return vh
+    raise AssertionError(f"no vhost {name} in {[v['name'] for v in cfg.routes[route_config]['virtual_hosts']]}")
+
+
+def cluster(cfg, name: str) -> dict:
+    for c in cfg.clusters:
+        if c["name"] == name:
+            return c
+    raise AssertionError(f"no cluster {name}")
+
+
+REVIEWS = "reviews.prod.svc.cluster.local"
+
+
+# ---------------------------------------------------------------------------------------- names
+
+def test_istio_names_without_destination_rule():
+    cfg = build_config(make_state(), SLEEP)
+    names = {c["name"] for c in cfg.clusters}
+    assert f"outbound|9080||{REVIEWS}" in names
+    assert "outbound|80||web.default.svc.cluster.local" in names
+    assert "outbound|9000||web.default.svc.cluster.local" in names
+    assert not any("|v1|" in n for n in names), "no subset clusters without a DestinationRule"
+    assert {"PassthroughCluster", "BlackHoleCluster"} <= names
+    lis = {l["name"]: l for l in cfg.listeners}
+    assert set(lis) == {"0.0.0.0_80", "0.0.0.0_9000", "0.0.0.0_9080"}
+    assert lis["0.0.0.0_9080"]["address"]["socket_address"] == {"address": "127.66.0.1", "port_value": 9080}
+    assert set(cfg.routes) == {"80", "9000", "9080"}
+    assert cfg.warnings == []
+
+
+def test_subset_clusters_only_for_dr_subsets_on_every_port():
+    cfg = build_config(make_state(SEED_VS_DR), SLEEP)
+    names = {c["name"] for c in cfg.clusters if REVIEWS in c["name"]}
+    assert names == {f"outbound|9080||{REVIEWS}", f"outbound|9080|v1|{REVIEWS}",
+                     f"outbound|9080|v2|{REVIEWS}"}
+    c = cluster(cfg, f"outbound|9080|v1|{REVIEWS}")
+    assert c["type"] == "EDS" and c["eds_cluster_config"]["service_name"] == c["name"]
+    assert c["metadata"]["filter_metadata"]["istio"]["config"].endswith(
+        "/namespaces/prod/destination-rule/reviews-destination")
+
+
+def test_endpoints_are_pod_ip_and_resolved_target_port_filtered_by_subset():
+    st = make_state(SEED_VS_DR)
+    cfg = build_config(st, SLEEP)
+    def addrs(name):
+        cla = cfg.endpoints[name]
+        return sorted((e["endpoint"]["address"]["socket_address"]["address"],
+                       e["endpoint"]["address"]["socket_address"]["port_value"])
+                      for g in cla["endpoints"] for e in g["lb_endpoints"])
+    pods = {p.name: p for p in st.pods("prod")}
+    v1 = sorted((p.ip, 9080) for p in pods.values() if p.labels["version"] == "v1")
+    v2 = sorted((p.ip, 9080) for p in pods.values() if p.labels["version"] == "v2")
+    assert addrs(f"outbound|9080|v1|{REVIEWS}") == v1 and len(v1) == 2
+    assert addrs(f"outbound|9080|v2|{REVIEWS}") == v2 and len(v2) == 1
+    assert addrs(f"outbound|9080||{REVIEWS}") == sorted(v1 + v2)
+    # a pod that is not ready leaves every endpoint list (Istio <= 1.30 leaves it out of EDS)
+    st.set_pod(next(p for p in pods if "reviews-v2" in p), "prod", ready=False)
+    cfg = build_config(st, SLEEP)
+    assert cfg.endpoints[f"outbound|9080|v2|{REVIEWS}"]["endpoints"] == []
+    # web: numeric targetPort 8080
+    assert {a[1] for a in addrs_of(cfg, "outbound|80||web.default.svc.cluster.local")} == {8080}
+
+
+def addrs_of(cfg, name):
+    return [(e["endpoint"]["address"]["socket_address"]["address"],
+             e["endpoint"]["address"]["socket_address"]["port_value"])
+            for g in cfg.endpoints[name]["endpoints"] for e in g["lb_endpoints"]]
+
+
+# ---------------------------------------------------------------------------------------- domains
+
+def test_vhost_domains_depend_on_client_namespace():
+    st = make_state()
+    vip = st.cluster_ip(st.get(__import__("meshlab.objects", fromlist=["Service"]).Service, "reviews", "prod"))
+    other = build_config(st, SLEEP)
+    vh = vhost(other, "9080", f"{REVIEWS}:9080")
+    assert vh["domains"] == [REVIEWS, REVIEWS + ".", "reviews.prod.svc", "reviews.prod", vip]
+    same = build_config(st, ProxyIdentity("sidecar", "prod", {"app": "sleep"}, "127.66.0.3"))
+    vh = vhost(same, "9080", f"{REVIEWS}:9080")
+    assert vh["domains"] == [REVIEWS, REVIEWS + ".", "reviews", "reviews.prod.svc", "reviews.prod", vip]
+    rc = other.routes["9080"]
+    assert rc["validate_clusters"] is False and rc["ignore_port_in_host_matching"] is True
+    assert rc["virtual_hosts"][-1]["name"] == "allow_any"
+    assert rc["virtual_hosts"][-1]["domains"] == ["*"]
+
+
+# ---------------------------------------------------------------------------------------- routes
+
+def test_default_route_has_istio_timeout_and_retry_policy():
+    cfg = build_config(make_state(), SLEEP)
+    routes = vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"]
+    assert len(routes) == 1 and routes[0]["name"] == "default"
+    action = routes[0]["route"]
+    assert action["cluster"] == f"outbound|9080||{REVIEWS}"
+    assert action["timeout"] == "0s"
+    rp = action["retry_policy"]
+    assert rp["num_retries"] == 2
+    assert rp["retry_on"] == "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+    assert "retriable_status_codes" not in rp
+    assert rp["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
+    assert int(rp["host_selection_retry_max_attempts"]) == 5
+
+
+def test_seed_virtual_service_first_match_wins_and_no_default_route():
+    cfg = build_config(make_state(SEED_VS_DR), SLEEP)
+    routes = vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"]
+    assert [r["name"] for r in routes] == ["reviews-v2-routes", "reviews-v1-route"]
+    assert routes[0]["match"] == {"prefix": "/wpcatalog", "case_sensitive": True}
+    assert routes[0]["route"]["cluster"] == f"outbound|9080|v2|{REVIEWS}"
+    assert routes[1]["match"]["prefix"] == "/"
+    assert routes[1]["route"]["cluster"] == f"outbound|9080|v1|{REVIEWS}"
+    assert not any(r["name"] == "default" for r in routes)
+
+
+def test_vs_without_catch_all_has_no_fallback_and_catch_all_stops_emission():
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: prod}
+spec:
+  hosts: [reviews]
+  http:
+  - name: a
+    match: [{uri: {exact: /a}, name: m1}, {headers: {end-user: {exact: jason}}, name: m2}]
+    route: [{destination: {host: reviews}}]
+  - name: all
+    match: [{uri: {prefix: /}}]
+    route: [{destination: {host: reviews}}]
+  - name: never
+    route: [{destination: {host: reviews}}]
+"""
+    routes = vhost(build_config(make_state(vs), SLEEP), "9080", f"{REVIEWS}:9080")["routes"]
+    assert [r["name"] for r in routes] == ["a.m1", "a.m2", "all"]
+    assert routes[1]["match"]["headers"] == [{"name": "end-user", "string_match": {"exact": "jason"}}]
+    only = vs.split("  - name: all")[0]
+    routes = vhost(build_config(make_state(only), SLEEP), "9080", f"{REVIEWS}:9080")["routes"]
+    assert [r["name"] for r in routes] == ["a.m1", "a.m2"], "no route appended: unmatched → 404 NR"
+
+
+def test_short_names_expand_in_the_vs_namespace_and_dotted_names_do_not():
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: prod}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /dotted}}]
+    route: [{destination: {host: reviews.prod, subset: v1}}]
+  - route: [{destination: {host: nothere}}]
+"""
+    routes = vhost(build_config(make_state(vs), SLEEP), "9080", f"{REVIEWS}:9080")["routes"]
+    assert routes[0]["route"]["cluster"] == "outbound|9080|v1|reviews.prod"
+    # unknown host: the name is built anyway (listener port), the cluster does not exist → NC
+    assert routes[1]["route"]["cluster"] == "outbound|9080||nothere.prod.svc.cluster.local"
+
+
+def test_weights_and_destination_ports():
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: w}
+spec:
+  hosts: [web]
+  http:
+  - match: [{uri: {prefix: /split}}]
+    route:
+    - {destination: {host: web, port: {number: 80}}, weight: 80}
+    - {destination: {host: web, port: {number: 9000}}, weight: 20}
+    - {destination: {host: web}, weight: 0}
+  - match: [{uri: {prefix: /one}}]
+    route:
+    - {destination: {host: web}, weight: 100}
+    - {destination: {host: web, port: {number: 9000}}, weight: 0}
+  - route: [{destination: {host: web}}]
+"""
+    cfg = build_config(make_state(vs), SLEEP)
+    for port in ("80", "9000"):
+        routes = vhost(cfg, port, f"web.default.svc.cluster.local:{port}")["routes"]
+        wc = routes[0]["route"]["weighted_clusters"]["clusters"]
+        assert wc == [{"name": "outbound|80||web.default.svc.cluster.local", "weight": 80},
+                      {"name": "outbound|9000||web.default.svc.cluster.local", "weight": 20}]
+        # multi-port service, no port given → the listener's port
+        assert routes[1]["route"]["cluster"] == f"outbound|{port}||web.default.svc.cluster.local"
+        assert routes[2]["route"]["cluster"] == f"outbound|{port}||web.default.svc.cluster.local"
+
+
+def test_timeout_retries_fault_mirror_rewrite_redirect():
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: prod}
+spec:
+  hosts: [reviews]
+  http:
+  - name: redirect
+    match: [{uri: {exact: /old}}]
+    redirect: {uri: /new, redirectCode: 302}
+  - name: knobs
+    match: [{uri: {prefix: /api}, ignoreUriCase: true}]
+    rewrite: {uri: /v2/api, authority: reviews.internal}
+    timeout: 1.5s
+    retries: {attempts: 4, perTryTimeout: 500ms, retryOn: "5xx,503,reset"}
+    fault:
+      delay: {fixedDelay: 2s}
+      abort: {httpStatus: 503, percentage: {value: 12.5}}
+    mirror: {host: reviews, subset: v2}
+    mirrorPercentage: {value: 10}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - name: noretry
+    retries: {attempts: 0}
+    route: [{destination: {host: reviews, subset: v1}}]
+"""
+    routes = vhost(build_config(make_state(vs), SLEEP), "9080", f"{REVIEWS}:9080")["routes"]
+    red = routes[0]
+    assert red["redirect"] == {"path_redirect": "/new", "response_code": "FOUND"}
+    r = routes[1]
+    assert r["match"]["case_sensitive"] is False
+    a = r["route"]
+    assert a["timeout"] == "1.5s"
+    assert a["prefix_rewrite"] == "/v2/api" and a["host_rewrite_literal"] == "reviews.internal"
+    rp = a["retry_policy"]
+    assert rp["num_retries"] == 4 and rp["per_try_timeout"] == "0.5s"
+    assert rp["retry_on"] == "5xx,reset,retriable-status-codes" and rp["retriable_status_codes"] == [503]
+    fault = r["typed_per_filter_config"]["envoy.filters.http.fault"]
+    assert fault["delay"]["fixed_delay"] == "2s"
+    assert fault["delay"]["percentage"]["numerator"] == 0, "percentage unset means 0 %: never delays"
+    assert fault["abort"] == {"http_status": 503,
+                              "percentage": {"numerator": 125000, "denominator": "MILLION"}}
+    assert a["request_mirror_policies"] == [{
+        "cluster": f"outbound|9080|v2|{REVIEWS}",
+        "runtime_fraction": {"default_value": {"numerator": 100000, "denominator": "MILLION"}}}]
+    assert "retry_policy" not in routes[2]["route"], "attempts: 0 → no retry policy at all"
+
+
+def test_source_labels_and_namespace_are_decided_per_proxy():
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: prod}
+spec:
+  hosts: [reviews]
+  http:
+  - name: from-sleep
+    match: [{sourceLabels: {app: sleep}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - name: from-prod
+    match: [{sourceNamespace: prod}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - name: rest
+    route: [{destination: {host: reviews, subset: v1}}]
+"""
+    st = make_state(vs)
+    names = lambda proxy: [r["name"] for r in vhost(build_config(st, proxy), "9080", f"{REVIEWS}:9080")["routes"]]
+    assert names(SLEEP) == ["from-sleep", "rest"]
+    assert names(ProxyIdentity("sidecar", "prod", {"app": "other"}, "127.66.0.4")) == ["from-prod", "rest"]
+
+
+def test_first_virtual_service_owns_a_host_on_sidecars():
+    two = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: first, namespace: prod}
+spec:
+  hosts: [reviews]
+  http: [{name: first, route: [{destination: {host: reviews, subset: v1}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: second, namespace: prod}
+spec:
+  hosts: [reviews]
+  http: [{name: second, route: [{destination: {host: reviews, subset: v2}}]}]
+"""
+    routes = vhost(build_config(make_state(two), SLEEP), "9080", f"{REVIEWS}:9080")["routes"]
+    assert [r["name"] for r in routes] == ["first"]
+
+
+# ---------------------------------------------------------------------------------------- clusters
+
+def test_istio_defaults_on_clusters():
+    c = cluster(build_config(make_state(), SLEEP), f"outbound|9080||{REVIEWS}")
+    assert c["lb_policy"] == "LEAST_REQUEST"
+    assert c["connect_timeout"] == "10s"
+    th = c["circuit_breakers"]["thresholds"][0]
+    assert (th["max_connections"], th["max_pending_requests"], th["max_requests"], th["max_retries"]) == (MAX,) * 4
+    assert "outlier_detection" not in c and "common_lb_config" not in c
+
+
+DR_PRECEDENCE = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web}
+spec:
+  host: web
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}
+    portLevelSettings:
+    - port: {number: 9000}
+      connectionPool: {http: {http1MaxPendingRequests: 1}, tcp: {maxConnections: 1}}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      loadBalancer: {simple: RANDOM}
+  - name: pl
+    labels: {version: v1}
+    trafficPolicy:
+      connectionPool: {tcp: {connectTimeout: 250ms}}
+      portLevelSettings:
+      - port: {number: 80}
+        loadBalancer: {simple: LEAST_REQUEST}
+"""
+
+
+def test_traffic_policy_precedence():
+    cfg = build_config(make_state(DR_PRECEDENCE), SLEEP)
+    web = "web.default.svc.cluster.local"
+    top = cluster(cfg, f"outbound|80||{web}")
+    assert top["lb_policy"] == "ROUND_ROBIN"
+    assert top["outlier_detection"]["consecutive_5xx"] == 3
+    assert top["outlier_detection"]["enforcing_consecutive_5xx"] == 100
+    assert top["outlier_detection"]["max_ejection_percent"] == 100
+    assert top["outlier_detection"]["enforcing_success_rate"] == 0
+    assert top["common_lb_config"]["healthy_panic_threshold"] == {"value": 0.0}
+    # port-level replaces whole blocks: LB and outlier fall back to the defaults on port 9000
+    p9000 = cluster(cfg, f"outbound|9000||{web}")
+    assert p9000["lb_policy"] == "LEAST_REQUEST"
+    assert "outlier_detection" not in p9000
+    th = p9000["circuit_breakers"]["thresholds"][0]
+    assert (th["max_connections"], th["max_pending_requests"], th["max_requests"]) == (1, 1, MAX)
+    # subset policy overrides only the blocks it sets
+    v1 = cluster(cfg, f"outbound|80|v1|{web}")
+    assert v1["lb_policy"] == "RANDOM" and v1["outlier_detection"]["consecutive_5xx"] == 3
+    v1_9000 = cluster(cfg, f"outbound|9000|v1|{web}")
+    assert v1_9000["lb_policy"] == "RANDOM" and "outlier_detection" not in v1_9000
+    # subset port-level replaces everything, even blocks it leaves unset
+    pl80 = cluster(cfg, f"outbound|80|pl|{web}")
+    assert pl80["lb_policy"] == "LEAST_REQUEST" and pl80["connect_timeout"] == "10s"
+    assert "outlier_detection" not in pl80
+    pl9000 = cluster(cfg, f"outbound|9000|pl|{web}")
+    assert pl9000["connect_timeout"] == "0.25s"
+
+
+def test_consistent_hash_sets_ring_hash_and_route_hash_policy():
+    dr = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: r, namespace: prod}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+"""
+    cfg = build_config(make_state(dr), SLEEP)
+    assert cluster(cfg, f"outbound|9080||{REVIEWS}")["lb_policy"] == "RING_HASH"
+    action = vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"][0]["route"]
+    assert action["hash_policy"] == [{"header": {"header_name": "x-user"}}]
+    assert "retry_host_predicate" not in action["retry_policy"]
+
+
+def test_destination_rule_lookup_prefers_client_namespace():
+    drs = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: in-prod, namespace: prod}
+spec: {host: reviews, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: in-default, namespace: default}
+spec: {host: reviews.prod.svc.cluster.local, trafficPolicy: {loadBalancer: {simple: RANDOM}}}
+"""
+    st = make_state(drs)
+    assert cluster(build_config(st, SLEEP), f"outbound|9080||{REVIEWS}")["lb_policy"] == "RANDOM"
+    prod = ProxyIdentity("sidecar", "prod", {}, "127.66.0.5")
+    assert cluster(build_config(st, prod), f"outbound|9080||{REVIEWS}")["lb_policy"] == "ROUND_ROBIN"
+
+
+# ---------------------------------------------------------------------------------------- gateway
+
+GW = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: [shop.example.com]
+  gateways: [gw]
+  http:
+  - route: [{destination: {host: web, port: {number: 80}}}]
+  - match: [{uri: {prefix: /admin}}]
+    route: [{destination: {host: web, port: {number: 9000}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge-2}
+spec:
+  hosts: [shop.example.com]
+  gateways: [default/gw]
+  http:
+  - match: [{uri: {prefix: /ghost}}]
+    route: [{destination: {host: ghost}}]
+"""
+
+
+def test_gateway_listener_route_names_and_vs_merge():
+    cfg = build_config(make_state(GW), GATEWAY)
+    assert [l["name"] for l in cfg.listeners] == ["0.0.0.0_8080"]
+    assert cfg.listeners[0]["address"]["socket_address"] == {"address": "127.66.0.2", "port_value": 8080}
+    assert set(cfg.routes) == {"http.8080"}
+    vh = vhost(cfg, "http.8080", "shop.example.com:80")
+    assert vh["domains"] == ["shop.example.com"]
+    # VSs concatenated in order, catch-all moved last; /admin after the catch-all is never emitted
+    assert [r["match"].get("prefix") for r in vh["routes"]] == ["/ghost", "/"]
+    assert vh["routes"][0]["route"]["cluster"] == "outbound|80||ghost.default.svc.cluster.local"
+    # the sidecar does not see gateway-only VSs
+    side = build_config(make_state(GW), SLEEP)
+    assert vhost(side, "80", "web.default.svc.cluster.local:80")["routes"][0]["name"] == "default"
+
+
+def test_gateway_without_virtual_service_has_a_routeless_blackhole():
+    gw_only = GW.split("---")[0]
+    cfg = build_config(make_state(gw_only), GATEWAY)
+    vhs = cfg.routes["http.8080"]["virtual_hosts"]
+    assert vhs == [{"name": "blackhole:80", "domains": ["*"], "routes": []}]
+
+
+def test_unnamed_ports_are_reported():
+    svc = """
+apiVersion: v1
+kind: Service
+metadata: {name: plain}
+spec:
+  selector: {app: web}
+  ports: [{port: 7000}]
+"""
+    cfg = build_config(make_state(svc), SLEEP)
+    assert any("plain" in w and "auto" in w for w in cfg.warnings)
+    assert "0.0.0.0_7000" in {l["name"] for l in cfg.listeners}
+
+
+# ---------------------------------------------------------------------------------------- Envoy
+
+KITCHEN_SINK = SEED_VS_DR + "---\n" + DR_PRECEDENCE + "---\n" + GW + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web-mesh}
+spec:
+  hosts: [web]
+  http:
+  - match: [{headers: {x-a: {regex: "v[0-9]+"}, x-b: {}}, queryParams: {q: {exact: "1"}}, method: {exact: GET}, withoutHeaders: {x-c: {prefix: z}}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}, delay: {fixedDelay: 10ms, percentage: {value: 50}}}
+    headers: {request: {set: {x-set: "1"}, add: {x-add: "2"}, remove: [x-rm]}, response: {set: {x-r: "1"}}}
+    route: [{destination: {host: web, subset: v1, port: {number: 80}}, headers: {request: {set: {x-d: "1"}}}}]
+  - match: [{uri: {regex: "/r/.*"}}]
+    rewrite: {uriRegexRewrite: {match: "^/r/(.*)", rewrite: "/\\\\1"}}
+    route: [{destination: {host: web}, weight: 50}, {destination: {host: web, subset: pl}, weight: 50}]
+  - directResponse: {status: 204, body: {string: hi}}
+"""
+
+
+def test_generated_configs_are_accepted_by_real_envoy(tmp_path):
+    from meshlab._addresses import AddressLease
+    from meshlab.envoy import Envoy
+
+    lease = AddressLease()
+    try:
+        st = make_state(KITCHEN_SINK)
+        for name, ident in (("sidecar", ProxyIdentity("sidecar", "default", {"app": "sleep"}, lease.sidecar_ip)),
+                            ("gateway", ProxyIdentity("gateway", "istio-system",
+                                                      {"istio": "ingressgateway"}, lease.gateway_ip))):
+            cfg = build_config(st, ident)
+            e = Envoy(name, tmp_path / name, admin_ip=ident.ip)
+            try:
+                e.start(cfg)   # raises EnvoyConfigRejected with Envoy's words if anything is wrong
+                e.push(build_config(make_state(SEED_VS_DR), ident))
+                e.push(cfg)
+            finally:
+                e.stop()
+    finally:
+        lease.release()
