@@ -81,6 +81,51 @@ def _rss_kb(pid: int) -> int:
         return 0
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages (the Envoy binary, libpython) split between the
+    processes that map them — what the lab really adds to a Binder pod's memory."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            m = re.search(r"^Pss:\s+(\d+)", f.read(), re.M)
+            return int(m.group(1)) if m else 0
+    except OSError:
+        return 0
+
+
+def _lab_memory() -> dict:
+    by_kind: dict[str, list[int]] = {}
+    kids = _children(os.getpid())
+    for k in kids:
+        try:
+            exe = os.path.basename(os.readlink(f"/proc/{k}/exe"))
+        except OSError:
+            continue
+        kind = "envoy" if "envoy" in exe else "python (pods, kube-proxy)"
+        acc = by_kind.setdefault(kind, [0, 0, 0])
+        acc[0] += _rss_kb(k)
+        acc[1] += _pss_kb(k)
+        acc[2] += 1
+    return {"processes": len(kids),
+            "rss_mb": round(sum(v[0] for v in by_kind.values()) / 1024, 1),
+            "pss_mb": round(sum(v[1] for v in by_kind.values()) / 1024, 1),
+            "by_kind": {k: {"n": v[2], "rss_mb": round(v[0] / 1024, 1), "pss_mb": round(v[1] / 1024, 1)}
+                        for k, v in by_kind.items()}}
+
+
+def bookinfo_memory(Lab) -> dict | None:
+    """Memory of a lab running Istio's Bookinfo (6 pods), if the reference manifests are there."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "shared", "reference", "istio-samples",
+                        "bookinfo__platform__kube__bookinfo.yaml")
+    if not os.path.exists(path):
+        return None
+    with Lab() as lab:
+        lab.apply(path)
+        lab.probe("http://productpage:9080/", n=100)
+        lab.probe("http://reviews:9080/", n=100)
+        return _lab_memory()
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for d in os.listdir("/proc"):
@@ -181,19 +226,9 @@ def main() -> int:
         res["probe_attributed_rps"] = round(statistics.median(probe_rates))
         res["wrk_rps"] = round(statistics.median(wrk_rates)) if wrk_rates else None
         res["probe_to_wrk"] = round(res["probe_attributed_rps"] / res["wrk_rps"], 2) if wrk_rates else None
-        kids = _children(os.getpid())
-        by_kind: dict[str, int] = {}
-        for k in kids:
-            try:
-                exe = os.path.basename(os.readlink(f"/proc/{k}/exe"))
-            except OSError:
-                continue
-            kind = "envoy" if "envoy" in exe else "python (pods, kube-proxy)"
-            by_kind[kind] = by_kind.get(kind, 0) + _rss_kb(k)
-        res["lab_rss_mb"] = round(sum(by_kind.values()) / 1024, 1)
-        res["lab_rss_mb_by_kind"] = {k: round(v / 1024, 1) for k, v in by_kind.items()}
+        res["lab_memory"] = _lab_memory()
         res["notebook_process_rss_mb"] = round(_rss_kb(os.getpid()) / 1024, 1)
-        res["processes"] = len(kids)
+    res["bookinfo_memory"] = bookinfo_memory(Lab)
     if a.json:
         print(json.dumps(res, indent=1))
     else:
