@@ -68,6 +68,8 @@ def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tu
     elif callable(getattr(source, "objects", None)):
         objects = list(source.objects())
         readiness = _readiness_from_frame(getattr(source, "pods", None))
+    elif isinstance(source, (list, tuple)) and source and all(isinstance(o, K8sObject) for o in source):
+        objects = list(source)     # already typed: taken as they are (a lab's objects, a benchmark)
     else:
         objects = load(source)
     state = ClusterState(strict_namespaces=False)

@@ -1,0 +1,408 @@
+"""meshlab.analyze: istioctl-equivalent findings (codes, levels, targets) and meshlab's own traps.
+
+Each case is a small cluster (a Service `reviews` with v1/v2 pods is always there) plus the YAML
+under test, and the exact set of (code, target) findings expected — clean cases expect none.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from meshlab.analyze import Finding, analyze, cli_analyze, format_findings
+from meshlab.cli import main
+
+BASE = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: reviews, version: v1}}
+  template:
+    metadata: {labels: {app: reviews, version: v1}}
+    spec: {containers: [{name: app, image: app, ports: [{containerPort: 9080}]}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v2, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: reviews, version: v2}}
+  template:
+    metadata: {labels: {app: reviews, version: v2}}
+    spec: {containers: [{name: app, image: app, ports: [{containerPort: 9080}]}]}
+"""
+
+DR_V1_V2 = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"""
+
+
+def vs(name: str = "reviews", ns: str = "default", hosts: str = "[reviews]", http: str = "", extra: str = "") -> str:
+    return (f"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: {ns}}}\n"
+            f"spec:\n  hosts: {hosts}\n{extra}  http:\n" + textwrap.indent(textwrap.dedent(http).strip("\n"), "  ") + "\n")
+
+
+def svc(name: str, ns: str = "default", ports: str = "[{name: http, port: 9080}]", selector: str = "{app: x}",
+        annotations: str = "{}") -> str:
+    return (f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}, annotations: {annotations}}}\n"
+            f"spec:\n  selector: {selector}\n  ports: {ports}\n")
+
+
+def deploy(name: str, ns: str, labels: str, replicas: int = 1) -> str:
+    return (f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n"
+            f"  replicas: {replicas}\n  selector: {{matchLabels: {labels}}}\n"
+            f"  template:\n    metadata: {{labels: {labels}}}\n    spec: {{containers: [{{name: app, image: app}}]}}\n")
+
+
+def ns(name: str) -> str:
+    return f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
+
+
+ROUTE_V1 = "- route:\n  - destination: {host: reviews, subset: v1}"
+
+
+def run(*docs: str, base: bool = True, **kw) -> set[tuple[str, str]]:
+    text = "\n---\n".join(([BASE] if base else []) + list(docs))
+    return {(f.code, f.origin) for f in analyze(text, **kw)}
+
+
+VS_DEF = "VirtualService default/reviews"
+DR_DEF = "DestinationRule default/reviews"
+
+CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
+    # ---------------------------------------------------------------- clean configurations stay silent
+    ("clean: subsets defined and selecting pods", [vs(http=ROUTE_V1), DR_V1_V2], set()),
+    ("clean: weighted split v1/v2", [vs(http="""
+        - route:
+          - {destination: {host: reviews, subset: v1}, weight: 80}
+          - {destination: {host: reviews, subset: v2}, weight: 20}"""), DR_V1_V2], set()),
+    ("clean: FQDN host of another namespace", [ns("other"), vs(ns="other", hosts="[reviews.default.svc.cluster.local]",
+        http="- route:\n  - destination: {host: reviews.default.svc.cluster.local}")], set()),
+    ("clean: ServiceEntry and wildcard ServiceEntry hosts", [
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext, namespace: default}\n"
+        "spec: {hosts: [api.example.com, '*.eu.example.com'], ports: [{number: 80, name: http, protocol: HTTP}], "
+        "resolution: DNS}",
+        vs(name="ext", hosts="[api.example.com]", http="- route:\n  - destination: {host: api.example.com}"),
+        vs(name="eu", hosts="[shop.eu.example.com]", http="- route:\n  - destination: {host: shop.eu.example.com}")],
+     set()),
+    ("clean: multi-port service with destination port", [
+        svc("two", ports="[{name: http, port: 80}, {name: grpc, port: 9000}]", selector="{app: reviews}"),
+        vs(name="two", hosts="[two]", http="- route:\n  - destination: {host: two, port: {number: 80}}")], set()),
+    ("clean: fault with percentage, timeout and retries", [vs(http="""
+        - fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
+          timeout: 2s
+          retries: {attempts: 2, perTryTimeout: 500ms}
+          route:
+          - destination: {host: reviews}""")], set()),
+    ("clean: gateway on Bookinfo's port 8080 with host served", [
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n"
+        "spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}",
+        vs(name="front", hosts="['*']", extra="  gateways: [gw]\n", http="- route:\n  - destination: {host: reviews}")],
+     set()),
+    ("clean: same host in two namespaces, exportTo '.'", [ns("a"), ns("b"),
+        vs(name="r", ns="a", hosts="[reviews.default.svc.cluster.local]", extra="  exportTo: ['.']\n",
+           http="- route:\n  - destination: {host: reviews.default.svc.cluster.local}"),
+        vs(name="r", ns="b", hosts="[reviews.default.svc.cluster.local]", extra="  exportTo: ['.']\n",
+           http="- route:\n  - destination: {host: reviews.default.svc.cluster.local}")], set()),
+    ("clean: conventional port names, well-known port, appProtocol", [
+        svc("db", ports="[{port: 3306}]", selector="{app: reviews}"),
+        svc("api", ports="[{name: web, port: 8080, appProtocol: http}, {name: grpc-api, port: 9000}]",
+            selector="{app: reviews}")], set()),
+    # ---------------------------------------------------------------- IST0101 (VirtualService)
+    ("IST0101 destination host not found", [vs(http="- route:\n  - destination: {host: reviews-bogus}")],
+     {("IST0101", VS_DEF)}),
+    ("IST0101 host+subset not defined", [vs(http="- route:\n  - destination: {host: reviews, subset: v9}"), DR_V1_V2],
+     {("IST0101", VS_DEF)}),
+    ("host+subset defined by a DR in another namespace (FQDN) is found", [ns("shared"),
+        vs(http="- route:\n  - destination: {host: reviews.default.svc.cluster.local, subset: v1}"),
+        DR_V1_V2.replace("namespace: default", "namespace: shared").replace("host: reviews", "host: reviews.default.svc.cluster.local")],
+     set()),
+    ("IST0101 mirror host and mirror subset", [vs(http="""
+        - route:
+          - destination: {host: reviews, subset: v1}
+          mirror: {host: shadow}
+        - match: [{uri: {prefix: /x}}]
+          route:
+          - destination: {host: reviews, subset: v1}"""), DR_V1_V2,
+        vs(name="m2", hosts="[other]", http="- route:\n  - destination: {host: reviews}\n  mirror: {host: reviews, subset: v7}")],
+     {("IST0101", VS_DEF), ("IST0101", "VirtualService default/m2"), ("MLB0005", "VirtualService default/m2"),
+      ("IST0130", VS_DEF)}),
+    ("IST0101 host:port not on the Service", [vs(http="- route:\n  - destination: {host: reviews, port: {number: 80}}")],
+     {("IST0101", VS_DEF)}),
+    ("IST0101 ServiceEntry exported only to its own namespace", [ns("other"),
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext, namespace: other}\n"
+        "spec: {hosts: [api.example.com], exportTo: ['.'], ports: [{number: 80, name: http, protocol: HTTP}]}",
+        vs(name="ext", hosts="[reviews]", http="- route:\n  - destination: {host: api.example.com}")],
+     {("IST0101", "VirtualService default/ext")}),
+    ("IST0101 Service hidden by networking.istio.io/exportTo", [ns("hidden"), ns("client"),
+        svc("secret", ns="hidden", annotations="{networking.istio.io/exportTo: '.'}"),
+        vs(name="s", ns="client", hosts="[secret.hidden.svc.cluster.local]",
+           http="- route:\n  - destination: {host: secret.hidden.svc.cluster.local}")],
+     {("IST0101", "VirtualService client/s"), ("MLB0005", "VirtualService client/s"), ("MLB0007", "Service hidden/secret")}),
+    ("IST0101 + MLB0004: reviews.prod is not expanded", [ns("prod"), svc("reviews", ns="prod", selector="{app: reviews}"),
+        deploy("reviews", "prod", "{app: reviews}"),
+        vs(hosts="[reviews]", http="- route:\n  - destination: {host: reviews.prod}")],
+     {("IST0101", VS_DEF), ("MLB0004", VS_DEF)}),
+    ("IST0112 multi-port service without destination port", [
+        svc("two", ports="[{name: http, port: 80}, {name: grpc, port: 9000}]", selector="{app: reviews}"),
+        vs(name="two", hosts="[two]", http="- route:\n  - destination: {host: two}")],
+     {("IST0112", "VirtualService default/two")}),
+    # ---------------------------------------------------------------- gateways
+    ("IST0101 gateway not found (and IST0132)", [vs(name="front", hosts="['*']", extra="  gateways: [nope]\n",
+                                                   http="- route:\n  - destination: {host: reviews}")],
+     {("IST0101", "VirtualService default/front"), ("IST0132", "VirtualService default/front")}),
+    ("IST0132 host not served by the gateway", [
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n"
+        "spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [shop.example.com]}]}",
+        vs(name="front", hosts="[books.example.com]", extra="  gateways: [gw]\n", http="- route:\n  - destination: {host: reviews}")],
+     {("IST0132", "VirtualService default/front")}),
+    ("IST0101 gateway selector matches no pod; IST0162 port not on gateway service", [
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: lost, namespace: default}\n"
+        "spec: {selector: {istio: my-ingress}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]}",
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: odd, namespace: default}\n"
+        "spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 9999, name: http, protocol: HTTP}, hosts: ['*']}]}"],
+     {("IST0101", "Gateway default/lost"), ("IST0162", "Gateway default/odd")}),
+    ("IST0140 gateway route without subset while a mesh VS splits by subset", [vs(http=ROUTE_V1), DR_V1_V2,
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n"
+        "spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]}",
+        vs(name="front", hosts="['*']", extra="  gateways: [gw]\n", http="- route:\n  - destination: {host: reviews}")],
+     {("IST0140", "VirtualService default/front")}),
+    # ---------------------------------------------------------------- IST0109
+    ("IST0109 two mesh VirtualServices for one host", [vs(http=ROUTE_V1), DR_V1_V2,
+        vs(name="reviews-2", hosts="[reviews.default.svc.cluster.local]", http="- route:\n  - destination: {host: reviews, subset: v2}")],
+     {("IST0109", VS_DEF), ("IST0109", "VirtualService default/reviews-2")}),
+    # ---------------------------------------------------------------- DestinationRules
+    ("IST0174 DestinationRule host matches no service", [DR_V1_V2.replace("host: reviews", "host: ratings")],
+     {("IST0174", DR_DEF)}),
+    ("IST0173 subset selects no pod", [DR_V1_V2 + "  - {name: v3, labels: {version: v3}}\n"], {("IST0173", DR_DEF)}),
+    ("IST0173: a Deployment with replicas 0 makes no pods", [deploy("reviews-v3", "default", "{app: reviews, version: v3}", 0),
+        DR_V1_V2 + "  - {name: v3, labels: {version: v3}}\n"], {("IST0173", DR_DEF)}),
+    ("MLB0006 (not IST0173): subset labels only on pods outside the Service", [
+        deploy("ratings-v3", "default", "{app: ratings, version: v3}"),
+        DR_V1_V2 + "  - {name: v3, labels: {version: v3}}\n"], {("MLB0006", DR_DEF)}),
+    # ---------------------------------------------------------------- Service ports
+    ("IST0118 unconventional and missing port names", [svc("web", ports="[{name: web, port: 8080}]",
+                                                          selector="{app: reviews}"),
+                                                      svc("bare", ports="[{port: 9000}]", selector="{app: reviews}")],
+     {("IST0118", "Service default/web"), ("IST0118", "Service default/bare")}),
+    # ---------------------------------------------------------------- validation (IST0106/0130/0131)
+    ("IST0106 duplicate subset name, mesh wildcard host", [vs(name="any", hosts="['*']", http="""
+        - route:
+          - destination: {host: reviews}"""),
+        DR_V1_V2 + "  - {name: v1, labels: {version: v1}}\n"],
+     {("IST0106", "VirtualService default/any"), ("IST0106", DR_DEF)}),
+    ("IST0130 rule after a rule without match", [vs(http="""
+        - route:
+          - destination: {host: reviews, subset: v1}
+        - match: [{headers: {end-user: {exact: jason}}}]
+          route:
+          - destination: {host: reviews, subset: v2}"""), DR_V1_V2], {("IST0130", VS_DEF)}),
+    ("IST0131 + IST0130 duplicate match, IST0131 overlapping prefix", [vs(http="""
+        - match: [{uri: {prefix: /api}}]
+          route:
+          - destination: {host: reviews, subset: v1}
+        - match: [{uri: {prefix: /api}}]
+          route:
+          - destination: {host: reviews, subset: v2}
+        - match: [{uri: {prefix: /api/v2}}]
+          route:
+          - destination: {host: reviews, subset: v2}
+        - route:
+          - destination: {host: reviews, subset: v1}"""), DR_V1_V2],
+     {("IST0130", VS_DEF), ("IST0131", VS_DEF)}),
+    # ---------------------------------------------------------------- meshlab's own traps
+    ("MLB0001 rule after a prefix '/' catch-all", [vs(http="""
+        - match: [{uri: {prefix: /}}]
+          route:
+          - destination: {host: reviews, subset: v1}
+        - match: [{headers: {end-user: {exact: jason}}}]
+          route:
+          - destination: {host: reviews, subset: v2}"""), DR_V1_V2], {("MLB0001", VS_DEF)}),
+    ("MLB0002 http rules on a tcp-named port", [svc("db", ports="[{name: tcp-db, port: 5432}]", selector="{app: reviews}"),
+        vs(name="db", hosts="[db]", http="- timeout: 1s\n  route:\n  - destination: {host: db}")],
+     {("MLB0002", "VirtualService default/db")}),
+    ("MLB0003 abort and delay without percentage never fire", [vs(http="""
+        - fault:
+            abort: {httpStatus: 503}
+            delay: {fixedDelay: 2s}
+          route:
+          - destination: {host: reviews}""")], {("MLB0003", VS_DEF)}),
+    ("MLB0005 mesh VirtualService host matches nothing", [vs(hosts="[reviewz]", http="- route:\n  - destination: {host: reviews}")],
+     {("MLB0005", VS_DEF)}),
+    ("MLB0007 Service selector matches no pod", [svc("orphan", selector="{app: nobody}")],
+     {("MLB0007", "Service default/orphan")}),
+    ("MLB0008 VirtualService bound to a gateway only", [
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n"
+        "spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]}",
+        vs(hosts="[reviews]", extra="  gateways: [gw]\n", http="- route:\n  - destination: {host: reviews}")],
+     {("MLB0008", VS_DEF)}),
+    ("MLB0009 + MLB0010 ignored weight, perTryTimeout >= timeout", [vs(http="""
+        - timeout: 1s
+          retries: {attempts: 3, perTryTimeout: 2s}
+          route:
+          - {destination: {host: reviews}, weight: 50}""")], {("MLB0009", VS_DEF), ("MLB0010", VS_DEF)}),
+]
+
+
+@pytest.mark.parametrize("docs,expected", [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
+def test_analyzer_cases(docs: list[str], expected: set[tuple[str, str]]) -> None:
+    assert run(*docs) == expected
+
+
+def test_at_least_25_cases() -> None:
+    assert len(CASES) >= 25
+
+
+def test_messages_read_like_istioctl() -> None:
+    found = analyze("\n---\n".join([BASE, DR_V1_V2, vs(http="- route:\n  - destination: {host: reviews, subset: v9}")]))
+    assert [str(f) for f in found] == [
+        'Error [IST0101] (VirtualService default/reviews) Referenced host+subset in destinationrule not found: "reviews+v9"']
+    assert found[0].field == "spec.http[0].route[0].destination" and "v9" in found[0].fix
+    assert found[0].source.startswith("<string>")
+
+
+def test_ist0112_and_ist0118_texts() -> None:
+    found = analyze("\n---\n".join([BASE, svc("two", ports="[{name: web, port: 80, targetPort: 8080}, {name: grpc, port: 9000}]",
+                                                 selector="{app: reviews}"),
+                                     vs(name="two", hosts="[two]", http="- route:\n  - destination: {host: two}")]))
+    texts = {f.code: f.message for f in found}
+    assert texts["IST0112"] == ('This VirtualService routes to a service "two" that exposes multiple ports [80 9000]. '
+                                "Specifying a port in the destination is required to disambiguate.")
+    assert texts["IST0118"] == ("Port name web (port: 80, targetPort: 8080) doesn't follow the naming convention "
+                                "of Istio port.")
+
+
+def test_ist0173_counts_pods_in_any_namespace_and_ist0174_text() -> None:
+    other = [ns("lab"), deploy("stray", "lab", "{version: v3}")]
+    dr = DR_V1_V2 + "  - {name: v3, labels: {version: v3}}\n"
+    assert ("IST0173", DR_DEF) not in run(*other, dr)
+    assert ("IST0173", DR_DEF) in run(dr)
+    [f] = analyze("\n---\n".join([BASE, DR_V1_V2.replace("host: reviews", "host: nope")]))
+    assert (f.level, f.message) == ("Warning", "The host nope defined in the DestinationRule does not match any "
+                                               "services in the mesh.")
+
+
+def test_istio_install_assumption_can_be_turned_off() -> None:
+    gw = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n"
+          "spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]}")
+    assert run(gw) == set()
+    assert run(gw, istio_install=False) == {("IST0101", "Gateway default/gw")}
+
+
+def test_order_levels_and_dedup() -> None:
+    found = analyze("\n---\n".join([BASE, svc("web", ports="[{name: web, port: 80}]", selector="{app: reviews}"),
+                                     DR_V1_V2.replace("host: reviews", "host: nope"),
+                                     vs(http="- route:\n  - destination: {host: bogus}\n- route:\n  - destination: {host: bogus}")]))
+    levels = [f.level for f in found]
+    assert levels == sorted(levels, key={"Error": 0, "Warning": 1, "Info": 2}.get)
+    assert len({str(f) for f in found}) == len(found)
+    assert sum(1 for f in found if f.code == "IST0101") == 1   # same message twice → printed once
+
+
+def test_analyze_accepts_objects_and_cluster_state() -> None:
+    from meshlab.manifests import load
+    from meshlab.state import ClusterState
+    objs = load("\n---\n".join([BASE, vs(http="- route:\n  - destination: {host: reviews, subset: v1}")]))
+    st = ClusterState()
+    st.apply(objs)
+    assert {f.code for f in analyze(objs)} == {"IST0101"} == {f.code for f in analyze(st)}
+    # readiness of a live state is honoured: all v2 pods unready → MLB0006 for subset v2
+    full = load("\n---\n".join([BASE, DR_V1_V2]))
+    st = ClusterState()
+    st.apply(full)
+    for p in st.pods():
+        if p.labels.get("version") == "v2":
+            st.set_pod(p.name, p.namespace, ready=False)
+    assert [(f.code, f.message.split(":")[0]) for f in analyze(st)] == [
+        ("MLB0006", "Subset v2 of reviews.default.svc.cluster.local has no ready endpoint")]
+
+
+def test_ist0106_for_objects_the_loader_would_refuse() -> None:
+    """Typed objects skip load()'s webhook checks; analyze still reports them as istioctl does."""
+    import yaml
+
+    from meshlab.objects import VirtualService
+    bad = VirtualService.model_validate(yaml.safe_load(vs(http="""
+        - route:
+          - {destination: {host: reviews, subset: v1}, weight: 0}
+          - {destination: {host: reviews, subset: v2}, weight: 0}""")))
+    from meshlab.manifests import load
+    found = analyze([*load(BASE + "---\n" + DR_V1_V2), bad])
+    assert [str(f) for f in found] == [
+        "Error [IST0106] (VirtualService default/reviews) Schema validation error: total destination weight = 0"]
+
+
+def test_format_findings_has_fix_lines() -> None:
+    f = Finding("IST0101", "Error", "VirtualService", "default", "reviews", "Referenced host not found: \"x\"", "do it")
+    assert format_findings([f]).splitlines() == [
+        'Error [IST0101] (VirtualService default/reviews) Referenced host not found: "x"', "    fix: do it"]
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+def _write(tmp_path, name: str, *docs: str):
+    p = tmp_path / name
+    p.write_text("\n---\n".join(docs))
+    return str(p)
+
+
+def test_cli_exit_codes(tmp_path, capsys) -> None:
+    clean = _write(tmp_path, "clean.yaml", BASE, DR_V1_V2, vs(http=ROUTE_V1))
+    assert main(["analyze", clean]) == 0
+    assert "No validation issues" in capsys.readouterr().err
+    warn_only = _write(tmp_path, "warn.yaml", BASE, DR_V1_V2.replace("host: reviews", "host: nope"))
+    assert main(["analyze", warn_only]) == 0
+    assert "Warning [IST0174]" in capsys.readouterr().out
+    broken = _write(tmp_path, "broken.yaml", BASE, DR_V1_V2, vs(http="- route:\n  - destination: {host: reviews, subset: v9}"))
+    assert main(["analyze", broken]) == 79
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == 'Error [IST0101] (VirtualService default/reviews) Referenced host+subset in destinationrule not found: "reviews+v9"'
+    assert out[1].startswith("    fix: ")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("kind: Service\n  metadata: [\n")
+    assert main(["analyze", str(bad_yaml)]) == 65
+    assert "bad.yaml" in capsys.readouterr().err
+    invalid = _write(tmp_path, "invalid.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: '80'}]}")
+    assert main(["analyze", invalid]) == 65
+    assert main(["analyze", str(tmp_path / "missing.yaml")]) == 65
+
+
+def test_cli_json_shape(tmp_path, capsys) -> None:
+    path = _write(tmp_path, "a.yaml", BASE, DR_V1_V2.replace("host: reviews", "host: nope"),
+                  vs(http="- route:\n  - destination: {host: reviews, subset: v9}"))
+    assert main(["analyze", "--json", path]) == 79
+    data = json.loads(capsys.readouterr().out)
+    assert isinstance(data, list) and len(data) >= 2
+    for item in data:
+        assert {"code", "level", "kind", "namespace", "name", "message"} <= set(item)
+        assert item["level"] in ("Error", "Warning", "Info")
+    assert {(d["code"], d["kind"], d["namespace"], d["name"]) for d in data} >= {
+        ("IST0101", "VirtualService", "default", "reviews"), ("IST0174", "DestinationRule", "default", "reviews")}
+
+
+def test_cli_folder_and_args_object(tmp_path, capsys) -> None:
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "1.yaml").write_text(BASE)
+    (d / "2.yaml").write_text(vs(http="- route:\n  - destination: {host: nope}"))
+    import argparse
+    assert cli_analyze(argparse.Namespace(paths=[str(d)], json=False)) == 79
+    assert "IST0101" in capsys.readouterr().out
