@@ -1,0 +1,269 @@
+"""load(): every input form, typed results, sources, namespaces, notes, and the API server's rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshlab.errors import ManifestError
+from meshlab.manifests import Manifests, load, load_report
+from meshlab.objects import (
+    Deployment, DestinationRule, Gateway, Namespace, Pod, Service, ServiceEntry, Source, UnmodelledObject,
+    VirtualService, duration_seconds,
+)
+
+REVIEWS = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  labels: {app: reviews}
+spec:
+  selector: {app: reviews}
+  ports:
+  - name: http
+    port: 9080
+---
+# the routing
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: prod
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 80
+    - destination: {host: reviews, subset: v2}
+      weight: 20
+    timeout: 1.5s
+"""
+
+
+def test_yaml_string_gives_typed_objects_with_sources_and_default_namespace() -> None:
+    svc, vs = load(REVIEWS)
+    assert isinstance(svc, Service) and isinstance(vs, VirtualService)
+    assert svc.namespace == "default" and vs.namespace == "prod"
+    assert svc.spec.ports[0].port == 9080
+    assert [d.weight for d in vs.spec.http[0].route or []] == [80, 20]
+    assert vs.spec.http[0].route[0].destination.subset == "v1"
+    assert duration_seconds(vs.spec.http[0].timeout or "") == 1.5
+    assert svc.source == Source("<string>", 1)
+    assert vs.source == Source("<string>", 13)   # the document's first line, after the comment
+
+
+def test_files_and_recursive_folders_skip_hidden_and_non_yaml(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b").mkdir()
+    (tmp_path / "a" / "svc.yaml").write_text(REVIEWS.split("---")[0])
+    (tmp_path / "a" / "b" / "ns.yml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n")
+    (tmp_path / "a" / "notes.txt").write_text("not yaml: [")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "svc.yaml").write_text(REVIEWS.split("---")[0])
+    objs = load(tmp_path)
+    assert sorted(type(o).__name__ for o in objs) == ["Namespace", "Service"]
+    ns = next(o for o in objs if isinstance(o, Namespace))
+    assert ns.namespace is None and ns.source == Source(str(tmp_path / "a" / "b" / "ns.yml"), 1)
+    assert load(str(tmp_path / "a" / "svc.yaml"))[0].name == "reviews"
+    assert load(tmp_path / "a" / "svc.yaml")[0].source.file == str(tmp_path / "a" / "svc.yaml")
+
+
+def test_dicts_objects_and_nested_lists() -> None:
+    d = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}
+    svc = load(REVIEWS)[0]
+    objs = load([d, [svc, {"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+                           "metadata": {"name": "r"}, "spec": {"host": "reviews"}}]])
+    assert [type(o) for o in objs] == [Namespace, Service, DestinationRule]
+    assert objs[0].source == Source("<dict>")
+    assert objs[1] is not svc and objs[1].source == svc.source   # a copy, keeping where it came from
+
+
+def test_object_without_namespace_is_put_in_default_without_changing_the_callers_object() -> None:
+    svc = Service.model_validate({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"},
+                                  "spec": {"ports": [{"port": 80}]}})
+    (loaded,) = load(svc)
+    assert loaded.namespace == "default" and svc.namespace is None
+
+
+def test_every_modelled_kind_and_istio_version() -> None:
+    docs = []
+    for version in ("v1", "v1beta1", "v1alpha3"):
+        g = f"networking.istio.io/{version}"
+        docs += [
+            f"apiVersion: {g}\nkind: VirtualService\nmetadata: {{name: vs-{version}}}\nspec: {{hosts: [a]}}\n",
+            f"apiVersion: {g}\nkind: DestinationRule\nmetadata: {{name: dr-{version}}}\nspec: {{host: a}}\n",
+            f"apiVersion: {g}\nkind: Gateway\nmetadata: {{name: gw-{version}}}\nspec:\n  selector: {{istio: ingressgateway}}\n"
+            f"  servers: [{{port: {{number: 80, name: http, protocol: HTTP}}, hosts: ['*']}}]\n",
+            f"apiVersion: {g}\nkind: ServiceEntry\nmetadata: {{name: se-{version}}}\nspec:\n  hosts: [api.example.com]\n"
+            f"  ports: [{{number: 443, name: https, protocol: TLS}}]\n  resolution: DNS\n",
+        ]
+    docs += [
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: app, image: x}]}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n"
+        "  template:\n    metadata: {labels: {app: d, version: v1}}\n    spec: {containers: [{name: app, image: x}]}\n",
+    ]
+    objs = load("---\n".join(docs))
+    kinds = {type(o) for o in objs}
+    assert kinds == {VirtualService, DestinationRule, Gateway, ServiceEntry, Namespace, Pod, Deployment}
+    assert len(objs) == 15
+
+
+def test_unmodelled_kinds_are_kept_and_reported_as_notes() -> None:
+    text = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bookinfo}\n---\n" \
+           "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec: {}\n"
+    objs = load(text)
+    assert isinstance(objs, Manifests)
+    assert [type(o) for o in objs] == [UnmodelledObject, UnmodelledObject]
+    assert objs[1].kind == "AuthorizationPolicy" and objs[1].namespace == "default"
+    assert objs[1].model_extra == {"spec": {}}
+    assert [n.object for n in objs.notes] == ["ServiceAccount default/bookinfo", "AuthorizationPolicy default/deny"]
+    assert all("not modelled" in n.message and n.line for n in objs.notes)
+
+
+def test_empty_inputs_are_not_errors_but_say_so(tmp_path: Path) -> None:
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "comments.yaml").write_text("# nothing here yet\n---\n")
+    report = load_report(tmp_path)
+    assert report.ok and report.objects == []
+    assert sorted(Path(n.file or "").name for n in report.notes) == ["comments.yaml", "empty.yaml"]
+    assert all("held no objects" in n.message for n in report.notes)
+    empty_dir = tmp_path / "nothing"
+    empty_dir.mkdir()
+    assert "no *.yaml" in load_report(empty_dir).notes[0].message
+
+
+def test_kind_list_is_expanded() -> None:
+    text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\n" \
+           "- apiVersion: v1\n  kind: Namespace\n  metadata: {name: b}\n"
+    objs = load(text)
+    assert [o.name for o in objs] == ["a", "b"]
+    assert [o.source.line for o in objs] == [4, 7]
+
+
+def test_nulls_mean_unset_as_on_the_api_server() -> None:
+    (vs,) = load("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, labels: null}\n"
+                 "spec:\n  hosts: [a]\n  gateways: null\n  http:\n  - timeout: null\n    route: [{destination: {host: a}}]\n")
+    assert vs.spec.gateways == [] and vs.spec.http[0].timeout is None and vs.labels == {}
+
+
+def test_serviceentry_workload_selector_takes_labels() -> None:
+    (se,) = load("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: vm}\nspec:\n"
+                 "  hosts: [vm.example.com]\n  ports: [{number: 80, name: http}]\n  workloadSelector: {labels: {app: vm}}\n")
+    assert se.spec.workload_selector.labels == {"app": "vm"} and se.spec.workload_selector.match_labels == {"app": "vm"}
+    with pytest.raises(ManifestError, match="takes labels, not matchLabels"):
+        load("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: vm}\nspec:\n"
+             "  hosts: [vm.example.com]\n  workloadSelector: {matchLabels: {app: vm}}\n")
+
+
+@pytest.mark.parametrize("yaml_text, field, message", [
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: 80}, {port: 81}]\n",
+     "spec.ports[0]", "must name every port"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: 80, name: x}, {port: 80, name: y}]\n",
+     "spec.ports[1].port", "duplicate port 80/TCP"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {selector: {app: a}}\n",
+     "spec.ports", "at least one port"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: 80, targetPort: 70000}]\n",
+     "spec.ports[0].targetPort", "between 1 and 65535"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: 80, targetPort: Http_Web}]\n",
+     "spec.ports[0].targetPort", "neither a port number nor a valid port name"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: 9lives}\nspec:\n  ports: [{port: 80}]\n",
+     "metadata.name", "RFC 1035"),
+    ("apiVersion: v1\nkind: Namespace\nmetadata: {name: a.b}\n", "metadata.name", "RFC 1123 label"),
+    ("apiVersion: v1\nkind: Namespace\nmetadata: {name: " + "a" * 64 + "}\n", "metadata.name", "at most 63"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: Prod}\nspec: {containers: [{name: a}]}\n",
+     "metadata.namespace", "not a valid namespace name"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {'-bad': x}}\nspec: {containers: [{name: a}]}\n",
+     'metadata.labels["-bad"]', "not a valid label key"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: 'a b'}}\nspec: {containers: [{name: a}]}\n",
+     "metadata.labels.app", "not a valid label value"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n",
+     "spec.containers", "at least 1 item"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a}, {name: a}]}\n",
+     "spec.containers[1].name", "duplicate container name"),
+    ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {}\n  template:\n"
+     "    spec: {containers: [{name: a}]}\n", "spec.selector", "empty selector"),
+    ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  http:\n"
+     "  - route: [{destination: {host: a}}, {destination: {host: b}}]\n", "spec.http[0].route", "weights must add up"),
+    ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  http:\n"
+     "  - route: [{destination: {host: a}}]\n    retries: {attempts: 3, perTryTimeout: 0s}\n",
+     "spec.http[0].retries.perTryTimeout", "at least 1ms"),
+    ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  http:\n"
+     "  - route: [{destination: {host: a}}]\n    fault: {delay: {fixedDelay: 1s, exponentialDelay: 2s}}\n",
+     "spec.http[0].fault.delay", "only one of fixedDelay, exponentialDelay"),
+    ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  http:\n"
+     "  - redirect: {port: 8080, derivePort: FROM_REQUEST_PORT}\n", "spec.http[0].redirect", "only one of port"),
+    ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n"
+     "  trafficPolicy: {loadBalancer: {simple: RANDOM, consistentHash: {useSourceIp: true}}}\n",
+     "spec.trafficPolicy.loadBalancer", "only one of simple, consistentHash"),
+    ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n"
+     "  trafficPolicy: {outlierDetection: {consecutive5xxErrors: -1}}\n",
+     "spec.trafficPolicy.outlierDetection.consecutive5xxErrors", "must be >= 0"),
+    ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  subsets: [{name: v1}]\n",
+     "spec.host", "required field host is missing"),
+    ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  servers:\n"
+     "  - port: {number: 80, protocol: HTTP}\n    hosts: ['*']\n", "spec.servers[0].port.name", "required field name"),
+    ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n  hosts: ['*']\n",
+     "spec", "cannot be wildcard"),
+    ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n  hosts: [a.com]\n"
+     "  endpoints: [{address: 1.2.3.4}]\n", "spec", "resolution NONE (the default) cannot set endpoints"),
+    ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n  hosts: [a.com]\n"
+     "  ports: [{number: 80, name: a}, {number: 80, name: b}]\n", "spec", "port number cannot be duplicated"),
+    ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n  hosts: [a.com]\n"
+     "  ports: [{number: 0, name: a}]\n", "spec.ports[0].number", "must be >= 1"),
+])
+def test_api_server_rules(yaml_text: str, field: str, message: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        load(yaml_text)
+    hits = [p for p in info.value.problems if message in p.message]
+    assert hits, [str(p) for p in info.value.problems]
+    assert hits[0].field == field and hits[0].file == "<string>" and hits[0].line
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("1ms", 0.001), ("1.5s", 1.5), ("1m30s", 90.0), ("2h", 7200.0), ("500us", 0.0005), (".5s", 0.5), ("0", 0.0),
+])
+def test_go_durations(text: str, seconds: float) -> None:
+    assert duration_seconds(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["1", "1 s", "s", "1.s.", "-", "1d", "10sec", "", "1e3s"])
+def test_not_go_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        duration_seconds(text)
+
+
+def test_problem_names_object_field_line_and_what_was_found() -> None:
+    with pytest.raises(ManifestError) as info:
+        load(REVIEWS.replace("weight: 20", "weight: twenty"))
+    (p,) = info.value.problems
+    assert (p.file, p.line, p.object, p.field) == ("<string>", 25, "VirtualService prod/reviews",
+                                                   "spec.http[0].route[1].weight")
+    assert p.message == 'expected an integer, found the string "twenty"'
+    assert str(p) == '<string>:25 VirtualService prod/reviews spec.http[0].route[1].weight: ' + p.message
+
+
+def test_unknown_field_on_a_dict_has_no_line_but_names_field() -> None:
+    with pytest.raises(ManifestError) as info:
+        load({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "lables": {}}})
+    (p,) = info.value.problems
+    assert p.file == "<dict>" and p.line is None and p.field == "metadata.lables"
+    assert 'did you mean "labels"' in p.message
+
+
+def test_a_one_line_string_that_is_not_yaml_is_a_missing_path() -> None:
+    report = load_report("manifests/reviews.yaml")
+    assert report.problems[0].message == "no such file or folder"
+    assert report.problems[0].file == "manifests/reviews.yaml"
+
+
+def test_loading_the_same_object_twice_in_one_call_is_refused_but_separately_is_fine() -> None:
+    ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"
+    assert len(load(ns)) == 1 and len(load(ns)) == 1
+    with pytest.raises(ManifestError, match="given twice"):
+        load([ns, ns])
+    # same name, different kind or namespace: different objects
+    assert len(load([ns, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n"])) == 2
