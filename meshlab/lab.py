@@ -108,12 +108,10 @@ class Lab:
         return self.backend.envoy_config(proxy)
 
     def explain(self, probe_df: pd.DataFrame) -> Any:
-        """Name the misconfiguration behind what a probe saw (delegates to `meshlab.explain`)."""
-        from . import explain as _explain   # engineer D's module
-        fn = getattr(_explain, "explain", None)
-        if fn is None:
-            raise NotImplementedError("meshlab.explain.explain is not available yet")
-        return fn(probe_df, self.objects())
+        """Name the misconfiguration behind what a probe saw: `meshlab.explain.explain(df, lab)`
+        reads this lab's objects, pods and live Envoy config."""
+        from .explain import explain
+        return explain(probe_df, self)
 
     # ---- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:

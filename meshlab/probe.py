@@ -293,7 +293,11 @@ class ProbeRun:
         """Wait for the run (stop it first if it is open-ended) and return the DataFrame."""
         if self.open_ended:
             self.stop()
-        self._future.result(timeout)
+        try:
+            self._future.result(timeout)
+        except KeyboardInterrupt:      # a notebook interrupt stops the traffic too
+            self.stop()
+            raise
         self._join(final=True)
         return self._frame()
 
