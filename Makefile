@@ -16,6 +16,9 @@ MESHLAB_BACKEND ?= local
 # NO_INSTALL=1 uses $(VENV) as it is (tests that start `make lab` against an existing venv).
 NO_INSTALL  ?=
 
+# Containers (and some CI) run as root, which JupyterLab refuses unless told.
+ROOT_ARGS   := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 LAB_STAMP   := $(VENV)/.meshlab-lab.stamp
 TEST_STAMP  := $(VENV)/.meshlab-test.stamp
 CHAPTERS    := $(sort $(wildcard notebooks/[0-9]*.ipynb))
@@ -50,7 +53,7 @@ endif
 lab:
 	@mkdir -p notebooks
 	MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter lab --notebook-dir=notebooks \
-		--ServerApp.port=$(PORT) --ServerApp.ip=127.0.0.1 $(LAB_ARGS)
+		--ServerApp.port=$(PORT) --ServerApp.ip=127.0.0.1 $(ROOT_ARGS) $(LAB_ARGS)
 
 course:
 ifeq ($(CHAPTERS),)
