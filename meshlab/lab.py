@@ -43,6 +43,12 @@ class Lab:
     def name(self) -> str:
         return self.backend.name
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the backend could not honour in the manifests (e.g. a field the local Envoy
+        translation does not implement), in words."""
+        return list(getattr(self.backend, "warnings", []))
+
     # ---- objects -------------------------------------------------------------------------------
     @staticmethod
     def _load(x: Any) -> list[K8sObject]:

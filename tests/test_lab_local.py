@@ -274,3 +274,28 @@ def test_nothing_survives_sigkill_of_the_parent():
     while time.monotonic() < end and any(_alive(k) for k in kids):
         time.sleep(0.1)
     assert [k for k in kids if _alive(k)] == []
+
+
+def test_config_envoy_rejects_is_loud_and_rolled_back(monkeypatch):
+    """If Envoy refuses what the lab built, apply raises Envoy's message and the lab's objects
+    go back to what Envoy still runs (a broken cluster is injected into the translation)."""
+    import meshlab.istio.translate as translate
+    from meshlab.envoy import EnvoyConfigRejected
+
+    real = translate.build_config
+
+    def broken(state, proxy):
+        cfg = real(state, proxy)
+        if any(o.kind == "VirtualService" for o in state.all()):
+            cfg.clusters.append({"name": "broken", "type": "STATIC", "connect_timeout": "-1s"})
+        return cfg
+
+    with Lab() as lab:
+        lab.apply(WEB)
+        before = sorted(o.key for o in lab.objects())
+        monkeypatch.setattr(translate, "build_config", broken)
+        with pytest.raises(EnvoyConfigRejected, match="duration"):
+            lab.apply("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\n"
+                      "spec: {hosts: [web], http: [{route: [{destination: {host: web, subset: v9}}]}]}\n")
+        assert sorted(o.key for o in lab.objects()) == before
+        assert set(lab.probe("http://web/", n=10).status) == {200}

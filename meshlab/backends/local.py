@@ -250,6 +250,8 @@ class LocalBackend:
         for key, pod in desired.items():
             ports = self._pod_ports(pod)
             have = self.runner.pods.get(key)
+            if have is None and pod.phase == "Failed":
+                continue          # could not start before; not retried until re-created
             if have is None or (have.spec.ports != ports and not have.killed):
                 seed = None if self.seed is None else (self.seed * 1000003 + hash(pod.name) % 1000003)
                 to_start.append(PodSpec(pod.name, pod.namespace, pod.ip or self.lease.pod_ip(), ports,
@@ -359,18 +361,37 @@ class LocalBackend:
             first = False
 
     def _apply_group(self, objects: list[K8sObject], xds_order: Sequence[str] | str) -> None:
-        if xds_order == "istiod":
-            self.state.apply(objects)
-            return
-        with self._lock:   # push with a deliberate per-type order: reconcile ourselves
-            self._syncing = True
-            try:
+        """Apply one group; if the lab cannot run it (Envoy rejects the config, a pod cannot
+        start), put the previous objects back so the state matches what is running, and raise."""
+        held = {o.key: o for o in self.state.all()}
+        before = {o.key: held.get(o.key) for o in objects}
+        try:
+            if xds_order == "istiod":
                 self.state.apply(objects)
-                self._sync_pods()
-                self._sync_kubeproxy()
-                self._sync_envoys(xds_order=xds_order, gap_s=0.0)
-            finally:
-                self._syncing = False
+                return
+            with self._lock:   # push with a deliberate per-type order: reconcile ourselves
+                self._syncing = True
+                try:
+                    self.state.apply(objects)
+                    self._sync_pods()
+                    self._sync_kubeproxy()
+                    self._sync_envoys(xds_order=xds_order, gap_s=0.0)
+                finally:
+                    self._syncing = False
+        except Exception as e:
+            from ..errors import ApplyError
+            if isinstance(e, ApplyError):     # refused before anything was stored
+                raise
+            try:
+                added = [o for o in objects if before.get(o.key) is None]
+                if added:
+                    self.state.delete(added)
+                old = [o for o in before.values() if o is not None]
+                if old:
+                    self.state.apply(old)
+            except Exception:
+                pass
+            raise
 
     def delete(self, objects: list[K8sObject]) -> None:
         self._check_open()
