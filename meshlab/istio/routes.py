@@ -282,7 +282,9 @@ class RouteBuilder:
             else:
                 action["weighted_clusters"] = {"clusters": clusters}
         action["timeout"] = duration(rule.timeout, f"{where} timeout") if rule.timeout else "0s"
-        action["max_stream_duration"] = {"grpc_timeout_header_max": action["timeout"]}
+        # Istio writes the deprecated max_grpc_timeout (not max_stream_duration, whose
+        # grpc_timeout_header_max would make Envoy ignore the route timeout for plain HTTP)
+        action["max_grpc_timeout"] = action["timeout"]
         distinct = {repr(h) for h in hashes if h}
         hash_policy = next((h for h in hashes if h), None) if len(distinct) == 1 else None
         retry = self._retry(rule, where, hashed=hash_policy is not None)
@@ -435,7 +437,7 @@ class RouteBuilder:
         hp = self.hash_policy(svc, self.port, None)
         action: dict[str, Any] = {"cluster": cluster_name(self.port, None, svc.hostname),
                                   "timeout": "0s",
-                                  "max_stream_duration": {"grpc_timeout_header_max": "0s"},
+                                  "max_grpc_timeout": "0s",
                                   "retry_policy": default_retry_policy(hashed=hp is not None)}
         if hp:
             action["hash_policy"] = hp
@@ -532,8 +534,7 @@ def _allow_any() -> dict[str, Any]:
     `x-envoy-original-dst-host` header (what the app dialled); a request without it would make
     Envoy dial its own listener, so it gets a 502 direct response naming the reason instead.
     """
-    passthrough = {"cluster": "PassthroughCluster", "timeout": "0s",
-                   "max_stream_duration": {"grpc_timeout_header_max": "0s"}}
+    passthrough = {"cluster": "PassthroughCluster", "timeout": "0s", "max_grpc_timeout": "0s"}
     return {"name": "allow_any", "domains": ["*"], "routes": [
         {"name": "allow_any",
          "match": {"prefix": "/", "headers": [{"name": "x-envoy-original-dst-host",

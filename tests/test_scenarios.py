@@ -1,0 +1,388 @@
+"""The traffic scenarios of the local backend (issue 3), end to end through `meshlab.Lab`.
+
+Real pods, real Envoy sidecar/gateway configured by meshlab's mini control plane; every status
+and response flag asserted here was produced by Envoy itself and read back from its access log.
+Statistical checks use seeded probes and binomial bounds of ±5 standard deviations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from meshlab.lab import Lab
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "istio-samples"
+
+BASE = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: reviews, version: v1}}
+  template:
+    metadata: {labels: {app: reviews, version: v1}}
+    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v2}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: reviews, version: v2}}
+  template:
+    metadata: {labels: {app: reviews, version: v2}}
+    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ratings}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: ratings}}
+  template:
+    metadata: {labels: {app: ratings, version: v1}}
+    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ratings}
+spec:
+  selector: {app: ratings}
+  ports: [{name: http, port: 9080}]
+"""
+
+DR_REVIEWS = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v9, labels: {version: v9}}
+"""
+
+REVIEWS_URL = "http://reviews:9080/"
+RATINGS_URL = "http://ratings:9080/"
+RATINGS_CLUSTER = "outbound|9080||ratings.default.svc.cluster.local"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with Lab(seed=7) as lab:
+        lab.apply(BASE)
+        yield lab
+
+
+@pytest.fixture(autouse=True)
+def clean_istio_objects(lab):
+    """Each scenario starts with no VirtualService/DestinationRule/Gateway and healthy pods."""
+    yield
+    istio = [o for o in lab.objects() if o.kind in ("VirtualService", "DestinationRule", "Gateway")]
+    if istio:
+        lab.delete(istio)
+    for p in lab.pods().itertuples():
+        if p.phase != "Running" or not p.ready:
+            lab.restart_pod(p.name, namespace=p.namespace)
+
+
+def within(count: int, n: int, p: float, sigmas: float = 5.0) -> bool:
+    return abs(count - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
+
+
+def vs(name: str, host: str, http: str, extra: str = "") -> str:
+    return (f"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\n"
+            f"spec:\n  hosts: [{host}]\n{extra}  http:\n{http}")
+
+
+# ------------------------------------------------------------------------------------ routing
+
+def test_weighted_split_80_20(lab):
+    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews", """
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: 80}
+    - {destination: {host: reviews, subset: v2}, weight: 20}
+"""))
+    n = 600
+    df = lab.probe(REVIEWS_URL, n=n, seed=1)
+    assert (df.status == 200).all()
+    versions = Counter(df.version)
+    assert set(versions) == {"v1", "v2"}
+    assert within(versions["v2"], n, 0.2), versions
+    assert set(df.cluster) == {"outbound|9080|v1|reviews.default.svc.cluster.local",
+                               "outbound|9080|v2|reviews.default.svc.cluster.local"}
+    # the Envoy columns come from the access log: subset/cluster agree with the pod that answered
+    assert (df[df.version == "v2"].subset == "v2").all()
+
+
+def test_seed_prefix_to_v2_rest_to_v1(lab):
+    """The learner's question: /wpcatalog → v2, everything else → v1."""
+    lab.apply(DR_REVIEWS + "---\n" + vs("reviews-route", "reviews.default.svc.cluster.local", """
+  - name: reviews-v2-routes
+    match: [{uri: {prefix: /wpcatalog}}]
+    route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]
+  - name: reviews-v1-route
+    route: [{destination: {host: reviews.default.svc.cluster.local, subset: v1}}]
+"""))
+    cat = lab.probe("http://reviews:9080/wpcatalog/items", n=30, seed=2)
+    rest = lab.probe("http://reviews:9080/other", n=30, seed=3)
+    assert set(cat.version) == {"v2"} and set(cat.route) == {"reviews-v2-routes"}
+    assert set(rest.version) == {"v1"} and set(rest.route) == {"reviews-v1-route"}
+    assert rest.pod.nunique() == 2, "both v1 pods serve"
+
+
+def test_header_match(lab):
+    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews", """
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"""))
+    jason = lab.probe(REVIEWS_URL, n=20, headers={"end-user": "jason"}, seed=4)
+    other = lab.probe(REVIEWS_URL, n=20, headers={"end-user": "maria"}, seed=5)
+    assert set(jason.version) == {"v2"}
+    assert set(other.version) == {"v1"}
+
+
+def test_unmatched_path_under_a_virtual_service_is_404_nr(lab):
+    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews", """
+  - match: [{uri: {prefix: /wpcatalog}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+"""))
+    df = lab.probe("http://reviews:9080/elsewhere", n=5, seed=6)
+    assert set(df.status) == {404} and set(df["flags"]) == {"NR"}
+    assert set(df.details) == {"route_not_found"}
+
+
+# ------------------------------------------------------------------------------------ 503s
+
+def test_undefined_subset_is_503_nc(lab):
+    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews",
+                                        "  - route: [{destination: {host: reviews, subset: v3}}]\n"))
+    df = lab.probe(REVIEWS_URL, n=5, seed=7)
+    assert set(df.status) == {503} and set(df["flags"]) == {"NC"}
+    assert set(df.details) == {"cluster_not_found"}
+
+
+def test_subset_selecting_no_pods_is_503_uh(lab):
+    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews",
+                                        "  - route: [{destination: {host: reviews, subset: v9}}]\n"))
+    df = lab.probe(REVIEWS_URL, n=5, seed=8)
+    assert set(df.status) == {503} and set(df["flags"]) == {"UH"}
+    assert set(df.details) == {"no_healthy_upstream"}
+
+
+def test_gateway_route_to_a_host_without_service_is_503_nc(lab):
+    lab.apply("""
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: [shop.example.com]
+  gateways: [gw]
+  http:
+  - match: [{uri: {prefix: /ghost}}]
+    route: [{destination: {host: ghost, port: {number: 9080}}}]
+  - route: [{destination: {host: reviews, port: {number: 9080}}}]
+""")
+    ghost = lab.probe("http://shop.example.com/ghost", n=5, via="gateway", seed=9)
+    assert set(ghost.status) == {503} and set(ghost["flags"]) == {"NC"}
+    assert set(ghost.cluster) == {""}, "no cluster of that name exists, so none is logged"
+    ok = lab.probe("http://shop.example.com/", n=5, via="gateway", seed=10)
+    assert set(ok.status) == {200} and set(ok.proxy) == {"gateway"}
+    unknown_host = lab.probe("http://other.example.com/", n=3, via="gateway", seed=11)
+    assert set(unknown_host.status) == {404} and set(unknown_host["flags"]) == {"NR"}
+
+
+def test_fault_abort_is_fi_and_missing_percentage_never_fires(lab):
+    lab.apply(vs("ratings", "ratings", """
+  - match: [{uri: {prefix: /always}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+    route: [{destination: {host: ratings}}]
+  - fault: {abort: {httpStatus: 503}}
+    route: [{destination: {host: ratings}}]
+"""))
+    df = lab.probe("http://ratings:9080/always", n=10, seed=12)
+    assert set(df.status) == {503} and set(df["flags"]) == {"FI"}
+    assert set(df.details) == {"fault_filter_abort"}
+    never = lab.probe("http://ratings:9080/", n=10, seed=13)
+    assert set(never.status) == {200}
+
+
+def test_route_timeout_is_504_ut(lab):
+    pod = lab.pods().query("name.str.startswith('ratings')").name.tolist()
+    for p in pod:
+        lab.set_pod(p, latency_ms=400)
+    try:
+        lab.apply(vs("ratings", "ratings", """
+  - timeout: 100ms
+    route: [{destination: {host: ratings}}]
+"""))
+        df = lab.probe(RATINGS_URL, n=4, seed=14)
+        assert set(df.status) == {504} and set(df["flags"]) == {"UT"}
+        assert set(df.details) == {"response_timeout"}  # Envoy 1.40 (istio-semantics.md says upstream_response_timeout)
+    finally:
+        for p in pod:
+            lab.set_pod(p, latency_ms=0)
+
+
+def test_killed_pod_is_hidden_by_default_retries_then_uf_urx(lab):
+    pods = sorted(lab.pods().query("name.str.startswith('ratings')").name)
+    envoy = lab.backend.envoy("sidecar")
+    retries = f"cluster.{RATINGS_CLUSTER}.upstream_rq_retry"
+    before = envoy.stats(r"upstream_rq_retry$").get(retries, 0)
+    lab.kill_pod(pods[0], notready_after=None)  # stays in EDS: Envoy keeps choosing it
+    df = lab.probe(RATINGS_URL, n=60, seed=15)
+    assert set(df.status) == {200}, "previous_hosts + 2 retries hide one dead pod"
+    assert pods[0] not in set(df.pod)
+    assert envoy.stats(r"upstream_rq_retry$")[retries] > before, "Envoy retried the dead pod"
+    if "attempts" in df:
+        assert (df["attempts"] > 1).any()
+    for p in pods[1:]:
+        lab.kill_pod(p, notready_after=None)
+    dead = lab.probe(RATINGS_URL, n=5, seed=16)
+    assert set(dead.status) == {503}
+    # Envoy 1.40 writes "URX,UF" (istio-semantics.md and older docs show "UF,URX")
+    assert {frozenset(f.split(",")) for f in dead["flags"]} == {frozenset({"UF", "URX"})}
+    assert all(d.startswith("upstream_reset_before_response_started{remote_connection_failure")
+               for d in dead.details), set(dead.details)
+    if "attempts" in dead:
+        assert (dead["attempts"] == 3).all()
+
+
+def test_circuit_breaker_overflow_is_503_uo(lab):
+    pods = lab.pods().query("name.str.startswith('ratings')").name.tolist()
+    for p in pods:
+        lab.set_pod(p, latency_ms=300)
+    try:
+        lab.apply("""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {http1MaxPendingRequests: 1, http2MaxRequests: 1}
+""")
+        df = lab.probe(RATINGS_URL, n=24, concurrency=8, seed=17)
+        uo = df[df["flags"] == "UO"]
+        assert len(uo) > 0 and set(uo.status) == {503}
+        assert (df.status == 200).any()
+        assert set(uo.details) == {"upstream_reset_before_response_started{overflow}"}
+    finally:
+        for p in pods:
+            lab.set_pod(p, latency_ms=0)
+
+
+def test_outlier_detection_ejects_a_failing_pod(lab):
+    pods = sorted(lab.pods().query("name.str.startswith('ratings')").name)
+    bad = pods[0]
+    lab.set_pod(bad, error_rate=1.0)
+    try:
+        lab.apply("""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}
+""")
+        df = lab.probe(RATINGS_URL, n=90, seed=18)
+        errors = df[df.status >= 500]
+        # the app's own 5xx pass through (not retried since Istio 1.24) until the 3rd ejects it
+        assert len(errors) == 3 and set(errors.pod) == {bad} and set(errors["flags"]) == {"-"}
+        last_error = errors.seq.max()
+        assert bad not in set(df[df.seq > last_error].pod)
+        status = lab.backend.envoy("sidecar").clusters()
+        flagged = [h for c in status["cluster_statuses"]
+                   if c["name"] == "outbound|9080||ratings.default.svc.cluster.local"
+                   for h in c.get("host_statuses", []) if h["health_status"].get("failed_outlier_check")]
+        assert len(flagged) == 1
+    finally:
+        lab.set_pod(bad, error_rate=0.0)
+
+
+def test_round_robin_is_even(lab):
+    lab.apply("""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+""")
+    df = lab.probe(RATINGS_URL, n=90, seed=19)
+    counts = Counter(df.pod)
+    assert len(counts) == 3 and max(counts.values()) - min(counts.values()) <= 1, counts
+
+
+# ------------------------------------------------------------------------------------ timing
+
+def test_virtual_service_before_destination_rule_opens_an_nc_window(lab):
+    route = vs("reviews", "reviews", "  - route: [{destination: {host: reviews, subset: v2}}]\n")
+    with lab.probing(REVIEWS_URL, rate=100, seed=20) as run:
+        time.sleep(0.2)
+        lab.apply(route + "---\n" + DR_REVIEWS, order=["VirtualService", "DestinationRule"], gap=0.5)
+        time.sleep(0.3)
+    df = run.result()
+    nc = df[df["flags"] == "NC"]
+    assert len(nc) > 0 and set(nc.status) == {503}
+    assert (df[df.t > nc.t.max()].version == "v2").all()
+    assert df.version.iloc[-1] == "v2"
+
+
+def test_istiod_order_has_no_nc_window(lab):
+    route = vs("reviews", "reviews", "  - route: [{destination: {host: reviews, subset: v2}}]\n")
+    with lab.probing(REVIEWS_URL, rate=100, seed=21) as run:
+        time.sleep(0.2)
+        lab.apply(route + "---\n" + DR_REVIEWS)
+        time.sleep(0.3)
+    df = run.result()
+    assert set(df.status) == {200}
+    assert df.version.iloc[-1] == "v2"
+
+
+# ------------------------------------------------------------------------------------ Bookinfo
+
+def test_bookinfo_reviews_80_20():
+    files = ["bookinfo__platform__kube__bookinfo.yaml", "bookinfo__networking__destination-rule-all.yaml",
+             "bookinfo__networking__virtual-service-reviews-80-20.yaml",
+             "bookinfo__networking__bookinfo-gateway.yaml"]
+    if not all((REFERENCE / f).exists() for f in files):
+        pytest.skip(f"Istio samples not found under {REFERENCE}")
+    with Lab(seed=3) as lab:
+        lab.apply([REFERENCE / f for f in files])
+        n = 500
+        df = lab.probe("http://reviews:9080/reviews/0", n=n, seed=22)
+        assert (df.status == 200).all()
+        counts = Counter(df.version)
+        assert set(counts) == {"v1", "v2"}
+        assert within(counts["v2"], n, 0.2), counts
+        page = lab.probe("http://bookinfo.example.com/productpage", n=5, via="gateway", seed=23)
+        assert set(page.status) == {200}
+        assert set(page.cluster) == {"outbound|9080||productpage.default.svc.cluster.local"}
+        elsewhere = lab.probe("http://bookinfo.example.com/nothing", n=3, via="gateway", seed=24)
+        assert set(elsewhere.status) == {404} and set(elsewhere["flags"]) == {"NR"}
