@@ -553,3 +553,44 @@ def test_weights_chapter_slider_moves_the_live_chart(browser: Any, tmp_path: Pat
                 "(i) => /\\[\\d+\\]/.test(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')[i].textContent)",
                 arg=held_back, timeout=60_000)
             assert not _python_errors(page), _python_errors(page)
+
+
+# ---------------------------------------------------------------------------------------------
+# Binder: what a learner sees first after clicking the badge.
+# ---------------------------------------------------------------------------------------------
+
+def test_binder_postbuild_opens_jupyterlab_on_the_course(browser: Any, tmp_path: Path) -> None:
+    """Run binder/postBuild as repo2docker would (from the repository root, after the install),
+    then open plain `/lab` (what `jupyter-repo2docker .` opens): chapter 0 must be the open tab,
+    with its kernel up, and the file browser in notebooks/."""
+    root = tmp_path / "repo"
+    for part in ("notebooks", "binder"):
+        shutil.copytree(REPO / part, root / part, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    home = tmp_path / "jupyter"
+    (home / "workspaces").mkdir(parents=True)
+    env = {**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    built = subprocess.run(["bash", "binder/postBuild"], cwd=root, env=env, capture_output=True,
+                           text=True, timeout=180)
+    assert built.returncode == 0, f"binder/postBuild failed:\n{built.stdout}\n{built.stderr}"
+    assert "envoy OK" in built.stdout, built.stdout
+
+    first = json.loads((REPO / "binder" / "workspace.json").read_text())["data"][
+        "layout-restorer:data"]["main"]["current"].split(":", 1)[1]
+    with _session(browser, tmp_path, root, "binder") as (lab, page, console):
+        page.goto(lab.url("lab"), wait_until="domcontentloaded")
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")
+        tab.wait_for(timeout=90_000)
+        page.wait_for_function(
+            """(name) => {
+                const t = document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current');
+                return t && t.textContent.includes(name);
+            }""",
+            arg=Path(first).name, timeout=60_000)
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+        page.locator("#jp-main-statusbar", has_text=re.compile(r"\|\s*Idle")).wait_for(timeout=90_000)
+        crumbs = page.locator(".jp-FileBrowser .jp-BreadCrumbs").first.text_content() or ""
+        _shoot(page, "binder-landing")
+        assert Path(first).name == "00-orientation.ipynb" or Path(first).name.startswith("00-")
+        assert "notebooks" in crumbs, crumbs
+        assert not console.widget_errors(), console.widget_errors()
