@@ -339,6 +339,38 @@ spec:
     assert len(counts) == 3 and max(counts.values()) - min(counts.values()) <= 1, counts
 
 
+def test_consistent_hash_keeps_a_user_on_one_pod(lab):
+    spread = lab.probe(RATINGS_URL, n=30, headers={"x-user": "alice"}, seed=25)
+    assert spread.pod.nunique() > 1, "without a DR, LEAST_REQUEST spreads one user's requests"
+    lab.apply("""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+""")
+    for user in ("alice", "bob", "carol"):
+        df = lab.probe(RATINGS_URL, n=15, headers={"x-user": user}, seed=26)
+        assert set(df.status) == {200} and df.pod.nunique() == 1, (user, set(df.pod))
+
+
+def test_fault_delay_is_di_and_redirect_is_envoys_own(lab):
+    lab.apply(vs("ratings", "ratings", """
+  - match: [{uri: {prefix: /slow}}]
+    fault: {delay: {fixedDelay: 200ms, percentage: {value: 100}}}
+    route: [{destination: {host: ratings}}]
+  - match: [{uri: {exact: /old}}]
+    redirect: {uri: /new}
+  - route: [{destination: {host: ratings}}]
+"""))
+    slow = lab.probe("http://ratings:9080/slow", n=3, seed=27)
+    assert set(slow.status) == {200} and set(slow["flags"]) == {"DI"}
+    assert (slow.latency_ms >= 150).all()  # Envoy held each request ~200 ms (timer slack allowed)
+    moved = lab.probe("http://ratings:9080/old", n=2, seed=28)
+    assert set(moved.status) == {301} and set(moved.pod) == {""}
+
+
 # ------------------------------------------------------------------------------------ timing
 
 def test_virtual_service_before_destination_rule_opens_an_nc_window(lab):

@@ -28,7 +28,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .admin import AdminClient
+from .admin import AdminClient, EnvoyAdminError
 from .xds import EnvoyError, ProxyConfig, XdsFiles, bootstrap
 
 _PR_SET_PDEATHSIG = 1
@@ -193,7 +193,13 @@ class Envoy:
         if not self.running or self.xds is None:
             raise EnvoyError(f"Envoy '{self.name}' is not running")
         with self._lock:
-            return self.xds.push(config, order, gap_s=gap_s, timeout=timeout)
+            try:
+                return self.xds.push(config, order, gap_s=gap_s, timeout=timeout)
+            except EnvoyAdminError as e:
+                if not self.running:
+                    raise EnvoyError(f"Envoy '{self.name}' exited during a push: "
+                                     f"{self._log_tail()}") from e
+                raise
 
     # ---- admin shortcuts ---------------------------------------------------------------------
     def admin_get(self, path: str) -> str:

@@ -214,7 +214,7 @@ def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str |
     pol = effective_policy(dr, port.port, subset)
     cluster: dict[str, Any] = {"name": name, "type": "EDS",
                                "eds_cluster_config": {"service_name": name}}
-    if svc.resolution == "NONE" and not subset:
+    if svc.resolution == "NONE":  # headless Service / ServiceEntry resolution NONE
         cluster = {"name": name, "type": "ORIGINAL_DST",
                    "original_dst_lb_config": {"use_http_header": True}}
     http_opts: dict[str, Any] = {}

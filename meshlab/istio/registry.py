@@ -167,7 +167,9 @@ class Registry:
                      for p in svc.spec.ports]
             self.services.append(ServiceInfo(
                 hostname=f"{svc.name}.{ns}.{CLUSTER_DOMAIN}", namespace=ns, name=svc.name, obj=svc,
-                ports=ports, cluster_ip=self.state.cluster_ip(svc)))
+                ports=ports, cluster_ip=None if svc.spec.headless else self.state.cluster_ip(svc),
+                # istiod: a headless Service has Passthrough resolution → ORIGINAL_DST clusters
+                resolution="NONE" if svc.spec.headless else "EDS"))
         for se in self.state.service_entries():
             ns = se.namespace or "default"
             if not _exported_to(se.spec.export_to, ns, client_ns):
