@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -276,7 +276,7 @@ class StringMatch(_Model):
 
 
 class PortSelector(_Model):
-    number: int = Field(ge=0, le=4294967295)
+    number: int = Field(default=0, ge=0, le=4294967295)  # 0: not set, as in Istio's proto
 
 
 class Destination(_Model):
@@ -297,7 +297,7 @@ class Headers(_Model):
 
 
 class Percent(_Model):
-    value: float = Field(ge=0, le=100)
+    value: float = Field(default=0.0, ge=0, le=100)  # `{}` is 0 %, as in Istio's proto
 
 
 class HTTPMatchRequest(_Model):
@@ -412,6 +412,27 @@ class HTTPRoute(_Model):
     cors_policy: dict[str, Any] | None = None
     headers: Headers | None = None
 
+    @field_validator("direct_response")
+    @classmethod
+    def _direct_response(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Kept as a dict, checked as the CRD schema does: status required, body one of string/bytes."""
+        if value is None:
+            return value
+        unknown = sorted(set(value) - {"status", "body"})
+        if unknown:
+            raise ValueError(f'unknown field "{unknown[0]}" in directResponse (fields here: body, status)')
+        status = value.get("status")
+        if status is None:
+            raise ValueError("directResponse: required field status is missing")
+        if not isinstance(status, int) or isinstance(status, bool) or not 0 <= status <= _U32:
+            raise ValueError(f"directResponse.status must be an HTTP status code (an integer), found {status!r}")
+        body = value.get("body")
+        if body is not None:
+            if not isinstance(body, dict) or set(body) - {"string", "bytes"} or len(body) > 1 \
+                    or not all(isinstance(v, str) for v in body.values()):
+                raise ValueError("directResponse.body takes one of string or bytes (a string)")
+        return value
+
 
 class VirtualServiceSpec(_Model):
     hosts: list[str] = Field(default_factory=list)
@@ -436,7 +457,13 @@ class ConsistentHashLB(_Model):
     http_query_parameter_name: str | None = None
     ring_hash: dict[str, Any] | None = None
     maglev: dict[str, Any] | None = None
-    minimum_ring_size: int | None = None
+    minimum_ring_size: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ConsistentHashLB:
+        _at_most_one(self, "httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName")
+        _at_most_one(self, "ringHash", "maglev")
+        return self
 
 
 class LoadBalancerSettings(_Model):
