@@ -57,17 +57,18 @@ def _sorted_deduped(findings: Iterable[Finding]) -> list[Finding]:
 def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tuple[str, str, str]]]:
     """A private ClusterState holding the source's objects (+ Istio's install), pods derived.
 
-    Pod readiness of a live lab is carried over, so `analyze(lab)` sees what the lab sees.
+    Pod readiness, phase and IP of a live lab are carried over, so `analyze(lab)` (and explain)
+    see what the lab sees: a killed pod is `Failed`, an unready one is left out of endpoints.
     """
-    readiness: dict[tuple[str, str], tuple[bool, str]] = {}
+    live: dict[tuple[str, str], tuple[bool, str, str | None]] = {}
     if isinstance(source, ClusterState):
         objects = source.all()
-        readiness = {(p.namespace, p.name): (p.ready, p.phase) for p in source.pods()}
-    elif isinstance(getattr(source, "state", None), ClusterState):
-        return _cluster_for(source.state, istio_install)
+        live = {(p.namespace, p.name): (p.ready, p.phase, p.ip) for p in source.pods()}
     elif callable(getattr(source, "objects", None)):
         objects = list(source.objects())
-        readiness = _readiness_from_frame(getattr(source, "pods", None))
+        live = _live_pods_from_frame(getattr(source, "pods", None))
+    elif isinstance(getattr(source, "state", None), ClusterState):
+        return _cluster_for(source.state, istio_install)
     elif isinstance(source, (list, tuple)) and source and all(isinstance(o, K8sObject) for o in source):
         objects = list(source)     # already typed: taken as they are (a lab's objects, a benchmark)
     else:
@@ -78,23 +79,27 @@ def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tu
     if istio_install:
         extra = [o for o in default_istio_install() if o.key not in own]
     state.apply([*objects, *extra])
-    for (ns, name), (ready, phase) in readiness.items():
+    for (ns, name), (ready, phase, ip) in live.items():
         try:
             pod = state.pod(name, ns)
         except KeyError:
             continue
-        pod.ready, pod.phase = ready, phase  # type: ignore[assignment]
+        pod.ready, pod.phase, pod.ip = ready, phase, ip or pod.ip  # type: ignore[assignment]
     return state, {o.key for o in extra}
 
 
-def _readiness_from_frame(pods_fn: Any) -> dict[tuple[str, str], tuple[bool, str]]:
+def _live_pods_from_frame(pods_fn: Any) -> dict[tuple[str, str], tuple[bool, str, str | None]]:
+    """`lab.pods()` (name, namespace, ip, ready, phase) → the same, keyed by (namespace, name)."""
     try:
         df = pods_fn() if callable(pods_fn) else None
         if df is None or not {"name", "namespace", "ready"} <= set(df.columns):
             return {}
-        phases = df["phase"] if "phase" in df.columns else ["Running"] * len(df)
-        return {(ns, n): (bool(r), str(ph)) for n, ns, r, ph in zip(df["name"], df["namespace"], df["ready"], phases)}
-    except Exception:  # readiness is a refinement; analysis works without it
+        n = len(df)
+        phases = list(df["phase"]) if "phase" in df.columns else ["Running"] * n
+        ips = list(df["ip"]) if "ip" in df.columns else [None] * n
+        return {(ns, name): (bool(r), str(ph), ip if isinstance(ip, str) else None)
+                for name, ns, r, ph, ip in zip(df["name"], df["namespace"], df["ready"], phases, ips)}
+    except Exception:  # live pod state is a refinement; analysis works without it
         return {}
 
 

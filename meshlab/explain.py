@@ -466,6 +466,9 @@ def _nc(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, all_ro
             if row.get("virtual_service"):
                 vs_refs.append(str(row["virtual_service"]))
     if not missing:
+        transient = _nc_window(ctx, label, grp, all_rows, proxy, route_name)
+        if transient is not None:
+            return transient
         # No live view: fall back to the analyzer's IST0101 findings.
         f = ctx.findings_for("IST0101", kind="VirtualService")
         why = f[0].message + f" ({f[0].origin}, {f[0].field})" if f else \
@@ -527,6 +530,35 @@ def _nc(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, all_ro
                      objs + [_ref(defining[0])])
     return Cause(label, 0, 0, what, "The cluster is absent from the proxy's config (not pushed yet, or not "
                  "visible to this proxy).", "Check exportTo and the order things were applied in.", cmds, objs)
+
+
+def _nc_window(ctx: _Context, label: str, grp: list[dict[str, Any]], all_rows: list[dict[str, Any]], proxy: str,
+               route_name: str) -> Cause | None:
+    """NC while every cluster the routes name exists now: the route arrived before its cluster."""
+    last_nc = max(float(r.get("t") or 0) for r in grp)
+    later = Counter(_s(r.get("cluster")) for r in all_rows
+                    if 200 <= int(r.get("status") or 0) < 500 and float(r.get("t") or 0) > last_nc
+                    and _s(r.get("route")) == route_name and _s(r.get("cluster")))
+    if not later:
+        return None
+    cluster = later.most_common(1)[0][0]
+    parsed = _parse_cluster(cluster)
+    dr = None
+    if parsed and parsed[2]:
+        dr = next((d for d in ctx.drs_for_host(parsed[3]) if d.subset(parsed[2]) is not None), None)
+    first_ok = min(float(r.get("t") or 0) for r in all_rows if _s(r.get("cluster")) == cluster)
+    what = (f"For {last_nc - min(float(r.get('t') or 0) for r in grp):.2f} s the route sent requests to a cluster "
+            f"this {proxy} did not have yet (503 NC, cluster_not_found); from t={first_ok:.2f} s they reached "
+            f"{cluster}.")
+    why = ((f"Subset {parsed[2]!r} comes from {_ref(dr)}: the route naming it was live before the cluster — the "
+            "VirtualService was applied (or pushed) before the DestinationRule, or the new cluster was still "
+            "warming.") if dr else
+           "The route was live before its cluster existed (config applied in the wrong order).")
+    return Cause(label, 0, 0, what, why,
+                 "Make before break: apply the DestinationRule (subsets) first, wait for it to reach the proxies, "
+                 "then the VirtualService that uses them; on removal, the VirtualService first.",
+                 ["istioctl analyze", f"istioctl proxy-config clusters {_client(proxy)}",
+                  "kubectl get destinationrules,virtualservices -A"], [_ref(dr)] if dr else [])
 
 
 def _later_success(grp: list[dict[str, Any]], all_rows: list[dict[str, Any]]) -> bool:
@@ -655,7 +687,9 @@ def _ut(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cau
                 bits.append(f"retries.perTryTimeout {rule.retries.per_try_timeout}")
             src = f"{_ref(vs)} spec.http[{i}] ({', '.join(bits)})"
             break
-    pods = _pods_of(grp)
+    pods = _pods_of(grp) or ", ".join(sorted({p.name for r in grp
+                                             for p in [ctx.pod_by_ip(_s(r.get("upstream")).rsplit(":", 1)[0])]
+                                             if p is not None}))
     return Cause(label, 0, 0, f"The upstream did not answer in time, so Envoy gave up with 504 UT "
                  f"(upstream_response_timeout) after about {med:.0f} ms.",
                  (f"The route timeout comes from {src}" if src else "A route timeout is set")
@@ -745,8 +779,9 @@ def _uf(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, flags:
             (f" {', '.join(names)}" if names else (f" {', '.join(ups)}" if ups else "")) +
             (" and gave up after its retries (UF,URX)." if retried else " (UF, upstream connect failure)."))
     if dead:
-        why = (f"{', '.join(dead)} is not running (its process is dead) but still in the endpoints until the "
-               "readiness probe fails; connecting to it is refused.")
+        one = len(dead) == 1
+        why = (f"{', '.join(dead)} {'is' if one else 'are'} not running ({'its process is' if one else 'their processes are'} "
+               f"dead) but still in the endpoints until the readiness probe fails; connecting is refused.")
     else:
         why = ("The endpoint refused or timed out the connection: the app is down or not listening on the "
                "Service's targetPort.")
