@@ -16,9 +16,10 @@ from pathlib import Path
 from . import __version__
 
 IMAGE_REPO = "meshlab/demo"
-#: The package modules the image carries. `__init__` is replaced by a stub: the real one imports
-#: pandas, plotly and friends, which a pod does not need.
-MODULES = ("app.py", "_probe_pod.py")
+#: The package modules the image carries: the app, and the prober with what it imports.
+MODULES = ("app.py", "probe.py", "_probe_pod.py", "backends/base.py")
+#: Package __init__ files replaced by stubs in the image (their real content may import heavy deps).
+_STUBBED = ("__init__.py", "backends/__init__.py")
 APP_PORT_DEFAULT = 8080
 
 DOCKERFILE = """\
@@ -33,7 +34,7 @@ EXPOSE 8080 15999
 ENTRYPOINT ["python", "-m", "meshlab.app"]
 """
 
-_INIT_STUB = '"""meshlab inside the demo image: only the app and the in-pod prober."""\n'
+_INIT_STUB = '"""meshlab inside the demo image: only the app and the in-pod prober (stub package)."""\n'
 
 
 def _package_dir() -> Path:
@@ -43,7 +44,9 @@ def _package_dir() -> Path:
 def context_files() -> dict[str, bytes]:
     """Relative path → content of the docker build context."""
     pkg = _package_dir()
-    files = {"Dockerfile": DOCKERFILE.encode(), "meshlab/__init__.py": _INIT_STUB.encode()}
+    files = {"Dockerfile": DOCKERFILE.encode()}
+    for init in _STUBBED:
+        files[f"meshlab/{init}"] = _INIT_STUB.encode()
     for m in MODULES:
         files[f"meshlab/{m}"] = (pkg / m).read_bytes()
     return files

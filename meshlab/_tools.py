@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -165,8 +166,17 @@ def run(cmd: Sequence[str], *, check: bool = True, on_line: Callable[[str], None
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        proc.wait(timeout)
+        # Short waits, so an interrupt is noticed at once however it arrives (a real SIGINT, or
+        # Jupyter/IPython raising KeyboardInterrupt in the main thread).
+        while proc.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(cmd, timeout or 0)
+            try:
+                proc.wait(0.2)
+            except subprocess.TimeoutExpired:
+                pass
     except KeyboardInterrupt:
         stop(proc)
         reader.join(2)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._image import image_tag
@@ -156,15 +155,17 @@ class KindBackend:
 
     def __init__(self, *, backend: str = "kind", context: str | None = None, namespace: str | None = None,
                  image: str | None = None, kubeconfig: str | None = None, kube: Kube | None = None,
-                 timeout: float = 300.0, settle_s: float = 2.0, progress: Callable[[str], None] | None = None,
-                 **_ignored: Any) -> None:
+                 timeout: float = 300.0, settle_s: float = 2.0, poll_s: float = 1.0, log_timeout: float = 30.0,
+                 progress: Callable[[str], None] | None = None, **_ignored: Any) -> None:
         self.name = backend
         self.context = resolve_context(backend, context)
         if backend == "cluster" and not namespace:
             raise ContextError("Lab(backend='cluster') needs namespace=… (one namespace per attendee)")
         self.lab_namespace = namespace
         self.image = image or image_tag()
-        self.timeout, self.settle_s = timeout, settle_s
+        # settle_s: istiod debounce + push time allowed after a change; poll_s: API polling period;
+        # log_timeout: how long to wait for Envoy to flush access-log lines.
+        self.timeout, self.settle_s, self.poll_s, self.log_timeout = timeout, settle_s, poll_s, log_timeout
         self._progress = progress or (lambda s: None)
         self.kube = kube or Kube(api_client_for(self.context, kubeconfig, backend=backend), self.context)
         self._applied: dict[tuple[str, str, str], str] = {}   # key → apiVersion, for close()
@@ -258,11 +259,11 @@ class KindBackend:
             if m["kind"] == "Deployment":
                 what = f"Deployment {md['namespace']}/{md['name']}"
                 wait_until(lambda: deployment_ready(self.kube.get("apps/v1", "Deployment", md["namespace"], md["name"]) or {}),
-                           timeout=self.timeout, what=what, on_wait=self._progress)
+                           timeout=self.timeout, what=what, on_wait=self._progress, interval=self.poll_s)
             elif m["kind"] == "Pod":
                 what = f"Pod {md['namespace']}/{md['name']}"
                 wait_until(lambda: pod_ready(self.kube.get("v1", "Pod", md["namespace"], md["name"]) or {}),
-                           timeout=self.timeout, what=what, on_wait=self._progress)
+                           timeout=self.timeout, what=what, on_wait=self._progress, interval=self.poll_s)
 
     def delete(self, objects: list[K8sObject]) -> None:
         manifests = self._manifests(objects)
@@ -358,7 +359,7 @@ class KindBackend:
         if ready is not None:   # the kubelet's readiness probe carries it to the endpoints
             md = pod["metadata"]
             wait_until(lambda: ((pod_ready(self.kube.get("v1", "Pod", md["namespace"], name) or {})[0] == ready), "readiness probe"),
-                       timeout=60, what=f"pod {md['namespace']}/{name} ready={ready}", interval=0.5)
+                       timeout=60, what=f"pod {md['namespace']}/{name} ready={ready}", interval=self.poll_s)
             time.sleep(self.settle_s)   # endpoints → istiod → EDS push
 
     def kill_pod(self, name: str, *, namespace: str = "default") -> None:
@@ -374,7 +375,7 @@ class KindBackend:
         pod = self._app_pod(name, namespace)
         md = pod["metadata"]
         wait_until(lambda: pod_ready(self.kube.get("v1", "Pod", md["namespace"], name) or {}),
-                   timeout=120, what=f"pod {md['namespace']}/{name}", on_wait=self._progress)
+                   timeout=120, what=f"pod {md['namespace']}/{name}", on_wait=self._progress, interval=self.poll_s)
 
     # ------------------------------------------------------------------ probe
     def _ensure_client(self, namespace: str, sidecar: bool) -> str:
@@ -391,7 +392,7 @@ class KindBackend:
                 raise ApplyError(f"Pod {ns}/{name} exists and was not created by meshlab; "
                                  "meshlab will not use it as its client")
             wait_until(lambda: pod_ready(self.kube.get("v1", "Pod", ns, name) or {}), timeout=self.timeout,
-                       what=f"probe client {ns}/{name}", on_wait=self._progress)
+                       what=f"probe client {ns}/{name}", on_wait=self._progress, interval=self.poll_s)
             self._clients.add((ns, name))
         return name
 
@@ -416,9 +417,8 @@ class KindBackend:
             raise ValueError(f"via must be sidecar, none or gateway, not {via!r}")
         ns = self._ns(namespace)
         client = self._ensure_client(namespace, sidecar=(via != "none"))
-        probe_id = f"meshlab-{uuid.uuid4().hex[:12]}"
         cmd = probe_command(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
-                            probe_id=probe_id, seed=seed)
+                            seed=seed)
         started = time.time()
         rows: list[dict[str, Any]] = []
 
@@ -439,7 +439,7 @@ class KindBackend:
                 gone = accesslog.missing(rows, log)
                 return not gone, f"{len(gone)} requests not in the access log yet"
             try:
-                wait_until(all_logged, timeout=30, what="istio-proxy access log", interval=1.0)
+                wait_until(all_logged, timeout=self.log_timeout, what="istio-proxy access log", interval=self.poll_s)
             except TimeoutError:
                 pass   # rows Envoy never logged keep empty Envoy columns rather than guessed ones
         return pd.DataFrame(accesslog.join(rows, log, proxy), columns=list(PROBE_COLUMNS))
@@ -495,11 +495,11 @@ class KindBackend:
 
 
 def probe_command(url: str, *, n: int, concurrency: int, keepalive: bool, headers: dict[str, str] | None,
-                  via: Via, probe_id: str, seed: int | None) -> list[str]:
+                  via: Via, seed: int | None) -> list[str]:
     """The in-pod prober's argv. via=gateway dials the ingress gateway Service with the URL's host
     as Host header, as `curl -H Host:` against a real gateway would."""
     cmd = ["python", "-m", "meshlab._probe_pod", "--url", url, "--n", str(n), "--concurrency", str(concurrency),
-           "--id", probe_id]
+           "--proxy", via]
     for k, v in (headers or {}).items():
         cmd += ["--header", f"{k}: {v}"]
     if not keepalive:
