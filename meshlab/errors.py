@@ -32,6 +32,12 @@ class ManifestError(MeshlabError, ValueError):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def _render_traceback_(self) -> list[str]:
+        """What Jupyter shows instead of a traceback: the problems, one per line, and nothing else."""
+        n = len(self.problems)
+        return [f"ManifestError: {n} {'problem' if n == 1 else 'problems'}, nothing was applied",
+                *(f"  {p}" for p in self.problems)]
+
 
 class ApplyError(MeshlabError):
     """The cluster refused a change (e.g. a namespace that does not exist); nothing was changed."""

@@ -267,3 +267,12 @@ def test_loading_the_same_object_twice_in_one_call_is_refused_but_separately_is_
         load([ns, ns])
     # same name, different kind or namespace: different objects
     assert len(load([ns, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n"])) == 2
+
+
+def test_in_jupyter_a_manifest_error_shows_the_problems_not_a_traceback() -> None:
+    with pytest.raises(ManifestError) as info:
+        load(REVIEWS.replace("weight: 20", "weight: twenty").replace("port: 9080", "port: high"))
+    lines = info.value._render_traceback_()
+    assert lines[0] == "ManifestError: 2 problems, nothing was applied"
+    assert [line.strip() for line in lines[1:]] == [str(p) for p in info.value.problems]
+    assert not any("Traceback" in line or "File " in line for line in lines)
