@@ -383,7 +383,9 @@ def config_table(config: Mapping[str, Sequence[Mapping]], section: str = "cluste
     if section not in config:
         raise ValueError(f"envoy config has no section {section!r}; sections: {', '.join(config)}")
     df = pd.DataFrame(list(config[section]))
-    if match and len(df):
+    if df.empty:
+        return pd.DataFrame(columns=list(columns or ["name"]))
+    if match:
         text = df.astype(str).agg(" ".join, axis=1)
         df = df[text.str.contains(match, regex=False)]
     if columns:

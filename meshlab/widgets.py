@@ -77,6 +77,10 @@ class _Explorer(W.VBox):
         self.add_class("meshlab-explorer")
         self.add_class(css)
 
+    def chart(self) -> go.Figure:
+        """A static snapshot of the live chart (renders anywhere, e.g. in `make course` HTML)."""
+        return go.Figure(self.figure.to_dict())
+
     def _busy(self, text: str) -> float:
         self.status.value = f"<span style='color:#555'>⏳ {html.escape(text)}</span>"
         return time.perf_counter()
@@ -130,11 +134,11 @@ class WeightSlider(_Explorer):
     def weights(self, weight: int) -> dict[str, int]:
         return {self.subsets[0]: 100 - int(weight), self.subsets[1]: int(weight)}
 
-    def set(self, weight: int) -> pd.DataFrame | None:
-        """Apply weights (100-w, w), probe, redraw; returns the probe (also in `.results`)."""
+    def set(self, weight: int) -> None:
+        """Apply weights (100-w, w), probe, redraw; the probe lands in `.results[str(weight)]`."""
         if self.slider.value != weight:
             self.slider.value = weight  # the observer calls set() again
-            return self.results.get(str(weight))
+            return
         routes = self._routes()
         for route, w in zip(routes, self.weights(weight).values()):
             route["weight"] = w
@@ -145,7 +149,7 @@ class WeightSlider(_Explorer):
             df = self.lab.probe(self.url, n=self.n, seed=self.seed, **self.probe_kw)
         except Exception as e:  # show the lab's message in the widget, keep the last chart
             self._failed(e)
-            return None
+            return
         self.results[str(weight)] = df
         self.last = df
         _redraw(self.figure, charts.split(df, configured=self.weights(weight), by="subset"
@@ -153,7 +157,6 @@ class WeightSlider(_Explorer):
         self.applied.value = ("<code style='font-size:11px'>" + " · ".join(
             f"{s}: weight {w}" for s, w in self.weights(weight).items()) + "</code>")
         self._done(started, f"{len(df)} requests")
-        return df
 
     @staticmethod
     def _by_subset(df: pd.DataFrame) -> bool:
@@ -188,11 +191,11 @@ class ConnectionExplorer(_Explorer):
         self.slider.observe(lambda change: self.set(change["new"]), names="value")
         self.set(self.slider.value)
 
-    def set(self, choice: int | str) -> pd.DataFrame | None:
+    def set(self, choice: int | str) -> None:
         choice = str(choice)
         if self.slider.value != choice:
             self.slider.value = choice
-            return self.results.get(choice)
+            return
         if choice == self.NEW_PER_REQUEST:
             kw = dict(keepalive=False, concurrency=1)
         else:
@@ -202,13 +205,12 @@ class ConnectionExplorer(_Explorer):
             df = self.lab.probe(self.url, n=self.n, via=self.via, seed=self.seed, **kw, **self.probe_kw)
         except Exception as e:
             self._failed(e)
-            return None
+            return
         label = f"{choice} conn" if choice != self.NEW_PER_REQUEST else choice
         self.results[label] = df
         ordered = {k: self.results[k] for k in sorted(self.results, key=_conn_order)}
         _redraw(self.figure, charts.shares(ordered, by="pod", title="Share per pod vs connections used"))
         self._done(started, f"{df['conn'].nunique()} connection(s), {df['pod'].nunique()} pod(s)")
-        return df
 
 
 def _conn_order(label: str) -> float:
@@ -243,10 +245,10 @@ class LoadBalancerPicker(_Explorer):
         self.picker.observe(lambda change: change["new"] and self.set(change["new"]), names="value")
         self.run_all.on_click(lambda _b: self.compare())
 
-    def set(self, policy: str) -> pd.DataFrame | None:
+    def set(self, policy: str) -> None:
         if self.picker.value != policy:
             self.picker.value = policy
-            return self.results.get(policy)
+            return
         spec = self.manifest.setdefault("spec", {})
         spec.setdefault("trafficPolicy", {})["loadBalancer"] = {"simple": policy}
         started = self._busy(f"applying loadBalancer {policy}, sending {self.n} requests "
@@ -256,18 +258,16 @@ class LoadBalancerPicker(_Explorer):
             df = self.lab.probe(self.url, n=self.n, concurrency=self.concurrency, seed=self.seed, **self.probe_kw)
         except Exception as e:
             self._failed(e)
-            return None
+            return
         self.results[policy] = df
         _redraw(self.figure, charts.shares(self.results, by="pod", title="Share per pod, per load-balancing policy"))
         self._done(started, f"{policy}: median latency {df['latency_ms'].median():.0f} ms")
-        return df
 
-    def compare(self) -> dict[str, pd.DataFrame]:
-        """Measure every policy in turn (what the 'compare all' button does)."""
+    def compare(self) -> None:
+        """Measure every policy in turn (what the 'compare all' button does); see `.results`."""
         for policy in self.picker.options:
             self.picker.value = None
             self.set(policy)
-        return self.results
 
 
 def lb_picker(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw: Any) -> LoadBalancerPicker:
@@ -290,29 +290,29 @@ class PushOrderRace(_Explorer):
 
     def __init__(self, runner: Callable[[list[str]], tuple[pd.DataFrame, Mapping[str, float]]]) -> None:
         self.runner = runner
+        self.events: dict[str, dict[str, float]] = {}
         self.picker = W.ToggleButtons(options=list(self.ORDERS), value=None, description="order")
         self.picker.add_class("meshlab-order-picker")
         super().__init__([self.picker], go.Figure(), "meshlab-order")
         self.picker.observe(lambda change: change["new"] and self.run(change["new"]), names="value")
 
-    def run(self, order: str) -> pd.DataFrame | None:
+    def run(self, order: str) -> None:
         if order not in self.ORDERS:
             raise ValueError(f"order must be one of {list(self.ORDERS)}, got {order!r}")
         if self.picker.value != order:
             self.picker.value = order
-            return self.results.get(order)
+            return
         started = self._busy(f"applying {' then '.join(self.ORDERS[order])} while sending requests…")
         try:
             df, events = self.runner(self.ORDERS[order])
         except Exception as e:
             self._failed(e)
-            return None
+            return
         self.results[order] = df
-        self.events = dict(events)
+        self.events[order] = dict(events)
         _redraw(self.figure, charts.timeline(df, events=events, title=order))
         bad = int((df["status"] == 503).sum())
         self._done(started, f"{len(df)} requests, {bad} × 503")
-        return df
 
 
 class _OrderRunner:
@@ -374,20 +374,19 @@ class ProbeExplorer(_Explorer):
         self.slider.observe(lambda change: self.set(change["new"]), names="value")
         self.set(self.slider.value)
 
-    def set(self, n: int) -> pd.DataFrame | None:
+    def set(self, n: int) -> None:
         if self.slider.value != n:
             self.slider.value = n
-            return self.results.get(str(n))
+            return
         started = self._busy(f"sending {n} requests…")
         try:
             df = self.lab.probe(self.url, n=n, seed=self.seed, **self.probe_kw)
         except Exception as e:
             self._failed(e)
-            return None
+            return
         self.results[str(n)] = df
         _redraw(self.figure, charts.pod_share(df))
         self._done(started, f"{n} requests, {df['pod'].nunique()} pod(s)")
-        return df
 
 
 def requests(lab: Any, url: str, **kw: Any) -> ProbeExplorer:

@@ -103,8 +103,8 @@ def test_lb_picker_rewrites_the_policy_and_compares():
     p.picker.value = "RANDOM"
     assert lab.applied[-1]["spec"]["trafficPolicy"]["loadBalancer"] == {"simple": "RANDOM"}
     assert lab.probes[-1]["concurrency"] == 3
-    results = p.compare()
-    assert list(results) == ["RANDOM", "ROUND_ROBIN", "LEAST_REQUEST"]
+    p.compare()
+    assert list(p.results) == ["RANDOM", "ROUND_ROBIN", "LEAST_REQUEST"]
     assert [a["spec"]["trafficPolicy"]["loadBalancer"]["simple"] for a in lab.applied[-3:]] == \
         ["ROUND_ROBIN", "RANDOM", "LEAST_REQUEST"]
     assert len(p.figure.data[0].x) == 3
@@ -125,6 +125,8 @@ def test_push_order_draws_the_runners_timeline():
     assert calls == [["VirtualService", "DestinationRule"]]
     assert any(t.name == "503 NC" for t in w.figure.data)
     assert "30 × 503" in w.status.value
+    snapshot = w.chart()
+    assert type(snapshot) is go.Figure and [t.name for t in snapshot.data] == [t.name for t in w.figure.data]
     w.run("DestinationRule first (safe)")
     assert not any(t.name == "503 NC" for t in w.figure.data)
     with pytest.raises(ValueError):
@@ -186,7 +188,7 @@ def test_push_order_applies_kinds_in_the_chosen_order_and_marks_when_they_landed
     assert lab.applied[0] == str(here / "race-before")
     kinds = [[o.kind for o in group] for group in lab.applied[1:]]
     assert kinds == [["VirtualService"], ["DestinationRule"]]
-    assert race.events == {"VirtualService applied": pytest.approx(0.09), "DestinationRule applied": pytest.approx(0.19)}
+    assert race.events["VirtualService first (unsafe)"] == {"VirtualService applied": pytest.approx(0.09), "DestinationRule applied": pytest.approx(0.19)}
     assert lab.probes[-1]["rate"] == 200.0
     race.run("DestinationRule first (safe)")
     assert [[o.kind for o in g] for g in lab.applied[-2:]] == [["DestinationRule"], ["VirtualService"]]
