@@ -557,9 +557,111 @@ spec:
     assert "0.0.0.0_7000" in {l["name"] for l in cfg.listeners}
 
 
+def test_tcp_port_gets_a_tcp_proxy_listener_and_unknown_vs_hosts_live_on_port_80():
+    extra = """
+apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  selector: {app: db}
+  ports: [{name: tcp-db, port: 5432}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ext}
+spec:
+  hosts: [api.example.com]
+  http: [{route: [{destination: {host: web, port: {number: 80}}}]}]
+"""
+    st = make_state(extra)
+    cfg = build_config(st, SLEEP)
+    from meshlab.objects import Service
+    vip = st.cluster_ip(st.get(Service, "db", "default"))
+    tcp = next(l for l in cfg.listeners if l["name"] == f"{vip}_5432")
+    flt = tcp["filter_chains"][0]["filters"][0]["typed_config"]
+    assert flt["cluster"] == "outbound|5432||db.default.svc.cluster.local"
+    assert tcp["address"]["socket_address"] == {"address": SLEEP.ip, "port_value": 5432}
+    assert "5432" not in cfg.routes
+    ext = vhost(cfg, "80", "api.example.com:80")
+    assert ext["domains"] == ["api.example.com"]
+    assert not any(v["name"].startswith("api.example.com") for v in cfg.routes["9000"]["virtual_hosts"])
+
+
+def test_service_entries():
+    se = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: local-api}
+spec:
+  hosts: [api.internal.example]
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  resolution: STATIC
+  location: MESH_INTERNAL
+  endpoints: [{address: 127.66.9.9}, {address: 10.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: google}
+spec:
+  hosts: [www.googleapis.com]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+"""
+    cfg = build_config(make_state(se), SLEEP)
+    name = "outbound|8000||api.internal.example"
+    assert addrs_of(cfg, name) == [("127.66.9.9", 8000)]
+    assert any("10.0.0.1" in w for w in cfg.warnings), "a non-loopback endpoint is reported"
+    assert any("www.googleapis.com" in w for w in cfg.warnings)
+    vh = vhost(cfg, "8000", "api.internal.example:8000")
+    assert vh["domains"][0] == "api.internal.example"
+
+
 # ---------------------------------------------------------------------------------------- Envoy
 
 KITCHEN_SINK = SEED_VS_DR + "---\n" + DR_PRECEDENCE + "---\n" + GW + """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  selector: {app: db}
+  ports: [{name: tcp-db, port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 8081}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: local-api}
+spec:
+  hosts: [api.internal.example]
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.66.9.9}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pass}
+spec:
+  host: api.internal.example
+  trafficPolicy:
+    loadBalancer: {simple: PASSTHROUGH}
+    connectionPool: {http: {maxRequestsPerConnection: 1, idleTimeout: 5s, h2UpgradePolicy: UPGRADE}, tcp: {tcpKeepalive: {time: 10s, interval: 5s, probes: 3}, maxConnectionDuration: 1h}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: hashes, namespace: prod}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: u, ttl: 10s, path: /}}, warmupDurationSecs: 10s}}
+  subsets:
+  - {name: h1, labels: {version: v1}, trafficPolicy: {loadBalancer: {consistentHash: {maglev: {tableSize: 65537}, useSourceIp: true}}}}
+  - {name: h2, labels: {version: v2}, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 10s}, outlierDetection: {consecutiveGatewayErrors: 2, splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 2, minHealthPercent: 20}}}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
