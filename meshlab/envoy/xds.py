@@ -8,6 +8,10 @@ What ADS would give us — ordering and ACK/NACK — we rebuild on top:
   each, RDS one file per route configuration, EDS one file per cluster), so we decide exactly which
   type Envoy sees first. The default order imitates istiod: EDS → CDS → wait until new clusters have
   left warming → RDS → LDS; removed clusters leave CDS only after routes stopped naming them.
+  (RDS before LDS because a listener's route file must exist when the listener arrives; a route
+  configuration is only used once a listener names it, so this changes nothing for traffic.)
+  Each file is watched on its own (`path`, no `watched_directory`): a watched directory reloads
+  every subscription in it on any rename, which would undo the per-type ordering.
 * **ACK/NACK**: each file carries the push's `version_info`. Envoy publishes per subscription
   `version_text` (set only when an update is accepted) and `update_rejected`/`update_failure`
   counters; we poll those on the admin API and read Envoy's own "config update rejected" log line
