@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from .backends.base import PROBE_COLUMNS
 
-# Extra columns carried alongside PROBE_COLUMNS when the schema has them (e.g. "attempts").
+# Probe column → Envoy access-log key (meshlab.envoy.accesslog.ACCESS_LOG_FIELDS).
 _ENVOY_COLUMNS = {
     "flags": "response_flags", "details": "response_code_details", "route": "route_name",
     "cluster": "upstream_cluster", "upstream": "upstream_host",
@@ -427,7 +427,7 @@ class ProbeRun:
                 r["attempts"] = 0
             else:
                 r["flags"] = e.get("response_flags") or "-"
-                r["attempts"] = int(e.get("upstream_request_attempt_count") or 0)
+                r["attempts"] = int(str(e.get("upstream_request_attempt_count") or 0).strip("-") or 0)
             r["subset"] = _subset_of(r["cluster"])
             if via_envoy and e is not None and not r["pod"]:
                 r["pod"] = e.get("pod") if e.get("pod") not in (None, "-") else ""

@@ -54,13 +54,14 @@ def join(rows: Iterable[dict[str, Any]], log: dict[str, dict[str, Any]], proxy: 
             "seq": int(r["seq"]), "t": float(r["t"]), "status": int(r["status"]), "error": r.get("error", ""),
             "flags": "", "details": "", "proxy": proxy, "route": "", "cluster": "", "subset": "",
             "upstream": "", "pod": r.get("pod", ""), "version": r.get("version", ""),
-            "latency_ms": float(r["latency_ms"]), "conn": int(r["conn"]),
+            "latency_ms": float(r["latency_ms"]), "conn": int(r["conn"]), "attempts": 0,
         }
         if e is not None:
             cluster = _text(e.get("upstream_cluster"))
             row.update(flags=_text(e.get("response_flags")) or "-", details=_text(e.get("response_code_details")),
                        route=_text(e.get("route_name")), cluster=cluster, subset=subset_of(cluster),
-                       upstream=_text(e.get("upstream_host")))
+                       upstream=_text(e.get("upstream_host")),
+                       attempts=int(str(e.get("upstream_request_attempt_count") or 0).strip("-") or 0))
             if not row["pod"]:
                 row["pod"], row["version"] = _text(e.get("pod")), _text(e.get("version"))
         out.append(row)

@@ -16,6 +16,8 @@ ProxyName = Literal["sidecar", "gateway"]
 PROBE_COLUMNS: tuple[str, ...] = (
     "seq", "t", "status", "error", "flags", "details", "proxy", "route", "cluster",
     "subset", "upstream", "pod", "version", "latency_ms", "conn",
+    # Envoy's %UPSTREAM_REQUEST_ATTEMPT_COUNT% (retries show as > 1); 0 when no Envoy answered.
+    "attempts",
 )
 
 
