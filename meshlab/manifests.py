@@ -245,7 +245,7 @@ class _Loader:
 
     def _add_object(self, obj: K8sObject) -> None:
         obj = obj.model_copy()
-        if obj.NAMESPACED and obj.metadata.namespace is None:
+        if obj.NAMESPACED and not obj.metadata.namespace:
             obj.metadata = obj.metadata.model_copy(update={"namespace": "default"})
         self.result.objects.append(obj)
         self._note_if_unmodelled(obj)
@@ -287,7 +287,7 @@ class _Loader:
             for path, message, at_key in _explain(e, data, cls):
                 where.problem(self, path, message, at_key=at_key, missing=message.startswith("required"))
             return
-        if obj.NAMESPACED and obj.metadata.namespace is None:
+        if obj.NAMESPACED and not obj.metadata.namespace:   # absent or "": kubectl's default namespace
             obj.metadata.namespace = "default"
         if not obj.NAMESPACED:
             obj.metadata.namespace = None
@@ -407,7 +407,7 @@ class _Where:
             return f"{kind} (unnamed)"
         if kind == "Namespace" or (self.obj is not None and not self.obj.NAMESPACED):
             return f"{kind} {name}"
-        return f"{kind} {ns if isinstance(ns, str) else 'default'}/{name}"
+        return f"{kind} {ns if isinstance(ns, str) and ns else 'default'}/{name}"
 
     def line(self, path: list[str | int], at_key: bool = False, missing: bool = False) -> int | None:
         node = self.doc.node
@@ -627,7 +627,7 @@ def _check_metadata(kind: str, cls: type[K8sObject], data: dict[str, Any], where
             _check_name(name, _DNS1123_SUBDOMAIN, 253, "an RFC 1123 subdomain", p)
         elif not name or name in (".", "..") or "/" in name or "%" in name:
             p(["metadata", "name"], f'"{name}" is not a valid name (it may not be empty, ".", ".." or contain "/" or "%")')
-    if isinstance(namespace, str) and cls.NAMESPACED and not _valid(namespace, _DNS1123_LABEL, 63):
+    if isinstance(namespace, str) and namespace and cls.NAMESPACED and not _valid(namespace, _DNS1123_LABEL, 63):
         p(["metadata", "namespace"], f'"{namespace}" is not a valid namespace name: lower case letters, '
           f"digits and '-', starting and ending with a letter or digit, at most 63 characters")
     if isinstance(labels, dict):
