@@ -19,7 +19,7 @@ from .istio import analyzers_schema as _schema
 from .istio import traps as _traps
 from .istio.analysis_base import LEVEL_ORDER, Finding, Snapshot, default_istio_install
 from .manifests import load
-from .objects import K8sObject
+from .objects import Deployment, K8sObject, Pod
 from .state import ClusterState
 
 __all__ = ["Finding", "analyze", "cli_analyze", "format_findings", "MESHLAB_CODES"]
@@ -73,6 +73,9 @@ def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tu
         objects = list(source)     # already typed: taken as they are (a lab's objects, a benchmark)
     else:
         objects = load(source)
+    if any(isinstance(o, Pod) and o.metadata.owner_references for o in objects):
+        # Read back from a real cluster: the Deployments' pods are already there as Pod objects.
+        objects = [o for o in objects if not isinstance(o, Deployment)]
     state = ClusterState(strict_namespaces=False)
     own = {o.key for o in objects}
     extra: list[K8sObject] = []

@@ -469,6 +469,9 @@ def _nc(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, all_ro
         transient = _nc_window(ctx, label, grp, all_rows, proxy, route_name)
         if transient is not None:
             return transient
+        present = [c for _, clusters in targets for c in clusters if c in env.clusters]
+        if env.available and present and route_name:
+            return _nc_gone(ctx, label, present[0], proxy)
         # No live view: fall back to the analyzer's IST0101 findings.
         f = ctx.findings_for("IST0101", kind="VirtualService")
         why = f[0].message + f" ({f[0].origin}, {f[0].field})" if f else \
@@ -559,6 +562,21 @@ def _nc_window(ctx: _Context, label: str, grp: list[dict[str, Any]], all_rows: l
                  "then the VirtualService that uses them; on removal, the VirtualService first.",
                  ["istioctl analyze", f"istioctl proxy-config clusters {_client(proxy)}",
                   "kubectl get destinationrules,virtualservices -A"], [_ref(dr)] if dr else [])
+
+
+def _nc_gone(ctx: _Context, label: str, cluster: str, proxy: str) -> Cause:
+    """The route's cluster exists now, but did not when the requests were sent."""
+    parsed = _parse_cluster(cluster)
+    dr = None
+    if parsed and parsed[2]:
+        dr = next((d for d in ctx.drs_for_host(parsed[3]) if d.subset(parsed[2]) is not None), None)
+    return Cause(label, 0, 0, f"The route sends requests to {cluster}; Envoy has that cluster now, but did not when "
+                 "these requests were sent (503 NC, cluster_not_found).",
+                 (f"Its subset comes from {_ref(dr)}, which reached the proxy after the route that uses it: "
+                  "applied in the wrong order, or the cluster was still warming." if dr else
+                  "The route reached the proxy before its cluster: applied in the wrong order."),
+                 "Make before break: DestinationRule first, then the VirtualService; on removal the reverse.",
+                 [f"istioctl proxy-config clusters {_client(proxy)}"], [_ref(dr)] if dr else [])
 
 
 def _later_success(grp: list[dict[str, Any]], all_rows: list[dict[str, Any]]) -> bool:

@@ -350,6 +350,18 @@ def test_ist0106_for_objects_the_loader_would_refuse() -> None:
         "Error [IST0106] (VirtualService default/reviews) Schema validation error: total destination weight = 0"]
 
 
+def test_objects_read_back_from_a_cluster_are_not_doubled() -> None:
+    """Pods owned by a ReplicaSet come with their Deployment: pods are not derived twice."""
+    from meshlab.manifests import load
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: reviews-v1-abc\n  namespace: default\n"
+           "  labels: {app: reviews, version: v1}\n  ownerReferences: [{kind: ReplicaSet, name: reviews-v1-5f}]\n"
+           "spec: {containers: [{name: app, image: app}]}")
+    objs = load("\n---\n".join([BASE, DR_V1_V2, pod]))
+    # Only the real pod exists: subset v2 (whose pods came from the Deployment) now selects none.
+    assert run(BASE, DR_V1_V2, pod, base=False) == {("IST0173", DR_DEF)}
+    assert len(objs) == 5
+
+
 def test_format_findings_has_fix_lines() -> None:
     f = Finding("IST0101", "Error", "VirtualService", "default", "reviews", "Referenced host not found: \"x\"", "do it")
     assert format_findings([f]).splitlines() == [

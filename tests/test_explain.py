@@ -129,6 +129,13 @@ def test_unit_nc_window_is_wrong_order() -> None:
     assert [c.outcome for c in ex] == ["503 NC", "200"]      # failures first
 
 
+def test_unit_nc_for_a_cluster_that_exists_now() -> None:
+    lab = StandInLab(APP + "---\n" + DR + "---\n" + vs("  - name: main\n    route:\n    - destination: {host: reviews, subset: v1}\n"),
+                     [C_V1, C_ALL], [route(C_V1, name="main")])
+    c = explain(rows(3, status=503, flags="NC", details="cluster_not_found", route="main"), lab)["NC"]
+    assert "has that cluster now" in c.what and "DestinationRule default/reviews" in c.why
+
+
 def test_unit_uh_subset_labels_match_no_pod() -> None:
     lab = StandInLab(APP + "---\n" + DR, [C_V1, C_V3, C_ALL], [route(C_V3)])
     c = explain(rows(4, status=503, flags="UH", details="no_healthy_upstream", cluster=C_V3, subset="v3"), lab)["UH"]

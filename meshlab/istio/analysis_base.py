@@ -61,7 +61,9 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "level": self.level, "kind": self.kind, "namespace": self.namespace,
                 "name": self.name, "message": self.message, "fix": self.fix, "field": self.field,
-                "origin": self.origin, "source": self.source}
+                "origin": self.origin, "source": self.source,
+                "documentation_url": (f"https://istio.io/latest/docs/reference/config/analysis/{self.code.lower()}/"
+                                      if self.code.startswith("IST") else "")}
 
 
 def finding(obj: K8sObject, code: str, level: Level, message: str, fix: str = "", field: str = "") -> Finding:
