@@ -129,5 +129,15 @@ class Lab:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        # Re-running `lab = Lab()` in a notebook drops the old lab: free its processes and
+        # addresses now rather than at kernel exit (Binder has 1-2 GB).
+        try:
+            backend = self.__dict__.get("backend")
+            if backend is not None:
+                backend.close()
+        except Exception:
+            pass
+
     def __repr__(self) -> str:
         return f"Lab({self.backend!r})"
