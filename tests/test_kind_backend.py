@@ -1,0 +1,603 @@
+"""The kind/cluster backend's own logic, without a cluster: translating manifests, the context and
+ownership guards, dry-run-first apply, rollout waiting on recorded API objects, joining the in-pod
+prober's rows with recorded istio-proxy access logs, and reading objects back.
+
+The API server is replaced (only here) by `FakeKube`, an in-memory stand-in with the four calls
+KindBackend makes. Where something can run for real on this machine it does: the demo image's
+build context runs the real app and the real in-pod prober with a bare interpreter (no
+site-packages), exactly the files `docker build` would copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import meshlab
+from meshlab import _image
+from meshlab._kube import (ContextError, KubeError, api_client_for, deployment_ready, pod_ready, resource_path,
+                           resolve_context, wait_until)
+from meshlab.backends import _kind_accesslog as accesslog
+from meshlab.backends.base import PROBE_COLUMNS
+from meshlab.backends.kind import (CONTROL_PORT, KindBackend, ClusterBackend, client_pod, probe_command,
+                                   split_config_dump, translate)
+from meshlab.errors import ApplyError, MeshlabError
+from meshlab.manifests import load
+
+DATA = Path(__file__).parent / "data" / "kind"
+MANAGED = ("app.kubernetes.io/managed-by", "meshlab")
+
+
+def rec_json(name: str) -> Any:
+    return json.loads((DATA / name).read_text())
+
+
+MANIFESTS = textwrap.dedent("""\
+    apiVersion: v1
+    kind: Service
+    metadata: {name: reviews, labels: {app: reviews}}
+    spec:
+      selector: {app: reviews}
+      ports: [{name: http, port: 9080, targetPort: http}]
+    ---
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: reviews-v1, labels: {app: reviews, version: v1}}
+    spec:
+      replicas: 2
+      selector: {matchLabels: {app: reviews, version: v1}}
+      template:
+        metadata: {labels: {app: reviews, version: v1}}
+        spec:
+          serviceAccountName: bookinfo-reviews
+          containers:
+          - name: reviews
+            image: docker.io/istio/examples-bookinfo-reviews-v1:1.20.2
+            ports: [{containerPort: 9080, name: http}, {containerPort: 9443}]
+            env: [{name: LOG_DIR, value: /tmp/logs}]
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: DestinationRule
+    metadata: {name: reviews}
+    spec:
+      host: reviews
+      subsets: [{name: v1, labels: {version: v1}}]
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: VirtualService
+    metadata: {name: reviews}
+    spec:
+      hosts: [reviews]
+      http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+    """)
+
+
+class FakeKube:
+    """In-memory API: objects by (kind, namespace, name); scripted rollouts, logs and exec."""
+
+    def __init__(self) -> None:
+        self.store: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.calls: list[tuple] = []
+        self.refuse: dict[str, KubeError] = {}                 # name → error on apply
+        self.script: dict[tuple[str, str, str], list[dict]] = {}   # successive GET answers
+        self.logs_by_call: list[str] = []
+        self.exec_out: list[tuple[str, str]] = []
+        self.put("v1", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+
+    def put(self, api: str, obj: dict) -> None:
+        md = obj["metadata"]
+        self.store[(obj["kind"], md.get("namespace") or "", md["name"])] = copy.deepcopy(obj)
+
+    def get(self, api, kind, ns, name):
+        self.calls.append(("get", kind, ns, name))
+        key = (kind, ns or "", name)
+        if self.script.get(key):
+            seq = self.script[key]
+            return copy.deepcopy(seq.pop(0) if len(seq) > 1 else seq[0])
+        return copy.deepcopy(self.store.get(key))
+
+    def list(self, api, kind, ns, label_selector=None):
+        out = []
+        for (k, n, _), o in self.store.items():
+            if k != kind or (ns is not None and n != ns):
+                continue
+            labels = o["metadata"].get("labels") or {}
+            if label_selector and not all(labels.get(a) == b for a, b in (s.split("=") for s in label_selector.split(","))):
+                continue
+            out.append(copy.deepcopy(o))
+        return out
+
+    def apply(self, manifest, *, dry_run=False):
+        self.calls.append(("apply", dry_run, manifest["kind"], manifest["metadata"]["name"]))
+        if manifest["metadata"]["name"] in self.refuse:
+            raise self.refuse[manifest["metadata"]["name"]]
+        if not dry_run:
+            self.put(manifest["apiVersion"], manifest)
+        return manifest
+
+    def delete(self, api, kind, ns, name):
+        self.calls.append(("delete", kind, ns, name))
+        self.store.pop((kind, ns or "", name), None)
+
+    def logs(self, ns, pod, container, since_seconds=None):
+        self.calls.append(("logs", ns, pod, container))
+        return self.logs_by_call.pop(0) if len(self.logs_by_call) > 1 else (self.logs_by_call or [""])[0]
+
+    def exec(self, ns, pod, container, command, on_line=None, timeout=600.0):
+        self.calls.append(("exec", ns, pod, container, tuple(command)))
+        out, err = self.exec_out.pop(0) if self.exec_out else ("", "")
+        if on_line:
+            for line in out.splitlines():
+                on_line(line)
+        return out, err
+
+
+def backend(kube: FakeKube, **kw) -> KindBackend:
+    kw.setdefault("settle_s", 0)
+    kw.setdefault("poll_s", 0)
+    kw.setdefault("log_timeout", 0)
+    return KindBackend(kube=kube, image="meshlab/demo:test", **kw)
+
+
+def ready_pod(name: str, ns: str = "default", labels: dict | None = None) -> dict:
+    p = rec_json("pod_ready.json")
+    p["metadata"].update(name=name, namespace=ns)
+    if labels is not None:
+        p["metadata"]["labels"] = labels
+    return p
+
+
+# ------------------------------------------------------------------------------ the guard
+
+def test_context_is_kind_meshlab_unless_named_and_a_shared_cluster_must_be_named():
+    assert resolve_context("kind", None) == "kind-meshlab"
+    assert resolve_context("kind", "kind-other") == "kind-other"
+    assert resolve_context("cluster", "workshop") == "workshop"
+    with pytest.raises(ContextError, match="needs the context named explicitly"):
+        resolve_context("cluster", None)
+    with pytest.raises(ContextError, match="namespace"):
+        KindBackend(backend="cluster", context="workshop", kube=FakeKube())
+
+
+def _kubeconfig(tmp_path: Path, contexts: list[str], current: str) -> Path:
+    kc = tmp_path / "config"
+    kc.write_text(yaml_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": current,
+        "clusters": [{"name": c, "cluster": {"server": f"https://127.0.0.1:{6443 + i}"}} for i, c in enumerate(contexts)],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": c, "context": {"cluster": c, "user": "u"}} for c in contexts],
+    }))
+    return kc
+
+
+def yaml_dump(d: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(d)
+
+
+def test_a_client_is_bound_to_the_named_context_and_the_kubeconfig_is_only_read(tmp_path):
+    kc = _kubeconfig(tmp_path, ["mine", "kind-meshlab"], current="mine")
+    before = kc.read_bytes()
+    client = api_client_for("kind-meshlab", str(kc))
+    assert client.configuration.host == "https://127.0.0.1:6444"     # kind-meshlab's server, not the current one
+    assert kc.read_bytes() == before
+    with pytest.raises(ContextError, match="meshlab up"):
+        api_client_for("kind-meshlab", str(_kubeconfig(tmp_path, ["mine"], current="mine")))
+    with pytest.raises(ContextError, match="known: mine"):
+        api_client_for("workshop", str(_kubeconfig(tmp_path, ["mine"], current="mine")), backend="cluster")
+
+
+def test_rest_paths():
+    assert resource_path("v1", "Service", "default", "reviews") == "/api/v1/namespaces/default/services/reviews"
+    assert resource_path("v1", "Namespace", None, "prod") == "/api/v1/namespaces/prod"
+    assert (resource_path("networking.istio.io/v1", "ServiceEntry", "default")
+            == "/apis/networking.istio.io/v1/namespaces/default/serviceentries")
+    assert resource_path("apps/v1", "Deployment", "a", "b") == "/apis/apps/v1/namespaces/a/deployments/b"
+    assert resource_path("security.istio.io/v1", "AuthorizationPolicy", "a") == "/apis/security.istio.io/v1/namespaces/a/authorizationpolicies"
+
+
+# ------------------------------------------------------------------------------ translation
+
+def test_deployments_run_the_demo_app_on_the_declared_ports():
+    objs = load(MANIFESTS)
+    dep = next(o for o in objs if o.kind == "Deployment")
+    m = translate(dep.to_manifest(), "meshlab/demo:test", lambda ns: ns or "default")
+    assert m["metadata"]["labels"][MANAGED[0]] == "meshlab"
+    tpl = m["spec"]["template"]
+    assert tpl["metadata"]["labels"] == {"app": "reviews", "version": "v1", MANAGED[0]: "meshlab"}
+    assert m["spec"]["selector"] == {"matchLabels": {"app": "reviews", "version": "v1"}}   # selector untouched
+    assert "examples-bookinfo-reviews-v1" in tpl["metadata"]["annotations"]["meshlab.dev/original-images"]
+    [c] = tpl["spec"]["containers"]
+    assert c["name"] == "reviews" and c["image"] == "meshlab/demo:test" and c["imagePullPolicy"] == "IfNotPresent"
+    assert {p["containerPort"] for p in c["ports"]} == {9080, 9443}
+    assert {"containerPort": 9080, "name": "http", "protocol": "TCP"} in c["ports"]     # named targetPort still resolves
+    a = c["args"]
+    assert [a[i + 1] for i, x in enumerate(a) if x == "--listen"] == ["0.0.0.0:9080", "0.0.0.0:9443"]
+    assert a[a.index("--version") + 1] == "v1"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": CONTROL_PORT}
+    assert tpl["spec"]["serviceAccountName"] == "bookinfo-reviews"
+    envs = {e["name"] for e in c["env"]}
+    assert {"POD_NAME", "POD_NAMESPACE"} <= envs and "LOG_DIR" not in envs
+
+
+def test_the_translated_args_start_the_real_app(tmp_path):
+    """The argv the pod will run, pointed at loopback, starts app.py and answers as that pod."""
+    dep = next(o for o in load(MANIFESTS) if o.kind == "Deployment")
+    c = translate(dep.to_manifest(), "img", lambda ns: ns)["spec"]["template"]["spec"]["containers"][0]
+    ports = []
+    for _ in range(3):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        ports.append(s)
+    p_data, p_data2, p_ctl = (s.getsockname()[1] for s in ports)
+    for s in ports:
+        s.close()
+    args = [x.replace("0.0.0.0:9080", f"127.0.0.1:{p_data}").replace("0.0.0.0:9443", f"127.0.0.1:{p_data2}")
+            .replace(f"0.0.0.0:{CONTROL_PORT}", f"127.0.0.1:{p_ctl}") for x in c["args"]]
+    env = {"POD_NAME": "reviews-v1-abc12-xyz9", "POD_NAMESPACE": "default", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "meshlab.app", *args], stdout=subprocess.PIPE, env=env,
+                            cwd=Path(meshlab.__file__).parent.parent)
+    try:
+        assert proc.stdout.readline().strip() == b"listening"
+        import urllib.request
+
+        body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{p_data2}/x", timeout=10).read())
+        assert (body["pod"], body["version"], body["namespace"]) == ("reviews-v1-abc12-xyz9", "v1", "default")
+        assert urllib.request.urlopen(f"http://127.0.0.1:{p_ctl}/ready", timeout=10).status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_services_and_istio_objects_only_gain_the_label_and_namespace():
+    for o in load(MANIFESTS):
+        if o.kind in ("Service", "VirtualService", "DestinationRule"):
+            src = o.to_manifest()
+            m = translate(src, "img", lambda ns: "alice")
+            assert m["spec"] == src["spec"]
+            assert m["metadata"]["namespace"] == "alice"
+            assert m["metadata"]["labels"][MANAGED[0]] == "meshlab"
+
+
+def test_a_shared_cluster_lab_keeps_to_its_namespace():
+    kube = FakeKube()
+    kube.put("v1", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "alice"}})
+    b = ClusterBackend(context="workshop", namespace="alice", kube=kube, settle_s=0, poll_s=0, image="img")
+    assert b.name == "cluster"
+    svc = next(o for o in load(MANIFESTS) if o.kind == "Service")
+    b.apply([svc])
+    assert ("Service", "alice", "reviews") in kube.store and ("Service", "default", "reviews") not in kube.store
+    other = load(MANIFESTS.replace("metadata: {name: reviews, labels: {app: reviews}}",
+                                   "metadata: {name: reviews, namespace: bob, labels: {app: reviews}}"))[0]
+    with pytest.raises(ApplyError, match="lives in namespace 'alice'"):
+        b.apply([other])
+    ns = load("apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n")
+    with pytest.raises(ApplyError, match="cannot create namespaces"):
+        b.apply(ns)
+
+
+# ------------------------------------------------------------------------------ apply
+
+def _rollout(kube: FakeKube, name: str = "reviews-v1") -> None:
+    kube.script[("Deployment", "default", name)] = [rec_json("deployment_progressing.json"),
+                                                    rec_json("deployment_unobserved.json"),
+                                                    rec_json("deployment_available.json")]
+
+
+def test_apply_dry_runs_everything_then_applies_and_waits_for_the_rollout():
+    kube = FakeKube()
+    _rollout(kube)
+    seen: list[str] = []
+    b = backend(kube, progress=seen.append)
+    b.apply(load(MANIFESTS))
+    applies = [c for c in kube.calls if c[0] == "apply"]
+    dry = [c for c in applies if c[1]]
+    real = [c for c in applies if not c[1]]
+    assert len(dry) == len(real) == 4
+    assert applies.index(real[0]) > applies.index(dry[-1])             # every dry run before any change
+    assert [c[2] for c in real] == ["Service", "Deployment", "DestinationRule", "VirtualService"]
+    gets = [c for c in kube.calls if c[:2] == ("get", "Deployment")]
+    assert len(gets) == 3                                              # polled until available
+    assert any("available" in s or "observed" in s for s in seen), seen
+
+
+def test_a_refusal_in_the_dry_run_changes_nothing():
+    kube = FakeKube()
+    kube.refuse["reviews"] = KubeError(422, 'VirtualService.networking.istio.io "reviews" is invalid: '
+                                            'spec.http[0].route[0].weight: Invalid value', "VirtualService default/reviews")
+    with pytest.raises(ApplyError, match="Invalid value"):
+        backend(kube).apply(load(MANIFESTS))
+    assert not [c for c in kube.calls if c[0] == "apply" and not c[1]]
+
+
+def test_a_missing_namespace_is_refused_like_the_api_server_does():
+    kube = FakeKube()
+    objs = load(MANIFESTS.replace("metadata: {name: reviews}\nspec:\n  host", "metadata: {name: reviews, namespace: prod}\nspec:\n  host"))
+    with pytest.raises(ApplyError, match='namespaces "prod" not found'):
+        backend(kube).apply(objs)
+    assert not [c for c in kube.calls if c[0] == "apply"]
+
+
+def test_an_ordered_apply_pushes_one_kind_at_a_time():
+    kube = FakeKube()
+    _rollout(kube)
+    backend(kube).apply(load(MANIFESTS), order=["VirtualService", "DestinationRule"])
+    real = [c[2] for c in kube.calls if c[0] == "apply" and not c[1]]
+    assert real.index("VirtualService") < real.index("DestinationRule")
+
+
+def test_a_stuck_rollout_says_why():
+    kube = FakeKube()
+    kube.script[("Deployment", "default", "reviews-v1")] = [rec_json("deployment_stuck.json")]
+    with pytest.raises(TimeoutError, match="timed out progressing"):
+        backend(kube, timeout=0).apply(load(MANIFESTS))
+
+
+# ------------------------------------------------------------------------------ readiness (recorded objects)
+
+def test_deployment_and_pod_readiness_from_recorded_objects():
+    assert deployment_ready(rec_json("deployment_available.json")) == (True, "")
+    assert deployment_ready(rec_json("deployment_progressing.json")) == (False, "0 of 2 updated replicas available")
+    assert deployment_ready(rec_json("deployment_unobserved.json"))[1] == "waiting for the rollout to be observed"
+    assert pod_ready(rec_json("pod_ready.json")) == (True, "")
+    assert pod_ready(rec_json("pod_not_ready.json")) == (False, "not ready")
+    ok, why = pod_ready(rec_json("pod_image_pull_backoff.json"))
+    assert not ok and why.startswith("container reviews: ImagePullBackOff") and "pull access denied" in why
+    assert pod_ready(rec_json("pod_container_creating.json")) == (False, "phase Pending")
+
+
+def test_wait_until_polls_reports_changes_and_times_out():
+    answers = iter([(False, "a"), (False, "a"), (False, "b"), (True, "")])
+    seen: list[str] = []
+    wait_until(lambda: next(answers), timeout=100, what="x", on_wait=seen.append, sleep=lambda s: None)
+    assert seen == ["x: a", "x: b"]
+    clock = iter(range(0, 1000, 10))
+    with pytest.raises(TimeoutError, match="x not ready after 25 s: still"):
+        wait_until(lambda: (False, "still"), timeout=25, what="x", sleep=lambda s: None, clock=lambda: next(clock))
+
+
+# ------------------------------------------------------------------------------ delete / close
+
+def test_delete_never_touches_what_meshlab_did_not_create():
+    kube = FakeKube()
+    foreign = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "default",
+                                                                    "labels": {"app": "reviews"}}}
+    kube.put("v1", foreign)
+    svc = next(o for o in load(MANIFESTS) if o.kind == "Service")
+    with pytest.raises(ApplyError, match="not created by meshlab"):
+        backend(kube).delete([svc])
+    assert ("Service", "default", "reviews") in kube.store
+    kube.store[("Service", "default", "reviews")]["metadata"]["labels"][MANAGED[0]] = "meshlab"
+    backend(kube).delete([svc])
+    assert ("Service", "default", "reviews") not in kube.store
+
+
+def test_close_removes_what_the_lab_applied_and_its_clients_only():
+    kube = FakeKube()
+    _rollout(kube)
+    kube.put("v1", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "someone-elses", "namespace": "default"}})
+    b = backend(kube)
+    b.apply(load(MANIFESTS))
+    b._clients.add(("default", "meshlab-client"))
+    kube.put("v1", client_pod("meshlab-client", "default", "img", True))
+    b.close()
+    left = {k for k in kube.store if k[0] != "Namespace"}
+    assert left == {("Service", "default", "someone-elses")}
+
+
+# ------------------------------------------------------------------------------ probe
+
+def _probe_rows() -> str:
+    return (DATA / "probe_pod_rows.jsonl").read_text()
+
+
+def test_probe_joins_rows_with_the_sidecars_access_log():
+    kube = FakeKube()
+    kube.script[("Pod", "default", "meshlab-client")] = [None, ready_pod("meshlab-client")]
+    kube.exec_out = [(_probe_rows(), "")]
+    kube.logs_by_call = [(DATA / "istio_proxy_log_1.txt").read_text(), (DATA / "istio_proxy_log_2.txt").read_text()]
+    b = backend(kube, log_timeout=0.5, poll_s=0.05)
+    df = b.probe("http://reviews:9080/", n=6, seed=7)
+    assert list(df.columns) == list(PROBE_COLUMNS)
+    assert list(df["seq"]) == list(range(6))
+    created = [c for c in kube.calls if c[0] == "apply" and c[2] == "Pod"]
+    assert created and created[0][3] == "meshlab-client"
+    pod = kube.store[("Pod", "default", "meshlab-client")]
+    assert pod["metadata"]["annotations"]["sidecar.istio.io/inject"] == "true"
+    [ex] = [c for c in kube.calls if c[0] == "exec"]
+    assert ex[1:4] == ("default", "meshlab-client", "client")
+    assert ex[4][:3] == ("python", "-m", "meshlab._probe_pod")
+    logs = [c for c in kube.calls if c[0] == "logs"]
+    # polled again for the flush (seq 4 shows up in the second read; seq 5 never does, so it polls until log_timeout)
+    assert len(logs) >= 2 and set(logs) == {("logs", "default", "meshlab-client", "istio-proxy")}
+    first = df.iloc[0]
+    assert (first["flags"], first.details, first.route) == ("-", "via_upstream", "reviews-v1")
+    assert (first.cluster, first.subset, first.upstream) == ("outbound|9080|v1|reviews.default.svc.cluster.local", "v1", "10.244.0.12:9080")
+    assert (first.pod, first.version, first.proxy, first.status) == ("reviews-v1-7f9c8d6b5-x2k4q", "v1", "sidecar", 200)
+    assert df.iloc[4].route == "" and df.iloc[4]["flags"] == "-"          # Envoy's "-" → empty, flushed late
+    last = df.iloc[5]                                                   # Envoy never logged it: nothing guessed
+    assert (last["flags"], last.cluster, last.subset, last.upstream) == ("", "", "", "")
+
+
+def test_probe_via_gateway_reads_the_gateways_log_and_none_reads_no_log():
+    kube = FakeKube()
+    kube.put("v1", ready_pod("meshlab-client"))
+    kube.put("v1", ready_pod("istio-ingressgateway-5d8b7c9f6-abcde", "istio-system",
+                             {"app": "istio-ingressgateway", "istio": "ingressgateway"}))
+    kube.exec_out = [(_probe_rows(), "")]
+    kube.logs_by_call = [(DATA / "istio_proxy_log_2.txt").read_text()]
+    b = backend(kube)
+    b._clients.add(("default", "meshlab-client"))
+    df = b.probe("http://bookinfo.example.com/productpage", n=6, via="gateway")
+    [ex] = [c for c in kube.calls if c[0] == "exec"]
+    assert "--connect" in ex[4] and ex[4][ex[4].index("--connect") + 1] == "istio-ingressgateway.istio-system.svc.cluster.local:80"
+    assert [c[1:3] for c in kube.calls if c[0] == "logs"] == [("istio-system", "istio-ingressgateway-5d8b7c9f6-abcde")]
+    assert set(df.proxy) == {"gateway"} and df.iloc[0]["flags"] == "-"
+
+    kube2 = FakeKube()
+    kube2.script[("Pod", "default", "meshlab-client-nosidecar")] = [None, ready_pod("meshlab-client-nosidecar")]
+    kube2.exec_out = [(_probe_rows(), "")]
+    df = backend(kube2).probe("http://reviews:9080/", n=6, via="none")
+    assert not [c for c in kube2.calls if c[0] == "logs"]
+    assert kube2.store[("Pod", "default", "meshlab-client-nosidecar")]["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+    assert set(df["flags"]) == {""} and set(df.proxy) == {"none"} and set(df.pod) == {"reviews-v1-7f9c8d6b5-x2k4q"}
+
+
+def test_join_keeps_envoys_own_503_words():
+    rows = [{"seq": 0, "t": 0.0, "status": 503, "error": "", "pod": "", "version": "", "latency_ms": 1.0, "conn": 1,
+             "request_id": "r-0"},
+            {"seq": 1, "t": 0.1, "status": 0, "error": "dns", "pod": "", "version": "", "latency_ms": 0.0, "conn": 0,
+             "request_id": ""}]
+    log = accesslog.parse_log(json.dumps({"request_id": "r-0", "response_code": 503, "response_flags": "NC",
+                                          "response_code_details": "cluster_not_found", "route_name": None,
+                                          "upstream_cluster": "outbound|9080|v3|reviews.default.svc.cluster.local",
+                                          "upstream_host": None, "pod": None, "version": None}) + "\nnot json\n")
+    out = accesslog.join(rows, log, "sidecar")
+    assert (out[0]["flags"], out[0]["details"], out[0]["subset"], out[0]["upstream"], out[0]["pod"]) == \
+        ("NC", "cluster_not_found", "v3", "", "")
+    assert out[1]["flags"] == "" and out[1]["error"] == "dns"
+    assert accesslog.missing(rows, {}) == ["r-0"] and accesslog.missing(rows, log) == []
+
+
+def test_probe_command():
+    cmd = probe_command("http://reviews:9080/x?y=1", n=50, concurrency=4, keepalive=False,
+                        headers={"end-user": "jason"}, via="sidecar", seed=3)
+    assert cmd[:5] == ["python", "-m", "meshlab._probe_pod", "--url", "http://reviews:9080/x?y=1"]
+    for flag, val in (("--n", "50"), ("--concurrency", "4"), ("--proxy", "sidecar"), ("--seed", "3"),
+                      ("--header", "end-user: jason")):
+        assert cmd[cmd.index(flag) + 1] == val
+    assert "--no-keepalive" in cmd and "--connect" not in cmd
+
+
+# ------------------------------------------------------------------------------ knobs
+
+def test_knobs_go_to_the_apps_control_port_inside_the_pod_and_readiness_is_waited_for():
+    kube = FakeKube()
+    pod = ready_pod("reviews-v1-7f9c8d6b5-x2k4q")
+    kube.put("v1", pod)
+    kube.exec_out = [('{"latency_ms": 0.0, "error_rate": 0.0, "error_code": 503, "ready": false, "seed": 1}\n', "")]
+    kube.script[("Pod", "default", "reviews-v1-7f9c8d6b5-x2k4q")] = [pod, pod, rec_json("pod_not_ready.json")]
+    backend(kube).set_pod("reviews-v1-7f9c8d6b5-x2k4q", ready=False)
+    [ex] = [c for c in kube.calls if c[0] == "exec"]
+    assert ex[3] == "reviews"
+    cmd = ex[4]
+    assert cmd[:2] == ("python", "-c") and f"http://127.0.0.1:{CONTROL_PORT}/knobs" in cmd[2]
+    assert json.loads(cmd[3]) == {"ready": False}
+    with pytest.raises(MeshlabError, match="no meshlab pod default/nope"):
+        backend(kube).set_pod("nope", latency_ms=5)
+
+
+def test_the_knob_script_works_against_the_real_app():
+    """The exact `python -c` the backend execs in the pod, run here against app.py's control port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", CONTROL_PORT))
+        except OSError:
+            pytest.skip(f"127.0.0.1:{CONTROL_PORT} is in use")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        data_port = s.getsockname()[1]
+    kube = FakeKube()
+    kube.put("v1", ready_pod("p-0"))
+    kube.exec_out = [("", "")]
+    b = backend(kube)
+    try:
+        b._control(kube.store[("Pod", "default", "p-0")], "POST", "/knobs", {"latency_ms": 7.5, "error_rate": 0.25})
+    except MeshlabError:
+        pass
+    script = [c for c in kube.calls if c[0] == "exec"][0][4]
+    app = subprocess.Popen([sys.executable, "-m", "meshlab.app", "--name", "p-0", "--listen", f"127.0.0.1:{data_port}",
+                            "--control", f"127.0.0.1:{CONTROL_PORT}"], stdout=subprocess.PIPE,
+                           cwd=Path(meshlab.__file__).parent.parent)
+    try:
+        assert app.stdout.readline().strip() == b"listening"
+        out = subprocess.run([sys.executable, *script[1:]], capture_output=True, text=True, timeout=30)
+        knobs = json.loads(out.stdout)
+        assert knobs["latency_ms"] == 7.5 and knobs["error_rate"] == 0.25
+    finally:
+        app.terminate()
+        app.wait(10)
+
+
+# ------------------------------------------------------------------------------ reading back
+
+def test_objects_are_read_back_as_typed_objects_without_server_fields():
+    kube = FakeKube()
+    api = rec_json("api_objects.json")
+    for o in api.values():
+        kube.put("", o)
+    kube.put("", rec_json("deployment_available.json"))
+    kube.put("", rec_json("pod_ready.json"))             # made by the Deployment: not an object of its own
+    objs = backend(kube).objects()
+    assert sorted(o.key for o in objs) == [("Deployment", "default", "reviews-v1"), ("Service", "default", "reviews"),
+                                           ("VirtualService", "default", "reviews")]
+    vs = next(o for o in objs if o.kind == "VirtualService")
+    assert vs.spec.http[0].route[1].weight == 20 and vs.spec.http[0].route[1].destination.subset == "v2"
+    assert vs.metadata.managed_fields is None and vs.metadata.uid is None
+    svc = next(o for o in objs if o.kind == "Service")
+    assert svc.spec.ports[0].port == 9080
+
+
+def test_pods_frame():
+    kube = FakeKube()
+    kube.put("", rec_json("pod_ready.json"))
+    kube.put("", client_pod("meshlab-client", "default", "img", True))
+    df = backend(kube).pods()
+    assert list(df.columns) == ["name", "namespace", "ip", "labels", "version", "ready", "phase"]
+    assert list(df.name) == ["reviews-v1-7f9c8d6b5-x2k4q"]
+    row = df.iloc[0]
+    assert (row.ip, row.version, row.ready, row.phase) == ("10.244.0.12", "v1", True, "Running")
+    assert row.labels == {"app": "reviews", "version": "v1"}
+
+
+def test_envoy_config_sections():
+    out = split_config_dump(rec_json("config_dump.json"))
+    assert {"clusters", "listeners", "routes", "endpoints", "bootstrap"} <= set(out)
+    assert out["clusters"]["dynamic_active_clusters"][0]["cluster"]["name"] == "outbound|9080|v1|reviews.default.svc.cluster.local"
+
+
+# ------------------------------------------------------------------------------ the image
+
+def test_image_context_runs_the_app_and_the_in_pod_prober_with_a_bare_interpreter(tmp_path):
+    """What `docker build` copies is self-sufficient: no site-packages (-S), no env (-E)."""
+    tag = _image.write_context(tmp_path)
+    assert tag.startswith("meshlab/demo:") and tag == _image.image_tag()
+    assert (tmp_path / "Dockerfile").read_text().startswith("# Generated by meshlab")
+    assert 'ENTRYPOINT ["python", "-m", "meshlab.app"]' in (tmp_path / "Dockerfile").read_text()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bare = [sys.executable, "-S", "-E"]
+    app = subprocess.Popen([*bare, "-m", "meshlab.app", "--name", "web-0", "--version", "v2",
+                            "--listen", f"127.0.0.1:{port}", "--control", "off"], cwd=tmp_path, stdout=subprocess.PIPE)
+    try:
+        assert app.stdout.readline().strip() == b"listening"
+        out = subprocess.run([*bare, "-m", "meshlab._probe_pod", "--url", f"http://127.0.0.1:{port}/p", "--n", "5",
+                              "--concurrency", "2", "--no-keepalive", "--header", "end-user: jason"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        rows = [json.loads(ln) for ln in out.stdout.splitlines()]
+        assert sorted(r["seq"] for r in rows) == list(range(5))
+        assert {(r["status"], r["pod"], r["version"]) for r in rows} == {(200, "web-0", "v2")}
+        assert len({r["conn"] for r in rows}) == 5                 # a new connection per request
+        assert len({r["request_id"] for r in rows}) == 5 and all(r["request_id"] for r in rows)
+    finally:
+        app.terminate()
+        app.wait(10)
+
+
+def test_image_tag_changes_exactly_when_the_image_would():
+    files = _image.context_files()
+    assert _image.image_tag(files) == _image.image_tag(dict(files))
+    changed = dict(files, **{"meshlab/app.py": files["meshlab/app.py"] + b"\n# changed\n"})
+    assert _image.image_tag(changed) != _image.image_tag(files)
