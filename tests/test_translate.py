@@ -700,3 +700,18 @@ def test_generated_configs_are_accepted_by_real_envoy(tmp_path):
                 e.stop()
     finally:
         lease.release()
+
+
+def test_privileged_ports_move_only_their_socket(monkeypatch):
+    """Where the lab may not bind port 80 (Binder's unprivileged user), the listener keeps
+    Istio's name and route config but binds 10080; the probe asks sidecar_listen_port()."""
+    from meshlab.istio.listeners import gateway_listen_port, sidecar_listen_port
+
+    monkeypatch.setenv("MESHLAB_ALIAS_LOW_PORTS", "1")
+    assert sidecar_listen_port(80) == 10080 and sidecar_listen_port(9080) == 9080
+    assert gateway_listen_port(80) == 8080 and gateway_listen_port(81) == 10081
+    cfg = build_config(make_state(), SLEEP)
+    lis = next(l for l in cfg.listeners if l["name"] == "0.0.0.0_80")
+    assert lis["address"]["socket_address"]["port_value"] == 10080
+    assert lis["filter_chains"][0]["filters"][0]["typed_config"]["rds"]["route_config_name"] == "80"
+    assert "web.default.svc.cluster.local:80" in {v["name"] for v in cfg.routes["80"]["virtual_hosts"]}

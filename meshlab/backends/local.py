@@ -493,7 +493,9 @@ class LocalBackend:
             # no listener for that port on the sidecar and no kube-proxy rule: nothing answers
             return Target("sidecar", None, u.authority, u.path, error="refused")
         # what the app dialled, for ORIGINAL_DST clusters (Passthrough) — there is no iptables here
-        return Target("sidecar", (proxy.identity.ip, u.port), u.authority, u.path, proxy.identity.ip,
+        from ..istio.listeners import sidecar_listen_port   # 80 → 10080 where 80 cannot be bound
+        return Target("sidecar", (proxy.identity.ip, sidecar_listen_port(u.port)), u.authority, u.path,
+                      proxy.identity.ip,
                       [proxy.envoy.access_log_path],
                       headers={"x-envoy-original-dst-host": f"{vip}:{u.port}"})
 

@@ -17,6 +17,7 @@ Gateway: each Gateway server selecting the proxy opens `0.0.0.0_<target port>` (
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,16 +43,43 @@ class RouteTarget:
     servers: list[tuple[Gateway, Server]] = field(default_factory=list)
 
 
+#: Where a listener for a privileged port (< 1024) binds when this process may not bind it
+#: (e.g. Binder runs as an unprivileged user): LOW_PORT_ALIAS + port, so 80 → 10080. Only the
+#: socket moves; listener name, route config and Host matching keep the Service port — just as a
+#: real sidecar's listeners do not bind their ports either (iptables sends traffic to 15001).
+LOW_PORT_ALIAS = 10000
+
+
+def _unprivileged_port_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def can_bind(port: int) -> bool:
+    """May this process bind `port`? (`MESHLAB_ALIAS_LOW_PORTS=1` forces "no" below 1024.)"""
+    if os.environ.get("MESHLAB_ALIAS_LOW_PORTS") == "1":
+        return port >= 1024
+    return port >= _unprivileged_port_start() or os.geteuid() == 0
+
+
+def sidecar_listen_port(service_port: int) -> int:
+    """The port the local sidecar binds for a Service port (the probe connects there)."""
+    return service_port if can_bind(service_port) else LOW_PORT_ALIAS + service_port
+
+
 def gateway_listen_port(service_port: int, target_port: int | None = None) -> int:
     """Where the gateway listens for a port of Istio's default ingress gateway Service.
 
     A Gateway server port that is a port of that Service (80, 443) becomes its targetPort (8080,
     8443), any other number is taken as the container port itself — as istiod resolves it. A client
-    sending to the gateway on port 80 therefore reaches the listener on 8080.
+    sending to the gateway on port 80 therefore reaches the listener on 8080. A privileged port
+    the lab may not bind is moved as for sidecars (`sidecar_listen_port`).
     """
-    if target_port:
-        return target_port
-    return GATEWAY_TARGET_PORTS.get(service_port, service_port)
+    port = target_port or GATEWAY_TARGET_PORTS.get(service_port, service_port)
+    return sidecar_listen_port(port)
 
 
 def http_filters() -> list[dict[str, Any]]:
@@ -127,9 +155,14 @@ def _sidecar_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
                 tcp_users.setdefault(p.port, []).append(
                     (svc.hostname, svc.cluster_ip or ip, p.protocol))
     listeners, targets = [], []
+    real_ports = http_ports | set(tcp_users)
     for port in sorted(http_ports):
+        if sidecar_listen_port(port) != port and sidecar_listen_port(port) in real_ports:
+            reg.warnings.append(f"port {port} cannot be bound here and its stand-in "
+                                f"{sidecar_listen_port(port)} is a Service port too; left out")
+            continue
         name = f"0.0.0.0_{port}"
-        listeners.append(_listener(name, ip, port, [
+        listeners.append(_listener(name, ip, sidecar_listen_port(port), [
             http_connection_manager(f"outbound_{name}", str(port), gateway=False)]))
         targets.append(RouteTarget(str(port), port))
     for port, users in sorted(tcp_users.items()):
@@ -141,7 +174,7 @@ def _sidecar_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
             continue
         host, cip, _ = users[0]
         cluster = cluster_name(port, None, host)
-        listeners.append(_listener(f"{cip}_{port}", ip, port, [{
+        listeners.append(_listener(f"{cip}_{port}", ip, sidecar_listen_port(port), [{
             "name": "envoy.filters.network.tcp_proxy",
             "typed_config": {"@type": TCP_PROXY, "stat_prefix": cluster, "cluster": cluster}}]))
     return listeners, targets
@@ -154,10 +187,9 @@ def _gateway_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
             proto = server.port.protocol.upper()
             where = f"Gateway {gw.namespace}/{gw.name} server port {server.port.number}"
             if proto in ("HTTP", "HTTP2", "GRPC", "GRPC-WEB"):
-                if server.tls and server.tls.get("httpsRedirect"):
-                    pass  # handled in routes (301 to https)
-                by_port.setdefault(gateway_listen_port(server.port.number, server.port.target_port),
-                                   []).append((gw, server))
+                target = server.port.target_port or GATEWAY_TARGET_PORTS.get(server.port.number,
+                                                                              server.port.number)
+                by_port.setdefault(target, []).append((gw, server))
             else:
                 reg.warnings.append(f"{where}: protocol {proto} is not modelled by the local "
                                     "gateway (no certificates, HTTP only); the server is left out")
@@ -169,7 +201,7 @@ def _gateway_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
             continue
         name = f"0.0.0.0_{target}"
         rc = f"http.{target}"
-        listeners.append(_listener(name, reg.proxy.ip, target, [
+        listeners.append(_listener(name, reg.proxy.ip, sidecar_listen_port(target), [
             http_connection_manager(f"outbound_{name}", rc, gateway=True)]))
         targets.append(RouteTarget(rc, port, servers))
     return listeners, targets
