@@ -104,7 +104,8 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         vs(name="eu", hosts="[shop.eu.example.com]", http="- route:\n  - destination: {host: shop.eu.example.com}")],
      set()),
     ("clean: multi-port service with destination port", [
-        svc("two", ports="[{name: http, port: 80}, {name: grpc, port: 9000}]", selector="{app: reviews}"),
+        svc("two", ports="[{name: http, port: 80, targetPort: 9080}, {name: grpc, port: 9000, targetPort: 9080}]",
+            selector="{app: reviews}"),
         vs(name="two", hosts="[two]", http="- route:\n  - destination: {host: two, port: {number: 80}}")], set()),
     ("clean: fault with percentage, timeout and retries", [vs(http="""
         - fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
@@ -123,18 +124,18 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         vs(name="r", ns="b", hosts="[reviews.default.svc.cluster.local]", extra="  exportTo: ['.']\n",
            http="- route:\n  - destination: {host: reviews.default.svc.cluster.local}")], set()),
     ("clean: conventional port names, well-known port, appProtocol", [
-        svc("db", ports="[{port: 3306}]", selector="{app: reviews}"),
-        svc("api", ports="[{name: web, port: 8080, appProtocol: http}, {name: grpc-api, port: 9000}]",
-            selector="{app: reviews}")], set()),
+        svc("db", ports="[{port: 3306, targetPort: 9080}]", selector="{app: reviews}"),
+        svc("api", ports="[{name: web, port: 8080, targetPort: 9080, appProtocol: http}, "
+                         "{name: grpc-api, port: 9000, targetPort: 9080}]", selector="{app: reviews}")], set()),
     # ---------------------------------------------------------------- IST0101 (VirtualService)
     ("IST0101 destination host not found", [vs(http="- route:\n  - destination: {host: reviews-bogus}")],
      {("IST0101", VS_DEF)}),
     ("IST0101 host+subset not defined", [vs(http="- route:\n  - destination: {host: reviews, subset: v9}"), DR_V1_V2],
      {("IST0101", VS_DEF)}),
-    ("host+subset defined by a DR in another namespace (FQDN) is found", [ns("shared"),
+    ("IST0101 quiet for a subset defined in another namespace (by FQDN)", [ns("shared"),
         vs(http="- route:\n  - destination: {host: reviews.default.svc.cluster.local, subset: v1}"),
         DR_V1_V2.replace("namespace: default", "namespace: shared").replace("host: reviews", "host: reviews.default.svc.cluster.local")],
-     set()),
+     {("MLB0011", VS_DEF)}),   # istioctl is satisfied; a sidecar in default would not use that DR
     ("IST0101 mirror host and mirror subset", [vs(http="""
         - route:
           - destination: {host: reviews, subset: v1}
@@ -162,7 +163,8 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         vs(hosts="[reviews]", http="- route:\n  - destination: {host: reviews.prod}")],
      {("IST0101", VS_DEF), ("MLB0004", VS_DEF)}),
     ("IST0112 multi-port service without destination port", [
-        svc("two", ports="[{name: http, port: 80}, {name: grpc, port: 9000}]", selector="{app: reviews}"),
+        svc("two", ports="[{name: http, port: 80, targetPort: 9080}, {name: grpc, port: 9000, targetPort: 9080}]",
+            selector="{app: reviews}"),
         vs(name="two", hosts="[two]", http="- route:\n  - destination: {host: two}")],
      {("IST0112", "VirtualService default/two")}),
     # ---------------------------------------------------------------- gateways
@@ -199,9 +201,9 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         deploy("ratings-v3", "default", "{app: ratings, version: v3}"),
         DR_V1_V2 + "  - {name: v3, labels: {version: v3}}\n"], {("MLB0006", DR_DEF)}),
     # ---------------------------------------------------------------- Service ports
-    ("IST0118 unconventional and missing port names", [svc("web", ports="[{name: web, port: 8080}]",
+    ("IST0118 unconventional and missing port names", [svc("web", ports="[{name: web, port: 8080, targetPort: 9080}]",
                                                           selector="{app: reviews}"),
-                                                      svc("bare", ports="[{port: 9000}]", selector="{app: reviews}")],
+                                                      svc("bare", ports="[{port: 9080}]", selector="{app: reviews}")],
      {("IST0118", "Service default/web"), ("IST0118", "Service default/bare")}),
     # ---------------------------------------------------------------- validation (IST0106/0130/0131)
     ("IST0106 duplicate subset name, mesh wildcard host", [vs(name="any", hosts="['*']", http="""
@@ -236,7 +238,7 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         - match: [{headers: {end-user: {exact: jason}}}]
           route:
           - destination: {host: reviews, subset: v2}"""), DR_V1_V2], {("MLB0001", VS_DEF)}),
-    ("MLB0002 http rules on a tcp-named port", [svc("db", ports="[{name: tcp-db, port: 5432}]", selector="{app: reviews}"),
+    ("MLB0002 http rules on a tcp-named port", [svc("db", ports="[{name: tcp-db, port: 5432, targetPort: 9080}]", selector="{app: reviews}"),
         vs(name="db", hosts="[db]", http="- timeout: 1s\n  route:\n  - destination: {host: db}")],
      {("MLB0002", "VirtualService default/db")}),
     ("MLB0003 abort and delay without percentage never fire", [vs(http="""
@@ -259,6 +261,14 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
           retries: {attempts: 3, perTryTimeout: 2s}
           route:
           - {destination: {host: reviews}, weight: 50}""")], {("MLB0009", VS_DEF), ("MLB0010", VS_DEF)}),
+    ("MLB0011 subset only in a DestinationRule of an unrelated namespace", [ns("prod"),
+        vs(http=ROUTE_V1), DR_V1_V2.replace("namespace: default", "namespace: prod")
+        .replace("host: reviews", "host: reviews.default.svc.cluster.local")],
+     {("MLB0011", VS_DEF)}),
+    ("MLB0012 targetPort not among the pods' container ports (number and name)", [
+        svc("wrongport", ports="[{name: http, port: 80, targetPort: 8080}]", selector="{app: reviews}"),
+        svc("wrongname", ports="[{name: http, port: 80, targetPort: web}]", selector="{app: reviews}")],
+     {("MLB0012", "Service default/wrongport"), ("MLB0012", "Service default/wrongname")}),
 ]
 
 

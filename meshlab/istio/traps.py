@@ -263,9 +263,73 @@ def retries_without_time(s: Snapshot) -> Iterator[Finding]:
                               f"spec.http[{n}].retries.perTryTimeout")
 
 
+# ---------------------------------------------------------------------------------------- MLB0011
+
+def subsets_from_foreign_namespace(s: Snapshot) -> Iterator[Finding]:
+    """A sidecar picks DestinationRules from its own namespace, then the Service's, then istio-system.
+
+    istioctl finds a VS subset in a DR of *any* namespace; a sidecar only uses that DR if it sits in
+    one of those namespaces — otherwise the subset cluster is never built and requests get 503 NC.
+    """
+    from .analysis_base import resource_name_from_host
+    where: dict[tuple[tuple[str, str], str], list] = {}
+    for dr in s.destination_rules:
+        key = resource_name_from_host(dr.namespace or "default", dr.spec.host)
+        for sub in dr.spec.subsets:
+            where.setdefault((key, sub.name), []).append(dr)
+    for vs in s.virtual_services:
+        ns = vs.namespace or "default"
+        for d in route_destinations(vs) + mirror_destinations(vs):
+            if not d.subset:
+                continue
+            key = resource_name_from_host(ns, d.host)
+            drs = where.get((key, d.subset), [])
+            usable = {ns, key[0], "istio-system"}
+            if drs and not any((dr.namespace or "default") in usable for dr in drs):
+                others = ", ".join(f"{dr.namespace}/{dr.name}" for dr in drs)
+                yield finding(vs, "MLB0011", "Warning",
+                              f"Subset {d.subset} of {to_fqdn(d.host, ns)} is defined only by DestinationRule "
+                              f"{others}; a sidecar uses DestinationRules from its own namespace, then the "
+                              f"Service's ({key[0]}), then istio-system, so clients in {ns} have no such cluster "
+                              "(503 NC).",
+                              f"Move the DestinationRule to namespace {key[0]} (the Service's) or istio-system.",
+                              d.field)
+
+
+# ---------------------------------------------------------------------------------------- MLB0012
+
+def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
+    """targetPort must be a port the pods listen on (a named one must exist in the pod spec)."""
+    for svc in s.services:
+        if not svc.spec.selector or s.is_synthetic_obj(svc):
+            continue
+        pods = s.service_pods(svc)
+        if not pods:
+            continue
+        for i, p in enumerate(svc.spec.ports):
+            target = p.target_port if p.target_port is not None else p.port
+            if isinstance(target, str):
+                if all(pod.container_port(target) is None for pod in pods):
+                    yield finding(svc, "MLB0012", "Warning",
+                                  f"Port {p.port} has targetPort {go_quote(target)}, but no selected pod declares a "
+                                  "container port with that name, so the Service has no endpoints on this port.",
+                                  f"Name the containerPort {target!r} in the pod template, or use the number as "
+                                  f"spec.ports[{i}].targetPort.", f"spec.ports[{i}].targetPort")
+                continue
+            declared = [pod.listen_ports() for pod in pods]
+            if all(declared) and all(target not in ports for ports in declared):
+                have = sorted({n for ports in declared for n in ports})
+                yield finding(svc, "MLB0012", "Warning",
+                              f"Port {p.port} forwards to targetPort {target}, but the selected pods declare only "
+                              f"container port(s) {', '.join(map(str, have))}: connections will be refused "
+                              "(503 UF/URX through a sidecar).",
+                              f"Set spec.ports[{i}].targetPort to the port the app listens on.",
+                              f"spec.ports[{i}].targetPort")
+
+
 RULES = (rules_after_catch_all, http_rules_on_tcp_ports, faults_that_never_fire, unexpanded_hosts,
          subsets_without_endpoints, services_without_endpoints, gateway_only_virtual_services, ignored_weights,
-         retries_without_time)
+         retries_without_time, subsets_from_foreign_namespace, target_ports_without_container_port)
 
 #: What each meshlab code means (for docs and `--json` consumers).
 CODES = {
@@ -279,5 +343,7 @@ CODES = {
     "MLB0008": "VirtualService bound only to gateways is ignored by sidecars",
     "MLB0009": "Weight of a single destination is ignored",
     "MLB0010": "perTryTimeout not shorter than the route timeout",
+    "MLB0011": "Subset defined only in a DestinationRule no client sidecar will use",
+    "MLB0012": "Service targetPort matches no container port of its pods",
 }
 
