@@ -123,6 +123,23 @@ def test_unknown_name_is_a_dns_error_on_every_path(lab):
     assert set(lab.probe("http://web.default/", n=2, namespace="other", via="none").status) == {200}
 
 
+def test_probe_from_another_namespace_gets_its_own_sidecar(lab):
+    lab.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    df = lab.probe("http://web.default/", n=10, namespace="shop")
+    assert set(df.status) == {200} and set(df.proxy) == {"sidecar"}
+    assert set(df.cluster) == {"outbound|80||web.default.svc.cluster.local"}
+    assert "sidecar-shop" in lab.backend.proxies                  # started on first use
+    assert set(lab.probe("http://web/", n=3, namespace="shop").error) == {"dns"}
+    with pytest.raises(Exception, match="nowhere"):
+        lab.probe("http://web.default/", n=1, namespace="nowhere")
+
+
+def test_probe_for_a_duration(lab):
+    df = lab.probe("http://web/", duration=0.3, rate=100)
+    assert 1 <= len(df) <= 31 and set(df.status) == {200}     # rate × duration at most
+    assert list(df.seq) == list(range(len(df)))
+
+
 def test_not_ready_pod_gets_no_traffic_then_comes_back(lab):
     v2 = _pods(lab, "v2")[0]
     lab.set_pod(v2, ready=False)
