@@ -36,7 +36,11 @@ def analyze(source: Any, *, istio_install: bool = True) -> list[Finding]:
     Raises `ManifestError` when the input cannot be loaded.
     """
     state, synthetic = _cluster_for(source, istio_install)
-    snap = Snapshot(state, synthetic)
+    return analyze_snapshot(Snapshot(state, synthetic))
+
+
+def analyze_snapshot(snap: Snapshot) -> list[Finding]:
+    """Run every rule on an already indexed snapshot (explain reuses the one it builds)."""
     found: list[Finding] = []
     for rule in _RULES:
         found.extend(f for f in rule(snap) if not snap.is_synthetic(f))

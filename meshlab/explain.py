@@ -143,7 +143,7 @@ class _Context:
     """The lab's objects, pods and live Envoy view, read once per explain()."""
 
     def __init__(self, lab: Any, attrs: dict[str, Any]):
-        from .analyze import _cluster_for, analyze
+        from .analyze import _cluster_for, analyze_snapshot
         self.lab = lab
         self.attrs = attrs
         if isinstance(lab, (list, tuple)):
@@ -151,9 +151,9 @@ class _Context:
             self.lab = None
         else:
             source = lab
-        self.findings = analyze(source)
         state, synthetic = _cluster_for(source, True)
         self.snap = Snapshot(state, synthetic)
+        self.findings = analyze_snapshot(self.snap)
         self._envoy: dict[str, _EnvoyView] = {}
 
     def envoy(self, proxy: str) -> _EnvoyView:
