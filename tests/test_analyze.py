@@ -372,6 +372,15 @@ def test_objects_read_back_from_a_cluster_are_not_doubled() -> None:
     assert len(objs) == 5
 
 
+def test_meshlab_analyze_is_callable_even_after_the_submodule_import() -> None:
+    import importlib
+
+    import meshlab
+    importlib.import_module("meshlab.analyze")      # rebinds meshlab.analyze to the submodule
+    found = meshlab.analyze(BASE + "---\n" + vs(http="- route:\n  - destination: {host: nope}"))
+    assert [f.code for f in found] == ["IST0101"]
+
+
 def test_format_findings_has_fix_lines() -> None:
     f = Finding("IST0101", "Error", "VirtualService", "default", "reviews", "Referenced host not found: \"x\"", "do it")
     assert format_findings([f]).splitlines() == [
