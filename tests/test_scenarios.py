@@ -397,6 +397,112 @@ def test_istiod_order_has_no_nc_window(lab):
     assert df.version.iloc[-1] == "v2"
 
 
+# ------------------------------------------------------------------------------------ the seed
+
+SEED_APP = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1, namespace: prod}
+spec:
+  selector: {matchLabels: {app: reviews, version: v1}}
+  template:
+    metadata: {labels: {app: reviews, version: v1}}
+    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v2, namespace: prod}
+spec:
+  selector: {matchLabels: {app: reviews, version: v2}}
+  template:
+    metadata: {labels: {app: reviews, version: v2}}
+    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
+"""
+SEED_SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: prod}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+"""
+# the question's VirtualService and DestinationRule, verbatim (namespace added)
+SEED_VS_DR = """
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: reviews-route, namespace: prod}
+spec:
+  hosts:
+  - reviews.prod.svc.cluster.local
+  http:
+  - name: "reviews-v2-routes"
+    match:
+    - uri:
+        prefix: "/wpcatalog"
+    route:
+    - destination:
+        host: reviews.prod.svc.cluster.local
+        subset: v2
+  - name: "reviews-v1-route"
+    route:
+    - destination:
+        host: reviews.prod.svc.cluster.local
+        subset: v1
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: reviews-destination, namespace: prod}
+spec:
+  host: reviews.prod.svc.cluster.local
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+"""
+SEED_EDGE = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: prod}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge, namespace: prod}
+spec:
+  hosts: [shop.example.com]
+  gateways: [edge]
+  http:
+  - route: [{destination: {host: reviews.prod.svc.cluster.local, subset: v1, port: {number: 9080}}}]
+"""
+
+
+def test_seed_question_why_the_service_matters():
+    """With the Service: the VS/DR route by prefix. Without it: a meshed client cannot even
+    resolve the name, and through the gateway Envoy has no cluster for the host: 503 NC."""
+    with Lab(seed=5) as lab:
+        lab.apply(SEED_APP + "---\n" + SEED_SERVICE + "---\n" + SEED_VS_DR + "---\n" + SEED_EDGE)
+        url = "http://reviews.prod.svc.cluster.local:9080"
+        assert set(lab.probe(url + "/wpcatalog", n=10, seed=1).version) == {"v2"}
+        assert set(lab.probe(url + "/", n=10, seed=2).version) == {"v1"}
+        assert set(lab.probe("http://shop.example.com/", n=5, via="gateway", seed=3).status) == {200}
+        lab.delete(SEED_SERVICE)
+        gone = lab.probe(url + "/", n=3, seed=4)
+        assert set(gone.error) == {"dns"} and set(gone.status) == {0}
+        edge = lab.probe("http://shop.example.com/", n=5, via="gateway", seed=5)
+        assert set(edge.status) == {503} and set(edge["flags"]) == {"NC"}
+        names = {c["name"] for c in lab.envoy_config("gateway")["clusters"]}
+        assert not any("reviews.prod" in n for n in names), "no Service → no cluster, DR or not"
+
+
 # ------------------------------------------------------------------------------------ Bookinfo
 
 def test_bookinfo_reviews_80_20():

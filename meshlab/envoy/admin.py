@@ -166,7 +166,8 @@ def proxy_config_view(config_dump: dict[str, Any],
                     dest = flt.get("name", "")
                 listeners.append({"name": item.get("name"), "address": sa.get("address"),
                                   "port": sa.get("port_value"),
-                                  "match": json.dumps(chain.get("filter_chain_match", {})) or "ALL",
+                                  "match": (json.dumps(chain["filter_chain_match"])
+                                            if chain.get("filter_chain_match") else "ALL"),
                                   "destination": dest,
                                   "error": item.get("error_state", {}).get("details", "")})
     routes = []
