@@ -14,6 +14,7 @@ one named context.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -224,20 +225,26 @@ class Kube:
         return resp.data.decode(errors="replace")
 
     def exec(self, namespace: str, pod: str, container: str, command: list[str],
-             on_line: Callable[[str], None] | None = None, timeout: float = 600.0) -> tuple[str, str]:
+             on_line: Callable[[str], None] | None = None, timeout: float = 600.0,
+             stop: threading.Event | None = None) -> tuple[str, str]:
         """Run `command` in a container (like `kubectl exec`); stdout lines stream to `on_line`.
-        Returns (stdout, stderr)."""
+        With `stop`, stdin is attached and `stop\\n` is written to it once the event is set (the
+        in-pod prober then finishes its requests in flight and exits). Returns (stdout, stderr)."""
         from kubernetes import client
         from kubernetes.stream import stream
 
         core = client.CoreV1Api(self.api_client)
         ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, container=container,
-                    stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+                    stderr=True, stdin=stop is not None, stdout=True, tty=False, _preload_content=False)
         out, err, partial = [], [], ""
         deadline = time.monotonic() + timeout
+        told = False
         try:
             while ws.is_open() and time.monotonic() < deadline:
-                ws.update(timeout=1)
+                if stop is not None and stop.is_set() and not told:
+                    ws.write_stdin("stop\n")
+                    told = True
+                ws.update(timeout=0.2)
                 if ws.peek_stdout():
                     chunk = ws.read_stdout()
                     out.append(chunk)

@@ -8,7 +8,8 @@ carries the request id the probe sent, so the backend joins it with the `istio-p
 gateway) access-log line of the same request.
 
 Run: ``python -m meshlab._probe_pod --url http://reviews:9080/ [--n 100] [--concurrency 1]
-[--header 'Name: value']... [--no-keepalive] [--connect HOST:PORT] [--seed N] [--proxy sidecar]``
+[--header 'Name: value']... [--no-keepalive] [--connect HOST:PORT] [--seed N] [--proxy sidecar]
+[--rate R] [--duration S] [--stdin-stop]``
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import socket
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -46,13 +48,25 @@ def _emit(rows: list[dict[str, Any]], out: TextIO) -> None:
     out.flush()
 
 
-def stream_probe(url: str, *, n: int, concurrency: int, keepalive: bool, headers: dict[str, str],
+def _stop_on_stdin(pr: Any, stdin: TextIO) -> None:
+    """A background probe ends when the backend writes `stop` (or closes stdin)."""
+    for line in stdin:
+        if line.strip() == "stop":
+            break
+    pr.stop()
+
+
+def stream_probe(url: str, *, n: int | None, concurrency: int, keepalive: bool, headers: dict[str, str],
                  proxy: str = "sidecar", connect: str | None = None, seed: int | None = None,
-                 timeout: float = 30.0, out: TextIO | None = None) -> int:
-    """Send the probe, writing each finished request as a JSON line while the rest are in flight."""
+                 timeout: float = 30.0, rate: float | None = None, duration: float | None = None,
+                 stdin_stop: TextIO | None = None, out: TextIO | None = None) -> int:
+    """Send the probe, writing each finished request as a JSON line while the rest are in flight.
+    With neither `n` nor `duration` (but a `rate`) it runs until `stop` arrives on `stdin_stop`."""
     out = out or sys.stdout
     pr = run(target_for(url, proxy, connect), n=n, concurrency=concurrency, keepalive=keepalive,
-             headers=headers, timeout=timeout, seed=seed)
+             headers=headers, timeout=timeout, seed=seed, rate=rate, duration=duration)
+    if stdin_stop is not None:
+        threading.Thread(target=_stop_on_stdin, args=(pr, stdin_stop), daemon=True).start()
     sent = 0
     while True:
         finished = pr.done()
@@ -74,10 +88,13 @@ def _header(s: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="meshlab._probe_pod")
     p.add_argument("--url", required=True)
-    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--n", type=int, default=None, help="requests (default 100 unless --rate/--duration)")
+    p.add_argument("--rate", type=float, default=None, help="requests per second (paced)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to run")
+    p.add_argument("--stdin-stop", action="store_true", help="stop when `stop` is read on stdin")
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--header", type=_header, action="append", default=[])
     p.add_argument("--no-keepalive", action="store_true")
@@ -86,10 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--proxy", default="sidecar", choices=["sidecar", "gateway", "none"])
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=None)
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     try:
         stream_probe(a.url, n=a.n, concurrency=a.concurrency, keepalive=not a.no_keepalive,
-                     headers=dict(a.header), proxy=a.proxy, connect=a.connect, seed=a.seed, timeout=a.timeout)
+                     headers=dict(a.header), proxy=a.proxy, connect=a.connect, seed=a.seed, timeout=a.timeout,
+                     rate=a.rate, duration=a.duration, stdin_stop=sys.stdin if a.stdin_stop else None)
     except ProbeError as e:
         print(f"meshlab probe: {e}", file=sys.stderr)
         return 2

@@ -132,11 +132,18 @@ class FakeKube:
         self.calls.append(("logs", ns, pod, container))
         return self.logs_by_call.pop(0) if len(self.logs_by_call) > 1 else (self.logs_by_call or [""])[0]
 
-    def exec(self, ns, pod, container, command, on_line=None, timeout=600.0):
-        self.calls.append(("exec", ns, pod, container, tuple(command)))
+    def exec(self, ns, pod, container, command, on_line=None, timeout=600.0, stop=None):
+        self.calls.append(("exec", ns, pod, container, tuple(command), stop is not None))
         out, err = self.exec_out.pop(0) if self.exec_out else ("", "")
+        lines = out.splitlines()
+        if stop is not None:        # an open-ended prober: half the rows, then it runs until told to stop
+            half = len(lines) // 2
+            for line in lines[:half]:
+                on_line(line)
+            assert stop.wait(30), "the backend never asked the in-pod prober to stop"
+            lines = lines[half:]
         if on_line:
-            for line in out.splitlines():
+            for line in lines:
                 on_line(line)
         return out, err
 
@@ -474,9 +481,35 @@ def test_probe_command():
                         headers={"end-user": "jason"}, via="sidecar", seed=3)
     assert cmd[:5] == ["python", "-m", "meshlab._probe_pod", "--url", "http://reviews:9080/x?y=1"]
     for flag, val in (("--n", "50"), ("--concurrency", "4"), ("--proxy", "sidecar"), ("--seed", "3"),
-                      ("--header", "end-user: jason")):
+                      ("--header", "end-user: jason"), ("--timeout", "30")):
         assert cmd[cmd.index(flag) + 1] == val
-    assert "--no-keepalive" in cmd and "--connect" not in cmd
+    assert "--no-keepalive" in cmd and "--connect" not in cmd and "--stdin-stop" not in cmd
+    bg = probe_command("http://reviews:9080/", n=None, concurrency=1, keepalive=True, headers=None, via="none",
+                       seed=None, rate=200, stdin_stop=True)
+    assert "--n" not in bg and bg[bg.index("--rate") + 1] == "200" and "--stdin-stop" in bg
+    # the in-pod prober accepts every flag the backend builds
+    from meshlab import _probe_pod
+
+    a = _probe_pod.parser().parse_args(cmd[3:])
+    assert (a.n, a.concurrency, a.no_keepalive, a.header, a.seed) == (50, 4, True, [("end-user", "jason")], 3)
+    a = _probe_pod.parser().parse_args(bg[3:])
+    assert (a.n, a.rate, a.stdin_stop, a.proxy) == (None, 200.0, True, "none")
+
+
+def test_background_probing_stops_the_in_pod_prober_and_keeps_every_row():
+    kube = FakeKube()
+    kube.put("v1", ready_pod("meshlab-client"))
+    kube.exec_out = [(_probe_rows(), "")]
+    kube.logs_by_call = [(DATA / "istio_proxy_log_2.txt").read_text()]
+    b = backend(kube)
+    with b.probing("http://reviews:9080/", rate=100) as run:
+        while len(run.snapshot()) < 3:      # rows stream in while it runs
+            run.wait(0.01)
+        assert not run.done()
+        df = run.result()
+    [ex] = [c for c in kube.calls if c[0] == "exec"]
+    assert ex[5] is True and "--stdin-stop" in ex[4] and "--n" not in ex[4]
+    assert list(df["seq"]) == list(range(6)) and df.iloc[0]["flags"] == "-"
 
 
 # ------------------------------------------------------------------------------ knobs

@@ -19,6 +19,7 @@ How the pieces map:
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -225,7 +226,11 @@ class KindBackend:
                 batches.append([m])
         return batches
 
-    def apply(self, objects: list[K8sObject], *, order: list[str] | None = None) -> None:
+    def apply(self, objects: list[K8sObject], *, order: list[str] | None = None, gap: float | None = None,
+              xds_order: Any = None) -> None:
+        """Server-side apply (dry run of everything first); waits for rollouts. `order` applies one
+        kind at a time, `gap` seconds apart (default settle_s), so istiod pushes each separately.
+        `xds_order` is accepted for parity with local and ignored: real istiod orders its pushes."""
         manifests = self._manifests(objects)
         if not manifests:
             return
@@ -248,7 +253,7 @@ class KindBackend:
                 md = m["metadata"]
                 self._applied[(m["kind"], md.get("namespace") or "", md["name"])] = m["apiVersion"]
             if order:
-                time.sleep(self.settle_s)   # one istiod push per kind, as the order asks
+                time.sleep(self.settle_s if gap is None else gap)   # one istiod push per kind, as asked
         self._wait_workloads(manifests)
         if any(m["kind"] not in ("Namespace",) for m in manifests):
             time.sleep(self.settle_s)   # istiod debounces (100 ms) then pushes; let sidecars take it
@@ -350,8 +355,11 @@ class KindBackend:
                                f"{(out or err).strip()[:300]!r}") from None
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
-                error_rate: float | None = None, ready: bool | None = None) -> None:
-        knobs = {k: v for k, v in (("latency_ms", latency_ms), ("error_rate", error_rate), ("ready", ready)) if v is not None}
+                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
+        """Turn the app's knobs in the pod; `ready` goes through the kubelet's readiness probe, so
+        this waits until the pod's Ready condition (and then the endpoints) follow."""
+        knobs = {k: v for k, v in (("latency_ms", latency_ms), ("error_rate", error_rate), ("ready", ready),
+                                   ("error_code", error_code)) if v is not None}
         if not knobs:
             return
         pod = self._app_pod(name, namespace)
@@ -362,9 +370,10 @@ class KindBackend:
                        timeout=60, what=f"pod {md['namespace']}/{name} ready={ready}", interval=self.poll_s)
             time.sleep(self.settle_s)   # endpoints → istiod → EDS push
 
-    def kill_pod(self, name: str, *, namespace: str = "default") -> None:
+    def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = None) -> None:
         """SIGTERM to the app (PID 1): the container exits; the kubelet restarts it by itself after its
-        back-off, as on any real cluster (the local backend keeps a killed pod down until restarted)."""
+        back-off, as on any real cluster (the local backend keeps a killed pod down until restarted).
+        `notready_after` is accepted for parity with local: here the kubelet decides."""
         pod = self._app_pod(name, namespace)
         md = pod["metadata"]
         self.kube.exec(md["namespace"], name, pod["spec"]["containers"][0]["name"],
@@ -408,41 +417,30 @@ class KindBackend:
             return entries
         return accesslog.parse_log(self.kube.logs(ns, client, "istio-proxy", since))
 
-    def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
-              headers: dict[str, str] | None = None, via: Via = "sidecar",
-              namespace: str = "default", seed: int | None = None) -> pd.DataFrame:
-        import pandas as pd
-
+    def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
+                duration: float | None = None, concurrency: int = 1, keepalive: bool = True,
+                headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
+                seed: int | None = None, timeout: float = 30.0) -> KindProbeRun:
+        """Traffic from the client pod in the background (a timeline), as on local: `.result()` →
+        DataFrame, `.snapshot()` → rows so far, `.stop()`; with neither `n` nor `duration` it runs
+        until stopped (use `with`)."""
         if via not in ("sidecar", "none", "gateway"):
             raise ValueError(f"via must be sidecar, none or gateway, not {via!r}")
         ns = self._ns(namespace)
         client = self._ensure_client(namespace, sidecar=(via != "none"))
+        open_ended = n is None and duration is None and rate is not None
         cmd = probe_command(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
-                            seed=seed)
-        started = time.time()
-        rows: list[dict[str, Any]] = []
+                            seed=seed, rate=rate, duration=duration, timeout=timeout, stdin_stop=open_ended)
+        return KindProbeRun(self, ns, client, cmd, via, open_ended=open_ended, expected=n)
 
-        def on_line(line: str) -> None:
-            if line.startswith("{"):
-                rows.append(json.loads(line))
-
-        _, err = self.kube.exec(ns, client, "client", cmd, on_line=on_line, timeout=max(600.0, n * 0.5))
-        if len(rows) < n and err.strip():
-            raise MeshlabError(f"the in-pod prober failed: {err.strip()[-500:]}")
-        proxy = {"sidecar": "sidecar", "gateway": "gateway", "none": "none"}[via]
-        log: dict[str, dict[str, Any]] = {}
-        if proxy != "none":
-            since = int(time.time() - started) + 10
-            # Envoy flushes its access log file in batches: poll until every answered request shows.
-            def all_logged() -> tuple[bool, str]:
-                log.update(self._read_logs(via, ns, client, since))
-                gone = accesslog.missing(rows, log)
-                return not gone, f"{len(gone)} requests not in the access log yet"
-            try:
-                wait_until(all_logged, timeout=self.log_timeout, what="istio-proxy access log", interval=self.poll_s)
-            except TimeoutError:
-                pass   # rows Envoy never logged keep empty Envoy columns rather than guessed ones
-        return pd.DataFrame(accesslog.join(rows, log, proxy), columns=list(PROBE_COLUMNS))
+    def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
+              headers: dict[str, str] | None = None, via: Via = "sidecar",
+              namespace: str = "default", seed: int | None = None, rate: float | None = None,
+              duration: float | None = None, timeout: float = 30.0) -> pd.DataFrame:
+        """Send `n` requests (or for `duration` seconds) from the client pod; one row per request."""
+        return self.probing(url, n=n if duration is None else None, rate=rate, duration=duration,
+                            concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
+                            namespace=namespace, seed=seed, timeout=timeout).result()
 
     # ------------------------------------------------------------------ envoy config
     def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
@@ -494,12 +492,109 @@ class KindBackend:
         self.close()
 
 
-def probe_command(url: str, *, n: int, concurrency: int, keepalive: bool, headers: dict[str, str] | None,
-                  via: Via, seed: int | None) -> list[str]:
+class KindProbeRun:
+    """A probe running in the client pod: rows stream back over exec while it runs; Envoy's
+    columns are joined from the access log when asked (snapshot) and, completely, at the end."""
+
+    def __init__(self, backend: KindBackend, namespace: str, client: str, cmd: list[str], via: Via, *,
+                 open_ended: bool, expected: int | None) -> None:
+        self.backend, self.namespace, self.client, self.via = backend, namespace, client, via
+        self.open_ended, self.expected = open_ended, expected
+        self._rows: list[dict[str, Any]] = []
+        self._log: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._err = ""
+        self._failure: BaseException | None = None
+        self._started = time.time()
+        self._thread = threading.Thread(target=self._run, args=(cmd,), name="meshlab-kind-probe", daemon=True)
+        self._thread.start()
+
+    def _on_line(self, line: str) -> None:
+        if line.startswith("{"):
+            self._rows.append(json.loads(line))
+
+    def _run(self, cmd: list[str]) -> None:
+        try:
+            _, self._err = self.backend.kube.exec(self.namespace, self.client, "client", cmd, on_line=self._on_line,
+                                                  timeout=24 * 3600.0, stop=self._stop if self.open_ended else None)
+        except BaseException as e:   # noqa: BLE001 - surfaced by result()
+            self._failure = e
+
+    # ---- the same surface as the local ProbeRun ----
+    def stop(self) -> None:
+        self._stop.set()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _read_log(self) -> None:
+        if self.via != "none":
+            since = int(time.time() - self._started) + 10
+            self._log.update(self.backend._read_logs(self.via, self.namespace, self.client, since))
+
+    def _frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(accesslog.join(list(self._rows), self._log, self.via), columns=list(PROBE_COLUMNS))
+
+    def snapshot(self) -> pd.DataFrame:
+        self._read_log()
+        return self._frame()
+
+    def result(self, timeout: float | None = None) -> pd.DataFrame:
+        if self.open_ended:
+            self.stop()
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.2 if timeout is None else timeout)
+                if timeout is not None:
+                    break
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        if self._failure is not None:
+            raise MeshlabError(f"probe from {self.namespace}/{self.client} failed: {self._failure}") from self._failure
+        if self.expected is not None and len(self._rows) < self.expected and self._err.strip():
+            raise MeshlabError(f"the in-pod prober failed: {self._err.strip()[-500:]}")
+        if self.via != "none":
+            # Envoy flushes its access log in batches: poll until every answered request shows.
+            def all_logged() -> tuple[bool, str]:
+                self._read_log()
+                gone = accesslog.missing(self._rows, self._log)
+                return not gone, f"{len(gone)} requests not in the access log yet"
+            try:
+                wait_until(all_logged, timeout=self.backend.log_timeout, what="istio-proxy access log",
+                           interval=self.backend.poll_s)
+            except TimeoutError:
+                pass   # rows Envoy never logged keep empty Envoy columns rather than guessed ones
+        return self._frame()
+
+    def __enter__(self) -> KindProbeRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._thread.join(60)
+
+
+def probe_command(url: str, *, n: int | None, concurrency: int, keepalive: bool, headers: dict[str, str] | None,
+                  via: Via, seed: int | None, rate: float | None = None, duration: float | None = None,
+                  timeout: float = 30.0, stdin_stop: bool = False) -> list[str]:
     """The in-pod prober's argv. via=gateway dials the ingress gateway Service with the URL's host
     as Host header, as `curl -H Host:` against a real gateway would."""
-    cmd = ["python", "-m", "meshlab._probe_pod", "--url", url, "--n", str(n), "--concurrency", str(concurrency),
-           "--proxy", via]
+    cmd = ["python", "-m", "meshlab._probe_pod", "--url", url, "--concurrency", str(concurrency), "--proxy", via,
+           "--timeout", f"{timeout:g}"]
+    if n is not None:
+        cmd += ["--n", str(n)]
+    if rate is not None:
+        cmd += ["--rate", f"{rate:g}"]
+    if duration is not None:
+        cmd += ["--duration", f"{duration:g}"]
+    if stdin_stop:
+        cmd.append("--stdin-stop")
     for k, v in (headers or {}).items():
         cmd += ["--header", f"{k}: {v}"]
     if not keepalive:
@@ -538,4 +633,4 @@ class ClusterBackend(KindBackend):
         super().__init__(backend="cluster", context=context, namespace=namespace, **kw)
 
 
-__all__ = ["KindBackend", "ClusterBackend", "CONTEXT", "translate", "probe_command", "split_config_dump"]
+__all__ = ["KindBackend", "ClusterBackend", "KindProbeRun", "CONTEXT", "translate", "probe_command", "split_config_dump"]
