@@ -676,6 +676,9 @@ spec:
   - match: [{uri: {regex: "/r/.*"}}]
     rewrite: {uriRegexRewrite: {match: "^/r/(.*)", rewrite: "/\\\\1"}}
     route: [{destination: {host: web}, weight: 50}, {destination: {host: web, subset: pl}, weight: 50}]
+  - match: [{uri: {prefix: /cors}}]
+    corsPolicy: {allowOrigins: [{exact: "https://a.example"}, {regex: ".*[.]b[.]example"}], allowMethods: [GET, POST], allowHeaders: [x-a], maxAge: 24h, allowCredentials: true}
+    route: [{destination: {host: web}}]
   - directResponse: {status: 204, body: {string: hi}}
 """
 

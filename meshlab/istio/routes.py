@@ -29,6 +29,8 @@ from .registry import HTTP_PROTOCOLS, Registry, ServiceInfo
 
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 FAULT_FILTER = "envoy.filters.http.fault"
+CORS_FILTER = "envoy.filters.http.cors"
+_CORS_TYPE = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
 _FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 _REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
                    307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT"}
@@ -244,7 +246,9 @@ class RouteBuilder:
         if fault:
             r["typed_per_filter_config"] = {FAULT_FILTER: fault}
         if rule.cors_policy:
-            self.reg.warnings.append(f"{where}: corsPolicy is not modelled locally (ignored)")
+            cors = self._cors(rule.cors_policy, where)
+            if cors:
+                r.setdefault("typed_per_filter_config", {})[CORS_FILTER] = cors
         r["metadata"] = {"filter_metadata": {"istio": {
             "config": f"/apis/networking.istio.io/v1/namespaces/{vs_ns}/virtual-service/{vs.name}"}}}
         return r
@@ -367,6 +371,28 @@ class RouteBuilder:
             if abort:
                 out["abort"] = abort
         return out if len(out) > 1 else None
+
+    def _cors(self, c: dict[str, Any], where: str) -> dict[str, Any] | None:
+        """VS corsPolicy → the CORS filter's per-route CorsPolicy (as istiod translates it)."""
+        out: dict[str, Any] = {"@type": _CORS_TYPE}
+        origins = []
+        for o in c.get("allowOrigins") or []:
+            sm = _string_match(StringMatch.model_validate(o)) if isinstance(o, dict) else None
+            if sm:
+                origins.append(sm)
+        for o in c.get("allowOrigin") or []:  # deprecated list of exact origins
+            origins.append({"exact": o} if o != "*" else {"prefix": "*"})
+        if origins:
+            out["allow_origin_string_match"] = origins
+        for key, dst in (("allowMethods", "allow_methods"), ("allowHeaders", "allow_headers"),
+                         ("exposeHeaders", "expose_headers")):
+            if c.get(key):
+                out[dst] = ",".join(c[key])
+        if c.get("maxAge"):
+            out["max_age"] = str(int(float(duration(str(c["maxAge"]), f"{where} corsPolicy.maxAge")[:-1])))
+        if c.get("allowCredentials") is not None:
+            out["allow_credentials"] = bool(c["allowCredentials"])
+        return out
 
     def _mirrors(self, rule: HTTPRoute, vs_ns: str) -> list[dict[str, Any]]:
         out = []
