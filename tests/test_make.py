@@ -96,7 +96,7 @@ def test_installs_rerun_only_when_pyproject_changes(tmp_path: Path) -> None:
     assert "pip install --quiet -e ." in _make(project, "-n", "lab").stdout  # pyproject changed: install again
     test_dry = _make(project, "-n", "test")
     assert 'pip install --quiet -e ".[test]"' in test_dry.stdout and "-m pytest" in test_dry.stdout
-    assert f"python3 -m venv" in _make(tmp_path / "project", "-n", "lab", "VENV=fresh").stdout
+    assert "python3 -m venv" in _make(tmp_path / "project", "-n", "lab", "VENV=fresh").stdout
 
 
 def test_make_course_says_when_there_are_no_chapters(tmp_path: Path) -> None:
