@@ -151,7 +151,8 @@ class Kube:
             if type(e).__name__ == "ApiException":
                 status, data = getattr(e, "status", 0) or 0, getattr(e, "body", "") or ""
                 return self._raise(status, data, what or path)
-            raise KubeError(0, f"cannot reach the API server of context {self.context!r}: {e}", what) from None
+            hint = " (is Docker running? `meshlab status` checks the cluster)" if self.context == CONTEXT else ""
+            raise KubeError(0, f"cannot reach the API server of context {self.context!r}{hint}: {e}", what) from None
         if not 200 <= resp.status <= 299:
             return self._raise(resp.status, resp.data, what or path)
         return json.loads(resp.data) if resp.data else None

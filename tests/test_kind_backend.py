@@ -343,6 +343,14 @@ def test_an_ordered_apply_pushes_one_kind_at_a_time():
     assert real.index("VirtualService") < real.index("DestinationRule")
 
 
+def test_a_missing_demo_image_fails_at_once_with_the_fix():
+    kube = FakeKube()
+    kube.script[("Deployment", "default", "reviews-v1")] = [rec_json("deployment_progressing.json")]
+    kube.put("v1", rec_json("pod_image_pull_backoff.json"))
+    with pytest.raises(ApplyError, match=r"ImagePullBackOff.*run `meshlab up`"):
+        backend(kube, timeout=3600).apply(load(MANIFESTS))
+
+
 def test_a_stuck_rollout_says_why():
     kube = FakeKube()
     kube.script[("Deployment", "default", "reviews-v1")] = [rec_json("deployment_stuck.json")]

@@ -206,7 +206,13 @@ class KindBackend:
         """As the API server (and the local backend) would: a missing namespace fails the whole apply."""
         creating = {m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace"}
         for ns in sorted({m["metadata"].get("namespace") for m in manifests if m.get("metadata", {}).get("namespace")}):
-            if ns not in creating and self.kube.get("v1", "Namespace", None, ns) is None:
+            try:
+                exists = ns in creating or self.kube.get("v1", "Namespace", None, ns) is not None
+            except KubeError as e:
+                if e.status != 403:
+                    raise ApplyError(str(e)) from None
+                continue   # an attendee may not read Namespaces (RBAC); the apply itself will say
+            if not exists:
                 culprit = next(m for m in manifests if m["metadata"].get("namespace") == ns)
                 raise ApplyError(f'{culprit["kind"]} {ns}/{culprit["metadata"]["name"]}: namespaces "{ns}" not found; '
                                  f"create the Namespace first (kubectl create namespace {ns})")
@@ -258,16 +264,43 @@ class KindBackend:
         if any(m["kind"] not in ("Namespace",) for m in manifests):
             time.sleep(self.settle_s)   # istiod debounces (100 ms) then pushes; let sidecars take it
 
+    def _image_problem(self, pod: dict[str, Any]) -> None:
+        """A pod that cannot get the demo image will never be ready: say so now, with the fix."""
+        ok, why = pod_ready(pod)
+        if not ok and any(r in why for r in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")):
+            fix = ("run `meshlab up` (it builds the demo image from this meshlab and loads it into the cluster)"
+                   if self.name == "kind" else
+                   "push the demo image to a registry the cluster can pull from and pass Lab(..., image='registry/…')")
+            md = pod["metadata"]
+            raise ApplyError(f"Pod {md.get('namespace')}/{md.get('name')}: {why}; the image {self.image} is not "
+                             f"available in the cluster: {fix}")
+
+    def _rollout(self, ns: str, name: str) -> tuple[bool, str]:
+        d = self.kube.get("apps/v1", "Deployment", ns, name) or {}
+        done, why = deployment_ready(d)
+        if not done:
+            selector = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            if selector:
+                for p in self.kube.list("v1", "Pod", ns, label_selector(selector.items())):
+                    self._image_problem(p)
+        return done, why
+
+    def _pod_up(self, ns: str, name: str) -> tuple[bool, str]:
+        p = self.kube.get("v1", "Pod", ns, name) or {}
+        if p:
+            self._image_problem(p)
+        return pod_ready(p)
+
     def _wait_workloads(self, manifests: list[dict[str, Any]]) -> None:
         for m in manifests:
             md = m["metadata"]
             if m["kind"] == "Deployment":
                 what = f"Deployment {md['namespace']}/{md['name']}"
-                wait_until(lambda: deployment_ready(self.kube.get("apps/v1", "Deployment", md["namespace"], md["name"]) or {}),
+                wait_until(lambda: self._rollout(md["namespace"], md["name"]),
                            timeout=self.timeout, what=what, on_wait=self._progress, interval=self.poll_s)
             elif m["kind"] == "Pod":
                 what = f"Pod {md['namespace']}/{md['name']}"
-                wait_until(lambda: pod_ready(self.kube.get("v1", "Pod", md["namespace"], md["name"]) or {}),
+                wait_until(lambda: self._pod_up(md["namespace"], md["name"]),
                            timeout=self.timeout, what=what, on_wait=self._progress, interval=self.poll_s)
 
     def delete(self, objects: list[K8sObject]) -> None:
@@ -400,7 +433,7 @@ class KindBackend:
             elif not is_managed(live):
                 raise ApplyError(f"Pod {ns}/{name} exists and was not created by meshlab; "
                                  "meshlab will not use it as its client")
-            wait_until(lambda: pod_ready(self.kube.get("v1", "Pod", ns, name) or {}), timeout=self.timeout,
+            wait_until(lambda: self._pod_up(ns, name), timeout=self.timeout,
                        what=f"probe client {ns}/{name}", on_wait=self._progress, interval=self.poll_s)
             self._clients.add((ns, name))
         return name
