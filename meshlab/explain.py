@@ -36,10 +36,12 @@ class Cause:
     commands: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)    # "VirtualService default/reviews"
     ok: bool = False
+    findings: list[str] = field(default_factory=list)   # what `meshlab analyze` / istioctl say about them
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "count": self.count, "share": self.share, "what": self.what,
-                "why": self.why, "fix": self.fix, "commands": list(self.commands), "objects": list(self.objects)}
+                "why": self.why, "fix": self.fix, "commands": list(self.commands), "objects": list(self.objects),
+                "findings": list(self.findings)}
 
 
 @dataclass
@@ -79,6 +81,8 @@ class Explanation:
                 lines.append(f"  Fix: {c.fix}")
             for cmd in c.commands:
                 lines.append(f"  $ {cmd}")
+                if cmd == "istioctl analyze":
+                    lines += [f"    {f}" for f in c.findings]
             lines.append("")
         return "\n".join(lines).rstrip()
 
@@ -101,7 +105,8 @@ class Explanation:
             if c.fix:
                 parts.append(f"<div><b>Fix:</b> {e(c.fix)}</div>")
             if c.commands:
-                cmds = "\n".join("$ " + cmd for cmd in c.commands)
+                cmds = "\n".join("$ " + cmd + "".join("\n  " + f for f in c.findings if cmd == "istioctl analyze")
+                                  for cmd in c.commands)
                 parts.append('<details><summary>On a real cluster</summary>'
                              f'<pre style="margin:2px 0">{e(cmds)}</pre></details>')
             parts.append("</div>")
@@ -111,13 +116,17 @@ class Explanation:
 
 # ------------------------------------------------------------------------------------------- facade
 
-def explain(probe_df: Any, lab: Any) -> Explanation:
+def explain(probe_df: Any, lab: Any, *, url: str | None = None, namespace: str | None = None) -> Explanation:
     """Group `probe_df` rows by outcome and explain each group from `lab`'s state and Envoy config.
 
     `lab` is a `meshlab.Lab` (anything with `objects()`, `pods()`, `envoy_config(proxy)`), or just
-    a list of objects (then explanations rest on the objects alone).
+    a list of objects (then explanations rest on the objects alone). `url` / `namespace` say what
+    the probe asked for (default: `probe_df.attrs`, if the probe recorded them); they sharpen the
+    `dns` and `refused` explanations, which have no Envoy row to go by.
     """
-    ctx = _Context(lab, getattr(probe_df, "attrs", {}) or {})
+    attrs = dict(getattr(probe_df, "attrs", {}) or {})
+    attrs.update({k: v for k, v in (("url", url), ("namespace", namespace)) if v})
+    ctx = _Context(lab, attrs)
     rows = probe_df.to_dict("records") if hasattr(probe_df, "to_dict") else list(probe_df)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
@@ -128,6 +137,10 @@ def explain(probe_df: Any, lab: Any) -> Explanation:
     for key, grp in groups.items():
         cause = _explain_group(ctx, key, grp, rows)
         cause.count, cause.share = len(grp), len(grp) / total if total else 0.0
+        if not cause.ok:
+            cause.findings = [str(f) for f in ctx.findings if f.origin in cause.objects][:4]
+            if cause.findings and "istioctl analyze" not in cause.commands:
+                cause.commands.append("istioctl analyze")
         causes.append(cause)
     causes.sort(key=lambda c: (c.ok, -c.count))
     return Explanation(causes, total)

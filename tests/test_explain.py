@@ -107,6 +107,9 @@ def test_unit_nc_missing_subset_names_route_cluster_and_dr() -> None:
     assert C_V9 in c.what and "VirtualService default/reviews" in c.what
     assert "subset 'v9'" in c.why and "DestinationRule default/reviews" in c.why and "v1, v3" in c.why
     assert any(cmd.startswith("istioctl proxy-config clusters") for cmd in c.commands)
+    assert c.findings[:1] == ['Error [IST0101] (VirtualService default/reviews) Referenced host+subset in destinationrule '
+                          'not found: "reviews+v9"']
+    assert "  $ istioctl analyze\n    Error [IST0101]" in str(ex)
 
 
 def test_unit_nc_no_service_vs_no_subset_are_told_apart() -> None:
@@ -254,9 +257,12 @@ def test_e2e_fault_is_fi(lab) -> None:
 
 
 def test_e2e_unknown_name_is_dns(lab) -> None:
+    lab.apply(vs("  - route:\n    - destination: {host: reviews}\n", hosts="[reviews, nosuch]"))
     df = lab.probe("http://nosuch:9080/", n=3)
-    c = explain(df, lab)["dns"]
-    assert c.count == 3 and "did not resolve" in c.what and "Service" in c.why
+    c = explain(df, lab, url="http://nosuch:9080/")["dns"]
+    assert c.count == 3 and "did not resolve" in c.what
+    assert "No Service answers to 'nosuch'" in c.why and "does not create a DNS name" in c.why
+    assert "kubectl exec <client-pod> -- nslookup nosuch" in c.commands
 
 
 def test_e2e_no_route_is_nr(lab) -> None:
