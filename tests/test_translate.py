@@ -185,7 +185,7 @@ def test_vhost_domains_depend_on_client_namespace():
     vip = st.cluster_ip(st.get(__import__("meshlab.objects", fromlist=["Service"]).Service, "reviews", "prod"))
     other = build_config(st, SLEEP)
     vh = vhost(other, "9080", f"{REVIEWS}:9080")
-    assert vh["domains"] == [REVIEWS, REVIEWS + ".", "reviews.prod.svc", "reviews.prod", vip]
+    assert vh["domains"] == [REVIEWS, REVIEWS + ".", "reviews.prod", "reviews.prod.svc", vip]
     same = build_config(st, ProxyIdentity("sidecar", "prod", {"app": "sleep"}, "127.66.0.3"))
     vh = vhost(same, "9080", f"{REVIEWS}:9080")
     assert vh["domains"] == [REVIEWS, REVIEWS + ".", "reviews", "reviews.prod.svc", "reviews.prod", vip]

@@ -48,18 +48,21 @@ def cluster_name(port: int, subset: str | None, host: str, direction: str = "out
 
 
 def k8s_vhost_domains(name: str, namespace: str, client_namespace: str,
-                      cluster_ip: str | None) -> list[str]:
+                      cluster_ip: str | None, headless: bool = False) -> list[str]:
     """Domains istiod gives a Kubernetes Service's virtual host for a client in `client_namespace`.
 
     FQDN, FQDN with the trailing dot (since 1.27), the short name only for clients in the same
-    namespace, `name.ns.svc`, `name.ns` and the ClusterIP. No `:port` twins (since 1.15 route
-    configs ignore the port in host matching).
+    namespace, `name.ns.svc`, `name.ns` (in istiod's order) and the ClusterIP. No `:port` twins
+    (since 1.15 route configs ignore the port in host matching).
     """
     fqdn = f"{name}.{namespace}.{CLUSTER_DOMAIN}"
     domains = [fqdn, fqdn + "."]
     if client_namespace == namespace:
-        domains.append(name)
-    domains += [f"{name}.{namespace}.svc", f"{name}.{namespace}"]
+        domains += [name, f"{name}.{namespace}.svc", f"{name}.{namespace}"]
+    else:
+        domains += [f"{name}.{namespace}", f"{name}.{namespace}.svc"]
+    if headless:  # Passthrough resolution: wildcard twins for per-pod names
+        domains += ["*." + d for d in domains]
     if cluster_ip:
         domains.append(cluster_ip)
     return domains

@@ -538,19 +538,26 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     ordered = [s for s in services if s.hostname in claimed] + \
               [s for s in services if s.hostname not in claimed]
     for svc in ordered:
-        domains = (k8s_vhost_domains(svc.name, svc.namespace, reg.proxy.namespace, svc.cluster_ip)
+        domains = (k8s_vhost_domains(svc.name, svc.namespace, reg.proxy.namespace, svc.cluster_ip,
+                                     headless=svc.resolution == "NONE")
                    if svc.is_k8s else external_vhost_domains(svc.hostname, svc.addresses))
         domains = _claim(domains, used)
         if not domains:
             continue
         routes = claimed[svc.hostname][1] if svc.hostname in claimed else [rb.default_route(svc)]
-        vhosts.append({"name": f"{svc.hostname}:{t.port}", "domains": domains, "routes": routes})
+        vhosts.append(_vhost(f"{svc.hostname}:{t.port}", domains, routes))
     for h, vs, routes in unknown_hosts:
         domains = _claim([h], used)
         if domains:
-            vhosts.append({"name": f"{h}:{t.port}", "domains": domains, "routes": routes})
+            vhosts.append(_vhost(f"{h}:{t.port}", domains, routes))
+    vhosts.sort(key=lambda v: v["name"])  # istiod sorts virtual hosts by name
     vhosts.append(_allow_any())
     return _route_config(t.name, vhosts)
+
+
+def _vhost(name: str, domains: list[str], routes: list[dict[str, Any]]) -> dict[str, Any]:
+    # include_request_attempt_count: Istio's default proxy headers send x-envoy-attempt-count
+    return {"name": name, "domains": domains, "routes": routes, "include_request_attempt_count": True}
 
 
 def _allow_any() -> dict[str, Any]:
@@ -561,7 +568,7 @@ def _allow_any() -> dict[str, Any]:
     Envoy dial its own listener, so it gets a 502 direct response naming the reason instead.
     """
     passthrough = {"cluster": "PassthroughCluster", "timeout": "0s", "max_grpc_timeout": "0s"}
-    return {"name": "allow_any", "domains": ["*"], "routes": [
+    return {"name": "allow_any", "domains": ["*"], "include_request_attempt_count": True, "routes": [
         {"name": "allow_any",
          "match": {"prefix": "/", "headers": [{"name": "x-envoy-original-dst-host",
                                                 "present_match": True}]},
@@ -619,10 +626,12 @@ def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         domains = _claim([host], used)
         if not domains:
             continue
-        vh: dict[str, Any] = {"name": f"{host}:{t.port}", "domains": domains, "routes": routes}
+        vh = _vhost(f"{host}:{t.port}", domains, routes)
         if https_redirect:
             vh["require_tls"] = "ALL"
         vhosts.append(vh)
+    # istiod: by name, a "*" catch-all host last
+    vhosts.sort(key=lambda v: (v["domains"][:1] == ["*"], v["name"]))
     if not vhosts:
         vhosts.append({"name": f"blackhole:{t.port}", "domains": ["*"], "routes": []})
     return _route_config(t.name, vhosts)
