@@ -62,6 +62,20 @@ _SERVED_VERSIONS: dict[str, tuple[str, ...]] = {
     "extensions": (),
 }
 
+# Every kind of the groups a course manifest uses, so a misspelt kind is an error ("no matches for
+# kind" on a real cluster), not a silently kept unmodelled object. Other groups are not checked.
+_KINDS: dict[str, frozenset[str]] = {
+    "": frozenset("""Binding ComponentStatus ConfigMap Endpoints Event LimitRange Namespace Node PersistentVolume
+        PersistentVolumeClaim Pod PodTemplate ReplicationController ResourceQuota Secret Service
+        ServiceAccount""".split()),
+    "apps": frozenset("ControllerRevision DaemonSet Deployment ReplicaSet StatefulSet".split()),
+    "networking.istio.io": frozenset("""DestinationRule EnvoyFilter Gateway ProxyConfig ServiceEntry Sidecar
+        VirtualService WorkloadEntry WorkloadGroup""".split()),
+    "security.istio.io": frozenset("AuthorizationPolicy PeerAuthentication RequestAuthentication".split()),
+    "telemetry.istio.io": frozenset({"Telemetry"}),
+    "extensions.istio.io": frozenset({"TrafficExtension", "WasmPlugin"}),
+}
+
 # Field names of the big Kubernetes structs meshlab keeps open (PodSpec, Container), written from
 # the Kubernetes API reference (v1.33), so a typo such as `contianers` is caught, not kept.
 _POD_SPEC_FIELDS = frozenset("""
@@ -319,6 +333,9 @@ class _Loader:
             where.problem(self, ["apiVersion"], f'{kind} is not served in "{api_version}"; '
                           f"use {_or(served_for_kind)}")
             return None
+        if group in _KINDS and kind not in _KINDS[group]:
+            where.problem(self, ["kind"], _unknown_kind_message(kind, group))
+            return None
         if group in _SERVED_VERSIONS and version not in _SERVED_VERSIONS[group]:
             served = _SERVED_VERSIONS[group]
             use = f"; this group serves {_or([f'{group}/{v}' if group else v for v in served])}" if served else \
@@ -346,6 +363,20 @@ class _Loader:
 
     def _problem(self, message: str, **kw: Any) -> None:
         self.result.problems.append(Problem(message, **kw))
+
+
+def _unknown_kind_message(kind: str, group: str) -> str:
+    where = f"the {group} group" if group else "the core group (apiVersion v1)"
+    msg = f'no kind "{kind}" in {where}'
+    known = sorted(_KINDS[group])
+    close = [k for k in known if k.lower() == kind.lower()] or difflib.get_close_matches(kind, known, n=1, cutoff=0.7)
+    if close:
+        return msg + f' — did you mean "{close[0]}"?'
+    elsewhere = [g for g, kinds in _KINDS.items() if kind in kinds]
+    if elsewhere:
+        api = "v1" if elsewhere[0] == "" else f"{elsewhere[0]}/…"
+        return msg + f"; {kind} is in apiVersion {api}"
+    return msg
 
 
 def _looks_like_path(s: str) -> bool:
@@ -741,6 +772,15 @@ def _check_pod_spec(spec: Any, path: list[str | int], p: Any) -> None:
                 elif name in names:
                     p([*path, group, i, "name"], f'duplicate container name "{name}" (also {names[name]})')
                 names.setdefault(name, _format_path([*path, group, i]))
+            for j, var in enumerate(c.get("env") or []):
+                if not isinstance(var, dict):
+                    continue
+                value = var.get("value")
+                if value is not None and not isinstance(value, str):
+                    p([*path, group, i, "env", j, "value"], f"expected a string, found {_describe(value)} — environment "
+                      f'values are strings: quote it ("{str(value).lower() if isinstance(value, bool) else value}")')
+                if not isinstance(var.get("name"), str) or not var.get("name"):
+                    p([*path, group, i, "env", j, "name"], "required field name is missing", )
             for j, port in enumerate(c.get("ports") or []):
                 pname = port.get("name") if isinstance(port, dict) else None
                 if isinstance(pname, str) and not (_valid(pname, _IANA_SVC_NAME, 15) and "--" not in pname

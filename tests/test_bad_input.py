@@ -155,6 +155,13 @@ CASES = [
          "    spec: {containers: [{name: a, image: x}]}\n", "selector does not match template labels",
          field="spec.template.metadata.labels", line=7),
     Case("missing-path", lambda tmp: tmp / "nope.yaml", "no such file or folder"),
+    Case("kind-typo", VS_HEAD.replace("kind: VirtualService", "kind: VirtualSevice"), 'did you mean "VirtualService"',
+         field="kind", line=2),
+    Case("kind-in-wrong-group", "apiVersion: apps/v1\nkind: Service\nmetadata: {name: a}\n",
+         "Service is not served in \"apps/v1\"; use v1", field="apiVersion", line=1),
+    Case("env-value-number", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n"
+         "    env: [{name: PORT, value: 8080}]\n", 'quote it ("8080")', field="spec.containers[0].env[0].value",
+         line=7),
 ]
 
 
