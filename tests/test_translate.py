@@ -718,3 +718,19 @@ def test_privileged_ports_move_only_their_socket(monkeypatch):
     assert lis["address"]["socket_address"]["port_value"] == 10080
     assert lis["filter_chains"][0]["filters"][0]["typed_config"]["rds"]["route_config_name"] == "80"
     assert "web.default.svc.cluster.local:80" in {v["name"] for v in cfg.routes["80"]["virtual_hosts"]}
+
+
+def test_extra_vs_hosts_follow_the_ports_of_the_services_the_vs_matches():
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: prod}
+spec:
+  hosts: [reviews, reviews.internal.example]
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+"""
+    cfg = build_config(make_state(vs), SLEEP)
+    extra = vhost(cfg, "9080", "reviews.internal.example:9080")
+    assert extra["domains"] == ["reviews.internal.example"]
+    assert extra["routes"][0]["route"]["cluster"] == f"outbound|9080|v1|{REVIEWS}"
+    assert not any(v["name"].startswith("reviews.internal") for v in cfg.routes["80"]["virtual_hosts"])

@@ -524,11 +524,16 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         if vs.spec.tcp or vs.spec.tls:
             reg.warnings.append(f"VirtualService {vs.namespace}/{vs.name}: tcp/tls rules are not "
                                 "modelled by the local backend (ignored)")
-        # istiod's port-80 rule: VS hosts that match no registry service live in route config "80"
-        if t.port == 80:
+        # VS hosts that match no registry service get their own virtual host on the ports of the
+        # services the VS does match — or, when it matches none, only in route config "80"
+        # (istiod's BuildSidecarVirtualHostWrapper)
+        matched = [sv for sv in reg.services if any(host_matches(h, sv.hostname) for h in hosts)]
+        vs_ports = {p.port for sv in matched for p in sv.ports
+                    if p.protocol in HTTP_PROTOCOLS or p.protocol == "AUTO"} or {80}
+        if t.port in vs_ports:
             for h in hosts:
-                if h != "*" and not any(host_matches(h, s.hostname) or host_matches(s.hostname, h)
-                                        for s in reg.services):
+                if h != "*" and not any(host_matches(h, sv.hostname) or host_matches(sv.hostname, h)
+                                        for sv in reg.services):
                     if routes is None:
                         routes = rb.vs_routes(vs, gateway_names=None)
                     if routes:
