@@ -65,10 +65,11 @@ def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tu
     Pod readiness, phase and IP of a live lab are carried over, so `analyze(lab)` (and explain)
     see what the lab sees: a killed pod is `Failed`, an unready one is left out of endpoints.
     """
-    live: dict[tuple[str, str], tuple[bool, str, str | None]] = {}
+    live: list[dict[str, Any]] = []
     if isinstance(source, ClusterState):
         objects = source.all()
-        live = {(p.namespace, p.name): (p.ready, p.phase, p.ip) for p in source.pods()}
+        live = [{"name": p.name, "namespace": p.namespace, "ready": p.ready, "phase": p.phase, "ip": p.ip,
+                 "labels": p.labels} for p in source.pods()]
     elif callable(getattr(source, "objects", None)):
         objects = list(source.objects())
         live = _live_pods_from_frame(getattr(source, "pods", None))
@@ -87,28 +88,56 @@ def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tu
     if istio_install:
         extra = [o for o in default_istio_install() if o.key not in own]
     state.apply([*objects, *extra])
-    for (ns, name), (ready, phase, ip) in live.items():
-        try:
-            pod = state.pod(name, ns)
-        except KeyError:
-            continue
-        pod.ready, pod.phase, pod.ip = ready, phase, ip or pod.ip  # type: ignore[assignment]
+    _carry_live_pods(state, live)
     return state, {o.key for o in extra}
 
 
-def _live_pods_from_frame(pods_fn: Any) -> dict[tuple[str, str], tuple[bool, str, str | None]]:
-    """`lab.pods()` (name, namespace, ip, ready, phase) → the same, keyed by (namespace, name)."""
+def _carry_live_pods(state: ClusterState, live: list[dict[str, Any]]) -> None:
+    """Copy readiness/phase/IP from the live pods; a real cluster names Deployment pods its own
+    way, so pods not found by name are paired with a derived pod carrying the same labels."""
+    def plain(labels: dict[str, str]) -> frozenset:
+        return frozenset((k, v) for k, v in labels.items() if k != "pod-template-hash")
+
+    by_name = {(p.namespace, p.name): p for p in state.pods()}
+    matched = set()
+    unmatched = []
+    for row in live:
+        pod = by_name.get((row["namespace"], row["name"]))
+        if pod is None:
+            unmatched.append(row)
+            continue
+        matched.add(id(pod))
+        pod.ready, pod.phase, pod.ip = bool(row["ready"]), row["phase"], row.get("ip") or pod.ip  # type: ignore[assignment]
+    if not unmatched:
+        return
+    spare: dict[tuple[str, frozenset], list] = {}
+    for p in state.pods():
+        if id(p) not in matched and p.owner:
+            spare.setdefault((p.namespace, plain(p.labels)), []).append(p)
+    for row in unmatched:
+        group = spare.get((row["namespace"], plain(row.get("labels") or {})))
+        if group:
+            pod = group.pop(0)
+            pod.name = row["name"]
+            pod.ready, pod.phase, pod.ip = bool(row["ready"]), row["phase"], row.get("ip") or pod.ip  # type: ignore[assignment]
+
+
+def _live_pods_from_frame(pods_fn: Any) -> list[dict[str, Any]]:
+    """`lab.pods()` rows (name, namespace, ip, labels, ready, phase) as dicts."""
     try:
         df = pods_fn() if callable(pods_fn) else None
         if df is None or not {"name", "namespace", "ready"} <= set(df.columns):
-            return {}
-        n = len(df)
-        phases = list(df["phase"]) if "phase" in df.columns else ["Running"] * n
-        ips = list(df["ip"]) if "ip" in df.columns else [None] * n
-        return {(ns, name): (bool(r), str(ph), ip if isinstance(ip, str) else None)
-                for name, ns, r, ph, ip in zip(df["name"], df["namespace"], df["ready"], phases, ips)}
+            return []
+        out = []
+        for r in df.to_dict("records"):
+            ip = r.get("ip")
+            labels = r.get("labels")
+            out.append({"name": r["name"], "namespace": r["namespace"], "ready": bool(r["ready"]),
+                        "phase": str(r.get("phase") or "Running"), "ip": ip if isinstance(ip, str) and ip else None,
+                        "labels": labels if isinstance(labels, dict) else {}})
+        return out
     except Exception:  # live pod state is a refinement; analysis works without it
-        return {}
+        return []
 
 
 # ---------------------------------------------------------------------------------------- output

@@ -381,6 +381,28 @@ def test_meshlab_analyze_is_callable_even_after_the_submodule_import() -> None:
     assert [f.code for f in found] == ["IST0101"]
 
 
+def test_live_pods_named_by_a_real_cluster_are_paired_by_labels() -> None:
+    """A kind lab names Deployment pods its own way: readiness is carried over by labels."""
+    import pandas as pd
+
+    from meshlab.manifests import load
+
+    class ReadBack:
+        def objects(self):
+            return load(BASE + "---\n" + DR_V1_V2)
+
+        def pods(self):
+            rows = [{"name": f"reviews-v2-77f-{i}", "namespace": "default", "ip": f"10.0.0.{i}",
+                     "labels": {"app": "reviews", "version": "v2"}, "ready": False, "phase": "Running"} for i in (1, 2)]
+            rows.append({"name": "reviews-v1-55c-1", "namespace": "default", "ip": "10.0.0.3",
+                         "labels": {"app": "reviews", "version": "v1"}, "ready": True, "phase": "Running"})
+            return pd.DataFrame(rows)
+
+    found = analyze(ReadBack())
+    assert [(f.code, f.name) for f in found] == [("MLB0006", "reviews")]
+    assert "reviews-v2-77f-1" in found[0].message
+
+
 def test_format_findings_has_fix_lines() -> None:
     f = Finding("IST0101", "Error", "VirtualService", "default", "reviews", "Referenced host not found: \"x\"", "do it")
     assert format_findings([f]).splitlines() == [
