@@ -216,13 +216,15 @@ def shares(probes: Mapping[str, pd.DataFrame], by: str = "pod", title: str | Non
     fig = go.Figure()
     xs = [_label_with_connections(str(label), df) for label, df in probes.items()]
     values = sorted({_str(v) for df in probes.values() for v in df[_ok(df)][by]})
+    colors = _pod_colors(probes.values()) if by == "pod" else {}
     for i, value in enumerate(values):
         ys, counts = [], []
         for df in probes.values():
             k = int((df[_ok(df)][by].map(_str) == value).sum())
             ys.append(k / len(df) if len(df) else 0.0)
             counts.append(k)
-        fig.add_bar(x=xs, y=ys, name=value, customdata=counts, marker_color=_series_color(by, value, i),
+        fig.add_bar(x=xs, y=ys, name=value, customdata=counts,
+                    marker_color=colors.get(value) or _series_color(by, value, i),
                     hovertemplate="%{customdata} requests (%{y:.0%})<extra>%{fullData.name}</extra>")
     failed_labels = sorted({lab for df in probes.values() for lab in outcome(df[~_ok(df)])})
     for label in failed_labels:
@@ -318,9 +320,12 @@ def flow(df: pd.DataFrame, host: str | None = None, title: str | None = None) ->
     _need(df, "route", "cluster", "pod", "status", "error", "flags")
     host = host or _host_of(df.attrs.get("url", "")) or "requests"
     labels = outcome(df)
+    stages = ("host", "route", "cluster", "end")
     nodes: dict[tuple[str, str], int] = {}
     node_labels: list[str] = []
     node_colors: list[str] = []
+    node_stage: list[int] = []
+    node_count: list[int] = []
 
     def node(stage: str, name: str, color: str) -> int:
         key = (stage, name)
@@ -328,33 +333,54 @@ def flow(df: pd.DataFrame, host: str | None = None, title: str | None = None) ->
             nodes[key] = len(node_labels)
             node_labels.append(name)
             node_colors.append(color)
+            node_stage.append(stages.index(stage))
+            node_count.append(0)
+        node_count[nodes[key]] += 1
         return nodes[key]
 
     links: dict[tuple[int, int, str], int] = {}
-    for route, cluster, pod, version, label in zip(df["route"].map(_str), df["cluster"].map(_str),
-                                                   df["pod"].map(_str), df["version"].map(_str), labels):
+    for route, cluster, pod, version, flags, label in zip(
+            df["route"].map(_str), df["cluster"].map(_str), df["pod"].map(_str), df["version"].map(_str),
+            df["flags"].map(_str), labels):
         failed = not pod
         red = _outcome_color(label) if failed else None
+        reached_envoy = flags != ""
         path = [node("host", host, "#555")]
         if route:
             path.append(node("route", f"route {route}", "#7f7f7f"))
+        elif reached_envoy and "NR" in flags.split(","):
+            path.append(node("route", "✗ no route matched", red or "#7f7f7f"))
         if cluster:
             path.append(node("cluster", cluster, red or "#9ecae1"))
+        elif reached_envoy and "NC" in flags.split(","):
+            path.append(node("cluster", "✗ cluster not found", red or "#9ecae1"))
         if failed:
-            path.append(node("outcome", label, red or OUTCOME_COLORS["error"]))
+            path.append(node("end", label, red or OUTCOME_COLORS["error"]))
         else:
-            path.append(node("pod", pod, _version_color(version)))
+            path.append(node("end", pod, _version_color(version)))
         color = _fade(red) if red else "rgba(120,120,120,0.25)"
         for a, b in zip(path, path[1:]):
             links[(a, b, color)] = links.get((a, b, color), 0) + 1
+    # Fixed columns (host, route, cluster, pod) with room for long cluster names between the
+    # cluster column and the pods; y stacks each column's nodes by their request counts.
+    xs_by_stage = (0.001, 0.17, 0.36, 0.999)
+    total = max(len(df), 1)
+    ys, used = [], [0.0] * len(stages)
+    for i in range(len(node_labels)):
+        st = node_stage[i]
+        share = node_count[i] / total
+        ys.append(min(0.999, max(0.001, used[st] + share / 2)))
+        used[st] += share
     fig = go.Figure(go.Sankey(
         arrangement="snap",
-        node=dict(label=node_labels, color=node_colors, pad=14, thickness=16),
+        node=dict(label=node_labels, color=node_colors, pad=14, thickness=16,
+                  x=[xs_by_stage[s] for s in node_stage], y=ys,
+                  hovertemplate="%{label}<br>%{value} requests<extra></extra>"),
         link=dict(source=[a for a, _, _ in links], target=[b for _, b, _ in links],
                   value=list(links.values()), color=[c for _, _, c in links]),
     ))
     fig.update_layout(template=_TEMPLATE, title=title or f"How {len(df)} requests to {host} flowed",
-                      font=dict(size=12))
+                      font=dict(size=11), height=380, margin=dict(l=20, r=20, t=60, b=20))
     return fig
 
 
@@ -410,6 +436,29 @@ def _need(df: pd.DataFrame, *columns: str) -> None:
 
 def _version_color(version: str) -> str:
     return VERSION_COLORS.get(version, "#8c8c8c")
+
+
+def _pod_colors(frames: object) -> dict[str, str]:
+    """Each pod in its version's colour, lighter for each further pod of the same version."""
+    versions: dict[str, str] = {}
+    for df in frames:  # type: ignore[attr-defined]
+        ok = df[_ok(df)]
+        for pod, version in zip(ok["pod"].map(_str), ok["version"].map(_str)):
+            versions.setdefault(pod, version)
+    out: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for pod in sorted(versions):
+        v = versions[pod]
+        k = seen.get(v, 0)
+        seen[v] = k + 1
+        out[pod] = _lighten(_version_color(v), min(0.6, 0.3 * k))
+    return out
+
+
+def _lighten(hex_color: str, amount: float) -> str:
+    h = hex_color.lstrip("#")
+    rgb = [int(h[i:i + 2], 16) for i in (0, 2, 4)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
 
 
 def _series_color(by: str, value: str, i: int) -> str:

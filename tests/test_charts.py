@@ -157,3 +157,22 @@ def test_config_table_filters_and_selects():
         charts.config_table(cfg, "secrets")
     with pytest.raises(ValueError, match="no column"):
         charts.config_table(cfg, "clusters", columns=["nope"])
+
+
+def test_flow_marks_a_missing_cluster_when_envoy_logged_none():
+    df = frame([{"status": 503, "flags": "NC", "details": "cluster_not_found", "route": "to-reviews",
+                 "cluster": "", "pod": "", "upstream": ""}] * 4 + [{"pod": "p1", "version": "v1"}])
+    sk = charts.flow(df, host="reviews.example.com").data[0]
+    labels = list(sk.node.label)
+    assert "✗ cluster not found" in labels and "503 NC" in labels
+    missing = labels.index("✗ cluster not found")
+    assert sum(v for t, v in zip(sk.link.target, sk.link.value) if t == missing) == 4
+    # columns are fixed: host, route, cluster, pod/outcome from left to right
+    assert sk.node.x[labels.index("reviews.example.com")] < sk.node.x[missing] < sk.node.x[labels.index("p1")]
+
+
+def test_pods_take_their_versions_colour():
+    df = frame([{"pod": "a-v1", "version": "v1"}, {"pod": "b-v1", "version": "v1"}, {"pod": "c-v2", "version": "v2"}])
+    colors = {t.name: t.marker.color for t in charts.shares({"x": df}).data}
+    assert colors["a-v1"] == charts.VERSION_COLORS["v1"] and colors["c-v2"] == charts.VERSION_COLORS["v2"]
+    assert colors["b-v1"] != colors["a-v1"]
