@@ -202,6 +202,7 @@ class _Loader:
     def _add_path(self, path: Path) -> None:
         if str(path) == "-":
             raw = sys.stdin.buffer.read(_yaml.MAX_BYTES + 1)
+            self.result.files.append("<stdin>")
             self._add_bytes(raw, "<stdin>")
             return
         if path.is_dir():
@@ -212,8 +213,11 @@ class _Loader:
                 self.result.notes.append(Problem("folder holds no *.yaml or *.yml files", file=str(path)))
             for f in files:
                 self._add_file(f)
-        elif path.exists():
+        elif path.is_file():
             self._add_file(path)
+        elif path.exists():
+            self._problem("not a regular file (a device, pipe or socket): give a YAML file or a folder",
+                          file=str(path))
         else:
             self._problem("no such file or folder", file=str(path))
 

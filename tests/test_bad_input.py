@@ -155,6 +155,7 @@ CASES = [
          "    spec: {containers: [{name: a, image: x}]}\n", "selector does not match template labels",
          field="spec.template.metadata.labels", line=7),
     Case("missing-path", lambda tmp: tmp / "nope.yaml", "no such file or folder"),
+    Case("device-not-file", lambda tmp: Path("/dev/zero"), "not a regular file", in_file=False),
     Case("kind-typo", VS_HEAD.replace("kind: VirtualService", "kind: VirtualSevice"), 'did you mean "VirtualService"',
          field="kind", line=2),
     Case("kind-in-wrong-group", "apiVersion: apps/v1\nkind: Service\nmetadata: {name: a}\n",

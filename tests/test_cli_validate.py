@@ -98,3 +98,12 @@ def test_missing_path_and_empty_file(tmp_path: Path) -> None:
 def test_validate_needs_a_path() -> None:
     r = meshlab_cli("validate")
     assert r.returncode == 2 and "PATH" in r.stderr
+
+
+def test_dash_reads_stdin() -> None:
+    r = subprocess.run([sys.executable, "-m", "meshlab.cli", "validate", "-"], input=GOOD, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "valid: 3 objects" in r.stdout and "in 1 file" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "meshlab.cli", "validate", "-"], input=BAD, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 65 and "error: <stdin>:9 VirtualService default/reviews" in r.stdout
