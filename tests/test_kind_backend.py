@@ -446,15 +446,16 @@ def test_probe_joins_rows_with_the_sidecars_access_log():
 
 def test_probe_via_gateway_reads_the_gateways_log_and_none_reads_no_log():
     kube = FakeKube()
-    kube.put("v1", ready_pod("meshlab-client"))
+    kube.put("v1", ready_pod("meshlab-client-nosidecar"))
     kube.put("v1", ready_pod("istio-ingressgateway-5d8b7c9f6-abcde", "istio-system",
                              {"app": "istio-ingressgateway", "istio": "ingressgateway"}))
     kube.exec_out = [(_probe_rows(), "")]
     kube.logs_by_call = [(DATA / "istio_proxy_log_2.txt").read_text()]
     b = backend(kube)
-    b._clients.add(("default", "meshlab-client"))
+    b._clients.add(("default", "meshlab-client-nosidecar"))
     df = b.probe("http://bookinfo.example.com/productpage", n=6, via="gateway")
     [ex] = [c for c in kube.calls if c[0] == "exec"]
+    assert ex[2] == "meshlab-client-nosidecar"               # from outside the mesh, like curl -H Host:
     assert "--connect" in ex[4] and ex[4][ex[4].index("--connect") + 1] == "istio-ingressgateway.istio-system.svc.cluster.local:80"
     assert [c[1:3] for c in kube.calls if c[0] == "logs"] == [("istio-system", "istio-ingressgateway-5d8b7c9f6-abcde")]
     assert set(df.proxy) == {"gateway"} and df.iloc[0]["flags"] == "-"
@@ -538,27 +539,28 @@ def test_knobs_go_to_the_apps_control_port_inside_the_pod_and_readiness_is_waite
         backend(kube).set_pod("nope", latency_ms=5)
 
 
-def test_the_knob_script_works_against_the_real_app():
-    """The exact `python -c` the backend execs in the pod, run here against app.py's control port."""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", CONTROL_PORT))
-        except OSError:
-            pytest.skip(f"127.0.0.1:{CONTROL_PORT} is in use")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        data_port = s.getsockname()[1]
+def test_the_knob_script_works_against_the_real_app(monkeypatch):
+    """The exact `python -c` the backend execs in the pod, run here against app.py's control port
+    (on a free loopback port instead of 15999, which other labs on this machine may hold)."""
+    import meshlab.backends.kind as kind_mod
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    data_port, ctl_port = ports
+    monkeypatch.setattr(kind_mod, "CONTROL_PORT", ctl_port)
     kube = FakeKube()
     kube.put("v1", ready_pod("p-0"))
     kube.exec_out = [("", "")]
     b = backend(kube)
-    try:
+    with pytest.raises(MeshlabError, match="control port answered"):   # the fake exec printed nothing
         b._control(kube.store[("Pod", "default", "p-0")], "POST", "/knobs", {"latency_ms": 7.5, "error_rate": 0.25})
-    except MeshlabError:
-        pass
     script = [c for c in kube.calls if c[0] == "exec"][0][4]
+    assert f"http://127.0.0.1:{ctl_port}/knobs" in script[2]
     app = subprocess.Popen([sys.executable, "-m", "meshlab.app", "--name", "p-0", "--listen", f"127.0.0.1:{data_port}",
-                            "--control", f"127.0.0.1:{CONTROL_PORT}"], stdout=subprocess.PIPE,
+                            "--control", f"127.0.0.1:{ctl_port}"], stdout=subprocess.PIPE,
                            cwd=Path(meshlab.__file__).parent.parent)
     try:
         assert app.stdout.readline().strip() == b"listening"

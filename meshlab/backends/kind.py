@@ -460,7 +460,9 @@ class KindBackend:
         if via not in ("sidecar", "none", "gateway"):
             raise ValueError(f"via must be sidecar, none or gateway, not {via!r}")
         ns = self._ns(namespace)
-        client = self._ensure_client(namespace, sidecar=(via != "none"))
+        # via=gateway sends from the client without a sidecar, as `curl -H Host:` from outside the
+        # mesh would, so no client-side route can get in between.
+        client = self._ensure_client(namespace, sidecar=(via == "sidecar"))
         open_ended = n is None and duration is None and rate is not None
         cmd = probe_command(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
                             seed=seed, rate=rate, duration=duration, timeout=timeout, stdin_stop=open_ended)
