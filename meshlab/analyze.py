@@ -18,7 +18,7 @@ from .errors import ManifestError, Problem
 from .istio import analyzers as _ist
 from .istio import analyzers_schema as _schema
 from .istio import traps as _traps
-from .istio.analysis_base import LEVEL_ORDER, Finding, Snapshot, default_istio_install
+from .istio.analysis_base import LEVEL_ORDER, SUPPRESS_ANNOTATION, Finding, Snapshot, default_istio_install
 from .manifests import load
 from .objects import Deployment, K8sObject, Pod
 from .state import ClusterState
@@ -42,10 +42,22 @@ def analyze(source: Any, *, istio_install: bool = True) -> list[Finding]:
 
 def analyze_snapshot(snap: Snapshot) -> list[Finding]:
     """Run every rule on an already indexed snapshot (explain reuses the one it builds)."""
+    suppressed = _suppressions(snap)
     found: list[Finding] = []
     for rule in _RULES:
-        found.extend(f for f in rule(snap) if not snap.is_synthetic(f))
+        found.extend(f for f in rule(snap) if not snap.is_synthetic(f)
+                     and not ({f.code, "*"} & suppressed.get((f.kind, f.namespace, f.name), set())))
     return _sorted_deduped(found)
+
+
+def _suppressions(snap: Snapshot) -> dict[tuple[str, str, str], set[str]]:
+    """Codes silenced per resource with istioctl's `galley.istio.io/analyze-suppress` annotation."""
+    out = {}
+    for o in snap.state.all():
+        value = o.metadata.annotations.get(SUPPRESS_ANNOTATION)
+        if value:
+            out[o.key] = {c.strip() for c in value.split(",")}
+    return out
 
 
 def _sorted_deduped(findings: Iterable[Finding]) -> list[Finding]:

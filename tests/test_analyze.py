@@ -403,6 +403,19 @@ def test_live_pods_named_by_a_real_cluster_are_paired_by_labels() -> None:
     assert "reviews-v2-77f-1" in found[0].message
 
 
+def test_live_cluster_blind_spots_and_suppression() -> None:
+    """istioctl's live source skips Services/Pods in kube-system; the suppress annotation silences codes."""
+    dns = ("apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system}\n"
+           "spec: {selector: {k8s-app: kube-dns}, ports: [{name: dns-tcp, port: 53}]}")
+    to_dns = vs(name="dns", hosts="[kube-dns.kube-system.svc.cluster.local]",
+                http="- route:\n  - destination: {host: kube-dns.kube-system.svc.cluster.local}")
+    assert ("IST0101", "VirtualService default/dns") in run(dns, to_dns)
+    quiet = vs(name="q", http="- route:\n  - destination: {host: nope}").replace(
+        "metadata: {name: q, namespace: default}",
+        "metadata: {name: q, namespace: default, annotations: {galley.istio.io/analyze-suppress: 'IST0101,MLB0005'}}")
+    assert run(quiet) == set()
+
+
 def test_format_findings_has_fix_lines() -> None:
     f = Finding("IST0101", "Error", "VirtualService", "default", "reviews", "Referenced host not found: \"x\"", "do it")
     assert format_findings([f]).splitlines() == [

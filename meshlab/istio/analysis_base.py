@@ -30,6 +30,9 @@ EXPORT_ALL = "*"
 EXPORT_LOCAL = "."
 MESH_GATEWAY = "mesh"
 _FQDN = re.compile(r"^(.+)\.(.+)\.svc\.cluster\.local$")
+#: istioctl's live-cluster source does not read Services, Pods, Deployments or Namespaces there.
+IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
+SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,7 @@ class Snapshot:
     def __init__(self, state: ClusterState, synthetic: set[tuple[str, str, str]] | None = None):
         self.state = state
         self.synthetic = synthetic or set()
-        self.services: list[Service] = state.list(Service)
+        self.services: list[Service] = [s for s in state.list(Service) if s.namespace not in IGNORED_NAMESPACES]
         self.virtual_services: list[VirtualService] = state.list(VirtualService)
         self.destination_rules: list[DestinationRule] = state.list(DestinationRule)
         self.gateways: list[Gateway] = state.list(Gateway)
@@ -228,7 +231,7 @@ class Snapshot:
         self.k8s_gateways = [o for o in state.list(UnmodelledObject)
                              if o.kind == "Gateway" and o.api_version.startswith("gateway.networking.k8s.io/")]
         self.namespaces: set[str] = set(state.namespaces()) | {o.namespace or "" for o in state.all() if o.NAMESPACED}
-        self.pods: list[PodInfo] = state.pods()
+        self.pods: list[PodInfo] = [p for p in state.pods() if p.namespace not in IGNORED_NAMESPACES]
         self.service_by_key = {(s.namespace or "", s.name): s for s in self.services}
         self.gateway_by_key = {(g.namespace or "", g.name): g for g in self.gateways}
         self._pods_by_label: dict[tuple[str, str], list[PodInfo]] = {}
