@@ -94,8 +94,10 @@ class Lab:
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, **kw: Any) -> pd.DataFrame:
         """Send `n` requests as a client pod in `namespace` would; one row per request."""
-        return self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive,
-                                  headers=headers, via=via, namespace=namespace, seed=seed, **kw)
+        df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive,
+                                headers=headers, via=via, namespace=namespace, seed=seed, **kw)
+        df.attrs.update(url=url, via=via, namespace=namespace)   # what explain() needs for dns/refused rows
+        return df
 
     def probing(self, url: str, **kw: Any) -> Any:
         """Traffic in the background while you change things::

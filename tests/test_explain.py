@@ -271,6 +271,11 @@ def test_e2e_no_route_is_nr(lab) -> None:
     assert "VirtualService default/reviews" in c.why and "no default route" in c.why
 
 
+def test_e2e_dns_from_probe_attrs_names_the_host(lab) -> None:
+    c = lab.explain(lab.probe("http://ratings:9080/", n=2))["dns"]
+    assert "No Service answers to 'ratings' from namespace default" in c.why
+
+
 def test_e2e_service_without_pods_is_refused_without_sidecar(lab) -> None:
     lab.apply("apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  selector: {app: nobody}\n"
               "  ports: [{name: http, port: 9080}]\n")
