@@ -644,3 +644,121 @@ def test_image_tag_changes_exactly_when_the_image_would():
     assert _image.image_tag(files) == _image.image_tag(dict(files))
     changed = dict(files, **{"meshlab/app.py": files["meshlab/app.py"] + b"\n# changed\n"})
     assert _image.image_tag(changed) != _image.image_tag(files)
+
+
+# ------------------------------------------------------------------------------ the REST layer, over real HTTP
+
+class _ApiStub:
+    """A loopback HTTP server answering like the API server for a few paths, recording requests.
+    It checks what meshlab's REST layer sends through the real `kubernetes` client library."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[dict] = []
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                n = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(n).decode() if n else ""
+                stub.requests.append({"method": self.command, "path": self.path, "body": body,
+                                      "content_type": self.headers.get("content-type"),
+                                      "auth": self.headers.get("authorization")})
+                path = self.path.split("?")[0]
+                if path.endswith("/log"):
+                    code, ctype, out = 200, "text/plain", (DATA / "istio_proxy_log_1.txt").read_text()
+                elif path == "/api/v1/namespaces/default/services/missing":
+                    code, ctype, out = 404, "application/json", json.dumps(
+                        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                         "message": 'services "missing" not found'})
+                elif path.endswith("/virtualservices/bad"):
+                    code, ctype, out = 422, "application/json", json.dumps(
+                        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
+                         "message": 'VirtualService.networking.istio.io "bad" is invalid: spec.hosts: Required value'})
+                else:
+                    code, ctype, out = 200, "application/json", json.dumps(rec_json("api_objects.json")["svc"])
+                data = out.encode()
+                self.send_response(code)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PATCH = do_DELETE = _answer
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_rest_layer_speaks_server_side_apply_through_the_kubernetes_client(tmp_path):
+    from meshlab._kube import Kube
+
+    stub = _ApiStub()
+    try:
+        kc = tmp_path / "config"
+        kc.write_text(yaml_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "mine",
+            "clusters": [{"name": "kind-meshlab", "cluster": {"server": f"http://127.0.0.1:{stub.port}"}},
+                         {"name": "mine", "cluster": {"server": "http://127.0.0.1:1"}}],
+            "users": [{"name": "u", "user": {"token": "secret-token"}}],
+            "contexts": [{"name": "kind-meshlab", "context": {"cluster": "kind-meshlab", "user": "u"}},
+                         {"name": "mine", "context": {"cluster": "mine", "user": "u"}}],
+        }))
+        kube = Kube(api_client_for("kind-meshlab", str(kc)), "kind-meshlab")
+        manifest = translate(next(o for o in load(MANIFESTS) if o.kind == "Service").to_manifest(), "img", lambda n: n)
+        got = kube.apply(manifest, dry_run=True)
+        assert got["metadata"]["name"] == "reviews"
+        r = stub.requests[-1]
+        assert r["method"] == "PATCH" and r["content_type"] == "application/apply-patch+yaml"
+        path, _, query = r["path"].partition("?")
+        assert path == "/api/v1/namespaces/default/services/reviews"
+        assert sorted(query.split("&")) == ["dryRun=All", "fieldManager=meshlab", "force=true"]
+        assert json.loads(r["body"]) == manifest and r["auth"] == "Bearer secret-token"
+
+        assert kube.get("v1", "Service", "default", "missing") is None
+        bad = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+               "metadata": {"name": "bad", "namespace": "default"}, "spec": {}}
+        with pytest.raises(KubeError) as e:
+            kube.apply(bad)
+        assert e.value.status == 422 and "spec.hosts: Required value" in str(e.value)
+        assert "VirtualService default/bad" in str(e.value)
+
+        text = kube.logs("default", "meshlab-client", "istio-proxy", since_seconds=12)
+        assert "Envoy proxy is ready" in text
+        assert stub.requests[-1]["path"] == "/api/v1/namespaces/default/pods/meshlab-client/log?container=istio-proxy&sinceSeconds=12"
+
+        kube.delete("v1", "Service", "default", "reviews")
+        assert stub.requests[-1]["method"] == "DELETE"
+        items = kube.list("networking.istio.io/v1", "VirtualService", "default", "app.kubernetes.io/managed-by=meshlab")
+        from urllib.parse import parse_qs
+
+        lpath, _, lquery = stub.requests[-1]["path"].partition("?")
+        assert lpath == "/apis/networking.istio.io/v1/namespaces/default/virtualservices"
+        assert parse_qs(lquery) == {"labelSelector": ["app.kubernetes.io/managed-by=meshlab"]}
+        assert items == []      # the stub answers a Service (no items): nothing listed
+    finally:
+        stub.close()
+
+
+def test_an_unreachable_api_server_is_one_clear_error(tmp_path):
+    from meshlab._kube import Kube
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]        # nothing listens here once closed
+    kc = _kubeconfig(tmp_path, ["kind-meshlab"], current="kind-meshlab")
+    text = kc.read_text().replace("https://127.0.0.1:6443", f"http://127.0.0.1:{port}")
+    kc.write_text(text)
+    kube = Kube(api_client_for("kind-meshlab", str(kc)), "kind-meshlab")
+    with pytest.raises(KubeError, match="cannot reach the API server of context 'kind-meshlab' \\(is Docker running"):
+        kube.get("v1", "Namespace", None, "default")
