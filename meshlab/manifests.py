@@ -560,7 +560,7 @@ def _sentence(errs: list[dict[str, Any]], path: list[str | int], found: Any, at_
         return f"required field {name} is missing"
     if etype == "extra_forbidden":
         known = _known_fields(cls, path[:-1])
-        return _unknown_field_message(str(name), known)
+        return _unknown_field_message(str(name), known) + _misplaced_hint(cls, path)
     if etype in _EXPECTED:
         wanted: list[str] = []
         for x in errs:
@@ -604,7 +604,7 @@ def _unknown_field_message(name: str, known: list[str]) -> str:
     if close:
         msg += f' — did you mean "{close[0]}"?'
     if known:
-        shown = known if len(known) <= 12 else known[:12] + ["…"]
+        shown = known if len(known) <= 20 else known[:20] + ["…"]
         msg += f" (fields here: {', '.join(shown)})"
     return msg
 
@@ -626,12 +626,12 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _known_fields(cls: type[BaseModel], path: list[str | int]) -> list[str]:
-    """The YAML field names of the struct at `path` under model `cls` (for 'did you mean')."""
+def _model_at(cls: type[BaseModel], path: list[str | int]) -> type[BaseModel] | None:
+    """The model of the struct at `path` under model `cls`, or None where it is a plain dict."""
     model: type[BaseModel] | None = cls
     for step in path:
         if model is None:
-            return []
+            return None
         if isinstance(step, int):
             continue
         by_alias = {(f.alias or n): f for n, f in model.model_fields.items()}
@@ -639,9 +639,39 @@ def _known_fields(cls: type[BaseModel], path: list[str | int]) -> list[str]:
         if f is None:  # a map key (labels, headers); the value's model stays the same
             continue
         model = _inner_model(f.annotation)
-    if model is None:
-        return []
-    return sorted((f.alias or n) for n, f in model.model_fields.items())
+    return model
+
+
+def _known_fields(cls: type[BaseModel], path: list[str | int]) -> list[str]:
+    """The YAML field names of the struct at `path` under model `cls` (for 'did you mean')."""
+    model = _model_at(cls, path)
+    return sorted((f.alias or n) for n, f in model.model_fields.items()) if model else []
+
+
+def _misplaced_hint(cls: type[BaseModel], path: list[str | int]) -> str:
+    """An unknown field that is a real field one level up or down is an indentation slip: say so."""
+    if len(path) < 2 or not isinstance(path[-1], str):
+        return ""
+    name, here = path[-1], _model_at(cls, path[:-1])
+    if here is None:
+        return ""
+    for alias, f in ((f.alias or n, f) for n, f in here.model_fields.items()):
+        child = _inner_model(f.annotation)
+        if child is not None and name in {(g.alias or m) for m, g in child.model_fields.items()}:
+            return f" — {name} is a field of {alias}{'[]' if _is_list(f.annotation) else ''}: check the indentation"
+    # the struct holding this one: one step up for a field, two for an item of a list field
+    container = path[:-1] if isinstance(path[-2], str) else path[:-2]
+    parent = _model_at(cls, container[:-1])
+    if parent is not None and name in {(g.alias or m) for m, g in parent.model_fields.items()}:
+        return f" — {name} belongs one level up, beside {_format_path(container)}: check the indentation"
+    return ""
+
+
+def _is_list(annotation: Any) -> bool:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_list(a) for a in args)
+    return origin is list
 
 
 # ----------------------------------------------------------------------- checks beyond the models
