@@ -28,8 +28,7 @@ from meshlab._kube import (ContextError, KubeError, api_client_for, deployment_r
                            resolve_context, wait_until)
 from meshlab.backends import _kind_accesslog as accesslog
 from meshlab.backends.base import PROBE_COLUMNS
-from meshlab.backends.kind import (CONTROL_PORT, KindBackend, ClusterBackend, client_pod, probe_command,
-                                   split_config_dump, translate)
+from meshlab.backends.kind import CONTROL_PORT, ClusterBackend, KindBackend, client_pod, probe_command, translate
 from meshlab.errors import ApplyError, MeshlabError
 from meshlab.manifests import load
 
@@ -603,10 +602,23 @@ def test_pods_frame():
     assert row.labels == {"app": "reviews", "version": "v1"}
 
 
-def test_envoy_config_sections():
-    out = split_config_dump(rec_json("config_dump.json"))
-    assert {"clusters", "listeners", "routes", "endpoints", "bootstrap"} <= set(out)
-    assert out["clusters"]["dynamic_active_clusters"][0]["cluster"]["name"] == "outbound|9080|v1|reviews.default.svc.cluster.local"
+def test_envoy_config_is_the_same_view_as_local_read_through_pilot_agent():
+    kube = FakeKube()
+    kube.put("v1", ready_pod("meshlab-client"))
+    kube.exec_out = [((DATA / "config_dump.json").read_text(), ""), ('{"cluster_statuses": []}', "")]
+    b = backend(kube)
+    b._clients.add(("default", "meshlab-client"))
+    view = b.envoy_config("sidecar")
+    assert set(view) >= {"clusters", "listeners", "routes", "endpoints"}
+    assert view["clusters"][0]["name"] == "outbound|9080|v1|reviews.default.svc.cluster.local"
+    assert view["clusters"][0]["subset"] == "v1"
+    execs = [c for c in kube.calls if c[0] == "exec"]
+    assert [c[3] for c in execs] == ["istio-proxy", "istio-proxy"]
+    assert [c[4] for c in execs] == [("pilot-agent", "request", "GET", "config_dump?include_eds"),
+                                     ("pilot-agent", "request", "GET", "clusters?format=json")]
+    kube.exec_out = [("error: connection refused", "")]
+    with pytest.raises(MeshlabError, match="Envoy admin config_dump"):
+        b.envoy_config("sidecar")
 
 
 # ------------------------------------------------------------------------------ the image

@@ -479,8 +479,11 @@ class KindBackend:
 
     # ------------------------------------------------------------------ envoy config
     def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
-        """The live Envoy config of the client sidecar or the ingress gateway, split like
-        `istioctl proxy-config all -o json` (clusters, listeners, routes, endpoints)."""
+        """The live Envoy config of the client sidecar or the ingress gateway, in the same view the
+        local backend gives (like `istioctl proxy-config all`): clusters, listeners, routes,
+        endpoints — read from the real proxy's admin API through `pilot-agent request`."""
+        from ..envoy.admin import proxy_config_view
+
         if proxy == "gateway":
             pods = self._gateway_pods()
             if not pods:
@@ -488,12 +491,15 @@ class KindBackend:
             ns, pod = GATEWAY_NAMESPACE, pods[0]
         else:
             ns, pod = self._ns("default"), self._ensure_client("default", sidecar=True)
-        out, err = self.kube.exec(ns, pod, "istio-proxy", ["pilot-agent", "request", "GET", "config_dump?include_eds"], timeout=60)
-        try:
-            dump = json.loads(out)
-        except ValueError:
-            raise MeshlabError(f"config_dump of {ns}/{pod} failed: {(err or out).strip()[:300]}") from None
-        return split_config_dump(dump)
+
+        def admin(path: str) -> dict[str, Any]:
+            out, err = self.kube.exec(ns, pod, "istio-proxy", ["pilot-agent", "request", "GET", path], timeout=60)
+            try:
+                return json.loads(out)
+            except ValueError:
+                raise MeshlabError(f"Envoy admin {path} of {ns}/{pod} failed: {(err or out).strip()[:300]}") from None
+
+        return proxy_config_view(admin("config_dump?include_eds"), admin("clusters?format=json"))
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -644,22 +650,6 @@ def probe_command(url: str, *, n: int | None, concurrency: int, keepalive: bool,
     return cmd
 
 
-_DUMP_TYPES = {
-    "ClustersConfigDump": "clusters", "ListenersConfigDump": "listeners",
-    "RoutesConfigDump": "routes", "EndpointsConfigDump": "endpoints",
-    "BootstrapConfigDump": "bootstrap", "SecretsConfigDump": "secrets", "ScopedRoutesConfigDump": "scoped_routes",
-}
-
-
-def split_config_dump(dump: dict[str, Any]) -> dict[str, Any]:
-    """Envoy's /config_dump → {clusters, listeners, routes, endpoints, …} keyed by section."""
-    out: dict[str, Any] = {}
-    for section in dump.get("configs") or []:
-        t = section.get("@type", "").rsplit(".", 1)[-1]
-        out[_DUMP_TYPES.get(t, t)] = section
-    return out
-
-
 class ClusterBackend(KindBackend):
     """Bring your own cluster: one namespace per attendee on an existing cluster with Istio."""
 
@@ -668,4 +658,4 @@ class ClusterBackend(KindBackend):
         super().__init__(backend="cluster", context=context, namespace=namespace, **kw)
 
 
-__all__ = ["KindBackend", "ClusterBackend", "KindProbeRun", "CONTEXT", "translate", "probe_command", "split_config_dump"]
+__all__ = ["KindBackend", "ClusterBackend", "KindProbeRun", "CONTEXT", "translate", "probe_command"]
