@@ -31,6 +31,8 @@ help:
 	@echo "make test    run the test suite (PYTEST_ARGS=...)"
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "meshlab needs Python 3.11 or newer; '$(PYTHON)' is not. Run: make $(MAKECMDGOALS) PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
