@@ -734,3 +734,18 @@ spec:
     assert extra["domains"] == ["reviews.internal.example"]
     assert extra["routes"][0]["route"]["cluster"] == f"outbound|9080|v1|{REVIEWS}"
     assert not any(v["name"].startswith("reviews.internal") for v in cfg.routes["80"]["virtual_hosts"])
+
+
+def test_header_operations_of_route_and_single_destination_merge():
+    cfg = build_config(make_state(KITCHEN_SINK), SLEEP)
+    route = vhost(cfg, "80", "web.default.svc.cluster.local:80")["routes"][0]
+    added = {(h["header"]["key"], h["append_action"]) for h in route["request_headers_to_add"]}
+    assert added == {("x-set", "OVERWRITE_IF_EXISTS_OR_ADD"), ("x-add", "APPEND_IF_EXISTS_OR_ADD"),
+                     ("x-d", "OVERWRITE_IF_EXISTS_OR_ADD")}
+    assert route["request_headers_to_remove"] == ["x-rm"]
+    assert route["route"]["cluster"] == "outbound|80|v1|web.default.svc.cluster.local"
+    m = route["match"]
+    assert [h["name"] for h in m["headers"]] == ["x-a", "x-b", ":method", "x-c"]
+    assert m["headers"][1] == {"name": "x-b", "present_match": True}
+    assert m["headers"][3]["invert_match"] is True
+    assert m["query_parameters"] == [{"name": "q", "string_match": {"exact": "1"}}]

@@ -232,7 +232,7 @@ class RouteBuilder:
                 resp["body"] = {"inline_bytes": str(body["bytes"])}
             r["direct_response"] = resp
         elif rule.route:
-            r["route"] = self._route_action(rule, vs_ns, where)
+            r["route"], per_dest = self._route_action(rule, vs_ns, where)
         else:
             if rule.delegate is not None:
                 self.reg.warnings.append(f"{where}: delegate VirtualServices are not modelled locally; "
@@ -242,6 +242,10 @@ class RouteBuilder:
                                          "left out")
             return None
         r.update(_header_ops(rule.headers))
+        if rule.route:
+            # a single destination's header operations belong to the route itself
+            for key, ops in per_dest.items():
+                r[key] = r.get(key, []) + ops
         fault = self._fault(rule, where)
         if fault:
             r["typed_per_filter_config"] = {FAULT_FILTER: fault}
@@ -253,7 +257,9 @@ class RouteBuilder:
             "config": f"/apis/networking.istio.io/v1/namespaces/{vs_ns}/virtual-service/{vs.name}"}}}
         return r
 
-    def _route_action(self, rule: HTTPRoute, vs_ns: str, where: str) -> dict[str, Any]:
+    def _route_action(self, rule: HTTPRoute, vs_ns: str,
+                      where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(RouteAction, header operations of a lone destination)."""
         assert rule.route
         action: dict[str, Any] = {}
         dests = rule.route
@@ -308,9 +314,7 @@ class RouteBuilder:
         mirrors = self._mirrors(rule, vs_ns)
         if mirrors:
             action["request_mirror_policies"] = mirrors
-        # per-destination header operations of a single destination belong to the route itself
-        action["_per_dest"] = per_dest
-        return action
+        return action, per_dest
 
     def _retry(self, rule: HTTPRoute, where: str, *, hashed: bool) -> dict[str, Any] | None:
         rp = rule.retries
@@ -442,18 +446,7 @@ class RouteBuilder:
                 name = rule.name or ""
                 if m is not None and m.name:
                     name = f"{name}.{m.name}"
-                route = {"name": name, "match": match}
-                for k, v in action.items():
-                    if k == "route":
-                        v = dict(v)
-                        per_dest = v.pop("_per_dest", {})
-                        route["route"] = v
-                        for hk, hv in per_dest.items():
-                            route.setdefault(hk, [])
-                            route[hk] = route[hk] + hv
-                    else:
-                        route[k] = v
-                routes.append(route)
+                routes.append({"name": name, "match": match, **action})
                 if is_catch_all_match(m):
                     return routes  # nothing after a catch-all is emitted
         return routes
