@@ -195,7 +195,7 @@ def _modelled(cls: type[BaseModel], path: Path_) -> bool:
         elif kind in ("list", "map"):
             current = arg
         else:
-            return kind == "scalar" and False
+            return False   # a step below a scalar or an untyped value
     kind, arg = _inner(current) if not (isinstance(current, type) and issubclass(current, BaseModel)) \
         else ("model", 0)
     return kind != "any" and not (kind in ("list", "map") and arg is Any)
