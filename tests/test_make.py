@@ -23,6 +23,12 @@ VENV = Path(sys.executable).parent.parent   # the venv running these tests
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """This process's environment without the outer make's flags (`make test X=1` must not leak in)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    return {**env, **extra}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,7 +49,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.mark.slow
 def test_make_lab_serves_jupyterlab(tmp_path: Path) -> None:
     port, token = _free_port(), "meshlab-test"
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
+    env = _env(JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
     proc = subprocess.Popen(
         ["make", "-C", str(REPO), "lab", "NO_INSTALL=1", f"VENV={VENV}", f"PORT={port}",
          f"LAB_ARGS=--no-browser --IdentityProvider.token={token} --ServerApp.port_retries=0"],
@@ -76,7 +82,8 @@ def _copy_project(tmp_path: Path) -> Path:
 
 
 def _make(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-C", str(project), *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run(["make", "-C", str(project), *args], capture_output=True, text=True, timeout=600,
+                          env=_env())
 
 
 def test_installs_rerun_only_when_pyproject_changes(tmp_path: Path) -> None:
