@@ -47,6 +47,9 @@ HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connectio
             "HttpConnectionManager")
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 
+#: The subscription stats a push reads (anchored so that a name never matches a longer one).
+_SUB_STATS = "(version_text|update_rejected|update_failure)"
+
 #: istiod's order: endpoints, clusters (then wait for warming), routes, listeners.
 ISTIOD_ORDER: tuple[str, ...] = ("eds", "cds", "rds", "lds")
 _TYPES = ("eds", "cds", "rds", "lds")
@@ -247,7 +250,7 @@ class XdsFiles:
                     self._apply(
                         "eds", ver, deadline,
                         {n: (self.eds_path(n), T_CLA, [new["eds"][n]]) for n in upd},
-                        {n: rf"^cluster\.{re.escape(self._cluster_of(n, new))}\." for n in upd},
+                        {n: rf"^cluster\.{re.escape(self._cluster_of(n, new))}\.{_SUB_STATS}$" for n in upd},
                         new)
             elif step == "cds":
                 if changed["cds"] or removed["cds"]:
@@ -264,7 +267,7 @@ class XdsFiles:
                     self._apply(
                         "rds", ver, deadline,
                         {n: (self.rds_path(n), T_ROUTE, [new["rds"][n]]) for n in upd},
-                        {n: rf"\.rds\.{re.escape(n)}\." for n in upd}, new)
+                        {n: rf"\.rds\.{re.escape(n)}\.{_SUB_STATS}$" for n in upd}, new)
             elif step == "lds":
                 if changed["lds"] or removed["lds"]:
                     errors_before = set(listener_errors(self.admin.config_dump(include_eds=False)))
@@ -275,7 +278,7 @@ class XdsFiles:
         still_named = {rds_name for rds_name in _rds_names(new["lds"])}
         fresh_rds = [n for n in fresh_rds if n in still_named]
         if fresh_rds:
-            self._confirm(ver, deadline, {n: rf"\.rds\.{re.escape(n)}\." for n in fresh_rds},
+            self._confirm(ver, deadline, {n: rf"\.rds\.{re.escape(n)}\.{_SUB_STATS}$" for n in fresh_rds},
                           "rds", new, fresh_rds)
         for n in fresh_rds:
             self.accepted["rds"][n] = new["rds"][n]
