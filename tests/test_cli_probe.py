@@ -38,7 +38,7 @@ def test_probe_json_no_sidecar_and_dns_error(manifests):
     r = _meshlab("probe", str(manifests), "--url", "http://nope/", "-n", "5", "--via", "none", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["errors"] == {"dns": 5} and out["codes"] == {"0": 5} and out["flags"] == {}
+    assert out["errors"] == {"dns": 5} and out["codes"] == {"0": 5} and out["flags"] == {}, (out, r.stderr)
 
 
 def test_probe_text_summary(manifests):

@@ -30,7 +30,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .._addresses import AddressLease
+from .._addresses import AddressLease, host_port
 from ..errors import MeshlabError
 from ..kubeproxy import KubeProxy, ServicePortRule
 from ..pods import PodRunner, PodSpec
@@ -254,7 +254,8 @@ class LocalBackend:
                 continue          # could not start before; not retried until re-created
             if have is None or (have.spec.ports != ports and not have.killed):
                 seed = None if self.seed is None else (self.seed * 1000003 + hash(pod.name) % 1000003)
-                to_start.append(PodSpec(pod.name, pod.namespace, pod.ip or self.lease.pod_ip(), ports,
+                to_start.append(PodSpec(pod.name, pod.namespace, pod.ip or self.lease.pod_ip(),
+                                        [host_port(p) for p in ports],
                                         pod.version, seed=seed))
         if to_start:
             try:
@@ -279,8 +280,8 @@ class LocalBackend:
             for port in svc.spec.ports:
                 if port.protocol != "TCP":
                     continue
-                eps = [(e.ip, e.port) for e in self.state.endpoints(svc, port) if e.ip]
-                rules.append(ServicePortRule(f"{svc.namespace}/{svc.name}:{port.port}", vip, port.port, eps,
+                eps = [(e.ip, host_port(e.port)) for e in self.state.endpoints(svc, port) if e.ip]
+                rules.append(ServicePortRule(f"{svc.namespace}/{svc.name}:{port.port}", vip, host_port(port.port), eps,
                                              affinity=svc.spec.session_affinity == "ClientIP",
                                              affinity_timeout=timeout))
         return rules
@@ -473,7 +474,7 @@ class LocalBackend:
             gw = self.proxies["gateway"]
             self._ready_proxy(gw)
             from ..istio.listeners import gateway_listen_port
-            return Target("gateway", (gw.identity.ip, gateway_listen_port(u.port)), u.authority,
+            return Target("gateway", (gw.identity.ip, host_port(gateway_listen_port(u.port))), u.authority,
                           u.path, None, [gw.envoy.access_log_path])
         client_ip = self.lease.sidecar_ip if via == "none" or namespace == "default" else None
         svc = self._lookup(u.host, namespace)
@@ -485,9 +486,9 @@ class LocalBackend:
             if not eps:
                 return Target(via, None, u.authority, u.path, error="dns")
             ep = self._rng.choice(eps)
-            return Target("none", (ep.ip, u.port), u.authority, u.path, client_ip)
+            return Target("none", (ep.ip, host_port(u.port)), u.authority, u.path, client_ip)
         if via == "none":
-            return Target("none", (vip, u.port), u.authority, u.path, client_ip)
+            return Target("none", (vip, host_port(u.port)), u.authority, u.path, client_ip)
         proxy = self._client_proxy(namespace)
         if svc.port(u.port) is None:
             # no listener for that port on the sidecar and no kube-proxy rule: nothing answers
@@ -497,7 +498,7 @@ class LocalBackend:
         return Target("sidecar", (proxy.identity.ip, sidecar_listen_port(u.port)), u.authority, u.path,
                       proxy.identity.ip,
                       [proxy.envoy.access_log_path],
-                      headers={"x-envoy-original-dst-host": f"{vip}:{u.port}"})
+                      headers={"x-envoy-original-dst-host": f"{vip}:{host_port(u.port)}"})
 
     def _lookup(self, host: str, namespace: str) -> Service | None:
         svc = self.state.resolve_host(host, namespace)

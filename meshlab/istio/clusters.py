@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .._addresses import host_port  # pods on privileged ports listen where the lab may bind
 from ..objects import (
     ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, TrafficPolicy,
 )
@@ -252,7 +253,7 @@ def _cla(reg: Registry, svc: ServiceInfo, port: PortInfo, name: str,
         if labels and not all(ep.labels.get(k) == v for k, v in labels.items()):
             continue
         lb_endpoints.append({
-            "endpoint": {"address": {"socket_address": {"address": ep.ip, "port_value": ep.port}}},
+            "endpoint": {"address": {"socket_address": {"address": ep.ip, "port_value": host_port(ep.port)}}},
             "health_status": "HEALTHY",
             "metadata": {"filter_metadata": {"meshlab": {"pod": ep.pod, "namespace": ep.namespace,
                                                           "version": ep.labels.get("version", "")}}},
