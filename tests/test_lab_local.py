@@ -316,3 +316,17 @@ def test_config_envoy_rejects_is_loud_and_rolled_back(monkeypatch):
                       "spec: {hosts: [web], http: [{route: [{destination: {host: web, subset: v9}}]}]}\n")
         assert sorted(o.key for o in lab.objects()) == before
         assert set(lab.probe("http://web/", n=10).status) == {200}
+
+
+def test_privileged_ports_work_without_root(monkeypatch):
+    """A learner on Binder is not root: port 80 (Service and containerPort) must still work.
+    Only the loopback sockets move; names, Host headers and the probe's URL stay on port 80."""
+    monkeypatch.setenv("MESHLAB_ALIAS_LOW_PORTS", "1")
+    low = WEB.replace("containerPort: 8080", "containerPort: 80").replace("targetPort: 8080", "targetPort: 80")
+    with Lab() as lab:
+        lab.apply(low)
+        side = lab.probe("http://web/", n=20)
+        assert set(side.status) == {200}
+        assert set(side.cluster) == {"outbound|80||web.default.svc.cluster.local"}
+        assert all(u.endswith(":10080") for u in side.upstream)
+        assert set(lab.probe("http://web:80/", n=10, via="none").status) == {200}
