@@ -777,7 +777,7 @@ def _check_service(svc: Service, p: Any) -> None:
               f"(also spec.ports[{seen_ports[(port.port, port.protocol)]}])")
         seen_ports.setdefault((port.port, port.protocol), i)
         tp = port.target_port
-        if isinstance(tp, int) and not 1 <= tp <= 65535:
+        if isinstance(tp, int) and tp != 0 and not 1 <= tp <= 65535:   # 0: defaulted to port
             p(["spec", "ports", i, "targetPort"], f"must be between 1 and 65535, found {tp}")
         if isinstance(tp, str) and not (_valid(tp, _IANA_SVC_NAME, 15) and "--" not in tp
                                         and any(c.isalpha() for c in tp)):
