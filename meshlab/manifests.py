@@ -311,6 +311,10 @@ class _Loader:
             obj.metadata.namespace = None
         where.obj = obj
         _check_object(obj, data, where, self)
+        if isinstance(obj, Service):   # the API server's defaulting: targetPort 0 means the port itself
+            for port in obj.spec.ports:
+                if port.target_port == 0:
+                    port.target_port = port.port
         if len(self.result.problems) > before:
             return
         obj.with_source(Source(doc.file, doc.line))
