@@ -276,3 +276,9 @@ def test_in_jupyter_a_manifest_error_shows_the_problems_not_a_traceback() -> Non
     assert lines[0] == "ManifestError: 2 problems, nothing was applied"
     assert [line.strip() for line in lines[1:]] == [str(p) for p in info.value.problems]
     assert not any("Traceback" in line or "File " in line for line in lines)
+
+
+def test_service_target_port_zero_is_defaulted_to_the_port() -> None:
+    (svc,) = load("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n"
+                  "  ports: [{name: http, port: 80, targetPort: 0}, {name: web, port: 81, targetPort: web}]\n")
+    assert [p.target_port for p in svc.spec.ports] == [80, "web"]
