@@ -371,6 +371,46 @@ def test_fault_delay_is_di_and_redirect_is_envoys_own(lab):
     assert set(moved.status) == {301} and set(moved.pod) == {""}
 
 
+def _via_sidecar(lab, host: str, port: int, path: str) -> tuple[int, dict]:
+    """One raw request through the client sidecar, returning the app's JSON echo."""
+    import http.client
+    import json
+
+    from meshlab.istio.listeners import sidecar_listen_port
+
+    ip = lab.backend.proxies["sidecar"].identity.ip
+    conn = http.client.HTTPConnection(ip, sidecar_listen_port(port), timeout=10)
+    try:
+        conn.request("GET", path, headers={"host": f"{host}:{port}"})
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, (json.loads(body) if r.status == 200 else {})
+    finally:
+        conn.close()
+
+
+def test_rewrite_and_mirror_reach_the_pods(lab):
+    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews", """
+  - match: [{uri: {prefix: /legacy}}]
+    rewrite: {uri: /v2, authority: reviews.internal}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - mirror: {host: reviews, subset: v2}
+    route: [{destination: {host: reviews, subset: v1}}]
+"""))
+    status, echo = _via_sidecar(lab, "reviews", 9080, "/legacy/items?x=1")
+    assert status == 200 and echo["version"] == "v1"
+    assert echo["path"] == "/v2/items?x=1" and echo["host"] == "reviews.internal"
+    envoy = lab.backend.envoy("sidecar")
+    v2 = "cluster.outbound|9080|v2|reviews.default.svc.cluster.local.upstream_rq_completed"
+    before = envoy.stats(r"upstream_rq_completed$").get(v2, 0)
+    df = lab.probe(REVIEWS_URL, n=10, seed=29)
+    assert set(df.version) == {"v1"}, "the client only ever sees the primary's answers"
+    deadline = time.monotonic() + 5
+    while envoy.stats(r"upstream_rq_completed$").get(v2, 0) - before < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert envoy.stats(r"upstream_rq_completed$").get(v2, 0) - before == 10, "every request mirrored to v2"
+
+
 # ------------------------------------------------------------------------------------ timing
 
 def test_virtual_service_before_destination_rule_opens_an_nc_window(lab):
