@@ -115,6 +115,9 @@ class _HttpProtocol(asyncio.Protocol):
             if req is None:
                 return
             status, headers, body, delay = self.handle(req)
+            if req.method == "HEAD":     # same headers (incl. content-length), no body
+                headers = headers + [(b"content-length", b"%d" % len(body))]
+                body = None  # type: ignore[assignment]
             keep = req.version == "HTTP/1.1"
             conn = req.headers.get("connection", "").lower()
             if conn == "close":
@@ -133,18 +136,20 @@ class _HttpProtocol(asyncio.Protocol):
         if self.buf:
             self._process()
 
-    def _send(self, status: int, headers: list, body: bytes, keep: bool) -> None:
+    def _send(self, status: int, headers: list, body: bytes | None, keep: bool) -> None:
         t = self.transport
         if t is None:
             return
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Status")),
-                b"content-length: %d\r\n" % len(body)]
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Status"))]
+        if body is not None:
+            head.append(b"content-length: %d\r\n" % len(body))
         for k, v in headers:
             head.append(b"%s: %s\r\n" % (k, v))
         if not keep:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        head.append(body)
+        if body:
+            head.append(body)
         t.write(b"".join(head))
         if not keep:
             self.closing = True

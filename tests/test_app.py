@@ -127,3 +127,12 @@ def test_knobs_unit_validation():
         k.update({"ready": "yes"})
     k.update({"error_code": 500})
     assert k.as_dict()["error_code"] == 500
+
+
+def test_head_gets_headers_only_and_the_connection_stays_usable(pod):
+    c = http.client.HTTPConnection(pod.spec.ip, 8080, timeout=10)
+    c.request("HEAD", "/x")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b"" and int(r.getheader("content-length")) > 0
+    r2, body = _get(pod.spec.ip, 8080, "/y", conn=c)
+    assert r2.status == 200 and json.loads(body)["path"] == "/y"
