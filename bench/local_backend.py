@@ -224,6 +224,13 @@ def main() -> int:
             if w:
                 wrk_rates.append(w)
         res["probe_attributed_rps"] = round(statistics.median(probe_rates))
+        # for context: the other paths (not targets)
+        t0 = time.perf_counter()
+        df = lab.probe("http://web/", n=a.n // 4, concurrency=a.concurrency, via="none")
+        res["probe_via_kubeproxy_rps"] = round(len(df) / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        df = lab.probe("http://web/", n=a.n // 10, concurrency=a.concurrency, keepalive=False)
+        res["probe_sidecar_no_keepalive_rps"] = round(len(df) / (time.perf_counter() - t0))
         res["wrk_rps"] = round(statistics.median(wrk_rates)) if wrk_rates else None
         res["probe_to_wrk"] = round(res["probe_attributed_rps"] / res["wrk_rps"], 2) if wrk_rates else None
         res["lab_memory"] = _lab_memory()
