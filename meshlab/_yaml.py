@@ -122,7 +122,9 @@ class _Frame:
 
 def parse(text: str) -> list[Document]:
     """Parse every document in `text`; raise YamlError at the first problem or limit crossed."""
-    check_size(len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_BYTES else len(text))
+    # every character is at least one byte: count bytes only when the text could be near the cap
+    check_size(len(text) if len(text) > MAX_BYTES or len(text) * 4 <= MAX_BYTES
+               else len(text.encode("utf-8", "surrogatepass")))
     loader = _Loader(text)
     try:
         return _compose(loader, text)

@@ -261,3 +261,15 @@ def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
         assert "cannot read" in report.problems[0].message
     finally:
         path.chmod(0o644)
+
+
+def test_a_50mb_string_is_refused_without_copying_it() -> None:
+    text = "a" * (50 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        report = load_report(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.problems[0].file == "<string>" and report.problems[0].message.startswith("too large")
+    assert peak < 1024 * 1024
