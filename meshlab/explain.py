@@ -256,14 +256,16 @@ class _EnvoyView:
                 if (hs.get("health_status") or {}).get("failed_outlier_check"):
                     self.outlier_failed.add((cs.get("name", ""), f"{sa.get('address')}:{sa.get('port_value')}"))
 
-    def route_targets(self, route_name: str) -> list[tuple[dict[str, Any], list[str]]]:
-        """Route rows named `route_name` with the cluster names they send to."""
-        out = []
-        for r in self.routes:
-            if route_name and r.get("route_name") != route_name:
-                continue
-            out.append((r, _clusters_in(str(r.get("destination", "")))))
-        return out
+    def route_targets(self, route_name: str, host: str = "") -> list[tuple[dict[str, Any], list[str]]]:
+        """Route rows named `route_name` (and, when known, serving `host`) with their cluster names."""
+        rows = [r for r in self.routes if not route_name or r.get("route_name") == route_name]
+        if host:
+            def serves(r: dict[str, Any], exact: bool) -> bool:
+                domains = [str(d) for d in (r.get("domains") or [])]
+                return host in domains if exact else any(
+                    d == "*" or (d.startswith("*.") and host.endswith(d[1:])) for d in domains)
+            rows = ([r for r in rows if serves(r, True)] or [r for r in rows if serves(r, False)] or rows)
+        return [(r, _clusters_in(str(r.get("destination", "")))) for r in rows]
 
     def cluster_missing(self, name: str) -> bool:
         return self.available and name not in self.clusters
@@ -471,7 +473,7 @@ def _nc(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, all_ro
     env = ctx.envoy(proxy)
     route_name = _s(grp[0].get("route"))
     named = [c for r in grp for c in [_s(r.get("cluster"))] if c]
-    targets = env.route_targets(route_name) if (route_name or not named) else []
+    targets = env.route_targets(route_name, ctx.url_host()) if (route_name or not named) else []
     missing = list(dict.fromkeys(named))
     vs_refs: list[str] = []
     for row, clusters in targets:

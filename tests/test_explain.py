@@ -120,6 +120,18 @@ def test_unit_nc_no_service_vs_no_subset_are_told_apart() -> None:
     assert "subset" not in c.why
 
 
+def test_unit_nc_picks_the_route_of_the_requested_host() -> None:
+    two = (APP + "---\n" + DR + "---\n" + vs("  - route:\n    - destination: {host: reviews, subset: v9}\n")
+           + "---\n" + vs("  - route:\n    - destination: {host: ratings}\n", hosts="[other]").replace(
+               "name: reviews}", "name: other}"))
+    other = dict(route("outbound|9080||ratings.default.svc.cluster.local", vs_ref="other.default"),
+                 domains=["other"], virtual_host="other:9080")
+    lab = StandInLab(two, [C_V1, C_V3, C_ALL], [other, route(C_V9)])
+    df = rows(2, status=503, flags="NC", details="cluster_not_found")
+    assert C_V9 in explain(df, lab, url="http://reviews:9080/")["NC"].what
+    assert "ratings" in explain(df, lab, url="http://other:9080/")["NC"].what
+
+
 def test_unit_nc_window_is_wrong_order() -> None:
     lab = StandInLab(APP + "---\n" + DR + "---\n" + vs("  - route:\n    - destination: {host: reviews, subset: v1}\n"),
                      [C_V1, C_ALL], [route(C_V1)])
