@@ -256,6 +256,15 @@ class Kube:
                             on_line(ln)
                 if ws.peek_stderr():
                     err.append(ws.read_stderr())
+            # channel 3 carries the exit status (`kubectl exec` prints it as "command terminated…")
+            status = ws.read_channel(3)
+            if status:
+                try:
+                    st = json.loads(status)
+                except ValueError:
+                    st = {"status": "Failure", "message": status}
+                if st.get("status") != "Success":
+                    err.append(f"\n{st.get('message', status)}")
         finally:
             ws.close()
         if on_line is not None and partial:

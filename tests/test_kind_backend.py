@@ -774,3 +774,142 @@ def test_an_unreachable_api_server_is_one_clear_error(tmp_path):
     kube = Kube(api_client_for("kind-meshlab", str(kc)), "kind-meshlab")
     with pytest.raises(KubeError, match="cannot reach the API server of context 'kind-meshlab' \\(is Docker running"):
         kube.get("v1", "Namespace", None, "default")
+
+
+# ------------------------------------------------------------------------------ exec, over a real websocket
+
+class _ExecStub:
+    """A loopback websocket server speaking the API server's exec protocol (v4.channel.k8s.io:
+    binary frames whose first byte is the channel — 0 stdin, 1 stdout, 2 stderr, 3 status)."""
+
+    def __init__(self, frames_before_stop: list[tuple[int, bytes]], frames_after_stop: list[tuple[int, bytes]],
+                 wait_for_stop: bool) -> None:
+        import threading
+
+        self.before, self.after, self.wait_for_stop = frames_before_stop, frames_after_stop, wait_for_stop
+        self.request_line = ""
+        self.stdin = b""
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _frame(payload: bytes, opcode: int = 2) -> bytes:
+        n = len(payload)
+        head = bytes([0x80 | opcode])
+        head += bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big")
+        return head + payload
+
+    @staticmethod
+    def _read_frame(conn: socket.socket) -> tuple[int, bytes]:
+        def exact(k: int) -> bytes:
+            b = b""
+            while len(b) < k:
+                chunk = conn.recv(k - len(b))
+                if not chunk:
+                    raise ConnectionError
+                b += chunk
+            return b
+        b0, b1 = exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(exact(2), "big")
+        elif n == 127:
+            n = int.from_bytes(exact(8), "big")
+        mask = exact(4) if b1 & 0x80 else b"\0\0\0\0"
+        data = bytes(c ^ mask[i % 4] for i, c in enumerate(exact(n)))
+        return b0 & 0x0F, data
+
+    def _serve(self) -> None:
+        import base64
+        import hashlib
+
+        conn, _ = self.sock.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            lines = head.decode().split("\r\n")
+            self.request_line = lines[0]
+            hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            accept = base64.b64encode(hashlib.sha1((hdrs["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                                   .encode()).digest()).decode()
+            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
+            for ch, data in self.before:
+                conn.sendall(self._frame(bytes([ch]) + data))
+            if self.wait_for_stop:
+                while b"stop\n" not in self.stdin:
+                    op, data = self._read_frame(conn)
+                    if op in (1, 2) and data[:1] == b"\0":   # the python client sends stdin as text frames
+                        self.stdin += data[1:]
+            for ch, data in self.after:
+                conn.sendall(self._frame(bytes([ch]) + data))
+            conn.sendall(self._frame(b"\x03" + b'{"metadata":{},"status":"Success"}'))
+            conn.sendall(self._frame(b"\x03\xe8", opcode=8))     # close, 1000
+            try:
+                self._read_frame(conn)
+            except (ConnectionError, OSError):
+                pass
+
+
+def _kube_at(tmp_path: Path, port: int):
+    from meshlab._kube import Kube
+
+    kc = _kubeconfig(tmp_path, ["kind-meshlab"], current="kind-meshlab")
+    kc.write_text(kc.read_text().replace("https://127.0.0.1:6443", f"http://127.0.0.1:{port}"))
+    return Kube(api_client_for("kind-meshlab", str(kc)), "kind-meshlab")
+
+
+def test_exec_streams_lines_across_frames_and_reports_stderr(tmp_path):
+    rows = (DATA / "probe_pod_rows.jsonl").read_bytes()
+    cut = rows.index(b"\n") + 20                      # a line split across two frames
+    stub = _ExecStub([(1, rows[:cut]), (2, b"warning: something\n"), (1, rows[cut:])], [], wait_for_stop=False)
+    kube = _kube_at(tmp_path, stub.port)
+    seen: list[str] = []
+    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab._probe_pod", "--n", "6"],
+                         on_line=seen.append, timeout=30)
+    stub.thread.join(10)
+    assert [json.loads(s)["seq"] for s in seen] == list(range(6))
+    assert out.encode() == rows and err == "warning: something\n"
+    assert stub.request_line.startswith("GET /api/v1/namespaces/default/pods/meshlab-client/exec?")
+    assert "command=python&command=-m&command=meshlab._probe_pod" in stub.request_line
+    assert "container=client" in stub.request_line and "stdin=false" in stub.request_line
+
+
+def test_exec_with_stop_writes_stop_to_stdin_and_reads_to_the_end(tmp_path):
+    import threading
+
+    rows = (DATA / "probe_pod_rows.jsonl").read_bytes().splitlines(keepends=True)
+    stub = _ExecStub([(1, b"".join(rows[:3]))], [(1, b"".join(rows[3:]))], wait_for_stop=True)
+    kube = _kube_at(tmp_path, stub.port)
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        if len(seen) == 3:
+            stop.set()                                  # what KindProbeRun.stop() does
+
+    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab._probe_pod", "--stdin-stop"],
+                         on_line=on_line, timeout=30, stop=stop)
+    stub.thread.join(10)
+    assert stub.stdin == b"stop\n" and "stdin=true" in stub.request_line
+    assert len(seen) == 6 and err == ""
+
+
+def test_a_failed_command_surfaces_its_exit_status(tmp_path):
+    stub = _ExecStub([(2, b"/usr/local/bin/python: No module named meshlab._probe_pod\n")], [], wait_for_stop=False)
+    stub.after = []
+    kube = _kube_at(tmp_path, stub.port)
+    # the stub always ends with a Success status; patch it to a failure for this test
+    failure = (b'{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: '
+               b'error executing command [python -m meshlab._probe_pod], exit code 1","reason":"NonZeroExitCode",'
+               b'"details":{"causes":[{"reason":"ExitCode","message":"1"}]}}')
+    stub.before.append((3, failure))
+    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab._probe_pod"], timeout=30)
+    stub.thread.join(10)
+    assert out == "" and "No module named meshlab._probe_pod" in err and "exit code 1" in err
