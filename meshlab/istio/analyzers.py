@@ -27,24 +27,28 @@ def destination_hosts(s: Snapshot) -> Iterator[Finding]:
             reg = s.destination_host(ns, vs.spec.export_to, d.host)
             if reg is None:
                 yield finding(vs, "IST0101", "Error", f"Referenced host not found: {go_quote(d.host)}",
-                              _host_fix(d.host, ns, d.field), d.field)
+                              _host_fix(s, d.host, ns, d.field), d.field)
                 continue
             yield from _port_checks(vs, d, reg)
         for d in mirror_destinations(vs):
             reg = s.destination_host(ns, vs.spec.export_to, d.host)
             if reg is None:
                 yield finding(vs, "IST0101", "Error", f"Referenced mirror host not found: {go_quote(d.host)}",
-                              _host_fix(d.host, ns, d.field), d.field)
+                              _host_fix(s, d.host, ns, d.field), d.field)
                 continue
             yield from _port_checks(vs, d, reg)
     yield from _ingress_subsets(s)
 
 
-def _host_fix(host: str, ns: str, field: str) -> str:
+def _host_fix(s: Snapshot, host: str, ns: str, field: str) -> str:
     fq = to_fqdn(host, ns)
-    if "." in host and not host.endswith(".svc.cluster.local") and host.count(".") <= 2 and not host.startswith("*"):
-        return (f"Istio does not expand {host!r} (it contains a dot); write the full name "
-                f"<service>.<namespace>.svc.cluster.local in {field}.host, or create a ServiceEntry for it.")
+    parts = host.split(".")
+    if len(parts) in (2, 3) and parts[1] in s.namespaces and (len(parts) == 2 or parts[2] == "svc"):
+        return (f"Istio does not expand {host!r} (it contains a dot): write {parts[0]}.{parts[1]}.svc.cluster.local "
+                f"in {field}.host.")
+    if "." in host and not host.endswith(".svc.cluster.local"):
+        return (f"{host!r} is taken as an external name: create a ServiceEntry for it, or correct {field}.host "
+                "(in-cluster Services are <service>.<namespace>.svc.cluster.local).")
     return (f"Create the Service (or a ServiceEntry for {fq}) before routing to it, or correct {field}.host; "
             f"a short name is expanded in the VirtualService's namespace ({ns}).")
 
