@@ -651,6 +651,34 @@ def test_image_context_runs_the_app_and_the_in_pod_prober_with_a_bare_interprete
         app.wait(10)
 
 
+def test_the_in_pod_prober_runs_until_told_to_stop(tmp_path):
+    """Background probing on kind: an open-ended paced probe that ends on `stop` from stdin."""
+    _image.write_context(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bare = [sys.executable, "-S", "-E"]
+    app = subprocess.Popen([*bare, "-m", "meshlab.app", "--name", "web-0", "--listen", f"127.0.0.1:{port}",
+                            "--control", "off"], cwd=tmp_path, stdout=subprocess.PIPE)
+    try:
+        assert app.stdout.readline().strip() == b"listening"
+        prober = subprocess.Popen([*bare, "-m", "meshlab._probe_pod", "--url", f"http://127.0.0.1:{port}/",
+                                   "--rate", "50", "--stdin-stop"], cwd=tmp_path, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        first = [json.loads(prober.stdout.readline()) for _ in range(3)]   # rows stream while it runs
+        assert prober.poll() is None
+        prober.stdin.write("stop\n")
+        prober.stdin.flush()
+        rest, _ = prober.communicate(timeout=60)
+        assert prober.returncode == 0
+        rows = first + [json.loads(ln) for ln in rest.splitlines()]
+        assert sorted(r["seq"] for r in rows) == list(range(len(rows)))
+        assert {r["status"] for r in rows} == {200}
+    finally:
+        app.terminate()
+        app.wait(10)
+
+
 def test_image_tag_changes_exactly_when_the_image_would():
     files = _image.context_files()
     assert _image.image_tag(files) == _image.image_tag(dict(files))
