@@ -305,6 +305,23 @@ def test_e2e_dead_pods_are_uf_urx(lab) -> None:
     assert "URX" in c.outcome and "reviews-v1-" in c.what and "not running" in c.why
 
 
+def test_e2e_circuit_breaker_is_uo(lab) -> None:
+    lab.apply(DR.replace("  subsets:", "  trafficPolicy:\n    connectionPool: {tcp: {maxConnections: 1}, "
+                         "http: {http1MaxPendingRequests: 1}}\n  subsets:"))
+    for name in lab.pods()["name"]:
+        lab.set_pod(name, latency_ms=300)
+    ex = explain(lab.probe("http://reviews:9080/", n=8, concurrency=8), lab)
+    c = ex["UO"]
+    assert c.count >= 1 and "tcp.maxConnections 1" in c.why and "http.http1MaxPendingRequests 1" in c.why
+
+
+def test_e2e_app_errors_pass_through(lab) -> None:
+    for name in lab.pods()["name"]:
+        lab.set_pod(name, error_rate=1.0)
+    c = explain(lab.probe("http://reviews:9080/", n=4), lab)["503"]
+    assert "application itself" in c.what and "reviews-v1-" in c.why
+
+
 def test_e2e_all_ejected_is_uh(lab) -> None:
     lab.apply(DR.replace("  subsets:", "  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 1, "
                          "interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}\n  subsets:"))
