@@ -36,7 +36,7 @@ from ..kubeproxy import KubeProxy, ServicePortRule
 from ..pods import PodRunner, PodSpec
 from ..probe import ProbeError, ProbeRun, Target, parse_url, run as run_probe
 from ..state import ClusterState, PodInfo
-from .base import PROBE_COLUMNS, ProxyName, Via
+from .base import ProxyName, Via
 
 if TYPE_CHECKING:
     import pandas as pd
