@@ -396,19 +396,27 @@ class ProbeRun:
 
     # ---- joining with Envoy's access log -----------------------------------------------------
     def _join(self, final: bool) -> None:
+        """Collect Envoy's lines for our request ids. At the end, wait for the lines of every
+        answered request — Envoy flushes every few ms — but not for lines that will never come
+        (a tcp_proxy listener logs no request id): stop after 0.5 s without a new line, or 3 s."""
         if not self._readers:
             return
-        deadline = time.monotonic() + (2.0 if final else 0.0)
+        start = last_new = time.monotonic()
         while True:
+            got = 0
             for r in self._readers:
                 for entry in r.read_new():
                     rid = entry.get("request_id")
                     if rid:
                         self._log_rows[rid] = entry
+                        got += 1
             if not final:
                 return
-            missing = [row for row in self._rows if row["status"] and row["rid"] not in self._log_rows]
-            if not missing or time.monotonic() > deadline:
+            now = time.monotonic()
+            if got:
+                last_new = now
+            missing = any(row["status"] and row["rid"] not in self._log_rows for row in self._rows)
+            if not missing or now - last_new > 0.5 or now - start > 3.0:
                 return
             time.sleep(0.01)
 
