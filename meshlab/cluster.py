@@ -252,13 +252,22 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
     steps = _Steps(5, say)
     steps.start(f"kind cluster {CLUSTER_NAME!r}", "1–2 min the first time, mostly pulling the node image")
     if cluster_exists():
+        kube = _kube()
+        try:
+            owned = owned_by_meshlab(kube)
+        except KubeError as e:
+            raise MeshlabError(f"the kind cluster {CLUSTER_NAME!r} exists but does not answer ({e}); "
+                               "if it is meshlab's: `meshlab down`, then `meshlab up`") from None
+        if not owned:
+            raise MeshlabError(f"a kind cluster {CLUSTER_NAME!r} exists that meshlab did not create (its nodes lack "
+                               f"the {NODE_LABEL[0]}={NODE_LABEL[1]} label); meshlab will not install into it")
         steps.done("already exists")
     else:
         _, previous = known_contexts()
         _tools.run(_kind.create_cluster_cmd(config), on_line=steps.detail)
         _restore_context(previous, say)
         steps.done()
-    kube = _kube()
+        kube = _kube()
 
     steps.start(f"Istio {ISTIO_VERSION} (istiod + ingress gateway, JSON access logs)", "1–3 min")
     installed = _istio_installed(kube)

@@ -343,3 +343,94 @@ def test_status_without_kind_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MeshlabError, match="kind not found"):
         cluster.status()
+
+
+# ------------------------------------------------------------------------------ up, step by step
+
+class _UpKube:
+    """What `up` asks the API (recorded objects); istiod appears once istioctl has run."""
+
+    def __init__(self, log: Path, istio_installed: bool, nodes: str = "nodes_meshlab.json") -> None:
+        self.log, self.applied = log, []
+        self.istio_installed = istio_installed
+        self.nodes = json.loads(rec(nodes))["items"]
+
+    def _istio_now(self) -> bool:
+        return self.istio_installed or "istioctl install" in self.log.read_text()
+
+    def get(self, api, kind, ns, name):
+        if kind == "Deployment" and ns == "istio-system" and self._istio_now():
+            d = json.loads(rec("istiod_deployment.json"))
+            d["metadata"]["name"] = name
+            return d
+        if kind == "Namespace":
+            return {"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}}
+        return None
+
+    def list(self, api, kind, ns, label_selector=None):
+        assert kind == "Node"
+        k, v = label_selector.split("=")
+        return [n for n in self.nodes if n["metadata"]["labels"].get(k) == v]
+
+    def apply(self, manifest, dry_run=False):
+        self.applied.append(manifest)
+        return manifest
+
+
+def _up_tools(bindir: Path, log: Path, *, clusters: str, image_exists: bool) -> None:
+    install_all(bindir, log, clusters=clusters)
+    make_tool(bindir, "docker", {"info": ("docker_info.json", 0), "image inspect": ("", 0 if image_exists else 1),
+                                 "build": ("", 0)}, log)
+    make_tool(bindir, "kind", {"version": ("kind_version.txt", 0), "get clusters": (clusters, 0),
+                               "create cluster": ("kind_create_cluster.txt", 0),
+                               "load docker-image": ("kind_load_docker_image.txt", 0)}, log)
+
+
+def test_up_from_nothing_runs_every_step_in_order(fakebin, monkeypatch):
+    bindir, log = fakebin
+    _up_tools(bindir, log, clusters="kind_get_clusters_none.txt", image_exists=False)
+    kube = _UpKube(log, istio_installed=False)
+    monkeypatch.setattr(cluster, "_kube", lambda *a: kube)
+    monkeypatch.setattr(cluster, "known_contexts", lambda kc=None: ([], None))
+    lines: list[str] = []
+    assert cluster.cli_up(None, say=lines.append) == 0, lines
+    calls = [ln.split(" ", 2)[:2] + [ln] for ln in log.read_text().splitlines()]
+    order = [c[2] for c in calls if c[1] in ("create", "install", "build", "load")]
+    assert [o.split()[0] + " " + o.split()[1] for o in order] == ["kind create", "istioctl install", "docker build",
+                                                                 "kind load"]
+    assert f"--config {_kind.kind_config_path()}" in order[0]
+    assert "--context kind-meshlab" in order[1]
+    tag = order[2].split("--tag ")[1].split()[0]
+    assert tag.startswith("meshlab/demo:") and order[3].endswith(f"--name meshlab {tag}")
+    assert [s for s in lines if s.startswith("[")] == [
+        "[1/5] kind cluster 'meshlab' (typically 1–2 min the first time, mostly pulling the node image) …",
+        "[2/5] Istio 1.30.0 (istiod + ingress gateway, JSON access logs) (typically 1–3 min) …",
+        "[3/5] demo app image (meshlab/app.py) (typically 30–60 s the first time, seconds after) …",
+        f"[4/5] load {tag} into the cluster (typically 10–30 s) …",
+        "[5/5] course namespaces, labelled for sidecar injection (typically a few seconds) …"]
+    assert any("✓ Installing CNI" in s for s in lines)            # the tool's own progress, shown as it runs
+    assert kube.applied == [cluster.namespace_manifest("default", created_by_meshlab=False)]
+    assert lines[-1].startswith("ready: context 'kind-meshlab', ingress gateway at http://127.0.0.1:18080/")
+
+
+def test_up_again_skips_what_is_done(fakebin, monkeypatch):
+    bindir, log = fakebin
+    _up_tools(bindir, log, clusters="kind_get_clusters.txt", image_exists=True)
+    monkeypatch.setattr(cluster, "_kube", lambda *a: _UpKube(log, istio_installed=True))
+    lines: list[str] = []
+    assert cluster.cli_up(None, say=lines.append) == 0, lines
+    calls = log.read_text()
+    assert "kind create" not in calls and "istioctl install" not in calls and "docker build" not in calls
+    assert "kind load docker-image" in calls            # kind itself skips an image already on the node
+    assert any("already exists" in s for s in lines) and any("Istio 1.30.0 already installed" in s for s in lines)
+
+
+def test_up_will_not_install_into_a_meshlab_cluster_it_did_not_create(fakebin, monkeypatch):
+    bindir, log = fakebin
+    _up_tools(bindir, log, clusters="kind_get_clusters.txt", image_exists=False)
+    monkeypatch.setattr(cluster, "_kube", lambda *a: _UpKube(log, istio_installed=False, nodes="nodes_foreign.json"))
+    lines: list[str] = []
+    assert cluster.cli_up(None, say=lines.append) == 1
+    assert "meshlab did not create" in lines[-1]
+    calls = log.read_text()
+    assert "istioctl install" not in calls and "docker build" not in calls and "kind load" not in calls
