@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .istio.analysis_base import Snapshot, selector_string, to_fqdn
+from .istio.analysis_base import Snapshot, applies_to_mesh, selector_string, to_fqdn
 from .objects import DestinationRule, K8sObject, VirtualService
 
 __all__ = ["Explanation", "Cause", "explain"]
@@ -755,7 +755,8 @@ def _nr(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cau
                      "that matches (end with a rule without match as the default).", cmds + ["istioctl analyze"],
                      [_ref(v) for v in bound])
     fq = to_fqdn(host, ctx.attrs.get("namespace") or "default") if host else ""
-    vss = ctx.vss_for_host(fq) if fq else [vs for vs in ctx.snap.virtual_services if vs.spec.http]
+    vss = [vs for vs in (ctx.vss_for_host(fq) if fq else ctx.snap.virtual_services)
+           if vs.spec.http and applies_to_mesh(vs)]
     if vss:
         vs = vss[0]
         matches = [f"#{i}" + (f" {r.name!r}" if r.name else "") for i, r in enumerate(vs.spec.http) if r.match]
