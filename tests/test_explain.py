@@ -343,10 +343,17 @@ def test_e2e_wrong_order_is_a_transient_nc(lab) -> None:
     lab.apply(vs("  - route:\n    - destination: {host: reviews, subset: v1}\n"))
     lab.delete(DR)
     with lab.probing("http://reviews:9080/", rate=200) as p:
-        time.sleep(0.3)
+        _wait_rows(p, 10)                  # some requests meet the route without its cluster…
         lab.apply(DR)
-        time.sleep(0.3)
+        seen = len(p.snapshot())
+        _wait_rows(p, seen + 10)           # …and some come after the DestinationRule landed
     ex = explain(p.result(), lab)
     nc, ok = ex["NC"], ex["200"]
     assert nc.count > 0 and ok.count > 0
     assert "before the DestinationRule" in nc.why and "Make before break" in nc.fix
+
+
+def _wait_rows(run, n: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(run.snapshot()) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
