@@ -396,6 +396,20 @@ def test_delete_never_touches_what_meshlab_did_not_create():
     assert ("Service", "default", "reviews") not in kube.store
 
 
+def test_an_object_that_existed_before_is_updated_but_never_claimed():
+    kube = FakeKube()
+    _rollout(kube)
+    kube.put("v1", {"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "reviews", "namespace": "default", "labels": {"team": "theirs"}}})
+    b = backend(kube)
+    b.apply(load(MANIFESTS))
+    svc = kube.store[("Service", "default", "reviews")]
+    assert MANAGED[0] not in svc["metadata"]["labels"] and svc["spec"]["ports"][0]["port"] == 9080
+    b.close()
+    assert ("Service", "default", "reviews") in kube.store
+    assert ("Deployment", "default", "reviews-v1") not in kube.store
+
+
 def test_close_removes_what_the_lab_applied_and_its_clients_only():
     kube = FakeKube()
     _rollout(kube)

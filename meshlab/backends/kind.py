@@ -167,7 +167,9 @@ class KindBackend:
         # settle_s: istiod debounce + push time allowed after a change; poll_s: API polling period;
         # log_timeout: how long to wait for Envoy to flush access-log lines.
         self.timeout, self.settle_s, self.poll_s, self.log_timeout = timeout, settle_s, poll_s, log_timeout
-        self._progress = progress or (lambda s: None)
+        # Rollouts on a real cluster take tens of seconds: say what is being waited for (a notebook
+        # cell shows these lines as they come).
+        self._progress = progress or (lambda line: print(f"  … {line}", flush=True))
         self.kube = kube or Kube(api_client_for(self.context, kubeconfig, backend=backend), self.context)
         self._applied: dict[tuple[str, str, str], str] = {}   # key → apiVersion, for close()
         self._clients: set[tuple[str, str]] = set()
@@ -252,12 +254,20 @@ class KindBackend:
                     raise ApplyError(str(e)) from None
         for batch in self._ordered(manifests, order):
             for m in batch:
+                md = m["metadata"]
+                live = self.kube.get(m["apiVersion"], m["kind"], md.get("namespace"), md["name"])
+                foreign = live is not None and not is_managed(live)
+                if foreign:
+                    # It existed before meshlab and stays someone else's: updated, never labelled as
+                    # meshlab's, so neither delete() nor close() will ever remove it.
+                    m = json.loads(json.dumps(m))
+                    m["metadata"]["labels"].pop(MANAGED_BY[0], None)
                 try:
                     self.kube.apply(m)
                 except KubeError as e:
                     raise ApplyError(str(e)) from None
-                md = m["metadata"]
-                self._applied[(m["kind"], md.get("namespace") or "", md["name"])] = m["apiVersion"]
+                if not foreign:
+                    self._applied[(m["kind"], md.get("namespace") or "", md["name"])] = m["apiVersion"]
             if order:
                 time.sleep(self.settle_s if gap is None else gap)   # one istiod push per kind, as asked
         self._wait_workloads(manifests)
