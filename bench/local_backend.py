@@ -205,7 +205,8 @@ def main() -> int:
     import_s = time.perf_counter() - t
 
     cold = [cold_start(Lab) for _ in range(a.rounds)]
-    res: dict = {"import_s": round(import_s, 3),
+    res: dict = {"loadavg_1m_start": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
+                 "import_s": round(import_s, 3),
                  "cold_start_s": round(statistics.median(c[0] for c in cold), 3),
                  "cold_start_apply_s": round(statistics.median(c[1] for c in cold), 3)}
     with Lab() as lab:
@@ -236,6 +237,7 @@ def main() -> int:
         res["lab_memory"] = _lab_memory()
         res["notebook_process_rss_mb"] = round(_rss_kb(os.getpid()) / 1024, 1)
     res["bookinfo_memory"] = bookinfo_memory(Lab)
+    res["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
     if a.json:
         print(json.dumps(res, indent=1))
     else:
