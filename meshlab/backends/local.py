@@ -478,7 +478,8 @@ class LocalBackend:
                           u.path, None, [gw.envoy.access_log_path])
         client_ip = self.lease.sidecar_ip if via == "none" or namespace == "default" else None
         svc = self._lookup(u.host, namespace)
-        if svc is None:
+        if svc is None or svc.spec.type == "ExternalName":
+            # NXDOMAIN (an ExternalName is a CNAME to a name outside the lab: no answer either)
             return Target(via, None, u.authority, u.path, error="dns")
         vip = self.vip(svc)
         if vip is None:   # headless: DNS answers the ready pod IPs
