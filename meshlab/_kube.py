@@ -284,6 +284,9 @@ def deployment_ready(d: dict[str, Any]) -> tuple[bool, str]:
     for c in st.get("conditions") or []:
         if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
             return False, f"rollout stuck: {c.get('message', 'progress deadline exceeded')}"
+        if c.get("type") == "ReplicaFailure" and c.get("status") == "True":
+            # e.g. a serviceAccountName whose ServiceAccount is not applied: no pod can be created
+            return False, f"cannot create pods: {c.get('message', c.get('reason', 'replica failure'))}"
     updated, total, available = st.get("updatedReplicas", 0), st.get("replicas", 0), st.get("availableReplicas", 0)
     if updated < want:
         return False, f"{updated} of {want} updated replicas"

@@ -363,6 +363,8 @@ def test_deployment_and_pod_readiness_from_recorded_objects():
     assert deployment_ready(rec_json("deployment_available.json")) == (True, "")
     assert deployment_ready(rec_json("deployment_progressing.json")) == (False, "0 of 2 updated replicas available")
     assert deployment_ready(rec_json("deployment_unobserved.json"))[1] == "waiting for the rollout to be observed"
+    ok, why = deployment_ready(rec_json("deployment_replica_failure.json"))
+    assert not ok and why.startswith("cannot create pods:") and 'serviceaccount "bookinfo-reviews" not found' in why
     assert pod_ready(rec_json("pod_ready.json")) == (True, "")
     assert pod_ready(rec_json("pod_not_ready.json")) == (False, "not ready")
     ok, why = pod_ready(rec_json("pod_image_pull_backoff.json"))
