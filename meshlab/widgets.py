@@ -28,7 +28,7 @@ from . import charts
 from .exercises import Verdict, check
 
 __all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "ProbeExplorer",
-           "Quiz", "weight_slider", "connections", "lb_picker", "push_order", "requests", "quiz", "live"]
+           "FlowExplorer", "Quiz", "flow", "weight_slider", "connections", "lb_picker", "push_order", "requests", "quiz", "live"]
 
 
 # ------------------------------------------------------------------------------------ plumbing
@@ -392,6 +392,49 @@ class ProbeExplorer(_Explorer):
 def requests(lab: Any, url: str, **kw: Any) -> ProbeExplorer:
     """A live 'number of requests' slider over the per-pod share (see `ProbeExplorer`)."""
     return ProbeExplorer(lab, url, **kw)
+
+
+class FlowExplorer(_Explorer):
+    """Type a path (or pick one): which route, which cluster, which pod — or which failure.
+
+    Each path is probed through the client's sidecar and drawn with `charts.flow`, so matching
+    rules stop being prose: `/wpcatalogue` visibly takes the `/wpcatalog` route.
+    """
+
+    def __init__(self, lab: Any, base_url: str, *, paths: Sequence[str] = ("/",), n: int = 20,
+                 seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.base_url, self.n, self.seed, self.probe_kw = lab, base_url.rstrip("/"), n, seed, probe_kw
+        self.path = W.Combobox(value=paths[0], options=list(paths), ensure_option=False,
+                               description="path", continuous_update=False, layout=W.Layout(width="420px"))
+        self.path.add_class("meshlab-path-input")
+        super().__init__([self.path], go.Figure(), "meshlab-flow")
+        self.path.observe(lambda change: self.set(change["new"]), names="value")
+        self.set(self.path.value)
+
+    def set(self, path: str) -> None:
+        if not path.startswith("/"):
+            self.status.value = "<span style='color:#d62728'>✘ a path starts with /</span>"
+            return
+        if self.path.value != path:
+            self.path.value = path
+            return
+        url = self.base_url + path
+        started = self._busy(f"sending {self.n} requests to {url}…")
+        try:
+            df = self.lab.probe(url, n=self.n, seed=self.seed, **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return
+        self.results[path] = df
+        host = url.split("//", 1)[-1]
+        _redraw(self.figure, charts.flow(df, host=host))
+        summary = ", ".join(f"{k} × {v}" for k, v in charts.outcome(df).value_counts().items())
+        self._done(started, summary)
+
+
+def flow(lab: Any, base_url: str, **kw: Any) -> FlowExplorer:
+    """A live request-flow diagram for any path you type (see `FlowExplorer`)."""
+    return FlowExplorer(lab, base_url, **kw)
 
 
 # ------------------------------------------------------------------------------------ exercises

@@ -201,3 +201,15 @@ def test_requests_explorer_reprobes_with_n():
     e.slider.value = 200
     assert [p["n"] for p in lab.probes] == [20, 200]
     assert sum(sum(t.customdata) for t in e.figure.data) == 200
+
+
+def test_flow_explorer_probes_the_typed_path_and_redraws_the_sankey():
+    lab = RecordingLab()
+    f = widgets.flow(lab, "http://reviews:9080/", paths=["/wpcatalog/items", "/"])
+    assert lab.probes[-1]["url"] == "http://reviews:9080/wpcatalog/items"
+    f.path.value = "/wpcatalogue"                 # free text, not one of the suggestions
+    assert lab.probes[-1]["url"] == "http://reviews:9080/wpcatalogue"
+    assert f.figure.data[0].type == "sankey" and f.figure.data[0].node.label[0] == "reviews:9080/wpcatalogue"
+    assert set(f.results) == {"/wpcatalog/items", "/wpcatalogue"}
+    f.set("oops")
+    assert "✘" in f.status.value and len(lab.probes) == 2
