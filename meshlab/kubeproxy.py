@@ -209,7 +209,10 @@ async def _child(seed: int | None) -> None:
             if not line:          # parent gone
                 break
             msg = json.loads(line)
-            problems = await proxy.apply(msg["services"])
+            if "seed" in msg:      # restart the random choices (a seeded probe is reproducible)
+                proxy.rng = random.Random(msg["seed"])
+                proxy.sticky.clear()
+            problems = await proxy.apply(msg["services"]) if "services" in msg else []
             sys.stdout.write(json.dumps({"ack": msg.get("seq"), "problems": problems}) + "\n")
             sys.stdout.flush()
         stop.done() or stop.set_result(None)
@@ -262,11 +265,19 @@ class KubeProxy:
 
     def update(self, rules: list[ServicePortRule], timeout: float = 10.0) -> None:
         """Replace the whole table; returns once the child's listeners match it."""
+        self._send({"services": [r.to_json() for r in rules]})
+        self.rules = list(rules)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the per-connection random choices from `seed` (and forget ClientIP affinity)."""
+        self._send({"seed": int(seed)})
+
+    def _send(self, body: dict[str, Any]) -> None:
         with self._lock:
             if not self.alive:
                 raise KubeProxyError("kube-proxy process is not running")
             self._seq += 1
-            msg = {"seq": self._seq, "services": [r.to_json() for r in rules]}
+            msg = {"seq": self._seq, **body}
             p = self._proc
             p.stdin.write((json.dumps(msg) + "\n").encode())  # type: ignore[union-attr]
             p.stdin.flush()  # type: ignore[union-attr]
@@ -274,7 +285,6 @@ class KubeProxy:
             if not line:
                 raise KubeProxyError("kube-proxy process exited")
             ack = json.loads(line)
-            self.rules = list(rules)
             if ack.get("problems"):
                 raise KubeProxyError("kube-proxy: " + "; ".join(ack["problems"]))
 

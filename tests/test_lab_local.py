@@ -95,6 +95,14 @@ def test_no_sidecar_keepalive_sticks_new_connections_spread(lab):
     assert min(counts.values()) >= 12                           # uniform 1/3 of 90: P(<12) < 1e-4
 
 
+def test_seeded_no_sidecar_probe_is_reproducible(lab):
+    a = lab.probe("http://web/", n=30, via="none", keepalive=False, seed=5)
+    b = lab.probe("http://web/", n=30, via="none", keepalive=False, seed=5)
+    c = lab.probe("http://web/", n=30, via="none", keepalive=False, seed=6)
+    assert list(a.pod) == list(b.pod)
+    assert list(a.pod) != list(c.pod)          # (1/3)^30 chance of a false failure
+
+
 def test_sidecar_spreads_requests_on_one_keepalive_connection(lab):
     df = lab.probe("http://web/", n=90, via="sidecar", keepalive=True)
     assert set(df.status) == {200} and df.conn.nunique() == 1

@@ -517,6 +517,8 @@ class LocalBackend:
         """Start traffic in the background (a timeline); `.result()` → DataFrame, `.snapshot()`
         for the rows so far. With neither `n` nor `duration` it runs until stopped (use `with`)."""
         target = self.resolve(url, via=via, namespace=namespace)
+        if seed is not None and target.proxy == "none" and target.connect is not None:
+            self.kubeproxy.reseed(seed)     # the same seed picks the same pods, connection by connection
         return run_probe(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
                          rate=rate, duration=duration, timeout=timeout, seed=seed)
 
