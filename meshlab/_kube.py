@@ -235,8 +235,12 @@ class Kube:
         from kubernetes.stream import stream
 
         core = client.CoreV1Api(self.api_client)
-        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, container=container,
-                    stderr=True, stdin=stop is not None, stdout=True, tty=False, _preload_content=False)
+        try:
+            ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, container=container,
+                        stderr=True, stdin=stop is not None, stdout=True, tty=False, _preload_content=False)
+        except Exception as e:   # noqa: BLE001 - the client wraps every websocket failure in ApiException
+            raise KubeError(getattr(e, "status", 0) or 0, str(getattr(e, "reason", "") or e),
+                            f"exec in {namespace}/{pod} -c {container}") from None
         out, err, partial = [], [], ""
         deadline = time.monotonic() + timeout
         told = False

@@ -957,3 +957,14 @@ def test_a_failed_command_surfaces_its_exit_status(tmp_path):
     out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab._probe_pod"], timeout=30)
     stub.thread.join(10)
     assert out == "" and "No module named meshlab._probe_pod" in err and "exit code 1" in err
+
+
+def test_exec_into_a_missing_pod_is_one_clear_error(tmp_path):
+    from meshlab._kube import Kube
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kube = _kube_at(tmp_path, port)
+    with pytest.raises(KubeError, match="exec in default/meshlab-client -c client"):
+        kube.exec("default", "meshlab-client", "client", ["true"], timeout=5)

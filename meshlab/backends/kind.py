@@ -607,6 +607,7 @@ class KindProbeRun:
             self.stop()
             raise
         if self._failure is not None:
+            self.backend._clients.discard((self.namespace, self.client))   # re-checked (re-created) next time
             raise MeshlabError(f"probe from {self.namespace}/{self.client} failed: {self._failure}") from self._failure
         if self.expected is not None and len(self._rows) < self.expected and self._err.strip():
             raise MeshlabError(f"the in-pod prober failed: {self._err.strip()[-500:]}")
