@@ -312,8 +312,11 @@ spec:
 """)
         df = lab.probe(RATINGS_URL, n=90, seed=18)
         errors = df[df.status >= 500]
-        # the app's own 5xx pass through (not retried since Istio 1.24) until the 3rd ejects it
-        assert len(errors) == 3 and set(errors.pod) == {bad} and set(errors["flags"]) == {"-"}
+        # the app's own 5xx pass through (not retried since Istio 1.24) until the 3rd ejects it;
+        # the ejection is made on Envoy's main thread, so a request may slip in before the worker
+        # sees it
+        assert 3 <= len(errors) <= 5, len(errors)
+        assert set(errors.pod) == {bad} and set(errors["flags"]) == {"-"}
         last_error = errors.seq.max()
         assert bad not in set(df[df.seq > last_error].pod)
         status = lab.backend.envoy("sidecar").clusters()
