@@ -20,7 +20,7 @@ import time
 
 import yaml
 
-from meshlab.analyze import analyze
+from meshlab.analysis import analyze
 from meshlab.manifests import load
 
 

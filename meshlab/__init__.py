@@ -1,25 +1,60 @@
-"""meshlab: see Kubernetes and Istio traffic management with a real Envoy."""
+"""meshlab: see Kubernetes and Istio traffic management with a real Envoy.
+
+The public surface, re-exported here; everything else is private. Imports are lazy (PEP 562) so
+`meshlab validate` starts without pandas and plotly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public surface, imported lazily so `meshlab validate` stays fast (PEP 562).
-# (Added by engineer F so the course notebooks run; the lead owns this file and may replace it.)
-_EXPORTS = {
+if TYPE_CHECKING:
+    from . import charts, widgets
+    from .analysis import Finding, analyze
+    from .errors import ApplyError, ManifestError, MeshlabError, Problem
+    from .exercises import check
+    from .explanation import Explanation, explain
+    from .lab import Lab
+    from .manifests import LoadReport, Manifests, load, load_report
+    from .objects import Source
+
+_EXPORTS: dict[str, tuple[str, str | None]] = {
     "Lab": ("meshlab.lab", "Lab"),
     "load": ("meshlab.manifests", "load"),
-    "analyze": ("meshlab.analyze", "analyze"),
+    "load_report": ("meshlab.manifests", "load_report"),
+    "LoadReport": ("meshlab.manifests", "LoadReport"),
+    "Manifests": ("meshlab.manifests", "Manifests"),
+    "Source": ("meshlab.objects", "Source"),
+    "analyze": ("meshlab.analysis", "analyze"),
+    "Finding": ("meshlab.analysis", "Finding"),
+    "explain": ("meshlab.explanation", "explain"),
+    "Explanation": ("meshlab.explanation", "Explanation"),
     "check": ("meshlab.exercises", "check"),
+    "MeshlabError": ("meshlab.errors", "MeshlabError"),
+    "ManifestError": ("meshlab.errors", "ManifestError"),
+    "ApplyError": ("meshlab.errors", "ApplyError"),
+    "Problem": ("meshlab.errors", "Problem"),
+    "charts": ("meshlab.charts", None),
+    "widgets": ("meshlab.widgets", None),
 }
 
+__all__ = ["__version__", *_EXPORTS]
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
+
+def __getattr__(name: str) -> Any:
+    try:
         module, attr = _EXPORTS[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value     # `meshlab.analyze` is also a submodule: the function wins
-        return value
-    if name in ("charts", "widgets", "exercises"):
-        import importlib
-        return importlib.import_module(f"meshlab.{name}")
-    raise AttributeError(f"module 'meshlab' has no attribute {name!r}")
+    except KeyError:
+        raise AttributeError(f"module 'meshlab' has no attribute {name!r}") from None
+    value = importlib.import_module(module)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -189,13 +188,3 @@ def cli_analyze(args: Any) -> int:
         print("\u2714 No validation issues found when analyzing " + ", ".join(paths) + ".", file=sys.stderr)
     return 79 if any(f.level == "Error" for f in findings) else 0
 
-
-class _CallableModule(types.ModuleType):
-    """`meshlab.analyze` is both this module and the function: importing the submodule rebinds the
-    package attribute to the module, so the module itself answers `meshlab.analyze(...)`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[Finding]:
-        return analyze(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -11,7 +11,7 @@ from . import __version__
 # subcommand -> "module:function"; the function takes the parsed args and returns the exit status.
 _HANDLERS = {
     "validate": "meshlab.manifests:cli_validate",
-    "analyze": "meshlab.analyze:cli_analyze",
+    "analyze": "meshlab.analysis:cli_analyze",
     "probe": "meshlab.backends.local:cli_probe",
     "envoy-config": "meshlab.backends.local:cli_envoy_config",
     "up": "meshlab.cluster:cli_up",

@@ -11,8 +11,6 @@ what you would run on a real cluster to see the same thing.
 from __future__ import annotations
 
 import html
-import sys
-import types
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,7 +156,7 @@ class _Context:
     """The lab's objects, pods and live Envoy view, read once per explain()."""
 
     def __init__(self, lab: Any, attrs: dict[str, Any]):
-        from .analyze import _cluster_for, analyze_snapshot
+        from .analysis import _cluster_for, analyze_snapshot
         self.lab = lab
         self.attrs = attrs
         if isinstance(lab, (list, tuple)):
@@ -829,14 +827,3 @@ def _uf(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, flags:
     return Cause(label, 0, 0, what, why,
                  "Restart or fix the pod; outlierDetection in the DestinationRule ejects such hosts quickly.", cmds)
 
-
-
-class _CallableModule(types.ModuleType):
-    """`meshlab.explain` may be exported as the function while also being this submodule: make
-    the module answer `meshlab.explain(df, lab)` too."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Explanation:
-        return explain(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -116,9 +116,9 @@ class Lab:
         return self.backend.envoy_config(proxy)
 
     def explain(self, probe_df: pd.DataFrame) -> Any:
-        """Name the misconfiguration behind what a probe saw: `meshlab.explain.explain(df, lab)`
+        """Name the misconfiguration behind what a probe saw: `meshlab.explain(df, lab)`
         reads this lab's objects, pods and live Envoy config."""
-        from .explain import explain
+        from .explanation import explain
         return explain(probe_df, self)
 
     # ---- lifetime ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from meshlab.analyze import Finding, analyze, cli_analyze, format_findings
+from meshlab.analysis import Finding, analyze, cli_analyze, format_findings
 from meshlab.cli import main
 
 BASE = """
@@ -372,11 +372,11 @@ def test_objects_read_back_from_a_cluster_are_not_doubled() -> None:
     assert len(objs) == 5
 
 
-def test_meshlab_analyze_is_callable_even_after_the_submodule_import() -> None:
+def test_meshlab_analyze_is_the_function_even_after_the_cli_imports_its_module() -> None:
     import importlib
 
     import meshlab
-    importlib.import_module("meshlab.analyze")      # rebinds meshlab.analyze to the submodule
+    importlib.import_module("meshlab.analysis")     # what `meshlab analyze` imports
     found = meshlab.analyze(BASE + "---\n" + vs(http="- route:\n  - destination: {host: nope}"))
     assert [f.code for f in found] == ["IST0101"]
 

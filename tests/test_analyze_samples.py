@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meshlab.analyze import analyze
+from meshlab.analysis import analyze
 from meshlab.manifests import load
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "istio-samples"

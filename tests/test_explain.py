@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from meshlab.backends.base import PROBE_COLUMNS
-from meshlab.explain import Explanation, explain
+from meshlab.explanation import Explanation, explain
 from meshlab.manifests import load
 from meshlab.state import ClusterState
 
