@@ -254,6 +254,7 @@ class ProbeRun:
             n = 100
         self.open_ended = n is None and duration is None   # runs until stop()
         self.target = target
+        self.attrs: dict[str, Any] = {}      # copied into the DataFrame's .attrs (url, via, ...)
         self.n, self.concurrency, self.keepalive = n, concurrency, keepalive
         self.rate, self.duration, self.timeout = rate, duration, timeout
         pid = next(_probe_ids)
@@ -444,8 +445,10 @@ class ProbeRun:
         cols = list(PROBE_COLUMNS)
         df = pd.DataFrame(out, columns=cols) if out else pd.DataFrame({c: [] for c in cols})
         if not out:
+            df.attrs.update(self.attrs)
             return df
         df = df.astype({"seq": "int64", "status": "int64", "conn": "int64"})
+        df.attrs.update(self.attrs)
         return df
 
 

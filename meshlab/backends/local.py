@@ -519,8 +519,10 @@ class LocalBackend:
         target = self.resolve(url, via=via, namespace=namespace)
         if seed is not None and target.proxy == "none" and target.connect is not None:
             self.kubeproxy.reseed(seed)     # the same seed picks the same pods, connection by connection
-        return run_probe(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
-                         rate=rate, duration=duration, timeout=timeout, seed=seed)
+        run = run_probe(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
+                        rate=rate, duration=duration, timeout=timeout, seed=seed)
+        run.attrs.update(url=url, via=via, namespace=namespace)   # explain() reads them
+        return run
 
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
