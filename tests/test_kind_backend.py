@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -960,8 +959,6 @@ def test_a_failed_command_surfaces_its_exit_status(tmp_path):
 
 
 def test_exec_into_a_missing_pod_is_one_clear_error(tmp_path):
-    from meshlab._kube import Kube
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -19,32 +19,25 @@ How the pieces map:
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._image import image_tag
-from .._kind import CONTEXT, COURSE_NAMESPACES, INJECTION_LABEL, MANAGED_BY
+from .._kind import CONTEXT, COURSE_NAMESPACES, MANAGED_BY
 from .._kube import (ContextError, Kube, KubeError, api_client_for, deployment_ready, is_managed,
                      label_selector, pod_ready, resolve_context, wait_until)
 from ..errors import ApplyError, MeshlabError
 from . import _kind_accesslog as accesslog
-from .base import PROBE_COLUMNS, ProxyName, Via
+from ._kind_probe import KindProbeRun, probe_command
+from ._kind_workloads import (CLIENT_NAME, CLIENT_NO_SIDECAR, CONTROL_PORT, GATEWAY_NAMESPACE, GATEWAY_SELECTOR,
+                              ROLE_LABEL, clean_for_objects, client_pod, translate)
+from .base import ProxyName, Via
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..objects import K8sObject
 
-CONTROL_PORT = 15999
-CLIENT_NAME = "meshlab-client"
-CLIENT_NO_SIDECAR = "meshlab-client-nosidecar"
-CLIENT_LABELS = {"app": "sleep", "meshlab.dev/role": "client"}
-ROLE_LABEL = "meshlab.dev/role"
-ORIGINAL_IMAGES = "meshlab.dev/original-images"
-GATEWAY_SELECTOR = "istio=ingressgateway"
-GATEWAY_NAMESPACE = "istio-system"
-GATEWAY_SERVICE = f"istio-ingressgateway.{GATEWAY_NAMESPACE}.svc.cluster.local"
 #: The order kinds go to the API when no order is asked: namespaces first, workloads before the
 #: routing that points at them (kubectl apply -f on a folder would do the same, alphabetically).
 DEFAULT_ORDER = ("Namespace", "ServiceAccount", "ConfigMap", "Service", "Deployment", "Pod",
@@ -52,102 +45,6 @@ DEFAULT_ORDER = ("Namespace", "ServiceAccount", "ConfigMap", "Service", "Deploym
 _KIND_API = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "Deployment": "apps/v1",
              "VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
              "Gateway": "networking.istio.io/v1", "ServiceEntry": "networking.istio.io/v1"}
-
-
-def _managed(labels: dict[str, str] | None = None) -> dict[str, str]:
-    return {**(labels or {}), MANAGED_BY[0]: MANAGED_BY[1]}
-
-
-# ------------------------------------------------------------------------------ translation
-
-def app_container(pod_spec: dict[str, Any], version: str, image: str) -> dict[str, Any]:
-    """The pod spec with the demo app in place of the learner's containers.
-
-    One container (named like the first one, keeping *every* declared containerPort so named
-    targetPorts still resolve), listening on each port, control port for knobs, readiness from
-    the app's /ready (period 1 s so a readiness knob shows in endpoints within ~2 s), as the local
-    backend runs one app process per pod.
-    """
-    containers = pod_spec.get("containers") or []
-    ports = [p for c in containers for p in (c.get("ports") or []) if p.get("protocol", "TCP") == "TCP"]
-    listen = sorted({p["containerPort"] for p in ports}) or [8080]
-    args = ["--version", version, "--control", f"0.0.0.0:{CONTROL_PORT}"]
-    for port in listen:
-        args += ["--listen", f"0.0.0.0:{port}"]
-    c = {
-        "name": containers[0]["name"] if containers else "app",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "args": args,
-        "ports": ports or [{"containerPort": 8080, "protocol": "TCP"}],
-        "env": [
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            {"name": "APP_VERSION", "value": version},
-        ],
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": CONTROL_PORT},
-                           "periodSeconds": 1, "failureThreshold": 1, "successThreshold": 1},
-    }
-    keep = {k: v for k, v in pod_spec.items()
-            if k in ("serviceAccountName", "nodeSelector", "tolerations", "affinity")}
-    return {**keep, "containers": [c], "terminationGracePeriodSeconds": 5}
-
-
-def _original_images(pod_spec: dict[str, Any]) -> str:
-    return ",".join(f"{c.get('name')}={c.get('image', '')}" for c in pod_spec.get("containers") or [])
-
-
-def translate(manifest: dict[str, Any], image: str, namespace_map: Callable[[str | None], str | None]) -> dict[str, Any]:
-    """A learner's manifest → what meshlab applies: namespace mapped, meshlab's label added,
-    workloads running the demo image. Istio objects and Services go unchanged otherwise."""
-    m = json.loads(json.dumps(manifest))
-    md = m.setdefault("metadata", {})
-    for k in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"):
-        md.pop(k, None)
-    m.pop("status", None)
-    md["labels"] = _managed(md.get("labels"))
-    kind = m.get("kind")
-    if kind == "Namespace":
-        md["labels"].setdefault(*INJECTION_LABEL)
-    else:
-        md["namespace"] = namespace_map(md.get("namespace"))
-    if kind == "Deployment":
-        tpl = m["spec"]["template"]
-        tmd = tpl.setdefault("metadata", {})
-        tmd["labels"] = _managed(tmd.get("labels"))
-        tmd["annotations"] = {**(tmd.get("annotations") or {}), ORIGINAL_IMAGES: _original_images(tpl["spec"])}
-        tpl["spec"] = app_container(tpl["spec"], tmd["labels"].get("version", ""), image)
-    elif kind == "Pod":
-        md["annotations"] = {**(md.get("annotations") or {}), ORIGINAL_IMAGES: _original_images(m["spec"])}
-        m["spec"] = app_container(m["spec"], md["labels"].get("version", ""), image)
-    return m
-
-
-def client_pod(name: str, namespace: str, image: str, sidecar: bool) -> dict[str, Any]:
-    """The `sleep`-like client the probe runs in; the demo image carries the prober."""
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": _managed(CLIENT_LABELS),
-                     "annotations": {"sidecar.istio.io/inject": "true" if sidecar else "false",
-                                     # the prober must not start before its sidecar is up
-                                     "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
-        "spec": {"containers": [{"name": "client", "image": image, "imagePullPolicy": "IfNotPresent",
-                                 "args": ["--name", name, "--listen", "0.0.0.0:8080", "--control", "off"]}],
-                 "terminationGracePeriodSeconds": 2},
-    }
-
-
-def clean_for_objects(obj: dict[str, Any]) -> dict[str, Any]:
-    """An object read from the API → a manifest meshlab.load accepts (server-set fields dropped)."""
-    o = {k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in obj}
-    md = o.get("metadata") or {}
-    o["metadata"] = {k: md[k] for k in ("name", "namespace", "labels", "annotations") if md.get(k)}
-    if o.get("kind") == "Deployment":
-        tmd = o["spec"]["template"].get("metadata") or {}
-        o["spec"]["template"]["metadata"] = {k: tmd[k] for k in ("labels", "annotations") if tmd.get(k)}
-        o["spec"] = {k: v for k, v in o["spec"].items() if k in ("selector", "template", "replicas")}
-    return o
-
 
 # ----------------------------------------------------------------------------------- backend
 
@@ -541,124 +438,6 @@ class KindBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class KindProbeRun:
-    """A probe running in the client pod: rows stream back over exec while it runs; Envoy's
-    columns are joined from the access log when asked (snapshot) and, completely, at the end."""
-
-    def __init__(self, backend: KindBackend, namespace: str, client: str, cmd: list[str], via: Via, *,
-                 open_ended: bool, expected: int | None) -> None:
-        self.backend, self.namespace, self.client, self.via = backend, namespace, client, via
-        self.open_ended, self.expected = open_ended, expected
-        self._rows: list[dict[str, Any]] = []
-        self._log: dict[str, dict[str, Any]] = {}
-        self._stop = threading.Event()
-        self._err = ""
-        self._failure: BaseException | None = None
-        self._started = time.time()
-        self._thread = threading.Thread(target=self._run, args=(cmd,), name="meshlab-kind-probe", daemon=True)
-        self._thread.start()
-
-    def _on_line(self, line: str) -> None:
-        if line.startswith("{"):
-            self._rows.append(json.loads(line))
-
-    def _run(self, cmd: list[str]) -> None:
-        try:
-            _, self._err = self.backend.kube.exec(self.namespace, self.client, "client", cmd, on_line=self._on_line,
-                                                  timeout=24 * 3600.0, stop=self._stop if self.open_ended else None)
-        except BaseException as e:   # noqa: BLE001 - surfaced by result()
-            self._failure = e
-
-    # ---- the same surface as the local ProbeRun ----
-    def stop(self) -> None:
-        self._stop.set()
-
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def _read_log(self) -> None:
-        if self.via != "none":
-            since = int(time.time() - self._started) + 10
-            self._log.update(self.backend._read_logs(self.via, self.namespace, self.client, since))
-
-    def _frame(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame(accesslog.join(list(self._rows), self._log, self.via), columns=list(PROBE_COLUMNS))
-
-    def snapshot(self) -> pd.DataFrame:
-        self._read_log()
-        return self._frame()
-
-    def result(self, timeout: float | None = None) -> pd.DataFrame:
-        if self.open_ended:
-            self.stop()
-        try:
-            while self._thread.is_alive():
-                self._thread.join(0.2 if timeout is None else timeout)
-                if timeout is not None:
-                    break
-        except KeyboardInterrupt:
-            self.stop()
-            raise
-        if self._failure is not None:
-            self.backend._clients.discard((self.namespace, self.client))   # re-checked (re-created) next time
-            raise MeshlabError(f"probe from {self.namespace}/{self.client} failed: {self._failure}") from self._failure
-        if self.expected is not None and len(self._rows) < self.expected and self._err.strip():
-            raise MeshlabError(f"the in-pod prober failed: {self._err.strip()[-500:]}")
-        if self.via != "none":
-            # Envoy flushes its access log in batches: poll until every answered request shows.
-            def all_logged() -> tuple[bool, str]:
-                self._read_log()
-                gone = accesslog.missing(self._rows, self._log)
-                return not gone, f"{len(gone)} requests not in the access log yet"
-            try:
-                wait_until(all_logged, timeout=self.backend.log_timeout, what="istio-proxy access log",
-                           interval=self.backend.poll_s)
-            except TimeoutError:
-                pass   # rows Envoy never logged keep empty Envoy columns rather than guessed ones
-        return self._frame()
-
-    def __enter__(self) -> KindProbeRun:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._thread.join(60)
-
-
-def probe_command(url: str, *, n: int | None, concurrency: int, keepalive: bool, headers: dict[str, str] | None,
-                  via: Via, seed: int | None, rate: float | None = None, duration: float | None = None,
-                  timeout: float = 30.0, stdin_stop: bool = False) -> list[str]:
-    """The in-pod prober's argv. via=gateway dials the ingress gateway Service with the URL's host
-    as Host header, as `curl -H Host:` against a real gateway would."""
-    cmd = ["python", "-m", "meshlab._probe_pod", "--url", url, "--concurrency", str(concurrency), "--proxy", via,
-           "--timeout", f"{timeout:g}"]
-    if n is not None:
-        cmd += ["--n", str(n)]
-    if rate is not None:
-        cmd += ["--rate", f"{rate:g}"]
-    if duration is not None:
-        cmd += ["--duration", f"{duration:g}"]
-    if stdin_stop:
-        cmd.append("--stdin-stop")
-    for k, v in (headers or {}).items():
-        cmd += ["--header", f"{k}: {v}"]
-    if not keepalive:
-        cmd.append("--no-keepalive")
-    if seed is not None:
-        cmd += ["--seed", str(seed)]
-    if via == "gateway":
-        from urllib.parse import urlsplit
-
-        u = urlsplit(url)
-        cmd += ["--connect", f"{GATEWAY_SERVICE}:{u.port or (443 if u.scheme == 'https' else 80)}"]
-    return cmd
 
 
 class ClusterBackend(KindBackend):
