@@ -37,6 +37,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "build" / "browser"
 CHROMIUM = Path(os.environ.get("MESHLAB_CHROMIUM", "/usr/bin/chromium"))
+# JupyterLab (and so the kernel) runs from this interpreter: the project's venv by default; point
+# it at another environment to try other versions, e.g. those in Binder's base image.
+JUPYTER_PYTHON = os.environ.get("MESHLAB_JUPYTER_PYTHON", sys.executable)
 # Chromium as root needs --no-sandbox; the rest keep it from phoning home on a closed network.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -107,6 +110,11 @@ def _start_jupyterlab(root: Path, home: Path, disabled: tuple[str, ...] = ()) ->
     (home / "config" / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": off})
     )
+    # Attach every cell to the page: JupyterLab 4.4 (Binder's base image) only puts cells near the
+    # viewport in the DOM by default, and the test reads and clicks cells anywhere in a chapter.
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True, exist_ok=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port = _free_port()
     token = os.urandom(12).hex()
     env = {
@@ -120,7 +128,7 @@ def _start_jupyterlab(root: Path, home: Path, disabled: tuple[str, ...] = ()) ->
     }
     log = home / "jupyterlab.log"
     cmd = [
-        sys.executable, "-m", "jupyterlab",
+        JUPYTER_PYTHON, "-m", "jupyterlab",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
@@ -440,7 +448,7 @@ def _weights_chapter() -> Path | None:
     return found[0] if found else None
 
 
-def _run_notebook_keeping_the_lab(page: Any, timeout_s: float) -> int | None:
+def _run_notebook_keeping_the_lab(page: Any, lab: _Lab, rel: str, timeout_s: float) -> int | None:
     """Run every cell but the last code cell when that one closes the lab (chapters clean up at
     the end; a slider moved after that would talk to a closed lab). Returns the index of the held
     back cell, or None when Run All ran everything."""
@@ -448,6 +456,9 @@ def _run_notebook_keeping_the_lab(page: Any, timeout_s: float) -> int | None:
         "() => [...document.querySelectorAll('.jp-CodeCell')]"
         ".map(c => c.querySelector('.jp-InputArea-editor')?.innerText ?? '')"
     )
+    on_disk = [c for c in json.loads((lab.root / rel).read_text())["cells"] if c["cell_type"] == "code"]
+    assert len(sources) == len(on_disk), (
+        f"the page shows {len(sources)} of {len(on_disk)} code cells (cells left out of the DOM?)")
     if not sources or ".close()" not in sources[-1]:
         _run_all_cells(page, timeout_s)
         return None
@@ -500,7 +511,7 @@ def test_weights_chapter_slider_moves_the_live_chart(browser: Any, tmp_path: Pat
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     with _session(browser, tmp_path, root, "weights") as (lab, page, console):
         _open_notebook(page, lab, chapter.name)
-        held_back = _run_notebook_keeping_the_lab(page, timeout_s=600)
+        held_back = _run_notebook_keeping_the_lab(page, lab, chapter.name, timeout_s=600)
         box = page.locator(".meshlab-weights", has=page.locator(".meshlab-weight-slider")).first
         box.wait_for(timeout=60_000)
         chart = box.locator(".js-plotly-plot").first
@@ -569,7 +580,7 @@ def test_binder_postbuild_opens_jupyterlab_on_the_course(browser: Any, tmp_path:
     home = tmp_path / "jupyter"
     (home / "workspaces").mkdir(parents=True)
     env = {**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+           "PATH": f"{Path(JUPYTER_PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     built = subprocess.run(["bash", "binder/postBuild"], cwd=root, env=env, capture_output=True,
                            text=True, timeout=180)
     assert built.returncode == 0, f"binder/postBuild failed:\n{built.stdout}\n{built.stderr}"
