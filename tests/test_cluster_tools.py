@@ -434,3 +434,24 @@ def test_up_will_not_install_into_a_meshlab_cluster_it_did_not_create(fakebin, m
     assert "meshlab did not create" in lines[-1]
     calls = log.read_text()
     assert "istioctl install" not in calls and "docker build" not in calls and "kind load" not in calls
+
+
+def test_status_reports_a_missing_cluster_and_a_running_one(fakebin, monkeypatch):
+    bindir, log = fakebin
+    install_all(bindir, log, clusters="kind_get_clusters_none.txt")
+    lines: list[str] = []
+    assert cluster.cli_status(None, say=lines.append) == 1
+    assert lines == ["kind cluster 'meshlab': not created (run `meshlab up`)"]
+
+    install_all(bindir, log, clusters="kind_get_clusters.txt")
+    kube = _UpKube(log, istio_installed=True)
+    kube.list = lambda api, kind, ns, label_selector=None: (
+        [n for n in kube.nodes if not label_selector or n["metadata"]["labels"].get(label_selector.split("=")[0])]
+        if kind == "Node" else [])
+    monkeypatch.setattr(cluster, "_kube", lambda *a: kube)
+    lines = []
+    assert cluster.cli_status(None, say=lines.append) == 0
+    assert lines[0] == "kind cluster 'meshlab': exists (context kind-meshlab, created by meshlab)"
+    assert "  node meshlab-control-plane: Ready" in lines
+    assert "  Istio: 1.30.0" in lines
+    assert "  ingress gateway: ready at http://127.0.0.1:18080/" in lines

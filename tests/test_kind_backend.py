@@ -965,3 +965,13 @@ def test_exec_into_a_missing_pod_is_one_clear_error(tmp_path):
     kube = _kube_at(tmp_path, port)
     with pytest.raises(KubeError, match="exec in default/meshlab-client -c client"):
         kube.exec("default", "meshlab-client", "client", ["true"], timeout=5)
+
+
+def test_lab_on_kind_without_the_cluster_says_to_run_meshlab_up(tmp_path, monkeypatch):
+    from meshlab.lab import Lab
+
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path, ["mine"], current="mine")))
+    with pytest.raises(ContextError, match="meshlab up"):
+        Lab(backend="kind")
+    with pytest.raises(ContextError, match="context named explicitly"):
+        Lab(backend="cluster", namespace="alice")
