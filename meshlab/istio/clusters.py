@@ -20,6 +20,7 @@ from ..objects import (
 )
 from .hosts import cluster_name
 from .registry import HTTP_PROTOCOLS, MergedDR, PortInfo, Registry, ServiceInfo
+from .registry import where as where_obj
 
 MAX_U32 = 4294967295
 DEFAULT_CONNECT_TIMEOUT = "10s"
@@ -210,8 +211,7 @@ def _metadata(svc: ServiceInfo, dr: MergedDR | None, subset: str | None) -> dict
 def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str | None,
                   dr: MergedDR | None) -> dict[str, Any]:
     name = cluster_name(port.port, subset, svc.hostname)
-    where = (f"DestinationRule {dr.rules[0].namespace}/{dr.rules[0].name}" if dr
-             else f"{svc.hostname}")
+    where = where_obj(dr.rules[0]) if dr else svc.hostname
     pol = effective_policy(dr, port.port, subset)
     cluster: dict[str, Any] = {"name": name, "type": "EDS",
                                "eds_cluster_config": {"service_name": name}}
@@ -287,7 +287,7 @@ def build_clusters(reg: Registry) -> tuple[list[dict[str, Any]], dict[str, dict[
             for rule in dr.rules:
                 tp = rule.spec.traffic_policy
                 if tp is not None and (tp.tunnel or tp.proxy_protocol or tp.retry_budget):
-                    reg.warnings.append(f"DestinationRule {rule.namespace}/{rule.name}: "
+                    reg.warnings.append(f"{where_obj(rule)}: "
                                         "tunnel/proxyProtocol/retryBudget are not modelled locally")
         for port in svc.ports:
             if port.protocol == "UDP":

@@ -24,6 +24,7 @@ from typing import Any
 from ..objects import Gateway, Server
 from .hosts import cluster_name
 from .registry import HTTP_PROTOCOLS, TCP_PROTOCOLS, Registry
+from .registry import where as where_obj
 
 HCM = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
        "HttpConnectionManager")
@@ -147,7 +148,7 @@ def _sidecar_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
                 http_ports.add(p.port)
                 if svc.is_k8s:
                     reg.warnings.append(
-                        f"Service {svc.namespace}/{svc.name} port {p.port}"
+                        f"{where_obj(svc.obj)} port {p.port}"
                         f"{' (' + repr(p.name) + ')' if p.name else ''}: no protocol in the port "
                         "name, so Istio sniffs it (auto); the local sidecar handles it as HTTP. "
                         "Name it 'http' (or set appProtocol) to state the intent")
@@ -185,7 +186,7 @@ def _gateway_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
     for gw in reg.gateways_for_proxy():
         for server in gw.spec.servers:
             proto = server.port.protocol.upper()
-            where = f"Gateway {gw.namespace}/{gw.name} server port {server.port.number}"
+            where = f"{where_obj(gw)} server port {server.port.number}"
             if proto in ("HTTP", "HTTP2", "GRPC", "GRPC-WEB"):
                 target = server.port.target_port or GATEWAY_TARGET_PORTS.get(server.port.number,
                                                                               server.port.number)

@@ -117,6 +117,11 @@ class MergedDR:
         return f"/apis/networking.istio.io/v1/namespaces/{first.namespace}/destination-rule/{first.name}"
 
 
+def where(obj: K8sObject) -> str:
+    """How a warning names an object: `VirtualService default/reviews (bookinfo.yaml:12)`."""
+    return obj.ref + (f" ({obj.source})" if obj.source else "")
+
+
 def _exported_to(export_to: list[str], obj_ns: str, client_ns: str) -> bool:
     if not export_to:
         return True
@@ -159,7 +164,7 @@ class Registry:
             if not _exported_to(export, ns, client_ns):
                 continue
             if svc.spec.type == "ExternalName":
-                self.warnings.append(f"Service {ns}/{svc.name}: type ExternalName is not modelled "
+                self.warnings.append(f"{where(svc)}: type ExternalName is not modelled "
                                      "by the local backend (no cluster built)")
                 continue
             ports = [PortInfo(p.port, p.name, port_protocol(p.name, p.app_protocol, p.protocol, p.port),
@@ -222,11 +227,11 @@ class Registry:
                 out.append(EndpointInfo(addr, int(number), dict(ep.get("labels") or {})))
             else:
                 self.warnings.append(
-                    f"ServiceEntry {svc.namespace}/{se.name}: endpoint {addr or '?'} is not a "
+                    f"{where(se)}: endpoint {addr or '?'} is not a "
                     "loopback address; the local lab cannot reach it, so it is left out")
         if not se.spec.endpoints and (se.spec.resolution or "NONE") in ("DNS", "DNS_ROUND_ROBIN"):
             self.warnings.append(
-                f"ServiceEntry {svc.namespace}/{se.name}: DNS resolution of {svc.hostname} is not "
+                f"{where(se)}: DNS resolution of {svc.hostname} is not "
                 "available in the local lab (loopback only); its cluster has no endpoints")
         return out
 
@@ -267,7 +272,7 @@ class Registry:
             if sel and all(self.proxy.labels.get(k) == v for k, v in sel.items()):
                 out.append(gw)
             elif not sel:
-                self.warnings.append(f"Gateway {gw.namespace}/{gw.name}: empty selector selects "
+                self.warnings.append(f"{where(gw)}: empty selector selects "
                                      "every gateway pod; the lab's ingress gateway uses it")
                 out.append(gw)
         return out

@@ -26,6 +26,7 @@ from .clusters import duration, effective_policy
 from .hosts import cluster_name, host_matches, resolve_short_name
 from .listeners import RouteTarget
 from .registry import HTTP_PROTOCOLS, Registry, ServiceInfo
+from .registry import where as where_obj
 
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -421,7 +422,7 @@ class RouteBuilder:
         routes: list[dict[str, Any]] = []
         proxy = self.reg.proxy
         for i, rule in enumerate(vs.spec.http):
-            where = f"VirtualService {vs_ns}/{vs.name} http[{i}]"
+            where = f"{where_obj(vs)} http[{i}]"
             action = None
             for m in (rule.match or [None]):
                 if m is not None:
@@ -439,7 +440,11 @@ class RouteBuilder:
                         if gateway_names is not None and not (gws & gateway_names):
                             continue
                 if action is None:
-                    action = self.rule_action(rule, vs, where)
+                    try:
+                        action = self.rule_action(rule, vs, where)
+                    except ValueError as e:  # e.g. a duration validation let through
+                        self.reg.warnings.append(f"{e}; the rule is left out")
+                        action = None
                     if action is None:
                         break
                 match = translate_match(m, where, self.reg.warnings)
@@ -515,7 +520,7 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
             if routes:  # a VS that yields no route for this proxy/port leaves the default route
                 claimed[svc.hostname] = (vs, routes)
         if vs.spec.tcp or vs.spec.tls:
-            reg.warnings.append(f"VirtualService {vs.namespace}/{vs.name}: tcp/tls rules are not "
+            reg.warnings.append(f"{where_obj(vs)}: tcp/tls rules are not "
                                 "modelled by the local backend (ignored)")
         # VS hosts that match no registry service get their own virtual host on the ports of the
         # services the VS does match — or, when it matches none, only in route config "80"
