@@ -255,6 +255,7 @@ class ProbeRun:
         self.open_ended = n is None and duration is None   # runs until stop()
         self.target = target
         self.attrs: dict[str, Any] = {}      # copied into the DataFrame's .attrs (url, via, ...)
+        self.collected = False
         self.n, self.concurrency, self.keepalive = n, concurrency, keepalive
         self.rate, self.duration, self.timeout = rate, duration, timeout
         pid = next(_probe_ids)
@@ -300,6 +301,7 @@ class ProbeRun:
             self.stop()
             raise
         self._join(final=True)
+        self.collected = True          # Envoy's lines are in; the log may be trimmed now
         return self._frame()
 
     def snapshot(self) -> Any:

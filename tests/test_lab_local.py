@@ -338,3 +338,18 @@ def test_privileged_ports_work_without_root(monkeypatch):
         assert set(side.cluster) == {"outbound|80||web.default.svc.cluster.local"}
         assert all(u.endswith(":10080") for u in side.upstream)
         assert set(lab.probe("http://web:80/", n=10, via="none").status) == {200}
+
+
+def test_access_logs_are_trimmed_between_probes_not_during(lab):
+    path = lab.backend.envoy("sidecar").access_log_path
+    lab.probe("http://web/", n=50)
+    assert path.stat().st_size > 0
+    with lab.probing("http://web/", rate=100) as run:       # a run in flight blocks trimming
+        time.sleep(0.1)
+        lab.backend._trim_access_logs(limit=0)
+        assert path.stat().st_size > 0
+    df = run.result()
+    assert set(df["flags"]) == {"-"}                          # every row still joined
+    lab.backend._trim_access_logs(limit=0)
+    assert path.stat().st_size == 0
+    assert set(lab.probe("http://web/", n=20)["flags"]) == {"-"}

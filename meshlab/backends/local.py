@@ -130,6 +130,7 @@ class LocalBackend:
                                                      labels=dict(GATEWAY_LABELS), ip=self.lease.gateway_ip,
                                                      name="istio-ingressgateway"))
             self._pending_kills: dict[tuple[str, str], threading.Timer] = {}
+            self._runs: weakref.WeakSet[ProbeRun] = weakref.WeakSet()
             self.state.subscribe(self._on_change)
         except BaseException:
             self.close()
@@ -516,13 +517,29 @@ class LocalBackend:
                 seed: int | None = None, timeout: float = 30.0) -> ProbeRun:
         """Start traffic in the background (a timeline); `.result()` → DataFrame, `.snapshot()`
         for the rows so far. With neither `n` nor `duration` it runs until stopped (use `with`)."""
+        self._trim_access_logs()
         target = self.resolve(url, via=via, namespace=namespace)
         if seed is not None and target.proxy == "none" and target.connect is not None:
             self.kubeproxy.reseed(seed)     # the same seed picks the same pods, connection by connection
         run = run_probe(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
                         rate=rate, duration=duration, timeout=timeout, seed=seed)
         run.attrs.update(url=url, via=via, namespace=namespace)   # explain() reads them
+        self._runs.add(run)
         return run
+
+    def _trim_access_logs(self, limit: int = 32 << 20) -> None:
+        """Empty Envoy's access logs once they pass `limit` bytes and no probe still needs them
+        (a long timeline at hundreds of requests/s would otherwise fill /tmp). Envoy appends
+        (O_APPEND), so truncating under it is safe."""
+        if any(not r.collected for r in list(self._runs)):
+            return
+        for proxy in list(self.proxies.values()):
+            path = proxy.envoy.access_log_path
+            try:
+                if path.stat().st_size > limit:
+                    os.truncate(path, 0)
+            except OSError:
+                pass
 
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
