@@ -169,9 +169,14 @@ def _pool(cluster: dict[str, Any], pool: ConnectionPoolSettings | None, http_opt
             opts["http2_protocol_options"]["max_concurrent_streams"] = http.max_concurrent_streams
 
 
-def _outlier(cluster: dict[str, Any], od: OutlierDetection | None, where: str) -> None:
+def _outlier(cluster: dict[str, Any], od: OutlierDetection | None, where: str,
+             warnings: list[str]) -> None:
     if od is None:
         return  # no block → no outlier detection at all (and Envoy's 50 % panic threshold stays)
+    if od.consecutive_errors is not None and od.consecutive5xx_errors is None:
+        warnings.append(f"{where}: outlierDetection.consecutiveErrors is deprecated and istiod "
+                        "ignores it (Envoy's default of 5 consecutive 5xx applies); use "
+                        "consecutive5xxErrors")
     out: dict[str, Any] = {"enforcing_success_rate": 0}
     if od.consecutive5xx_errors is not None:
         out["consecutive_5xx"] = od.consecutive5xx_errors
@@ -225,7 +230,7 @@ def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str |
             cluster["lb_policy"] = "CLUSTER_PROVIDED"
         else:
             _lb(cluster, pol.load_balancer, where, reg.warnings)
-        _outlier(cluster, pol.outlier_detection, where)
+        _outlier(cluster, pol.outlier_detection, where, reg.warnings)
     except ValueError as e:
         reg.warnings.append(f"{e} — left at Istio's default")
     if pol.tls and pol.tls.get("mode") not in (None, "DISABLE", "ISTIO_MUTUAL"):
