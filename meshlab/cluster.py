@@ -65,6 +65,8 @@ def _version_of(cmd: list[str], parse: Callable[[str], str | None]) -> tuple[str
         code, out = _tools.run(cmd, check=False, timeout=30)
     except _tools.ToolFailed as e:
         return None, e.output
+    except _tools.ToolMissing as e:
+        return None, str(e)
     return (parse(out) if code == 0 else None), out
 
 
