@@ -175,11 +175,15 @@ class LocalBackend:
         return proxy
 
     def _ready_proxy(self, proxy: _Proxy) -> None:
-        if proxy.started is not None:
-            proxy.started.join(self.start_timeout + 5)
+        """Wait for a proxy's boot (started in the background); raise its start failure, every time."""
+        t = proxy.started
+        if t is not None:
+            t.join(self.start_timeout + 5)
+            if t.is_alive():
+                raise LabError(f"Envoy '{proxy.envoy.name}' still not ready after {self.start_timeout + 5:g}s")
             proxy.started = None
-            if proxy.error is not None:
-                raise LabError(f"Envoy '{proxy.envoy.name}' did not start: {proxy.error}") from proxy.error
+        if proxy.error is not None:
+            raise LabError(f"Envoy '{proxy.envoy.name}' did not start: {proxy.error}") from proxy.error
 
     def _client_proxy(self, namespace: str) -> _Proxy:
         """The client sidecar for probes from `namespace` (started on first use)."""
