@@ -443,6 +443,33 @@ def test_a_missing_widget_front_end_is_caught(browser: Any, tmp_path: Path) -> N
 # The course itself: chapter 3 (subsets and weights), its live weight slider.
 # ---------------------------------------------------------------------------------------------
 
+def _tree_memory_mb(root_pid: int) -> tuple[float, int]:
+    """(PSS in MB, process count) of a process and all its descendants: JupyterLab, the kernel,
+    and what the kernel started (Envoy, pods). PSS splits shared pages fairly, so forked pods are
+    not counted many times over. Linux /proc only."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, seen = [root_pid], []
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        todo.extend(children.get(pid, []))
+    total_kb = 0
+    for pid in seen:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kb / 1024, len(seen)
+
+
 def _weights_chapter() -> Path | None:
     found = sorted((REPO / "notebooks").glob("03-*.ipynb"))
     return found[0] if found else None
@@ -556,6 +583,13 @@ def test_weights_chapter_slider_moves_the_live_chart(browser: Any, tmp_path: Pat
         assert not _python_errors(page), _python_errors(page)
         assert not console.widget_errors(), console.widget_errors()
         assert "✘" not in box.inner_text(), box.inner_text()
+
+        # Binder guarantees 1 GB and caps at 2 GB: everything the learner's session runs must fit.
+        mb, procs = _tree_memory_mb(lab.proc.pid)
+        (SHOTS / "weights-memory.txt").write_text(
+            f"JupyterLab + kernel + lab after chapter 3 and a slider move: {mb:.0f} MB PSS "
+            f"in {procs} processes\n")
+        assert mb < 2048, f"{mb:.0f} MB in {procs} processes: over Binder's 2 GB"
 
         if held_back is not None:  # now let the chapter clean up its lab, as a learner would
             page.locator(".jp-CodeCell").nth(held_back).locator(".jp-InputPrompt").click()
