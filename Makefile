@@ -54,7 +54,7 @@ endif
 
 lab:
 	@mkdir -p notebooks
-	MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter lab --notebook-dir=notebooks \
+	PATH="$(abspath $(BIN)):$$PATH" MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter lab --notebook-dir=notebooks \
 		--ServerApp.port=$(PORT) --ServerApp.ip=127.0.0.1 $(ROOT_ARGS) $(LAB_ARGS)
 
 course:
@@ -62,7 +62,7 @@ ifeq ($(CHAPTERS),)
 	@echo "no chapters yet: notebooks/ has no NN-*.ipynb to run"
 else
 	@mkdir -p build
-	MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter nbconvert --to html --execute \
+	PATH="$(abspath $(BIN)):$$PATH" MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter nbconvert --to html --execute \
 		--ExecutePreprocessor.timeout=600 --output-dir build $(CHAPTERS)
 endif
 
