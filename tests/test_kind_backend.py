@@ -540,6 +540,7 @@ def test_background_probing_stops_the_in_pod_prober_and_keeps_every_row():
 def test_knobs_go_to_the_apps_control_port_inside_the_pod_and_readiness_is_waited_for():
     kube = FakeKube()
     pod = ready_pod("reviews-v1-7f9c8d6b5-x2k4q")
+    pod["spec"]["containers"].reverse()      # istio-proxy first, as with holdApplicationUntilProxyStarts
     kube.put("v1", pod)
     kube.exec_out = [('{"latency_ms": 0.0, "error_rate": 0.0, "error_code": 503, "ready": false, "seed": 1}\n', "")]
     kube.script[("Pod", "default", "reviews-v1-7f9c8d6b5-x2k4q")] = [pod, pod, rec_json("pod_not_ready.json")]

@@ -48,6 +48,13 @@ _KIND_API = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "Deployment": "app
 
 # ----------------------------------------------------------------------------------- backend
 
+def _app_container_name(pod: dict[str, Any]) -> str:
+    """The demo app's container: not the injected `istio-proxy` (which comes first in the list when
+    holdApplicationUntilProxyStarts is on, and is an init container with native sidecars)."""
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    return next((n for n in names if n != "istio-proxy"), names[0])
+
+
 class KindBackend:
     """A lab on a real cluster. See the module docstring; errors name the object and the reason."""
 
@@ -280,7 +287,7 @@ class KindBackend:
     def _control(self, pod: dict[str, Any], method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call the app's control port from inside its own pod (loopback, so no sidecar or mTLS involved)."""
         md = pod["metadata"]
-        container = pod["spec"]["containers"][0]["name"]
+        container = _app_container_name(pod)
         script = ("import json,sys,urllib.request as u;"
                   f"r=u.Request('http://127.0.0.1:{CONTROL_PORT}{path}',method={method!r},"
                   "data=(sys.argv[1].encode() if len(sys.argv)>1 else None),"
@@ -316,7 +323,7 @@ class KindBackend:
         `notready_after` is accepted for parity with local: here the kubelet decides."""
         pod = self._app_pod(name, namespace)
         md = pod["metadata"]
-        self.kube.exec(md["namespace"], name, pod["spec"]["containers"][0]["name"],
+        self.kube.exec(md["namespace"], name, _app_container_name(pod),
                        ["python", "-c", "import os,signal; os.kill(1, signal.SIGTERM)"], timeout=30)
 
     def restart_pod(self, name: str, *, namespace: str = "default") -> None:
