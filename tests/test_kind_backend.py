@@ -233,6 +233,11 @@ def test_deployments_run_the_demo_app_on_the_declared_ports():
     assert tpl["spec"]["serviceAccountName"] == "bookinfo-reviews"
     envs = {e["name"] for e in c["env"]}
     assert {"POD_NAME", "POD_NAMESPACE"} <= envs and "LOG_DIR" not in envs
+    assert "securityContext" not in tpl["spec"]          # all ports >= 1024: nothing special
+    low = dep.to_manifest()
+    low["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "protocol": "TCP"}]
+    spec = translate(low, "img", lambda ns: ns)["spec"]["template"]["spec"]
+    assert spec["securityContext"]["sysctls"] == [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]
 
 
 def test_the_translated_args_start_the_real_app(tmp_path):

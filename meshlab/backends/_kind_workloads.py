@@ -60,7 +60,12 @@ def app_container(pod_spec: dict[str, Any], version: str, image: str) -> dict[st
     }
     keep = {k: v for k, v in pod_spec.items()
             if k in ("serviceAccountName", "nodeSelector", "tolerations", "affinity")}
-    return {**keep, "containers": [c], "terminationGracePeriodSeconds": 5}
+    spec = {**keep, "containers": [c], "terminationGracePeriodSeconds": 5}
+    if min(listen) < 1024:
+        # The image runs as a non-root user; a manifest port such as 80 needs this namespaced
+        # sysctl (in Kubernetes' "safe" set since 1.22, so no admin change is needed).
+        spec["securityContext"] = {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}
+    return spec
 
 
 def _original_images(pod_spec: dict[str, Any]) -> str:
