@@ -247,8 +247,7 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
     if _tools.version_tuple(v)[:2] != _tools.version_tuple(ISTIO_VERSION)[:2]:
         raise MeshlabError(f"istioctl {v or '(unknown version)'} found; the course pins Istio {ISTIO_VERSION}: "
                            + _tools.hint("istioctl", ISTIO_VERSION))
-    code, out = _tools.run(_kind.docker_info_cmd(), check=False, timeout=20)
-    if code != 0:
+    if not _check_docker()[0].ok:
         raise MeshlabError("the Docker daemon is not reachable: start Docker (`meshlab doctor` says more)")
 
     steps = _Steps(5, say)
