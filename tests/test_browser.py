@@ -58,8 +58,10 @@ WIDGET_ERROR = re.compile(
     r"not found in module|Failed to load model class|Could not create (a )?model|"
     r"Could not create view|Could not instantiate widget|Error displaying widget|"
     r"No version of module|Module .* not found|is not registered|widget manager|"
-    r"Failed to fetch dynamically imported module|anywidget|jupyterlab-plotly|"
-    r"Cannot read properties of undefined",
+    r"Failed to fetch dynamically imported module|"
+    # any error raised inside the widget manager, anywidget or plotly's extension (their URLs
+    # appear in the stack trace)
+    r"anywidget|jupyterlab-plotly|jupyter-widgets",
     re.IGNORECASE,
 )
 
@@ -143,7 +145,7 @@ def _start_jupyterlab(root: Path, home: Path, disabled: tuple[str, ...] = ()) ->
         cmd.append("--allow-root")
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent, start_new_session=True,
         )
     lab = _Lab(root=root, port=port, token=token, proc=proc, log=log)
@@ -163,9 +165,10 @@ def _start_jupyterlab(root: Path, home: Path, disabled: tuple[str, ...] = ()) ->
 
 
 def _stop(lab: _Lab) -> None:
-    """Stop the server and every kernel it started (they share its process group)."""
+    """Stop the server and the kernels it started; then kill whatever is left in its process group.
+    (A kernel that somehow survives exits on its own when its parent is gone: ipykernel polls it.)"""
     if lab.proc.poll() is None:
-        lab.proc.send_signal(signal.SIGINT)  # jupyter's own clean shutdown: kernels first
+        lab.proc.terminate()  # SIGTERM: jupyter's clean shutdown, kernels first, no prompt
         try:
             lab.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
