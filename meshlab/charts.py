@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 
 __all__ = [
     "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
-    "timeline", "flow", "latency", "config_table", "VERSION_COLORS", "OUTCOME_COLORS",
+    "timeline", "flow", "latency", "config_table", "endpoints", "VERSION_COLORS", "OUTCOME_COLORS",
 ]
 
 VERSION_COLORS: dict[str, str] = {"v1": "#1f77b4", "v2": "#ff7f0e", "v3": "#2ca02c", "v4": "#8c564b"}
@@ -421,6 +421,38 @@ def config_table(config: Mapping[str, Sequence[Mapping]], section: str = "cluste
                              f"has {', '.join(map(str, df.columns))}")
         df = df[list(columns)]
     return df.reset_index(drop=True)
+
+
+def endpoints(objects: Sequence[object], pods: pd.DataFrame, service: str,
+              namespace: str = "default") -> pd.DataFrame:
+    """What `kubectl get endpoints <service>` shows, with the why: every pod the Service's selector
+    matches, its address per Service port, and whether it is an endpoint (only ready, running pods
+    are).
+
+    Takes `lab.objects()` and `lab.pods()`, so it reads the same on every backend.
+    """
+    svc = next((o for o in objects if getattr(o, "kind", None) == "Service"
+                and getattr(o, "name", None) == service and (getattr(o, "namespace", None) or "default") == namespace),
+               None)
+    if svc is None:
+        names = sorted(getattr(o, "name", "") for o in objects if getattr(o, "kind", None) == "Service")
+        raise ValueError(f"no Service {namespace}/{service} in the lab; Services: {', '.join(names) or 'none'}")
+    selector = dict(svc.spec.selector or {})  # type: ignore[attr-defined]
+    rows = []
+    for _, pod in pods.iterrows():
+        labels = pod.get("labels") or {}
+        if pod.get("namespace", namespace) != namespace or not selector \
+                or any(labels.get(k) != v for k, v in selector.items()):
+            continue
+        ready = bool(pod.get("ready")) and pod.get("phase", "Running") == "Running"
+        for port in svc.spec.ports:  # type: ignore[attr-defined]
+            target = port.target_port if port.target_port is not None else port.port
+            rows.append({"pod": pod["name"], "version": pod.get("version", ""),
+                         "selector": ",".join(f"{k}={v}" for k, v in selector.items()),
+                         "port": f"{port.name or ''} {port.port}".strip(),
+                         "address": f"{pod.get('ip') or '?'}:{target}", "ready": bool(pod.get("ready")),
+                         "endpoint": ready})
+    return pd.DataFrame(rows, columns=["pod", "version", "selector", "port", "address", "ready", "endpoint"])
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -176,3 +176,23 @@ def test_pods_take_their_versions_colour():
     colors = {t.name: t.marker.color for t in charts.shares({"x": df}).data}
     assert colors["a-v1"] == charts.VERSION_COLORS["v1"] and colors["c-v2"] == charts.VERSION_COLORS["v2"]
     assert colors["b-v1"] != colors["a-v1"]
+
+
+def test_endpoints_lists_selected_pods_and_which_are_endpoints():
+    from meshlab import manifests
+    here = __import__("pathlib").Path(__file__).resolve().parent.parent / "notebooks" / "manifests" / "01-service"
+    objects = manifests.load(str(here))
+    pods = pd.DataFrame([
+        {"name": "reviews-v1-a", "namespace": "default", "ip": "127.9.1.1", "labels": {"app": "reviews", "version": "v1"},
+         "version": "v1", "ready": True, "phase": "Running"},
+        {"name": "reviews-v2-b", "namespace": "default", "ip": "127.9.1.2", "labels": {"app": "reviews", "version": "v2"},
+         "version": "v2", "ready": False, "phase": "Running"},
+        {"name": "sleep", "namespace": "default", "ip": "127.9.1.3", "labels": {"app": "sleep"},
+         "version": "", "ready": True, "phase": "Running"},
+    ])
+    t = charts.endpoints(objects, pods, "reviews")
+    assert list(t["pod"]) == ["reviews-v1-a", "reviews-v2-b"]
+    assert list(t["address"]) == ["127.9.1.1:9080", "127.9.1.2:9080"]
+    assert list(t["endpoint"]) == [True, False] and set(t["selector"]) == {"app=reviews"}
+    with pytest.raises(ValueError, match="no Service default/ratings"):
+        charts.endpoints(objects, pods, "ratings")

@@ -134,6 +134,8 @@ def _numbers(values) -> list[float]:
 def _chapter1(nb: nbformat.NotebookNode) -> None:
     sticky = _figure(nb, "Which pod answered (40 requests)")
     assert len(sticky["data"]) == 1 and _numbers(sticky["data"][0]["y"]) == [1.0], "keep-alive: one pod"
+    unready = _figure(nb, "v2 not ready")
+    assert {t["name"] for t in unready["data"]} == {"v1"}, "a pod that is not ready gets no connection"
     spread = _figure(nb, "vs connections used")
     pods = {t["name"] for t in spread["data"]}
     assert len(pods) == 3, "a connection per request reaches every pod"
