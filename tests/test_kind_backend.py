@@ -640,6 +640,11 @@ def test_envoy_config_is_the_same_view_as_local_read_through_pilot_agent():
     kube.exec_out = [("error: connection refused", "")]
     with pytest.raises(MeshlabError, match="Envoy admin config_dump"):
         b.envoy_config("sidecar")
+    kube.exec_out = [("cluster.outbound|9080|v1|reviews.default.svc.cluster.local.upstream_rq_retry: 3\n"
+                      "server.state: 0\nhttp.inbound.rq_time: P0(nan,1.0) P25(nan,1.1)\n", "")]
+    stats = b.envoy("sidecar").stats("upstream_rq_retry|server.state")
+    assert stats == {"cluster.outbound|9080|v1|reviews.default.svc.cluster.local.upstream_rq_retry": 3, "server.state": 0}
+    assert kube.calls[-1][4] == ("pilot-agent", "request", "GET", "stats?filter=upstream_rq_retry%7Cserver.state")
 
 
 # ------------------------------------------------------------------------------ the image

@@ -392,28 +392,23 @@ class KindBackend:
                             namespace=namespace, seed=seed, timeout=timeout).result()
 
     # ------------------------------------------------------------------ envoy config
-    def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
-        """The live Envoy config of the client sidecar or the ingress gateway, in the same view the
-        local backend gives (like `istioctl proxy-config all`): clusters, listeners, routes,
-        endpoints — read from the real proxy's admin API through `pilot-agent request`."""
-        from ..envoy.admin import proxy_config_view
-
+    def envoy(self, proxy: ProxyName = "sidecar") -> ProxyAdmin:
+        """The real proxy's admin API (client sidecar or ingress gateway), like the local backend's
+        `envoy(proxy)`: `.config_dump()`, `.clusters()`, `.stats()`."""
         if proxy == "gateway":
             pods = self._gateway_pods()
             if not pods:
                 raise MeshlabError("no ready ingress gateway pod (istio=ingressgateway) in istio-system")
-            ns, pod = GATEWAY_NAMESPACE, pods[0]
-        else:
-            ns, pod = self._ns("default"), self._ensure_client("default", sidecar=True)
+            return ProxyAdmin(self.kube, GATEWAY_NAMESPACE, pods[0])
+        return ProxyAdmin(self.kube, self._ns("default"), self._ensure_client("default", sidecar=True))
 
-        def admin(path: str) -> dict[str, Any]:
-            out, err = self.kube.exec(ns, pod, "istio-proxy", ["pilot-agent", "request", "GET", path], timeout=60)
-            try:
-                return json.loads(out)
-            except ValueError:
-                raise MeshlabError(f"Envoy admin {path} of {ns}/{pod} failed: {(err or out).strip()[:300]}") from None
+    def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
+        """The live Envoy config in the same view the local backend gives (like `istioctl
+        proxy-config all`): clusters, listeners, routes, endpoints, from the real proxy."""
+        from ..envoy.admin import proxy_config_view
 
-        return proxy_config_view(admin("config_dump?include_eds"), admin("clusters?format=json"))
+        admin = self.envoy(proxy)
+        return proxy_config_view(admin.config_dump(), admin.clusters())
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -447,6 +442,53 @@ class KindBackend:
         self.close()
 
 
+class ProxyAdmin:
+    """Envoy's admin API of one istio-proxy container, through `pilot-agent request` (what
+    `istioctl proxy-config` uses too), so nothing but the API server is dialled. The same methods
+    as the local backend's Envoy handle (meshlab.envoy.admin), so callers need not know where it runs."""
+
+    def __init__(self, kube: Kube, namespace: str, pod: str) -> None:
+        self.kube, self.namespace, self.pod = kube, namespace, pod
+
+    def get(self, path: str) -> str:
+        path = path.lstrip("/")
+        out, err = self.kube.exec(self.namespace, self.pod, "istio-proxy", ["pilot-agent", "request", "GET", path],
+                                  timeout=60)
+        if not out.strip():
+            raise MeshlabError(f"Envoy admin /{path} of {self.namespace}/{self.pod} failed: {err.strip()[:300]}")
+        return out
+
+    def get_json(self, path: str) -> Any:
+        out = self.get(path)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise MeshlabError(f"Envoy admin {path} of {self.namespace}/{self.pod} failed: {out.strip()[:300]}") from None
+
+    def config_dump(self, *, include_eds: bool = True, resource: str | None = None) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        q = (["include_eds"] if include_eds else []) + ([f"resource={quote(resource)}"] if resource else [])
+        return self.get_json("config_dump" + ("?" + "&".join(q) if q else ""))
+
+    def clusters(self) -> dict[str, Any]:
+        return self.get_json("clusters?format=json")
+
+    def stats(self, filter_regex: str | None = None) -> dict[str, int | str]:
+        """Counters and gauges as {name: value}, from Envoy's text stats (histograms left out)."""
+        from urllib.parse import quote
+
+        text = self.get("stats" + (f"?filter={quote(filter_regex, safe='')}" if filter_regex else ""))
+        out: dict[str, int | str] = {}
+        for line in text.splitlines():
+            name, sep, value = line.partition(": ")
+            if not sep or value.startswith("P0("):
+                continue
+            value = value.strip()
+            out[name] = int(value) if value.lstrip("-").isdigit() else value
+        return out
+
+
 class ClusterBackend(KindBackend):
     """Bring your own cluster: one namespace per attendee on an existing cluster with Istio."""
 
@@ -455,4 +497,4 @@ class ClusterBackend(KindBackend):
         super().__init__(backend="cluster", context=context, namespace=namespace, **kw)
 
 
-__all__ = ["KindBackend", "ClusterBackend", "KindProbeRun", "CONTEXT", "translate", "probe_command"]
+__all__ = ["KindBackend", "ClusterBackend", "KindProbeRun", "ProxyAdmin", "CONTEXT", "translate", "probe_command"]
