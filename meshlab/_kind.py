@@ -33,7 +33,11 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def kind_config_path() -> Path:
-    """kind-config.yaml at the repository root (the course is run from a checkout or Binder)."""
+    """kind-config.yaml at the repository root (the course is run from a checkout or Binder); with
+    meshlab installed from a wheel, the one in the current directory."""
+    for candidate in (_REPO_ROOT / "kind-config.yaml", Path.cwd() / "kind-config.yaml"):
+        if candidate.exists():
+            return candidate
     return _REPO_ROOT / "kind-config.yaml"
 
 
