@@ -12,6 +12,7 @@ only 503s are), other failures are grey or purple.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 __all__ = [
-    "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
+    "Figure", "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
     "timeline", "flow", "latency", "config_table", "endpoints", "VERSION_COLORS", "OUTCOME_COLORS",
 ]
 
@@ -30,6 +31,24 @@ OUTCOME_COLORS: dict[str, str] = {"ok": "#2ca02c", "503": "#d62728", "4xx": "#ff
                                   "5xx": "#9467bd", "error": "#7f7f7f"}
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 _TEMPLATE = "plotly_white"
+
+
+# ------------------------------------------------------------------------------------ the figure
+
+class Figure(go.Figure):
+    """A plotly Figure that shows itself both live and in static HTML.
+
+    Why: JupyterLab draws the plotly mimetype (interactive), but `make course` HTML and other
+    static viewers only understand text/html. Every chart of the course therefore displays with
+    both (JupyterLab prefers the plotly one), whatever plotly's default renderer is.
+    """
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        title = self.layout.title.text or "chart"
+        display({"application/vnd.plotly.v1+json": json.loads(self.to_json()),
+                 "text/html": self.to_html(full_html=False, include_plotlyjs="cdn"),
+                 "text/plain": f"<meshlab chart: {title}>"}, raw=True)
 
 
 # ------------------------------------------------------------------------------------ outcomes
@@ -180,7 +199,7 @@ def pod_share(df: pd.DataFrame, title: str | None = None) -> go.Figure:
     n = max(len(df), 1)
     ok = df[_ok(df)]
     per_pod = ok.groupby(["pod", "version"], sort=True).size().reset_index(name="requests")
-    fig = go.Figure()
+    fig = Figure()
     for version, rows in per_pod.groupby("version", sort=True):
         fig.add_bar(x=rows["pod"], y=rows["requests"] / n, name=str(version) or "?",
                     marker_color=_version_color(str(version)), customdata=rows["requests"],
@@ -213,7 +232,7 @@ def shares(probes: Mapping[str, pd.DataFrame], by: str = "pod", title: str | Non
     """
     if not probes:
         raise ValueError("shares() needs at least one probe, e.g. {'keep-alive': df}")
-    fig = go.Figure()
+    fig = Figure()
     xs = [_label_with_connections(str(label), df) for label, df in probes.items()]
     values = sorted({_str(v) for df in probes.values() for v in df[_ok(df)][by]})
     colors = _pod_colors(probes.values()) if by == "pod" else {}
@@ -248,7 +267,7 @@ def split(df: pd.DataFrame, configured: Mapping[str, float] | None = None, by: s
     """
     table = share_table(df, by=by, configured=configured, confidence=confidence)
     keys = list(table[by])
-    fig = go.Figure()
+    fig = Figure()
     fig.add_bar(x=keys, y=table["share"], name="observed",
                 marker_color=[_series_color(by, k, i) for i, k in enumerate(keys)],
                 error_y=dict(type="data", symmetric=False, array=table["high"] - table["share"],
@@ -287,7 +306,7 @@ def timeline(df: pd.DataFrame, bucket_s: float | None = None, events: Mapping[st
     labels = outcome(df)
     table = pd.DataFrame({"bucket": bucket.round(6), "outcome": labels}).groupby(
         ["bucket", "outcome"]).size().unstack(fill_value=0).sort_index()
-    fig = go.Figure()
+    fig = Figure()
     for label in sorted(table.columns, key=lambda s: (_outcome_color(s) == OUTCOME_COLORS["503"], s)):
         fig.add_bar(x=table.index + step / 2, y=table[label], name=label, width=step * 0.95,
                     marker_color=_outcome_color(label),
@@ -371,7 +390,7 @@ def flow(df: pd.DataFrame, host: str | None = None, title: str | None = None) ->
         share = node_count[i] / total
         ys.append(min(0.999, max(0.001, used[st] + share / 2)))
         used[st] += share
-    fig = go.Figure(go.Sankey(
+    fig = Figure(go.Sankey(
         arrangement="snap",
         node=dict(label=node_labels, color=node_colors, pad=14, thickness=16,
                   x=[xs_by_stage[s] for s in node_stage], y=ys,
@@ -388,7 +407,7 @@ def latency(probes: Mapping[str, pd.DataFrame], title: str | None = None) -> go.
     """Latency per labelled probe as box plots (answered requests only), to compare policies."""
     if not probes:
         raise ValueError("latency() needs at least one probe")
-    fig = go.Figure()
+    fig = Figure()
     for i, (label, df) in enumerate(probes.items()):
         _need(df, "latency_ms")
         ok = df[_ok(df)]

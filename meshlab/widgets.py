@@ -77,9 +77,9 @@ class _Explorer(W.VBox):
         self.add_class("meshlab-explorer")
         self.add_class(css)
 
-    def chart(self) -> go.Figure:
+    def chart(self) -> charts.Figure:
         """A static snapshot of the live chart (renders anywhere, e.g. in `make course` HTML)."""
-        return go.Figure(self.figure.to_dict())
+        return charts.Figure(self.figure.to_dict())
 
     def _busy(self, text: str) -> float:
         self.status.value = f"<span style='color:#555'>⏳ {html.escape(text)}</span>"

@@ -196,3 +196,14 @@ def test_endpoints_lists_selected_pods_and_which_are_endpoints():
     assert list(t["endpoint"]) == [True, False] and set(t["selector"]) == {"app=reviews"}
     with pytest.raises(ValueError, match="no Service default/ratings"):
         charts.endpoints(objects, pods, "ratings")
+
+
+def test_figures_display_live_and_as_static_html(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
+    fig = charts.pod_share(split_probe(10, 0.5))
+    fig._ipython_display_()
+    (bundle, raw), = shown
+    assert raw and set(bundle) == {"application/vnd.plotly.v1+json", "text/html", "text/plain"}
+    assert bundle["application/vnd.plotly.v1+json"]["data"][0]["type"] == "bar"
+    assert "plotly" in bundle["text/html"] and "Which pod answered" in bundle["text/plain"]

@@ -126,7 +126,7 @@ def test_push_order_draws_the_runners_timeline():
     assert any(t.name == "503 NC" for t in w.figure.data)
     assert "30 × 503" in w.status.value
     snapshot = w.chart()
-    assert type(snapshot) is go.Figure and [t.name for t in snapshot.data] == [t.name for t in w.figure.data]
+    assert type(snapshot).__name__ == "Figure" and not isinstance(snapshot, go.FigureWidget) and [t.name for t in snapshot.data] == [t.name for t in w.figure.data]
     w.run("DestinationRule first (safe)")
     assert not any(t.name == "503 NC" for t in w.figure.data)
     with pytest.raises(ValueError):
