@@ -576,6 +576,8 @@ class LocalBackend:
             return
         self._closed = True
         _open_labs.discard(self)
+        for run in list(getattr(self, "_runs", [])):   # background traffic ends with the lab
+            run.stop()
         for t in list(getattr(self, "_pending_kills", {}).values()):
             if t is not None:
                 t.cancel()
