@@ -322,11 +322,6 @@ class ProbeRun:
     # ---- sending -----------------------------------------------------------------------------
     async def _run(self) -> None:
         self._t0 = time.perf_counter()
-        if self.target.connect is None:
-            count = self.n if self.n is not None else 0
-            for seq in range(count):
-                self._rows.append(self._row(seq, 0.0, 0, self.target.error or "dns", "", None, 0.0, 0, ""))
-            return
         await asyncio.gather(*(self._worker() for _ in range(self.concurrency)))
 
     def _next_seq(self) -> int | None:
@@ -367,6 +362,12 @@ class ProbeRun:
                 rid = f"{self.id_prefix}-{seq}"
                 t = time.perf_counter()
                 status, err, hdrs, cid = 0, "", None, 0
+                if self.target.connect is None:      # the name did not resolve: nothing is sent
+                    self._rows.append(self._row(seq, t - self._t0, 0, self.target.error or "dns", rid,
+                                                None, 0.0, 0, self.target.proxy))
+                    if not self.rate:
+                        await asyncio.sleep(0)     # let a duration-bound run see the clock
+                    continue
                 try:
                     if conn is None or conn.closed:
                         conn = await self._connect()

@@ -106,3 +106,10 @@ def test_url_and_header_validation():
         run(Target("none", ("127.0.0.1", 1), "x", "/"), headers={"x-request-id": "mine"})
     with pytest.raises(ProbeError, match="bad header"):
         run(Target("none", ("127.0.0.1", 1), "x", "/"), headers={"a\r\nb": "c"})
+
+
+def test_dns_failures_follow_the_timeline():
+    with run(Target("sidecar", None, "nope", "/", error="dns"), n=None, rate=200) as p:
+        time.sleep(0.2)
+    df = p.result()
+    assert len(df) > 5 and set(df.error) == {"dns"} and df.t.is_monotonic_increasing and df.t.max() > 0
