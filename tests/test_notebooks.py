@@ -96,6 +96,12 @@ def test_chapter_executes_top_to_bottom(path: Path, kernel_env: None):
     assert plots or len(widget_views) > 1, "the chapter draws plotly charts"
     html = json.dumps([o.get("data", {}) for o in outputs])
     assert "meshlab-verdict" in html, "an exercise verdict was shown"
+    # a widget shows a failed re-apply/probe in its status line (✘) instead of raising: catch it
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    assert state, "widget state was stored"
+    statuses = [m["state"].get("value", "") for m in state.values() if m.get("model_name") == "HTMLModel"]
+    assert any("✔" in v for v in statuses), "a live widget finished a probe"
+    assert not [v for v in statuses if "✘" in v], "a live widget failed"
     check = WHAT_THE_LEARNER_SEES.get(path.stem[:2])
     if check:
         check(nb)
