@@ -353,3 +353,10 @@ def test_access_logs_are_trimmed_between_probes_not_during(lab):
     lab.backend._trim_access_logs(limit=0)
     assert path.stat().st_size == 0
     assert set(lab.probe("http://web/", n=20)["flags"]) == {"-"}
+
+
+def test_order_with_a_misspelt_kind_is_refused(lab):
+    before = [o.key for o in lab.objects()]
+    with pytest.raises(Exception, match="VirtualServce"):
+        lab.apply(GATEWAY, order=["VirtualServce", "Gateway"])
+    assert [o.key for o in lab.objects()] == before

@@ -353,9 +353,12 @@ class LocalBackend:
             self._apply_group(objects, xds_order)
             return
         order = list(order)
-        unknown = [k for k in order if not isinstance(k, str)]
+        from ..objects import MODELLED
+        kinds = {k for _, k in MODELLED}
+        unknown = [k for k in order if k not in kinds]
         if unknown:
-            raise LabError(f"order must be a list of kinds (e.g. ['VirtualService', 'DestinationRule']), got {unknown}")
+            raise LabError(f"order: unknown kind(s) {', '.join(map(repr, unknown))}; "
+                           f"use kinds such as {', '.join(sorted(kinds))}")
         groups = [[o for o in objects if o.kind not in order]] + [[o for o in objects if o.kind == k] for k in order]
         first = True
         for g in groups:
