@@ -35,8 +35,7 @@ __all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrde
 
 def live(fig: go.Figure) -> go.FigureWidget:
     """A FigureWidget twin of a static figure (to update in place later with `_redraw`)."""
-    fw = go.FigureWidget(fig)
-    return fw
+    return go.FigureWidget(fig)
 
 
 def _redraw(fw: go.FigureWidget, fig: go.Figure) -> None:
@@ -56,10 +55,19 @@ def _redraw(fw: go.FigureWidget, fig: go.Figure) -> None:
 
 
 def _read_yaml(manifest: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-    """One manifest as a plain dict (a path to a single-document YAML file, or a dict)."""
+    """One manifest as a plain dict (a path to a single-document YAML file, or a dict).
+
+    A file is validated by `meshlab.load` first, so a broken manifest fails here with the
+    file, line and field, before any widget touches the lab.
+    """
+    from .manifests import load
     if isinstance(manifest, Mapping):
+        load(dict(manifest))
         return copy.deepcopy(dict(manifest))
     path = Path(manifest)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such manifest file (paths are relative to the notebook)")
+    load(str(path))
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     if len(docs) != 1:
         raise ValueError(f"{path}: expected exactly one object, found {len(docs)}")
@@ -67,7 +75,11 @@ def _read_yaml(manifest: str | Path | Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Explorer(W.VBox):
-    """Controls on top, a status line, the live chart; `refresh()` re-probes and redraws."""
+    """Controls on top, a status line (⏳ while the lab works, ✔ or ✘ after), the live chart.
+
+    Subclasses re-apply and re-probe in `set(...)`; errors from the lab land in the status line
+    (the last good chart stays) so a slider never leaves a traceback in the middle of the page.
+    """
 
     def __init__(self, controls: Sequence[W.Widget], figure: go.Figure, css: str) -> None:
         self.status = W.HTML(value="")

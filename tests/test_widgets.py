@@ -213,3 +213,16 @@ def test_flow_explorer_probes_the_typed_path_and_redraws_the_sankey():
     assert set(f.results) == {"/wpcatalog/items", "/wpcatalogue"}
     f.set("oops")
     assert "✘" in f.status.value and len(lab.probes) == 2
+
+
+def test_a_broken_manifest_fails_before_touching_the_lab(tmp_path: Path):
+    from meshlab.errors import ManifestError
+    bad = tmp_path / "vs.yaml"
+    bad.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                   "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {subset: v1}\n")
+    lab = RecordingLab()
+    with pytest.raises(ManifestError, match="vs.yaml"):
+        widgets.weight_slider(lab, bad, "http://reviews:9080/")
+    with pytest.raises(FileNotFoundError, match="relative to the notebook"):
+        widgets.lb_picker(lab, tmp_path / "missing.yaml", "http://reviews:9080/")
+    assert lab.applied == [] and lab.probes == []
