@@ -360,3 +360,22 @@ def test_order_with_a_misspelt_kind_is_refused(lab):
     with pytest.raises(Exception, match="VirtualServce"):
         lab.apply(GATEWAY, order=["VirtualServce", "Gateway"])
     assert [o.key for o in lab.objects()] == before
+
+
+def test_close_leaves_nothing_behind():
+    with Lab() as lab:
+        lab.apply(WEB)
+        lab.probe("http://web/", n=5)
+        pids = [p.pid for p in lab.backend.runner.pods.values()]
+        pids += [p.envoy.pid for p in lab.backend.proxies.values()]
+        pids.append(lab.backend.kubeproxy._proc.pid)
+        workdir = lab.backend.workdir
+        assert all(_alive(p) for p in pids) and workdir.exists()
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    assert [p for p in pids if _alive(p)] == []
+    assert not workdir.exists()
+    assert not lab.backend.lease.held           # the 127.A block is free for the next lab
+    with pytest.raises(Exception, match="closed"):
+        lab.probe("http://web/", n=1)
