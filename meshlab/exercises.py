@@ -46,7 +46,12 @@ class Verdict:
         return (f'<div class="meshlab-verdict" data-ok="{self.ok}" style="background:{colour};'
                 f'border-left:4px solid;padding:6px 10px;margin:4px 0">'
                 f"<b>{mark}</b> <small>({html.escape(self.exercise)})</small><br>"
-                f"{html.escape(self.message)}</div>")
+                f"{_code_spans(html.escape(self.message))}</div>")
+
+
+def _code_spans(text: str) -> str:
+    """`like this` → <code>like this</code> (messages are written in the notebooks' Markdown)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
 
 
 @dataclass(frozen=True)

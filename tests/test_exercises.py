@@ -83,3 +83,8 @@ def test_missing_data_and_unknown_exercise_are_clear_errors():
 
 def test_verdict_repr_is_readable():
     assert repr(Verdict("x", True, "ok")).startswith("✅")
+
+
+def test_code_in_messages_renders_as_code():
+    html = check("1.keepalive-pods", None, probe=STICKY)._repr_html_()
+    assert "<code>sticky.pod.nunique()</code>" in html and "`" not in html
