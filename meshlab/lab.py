@@ -3,11 +3,13 @@
 It loads whatever the learner hands it (paths, YAML strings, dicts, objects) with
 `meshlab.load`, so bad input is rejected with a message naming file/object/field before anything
 changes, then delegates to a Backend (`meshlab.backends.base.Backend`). Notebooks never branch on
-the backend: `Lab()` is local, `Lab(backend="kind")` a real cluster with real Istio.
+the backend: `Lab()` is local unless `MESHLAB_BACKEND` says otherwise (so the very same notebooks
+run on kind), and `Lab(backend="kind")` asks for a real cluster with real Istio explicitly.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
@@ -36,8 +38,8 @@ class Lab:
     ``with Lab() as lab: lab.apply("manifests/"); df = lab.probe("http://reviews:9080/")``
     """
 
-    def __init__(self, backend: str = "local", **kw: Any) -> None:
-        self.backend = _backend(backend, **kw)
+    def __init__(self, backend: str | None = None, **kw: Any) -> None:
+        self.backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", **kw)
 
     @property
     def name(self) -> str:

@@ -194,6 +194,8 @@ class _Console:
 def browser() -> Iterator[Any]:
     """Debian's chromium under Playwright; skipped (with the reason) where chromium is absent."""
     if not CHROMIUM.exists():
+        if os.environ.get("CI"):    # CI must really run the browser; `make test` installs chromium
+            pytest.fail(f"{CHROMIUM} not found in CI: `make test` should have installed it with apt-get")
         pytest.skip(f"{CHROMIUM} not found: `apt-get install -y chromium` (make test does this)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
     pw = sync_api.sync_playwright().start()

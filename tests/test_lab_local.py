@@ -379,3 +379,12 @@ def test_close_leaves_nothing_behind():
     assert not lab.backend.lease.held           # the 127.A block is free for the next lab
     with pytest.raises(Exception, match="closed"):
         lab.probe("http://web/", n=1)
+
+
+def test_lab_backend_comes_from_meshlab_backend_when_not_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make lab MESHLAB_BACKEND=kind` switches every notebook's `Lab()` without editing it."""
+    from meshlab import Lab
+
+    monkeypatch.setenv("MESHLAB_BACKEND", "no-such-backend")
+    with pytest.raises(ValueError, match="unknown backend 'no-such-backend'"):
+        Lab()
