@@ -640,31 +640,33 @@ def _summary(df: pd.DataFrame) -> dict[str, Any]:
             "subsets": counts("subset"), "clusters": counts("cluster")}
 
 
-def _cli_lab(paths: list[str]) -> tuple[Any, Any]:
-    from ..lab import Lab
-    from ..manifests import load
-    objs = load([Path(p) for p in paths])
-    lab = Lab(backend="local")
-    return lab, objs
-
-
 def _fail(msg: str) -> int:
     print(f"meshlab: {msg}", file=sys.stderr)
     return 65
 
 
+def _load_paths(paths: list[str]) -> list[Any] | str:
+    """The CLI's manifests, or the message to exit with (65) when they cannot be read."""
+    from ..errors import ManifestError
+    from ..manifests import load
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        return f"no such file or directory: {', '.join(missing)}"
+    try:
+        return load([Path(p) for p in paths])
+    except ManifestError as e:
+        return str(e)
+
+
 def cli_probe(args: Any) -> int:
     """`meshlab probe PATH... --url URL`: bring up a lab, send requests, summarise, tear down."""
-    from ..errors import ManifestError
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        return _fail(f"no such file or directory: {', '.join(missing)}")
     try:
         headers = _parse_headers(args.header)
-        from ..manifests import load
-        objs = load([Path(p) for p in args.paths])
-    except (ManifestError, ProbeError) as e:
+    except ProbeError as e:
         return _fail(str(e))
+    objs = _load_paths(args.paths)
+    if isinstance(objs, str):
+        return _fail(objs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -694,15 +696,9 @@ def cli_probe(args: Any) -> int:
 
 def cli_envoy_config(args: Any) -> int:
     """`meshlab envoy-config PATH... [--proxy sidecar|gateway] [--json]`: like istioctl proxy-config."""
-    from ..errors import ManifestError
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        return _fail(f"no such file or directory: {', '.join(missing)}")
-    try:
-        from ..manifests import load
-        objs = load([Path(p) for p in args.paths])
-    except ManifestError as e:
-        return _fail(str(e))
+    objs = _load_paths(args.paths)
+    if isinstance(objs, str):
+        return _fail(objs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

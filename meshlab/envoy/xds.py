@@ -384,29 +384,20 @@ class XdsFiles:
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
 
-    def _wait_no_warming(self, deadline: float) -> None:
+    def _wait_zero(self, stat: str, deadline: float, what: str) -> None:
+        """Poll an admin gauge (e.g. warming clusters) until it reads 0, backing off to 10 ms."""
         delay = 0.0005
-        while True:
-            v = self.admin.stats(r"^cluster_manager\.warming_clusters$").get(
-                "cluster_manager.warming_clusters", 0)
-            if v == 0:
-                return
+        while self.admin.stats(rf"^{re.escape(stat)}$").get(stat, 0) != 0:
             if time.monotonic() > deadline:
-                raise EnvoyError(f"Envoy '{self.proxy}': clusters still warming after the push")
+                raise EnvoyError(f"Envoy '{self.proxy}': {what} after the push")
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
 
+    def _wait_no_warming(self, deadline: float) -> None:
+        self._wait_zero("cluster_manager.warming_clusters", deadline, "clusters still warming")
+
     def _wait_listeners(self, deadline: float, errors_before: set[str]) -> None:
-        delay = 0.0005
-        while True:
-            v = self.admin.stats(r"^listener_manager\.total_listeners_warming$").get(
-                "listener_manager.total_listeners_warming", 0)
-            if v == 0:
-                break
-            if time.monotonic() > deadline:
-                raise EnvoyError(f"Envoy '{self.proxy}': listeners still warming after the push")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
+        self._wait_zero("listener_manager.total_listeners_warming", deadline, "listeners still warming")
         errors = [e for e in listener_errors(self.admin.config_dump(include_eds=False))
                   if e not in errors_before]
         if errors:
