@@ -17,59 +17,22 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
-MANIFESTS = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v1}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web, version: v1}}
-  template:
-    metadata: {labels: {app: web, version: v1}}
-    spec:
-      containers: [{name: web, image: meshlab/app, ports: [{containerPort: 8080}]}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v2}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web, version: v2}}
-  template:
-    metadata: {labels: {app: web, version: v2}}
-    spec:
-      containers: [{name: web, image: meshlab/app, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: web}
-spec:
-  host: web
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-"""
+# the manifest builders the tests use (tests/ is not a package)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _manifests import deployment, destination_rule, docs, service, virtual_service  # noqa: E402
+
+MANIFESTS = docs(
+    deployment("web", "v1", replicas=2, port=8080, container="web"),
+    deployment("web", "v2", port=8080, container="web"),
+    service("web", 80, target_port=8080),
+    destination_rule("web", ["v1", "v2"]),
+)
 
 
 def _vs(subset: str) -> str:
-    return f"""
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: web}}
-spec:
-  hosts: [web]
-  http:
-  - route:
-    - destination: {{host: web, subset: {subset}}}
-"""
+    return virtual_service("web", ["web"], f"- route:\n  - destination: {{host: web, subset: {subset}}}")
 
 
 def _rss_kb(pid: int) -> int:

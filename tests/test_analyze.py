@@ -14,45 +14,15 @@ import pytest
 from meshlab.analysis import Finding, analyze, cli_analyze, format_findings
 from meshlab.cli import main
 
-BASE = """
-apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: default}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 9080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v1, namespace: default}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: reviews, version: v1}}
-  template:
-    metadata: {labels: {app: reviews, version: v1}}
-    spec: {containers: [{name: app, image: app, ports: [{containerPort: 9080}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v2, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: reviews, version: v2}}
-  template:
-    metadata: {labels: {app: reviews, version: v2}}
-    spec: {containers: [{name: app, image: app, ports: [{containerPort: 9080}]}]}
-"""
+from _manifests import deployment, destination_rule, docs, service
 
-DR_V1_V2 = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-"""
+BASE = docs(
+    service("reviews", namespace="default"),
+    deployment("reviews", "v1", namespace="default"),
+    deployment("reviews", "v2", replicas=2, namespace="default"),
+)
+
+DR_V1_V2 = destination_rule("reviews", ["v1", "v2"], namespace="default")
 
 
 def vs(name: str = "reviews", ns: str = "default", hosts: str = "[reviews]", http: str = "", extra: str = "") -> str:

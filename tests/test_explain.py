@@ -18,35 +18,11 @@ from meshlab.explanation import Explanation, explain
 from meshlab.manifests import load
 from meshlab.state import ClusterState
 
-APP = """
-apiVersion: v1
-kind: Service
-metadata: {name: reviews}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 9080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v1}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: reviews, version: v1}}
-  template:
-    metadata: {labels: {app: reviews, version: v1}}
-    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
-"""
+from _manifests import deployment, destination_rule, docs, gateway, service, virtual_service
 
-DR = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v3, labels: {version: v3}}
-"""
+APP = docs(service("reviews"), deployment("reviews", "v1", replicas=2))
+
+DR = destination_rule("reviews", ["v1", "v3"])
 
 C_V1 = "outbound|9080|v1|reviews.default.svc.cluster.local"
 C_V3 = "outbound|9080|v3|reviews.default.svc.cluster.local"
@@ -54,9 +30,8 @@ C_V9 = "outbound|9080|v9|reviews.default.svc.cluster.local"
 C_ALL = "outbound|9080||reviews.default.svc.cluster.local"
 
 
-def vs(http: str, hosts: str = "[reviews]", extra: str = "") -> str:
-    return (f"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n"
-            f"  hosts: {hosts}\n{extra}  http:\n{http}")
+def vs(http: str, hosts: tuple[str, ...] = ("reviews",), name: str = "reviews", gateways: list[str] | None = None) -> str:
+    return virtual_service(name, hosts, http, gateways=gateways)
 
 
 # ------------------------------------------------------------------------------- stand-in lab (unit)
@@ -122,8 +97,7 @@ def test_unit_nc_no_service_vs_no_subset_are_told_apart() -> None:
 
 def test_unit_nc_picks_the_route_of_the_requested_host() -> None:
     two = (APP + "---\n" + DR + "---\n" + vs("  - route:\n    - destination: {host: reviews, subset: v9}\n")
-           + "---\n" + vs("  - route:\n    - destination: {host: ratings}\n", hosts="[other]").replace(
-               "name: reviews}", "name: other}"))
+           + "---\n" + vs("  - route:\n    - destination: {host: ratings}\n", hosts=("other",), name="other"))
     other = dict(route("outbound|9080||ratings.default.svc.cluster.local", vs_ref="other.default"),
                  domains=["other"], virtual_host="other:9080")
     lab = StandInLab(two, [C_V1, C_V3, C_ALL], [other, route(C_V9)])
@@ -168,7 +142,7 @@ def test_unit_uh_pods_not_ready() -> None:
 
 
 def test_unit_uh_all_ejected_by_outlier_detection() -> None:
-    od = DR.replace("  subsets:", "  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 1}\n  subsets:")
+    od = destination_rule("reviews", ["v1", "v3"], traffic_policy="{outlierDetection: {consecutive5xxErrors: 1}}")
     lab = StandInLab(APP + "---\n" + od, [C_ALL], [route(C_ALL)])
     eps = [{"endpoint": f"{p.ip}:9080", "cluster": C_ALL, "status": "HEALTHY", "outlier_check": "FAILED"}
            for p in lab.state.pods()]
@@ -188,7 +162,7 @@ def test_unit_fi_ut_uo_nr_point_at_the_field() -> None:
     c = explain(rows(3, status=504, flags="UT", details="response_timeout", cluster=C_ALL, latency_ms=201.0), lab)["UT"]
     assert "timeout 0.2s" in c.why and "about 201 ms" in c.what
 
-    pool = DR.replace("  subsets:", "  trafficPolicy:\n    connectionPool: {http: {http1MaxPendingRequests: 1}}\n  subsets:")
+    pool = destination_rule("reviews", ["v1", "v3"], traffic_policy="{connectionPool: {http: {http1MaxPendingRequests: 1}}}")
     lab = StandInLab(APP + "---\n" + pool, [C_ALL], [route(C_ALL)])
     c = explain(rows(3, status=503, flags="UO", details="upstream_reset_before_response_started{overflow}",
                      cluster=C_ALL), lab)["UO"]
@@ -241,11 +215,8 @@ def test_e2e_subset_without_pods_is_uh(lab) -> None:
 
 
 def test_e2e_no_service_via_gateway_is_nc(lab) -> None:
-    lab.apply("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n"
-              "  selector: {istio: ingressgateway}\n"
-              "  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]\n")
-    lab.apply(vs("  - route:\n    - destination: {host: ratings, port: {number: 9080}}\n", hosts="['*']",
-                 extra="  gateways: [gw]\n"))
+    lab.apply(gateway("gw"))
+    lab.apply(vs("  - route:\n    - destination: {host: ratings, port: {number: 9080}}\n", hosts=("*",), gateways=["gw"]))
     ex = explain(lab.probe("http://bookinfo.example.com/", n=4, via="gateway"), lab)
     c = ex["NC"]
     assert "gateway" in c.what and "ratings.default.svc.cluster.local" in c.why and "no Service" in c.why
@@ -269,7 +240,7 @@ def test_e2e_fault_is_fi(lab) -> None:
 
 
 def test_e2e_unknown_name_is_dns(lab) -> None:
-    lab.apply(vs("  - route:\n    - destination: {host: reviews}\n", hosts="[reviews, nosuch]"))
+    lab.apply(vs("  - route:\n    - destination: {host: reviews}\n", hosts=("reviews", "nosuch")))
     df = lab.probe("http://nosuch:9080/", n=3)
     c = explain(df, lab, url="http://nosuch:9080/")["dns"]
     assert c.count == 3 and "did not resolve" in c.what
@@ -306,8 +277,8 @@ def test_e2e_dead_pods_are_uf_urx(lab) -> None:
 
 
 def test_e2e_circuit_breaker_is_uo(lab) -> None:
-    lab.apply(DR.replace("  subsets:", "  trafficPolicy:\n    connectionPool: {tcp: {maxConnections: 1}, "
-                         "http: {http1MaxPendingRequests: 1}}\n  subsets:"))
+    lab.apply(destination_rule("reviews", ["v1", "v3"], traffic_policy="{connectionPool: {tcp: {maxConnections: 1}, "
+                               "http: {http1MaxPendingRequests: 1}}}"))
     for name in lab.pods()["name"]:
         lab.set_pod(name, latency_ms=300)
     ex = explain(lab.probe("http://reviews:9080/", n=8, concurrency=8), lab)
@@ -323,8 +294,8 @@ def test_e2e_app_errors_pass_through(lab) -> None:
 
 
 def test_e2e_all_ejected_is_uh(lab) -> None:
-    lab.apply(DR.replace("  subsets:", "  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 1, "
-                         "interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}\n  subsets:"))
+    lab.apply(destination_rule("reviews", ["v1", "v3"], traffic_policy="{outlierDetection: {consecutive5xxErrors: 1, "
+                               "interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}}"))
     for name in lab.pods()["name"]:
         lab.set_pod(name, error_rate=1.0)
     lab.probe("http://reviews:9080/", n=10)          # 503s from the app eject both pods

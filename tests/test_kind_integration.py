@@ -18,6 +18,8 @@ import subprocess
 
 import pytest
 
+from _manifests import deployment, destination_rule, docs, virtual_service
+
 pytestmark = [pytest.mark.kind, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
@@ -38,59 +40,24 @@ _MISSING = _missing()
 if _MISSING:
     pytestmark.append(pytest.mark.skip(reason=f"needs {', '.join(_MISSING)} (the kind backend runs on a real cluster)"))
 
-WORKLOADS = """\
+WORKLOADS = docs(
+    """\
 apiVersion: v1
 kind: Service
 metadata: {name: web, labels: {app: web}}
 spec:
   selector: {app: web}
   ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v1}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web, version: v1}}
-  template:
-    metadata: {labels: {app: web, version: v1}}
-    spec:
-      containers: [{name: web, image: example/web:1, ports: [{containerPort: 8080}]}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v2}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web, version: v2}}
-  template:
-    metadata: {labels: {app: web, version: v2}}
-    spec:
-      containers: [{name: web, image: example/web:2, ports: [{containerPort: 8080}]}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: web}
-spec:
-  host: web
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-"""
+""",
+    deployment("web", "v1", replicas=2, port=8080, container="web", image="example/web:1"),
+    deployment("web", "v2", port=8080, container="web", image="example/web:2"),
+    destination_rule("web", ["v1", "v2"]),
+)
 
 
 def _vs(*routes: tuple[str, int]) -> str:
-    dests = "\n".join(f"    - destination: {{host: web, subset: {s}}}\n      weight: {w}" for s, w in routes)
-    return f"""\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: web}}
-spec:
-  hosts: [web]
-  http:
-  - route:
-{dests}
-"""
+    return virtual_service("web", ["web"], "- route:\n" + "".join(
+        f"  - destination: {{host: web, subset: {s}}}\n    weight: {w}\n" for s, w in routes))
 
 
 @pytest.fixture(scope="module")

@@ -16,65 +16,19 @@ import pytest
 
 from meshlab.lab import Lab
 
+from _manifests import SEED_VS_DR, deployment, destination_rule, docs, gateway, namespace, service, virtual_service
+
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "istio-samples"
 
-BASE = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v1}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: reviews, version: v1}}
-  template:
-    metadata: {labels: {app: reviews, version: v1}}
-    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v2}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: reviews, version: v2}}
-  template:
-    metadata: {labels: {app: reviews, version: v2}}
-    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: reviews}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 9080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: ratings}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: ratings}}
-  template:
-    metadata: {labels: {app: ratings, version: v1}}
-    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: ratings}
-spec:
-  selector: {app: ratings}
-  ports: [{name: http, port: 9080}]
-"""
+BASE = docs(
+    deployment("reviews", "v1", replicas=2),
+    deployment("reviews", "v2"),
+    service("reviews"),
+    deployment("ratings", "v1", name="ratings", replicas=3),
+    service("ratings"),
+)
 
-DR_REVIEWS = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-  - {name: v9, labels: {version: v9}}
-"""
+DR_REVIEWS = destination_rule("reviews", ["v1", "v2", "v9"])
 
 REVIEWS_URL = "http://reviews:9080/"
 RATINGS_URL = "http://ratings:9080/"
@@ -104,15 +58,10 @@ def within(count: int, n: int, p: float, sigmas: float = 5.0) -> bool:
     return abs(count - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
 
 
-def vs(name: str, host: str, http: str, extra: str = "") -> str:
-    return (f"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\n"
-            f"spec:\n  hosts: [{host}]\n{extra}  http:\n{http}")
-
-
 # ------------------------------------------------------------------------------------ routing
 
 def test_weighted_split_80_20(lab):
-    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews", """
+    lab.apply(DR_REVIEWS + "---\n" + virtual_service("reviews", ["reviews"], """
   - route:
     - {destination: {host: reviews, subset: v1}, weight: 80}
     - {destination: {host: reviews, subset: v2}, weight: 20}
@@ -131,7 +80,7 @@ def test_weighted_split_80_20(lab):
 
 def test_seed_prefix_to_v2_rest_to_v1(lab):
     """The learner's question: /wpcatalog → v2, everything else → v1."""
-    lab.apply(DR_REVIEWS + "---\n" + vs("reviews-route", "reviews.default.svc.cluster.local", """
+    lab.apply(DR_REVIEWS + "---\n" + virtual_service("reviews-route", ["reviews.default.svc.cluster.local"], """
   - name: reviews-v2-routes
     match: [{uri: {prefix: /wpcatalog}}]
     route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]
@@ -146,7 +95,7 @@ def test_seed_prefix_to_v2_rest_to_v1(lab):
 
 
 def test_header_match(lab):
-    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews", """
+    lab.apply(DR_REVIEWS + "---\n" + virtual_service("reviews", ["reviews"], """
   - match: [{headers: {end-user: {exact: jason}}}]
     route: [{destination: {host: reviews, subset: v2}}]
   - route: [{destination: {host: reviews, subset: v1}}]
@@ -158,7 +107,7 @@ def test_header_match(lab):
 
 
 def test_unmatched_path_under_a_virtual_service_is_404_nr(lab):
-    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews", """
+    lab.apply(DR_REVIEWS + "---\n" + virtual_service("reviews", ["reviews"], """
   - match: [{uri: {prefix: /wpcatalog}}]
     route: [{destination: {host: reviews, subset: v2}}]
 """))
@@ -170,7 +119,7 @@ def test_unmatched_path_under_a_virtual_service_is_404_nr(lab):
 # ------------------------------------------------------------------------------------ 503s
 
 def test_undefined_subset_is_503_nc(lab):
-    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews",
+    lab.apply(DR_REVIEWS + "---\n" + virtual_service("reviews", ["reviews"],
                                         "  - route: [{destination: {host: reviews, subset: v3}}]\n"))
     df = lab.probe(REVIEWS_URL, n=5, seed=7)
     assert set(df.status) == {503} and set(df["flags"]) == {"NC"}
@@ -178,7 +127,7 @@ def test_undefined_subset_is_503_nc(lab):
 
 
 def test_subset_selecting_no_pods_is_503_uh(lab):
-    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews",
+    lab.apply(DR_REVIEWS + "---\n" + virtual_service("reviews", ["reviews"],
                                         "  - route: [{destination: {host: reviews, subset: v9}}]\n"))
     df = lab.probe(REVIEWS_URL, n=5, seed=8)
     assert set(df.status) == {503} and set(df["flags"]) == {"UH"}
@@ -186,25 +135,11 @@ def test_subset_selecting_no_pods_is_503_uh(lab):
 
 
 def test_gateway_route_to_a_host_without_service_is_503_nc(lab):
-    lab.apply("""
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: edge}
-spec:
-  hosts: [shop.example.com]
-  gateways: [gw]
-  http:
+    lab.apply(docs(gateway("gw"), virtual_service("edge", ["shop.example.com"], gateways=["gw"], http="""
   - match: [{uri: {prefix: /ghost}}]
     route: [{destination: {host: ghost, port: {number: 9080}}}]
   - route: [{destination: {host: reviews, port: {number: 9080}}}]
-""")
+""")))
     ghost = lab.probe("http://shop.example.com/ghost", n=5, via="gateway", seed=9)
     assert set(ghost.status) == {503} and set(ghost["flags"]) == {"NC"}
     assert set(ghost.cluster) == {""}, "no cluster of that name exists, so none is logged"
@@ -215,7 +150,7 @@ spec:
 
 
 def test_fault_abort_is_fi_and_missing_percentage_never_fires(lab):
-    lab.apply(vs("ratings", "ratings", """
+    lab.apply(virtual_service("ratings", ["ratings"], """
   - match: [{uri: {prefix: /always}}]
     fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
     route: [{destination: {host: ratings}}]
@@ -234,7 +169,7 @@ def test_route_timeout_is_504_ut(lab):
     for p in pod:
         lab.set_pod(p, latency_ms=400)
     try:
-        lab.apply(vs("ratings", "ratings", """
+        lab.apply(virtual_service("ratings", ["ratings"], """
   - timeout: 100ms
     route: [{destination: {host: ratings}}]
 """))
@@ -275,17 +210,7 @@ def test_circuit_breaker_overflow_is_503_uo(lab):
     for p in pods:
         lab.set_pod(p, latency_ms=300)
     try:
-        lab.apply("""
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: ratings}
-spec:
-  host: ratings
-  trafficPolicy:
-    connectionPool:
-      tcp: {maxConnections: 1}
-      http: {http1MaxPendingRequests: 1, http2MaxRequests: 1}
-""")
+        lab.apply(destination_rule("ratings", traffic_policy="{connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1, http2MaxRequests: 1}}}"))
         df = lab.probe(RATINGS_URL, n=24, concurrency=8, seed=17)
         uo = df[df["flags"] == "UO"]
         assert len(uo) > 0 and set(uo.status) == {503}
@@ -301,15 +226,7 @@ def test_outlier_detection_ejects_a_failing_pod(lab):
     bad = pods[0]
     lab.set_pod(bad, error_rate=1.0)
     try:
-        lab.apply("""
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: ratings}
-spec:
-  host: ratings
-  trafficPolicy:
-    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}
-""")
+        lab.apply(destination_rule("ratings", traffic_policy="{outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}}"))
         df = lab.probe(RATINGS_URL, n=90, seed=18)
         errors = df[df.status >= 500]
         # the app's own 5xx pass through (not retried since Istio 1.24) until the 3rd ejects it;
@@ -329,14 +246,7 @@ spec:
 
 
 def test_round_robin_is_even(lab):
-    lab.apply("""
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: ratings}
-spec:
-  host: ratings
-  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
-""")
+    lab.apply(destination_rule("ratings", traffic_policy="{loadBalancer: {simple: ROUND_ROBIN}}"))
     df = lab.probe(RATINGS_URL, n=90, seed=19)
     counts = Counter(df.pod)
     assert len(counts) == 3 and max(counts.values()) - min(counts.values()) <= 1, counts
@@ -345,21 +255,14 @@ spec:
 def test_consistent_hash_keeps_a_user_on_one_pod(lab):
     spread = lab.probe(RATINGS_URL, n=30, headers={"x-user": "alice"}, seed=25)
     assert spread.pod.nunique() > 1, "without a DR, LEAST_REQUEST spreads one user's requests"
-    lab.apply("""
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: ratings}
-spec:
-  host: ratings
-  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
-""")
+    lab.apply(destination_rule("ratings", traffic_policy="{loadBalancer: {consistentHash: {httpHeaderName: x-user}}}"))
     for user in ("alice", "bob", "carol"):
         df = lab.probe(RATINGS_URL, n=15, headers={"x-user": user}, seed=26)
         assert set(df.status) == {200} and df.pod.nunique() == 1, (user, set(df.pod))
 
 
 def test_fault_delay_is_di_and_redirect_is_envoys_own(lab):
-    lab.apply(vs("ratings", "ratings", """
+    lab.apply(virtual_service("ratings", ["ratings"], """
   - match: [{uri: {prefix: /slow}}]
     fault: {delay: {fixedDelay: 200ms, percentage: {value: 100}}}
     route: [{destination: {host: ratings}}]
@@ -393,7 +296,7 @@ def _via_sidecar(lab, host: str, port: int, path: str) -> tuple[int, dict]:
 
 
 def test_rewrite_and_mirror_reach_the_pods(lab):
-    lab.apply(DR_REVIEWS + "---\n" + vs("reviews", "reviews", """
+    lab.apply(DR_REVIEWS + "---\n" + virtual_service("reviews", ["reviews"], """
   - match: [{uri: {prefix: /legacy}}]
     rewrite: {uri: /v2, authority: reviews.internal}
     route: [{destination: {host: reviews, subset: v1}}]
@@ -417,7 +320,7 @@ def test_rewrite_and_mirror_reach_the_pods(lab):
 # ------------------------------------------------------------------------------------ timing
 
 def test_virtual_service_before_destination_rule_opens_an_nc_window(lab):
-    route = vs("reviews", "reviews", "  - route: [{destination: {host: reviews, subset: v2}}]\n")
+    route = virtual_service("reviews", ["reviews"], "  - route: [{destination: {host: reviews, subset: v2}}]\n")
     with lab.probing(REVIEWS_URL, rate=100, seed=20) as run:
         time.sleep(0.2)
         lab.apply(route + "---\n" + DR_REVIEWS, order=["VirtualService", "DestinationRule"], gap=0.5)
@@ -430,7 +333,7 @@ def test_virtual_service_before_destination_rule_opens_an_nc_window(lab):
 
 
 def test_istiod_order_has_no_nc_window(lab):
-    route = vs("reviews", "reviews", "  - route: [{destination: {host: reviews, subset: v2}}]\n")
+    route = virtual_service("reviews", ["reviews"], "  - route: [{destination: {host: reviews, subset: v2}}]\n")
     with lab.probing(REVIEWS_URL, rate=100, seed=21) as run:
         time.sleep(0.2)
         lab.apply(route + "---\n" + DR_REVIEWS)
@@ -442,90 +345,17 @@ def test_istiod_order_has_no_nc_window(lab):
 
 # ------------------------------------------------------------------------------------ the seed
 
-SEED_APP = """
-apiVersion: v1
-kind: Namespace
-metadata: {name: prod}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v1, namespace: prod}
-spec:
-  selector: {matchLabels: {app: reviews, version: v1}}
-  template:
-    metadata: {labels: {app: reviews, version: v1}}
-    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v2, namespace: prod}
-spec:
-  selector: {matchLabels: {app: reviews, version: v2}}
-  template:
-    metadata: {labels: {app: reviews, version: v2}}
-    spec: {containers: [{name: app, image: meshlab/app, ports: [{containerPort: 9080}]}]}
-"""
-SEED_SERVICE = """
-apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: prod}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 9080}]
-"""
-# the question's VirtualService and DestinationRule, verbatim (namespace added)
-SEED_VS_DR = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: reviews-route, namespace: prod}
-spec:
-  hosts:
-  - reviews.prod.svc.cluster.local
-  http:
-  - name: "reviews-v2-routes"
-    match:
-    - uri:
-        prefix: "/wpcatalog"
-    route:
-    - destination:
-        host: reviews.prod.svc.cluster.local
-        subset: v2
-  - name: "reviews-v1-route"
-    route:
-    - destination:
-        host: reviews.prod.svc.cluster.local
-        subset: v1
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: reviews-destination, namespace: prod}
-spec:
-  host: reviews.prod.svc.cluster.local
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
-"""
-SEED_EDGE = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: prod}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: edge, namespace: prod}
-spec:
-  hosts: [shop.example.com]
-  gateways: [edge]
-  http:
+SEED_APP = docs(
+    namespace("prod"),
+    deployment("reviews", "v1", replicas=None, namespace="prod"),
+    deployment("reviews", "v2", replicas=None, namespace="prod"),
+)
+SEED_SERVICE = service("reviews", namespace="prod")
+SEED_EDGE = docs(
+    gateway("edge", namespace="prod"),
+    virtual_service("edge", ["shop.example.com"], namespace="prod", gateways=["edge"], http="""
   - route: [{destination: {host: reviews.prod.svc.cluster.local, subset: v1, port: {number: 9080}}}]
-"""
+"""))
 
 
 def test_seed_question_why_the_service_matters():

@@ -11,42 +11,13 @@ from meshlab.manifests import load
 from meshlab.objects import Service, VirtualService
 from meshlab.state import ClusterState
 
-APP = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v1}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web, version: v1}}
-  template:
-    metadata: {labels: {app: web, version: v1}}
-    spec:
-      containers:
-      - name: web
-        image: demo
-        ports: [{containerPort: 8080, name: http-web}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v2}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web, version: v2}}
-  template:
-    metadata: {labels: {app: web, version: v2}}
-    spec:
-      containers:
-      - name: web
-        image: demo
-        ports: [{containerPort: 9090, name: http-web}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http-web}]
-"""
+from _manifests import deployment, docs, service
+
+APP = docs(
+    deployment("web", "v1", replicas=2, port=8080, port_name="http-web", container="web"),
+    deployment("web", "v2", port=9090, port_name="http-web", container="web"),
+    service("web", 80, target_port="http-web"),
+)
 
 
 @pytest.fixture

@@ -11,43 +11,20 @@ from meshlab.manifests import load
 from meshlab.state import ClusterState
 from meshlab.istio.translate import ProxyIdentity, build_config
 
+from _manifests import SEED_VS_DR, deployment, docs, gateway, namespace, service
+
 MAX = 4294967295
 SLEEP = ProxyIdentity(kind="sidecar", namespace="default", labels={"app": "sleep"}, ip="127.66.0.1")
 GATEWAY = ProxyIdentity(kind="gateway", namespace="istio-system",
                         labels={"istio": "ingressgateway", "app": "istio-ingressgateway"},
                         ip="127.66.0.2")
 
-APPS = """
-apiVersion: v1
-kind: Namespace
-metadata: {name: prod}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v1, namespace: prod}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: reviews, version: v1}}
-  template:
-    metadata: {labels: {app: reviews, version: v1}}
-    spec: {containers: [{name: app, image: x, ports: [{containerPort: 9080, name: web}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v2, namespace: prod}
-spec:
-  selector: {matchLabels: {app: reviews, version: v2}}
-  template:
-    metadata: {labels: {app: reviews, version: v2}}
-    spec: {containers: [{name: app, image: x, ports: [{containerPort: 9080, name: web}]}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: prod}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 9080, targetPort: web}]
----
+APPS = docs(
+    namespace("prod"),
+    deployment("reviews", "v1", replicas=2, port_name="web", namespace="prod"),
+    deployment("reviews", "v2", replicas=None, port_name="web", namespace="prod"),
+    service("reviews", target_port="web", namespace="prod"),
+    """
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -66,33 +43,7 @@ spec:
   ports:
   - {name: http, port: 80, targetPort: 8080}
   - {name: http-admin, port: 9000, targetPort: 9000}
-"""
-
-SEED_VS_DR = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: reviews-route, namespace: prod}
-spec:
-  hosts: [reviews.prod.svc.cluster.local]
-  http:
-  - name: reviews-v2-routes
-    match:
-    - uri: {prefix: /wpcatalog}
-    route:
-    - destination: {host: reviews.prod.svc.cluster.local, subset: v2}
-  - name: reviews-v1-route
-    route:
-    - destination: {host: reviews.prod.svc.cluster.local, subset: v1}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: reviews-destination, namespace: prod}
-spec:
-  host: reviews.prod.svc.cluster.local
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-"""
+""")
 
 
 def make_state(*yamls: str) -> ClusterState:
@@ -490,14 +441,7 @@ spec: {host: reviews.prod.svc.cluster.local, trafficPolicy: {loadBalancer: {simp
 
 # ---------------------------------------------------------------------------------------- gateway
 
-GW = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
----
+GW = gateway("gw") + """---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: edge}
@@ -537,8 +481,7 @@ def test_gateway_listener_route_names_and_vs_merge():
 
 
 def test_gateway_without_virtual_service_has_a_routeless_blackhole():
-    gw_only = GW.split("---")[0]
-    cfg = build_config(make_state(gw_only), GATEWAY)
+    cfg = build_config(make_state(gateway("gw")), GATEWAY)
     vhs = cfg.routes["http.8080"]["virtual_hosts"]
     assert vhs == [{"name": "blackhole:80", "domains": ["*"], "routes": []}]
 
