@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from meshlab.manifests import load
+from meshlab.objects import Service
 from meshlab.state import ClusterState
 from meshlab.istio.translate import ProxyIdentity, build_config
 
-from _manifests import SEED_VS_DR, deployment, docs, gateway, namespace, service
+from _manifests import SEED_VS_DR, deployment, docs, gateway, namespace, service, virtual_service
 
 MAX = 4294967295
 SLEEP = ProxyIdentity(kind="sidecar", namespace="default", labels={"app": "sleep"}, ip="127.66.0.1")
@@ -133,7 +134,7 @@ def addrs_of(cfg, name):
 
 def test_vhost_domains_depend_on_client_namespace():
     st = make_state()
-    vip = st.cluster_ip(st.get(__import__("meshlab.objects", fromlist=["Service"]).Service, "reviews", "prod"))
+    vip = st.cluster_ip(st.get(Service, "reviews", "prod"))
     other = build_config(st, SLEEP)
     vh = vhost(other, "9080", f"{REVIEWS}:9080")
     assert vh["domains"] == [REVIEWS, REVIEWS + ".", "reviews.prod", "reviews.prod.svc", vip]
@@ -175,13 +176,7 @@ def test_seed_virtual_service_first_match_wins_and_no_default_route():
 
 
 def test_vs_without_catch_all_has_no_fallback_and_catch_all_stops_emission():
-    vs = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: r, namespace: prod}
-spec:
-  hosts: [reviews]
-  http:
+    vs = virtual_service("r", ["reviews"], namespace="prod", http="""
   - name: a
     match: [{uri: {exact: /a}, name: m1}, {headers: {end-user: {exact: jason}}, name: m2}]
     route: [{destination: {host: reviews}}]
@@ -190,7 +185,7 @@ spec:
     route: [{destination: {host: reviews}}]
   - name: never
     route: [{destination: {host: reviews}}]
-"""
+""")
     routes = vhost(build_config(make_state(vs), SLEEP), "9080", f"{REVIEWS}:9080")["routes"]
     assert [r["name"] for r in routes] == ["a.m1", "a.m2", "all"]
     assert routes[1]["match"]["headers"] == [{"name": "end-user", "string_match": {"exact": "jason"}}]
@@ -200,17 +195,11 @@ spec:
 
 
 def test_short_names_expand_in_the_vs_namespace_and_dotted_names_do_not():
-    vs = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: r, namespace: prod}
-spec:
-  hosts: [reviews]
-  http:
+    vs = virtual_service("r", ["reviews"], namespace="prod", http="""
   - match: [{uri: {prefix: /dotted}}]
     route: [{destination: {host: reviews.prod, subset: v1}}]
   - route: [{destination: {host: nothere}}]
-"""
+""")
     routes = vhost(build_config(make_state(vs), SLEEP), "9080", f"{REVIEWS}:9080")["routes"]
     assert routes[0]["route"]["cluster"] == "outbound|9080|v1|reviews.prod"
     # unknown host: the name is built anyway (listener port), the cluster does not exist → NC
@@ -218,13 +207,7 @@ spec:
 
 
 def test_weights_and_destination_ports():
-    vs = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: w}
-spec:
-  hosts: [web]
-  http:
+    vs = virtual_service("w", ["web"], http="""
   - match: [{uri: {prefix: /split}}]
     route:
     - {destination: {host: web, port: {number: 80}}, weight: 80}
@@ -235,7 +218,7 @@ spec:
     - {destination: {host: web}, weight: 100}
     - {destination: {host: web, port: {number: 9000}}, weight: 0}
   - route: [{destination: {host: web}}]
-"""
+""")
     cfg = build_config(make_state(vs), SLEEP)
     for port in ("80", "9000"):
         routes = vhost(cfg, port, f"web.default.svc.cluster.local:{port}")["routes"]
@@ -248,13 +231,7 @@ spec:
 
 
 def test_timeout_retries_fault_mirror_rewrite_redirect():
-    vs = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: r, namespace: prod}
-spec:
-  hosts: [reviews]
-  http:
+    vs = virtual_service("r", ["reviews"], namespace="prod", http="""
   - name: redirect
     match: [{uri: {exact: /old}}]
     redirect: {uri: /new, redirectCode: 302}
@@ -272,7 +249,7 @@ spec:
   - name: noretry
     retries: {attempts: 0}
     route: [{destination: {host: reviews, subset: v1}}]
-"""
+""")
     routes = vhost(build_config(make_state(vs), SLEEP), "9080", f"{REVIEWS}:9080")["routes"]
     red = routes[0]
     assert red["redirect"] == {"path_redirect": "/new", "response_code": "FOUND"}
@@ -296,13 +273,7 @@ spec:
 
 
 def test_source_labels_and_namespace_are_decided_per_proxy():
-    vs = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: r, namespace: prod}
-spec:
-  hosts: [reviews]
-  http:
+    vs = virtual_service("r", ["reviews"], namespace="prod", http="""
   - name: from-sleep
     match: [{sourceLabels: {app: sleep}}]
     route: [{destination: {host: reviews, subset: v2}}]
@@ -311,7 +282,7 @@ spec:
     route: [{destination: {host: reviews, subset: v1}}]
   - name: rest
     route: [{destination: {host: reviews, subset: v1}}]
-"""
+""")
     st = make_state(vs)
     names = lambda proxy: [r["name"] for r in vhost(build_config(st, proxy), "9080", f"{REVIEWS}:9080")["routes"]]
     assert names(SLEEP) == ["from-sleep", "rest"]
@@ -518,7 +489,6 @@ spec:
 """
     st = make_state(extra)
     cfg = build_config(st, SLEEP)
-    from meshlab.objects import Service
     vip = st.cluster_ip(st.get(Service, "db", "default"))
     tcp = next(l for l in cfg.listeners if l["name"] == f"{vip}_5432")
     flt = tcp["filter_chains"][0]["filters"][0]["typed_config"]
