@@ -16,7 +16,7 @@ import pytest
 
 from meshlab import _yaml
 from meshlab.errors import ManifestError
-from meshlab.manifests import load, load_report
+from meshlab.manifests import LoadReport, load, load_report
 
 VS_HEAD = """apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -201,32 +201,35 @@ def test_bad_input_gets_one_clear_sentence(case: Case, tmp_path: Path) -> None:
         assert "\n" not in text and "Traceback" not in text and len(text) < 600, text
 
 
+def _load_report_with_peak(source: Any) -> tuple[LoadReport, int]:
+    """load_report(source) and the peak of memory Python allocated meanwhile (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        report = load_report(source)
+        return report, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_at_least_twenty_cases() -> None:
     assert len(CASES) >= 20
 
 
-@pytest.mark.parametrize("make", [_alias_bomb, lambda: "x: " + "[" * 100_000, lambda: "- a\n" * 400_000],
+@pytest.mark.parametrize("make, refusal", [(_alias_bomb, "too many values"),
+                                           (lambda: "x: " + "[" * 100_000, "nested too deeply"),
+                                           (lambda: "- a\n" * 400_000, "too many values")],
                          ids=["alias-bomb", "deep-flow", "many-values"])
-def test_hostile_documents_are_refused_without_large_memory(make: Callable[[], str]) -> None:
+def test_hostile_documents_are_refused_without_large_memory(make: Callable[[], str], refusal: str) -> None:
     text = make()
-    tracemalloc.start()
-    try:
-        report = load_report(text)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    report, peak = _load_report_with_peak(text)
     assert not report.ok and not report.objects
+    assert [p.message.split(":")[0] for p in report.problems] == [refusal]
     assert peak < 64 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
 
 
 def test_a_50mb_file_is_refused_before_reading(tmp_path: Path) -> None:
     path = _sparse_file(50 * 1024 * 1024)(tmp_path)
-    tracemalloc.start()
-    try:
-        report = load_report(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    report, peak = _load_report_with_peak(path)
     assert [p.message for p in report.problems][0].startswith("too large")
     assert peak < 4 * 1024 * 1024
 
@@ -265,11 +268,6 @@ def test_unreadable_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
 
 def test_a_50mb_string_is_refused_without_copying_it() -> None:
     text = "a" * (50 * 1024 * 1024)
-    tracemalloc.start()
-    try:
-        report = load_report(text)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    report, peak = _load_report_with_peak(text)
     assert report.problems[0].file == "<string>" and report.problems[0].message.startswith("too large")
     assert peak < 1024 * 1024
