@@ -281,9 +281,9 @@ def test_e2e_circuit_breaker_is_uo(lab) -> None:
                                "http: {http1MaxPendingRequests: 1}}}"))
     for name in lab.pods()["name"]:
         lab.set_pod(name, latency_ms=300)
-    ex = explain(lab.probe("http://reviews:9080/", n=8, concurrency=8), lab)
-    c = ex["UO"]
-    assert c.count >= 1 and "tcp.maxConnections 1" in c.why and "http.http1MaxPendingRequests 1" in c.why
+    df = lab.probe("http://reviews:9080/", n=8, concurrency=8)
+    c = explain(df, lab)["UO"]
+    assert c.count == (df["flags"] == "UO").sum() >= 1 and "tcp.maxConnections 1" in c.why and "http.http1MaxPendingRequests 1" in c.why
 
 
 def test_e2e_app_errors_pass_through(lab) -> None:
@@ -318,9 +318,10 @@ def test_e2e_wrong_order_is_a_transient_nc(lab) -> None:
         lab.apply(DR)
         seen = len(p.snapshot())
         _wait_rows(p, seen + 10)           # …and some come after the DestinationRule landed
-    ex = explain(p.result(), lab)
+    df = p.result()
+    ex = explain(df, lab)
     nc, ok = ex["NC"], ex["200"]
-    assert nc.count > 0 and ok.count > 0
+    assert nc.count > 0 and ok.count > 0 and nc.count + ok.count == len(df), "only NC and 200 outcomes"
     assert "before the DestinationRule" in nc.why and "Make before break" in nc.fix
 
 

@@ -105,7 +105,7 @@ kind: Service
 metadata: {name: b, namespace: prod}
 spec: {ports: [{port: 80}]}
 """))
-    assert state.resolve_host("b.prod") is not None
+    assert state.resolve_host("b.prod").name == "b"
     state.delete(load("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}"))
     assert state.resolve_host("b.prod") is None
 
