@@ -22,7 +22,8 @@ import plotly.graph_objects as go
 
 __all__ = [
     "Figure", "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
-    "timeline", "flow", "latency", "config_table", "endpoints", "VERSION_COLORS", "OUTCOME_COLORS",
+    "timeline", "flow", "latency", "config_table", "endpoints", "findings", "Table", "VERSION_COLORS",
+    "OUTCOME_COLORS",
 ]
 
 VERSION_COLORS: dict[str, str] = {"v1": "#1f77b4", "v2": "#ff7f0e", "v3": "#2ca02c", "v4": "#8c564b"}
@@ -49,6 +50,27 @@ class Figure(go.Figure):
         display({"application/vnd.plotly.v1+json": json.loads(self.to_json()),
                  "text/html": self.to_html(full_html=False, include_plotlyjs="cdn"),
                  "text/plain": f"<meshlab chart: {title}>"}, raw=True)
+
+
+class Table(pd.DataFrame):
+    """A DataFrame that shows long cells whole.
+
+    Why: pandas cuts cells at 50 characters when it displays a frame, and Envoy's names are
+    longer (`outbound|9080|v1|reviews.default.svc.cluster.local` is 50) — a learner copying a
+    cluster name from a table must see all of it. Everything else is a plain DataFrame.
+    """
+
+    @property
+    def _constructor(self) -> type[Table]:
+        return Table
+
+    def _repr_html_(self) -> str | None:
+        with pd.option_context("display.max_colwidth", None):
+            return super()._repr_html_()
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.max_colwidth", None, "display.width", 250):
+            return super().__repr__()
 
 
 # ------------------------------------------------------------------------------------ outcomes
@@ -87,8 +109,8 @@ def outcomes(df: pd.DataFrame) -> pd.DataFrame:
     """Count of requests per outcome, most frequent first, with its share (for a quick table)."""
     counts = outcome(df).value_counts()
     total = max(int(counts.sum()), 1)
-    return pd.DataFrame({"outcome": counts.index, "requests": counts.values,
-                         "share": (counts.values / total).round(3)})
+    return Table({"outcome": counts.index, "requests": counts.values,
+                  "share": (counts.values / total).round(3)})
 
 
 def _outcome_color(label: str) -> str:
@@ -176,8 +198,8 @@ def share_table(df: pd.DataFrame, by: str = "version", configured: Mapping[str, 
             row["configured"] = conf.get(key, 0.0)
             row["inside"] = lo <= row["configured"] <= hi
         rows.append(row)
-    out = pd.DataFrame(rows, columns=[by, "requests", "share", "low", "high"]
-                       + (["configured", "inside"] if conf else []))
+    out = Table(rows, columns=[by, "requests", "share", "low", "high"]
+                + (["configured", "inside"] if conf else []))
     out.attrs["answered"] = n
     out.attrs["failed"] = len(df) - n
     out.attrs["confidence"] = confidence
@@ -253,7 +275,8 @@ def shares(probes: Mapping[str, pd.DataFrame], by: str = "pod", title: str | Non
                     hovertemplate="%{y:.0%}<extra>%{fullData.name}</extra>")
     fig.update_layout(template=_TEMPLATE, barmode="stack", title=title or f"Share of requests per {by}",
                       yaxis=dict(title="share of requests", tickformat=".0%", range=[0, 1.0]),
-                      legend_title=by)
+                      legend_title=f"{by} / failure" if failed_labels and values else
+                      ("failure" if failed_labels else by))
     return fig
 
 
@@ -382,7 +405,7 @@ def flow(df: pd.DataFrame, host: str | None = None, title: str | None = None) ->
             links[(a, b, color)] = links.get((a, b, color), 0) + 1
     # Fixed columns (host, route, cluster, pod) with room for long cluster names between the
     # cluster column and the pods; y stacks each column's nodes by their request counts.
-    xs_by_stage = (0.001, 0.17, 0.36, 0.999)
+    xs_by_stage = (0.001, 0.22, 0.43, 0.999)
     total = max(len(df), 1)
     ys, used = [], [0.0] * len(stages)
     for i in range(len(node_labels)):
@@ -398,8 +421,14 @@ def flow(df: pd.DataFrame, host: str | None = None, title: str | None = None) ->
         link=dict(source=[a for a, _, _ in links], target=[b for _, b, _ in links],
                   value=list(links.values()), color=[c for _, _, c in links]),
     ))
+    headers = ("host called", "route (VirtualService rule)", "Envoy cluster", "pod, or what failed")
+    for st, text in enumerate(headers):
+        if st in node_stage:
+            fig.add_annotation(x=xs_by_stage[st], y=1.0, xref="paper", yref="paper", yanchor="bottom",
+                               xanchor="right" if st == len(stages) - 1 else "left", showarrow=False,
+                               text=f"<b>{text}</b>", font=dict(size=11, color="#444"))
     fig.update_layout(template=_TEMPLATE, title=title or f"How {len(df)} requests to {host} flowed",
-                      font=dict(size=11), height=380, margin=dict(l=20, r=20, t=60, b=20))
+                      font=dict(size=11), height=400, margin=dict(l=20, r=20, t=80, b=20))
     return fig
 
 
@@ -427,9 +456,9 @@ def config_table(config: Mapping[str, Sequence[Mapping]], section: str = "cluste
     """
     if section not in config:
         raise ValueError(f"envoy config has no section {section!r}; sections: {', '.join(config)}")
-    df = pd.DataFrame(list(config[section]))
+    df = Table(list(config[section]))
     if df.empty:
-        return pd.DataFrame(columns=list(columns or ["name"]))
+        return Table(columns=list(columns or ["name"]))
     if match:
         text = df.astype(str).agg(" ".join, axis=1)
         df = df[text.str.contains(match, regex=False)]
@@ -471,7 +500,20 @@ def endpoints(objects: Sequence[object], pods: pd.DataFrame, service: str,
                          "port": f"{port.name or ''} {port.port}".strip(),
                          "address": f"{pod.get('ip') or '?'}:{target}", "ready": bool(pod.get("ready")),
                          "endpoint": ready})
-    return pd.DataFrame(rows, columns=["pod", "version", "selector", "port", "address", "ready", "endpoint"])
+    return Table(rows, columns=["pod", "version", "selector", "port", "address", "ready", "endpoint"])
+
+
+def findings(found: Sequence[object]) -> pd.DataFrame:
+    """`meshlab.analyze` findings as a table: level, code, resource, message and how to fix it.
+
+    The same facts `istioctl analyze` prints one per line, with the fix beside each, so a notebook
+    shows them with one call instead of a formatting loop.
+    """
+    columns = ["level", "code", "resource", "message", "fix"]
+    rows = [{"level": str(getattr(f, "level", "")), "code": getattr(f, "code", ""),
+             "resource": getattr(f, "origin", ""), "message": getattr(f, "message", ""),
+             "fix": getattr(f, "fix", "")} for f in found]
+    return Table(rows, columns=columns)
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -207,3 +207,41 @@ def test_figures_display_live_and_as_static_html(monkeypatch):
     assert raw and set(bundle) == {"application/vnd.plotly.v1+json", "text/html", "text/plain"}
     assert bundle["application/vnd.plotly.v1+json"]["data"][0]["type"] == "bar"
     assert "plotly" in bundle["text/html"] and "Which pod answered" in bundle["text/plain"]
+
+
+def test_tables_show_long_envoy_names_whole():
+    name = "outbound|9080|v1|reviews.default.svc.cluster.local"   # 50 characters: pandas would cut it
+    t = charts.config_table({"clusters": [{"name": name}, {"name": "x"}]}, "clusters", match="v1")
+    assert isinstance(t, pd.DataFrame) and list(t["name"]) == [name]
+    assert name in t._repr_html_() and name in repr(t)
+    assert name in repr(t[t["name"] != ""])                         # still whole after filtering
+
+
+def test_findings_table_has_one_row_per_finding_with_its_fix():
+    from meshlab import analyze
+    here = __import__("pathlib").Path(__file__).resolve().parent.parent / "notebooks" / "manifests"
+    found = analyze([here / "01-service", here / "03-subsets" / "destinationrule-subsets.yaml",
+                     here / "04-503" / "virtualservice-v3.yaml"])
+    t = charts.findings(found)
+    assert list(t.columns) == ["level", "code", "resource", "message", "fix"]
+    assert len(t) == len(found) and "IST0101" in set(t["code"])
+    row = t[t["code"] == "IST0101"].iloc[0]
+    assert row["level"] == "Error" and row["resource"] == "VirtualService default/reviews" and row["fix"]
+    assert list(charts.findings([]).columns) == ["level", "code", "resource", "message", "fix"]
+
+
+def test_flow_names_its_columns():
+    df = split_probe(10, 0.5, seed=2)
+    texts = [a.text for a in charts.flow(df, host="reviews").layout.annotations]
+    assert [t.replace("<b>", "").replace("</b>", "") for t in texts] == \
+        ["host called", "route (VirtualService rule)", "Envoy cluster", "pod, or what failed"]
+    dns = [a.text for a in charts.flow(dns_probe(3), host="ratings").layout.annotations]
+    assert len(dns) == 2   # no route and no cluster column when no request reached Envoy
+
+
+def test_shares_legend_says_when_failures_are_stacked_in():
+    ok = frame([{"pod": "a", "version": "v1"}] * 4)
+    assert charts.shares({"x": ok}, by="version").layout.legend.title.text == "version"
+    failed = frame([{"status": 503, "flags": "NC", "pod": "", "version": ""}] * 2)
+    assert charts.shares({"x": ok, "y": failed}, by="version").layout.legend.title.text == "version / failure"
+    assert charts.shares({"y": failed}, by="version").layout.legend.title.text == "failure"
