@@ -236,6 +236,10 @@ exercise(Exercise(
 # ------------------------------------------------------------------------------------ chapter 3
 
 def _weights(answer: Any, data: Mapping[str, Any]) -> bool:
+    if isinstance(answer, (list, tuple)) and len(answer) == 2:   # (v1, v2), in the slider's order
+        answer = {"v1": answer[0], "v2": answer[1]}
+    if isinstance(answer, Mapping):
+        answer = {str(k).strip().lower(): v for k, v in answer.items()}
     if not isinstance(answer, Mapping) or set(answer) != {"v1", "v2"}:
         raise ValueError("Answer with a dict of both subsets, e.g. {\"v1\": 50, \"v2\": 50}.")
     w1, w2 = _number(answer["v1"]), _number(answer["v2"])
@@ -256,6 +260,8 @@ _WPCATALOG_RIGHT = {"/wpcatalog/items": "v2", "/wpcatalogue": "v2", "/reviews/1"
 
 
 def _wpcatalog(answer: Any, data: Mapping[str, Any]) -> bool:
+    if isinstance(answer, Mapping):
+        answer = {str(k).strip(): v for k, v in answer.items()}
     if not isinstance(answer, Mapping) or set(answer) != set(_WPCATALOG_RIGHT):
         raise ValueError(f"Answer with a dict for exactly these paths: {sorted(_WPCATALOG_RIGHT)}.")
     return {k: _word(v) for k, v in answer.items()} == _WPCATALOG_RIGHT
@@ -277,9 +283,12 @@ _FLAGS_RIGHT = {"no-service": "NC", "undefined-subset": "NC", "empty-subset": "U
 
 
 def _flags(answer: Any, data: Mapping[str, Any]) -> bool:
+    if isinstance(answer, Mapping):
+        answer = {_word(k).replace(" ", "-") if isinstance(k, str) else k: v for k, v in answer.items()}
     if not isinstance(answer, Mapping) or set(answer) != set(_FLAGS_RIGHT):
         raise ValueError(f"Answer with a dict for exactly these cases: {sorted(_FLAGS_RIGHT)}.")
-    return {k: str(v).strip().upper() for k, v in answer.items()} == _FLAGS_RIGHT
+    # "NC", "nc", "503 NC" all name the flag
+    return {k: str(v).strip().upper().removeprefix("503").strip() for k, v in answer.items()} == _FLAGS_RIGHT
 
 
 exercise(Exercise(
@@ -293,10 +302,15 @@ exercise(Exercise(
     _flags))
 
 
+_KIND_SHORT = {"dr": "destinationrule", "vs": "virtualservice"}
+
+
 def _safe_order(answer: Any, data: Mapping[str, Any]) -> bool:
     if not isinstance(answer, (list, tuple)) or len(answer) != 2:
-        raise ValueError("Answer with a list of the two kinds in the order you apply them.")
-    return [_word(a).replace(" ", "") for a in answer] == ["destinationrule", "virtualservice"]
+        raise ValueError("Answer with a list of the two kinds in the order you apply them, "
+                         "e.g. [\"Kind1\", \"Kind2\"].")
+    kinds = [_word(a).replace(" ", "") for a in answer]
+    return [_KIND_SHORT.get(k, k) for k in kinds] == ["destinationrule", "virtualservice"]
 
 
 exercise(Exercise(
@@ -319,10 +333,8 @@ def _seed(answer: Any, data: Mapping[str, Any]) -> bool:
 
 exercise(Exercise(
     "4.seed",
-    "Why does the request fail with 503 once the Kubernetes Service is gone? "
-    "(a) kube-proxy has no rule left for the ClusterIP; "
-    "(b) Envoy builds its clusters and endpoints from Services, so the route points at a cluster "
-    "that no longer exists; (c) the DestinationRule becomes invalid and istiod rejects it.",
+    "Why does a request through the gateway get 503 once the Kubernetes Service is gone? "
+    "(a), (b) or (c)?",
     "Look at the response flag of those 503s and at the clusters table without the Service.",
     "(b): the DestinationRule and VirtualService only refine traffic to a host the registry knows. "
     "The Service supplies that host, its port and its endpoints; without it the route names a "

@@ -65,8 +65,23 @@ def test_weights_accept_any_nine_to_one_ratio():
     assert check("3.weights", {"v1": 45, "v2": 5})
 
 
+def test_right_answers_in_another_plausible_form_are_right():
+    assert check("3.weights", (90, 10)) and check("3.weights", [90, 10])   # (v1, v2)
+    assert check("3.weights", {"V1": 90, "V2": 10}) and check("3.weights", {"v1": 0.9, "v2": 0.1})
+    assert not check("3.weights", (10, 90))
+    assert check("4.flags", {"no-service": "503 NC", "undefined-subset": "nc", "empty-subset": "uh "})
+    assert check("4.flags", {"No Service": "NC", "undefined_subset": "NC", "empty-subset": "UH"})
+    assert check("4.safe-order", ("destination rule", "virtual-service"))
+    assert check("4.safe-order", ["DR", "vs"]) and not check("4.safe-order", ["VS", "DR"])
+    assert check("3.wpcatalog", {" /wpcatalog/items": "V2", "/wpcatalogue": "v2", "/reviews/1": "v1", "/": "V1"})
+    assert check("0.first-version", " V2 ", probe=FIRST_V2) and check("1.balances", "Connection")
+    assert check("2.slow-pod-policy", "least request", results=LB_RESULTS, slow_pod=SLOW)
+
+
 def test_wrong_shape_gets_a_message_not_a_traceback():
-    v = check("3.weights", [90, 10])
+    v = check("3.weights", 90)
+    assert v.ok is False and "dict" in v.message
+    v = check("4.flags", ["NC", "NC", "UH"])
     assert v.ok is False and "dict" in v.message
     v = check("1.keepalive-pods", "one", probe=STICKY)
     assert v.ok is False and "number" in v.message
