@@ -596,6 +596,20 @@ spec:
 """
 
 
+def _assert_envoy_runs(envoy, cfg, context: str = "") -> None:
+    """Envoy's own account (admin config_dump) matches the config pushed: exactly its active
+    clusters and listeners, and every route config (a removed listener drains for a while and
+    keeps its route config meanwhile, so extra route configs are allowed)."""
+    dump = {c["@type"].rsplit(".", 1)[1]: c for c in envoy.config_dump(include_eds=False)["configs"]}
+    section = lambda kind, key: dump.get(kind, {}).get(key, [])   # Envoy leaves out empty sections
+    clusters = {c["cluster"]["name"] for c in section("ClustersConfigDump", "dynamic_active_clusters")}
+    listeners = {l["name"] for l in section("ListenersConfigDump", "dynamic_listeners") if "active_state" in l}
+    routes = {r["route_config"]["name"] for r in section("RoutesConfigDump", "dynamic_route_configs")}
+    assert clusters == {c["name"] for c in cfg.clusters}, context
+    assert listeners == {l["name"] for l in cfg.listeners}, context
+    assert set(cfg.routes) <= routes, context
+
+
 def test_generated_configs_are_accepted_by_real_envoy(tmp_path):
     from meshlab._addresses import AddressLease
     from meshlab.envoy import Envoy
@@ -610,8 +624,10 @@ def test_generated_configs_are_accepted_by_real_envoy(tmp_path):
             e = Envoy(name, tmp_path / name, admin_ip=ident.ip)
             try:
                 e.start(cfg)   # raises EnvoyConfigRejected with Envoy's words if anything is wrong
+                _assert_envoy_runs(e, cfg)
                 e.push(build_config(make_state(SEED_VS_DR), ident))
                 e.push(cfg)
+                _assert_envoy_runs(e, cfg, "a push back leaves exactly the config pushed")
             finally:
                 e.stop()
     finally:
@@ -695,7 +711,9 @@ def test_every_istio_sample_translates_and_real_envoy_accepts_it(tmp_path):
                               strict_namespaces=False)
             st.apply([o for o in base + objs if o.kind != "UnmodelledObject"])
             for key, ident in (("s", sidecar), ("g", gateway)):
-                envoys[key].push(build_config(st, ident))  # raises EnvoyConfigRejected otherwise
+                cfg = build_config(st, ident)
+                envoys[key].push(cfg)  # raises EnvoyConfigRejected otherwise
+                _assert_envoy_runs(envoys[key], cfg, sample.name)
             translated += 1
         assert translated >= 20
     finally:
