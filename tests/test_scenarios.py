@@ -10,15 +10,15 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from meshlab.lab import Lab
 
+from conftest import REFERENCE
 from _manifests import SEED_VS_DR, deployment, destination_rule, docs, gateway, namespace, service, virtual_service
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "istio-samples"
+SAMPLES = REFERENCE / "istio-samples"
 
 BASE = docs(
     deployment("reviews", "v1", replicas=2),
@@ -382,10 +382,10 @@ def test_bookinfo_reviews_80_20():
     files = ["bookinfo__platform__kube__bookinfo.yaml", "bookinfo__networking__destination-rule-all.yaml",
              "bookinfo__networking__virtual-service-reviews-80-20.yaml",
              "bookinfo__networking__bookinfo-gateway.yaml"]
-    if not all((REFERENCE / f).exists() for f in files):
-        pytest.skip(f"Istio samples not found under {REFERENCE}")
+    if not all((SAMPLES / f).exists() for f in files):
+        pytest.skip(f"Istio samples not found under {SAMPLES}")
     with Lab(seed=3) as lab:
-        lab.apply([REFERENCE / f for f in files])
+        lab.apply([SAMPLES / f for f in files])
         n = 500
         df = lab.probe("http://reviews:9080/reviews/0", n=n, seed=22)
         assert (df.status == 200).all()
