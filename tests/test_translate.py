@@ -469,14 +469,7 @@ spec:
 
 
 def test_tcp_port_gets_a_tcp_proxy_listener_and_unknown_vs_hosts_live_on_port_80():
-    extra = """
-apiVersion: v1
-kind: Service
-metadata: {name: db}
-spec:
-  selector: {app: db}
-  ports: [{name: tcp-db, port: 5432}]
----
+    extra = service("db", 5432, port_name="tcp-db") + """---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: ext}
@@ -528,15 +521,7 @@ spec:
 
 # ---------------------------------------------------------------------------------------- Envoy
 
-KITCHEN_SINK = SEED_VS_DR + "---\n" + DR_PRECEDENCE + "---\n" + GW + """
----
-apiVersion: v1
-kind: Service
-metadata: {name: db}
-spec:
-  selector: {app: db}
-  ports: [{name: tcp-db, port: 5432}]
----
+KITCHEN_SINK = docs(SEED_VS_DR, DR_PRECEDENCE, GW, service("db", 5432, port_name="tcp-db")) + """---
 apiVersion: v1
 kind: Service
 metadata: {name: headless}
