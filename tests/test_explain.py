@@ -30,7 +30,8 @@ C_V9 = "outbound|9080|v9|reviews.default.svc.cluster.local"
 C_ALL = "outbound|9080||reviews.default.svc.cluster.local"
 
 
-def vs(http: str, hosts: tuple[str, ...] = ("reviews",), name: str = "reviews", gateways: list[str] | None = None) -> str:
+def vs(http: str, hosts: tuple[str, ...] = ("reviews",), name: str = "reviews",
+       gateways: list[str] | None = None) -> str:
     return virtual_service(name, hosts, http, gateways=gateways)
 
 
@@ -162,7 +163,8 @@ def test_unit_fi_ut_uo_nr_point_at_the_field() -> None:
     c = explain(rows(3, status=504, flags="UT", details="response_timeout", cluster=C_ALL, latency_ms=201.0), lab)["UT"]
     assert "timeout 0.2s" in c.why and "about 201 ms" in c.what
 
-    pool = destination_rule("reviews", ["v1", "v3"], traffic_policy="{connectionPool: {http: {http1MaxPendingRequests: 1}}}")
+    pool = destination_rule("reviews", ["v1", "v3"],
+                            traffic_policy="{connectionPool: {http: {http1MaxPendingRequests: 1}}}")
     lab = StandInLab(APP + "---\n" + pool, [C_ALL], [route(C_ALL)])
     c = explain(rows(3, status=503, flags="UO", details="upstream_reset_before_response_started{overflow}",
                      cluster=C_ALL), lab)["UO"]
@@ -216,7 +218,8 @@ def test_e2e_subset_without_pods_is_uh(lab) -> None:
 
 def test_e2e_no_service_via_gateway_is_nc(lab) -> None:
     lab.apply(gateway("gw"))
-    lab.apply(vs("  - route:\n    - destination: {host: ratings, port: {number: 9080}}\n", hosts=("*",), gateways=["gw"]))
+    lab.apply(vs("  - route:\n    - destination: {host: ratings, port: {number: 9080}}\n", hosts=("*",),
+                 gateways=["gw"]))
     ex = explain(lab.probe("http://bookinfo.example.com/", n=4, via="gateway"), lab)
     c = ex["NC"]
     assert "gateway" in c.what and "ratings.default.svc.cluster.local" in c.why and "no Service" in c.why
@@ -283,7 +286,8 @@ def test_e2e_circuit_breaker_is_uo(lab) -> None:
         lab.set_pod(name, latency_ms=300)
     df = lab.probe("http://reviews:9080/", n=8, concurrency=8)
     c = explain(df, lab)["UO"]
-    assert c.count == (df["flags"] == "UO").sum() >= 1 and "tcp.maxConnections 1" in c.why and "http.http1MaxPendingRequests 1" in c.why
+    assert c.count == (df["flags"] == "UO").sum() >= 1
+    assert "tcp.maxConnections 1" in c.why and "http.http1MaxPendingRequests 1" in c.why
 
 
 def test_e2e_app_errors_pass_through(lab) -> None:

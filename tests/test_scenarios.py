@@ -208,7 +208,8 @@ def test_circuit_breaker_overflow_is_503_uo(lab):
     for p in pods:
         lab.set_pod(p, latency_ms=300)
     try:
-        lab.apply(destination_rule("ratings", traffic_policy="{connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1, http2MaxRequests: 1}}}"))
+        lab.apply(destination_rule("ratings", traffic_policy="{connectionPool: {tcp: {maxConnections: 1}, "
+                                                             "http: {http1MaxPendingRequests: 1, http2MaxRequests: 1}}}"))
         df = lab.probe(RATINGS_URL, n=24, concurrency=8, seed=17)
         uo = df[df["flags"] == "UO"]
         assert len(uo) > 0 and set(uo.status) == {503}
@@ -225,7 +226,8 @@ def test_outlier_detection_ejects_a_failing_pod(lab):
     bad = pods[0]
     lab.set_pod(bad, error_rate=1.0)
     try:
-        lab.apply(destination_rule("ratings", traffic_policy="{outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}}"))
+        lab.apply(destination_rule("ratings", traffic_policy="{outlierDetection: {consecutive5xxErrors: 3, interval: 1s, "
+                                                             "baseEjectionTime: 60s, maxEjectionPercent: 100}}"))
         df = lab.probe(RATINGS_URL, n=90, seed=18)
         errors = df[df.status >= 500]
         # the app's own 5xx pass through (not retried since Istio 1.24) until the 3rd ejects it;
