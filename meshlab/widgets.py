@@ -110,9 +110,10 @@ class _Explorer(W.VBox):
 class WeightSlider(_Explorer):
     """Move the weight of the second destination of a VirtualService; observed vs configured split.
 
-    The VirtualService comes from a real manifest (the same file a learner would `kubectl apply`);
-    the slider rewrites `spec.http[rule].route[*].weight`, applies it to the lab, probes and
-    redraws `charts.split` with the configured weights and a Wilson band.
+    The VirtualService is read once from a real manifest (the same file a learner would
+    `kubectl apply`); the slider edits `spec.http[rule].route[*].weight` in that in-memory copy
+    (the file on disk is never written), applies the copy to the lab, probes and redraws
+    `charts.split` with the configured weights and a Wilson band.
     """
 
     def __init__(self, lab: Any, manifest: str | Path | Mapping[str, Any], url: str, *, n: int = 200,

@@ -70,6 +70,7 @@ def test_weight_slider_applies_weights_probes_and_changes_the_chart(tmp_path: Pa
     assert "meshlab-weight-slider" in w.slider._dom_classes
     assert "✔" in w.status.value
     assert VS["spec"]["http"][0]["route"][1]["weight"] == 20     # the template dict was not mutated
+    assert path.read_text() == yaml.safe_dump(VS)                # nor the file (chapter 3 says so)
 
 
 def test_weight_slider_needs_two_destinations():
