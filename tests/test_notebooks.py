@@ -156,6 +156,15 @@ def _chapter2(nb: nbformat.NotebookNode) -> None:
     assert "outbound|9080||reviews.default.svc.cluster.local" in _text(nb)
 
 
+def _chapter3(nb: nbformat.NotebookNode) -> None:
+    paths = _figure(nb, "Which subset served each path")
+    by_subset = {t["name"]: _numbers(t["y"]) for t in paths["data"]}
+    # /wpcatalog/items and /wpcatalogue (a string prefix) → v2; /reviews/1 and / → v1
+    assert by_subset == {"v2": [1.0, 1.0, 0.0, 0.0], "v1": [0.0, 0.0, 1.0, 1.0]}
+    upper = _figure(nb, "/WPCATALOG")
+    assert "route reviews-v1-route" in upper["data"][0]["node"]["label"], "prefix match is case-sensitive"
+
+
 def _chapter4(nb: nbformat.NotebookNode) -> None:
     text = _text(nb)
     assert "503 NC" in text and "503 UH" in text, "explain named both flavours"
@@ -164,6 +173,11 @@ def _chapter4(nb: nbformat.NotebookNode) -> None:
     safe = _figure(nb, "DestinationRule first (safe)")
     assert any(t["name"] == "503 NC" for t in unsafe["data"]), "the wrong order opens a 503 NC window"
     assert all(t["name"] == "200" for t in safe["data"]), "the safe order has no 503"
+    # the gateway's clusters for reviews: none without the Service, three once it is back
+    gateway_tables = [c for c in nb.cells if c.cell_type == "code" and 'envoy_config("gateway")' in c.source]
+    without, with_service = (c.outputs[0]["data"]["text/plain"] for c in gateway_tables)
+    assert "outbound|" not in without
+    assert all(f"outbound|9080|{s}|reviews.default.svc.cluster.local" in with_service for s in ("", "v1", "v2"))
 
 
-WHAT_THE_LEARNER_SEES = {"01": _chapter1, "02": _chapter2, "04": _chapter4}
+WHAT_THE_LEARNER_SEES = {"01": _chapter1, "02": _chapter2, "03": _chapter3, "04": _chapter4}
