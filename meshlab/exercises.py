@@ -113,6 +113,8 @@ def _word(answer: Any) -> str:
 
 
 def _number(answer: Any) -> float:
+    if isinstance(answer, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", answer):   # "1" means 1
+        return float(answer)
     if isinstance(answer, bool) or not isinstance(answer, (int, float)):
         raise ValueError(f"Answer with a number; you gave {answer!r}.")
     return float(answer)

@@ -76,6 +76,7 @@ def test_right_answers_in_another_plausible_form_are_right():
     assert check("3.wpcatalog", {" /wpcatalog/items": "V2", "/wpcatalogue": "v2", "/reviews/1": "v1", "/": "V1"})
     assert check("0.first-version", " V2 ", probe=FIRST_V2) and check("1.balances", "Connection")
     assert check("2.slow-pod-policy", "least request", results=LB_RESULTS, slow_pod=SLOW)
+    assert check("1.keepalive-pods", "1", probe=STICKY) and not check("1.keepalive-pods", " 3 ", probe=STICKY)
 
 
 def test_wrong_shape_gets_a_message_not_a_traceback():
