@@ -8,6 +8,11 @@ from dataclasses import dataclass
 class MeshlabError(Exception):
     """Base of meshlab's own errors."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What Jupyter shows instead of a traceback: the message says what to fix, and the
+        frames inside meshlab would only bury it."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import MeshlabError
 from .istio.analysis_base import Snapshot, applies_to_mesh, selector_string, to_fqdn
 from .objects import DestinationRule, K8sObject, VirtualService
 
@@ -122,6 +123,10 @@ def explain(probe_df: Any, lab: Any, *, url: str | None = None, namespace: str |
     the probe asked for (default: `probe_df.attrs`, if the probe recorded them); they sharpen the
     `dns` and `refused` explanations, which have no Envoy row to go by.
     """
+    if not hasattr(probe_df, "to_dict") and not (
+            isinstance(probe_df, (list, tuple)) and all(isinstance(r, dict) for r in probe_df)):
+        raise MeshlabError(f"explain() takes what a probe returned (df = lab.probe(url); lab.explain(df)), "
+                           f"not {type(probe_df).__name__} {probe_df!r:.60}")
     attrs = dict(getattr(probe_df, "attrs", {}) or {})
     attrs.update({k: v for k, v in (("url", url), ("namespace", namespace)) if v})
     ctx = _Context(lab, attrs)

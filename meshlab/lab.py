@@ -64,6 +64,8 @@ class Lab:
         (the make-before-break window); backend options such as ``gap=`` pass through.
         Returns the objects applied."""
         objs = self._load(x)
+        if isinstance(order, str):        # order="VirtualService": one kind, not its letters
+            order = [order]
         self.backend.apply(objs, order=list(order) if order else None, **kw)
         return objs
 

@@ -18,16 +18,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
+import numbers
 import os
+import re
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .backends.base import PROBE_COLUMNS
+from .errors import MeshlabError
 
 # Probe column → Envoy access-log key (meshlab.envoy.accesslog.ACCESS_LOG_FIELDS).
 _ENVOY_COLUMNS = {
@@ -37,7 +42,7 @@ _ENVOY_COLUMNS = {
 }
 
 
-class ProbeError(ValueError):
+class ProbeError(MeshlabError, ValueError):
     """A probe that cannot be sent as asked (bad URL, bad header, bad parameter)."""
 
 
@@ -73,8 +78,15 @@ class ParsedURL:
         return f"{self.host}:{self.port}" if self.explicit_port else self.host
 
 
+# Characters a URL path/query may carry as they are; anything else is percent-encoded (UTF-8),
+# as a browser or Python requests would: Envoy answers a raw space or non-ASCII byte with 400.
+_URL_SAFE = "/?&=%:@!$'()*+,;~-._[]"
+
+
 def parse_url(url: str) -> ParsedURL:
     """Split a probe URL; only plain http is supported (the lab is plaintext, like auto-mTLS)."""
+    if not isinstance(url, str):
+        raise ProbeError(f"probe URL must be a string such as 'http://reviews:9080/', not {url!r}")
     if "://" not in url:
         url = "http://" + url
     u = urlsplit(url)
@@ -89,7 +101,51 @@ def parse_url(url: str) -> ParsedURL:
     path = u.path or "/"
     if u.query:
         path += "?" + u.query
+    path = quote(path, safe=_URL_SAFE)
     return ParsedURL(u.scheme, u.hostname, port or 80, port is not None, path)
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")      # an HTTP header name (RFC 9110 token)
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")         # control characters (tab is fine)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_args(*, n: Any = None, concurrency: Any = 1, keepalive: Any = True, headers: Any = None,
+               rate: Any = None, duration: Any = None, timeout: Any = 30.0) -> None:
+    """Refuse probe arguments that are wrong before anything starts, naming the argument
+    (a float `n`, a string where a number goes, a header a server would reject)."""
+    if n is not None and not (_is_int(n) and n >= 0):
+        raise ProbeError(f"n must be a whole number of requests >= 0, not {n!r}")
+    if not (_is_int(concurrency) and concurrency >= 1):
+        raise ProbeError(f"concurrency must be a whole number >= 1 (connections in parallel), not {concurrency!r}")
+    if rate is not None and not (_is_number(rate) and rate > 0):
+        raise ProbeError(f"rate must be a number > 0 (requests per second) or None, not {rate!r}")
+    if duration is not None and not (_is_number(duration) and duration > 0):
+        raise ProbeError(f"duration must be a number of seconds > 0 or None, not {duration!r}")
+    if not (_is_number(timeout) and timeout > 0):
+        raise ProbeError(f"timeout must be a number of seconds > 0, not {timeout!r}")
+    if keepalive not in (True, False):
+        raise ProbeError(f"keepalive must be True or False, not {keepalive!r}")
+    if headers is None:
+        return
+    if not isinstance(headers, Mapping):
+        raise ProbeError(f"headers must be a dict such as {{'end-user': 'jason'}}, not {headers!r}")
+    for k, v in headers.items():
+        if not isinstance(k, str) or not _TOKEN.match(k):
+            raise ProbeError(f"bad header name {k!r}: a name is letters, digits and -_. (no spaces, no colon)")
+        if k.lower() in ("x-request-id", "content-length", "transfer-encoding"):
+            raise ProbeError(f"header {k!r} is set by the probe itself")
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            raise ProbeError(f"header {k!r}: the value must be a string, not {v!r}")
+        if _BAD_VALUE.search(str(v)):
+            raise ProbeError(f"bad header value for {k!r}: {v!r} (no line breaks or control characters)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,12 +300,8 @@ class ProbeRun:
     def __init__(self, target: Target, *, n: int | None, concurrency: int, keepalive: bool,
                  headers: dict[str, str] | None, rate: float | None, duration: float | None,
                  timeout: float, seed: int | None, method: str = "GET") -> None:
-        if concurrency < 1:
-            raise ProbeError("concurrency must be >= 1")
-        if n is not None and n < 0:
-            raise ProbeError("n must be >= 0")
-        if rate is not None and rate <= 0:
-            raise ProbeError("rate must be > 0 requests per second")
+        check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
+                   duration=duration, timeout=timeout)
         if n is None and duration is None and rate is None:
             n = 100
         self.open_ended = n is None and duration is None   # runs until stop()
@@ -269,16 +321,14 @@ class ProbeRun:
         self._t0 = 0.0
         extra = ""
         for k, v in {**target.headers, **(headers or {})}.items():
-            if "\r" in k or "\n" in k or "\r" in str(v) or "\n" in str(v) or ":" in k or not k:
-                raise ProbeError(f"bad header name/value {k!r}: {v!r}")
-            if k.lower() in ("x-request-id", "content-length", "transfer-encoding"):
-                raise ProbeError(f"header {k!r} is set by the probe itself")
             extra += f"{k}: {v}\r\n"
         has_host = any(k.lower() == "host" for k in (headers or {}))
         host_line = "" if has_host else f"host: {target.host_header}\r\n"
         conn_line = "" if keepalive else "connection: close\r\n"
+        # UTF-8, as curl sends what the terminal holds: a VirtualService match written in YAML
+        # (UTF-8) then matches a non-ASCII header value byte for byte.
         self._req_head = (f"{method} {target.path} HTTP/1.1\r\n{host_line}user-agent: meshlab-probe\r\n"
-                          f"{extra}{conn_line}x-request-id: ").encode("latin-1")
+                          f"{extra}{conn_line}x-request-id: ").encode("utf-8")
         self._future = _LOOP.submit(self._run())
 
     # ---- public ------------------------------------------------------------------------------

@@ -61,3 +61,14 @@ def test_envoy_config_json(manifests):
     assert r.returncode == 0, r.stderr
     view = json.loads(r.stdout)
     assert "outbound|80||web.default.svc.cluster.local" in json.dumps(view)
+
+
+def test_bad_header_is_named_and_non_ascii_values_are_sent(manifests):
+    """-H 'end user: jason' used to go out and come back as Envoy's bare 400 (exit 0); a value
+    outside Latin-1 died with "'latin-1' codec can't encode character"."""
+    r = _meshlab("probe", str(manifests), "--url", "http://web/", "-n", "2", "-H", "end user: jason")
+    assert r.returncode == 65 and "'end user'" in r.stderr and "Traceback" not in r.stderr, r
+    assert r.stdout == ""
+    r = _meshlab("probe", str(manifests), "--url", "http://web/", "-n", "2", "-H", "x-user: j\u00e4s\u00f6n \u20ac", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["codes"] == {"200": 2}

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from meshlab.backends.base import PROBE_COLUMNS
-from meshlab.errors import ManifestError
+from meshlab.errors import ManifestError, MeshlabError
 from meshlab.lab import Lab
 
 WEB = """
@@ -360,6 +360,97 @@ def test_order_with_a_misspelt_kind_is_refused(lab):
     with pytest.raises(Exception, match="VirtualServce"):
         lab.apply(GATEWAY, order=["VirtualServce", "Gateway"])
     assert [o.key for o in lab.objects()] == before
+
+
+def test_a_misspelt_client_namespace_is_named_not_turned_into_dns_errors(lab):
+    """namespace="defualt" used to give a column of `dns` errors (the short name did not
+    resolve in a namespace that does not exist) instead of saying the namespace is wrong."""
+    for via in ("sidecar", "none"):
+        with pytest.raises(MeshlabError, match='namespace "defualt" does not exist'):
+            lab.probe("http://web/", n=2, namespace="defualt", via=via)
+    assert "sidecar-defualt" not in lab.backend.proxies
+
+
+def test_bad_probe_arguments_are_refused_before_a_client_sidecar_starts(lab):
+    lab.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "late"}})
+    with pytest.raises(MeshlabError, match="concurrency"):
+        lab.probe("http://web.default/", n=2, concurrency="2", namespace="late")
+    assert "sidecar-late" not in lab.backend.proxies
+
+
+def test_header_values_go_out_as_utf8_and_match_a_virtualservice(lab):
+    """A non-ASCII header value was sent as Latin-1 (so a VirtualService match, UTF-8 like all
+    YAML, never matched it) and a character outside Latin-1 raised UnicodeEncodeError."""
+    rules = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web-utf8}
+spec:
+  host: web
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web-utf8}
+spec:
+  hosts: [web]
+  http:
+  - match: [{headers: {end-user: {exact: "j\u00e4s\u00f6n \u20ac"}}}]
+    route: [{destination: {host: web, subset: v2}}]
+  - route: [{destination: {host: web, subset: v1}}]
+"""
+    lab.apply(rules)
+    try:
+        hit = lab.probe("http://web/", n=10, headers={"end-user": "j\u00e4s\u00f6n \u20ac"})
+        miss = lab.probe("http://web/", n=10, headers={"end-user": "jason"})
+        assert set(hit.status) == {200} and set(hit.version) == {"v2"}
+        assert set(miss.status) == {200} and set(miss.version) == {"v1"}
+    finally:
+        lab.delete(rules)
+
+
+def test_order_may_name_a_single_kind_and_a_bad_gap_changes_nothing(lab):
+    """order="VirtualService" was split into letters ('V', 'i', ...); gap="1" failed after the
+    first kind was already applied."""
+    before = [o.key for o in lab.objects()]
+    with pytest.raises(MeshlabError, match="gap"):
+        lab.apply(GATEWAY, order=["Gateway", "VirtualService"], gap="1")
+    assert [o.key for o in lab.objects()] == before
+    lab.apply(GATEWAY, order="VirtualService", gap=0.0)
+    try:
+        assert {("Gateway", "web-gw"), ("VirtualService", "web-gw")} <= {(o.kind, o.name) for o in lab.objects()}
+    finally:
+        lab.delete(GATEWAY)
+
+
+def test_pod_knob_mistakes_are_named_and_a_killed_pod_is_not_made_ready(lab):
+    v2 = _pods(lab, "v2")[0]
+    with pytest.raises(MeshlabError, match="notready_after"):
+        lab.kill_pod(v2, notready_after="1")
+    assert lab.pods().set_index("name").phase[v2] == "Running"      # not killed half-way
+    lab.kill_pod(v2, notready_after=0.0)
+    try:
+        with pytest.raises(MeshlabError, match="restart_pod"):
+            lab.set_pod(v2, ready=True)
+        row = lab.pods().set_index("name").loc[v2]
+        assert not row.ready and row.phase == "Failed"
+    finally:
+        lab.restart_pod(v2)
+
+
+def test_explain_refuses_what_is_not_a_probe_result(lab):
+    for bad in (None, 42, [1, 2], "http://web/"):
+        with pytest.raises(MeshlabError, match="probe"):
+            lab.explain(bad)
+
+
+def test_in_jupyter_lab_errors_show_one_paragraph_not_a_traceback(lab):
+    with pytest.raises(MeshlabError) as info:
+        lab.set_pod("nosuchpod", latency_ms=5)
+    lines = info.value._render_traceback_()
+    assert len(lines) == 1 and "nosuchpod" in lines[0] and "Traceback" not in lines[0]
 
 
 def test_close_leaves_nothing_behind():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -113,3 +114,38 @@ def test_dns_failures_follow_the_timeline():
         time.sleep(0.2)
     df = p.result()
     assert len(df) > 5 and set(df.error) == {"dns"} and df.t.is_monotonic_increasing and df.t.max() > 0
+
+
+_NOWHERE = Target("none", ("127.0.0.1", 1), "x", "/")
+
+
+@pytest.mark.parametrize("kw, named", [
+    ({"n": 2.5}, "n"), ({"n": "5"}, "n"), ({"concurrency": "2"}, "concurrency"),
+    ({"concurrency": 1.5}, "concurrency"), ({"rate": "10"}, "rate"), ({"duration": -1}, "duration"),
+    ({"duration": "1"}, "duration"), ({"timeout": 0}, "timeout"), ({"timeout": "5"}, "timeout"),
+    ({"keepalive": "no"}, "keepalive"), ({"headers": ["end-user: jason"]}, "headers"),
+    ({"headers": "end-user: jason"}, "headers"), ({"headers": {"end user": "jason"}}, "end user"),
+    ({"headers": {"x-user": None}}, "x-user"), ({"headers": {"x-user": "a\x00b"}}, "x-user"),
+])
+def test_probe_arguments_a_learner_gets_wrong_are_named_before_anything_is_sent(kw, named):
+    """n=2.5 used to send 3 requests, n="5" died in a comparison deep in the event loop, a header
+    name with a space went out and came back as Envoy's bare 400, None was sent as "None"."""
+    with pytest.raises(ProbeError, match=re.escape(named)):
+        run(_NOWHERE, **kw)
+
+
+def test_probe_url_must_be_a_string_and_unsafe_characters_are_percent_encoded():
+    for bad in (None, 42, b"http://web/"):
+        with pytest.raises(ProbeError, match="URL"):
+            parse_url(bad)
+    # what a browser (or Python requests) sends; raw spaces made Envoy answer 400
+    u = parse_url("http://web/a b/\u00e4?q=x y&r=%2F")
+    assert u.path == "/a%20b/%C3%A4?q=x%20y&r=%2F"
+
+
+def test_probe_errors_render_in_jupyter_as_one_paragraph():
+    from meshlab.errors import MeshlabError
+    with pytest.raises(MeshlabError) as info:
+        parse_url("https://reviews/")
+    lines = info.value._render_traceback_()
+    assert len(lines) == 1 and "only http://" in lines[0] and "Traceback" not in lines[0]

@@ -34,7 +34,7 @@ from .._addresses import AddressLease, host_port
 from ..errors import MeshlabError
 from ..kubeproxy import KubeProxy, ServicePortRule
 from ..pods import PodRunner, PodSpec
-from ..probe import ProbeError, ProbeRun, Target, parse_url, run as run_probe
+from ..probe import ProbeError, ProbeRun, Target, check_args, parse_url, run as run_probe
 from ..state import ClusterState, PodInfo
 from .base import ProxyName, Via
 
@@ -349,10 +349,14 @@ class LocalBackend:
         """
         self._check_open()
         objects = list(objects)
+        if isinstance(order, str):
+            order = [order]
         if not order:
             self._apply_group(objects, xds_order)
             return
         order = list(order)
+        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap < float("inf"):
+            raise LabError(f"gap must be a number of seconds >= 0 between the kinds in order=, not {gap!r}")
         from ..objects import MODELLED
         kinds = {k for _, k in MODELLED}
         unknown = [k for k in order if k not in kinds]
@@ -442,6 +446,10 @@ class LocalBackend:
         self._check_open()
         name = self._pod_name(name, namespace)
         proc = self.runner.get(name, namespace)
+        if ready and not proc.alive:
+            # a dead container never passes its readiness probe
+            raise LabError(f"pod {namespace}/{name} is not running (killed), so it cannot be ready; "
+                           f"restart_pod({name!r}) starts it again")
         try:
             proc.set_knobs(latency_ms=latency_ms, error_rate=error_rate, error_code=error_code, ready=ready)
         except ValueError as e:
@@ -454,6 +462,10 @@ class LocalBackend:
         container, the pod leaves the endpoints `notready_after` seconds later (None: it stays,
         so Envoy keeps trying it until `restart_pod`). The process is not restarted by itself."""
         self._check_open()
+        if notready_after is not None and (isinstance(notready_after, bool)
+                                           or not isinstance(notready_after, (int, float))
+                                           or not 0 <= notready_after < float("inf")):
+            raise LabError(f"notready_after must be a number of seconds >= 0 or None, not {notready_after!r}")
         name = self._pod_name(name, namespace)
         key = (namespace, name)
         self._schedule_notready(key, None)
@@ -478,6 +490,10 @@ class LocalBackend:
         if via not in ("sidecar", "none", "gateway"):
             raise ProbeError(f"via must be 'sidecar', 'none' or 'gateway', not {via!r}")
         u = parse_url(url)
+        if via != "gateway" and namespace not in self.state.namespaces():
+            # the client pod would have to live somewhere: kubectl says `namespaces "x" not found`
+            raise LabError(f'namespace "{namespace}" does not exist in this lab (namespaces: '
+                           f'{", ".join(sorted(self.state.namespaces()))}); apply a Namespace first')
         if via == "gateway":
             gw = self.proxies["gateway"]
             self._ready_proxy(gw)
@@ -524,6 +540,8 @@ class LocalBackend:
                 seed: int | None = None, timeout: float = 30.0) -> ProbeRun:
         """Start traffic in the background (a timeline); `.result()` → DataFrame, `.snapshot()`
         for the rows so far. With neither `n` nor `duration` it runs until stopped (use `with`)."""
+        check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
+                   duration=duration, timeout=timeout)      # before a client sidecar is started
         self._trim_access_logs()
         target = self.resolve(url, via=via, namespace=namespace)
         if seed is not None and target.proxy == "none" and target.connect is not None:
@@ -662,6 +680,8 @@ def cli_probe(args: Any) -> int:
     """`meshlab probe PATH... --url URL`: bring up a lab, send requests, summarise, tear down."""
     try:
         headers = _parse_headers(args.header)
+        parse_url(args.url)         # argument mistakes are reported before a lab is started
+        check_args(n=args.n, concurrency=args.concurrency, headers=headers)
     except ProbeError as e:
         return _fail(str(e))
     objs = _load_paths(args.paths)
