@@ -68,8 +68,8 @@ class Knobs:
             seed = int(new["seed"])
         except (TypeError, ValueError) as e:
             raise ValueError(f"bad knob value: {e}") from None
-        if lat < 0:
-            raise ValueError("latency_ms must be >= 0")
+        if not 0 <= lat < float("inf"):      # also refuses NaN, which compares false
+            raise ValueError("latency_ms must be a finite number >= 0")
         if not 0.0 <= rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
         if not 100 <= code <= 599:

@@ -151,3 +151,19 @@ def test_lease_layout():
         assert lease.pod_ip().startswith(f"127.{A}.1.")
         assert lease.cluster_ip().startswith(f"127.{A}.2.")
         assert lease.proxy_ip() == f"127.{A}.0.3"
+
+
+def test_latency_knob_refuses_nan_and_infinity():
+    """latency_ms=float('nan') (e.g. from an empty pandas cell) was accepted, and every request
+    to the pod then hung until the probe's timeout."""
+    with AddressLease() as lease:
+        runner = PodRunner()
+        try:
+            spec = PodSpec("k0", "default", lease.pod_ip(), [8080], "v1")
+            runner.start([spec])
+            for bad in (float("nan"), float("inf")):
+                with pytest.raises(ValueError, match="latency_ms"):
+                    runner.get("k0").set_knobs(latency_ms=bad)
+            assert _status(spec.ip, 8080) == 200           # nothing changed
+        finally:
+            runner.close()
