@@ -425,6 +425,16 @@ def test_order_may_name_a_single_kind_and_a_bad_gap_changes_nothing(lab):
         lab.delete(GATEWAY)
 
 
+def test_a_misspelt_xds_order_is_refused_not_replaced_by_istiods(lab):
+    """xds_order=["RDS", "CDS"] (upper case) or "istio" silently pushed in istiod's safe order,
+    so the make-before-break window the learner asked for never appeared."""
+    before = [o.key for o in lab.objects()]
+    for bad in (["RDS", "CDS"], "istio", ["rds", "xds"]):
+        with pytest.raises(MeshlabError, match="xds_order"):
+            lab.apply(GATEWAY, xds_order=bad)
+        assert [o.key for o in lab.objects()] == before
+
+
 def test_pod_knob_mistakes_are_named_and_a_killed_pod_is_not_made_ready(lab):
     v2 = _pods(lab, "v2")[0]
     with pytest.raises(MeshlabError, match="notready_after"):

@@ -348,6 +348,11 @@ class LocalBackend:
         `xds_order` is the order of resource types inside each push (default istiod's).
         """
         self._check_open()
+        from ..envoy.xds import ISTIOD_ORDER
+        if xds_order != "istiod" and (isinstance(xds_order, str)
+                                      or any(t not in ISTIOD_ORDER for t in xds_order)):
+            raise LabError(f"xds_order must be 'istiod' or a list of {', '.join(ISTIOD_ORDER)} "
+                           f"(e.g. ['rds', 'cds']), not {xds_order!r}")
         objects = list(objects)
         if isinstance(order, str):
             order = [order]
