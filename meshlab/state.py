@@ -22,6 +22,8 @@ from .objects import (
 CLUSTER_DOMAIN = "svc.cluster.local"
 #: Namespaces every cluster (and the lab) starts with; Istio's default install adds istio-system.
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "istio-system")
+#: The API server refuses to delete these (NamespaceLifecycle admission).
+_UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 
 T = TypeVar("T", bound=K8sObject)
 Op = Literal["added", "modified", "deleted"]
@@ -154,6 +156,11 @@ class ClusterState:
 
     def delete(self, objects: Iterable[K8sObject]) -> list[Change]:
         """Delete objects (missing ones are ignored, like `kubectl delete --ignore-not-found`)."""
+        objects = list(objects)
+        for obj in objects:
+            if isinstance(obj, Namespace) and obj.name in _UNDELETABLE_NAMESPACES:
+                # the API server's NamespaceLifecycle admission; nothing of this delete happens
+                raise ApplyError(f'namespaces "{obj.name}" is forbidden: this namespace may not be deleted')
         with self._lock:
             changes: list[Change] = []
             for obj in objects:

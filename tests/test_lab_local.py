@@ -435,6 +435,20 @@ def test_a_misspelt_xds_order_is_refused_not_replaced_by_istiods(lab):
         assert [o.key for o in lab.objects()] == before
 
 
+def test_the_default_and_system_namespaces_cannot_be_deleted(lab):
+    """Deleting Namespace default took every pod with it (and then every probe failed); the API
+    server refuses: namespaces "default" is forbidden: this namespace may not be deleted."""
+    before = [o.key for o in lab.objects()]
+    for ns in ("default", "kube-system", "kube-public"):
+        doomed = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                   "spec": {"ports": [{"port": 80}]}},
+                  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
+        with pytest.raises(MeshlabError, match=f'namespaces "{ns}" is forbidden'):
+            lab.delete(doomed)
+        assert [o.key for o in lab.objects()] == before          # not even the Service
+    assert set(lab.probe("http://web/", n=3).status) == {200}
+
+
 def test_pod_knob_mistakes_are_named_and_a_killed_pod_is_not_made_ready(lab):
     v2 = _pods(lab, "v2")[0]
     with pytest.raises(MeshlabError, match="notready_after"):
