@@ -434,6 +434,15 @@ def _dns(ctx: _Context, label: str) -> Cause:
                  [_ref(v) for v in vs_hosts])
 
 
+def _url_port(ctx: _Context) -> int | None:
+    """The port the probed URL named (80 when it named none), or None without a usable URL."""
+    from .probe import ProbeError, parse_url
+    try:
+        return parse_url(str(ctx.attrs["url"])).port if ctx.attrs.get("url") else None
+    except ProbeError:
+        return None
+
+
 def _refused(ctx: _Context, label: str, grp: list[dict[str, Any]]) -> Cause:
     host = ctx.url_host()
     ns = ctx.attrs.get("namespace") or "default"
@@ -441,6 +450,17 @@ def _refused(ctx: _Context, label: str, grp: list[dict[str, Any]]) -> Cause:
     candidates = [svc] if svc is not None else [
         s for s in ctx.snap.services if not ctx.snap.is_synthetic_obj(s) and s.spec.selector
         and not any(p.ready and p.phase == "Running" for p in ctx.snap.service_pods(s))]
+    port = _url_port(ctx)
+    if svc is not None and port is not None and svc.port(port) is None:
+        ports = [p.port for p in svc.spec.ports]
+        good = f"http://{host}:{ports[0]}/" if ports else ""
+        return Cause(label, 0, 0, "Nothing answered on the port the URL names.",
+                     f"Service {svc.namespace}/{svc.name} has no port {port} (its ports: "
+                     f"{', '.join(map(str, ports)) or 'none'}), so no listener or kube-proxy rule exists "
+                     "for it and no pod was ever chosen.",
+                     f"Call a port the Service declares{' (' + good + ')' if good else ''}; a Service's port "
+                     "is not its pods' targetPort.",
+                     [f"kubectl get svc {svc.name} -n {svc.namespace}"], [_ref(svc)])
     if candidates:
         s = candidates[0]
         pods = ctx.snap.service_pods(s)

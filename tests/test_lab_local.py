@@ -470,6 +470,17 @@ def test_explain_refuses_what_is_not_a_probe_result(lab):
             lab.explain(bad)
 
 
+def test_explain_names_a_port_the_service_does_not_have(lab):
+    """http://web:8080/ (the targetPort, not the Service port 80) was explained as "refused by
+    the chosen pod; check the Service's targetPort" - but no pod was ever chosen."""
+    for via in ("none", "sidecar"):
+        df = lab.probe("http://web:8080/", n=2, via=via)
+        assert set(df.error) == {"refused"}
+        text = str(lab.explain(df))
+        assert "Service default/web has no port 8080" in text and "http://web:80/" in text, text
+        assert "chosen pod" not in text
+
+
 def test_in_jupyter_lab_errors_show_one_paragraph_not_a_traceback(lab):
     with pytest.raises(MeshlabError) as info:
         lab.set_pod("nosuchpod", latency_ms=5)
