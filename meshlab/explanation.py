@@ -443,6 +443,34 @@ def _url_port(ctx: _Context) -> int | None:
         return None
 
 
+_INGRESS_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}   # Istio's default install
+
+
+def _gateway_refused(ctx: _Context, label: str, port: int | None) -> Cause:
+    """The ingress gateway opens a listener only for ports some Gateway's servers declare."""
+    mine = [g for g in ctx.snap.gateways
+            if g.spec.selector and all(_INGRESS_LABELS.get(k) == v for k, v in g.spec.selector.items())]
+    served = [f"Gateway {g.namespace}/{g.name}: port {srv.port.number} ({srv.port.protocol})"
+              for g in mine for srv in g.spec.servers]
+    where = f"port {port}" if port is not None else "that port"
+    on_port = [srv for g in mine for srv in g.spec.servers if srv.port.number == port]
+    if on_port:
+        why = (f"A Gateway declares {where} ({', '.join(sorted({srv.port.protocol for srv in on_port}))}), but the "
+               "local lab's gateway serves plain HTTP only and leaves that server out (see lab.warnings).")
+    elif served:
+        why = (f"The ingress gateway has no listener on {where}: no Gateway selecting it has a server on "
+               f"{where}. It listens only where its Gateways say: {'; '.join(served)}.")
+    else:
+        why = (f"The ingress gateway has no listener on {where}: there is no Gateway with selector "
+               "istio: ingressgateway, and without one the gateway listens on nothing.")
+    return Cause(label, 0, 0, "The ingress gateway refused the connection.", why,
+                 "Add a server for that port to a Gateway selecting istio: ingressgateway (and bind a "
+                 "VirtualService to it), or call a port a Gateway declares.",
+                 ["kubectl get gateways.networking.istio.io -A",
+                  "istioctl proxy-config listeners deploy/istio-ingressgateway -n istio-system"],
+                 [_ref(g) for g in mine])
+
+
 def _refused(ctx: _Context, label: str, grp: list[dict[str, Any]]) -> Cause:
     host = ctx.url_host()
     ns = ctx.attrs.get("namespace") or "default"
@@ -451,6 +479,8 @@ def _refused(ctx: _Context, label: str, grp: list[dict[str, Any]]) -> Cause:
         s for s in ctx.snap.services if not ctx.snap.is_synthetic_obj(s) and s.spec.selector
         and not any(p.ready and p.phase == "Running" for p in ctx.snap.service_pods(s))]
     port = _url_port(ctx)
+    if ctx.attrs.get("via") == "gateway":
+        return _gateway_refused(ctx, label, port)
     if svc is not None and port is not None and svc.port(port) is None:
         ports = [p.port for p in svc.spec.ports]
         good = f"http://{host}:{ports[0]}/" if ports else ""

@@ -481,6 +481,22 @@ def test_explain_names_a_port_the_service_does_not_have(lab):
         assert "chosen pod" not in text
 
 
+def test_explain_a_refused_gateway_names_the_missing_gateway_server(lab):
+    """A refused connection to the ingress gateway was explained as "a Service without ready
+    endpoints, or a dead pod" - the gateway simply has no Gateway server on that port."""
+    df = lab.probe("http://web.example.com/", n=2, via="gateway")
+    assert set(df.error) == {"refused"}
+    text = str(lab.explain(df))
+    assert "no Gateway" in text and "port 80" in text and "endpoints" not in text, text
+    lab.apply(GATEWAY)
+    try:
+        df = lab.probe("http://web.example.com:8081/", n=2, via="gateway")
+        text = str(lab.explain(df))
+        assert "port 8081" in text and "Gateway default/web-gw" in text and "80" in text, text
+    finally:
+        lab.delete(GATEWAY)
+
+
 def test_in_jupyter_lab_errors_show_one_paragraph_not_a_traceback(lab):
     with pytest.raises(MeshlabError) as info:
         lab.set_pod("nosuchpod", latency_ms=5)
