@@ -262,11 +262,12 @@ class _Loader:
             self.result.notes.append(Problem("held no objects (empty, or only comments)", file=name))
 
     def _add_object(self, obj: K8sObject) -> None:
-        obj = obj.model_copy()
-        if obj.NAMESPACED and not obj.metadata.namespace:
-            obj.metadata = obj.metadata.model_copy(update={"namespace": "default"})
-        self.result.objects.append(obj)
-        self._note_if_unmodelled(obj)
+        """Validated again from its fields, as a fresh copy: objects are mutable, so an edit made
+        after loading must meet the same checks as YAML, and an edit made after `apply` must not
+        reach into the lab (kubectl sends a copy too)."""
+        src = obj.source
+        data = obj.model_dump(by_alias=True, exclude_none=True, mode="json")
+        self._add_doc(_Doc(data, None, src.file if src else f"<{obj.kind}>", src.line if src else None))
 
     # -- one document ---------------------------------------------------------------------------
     def _add_doc(self, doc: _Doc) -> None:

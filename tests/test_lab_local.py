@@ -497,6 +497,29 @@ def test_explain_a_refused_gateway_names_the_missing_gateway_server(lab):
         lab.delete(GATEWAY)
 
 
+def test_applied_objects_are_copies_so_later_edits_change_nothing_until_applied(lab):
+    """The lab kept the caller's object: editing a loaded VirtualService after apply changed the
+    lab at the next unrelated apply, and an invalid edit (weight -5) got past validation, was
+    rejected by Envoy, and - the rollback restoring the same edited object - every later apply
+    failed too."""
+    from meshlab.manifests import load
+    objs = load(GATEWAY)
+    vs = next(o for o in objs if o.kind == "VirtualService")
+    lab.apply(objs)
+    try:
+        vs.spec.http[0].route[0].destination.port.number = 81       # edited, not applied
+        lab.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "unrelated"}})
+        assert set(lab.probe("http://web.example.com/", n=3, via="gateway").status) == {200}
+        vs.spec.http[0].route[0].destination.port.number = 80
+        vs.spec.http[0].route[0].weight = -5
+        with pytest.raises(ManifestError, match=r"route\[0\]\.weight"):
+            lab.apply(vs)
+        lab.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "unrelated2"}})
+        assert set(lab.probe("http://web.example.com/", n=3, via="gateway").status) == {200}
+    finally:
+        lab.delete(GATEWAY)
+
+
 def test_in_jupyter_lab_errors_show_one_paragraph_not_a_traceback(lab):
     with pytest.raises(MeshlabError) as info:
         lab.set_pod("nosuchpod", latency_ms=5)
