@@ -520,6 +520,16 @@ def test_applied_objects_are_copies_so_later_edits_change_nothing_until_applied(
         lab.delete(GATEWAY)
 
 
+def test_objects_hands_out_copies_with_their_source(lab):
+    """lab.objects() returned the lab's own objects: editing one changed the lab without apply."""
+    svc = next(o for o in lab.objects() if o.kind == "Service" and o.name == "web")
+    assert svc.source is not None
+    svc.spec.ports[0].port = 81
+    lab.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "unrelated3"}})
+    assert set(lab.probe("http://web/", n=3).status) == {200}
+    assert next(o for o in lab.objects() if o.kind == "Service" and o.name == "web").spec.ports[0].port == 80
+
+
 def test_in_jupyter_lab_errors_show_one_paragraph_not_a_traceback(lab):
     with pytest.raises(MeshlabError) as info:
         lab.set_pod("nosuchpod", latency_ms=5)

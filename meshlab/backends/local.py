@@ -416,7 +416,8 @@ class LocalBackend:
         self.state.delete(list(objects))
 
     def objects(self) -> list[K8sObject]:
-        return self.state.all()
+        """Copies: editing one must not change the lab until it is applied (as with kubectl get)."""
+        return [o.model_copy(deep=True) for o in self.state.all()]
 
     def pods(self) -> pd.DataFrame:
         import pandas as pd
