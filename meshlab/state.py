@@ -295,8 +295,10 @@ class ClusterState:
 
     def resolve_host(self, name: str, client_namespace: str = "default") -> Service | None:
         """Cluster DNS for a pod in `client_namespace`: search path `<ns>.svc.cluster.local`,
-        `svc.cluster.local`, `cluster.local`; no Service → None (NXDOMAIN)."""
-        name = name.rstrip(".")
+        `svc.cluster.local`, `cluster.local`; no Service → None (NXDOMAIN). A trailing dot makes
+        the name absolute (no search path): only `<svc>.<ns>.svc.cluster.local.` resolves then."""
+        if name.endswith("."):
+            return self.service_by_fqdn(name[:-1])
         parts = name.split(".")
         if len(parts) == 1:
             return self.get(Service, parts[0], client_namespace)

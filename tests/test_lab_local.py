@@ -120,6 +120,15 @@ def test_short_and_long_names_resolve_like_cluster_dns(lab):
         assert set(lab.probe(url, n=3).status) == {200}, url
 
 
+def test_a_trailing_dot_makes_a_name_absolute_like_cluster_dns(lab):
+    """`web.` and `web.default.` resolved; to a resolver a trailing dot means "no search path",
+    so only the full `web.default.svc.cluster.local.` names the Service."""
+    for via in ("sidecar", "none"):
+        assert set(lab.probe("http://web.default.svc.cluster.local./", n=2, via=via).status) == {200}
+        for url in ("http://web./", "http://web.default./", "http://web.default.svc./"):
+            assert set(lab.probe(url, n=2, via=via).error) == {"dns"}, (url, via)
+
+
 def test_unknown_name_is_a_dns_error_on_every_path(lab):
     for via in ("sidecar", "none"):
         df = lab.probe("http://nosuchservice:9080/", n=4, via=via)
