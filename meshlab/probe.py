@@ -118,7 +118,7 @@ def _is_number(x: Any) -> bool:
 
 
 def check_args(*, n: Any = None, concurrency: Any = 1, keepalive: Any = True, headers: Any = None,
-               rate: Any = None, duration: Any = None, timeout: Any = 30.0) -> None:
+               rate: Any = None, duration: Any = None, timeout: Any = 30.0, seed: Any = None) -> None:
     """Refuse probe arguments that are wrong before anything starts, naming the argument
     (a float `n`, a string where a number goes, a header a server would reject)."""
     if n is not None and not (_is_int(n) and n >= 0):
@@ -131,6 +131,8 @@ def check_args(*, n: Any = None, concurrency: Any = 1, keepalive: Any = True, he
         raise ProbeError(f"duration must be a number of seconds > 0 or None, not {duration!r}")
     if not (_is_number(timeout) and timeout > 0):
         raise ProbeError(f"timeout must be a number of seconds > 0, not {timeout!r}")
+    if seed is not None and not _is_int(seed):
+        raise ProbeError(f"seed must be a whole number or None, not {seed!r}")
     if keepalive not in (True, False):
         raise ProbeError(f"keepalive must be True or False, not {keepalive!r}")
     if headers is None:
@@ -301,7 +303,7 @@ class ProbeRun:
                  headers: dict[str, str] | None, rate: float | None, duration: float | None,
                  timeout: float, seed: int | None, method: str = "GET") -> None:
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
-                   duration=duration, timeout=timeout)
+                   duration=duration, timeout=timeout, seed=seed)
         if n is None and duration is None and rate is None:
             n = 100
         self.open_ended = n is None and duration is None   # runs until stop()

@@ -126,6 +126,7 @@ _NOWHERE = Target("none", ("127.0.0.1", 1), "x", "/")
     ({"keepalive": "no"}, "keepalive"), ({"headers": ["end-user: jason"]}, "headers"),
     ({"headers": "end-user: jason"}, "headers"), ({"headers": {"end user": "jason"}}, "end user"),
     ({"headers": {"x-user": None}}, "x-user"), ({"headers": {"x-user": "a\x00b"}}, "x-user"),
+    ({"seed": "abc"}, "seed"), ({"seed": 1.5}, "seed"),
 ])
 def test_probe_arguments_a_learner_gets_wrong_are_named_before_anything_is_sent(kw, named):
     """n=2.5 used to send 3 requests, n="5" died in a comparison deep in the event loop, a header

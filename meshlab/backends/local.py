@@ -547,7 +547,7 @@ class LocalBackend:
         """Start traffic in the background (a timeline); `.result()` → DataFrame, `.snapshot()`
         for the rows so far. With neither `n` nor `duration` it runs until stopped (use `with`)."""
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
-                   duration=duration, timeout=timeout)      # before a client sidecar is started
+                   duration=duration, timeout=timeout, seed=seed)   # before a client sidecar is started
         self._trim_access_logs()
         target = self.resolve(url, via=via, namespace=namespace)
         if seed is not None and target.proxy == "none" and target.connect is not None:
