@@ -159,6 +159,7 @@ def test_route_to_missing_cluster_is_envoys_503_nc(envoy, net):
     ("duplicate-domain", "domain"),
     ("bind-conflict", "Address already in use"),
     ("unknown-field", "unknown"),
+    ("proto-constraint", "at least 1 item"),   # a multi-line message: the reason is on its last line
 ])
 def test_rejected_config_raises_with_envoys_message_and_keeps_serving(envoy, net, breakage, words):
     lease, a, b = net
@@ -174,6 +175,8 @@ def test_rejected_config_raises_with_envoys_message_and_keeps_serving(envoy, net
         bad.listeners[0]["address"]["socket_address"]["address"] = a
     elif breakage == "unknown-field":
         bad.clusters[0]["lb_policy"] = "NOT_A_POLICY"
+    elif breakage == "proto-constraint":
+        bad.routes["9080"]["virtual_hosts"][0]["domains"] = []
     with pytest.raises(EnvoyConfigRejected) as info:
         envoy.push(bad)
     assert words.lower() in info.value.envoy_message.lower()

@@ -419,14 +419,32 @@ class XdsFiles:
                     text = f.read().decode("utf-8", "replace")
             except FileNotFoundError:
                 text = ""
-            msgs = []
+            entries: list[list[str]] = []     # a log entry may span lines (a proto dump)
             for line in text.splitlines():
-                if "rejected" in line or "update failed" in line or "error adding listener" in line:
+                if line.startswith("[") or not entries:
+                    entries.append([line])
+                else:
+                    entries[-1].append(line)
+            msgs = []
+            for entry in entries:
+                if any(k in "\n".join(entry) for k in ("rejected", "update failed", "error adding listener")):
                     # keep Envoy's message, drop the "[time][thread][level][component] [file]" prefix
-                    msgs.append(re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip())
+                    msgs.append(_one_line(re.sub(r"^(\[[^\]]*\]\s*)+", "", entry[0]).strip(), entry[1:]))
             if msgs or time.monotonic() > end:
                 return " | ".join(dict.fromkeys(msgs))
             time.sleep(0.01)
+
+
+def _one_line(head: str, more: list[str]) -> str:
+    """A multi-line Envoy message as one line. A proto-constraint failure prints the offending
+    proto (after a `goo.gle/debugproto` marker) and ends with the reason: keep head and reason."""
+    if not more:
+        return head
+    if "goo.gle/debugproto" in head:
+        reason = more[-1].strip().lstrip(": ")
+        lead = head.split("goo.gle/debugproto")[0].strip()
+        return f"{lead} {reason}"
+    return " ".join([head, *(m.strip() for m in more)])[:1000]
 
 
 def _rds_names(listeners: dict[str, dict[str, Any]]) -> list[str]:
