@@ -437,13 +437,13 @@ class XdsFiles:
 
 def _one_line(head: str, more: list[str]) -> str:
     """A multi-line Envoy message as one line. A proto-constraint failure prints the offending
-    proto (after a `goo.gle/debugproto` marker) and ends with the reason: keep head and reason."""
+    proto (after a `goo.gle/debug…` marker) and ends with the reason: keep head and reason."""
     if not more:
         return head
-    if "goo.gle/debugproto" in head:
+    marker = re.search(r"goo\.gle/debug\w*", head)      # Envoy varies the marker's last word
+    if marker:
         reason = more[-1].strip().lstrip(": ")
-        lead = head.split("goo.gle/debugproto")[0].strip()
-        return f"{lead} {reason}"
+        return f"{head[:marker.start()].strip()} {reason}"
     return " ".join([head, *(m.strip() for m in more)])[:1000]
 
 
