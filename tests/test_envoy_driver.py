@@ -160,6 +160,7 @@ def test_route_to_missing_cluster_is_envoys_503_nc(envoy, net):
     ("bind-conflict", "Address already in use"),
     ("unknown-field", "unknown"),
     ("proto-constraint", "at least 1 item"),   # a multi-line message: the reason is on its last line
+    ("json-out-of-range", "max_connections"),   # Envoy calls it an update *failure*, not a rejection
 ])
 def test_rejected_config_raises_with_envoys_message_and_keeps_serving(envoy, net, breakage, words):
     lease, a, b = net
@@ -177,6 +178,8 @@ def test_rejected_config_raises_with_envoys_message_and_keeps_serving(envoy, net
         bad.clusters[0]["lb_policy"] = "NOT_A_POLICY"
     elif breakage == "proto-constraint":
         bad.routes["9080"]["virtual_hosts"][0]["domains"] = []
+    elif breakage == "json-out-of-range":
+        bad.clusters[0]["circuit_breakers"] = {"thresholds": [{"max_connections": -1}]}
     with pytest.raises(EnvoyConfigRejected) as info:
         envoy.push(bad)
     assert words.lower() in info.value.envoy_message.lower()

@@ -539,6 +539,22 @@ def test_objects_hands_out_copies_with_their_source(lab):
     assert next(o for o in lab.objects() if o.kind == "Service" and o.name == "web").spec.ports[0].port == 80
 
 
+def test_a_config_envoy_cannot_parse_is_reported_with_envoys_reason(lab):
+    """maxConnections: -1 passes the CRD schema (Istio's webhook refuses it); Envoy cannot parse
+    the cluster and logs an update *failure*, which was reported as a bare counter
+    ('cluster_manager.cds.update_failure=1') instead of Envoy's reason."""
+    from meshlab.envoy import EnvoyConfigRejected
+    dr = ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web-cb}\n"
+          "spec:\n  host: web\n  trafficPolicy: {connectionPool: {tcp: {maxConnections: -1}}}\n")
+    with pytest.raises(EnvoyConfigRejected) as info:
+        lab.apply(dr)
+    msg = info.value.envoy_message
+    assert "max_connections" in msg and "out of range" in msg.replace("  ", " ").replace("  ", " "), msg
+    assert '"version_info"' not in msg and len(msg) < 600        # not the whole pushed file
+    assert "web-cb" not in {o.name for o in lab.objects()}       # rolled back
+    assert set(lab.probe("http://web/", n=3).status) == {200}
+
+
 def test_in_jupyter_lab_errors_show_one_paragraph_not_a_traceback(lab):
     with pytest.raises(MeshlabError) as info:
         lab.set_pod("nosuchpod", latency_ms=5)

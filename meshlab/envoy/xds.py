@@ -427,7 +427,8 @@ class XdsFiles:
                     entries[-1].append(line)
             msgs = []
             for entry in entries:
-                if any(k in "\n".join(entry) for k in ("rejected", "update failed", "error adding listener")):
+                if any(k in "\n".join(entry) for k in ("rejected", "update failed", "update failure",
+                                                         "error adding listener")):
                     # keep Envoy's message, drop the "[time][thread][level][component] [file]" prefix
                     msgs.append(_one_line(re.sub(r"^(\[[^\]]*\]\s*)+", "", entry[0]).strip(), entry[1:]))
             if msgs or time.monotonic() > end:
@@ -438,6 +439,10 @@ class XdsFiles:
 def _one_line(head: str, more: list[str]) -> str:
     """A multi-line Envoy message as one line. A proto-constraint failure prints the offending
     proto (after a `goo.gle/debug…` marker) and ends with the reason: keep head and reason."""
+    head = re.sub(r"\s+", " ", head)
+    cut = head.find("): {")          # an unparsable file: Envoy appends the whole file after the reason
+    if cut >= 0:
+        head = head[:cut + 1]
     if not more:
         return head
     marker = re.search(r"goo\.gle/debug\w*", head)      # Envoy varies the marker's last word
