@@ -28,8 +28,8 @@ from pydantic import BaseModel, ValidationError
 from . import _yaml
 from .errors import ManifestError, Problem
 from .objects import (
-    MODELLED, Deployment, Gateway, K8sObject, Namespace, Pod, Service, ServiceEntry, Source, UnmodelledObject,
-    VirtualService,
+    MODELLED, Deployment, Destination, DestinationRule, Gateway, HTTPRoute, K8sObject, Namespace, Pod, Service,
+    ServiceEntry, Source, StringMatch, UnmodelledObject, VirtualService, duration_seconds,
 )
 
 Loadable = str | Path | dict[str, Any] | K8sObject | Iterable["Loadable"]
@@ -725,6 +725,8 @@ def _check_object(obj: K8sObject, data: dict[str, Any], where: _Where, loader: _
         _check_pod_spec(data.get("spec", {}), ["spec"], p)
     elif isinstance(obj, VirtualService):
         _check_virtual_service(obj, p)
+    elif isinstance(obj, DestinationRule):
+        _check_destination_rule(obj, p)
     elif isinstance(obj, Gateway):
         for i, server in enumerate(obj.spec.servers):
             if server.port.name is None:
@@ -835,6 +837,505 @@ def _check_virtual_service(vs: VirtualService, p: Any) -> None:
         if len(dests) > 1 and sum(d.weight or 0 for d in dests) == 0:
             p(["spec", "http", i, "route"], "with more than one destination the weights must add up to more "
               "than 0 (Istio's webhook refuses a total weight of 0)")
+        _check_http_route(route, ["spec", "http", i], p)
+
+
+# ------------------------------------------------------------------ Istio's validating webhook
+
+# What istiod's webhook (pkg/config/validation) refuses on top of the CRD schema, for the fields
+# meshlab models. Without these a value would pass here and fail later, in Envoy, where the error
+# no longer names the object or the field.
+
+_NS = {"ns": 1, "us": 1_000, "\u00b5s": 1_000, "\u03bcs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+       "m": 60_000_000_000, "h": 3_600_000_000_000}
+_MS = 1_000_000
+#: gRPC status names the webhook takes for fault.abort.grpcStatus (grpc-go's codes)
+_GRPC_STATUS = frozenset("""OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS
+    PERMISSION_DENIED RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL
+    UNAVAILABLE DATA_LOSS UNAUTHENTICATED""".split())
+#: retryOn policies the webhook knows (Envoy's x-envoy-retry-on and x-envoy-retry-grpc-on)
+_RETRY_ON = frozenset("""5xx gateway-error reset reset-before-request connect-failure retriable-4xx refused-stream
+    retriable-status-codes retriable-headers envoy-ratelimited http3-post-connect-failure cancelled
+    deadline-exceeded internal resource-exhausted unavailable""".split())
+#: status codes Go's net/http has a name for: the webhook takes these as retryOn policies too
+_HTTP_STATUS_NAMED = frozenset([100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308,
+                                *range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511])
+_MAX_REGEX = 1024          # the webhook's limit on a regex's length
+_MAX_DIRECT_BODY = 1 << 20
+
+
+def _duration_ns(text: str) -> int:
+    """Nanoseconds in a Go duration already known to be well formed (exact, no float rounding)."""
+    from fractions import Fraction
+    sign = -1 if text.startswith("-") else 1
+    parts = re.findall(r"([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text.lstrip("+-"))
+    return sign * int(sum(Fraction(num) * _NS[unit] for num, unit in parts))
+
+
+def _webhook_duration(value: str | None, path: list[str | int], p: Any, *, zero_ok: bool = False) -> None:
+    """The webhook's duration rule: at least 1ms and a whole number of milliseconds (Envoy's
+    timers count milliseconds); `zero_ok` for tcp.idleTimeout, where 0 switches the timeout off."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        p(path, f"expected a duration string such as \"30s\", found {_describe(value)}")
+        return
+    try:
+        duration_seconds(value)
+    except ValueError as e:
+        p(path, str(e))
+        return
+    ns = _duration_ns(value)
+    if zero_ok and int(ns / _MS) == 0 and ns >= 0:
+        return
+    if ns < _MS:
+        p(path, f"must be a duration of at least 1ms, found \"{value}\"")
+    elif ns % _MS:
+        p(path, f"must be a whole number of milliseconds (Istio's webhook refuses finer durations), "
+          f"found \"{value}\"")
+
+
+def _non_negative(value: int | None, path: list[str | int], p: Any) -> None:
+    if value is not None and value < 0:
+        p(path, f"must be >= 0 (Istio's webhook refuses a negative value), found {_describe(value)}")
+
+
+def _percent_0_100(value: int | float | None, path: list[str | int], p: Any) -> None:
+    if value is not None and not 0 <= value <= 100:
+        p(path, f"must be a percentage between 0 and 100, found {_describe(value)}")
+
+
+def _check_regex(regex: str, path: list[str | int], p: Any) -> None:
+    if regex == "":
+        p(path, "a regex match must not be empty (Istio's webhook refuses it); leave the field out to match anything")
+    elif len(regex) > _MAX_REGEX:
+        p(path, f"regex too long: at most {_MAX_REGEX} characters (Istio's webhook limit), found {len(regex)}")
+    else:
+        why = re2_problem(regex)
+        if why:
+            p(path, f"not a valid RE2 regular expression ({why}); Istio and Envoy use RE2 syntax, not "
+              f"Perl's or Python's: {_RE2_SYNTAX} — found {_describe(regex)}")
+
+
+def _check_string_match(sm: StringMatch | None, path: list[str | int], p: Any, *, empty_prefix_ok: bool = False) -> None:
+    if sm is None:
+        return
+    if sm.prefix == "" and not empty_prefix_ok:
+        p([*path, "prefix"], "a prefix match must not be empty (Istio's webhook refuses it; only uri takes an "
+          "empty prefix)")
+    if sm.regex is not None:
+        _check_regex(sm.regex, [*path, "regex"], p)
+
+
+def _check_destination(dest: Destination | None, path: list[str | int], p: Any) -> None:
+    if dest is None:
+        return
+    if dest.host == "*":
+        p([*path, "host"], 'a destination host cannot be "*": name a service')
+    if dest.subset and not _valid(dest.subset, _DNS1123_LABEL, 63):
+        p([*path, "subset"], f'"{dest.subset}" is not a valid subset name: an RFC 1123 label (lower case letters, '
+          f"digits and '-', starting and ending with a letter or digit)")
+    if dest.port is not None and not 1 <= dest.port.number <= 65535:
+        p([*path, "port", "number"], f"must be between 1 and 65535, found {_describe(dest.port.number)}")
+
+
+def _check_http_route(route: HTTPRoute, path: list[str | int], p: Any) -> None:
+    """One `http[]` rule, as the webhook's validateHTTPRoute checks it."""
+    for k, m in enumerate(route.match or []):
+        mp = [*path, "match", k]
+        _check_string_match(m.uri, [*mp, "uri"], p, empty_prefix_ok=True)
+        for name in ("scheme", "method", "authority"):
+            _check_string_match(getattr(m, name), [*mp, name], p)
+        for field_name, alias in (("headers", "headers"), ("query_params", "queryParams"),
+                                  ("without_headers", "withoutHeaders")):
+            for key, sm in (getattr(m, field_name) or {}).items():
+                if alias == "withoutHeaders" and sm.regex == "*":   # Istio's "header absent" spelling
+                    continue
+                _check_string_match(sm, [*mp, alias, key], p)
+        if m.port and not 1 <= m.port <= 65535:
+            p([*mp, "port"], f"must be between 1 and 65535, found {_describe(m.port)}")
+        if m.source_namespace and not _valid(m.source_namespace, _DNS1123_LABEL, 63):
+            p([*mp, "sourceNamespace"], f'"{m.source_namespace}" is not a valid namespace name (an RFC 1123 label)')
+    for j, rd in enumerate(route.route or []):
+        _check_destination(rd.destination, [*path, "route", j, "destination"], p)
+    _check_destination(route.mirror, [*path, "mirror"], p)
+    for j, mirror in enumerate(route.mirrors or []):
+        _check_destination(mirror.destination, [*path, "mirrors", j, "destination"], p)
+    if route.mirror is not None and route.mirrors:
+        p([*path, "mirrors"], "only one of mirror or mirrors may be set")
+    for alias, value in (("mirrorPercent", route.mirror_percent), ("mirror_percent", route.mirror_percent_legacy)):
+        if value is not None and value > 100:
+            p([*path, alias], f"must be at most 100, found {_describe(value)}")
+    _webhook_duration(route.timeout, [*path, "timeout"], p)
+    if route.redirect is not None:
+        _check_redirect(route, [*path, "redirect"], p)
+    if route.rewrite is not None:
+        _check_rewrite(route.rewrite, [*path, "rewrite"], p)
+    if route.retries is not None:
+        _check_retries(route.retries, [*path, "retries"], p)
+    if route.fault is not None:
+        _check_fault(route.fault, [*path, "fault"], p)
+    if route.direct_response is not None:
+        status = route.direct_response["status"]
+        if not 200 <= status <= 599:
+            p([*path, "directResponse", "status"], f"must be an HTTP status from 200 to 599, found {_describe(status)}")
+        body = next(iter((route.direct_response.get("body") or {}).values()), "")
+        if len(body.encode()) > _MAX_DIRECT_BODY:
+            p([*path, "directResponse", "body"], "a direct response body must be less than 1MB (Istio's webhook limit)")
+    for other in ("route", "fault", "rewrite"):
+        for action, value in (("redirect", route.redirect), ("directResponse", route.direct_response)):
+            if value is not None and getattr(route, other):
+                p([*path, other], f"a rule with {action} cannot also have {other}")
+    if route.redirect is not None and route.direct_response is not None:
+        p([*path, "directResponse"], "a rule cannot have both redirect and directResponse")
+
+
+def _check_redirect(route: HTTPRoute, path: list[str | int], p: Any) -> None:
+    rd = route.redirect
+    assert rd is not None
+    if rd.uri and rd.prefix_rewrite:
+        p(path, "only one of uri or prefixRewrite may be set")
+    if rd.prefix_rewrite and any(m.uri is not None and m.uri.prefix is None for m in route.match or []):
+        p([*path, "prefixRewrite"], "prefixRewrite needs every uri match of the rule to be a prefix match")
+    if not (rd.uri or rd.prefix_rewrite or rd.authority or rd.scheme or rd.port is not None or rd.derive_port):
+        p(path, "a redirect must set at least one of uri, prefixRewrite, authority, scheme or port")
+    if rd.redirect_code and not 300 <= rd.redirect_code <= 399:
+        p([*path, "redirectCode"], f"must be a 3xx redirect code (301, 302, 303, 307 or 308), "
+          f"found {_describe(rd.redirect_code)}")
+    if rd.scheme and rd.scheme not in ("http", "https"):
+        p([*path, "scheme"], f'must be "http" or "https", found {_describe(rd.scheme)}')
+    if rd.port and not 1 <= rd.port <= 65535:
+        p([*path, "port"], f"must be between 1 and 65535, found {_describe(rd.port)}")
+
+
+def _check_rewrite(rw: Any, path: list[str | int], p: Any) -> None:
+    if rw.uri and rw.uri_regex_rewrite is not None:
+        p(path, "only one of uri or uriRegexRewrite may be set")
+    if not rw.uri and rw.uri_regex_rewrite is None and not rw.authority:
+        p(path, "a rewrite must set at least one of uri, uriRegexRewrite or authority")
+    rr = rw.uri_regex_rewrite
+    if rr is not None:
+        if not rr.match or not rr.rewrite:
+            p([*path, "uriRegexRewrite"], "uriRegexRewrite needs both match and rewrite")
+        if rr.match:
+            _check_regex(rr.match, [*path, "uriRegexRewrite", "match"], p)
+
+
+def _check_retries(rt: Any, path: list[str | int], p: Any) -> None:
+    _non_negative(rt.attempts, [*path, "attempts"], p)
+    if not rt.attempts and (rt.per_try_timeout is not None or rt.retry_on or rt.retry_remote_localities is not None):
+        p([*path, "attempts"], "retries are switched off by attempts 0 (the default), so perTryTimeout, retryOn and "
+          "retryRemoteLocalities may not be set; give attempts > 0")
+    _webhook_duration(rt.per_try_timeout, [*path, "perTryTimeout"], p)
+    _webhook_duration(rt.backoff, [*path, "backoff"], p)
+    for policy in (rt.retry_on or "").split(",") if rt.retry_on else []:
+        if policy not in _RETRY_ON and not (policy.isdigit() and int(policy) in _HTTP_STATUS_NAMED):
+            p([*path, "retryOn"], f'"{policy}" is not a retryOn policy: a comma-separated list (no spaces) of '
+              f"{', '.join(sorted(_RETRY_ON))} or HTTP status codes")
+
+
+def _check_fault(fault: Any, path: list[str | int], p: Any) -> None:
+    if fault.abort is None and fault.delay is None:
+        p(path, "a fault needs an abort, a delay or both")
+    for part, value in (("abort", fault.abort), ("delay", fault.delay)):
+        pct = value.percentage if value is not None else None
+        if pct is not None and 0 < pct.value < 0.0001:
+            p([*path, part, "percentage", "value"], f"must be 0 or between 0.0001 and 100, found {_describe(pct.value)}")
+    if fault.abort is not None:
+        a = fault.abort
+        if a.http_status is not None and not 200 <= a.http_status <= 599:
+            p([*path, "abort", "httpStatus"], f"must be an HTTP status from 200 to 599, found {_describe(a.http_status)}")
+        if a.grpc_status is not None and a.grpc_status not in _GRPC_STATUS:
+            p([*path, "abort", "grpcStatus"], f"not a gRPC status name (e.g. UNAVAILABLE, NOT_FOUND), "
+              f"found {_describe(a.grpc_status)}")
+        if a.http2_error is not None:
+            p([*path, "abort", "http2Error"], "HTTP/2 abort faults are not supported by Istio; use httpStatus")
+    if fault.delay is not None:
+        _webhook_duration(fault.delay.fixed_delay, [*path, "delay", "fixedDelay"], p)
+        if fault.delay.exponential_delay is not None:
+            p([*path, "delay", "exponentialDelay"], "exponentialDelay is not supported by Istio; use fixedDelay")
+
+
+def _check_traffic_policy(tp: Any, path: list[str | int], p: Any, *, port_level: bool = False) -> None:
+    """A trafficPolicy (or one of its portLevelSettings), as the webhook's validateTrafficPolicy does."""
+    if tp is None:
+        return
+    fields = ("outlier_detection", "connection_pool", "load_balancer", "tls") + (
+        () if port_level else ("port_level_settings", "tunnel", "proxy_protocol", "retry_budget"))
+    if all(getattr(tp, f) is None for f in fields):
+        p(path, "a traffic policy must set at least one field")
+    if not port_level and tp.tunnel is not None and tp.proxy_protocol is not None:
+        p(path, "only one of tunnel or proxyProtocol may be set")
+    if port_level and tp.port is None:
+        p([*path, "port"], "required field port is missing")
+    _check_outlier_detection(tp.outlier_detection, [*path, "outlierDetection"], p)
+    _check_connection_pool(tp.connection_pool, [*path, "connectionPool"], p)
+    lb = tp.load_balancer
+    if lb is not None and lb.consistent_hash is not None and lb.consistent_hash.http_cookie is not None \
+            and not lb.consistent_hash.http_cookie.get("name"):
+        p([*path, "loadBalancer", "consistentHash", "httpCookie", "name"], "required field name is missing")
+    if not port_level:
+        for i, plp in enumerate(tp.port_level_settings or []):
+            _check_traffic_policy(plp, [*path, "portLevelSettings", i], p, port_level=True)
+
+
+def _check_outlier_detection(od: Any, path: list[str | int], p: Any) -> None:
+    if od is None:
+        return
+    _webhook_duration(od.interval, [*path, "interval"], p)
+    _webhook_duration(od.base_ejection_time, [*path, "baseEjectionTime"], p)
+    _percent_0_100(od.max_ejection_percent, [*path, "maxEjectionPercent"], p)
+    _percent_0_100(od.min_health_percent, [*path, "minHealthPercent"], p)
+    if od.consecutive_local_origin_failures and not od.split_external_local_origin_errors:
+        p([*path, "consecutiveLocalOriginFailures"], "needs splitExternalLocalOriginErrors: true (local origin "
+          "failures are only counted apart when split)")
+
+
+def _check_connection_pool(cp: Any, path: list[str | int], p: Any) -> None:
+    if cp is None:
+        return
+    if cp.tcp is None and cp.http is None:
+        p(path, "a connection pool must set tcp, http or both")
+    if cp.tcp is not None:
+        t, tp = cp.tcp, [*path, "tcp"]
+        _non_negative(t.max_connections, [*tp, "maxConnections"], p)
+        _webhook_duration(t.connect_timeout, [*tp, "connectTimeout"], p)
+        _webhook_duration(t.max_connection_duration, [*tp, "maxConnectionDuration"], p)
+        _webhook_duration(t.idle_timeout, [*tp, "idleTimeout"], p, zero_ok=True)
+        for key in ("time", "interval"):
+            _webhook_duration((t.tcp_keepalive or {}).get(key), [*tp, "tcpKeepalive", key], p)
+    if cp.http is not None:
+        h, hp = cp.http, [*path, "http"]
+        for field_name in ("http1_max_pending_requests", "http2_max_requests", "max_requests_per_connection",
+                           "max_retries", "max_concurrent_streams"):
+            _non_negative(getattr(h, field_name), [*hp, type(h).model_fields[field_name].alias or field_name], p)
+        _webhook_duration(h.idle_timeout, [*hp, "idleTimeout"], p)
+        if h.h2_upgrade_policy == "UPGRADE" and h.use_client_protocol:
+            p([*hp, "useClientProtocol"], "must not be true when h2UpgradePolicy is UPGRADE")
+        if h.http2_keep_alive is not None:
+            for key in ("interval", "timeout"):
+                if h.http2_keep_alive.get(key) is None:
+                    p([*hp, "http2KeepAlive", key], f"required field {key} is missing")
+                _webhook_duration(h.http2_keep_alive.get(key), [*hp, "http2KeepAlive", key], p)
+
+
+def _check_destination_rule(dr: DestinationRule, p: Any) -> None:
+    """Rules Istio's validating webhook adds to the CRD schema for a DestinationRule."""
+    _check_traffic_policy(dr.spec.traffic_policy, ["spec", "trafficPolicy"], p)
+    for i, subset in enumerate(dr.spec.subsets):
+        if subset.name and not _valid(subset.name, _DNS1123_LABEL, 63):
+            p(["spec", "subsets", i, "name"], f'"{subset.name}" is not a valid subset name: an RFC 1123 label '
+              f"(lower case letters, digits and '-', starting and ending with a letter or digit)")
+        _check_traffic_policy(subset.traffic_policy, ["spec", "subsets", i, "trafficPolicy"], p)
+
+
+# ------------------------------------------------------------------- RE2, the regex dialect of Istio
+
+#: Where a learner reads what RE2 takes; every regex message points there.
+_RE2_SYNTAX = "https://github.com/google/re2/wiki/Syntax"
+_RE2_FLAGS = frozenset("imsU")
+_POSIX_CLASSES = frozenset("alnum alpha ascii blank cntrl digit graph lower print punct space upper word xdigit".split())
+_PERL_ONLY_GROUPS = (   # what follows "(?" → what it is (Perl/PCRE/Python syntax RE2 does not have)
+    ("=", "lookahead (?=...)"), ("!", "negative lookahead (?!...)"), ("<=", "lookbehind (?<=...)"),
+    ("<!", "negative lookbehind (?<!...)"), (">", "atomic group (?>...)"), ("#", "comment (?#...)"),
+    ("(", "conditional (?(...)...)"), ("P=", "named backreference (?P=name)"), ("P>", "recursion (?P>name)"),
+    ("&", "recursion (?&name)"), ("R", "recursion (?R)"), ("|", "branch reset (?|...)"),
+)
+_MAX_REPEAT = 1000   # RE2 refuses {n,m} counts above this
+_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
+
+
+class _RE2Error(ValueError):
+    pass
+
+
+def re2_problem(pattern: str) -> str | None:
+    """Why RE2 (Envoy's regex engine; Istio's webhook checks with Go's RE2-syntax regexp) refuses
+    `pattern`, or None when it accepts it. Python's `re` is a different dialect, so the RE2-only
+    constructs are read here and rewritten for Python, the Perl-only ones refused, and `re.compile`
+    then finds what is left (unclosed groups, bad ranges, nothing to repeat)."""
+    try:
+        python = _re2_to_python(pattern)
+    except _RE2Error as e:
+        return str(e)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # "possible nested set" and the like: not errors
+        try:
+            re.compile(python)
+        except re.error as e:
+            return e.msg.replace("nothing to repeat", "missing argument to repetition operator")
+        except (OverflowError, RecursionError):
+            return "too complex"
+    return None
+
+
+def _re2_to_python(p: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(p)
+    repeated = False   # the previous token was a repetition operator (so another one is refused)
+    lazy = False
+    names: set[str] = set()
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            text, i = _re2_escape(p, i, in_class=False)
+            out.append(text)
+            repeated = False
+            continue
+        if c == "[":
+            text, i = _re2_class(p, i)
+            out.append(text)
+            repeated = False
+            continue
+        if c in "*+?" or (c == "{" and _REPEAT.match(p, i)):
+            m = _REPEAT.match(p, i) if c == "{" else None
+            op = m.group(0) if m else c
+            if c == "?" and repeated and not lazy:
+                lazy = True
+                out.append("?")
+                i += 1
+                continue
+            if repeated:
+                kind = "possessive quantifier" if c == "+" else "nested repetition"
+                raise _RE2Error(f"bad repetition operator {p[max(0, i - 4):i + len(op)]!r}: "
+                                f"a {kind} is not RE2 (wrap the inner part in (?:...) to repeat it again)")
+            if m:
+                lo, hi = int(m.group(1)), m.group(3)
+                if lo > _MAX_REPEAT or (hi and int(hi) > _MAX_REPEAT):
+                    raise _RE2Error(f"bad repetition operator {op}: RE2 allows counts up to {_MAX_REPEAT}")
+            out.append(op)
+            i += len(op)
+            repeated, lazy = True, False
+            continue
+        repeated = False
+        if c == "(" and p.startswith("(?", i):
+            text, i = _re2_group(p, i, names)
+            out.append(text)
+            continue
+        # RE2 repeats an anchor (`^*`); Python only a group, so anchors go in one
+        out.append(f"(?:{c})" if c in "^$" else c)
+        i += 1
+    return "".join(out)
+
+
+def _re2_group(p: str, i: int, names: set[str]) -> tuple[str, int]:
+    """`(?...`: named groups and flags are RE2; lookarounds, atomic groups, … are not."""
+    rest = p[i + 2:]
+    for start, what in _PERL_ONLY_GROUPS:
+        if rest.startswith(start) and not (start == "R" and not rest.startswith("R)")):
+            raise _RE2Error(f"{what} is not supported by RE2")
+    if rest[:1].isdigit() or rest.startswith(("+", "-)")):
+        raise _RE2Error("recursion (?N) is not supported by RE2")
+    if rest.startswith(("P<", "<")):
+        start = i + 2 + (2 if rest.startswith("P<") else 1)
+        end = p.find(">", start)
+        name = p[start:end] if end >= 0 else ""
+        if end < 0 or not name or not all(ch.isalnum() or ch == "_" for ch in name):
+            raise _RE2Error(f"invalid named capture group {p[i:end + 1 if end >= 0 else None]!r}")
+        if name in names:
+            raise _RE2Error(f"duplicate capture group name {name!r}")
+        names.add(name)
+        return f"(?P<g{len(names)}>", end + 1
+    j = i + 2
+    flags, minus, after_minus = 0, False, 0
+    while j < len(p) and p[j] not in ":)":
+        ch = p[j]
+        if ch == "-" and not minus:
+            minus = True
+        elif ch in _RE2_FLAGS:
+            flags += 1
+            after_minus += minus
+        else:
+            raise _RE2Error(f"invalid or unsupported Perl syntax {p[i:j + 1]!r} (RE2 flags are i, m, s and U)")
+        j += 1
+    if j >= len(p):
+        raise _RE2Error(f"missing closing ): {p[i:]!r}")
+    if not flags or (minus and not after_minus):
+        raise _RE2Error(f"invalid or unsupported Perl syntax {p[i:j + 1]!r}")
+    # Flags change matching, not syntax: Python only needs the group (and refuses mid-pattern flags).
+    return ("(?:", j + 1) if p[j] == ":" else ("", j + 1)
+
+
+def _re2_escape(p: str, i: int, in_class: bool) -> tuple[str, int]:
+    """One `\\x` escape → (the same thing for Python, index after it)."""
+    if i + 1 >= len(p):
+        raise _RE2Error("trailing backslash at end of expression")
+    c = p[i + 1]
+    if c in "1234567" and not (i + 2 < len(p) and p[i + 2] in "01234567"):
+        raise _RE2Error(f"backreferences (\\{c}) are not supported by RE2")
+    if c in "01234567":   # octal: \0, \12, \123
+        j = i + 2
+        while j < len(p) and j < i + 4 and p[j] in "01234567":
+            j += 1
+        return re.escape(chr(int(p[i + 1:j], 8))), j
+    if c == "x":
+        if p.startswith("{", i + 2):
+            end = p.find("}", i + 3)
+            digits = p[i + 3:end] if end > 0 else ""
+            if not digits or not all(ch in "0123456789abcdefABCDEF" for ch in digits) or int(digits, 16) > 0x10FFFF:
+                raise _RE2Error(f"invalid escape sequence {p[i:end + 1 if end > 0 else None]!r}")
+            return re.escape(chr(int(digits, 16))), end + 1
+        digits = p[i + 2:i + 4]
+        if len(digits) < 2 or not all(ch in "0123456789abcdefABCDEF" for ch in digits):
+            raise _RE2Error(f"invalid escape sequence {p[i:i + 4]!r}")
+        return re.escape(chr(int(digits, 16))), i + 4
+    if c in "pP":
+        if p.startswith("{", i + 2):
+            end = p.find("}", i + 3)
+            name = p[i + 3:end].lstrip("^") if end > 0 else ""
+            if not name or not all(ch.isalpha() or ch == "_" for ch in name):
+                raise _RE2Error(f"invalid character class range {p[i:end + 1 if end > 0 else None]!r}")
+            return r"\w", end + 1
+        if i + 2 < len(p) and p[i + 2].isalpha():
+            return r"\w", i + 3
+        raise _RE2Error(f"invalid character class range {p[i:i + 3]!r}")
+    if c == "Q" and not in_class:   # \Q...\E: literal text
+        end = p.find("\\E", i + 2)
+        text = p[i + 2:] if end < 0 else p[i + 2:end]
+        return re.escape(text), len(p) if end < 0 else end + 2
+    if c == "z" and not in_class:
+        return r"(?:\Z)", i + 2
+    if c in "AbB" and not in_class:
+        return f"(?:{p[i:i + 2]})", i + 2
+    if c in "dDsSwWafnrtv":
+        return p[i:i + 2], i + 2
+    if c.isascii() and not c.isalnum():
+        return re.escape(c), i + 2
+    hint = " (RE2 writes the end of text as \\z or $)" if c == "Z" else ""
+    raise _RE2Error(f"invalid escape sequence \\{c}{hint}")
+
+
+def _re2_class(p: str, i: int) -> tuple[str, int]:
+    """A `[...]` class: POSIX names and \\p{..} are RE2, `[` inside is a literal."""
+    out = ["["]
+    j = i + 1
+    if p.startswith("^", j):
+        out.append("^")
+        j += 1
+    first = True
+    while j < len(p):
+        c = p[j]
+        if c == "]" and not first:
+            out.append("]")
+            return "".join(out), j + 1
+        first = False
+        if c == "[" and p.startswith("[:", j):
+            end = p.find(":]", j + 2)
+            name = p[j + 2:end].lstrip("^") if end > 0 else None
+            if name is not None and name in _POSIX_CLASSES:
+                out.append(r"\w")
+                j = end + 2
+                continue
+            if name is not None and name.isalpha():
+                raise _RE2Error(f"invalid character class range {p[j:end + 2]!r}")
+        if c == "\\":
+            text, j = _re2_escape(p, j, in_class=True)
+            out.append(text)
+            continue
+        out.append("\\" + c if c in "[&~|" else c)
+        j += 1
+    raise _RE2Error(f"missing closing ]: {p[i:]!r}")
 
 
 # --------------------------------------------------------------------------------- the CLI command

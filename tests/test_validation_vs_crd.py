@@ -50,6 +50,46 @@ WEBHOOK_STRICTER = [
     ("DestinationRule", r"spec\.host$", "empty", "webhook: host is required"),
     ("DestinationRule", r"spec\.subsets\[\d+\]\.name$", "empty", "webhook: a subset needs a name"),
     ("Gateway", r"spec\.servers\[\d+\]\.hosts$", "empty-list", "webhook: a server needs at least one host"),
+    # pkg/config/validation/virtualservice.go + validation.go (validateHTTPRoute and what it calls)
+    ("VirtualService", r"\.regex$", "empty", "webhook: a regex match must not be empty (and must be RE2)"),
+    ("VirtualService", r"\.prefix$", "empty", "webhook: a prefix match must not be empty (except uri)"),
+    ("VirtualService", r"(destination|mirror)\.subset$", "enum", "webhook: a subset name is an RFC 1123 label"),
+    ("VirtualService", r"(destination|mirror)\.port(\.number)?$", "*", "webhook: a destination port is 1..65535"),
+    ("VirtualService", r"spec\.http\[\d+\]\.retries\.attempts$", "zero",
+     "webhook: attempts 0 (retries off) with perTryTimeout/retryOn set is refused"),
+    ("VirtualService", r"spec\.http\[\d+\]\.retries\.attempts$", "delete",
+     "webhook: attempts 0 (retries off) with perTryTimeout/retryOn set is refused"),
+    ("VirtualService", r"spec\.http\[\d+\]\.retries\.retryOn$", "*",
+     "webhook: retryOn lists known policies or HTTP status codes"),
+    ("VirtualService", r"spec\.http\[\d+\]\.fault\.abort\.httpStatus$", "*",
+     "webhook: httpStatus is 200..600 (meshlab 200..599: Envoy refuses 600)"),
+    ("VirtualService", r"spec\.http\[\d+\]\.fault\.abort\.grpcStatus$", "*", "webhook: grpcStatus is a gRPC code name"),
+    ("VirtualService", r"spec\.http\[\d+\]\.fault\.abort\.http2Error$", "*", "webhook: http2Error is not supported"),
+    ("VirtualService", r"spec\.http\[\d+\]\.fault\.delay\.exponentialDelay$", "*",
+     "webhook: exponentialDelay is not supported"),
+    ("VirtualService", r"spec\.http\[\d+\]\.fault$", "add", "webhook: a fault needs an abort and/or a delay"),
+    ("VirtualService", r"spec\.http\[\d+\]\.redirect$", "add",
+     "webhook: a redirect must set uri, prefixRewrite, authority, scheme or port"),
+    ("VirtualService", r"spec\.http\[\d+\]\.redirect\.prefixRewrite$", "add", "webhook: only one of uri or prefixRewrite"),
+    ("VirtualService", r"spec\.http\[\d+\]\.redirect\.scheme$", "*", "webhook: a redirect scheme is http or https"),
+    ("VirtualService", r"spec\.http\[\d+\]\.redirect\.redirectCode$", "*", "webhook: redirectCode is 0 or 300..399"),
+    ("VirtualService", r"spec\.http\[\d+\]\.rewrite(\.uri|\.uriRegexRewrite)?$", "*",
+     "webhook: a rewrite sets uri, uriRegexRewrite (not both) or authority"),
+    ("VirtualService", r"spec\.http\[\d+\]\.mirrors$", "add", "webhook: only one of mirror or mirrors"),
+    # validation.go: validateTrafficPolicy, validateConnectionPool, validateOutlierDetection
+    ("DestinationRule", r"connectionPool\.(tcp|http)\.\w+$", "negative", "webhook: connection pool limits are >= 0"),
+    ("DestinationRule", r"connectionPool\.tcp\.idleTimeout$", "*",
+     "webhook: tcp idleTimeout is a duration, 0 or >= 1ms in whole ms (the CRD has no rule on it)"),
+    ("DestinationRule", r"connectionPool\.http\.useClientProtocol$", "add", "webhook: not with h2UpgradePolicy UPGRADE"),
+    ("DestinationRule", r"connectionPool$", "add", "webhook: a connection pool sets tcp or http"),
+    ("DestinationRule", r"outlierDetection\.(maxEjectionPercent|minHealthPercent)$", "*", "webhook: a percentage is 0..100"),
+    ("DestinationRule", r"outlierDetection\.consecutiveLocalOriginFailures$", "add",
+     "webhook: needs splitExternalLocalOriginErrors"),
+    ("DestinationRule", r"portLevelSettings\[\d+\]\.port$", "delete", "webhook: a port traffic policy needs a port"),
+    ("DestinationRule", r"(trafficPolicy|portLevelSettings\[\d+\])\.loadBalancer$", "delete",
+     "webhook: a traffic policy sets at least one field"),
+    ("DestinationRule", r"trafficPolicy$", "add", "webhook: a traffic policy sets at least one field"),
+    ("DestinationRule", r"spec\.subsets\[\d+\]\.name$", "enum", "webhook: a subset name is an RFC 1123 label"),
 ]
 
 # CEL rules of the CRDs on fields meshlab models, written from the rule text.
@@ -290,6 +330,7 @@ spec:
     - uri: {prefix: /api}
       headers: {end-user: {exact: jason}}
       queryParams: {v: {regex: "[0-9]+"}}
+      authority: {regex: "(?i)reviews(:[0-9]+)?"}
       port: 9080
       ignoreUriCase: true
       sourceLabels: {app: productpage}
@@ -307,6 +348,17 @@ spec:
     mirror: {host: shadow}
     mirrorPercentage: {value: 50}
     rewrite: {uri: /v2}
+  - match:
+    - uri: {regex: "^/v[0-9]+/.*"}
+      headers: {x-b: {prefix: a}}
+      port: 9080
+    route:
+    - destination: {host: ratings}
+    fault:
+      abort: {grpcStatus: UNAVAILABLE, percentage: {value: 1}}
+    mirrors:
+    - destination: {host: shadow}
+      percentage: {value: 10}
   - redirect: {uri: /new, redirectCode: 301, port: 8080}
 ---
 apiVersion: networking.istio.io/v1
@@ -317,9 +369,11 @@ spec:
   trafficPolicy:
     loadBalancer: {simple: LEAST_REQUEST}
     connectionPool:
-      tcp: {maxConnections: 10, connectTimeout: 1s}
-      http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1, idleTimeout: 30s, h2UpgradePolicy: UPGRADE}
-    outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 30s, maxEjectionPercent: 100}
+      tcp: {maxConnections: 10, connectTimeout: 1s, maxConnectionDuration: 1h, idleTimeout: 0s}
+      http: {http1MaxPendingRequests: 1, http2MaxRequests: 100, maxRequestsPerConnection: 1, maxRetries: 3,
+             maxConcurrentStreams: 10, idleTimeout: 30s, h2UpgradePolicy: UPGRADE}
+    outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 30s, maxEjectionPercent: 100,
+                       minHealthPercent: 0}
     portLevelSettings:
     - port: {number: 9080}
       loadBalancer: {consistentHash: {httpHeaderName: x-user}}
