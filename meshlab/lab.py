@@ -19,6 +19,7 @@ from .backends.base import ProxyName, Via
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .explanation import Explanation
     from .objects import K8sObject
 
 
@@ -119,7 +120,7 @@ class Lab:
         """The live proxy config, like ``istioctl proxy-config all -o json``."""
         return self.backend.envoy_config(proxy)
 
-    def explain(self, probe_df: pd.DataFrame) -> Any:
+    def explain(self, probe_df: pd.DataFrame) -> Explanation:
         """Name the misconfiguration behind what a probe saw: `meshlab.explain(df, lab)`
         reads this lab's objects, pods and live Envoy config."""
         from .explanation import explain
