@@ -539,19 +539,20 @@ def test_objects_hands_out_copies_with_their_source(lab):
     assert next(o for o in lab.objects() if o.kind == "Service" and o.name == "web").spec.ports[0].port == 80
 
 
-def test_a_config_envoy_cannot_parse_is_reported_with_envoys_reason(lab):
-    """maxConnections: -1 passes the CRD schema (Istio's webhook refuses it); Envoy cannot parse
-    the cluster and logs an update *failure*, which was reported as a bare counter
-    ('cluster_manager.cds.update_failure=1') instead of Envoy's reason."""
-    from meshlab.envoy import EnvoyConfigRejected
+def test_a_value_istios_webhook_refuses_is_named_at_apply_and_changes_nothing(lab):
+    """maxConnections: -1 passes the CRD schema but Istio's webhook refuses it; it used to reach
+    Envoy, which could only say `max_connections` is out of range. Now `apply` names the object
+    and field, and Envoy never sees it (Envoy's own reason for such a cluster is still surfaced:
+    test_envoy_driver's json-out-of-range case)."""
+    from meshlab.errors import ManifestError
     dr = ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web-cb}\n"
           "spec:\n  host: web\n  trafficPolicy: {connectionPool: {tcp: {maxConnections: -1}}}\n")
-    with pytest.raises(EnvoyConfigRejected) as info:
+    with pytest.raises(ManifestError) as info:
         lab.apply(dr)
-    msg = info.value.envoy_message
-    assert "max_connections" in msg and "out of range" in msg.replace("  ", " ").replace("  ", " "), msg
-    assert '"version_info"' not in msg and len(msg) < 600        # not the whole pushed file
-    assert "web-cb" not in {o.name for o in lab.objects()}       # rolled back
+    msg = str(info.value)
+    assert "DestinationRule default/web-cb" in msg
+    assert "spec.trafficPolicy.connectionPool.tcp.maxConnections" in msg and "-1" in msg
+    assert "web-cb" not in {o.name for o in lab.objects()}
     assert set(lab.probe("http://web/", n=3).status) == {200}
 
 
