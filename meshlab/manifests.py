@@ -1000,8 +1000,8 @@ def _check_redirect(route: HTTPRoute, path: list[str | int], p: Any) -> None:
     if not (rd.uri or rd.prefix_rewrite or rd.authority or rd.scheme or rd.port is not None or rd.derive_port):
         p(path, "a redirect must set at least one of uri, prefixRewrite, authority, scheme or port")
     if rd.redirect_code and not 300 <= rd.redirect_code <= 399:
-        p([*path, "redirectCode"], f"must be a 3xx redirect code (301, 302, 303, 307 or 308), "
-          f"found {_describe(rd.redirect_code)}")
+        p([*path, "redirectCode"], f"must be a 3xx redirect code, 300 to 399 (use 301, 302, 303, 307 or 308: "
+          f"istiod drops the redirect for other codes), found {_describe(rd.redirect_code)}")
     if rd.scheme and rd.scheme not in ("http", "https"):
         p([*path, "scheme"], f'must be "http" or "https", found {_describe(rd.scheme)}')
     if rd.port and not 1 <= rd.port <= 65535:

@@ -282,3 +282,205 @@ def test_service_target_port_zero_is_defaulted_to_the_port() -> None:
     (svc,) = load("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n"
                   "  ports: [{name: http, port: 80, targetPort: 0}, {name: web, port: 81, targetPort: web}]\n")
     assert [p.target_port for p in svc.spec.ports] == [80, "web"]
+
+
+# ------------------------------------------------------------- what Istio's validating webhook refuses
+
+_VS = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v, namespace: prod}\nspec:\n"
+       "  hosts: [a]\n  http:\n  - ")
+_DR = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: prod}\nspec:\n  host: a\n  "
+
+
+def _vs(rule: str) -> str:
+    """A VirtualService with one http rule, written inline: `rule` is its mapping's body."""
+    return _VS + rule.replace("\n", "\n    ") + "\n"
+
+
+def _route(extra: str) -> str:
+    return _vs("route: [{destination: {host: a}}]\n" + extra)
+
+
+def _pool(tcp: str = "", http: str = "") -> str:
+    parts = ", ".join(p for p in (f"tcp: {{{tcp}}}" if tcp else "", f"http: {{{http}}}" if http else "") if p)
+    return _DR + f"trafficPolicy:\n    connectionPool: {{{parts}}}\n"
+
+
+def _outlier(body: str) -> str:
+    return _DR + f"trafficPolicy:\n    outlierDetection: {{{body}}}\n"
+
+
+def _match(match: str) -> str:
+    return _route(f"match: [{{{match}}}]")
+
+
+# (manifest, field path, words of the message) — each refused by Istio's webhook though the CRD takes it
+WEBHOOK_REFUSES = [
+    # DestinationRule connectionPool (validation.go validateConnectionPool)
+    (_pool(tcp="maxConnections: -1"), "spec.trafficPolicy.connectionPool.tcp.maxConnections", "must be >= 0"),
+    (_pool(http="http1MaxPendingRequests: -1"), "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests",
+     "must be >= 0"),
+    (_pool(http="http2MaxRequests: -5"), "spec.trafficPolicy.connectionPool.http.http2MaxRequests", "must be >= 0"),
+    (_pool(http="maxRequestsPerConnection: -1"), "spec.trafficPolicy.connectionPool.http.maxRequestsPerConnection",
+     "must be >= 0"),
+    (_pool(http="maxRetries: -1"), "spec.trafficPolicy.connectionPool.http.maxRetries", "must be >= 0"),
+    (_pool(http="maxConcurrentStreams: -1"), "spec.trafficPolicy.connectionPool.http.maxConcurrentStreams",
+     "must be >= 0"),
+    (_pool(tcp="connectTimeout: 1.5ms"), "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
+     "whole number of milliseconds"),
+    (_pool(tcp="maxConnectionDuration: 2500us"), "spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration",
+     "whole number of milliseconds"),
+    (_pool(tcp="idleTimeout: 5ms500us"), "spec.trafficPolicy.connectionPool.tcp.idleTimeout",
+     "whole number of milliseconds"),
+    (_pool(tcp="idleTimeout: forever"), "spec.trafficPolicy.connectionPool.tcp.idleTimeout", "is not a duration"),
+    (_pool(tcp="idleTimeout: -5ms"), "spec.trafficPolicy.connectionPool.tcp.idleTimeout", "at least 1ms"),
+    (_pool(http="idleTimeout: 1.0001s"), "spec.trafficPolicy.connectionPool.http.idleTimeout",
+     "whole number of milliseconds"),
+    (_pool(http="h2UpgradePolicy: UPGRADE, useClientProtocol: true"),
+     "spec.trafficPolicy.connectionPool.http.useClientProtocol", "h2UpgradePolicy is UPGRADE"),
+    (_DR + "trafficPolicy:\n    connectionPool: {}\n", "spec.trafficPolicy.connectionPool", "tcp, http or both"),
+    (_DR + "trafficPolicy: {}\n", "spec.trafficPolicy", "at least one field"),
+    (_DR + "subsets:\n  - name: v1\n    trafficPolicy: {connectionPool: {tcp: {maxConnections: -3}}}\n",
+     "spec.subsets[0].trafficPolicy.connectionPool.tcp.maxConnections", "must be >= 0"),
+    (_DR + "trafficPolicy:\n    portLevelSettings:\n    - port: {number: 80}\n      connectionPool: {http: {maxRetries: -1}}\n",
+     "spec.trafficPolicy.portLevelSettings[0].connectionPool.http.maxRetries", "must be >= 0"),
+    (_DR + "trafficPolicy:\n    portLevelSettings:\n    - loadBalancer: {simple: RANDOM}\n",
+     "spec.trafficPolicy.portLevelSettings[0].port", "required field port"),
+    (_DR + "subsets: [{name: V1}]\n", "spec.subsets[0].name", "not a valid subset name"),
+    # outlierDetection (validateOutlierDetection)
+    (_outlier("maxEjectionPercent: 101"), "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100"),
+    (_outlier("maxEjectionPercent: -1"), "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100"),
+    (_outlier("minHealthPercent: 150"), "spec.trafficPolicy.outlierDetection.minHealthPercent", "between 0 and 100"),
+    (_outlier("consecutiveGatewayErrors: -1"), "spec.trafficPolicy.outlierDetection.consecutiveGatewayErrors",
+     "must be >= 0"),
+    (_outlier("interval: 10.5ms"), "spec.trafficPolicy.outlierDetection.interval", "whole number of milliseconds"),
+    (_outlier("consecutiveLocalOriginFailures: 3"),
+     "spec.trafficPolicy.outlierDetection.consecutiveLocalOriginFailures", "splitExternalLocalOriginErrors"),
+    # VirtualService fault (validateHTTPFaultInjection)
+    (_route("fault: {abort: {httpStatus: 199}}"), "spec.http[0].fault.abort.httpStatus", "from 200 to 599"),
+    (_route("fault: {abort: {httpStatus: 600}}"), "spec.http[0].fault.abort.httpStatus", "from 200 to 599"),
+    (_route("fault: {abort: {httpStatus: 503, percentage: {value: 101}}}"),
+     "spec.http[0].fault.abort.percentage.value", "must be <= 100"),
+    (_route("fault: {delay: {fixedDelay: 1s, percentage: {value: -1}}}"),
+     "spec.http[0].fault.delay.percentage.value", "must be >= 0"),
+    (_route("fault: {delay: {fixedDelay: 1s, percentage: {value: 0.00001}}}"),
+     "spec.http[0].fault.delay.percentage.value", "between 0.0001 and 100"),
+    (_route("fault: {abort: {grpcStatus: NOPE}}"), "spec.http[0].fault.abort.grpcStatus", "not a gRPC status"),
+    (_route("fault: {abort: {http2Error: x}}"), "spec.http[0].fault.abort.http2Error", "not supported"),
+    (_route("fault: {delay: {exponentialDelay: 1s}}"), "spec.http[0].fault.delay.exponentialDelay", "not supported"),
+    (_route("fault: {delay: {fixedDelay: 1.5ms}}"), "spec.http[0].fault.delay.fixedDelay", "whole number"),
+    (_route("fault: {}"), "spec.http[0].fault", "an abort, a delay or both"),
+    # redirect (validateHTTPRedirect)
+    (_vs("redirect: {uri: /x, redirectCode: 200}"), "spec.http[0].redirect.redirectCode", "3xx redirect code"),
+    (_vs("redirect: {uri: /x, redirectCode: 400}"), "spec.http[0].redirect.redirectCode", "3xx redirect code"),
+    (_vs("redirect: {uri: /x, scheme: ftp}"), "spec.http[0].redirect.scheme", '"http" or "https"'),
+    (_vs("redirect: {uri: /x, port: 70000}"), "spec.http[0].redirect.port", "between 1 and 65535"),
+    (_vs("redirect: {redirectCode: 302}"), "spec.http[0].redirect", "at least one of uri"),
+    (_vs("redirect: {uri: /x, prefixRewrite: /y}"), "spec.http[0].redirect", "only one of uri or prefixRewrite"),
+    (_vs("match: [{uri: {exact: /a}}]\nredirect: {prefixRewrite: /y}"), "spec.http[0].redirect.prefixRewrite",
+     "prefix match"),
+    (_vs("redirect: {uri: /x}\nroute: [{destination: {host: a}}]"), "spec.http[0].route", "redirect cannot also"),
+    # retries and timeouts (ValidateHTTPRetry, ValidateDuration)
+    (_route("retries: {attempts: -1}"), "spec.http[0].retries.attempts", "must be >= 0"),
+    (_route("retries: {perTryTimeout: 2s}"), "spec.http[0].retries.attempts", "attempts 0"),
+    (_route("retries: {attempts: 2, retryOn: '5xx, reset'}"), "spec.http[0].retries.retryOn", '" reset" is not'),
+    (_route("retries: {attempts: 2, retryOn: '5xx,599'}"), "spec.http[0].retries.retryOn", '"599" is not'),
+    (_route("retries: {attempts: 2, perTryTimeout: 0.5ms}"), "spec.http[0].retries.perTryTimeout", "at least 1ms"),
+    (_route("retries: {attempts: 2, perTryTimeout: 100.5ms}"), "spec.http[0].retries.perTryTimeout", "whole number"),
+    (_route("timeout: '2'"), "spec.http[0].timeout", "is not a duration"),
+    (_route("timeout: 1.0005s"), "spec.http[0].timeout", "whole number of milliseconds"),
+    # destinations, rewrite, direct response
+    (_vs("route: [{destination: {host: a, subset: V1}}]"), "spec.http[0].route[0].destination.subset",
+     "not a valid subset name"),
+    (_vs("route: [{destination: {host: a, port: {number: 70000}}}]"),
+     "spec.http[0].route[0].destination.port.number", "between 1 and 65535"),
+    (_vs("route: [{destination: {host: '*'}}]"), "spec.http[0].route[0].destination.host", 'cannot be "*"'),
+    (_route("rewrite: {uri: /a, uriRegexRewrite: {match: a, rewrite: b}}"), "spec.http[0].rewrite",
+     "only one of uri or uriRegexRewrite"),
+    (_route("rewrite: {uriRegexRewrite: {match: '(?<=a)b', rewrite: c}}"), "spec.http[0].rewrite.uriRegexRewrite.match",
+     "RE2"),
+    (_vs("directResponse: {status: 600}"), "spec.http[0].directResponse.status", "from 200 to 599"),
+    # StringMatch regexes: RE2, not Python's re (validateStringMatch / validateStringRegexp)
+    (_match("uri: {regex: '/api(?=/v2)'}"), "spec.http[0].match[0].uri.regex", "lookahead"),
+    (_match("uri: {regex: '/(?!admin).*'}"), "spec.http[0].match[0].uri.regex", "negative lookahead"),
+    (_match("uri: {regex: '(?<=/)x'}"), "spec.http[0].match[0].uri.regex", "lookbehind"),
+    (_match("headers: {x-id: {regex: '(a)\\1'}}"), 'spec.http[0].match[0].headers["x-id"].regex', "backreferences"),
+    (_match("queryParams: {v: {regex: '[0-9]++'}}"), "spec.http[0].match[0].queryParams.v.regex", "possessive"),
+    (_match("authority: {regex: '(api|www'}"), "spec.http[0].match[0].authority.regex", "missing )"),
+    (_match("method: {regex: '(?>GET)'}"), "spec.http[0].match[0].method.regex", "atomic group"),
+    (_match("scheme: {regex: 'https?\\Z'}"), "spec.http[0].match[0].scheme.regex", "invalid escape sequence \\Z"),
+    (_match("uri: {regex: 'a{1001}'}"), "spec.http[0].match[0].uri.regex", "up to 1000"),
+    (_match("uri: {regex: ''}"), "spec.http[0].match[0].uri.regex", "must not be empty"),
+    (_match("uri: {regex: '" + "a" * 1025 + "'}"), "spec.http[0].match[0].uri.regex", "at most 1024"),
+    (_match("headers: {x-a: {prefix: ''}}"), 'spec.http[0].match[0].headers["x-a"].prefix', "must not be empty"),
+    (_match("port: 70000"), "spec.http[0].match[0].port", "between 1 and 65535"),
+]
+
+
+@pytest.mark.parametrize("yaml_text, field, message", WEBHOOK_REFUSES,
+                         ids=[f"{f}:{m}" for _, f, m in WEBHOOK_REFUSES])
+def test_what_istios_webhook_refuses(yaml_text: str, field: str, message: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        load(yaml_text)
+    hits = [p for p in info.value.problems if message in p.message]
+    assert hits, [str(p) for p in info.value.problems]
+    (p,) = hits
+    assert p.field == field and p.file == "<string>" and p.line and p.line > 1
+    assert p.object in ("VirtualService prod/v", "DestinationRule prod/r")
+
+
+# The boundary values the webhook still takes: each must load.
+WEBHOOK_ACCEPTS = [
+    _pool(tcp="maxConnections: 0, connectTimeout: 1ms, maxConnectionDuration: 1500ms, idleTimeout: 0s"),
+    _pool(tcp="idleTimeout: 500us"),   # under 1ms rounds to 0: "off", as the webhook reads it
+    _pool(http="http1MaxPendingRequests: 0, http2MaxRequests: 0, maxRequestsPerConnection: 0, maxRetries: 0, "
+               "maxConcurrentStreams: 0, idleTimeout: 1.001s"),
+    _pool(http="h2UpgradePolicy: UPGRADE, useClientProtocol: false"),
+    _outlier("maxEjectionPercent: 100, minHealthPercent: 0, interval: 1ms, baseEjectionTime: 1m30s"),
+    _outlier("maxEjectionPercent: 0, minHealthPercent: 100"),
+    _outlier("splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 3"),
+    _route("fault: {abort: {httpStatus: 200, percentage: {value: 0}}}"),
+    _route("fault: {abort: {httpStatus: 599, percentage: {value: 100}}}"),
+    _route("fault: {abort: {grpcStatus: UNAVAILABLE}, delay: {fixedDelay: 1ms, percentage: {value: 0.0001}}}"),
+    _vs("redirect: {uri: /x, redirectCode: 300}"),
+    _vs("redirect: {uri: /x, redirectCode: 399, scheme: https, port: 65535}"),
+    _vs("match: [{uri: {prefix: /a}}]\nredirect: {prefixRewrite: /b}"),
+    _route("retries: {attempts: 0}"),
+    _route("retries: {attempts: 3, perTryTimeout: 1ms, retryOn: 'gateway-error,connect-failure,503,cancelled'}"),
+    _route("timeout: 1.001s"),
+    _vs("route: [{destination: {host: a, subset: v1-canary, port: {number: 1}}}]"),
+    _route("rewrite: {uriRegexRewrite: {match: '^/v1/(.*)$', rewrite: '/v2/\\1'}}"),
+    _vs("directResponse: {status: 200}"),
+    _match("uri: {prefix: ''}"),
+    _match("port: 65535"),
+    _match("withoutHeaders: {x-debug: {regex: '*'}}"),
+    _match("uri: {regex: '" + "a" * 1024 + "'}"),
+    _match(r"uri: {regex: '(?i)^/API/v[0-9]+(?P<rest>/.*)?\z'}"),
+    _match(r"headers: {user-agent: {regex: '.*\pL+[[:digit:]]{2,3}?\x{41}\Q.*\E'}}"),
+    _match("authority: {regex: 'a(?i)b(?s:.)'}"),
+    _match("queryParams: {q: {regex: '^*x'}}"),
+]
+
+
+@pytest.mark.parametrize("yaml_text", WEBHOOK_ACCEPTS)
+def test_what_istios_webhook_accepts(yaml_text: str) -> None:
+    assert len(load(yaml_text)) == 1
+
+
+@pytest.mark.parametrize("pattern", [
+    "[0-9]+", "(?i)chrome", "a(?i)b", r"\d{3}-\d{4}", r"^/foo\z", r"\pL+", r"\p{Greek}", "[[:alpha:]]+", r"\Qa.b\E",
+    "(?P<id>[0-9]+)", "(?<id>x)", r"\x{41}", r"\x41", "a*?", "a{2,5}?", "(?U)a+", "(?i:ab)c", "[]a]", r"\012",
+    "a{,3}", "^*", "(?s-m:.)", "a|b|", r"[^\s]", r"\b+x",
+])
+def test_re2_accepts(pattern: str) -> None:
+    from meshlab.manifests import re2_problem
+    assert re2_problem(pattern) is None
+
+
+@pytest.mark.parametrize("pattern", [
+    "foo(?=bar)", "(?!x)y", "(?<=a)b", "(?<!a)b", r"(a)\1", "a*+", "a++", "a?+", "a{2}+", "(abc", "abc)", "[abc",
+    "*a", "a**", r"\Z", "(?>a)", "(?#c)", "(?x)a", r"\u0041", "a{1001}", "[z-a]", "(?P<n>a)(?P<n>b)", "(?P=n)",
+    r"[\b]", "(?)", "(?i-)", r"\8", "(?(1)a|b)", "\\",
+])
+def test_re2_refuses(pattern: str) -> None:
+    from meshlab.manifests import re2_problem
+    assert re2_problem(pattern)
