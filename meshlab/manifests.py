@@ -860,6 +860,8 @@ _RETRY_ON = frozenset("""5xx gateway-error reset reset-before-request connect-fa
 #: status codes Go's net/http has a name for: the webhook takes these as retryOn policies too
 _HTTP_STATUS_NAMED = frozenset([100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308,
                                 *range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511])
+_GO_DURATION_TEXT = re.compile(r"^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$")
+_CORS_METHODS = frozenset("GET HEAD POST PUT PATCH DELETE CONNECT OPTIONS TRACE *".split())
 _MAX_REGEX = 1024          # the webhook's limit on a regex's length
 _MAX_DIRECT_BODY = 1 << 20
 
@@ -975,6 +977,8 @@ def _check_http_route(route: HTTPRoute, path: list[str | int], p: Any) -> None:
         _check_retries(route.retries, [*path, "retries"], p)
     if route.fault is not None:
         _check_fault(route.fault, [*path, "fault"], p)
+    if route.cors_policy is not None:
+        _check_cors(route.cors_policy, [*path, "corsPolicy"], p)
     if route.direct_response is not None:
         status = route.direct_response["status"]
         if not 200 <= status <= 599:
@@ -988,6 +992,30 @@ def _check_http_route(route: HTTPRoute, path: list[str | int], p: Any) -> None:
                 p([*path, other], f"a rule with {action} cannot also have {other}")
     if route.redirect is not None and route.direct_response is not None:
         p([*path, "directResponse"], "a rule cannot have both redirect and directResponse")
+
+
+def _check_cors(cors: dict[str, Any], path: list[str | int], p: Any) -> None:
+    """corsPolicy is kept as a dict; the webhook checks its origins (RE2), methods and maxAge."""
+    origins = cors.get("allowOrigins")
+    for k, origin in enumerate(origins if isinstance(origins, list) else []):
+        if not isinstance(origin, dict):
+            continue
+        kinds = [key for key in ("exact", "prefix", "regex") if key in origin]
+        if not kinds or not origin.get(kinds[0]):
+            p([*path, "allowOrigins", k], "an allowed origin needs a non-empty exact, prefix or regex")
+        elif kinds[0] == "regex" and isinstance(origin["regex"], str):
+            _check_regex(origin["regex"], [*path, "allowOrigins", k, "regex"], p)
+    methods = cors.get("allowMethods")
+    for k, method in enumerate(methods if isinstance(methods, list) else []):
+        if method not in _CORS_METHODS:
+            p([*path, "allowMethods", k], f"not an HTTP method Istio allows here ({', '.join(sorted(_CORS_METHODS))}), "
+              f"found {_describe(method)}")
+    max_age = cors.get("maxAge")
+    if isinstance(max_age, str) and _GO_DURATION_TEXT.match(max_age) and _duration_ns(max_age) >= _MS \
+            and _duration_ns(max_age) % 1_000_000_000:
+        p([*path, "maxAge"], f"must be a whole number of seconds (Istio's webhook refuses finer), found \"{max_age}\"")
+    else:
+        _webhook_duration(max_age, [*path, "maxAge"], p)
 
 
 def _check_redirect(route: HTTPRoute, path: list[str | int], p: Any) -> None:

@@ -399,6 +399,11 @@ WEBHOOK_REFUSES = [
     (_route("rewrite: {uriRegexRewrite: {match: '(?<=a)b', rewrite: c}}"), "spec.http[0].rewrite.uriRegexRewrite.match",
      "RE2"),
     (_vs("directResponse: {status: 600}"), "spec.http[0].directResponse.status", "from 200 to 599"),
+    (_route("corsPolicy: {allowOrigins: [{regex: 'https://(?!evil).*'}]}"),
+     "spec.http[0].corsPolicy.allowOrigins[0].regex", "RE2"),
+    (_route("corsPolicy: {allowOrigins: [{exact: ''}]}"), "spec.http[0].corsPolicy.allowOrigins[0]", "non-empty"),
+    (_route("corsPolicy: {allowMethods: [GET, FETCH]}"), "spec.http[0].corsPolicy.allowMethods[1]", "not an HTTP method"),
+    (_route("corsPolicy: {maxAge: 1.5s}"), "spec.http[0].corsPolicy.maxAge", "whole number of seconds"),
     # StringMatch regexes: RE2, not Python's re (validateStringMatch / validateStringRegexp)
     (_match("uri: {regex: '/api(?=/v2)'}"), "spec.http[0].match[0].uri.regex", "lookahead"),
     (_match("uri: {regex: '/(?!admin).*'}"), "spec.http[0].match[0].uri.regex", "negative lookahead"),
@@ -450,6 +455,8 @@ WEBHOOK_ACCEPTS = [
     _vs("route: [{destination: {host: a, subset: v1-canary, port: {number: 1}}}]"),
     _route("rewrite: {uriRegexRewrite: {match: '^/v1/(.*)$', rewrite: '/v2/\\1'}}"),
     _vs("directResponse: {status: 200}"),
+    _route("corsPolicy: {allowOrigins: [{regex: 'https://.*\\.example\\.com'}, {prefix: 'https://'}], "
+           "allowMethods: [GET, OPTIONS, '*'], maxAge: 24h}"),
     _match("uri: {prefix: ''}"),
     _match("port: 65535"),
     _match("withoutHeaders: {x-debug: {regex: '*'}}"),

@@ -76,6 +76,10 @@ WEBHOOK_STRICTER = [
     ("VirtualService", r"spec\.http\[\d+\]\.rewrite(\.uri|\.uriRegexRewrite)?$", "*",
      "webhook: a rewrite sets uri, uriRegexRewrite (not both) or authority"),
     ("VirtualService", r"spec\.http\[\d+\]\.mirrors$", "add", "webhook: only one of mirror or mirrors"),
+    # kept as dicts, so not compared here (the cases are in test_manifests.py): directResponse.status 200..599,
+    # corsPolicy (allowOrigins non-empty and RE2, allowMethods, maxAge in whole seconds)
+    ("VirtualService", r"spec\.http\[\d+\]\.(directResponse|corsPolicy)\b", "*",
+     "webhook: directResponse status and corsPolicy rules (subtrees kept as dicts)"),
     # validation.go: validateTrafficPolicy, validateConnectionPool, validateOutlierDetection
     ("DestinationRule", r"connectionPool\.(tcp|http)\.\w+$", "negative", "webhook: connection pool limits are >= 0"),
     ("DestinationRule", r"connectionPool\.tcp\.idleTimeout$", "*",
