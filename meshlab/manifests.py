@@ -1170,6 +1170,7 @@ _PERL_ONLY_GROUPS = (   # what follows "(?" → what it is (Perl/PCRE/Python syn
     ("&", "recursion (?&name)"), ("R", "recursion (?R)"), ("|", "branch reset (?|...)"),
 )
 _MAX_REPEAT = 1000   # RE2 refuses {n,m} counts above this
+_MAX_NESTING = 1000  # and groups nested deeper than this
 _REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
 
 
@@ -1194,7 +1195,7 @@ def re2_problem(pattern: str) -> str | None:
         except re.error as e:
             return e.msg.replace("nothing to repeat", "missing argument to repetition operator")
         except (OverflowError, RecursionError):
-            return "too complex"
+            return None     # nested deeper than Python's parser goes; RE2 takes up to 1000 levels (checked above)
     return None
 
 
@@ -1204,6 +1205,7 @@ def _re2_to_python(p: str) -> str:
     repeated = False   # the previous token was a repetition operator (so another one is refused)
     lazy = False
     names: set[str] = set()
+    depth = 0
     while i < n:
         c = p[i]
         if c == "\\":
@@ -1237,6 +1239,12 @@ def _re2_to_python(p: str) -> str:
             repeated, lazy = True, False
             continue
         repeated = False
+        if c == "(":
+            depth += 1
+            if depth > _MAX_NESTING:
+                raise _RE2Error(f"expression nests too deeply: RE2 allows {_MAX_NESTING} levels")
+        elif c == ")":
+            depth = max(0, depth - 1)
         if c == "(" and p.startswith("(?", i):
             text, i = _re2_group(p, i, names)
             out.append(text)
@@ -1245,6 +1253,10 @@ def _re2_to_python(p: str) -> str:
         out.append(f"(?:{c})" if c in "^$" else c)
         i += 1
     return "".join(out)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def _re2_group(p: str, i: int, names: set[str]) -> tuple[str, int]:
@@ -1278,7 +1290,9 @@ def _re2_group(p: str, i: int, names: set[str]) -> tuple[str, int]:
             raise _RE2Error(f"invalid or unsupported Perl syntax {p[i:j + 1]!r} (RE2 flags are i, m, s and U)")
         j += 1
     if j >= len(p):
-        raise _RE2Error(f"missing closing ): {p[i:]!r}")
+        raise _RE2Error(f"missing closing ): {_clip(p[i:])!r}")
+    if not flags and not minus and p[j] == ":":
+        return "(?:", j + 1     # a plain non-capturing group
     if not flags or (minus and not after_minus):
         raise _RE2Error(f"invalid or unsupported Perl syntax {p[i:j + 1]!r}")
     # Flags change matching, not syntax: Python only needs the group (and refuses mid-pattern flags).
@@ -1363,7 +1377,7 @@ def _re2_class(p: str, i: int) -> tuple[str, int]:
             continue
         out.append("\\" + c if c in "[&~|" else c)
         j += 1
-    raise _RE2Error(f"missing closing ]: {p[i:]!r}")
+    raise _RE2Error(f"missing closing ]: {_clip(p[i:])!r}")
 
 
 # --------------------------------------------------------------------------------- the CLI command

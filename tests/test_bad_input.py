@@ -155,6 +155,12 @@ CASES = [
          "    spec: {containers: [{name: a, image: x}]}\n", "selector does not match template labels",
          field="spec.template.metadata.labels", line=7),
     Case("missing-path", lambda tmp: tmp / "nope.yaml", "no such file or folder"),
+    Case("perl-regex", VS_HEAD + "  http:\n  - match:\n    - uri: {regex: '/api/(?!internal).*'}\n"
+         "    route:\n    - destination: {host: a}\n", "not a valid RE2 regular expression",
+         field="spec.http[0].match[0].uri.regex", line=9),
+    Case("negative-pool-limit", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+         "spec:\n  host: r\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: -1}\n",
+         "must be >= 0", field="spec.trafficPolicy.connectionPool.tcp.maxConnections", line=8),
     Case("indentation-slip-down", VS_HEAD + "  http:\n  - route:\n    - destination: {host: a}\n    weight: 100\n",
          "weight is a field of route[]: check the indentation", field="spec.http[0].weight", line=10),
     Case("indentation-slip-up", VS_HEAD + "  http:\n  - route:\n    - destination: {host: a}\n      timeout: 1s\n",
