@@ -1204,20 +1204,12 @@ def _re2_to_python(p: str) -> str:
     i, n = 0, len(p)
     repeated = False   # the previous token was a repetition operator (so another one is refused)
     lazy = False
-    names: set[str] = set()
-    depth = 0
+    # Per open group, the largest product of {n,m} counts inside it: RE2 refuses nested counted
+    # repetitions that multiply past 1000, e.g. (a{100}){20}. `closed` is the group just closed.
+    counts: list[int] = [1]
+    closed: int | None = None
     while i < n:
         c = p[i]
-        if c == "\\":
-            text, i = _re2_escape(p, i, in_class=False)
-            out.append(text)
-            repeated = False
-            continue
-        if c == "[":
-            text, i = _re2_class(p, i)
-            out.append(text)
-            repeated = False
-            continue
         if c in "*+?" or (c == "{" and _REPEAT.match(p, i)):
             m = _REPEAT.match(p, i) if c == "{" else None
             op = m.group(0) if m else c
@@ -1234,24 +1226,39 @@ def _re2_to_python(p: str) -> str:
                 lo, hi = int(m.group(1)), m.group(3)
                 if lo > _MAX_REPEAT or (hi and int(hi) > _MAX_REPEAT):
                     raise _RE2Error(f"bad repetition operator {op}: RE2 allows counts up to {_MAX_REPEAT}")
+                total = (int(hi) if hi else lo) * (closed or 1)
+                if total > _MAX_REPEAT:
+                    raise _RE2Error(f"invalid repetition size {op}: nested counted repetitions multiply to {total}, "
+                                    f"RE2 allows up to {_MAX_REPEAT}")
+                counts[-1] = max(counts[-1], total)
             out.append(op)
             i += len(op)
-            repeated, lazy = True, False
+            repeated, lazy, closed = True, False, None
             continue
-        repeated = False
-        if c == "(":
-            depth += 1
-            if depth > _MAX_NESTING:
-                raise _RE2Error(f"expression nests too deeply: RE2 allows {_MAX_NESTING} levels")
-        elif c == ")":
-            depth = max(0, depth - 1)
-        if c == "(" and p.startswith("(?", i):
-            text, i = _re2_group(p, i, names)
+        repeated, closed = False, None
+        if c == "\\":
+            text, i = _re2_escape(p, i, in_class=False)
             out.append(text)
-            continue
-        # RE2 repeats an anchor (`^*`); Python only a group, so anchors go in one
-        out.append(f"(?:{c})" if c in "^$" else c)
-        i += 1
+        elif c == "[":
+            text, i = _re2_class(p, i)
+            out.append(text)
+        elif c == "(":
+            text, i, opens = _re2_group(p, i) if p.startswith("(?", i) else ("(", i + 1, True)
+            out.append(text)
+            if opens:
+                counts.append(1)
+                if len(counts) > _MAX_NESTING + 1:
+                    raise _RE2Error(f"expression nests too deeply: RE2 allows {_MAX_NESTING} levels")
+        elif c == ")":
+            if len(counts) > 1:
+                closed = counts.pop()
+                counts[-1] = max(counts[-1], closed)
+            out.append(c)
+            i += 1
+        else:
+            # RE2 repeats an anchor (`^*`); Python only a group, so anchors go in one
+            out.append(f"(?:{c})" if c in "^$" else c)
+            i += 1
     return "".join(out)
 
 
@@ -1259,7 +1266,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= 30 else text[:27] + "..."
 
 
-def _re2_group(p: str, i: int, names: set[str]) -> tuple[str, int]:
+def _re2_group(p: str, i: int) -> tuple[str, int, bool]:
     """`(?...`: named groups and flags are RE2; lookarounds, atomic groups, … are not."""
     rest = p[i + 2:]
     for start, what in _PERL_ONLY_GROUPS:
@@ -1273,30 +1280,24 @@ def _re2_group(p: str, i: int, names: set[str]) -> tuple[str, int]:
         name = p[start:end] if end >= 0 else ""
         if end < 0 or not name or not all(ch.isalnum() or ch == "_" for ch in name):
             raise _RE2Error(f"invalid named capture group {p[i:end + 1 if end >= 0 else None]!r}")
-        if name in names:
-            raise _RE2Error(f"duplicate capture group name {name!r}")
-        names.add(name)
-        return f"(?P<g{len(names)}>", end + 1
+        return "(", end + 1, True     # named or not, Python only needs the group
     j = i + 2
-    flags, minus, after_minus = 0, False, 0
+    minus, after_minus = False, 0
     while j < len(p) and p[j] not in ":)":
         ch = p[j]
         if ch == "-" and not minus:
             minus = True
         elif ch in _RE2_FLAGS:
-            flags += 1
             after_minus += minus
         else:
             raise _RE2Error(f"invalid or unsupported Perl syntax {p[i:j + 1]!r} (RE2 flags are i, m, s and U)")
         j += 1
     if j >= len(p):
         raise _RE2Error(f"missing closing ): {_clip(p[i:])!r}")
-    if not flags and not minus and p[j] == ":":
-        return "(?:", j + 1     # a plain non-capturing group
-    if not flags or (minus and not after_minus):
+    if minus and not after_minus:
         raise _RE2Error(f"invalid or unsupported Perl syntax {p[i:j + 1]!r}")
     # Flags change matching, not syntax: Python only needs the group (and refuses mid-pattern flags).
-    return ("(?:", j + 1) if p[j] == ":" else ("", j + 1)
+    return ("(?:", j + 1, True) if p[j] == ":" else ("", j + 1, False)
 
 
 def _re2_escape(p: str, i: int, in_class: bool) -> tuple[str, int]:

@@ -476,7 +476,8 @@ def test_what_istios_webhook_accepts(yaml_text: str) -> None:
 @pytest.mark.parametrize("pattern", [
     "[0-9]+", "(?i)chrome", "a(?i)b", r"\d{3}-\d{4}", r"^/foo\z", r"\pL+", r"\p{Greek}", "[[:alpha:]]+", r"\Qa.b\E",
     "(?P<id>[0-9]+)", "(?<id>x)", r"\x{41}", r"\x41", "a*?", "a{2,5}?", "(?U)a+", "(?i:ab)c", "[]a]", r"\012",
-    "a{,3}", "^*", "(?s-m:.)", "a|b|", r"[^\s]", r"\b+x", "(?:a)", "(?:a|b)+c", "(?-i:a)",
+    "a{,3}", "^*", "(?s-m:.)", "a|b|", r"[^\s]", r"\b+x", "(?:a)", "(?:a|b)+c", "(?-i:a)", "(?)",
+    "(?P<n>a)(?P<n>b)", "(a{10}){100}", "((a{2}))*", "(?i)(?:x{500}){2}",
     "(" * 500 + "a" + ")" * 500,   # deeper than Python's parser goes; RE2 takes 1000 levels
 ])
 def test_re2_accepts(pattern: str) -> None:
@@ -486,8 +487,8 @@ def test_re2_accepts(pattern: str) -> None:
 
 @pytest.mark.parametrize("pattern", [
     "foo(?=bar)", "(?!x)y", "(?<=a)b", "(?<!a)b", r"(a)\1", "a*+", "a++", "a?+", "a{2}+", "(abc", "abc)", "[abc",
-    "*a", "a**", r"\Z", "(?>a)", "(?#c)", "(?x)a", r"\u0041", "a{1001}", "[z-a]", "(?P<n>a)(?P<n>b)", "(?P=n)",
-    r"[\b]", "(?)", "(?i-)", r"\8", "(?(1)a|b)", "\\", "(?:", "(?-:a)", "(" * 1001 + ")" * 1001,
+    "*a", "a**", r"\Z", "(?>a)", "(?#c)", "(?x)a", r"\u0041", "a{1001}", "[z-a]", "(a{1000}){2}", "((a{100})){20}", "(?P=n)",
+    r"[\b]", "(?i-)", r"\8", "(?(1)a|b)", "\\", "(?:", "(?-:a)", "(" * 1001 + ")" * 1001,
 ])
 def test_re2_refuses(pattern: str) -> None:
     from meshlab.manifests import re2_problem
