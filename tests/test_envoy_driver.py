@@ -190,6 +190,17 @@ def test_rejected_config_raises_with_envoys_message_and_keeps_serving(envoy, net
     assert _get(lease.sidecar_ip)[2] == b"pod-a"
 
 
+def test_a_regex_istio_accepts_is_accepted_here_too(envoy, net):
+    """Istio raises Envoy's RE2 program-size limit from 100 to 32768 in its bootstrap: a route
+    regex like `/item/[0-9]{200}` works on a real cluster, so it must not be rejected here."""
+    lease, a, b = net
+    cfg = _config(lease, {"c-a": a, "c-b": b}, "c-a")
+    cfg.routes["9080"]["virtual_hosts"][0]["routes"][0]["match"] = {"safe_regex": {"regex": "/item/[0-9]{200}"}}
+    envoy.push(cfg)      # raises EnvoyConfigRejected ("program size … > 100") without the runtime value
+    dumped = json.dumps(envoy.config_dump())
+    assert "[0-9]{200}" in dumped
+
+
 def test_initial_config_rejected_raises(net, tmp_path):
     lease, a, _ = net
     bad = _config(lease, {"c-a": a}, "c-a")

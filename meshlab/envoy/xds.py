@@ -99,8 +99,14 @@ def _path_source(path: Path) -> dict[str, Any]:
     return {"path_config_source": {"path": str(path)}, "resource_api_version": "V3"}
 
 
+#: Runtime values Istio's bootstrap sets where Envoy's defaults differ. Envoy refuses a regex whose
+#: compiled RE2 program exceeds 100; Istio raises that to 32768, so `/item/[0-9]{200}` that works
+#: on a real cluster must work here too.
+ISTIO_RUNTIME = {"re2.max_program_size.error_level": 32768}
+
+
 def bootstrap(node: str, admin_ip: str, admin_port: int, xds_dir: Path) -> dict[str, Any]:
-    """Bootstrap: admin on loopback, LDS and CDS from files in `xds_dir`."""
+    """Bootstrap: admin on loopback, LDS and CDS from files in `xds_dir`, Istio's runtime values."""
     return {
         "node": {"id": f"{node}~meshlab", "cluster": node},
         "admin": {"address": {"socket_address": {"address": admin_ip, "port_value": admin_port}}},
@@ -108,6 +114,10 @@ def bootstrap(node: str, admin_ip: str, admin_port: int, xds_dir: Path) -> dict[
             "lds_config": _path_source(xds_dir / "lds.json"),
             "cds_config": _path_source(xds_dir / "cds.json"),
         },
+        "layered_runtime": {"layers": [
+            {"name": "istio", "static_layer": dict(ISTIO_RUNTIME)},
+            {"name": "admin", "admin_layer": {}},
+        ]},
     }
 
 
