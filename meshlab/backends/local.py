@@ -28,7 +28,7 @@ import time
 import warnings
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
 from .._addresses import AddressLease, host_port
 from ..errors import MeshlabError
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
     from ..envoy import Envoy
     from ..objects import K8sObject, Service
+
+T = TypeVar("T")
 
 SLEEP_LABELS = {"app": "sleep"}
 GATEWAY_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
@@ -682,6 +684,16 @@ def _load_paths(paths: list[str]) -> list[Any] | str:
         return str(e)
 
 
+def _with_lab(objs: list[Any], use: Callable[[LocalBackend], T]) -> T:
+    """Bring up a lab holding `objs`, return `use(lab)`, tear the lab down (the CLI's one-shot labs;
+    translation warnings are printed as notes by the caller, not as Python warnings)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with LocalBackend() as lab:
+            lab.apply(objs)
+            return use(lab)
+
+
 def cli_probe(args: Any) -> int:
     """`meshlab probe PATH... --url URL`: bring up a lab, send requests, summarise, tear down."""
     try:
@@ -693,16 +705,13 @@ def cli_probe(args: Any) -> int:
     objs = _load_paths(args.paths)
     if isinstance(objs, str):
         return _fail(objs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with LocalBackend() as lab:
-                lab.apply(objs)
-                df = lab.probe(args.url, n=args.n, concurrency=args.concurrency,
-                               keepalive=not args.no_keepalive, headers=headers, via=args.via)
-                notes = list(lab.warnings)
-        except (MeshlabError, ProbeError, ValueError) as e:
-            return _fail(str(e))
+    try:
+        df, notes = _with_lab(objs, lambda lab: (
+            lab.probe(args.url, n=args.n, concurrency=args.concurrency, keepalive=not args.no_keepalive,
+                      headers=headers, via=args.via),
+            list(lab.warnings)))
+    except (MeshlabError, ProbeError, ValueError) as e:
+        return _fail(str(e))
     s = _summary(df)
     if args.json:
         print(json.dumps(s))
@@ -725,14 +734,10 @@ def cli_envoy_config(args: Any) -> int:
     objs = _load_paths(args.paths)
     if isinstance(objs, str):
         return _fail(objs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with LocalBackend() as lab:
-                lab.apply(objs)
-                view = lab.envoy_config(args.proxy)
-        except MeshlabError as e:
-            return _fail(str(e))
+    try:
+        view = _with_lab(objs, lambda lab: lab.envoy_config(args.proxy))
+    except MeshlabError as e:
+        return _fail(str(e))
     if args.json:
         print(json.dumps(view, indent=1, default=str))
         return 0
