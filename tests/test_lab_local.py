@@ -16,38 +16,11 @@ from meshlab.backends.base import PROBE_COLUMNS
 from meshlab.errors import ManifestError, MeshlabError
 from meshlab.lab import Lab
 
-WEB = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v1}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web, version: v1}}
-  template:
-    metadata: {labels: {app: web, version: v1}}
-    spec:
-      containers:
-      - {name: web, image: meshlab/app, ports: [{containerPort: 8080}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v2}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web, version: v2}}
-  template:
-    metadata: {labels: {app: web, version: v2}}
-    spec:
-      containers:
-      - {name: web, image: meshlab/app, ports: [{containerPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
-"""
+from _manifests import deployment, docs, service
+
+WEB = docs(deployment("web", "v1", replicas=2, port=8080, container="web"),
+           deployment("web", "v2", port=8080, container="web"),
+           service("web", 80, target_port=8080))
 
 GATEWAY = """
 apiVersion: networking.istio.io/v1
