@@ -8,17 +8,16 @@ KeyboardInterrupt.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from typing import Callable, Sequence
 
+from ._processes import spawn
 from .errors import MeshlabError
 
 #: What to install, one line per tool, printed by `meshlab doctor` and by every ToolMissing.
@@ -113,20 +112,10 @@ def version_tuple(v: str | None) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------------------- running
 
-def _die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM when we die (Linux), so nothing outlives a killed kernel."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-
-
 def _spawn(cmd: Sequence[str], *, stdin: int | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-        text=True, bufsize=1, env=env, start_new_session=True, preexec_fn=_die_with_parent,
-    )
+    """A tool that gets SIGTERM (and cleans up) if this process dies, in its own session."""
+    return spawn(list(cmd), signal="TERM", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                 stdin=stdin if stdin is not None else subprocess.DEVNULL, text=True, bufsize=1, env=env)
 
 
 def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:

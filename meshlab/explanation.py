@@ -569,7 +569,7 @@ def _nc(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, all_ro
                f"still names one.")
         if host.count(".") == 1:
             why += f" ({host!r} is not expanded: Istio only expands names without a dot.)"
-        fix = f"Create the Service, or point the route's destination.host at an existing one."
+        fix = "Create the Service, or point the route's destination.host at an existing one."
         return Cause(label, 0, 0, what, why, fix, cmds + ["kubectl get svc -A"], objs)
     if svc is not None and port is not None and svc.port(port) is None:
         ports = ", ".join(str(p.port) for p in svc.spec.ports)
@@ -587,7 +587,7 @@ def _nc(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, all_ro
                       " (there is no DestinationRule for this host at all)") + ".")
             fix = (f"Add subset {subset!r} (with the pods' labels) to the DestinationRule, or route to an existing "
                    "subset. Apply the DestinationRule first, then the VirtualService.")
-            return Cause(label, 0, 0, what, why, fix, cmds + [f"kubectl get destinationrules -A"],
+            return Cause(label, 0, 0, what, why, fix, cmds + ["kubectl get destinationrules -A"],
                          objs + [_ref(d) for d in drs])
         later_ok = _later_success(grp, all_rows)
         if not env.cluster_missing(cluster) or later_ok:

@@ -4,9 +4,8 @@ Why processes and not coroutines: a kill must look like a real pod dying (the po
 Envoy must see distinct upstream hosts. Every child is tied to its parent three ways, so nothing
 outlives a notebook kernel even when it is SIGKILLed:
 
-1. ``PR_SET_PDEATHSIG(SIGKILL)`` set in the child before exec. The kernel sends it when the
-   *thread* that forked the child exits, so all children are forked from one long-lived spawner
-   thread (``spawn``), never from a short-lived worker thread;
+1. ``PR_SET_PDEATHSIG(SIGKILL)``, set by ``meshlab._processes`` without running Python in the
+   child, forked from one long-lived spawner thread;
 2. a watchdog pipe on the child's stdin: the app exits when it reads EOF (the parent is gone);
 3. ``atexit`` and ``close()`` kill whatever is still running.
 """
@@ -14,13 +13,10 @@ outlives a notebook kernel even when it is SIGKILLed:
 from __future__ import annotations
 
 import atexit
-import ctypes
 import http.client
 import json
 import os
-import queue
 import selectors
-import signal
 import subprocess
 import sys
 import threading
@@ -30,64 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import _processes
 from .app import CONTROL_PORT
 
 APP_PATH = Path(__file__).with_name("app.py")
-_PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:
-        pass
-
-
-class _Spawner:
-    """One daemon thread that forks every child, so PDEATHSIG fires only when the process dies."""
-
-    def __init__(self) -> None:
-        self._q: queue.Queue = queue.Queue()
-        self._t: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _run(self) -> None:
-        while True:
-            fn, box, done = self._q.get()
-            try:
-                box.append((True, fn()))
-            except BaseException as e:  # handed back to the caller
-                box.append((False, e))
-            done.set()
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        with self._lock:
-            if self._t is None or not self._t.is_alive():
-                self._t = threading.Thread(target=self._run, name="meshlab-spawner", daemon=True)
-                self._t.start()
-        box: list = []
-        done = threading.Event()
-        self._q.put((fn, box, done))
-        done.wait()
-        ok, val = box[0]
-        if not ok:
-            raise val
-        return val
-
-
-_spawner = _Spawner()
 _live: "weakref.WeakSet[subprocess.Popen]" = weakref.WeakSet()
 
 
 def spawn(argv: list[str], *, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.DEVNULL,
           watchdog: bool = True, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a child that dies with this process (PDEATHSIG + optional stdin watchdog pipe)."""
-    def _start() -> subprocess.Popen:
-        return subprocess.Popen(argv, stdin=subprocess.PIPE if watchdog else subprocess.DEVNULL,
-                                stdout=stdout, stderr=stderr, preexec_fn=_die_with_parent,
-                                start_new_session=True, close_fds=True, env=env)
-    proc = _spawner.call(_start)
+    proc = _processes.spawn(argv, stdin=subprocess.PIPE if watchdog else subprocess.DEVNULL,
+                            stdout=stdout, stderr=stderr, close_fds=True, env=env)
     _live.add(proc)
     return proc
 

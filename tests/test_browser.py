@@ -13,7 +13,6 @@ They never download a browser: chromium comes from Debian (`apt-get install chro
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import re
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from meshlab._processes import spawn
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -72,12 +73,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM when pytest dies, so no JupyterLab outlives a crash."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -144,10 +139,9 @@ def _start_jupyterlab(root: Path, home: Path, disabled: tuple[str, ...] = ()) ->
     if os.geteuid() == 0:  # CI containers run as root
         cmd.append("--allow-root")
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent, start_new_session=True,
-        )
+        # SIGTERM when pytest dies, so no JupyterLab outlives a crash
+        proc = spawn(cmd, signal="TERM", cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                     stderr=subprocess.STDOUT)
     lab = _Lab(root=root, port=port, token=token, proc=proc, log=log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -7,63 +7,25 @@ listener updates from holding old filter chains for minutes; `--reject-unknown-d
 turns a field Envoy does not know (a generator bug) into a rejected update instead of a warning; `--file-flush-interval-msec` makes the
 access log readable a few milliseconds after each request so the probe can join on it.
 
-Nothing may outlive the Python process that started it: Envoy gets PR_SET_PDEATHSIG (SIGKILL)
-before exec, is registered for `atexit`, and `stop()` terminates it (SIGTERM, then SIGKILL).
-PR_SET_PDEATHSIG fires when the *thread* that forked dies, so processes are always forked from
-the main thread or from one long-lived spawner thread.
+Nothing may outlive the Python process that started it: Envoy is started by `meshlab._processes`
+(PR_SET_PDEATHSIG, SIGKILL, set without running Python in the child), is registered for `atexit`,
+and `stop()` terminates it (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
-import ctypes
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+from .._processes import spawn
 from .admin import AdminClient, EnvoyAdminError
 from .xds import EnvoyError, ProxyConfig, XdsFiles, bootstrap
-
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    def preexec() -> None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        os.setsid()  # own process group: a Ctrl-C in the notebook terminal does not hit Envoy
-        if os.getppid() != parent_pid:  # parent died before prctl took effect
-            os._exit(1)
-    return preexec
-
-
-_spawner: concurrent.futures.ThreadPoolExecutor | None = None
-_spawner_lock = threading.Lock()
-
-
-def spawn(args: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
-    """Popen that dies with this process (PDEATHSIG), forked from a thread that lives as long.
-
-    Other meshlab modules (pods) may use it too.
-    """
-    def run() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(list(args), preexec_fn=_die_with_parent(os.getpid()), **kw)
-
-    if threading.current_thread() is threading.main_thread():
-        return run()
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="meshlab-spawn")
-    return _spawner.submit(run).result()
-
 
 _running: weakref.WeakSet[Envoy] = weakref.WeakSet()
 

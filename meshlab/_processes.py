@@ -1,0 +1,63 @@
+"""Start child processes (Envoy, pods, kube-proxy, cluster tools) that die with this Python process.
+
+Why this way: PR_SET_PDEATHSIG is the one guarantee that still holds when a kernel is SIGKILLed,
+and it has to be set inside the child. A `preexec_fn` would run Python between fork and exec,
+which CPython documents as unsafe in a threaded parent — and a Jupyter kernel always has threads:
+the child can deadlock, or fail in its after-fork hooks (seen here as a bare "release unlocked
+lock" raised by Popen). util-linux's `setpriv --pdeathsig` sets the signal from C and then execs
+the real program, so no Python runs in the child.
+
+The signal fires when the *thread* that forked exits, so every child is forked on one long-lived
+spawner thread (or on the main thread, which lives as long as the process).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+_spawner: concurrent.futures.ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+# Runs after setpriv's prctl: if the parent died before that, we were re-parented already and the
+# signal will never come, so give up instead of running as an orphan. Then exec: same pid.
+_STILL_OUR_CHILD = 'if [ "$PPID" != "$0" ]; then exit 129; fi; exec "$@"'
+
+
+def die_with_parent(argv: Sequence[str], signal: Literal["KILL", "TERM"] = "KILL") -> list[str]:
+    """`argv` prefixed so the child gets `signal` when its parent dies (Linux with util-linux);
+    elsewhere unchanged, and only `atexit`/`stop()` clean up."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    if not setpriv:
+        return list(argv)
+    return [setpriv, "--pdeathsig", signal, "--", "/bin/sh", "-c", _STILL_OUR_CHILD, str(os.getpid()), *argv]
+
+
+def spawn(argv: Sequence[str], *, signal: Literal["KILL", "TERM"] = "KILL", **popen: Any) -> subprocess.Popen:
+    """`subprocess.Popen(argv, **popen)` in its own session, dying with this process.
+
+    Pass `signal="TERM"` for programs that must clean up after themselves (kind, istioctl).
+    A program that cannot be found raises FileNotFoundError, as Popen itself would."""
+    program = argv[0]
+    path = (popen.get("env") or os.environ).get("PATH")
+    if (shutil.which(program, path=path) if os.sep not in program else os.access(program, os.X_OK)) in (None, False):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+
+    def run() -> subprocess.Popen:
+        return subprocess.Popen(die_with_parent(argv, signal), start_new_session=True, **popen)
+
+    if threading.current_thread() is threading.main_thread():
+        return run()
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="meshlab-spawn")
+    return _spawner.submit(run).result()
