@@ -12,10 +12,10 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from _pids import survivors
 from meshlab._addresses import AddressLease
 from meshlab.envoy import (
     AccessLogReader, Envoy, EnvoyConfigRejected, ProxyConfig, proxy_config_view,
@@ -270,20 +270,7 @@ def test_envoy_dies_with_its_parent(net, tmp_path):
         os.kill(envoy_pid, 0)  # alive now
         child.send_signal(signal.SIGKILL)
         child.wait(10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(envoy_pid, 0)
-            except ProcessLookupError:
-                break
-            # a zombie reaped by init counts as gone once its state is Z
-            try:
-                if Path(f"/proc/{envoy_pid}/stat").read_text().split()[2] == "Z":
-                    break
-            except FileNotFoundError:
-                break
-            time.sleep(0.05)
-        else:
+        if survivors([envoy_pid]):
             os.kill(envoy_pid, signal.SIGKILL)
             pytest.fail("Envoy outlived its parent")
     finally:

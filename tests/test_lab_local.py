@@ -17,6 +17,7 @@ from meshlab.errors import ManifestError, MeshlabError
 from meshlab.lab import Lab
 
 from _manifests import deployment, docs, service
+from _pids import alive, survivors
 
 WEB = docs(deployment("web", "v1", replicas=2, port=8080, container="web"),
            deployment("web", "v2", port=8080, container="web"),
@@ -251,14 +252,6 @@ def _children_of(pid: int) -> list[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_nothing_survives_sigkill_of_the_parent():
     script = textwrap.dedent(f"""
         import os, sys, threading
@@ -277,10 +270,7 @@ def test_nothing_survives_sigkill_of_the_parent():
     finally:
         parent.kill()
         parent.wait()
-    end = time.monotonic() + 15
-    while time.monotonic() < end and any(_alive(k) for k in kids):
-        time.sleep(0.1)
-    assert [k for k in kids if _alive(k)] == []
+    assert survivors(kids, limit=15) == []
 
 
 def test_config_envoy_rejects_is_loud_and_rolled_back(monkeypatch):
@@ -544,11 +534,8 @@ def test_close_leaves_nothing_behind():
         pids += [p.envoy.pid for p in lab.backend.proxies.values()]
         pids.append(lab.backend.kubeproxy._proc.pid)
         workdir = lab.backend.workdir
-        assert all(_alive(p) for p in pids) and workdir.exists()
-    end = time.monotonic() + 10
-    while time.monotonic() < end and any(_alive(p) for p in pids):
-        time.sleep(0.05)
-    assert [p for p in pids if _alive(p)] == []
+        assert all(alive(p) for p in pids) and workdir.exists()
+    assert survivors(pids) == []
     assert not workdir.exists()
     assert not lab.backend.lease.held           # the 127.A block is free for the next lab
     with pytest.raises(Exception, match="closed"):

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from _pids import alive, survivors
 from meshlab._addresses import AddressLease
 from meshlab.pods import PodRunner, PodSpec, PodStartError
 
@@ -22,29 +23,6 @@ def _status(ip: str, port: int) -> int:
     c = http.client.HTTPConnection(ip, port, timeout=10)
     c.request("GET", "/")
     return c.getresponse().status
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # a zombie (not yet reaped by init) counts as dead
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def _wait_gone(pids: list[int], limit: float = 10.0) -> list[int]:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        alive = [p for p in pids if not _gone(p)]
-        if not alive:
-            return []
-        time.sleep(0.05)
-    return [p for p in pids if not _gone(p)]
 
 
 def test_each_pod_has_its_own_ip_kill_and_restart():
@@ -119,11 +97,11 @@ def test_nothing_survives_sigkill_of_the_parent(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         pids = json.loads(parent.stdout.readline())
-        assert len(pids) == 2 and all(not _gone(p) for p in pids)
+        assert len(pids) == 2 and all(alive(p) for p in pids)
     finally:
         parent.kill()
         parent.wait()
-    assert _wait_gone(pids) == []
+    assert survivors(pids) == []
 
 
 def test_two_leases_never_share_a_block():

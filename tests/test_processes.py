@@ -7,10 +7,10 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
+from _pids import survivors
 from meshlab._processes import die_with_parent, spawn
 
 pytestmark = pytest.mark.skipif(not shutil.which("setpriv"), reason="needs util-linux setpriv (Linux)")
@@ -72,16 +72,6 @@ def test_the_child_dies_when_its_parent_is_killed(tmp_path) -> None:
     os.kill(child, 0)                      # alive while the parent lives
     parent.kill()
     parent.wait(10)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            return
-        try:                               # reap it if it became our zombie (it never should)
-            os.waitpid(child, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    os.kill(child, 9)
-    pytest.fail(f"pid {child} outlived its SIGKILLed parent")
+    if survivors([child]):
+        os.kill(child, 9)
+        pytest.fail(f"pid {child} outlived its SIGKILLed parent")
