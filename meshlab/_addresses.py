@@ -148,20 +148,3 @@ class AddressLease:
 
     def __repr__(self) -> str:
         return f"AddressLease(127.{getattr(self, 'block', '?')}.0.0/16, held={self.held})"
-
-
-# ---------------------------------------------------------------------------------------------
-# privileged ports
-# ---------------------------------------------------------------------------------------------
-
-def host_port(port: int) -> int:
-    """The port a lab socket really uses for a Kubernetes/Istio port number.
-
-    Names never change (`outbound|80||web...`, listener `0.0.0.0_80`, Host `web:80`); only the
-    loopback socket moves when this process may not bind a privileged port (Binder runs as a
-    normal user): the same rule as the Envoy listeners (`meshlab.istio.listeners.can_bind`,
-    ``LOW_PORT_ALIAS + port``), applied to pods, kube-proxy, EDS endpoints and the probe too,
-    so everything that binds or dials a lab address agrees.
-    """
-    from .istio.listeners import LOW_PORT_ALIAS, can_bind
-    return port if can_bind(port) else LOW_PORT_ALIAS + port

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from ._kind import CONTEXT, MANAGED_BY
 from .errors import MeshlabError
@@ -335,7 +335,3 @@ def wait_until(check: Callable[[], tuple[bool, str]], *, timeout: float, what: s
         if clock() >= deadline:
             raise TimeoutError(f"{what} not ready after {timeout:.0f} s: {why}")
         sleep(interval)
-
-
-def label_selector(labels: Iterable[tuple[str, str]]) -> str:
-    return ",".join(f"{k}={v}" for k, v in labels)

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import pandas as pd
 import plotly.graph_objects as go
 
+from .names import labels_match, selector_string
+
 __all__ = [
     "Figure", "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
     "timeline", "flow", "latency", "config_table", "endpoints", "findings", "Table", "VERSION_COLORS",
@@ -489,14 +491,13 @@ def endpoints(objects: Sequence[object], pods: pd.DataFrame, service: str,
     rows = []
     for _, pod in pods.iterrows():
         labels = pod.get("labels") or {}
-        if pod.get("namespace", namespace) != namespace or not selector \
-                or any(labels.get(k) != v for k, v in selector.items()):
+        if pod.get("namespace", namespace) != namespace or not selector or not labels_match(selector, labels):
             continue
         ready = bool(pod.get("ready")) and pod.get("phase", "Running") == "Running"
         for port in svc.spec.ports:  # type: ignore[attr-defined]
             target = port.target_port if port.target_port is not None else port.port
             rows.append({"pod": pod["name"], "version": pod.get("version", ""),
-                         "selector": ",".join(f"{k}={v}" for k, v in selector.items()),
+                         "selector": selector_string(selector),
                          "port": f"{port.name or ''} {port.port}".strip(),
                          "address": f"{pod.get('ip') or '?'}:{target}", "ready": bool(pod.get("ready")),
                          "endpoint": ready})

@@ -25,7 +25,8 @@ import yaml
 
 from . import _kind, _tools
 from ._kind import CLUSTER_NAME, CONTEXT, ISTIO_VERSION, MANAGED_BY, NODE_LABEL
-from ._kube import Kube, KubeError, deployment_ready, known_contexts, label_selector, wait_until
+from ._kube import Kube, KubeError, deployment_ready, known_contexts, wait_until
+from .names import selector_string
 from .errors import MeshlabError
 
 Say = Callable[[str], None]
@@ -331,7 +332,7 @@ def cli_up(args: Any = None, say: Say = _print) -> int:
 
 def owned_by_meshlab(kube: Kube) -> bool:
     """True when the cluster's nodes carry meshlab's label (set by kind-config.yaml at creation)."""
-    nodes = kube.list("v1", "Node", None, label_selector([NODE_LABEL]))
+    nodes = kube.list("v1", "Node", None, selector_string([NODE_LABEL]))
     return bool(nodes)
 
 
@@ -387,7 +388,7 @@ def status() -> dict[str, Any]:
     st["gateway_url"] = f"http://127.0.0.1:{_kind.host_port_for(_kind.INGRESS_NODE_PORTS['http2'])}/"
     pods = []
     for ns in _kind.COURSE_NAMESPACES:
-        pods += kube.list("v1", "Pod", ns, label_selector([MANAGED_BY]))
+        pods += kube.list("v1", "Pod", ns, selector_string([MANAGED_BY]))
     st["meshlab_pods"] = len(pods)
     return st
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import MeshlabError
-from .istio.analysis_base import Snapshot, applies_to_mesh, selector_string, to_fqdn
+from .istio.analysis_base import Snapshot, applies_to_mesh
+from .names import host_subset_of, labels_match, parse_cluster_name, selector_string, to_fqdn
 from .objects import DestinationRule, K8sObject, VirtualService
 
 __all__ = ["Explanation", "Cause", "explain"]
@@ -265,8 +266,8 @@ class _EnvoyView:
         if host:
             def serves(r: dict[str, Any], exact: bool) -> bool:
                 domains = [str(d) for d in (r.get("domains") or [])]
-                return host in domains if exact else any(
-                    d == "*" or (d.startswith("*.") and host.endswith(d[1:])) for d in domains)
+                return host in domains if exact else any(d.startswith("*") and host_subset_of(host, d)
+                                                         for d in domains)
             rows = ([r for r in rows if serves(r, True)] or [r for r in rows if serves(r, False)] or rows)
         return [(r, _clusters_in(str(r.get("destination", "")))) for r in rows]
 
@@ -293,17 +294,6 @@ def _clusters_in(destination: str) -> list[str]:
         if token.count("|") == 3:
             out.append(token)
     return out
-
-
-def _parse_cluster(name: str) -> tuple[str, int | None, str, str] | None:
-    parts = name.split("|")
-    if len(parts) != 4:
-        return None
-    try:
-        port = int(parts[1])
-    except ValueError:
-        port = None
-    return parts[0], port, parts[2], parts[3]
 
 
 def _ref(obj: K8sObject) -> str:
@@ -449,7 +439,7 @@ _INGRESS_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}   #
 def _gateway_refused(ctx: _Context, label: str, port: int | None) -> Cause:
     """The ingress gateway opens a listener only for ports some Gateway's servers declare."""
     mine = [g for g in ctx.snap.gateways
-            if g.spec.selector and all(_INGRESS_LABELS.get(k) == v for k, v in g.spec.selector.items())]
+            if g.spec.selector and labels_match(g.spec.selector, _INGRESS_LABELS)]
     served = [f"Gateway {g.namespace}/{g.name}: port {srv.port.number} ({srv.port.protocol})"
               for g in mine for srv in g.spec.servers]
     where = f"port {port}" if port is not None else "that port"
@@ -551,7 +541,7 @@ def _nc(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str, all_ro
                      ["istioctl analyze", f"istioctl proxy-config clusters {_client(proxy)}"],
                      [f[0].origin] if f else [])
     cluster = missing[0]
-    parsed = _parse_cluster(cluster)
+    parsed = parse_cluster_name(cluster)
     vs = ctx.vs_by_ref(vs_refs[0]) if vs_refs else None
     by = " of ".join(x for x in ((f"Route {route_name!r}" if route_name else ""), (_ref(vs) if vs else "")) if x)
     what = (f"{by or 'The route'} sends requests to cluster {cluster}, which this {proxy} does not have, so "
@@ -615,7 +605,7 @@ def _nc_window(ctx: _Context, label: str, grp: list[dict[str, Any]], all_rows: l
     if not later:
         return None
     cluster = later.most_common(1)[0][0]
-    parsed = _parse_cluster(cluster)
+    parsed = parse_cluster_name(cluster)
     dr = None
     if parsed and parsed[2]:
         dr = next((d for d in ctx.drs_for_host(parsed[3]) if d.subset(parsed[2]) is not None), None)
@@ -636,7 +626,7 @@ def _nc_window(ctx: _Context, label: str, grp: list[dict[str, Any]], all_rows: l
 
 def _nc_gone(ctx: _Context, label: str, cluster: str, proxy: str) -> Cause:
     """The route's cluster exists now, but did not when the requests were sent."""
-    parsed = _parse_cluster(cluster)
+    parsed = parse_cluster_name(cluster)
     dr = None
     if parsed and parsed[2]:
         dr = next((d for d in ctx.drs_for_host(parsed[3]) if d.subset(parsed[2]) is not None), None)
@@ -660,7 +650,7 @@ def _later_success(grp: list[dict[str, Any]], all_rows: list[dict[str, Any]]) ->
 def _uh(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
     env = ctx.envoy(proxy)
     cluster = next((_s(r.get("cluster")) for r in grp if _s(r.get("cluster"))), "")
-    parsed = _parse_cluster(cluster) if cluster else None
+    parsed = parse_cluster_name(cluster) if cluster else None
     what = (f"Cluster {cluster or '(unknown)'} has no healthy endpoint, so Envoy answers 503 UH "
             "(no_healthy_upstream).")
     cmds = [f"istioctl proxy-config endpoints {_client(proxy)}" + (f' --cluster "{cluster}"' if cluster else "")]
@@ -698,7 +688,7 @@ def _uh(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cau
             if sub is not None:
                 labels, dr_ref = dict(sub.labels), _ref(dr)
                 break
-    chosen = [p for p in pods if all(p.labels.get(k) == v for k, v in labels.items())]
+    chosen = [p for p in pods if labels_match(labels, p.labels)]
     ready = [p for p in chosen if p.ready and p.phase == "Running"]
     objs = [o for o in (dr_ref, _ref(svc)) if o]
     if not pods:
@@ -729,7 +719,7 @@ def _uh(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cau
 def _rules_for(ctx: _Context, grp: list[dict[str, Any]]) -> list[tuple[VirtualService, int]]:
     """VirtualService http rules the group's requests went through (by route name, else by host)."""
     names = {_s(r.get("route")) for r in grp}
-    hosts = {_parse_cluster(_s(r.get("cluster")))[3] for r in grp if _parse_cluster(_s(r.get("cluster")))}
+    hosts = {parse_cluster_name(_s(r.get("cluster")))[3] for r in grp if parse_cluster_name(_s(r.get("cluster")))}
     if ctx.url_host():
         hosts.add(to_fqdn(ctx.url_host(), ctx.attrs.get("namespace") or "default"))
     out = []
@@ -828,7 +818,7 @@ def _nr(ctx: _Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cau
 
 def _uo(ctx: _Context, label: str, grp: list[dict[str, Any]]) -> Cause:
     cluster = next((_s(r.get("cluster")) for r in grp if _s(r.get("cluster"))), "")
-    parsed = _parse_cluster(cluster) if cluster else None
+    parsed = parse_cluster_name(cluster) if cluster else None
     src, limits = "", []
     if parsed:
         for dr in ctx.drs_for_host(parsed[3]):

@@ -29,8 +29,9 @@ from . import _yaml
 from .errors import ManifestError, Problem
 from .objects import (
     MODELLED, Deployment, Destination, DestinationRule, Gateway, HTTPRoute, K8sObject, Namespace, Pod, Service,
-    ServiceEntry, Source, StringMatch, UnmodelledObject, VirtualService, duration_seconds,
+    ServiceEntry, Source, StringMatch, UnmodelledObject, VirtualService, duration_ns,
 )
+from .names import labels_match
 
 Loadable = str | Path | dict[str, Any] | K8sObject | Iterable["Loadable"]
 
@@ -716,7 +717,7 @@ def _check_object(obj: K8sObject, data: dict[str, Any], where: _Where, loader: _
         sel = obj.spec.selector.match_labels
         if not sel and not obj.spec.selector.match_expressions:
             p(["spec", "selector"], "an empty selector is invalid for a Deployment: set matchLabels")
-        elif any(obj.spec.template.metadata.labels.get(k) != v for k, v in sel.items()):
+        elif not labels_match(sel, obj.spec.template.metadata.labels):
             p(["spec", "template", "metadata", "labels"],
               f"selector does not match template labels: the selector {sel} needs every one of these labels "
               f"on the pod template (found {obj.spec.template.metadata.labels})")
@@ -846,9 +847,8 @@ def _check_virtual_service(vs: VirtualService, p: Any) -> None:
 # meshlab models. Without these a value would pass here and fail later, in Envoy, where the error
 # no longer names the object or the field.
 
-_NS = {"ns": 1, "us": 1_000, "\u00b5s": 1_000, "\u03bcs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-       "m": 60_000_000_000, "h": 3_600_000_000_000}
 _MS = 1_000_000
+_S = 1_000_000_000
 #: gRPC status names the webhook takes for fault.abort.grpcStatus (grpc-go's codes)
 _GRPC_STATUS = frozenset("""OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS
     PERMISSION_DENIED RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL
@@ -860,34 +860,26 @@ _RETRY_ON = frozenset("""5xx gateway-error reset reset-before-request connect-fa
 #: status codes Go's net/http has a name for: the webhook takes these as retryOn policies too
 _HTTP_STATUS_NAMED = frozenset([100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308,
                                 *range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511])
-_GO_DURATION_TEXT = re.compile(r"^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$")
 _CORS_METHODS = frozenset("GET HEAD POST PUT PATCH DELETE CONNECT OPTIONS TRACE *".split())
 _MAX_REGEX = 1024          # the webhook's limit on a regex's length
 _MAX_DIRECT_BODY = 1 << 20
 
 
-def _duration_ns(text: str) -> int:
-    """Nanoseconds in a Go duration already known to be well formed (exact, no float rounding)."""
-    from fractions import Fraction
-    sign = -1 if text.startswith("-") else 1
-    parts = re.findall(r"([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text.lstrip("+-"))
-    return sign * int(sum(Fraction(num) * _NS[unit] for num, unit in parts))
-
-
-def _webhook_duration(value: str | None, path: list[str | int], p: Any, *, zero_ok: bool = False) -> None:
+def _webhook_duration(value: str | None, path: list[str | int], p: Any, *, zero_ok: bool = False,
+                      unit: int = _MS) -> None:
     """The webhook's duration rule: at least 1ms and a whole number of milliseconds (Envoy's
-    timers count milliseconds); `zero_ok` for tcp.idleTimeout, where 0 switches the timeout off."""
+    timers count milliseconds; `unit=_S` where whole seconds are asked); `zero_ok` for
+    tcp.idleTimeout, where 0 switches the timeout off."""
     if value is None:
         return
     if not isinstance(value, str):
         p(path, f"expected a duration string such as \"30s\", found {_describe(value)}")
         return
     try:
-        duration_seconds(value)
+        ns = duration_ns(value)
     except ValueError as e:
         p(path, str(e))
         return
-    ns = _duration_ns(value)
     if zero_ok and int(ns / _MS) == 0 and ns >= 0:
         return
     if ns < _MS:
@@ -895,6 +887,8 @@ def _webhook_duration(value: str | None, path: list[str | int], p: Any, *, zero_
     elif ns % _MS:
         p(path, f"must be a whole number of milliseconds (Istio's webhook refuses finer durations), "
           f"found \"{value}\"")
+    elif ns % unit:
+        p(path, f"must be a whole number of seconds (Istio's webhook refuses finer), found \"{value}\"")
 
 
 def _non_negative(value: int | None, path: list[str | int], p: Any) -> None:
@@ -1010,12 +1004,7 @@ def _check_cors(cors: dict[str, Any], path: list[str | int], p: Any) -> None:
         if method not in _CORS_METHODS:
             p([*path, "allowMethods", k], f"not an HTTP method Istio allows here ({', '.join(sorted(_CORS_METHODS))}), "
               f"found {_describe(method)}")
-    max_age = cors.get("maxAge")
-    if isinstance(max_age, str) and _GO_DURATION_TEXT.match(max_age) and _duration_ns(max_age) >= _MS \
-            and _duration_ns(max_age) % 1_000_000_000:
-        p([*path, "maxAge"], f"must be a whole number of seconds (Istio's webhook refuses finer), found \"{max_age}\"")
-    else:
-        _webhook_duration(max_age, [*path, "maxAge"], p)
+    _webhook_duration(cors.get("maxAge"), [*path, "maxAge"], p, unit=_S)
 
 
 def _check_redirect(route: HTTPRoute, path: list[str | int], p: Any) -> None:

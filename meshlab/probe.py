@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from .backends.base import PROBE_COLUMNS
 from .errors import MeshlabError
+from .names import subset_of_cluster
 
 # Probe column → Envoy access-log key (meshlab.envoy.accesslog.ACCESS_LOG_FIELDS).
 _ENVOY_COLUMNS = {
@@ -492,7 +493,7 @@ class ProbeRun:
             else:
                 r["flags"] = e.get("response_flags") or "-"
                 r["attempts"] = int(str(e.get("upstream_request_attempt_count") or 0).strip("-") or 0)
-            r["subset"] = _subset_of(r["cluster"])
+            r["subset"] = subset_of_cluster(r["cluster"])
             if via_envoy and e is not None and not r["pod"]:
                 r["pod"] = e.get("pod") if e.get("pod") not in (None, "-") else ""
                 r["version"] = e.get("version") if e.get("version") not in (None, "-") else ""
@@ -505,14 +506,6 @@ class ProbeRun:
         df = df.astype({"seq": "int64", "status": "int64", "conn": "int64"})
         df.attrs.update(self.attrs)
         return df
-
-
-def _subset_of(cluster: str | None) -> str:
-    """`outbound|9080|v2|reviews.default.svc.cluster.local` → `v2` (Istio's cluster naming)."""
-    if not cluster:
-        return ""
-    parts = cluster.split("|")
-    return parts[2] if len(parts) == 4 else ""
 
 
 class _LogTail:

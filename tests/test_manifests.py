@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from meshlab.errors import ManifestError
+from meshlab.names import duration_seconds
 from meshlab.manifests import Manifests, load, load_report
 from meshlab.objects import (
     Deployment, DestinationRule, Gateway, Namespace, Pod, Service, ServiceEntry, Source, UnmodelledObject,
-    VirtualService, duration_seconds,
+    VirtualService,
 )
 
 REVIEWS = """\

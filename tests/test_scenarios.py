@@ -283,10 +283,10 @@ def _via_sidecar(lab, host: str, port: int, path: str) -> tuple[int, dict]:
     import http.client
     import json
 
-    from meshlab.istio.listeners import sidecar_listen_port
+    from meshlab._ports import host_port
 
     ip = lab.backend.proxies["sidecar"].identity.ip
-    conn = http.client.HTTPConnection(ip, sidecar_listen_port(port), timeout=10)
+    conn = http.client.HTTPConnection(ip, host_port(port), timeout=10)
     try:
         conn.request("GET", path, headers={"host": f"{host}:{port}"})
         r = conn.getresponse()

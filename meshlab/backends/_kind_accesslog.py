@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from ..names import subset_of_cluster
 from .base import PROBE_COLUMNS
 
 
@@ -39,12 +40,6 @@ def _text(v: Any) -> str:
     return "" if v is None or v == "-" else str(v)
 
 
-def subset_of(cluster: str) -> str:
-    """`outbound|9080|v2|reviews.default.svc.cluster.local` → `v2` (Istio's cluster naming)."""
-    parts = cluster.split("|")
-    return parts[2] if len(parts) == 4 and parts[0] == "outbound" else ""
-
-
 def join(rows: Iterable[dict[str, Any]], log: dict[str, dict[str, Any]], proxy: str) -> list[dict[str, Any]]:
     """Probe rows (from meshlab._probe_pod) + access-log entries → rows with PROBE_COLUMNS."""
     out = []
@@ -59,7 +54,7 @@ def join(rows: Iterable[dict[str, Any]], log: dict[str, dict[str, Any]], proxy: 
         if e is not None:
             cluster = _text(e.get("upstream_cluster"))
             row.update(flags=_text(e.get("response_flags")) or "-", details=_text(e.get("response_code_details")),
-                       route=_text(e.get("route_name")), cluster=cluster, subset=subset_of(cluster),
+                       route=_text(e.get("route_name")), cluster=cluster, subset=subset_of_cluster(cluster),
                        upstream=_text(e.get("upstream_host")),
                        attempts=int(str(e.get("upstream_request_attempt_count") or 0).strip("-") or 0))
             if not row["pod"]:

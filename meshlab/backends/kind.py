@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._image import image_tag
 from .._kind import CONTEXT, COURSE_NAMESPACES, MANAGED_BY
-from .._kube import (ContextError, Kube, KubeError, api_client_for, deployment_ready, is_managed,
-                     label_selector, pod_ready, resolve_context, wait_until)
+from .._kube import (ContextError, Kube, KubeError, api_client_for, deployment_ready, is_managed, pod_ready,
+                     resolve_context, wait_until)
+from ..names import selector_string
 from ..errors import ApplyError, MeshlabError
 from . import _kind_accesslog as accesslog
 from ._kind_probe import KindProbeRun, probe_command
@@ -93,7 +94,7 @@ class KindBackend:
     def _namespaces(self) -> list[str]:
         if self.name == "cluster":
             return [self.lab_namespace]  # type: ignore[list-item]
-        found = {n["metadata"]["name"] for n in self.kube.list("v1", "Namespace", None, label_selector([MANAGED_BY]))}
+        found = {n["metadata"]["name"] for n in self.kube.list("v1", "Namespace", None, selector_string([MANAGED_BY]))}
         return sorted(set(COURSE_NAMESPACES) | found)
 
     # ------------------------------------------------------------------ apply / delete
@@ -195,7 +196,7 @@ class KindBackend:
         if not done:
             selector = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
             if selector:
-                for p in self.kube.list("v1", "Pod", ns, label_selector(selector.items())):
+                for p in self.kube.list("v1", "Pod", ns, selector_string(selector)):
                     self._image_problem(p)
         return done, why
 
@@ -257,7 +258,7 @@ class KindBackend:
         nss = [self._ns(namespace)] if namespace else self._namespaces()
         pods = []
         for ns in nss:
-            for p in self.kube.list("v1", "Pod", ns, label_selector([MANAGED_BY])):
+            for p in self.kube.list("v1", "Pod", ns, selector_string([MANAGED_BY])):
                 if (p["metadata"].get("labels") or {}).get(ROLE_LABEL) != "client":
                     pods.append(p)
         return pods

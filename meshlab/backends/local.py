@@ -30,8 +30,10 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
-from .._addresses import AddressLease, host_port
+from .._addresses import AddressLease
+from .._ports import host_port
 from ..errors import MeshlabError
+from ..names import labels_match
 from ..kubeproxy import KubeProxy, ServicePortRule
 from ..pods import PodRunner, PodSpec
 from ..probe import ProbeError, ProbeRun, Target, check_args, parse_url, run as run_probe
@@ -240,7 +242,7 @@ class LocalBackend:
         container listens whether or not it declares the port)."""
         ports = set(pod.listen_ports())
         for svc in self.state.services(pod.namespace):
-            if svc.spec.selector and all(pod.labels.get(k) == v for k, v in svc.spec.selector.items()):
+            if svc.spec.selector and labels_match(svc.spec.selector, pod.labels):
                 for p in svc.spec.ports:
                     tp = p.target_port if p.target_port is not None else p.port
                     if isinstance(tp, int) and p.protocol == "TCP":
@@ -527,8 +529,7 @@ class LocalBackend:
             # no listener for that port on the sidecar and no kube-proxy rule: nothing answers
             return Target("sidecar", None, u.authority, u.path, error="refused")
         # what the app dialled, for ORIGINAL_DST clusters (Passthrough) — there is no iptables here
-        from ..istio.listeners import sidecar_listen_port   # 80 → 10080 where 80 cannot be bound
-        return Target("sidecar", (proxy.identity.ip, sidecar_listen_port(u.port)), u.authority, u.path,
+        return Target("sidecar", (proxy.identity.ip, host_port(u.port)), u.authority, u.path,
                       proxy.identity.ip,
                       [proxy.envoy.access_log_path],
                       headers={"x-envoy-original-dst-host": f"{vip}:{host_port(u.port)}"})

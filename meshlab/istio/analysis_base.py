@@ -13,10 +13,10 @@ here side with istioctl and meshlab's own `MLB` rules point out what Envoy will 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Literal
 
+from ..names import labels_match, service_of, split_fqdn, to_fqdn
 from ..objects import (
     DestinationRule, Gateway, K8sObject, Service, ServiceEntry, UnmodelledObject, VirtualService,
 )
@@ -25,11 +25,9 @@ from ..state import ClusterState, PodInfo
 Level = Literal["Error", "Warning", "Info"]
 LEVEL_ORDER = {"Error": 0, "Warning": 1, "Info": 2}
 
-CLUSTER_SUFFIX = "svc.cluster.local"
 EXPORT_ALL = "*"
 EXPORT_LOCAL = "."
 MESH_GATEWAY = "mesh"
-_FQDN = re.compile(r"^(.+)\.(.+)\.svc\.cluster\.local$")
 #: istioctl's live-cluster source does not read Services, Pods, Deployments or Namespaces there.
 IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"
@@ -87,73 +85,12 @@ def go_list(items: Iterable[Any]) -> str:
 
 # ------------------------------------------------------------------------------------------- hosts
 
-def to_fqdn(host: str, namespace: str) -> str:
-    """istioctl's ConvertHostToFQDN: only a name without a dot (and not a wildcard) is expanded."""
-    if host.startswith("*") or "." in host:
-        return host
-    return f"{host}.{namespace}.{CLUSTER_SUFFIX}"
-
-
 def resource_name_from_host(default_ns: str, host: str) -> tuple[str, str]:
     """istioctl's GetResourceNameFromHost: (namespace, name) used to key DestinationRule subsets."""
-    m = _FQDN.match(host)
-    if m:
-        return m.group(2), m.group(1)
+    parts = split_fqdn(host)
+    if parts is not None:
+        return parts[1], parts[0]
     return default_ns, host
-
-
-def host_matches(a: str, b: str) -> bool:
-    """Istio's host.Name.Matches: wildcard-aware, symmetric."""
-    aw, bw = a.startswith("*"), b.startswith("*")
-    if aw and bw:
-        return b[1:].endswith(a[1:]) if len(a) < len(b) else a[1:].endswith(b[1:])
-    if aw:
-        return b.endswith(a[1:])
-    if bw:
-        return a.endswith(b[1:])
-    return a == b
-
-
-def selects_labels(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def selector_string(selector: dict[str, str]) -> str:
-    """k8s labels.Set(...).String(): sorted `k=v` joined by commas."""
-    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-
-
-# ---------------------------------------------------------------------------------------- protocol
-
-_PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
-              "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS",
-              "mongo": "Mongo", "redis": "Redis", "mysql": "MySQL"}
-_WELL_KNOWN_TCP = {25, 53, 3306, 27017}
-HTTP_FAMILY = {"HTTP", "HTTP2", "HTTP_PROXY", "GRPC", "GRPC-Web"}
-TCP_FAMILY = {"TCP", "HTTPS", "TLS", "Mongo", "Redis", "MySQL"}
-UNSUPPORTED = "UnsupportedProtocol"
-
-
-def port_protocol(number: int, name: str | None, protocol: str = "TCP", app_protocol: str | None = None) -> str:
-    """Istio's protocol for a Service port (appProtocol, then the name prefix before '-').
-
-    Returns one of Istio's protocol names, or "UnsupportedProtocol" (Istio then sniffs).
-    """
-    if protocol == "UDP":
-        return "UDP"
-    label = name or ""
-    if app_protocol is not None:
-        label = app_protocol
-        special = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
-        if label in special:
-            return special[label]
-    if label[:8].lower() == "grpc-web":
-        return "GRPC-Web"
-    prefix = label.split("-", 1)[0].lower()
-    found = _PROTOCOLS.get(prefix)
-    if found is None:
-        return "TCP" if number in _WELL_KNOWN_TCP else UNSUPPORTED
-    return found
 
 
 # ---------------------------------------------------------------------------------------- registry
@@ -297,10 +234,8 @@ class Snapshot:
 
     def service_for_host(self, host: str, namespace: str) -> Service | None:
         """The k8s Service a (possibly short) host names, with Istio's expansion rules."""
-        m = _FQDN.match(to_fqdn(host, namespace))
-        if not m or "." in m.group(1):
-            return None
-        return self.service_by_key.get((m.group(2), m.group(1)))
+        parts = service_of(to_fqdn(host, namespace))
+        return None if parts is None else self.service_by_key.get((parts[1], parts[0]))
 
     # ---------------------------------------------------------------------------- pods
     def pods_with_labels(self, selector: dict[str, str], namespace: str | None = None) -> Iterator[PodInfo]:
@@ -310,7 +245,7 @@ class Snapshot:
             return
         postings = [self._pods_by_label.get(kv, []) for kv in selector.items()]
         for p in min(postings, key=len):
-            if (namespace is None or p.namespace == namespace) and selects_labels(selector, p.labels):
+            if (namespace is None or p.namespace == namespace) and labels_match(selector, p.labels):
                 yield p
 
     def service_pods(self, svc: Service) -> list[PodInfo]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from ..names import UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn
 from ..objects import Gateway, VirtualService
 from .analysis_base import (
-    EXPORT_ALL, EXPORT_LOCAL, MESH_GATEWAY, UNSUPPORTED, Finding, Registered, RouteDest, Snapshot,
-    applies_to_mesh, finding, go_list, go_quote, host_matches, mirror_destinations,
-    port_protocol, resource_name_from_host, route_destinations, selector_string, to_fqdn,
+    EXPORT_ALL, EXPORT_LOCAL, MESH_GATEWAY, Finding, Registered, RouteDest, Snapshot,
+    applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
+    resource_name_from_host, route_destinations,
 )
 
 
@@ -302,7 +303,7 @@ def gateway_ports(s: Snapshot) -> Iterator[Finding]:
         port_mapping: dict[int, int] = {}
         for pod in pods:
             for svc in svcs_by_ns.get(pod.namespace, []):
-                if not all(pod.labels.get(k) == v for k, v in (svc.spec.selector or {}).items()):
+                if not labels_match(svc.spec.selector or {}, pod.labels):
                     continue
                 for p in svc.spec.ports:
                     if p.protocol != "TCP":

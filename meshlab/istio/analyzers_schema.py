@@ -11,11 +11,11 @@ import json
 import re
 from typing import Any, Iterator
 
+from ..names import host_matches, parse_duration
 from ..objects import DestinationRule, HTTPMatchRequest, VirtualService
-from .analysis_base import Finding, Snapshot, applies_to_mesh, finding, host_matches, rule_name
+from .analysis_base import Finding, Snapshot, applies_to_mesh, finding, rule_name
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$")
 
 
 def _err(obj, msg: str, field: str, fix: str = "") -> Finding:
@@ -75,8 +75,16 @@ def _validate_vs(vs: VirtualService) -> Iterator[Finding]:
                        "Give at least one destination a weight > 0 (weights need not add up to 100).")
         if rule.fault is not None:
             yield from _validate_fault(vs, rule.fault, f"{f}.fault")
-        if rule.timeout is not None and not _DURATION.match(rule.timeout):
+        if rule.timeout is not None and not _is_duration(rule.timeout):
             yield _err(vs, f"invalid duration {rule.timeout!r}", f"{f}.timeout", "Write a duration like `2s` or `500ms`.")
+
+
+def _is_duration(text: str) -> bool:
+    try:
+        parse_duration(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _validate_fault(vs: VirtualService, fault, f: str) -> Iterator[Finding]:

@@ -10,16 +10,15 @@ top-level, each port-level entry replacing whole blocks (no field merge).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from .._addresses import host_port  # pods on privileged ports listen where the lab may bind
+from .._ports import host_port  # pods on privileged ports listen where the lab may bind
+from ..names import HTTP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, labels_match, proto_duration
 from ..objects import (
     ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, TrafficPolicy,
 )
-from .hosts import cluster_name
-from .registry import HTTP_PROTOCOLS, MergedDR, PortInfo, Registry, ServiceInfo
+from .registry import MergedDR, PortInfo, Registry, ServiceInfo
 from .registry import where as where_obj
 
 MAX_U32 = 4294967295
@@ -73,17 +72,13 @@ def effective_policy(dr: MergedDR | None, port: int, subset: str | None) -> Poli
     return pol
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(h|ms|s|m|us|µs|ns)$")
-
-
 def duration(value: str, where: str = "duration") -> str:
-    """Istio/Go duration ('1.5s', '100ms', '1h') → protobuf JSON duration ('1.500s')."""
-    m = _DURATION.match(value.strip())
-    if not m:
-        raise ValueError(f"{where}: {value!r} is not a duration like '2s' or '100ms'")
-    n, unit = float(m.group(1)), m.group(2)
-    secs = n * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}[unit]
-    return f"{secs:.9f}".rstrip("0").rstrip(".") + "s"
+    """A Go duration from the object (`1m30s`) → Envoy's protobuf JSON duration (`90s`); a value
+    no loader let through raises ValueError naming `where` (the caller turns it into a warning)."""
+    try:
+        return proto_duration(value)
+    except ValueError as e:
+        raise ValueError(f"{where}: {value!r}: {e}") from None
 
 
 def _lb(cluster: dict[str, Any], lb: LoadBalancerSettings | None, where: str,
@@ -156,7 +151,7 @@ def _pool(cluster: dict[str, Any], pool: ConnectionPoolSettings | None, http_opt
             ka["keepalive_probes"] = int(tcp.tcp_keepalive["probes"])
         for src, dst in (("time", "keepalive_time"), ("interval", "keepalive_interval")):
             if tcp.tcp_keepalive.get(src):
-                ka[dst] = max(1, round(float(duration(tcp.tcp_keepalive[src])[:-1])))
+                ka[dst] = max(1, round(duration_seconds(str(tcp.tcp_keepalive[src]))))
         cluster["upstream_connection_options"] = {"tcp_keepalive": ka}
     if http and http.h2_upgrade_policy == "UPGRADE":
         http_opts["explicit_http_config"] = {"http2_protocol_options": {}}
@@ -236,13 +231,13 @@ def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str |
     if pol.tls and pol.tls.get("mode") not in (None, "DISABLE", "ISTIO_MUTUAL"):
         reg.warnings.append(f"{where}: tls mode {pol.tls.get('mode')} is not modelled locally "
                             "(the local lab runs plaintext)")
-    if port.protocol in ("HTTP2", "GRPC", "GRPC-WEB") and "use_downstream_protocol_config" not in http_opts:
+    if port.protocol in ("HTTP2", "GRPC", "GRPC-Web") and "use_downstream_protocol_config" not in http_opts:
         http_opts.setdefault("explicit_http_config", {"http2_protocol_options": {}})
-    elif port.protocol == "AUTO" and "explicit_http_config" not in http_opts:
+    elif port.protocol == UNSUPPORTED and "explicit_http_config" not in http_opts:
         # Istio: sniffed ports use the downstream's protocol upstream
         http_opts.setdefault("use_downstream_protocol_config",
                              {"http_protocol_options": {}, "http2_protocol_options": {}})
-    if http_opts and port.protocol in HTTP_PROTOCOLS | {"AUTO"}:
+    if http_opts and (port.protocol in HTTP_FAMILY or port.protocol == UNSUPPORTED):
         if "explicit_http_config" not in http_opts and "use_downstream_protocol_config" not in http_opts:
             http_opts["explicit_http_config"] = {"http_protocol_options": {}}
         cluster["typed_extension_protocol_options"] = {
@@ -255,7 +250,7 @@ def _cla(reg: Registry, svc: ServiceInfo, port: PortInfo, name: str,
          labels: dict[str, str] | None) -> dict[str, Any]:
     lb_endpoints = []
     for ep in reg.endpoints(svc, port):
-        if labels and not all(ep.labels.get(k) == v for k, v in labels.items()):
+        if labels and not labels_match(labels, ep.labels):
             continue
         lb_endpoints.append({
             "endpoint": {"address": {"socket_address": {"address": ep.ip, "port_value": host_port(ep.port)}}},

@@ -17,13 +17,13 @@ Gateway: each Gateway server selecting the proxy opens `0.0.0.0_<target port>` (
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._ports import host_port
+from ..names import HTTP_FAMILY, TCP_FAMILY, UNSUPPORTED, cluster_name, protocol_from_name
 from ..objects import Gateway, Server
-from .hosts import cluster_name
-from .registry import HTTP_PROTOCOLS, TCP_PROTOCOLS, Registry
+from .registry import Registry
 from .registry import where as where_obj
 
 HCM = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
@@ -44,43 +44,16 @@ class RouteTarget:
     servers: list[tuple[Gateway, Server]] = field(default_factory=list)
 
 
-#: Where a listener for a privileged port (< 1024) binds when this process may not bind it
-#: (e.g. Binder runs as an unprivileged user): LOW_PORT_ALIAS + port, so 80 → 10080. Only the
-#: socket moves; listener name, route config and Host matching keep the Service port — just as a
-#: real sidecar's listeners do not bind their ports either (iptables sends traffic to 15001).
-LOW_PORT_ALIAS = 10000
-
-
-def _unprivileged_port_start() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return 1024
-
-
-def can_bind(port: int) -> bool:
-    """May this process bind `port`? (`MESHLAB_ALIAS_LOW_PORTS=1` forces "no" below 1024.)"""
-    if os.environ.get("MESHLAB_ALIAS_LOW_PORTS") == "1":
-        return port >= 1024
-    return port >= _unprivileged_port_start() or os.geteuid() == 0
-
-
-def sidecar_listen_port(service_port: int) -> int:
-    """The port the local sidecar binds for a Service port (the probe connects there)."""
-    return service_port if can_bind(service_port) else LOW_PORT_ALIAS + service_port
-
-
 def gateway_listen_port(service_port: int, target_port: int | None = None) -> int:
     """Where the gateway listens for a port of Istio's default ingress gateway Service.
 
     A Gateway server port that is a port of that Service (80, 443) becomes its targetPort (8080,
     8443), any other number is taken as the container port itself — as istiod resolves it. A client
     sending to the gateway on port 80 therefore reaches the listener on 8080. A privileged port
-    the lab may not bind is moved as for sidecars (`sidecar_listen_port`).
+    the lab may not bind is moved as every lab socket is (`meshlab._ports.host_port`).
     """
     port = target_port or GATEWAY_TARGET_PORTS.get(service_port, service_port)
-    return sidecar_listen_port(port)
+    return host_port(port)
 
 
 def http_filters() -> list[dict[str, Any]]:
@@ -142,9 +115,9 @@ def _sidecar_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
                 reg.warnings.append(f"{svc.hostname}: port {p.port} is the local Envoy's admin port; "
                                     "the sidecar cannot listen on it")
                 continue
-            if p.protocol in HTTP_PROTOCOLS:
+            if p.protocol in HTTP_FAMILY:
                 http_ports.add(p.port)
-            elif p.protocol == "AUTO":
+            elif p.protocol == UNSUPPORTED:
                 http_ports.add(p.port)
                 if svc.is_k8s:
                     reg.warnings.append(
@@ -152,18 +125,18 @@ def _sidecar_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
                         f"{' (' + repr(p.name) + ')' if p.name else ''}: no protocol in the port "
                         "name, so Istio sniffs it (auto); the local sidecar handles it as HTTP. "
                         "Name it 'http' (or set appProtocol) to state the intent")
-            elif p.protocol in TCP_PROTOCOLS:
+            elif p.protocol in TCP_FAMILY:
                 tcp_users.setdefault(p.port, []).append(
                     (svc.hostname, svc.cluster_ip or ip, p.protocol))
     listeners, targets = [], []
     real_ports = http_ports | set(tcp_users)
     for port in sorted(http_ports):
-        if sidecar_listen_port(port) != port and sidecar_listen_port(port) in real_ports:
+        if host_port(port) != port and host_port(port) in real_ports:
             reg.warnings.append(f"port {port} cannot be bound here and its stand-in "
-                                f"{sidecar_listen_port(port)} is a Service port too; left out")
+                                f"{host_port(port)} is a Service port too; left out")
             continue
         name = f"0.0.0.0_{port}"
-        listeners.append(_listener(name, ip, sidecar_listen_port(port), [
+        listeners.append(_listener(name, ip, host_port(port), [
             http_connection_manager(f"outbound_{name}", str(port), gateway=False)]))
         targets.append(RouteTarget(str(port), port))
     for port, users in sorted(tcp_users.items()):
@@ -175,7 +148,7 @@ def _sidecar_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
             continue
         host, cip, _ = users[0]
         cluster = cluster_name(port, None, host)
-        listeners.append(_listener(f"{cip}_{port}", ip, sidecar_listen_port(port), [{
+        listeners.append(_listener(f"{cip}_{port}", ip, host_port(port), [{
             "name": "envoy.filters.network.tcp_proxy",
             "typed_config": {"@type": TCP_PROXY, "stat_prefix": cluster, "cluster": cluster}}]))
     return listeners, targets
@@ -187,7 +160,7 @@ def _gateway_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
         for server in gw.spec.servers:
             proto = server.port.protocol.upper()
             where = f"{where_obj(gw)} server port {server.port.number}"
-            if proto in ("HTTP", "HTTP2", "GRPC", "GRPC-WEB"):
+            if protocol_from_name(proto) in HTTP_FAMILY:
                 target = server.port.target_port or GATEWAY_TARGET_PORTS.get(server.port.number,
                                                                               server.port.number)
                 by_port.setdefault(target, []).append((gw, server))
@@ -202,7 +175,7 @@ def _gateway_listeners(reg: Registry) -> tuple[list[dict[str, Any]], list[RouteT
             continue
         name = f"0.0.0.0_{target}"
         rc = f"http.{target}"
-        listeners.append(_listener(name, reg.proxy.ip, sidecar_listen_port(target), [
+        listeners.append(_listener(name, reg.proxy.ip, host_port(target), [
             http_connection_manager(f"outbound_{name}", rc, gateway=True)]))
         targets.append(RouteTarget(rc, port, servers))
     return listeners, targets

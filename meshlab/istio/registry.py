@@ -8,15 +8,14 @@ listeners and routes; doing the same keeps those three generators small and cons
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..names import fqdn, host_subset_of, is_ip, is_wildcard, labels_match, port_protocol, protocol_from_name, to_fqdn
 from ..objects import (
     DestinationRule, Gateway, K8sObject, Service, ServiceEntry, Subset, TrafficPolicy,
     VirtualService,
 )
-from .hosts import CLUSTER_DOMAIN, host_matches, is_wildcard, resolve_short_name
 
 if TYPE_CHECKING:
     from ..state import ClusterState
@@ -24,49 +23,12 @@ if TYPE_CHECKING:
 
 ROOT_NAMESPACE = "istio-system"
 
-HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
-TCP_PROTOCOLS = {"TCP", "TLS", "HTTPS", "MONGO", "REDIS", "MYSQL"}
-_NAME_PREFIXES = ("grpc-web", "http2", "http_proxy", "http", "https", "grpc", "tcp", "tls", "mongo",
-                  "redis", "mysql", "udp")
-
-
-def port_protocol(name: str | None, app_protocol: str | None, transport: str = "TCP",
-                  number: int | None = None) -> str:
-    """Istio's protocol for a Service port: appProtocol, else the port-name prefix, else AUTO."""
-    if transport == "UDP":
-        return "UDP"
-    if app_protocol:
-        ap = app_protocol.lower()
-        mapped = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP",
-                  "kubernetes.io/wss": "HTTPS"}.get(ap)
-        if mapped:
-            return mapped
-        got = _from_name(ap)
-        if got:
-            return got
-    if name:
-        got = _from_name(name.split("-", 1)[0].lower(), exact=True)
-        if got:
-            return got
-        if name.lower().startswith("grpc-web"):
-            return "GRPC-WEB"
-    if number in (25, 53, 3306, 27017):
-        return "TCP"
-    return "AUTO"
-
-
-def _from_name(prefix: str, exact: bool = False) -> str | None:
-    table = {"http": "HTTP", "http2": "HTTP2", "https": "HTTPS", "grpc": "GRPC",
-             "grpc-web": "GRPC-WEB", "tcp": "TCP", "tls": "TLS", "mongo": "MONGO",
-             "redis": "REDIS", "mysql": "MYSQL", "udp": "UDP", "http_proxy": "HTTP_PROXY"}
-    return table.get(prefix)
-
 
 @dataclass
 class PortInfo:
     port: int
     name: str | None
-    protocol: str
+    protocol: str                     # Istio's protocol name (meshlab.names): HTTP, TCP, UnsupportedProtocol…
     target: int | str | None = None
 
 
@@ -131,14 +93,6 @@ def _exported_to(export_to: list[str], obj_ns: str, client_ns: str) -> bool:
     return False
 
 
-def _is_ip(s: str) -> bool:
-    try:
-        ipaddress.ip_address(s)
-        return True
-    except ValueError:
-        return False
-
-
 class Registry:
     """Services, VirtualServices and DestinationRules visible to one proxy."""
 
@@ -167,11 +121,11 @@ class Registry:
                 self.warnings.append(f"{where(svc)}: type ExternalName is not modelled "
                                      "by the local backend (no cluster built)")
                 continue
-            ports = [PortInfo(p.port, p.name, port_protocol(p.name, p.app_protocol, p.protocol, p.port),
+            ports = [PortInfo(p.port, p.name, port_protocol(p.port, p.name, p.protocol, p.app_protocol),
                               p.target_port if p.target_port is not None else p.port)
                      for p in svc.spec.ports]
             self.services.append(ServiceInfo(
-                hostname=f"{svc.name}.{ns}.{CLUSTER_DOMAIN}", namespace=ns, name=svc.name, obj=svc,
+                hostname=fqdn(svc.name, ns), namespace=ns, name=svc.name, obj=svc,
                 ports=ports, cluster_ip=None if svc.spec.headless else self.state.cluster_ip(svc),
                 # istiod: a headless Service has Passthrough resolution → ORIGINAL_DST clusters
                 resolution="NONE" if svc.spec.headless else "EDS"))
@@ -179,8 +133,9 @@ class Registry:
             ns = se.namespace or "default"
             if not _exported_to(se.spec.export_to, ns, client_ns):
                 continue
+            # a declared protocol is parsed as Istio parses it; without one meshlab reads the name
             ports = [PortInfo(p.number, p.name,
-                              (p.protocol or "").upper() or port_protocol(p.name, None, "TCP", p.number),
+                              protocol_from_name(p.protocol) if p.protocol else port_protocol(p.number, p.name),
                               p.target_port or p.number) for p in se.spec.ports]
             resolution = se.spec.resolution or "NONE"
             for host in se.spec.hosts:
@@ -223,7 +178,7 @@ class Registry:
             addr = str(ep.get("address", ""))
             ep_ports = ep.get("ports") or {}
             number = ep_ports.get(port.name or "", target) if isinstance(ep_ports, dict) else target
-            if _is_ip(addr) and addr.startswith("127."):
+            if is_ip(addr) and addr.startswith("127."):
                 out.append(EndpointInfo(addr, int(number), dict(ep.get("labels") or {})))
             else:
                 self.warnings.append(
@@ -241,7 +196,7 @@ class Registry:
         if s is not None:
             return s
         for cand in self.services:
-            if is_wildcard(cand.hostname) and host_matches(cand.hostname, host):
+            if is_wildcard(cand.hostname) and host_subset_of(host, cand.hostname):
                 return cand
         return None
 
@@ -261,7 +216,7 @@ class Registry:
         return private + public
 
     def vs_hosts(self, vs: VirtualService) -> list[str]:
-        return [resolve_short_name(h, vs.namespace or "default") for h in vs.spec.hosts]
+        return [to_fqdn(h, vs.namespace or "default") for h in vs.spec.hosts]
 
     # ---- gateways ----------------------------------------------------------------------------
     def gateways_for_proxy(self) -> list[Gateway]:
@@ -269,7 +224,7 @@ class Registry:
         out = []
         for gw in self.state.gateways():
             sel = gw.spec.selector
-            if sel and all(self.proxy.labels.get(k) == v for k, v in sel.items()):
+            if sel and labels_match(sel, self.proxy.labels):
                 out.append(gw)
             elif not sel:
                 self.warnings.append(f"{where(gw)}: empty selector selects "
@@ -300,10 +255,10 @@ class Registry:
                     continue
                 if dr.spec.workload_selector is not None:
                     sel = dr.spec.workload_selector.match_labels
-                    if ns != client_ns or not all(self.proxy.labels.get(k) == v for k, v in sel.items()):
+                    if ns != client_ns or not labels_match(sel, self.proxy.labels):
                         continue
-                h = resolve_short_name(dr.spec.host, ns)
-                if host_matches(h, hostname):
+                h = to_fqdn(dr.spec.host, ns)
+                if host_subset_of(hostname, h):
                     cands.append((h, dr))
             if not cands:
                 continue

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..names import (
+    HTTP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, host_matches, host_subset_of, labels_match,
+    to_fqdn,
+)
 from ..objects import (
     Destination, Headers, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService,
 )
 from .clusters import duration, effective_policy
-from .hosts import cluster_name, host_matches, resolve_short_name
 from .listeners import RouteTarget
-from .registry import HTTP_PROTOCOLS, Registry, ServiceInfo
+from .registry import Registry, ServiceInfo
 from .registry import where as where_obj
 
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
@@ -170,7 +173,7 @@ class RouteBuilder:
 
     # ---- destinations ------------------------------------------------------------------------
     def dest_cluster(self, d: Destination, vs_ns: str) -> tuple[str, ServiceInfo | None, int, str | None]:
-        host = resolve_short_name(d.host, vs_ns)
+        host = to_fqdn(d.host, vs_ns)
         svc = self.reg.service_for(host)
         if d.port is not None and d.port.number:
             port = d.port.number
@@ -394,7 +397,8 @@ class RouteBuilder:
             if c.get(key):
                 out[dst] = ",".join(c[key])
         if c.get("maxAge"):
-            out["max_age"] = str(int(float(duration(str(c["maxAge"]), f"{where} corsPolicy.maxAge")[:-1])))
+            duration(str(c["maxAge"]), f"{where} corsPolicy.maxAge")   # names the field when it is not one
+            out["max_age"] = str(int(duration_seconds(str(c["maxAge"]))))
         if c.get("allowCredentials") is not None:
             out["allow_credentials"] = bool(c["allowCredentials"])
         return out
@@ -428,8 +432,7 @@ class RouteBuilder:
                 if m is not None:
                     if m.port and m.port != self.port:
                         continue
-                    if m.source_labels and not all(proxy.labels.get(k) == v
-                                                   for k, v in m.source_labels.items()):
+                    if m.source_labels and not labels_match(m.source_labels, proxy.labels):
                         continue
                     if m.source_namespace and m.source_namespace != proxy.namespace:
                         continue
@@ -500,12 +503,43 @@ def build_routes(reg: Registry, targets: list[RouteTarget]) -> dict[str, dict[st
     return out
 
 
-def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
-    from .hosts import external_vhost_domains, k8s_vhost_domains
+def _http_like(protocol: str) -> bool:
+    """HTTP ports, and ports Istio sniffs (the local sidecar handles those as HTTP)."""
+    return protocol in HTTP_FAMILY or protocol == UNSUPPORTED
 
+
+def k8s_vhost_domains(name: str, namespace: str, client_namespace: str,
+                      cluster_ip: str | None, headless: bool = False) -> list[str]:
+    """Domains istiod gives a Kubernetes Service's virtual host for a client in `client_namespace`.
+
+    FQDN, FQDN with the trailing dot (since 1.27), the short name only for clients in the same
+    namespace, `name.ns.svc`, `name.ns` (in istiod's order) and the ClusterIP. No `:port` twins
+    (since 1.15 route configs ignore the port in host matching).
+    """
+    full = fqdn(name, namespace)
+    domains = [full, full + "."]
+    if client_namespace == namespace:
+        domains += [name, f"{name}.{namespace}.svc", f"{name}.{namespace}"]
+    else:
+        domains += [f"{name}.{namespace}", f"{name}.{namespace}.svc"]
+    if headless:  # Passthrough resolution: wildcard twins for per-pod names
+        domains += ["*." + d for d in domains]
+    if cluster_ip:
+        domains.append(cluster_ip)
+    return domains
+
+
+def external_vhost_domains(host: str, addresses: list[str]) -> list[str]:
+    """Domains for a ServiceEntry host: the host itself (with trailing dot) and its addresses."""
+    domains = [host]
+    if not host.startswith("*"):
+        domains.append(host + ".")
+    return domains + [a for a in addresses if "/" not in a]
+
+
+def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     rb = RouteBuilder(reg, t.port)
-    services = [s for s in reg.services
-                if (p := s.port(t.port)) is not None and (p.protocol in HTTP_PROTOCOLS or p.protocol == "AUTO")]
+    services = [s for s in reg.services if (p := s.port(t.port)) is not None and _http_like(p.protocol)]
     vss = [vs for vs in reg.virtual_services() if not vs.spec.gateways or "mesh" in vs.spec.gateways]
     claimed: dict[str, tuple[VirtualService, list[dict[str, Any]]]] = {}
     unknown_hosts: list[tuple[str, VirtualService, list[dict[str, Any]]]] = []
@@ -513,7 +547,7 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         hosts = reg.vs_hosts(vs)
         routes: list[dict[str, Any]] | None = None
         for svc in services:
-            if svc.hostname in claimed or not any(host_matches(h, svc.hostname) for h in hosts):
+            if svc.hostname in claimed or not any(host_subset_of(svc.hostname, h) for h in hosts):
                 continue
             if routes is None:
                 routes = rb.vs_routes(vs, gateway_names=None)
@@ -525,13 +559,11 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         # VS hosts that match no registry service get their own virtual host on the ports of the
         # services the VS does match — or, when it matches none, only in route config "80"
         # (istiod's BuildSidecarVirtualHostWrapper)
-        matched = [sv for sv in reg.services if any(host_matches(h, sv.hostname) for h in hosts)]
-        vs_ports = {p.port for sv in matched for p in sv.ports
-                    if p.protocol in HTTP_PROTOCOLS or p.protocol == "AUTO"} or {80}
+        matched = [sv for sv in reg.services if any(host_subset_of(sv.hostname, h) for h in hosts)]
+        vs_ports = {p.port for sv in matched for p in sv.ports if _http_like(p.protocol)} or {80}
         if t.port in vs_ports:
             for h in hosts:
-                if h != "*" and not any(host_matches(h, sv.hostname) or host_matches(sv.hostname, h)
-                                        for sv in reg.services):
+                if h != "*" and not any(host_matches(h, sv.hostname) for sv in reg.services):
                     if routes is None:
                         routes = rb.vs_routes(vs, gateway_names=None)
                     if routes:
@@ -607,9 +639,9 @@ def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
             for shost, sns, gref in server_hosts:
                 if gref not in mine or (sns != "*" and sns != vs_ns):
                     continue
-                if host_matches(shost, h):
+                if host_subset_of(h, shost):
                     eff = h
-                elif host_matches(h, shost):
+                elif host_subset_of(shost, h):
                     eff = shost
                 else:
                     continue

@@ -21,7 +21,7 @@ How local addressing maps to Istio's (a lab owns 127.A.0.0/16):
   80→8080 and 443→8443, so a `port: 80` Gateway server becomes listener `0.0.0.0_8080` with route
   config `http.8080`.
 * Where this process may not bind a port below 1024 (Binder's unprivileged user), only the
-  socket moves to 10000 + port (`listeners.sidecar_listen_port`); names stay Istio's.
+  socket moves to 10000 + port (`meshlab._ports.host_port`); names stay Istio's.
 * Clusters are EDS; endpoints are pod IP:targetPort of ready pods (127.A.1.x).
 * Ports whose protocol is not HTTP: see `listeners.py` (auto → treated as HTTP with a warning;
   TCP → a tcp_proxy listener if the port is free on the sidecar address).

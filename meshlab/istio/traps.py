@@ -8,23 +8,21 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
+from ..names import TCP_FAMILY, duration_seconds, labels_match, port_protocol, selector_string, to_fqdn
 from ..objects import HTTPMatchRequest, VirtualService
 from .analysis_base import (
-    TCP_FAMILY, Finding, Snapshot, applies_to_mesh, finding, go_quote,
-    mirror_destinations, port_protocol, route_destinations, rule_name, selector_string, to_fqdn,
+    Finding, Snapshot, applies_to_mesh, finding, go_quote, mirror_destinations, resource_name_from_host,
+    route_destinations, rule_name,
 )
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 def _seconds(d: str | None) -> float | None:
     if not d:
         return None
-    parts = _DURATION_PART.findall(d)
-    if not parts or "".join(a + b for a, b in parts) != d:
+    try:
+        return duration_seconds(d)
+    except ValueError:
         return None
-    return sum(float(a) * _UNIT[b] for a, b in parts)
 
 
 # ---------------------------------------------------------------------------------------- MLB0001
@@ -176,7 +174,7 @@ def subsets_without_endpoints(s: Snapshot) -> Iterator[Finding]:
             anywhere = next(s.pods_with_labels(sub.labels), None)
             if anywhere is None:
                 continue      # IST0173 says it
-            chosen = [p for p in behind if all(p.labels.get(k) == v for k, v in sub.labels.items())]
+            chosen = [p for p in behind if labels_match(sub.labels, p.labels)]
             ready = [p for p in chosen if p.ready and p.phase == "Running"]
             if ready:
                 continue
@@ -271,7 +269,6 @@ def subsets_from_foreign_namespace(s: Snapshot) -> Iterator[Finding]:
     istioctl finds a VS subset in a DR of *any* namespace; a sidecar only uses that DR if it sits in
     one of those namespaces — otherwise the subset cluster is never built and requests get 503 NC.
     """
-    from .analysis_base import resource_name_from_host
     where: dict[tuple[tuple[str, str], str], list] = {}
     for dr in s.destination_rules:
         key = resource_name_from_host(dr.namespace or "default", dr.spec.host)
