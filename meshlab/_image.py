@@ -16,10 +16,11 @@ from pathlib import Path
 from . import __version__
 
 IMAGE_REPO = "meshlab/demo"
-#: The package modules the image carries: the app, and the prober with what it imports.
-MODULES = ("app.py", "probe.py", "_probe_pod.py", "errors.py", "names.py", "backends/base.py")
+#: The package modules the image carries: the app, and the in-pod prober with what it imports.
+MODULES = ("app.py", "probe/__init__.py", "probe/client.py", "probe/rows.py", "probe/in_pod.py", "errors.py",
+           "names.py")
 #: Package __init__ files replaced by stubs in the image (their real content may import heavy deps).
-_STUBBED = ("__init__.py", "backends/__init__.py")
+_STUBBED = ("__init__.py",)
 APP_PORT_DEFAULT = 8080
 
 DOCKERFILE = """\

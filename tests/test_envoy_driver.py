@@ -18,9 +18,10 @@ import pytest
 from _pids import survivors
 from meshlab._addresses import AddressLease
 from meshlab.envoy import (
-    AccessLogReader, Envoy, EnvoyConfigRejected, ProxyConfig, proxy_config_view,
+    Envoy, EnvoyConfigRejected, ProxyConfig, proxy_config_view,
 )
 from meshlab.istio.listeners import http_connection_manager
+from meshlab.probe import LogTail
 
 ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
@@ -102,7 +103,7 @@ def envoy(net, tmp_path):
 
 def test_start_route_and_access_log(envoy, net):
     lease, a, _ = net
-    log = AccessLogReader(envoy.access_log_path)
+    log = LogTail(envoy.access_log_path)
     status, headers, body = _get(lease.sidecar_ip, headers={"x-request-id": "req-42"})
     assert (status, body) == (200, b"pod-a")
     rows: list[dict] = []
@@ -142,7 +143,7 @@ def test_push_is_visible_to_the_next_request(envoy, net):
 def test_route_to_missing_cluster_is_envoys_503_nc(envoy, net):
     lease = net[0]
     envoy.push(_config(lease, {"c-a": net[1]}, "outbound|9080|v9|nope.default.svc.cluster.local"))
-    log = AccessLogReader(envoy.access_log_path)
+    log = LogTail(envoy.access_log_path)
     status, _, _ = _get(lease.sidecar_ip, headers={"x-request-id": "nc-1"})
     assert status == 503
     deadline = time.monotonic() + 5

@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 
-from meshlab.backends.base import PROBE_COLUMNS
+from meshlab.probe.rows import PROBE_COLUMNS
 from meshlab.explanation import Explanation, explain
 from meshlab.manifests import load
 from meshlab.state import ClusterState

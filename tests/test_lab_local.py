@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from meshlab.backends.base import PROBE_COLUMNS
+from meshlab.probe.rows import PROBE_COLUMNS
 from meshlab.errors import ManifestError, MeshlabError
 from meshlab.lab import Lab
 

@@ -1,6 +1,6 @@
 """A probe from the client pod of a real cluster, as a running object like the local ProbeRun.
 
-Why: rows stream back over exec while the in-pod prober (meshlab/_probe_pod.py) runs, so a
+Why: rows stream back over exec while the in-pod prober (meshlab/probe/in_pod.py) runs, so a
 notebook can show a timeline while it applies changes; Envoy's columns are joined from the
 access log of the proxy that handled the traffic (client sidecar or ingress gateway), by request id.
 """
@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 from .._kube import wait_until
 from ..errors import MeshlabError
-from . import _kind_accesslog as accesslog
+from ..probe import rows
 from ._kind_workloads import GATEWAY_SERVICE
-from .base import PROBE_COLUMNS, Via
+from .base import Via
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,9 +69,7 @@ class KindProbeRun:
             self._log.update(self.backend._read_logs(self.via, self.namespace, self.client, since))
 
     def _frame(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame(accesslog.join(list(self._rows), self._log, self.via), columns=list(PROBE_COLUMNS))
+        return rows.frame(rows.join(r, self._log.get(r.get("request_id", "")), self.via) for r in list(self._rows))
 
     def snapshot(self) -> pd.DataFrame:
         self._read_log()
@@ -97,7 +95,7 @@ class KindProbeRun:
             # Envoy flushes its access log in batches: poll until every answered request shows.
             def all_logged() -> tuple[bool, str]:
                 self._read_log()
-                gone = accesslog.missing(self._rows, self._log)
+                gone = rows.unlogged(self._rows, self._log)
                 return not gone, f"{len(gone)} requests not in the access log yet"
             try:
                 wait_until(all_logged, timeout=self.backend.log_timeout, what="istio-proxy access log",
@@ -119,7 +117,7 @@ def probe_command(url: str, *, n: int | None, concurrency: int, keepalive: bool,
                   timeout: float = 30.0, stdin_stop: bool = False) -> list[str]:
     """The in-pod prober's argv. via=gateway dials the ingress gateway Service with the URL's host
     as Host header, as `curl -H Host:` against a real gateway would."""
-    cmd = ["python", "-m", "meshlab._probe_pod", "--url", url, "--concurrency", str(concurrency), "--proxy", via,
+    cmd = ["python", "-m", "meshlab.probe.in_pod", "--url", url, "--concurrency", str(concurrency), "--proxy", via,
            "--timeout", f"{timeout:g}"]
     if n is not None:
         cmd += ["--n", str(n)]

@@ -12,14 +12,6 @@ if TYPE_CHECKING:
 Via = Literal["sidecar", "none", "gateway"]
 ProxyName = Literal["sidecar", "gateway"]
 
-# The probe schema (DESIGN.md): one row per request, the same columns on every backend.
-PROBE_COLUMNS: tuple[str, ...] = (
-    "seq", "t", "status", "error", "flags", "details", "proxy", "route", "cluster",
-    "subset", "upstream", "pod", "version", "latency_ms", "conn",
-    # Envoy's %UPSTREAM_REQUEST_ATTEMPT_COUNT% (retries show as > 1); 0 when no Envoy answered.
-    "attempts",
-)
-
 
 class Backend(Protocol):
     """What `meshlab.Lab` delegates to. Objects are already loaded and validated."""

@@ -28,7 +28,7 @@ from .._kube import (ContextError, Kube, KubeError, api_client_for, deployment_r
                      resolve_context, wait_until)
 from ..names import selector_string
 from ..errors import ApplyError, MeshlabError
-from . import _kind_accesslog as accesslog
+from ..probe.rows import parse_access_log
 from ._kind_probe import KindProbeRun, probe_command
 from ._kind_workloads import (CLIENT_NAME, CLIENT_NO_SIDECAR, CONTROL_PORT, GATEWAY_NAMESPACE, GATEWAY_SELECTOR,
                               ROLE_LABEL, clean_for_objects, client_pod, translate)
@@ -361,9 +361,9 @@ class KindBackend:
         if via == "gateway":
             entries: dict[str, dict[str, Any]] = {}
             for gw in self._gateway_pods():
-                entries.update(accesslog.parse_log(self.kube.logs(GATEWAY_NAMESPACE, gw, "istio-proxy", since)))
+                entries.update(parse_access_log(self.kube.logs(GATEWAY_NAMESPACE, gw, "istio-proxy", since)))
             return entries
-        return accesslog.parse_log(self.kube.logs(ns, client, "istio-proxy", since))
+        return parse_access_log(self.kube.logs(ns, client, "istio-proxy", since))
 
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
                 duration: float | None = None, concurrency: int = 1, keepalive: bool = True,

@@ -1,13 +1,13 @@
-"""The traffic generator: real HTTP/1.1 requests → one DataFrame row per request.
+"""The traffic generator: real HTTP/1.1 requests → one DataFrame row per request (`rows.py`).
 
 Why its own thread and event loop: notebooks already run an event loop, so the probe cannot
 ``asyncio.run`` there; a background loop also lets a probe keep running while the notebook
 applies changes (``ProbeRun``: a timeline of 503s appearing and disappearing).
 
 What the client knows it records itself (status, client-side error, latency, which connection,
-the pod/version headers the app answered with). What only Envoy knows (response flags, details,
-route, cluster, upstream host, attempts) comes from Envoy's JSON access log, joined on the
-``x-request-id`` the probe puts on every request — never inferred.
+the pod/version headers the app answered with). What only Envoy knows comes from Envoy's JSON
+access log, tailed here (`LogTail`) and joined on the ``x-request-id`` the probe puts on every
+request by `rows.join` — never inferred.
 
 The backend resolves the URL (``Target``): cluster DNS, ClusterIP vs. sidecar listener vs.
 ingress gateway. This module only speaks HTTP.
@@ -31,16 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .backends.base import PROBE_COLUMNS
-from .errors import MeshlabError
-from .names import subset_of_cluster
-
-# Probe column → Envoy access-log key (meshlab.envoy.accesslog.ACCESS_LOG_FIELDS).
-_ENVOY_COLUMNS = {
-    "flags": "response_flags", "details": "response_code_details", "route": "route_name",
-    "cluster": "upstream_cluster", "upstream": "upstream_host",
-    "attempts": "upstream_request_attempt_count",
-}
+from ..errors import MeshlabError
+from . import rows as _rows
 
 
 class ProbeError(MeshlabError, ValueError):
@@ -317,7 +309,7 @@ class ProbeRun:
         self.id_prefix = f"ml{os.getpid():x}-{pid}-{seed if seed is not None else int(time.time() * 1000) % 100000}"
         self._rows: list[dict[str, Any]] = []
         self._log_rows: dict[str, dict[str, Any]] = {}
-        self._readers = [_LogTail(p, self.id_prefix) for p in target.access_logs]
+        self._readers = [LogTail(p, f"{self.id_prefix}-") for p in target.access_logs]
         self._stop = threading.Event()
         self._conn_ids = itertools.count(1)
         self._seq = itertools.count(0)
@@ -361,6 +353,11 @@ class ProbeRun:
         """The rows completed so far, joined with whatever Envoy has logged so far."""
         self._join(final=False)
         return self._frame()
+
+    def completed(self, start: int = 0) -> list[dict[str, Any]]:
+        """The client rows (`rows.CLIENT_COLUMNS` + `request_id`) of the requests finished so far,
+        in the order they finished, from the `start`-th on (what the in-pod prober streams)."""
+        return self._rows[start:]
 
     def __enter__(self) -> "ProbeRun":
         return self
@@ -447,7 +444,7 @@ class ProbeRun:
     def _row(self, seq: int, t: float, status: int, err: str, rid: str, hdrs: dict | None,
              lat: float, cid: int, proxy: str) -> dict[str, Any]:
         h = hdrs or {}
-        return {"seq": seq, "t": round(t, 6), "status": status, "error": err, "rid": rid,
+        return {"seq": seq, "t": round(t, 6), "status": status, "error": err, "request_id": rid,
                 "proxy": proxy or self.target.proxy, "pod": h.get("x-meshlab-pod", ""),
                 "version": h.get("x-meshlab-version", ""), "latency_ms": lat, "conn": cid}
 
@@ -472,51 +469,27 @@ class ProbeRun:
             now = time.monotonic()
             if got:
                 last_new = now
-            missing = any(row["status"] and row["rid"] not in self._log_rows for row in self._rows)
-            if not missing or now - last_new > 0.5 or now - start > 3.0:
+            if not _rows.unlogged(self._rows, self._log_rows) or now - last_new > 0.5 or now - start > 3.0:
                 return
             time.sleep(0.01)
 
     def _frame(self) -> Any:
-        import pandas as pd
-        out = []
         via_envoy = self.target.proxy in ("sidecar", "gateway")
-        for row in sorted(list(self._rows), key=lambda r: r["seq"]):
-            e = self._log_rows.get(row["rid"]) if via_envoy else None
-            r = dict(row)
-            for col, key in _ENVOY_COLUMNS.items():
-                v = e.get(key) if e else None
-                r[col] = "" if v in (None, "-") and col != "flags" else v
-            if e is None:
-                r["flags"] = ""
-                r["attempts"] = 0
-            else:
-                r["flags"] = e.get("response_flags") or "-"
-                r["attempts"] = int(str(e.get("upstream_request_attempt_count") or 0).strip("-") or 0)
-            r["subset"] = subset_of_cluster(r["cluster"])
-            if via_envoy and e is not None and not r["pod"]:
-                r["pod"] = e.get("pod") if e.get("pod") not in (None, "-") else ""
-                r["version"] = e.get("version") if e.get("version") not in (None, "-") else ""
-            out.append(r)
-        cols = list(PROBE_COLUMNS)
-        df = pd.DataFrame(out, columns=cols) if out else pd.DataFrame({c: [] for c in cols})
-        if not out:
-            df.attrs.update(self.attrs)
-            return df
-        df = df.astype({"seq": "int64", "status": "int64", "conn": "int64"})
-        df.attrs.update(self.attrs)
-        return df
+        return _rows.frame((_rows.join(r, self._log_rows.get(r["request_id"]) if via_envoy else None, r["proxy"])
+                            for r in list(self._rows)), self.attrs)
 
 
-class _LogTail:
-    """Tail of one Envoy access log from the moment the probe started.
+class LogTail:
+    """The lines appended to one Envoy access log since it was opened (or last read).
 
-    Only lines carrying this probe's request-id prefix are parsed, all in one ``json.loads`` of
-    a JSON array (tens of thousands of lines per second; per-line parsing was the bottleneck)."""
+    Only lines holding `"<prefix>` (a probe's request-id prefix) are parsed, all in one
+    ``json.loads`` of a JSON array (tens of thousands of lines per second; per-line parsing was
+    the bottleneck); no prefix reads every line. A partial last line (Envoy flushes in chunks)
+    waits for the next read; a truncated or replaced file is read again from its start."""
 
-    def __init__(self, path: Path, prefix: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], prefix: str = "") -> None:
         self.path = Path(path)
-        self.needle = f'"{prefix}-'.encode()
+        self.needle = f'"{prefix}'.encode() if prefix else b""
         self.partial = b""
         try:
             self.offset = self.path.stat().st_size
@@ -539,7 +512,7 @@ class _LogTail:
             self.partial = data
             return []
         self.partial = data[cut + 1:]
-        mine = [ln for ln in data[:cut].split(b"\n") if self.needle in ln]
+        mine = [ln for ln in data[:cut].split(b"\n") if ln.strip() and self.needle in ln]
         if not mine:
             return []
         try:

@@ -1,13 +1,13 @@
 """The probe as it runs *inside* the client pod of a real cluster: one JSON line per request.
 
-Why an entry point of its own: the sending is meshlab's own prober (meshlab/probe.py, the very
+Why an entry point of its own: the sending is meshlab's own prober (meshlab/probe/client.py, the very
 code the local backend uses — standard library until it builds a DataFrame), but in a pod there
 is no pandas and the rows must stream back over exec stdout. Name resolution is the pod's real
 cluster DNS, and the pod's sidecar intercepts the connection as it would for any app. Every row
 carries the request id the probe sent, so the backend joins it with the `istio-proxy` (or
 gateway) access-log line of the same request.
 
-Run: ``python -m meshlab._probe_pod --url http://reviews:9080/ [--n 100] [--concurrency 1]
+Run: ``python -m meshlab.probe.in_pod --url http://reviews:9080/ [--n 100] [--concurrency 1]
 [--header 'Name: value']... [--no-keepalive] [--connect HOST:PORT] [--seed N] [--proxy sidecar]
 [--rate R] [--duration S] [--stdin-stop]``
 """
@@ -22,9 +22,8 @@ import threading
 import time
 from typing import Any, TextIO
 
-from .probe import ProbeError, Target, parse_url, run
-
-ROW_KEYS = ("seq", "t", "status", "error", "pod", "version", "latency_ms", "conn")
+from .client import ProbeError, Target, parse_url, run
+from .rows import CLIENT_COLUMNS
 
 
 def target_for(url: str, proxy: str, connect: str | None) -> Target:
@@ -44,7 +43,7 @@ def target_for(url: str, proxy: str, connect: str | None) -> Target:
 
 def _emit(rows: list[dict[str, Any]], out: TextIO) -> None:
     for r in rows:
-        out.write(json.dumps({**{k: r.get(k) for k in ROW_KEYS}, "request_id": r.get("rid", "")}) + "\n")
+        out.write(json.dumps({**{k: r.get(k) for k in CLIENT_COLUMNS}, "request_id": r.get("request_id", "")}) + "\n")
     out.flush()
 
 
@@ -70,11 +69,11 @@ def stream_probe(url: str, *, n: int | None, concurrency: int, keepalive: bool, 
     sent = 0
     while True:
         finished = pr.done()
-        rows = pr._rows          # the probe's raw rows (appended in completion order)
-        if len(rows) > sent:
-            _emit(rows[sent:], out)
-            sent = len(rows)
-        if finished and sent >= len(pr._rows):
+        rows = pr.completed(sent)
+        if rows:
+            _emit(rows, out)
+            sent += len(rows)
+        if finished and not pr.completed(sent):
             break
         time.sleep(0.05)
     pr.wait()                    # re-raises a failure inside the probe loop
@@ -89,7 +88,7 @@ def _header(s: str) -> tuple[str, str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="meshlab._probe_pod")
+    p = argparse.ArgumentParser(prog="meshlab.probe.in_pod")
     p.add_argument("--url", required=True)
     p.add_argument("--n", type=int, default=None, help="requests (default 100 unless --rate/--duration)")
     p.add_argument("--rate", type=float, default=None, help="requests per second (paced)")
