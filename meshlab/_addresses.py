@@ -19,12 +19,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+from .errors import AddressBlockExhausted
+
 _FIRST_BLOCK, _LAST_BLOCK = 2, 254
 _POD_OCTETS = [1] + list(range(3, 255))   # 127.A.2.x is for ClusterIPs
-
-
-class AddressBlockExhausted(RuntimeError):
-    """Every 127.A.0.0/16 block is held by another lab."""
 
 
 def _lock_dir() -> Path:

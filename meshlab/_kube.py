@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable
 
 from ._kind import CONTEXT, MANAGED_BY
-from .errors import MeshlabError
+from .errors import ContextError, KubeError
 
 FIELD_MANAGER = "meshlab"
 
@@ -38,18 +38,6 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "ServiceAccount": ("serviceaccounts", True),
     "ConfigMap": ("configmaps", True),
 }
-
-
-class ContextError(MeshlabError):
-    """The kube context is missing, or meshlab was asked to mutate a context not named explicitly."""
-
-
-class KubeError(MeshlabError):
-    """The API server answered with an error; carries its HTTP status and its own message."""
-
-    def __init__(self, status: int, message: str, what: str = "") -> None:
-        self.status, self.message = status, message
-        super().__init__(f"{what}: {message}" if what else message)
 
 
 # --------------------------------------------------------------------------------- the guard

@@ -25,9 +25,9 @@ import yaml
 
 from . import _kind, _tools
 from ._kind import CLUSTER_NAME, CONTEXT, ISTIO_VERSION, MANAGED_BY, NODE_LABEL
-from ._kube import Kube, KubeError, deployment_ready, known_contexts, wait_until
+from ._kube import Kube, deployment_ready, known_contexts, wait_until
 from .names import selector_string
-from .errors import MeshlabError
+from .errors import ClusterError, KubeError, MeshlabError
 
 Say = Callable[[str], None]
 GIB = 1024 ** 3
@@ -243,13 +243,13 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
         _tools.find(tool, ISTIO_VERSION)
     config = config or _kind.kind_config_path()
     if not config.exists():
-        raise MeshlabError(f"{config}: kind config not found (run from a meshlab checkout)")
+        raise ClusterError(f"{config}: kind config not found (run from a meshlab checkout)")
     v, _ = _version_of(_kind.istioctl_version_cmd(), _tools.parse_istioctl_version)
     if _tools.version_tuple(v)[:2] != _tools.version_tuple(ISTIO_VERSION)[:2]:
-        raise MeshlabError(f"istioctl {v or '(unknown version)'} found; the course pins Istio {ISTIO_VERSION}: "
+        raise ClusterError(f"istioctl {v or '(unknown version)'} found; the course pins Istio {ISTIO_VERSION}: "
                            + _tools.hint("istioctl", ISTIO_VERSION))
     if not _check_docker()[0].ok:
-        raise MeshlabError("the Docker daemon is not reachable: start Docker (`meshlab doctor` says more)")
+        raise ClusterError("the Docker daemon is not reachable: start Docker (`meshlab doctor` says more)")
 
     steps = _Steps(5, say)
     steps.start(f"kind cluster {CLUSTER_NAME!r}", "1–2 min the first time, mostly pulling the node image")
@@ -258,10 +258,10 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
         try:
             owned = owned_by_meshlab(kube)
         except KubeError as e:
-            raise MeshlabError(f"the kind cluster {CLUSTER_NAME!r} exists but does not answer ({e}); "
+            raise ClusterError(f"the kind cluster {CLUSTER_NAME!r} exists but does not answer ({e}); "
                                "if it is meshlab's: `meshlab down`, then `meshlab up`") from None
         if not owned:
-            raise MeshlabError(f"a kind cluster {CLUSTER_NAME!r} exists that meshlab did not create (its nodes lack "
+            raise ClusterError(f"a kind cluster {CLUSTER_NAME!r} exists that meshlab did not create (its nodes lack "
                                f"the {NODE_LABEL[0]}={NODE_LABEL[1]} label); meshlab will not install into it")
         steps.done("already exists")
     else:
@@ -344,11 +344,11 @@ def down(say: Say = _print) -> bool:
         return False
     try:
         owned = owned_by_meshlab(_kube())
-    except (MeshlabError, KubeError) as e:
-        raise MeshlabError(f"cannot confirm that meshlab created the kind cluster {CLUSTER_NAME!r} ({e}); "
+    except MeshlabError as e:
+        raise ClusterError(f"cannot confirm that meshlab created the kind cluster {CLUSTER_NAME!r} ({e}); "
                            f"left alone — if it is yours to delete: kind delete cluster --name {CLUSTER_NAME}") from None
     if not owned:
-        raise MeshlabError(f"the kind cluster {CLUSTER_NAME!r} was not created by meshlab (its nodes lack the "
+        raise ClusterError(f"the kind cluster {CLUSTER_NAME!r} was not created by meshlab (its nodes lack the "
                            f"{NODE_LABEL[0]}={NODE_LABEL[1]} label); left alone")
     say(f"deleting kind cluster {CLUSTER_NAME!r} (typically 10–30 s) …")
     _tools.run(_kind.delete_cluster_cmd(), on_line=lambda ln: say(f"      {ln}") if ln.strip() else None)

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import MeshlabError
+from .errors import ProbeError
 from .istio.analysis_base import Snapshot, applies_to_mesh
 from .names import host_subset_of, labels_match, parse_cluster_name, selector_string, to_fqdn
 from .objects import DestinationRule, K8sObject, VirtualService
@@ -126,7 +126,7 @@ def explain(probe_df: Any, lab: Any, *, url: str | None = None, namespace: str |
     """
     if not hasattr(probe_df, "to_dict") and not (
             isinstance(probe_df, (list, tuple)) and all(isinstance(r, dict) for r in probe_df)):
-        raise MeshlabError(f"explain() takes what a probe returned (df = lab.probe(url); lab.explain(df)), "
+        raise ProbeError(f"explain() takes what a probe returned (df = lab.probe(url); lab.explain(df)), "
                            f"not {type(probe_df).__name__} {probe_df!r:.60}")
     attrs = dict(getattr(probe_df, "attrs", {}) or {})
     attrs.update({k: v for k, v in (("url", url), ("namespace", namespace)) if v})

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+
 _HIGH_WATER = 1 << 20
 
 
@@ -228,10 +229,6 @@ async def _child(seed: int | None) -> None:
 # parent side
 # ---------------------------------------------------------------------------------------------
 
-class KubeProxyError(RuntimeError):
-    """The kube-proxy child could not apply the table (e.g. a ClusterIP:port already in use)."""
-
-
 class KubeProxy:
     """Handle on the kube-proxy child process of one lab."""
 
@@ -273,6 +270,7 @@ class KubeProxy:
         self._send({"seed": int(seed)})
 
     def _send(self, body: dict[str, Any]) -> None:
+        from .errors import KubeProxyError   # here, not at the top: the child runs this file as a script
         with self._lock:
             if not self.alive:
                 raise KubeProxyError("kube-proxy process is not running")

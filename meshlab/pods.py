@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import _processes
+from .errors import PodStartError
 from .app import CONTROL_PORT
 
 APP_PATH = Path(__file__).with_name("app.py")
@@ -54,10 +55,6 @@ def _kill_all_at_exit() -> None:
 
 
 atexit.register(_kill_all_at_exit)
-
-
-class PodStartError(RuntimeError):
-    """A pod process did not come up (port taken, crashed); carries its stderr."""
 
 
 @dataclass

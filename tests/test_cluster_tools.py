@@ -250,7 +250,7 @@ def test_down_deletes_only_a_cluster_whose_nodes_carry_meshlabs_label(fakebin, m
     assert "was not created by meshlab" in lines[-1]
     assert "kind delete" not in log.read_text()
 
-    from meshlab._kube import KubeError
+    from meshlab.errors import KubeError
 
     monkeypatch.setattr(cluster, "_kube", lambda *a: _Nodes(None, KubeError(0, "connection refused")))
     lines = []

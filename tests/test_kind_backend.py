@@ -23,7 +23,8 @@ import pytest
 
 import meshlab
 from meshlab import _image
-from meshlab._kube import (ContextError, KubeError, api_client_for, deployment_ready, pod_ready, resource_path,
+from meshlab.errors import ContextError, KubeError
+from meshlab._kube import (api_client_for, deployment_ready, pod_ready, resource_path,
                            resolve_context, wait_until)
 from meshlab.probe import rows as probe_rows
 from meshlab.probe.rows import PROBE_COLUMNS

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from meshlab._addresses import AddressLease
-from meshlab.kubeproxy import KubeProxy, KubeProxyError, ServicePortRule
+from meshlab.errors import KubeProxyError
+from meshlab.kubeproxy import KubeProxy, ServicePortRule
 from meshlab.pods import PodRunner, PodSpec
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from _pids import alive, survivors
 from meshlab._addresses import AddressLease
-from meshlab.pods import PodRunner, PodSpec, PodStartError
+from meshlab.errors import PodStartError
+from meshlab.pods import PodRunner, PodSpec
 
 
 def _status(ip: str, port: int) -> int:

@@ -11,7 +11,8 @@ import pytest
 from meshlab._addresses import AddressLease
 from meshlab.probe.rows import PROBE_COLUMNS
 from meshlab.pods import PodRunner, PodSpec
-from meshlab.probe import ProbeError, Target, parse_url, probe_direct, run
+from meshlab.errors import ProbeError
+from meshlab.probe import Target, parse_url, probe_direct, run
 
 
 @pytest.fixture(scope="module")

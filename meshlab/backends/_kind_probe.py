@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._kube import wait_until
-from ..errors import MeshlabError
+from ..errors import ClusterError
 from ..probe import rows
 from ._kind_workloads import GATEWAY_SERVICE
 from .base import Via
@@ -88,9 +88,9 @@ class KindProbeRun:
             raise
         if self._failure is not None:
             self.backend._clients.discard((self.namespace, self.client))   # re-checked (re-created) next time
-            raise MeshlabError(f"probe from {self.namespace}/{self.client} failed: {self._failure}") from self._failure
+            raise ClusterError(f"probe from {self.namespace}/{self.client} failed: {self._failure}") from self._failure
         if self.expected is not None and len(self._rows) < self.expected and self._err.strip():
-            raise MeshlabError(f"the in-pod prober failed: {self._err.strip()[-500:]}")
+            raise ClusterError(f"the in-pod prober failed: {self._err.strip()[-500:]}")
         if self.via != "none":
             # Envoy flushes its access log in batches: poll until every answered request shows.
             def all_logged() -> tuple[bool, str]:

@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._image import image_tag
 from .._kind import CONTEXT, COURSE_NAMESPACES, MANAGED_BY
-from .._kube import (ContextError, Kube, KubeError, api_client_for, deployment_ready, is_managed, pod_ready,
-                     resolve_context, wait_until)
+from .._kube import Kube, api_client_for, deployment_ready, is_managed, pod_ready, resolve_context, wait_until
 from ..names import selector_string
-from ..errors import ApplyError, MeshlabError
+from ..errors import ApplyError, ContextError, EnvoyAdminError, KubeError, LabError
 from ..probe.rows import parse_access_log
 from ._kind_probe import KindProbeRun, probe_command
 from ._kind_workloads import (CLIENT_NAME, CLIENT_NO_SIDECAR, CONTROL_PORT, GATEWAY_NAMESPACE, GATEWAY_SELECTOR,
@@ -282,7 +281,7 @@ class KindBackend:
         p = self.kube.get("v1", "Pod", ns, name)
         if p is None or not is_managed(p):
             known = ", ".join(x["metadata"]["name"] for x in self._pod_objects(namespace)) or "none"
-            raise MeshlabError(f"no meshlab pod {ns}/{name}; pods: {known}")
+            raise LabError(f"no meshlab pod {ns}/{name}; pods: {known}")
         return p
 
     def _control(self, pod: dict[str, Any], method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -299,7 +298,7 @@ class KindBackend:
         try:
             return json.loads(out)
         except ValueError:
-            raise MeshlabError(f"pod {md['namespace']}/{md['name']}: control port answered "
+            raise LabError(f"pod {md['namespace']}/{md['name']}: control port answered "
                                f"{(out or err).strip()[:300]!r}") from None
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
@@ -399,7 +398,7 @@ class KindBackend:
         if proxy == "gateway":
             pods = self._gateway_pods()
             if not pods:
-                raise MeshlabError("no ready ingress gateway pod (istio=ingressgateway) in istio-system")
+                raise LabError("no ready ingress gateway pod (istio=ingressgateway) in istio-system")
             return ProxyAdmin(self.kube, GATEWAY_NAMESPACE, pods[0])
         return ProxyAdmin(self.kube, self._ns("default"), self._ensure_client("default", sidecar=True))
 
@@ -456,7 +455,7 @@ class ProxyAdmin:
         out, err = self.kube.exec(self.namespace, self.pod, "istio-proxy", ["pilot-agent", "request", "GET", path],
                                   timeout=60)
         if not out.strip():
-            raise MeshlabError(f"Envoy admin /{path} of {self.namespace}/{self.pod} failed: {err.strip()[:300]}")
+            raise EnvoyAdminError(f"Envoy admin /{path} of {self.namespace}/{self.pod} failed: {err.strip()[:300]}")
         return out
 
     def get_json(self, path: str) -> Any:
@@ -464,7 +463,7 @@ class ProxyAdmin:
         try:
             return json.loads(out)
         except ValueError:
-            raise MeshlabError(f"Envoy admin {path} of {self.namespace}/{self.pod} failed: {out.strip()[:300]}") from None
+            raise EnvoyAdminError(f"Envoy admin {path} of {self.namespace}/{self.pod} failed: {out.strip()[:300]}") from None
 
     def config_dump(self, *, include_eds: bool = True, resource: str | None = None) -> dict[str, Any]:
         from urllib.parse import quote

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
 from .._addresses import AddressLease
 from .._ports import host_port
-from ..errors import MeshlabError
+from ..errors import ApplyError, LabError, ManifestError, MeshlabError, ProbeError
 from ..names import labels_match
 from ..kubeproxy import KubeProxy, ServicePortRule
 from ..pods import PodRunner, PodSpec
-from ..probe import ProbeError, ProbeRun, Target, check_args, parse_url, run as run_probe
+from ..probe import ProbeRun, Target, check_args, parse_url, run as run_probe
 from ..state import ClusterState, PodInfo
 from .base import ProxyName, Via
 
@@ -52,10 +52,6 @@ SLEEP_LABELS = {"app": "sleep"}
 GATEWAY_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
 GATEWAY_NAMESPACE = "istio-system"
 ADMIN_PORT = 15000
-
-
-class LabError(MeshlabError):
-    """The lab could not do what was asked (unknown pod, closed lab, a process that would not start)."""
 
 
 _open_labs: "weakref.WeakSet[LocalBackend]" = weakref.WeakSet()
@@ -401,7 +397,6 @@ class LocalBackend:
                 finally:
                     self._syncing = False
         except Exception as e:
-            from ..errors import ApplyError
             if isinstance(e, ApplyError):     # refused before anything was stored
                 raise
             try:
@@ -674,7 +669,6 @@ def _fail(msg: str) -> int:
 
 def _load_paths(paths: list[str]) -> list[Any] | str:
     """The CLI's manifests, or the message to exit with (65) when they cannot be read."""
-    from ..errors import ManifestError
     from ..manifests import load
     missing = [p for p in paths if not Path(p).exists()]
     if missing:

@@ -25,9 +25,10 @@ with the Python parent); pods may use it too.
 """
 
 from .accesslog import ACCESS_LOG_FIELDS, access_log_config
-from .admin import AdminClient, EnvoyAdminError, proxy_config_view
+from ..errors import EnvoyAdminError, EnvoyConfigRejected, EnvoyError
+from .admin import AdminClient, proxy_config_view
 from .process import Envoy, envoy_binary, spawn
-from .xds import ISTIOD_ORDER, EnvoyConfigRejected, EnvoyError, ProxyConfig
+from .xds import ISTIOD_ORDER, ProxyConfig
 
 __all__ = [
     "ACCESS_LOG_FIELDS", "AdminClient", "Envoy", "EnvoyAdminError",

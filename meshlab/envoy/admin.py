@@ -14,9 +14,7 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-
-class EnvoyAdminError(RuntimeError):
-    """The admin API could not be reached or answered with an error."""
+from ..errors import EnvoyAdminError
 
 
 class AdminClient:

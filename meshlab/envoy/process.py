@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .._processes import spawn
-from .admin import AdminClient, EnvoyAdminError
-from .xds import EnvoyError, ProxyConfig, XdsFiles, bootstrap
+from ..errors import EnvoyAdminError, EnvoyError
+from .admin import AdminClient
+from .xds import ProxyConfig, XdsFiles, bootstrap
 
 _running: weakref.WeakSet[Envoy] = weakref.WeakSet()
 

@@ -31,12 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..errors import MeshlabError
+from ..errors import ProbeError
 from . import rows as _rows
-
-
-class ProbeError(MeshlabError, ValueError):
-    """A probe that cannot be sent as asked (bad URL, bad header, bad parameter)."""
 
 
 @dataclass
