@@ -22,7 +22,7 @@ from .manifests import load
 from .objects import Deployment, K8sObject, Pod
 from .state import ClusterState
 
-__all__ = ["Finding", "analyze", "cli_analyze", "format_findings", "MESHLAB_CODES"]
+__all__ = ["Finding", "analyze", "analyze_snapshot", "cli_analyze", "format_findings", "snapshot_of", "MESHLAB_CODES"]
 
 MESHLAB_CODES = _traps.CODES
 _RULES = (*_ist.RULES, *_schema.RULES, *_traps.RULES)
@@ -35,8 +35,8 @@ def analyze(source: Any, *, istio_install: bool = True) -> list[Finding]:
     gateway in istio-system), as the live cluster `istioctl analyze` looks at would.
     Raises `ManifestError` when the input cannot be loaded.
     """
-    state, synthetic = _cluster_for(source, istio_install)
-    return analyze_snapshot(Snapshot(state, synthetic))
+    objects, pods = _read(source)
+    return analyze_snapshot(snapshot_of(objects, pods, istio_install=istio_install))
 
 
 def analyze_snapshot(snap: Snapshot) -> list[Finding]:
@@ -70,26 +70,29 @@ def _sorted_deduped(findings: Iterable[Finding]) -> list[Finding]:
     return out
 
 
-def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tuple[str, str, str]]]:
-    """A private ClusterState holding the source's objects (+ Istio's install), pods derived.
-
-    Pod readiness, phase and IP of a live lab are carried over, so `analyze(lab)` (and explain)
-    see what the lab sees: a killed pod is `Failed`, an unready one is left out of endpoints.
-    """
-    live: list[dict[str, Any]] = []
+def _read(source: Any) -> tuple[list[K8sObject], Any]:
+    """The objects (and live pods, where there are some) of what `analyze` was given."""
     if isinstance(source, ClusterState):
-        objects = source.all()
-        live = [{"name": p.name, "namespace": p.namespace, "ready": p.ready, "phase": p.phase, "ip": p.ip,
-                 "labels": p.labels} for p in source.pods()]
-    elif callable(getattr(source, "objects", None)):
-        objects = list(source.objects())
-        live = _live_pods_from_frame(getattr(source, "pods", None))
-    elif isinstance(getattr(source, "state", None), ClusterState):
-        return _cluster_for(source.state, istio_install)
-    elif isinstance(source, (list, tuple)) and source and all(isinstance(o, K8sObject) for o in source):
-        objects = list(source)     # already typed: taken as they are (a lab's objects, a benchmark)
-    else:
-        objects = load(source)
+        return source.all(), [{"name": p.name, "namespace": p.namespace, "ready": p.ready, "phase": p.phase,
+                               "ip": p.ip, "labels": p.labels} for p in source.pods()]
+    if callable(getattr(source, "objects", None)):          # a Lab or a Backend
+        return list(source.objects()), source.pods() if callable(getattr(source, "pods", None)) else None
+    if isinstance(getattr(source, "state", None), ClusterState):
+        return _read(source.state)
+    if isinstance(source, (list, tuple)) and source and all(isinstance(o, K8sObject) for o in source):
+        return list(source), None  # already typed: taken as they are (a lab's objects, a benchmark)
+    return load(source), None
+
+
+def snapshot_of(objects: list[K8sObject], pods: Any = None, *, istio_install: bool = True) -> Snapshot:
+    """The indexed view every rule reads: a private ClusterState holding `objects` (+ Istio's
+    default install when `istio_install`), pods derived from the workloads.
+
+    `pods` — a lab's `pods()` DataFrame, or rows with name, namespace, ip, labels, ready, phase —
+    carries a live lab's readiness, phase and IP over, so `analyze(lab)` and explain see what the
+    lab sees: a killed pod is `Failed`, an unready one is left out of endpoints.
+    """
+    live = _live_pods(pods)
     if any(isinstance(o, Pod) and o.metadata.owner_references for o in objects):
         # Read back from a real cluster: the Deployments' pods are already there as Pod objects.
         objects = [o for o in objects if not isinstance(o, Deployment)]
@@ -100,7 +103,7 @@ def _cluster_for(source: Any, istio_install: bool) -> tuple[ClusterState, set[tu
         extra = [o for o in default_istio_install() if o.key not in own]
     state.apply([*objects, *extra])
     _carry_live_pods(state, live)
-    return state, {o.key for o in extra}
+    return Snapshot(state, {o.key for o in extra})
 
 
 def _carry_live_pods(state: ClusterState, live: list[dict[str, Any]]) -> None:
@@ -133,14 +136,16 @@ def _carry_live_pods(state: ClusterState, live: list[dict[str, Any]]) -> None:
             pod.ready, pod.phase, pod.ip = bool(row["ready"]), row["phase"], row.get("ip") or pod.ip  # type: ignore[assignment]
 
 
-def _live_pods_from_frame(pods_fn: Any) -> list[dict[str, Any]]:
+def _live_pods(pods: Any) -> list[dict[str, Any]]:
     """`lab.pods()` rows (name, namespace, ip, labels, ready, phase) as dicts."""
+    if pods is None:
+        return []
     try:
-        df = pods_fn() if callable(pods_fn) else None
-        if df is None or not {"name", "namespace", "ready"} <= set(df.columns):
+        rows = pods.to_dict("records") if hasattr(pods, "to_dict") else list(pods)
+        if not rows or not {"name", "namespace", "ready"} <= set(rows[0]):
             return []
         out = []
-        for r in df.to_dict("records"):
+        for r in rows:
             ip = r.get("ip")
             labels = r.get("labels")
             out.append({"name": r["name"], "namespace": r["namespace"], "ready": bool(r["ready"]),

@@ -9,7 +9,8 @@ MeshlabError
 ├── ProbeError (ValueError)      a probe cannot be sent as asked (URL, header, argument), or
 │                                explain() was given something that is not a probe's rows
 ├── LabError                     the lab cannot do what was asked (unknown pod, closed lab)
-│   ├── LabOptionError (TypeError)   `Lab(...)` got a keyword its backend does not take
+│   ├── LabOptionError (ValueError)  `Lab(...)`: a backend meshlab does not have, or a keyword
+│   │                            that backend does not take
 │   ├── AddressBlockExhausted    every 127.A.0.0/16 block is held by another lab
 │   ├── PodStartError            a pod process did not come up (carries its stderr)
 │   └── KubeProxyError           the kube-proxy child could not apply its table
@@ -90,8 +91,9 @@ class LabError(MeshlabError):
     """The lab could not do what was asked (unknown pod, closed lab, a process that would not start)."""
 
 
-class LabOptionError(LabError, TypeError):
-    """`Lab(...)` was given a keyword its backend does not take (the message lists the ones it does)."""
+class LabOptionError(LabError, ValueError):
+    """`Lab(...)` named a backend meshlab does not have, or gave a keyword its backend does not take
+    (the message lists the ones it does)."""
 
 
 class AddressBlockExhausted(LabError):

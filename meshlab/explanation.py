@@ -15,8 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backends.base import Backend, ProxyName
 from .errors import ProbeError
-from .istio.analysis_base import Snapshot, applies_to_mesh
+from .istio.analysis_base import applies_to_mesh
 from .names import host_subset_of, labels_match, parse_cluster_name, selector_string, to_fqdn
 from .objects import DestinationRule, K8sObject, VirtualService
 
@@ -119,8 +120,9 @@ class Explanation:
 def explain(probe_df: Any, lab: Any, *, url: str | None = None, namespace: str | None = None) -> Explanation:
     """Group `probe_df` rows by outcome and explain each group from `lab`'s state and Envoy config.
 
-    `lab` is a `meshlab.Lab` (anything with `objects()`, `pods()`, `envoy_config(proxy)`), or just
-    a list of objects (then explanations rest on the objects alone). `url` / `namespace` say what
+    `lab` is a `meshlab.Lab` or a Backend (read only through `meshlab.backends.base.Backend`: its
+    objects, pods and live Envoy config), or just a list of objects (then explanations rest on
+    the objects alone). `url` / `namespace` say what
     the probe asked for (default: `probe_df.attrs`, if the probe recorded them); they sharpen the
     `dns` and `refused` explanations, which have no Envoy row to go by.
     """
@@ -159,30 +161,28 @@ def _s(v: Any) -> str:
 # ------------------------------------------------------------------------------------------ context
 
 class _Context:
-    """The lab's objects, pods and live Envoy view, read once per explain()."""
+    """The lab's objects, pods and live Envoy view, read once per explain() through the Backend
+    protocol (or only objects, when explain was given objects)."""
 
     def __init__(self, lab: Any, attrs: dict[str, Any]):
-        from .analysis import _cluster_for, analyze_snapshot
-        self.lab = lab
+        from .analysis import analyze_snapshot, snapshot_of
         self.attrs = attrs
+        self.backend: Backend | None = None
         if isinstance(lab, (list, tuple)):
-            source: Any = list(lab)
-            self.lab = None
+            objects, pods = list(lab), None
         else:
-            source = lab
-        state, synthetic = _cluster_for(source, True)
-        self.snap = Snapshot(state, synthetic)
+            self.backend = getattr(lab, "backend", lab)     # a Lab, or a Backend itself
+            objects, pods = self.backend.objects(), self.backend.pods()
+        self.snap = snapshot_of(objects, pods)
         self.findings = analyze_snapshot(self.snap)
-        self._envoy: dict[str, _EnvoyView] = {}
+        self._envoy: dict[tuple[str, str], _EnvoyView] = {}
 
     def envoy(self, proxy: str) -> _EnvoyView:
-        proxy = proxy if proxy in ("sidecar", "gateway") else "sidecar"
-        ns = self.attrs.get("namespace")
-        if proxy == "sidecar" and ns and ns != "default":
-            proxy = f"sidecar-{ns}"
-        if proxy not in self._envoy:
-            self._envoy[proxy] = _EnvoyView(self.lab, proxy)
-        return self._envoy[proxy]
+        proxy = "gateway" if proxy == "gateway" else "sidecar"
+        ns = (self.attrs.get("namespace") or "default") if proxy == "sidecar" else "default"
+        if (proxy, ns) not in self._envoy:
+            self._envoy[(proxy, ns)] = _EnvoyView(self.backend, proxy, ns)
+        return self._envoy[(proxy, ns)]
 
     def findings_for(self, *codes: str, kind: str | None = None, name: str | None = None) -> list:
         return [f for f in self.findings if f.code in codes and (kind is None or f.kind == kind)
@@ -223,20 +223,21 @@ class _Context:
 
 
 class _EnvoyView:
-    """`lab.envoy_config(proxy)` (istioctl proxy-config style rows), read defensively."""
+    """`backend.envoy_config(proxy)` (istioctl proxy-config style rows, with each endpoint's
+    outlier state), read defensively."""
 
-    def __init__(self, lab: Any, proxy: str):
+    def __init__(self, backend: Backend | None, proxy: ProxyName, namespace: str):
         self.proxy = proxy
         self.available = False
         self.clusters: dict[str, dict[str, Any]] = {}
         self.routes: list[dict[str, Any]] = []
         self.endpoints: dict[str, list[dict[str, Any]]] = {}
         self.outlier_failed: set[tuple[str, str]] = set()
-        if lab is None or not callable(getattr(lab, "envoy_config", None)):
+        if backend is None:
             return
         try:
-            cfg = lab.envoy_config(proxy)
-        except Exception:
+            cfg = backend.envoy_config(proxy, namespace=namespace)
+        except Exception:       # no live view (a proxy not started, a cluster not reachable): objects only
             return
         self.available = True
         for c in _rows(cfg.get("clusters")):
@@ -246,19 +247,6 @@ class _EnvoyView:
             self.endpoints.setdefault(str(e.get("cluster", "")), []).append(e)
             if str(e.get("outlier_check", "")).upper() == "FAILED":
                 self.outlier_failed.add((str(e.get("cluster")), str(e.get("endpoint"))))
-        self._read_clusters_status(lab)
-
-    def _read_clusters_status(self, lab: Any) -> None:
-        """Outlier ejections live in Envoy's `/clusters`, not in the config dump."""
-        try:
-            status = lab.backend.envoy(self.proxy).clusters()
-        except Exception:
-            return
-        for cs in status.get("cluster_statuses", []) or []:
-            for hs in cs.get("host_statuses", []) or []:
-                sa = hs.get("address", {}).get("socket_address", {})
-                if (hs.get("health_status") or {}).get("failed_outlier_check"):
-                    self.outlier_failed.add((cs.get("name", ""), f"{sa.get('address')}:{sa.get('port_value')}"))
 
     def route_targets(self, route_name: str, host: str = "") -> list[tuple[dict[str, Any], list[str]]]:
         """Route rows named `route_name` (and, when known, serving `host`) with their cluster names."""

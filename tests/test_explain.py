@@ -53,7 +53,7 @@ class StandInLab:
         return pd.DataFrame([{"name": p.name, "namespace": p.namespace, "ip": p.ip, "labels": p.labels,
                               "version": p.version, "ready": p.ready, "phase": p.phase} for p in self.state.pods()])
 
-    def envoy_config(self, proxy: str = "sidecar") -> dict:
+    def envoy_config(self, proxy: str = "sidecar", *, namespace: str = "default") -> dict:
         return self._cfg
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .._image import image_tag
 from .._kind import CONTEXT, COURSE_NAMESPACES, MANAGED_BY
@@ -31,17 +31,13 @@ from ..probe.rows import parse_access_log
 from ._kind_probe import KindProbeRun, probe_command
 from ._kind_workloads import (CLIENT_NAME, CLIENT_NO_SIDECAR, CONTROL_PORT, GATEWAY_NAMESPACE, GATEWAY_SELECTOR,
                               ROLE_LABEL, clean_for_objects, client_pod, translate)
-from .base import ProxyName, Via
+from .base import ProxyName, Via, apply_steps, check_gap, run_steps
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..objects import K8sObject
 
-#: The order kinds go to the API when no order is asked: namespaces first, workloads before the
-#: routing that points at them (kubectl apply -f on a folder would do the same, alphabetically).
-DEFAULT_ORDER = ("Namespace", "ServiceAccount", "ConfigMap", "Service", "Deployment", "Pod",
-                 "ServiceEntry", "DestinationRule", "VirtualService", "Gateway")
 _KIND_API = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "Deployment": "apps/v1",
              "VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
              "Gateway": "networking.istio.io/v1", "ServiceEntry": "networking.istio.io/v1"}
@@ -61,8 +57,9 @@ class KindBackend:
     def __init__(self, *, backend: str = "kind", context: str | None = None, namespace: str | None = None,
                  image: str | None = None, kubeconfig: str | None = None, kube: Kube | None = None,
                  timeout: float = 300.0, settle_s: float = 2.0, poll_s: float = 1.0, log_timeout: float = 30.0,
-                 progress: Callable[[str], None] | None = None, **_ignored: Any) -> None:
+                 progress: Callable[[str], None] | None = None) -> None:
         self.name = backend
+        self.warnings: list[str] = []     # nothing to own up to: real istiod translates
         self.context = resolve_context(backend, context)
         if backend == "cluster" and not namespace:
             raise ContextError("Lab(backend='cluster') needs namespace=… (one namespace per attendee)")
@@ -123,26 +120,14 @@ class KindBackend:
                 raise ApplyError(f'{culprit["kind"]} {ns}/{culprit["metadata"]["name"]}: namespaces "{ns}" not found; '
                                  f"create the Namespace first (kubectl create namespace {ns})")
 
-    @staticmethod
-    def _ordered(manifests: list[dict[str, Any]], order: list[str] | None) -> list[list[dict[str, Any]]]:
-        kinds = list(order or []) + [k for k in DEFAULT_ORDER if k not in (order or [])]
-        rank = {k: i for i, k in enumerate(kinds)}
-        ordered = sorted(manifests, key=lambda m: rank.get(m["kind"], len(kinds)))
-        if not order:
-            return [ordered]
-        batches: list[list[dict[str, Any]]] = []
-        for m in ordered:
-            if batches and batches[-1][0]["kind"] == m["kind"]:
-                batches[-1].append(m)
-            else:
-                batches.append([m])
-        return batches
-
-    def apply(self, objects: list[K8sObject], *, order: list[str] | None = None, gap: float | None = None,
-              xds_order: Any = None) -> None:
-        """Server-side apply (dry run of everything first); waits for rollouts. `order` applies one
-        kind at a time, `gap` seconds apart (default settle_s), so istiod pushes each separately.
+    def apply(self, objects: list[K8sObject], *, order: Sequence[str] | str | None = None,
+              gap: float | None = None, xds_order: Sequence[str] | str = "istiod") -> None:
+        """Server-side apply (dry run of everything first); waits for rollouts. `order` applies in
+        steps (`backends.base.apply_steps`), `gap` seconds apart (default settle_s), so istiod
+        pushes each separately; each step's workloads roll out before the next step.
         `xds_order` is accepted for parity with local and ignored: real istiod orders its pushes."""
+        steps = apply_steps(list(objects), order)
+        gap = check_gap(self.settle_s if gap is None else gap)
         manifests = self._manifests(objects)
         if not manifests:
             return
@@ -156,27 +141,28 @@ class KindBackend:
                     if e.status == 404 and m["kind"] != "Namespace":
                         continue   # its namespace is created in this same apply; the real apply will tell
                     raise ApplyError(str(e)) from None
-        for batch in self._ordered(manifests, order):
-            for m in batch:
-                md = m["metadata"]
-                live = self.kube.get(m["apiVersion"], m["kind"], md.get("namespace"), md["name"])
-                foreign = live is not None and not is_managed(live)
-                if foreign:
-                    # It existed before meshlab and stays someone else's: updated, never labelled as
-                    # meshlab's, so neither delete() nor close() will ever remove it.
-                    m = json.loads(json.dumps(m))
-                    m["metadata"]["labels"].pop(MANAGED_BY[0], None)
-                try:
-                    self.kube.apply(m)
-                except KubeError as e:
-                    raise ApplyError(str(e)) from None
-                if not foreign:
-                    self._applied[(m["kind"], md.get("namespace") or "", md["name"])] = m["apiVersion"]
-            if order:
-                time.sleep(self.settle_s if gap is None else gap)   # one istiod push per kind, as asked
-        self._wait_workloads(manifests)
+        run_steps(steps, gap, self._apply_step)
         if any(m["kind"] not in ("Namespace",) for m in manifests):
             time.sleep(self.settle_s)   # istiod debounces (100 ms) then pushes; let sidecars take it
+
+    def _apply_step(self, objects: list[K8sObject]) -> None:
+        manifests = self._manifests(objects)
+        for m in manifests:
+            md = m["metadata"]
+            live = self.kube.get(m["apiVersion"], m["kind"], md.get("namespace"), md["name"])
+            foreign = live is not None and not is_managed(live)
+            if foreign:
+                # It existed before meshlab and stays someone else's: updated, never labelled as
+                # meshlab's, so neither delete() nor close() will ever remove it.
+                m = json.loads(json.dumps(m))
+                m["metadata"]["labels"].pop(MANAGED_BY[0], None)
+            try:
+                self.kube.apply(m)
+            except KubeError as e:
+                raise ApplyError(str(e)) from None
+            if not foreign:
+                self._applied[(m["kind"], md.get("namespace") or "", md["name"])] = m["apiVersion"]
+        self._wait_workloads(manifests)
 
     def _image_problem(self, pod: dict[str, Any]) -> None:
         """A pod that cannot get the demo image will never be ready: say so now, with the fix."""
@@ -392,23 +378,24 @@ class KindBackend:
                             namespace=namespace, seed=seed, timeout=timeout).result()
 
     # ------------------------------------------------------------------ envoy config
-    def envoy(self, proxy: ProxyName = "sidecar") -> ProxyAdmin:
-        """The real proxy's admin API (client sidecar or ingress gateway), like the local backend's
-        `envoy(proxy)`: `.config_dump()`, `.clusters()`, `.stats()`."""
+    def envoy(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> ProxyAdmin:
+        """The real proxy's admin API (the client pod's sidecar in `namespace`, or the ingress
+        gateway), as the local backend's `envoy()`: `.config_dump()`, `.clusters()`, `.stats()`."""
         if proxy == "gateway":
             pods = self._gateway_pods()
             if not pods:
                 raise LabError("no ready ingress gateway pod (istio=ingressgateway) in istio-system")
             return ProxyAdmin(self.kube, GATEWAY_NAMESPACE, pods[0])
-        return ProxyAdmin(self.kube, self._ns("default"), self._ensure_client("default", sidecar=True))
+        if proxy != "sidecar":
+            raise LabError(f"proxy must be 'sidecar' or 'gateway', not {proxy!r}")
+        return ProxyAdmin(self.kube, self._ns(namespace), self._ensure_client(namespace, sidecar=True))
 
-    def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
+    def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
         """The live Envoy config in the same view the local backend gives (like `istioctl
         proxy-config all`): clusters, listeners, routes, endpoints, from the real proxy."""
-        from ..envoy.admin import proxy_config_view
+        from ..envoy.admin import proxy_config
 
-        admin = self.envoy(proxy)
-        return proxy_config_view(admin.config_dump(), admin.clusters())
+        return proxy_config(self.envoy(proxy, namespace=namespace))
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

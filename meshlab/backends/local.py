@@ -38,7 +38,7 @@ from ..kubeproxy import KubeProxy, ServicePortRule
 from ..pods import PodRunner, PodSpec
 from ..probe import ProbeRun, Target, check_args, parse_url, run as run_probe
 from ..state import ClusterState, PodInfo
-from .base import ProxyName, Via
+from .base import ProxyName, Via, apply_steps, check_gap, run_steps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -338,14 +338,15 @@ class LocalBackend:
         if self._closed:
             raise LabError("this lab is closed; create a new one")
 
-    def apply(self, objects: list[K8sObject], *, order: Sequence[str] | None = None,
-              gap: float = 0.5, xds_order: Sequence[str] | str = "istiod") -> None:
+    def apply(self, objects: list[K8sObject], *, order: Sequence[str] | str | None = None,
+              gap: float | None = None, xds_order: Sequence[str] | str = "istiod") -> None:
         """Create or update objects; traffic sees them when this returns.
 
-        `order` (kinds) applies them one kind at a time, `gap` seconds apart (kinds not listed go
-        first, together): `order=["VirtualService", "DestinationRule"]` reproduces the window in
-        which routes name subset clusters that do not exist yet (503 NC).
-        `xds_order` is the order of resource types inside each push (default istiod's).
+        `order` (kinds) applies them in steps (`backends.base.apply_steps`: kinds not listed
+        first, then each listed kind), `gap` seconds apart (default 0.5):
+        `order=["VirtualService", "DestinationRule"]` reproduces the window in which routes name
+        subset clusters that do not exist yet (503 NC). `xds_order` is the order of resource
+        types inside each push (default istiod's).
         """
         self._check_open()
         from ..envoy.xds import ISTIOD_ORDER
@@ -353,30 +354,8 @@ class LocalBackend:
                                       or any(t not in ISTIOD_ORDER for t in xds_order)):
             raise LabError(f"xds_order must be 'istiod' or a list of {', '.join(ISTIOD_ORDER)} "
                            f"(e.g. ['rds', 'cds']), not {xds_order!r}")
-        objects = list(objects)
-        if isinstance(order, str):
-            order = [order]
-        if not order:
-            self._apply_group(objects, xds_order)
-            return
-        order = list(order)
-        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap < float("inf"):
-            raise LabError(f"gap must be a number of seconds >= 0 between the kinds in order=, not {gap!r}")
-        from ..objects import MODELLED
-        kinds = {k for _, k in MODELLED}
-        unknown = [k for k in order if k not in kinds]
-        if unknown:
-            raise LabError(f"order: unknown kind(s) {', '.join(map(repr, unknown))}; "
-                           f"use kinds such as {', '.join(sorted(kinds))}")
-        groups = [[o for o in objects if o.kind not in order]] + [[o for o in objects if o.kind == k] for k in order]
-        first = True
-        for g in groups:
-            if not g:
-                continue
-            if not first and gap > 0:
-                time.sleep(gap)
-            self._apply_group(g, xds_order)
-            first = False
+        steps = apply_steps(list(objects), order)
+        run_steps(steps, check_gap(0.5 if gap is None else gap), lambda step: self._apply_group(step, xds_order))
 
     def _apply_group(self, objects: list[K8sObject], xds_order: Sequence[str] | str) -> None:
         """Apply one group; if the lab cannot run it (Envoy rejects the config, a pod cannot
@@ -580,20 +559,22 @@ class LocalBackend:
                             namespace=namespace, seed=seed, timeout=timeout).result()
 
     # ----------------------------------------------------------------------------- Envoy views
-    def envoy(self, proxy: str = "sidecar") -> Envoy:
-        """The raw Envoy handle (admin API, stats) of `sidecar`, `gateway` or `sidecar-<ns>`."""
+    def envoy(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> Envoy:
+        """The Envoy process (admin API, stats, access log) of the client sidecar of `namespace`
+        (started on first use) or of the ingress gateway."""
         self._check_open()
-        try:
-            p = self.proxies[proxy]
-        except KeyError:
-            raise LabError(f"no proxy {proxy!r}; proxies: {', '.join(self.proxies)}") from None
-        self._ready_proxy(p)
-        return p.envoy
+        if proxy == "gateway":
+            p = self.proxies["gateway"]
+            self._ready_proxy(p)
+            return p.envoy
+        if proxy != "sidecar":
+            raise LabError(f"proxy must be 'sidecar' or 'gateway', not {proxy!r}")
+        return self._client_proxy(namespace).envoy
 
-    def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
+    def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
         """Live config like `istioctl proxy-config all -o json`: clusters, listeners, routes, endpoints."""
-        from ..envoy import proxy_config_view
-        return proxy_config_view(self.envoy(proxy).config_dump())
+        from ..envoy import proxy_config
+        return proxy_config(self.envoy(proxy, namespace=namespace))
 
     # ----------------------------------------------------------------------------- lifetime
     def close(self) -> None:

@@ -26,12 +26,12 @@ with the Python parent); pods may use it too.
 
 from .accesslog import ACCESS_LOG_FIELDS, access_log_config
 from ..errors import EnvoyAdminError, EnvoyConfigRejected, EnvoyError
-from .admin import AdminClient, proxy_config_view
+from .admin import AdminClient, proxy_config, proxy_config_view
 from .process import Envoy, envoy_binary, spawn
 from .xds import ISTIOD_ORDER, ProxyConfig
 
 __all__ = [
     "ACCESS_LOG_FIELDS", "AdminClient", "Envoy", "EnvoyAdminError",
     "EnvoyConfigRejected", "EnvoyError", "ISTIOD_ORDER", "ProxyConfig", "access_log_config",
-    "envoy_binary", "proxy_config_view", "spawn",
+    "envoy_binary", "proxy_config", "proxy_config_view", "spawn",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import EnvoyAdminError
+from ..names import parse_cluster_name
 
 
 class AdminClient:
@@ -124,6 +125,12 @@ def _istio_config(meta_holder: dict[str, Any]) -> str:
     return path
 
 
+def proxy_config(admin: Any) -> dict[str, list[dict[str, Any]]]:
+    """`proxy_config_view` of a live Envoy: its config dump and its `/clusters` health, read
+    through any admin handle with `config_dump()` and `clusters()` (a local process or a pod's)."""
+    return proxy_config_view(admin.config_dump(), admin.clusters())
+
+
 def proxy_config_view(config_dump: dict[str, Any],
                       clusters_status: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Summarise a live `/config_dump?include_eds` like `istioctl proxy-config all` does.
@@ -139,9 +146,9 @@ def proxy_config_view(config_dump: dict[str, Any],
         for item in cd.get(key, []):
             c = item.get("cluster", {})
             name = c.get("name", "")
-            parts = name.split("|")
-            fqdn, port, subset, direction = (parts[3], parts[1], parts[2], parts[0]) \
-                if len(parts) == 4 else (name, "-", "-", "-")
+            parsed = parse_cluster_name(name)
+            fqdn, port, subset, direction = (name, "-", "-", "-") if parsed is None else \
+                (parsed.host, "-" if parsed.port is None else str(parsed.port), parsed.subset, parsed.direction)
             typ = c.get("type") or ("ORIGINAL_DST" if "cluster_type" not in c else
                                     c["cluster_type"].get("name", "-"))
             clusters.append({"name": name, "service_fqdn": fqdn, "port": port, "subset": subset,
