@@ -17,7 +17,7 @@ from typing import Any
 
 from .backends.base import Backend, ProxyName
 from .errors import ProbeError
-from .istio.analysis_base import applies_to_mesh
+from .analysis.snapshot import applies_to_mesh
 from .names import host_subset_of, labels_match, parse_cluster_name, selector_string, to_fqdn
 from .objects import DestinationRule, K8sObject, VirtualService
 

@@ -20,7 +20,7 @@ from meshlab._addresses import AddressLease
 from meshlab.envoy import (
     Envoy, EnvoyConfigRejected, ProxyConfig, proxy_config_view,
 )
-from meshlab.istio.listeners import http_connection_manager
+from meshlab.istiod.listeners import http_connection_manager
 from meshlab.probe import LogTail
 
 ROUTER = {"name": "envoy.filters.http.router",

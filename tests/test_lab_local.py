@@ -276,7 +276,7 @@ def test_nothing_survives_sigkill_of_the_parent():
 def test_config_envoy_rejects_is_loud_and_rolled_back(monkeypatch):
     """If Envoy refuses what the lab built, apply raises Envoy's message and the lab's objects
     go back to what Envoy still runs (a broken cluster is injected into the translation)."""
-    import meshlab.istio.translate as translate
+    import meshlab.istiod.translate as translate
     from meshlab.errors import EnvoyConfigRejected
 
     real = translate.build_config

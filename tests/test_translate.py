@@ -7,7 +7,7 @@ import itertools
 from meshlab.manifests import load
 from meshlab.objects import Service
 from meshlab.state import ClusterState
-from meshlab.istio.translate import ProxyIdentity, build_config
+from meshlab.istiod.translate import ProxyIdentity, build_config
 
 from _manifests import SEED_VS_DR, deployment, docs, gateway, namespace, service, virtual_service
 
@@ -642,7 +642,7 @@ def test_privileged_ports_move_only_their_socket(monkeypatch):
     """Where the lab may not bind port 80 (Binder's unprivileged user), the listener keeps
     Istio's name and route config but binds 10080; the probe asks host_port()."""
     from meshlab._ports import host_port
-    from meshlab.istio.listeners import gateway_listen_port
+    from meshlab.istiod.listeners import gateway_listen_port
 
     monkeypatch.setenv("MESHLAB_ALIAS_LOW_PORTS", "1")
     assert host_port(80) == 10080 and host_port(9080) == 9080

@@ -10,7 +10,7 @@ What runs (all children of this Python process, all gone when it goes):
 
 Every change to the ``ClusterState`` (apply, delete, readiness, kills) is reconciled at once:
 pod processes started/stopped, the kube-proxy table replaced, and each Envoy's config rebuilt by
-``meshlab.istio.translate.build_config`` and pushed (``meshlab.envoy.Envoy.push``, istiod's order
+``meshlab.istiod.translate.build_config`` and pushed (``meshlab.envoy.Envoy.push``, istiod's order
 unless told otherwise). When ``apply`` returns, traffic sees the change.
 """
 
@@ -96,7 +96,7 @@ class LocalBackend:
     def __init__(self, *, seed: int | None = None, workdir: str | os.PathLike | None = None,
                  envoy_log_level: str = "warning", start_timeout: float = 20.0) -> None:
         from ..envoy import Envoy
-        from ..istio.translate import ProxyIdentity
+        from ..istiod.translate import ProxyIdentity
 
         self.seed = seed
         self.start_timeout = start_timeout
@@ -202,7 +202,7 @@ class LocalBackend:
         return proxy
 
     def _build(self, identity: Any) -> Any:
-        from ..istio.translate import build_config
+        from ..istiod.translate import build_config
         cfg = build_config(self.state, identity)
         for w in cfg.warnings:
             if w not in self.warnings:
@@ -481,7 +481,7 @@ class LocalBackend:
         if via == "gateway":
             gw = self.proxies["gateway"]
             self._ready_proxy(gw)
-            from ..istio.listeners import gateway_listen_port
+            from ..istiod.listeners import gateway_listen_port
             return Target("gateway", (gw.identity.ip, host_port(gateway_listen_port(u.port))), u.authority,
                           u.path, None, [gw.envoy.access_log_path])
         client_ip = self.lease.sidecar_ip if via == "none" or namespace == "default" else None

@@ -3,7 +3,7 @@
 Usage (the local backend)::
 
     from meshlab.envoy import Envoy, EnvoyConfigRejected, proxy_config_view
-    from meshlab.istio.translate import build_config, ProxyIdentity
+    from meshlab.istiod.translate import build_config, ProxyIdentity
     from meshlab.probe import LogTail
 
     proxy = ProxyIdentity(kind="sidecar", namespace="default", labels={"app": "sleep"},

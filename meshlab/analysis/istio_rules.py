@@ -11,7 +11,7 @@ from typing import Iterator
 
 from ..names import UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn
 from ..objects import Gateway, VirtualService
-from .analysis_base import (
+from .snapshot import (
     EXPORT_ALL, EXPORT_LOCAL, MESH_GATEWAY, Finding, Registered, RouteDest, Snapshot,
     applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
     resource_name_from_host, route_destinations,
@@ -24,20 +24,14 @@ def destination_hosts(s: Snapshot) -> Iterator[Finding]:
     """VS destinations and mirrors must name a visible Service/ServiceEntry (and a port it has)."""
     for vs in s.virtual_services:
         ns = vs.namespace or "default"
-        for d in route_destinations(vs):
-            reg = s.destination_host(ns, vs.spec.export_to, d.host)
-            if reg is None:
-                yield finding(vs, "IST0101", "Error", f"Referenced host not found: {go_quote(d.host)}",
-                              _host_fix(s, d.host, ns, d.field), d.field)
-                continue
-            yield from _port_checks(vs, d, reg)
-        for d in mirror_destinations(vs):
-            reg = s.destination_host(ns, vs.spec.export_to, d.host)
-            if reg is None:
-                yield finding(vs, "IST0101", "Error", f"Referenced mirror host not found: {go_quote(d.host)}",
-                              _host_fix(s, d.host, ns, d.field), d.field)
-                continue
-            yield from _port_checks(vs, d, reg)
+        for what, dests in (("host", route_destinations(vs)), ("mirror host", mirror_destinations(vs))):
+            for d in dests:
+                reg = s.destination_host(ns, vs.spec.export_to, d.host)
+                if reg is None:
+                    yield finding(vs, "IST0101", f"Referenced {what} not found: {go_quote(d.host)}",
+                                  _host_fix(s, d.host, ns, d.field), d.field)
+                    continue
+                yield from _port_checks(vs, d, reg)
     yield from _ingress_subsets(s)
 
 
@@ -58,14 +52,14 @@ def _port_checks(vs: VirtualService, d: RouteDest, reg: Registered) -> Iterator[
     numbers = [p[0] for p in reg.ports]
     if d.port is None:
         if len(reg.ports) > 1:
-            yield finding(vs, "IST0112", "Error",
+            yield finding(vs, "IST0112",
                           f"This VirtualService routes to a service {go_quote(d.host)} that exposes multiple ports "
                           f"{go_list(numbers)}. Specifying a port in the destination is required to disambiguate.",
                           f"Add `port: {{number: <one of {', '.join(map(str, numbers))}>}}` to {d.field}; without it "
                           "the sidecar builds the cluster name from the port the request came in on.", d.field)
         return
     if d.port not in numbers:
-        yield finding(vs, "IST0101", "Error", f"Referenced host:port not found: {go_quote(f'{d.host}:{d.port}')}",
+        yield finding(vs, "IST0101", f"Referenced host:port not found: {go_quote(f'{d.host}:{d.port}')}",
                       f"Use a port the {reg.obj.kind} exposes ({', '.join(map(str, numbers)) or 'none'}) in "
                       f"{d.field}.port.number; it is the Service port, not the targetPort.", d.field)
 
@@ -89,7 +83,7 @@ def _ingress_subsets(s: Snapshot) -> Iterator[Finding]:
                 if d.subset:
                     continue
                 for other in by_host.get(d.host, []):
-                    yield finding(vs, "IST0140", "Warning",
+                    yield finding(vs, "IST0140",
                                   f"Subset in virtual service {other} has no effect on ingress gateway "
                                   f"{vs.namespace}/{vs.name} requests",
                                   f"Requests entering through the gateway follow this VirtualService, which sends "
@@ -111,7 +105,7 @@ def destination_subsets(s: Snapshot) -> Iterator[Finding]:
         for kind, dests in (("host+subset", route_destinations(vs)), ("mirror+subset", mirror_destinations(vs))):
             for d in dests:
                 if d.subset and (resource_name_from_host(ns, d.host), d.subset) not in defined:
-                    yield finding(vs, "IST0101", "Error",
+                    yield finding(vs, "IST0101",
                                   f"Referenced {kind} in destinationrule not found: {go_quote(f'{d.host}+{d.subset}')}",
                                   f"Define subset {d.subset!r} in a DestinationRule for {to_fqdn(d.host, ns)} "
                                   f"(and apply it before this VirtualService), or remove {d.field}.subset. "
@@ -132,7 +126,7 @@ def virtual_service_gateways(s: Snapshot) -> Iterator[Finding]:
             kgw = k8s_gw.get(key) if gw is None else None
             field = f"spec.gateways[{i}]"
             if gw is None and kgw is None:
-                yield finding(vs, "IST0101", "Error", f"Referenced gateway not found: {go_quote(gw_name)}",
+                yield finding(vs, "IST0101", f"Referenced gateway not found: {go_quote(gw_name)}",
                               f"Create Gateway {key[0]}/{key[1]} or fix {field}; a name without '<namespace>/' "
                               f"means a Gateway in the VirtualService's namespace ({ns}).", field)
             if kgw is not None:
@@ -140,7 +134,7 @@ def virtual_service_gateways(s: Snapshot) -> Iterator[Finding]:
             else:
                 match = _host_in_gateway(gw, vs.spec.hosts, ns)
             if not match:
-                yield finding(vs, "IST0132", "Warning",
+                yield finding(vs, "IST0132",
                               f"one or more host {go_list(vs.spec.hosts)} defined in VirtualService {ns}/{vs.name} "
                               f"not found in Gateway {key[0]}/{key[1]}.",
                               "A gateway only serves the hosts listed in its servers[].hosts; add the host there "
@@ -220,7 +214,7 @@ def conflicting_mesh_hosts(s: Snapshot) -> Iterator[Finding]:
             if key in reported:
                 continue
             reported.add(key)
-            yield finding(v, "IST0109", "Error",
+            yield finding(v, "IST0109",
                           f"The VirtualServices {names} associated with mesh gateway define the same host {scope}/{fq} "
                           "which can lead to undefined behavior. This can be fixed by merging the conflicting "
                           "VirtualServices into a single resource.",
@@ -236,7 +230,7 @@ def subsets_select_pods(s: Snapshot) -> Iterator[Finding]:
         ns = dr.namespace or "default"
         reg = s.destination_host(ns, dr.spec.export_to, dr.spec.host)
         if reg is None:
-            yield finding(dr, "IST0174", "Warning",
+            yield finding(dr, "IST0174",
                           f"The host {dr.spec.host} defined in the DestinationRule does not match any services in the mesh.",
                           f"Point spec.host at an existing Service ({to_fqdn(dr.spec.host, ns)} does not exist) or "
                           "create it; a short name is expanded in the DestinationRule's namespace.", "spec.host")
@@ -244,7 +238,7 @@ def subsets_select_pods(s: Snapshot) -> Iterator[Finding]:
         for i, sub in enumerate(dr.spec.subsets):
             selector = {**reg.workload_labels, **sub.labels}
             if next(s.pods_with_labels(selector), None) is None:
-                yield finding(dr, "IST0173", "Error",
+                yield finding(dr, "IST0173",
                               f"The Subset {sub.name} defined in the DestinationRule does not select any pods. "
                               "Which may lead to 503 UH (NoHealthyUpstream).",
                               f"No pod carries {selector_string(sub.labels) or '(no labels)'}; fix "
@@ -270,13 +264,13 @@ def port_names(s: Snapshot) -> Iterator[Finding]:
                 continue
             field = f"spec.ports[{i}]"
             if external:
-                yield finding(svc, "IST0150", "Warning",
+                yield finding(svc, "IST0150",
                               "Port name for ExternalName service is invalid. Proxy may prevent tcp named ports and "
                               "unmatched traffic for ports serving TCP protocol from being forwarded correctly",
                               "Name the port after its protocol, e.g. `http` or `https`.", field)
                 continue
             target = p.target_port if p.target_port is not None else p.port
-            yield finding(svc, "IST0118", "Info",
+            yield finding(svc, "IST0118",
                           f"Port name {p.name or ''} (port: {p.port}, targetPort: {target}) doesn't follow the naming "
                           "convention of Istio port.",
                           f"Name it `http-…`, `grpc-…`, `tcp-…` (protocol, then '-' and anything) or set "
@@ -295,7 +289,7 @@ def gateway_ports(s: Snapshot) -> Iterator[Finding]:
         pods = list(s.pods_with_labels(sel))
         sel_str = selector_string(sel)
         if not pods:
-            yield finding(gw, "IST0101", "Error", f"Referenced selector not found: {go_quote(sel_str)}",
+            yield finding(gw, "IST0101", f"Referenced selector not found: {go_quote(sel_str)}",
                           f"No pod has the labels {sel_str or '(none)'}; use the labels of your ingress gateway "
                           "pods (Istio's default is `istio: ingressgateway`).", "spec.selector")
             continue
@@ -317,7 +311,7 @@ def gateway_ports(s: Snapshot) -> Iterator[Finding]:
         for i, server in enumerate(gw.spec.servers):
             n = server.port.number
             if n not in service_ports and n not in port_mapping:
-                yield finding(gw, "IST0162", "Warning",
+                yield finding(gw, "IST0162",
                               f"The gateway is listening on a target port (port {n}) that is not defined in the Service "
                               f"associated with its workload instances (Pod selector {sel_str}). If you need to access "
                               "the gateway port through the gateway Service, it will not be available.",

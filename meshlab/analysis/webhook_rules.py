@@ -13,13 +13,13 @@ from typing import Any, Iterator
 
 from ..names import host_matches, parse_duration
 from ..objects import DestinationRule, HTTPMatchRequest, VirtualService
-from .analysis_base import Finding, Snapshot, applies_to_mesh, finding, rule_name
+from .snapshot import Finding, Snapshot, applies_to_mesh, finding, rule_name
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _err(obj, msg: str, field: str, fix: str = "") -> Finding:
-    return finding(obj, "IST0106", "Error", f"Schema validation error: {msg}",
+    return finding(obj, "IST0106", f"Schema validation error: {msg}",
                    fix or "The API server's Istio webhook rejects this object; fix the field named.", field)
 
 
@@ -132,13 +132,13 @@ def unreachable_rules(s: Snapshot) -> Iterator[Finding]:
 
 
 def _unused(vs, ruleno: str, reason: str, field: str) -> Finding:
-    return finding(vs, "IST0130", "Warning", f"VirtualService rule {ruleno} not used ({reason}).",
+    return finding(vs, "IST0130", f"VirtualService rule {ruleno} not used ({reason}).",
                    "Envoy takes the first rule that matches: move this rule above the catch-all, give the "
                    "earlier rule a narrower match, or delete it.", field)
 
 
 def _ineffective(vs, ruleno: str, matchno: str, dupno: str, field: str) -> Finding:
-    return finding(vs, "IST0131", "Info",
+    return finding(vs, "IST0131",
                    f"VirtualService rule {ruleno} match {matchno} is not used (duplicate/overlapping match in rule {dupno}).",
                    "An earlier rule already takes these requests; reorder the rules (most specific first) or "
                    "remove the duplicate match.", field)

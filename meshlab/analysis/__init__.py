@@ -3,7 +3,12 @@
 Findings carry Istio's code, level and target resource where Istio has a rule (IST0101, IST0173…),
 so what a learner sees here is what `istioctl analyze -A` would print on a live cluster holding
 the same objects (with Istio's default install: istiod and the ingress gateway). Traps Istio does
-not flag but Envoy acts on get meshlab codes (`MLB0001`…, see `meshlab.istio.traps.CODES`).
+not flag but Envoy acts on get meshlab codes (`MLB0001`…); `codes.py` lists every code and its level.
+
+- `snapshot.py`: the indexed view of one cluster every rule reads, and the `Finding` type;
+- `istio_rules.py`: istioctl's traffic-management analyzers (IST codes);
+- `webhook_rules.py`: Istio's validation as istioctl reports it (IST0106, IST0130, IST0131);
+- `traps.py`: meshlab's own (MLB codes).
 """
 
 from __future__ import annotations
@@ -13,19 +18,19 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ManifestError, Problem
-from .istio import analyzers as _ist
-from .istio import analyzers_schema as _schema
-from .istio import traps as _traps
-from .istio.analysis_base import LEVEL_ORDER, SUPPRESS_ANNOTATION, Finding, Snapshot, default_istio_install
-from .manifests import load
-from .objects import Deployment, K8sObject, Pod
-from .state import ClusterState
+from ..errors import ManifestError, Problem
+from ..manifests import load
+from ..objects import Deployment, K8sObject, Pod
+from ..state import ClusterState
+from . import istio_rules, traps, webhook_rules
+from .codes import LEVEL_ORDER, MESHLAB
+from .snapshot import SUPPRESS_ANNOTATION, Finding, Snapshot, default_istio_install
 
 __all__ = ["Finding", "analyze", "analyze_snapshot", "cli_analyze", "format_findings", "snapshot_of", "MESHLAB_CODES"]
 
-MESHLAB_CODES = _traps.CODES
-_RULES = (*_ist.RULES, *_schema.RULES, *_traps.RULES)
+#: What each meshlab code means (for docs and `--json` consumers).
+MESHLAB_CODES = {code: c.name for code, c in MESHLAB.items()}
+_RULES = (*istio_rules.RULES, *webhook_rules.RULES, *traps.RULES)
 
 
 def analyze(source: Any, *, istio_install: bool = True) -> list[Finding]:

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Iterable, Iterator
 
 from ..names import labels_match, service_of, split_fqdn, to_fqdn
 from ..objects import (
     DestinationRule, Gateway, K8sObject, Service, ServiceEntry, UnmodelledObject, VirtualService,
 )
 from ..state import ClusterState, PodInfo
+from .codes import Level, level_of
 
-Level = Literal["Error", "Warning", "Info"]
-LEVEL_ORDER = {"Error": 0, "Warning": 1, "Info": 2}
 
 EXPORT_ALL = "*"
 EXPORT_LOCAL = "."
@@ -67,9 +66,10 @@ class Finding:
                                       if self.code.startswith("IST") else "")}
 
 
-def finding(obj: K8sObject, code: str, level: Level, message: str, fix: str = "", field: str = "") -> Finding:
+def finding(obj: K8sObject, code: str, message: str, fix: str = "", field: str = "") -> Finding:
+    """A finding about `obj`, at the level `codes.py` gives `code`."""
     src = obj.source
-    return Finding(code, level, obj.kind, (obj.namespace or "") if obj.NAMESPACED else "", obj.name,
+    return Finding(code, level_of(code), obj.kind, (obj.namespace or "") if obj.NAMESPACED else "", obj.name,
                    message, fix, field, str(src) if src else "")
 
 

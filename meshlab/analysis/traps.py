@@ -10,7 +10,7 @@ from typing import Iterator
 
 from ..names import TCP_FAMILY, duration_seconds, labels_match, port_protocol, selector_string, to_fqdn
 from ..objects import HTTPMatchRequest, VirtualService
-from .analysis_base import (
+from .snapshot import (
     Finding, Snapshot, applies_to_mesh, finding, go_quote, mirror_destinations, resource_name_from_host,
     route_destinations, rule_name,
 )
@@ -48,7 +48,7 @@ def rules_after_catch_all(s: Snapshot) -> Iterator[Finding]:
             if catch is None:
                 continue
             for later in range(n + 1, len(vs.spec.http)):
-                yield finding(vs, "MLB0001", "Warning",
+                yield finding(vs, "MLB0001",
                               f"http rule {rule_name(vs.spec.http[later].name, later)} can never match: rule "
                               f"{rule_name(rule.name, n)} match #{catch} takes every request and Envoy uses the "
                               "first route that matches.",
@@ -77,7 +77,7 @@ def http_rules_on_tcp_ports(s: Snapshot) -> Iterator[Finding]:
                 if proto not in TCP_FAMILY:
                     continue
                 fq = to_fqdn(svc.name, svc.namespace or "default")
-                yield finding(vs, "MLB0002", "Warning",
+                yield finding(vs, "MLB0002",
                               f"The http rules of this VirtualService are ignored on port {p.port} of {fq}: its port "
                               f"name {go_quote(p.name or '')} makes Istio treat it as {proto}, so the sidecar only "
                               "forwards TCP connections there (no routes, subsets, retries, faults or timeouts).",
@@ -97,14 +97,14 @@ def faults_that_never_fire(s: Snapshot) -> Iterator[Finding]:
             a, d = rule.fault.abort, rule.fault.delay
             if a is not None and (a.percentage is None or a.percentage.value == 0):
                 why = "has no percentage" if a.percentage is None else "has percentage 0"
-                yield finding(vs, "MLB0003", "Warning",
+                yield finding(vs, "MLB0003",
                               f"The abort fault in http rule {rule_name(rule.name, n)} never fires: it {why}, and "
                               "Envoy injects a fault into that share of requests (unset means none).",
                               f"Add `percentage: {{value: 100}}` (or the share you want) to {f}.abort.",
                               f"{f}.abort.percentage")
             if d is not None and (d.percentage is None and not d.percent or
                                   d.percentage is not None and d.percentage.value == 0):
-                yield finding(vs, "MLB0003", "Warning",
+                yield finding(vs, "MLB0003",
                               f"The delay fault in http rule {rule_name(rule.name, n)} never fires: it has no "
                               "(or a zero) percentage, and Envoy delays that share of requests (unset means none).",
                               f"Add `percentage: {{value: 100}}` (or the share you want) to {f}.delay.",
@@ -138,7 +138,7 @@ def unexpanded_hosts(s: Snapshot) -> Iterator[Finding]:
                 continue
             reported.add(host)
             svc, svc_ns = ns_style
-            yield finding(obj, "MLB0004", "Warning",
+            yield finding(obj, "MLB0004",
                           f"Host {go_quote(host)} is not expanded: Istio only expands names without a dot, so this "
                           f"stays {go_quote(host)} and matches no Service (it is not {svc}.{svc_ns}.svc.cluster.local).",
                           f"Write {svc}.{svc_ns}.svc.cluster.local in {field}.", field)
@@ -147,7 +147,7 @@ def unexpanded_hosts(s: Snapshot) -> Iterator[Finding]:
                 if h in reported or h.startswith("*") or _looks_like_ip(h):
                     continue
                 if s.destination_host(ns, obj.spec.export_to, h) is None:
-                    yield finding(obj, "MLB0005", "Warning",
+                    yield finding(obj, "MLB0005",
                                   f"Host {go_quote(h)} of this VirtualService matches no Service or ServiceEntry, so "
                                   "sidecars never use these rules (istiod only adds them to the port-80 routes, for "
                                   "requests whose Host header is exactly this name).",
@@ -186,7 +186,7 @@ def subsets_without_endpoints(s: Snapshot) -> Iterator[Finding]:
                        f"but none of them is selected by Service {svc.namespace}/{svc.name} "
                        f"({selector_string(svc.spec.selector)})")
                 fix = f"Give those pods the Service's labels, or fix spec.subsets[{i}].labels."
-            yield finding(dr, "MLB0006", "Warning",
+            yield finding(dr, "MLB0006",
                           f"Subset {sub.name} of {to_fqdn(svc.name, svc.namespace or 'default')} has no ready "
                           f"endpoint: {why}. Requests routed to it get 503 UH (no healthy upstream).",
                           fix, f"spec.subsets[{i}].labels")
@@ -204,7 +204,7 @@ def services_without_endpoints(s: Snapshot) -> Iterator[Finding]:
             continue
         why = (f"{len(pods)} pod(s) match but none is ready" if pods
                else f"no pod in namespace {svc.namespace} has the labels {selector_string(svc.spec.selector)}")
-        yield finding(svc, "MLB0007", "Warning",
+        yield finding(svc, "MLB0007",
                       f"Service {svc.namespace}/{svc.name} has no ready endpoint: {why}. Clients without a sidecar "
                       "get connection refused; sidecars answer 503 UH.",
                       "Check `kubectl get endpoints " + svc.name + "`: fix spec.selector or the pod labels, "
@@ -221,7 +221,7 @@ def gateway_only_virtual_services(s: Snapshot) -> Iterator[Finding]:
         ns = vs.namespace or "default"
         mesh_hosts = [h for h in vs.spec.hosts if s.service_for_host(h, ns) is not None]
         if mesh_hosts:
-            yield finding(vs, "MLB0008", "Info",
+            yield finding(vs, "MLB0008",
                           f"This VirtualService is bound to gateways {', '.join(vs.spec.gateways)} only, so sidecars "
                           f"ignore it: in-mesh calls to {', '.join(mesh_hosts)} get the default route.",
                           "Add `mesh` to spec.gateways if in-mesh traffic should follow these rules too.",
@@ -236,7 +236,7 @@ def ignored_weights(s: Snapshot) -> Iterator[Finding]:
         for n, rule in enumerate(vs.spec.http):
             dests = rule.route or []
             if len(dests) == 1 and dests[0].weight not in (None, 100, 0):
-                yield finding(vs, "MLB0009", "Info",
+                yield finding(vs, "MLB0009",
                               f"http rule {rule_name(rule.name, n)} has a single destination with weight "
                               f"{dests[0].weight}: it still gets 100% of the requests.",
                               "Add the other destination(s) to split traffic; weights are relative shares.",
@@ -253,7 +253,7 @@ def retries_without_time(s: Snapshot) -> Iterator[Finding]:
             per_try = _seconds(rule.retries.per_try_timeout) if rule.retries else None
             attempts = rule.retries.attempts if rule.retries else None
             if total and per_try and per_try >= total and attempts != 0:
-                yield finding(vs, "MLB0010", "Info",
+                yield finding(vs, "MLB0010",
                               f"http rule {rule_name(rule.name, n)}: perTryTimeout {rule.retries.per_try_timeout} is "
                               f"not shorter than timeout {rule.timeout}, so the route times out (504 UT) before a "
                               "retry can happen.",
@@ -284,7 +284,7 @@ def subsets_from_foreign_namespace(s: Snapshot) -> Iterator[Finding]:
             usable = {ns, key[0], "istio-system"}
             if drs and not any((dr.namespace or "default") in usable for dr in drs):
                 others = ", ".join(f"{dr.namespace}/{dr.name}" for dr in drs)
-                yield finding(vs, "MLB0011", "Warning",
+                yield finding(vs, "MLB0011",
                               f"Subset {d.subset} of {to_fqdn(d.host, ns)} is defined only by DestinationRule "
                               f"{others}; a sidecar uses DestinationRules from its own namespace, then the "
                               f"Service's ({key[0]}), then istio-system, so clients in {ns} have no such cluster "
@@ -307,7 +307,7 @@ def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
             target = p.target_port if p.target_port is not None else p.port
             if isinstance(target, str):
                 if all(pod.container_port(target) is None for pod in pods):
-                    yield finding(svc, "MLB0012", "Warning",
+                    yield finding(svc, "MLB0012",
                                   f"Port {p.port} has targetPort {go_quote(target)}, but no selected pod declares a "
                                   "container port with that name, so the Service has no endpoints on this port.",
                                   f"Name the containerPort {target!r} in the pod template, or use the number as "
@@ -316,7 +316,7 @@ def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
             declared = [pod.listen_ports() for pod in pods]
             if all(declared) and all(target not in ports for ports in declared):
                 have = sorted({n for ports in declared for n in ports})
-                yield finding(svc, "MLB0012", "Warning",
+                yield finding(svc, "MLB0012",
                               f"Port {p.port} forwards to targetPort {target}, but the selected pods declare only "
                               f"container port(s) {', '.join(map(str, have))}: connections will be refused "
                               "(503 UF/URX through a sidecar).",
@@ -327,20 +327,3 @@ def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
 RULES = (rules_after_catch_all, http_rules_on_tcp_ports, faults_that_never_fire, unexpanded_hosts,
          subsets_without_endpoints, services_without_endpoints, gateway_only_virtual_services, ignored_weights,
          retries_without_time, subsets_from_foreign_namespace, target_ports_without_container_port)
-
-#: What each meshlab code means (for docs and `--json` consumers).
-CODES = {
-    "MLB0001": "VirtualService rule after a catch-all match can never match",
-    "MLB0002": "VirtualService http rules ignored on a port Istio treats as TCP",
-    "MLB0003": "Fault injection without percentage never fires",
-    "MLB0004": "Host like name.namespace is not expanded by Istio",
-    "MLB0005": "Mesh VirtualService host matches no Service or ServiceEntry",
-    "MLB0006": "DestinationRule subset has no ready endpoint behind its Service",
-    "MLB0007": "Service has no ready endpoint",
-    "MLB0008": "VirtualService bound only to gateways is ignored by sidecars",
-    "MLB0009": "Weight of a single destination is ignored",
-    "MLB0010": "perTryTimeout not shorter than the route timeout",
-    "MLB0011": "Subset defined only in a DestinationRule no client sidecar will use",
-    "MLB0012": "Service targetPort matches no container port of its pods",
-}
-

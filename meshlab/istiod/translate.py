@@ -2,7 +2,7 @@
 
 Usage::
 
-    from meshlab.istio.translate import ProxyIdentity, build_config
+    from meshlab.istiod.translate import ProxyIdentity, build_config
     sidecar = ProxyIdentity(kind="sidecar", namespace="default", labels={"app": "sleep"},
                             ip="127.5.0.1")
     gateway = ProxyIdentity(kind="gateway", namespace="istio-system",
