@@ -35,9 +35,6 @@ from .names import labels_match
 
 Loadable = str | Path | dict[str, Any] | K8sObject | Iterable["Loadable"]
 
-#: Exit status of `meshlab validate` when anything is wrong (EX_DATAERR, as istioctl analyze uses).
-EXIT_INVALID = 65
-
 # API groups meshlab knows the served versions of: a known kind in another version, or an unknown
 # version of a known group, is an error (as "no matches for kind" is on a real cluster). Kinds in
 # groups not listed here (other CRDs) are kept as unmodelled.
@@ -1368,22 +1365,3 @@ def _re2_class(p: str, i: int) -> tuple[str, int]:
         out.append("\\" + c if c in "[&~|" else c)
         j += 1
     raise _RE2Error(f"missing closing ]: {_clip(p[i:])!r}")
-
-
-# --------------------------------------------------------------------------------- the CLI command
-
-def cli_validate(args: Any) -> int:
-    """`meshlab validate PATH...`: print every problem (exit 65) or a summary (exit 0)."""
-    report = load_report([Path(p) for p in args.paths])
-    out = sys.stdout
-    for note in report.notes:
-        print(f"note: {note}", file=out)
-    if report.problems:
-        for problem in report.problems:
-            print(f"error: {problem}", file=out)
-        n = len(report.problems)
-        print(f"{n} {'problem' if n == 1 else 'problems'} found; nothing would be applied", file=out)
-        return EXIT_INVALID
-    print(f"valid: {report.summary()} in {len(report.files)} "
-          f"{'file' if len(report.files) == 1 else 'files'}", file=out)
-    return 0

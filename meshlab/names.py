@@ -9,7 +9,8 @@ here is written once, after the Istio or Kubernetes code that defines it, and im
 - Istio cluster names `outbound|9080|v2|reviews.default.svc.cluster.local`, built and parsed;
 - Go durations (`1m30s`, `1.5s`, `300ms`), exactly as Go's `time.ParseDuration` reads them;
 - equality-based label selection and its `k=v,k2=v2` spelling;
-- a Service port's protocol from its name or appProtocol (Istio's `kube.ConvertProtocol`).
+- a Service port's protocol from its name or appProtocol (Istio's `kube.ConvertProtocol`);
+- the names of Istio's default install (istio-system, the ingress gateway's labels).
 
 Standard library only, and imports nothing of meshlab: everything else may import it.
 """
@@ -336,9 +337,20 @@ def port_protocol(number: int, name: str | None, transport: str = "TCP", app_pro
     return found
 
 
+# -------------------------------------------------------------------------- Istio's default install
+
+#: Where Istio's control plane and ingress gateway live; also the mesh's root namespace.
+ISTIO_NAMESPACE = "istio-system"
+#: The ingress gateway of Istio's default profile: its Deployment/Service name and pod labels (what
+#: a course Gateway's `selector: {istio: ingressgateway}` selects).
+INGRESS_GATEWAY = "istio-ingressgateway"
+INGRESS_GATEWAY_LABELS: Mapping[str, str] = {"istio": "ingressgateway", "app": INGRESS_GATEWAY}
+
+
 __all__ = [
-    "CLUSTER_DOMAIN", "ClusterName", "HTTP_FAMILY", "TCP_FAMILY", "UNSUPPORTED", "cluster_dns", "cluster_name",
-    "duration_seconds", "fqdn", "host_matches", "host_subset_of", "is_ip", "is_wildcard", "labels_match",
-    "parse_cluster_name", "parse_duration", "port_protocol", "protocol_from_name", "proto_duration",
-    "selector_string", "service_of", "split_fqdn", "subset_of_cluster", "to_fqdn",
+    "CLUSTER_DOMAIN", "ClusterName", "HTTP_FAMILY", "INGRESS_GATEWAY", "INGRESS_GATEWAY_LABELS", "ISTIO_NAMESPACE",
+    "TCP_FAMILY", "UNSUPPORTED", "cluster_dns", "cluster_name", "duration_seconds", "fqdn", "host_matches",
+    "host_subset_of", "is_ip", "is_wildcard", "labels_match", "parse_cluster_name", "parse_duration",
+    "port_protocol", "protocol_from_name", "proto_duration", "selector_string", "service_of", "split_fqdn",
+    "subset_of_cluster", "to_fqdn",
 ]

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from _pids import survivors
-from meshlab._addresses import AddressLease
+from meshlab.backends.local.addresses import AddressLease
 from meshlab.envoy import (
     Envoy, EnvoyConfigRejected, ProxyConfig, proxy_config_view,
 )

@@ -14,6 +14,8 @@ from meshlab.errors import MeshlabError
 def _exception_classes() -> dict[str, type[BaseException]]:
     found = {}
     for info in pkgutil.walk_packages(meshlab.__path__, "meshlab."):
+        if info.name.endswith("__main__"):     # runs the command when imported
+            continue
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
             if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == module.__name__:

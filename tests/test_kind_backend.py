@@ -10,25 +10,25 @@ site-packages), exactly the files `docker build` would copy.
 
 from __future__ import annotations
 
-import copy
 import json
 import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import meshlab
-from meshlab import _image
+from meshlab.backends.kind import image as _image
 from meshlab.errors import ContextError, KubeError
-from meshlab._kube import (api_client_for, deployment_ready, pod_ready, resource_path,
+from meshlab.backends.kind.kube import (api_client_for, deployment_ready, pod_ready, resource_path,
                            resolve_context, wait_until)
 from meshlab.probe import rows as probe_rows
 from meshlab.probe.rows import PROBE_COLUMNS
-from meshlab.backends.kind import CONTROL_PORT, ClusterBackend, KindBackend, client_pod, probe_command, translate
+from meshlab.backends.kind import ClusterBackend, KindBackend
+from meshlab.backends.kind.probe import probe_command
+from meshlab.backends.kind.workloads import CONTROL_PORT, client_pod, translate
 from meshlab.errors import ApplyError, MeshlabError
 from meshlab.manifests import load
 
@@ -493,7 +493,7 @@ def test_knobs_go_to_the_apps_control_port_inside_the_pod_and_readiness_is_waite
 def test_the_knob_script_works_against_the_real_app(monkeypatch):
     """The exact `python -c` the backend execs in the pod, run here against app.py's control port
     (on a free loopback port instead of 15999, which other labs on this machine may hold)."""
-    import meshlab.backends.kind as kind_mod
+    import meshlab.backends.kind.backend as kind_mod
 
     ports = []
     for _ in range(2):
@@ -700,7 +700,7 @@ class _ApiStub:
 
 
 def test_the_rest_layer_speaks_server_side_apply_through_the_kubernetes_client(tmp_path):
-    from meshlab._kube import Kube
+    from meshlab.backends.kind.kube import Kube
 
     stub = _ApiStub()
     try:
@@ -750,7 +750,7 @@ def test_the_rest_layer_speaks_server_side_apply_through_the_kubernetes_client(t
 
 
 def test_an_unreachable_api_server_is_one_clear_error(tmp_path):
-    from meshlab._kube import Kube
+    from meshlab.backends.kind.kube import Kube
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -844,7 +844,7 @@ class _ExecStub:
 
 
 def _kube_at(tmp_path: Path, port: int):
-    from meshlab._kube import Kube
+    from meshlab.backends.kind.kube import Kube
 
     kc = _kubeconfig(tmp_path, ["kind-meshlab"], current="kind-meshlab")
     kc.write_text(kc.read_text().replace("https://127.0.0.1:6443", f"http://127.0.0.1:{port}"))

@@ -119,7 +119,7 @@ def test_probe_from_another_namespace_gets_its_own_sidecar(lab):
     df = lab.probe("http://web.default/", n=10, namespace="shop")
     assert set(df.status) == {200} and set(df.proxy) == {"sidecar"}
     assert set(df.cluster) == {"outbound|80||web.default.svc.cluster.local"}
-    assert "sidecar-shop" in lab.backend.proxies                  # started on first use
+    assert "sidecar-shop" in lab.backend.reconciler.proxies                  # started on first use
     assert set(lab.probe("http://web/", n=3, namespace="shop").error) == {"dns"}
     with pytest.raises(Exception, match="nowhere"):
         lab.probe("http://web.default/", n=1, namespace="nowhere")
@@ -340,14 +340,14 @@ def test_a_misspelt_client_namespace_is_named_not_turned_into_dns_errors(lab):
     for via in ("sidecar", "none"):
         with pytest.raises(MeshlabError, match='namespace "defualt" does not exist'):
             lab.probe("http://web/", n=2, namespace="defualt", via=via)
-    assert "sidecar-defualt" not in lab.backend.proxies
+    assert "sidecar-defualt" not in lab.backend.reconciler.proxies
 
 
 def test_bad_probe_arguments_are_refused_before_a_client_sidecar_starts(lab):
     lab.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "late"}})
     with pytest.raises(MeshlabError, match="concurrency"):
         lab.probe("http://web.default/", n=2, concurrency="2", namespace="late")
-    assert "sidecar-late" not in lab.backend.proxies
+    assert "sidecar-late" not in lab.backend.reconciler.proxies
 
 
 def test_header_values_go_out_as_utf8_and_match_a_virtualservice(lab):
@@ -530,9 +530,9 @@ def test_close_leaves_nothing_behind():
     with Lab() as lab:
         lab.apply(WEB)
         lab.probe("http://web/", n=5)
-        pids = [p.pid for p in lab.backend.runner.pods.values()]
-        pids += [p.envoy.pid for p in lab.backend.proxies.values()]
-        pids.append(lab.backend.kubeproxy._proc.pid)
+        pids = [p.pid for p in lab.backend.reconciler.runner.pods.values()]
+        pids += [p.envoy.pid for p in lab.backend.reconciler.proxies.values()]
+        pids.append(lab.backend.reconciler.kubeproxy._proc.pid)
         workdir = lab.backend.workdir
         assert all(alive(p) for p in pids) and workdir.exists()
     assert survivors(pids) == []

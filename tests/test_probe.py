@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from meshlab._addresses import AddressLease
+from meshlab.backends.local.addresses import AddressLease
 from meshlab.probe.rows import PROBE_COLUMNS
-from meshlab.pods import PodRunner, PodSpec
+from meshlab.backends.local.pods import PodRunner, PodSpec
 from meshlab.errors import ProbeError
 from meshlab.probe import Target, parse_url, probe_direct, run
 

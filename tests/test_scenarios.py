@@ -285,7 +285,7 @@ def _via_sidecar(lab, host: str, port: int, path: str) -> tuple[int, dict]:
 
     from meshlab._ports import host_port
 
-    ip = lab.backend.proxies["sidecar"].identity.ip
+    ip = lab.backend.reconciler.proxies["sidecar"].identity.ip
     conn = http.client.HTTPConnection(ip, host_port(port), timeout=10)
     try:
         conn.request("GET", path, headers={"host": f"{host}:{port}"})

@@ -615,7 +615,7 @@ def _assert_envoy_runs(envoy, cfg, context: str = "") -> None:
 
 
 def test_generated_configs_are_accepted_by_real_envoy(tmp_path):
-    from meshlab._addresses import AddressLease
+    from meshlab.backends.local.addresses import AddressLease
     from meshlab.envoy import Envoy
 
     lease = AddressLease()
@@ -688,7 +688,7 @@ def test_header_operations_of_route_and_single_destination_merge():
 def test_every_istio_sample_translates_and_real_envoy_accepts_it(tmp_path, reference_dir):
     """Each Istio sample manifest, on top of Bookinfo, becomes config a real Envoy accepts
     (every sample loads: test_samples_load.py holds that contract)."""
-    from meshlab._addresses import AddressLease
+    from meshlab.backends.local.addresses import AddressLease
     from meshlab.envoy import Envoy
 
     samples = sorted((reference_dir / "istio-samples").glob("*.yaml"))

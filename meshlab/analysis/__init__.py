@@ -13,12 +13,8 @@ not flag but Envoy acts on get meshlab codes (`MLB0001`…); `codes.py` lists ev
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import ManifestError, Problem
 from ..manifests import load
 from ..objects import Deployment, K8sObject, Pod
 from ..state import ClusterState
@@ -26,7 +22,7 @@ from . import istio_rules, traps, webhook_rules
 from .codes import LEVEL_ORDER, MESHLAB
 from .snapshot import SUPPRESS_ANNOTATION, Finding, Snapshot, default_istio_install
 
-__all__ = ["Finding", "analyze", "analyze_snapshot", "cli_analyze", "format_findings", "snapshot_of", "MESHLAB_CODES"]
+__all__ = ["Finding", "analyze", "analyze_snapshot", "format_findings", "snapshot_of", "MESHLAB_CODES"]
 
 #: What each meshlab code means (for docs and `--json` consumers).
 MESHLAB_CODES = {code: c.name for code, c in MESHLAB.items()}
@@ -171,30 +167,3 @@ def format_findings(findings: list[Finding], *, fixes: bool = True) -> str:
         if fixes and f.fix:
             lines.append(f"    fix: {f.fix}")
     return "\n".join(lines)
-
-
-def _json_findings(findings: list[Finding]) -> str:
-    return json.dumps([f.to_dict() for f in findings], indent=2)
-
-
-def cli_analyze(args: Any) -> int:
-    """`meshlab analyze [--json] PATH...`: exit 0 clean, 79 with an Error finding, 65 on bad input."""
-    paths = list(args.paths)
-    missing = [p for p in paths if not Path(p).exists()]
-    try:
-        if missing:
-            raise ManifestError([Problem("no such file or directory", file=p) for p in missing])
-        findings = analyze([Path(p) for p in paths])
-    except ManifestError as e:
-        print("Error: the input could not be parsed; nothing was analyzed:", file=sys.stderr)
-        for problem in e.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 65
-    if getattr(args, "json", False):
-        print(_json_findings(findings))
-    elif findings:
-        print(format_findings(findings))
-    else:
-        print("\u2714 No validation issues found when analyzing " + ", ".join(paths) + ".", file=sys.stderr)
-    return 79 if any(f.level == "Error" for f in findings) else 0
-

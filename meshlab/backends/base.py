@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ..envoy.admin import proxy_config
 from ..errors import LabError
 from ..objects import MODELLED, K8sObject
 
@@ -114,6 +115,39 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Stop everything the lab started and remove what it created."""
+
+
+class BackendBase:
+    """What every backend does the same way on top of its own `probing` and `envoy`."""
+
+    def probing(self, url: str, **kw: Any) -> RunningProbe:
+        raise NotImplementedError
+
+    def envoy(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> EnvoyAdmin:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
+              headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
+              seed: int | None = None, rate: float | None = None, duration: float | None = None,
+              timeout: float = 30.0) -> pd.DataFrame:
+        """Send `n` requests (or for `duration` seconds) and return one row per request."""
+        return self.probing(url, n=n if duration is None else None, rate=rate, duration=duration,
+                            concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
+                            namespace=namespace, seed=seed, timeout=timeout).result()
+
+    def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
+        """Live config like `istioctl proxy-config all -o json`: clusters, listeners, routes and
+        endpoints (with each endpoint's health and outlier state), read from the proxy's admin API."""
+        return proxy_config(self.envoy(proxy, namespace=namespace))
+
+    def __enter__(self) -> BackendBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ----------------------------------------------------------------------------- the apply order

@@ -19,11 +19,20 @@ from ..names import parse_cluster_name
 
 
 class AdminClient:
-    """GET/POST against one Envoy's admin listener. Thread-safe (one connection per thread)."""
+    """GET/POST against one Envoy's admin listener. Thread-safe (one connection per thread).
+
+    Every read goes through `get(path)`, the transport: a pod's Envoy reached another way
+    (`meshlab.backends.kind.admin.ProxyAdmin`, through `pilot-agent request`) replaces only that.
+    """
 
     def __init__(self, ip: str, port: int, *, timeout: float = 5.0) -> None:
         self.ip, self.port, self.timeout = ip, port, timeout
         self._local = threading.local()
+
+    @property
+    def where(self) -> str:
+        """Which Envoy this is, for messages."""
+        return f"{self.ip}:{self.port}"
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -61,7 +70,12 @@ class AdminClient:
         return body.decode("utf-8", "replace")
 
     def get_json(self, path: str) -> Any:
-        return json.loads(self.get(path))
+        text = self.get(path)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise EnvoyAdminError(f"Envoy admin {path.lstrip('/')} of {self.where} failed: {text.strip()[:300]}") \
+                from None
 
     def ready(self) -> bool:
         """True once Envoy has finished initialising (`/ready` answers 200 LIVE)."""

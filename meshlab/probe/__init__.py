@@ -7,8 +7,10 @@
 Standard library only until a DataFrame is built, so the cluster's demo image carries this package.
 """
 
-from .client import LogTail, ParsedURL, ProbeError, ProbeRun, Target, check_args, parse_url, probe_direct, run
+from .client import (
+    LogTail, ParsedURL, ProbeError, ProbeRun, Target, check_args, parse_header, parse_url, probe_direct, run,
+)
 from .rows import PROBE_COLUMNS
 
-__all__ = ["LogTail", "PROBE_COLUMNS", "ParsedURL", "ProbeError", "ProbeRun", "Target", "check_args", "parse_url",
-           "probe_direct", "run"]
+__all__ = ["LogTail", "PROBE_COLUMNS", "ParsedURL", "ProbeError", "ProbeRun", "Target", "check_args", "parse_header",
+           "parse_url", "probe_direct", "run"]

@@ -94,6 +94,14 @@ def parse_url(url: str) -> ParsedURL:
     return ParsedURL(u.scheme, u.hostname, port or 80, port is not None, path)
 
 
+def parse_header(text: str) -> tuple[str, str]:
+    """`'end-user: jason'` → ('end-user', 'jason'), as curl's `-H` takes it (ProbeError if not)."""
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise ProbeError(f"header {text!r}: expected 'Name: value'")
+    return name.strip(), value.strip()
+
+
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")      # an HTTP header name (RFC 9110 token)
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")         # control characters (tab is fine)
 

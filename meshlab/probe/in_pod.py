@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from .client import ProbeError, Target, parse_url, run
+from .client import ProbeError, Target, parse_header, parse_url, run
 from .rows import CLIENT_COLUMNS
 
 
@@ -81,10 +81,10 @@ def stream_probe(url: str, *, n: int | None, concurrency: int, keepalive: bool, 
 
 
 def _header(s: str) -> tuple[str, str]:
-    name, sep, value = s.partition(":")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"header must be 'Name: value', got {s!r}")
-    return name.strip(), value.strip()
+    try:
+        return parse_header(s)
+    except ProbeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parser() -> argparse.ArgumentParser:

@@ -270,7 +270,7 @@ class KubeProxy:
         self._send({"seed": int(seed)})
 
     def _send(self, body: dict[str, Any]) -> None:
-        from .errors import KubeProxyError   # here, not at the top: the child runs this file as a script
+        from ...errors import KubeProxyError   # here, not at the top: the child runs this file as a script
         with self._lock:
             if not self.alive:
                 raise KubeProxyError("kube-proxy process is not running")

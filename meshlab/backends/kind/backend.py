@@ -22,21 +22,23 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .._image import image_tag
-from .._kind import CONTEXT, COURSE_NAMESPACES, MANAGED_BY
-from .._kube import Kube, api_client_for, deployment_ready, is_managed, pod_ready, resolve_context, wait_until
-from ..names import selector_string
-from ..errors import ApplyError, ContextError, EnvoyAdminError, KubeError, LabError
-from ..probe.rows import parse_access_log
-from ._kind_probe import KindProbeRun, probe_command
-from ._kind_workloads import (CLIENT_NAME, CLIENT_NO_SIDECAR, CONTROL_PORT, GATEWAY_NAMESPACE, GATEWAY_SELECTOR,
-                              ROLE_LABEL, clean_for_objects, client_pod, translate)
-from .base import ProxyName, Via, apply_steps, check_gap, run_steps
+from ...errors import ApplyError, ContextError, KubeError, LabError, ProbeError
+from ...names import ISTIO_NAMESPACE, selector_string
+from ...probe import check_args
+from ...probe.rows import parse_access_log
+from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
+from .admin import ProxyAdmin
+from .config import COURSE_NAMESPACES, MANAGED_BY
+from .image import image_tag
+from .kube import Kube, api_client_for, deployment_ready, is_managed, pod_ready, resolve_context, wait_until
+from .probe import KindProbeRun, probe_command
+from .workloads import (CLIENT_NAME, CLIENT_NO_SIDECAR, CONTROL_PORT, GATEWAY_SELECTOR,
+                        ROLE_LABEL, clean_for_objects, client_pod, translate)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..objects import K8sObject
+    from ...objects import K8sObject
 
 _KIND_API = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "Deployment": "apps/v1",
              "VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
@@ -51,7 +53,7 @@ def _app_container_name(pod: dict[str, Any]) -> str:
     return next((n for n in names if n != "istio-proxy"), names[0])
 
 
-class KindBackend:
+class KindBackend(BackendBase):
     """A lab on a real cluster. See the module docstring; errors name the object and the reason."""
 
     def __init__(self, *, backend: str = "kind", context: str | None = None, namespace: str | None = None,
@@ -225,7 +227,7 @@ class KindBackend:
     # ------------------------------------------------------------------ reading back
     def objects(self) -> list[K8sObject]:
         """Everything of the modelled kinds in the lab's namespaces, as the cluster has it now."""
-        from ..manifests import load
+        from ...manifests import load
 
         raw: list[dict[str, Any]] = []
         for ns in self._namespaces():
@@ -339,14 +341,14 @@ class KindBackend:
         return name
 
     def _gateway_pods(self) -> list[str]:
-        pods = self.kube.list("v1", "Pod", GATEWAY_NAMESPACE, GATEWAY_SELECTOR)
+        pods = self.kube.list("v1", "Pod", ISTIO_NAMESPACE, GATEWAY_SELECTOR)
         return [p["metadata"]["name"] for p in pods if pod_ready(p)[0]]
 
     def _read_logs(self, via: Via, ns: str, client: str, since: int) -> dict[str, dict[str, Any]]:
         if via == "gateway":
             entries: dict[str, dict[str, Any]] = {}
             for gw in self._gateway_pods():
-                entries.update(parse_access_log(self.kube.logs(GATEWAY_NAMESPACE, gw, "istio-proxy", since)))
+                entries.update(parse_access_log(self.kube.logs(ISTIO_NAMESPACE, gw, "istio-proxy", since)))
             return entries
         return parse_access_log(self.kube.logs(ns, client, "istio-proxy", since))
 
@@ -358,7 +360,9 @@ class KindBackend:
         DataFrame, `.snapshot()` → rows so far, `.stop()`; with neither `n` nor `duration` it runs
         until stopped (use `with`)."""
         if via not in ("sidecar", "none", "gateway"):
-            raise ValueError(f"via must be sidecar, none or gateway, not {via!r}")
+            raise ProbeError(f"via must be 'sidecar', 'none' or 'gateway', not {via!r}")
+        check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
+                   duration=duration, timeout=timeout, seed=seed)   # before a client pod is started
         ns = self._ns(namespace)
         # via=gateway sends from the client without a sidecar, as `curl -H Host:` from outside the
         # mesh would, so no client-side route can get in between.
@@ -366,16 +370,9 @@ class KindBackend:
         open_ended = n is None and duration is None and rate is not None
         cmd = probe_command(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
                             seed=seed, rate=rate, duration=duration, timeout=timeout, stdin_stop=open_ended)
-        return KindProbeRun(self, ns, client, cmd, via, open_ended=open_ended, expected=n)
-
-    def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
-              headers: dict[str, str] | None = None, via: Via = "sidecar",
-              namespace: str = "default", seed: int | None = None, rate: float | None = None,
-              duration: float | None = None, timeout: float = 30.0) -> pd.DataFrame:
-        """Send `n` requests (or for `duration` seconds) from the client pod; one row per request."""
-        return self.probing(url, n=n if duration is None else None, rate=rate, duration=duration,
-                            concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
-                            namespace=namespace, seed=seed, timeout=timeout).result()
+        return KindProbeRun(self.kube, self._read_logs, ns, client, cmd, via, open_ended=open_ended, expected=n,
+                            log_timeout=self.log_timeout, poll_s=self.poll_s,
+                            on_failure=lambda: self._clients.discard((ns, client)))
 
     # ------------------------------------------------------------------ envoy config
     def envoy(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> ProxyAdmin:
@@ -385,17 +382,10 @@ class KindBackend:
             pods = self._gateway_pods()
             if not pods:
                 raise LabError("no ready ingress gateway pod (istio=ingressgateway) in istio-system")
-            return ProxyAdmin(self.kube, GATEWAY_NAMESPACE, pods[0])
+            return ProxyAdmin(self.kube, ISTIO_NAMESPACE, pods[0])
         if proxy != "sidecar":
             raise LabError(f"proxy must be 'sidecar' or 'gateway', not {proxy!r}")
         return ProxyAdmin(self.kube, self._ns(namespace), self._ensure_client(namespace, sidecar=True))
-
-    def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
-        """The live Envoy config in the same view the local backend gives (like `istioctl
-        proxy-config all`): clusters, listeners, routes, endpoints, from the real proxy."""
-        from ..envoy.admin import proxy_config
-
-        return proxy_config(self.envoy(proxy, namespace=namespace))
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -422,59 +412,6 @@ class KindBackend:
         self._applied.clear()
         self._clients.clear()
 
-    def __enter__(self) -> KindBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class ProxyAdmin:
-    """Envoy's admin API of one istio-proxy container, through `pilot-agent request` (what
-    `istioctl proxy-config` uses too), so nothing but the API server is dialled. The same methods
-    as the local backend's Envoy handle (meshlab.envoy.admin), so callers need not know where it runs."""
-
-    def __init__(self, kube: Kube, namespace: str, pod: str) -> None:
-        self.kube, self.namespace, self.pod = kube, namespace, pod
-
-    def get(self, path: str) -> str:
-        path = path.lstrip("/")
-        out, err = self.kube.exec(self.namespace, self.pod, "istio-proxy", ["pilot-agent", "request", "GET", path],
-                                  timeout=60)
-        if not out.strip():
-            raise EnvoyAdminError(f"Envoy admin /{path} of {self.namespace}/{self.pod} failed: {err.strip()[:300]}")
-        return out
-
-    def get_json(self, path: str) -> Any:
-        out = self.get(path)
-        try:
-            return json.loads(out)
-        except ValueError:
-            raise EnvoyAdminError(f"Envoy admin {path} of {self.namespace}/{self.pod} failed: {out.strip()[:300]}") from None
-
-    def config_dump(self, *, include_eds: bool = True, resource: str | None = None) -> dict[str, Any]:
-        from urllib.parse import quote
-
-        q = (["include_eds"] if include_eds else []) + ([f"resource={quote(resource)}"] if resource else [])
-        return self.get_json("config_dump" + ("?" + "&".join(q) if q else ""))
-
-    def clusters(self) -> dict[str, Any]:
-        return self.get_json("clusters?format=json")
-
-    def stats(self, filter_regex: str | None = None) -> dict[str, int | str]:
-        """Counters and gauges as {name: value}, from Envoy's text stats (histograms left out)."""
-        from urllib.parse import quote
-
-        text = self.get("stats" + (f"?filter={quote(filter_regex, safe='')}" if filter_regex else ""))
-        out: dict[str, int | str] = {}
-        for line in text.splitlines():
-            name, sep, value = line.partition(": ")
-            if not sep or value.startswith("P0("):
-                continue
-            value = value.strip()
-            out[name] = int(value) if value.lstrip("-").isdigit() else value
-        return out
-
 
 class ClusterBackend(KindBackend):
     """Bring your own cluster: one namespace per attendee on an existing cluster with Istio."""
@@ -484,4 +421,4 @@ class ClusterBackend(KindBackend):
         super().__init__(backend="cluster", context=context, namespace=namespace, **kw)
 
 
-__all__ = ["KindBackend", "ClusterBackend", "KindProbeRun", "ProxyAdmin", "CONTEXT", "translate", "probe_command"]
+__all__ = ["KindBackend", "ClusterBackend"]

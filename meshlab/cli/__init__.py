@@ -1,24 +1,16 @@
-"""The `meshlab` command: argument parsing only; each subcommand lives with the idea it serves."""
+"""The `meshlab` command: argument parsing and dispatch; the commands' bodies are in `commands.py`.
+
+Exit statuses: 0 done (or clean), 65 bad input (EX_DATAERR, as `istioctl analyze` uses), 79 an
+Error finding (`analyze`, as istioctl), 1 a cluster step failed or something is missing
+(`up`, `down`, `status`, `doctor`), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from . import __version__
-
-# subcommand -> "module:function"; the function takes the parsed args and returns the exit status.
-_HANDLERS = {
-    "validate": "meshlab.manifests:cli_validate",
-    "analyze": "meshlab.analysis:cli_analyze",
-    "probe": "meshlab.backends.local:cli_probe",
-    "envoy-config": "meshlab.backends.local:cli_envoy_config",
-    "up": "meshlab.cluster:cli_up",
-    "down": "meshlab.cluster:cli_down",
-    "status": "meshlab.cluster:cli_status",
-    "doctor": "meshlab.cluster:cli_doctor",
-}
+from .. import __version__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,10 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--proxy", choices=["sidecar", "gateway"], default="sidecar")
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("up", help="create the kind cluster 'meshlab' with Istio (needs Docker)")
-    s = sub.add_parser("down", help="delete the kind cluster meshlab created")
-    s = sub.add_parser("status", help="show the kind cluster and Istio status")
-    s = sub.add_parser("doctor", help="check what each backend needs and say what to install")
+    sub.add_parser("up", help="create the kind cluster 'meshlab' with Istio (needs Docker)")
+    sub.add_parser("down", help="delete the kind cluster meshlab created")
+    sub.add_parser("status", help="show the kind cluster and Istio status")
+    sub.add_parser("doctor", help="check what each backend needs and say what to install")
     return p
 
 
@@ -61,14 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
-    module, func = _HANDLERS[args.command].split(":")
-    handler = getattr(importlib.import_module(module), func)
+    from . import commands     # each command imports only what it needs (`validate` needs no pandas)
+
     try:
-        return int(handler(args) or 0)
+        return int(getattr(commands, args.command.replace("-", "_"))(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["main"]

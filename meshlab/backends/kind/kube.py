@@ -18,8 +18,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from ._kind import CONTEXT, MANAGED_BY
-from .errors import ContextError, KubeError
+from ...errors import ContextError, KubeError
+from .config import CONTEXT, MANAGED_BY
 
 FIELD_MANAGER = "meshlab"
 

@@ -29,7 +29,7 @@ INGRESS_NODE_PORTS = {"http2": 30080, "https": 30443}
 COURSE_NAMESPACES = ("default",)
 INJECTION_LABEL = ("istio-injection", "enabled")
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[3]   # meshlab/backends/kind/config.py → the checkout
 
 
 def kind_config_path() -> Path:
@@ -95,7 +95,7 @@ def istio_operator(access_log_fields: dict[str, str] | None = None) -> dict[str,
     - the gateway Service is a NodePort on fixed ports that kind-config.yaml maps to the laptop.
     """
     if access_log_fields is None:
-        from .envoy.accesslog import ACCESS_LOG_FIELDS
+        from ...envoy.accesslog import ACCESS_LOG_FIELDS
 
         access_log_fields = ACCESS_LOG_FIELDS
     return {

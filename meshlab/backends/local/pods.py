@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import _processes
-from .errors import PodStartError
-from .app import CONTROL_PORT
+from ... import _processes
+from ...app import CONTROL_PORT
+from ...errors import PodStartError
 
-APP_PATH = Path(__file__).with_name("app.py")
+APP_PATH = Path(__file__).resolve().parents[2] / "app.py"   # meshlab/app.py, run as a script
 
 
 _live: "weakref.WeakSet[subprocess.Popen]" = weakref.WeakSet()

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .errors import AddressBlockExhausted
+from ...errors import AddressBlockExhausted
 
 _FIRST_BLOCK, _LAST_BLOCK = 2, 254
 _POD_OCTETS = [1] + list(range(3, 255))   # 127.A.2.x is for ClusterIPs

@@ -10,29 +10,33 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
-from .._kube import wait_until
-from ..errors import ClusterError
-from ..probe import rows
-from ._kind_workloads import GATEWAY_SERVICE
-from .base import Via
+from ...errors import ClusterError
+from ...probe import rows
+from ..base import Via
+from .kube import Kube, wait_until
+from .workloads import GATEWAY_SERVICE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .kind import KindBackend
+#: Reads the access log of the proxy a probe went through: (via, namespace, client pod, seconds
+#: back) → request id → entry.
+ReadLogs = Callable[[Via, str, str, int], dict[str, dict[str, Any]]]
 
 
 class KindProbeRun:
     """A probe running in the client pod: rows stream back over exec while it runs; Envoy's
     columns are joined from the access log when asked (snapshot) and, completely, at the end."""
 
-    def __init__(self, backend: KindBackend, namespace: str, client: str, cmd: list[str], via: Via, *,
-                 open_ended: bool, expected: int | None) -> None:
-        self.backend, self.namespace, self.client, self.via = backend, namespace, client, via
+    def __init__(self, kube: Kube, read_logs: ReadLogs, namespace: str, client: str, cmd: list[str], via: Via, *,
+                 open_ended: bool, expected: int | None, log_timeout: float, poll_s: float,
+                 on_failure: Callable[[], None]) -> None:
+        self.kube, self._read_logs, self.namespace, self.client, self.via = kube, read_logs, namespace, client, via
         self.open_ended, self.expected = open_ended, expected
+        self.log_timeout, self.poll_s, self._on_failure = log_timeout, poll_s, on_failure
         self._rows: list[dict[str, Any]] = []
         self._log: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
@@ -48,7 +52,7 @@ class KindProbeRun:
 
     def _run(self, cmd: list[str]) -> None:
         try:
-            _, self._err = self.backend.kube.exec(self.namespace, self.client, "client", cmd, on_line=self._on_line,
+            _, self._err = self.kube.exec(self.namespace, self.client, "client", cmd, on_line=self._on_line,
                                                   timeout=24 * 3600.0, stop=self._stop if self.open_ended else None)
         except BaseException as e:   # noqa: BLE001 - surfaced by result()
             self._failure = e
@@ -66,7 +70,7 @@ class KindProbeRun:
     def _read_log(self) -> None:
         if self.via != "none":
             since = int(time.time() - self._started) + 10
-            self._log.update(self.backend._read_logs(self.via, self.namespace, self.client, since))
+            self._log.update(self._read_logs(self.via, self.namespace, self.client, since))
 
     def _frame(self) -> pd.DataFrame:
         return rows.frame(rows.join(r, self._log.get(r.get("request_id", "")), self.via) for r in list(self._rows))
@@ -87,7 +91,7 @@ class KindProbeRun:
             self.stop()
             raise
         if self._failure is not None:
-            self.backend._clients.discard((self.namespace, self.client))   # re-checked (re-created) next time
+            self._on_failure()   # the client pod is checked (re-created) next time
             raise ClusterError(f"probe from {self.namespace}/{self.client} failed: {self._failure}") from self._failure
         if self.expected is not None and len(self._rows) < self.expected and self._err.strip():
             raise ClusterError(f"the in-pod prober failed: {self._err.strip()[-500:]}")
@@ -98,8 +102,8 @@ class KindProbeRun:
                 gone = rows.unlogged(self._rows, self._log)
                 return not gone, f"{len(gone)} requests not in the access log yet"
             try:
-                wait_until(all_logged, timeout=self.backend.log_timeout, what="istio-proxy access log",
-                           interval=self.backend.poll_s)
+                wait_until(all_logged, timeout=self.log_timeout, what="istio-proxy access log",
+                           interval=self.poll_s)
             except TimeoutError:
                 pass   # rows Envoy never logged keep empty Envoy columns rather than guessed ones
         return self._frame()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .._kind import INJECTION_LABEL, MANAGED_BY
+from ...names import INGRESS_GATEWAY, ISTIO_NAMESPACE, fqdn
+from .config import INJECTION_LABEL, MANAGED_BY
 
 CONTROL_PORT = 15999
 CLIENT_NAME = "meshlab-client"
@@ -19,9 +20,9 @@ CLIENT_NO_SIDECAR = "meshlab-client-nosidecar"
 CLIENT_LABELS = {"app": "sleep", "meshlab.dev/role": "client"}
 ROLE_LABEL = "meshlab.dev/role"
 ORIGINAL_IMAGES = "meshlab.dev/original-images"
+#: How the ingress gateway's pods are found (Istio's default install labels them istio=ingressgateway).
 GATEWAY_SELECTOR = "istio=ingressgateway"
-GATEWAY_NAMESPACE = "istio-system"
-GATEWAY_SERVICE = f"istio-ingressgateway.{GATEWAY_NAMESPACE}.svc.cluster.local"
+GATEWAY_SERVICE = fqdn(INGRESS_GATEWAY, ISTIO_NAMESPACE)
 
 
 def _managed(labels: dict[str, str] | None = None) -> dict[str, str]:
