@@ -202,6 +202,25 @@ def test_a_regex_istio_accepts_is_accepted_here_too(envoy, net):
     assert "[0-9]{200}" in dumped
 
 
+@pytest.mark.parametrize("regex", [".{1000}" * 16, ".{1000}" * 16 + ".{400}", r"[^/]{1000}" * 16, "\\x{100}"])
+def test_envoy_and_load_agree_on_what_re2_refuses(envoy, net, regex):
+    """load() refuses a regex exactly when this Envoy (with Istio's runtime) rejects it: RE2 program
+    sizes 32004 and 32804 sit either side of Istio's limit of 32768, and a code point above 0xFF
+    is refused as Envoy's RE2 refuses it."""
+    from meshlab.manifests.re2 import re2_problem
+
+    lease, a, b = net
+    cfg = _config(lease, {"c-a": a, "c-b": b}, "c-a")
+    cfg.routes["9080"]["virtual_hosts"][0]["routes"][0]["match"] = {"safe_regex": {"regex": regex}}
+    refused_by_load = re2_problem(regex) is not None
+    try:
+        envoy.push(cfg)
+        refused_by_envoy = False
+    except EnvoyConfigRejected as e:
+        refused_by_envoy = bool(e.envoy_message)
+    assert refused_by_load == refused_by_envoy
+
+
 def test_initial_config_rejected_raises(net, tmp_path):
     lease, a, _ = net
     bad = _config(lease, {"c-a": a}, "c-a")

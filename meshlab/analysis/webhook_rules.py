@@ -8,14 +8,12 @@ never be reached as IST0130 / IST0131. Only the checks relevant to traffic manag
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Iterator
 
+from ..manifests.apiserver import DNS1123_LABEL
 from ..names import host_matches, parse_duration
 from ..objects import DestinationRule, HTTPMatchRequest, VirtualService
 from .snapshot import Finding, Snapshot, applies_to_mesh, finding, rule_name
-
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _err(obj, msg: str, field: str, fix: str = "") -> Finding:
@@ -68,7 +66,7 @@ def _validate_vs(vs: VirtualService) -> Iterator[Finding]:
         for j, rd in enumerate(dests):
             if rd.destination.host == "*":
                 yield _err(vs, "invalid destination host *", f"{f}.route[{j}].destination.host")
-            if rd.destination.subset is not None and not _DNS1123_LABEL.match(rd.destination.subset):
+            if rd.destination.subset is not None and not DNS1123_LABEL.match(rd.destination.subset):
                 yield _err(vs, f"subset name is invalid: {rd.destination.subset}", f"{f}.route[{j}].destination.subset")
         if len(dests) > 1 and sum(rd.weight or 0 for rd in dests) == 0:
             yield _err(vs, "total destination weight = 0", f"{f}.route",
@@ -110,7 +108,7 @@ def _validate_dr(dr: DestinationRule) -> Iterator[Finding]:
         if sub.name in seen:
             yield _err(dr, f"duplicate subset names: {sub.name}", f"spec.subsets[{i}].name")
         seen.add(sub.name)
-        if not _DNS1123_LABEL.match(sub.name):
+        if not DNS1123_LABEL.match(sub.name):
             yield _err(dr, f"subset name is invalid: {sub.name}", f"spec.subsets[{i}].name",
                        "Subset names are DNS labels: lower-case letters, digits and '-'.")
 
