@@ -9,9 +9,11 @@ listeners and routes; doing the same keeps those three generators small and cons
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from ..names import fqdn, host_subset_of, is_ip, is_wildcard, labels_match, port_protocol, protocol_from_name, to_fqdn
+from ..names import (
+    ISTIO_NAMESPACE, fqdn, host_subset_of, is_ip, is_wildcard, labels_match, port_protocol, protocol_from_name, to_fqdn,
+)
 from ..objects import (
     DestinationRule, Gateway, K8sObject, Service, ServiceEntry, Subset, TrafficPolicy,
     VirtualService,
@@ -19,9 +21,23 @@ from ..objects import (
 
 if TYPE_CHECKING:
     from ..state import ClusterState
-    from .translate import ProxyIdentity
 
-ROOT_NAMESPACE = "istio-system"
+ROOT_NAMESPACE = ISTIO_NAMESPACE     # meshConfig.rootNamespace: Istio's default
+
+
+@dataclass(frozen=True)
+class ProxyIdentity:
+    """Which proxy the config is for: what istiod knows about the workload it is pushing to."""
+
+    kind: Literal["sidecar", "gateway"]
+    namespace: str
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    ip: str = "127.0.0.1"
+    name: str = ""  # pod name (informative only)
+
+    def __post_init__(self) -> None:
+        if not self.ip.startswith("127."):
+            raise ValueError(f"proxy address must be on loopback, not {self.ip}")
 
 
 @dataclass

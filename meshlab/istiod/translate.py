@@ -32,37 +32,16 @@ How local addressing maps to Istio's (a lab owns 127.A.0.0/16):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
-
 from ..envoy.xds import ProxyConfig
-
-if TYPE_CHECKING:
-    from ..state import ClusterState
-
-
-@dataclass(frozen=True)
-class ProxyIdentity:
-    """Which proxy the config is for: what istiod knows about the workload it is pushing to."""
-
-    kind: Literal["sidecar", "gateway"]
-    namespace: str
-    labels: dict[str, str] = field(default_factory=dict, hash=False)
-    ip: str = "127.0.0.1"
-    name: str = ""  # pod name (informative only)
-
-    def __post_init__(self) -> None:
-        if not self.ip.startswith("127."):
-            raise ValueError(f"proxy address must be on loopback, not {self.ip}")
+from ..state import ClusterState
+from .clusters import build_clusters
+from .listeners import build_listeners
+from .registry import ProxyIdentity, Registry
+from .routes import build_routes
 
 
 def build_config(state: ClusterState, proxy: ProxyIdentity) -> ProxyConfig:
     """Listeners, clusters, routes and endpoints for `proxy`, as istiod would compute them."""
-    from .clusters import build_clusters
-    from .listeners import build_listeners
-    from .registry import Registry
-    from .routes import build_routes
-
     warnings: list[str] = []
     reg = Registry(state, proxy, warnings)
     clusters, endpoints = build_clusters(reg)
