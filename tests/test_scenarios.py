@@ -380,12 +380,10 @@ def test_seed_question_why_the_service_matters():
 
 # ------------------------------------------------------------------------------------ Bookinfo
 
-def test_bookinfo_reviews_80_20():
+def test_bookinfo_reviews_80_20(reference_dir):
     files = ["bookinfo__platform__kube__bookinfo.yaml", "bookinfo__networking__destination-rule-all.yaml",
              "bookinfo__networking__virtual-service-reviews-80-20.yaml",
              "bookinfo__networking__bookinfo-gateway.yaml"]
-    if not all((SAMPLES / f).exists() for f in files):
-        pytest.skip(f"Istio samples not found under {SAMPLES}")
     with Lab(seed=3) as lab:
         lab.apply([SAMPLES / f for f in files])
         n = 500
