@@ -168,7 +168,7 @@ class Envoy:
     def admin_get(self, path: str) -> str:
         return self.admin.get(path)
 
-    def config_dump(self, include_eds: bool = True) -> dict[str, Any]:
+    def config_dump(self, *, include_eds: bool = True) -> dict[str, Any]:
         return self.admin.config_dump(include_eds=include_eds)
 
     def clusters(self) -> dict[str, Any]:

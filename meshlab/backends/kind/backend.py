@@ -305,7 +305,7 @@ class KindBackend(BackendBase):
                        timeout=60, what=f"pod {md['namespace']}/{name} ready={ready}", interval=self.poll_s)
             time.sleep(self.settle_s)   # endpoints → istiod → EDS push
 
-    def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = None) -> None:
+    def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         """SIGTERM to the app (PID 1): the container exits; the kubelet restarts it by itself after its
         back-off, as on any real cluster (the local backend keeps a killed pod down until restarted).
         `notready_after` is accepted for parity with local: here the kubelet decides."""
