@@ -27,7 +27,7 @@ from .backends.kind import config as kind_config
 from .backends.kind.config import CLUSTER_NAME, CONTEXT, ISTIO_VERSION, MANAGED_BY, NODE_LABEL
 from .backends.kind.kube import Kube, deployment_ready, known_contexts, wait_until
 from .errors import ClusterError, KubeError, MeshlabError
-from .names import selector_string
+from .names import INGRESS_GATEWAY, ISTIO_NAMESPACE, selector_string
 
 Say = Callable[[str], None]
 GIB = 1024 ** 3
@@ -208,7 +208,7 @@ def _restore_context(previous: str | None, say: Say) -> None:
 
 
 def _istio_installed(kube: Kube) -> str | None:
-    d = kube.get("apps/v1", "Deployment", "istio-system", "istiod")
+    d = kube.get("apps/v1", "Deployment", ISTIO_NAMESPACE, "istiod")
     return kind_config.istiod_version_from_deployment(d) if d else None
 
 
@@ -271,8 +271,8 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
             overlay = Path(d) / "istio-operator.yaml"
             overlay.write_text(yaml.safe_dump(kind_config.istio_operator(), sort_keys=False))
             _tools.run(kind_config.istio_install_cmd(overlay), on_line=steps.detail)
-    _wait_deployment(kube, "istio-system", "istiod", steps)
-    _wait_deployment(kube, "istio-system", "istio-ingressgateway", steps)
+    _wait_deployment(kube, ISTIO_NAMESPACE, "istiod", steps)
+    _wait_deployment(kube, ISTIO_NAMESPACE, INGRESS_GATEWAY, steps)
     steps.done()
 
     from .backends.kind.image import write_context
@@ -346,7 +346,7 @@ def status() -> dict[str, Any]:
                                              for c in (n.get("status") or {}).get("conditions") or []) for n in nodes}
     st["created_by_meshlab"] = owned_by_meshlab(kube)
     st["istio"] = _istio_installed(kube)
-    gw = kube.get("apps/v1", "Deployment", "istio-system", "istio-ingressgateway")
+    gw = kube.get("apps/v1", "Deployment", ISTIO_NAMESPACE, INGRESS_GATEWAY)
     st["gateway_ready"] = bool(gw) and deployment_ready(gw)[0]
     st["gateway_url"] = f"http://127.0.0.1:{kind_config.host_port_for(kind_config.INGRESS_NODE_PORTS['http2'])}/"
     pods = []

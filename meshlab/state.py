@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal, TypeVar
 
 from .errors import ApplyError
-from .names import cluster_dns, labels_match, service_of
+from .names import ISTIO_NAMESPACE, cluster_dns, labels_match, service_of
 from .objects import (
     Deployment, DestinationRule, Gateway, K8sObject, Namespace, ObjectMeta, Pod, PodSpec, Service,
     ServiceEntry, ServicePort, VirtualService,
 )
 
 #: Namespaces every cluster (and the lab) starts with; Istio's default install adds istio-system.
-BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "istio-system")
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", ISTIO_NAMESPACE)
 #: The API server refuses to delete these (NamespaceLifecycle admission).
 _UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 

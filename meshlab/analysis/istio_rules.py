@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..names import UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn
+from ..names import CLUSTER_DOMAIN, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn
 from ..objects import Gateway, VirtualService
 from .snapshot import (
     EXPORT_ALL, EXPORT_LOCAL, MESH_GATEWAY, Finding, Registered, RouteDest, Snapshot,
@@ -41,7 +41,7 @@ def _host_fix(s: Snapshot, host: str, ns: str, field: str) -> str:
     if len(parts) in (2, 3) and parts[1] in s.namespaces and (len(parts) == 2 or parts[2] == "svc"):
         return (f"Istio does not expand {host!r} (it contains a dot): write {parts[0]}.{parts[1]}.svc.cluster.local "
                 f"in {field}.host.")
-    if "." in host and not host.endswith(".svc.cluster.local"):
+    if "." in host and not host.endswith("." + CLUSTER_DOMAIN):
         return (f"{host!r} is taken as an external name: create a ServiceEntry for it, or correct {field}.host "
                 "(in-cluster Services are <service>.<namespace>.svc.cluster.local).")
     return (f"Create the Service (or a ServiceEntry for {fq}) before routing to it, or correct {field}.host; "

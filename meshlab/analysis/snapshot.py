@@ -16,7 +16,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from ..names import labels_match, service_of, split_fqdn, to_fqdn
+from ..names import (
+    INGRESS_GATEWAY, INGRESS_GATEWAY_LABELS, ISTIO_NAMESPACE, labels_match, service_of, split_fqdn, to_fqdn,
+)
 from ..objects import (
     DestinationRule, Gateway, K8sObject, Service, ServiceEntry, UnmodelledObject, VirtualService,
 )
@@ -126,25 +128,24 @@ def default_istio_install() -> list[K8sObject]:
     from ..manifests import load
     return load([
         {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system",
-                      "labels": {"app": "istio-ingressgateway", "istio": "ingressgateway"}},
-         "spec": {"type": "LoadBalancer", "selector": {"app": "istio-ingressgateway", "istio": "ingressgateway"},
+         "metadata": {"name": INGRESS_GATEWAY, "namespace": ISTIO_NAMESPACE, "labels": dict(INGRESS_GATEWAY_LABELS)},
+         "spec": {"type": "LoadBalancer", "selector": dict(INGRESS_GATEWAY_LABELS),
                   "ports": [{"name": "status-port", "port": 15021, "targetPort": 15021},
                             {"name": "http2", "port": 80, "targetPort": 8080},
                             {"name": "https", "port": 443, "targetPort": 8443}]}},
         {"apiVersion": "v1", "kind": "Pod",
-         "metadata": {"name": "istio-ingressgateway-5c9b8d7f6-q4x2m", "namespace": "istio-system",
-                      "labels": {"app": "istio-ingressgateway", "istio": "ingressgateway"}},
+         "metadata": {"name": f"{INGRESS_GATEWAY}-5c9b8d7f6-q4x2m", "namespace": ISTIO_NAMESPACE,
+                      "labels": dict(INGRESS_GATEWAY_LABELS)},
          "spec": {"containers": [{"name": "istio-proxy", "ports": [{"containerPort": 8080}, {"containerPort": 8443},
                                                                    {"containerPort": 15021}]}]}},
         {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "istiod", "namespace": "istio-system", "labels": {"app": "istiod", "istio": "pilot"}},
+         "metadata": {"name": "istiod", "namespace": ISTIO_NAMESPACE, "labels": {"app": "istiod", "istio": "pilot"}},
          "spec": {"selector": {"app": "istiod", "istio": "pilot"},
                   "ports": [{"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
                             {"name": "https-webhook", "port": 443, "targetPort": 15017},
                             {"name": "http-monitoring", "port": 15014}]}},
         {"apiVersion": "v1", "kind": "Pod",
-         "metadata": {"name": "istiod-6d8f9c7b5-k2p8w", "namespace": "istio-system",
+         "metadata": {"name": "istiod-6d8f9c7b5-k2p8w", "namespace": ISTIO_NAMESPACE,
                       "labels": {"app": "istiod", "istio": "pilot"}},
          "spec": {"containers": [{"name": "discovery"}]}},
         {"apiVersion": "v1", "kind": "Service",

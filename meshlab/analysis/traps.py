@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ..names import TCP_FAMILY, duration_seconds, labels_match, port_protocol, selector_string, to_fqdn
+from ..names import ISTIO_NAMESPACE, TCP_FAMILY, duration_seconds, labels_match, port_protocol, selector_string, to_fqdn
 from ..objects import HTTPMatchRequest, VirtualService
 from .snapshot import (
     Finding, Snapshot, applies_to_mesh, finding, go_quote, mirror_destinations, resource_name_from_host,
@@ -281,7 +281,7 @@ def subsets_from_foreign_namespace(s: Snapshot) -> Iterator[Finding]:
                 continue
             key = resource_name_from_host(ns, d.host)
             drs = where.get((key, d.subset), [])
-            usable = {ns, key[0], "istio-system"}
+            usable = {ns, key[0], ISTIO_NAMESPACE}
             if drs and not any((dr.namespace or "default") in usable for dr in drs):
                 others = ", ".join(f"{dr.namespace}/{dr.name}" for dr in drs)
                 yield finding(vs, "MLB0011",

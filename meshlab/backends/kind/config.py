@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from ...names import INGRESS_GATEWAY, ISTIO_NAMESPACE
+
 CLUSTER_NAME = "meshlab"
 #: kind names the kubeconfig context `kind-<cluster>`; the only context meshlab mutates unasked.
 CONTEXT = f"kind-{CLUSTER_NAME}"
@@ -101,7 +103,7 @@ def istio_operator(access_log_fields: dict[str, str] | None = None) -> dict[str,
     return {
         "apiVersion": "install.istio.io/v1alpha1",
         "kind": "IstioOperator",
-        "metadata": {"name": "meshlab", "namespace": "istio-system"},
+        "metadata": {"name": "meshlab", "namespace": ISTIO_NAMESPACE},
         "spec": {
             "profile": "default",
             "meshConfig": {
@@ -111,7 +113,7 @@ def istio_operator(access_log_fields: dict[str, str] | None = None) -> dict[str,
             },
             "components": {
                 "ingressGateways": [{
-                    "name": "istio-ingressgateway",
+                    "name": INGRESS_GATEWAY,
                     "enabled": True,
                     "k8s": {
                         "service": {
