@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal, TypeVar
 
 from .errors import ApplyError
-from .names import ISTIO_NAMESPACE, cluster_dns, labels_match, service_of
+from .names import ISTIO_NAMESPACE, cluster_dns, labels_match
 from .objects import (
     Deployment, DestinationRule, Gateway, K8sObject, Namespace, ObjectMeta, Pod, PodSpec, Service,
     ServiceEntry, ServicePort, VirtualService,
@@ -272,11 +272,6 @@ class ClusterState:
 
     def cluster_ip(self, service: Service) -> str | None:
         return self._cluster_ips.get((service.namespace or "", service.name))
-
-    def service_by_fqdn(self, host: str) -> Service | None:
-        """The Service whose `<name>.<ns>.svc.cluster.local` is `host` (Istio's registry lookup)."""
-        parts = service_of(host)
-        return None if parts is None else self.get(Service, parts[0], parts[1])
 
     def resolve_host(self, name: str, client_namespace: str = "default") -> Service | None:
         """The Service cluster DNS answers for `name` asked from a pod in `client_namespace`

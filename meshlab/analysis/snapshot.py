@@ -105,10 +105,6 @@ class Registered:
     ports: list[tuple[int, str, str]]            # (number, name, protocol)
     workload_labels: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def is_service(self) -> bool:
-        return isinstance(self.obj, Service)
-
 
 def _service_visibility(svc: Service) -> list[str]:
     anno = svc.metadata.annotations.get("networking.istio.io/exportTo", "")

@@ -20,18 +20,18 @@ Usage (the local backend)::
     envoy.stop()
 
 `push` raises `EnvoyConfigRejected` (`.envoy_message` is Envoy's own text) and leaves Envoy, and
-the files on disk, on the last accepted config. `spawn()` is the process launcher used here (dies
-with the Python parent); pods may use it too.
+the files on disk, on the last accepted config. Envoy runs as a child that dies with this
+process (`meshlab._processes.spawn`).
 """
 
-from .accesslog import ACCESS_LOG_FIELDS, access_log_config
 from ..errors import EnvoyAdminError, EnvoyConfigRejected, EnvoyError
+from .accesslog import ACCESS_LOG_FIELDS, access_log_config
 from .admin import AdminClient, proxy_config, proxy_config_view
-from .process import Envoy, envoy_binary, spawn
+from .process import Envoy, envoy_binary
 from .xds import ISTIOD_ORDER, ProxyConfig
 
 __all__ = [
     "ACCESS_LOG_FIELDS", "AdminClient", "Envoy", "EnvoyAdminError",
     "EnvoyConfigRejected", "EnvoyError", "ISTIOD_ORDER", "ProxyConfig", "access_log_config",
-    "envoy_binary", "proxy_config", "proxy_config_view", "spawn",
+    "envoy_binary", "proxy_config", "proxy_config_view",
 ]

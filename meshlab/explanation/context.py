@@ -130,9 +130,6 @@ class EnvoyView:
     def cluster_missing(self, name: str) -> bool:
         return self.available and name not in self.clusters
 
-    def cluster_warming(self, name: str) -> bool:
-        return self.clusters.get(name, {}).get("state") == "warming"
-
 
 def rows_of(x: Any) -> list[dict[str, Any]]:
     if x is None:
