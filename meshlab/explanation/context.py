@@ -13,7 +13,7 @@ from typing import Any
 from ..analysis import analyze_snapshot, snapshot_of
 from ..backends.base import Backend, ProxyName
 from ..errors import ProbeError
-from ..names import host_subset_of, to_fqdn
+from ..names import host_subset_of, parse_cluster_name, to_fqdn
 from ..objects import DestinationRule, K8sObject, VirtualService
 from ..probe import ParsedURL, parse_url
 
@@ -144,7 +144,7 @@ def clusters_in(destination: str) -> list[str]:
     out = []
     for part in destination.split(","):
         token = part.strip().split(" ")[0]
-        if token.count("|") == 3:
+        if parse_cluster_name(token) is not None:
             out.append(token)
     return out
 
