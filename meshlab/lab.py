@@ -26,12 +26,12 @@ if TYPE_CHECKING:
     from .explanation import Explanation
     from .objects import K8sObject
 
-#: Backend name → (module, class). `kind` is the course cluster `meshlab up` makes; `cluster` one
-#: attendee's namespace on an existing cluster with Istio (workshops).
-BACKENDS: dict[str, tuple[str, str]] = {
-    "local": ("meshlab.backends.local", "LocalBackend"),
-    "kind": ("meshlab.backends.kind", "KindBackend"),
-    "cluster": ("meshlab.backends.kind", "ClusterBackend"),
+#: Backend name → (module, class, what the class is told). `kind` is the course cluster `meshlab up`
+#: makes; `cluster` one attendee's namespace on an existing cluster with Istio (workshops).
+BACKENDS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "local": ("meshlab.backends.local", "LocalBackend", {}),
+    "kind": ("meshlab.backends.kind", "KindBackend", {"backend": "kind"}),
+    "cluster": ("meshlab.backends.kind", "KindBackend", {"backend": "cluster"}),
 }
 
 
@@ -56,27 +56,28 @@ class LabOptions(TypedDict, total=False):
     progress: Callable[[str], None] | None   # where rollout progress lines go (default: print)
 
 
-def _backend_class(name: str) -> type:
+def _backend_class(name: str) -> tuple[type, dict[str, Any]]:
     if name not in BACKENDS:
         raise LabOptionError(f"unknown backend {name!r}: use 'local', 'kind' or 'cluster'")
-    module, cls = BACKENDS[name]
-    return getattr(importlib.import_module(module), cls)   # imported lazily: kind needs the kubernetes client
+    module, cls, preset = BACKENDS[name]
+    return getattr(importlib.import_module(module), cls), preset   # lazily: kind needs the kubernetes client
 
 
 def backend_options(name: str) -> list[str]:
     """The `Lab(...)` keywords the backend `name` takes."""
-    params = inspect.signature(_backend_class(name)).parameters
-    return sorted(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY and p != "backend")
+    cls, preset = _backend_class(name)
+    params = inspect.signature(cls).parameters
+    return sorted(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY and p not in preset)
 
 
 def _backend(name: str, options: dict[str, Any]) -> Backend:
-    cls = _backend_class(name)
+    cls, preset = _backend_class(name)
     known = backend_options(name)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise LabOptionError(f"Lab(backend={name!r}) takes no option {', '.join(map(repr, unknown))}; "
                              f"its options: {', '.join(known)}")
-    return cls(**options)
+    return cls(**preset, **options)
 
 
 class Lab:

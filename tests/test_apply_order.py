@@ -100,3 +100,17 @@ def test_a_lab_keyword_the_backend_does_not_take_is_an_error_on_every_backend(ba
 
     with pytest.raises(LabOptionError, match=r"no option 'sed'.*its options: .*\b(seed|context)\b"):
         Lab(backend=backend, sed=1)
+
+
+def test_each_backend_takes_its_own_options() -> None:
+    """The options a backend documents get past the check (and fail, if at all, for their own reason)."""
+    from meshlab.errors import ContextError
+    from meshlab.lab import backend_options
+
+    assert {"seed", "workdir", "start_timeout"} <= set(backend_options("local"))
+    assert {"context", "namespace", "image", "kube", "settle_s"} <= set(backend_options("cluster"))
+    assert backend_options("cluster") == backend_options("kind")
+    from meshlab.lab import LabOptions    # the typed options are exactly the backends' keywords
+    assert set(LabOptions.__annotations__) == set(backend_options("local")) | set(backend_options("kind"))
+    with pytest.raises(ContextError, match="context named explicitly"):   # not a LabOptionError
+        Lab(backend="cluster", namespace="alice", image="registry.example.com/meshlab/demo:1")

@@ -2,8 +2,9 @@
 one rule for the order an apply reaches the cluster in.
 
 `Lab` delegates to a `Backend`; `explain` and the widgets read a lab only through it. Objects reach
-a backend already loaded and validated (`meshlab.load`). This module sits low (beside `state` and
-`probe`): it holds no backend, only what every backend promises.
+a backend already loaded and validated (`meshlab.load`). This module holds no backend, only what
+every backend promises, so it sits on a floor of its own: above state, probe and envoy, below the
+translator, the analyzers, the widgets and explain, which type against it.
 """
 
 from __future__ import annotations
