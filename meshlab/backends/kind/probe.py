@@ -53,7 +53,7 @@ class KindProbeRun:
     def _run(self, cmd: list[str]) -> None:
         try:
             _, self._err = self.kube.exec(self.namespace, self.client, "client", cmd, on_line=self._on_line,
-                                                  timeout=24 * 3600.0, stop=self._stop if self.open_ended else None)
+                                          timeout=24 * 3600.0, stop=self._stop if self.open_ended else None)
         except BaseException as e:   # noqa: BLE001 - surfaced by result()
             self._failure = e
 
