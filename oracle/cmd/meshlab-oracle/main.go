@@ -39,7 +39,7 @@ func main() {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
   meshlab-oracle simulate [--log-level none|error|warn|info|debug] < request.json
-  meshlab-oracle analyze [--json] [-n NAMESPACE | -A] [--meshConfigFile FILE] FILE|DIR|- ...
+  meshlab-oracle analyze [--json] [--as-cluster] [-n NAMESPACE | -A] [--meshConfigFile FILE] FILE|DIR|- ...
   meshlab-oracle messages [--no-source]
   meshlab-oracle version`)
 }
@@ -140,6 +140,7 @@ func cmdAnalyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(ns, "namespace", "", "same as -n")
 	all := fs.Bool("A", false, "report messages for all namespaces (istioctl -A)")
 	fs.BoolVar(all, "all-namespaces", false, "same as -A")
+	asCluster := fs.Bool("as-cluster", false, "treat the files as a cluster's whole content (Services, Pods, Namespaces count)")
 	meshCfg := fs.String("meshConfigFile", "", "mesh config to analyze with (istioctl --meshConfigFile)")
 	logLevel := fs.String("log-level", "none", "Istio's log level on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -153,7 +154,7 @@ func cmdAnalyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "meshlab-oracle analyze:", err)
 		return exitUsage
 	}
-	res, err := analyze.Run(fs.Args(), analyze.Options{Namespace: *ns, AllNamespaces: *all, MeshConfigFile: *meshCfg, Stdin: stdin})
+	res, err := analyze.Run(fs.Args(), analyze.Options{Namespace: *ns, AllNamespaces: *all, MeshConfigFile: *meshCfg, AsCluster: *asCluster, Stdin: stdin})
 	if err != nil {
 		fmt.Fprintf(stderr, "meshlab-oracle analyze: %v\n", err)
 		return exitData

@@ -33,7 +33,14 @@ type Options struct {
 	AllNamespaces  bool   // -A
 	IstioNamespace string // --istioNamespace (istio-system)
 	MeshConfigFile string // --meshConfigFile
-	Stdin          io.Reader
+	// AsCluster analyzes the files as the whole content of a cluster: Services, Pods, Namespaces,
+	// Nodes and Secrets in them count, as they do when istioctl analyzes a live cluster. Istio's
+	// own analyzer tests load their inputs this way (local.IstiodAnalyzer.AddTestReaderKubeSource).
+	// Without it, as `istioctl analyze --use-kube=false FILE...`, those kinds are ignored in files
+	// (pkg/config/analysis/legacy/util/kuberesource.DefaultExcludedSchemas) and the analyzers that
+	// need them are skipped.
+	AsCluster bool
+	Stdin     io.Reader
 }
 
 // Message is one analyzer message, with istioctl's JSON fields (diag.Message.Unstructured) and
@@ -160,12 +167,16 @@ func Run(args []string, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("meshConfigFile: %v", err)
 		}
 	}
-	if err := sa.AddDefaultResources(); err != nil {
+	add := sa.AddReaderKubeSource
+	if opts.AsCluster {
+		add = sa.AddTestReaderKubeSource
+	} else if err := sa.AddDefaultResources(); err != nil {
+		// istioctl adds its assumed ingress gateway only when it does not read a cluster.
 		return nil, err
 	}
 	parseErrors := 0
 	if len(readers) > 0 {
-		if err := sa.AddReaderKubeSource(readers); err != nil {
+		if err := add(readers); err != nil {
 			res.ParseErrors = append(res.ParseErrors, err.Error())
 			parseErrors++
 		}

@@ -36,9 +36,10 @@ const (
 )
 
 type deriver struct {
-	cfg Config
-	req Request
-	res *Result
+	cfg      Config
+	req      Request
+	res      *Result
+	ncStatus int // status of the local reply for a missing cluster (route action's setting)
 }
 
 // Derive works out what Envoy does with the request. The error is for requests it cannot
@@ -67,7 +68,7 @@ func Derive(cfg Config, req Request) (*Result, error) {
 	if req.SNI == "" && req.TLS == "tls" {
 		req.SNI, _ = splitHostPort(req.Authority)
 	}
-	d := &deriver{cfg: cfg, req: req, res: &Result{RouteIndex: -1}}
+	d := &deriver{cfg: cfg, req: req, res: &Result{RouteIndex: -1}, ncStatus: 503}
 	d.run()
 	return d.res, nil
 }
@@ -290,6 +291,13 @@ func (d *deriver) http(h *hcm.HttpConnectionManager) {
 		}
 		d.step("route action: %s", names(targets))
 		d.routeDetails(ra, path, matched, r.GetMatch())
+		// cluster_not_found_response_code (SERVICE_UNAVAILABLE by default; Istio sets
+		// INTERNAL_SERVER_ERROR for Gateway API routes): the status of the NC local reply.
+		d.ncStatus = map[route.RouteAction_ClusterNotFoundResponseCode]int{
+			route.RouteAction_SERVICE_UNAVAILABLE:   503,
+			route.RouteAction_NOT_FOUND:             404,
+			route.RouteAction_INTERNAL_SERVER_ERROR: 500,
+		}[ra.GetClusterNotFoundResponseCode()]
 		d.targets(targets, true, fault)
 	default:
 		d.note("route action %T is not modelled", a)
@@ -783,13 +791,14 @@ func (d *deriver) findCLA(name string) *endpoint.ClusterLoadAssignment {
 }
 
 // assess decides what happens to a request sent to one cluster: the router's cluster lookup
-// (no cluster: 503 NC, cluster_not_found) and host selection (no host: 503 UH,
+// (no cluster: NC, cluster_not_found, with the route's cluster_not_found_response_code, 503 by
+// default) and host selection (no host: 503 UH,
 // no_healthy_upstream), source/common/router/router.cc. Hosts count by EDS health status; when
 // every host is unhealthy Envoy's panic mode still routes to them unless the panic threshold is 0
 // (source/common/upstream/load_balancer_impl.cc).
 func (d *deriver) assess(t ClusterTarget, isHTTP bool) ClusterTarget {
 	c := d.findCluster(t.Name)
-	noCluster := Outcome{Kind: "local_reply", Status: 503, Flags: "NC", Details: "cluster_not_found"}
+	noCluster := Outcome{Kind: "local_reply", Status: d.ncStatus, Flags: "NC", Details: "cluster_not_found"}
 	noHost := Outcome{Kind: "local_reply", Status: 503, Flags: "UH", Details: "no_healthy_upstream"}
 	if !isHTTP {
 		noCluster = Outcome{Kind: "connection_reset", Flags: "NC"}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,11 @@ type Proxy struct {
 	IP        string            `json:"ip"`
 	// Pod, "namespace/name", takes Namespace, Labels and IP from that Pod of the state.
 	Pod string `json:"pod,omitempty"`
+	// Gateway, "namespace/name", makes this proxy the deployment Istio creates for that Gateway
+	// API Gateway: the oracle adds the Service, Pod (at IP, default 10.255.0.N) and EndpointSlice
+	// Istio's gateway deployment controller and Kubernetes would add, and takes Type "router",
+	// Namespace and Labels from them.
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // Call is one connection/request through a proxy.
@@ -155,6 +161,36 @@ func Run(req *Request) (*Response, error) {
 	mc, err := meshConfig(req.MeshConfig)
 	if err != nil {
 		return nil, &InputError{err}
+	}
+	for i := range req.Proxies {
+		p := &req.Proxies[i]
+		if p.Gateway == "" {
+			continue
+		}
+		ns, name, ok := strings.Cut(p.Gateway, "/")
+		if !ok || ns == "" || name == "" {
+			return nil, inputErr("proxies[%d] (%s): gateway %q: want \"namespace/name\"", i, p.ID, p.Gateway)
+		}
+		if p.IP == "" {
+			p.IP = fmt.Sprintf("10.255.0.%d", i+1)
+		}
+		labels, err := state.AddGatewayDeployment(st, ns, name, p.IP)
+		if err != nil {
+			return nil, inputErr("proxies[%d] (%s): %v", i, p.ID, err)
+		}
+		if p.Type == "" {
+			p.Type = "router"
+		}
+		if p.Namespace == "" {
+			p.Namespace = ns
+		}
+		if p.Labels == nil {
+			p.Labels = labels
+		}
+		p.Pod = ""
+	}
+	if len(st.Synthesized) > 0 {
+		resp.Warnings = append(resp.Warnings, "added as Istio's gateway deployment controller would: "+strings.Join(st.Synthesized, ", "))
 	}
 	pods := podsOf(st)
 	t1 := time.Now()

@@ -70,6 +70,8 @@ type State struct {
 	Warnings []string
 	// Counts by kind, for the response.
 	Kinds map[string]int
+	// Synthesized lists objects the oracle added, as "Kind namespace/name".
+	Synthesized []string
 }
 
 // Error is a problem with one document of the input.
