@@ -136,8 +136,11 @@ func TestNoReadyEndpointGives503UH(t *testing.T) {
 		Calls: []simulate.Call{{Proxy: "productpage", Authority: "ratings:9080", Port: 9080}},
 	})
 	c := resp.Calls[0]
-	if len(c.Clusters) != 1 || !c.Clusters[0].Exists || c.Clusters[0].Endpoints == nil || c.Clusters[0].Endpoints.Healthy != 0 {
-		t.Fatalf("clusters %+v, want the ratings cluster with no healthy endpoint", c.Clusters)
+	// Istio 1.31 sends the unready endpoint as UNHEALTHY and sets healthy_panic_threshold 0, so
+	// Envoy's panic mode does not route to it.
+	e := c.Clusters[0].Endpoints
+	if len(c.Clusters) != 1 || !c.Clusters[0].Exists || e == nil || e.Total != 1 || e.Unhealthy != 1 || e.PanicThresholdPercent != 0 {
+		t.Fatalf("clusters %+v endpoints %+v, want the ratings cluster with its one endpoint UNHEALTHY, panic threshold 0", c.Clusters, e)
 	}
 	if o := c.Outcome; o == nil || o.Status != 503 || o.Flags != "UH" {
 		t.Errorf("outcome %+v, want 503 UH", o)

@@ -23,8 +23,8 @@ const (
 //
 // Outbound: the virtual outbound listener has use_original_dst; Envoy hands the connection to the
 // listener whose address is exactly the original destination, else to the wildcard listener on
-// that port, else keeps it (source/server/active_tcp_listener.cc, ActiveTcpSocket::newConnection
-// and ConnectionHandlerImpl::findActiveTcpListenerByAddress).
+// that port, else keeps it (source/common/listener_manager/active_tcp_socket.cc,
+// ActiveTcpSocket::newConnection; connection_handler_impl.cc, findActiveTcpListenerByAddress).
 // Gateway: only a listener bound to the port accepts the connection; otherwise the kernel
 // refuses it.
 func matchListener(ls []*listener.Listener, r Request) (*listener.Listener, string) {
