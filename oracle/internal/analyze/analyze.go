@@ -70,9 +70,9 @@ type Result struct {
 	// ExitStatus is istioctl's exit status with its default output format: 79 when a message is
 	// at Error level, else 65 when a file could not be parsed, else 0. (With -o json istioctl
 	// always exits 0.)
-	ExitStatus         int      `json:"exitStatus"`
-	ExecutedAnalyzers  []string `json:"executedAnalyzers"`
-	SkippedAnalyzers   []string `json:"skippedAnalyzers,omitempty"`
+	ExitStatus        int      `json:"exitStatus"`
+	ExecutedAnalyzers []string `json:"executedAnalyzers"`
+	SkippedAnalyzers  []string `json:"skippedAnalyzers,omitempty"`
 }
 
 var extensions = []string{".json", ".yaml", ".yml"}

@@ -141,8 +141,8 @@ func httpConfig(t *testing.T, rc *route.RouteConfiguration, clusters []*cluster.
 		t.Fatal(err)
 	}
 	l := &listener.Listener{
-		Name:    "0.0.0.0_80",
-		Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{Address: "0.0.0.0", PortSpecifier: &core.SocketAddress_PortValue{PortValue: 80}}}},
+		Name:         "0.0.0.0_80",
+		Address:      &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{Address: "0.0.0.0", PortSpecifier: &core.SocketAddress_PortValue{PortValue: 80}}}},
 		FilterChains: []*listener.FilterChain{{Filters: []*listener.Filter{{Name: hcmName, ConfigType: &listener.Filter_TypedConfig{TypedConfig: h}}}}},
 	}
 	return Config{Listeners: []*listener.Listener{l}, Routes: []*route.RouteConfiguration{rc}, Clusters: clusters, Endpoints: cla}

@@ -9,7 +9,7 @@ type Result struct {
 	RouteConfig    string          `json:"routeConfig,omitempty"`
 	VirtualHost    string          `json:"virtualHost,omitempty"`
 	Route          string          `json:"route,omitempty"`
-	RouteIndex     int             `json:"routeIndex"` // position of the route in its virtual host, -1 if none
+	RouteIndex     int             `json:"routeIndex"`       // position of the route in its virtual host, -1 if none
 	Action         string          `json:"action,omitempty"` // "route", "redirect", "direct_response", "tcp_proxy"
 	Clusters       []ClusterTarget `json:"clusters,omitempty"`
 	Redirect       *Redirect       `json:"redirect,omitempty"`
@@ -90,13 +90,13 @@ type DirectResponse struct {
 
 // Fault is the fault filter's configuration that applies to the route.
 type Fault struct {
-	AbortStatus      int     `json:"abortStatus,omitempty"`
-	AbortGrpcStatus  int     `json:"abortGrpcStatus,omitempty"`
-	AbortPercent     float64 `json:"abortPercent,omitempty"`
-	AbortFromHeader  bool    `json:"abortFromHeader,omitempty"`
-	DelaySeconds     float64 `json:"delaySeconds,omitempty"`
-	DelayPercent     float64 `json:"delayPercent,omitempty"`
-	DelayFromHeader  bool    `json:"delayFromHeader,omitempty"`
+	AbortStatus     int     `json:"abortStatus,omitempty"`
+	AbortGrpcStatus int     `json:"abortGrpcStatus,omitempty"`
+	AbortPercent    float64 `json:"abortPercent,omitempty"`
+	AbortFromHeader bool    `json:"abortFromHeader,omitempty"`
+	DelaySeconds    float64 `json:"delaySeconds,omitempty"`
+	DelayPercent    float64 `json:"delayPercent,omitempty"`
+	DelayFromHeader bool    `json:"delayFromHeader,omitempty"`
 }
 
 // Rewrite is what the route changes in the request before forwarding it.

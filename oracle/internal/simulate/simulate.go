@@ -67,17 +67,17 @@ type Call struct {
 	Mode string `json:"mode,omitempty"`
 	// Address is the destination IP. When empty for an outbound call, it is resolved from the
 	// authority's host the way cluster DNS would for Kubernetes Services (see README).
-	Address  string            `json:"address,omitempty"`
-	Port     int               `json:"port"`
-	Protocol string            `json:"protocol,omitempty"` // http (default), http2, tcp
-	TLS      string            `json:"tls,omitempty"`      // plaintext (default), tls, mtls
-	SNI      string            `json:"sni,omitempty"`
-	ALPN     string            `json:"alpn,omitempty"`
-	Authority string           `json:"authority,omitempty"`
-	Path     string            `json:"path,omitempty"`
-	Method   string            `json:"method,omitempty"`
-	Scheme   string            `json:"scheme,omitempty"`
-	Headers  map[string]string `json:"headers,omitempty"`
+	Address   string            `json:"address,omitempty"`
+	Port      int               `json:"port"`
+	Protocol  string            `json:"protocol,omitempty"` // http (default), http2, tcp
+	TLS       string            `json:"tls,omitempty"`      // plaintext (default), tls, mtls
+	SNI       string            `json:"sni,omitempty"`
+	ALPN      string            `json:"alpn,omitempty"`
+	Authority string            `json:"authority,omitempty"`
+	Path      string            `json:"path,omitempty"`
+	Method    string            `json:"method,omitempty"`
+	Scheme    string            `json:"scheme,omitempty"`
+	Headers   map[string]string `json:"headers,omitempty"`
 }
 
 // Response is the simulate output (stdout).
@@ -125,14 +125,14 @@ type ProxyConfig struct {
 
 // NodeInfo is how istiod saw the proxy.
 type NodeInfo struct {
-	ID              string            `json:"id"`
-	Type            string            `json:"type"`
-	Namespace       string            `json:"namespace"`
-	IP              string            `json:"ip,omitempty"`
-	Labels          map[string]string `json:"labels,omitempty"`
-	ServiceTargets  []string          `json:"serviceTargets"`
-	Gateways        []string          `json:"gateways,omitempty"`
-	IstioVersion    string            `json:"istioVersion"`
+	ID             string            `json:"id"`
+	Type           string            `json:"type"`
+	Namespace      string            `json:"namespace"`
+	IP             string            `json:"ip,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	ServiceTargets []string          `json:"serviceTargets"`
+	Gateways       []string          `json:"gateways,omitempty"`
+	IstioVersion   string            `json:"istioVersion"`
 }
 
 // InputError is a problem with the request itself (exit status 65).
@@ -549,4 +549,3 @@ func marshalAll[T proto.Message](ms []T) ([]json.RawMessage, error) {
 	}
 	return out, nil
 }
-

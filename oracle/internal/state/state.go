@@ -43,9 +43,9 @@ const DomainSuffix = "cluster.local"
 
 // Document is one YAML document of the input, with where it starts.
 type Document struct {
-	Index int    // 0-based position in the stream (empty documents are not counted)
-	Line  int    // 1-based line of the stream where the document starts
-	Raw   []byte // the document's text
+	Index                             int    // 0-based position in the stream (empty documents are not counted)
+	Line                              int    // 1-based line of the stream where the document starts
+	Raw                               []byte // the document's text
 	APIVersion, Kind, Namespace, Name string
 }
 
