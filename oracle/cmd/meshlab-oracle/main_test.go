@@ -312,3 +312,25 @@ func TestVersionNamesThePinnedCommit(t *testing.T) {
 		t.Errorf("the linked istio.io/istio says VERSION %s; version.Release says %s", got, info.Release)
 	}
 }
+
+// istiod reads endpoints from EndpointSlices only; Pods alone give a cluster no hosts.
+func TestEndpointsComeFromEndpointSlicesOnly(t *testing.T) {
+	objs := state(t, kubegen.Options{Sidecar: true}, "", bookinfo)
+	var kept []string
+	for _, doc := range strings.Split(objs, "\n---\n") {
+		if !strings.Contains(doc, "kind: EndpointSlice") {
+			kept = append(kept, doc)
+		}
+	}
+	resp := simulateJSON(t, simulate.Request{
+		Objects: strings.Join(kept, "\n---\n"), Proxies: []simulate.Proxy{productpage},
+		Calls: []simulate.Call{{Proxy: "productpage", Authority: "reviews:9080", Port: 9080}},
+	})
+	c := resp.Calls[0]
+	if len(c.Clusters) != 1 || c.Clusters[0].Endpoints == nil || c.Clusters[0].Endpoints.Total != 0 {
+		t.Fatalf("clusters %+v: want the reviews cluster with no hosts", c.Clusters)
+	}
+	if o := c.Outcome; o == nil || o.Status != 503 || o.Flags != "UH" {
+		t.Errorf("outcome %+v, want 503 UH", o)
+	}
+}
