@@ -190,7 +190,7 @@ func Complete(manifest string, opts Options) (string, error) {
 		out = append(out, slice)
 	}
 	var b strings.Builder
-	b.WriteString(strings.TrimRight(manifestWithoutServices(docs), "\n"))
+	b.WriteString(strings.TrimRight(otherDocuments(docs), "\n"))
 	for _, o := range out {
 		y, err := yaml.Marshal(o)
 		if err != nil {
@@ -202,9 +202,9 @@ func Complete(manifest string, opts Options) (string, error) {
 	return b.String() + "\n", nil
 }
 
-// manifestWithoutServices keeps every input document except Services (emitted again with their
-// cluster IPs) and Deployments (whose Pods stand for them; istiod does not read Deployments).
-func manifestWithoutServices(docs []state.Document) string {
+// otherDocuments keeps every input document except Services (emitted again with their cluster
+// IPs) and Deployments (whose Pods stand for them; istiod does not read Deployments).
+func otherDocuments(docs []state.Document) string {
 	var b strings.Builder
 	for _, d := range docs {
 		if d.Kind == "Service" || d.Kind == "Deployment" {

@@ -189,7 +189,12 @@ func Parse(stream []byte) (*State, error) {
 	decode := kubelib.IstioCodec.UniversalDeserializer().Decode
 	seen := map[string]Document{}
 	for _, d := range docs {
-		key := d.APIVersion + "|" + d.Kind + "|" + d.Namespace + "|" + d.Name
+		// One object per group, kind, namespace and name, whatever version a document uses.
+		ns := d.Namespace
+		if ns == "" && d.Kind != "Namespace" {
+			ns = "default"
+		}
+		key := group(d.APIVersion) + "|" + d.Kind + "|" + ns + "|" + d.Name
 		if prev, dup := seen[key]; dup {
 			return nil, &Error{Doc: d, Err: fmt.Errorf("defines the same object as %s; the state must hold each object once", prev.Where())}
 		}
