@@ -187,6 +187,11 @@ func (d *deriver) http(h *hcm.HttpConnectionManager) {
 		path = np
 	}
 	headers := d.req.headerMap(authority, path)
+	// An edge connection manager (use_remote_address, Istio's gateways) overwrites
+	// x-forwarded-proto with the connection's scheme (conn_manager_utility.cc).
+	if h.GetUseRemoteAddress().GetValue() {
+		headers["x-forwarded-proto"] = d.req.Scheme
+	}
 
 	var rc *route.RouteConfiguration
 	switch s := h.GetRouteSpecifier().(type) {
