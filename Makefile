@@ -23,12 +23,14 @@ LAB_STAMP   := $(VENV)/.meshlab-lab.stamp
 TEST_STAMP  := $(VENV)/.meshlab-test.stamp
 CHAPTERS    := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: lab course test venv clean help chromium
+.PHONY: lab course test venv clean help chromium oracle oracle-test
 
 help:
 	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
 	@echo "make course  run every chapter headless, HTML in build/"
 	@echo "make test    run the test suite (PYTEST_ARGS=...)"
+	@echo "make oracle  build oracle/bin/meshlab-oracle (Istio's own code, linked; needs Go)"
+	@echo "make oracle-test  run the oracle's Go tests"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -85,3 +87,22 @@ test:
 
 clean:
 	rm -rf build .pytest_cache
+
+# The oracle: a Go module linking istiod's translation and analyzers at the pinned Istio commit
+# (oracle/README.md). Rebuilt only when its sources change; Go's module and build caches
+# (GOMODCACHE, GOCACHE) make a rebuild after a small change take seconds.
+GO          ?= go
+ORACLE_BIN  := oracle/bin/meshlab-oracle
+ORACLE_SRC  := $(shell find oracle -name '*.go' -not -name '*_test.go' -not -path 'oracle/bin/*' 2>/dev/null) oracle/go.mod oracle/go.sum
+ORACLE_GOFLAGS := -trimpath -buildvcs=false
+ORACLE_LDFLAGS := -s -w
+
+oracle: $(ORACLE_BIN)
+
+$(ORACLE_BIN): $(ORACLE_SRC)
+	@command -v $(GO) >/dev/null 2>&1 || { echo "make oracle needs Go (go.mod says which); '$(GO)' is not on PATH"; exit 1; }
+	cd oracle && $(GO) build $(ORACLE_GOFLAGS) -ldflags="$(ORACLE_LDFLAGS)" -o bin/meshlab-oracle ./cmd/meshlab-oracle
+
+oracle-test:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "make oracle-test needs Go; '$(GO)' is not on PATH"; exit 1; }
+	cd oracle && $(GO) test $(ORACLE_GOFLAGS) ./...
