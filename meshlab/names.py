@@ -345,10 +345,14 @@ ISTIO_NAMESPACE = "istio-system"
 #: a course Gateway's `selector: {istio: ingressgateway}` selects).
 INGRESS_GATEWAY = "istio-ingressgateway"
 INGRESS_GATEWAY_LABELS: Mapping[str, str] = {"istio": "ingressgateway", "app": INGRESS_GATEWAY}
+#: That gateway's Service ports → the container ports it listens on (the default profile's
+#: `istio-ingressgateway` Service: http2 80→8080, https 443→8443, status-port 15021).
+INGRESS_GATEWAY_PORTS: Mapping[int, int] = {80: 8080, 443: 8443}
 
 
 __all__ = [
-    "CLUSTER_DOMAIN", "ClusterName", "HTTP_FAMILY", "INGRESS_GATEWAY", "INGRESS_GATEWAY_LABELS", "ISTIO_NAMESPACE",
+    "CLUSTER_DOMAIN", "ClusterName", "HTTP_FAMILY", "INGRESS_GATEWAY", "INGRESS_GATEWAY_LABELS",
+    "INGRESS_GATEWAY_PORTS", "ISTIO_NAMESPACE",
     "TCP_FAMILY", "UNSUPPORTED", "cluster_dns", "cluster_name", "duration_seconds", "fqdn", "host_matches",
     "host_subset_of", "is_ip", "is_wildcard", "labels_match", "parse_cluster_name", "parse_duration",
     "port_protocol", "protocol_from_name", "proto_duration", "selector_string", "service_of", "split_fqdn",

@@ -11,10 +11,14 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal, TypeVar
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Literal, TypeVar
 
+from . import _recording
 from .errors import ApplyError
-from .names import ISTIO_NAMESPACE, cluster_dns, labels_match
+from .names import (
+    INGRESS_GATEWAY, INGRESS_GATEWAY_LABELS, INGRESS_GATEWAY_PORTS, ISTIO_NAMESPACE, cluster_dns, labels_match,
+)
 from .objects import (
     Deployment, DestinationRule, Gateway, K8sObject, Namespace, ObjectMeta, Pod, PodSpec, Service,
     ServiceEntry, ServicePort, VirtualService,
@@ -27,6 +31,10 @@ _UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 
 T = TypeVar("T", bound=K8sObject)
 Op = Literal["added", "modified", "deleted"]
+
+#: The lab's clock: the creation time of objects applied by the n-th apply is EPOCH + n seconds
+#: (objects applied together are equally old, as one `kubectl apply` stamps them within a second).
+EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,8 @@ class ClusterState:
                  cluster_ip: Callable[[Service], str] | None = None,
                  strict_namespaces: bool = True):
         self._objects: dict[tuple[str, str, str], K8sObject] = {}
-        self._created: dict[tuple[str, str, str], int] = {}
-        self._seq = 0
+        self._created: dict[tuple[str, str, str], datetime] = {}
+        self._tick = 0
         self._pods: dict[tuple[str, str], PodInfo] = {}
         self._cluster_ips: dict[tuple[str, str], str] = {}
         self._pod_ip = pod_ip
@@ -133,12 +141,15 @@ class ClusterState:
         with self._lock:
             self._check_namespaces(objects)
             changes: list[Change] = []
+            if any(o.key not in self._objects for o in objects):
+                self._tick += 1
             for obj in objects:
                 op: Op = "modified" if obj.key in self._objects else "added"
                 self._store(obj)
                 changes.append(Change(op, obj.kind, obj.namespace or "", obj.name))
             changes += self._reconcile_pods()
         self._emit(changes)
+        _recording.state_changed(self)
         return changes
 
     def delete(self, objects: Iterable[K8sObject]) -> list[Change]:
@@ -159,12 +170,13 @@ class ClusterState:
                         changes += self._delete_namespace_contents(obj.name)
             changes += self._reconcile_pods()
         self._emit(changes)
+        _recording.state_changed(self)
         return changes
 
     def _store(self, obj: K8sObject) -> None:
         if obj.key not in self._created:
-            self._seq += 1
-            self._created[obj.key] = self._seq
+            given = _timestamp(obj.metadata.creation_timestamp)
+            self._created[obj.key] = given or EPOCH + timedelta(seconds=self._tick)
         self._objects[obj.key] = obj
         if isinstance(obj, Service) and self._cluster_ip and not obj.spec.headless:
             self._cluster_ips.setdefault((obj.namespace or "", obj.name), obj.spec.cluster_ip or self._cluster_ip(obj))
@@ -235,18 +247,29 @@ class ClusterState:
             if phase is not None:
                 pod.phase = phase
         self._emit([Change("modified", "Pod", namespace, name)])
+        _recording.state_changed(self)
 
     # ----------------------------------------------------------------------------- queries
     def list(self, kind: type[T], namespace: str | None = None) -> list[T]:
-        """Objects of one kind, oldest first (creation order, then name, then namespace, as Istio sorts)."""
+        """Objects of one kind, oldest first: creation time, then name, then namespace, as istiod
+        sorts configs (pilot/pkg/model sortConfigByCreationTime). Objects applied together are
+        equally old, so their names order them; a manifest's own `creationTimestamp` is kept."""
         with self._lock:
             found = [o for o in self._objects.values() if isinstance(o, kind)
                      and (namespace is None or o.namespace == namespace)]
-            return sorted(found, key=lambda o: (self._created[o.key], o.name, o.namespace or ""))
+            return sorted(found, key=self._age)
 
     def all(self) -> list[K8sObject]:
+        """Every object, oldest first; objects applied together keep the order they came in."""
         with self._lock:
             return sorted(self._objects.values(), key=lambda o: self._created[o.key])
+
+    def _age(self, o: K8sObject) -> tuple[datetime, str, str]:
+        return (self._created[o.key], o.name, o.namespace or "")
+
+    def created(self, obj: K8sObject) -> datetime | None:
+        """When `obj` (or the object with its kind, namespace and name) was created in this state."""
+        return self._created.get(obj.key)
 
     def get(self, kind: type[T], name: str, namespace: str = "default") -> T | None:
         obj = self._objects.get((kind.KIND, namespace if kind.NAMESPACED else "", name))
@@ -303,3 +326,155 @@ class ClusterState:
         """Pods behind a Service that also carry a DestinationRule subset's labels."""
         return [p for p in self.pods_selected(service.spec.selector, service.namespace or "default")
                 if labels_match(labels, p.labels)]
+
+    # ----------------------------------------------------------------------------- export
+    def recording(self) -> dict[str, Any]:
+        """What a replay needs to rebuild this state (`meshlab._recording`): the applied objects as
+        manifests, grouped by the apply that created them (oldest first), and the pods that are
+        not ready or not running."""
+        with self._lock:
+            groups: dict[datetime, list[dict[str, Any]]] = {}
+            for o in self.all():
+                if isinstance(o, Namespace) and o.name in BUILTIN_NAMESPACES and not o.labels:
+                    continue
+                groups.setdefault(self._created[o.key], []).append(o.to_manifest())
+            return {"applies": list(groups.values()),
+                    "notReady": sorted(f"{p.namespace}/{p.name}" for p in self._pods.values() if not p.ready),
+                    "failed": sorted(f"{p.namespace}/{p.name}" for p in self._pods.values() if p.phase != "Running")}
+
+    def to_objects(self, *, ingress_gateway: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """The state as an API server would serve it, as manifests: what istiod reads.
+
+        Namespaces; Services with their `clusterIP`; Pods with IP, labels, phase and the Ready
+        condition; the EndpointSlices the EndpointSlice controller would write (ready and
+        not-ready endpoints of running pods with an IP, the targetPort resolved per pod, one slice
+        per distinct port mapping); and every other object as applied. Each object carries its
+        `metadata.creationTimestamp` from this state's clock (`EPOCH` + one second per apply), so
+        istiod orders equally old objects as this state does.
+
+        `ingress_gateway`: (pod IP, cluster IP) — also add what the local lab's ingress gateway
+        stands for, Istio's default install: the `istio-ingressgateway` Service (ports
+        `INGRESS_GATEWAY_PORTS`, with `networking.istio.io/exportTo: "~"`, so sidecars do not see
+        it — meshlab's registry does not hold Istio's own Services), its Pod and its EndpointSlice.
+        """
+        with self._lock:
+            out: list[dict[str, Any]] = []
+            for o in self.all():
+                if isinstance(o, (Deployment,)):
+                    continue             # its pods are exported below
+                if isinstance(o, Pod):
+                    continue
+                m = o.to_manifest()
+                meta = m.setdefault("metadata", {})
+                if o.NAMESPACED:
+                    meta.setdefault("namespace", o.namespace or "default")
+                meta["creationTimestamp"] = _rfc3339(self._created[o.key])
+                if isinstance(o, Service) and o.spec.type != "ExternalName":
+                    ip = "None" if o.spec.headless else self.cluster_ip(o)
+                    if ip:
+                        m.setdefault("spec", {})["clusterIP"] = ip
+                out.append(m)
+                if isinstance(o, Service):
+                    out += self._endpoint_slices(o)
+            for pod in sorted(self._pods.values(), key=lambda p: (p.namespace, p.name)):
+                out.append(_pod_manifest(pod, self._pod_created(pod)))
+            if ingress_gateway:
+                out += _ingress_gateway_objects(*ingress_gateway)
+            return out
+
+    def _pod_created(self, pod: PodInfo) -> datetime:
+        kind = "Deployment" if pod.owner else "Pod"
+        return self._created.get((kind, pod.namespace, pod.owner or pod.name), EPOCH)
+
+    def _endpoint_slices(self, service: Service) -> list[dict[str, Any]]:
+        """The EndpointSlice controller's slices for one Service (none without a selector)."""
+        if service.spec.selector is None or service.spec.type == "ExternalName":
+            return []
+        ns = service.namespace or "default"
+        by_ports: dict[tuple[tuple[str, int, str, str | None], ...], list[dict[str, Any]]] = {}
+        for pod in sorted(self.pods_selected(service.spec.selector, ns), key=lambda p: p.name):
+            if not pod.ip or pod.phase != "Running":
+                continue
+            ports = []
+            for sp in service.spec.ports:
+                target = sp.target_port if sp.target_port is not None else sp.port
+                number = pod.container_port(target) if isinstance(target, str) else target
+                if number is not None:
+                    ports.append((sp.name or "", number, sp.protocol, sp.app_protocol))
+            ready = pod.ready or bool(service.spec.publish_not_ready_addresses)
+            by_ports.setdefault(tuple(ports), []).append({
+                "addresses": [pod.ip],
+                "conditions": {"ready": ready, "serving": ready, "terminating": False},
+                "targetRef": {"kind": "Pod", "name": pod.name, "namespace": pod.namespace}})
+        slices = []
+        for i, (ports, endpoints) in enumerate(by_ports.items()):
+            slices.append({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": f"{service.name}-{i}", "namespace": ns,
+                             "creationTimestamp": _rfc3339(self._created[service.key]),
+                             "labels": {"kubernetes.io/service-name": service.name,
+                                        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+                "addressType": "IPv4",
+                "ports": [{"name": n, "port": p, "protocol": proto, **({"appProtocol": ap} if ap else {})}
+                          for n, p, proto, ap in ports],
+                "endpoints": endpoints})
+        return slices
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """A manifest's `metadata.creationTimestamp` (RFC 3339 text, or what YAML made of it)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pod_manifest(pod: PodInfo, created: datetime) -> dict[str, Any]:
+    spec = pod.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    status: dict[str, Any] = {"phase": pod.phase, "conditions": [
+        {"type": "Ready", "status": "True" if pod.ready and pod.phase == "Running" else "False"}]}
+    if pod.ip:
+        status.update(podIP=pod.ip, podIPs=[{"ip": pod.ip}])
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": dict(pod.labels),
+                         "creationTimestamp": _rfc3339(created)},
+            "spec": spec, "status": status}
+
+
+def _ingress_gateway_objects(ip: str, cluster_ip: str) -> list[dict[str, Any]]:
+    """Istio's default ingress gateway (Service, Pod, EndpointSlice), hidden from sidecars."""
+    name, ns, created = INGRESS_GATEWAY, ISTIO_NAMESPACE, _rfc3339(EPOCH)
+    ports = [("status-port", 15021, 15021)] + [(("http2" if p == 80 else "https" if p == 443 else f"tcp-{p}"), p, t)
+                                                for p, t in INGRESS_GATEWAY_PORTS.items()]
+    pod = f"{name}-0"
+    return [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": name, "namespace": ns, "creationTimestamp": created,
+                      "labels": dict(INGRESS_GATEWAY_LABELS),
+                      "annotations": {"networking.istio.io/exportTo": "~"}},
+         "spec": {"type": "ClusterIP", "clusterIP": cluster_ip,
+                  "selector": dict(INGRESS_GATEWAY_LABELS),
+                  "ports": [{"name": n, "port": p, "targetPort": t, "protocol": "TCP"} for n, p, t in ports]}},
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": pod, "namespace": ns, "labels": dict(INGRESS_GATEWAY_LABELS), "creationTimestamp": created},
+         "spec": {"containers": [{"name": "istio-proxy", "image": "proxyv2",
+                                  "ports": [{"containerPort": t} for _, _, t in ports]}]},
+         "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                    "conditions": [{"type": "Ready", "status": "True"}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": f"{name}-0", "namespace": ns, "creationTimestamp": created,
+                      "labels": {"kubernetes.io/service-name": name}},
+         "addressType": "IPv4",
+         "ports": [{"name": n, "port": t, "protocol": "TCP"} for n, _, t in ports],
+         "endpoints": [{"addresses": [ip], "conditions": {"ready": True},
+                        "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}}]},
+    ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._ports import host_port
-from ..names import HTTP_FAMILY, TCP_FAMILY, UNSUPPORTED, cluster_name, protocol_from_name
+from ..names import HTTP_FAMILY, INGRESS_GATEWAY_PORTS, TCP_FAMILY, UNSUPPORTED, cluster_name, protocol_from_name
 from ..objects import Gateway, Server
 from .registry import Registry
 from .registry import where as where_obj
@@ -30,7 +30,7 @@ HCM = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_man
        "HttpConnectionManager")
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 #: Istio's default ingress gateway Service: port → targetPort.
-GATEWAY_TARGET_PORTS = {80: 8080, 443: 8443}
+GATEWAY_TARGET_PORTS = INGRESS_GATEWAY_PORTS
 #: Ports the proxy itself uses on its address (admin).
 RESERVED_PORTS = {15000}
 

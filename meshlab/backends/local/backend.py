@@ -24,6 +24,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from ... import _recording
 from ...errors import ApplyError, LabError
 from ...probe import ProbeRun, check_args, run as run_probe
 from ...state import ClusterState
@@ -242,6 +243,8 @@ class LocalBackend(BackendBase):
                         rate=rate, duration=duration, timeout=timeout, seed=seed)
         run.attrs.update(url=url, via=via, namespace=namespace)   # explain() reads them
         self._runs.add(run)
+        _recording.probed(self.state, {"url": url, "via": via, "namespace": namespace,
+                                       "headers": dict(headers or {})})
         return run
 
     def _trim_access_logs(self, limit: int = 32 << 20) -> None:
