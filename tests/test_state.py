@@ -118,6 +118,54 @@ def test_list_is_in_creation_order_and_update_keeps_it(state: ClusterState) -> N
     assert [v.name for v in state.list(VirtualService)] == ["zz", "aa"]
 
 
+def test_objects_applied_together_are_equally_old_so_names_order_them(state: ClusterState) -> None:
+    """istiod sorts configs by creation time, then name (one `kubectl apply` stamps them within a
+    second); a manifest's own creationTimestamp is kept."""
+    vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: %s}\nspec: {hosts: [web]}\n"
+    state.apply(load(docs(vs % "zz", vs % "mm")))
+    state.apply(load(vs % "aa"))
+    assert [v.name for v in state.list(VirtualService)] == ["mm", "zz", "aa"]
+    old = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+           "metadata: {name: yy, creationTimestamp: '2020-05-01T00:00:00Z'}\nspec: {hosts: [web]}\n")
+    state.apply(load(old))
+    assert [v.name for v in state.list(VirtualService)] == ["yy", "mm", "zz", "aa"]
+
+
+def test_to_objects_is_what_an_api_server_serves(state: ClusterState) -> None:
+    web_v2 = next(p for p in state.pods() if p.owner == "web-v2")
+    state.set_pod(web_v2.name, ready=False)
+    objs = state.to_objects(ingress_gateway=("10.0.0.2", "10.0.1.2"))
+    by_kind: dict[str, list[dict]] = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    assert "Deployment" not in by_kind, "Deployments are exported as the Pods they made"
+    web = next(o for o in by_kind["Service"] if o["metadata"]["name"] == "web")
+    assert web["spec"]["clusterIP"] == "127.50.2.1" and web["metadata"]["creationTimestamp"].endswith("Z")
+    pods = {o["metadata"]["name"]: o for o in by_kind["Pod"]}
+    assert pods[web_v2.name]["status"]["podIP"] == web_v2.ip
+    assert pods[web_v2.name]["status"]["conditions"] == [{"type": "Ready", "status": "False"}]
+    # one slice per resolved targetPort (web-v1 names 8080 http-web, web-v2 9090), not-ready kept as such
+    slices = [o for o in by_kind["EndpointSlice"] if o["metadata"]["labels"]["kubernetes.io/service-name"] == "web"]
+    ports = sorted(sl["ports"][0]["port"] for sl in slices)
+    assert ports == [8080, 9090]
+    v2 = next(sl for sl in slices if sl["ports"][0]["port"] == 9090)
+    assert v2["endpoints"] == [{"addresses": [web_v2.ip], "conditions": {"ready": False, "serving": False,
+                                                                         "terminating": False},
+                                "targetRef": {"kind": "Pod", "name": web_v2.name, "namespace": "default"}}]
+    gateway = next(o for o in by_kind["Service"] if o["metadata"]["name"] == "istio-ingressgateway")
+    assert gateway["metadata"]["annotations"] == {"networking.istio.io/exportTo": "~"}
+    assert {(p["port"], p["targetPort"]) for p in gateway["spec"]["ports"]} >= {(80, 8080), (443, 8443)}
+
+
+def test_recording_replays_the_applies_in_order(state: ClusterState) -> None:
+    rec = state.recording()
+    assert [[o["kind"] for o in step] for step in rec["applies"]] == [["Deployment", "Deployment", "Service"]]
+    again = ClusterState(pod_ip=lambda p: "127.50.1.9", cluster_ip=lambda svc: "127.50.2.9")
+    for step in rec["applies"]:
+        again.apply(load(step))
+    assert sorted(p.name for p in again.pods()) == sorted(p.name for p in state.pods())
+
+
 def test_subset_pods_filter_by_labels(state: ClusterState) -> None:
     svc = state.get(Service, "web")
     assert {p.version for p in state.subset_pods(svc, {"version": "v2"})} == {"v2"}
