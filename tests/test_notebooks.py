@@ -68,6 +68,7 @@ def test_manifests_referenced_by_the_chapters_exist_and_load_one_by_one():
 
 
 def _execute(path: Path, timeout: int = 240) -> nbformat.NotebookNode:
+    """Run the chapter in a fresh kernel (which inherits MESHLAB_RECORD when the test sets it)."""
     from nbclient import NotebookClient
     nb = _read(path)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -85,8 +86,11 @@ def kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_executes_top_to_bottom(path: Path, kernel_env: None):
+def test_chapter_executes_top_to_bottom(path: Path, kernel_env: None, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MESHLAB_RECORD", str(tmp_path / "record"))     # the states it passes through
     nb = _execute(path)
+    _states_are_in_the_fidelity_corpus(path, tmp_path / "record")
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     errors = [o for o in outputs if o.output_type == "error"]
     assert not errors
@@ -178,6 +182,19 @@ def _chapter4(nb: nbformat.NotebookNode) -> None:
     without, with_service = (c.outputs[0]["data"]["text/plain"] for c in gateway_tables)
     assert "outbound|" not in without
     assert all(f"outbound|9080|{s}|reviews.default.svc.cluster.local" in with_service for s in ("", "v1", "v2"))
+
+
+def _states_are_in_the_fidelity_corpus(path: Path, record: Path) -> None:
+    """Every state the chapter passed through (and every probe it made there) is a scenario of the
+    fidelity corpus, so Istio's own code has judged it (fidelity/README.md)."""
+    sys.path.insert(0, str(NOTEBOOKS.parent))
+    from fidelity import corpus, record as recorder
+    seen = recorder.chapter_scenarios(path, record)
+    committed = [s for s in corpus.scenarios("chapters", derived=False) if s.name.startswith(f"chapters/{path.stem}-")]
+    assert seen, "the chapter recorded no state"
+    assert [s.to_yaml() for s in seen] == [s.to_yaml() for s in committed], (
+        f"{path.name} now passes through other states than fidelity/corpus/chapters.yaml holds: "
+        "run `make fidelity-corpus` and `make fidelity-golden`, and commit fidelity/")
 
 
 WHAT_THE_LEARNER_SEES = {"01": _chapter1, "02": _chapter2, "03": _chapter3, "04": _chapter4}
