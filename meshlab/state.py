@@ -102,13 +102,15 @@ def _pod_suffix(dep_name: str, template_hash: str, index: int) -> str:
 class ClusterState:
     """The objects of one cluster, the pods they imply, and change events.
 
-    `pod_ip` and `cluster_ip` allocate addresses (the local backend gives loopback ones); without
-    them pods and Services have no address, which is all `analyze` needs.
+    `pod_ip` and `cluster_ip` allocate addresses (the local backend gives loopback ones), and
+    `release_cluster_ip` takes a deleted Service's back; without them pods and Services have no
+    address, which is all `analyze` needs.
     `strict_namespaces`: refuse objects in a namespace that does not exist, as the API server does.
     """
 
     def __init__(self, *, pod_ip: Callable[[PodInfo], str] | None = None,
                  cluster_ip: Callable[[Service], str] | None = None,
+                 release_cluster_ip: Callable[[str], None] | None = None,
                  strict_namespaces: bool = True):
         self._objects: dict[tuple[str, str, str], K8sObject] = {}
         self._created: dict[tuple[str, str, str], datetime] = {}
@@ -117,6 +119,7 @@ class ClusterState:
         self._cluster_ips: dict[tuple[str, str], str] = {}
         self._pod_ip = pod_ip
         self._cluster_ip = cluster_ip
+        self._release_cluster_ip = release_cluster_ip
         self._strict_namespaces = strict_namespaces
         self._subscribers: list[Callable[[list[Change]], None]] = []
         self._lock = threading.RLock()
@@ -162,9 +165,8 @@ class ClusterState:
         with self._lock:
             changes: list[Change] = []
             for obj in objects:
-                if self._objects.pop(obj.key, None) is not None:
-                    self._created.pop(obj.key, None)
-                    self._cluster_ips.pop((obj.namespace or "", obj.name), None) if obj.kind == "Service" else None
+                if obj.key in self._objects:
+                    self._forget(obj.key)
                     changes.append(Change("deleted", obj.kind, obj.namespace or "", obj.name))
                     if obj.kind == "Namespace":
                         changes += self._delete_namespace_contents(obj.name)
@@ -181,6 +183,15 @@ class ClusterState:
         if isinstance(obj, Service) and self._cluster_ip and not obj.spec.headless:
             self._cluster_ips.setdefault((obj.namespace or "", obj.name), obj.spec.cluster_ip or self._cluster_ip(obj))
 
+    def _forget(self, key: tuple[str, str, str]) -> None:
+        """Drop one stored object; a Service's ClusterIP goes back to the allocator."""
+        del self._objects[key]
+        self._created.pop(key, None)
+        if key[0] == "Service":
+            ip = self._cluster_ips.pop((key[1], key[2]), None)
+            if ip is not None and self._release_cluster_ip is not None:
+                self._release_cluster_ip(ip)
+
     def _check_namespaces(self, objects: list[K8sObject]) -> None:
         if not self._strict_namespaces:
             return
@@ -194,8 +205,7 @@ class ClusterState:
     def _delete_namespace_contents(self, ns: str) -> list[Change]:
         gone = [k for k in self._objects if k[1] == ns and k[0] != "Namespace"]
         for k in gone:
-            del self._objects[k]
-            self._created.pop(k, None)
+            self._forget(k)
         return [Change("deleted", k[0], k[1], k[2]) for k in gone]
 
     # ----------------------------------------------------------------------------- pods

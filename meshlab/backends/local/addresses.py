@@ -62,6 +62,7 @@ class AddressLease:
         self._pods_free: list[str] = []
         self._pod_cursor = 0
         self._svc_next = 1
+        self._svc_free: list[str] = []
         self._proxy_next = 3
 
     # fixed addresses -------------------------------------------------------------------------
@@ -107,13 +108,21 @@ class AddressLease:
                 self._pods_free.append(ip)
 
     def cluster_ip(self) -> str:
-        """A fresh Service ClusterIP (127.A.2.x)."""
+        """A fresh Service ClusterIP (127.A.2.x). Freed addresses are reused last."""
         with self._lock:
             if self._svc_next > 254:
-                raise AddressBlockExhausted("more than 254 Services in one lab")
+                if self._svc_free:
+                    return self._svc_free.pop(0)
+                raise AddressBlockExhausted("more than 254 Services at once in one lab")
             ip = f"127.{self.block}.2.{self._svc_next}"
             self._svc_next += 1
             return ip
+
+    def release_cluster_ip(self, ip: str) -> None:
+        """A deleted Service's ClusterIP, free again (as the API server's allocator frees it)."""
+        with self._lock:
+            if self.owns(ip) and ip not in self._svc_free:
+                self._svc_free.append(ip)
 
     def owns(self, ip: str) -> bool:
         return ip.startswith(f"127.{self.block}.")

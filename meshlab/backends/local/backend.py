@@ -89,7 +89,8 @@ class LocalBackend(BackendBase):
             self.workdir.mkdir(parents=True, exist_ok=True)
             (self.workdir / "owner.pid").write_text(str(os.getpid()))
             self.state = ClusterState(pod_ip=lambda pod: self.lease.pod_ip(),
-                                      cluster_ip=lambda svc: self.lease.cluster_ip())
+                                      cluster_ip=lambda svc: self.lease.cluster_ip(),
+                                      release_cluster_ip=self.lease.release_cluster_ip)
             self.reconciler = Reconciler(self.state, self.lease, self.workdir, seed=seed,
                                          start_timeout=start_timeout, envoy_log_level=envoy_log_level,
                                          warn=self._warn)
