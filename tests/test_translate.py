@@ -474,6 +474,9 @@ def test_gateway_without_virtual_service_has_a_routeless_blackhole():
     cfg = build_config(make_state(gateway("gw")), GATEWAY)
     vhs = cfg.routes["http.8080"]["virtual_hosts"]
     assert vhs == [{"name": "blackhole:80", "domains": ["*"], "routes": []}]
+    # a gateway has BlackHoleCluster, and no PassthroughCluster (core/cluster.go)
+    names = {c["name"] for c in cfg.clusters}
+    assert "BlackHoleCluster" in names and "PassthroughCluster" not in names
 
 
 def test_unnamed_ports_are_reported():

@@ -303,6 +303,6 @@ def build_clusters(reg: Registry) -> tuple[list[dict[str, Any]], dict[str, dict[
                     if subset is not None and dr is not None:
                         labels = next(s.labels for s in dr.subsets if s.name == subset)
                     endpoints[c["name"]] = _cla(reg, svc, port, c["name"], labels)
-    if reg.proxy.kind == "sidecar":
-        clusters += passthrough_clusters()
+    # every proxy has BlackHoleCluster; sidecars also PassthroughCluster (core/cluster.go)
+    clusters += [c for c in passthrough_clusters() if reg.proxy.kind == "sidecar" or c["name"] == "BlackHoleCluster"]
     return clusters, endpoints
