@@ -444,13 +444,17 @@ def test_explain_refuses_what_is_not_a_probe_result(lab):
 
 def test_explain_names_a_port_the_service_does_not_have(lab):
     """http://web:8080/ (the targetPort, not the Service port 80) was explained as "refused by
-    the chosen pod; check the Service's targetPort" - but no pod was ever chosen."""
-    for via in ("none", "sidecar"):
+    the chosen pod; check the Service's targetPort" - but no pod was ever chosen. Without a sidecar
+    kube-proxy has no rule (refused); a sidecar accepts the connection (iptables sends everything to
+    it), passes it through to the ClusterIP and closes it when that fails (reset, UF)."""
+    for via, error in (("none", "refused"), ("sidecar", "reset")):
         df = lab.probe("http://web:8080/", n=2, via=via)
-        assert set(df.error) == {"refused"}
+        assert set(df.error) == {error}
+        if via == "sidecar":
+            assert set(df.cluster) == {"PassthroughCluster"} and set(df["flags"]) == {"UF,URX"}
         ex = lab.explain(df)
         assert ex.codes == ["refused.no-service-port"], str(ex)
-        assert ex["refused"].objects == ["Service default/web"]
+        assert ex.causes[0].objects == ["Service default/web"]
 
 
 def test_explain_a_refused_gateway_names_the_missing_gateway_server(lab):

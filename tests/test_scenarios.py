@@ -279,15 +279,21 @@ def test_fault_delay_is_di_and_redirect_is_envoys_own(lab):
 
 
 def _via_sidecar(lab, host: str, port: int, path: str) -> tuple[int, dict]:
-    """One raw request through the client sidecar, returning the app's JSON echo."""
+    """One raw request through the client sidecar, returning the app's JSON echo: to its
+    virtualOutbound listener, with the Service address the app dialled in a PROXY header."""
     import http.client
     import json
 
     from meshlab._ports import host_port
+    from meshlab.istiod.listeners import VIRTUAL_OUTBOUND_PORT
 
     ip = lab.backend.reconciler.proxies["sidecar"].identity.ip
-    conn = http.client.HTTPConnection(ip, host_port(port), timeout=10)
+    vip = lab.backend.state.cluster_ip(lab.backend.state.resolve_host(host))
+    conn = http.client.HTTPConnection(ip, VIRTUAL_OUTBOUND_PORT, timeout=10)
     try:
+        conn.connect()
+        src = conn.sock.getsockname()
+        conn.sock.sendall(f"PROXY TCP4 {src[0]} {vip} {src[1]} {host_port(port)}\r\n".encode())
         conn.request("GET", path, headers={"host": f"{host}:{port}"})
         r = conn.getresponse()
         body = r.read()

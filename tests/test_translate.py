@@ -82,8 +82,13 @@ def test_istio_names_without_destination_rule():
     assert not any("|v1|" in n for n in names), "no subset clusters without a DestinationRule"
     assert {"PassthroughCluster", "BlackHoleCluster"} <= names
     lis = {l["name"]: l for l in cfg.listeners}
-    assert set(lis) == {"0.0.0.0_80", "0.0.0.0_9000", "0.0.0.0_9080"}
-    assert lis["0.0.0.0_9080"]["address"]["socket_address"] == {"address": "127.66.0.1", "port_value": 9080}
+    assert set(lis) == {"virtualOutbound", "0.0.0.0_80", "0.0.0.0_9000", "0.0.0.0_9080"}
+    # Istio's capture: only virtualOutbound binds (on the sidecar's address); it hands each
+    # connection to the listener of its original destination, which binds nothing
+    assert lis["virtualOutbound"]["address"]["socket_address"] == {"address": "127.66.0.1", "port_value": 15001}
+    assert lis["virtualOutbound"]["use_original_dst"] is True
+    assert lis["0.0.0.0_9080"]["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 9080}
+    assert lis["0.0.0.0_9080"]["bind_to_port"] is False
     assert set(cfg.routes) == {"80", "9000", "9080"}
     assert cfg.warnings == []
 
@@ -479,7 +484,7 @@ def test_gateway_without_virtual_service_has_a_routeless_blackhole():
     assert "BlackHoleCluster" in names and "PassthroughCluster" not in names
 
 
-def test_unnamed_ports_are_reported():
+def test_unnamed_ports_are_sniffed_on_the_service_address():
     svc = """
 apiVersion: v1
 kind: Service
@@ -488,9 +493,20 @@ spec:
   selector: {app: web}
   ports: [{port: 7000}]
 """
-    cfg = build_config(make_state(svc), SLEEP)
-    assert any("plain" in w and "auto" in w for w in cfg.warnings)
-    assert "0.0.0.0_7000" in {l["name"] for l in cfg.listeners}
+    st = make_state(svc)
+    cfg = build_config(st, SLEEP)
+    vip = st.cluster_ip(st.get(Service, "plain", "default"))
+    # Istio sniffs the protocol on the Service's own address: HTTP goes to route config
+    # <host>:<port>, whose one virtual host takes any Host; other bytes to the Service's cluster
+    lis = next(l for l in cfg.listeners if l["name"] == f"{vip}_7000")
+    assert lis["address"]["socket_address"] == {"address": vip, "port_value": 7000}
+    assert [f["name"] for f in lis["listener_filters"]] == ["envoy.filters.listener.http_inspector"]
+    assert lis["filter_chains"][0]["filter_chain_match"]["application_protocols"] == ["http/1.1", "h2c"]
+    assert lis["default_filter_chain"]["filters"][0]["typed_config"]["cluster"] == \
+        "outbound|7000||plain.default.svc.cluster.local"
+    rc = cfg.routes["plain.default.svc.cluster.local:7000"]
+    assert [(v["name"], v["domains"]) for v in rc["virtual_hosts"]] == [("plain.default.svc.cluster.local:7000", ["*"])]
+    assert "0.0.0.0_7000" not in {l["name"] for l in cfg.listeners}
 
 
 def test_tcp_port_gets_a_tcp_proxy_listener_and_unknown_vs_hosts_live_on_port_80():
@@ -508,7 +524,7 @@ spec:
     tcp = next(l for l in cfg.listeners if l["name"] == f"{vip}_5432")
     flt = tcp["filter_chains"][0]["filters"][0]["typed_config"]
     assert flt["cluster"] == "outbound|5432||db.default.svc.cluster.local"
-    assert tcp["address"]["socket_address"] == {"address": SLEEP.ip, "port_value": 5432}
+    assert tcp["address"]["socket_address"] == {"address": vip, "port_value": 5432}
     assert "5432" not in cfg.routes
     ext = vhost(cfg, "80", "api.example.com:80")
     assert ext["domains"] == ["api.example.com"]

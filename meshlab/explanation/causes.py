@@ -98,6 +98,11 @@ def explain_group(ctx: Context, key: tuple, grp: list[dict[str, Any]], all_rows:
         return _dns(ctx, label)
     if error == "refused":
         return _refused(ctx, label, grp)
+    if flag_set & {"UF"} and {text(r.get("cluster")) for r in grp} == {"PassthroughCluster"}:
+        # the sidecar passed the connection through to what the app dialled, and nothing was there
+        found = _no_service_port(ctx, label, through_sidecar=True)
+        if found is not None:
+            return found
     if "NC" in flag_set:
         return _nc(ctx, label, grp, proxy, all_rows)
     if "UH" in flag_set:
@@ -247,6 +252,27 @@ def _gateway_refused(ctx: Context, label: str, port: int | None) -> Cause:
                  [ref(g) for g in mine])
 
 
+def _no_service_port(ctx: Context, label: str, *, through_sidecar: bool) -> Cause | None:
+    """The URL names a port its Service does not have: no kube-proxy rule and no listener exist, so
+    nothing answers (a sidecar passes the connection through to the ClusterIP and gets refused)."""
+    host = ctx.url_host()
+    svc = ctx.snap.state.resolve_host(host, ctx.attrs.get("namespace") or "default") if host else None
+    port = _url_port(ctx)
+    if svc is None or port is None or svc.port(port) is not None:
+        return None
+    ports = [p.port for p in svc.spec.ports]
+    good = f"http://{host}:{ports[0]}/" if ports else ""
+    how = ("the sidecar found no listener for it and passed the connection through (PassthroughCluster) to "
+           "the ClusterIP, where nothing answers (UF): no pod was ever chosen." if through_sidecar else
+           "no listener or kube-proxy rule exists for it and no pod was ever chosen.")
+    return Cause("refused.no-service-port", label, "Nothing answered on the port the URL names.",
+                 f"Service {svc.namespace}/{svc.name} has no port {port} (its ports: "
+                 f"{', '.join(map(str, ports)) or 'none'}), so {how}",
+                 f"Call a port the Service declares{' (' + good + ')' if good else ''}; a Service's port "
+                 "is not its pods' targetPort.",
+                 [f"kubectl get svc {svc.name} -n {svc.namespace}"], [ref(svc)])
+
+
 def _refused(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
     host = ctx.url_host()
     ns = ctx.attrs.get("namespace") or "default"
@@ -257,16 +283,9 @@ def _refused(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
     port = _url_port(ctx)
     if ctx.attrs.get("via") == "gateway":
         return _gateway_refused(ctx, label, port)
-    if svc is not None and port is not None and svc.port(port) is None:
-        ports = [p.port for p in svc.spec.ports]
-        good = f"http://{host}:{ports[0]}/" if ports else ""
-        return Cause("refused.no-service-port", label, "Nothing answered on the port the URL names.",
-                     f"Service {svc.namespace}/{svc.name} has no port {port} (its ports: "
-                     f"{', '.join(map(str, ports)) or 'none'}), so no listener or kube-proxy rule exists "
-                     "for it and no pod was ever chosen.",
-                     f"Call a port the Service declares{' (' + good + ')' if good else ''}; a Service's port "
-                     "is not its pods' targetPort.",
-                     [f"kubectl get svc {svc.name} -n {svc.namespace}"], [ref(svc)])
+    found = _no_service_port(ctx, label, through_sidecar=False)
+    if found is not None:
+        return found
     if candidates:
         s = candidates[0]
         pods = ctx.snap.service_pods(s)

@@ -105,7 +105,6 @@ def _lb(cluster: dict[str, Any], lb: LoadBalancerSettings | None, where: str,
         cluster["type"] = "ORIGINAL_DST"
         cluster["lb_policy"] = "CLUSTER_PROVIDED"
         cluster.pop("eds_cluster_config", None)
-        cluster["original_dst_lb_config"] = {"use_http_header": True}
     warm = lb.warmup_duration_secs if lb is not None else None
     if lb is not None and lb.warmup and lb.warmup.get("duration"):
         warm = lb.warmup["duration"]
@@ -216,8 +215,7 @@ def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str |
     cluster: dict[str, Any] = {"name": name, "type": "EDS",
                                "eds_cluster_config": {"service_name": name}}
     if svc.resolution == "NONE":  # headless Service / ServiceEntry resolution NONE
-        cluster = {"name": name, "type": "ORIGINAL_DST",
-                   "original_dst_lb_config": {"use_http_header": True}}
+        cluster = {"name": name, "type": "ORIGINAL_DST"}
     http_opts: dict[str, Any] = {}
     try:
         _pool(cluster, pol.connection_pool, http_opts, where, reg.warnings)
@@ -262,14 +260,13 @@ def _cla(reg: Registry, svc: ServiceInfo, port: PortInfo, name: str,
 
 
 def passthrough_clusters() -> list[dict[str, Any]]:
-    """BlackHoleCluster and PassthroughCluster, as every Istio sidecar has them."""
+    """BlackHoleCluster and PassthroughCluster (the original destination, as the connection
+    arrived: the PROXY protocol header locally, SO_ORIGINAL_DST under iptables)."""
     return [
         {"name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
          "lb_policy": "ROUND_ROBIN", "load_assignment": {"cluster_name": "BlackHoleCluster"}},
         {"name": "PassthroughCluster", "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED",
          "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
-         # No iptables locally: the original destination comes from x-envoy-original-dst-host.
-         "original_dst_lb_config": {"use_http_header": True},
          "circuit_breakers": {"thresholds": [{
              "max_connections": MAX_U32, "max_pending_requests": MAX_U32,
              "max_requests": MAX_U32, "max_retries": MAX_U32, "track_remaining": True}]}},

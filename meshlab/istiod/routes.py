@@ -503,9 +503,10 @@ def build_routes(reg: Registry, targets: list[RouteTarget]) -> dict[str, dict[st
     return out
 
 
-def _http_like(protocol: str) -> bool:
-    """HTTP ports, and ports Istio sniffs (the local sidecar handles those as HTTP)."""
-    return protocol in HTTP_FAMILY or protocol == UNSUPPORTED
+def _shared_http(svc: ServiceInfo, protocol: str) -> bool:
+    """A port routed by the shared `0.0.0.0_<port>` listener: HTTP, or sniffed without an address
+    (a sniffed port with a ClusterIP has its own listener and route configuration)."""
+    return protocol in HTTP_FAMILY or (protocol == UNSUPPORTED and not svc.cluster_ip)
 
 
 def k8s_vhost_domains(name: str, namespace: str, client_namespace: str,
@@ -538,8 +539,14 @@ def external_vhost_domains(host: str, addresses: list[str]) -> list[str]:
 
 
 def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
+    """Route configuration `"<port>"` (every HTTP Service on the port, by Host), or for a sniffed
+    port `"<host>:<port>"`: that Service's one virtual host with domain `*`, since its listener
+    already chose the Service by destination address (core/httproute.go)."""
     rb = RouteBuilder(reg, t.port)
-    services = [s for s in reg.services if (p := s.port(t.port)) is not None and _http_like(p.protocol)]
+    if t.service is not None:
+        services = [t.service]
+    else:
+        services = [s for s in reg.services if (p := s.port(t.port)) is not None and _shared_http(s, p.protocol)]
     vss = [vs for vs in reg.virtual_services() if not vs.spec.gateways or "mesh" in vs.spec.gateways]
     claimed: dict[str, tuple[VirtualService, list[dict[str, Any]]]] = {}
     unknown_hosts: list[tuple[str, VirtualService, list[dict[str, Any]]]] = []
@@ -560,8 +567,8 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         # services the VS does match — or, when it matches none, only in route config "80"
         # (istiod's BuildSidecarVirtualHostWrapper)
         matched = [sv for sv in reg.services if any(host_subset_of(sv.hostname, h) for h in hosts)]
-        vs_ports = {p.port for sv in matched for p in sv.ports if _http_like(p.protocol)} or {80}
-        if t.port in vs_ports:
+        vs_ports = {p.port for sv in matched for p in sv.ports if _shared_http(sv, p.protocol)} or {80}
+        if t.port in vs_ports and t.service is None:
             for h in hosts:
                 if h != "*" and not any(host_matches(h, sv.hostname) for sv in reg.services):
                     if routes is None:
@@ -573,9 +580,12 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     ordered = [s for s in services if s.hostname in claimed] + \
               [s for s in services if s.hostname not in claimed]
     for svc in ordered:
-        domains = (k8s_vhost_domains(svc.name, svc.namespace, reg.proxy.namespace, svc.cluster_ip,
-                                     headless=svc.resolution == "NONE")
-                   if svc.is_k8s else external_vhost_domains(svc.hostname, svc.addresses))
+        if t.service is not None:
+            domains = ["*"]
+        else:
+            domains = (k8s_vhost_domains(svc.name, svc.namespace, reg.proxy.namespace, svc.cluster_ip,
+                                         headless=svc.resolution == "NONE")
+                       if svc.is_k8s else external_vhost_domains(svc.hostname, svc.addresses))
         domains = _claim(domains, used)
         if not domains:
             continue
@@ -586,7 +596,8 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         if domains:
             vhosts.append(_vhost(f"{h}:{t.port}", domains, routes))
     vhosts.sort(key=lambda v: v["name"])  # istiod sorts virtual hosts by name
-    vhosts.append(_allow_any())
+    if t.service is None:
+        vhosts.append(_allow_any())
     return _route_config(t.name, vhosts)
 
 
@@ -596,24 +607,11 @@ def _vhost(name: str, domains: list[str], routes: list[dict[str, Any]]) -> dict[
 
 
 def _allow_any() -> dict[str, Any]:
-    """ALLOW_ANY catch-all: unknown hosts go to PassthroughCluster (original destination).
-
-    Without iptables there is no original destination on the socket, so the route requires the
-    `x-envoy-original-dst-host` header (what the app dialled); a request without it would make
-    Envoy dial its own listener, so it gets a 502 direct response naming the reason instead.
-    """
+    """ALLOW_ANY catch-all (core/httproute.go buildCatchAllVirtualHost): a Host no Service claims
+    goes to PassthroughCluster, i.e. to the connection's original destination."""
     passthrough = {"cluster": "PassthroughCluster", "timeout": "0s", "max_grpc_timeout": "0s"}
     return {"name": "allow_any", "domains": ["*"], "include_request_attempt_count": True, "routes": [
-        {"name": "allow_any",
-         "match": {"prefix": "/", "headers": [{"name": "x-envoy-original-dst-host",
-                                                "present_match": True}]},
-         "route": passthrough},
-        {"name": "allow_any", "match": {"prefix": "/"},
-         "direct_response": {"status": 502, "body": {
-             "inline_string": "meshlab: no Service or ServiceEntry matches this Host, and without "
-                              "x-envoy-original-dst-host the local sidecar has no original "
-                              "destination to pass it through to\n"}}},
-    ]}
+        {"name": "allow_any", "match": {"prefix": "/"}, "route": passthrough}]}
 
 
 def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:

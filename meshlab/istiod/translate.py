@@ -14,20 +14,18 @@ Usage::
 
 How local addressing maps to Istio's (a lab owns 127.A.0.0/16):
 
-* A sidecar's outbound HTTP listener for Service port P is `0.0.0.0_P` (Istio's name), bound to
-  `<sidecar ip>:P` — the app talks to its sidecar directly instead of being redirected by
-  iptables, and the Host header picks the virtual host exactly as in Istio. Route config `"P"`.
+* A sidecar's listeners are Istio's (`virtualOutbound`, `0.0.0.0_P` for HTTP ports,
+  `<ClusterIP>_P` for TCP and sniffed ports, `<pod IP>_P` for a headless Service's TCP ports),
+  none bound but `virtualOutbound`, on `<sidecar ip>:15001`. The app's original destination,
+  which iptables would keep for Envoy, arrives in a PROXY protocol header; `use_original_dst`
+  picks the listener by it, and ORIGINAL_DST clusters (PassthroughCluster, headless Services,
+  DR `PASSTHROUGH`) connect to it (`listeners.py`).
 * The gateway binds `<gateway ip>:<target port>`; Istio's default ingress gateway Service maps
   80→8080 and 443→8443, so a `port: 80` Gateway server becomes listener `0.0.0.0_8080` with route
   config `http.8080`.
 * Where this process may not bind a port below 1024 (Binder's unprivileged user), only the
   socket moves to 10000 + port (`meshlab._ports.host_port`); names stay Istio's.
 * Clusters are EDS; endpoints are pod IP:targetPort of ready pods (127.A.1.x).
-* Ports whose protocol is not HTTP: see `listeners.py` (auto → treated as HTTP with a warning;
-  TCP → a tcp_proxy listener if the port is free on the sidecar address).
-* Istio's PassthroughCluster (ALLOW_ANY) and DR `PASSTHROUGH` are ORIGINAL_DST clusters; locally
-  there is no iptables original destination, so Envoy takes it from the
-  `x-envoy-original-dst-host` request header (what the app dialled, set by the probe).
 """
 
 from __future__ import annotations

@@ -50,7 +50,10 @@ class Target:
     source_ip: str | None = None
     access_logs: list[Path] = field(default_factory=list)
     error: str = ""
-    headers: dict[str, str] = field(default_factory=dict)   # added by the path itself
+    #: The address the app dialled, when `connect` is a sidecar's virtual outbound listener: sent
+    #: first on each connection as a PROXY protocol (v1) header, standing in for iptables'
+    #: SO_ORIGINAL_DST (meshlab.istiod.listeners).
+    original_dst: tuple[str, int] | None = None
 
 
 @dataclass
@@ -192,6 +195,7 @@ class _ClientConn(asyncio.Protocol):
         self.head: tuple[int, dict[str, str]] | None = None
         self.body_left: int | None = None   # None: read until close; -1: chunked
         self.requests = 0
+        self.local = ""                     # "ip:port" of our end (a TCP access-log line names it)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -313,13 +317,15 @@ class ProbeRun:
         self.id_prefix = f"ml{os.getpid():x}-{pid}-{seed if seed is not None else int(time.time() * 1000) % 100000}"
         self._rows: list[dict[str, Any]] = []
         self._log_rows: dict[str, dict[str, Any]] = {}
-        self._readers = [LogTail(p, f"{self.id_prefix}-") for p in target.access_logs]
+        self._conn_log: dict[str, dict[str, Any]] = {}    # a tcp_proxy's line, by our end's ip:port
+        also = [f'"{target.source_ip}:'] if target.source_ip else []
+        self._readers = [LogTail(p, f"{self.id_prefix}-", also=also) for p in target.access_logs]
         self._stop = threading.Event()
         self._conn_ids = itertools.count(1)
         self._seq = itertools.count(0)
         self._t0 = 0.0
         extra = ""
-        for k, v in {**target.headers, **(headers or {})}.items():
+        for k, v in (headers or {}).items():
             extra += f"{k}: {v}\r\n"
         has_host = any(k.lower() == "host" for k in (headers or {}))
         host_line = "" if has_host else f"host: {target.host_header}\r\n"
@@ -398,6 +404,12 @@ class ProbeRun:
         sock = conn.transport.get_extra_info("socket")  # type: ignore[union-attr]
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        local = conn.transport.get_extra_info("sockname")  # type: ignore[union-attr]
+        if local:
+            conn.local = f"{local[0]}:{local[1]}"
+        if self.target.original_dst is not None and local:
+            dst_ip, dst_port = self.target.original_dst
+            conn.transport.write(f"PROXY TCP4 {local[0]} {dst_ip} {local[1]} {dst_port}\r\n".encode())  # type: ignore[union-attr]
         return conn
 
     async def _worker(self) -> None:
@@ -415,7 +427,7 @@ class ProbeRun:
                         return
                 rid = f"{self.id_prefix}-{seq}"
                 t = time.perf_counter()
-                status, err, hdrs, cid = 0, "", None, 0
+                status, err, hdrs, cid, local = 0, "", None, 0, ""
                 if self.target.connect is None:      # the name did not resolve: nothing is sent
                     self._rows.append(self._row(seq, t - self._t0, 0, self.target.error or "dns", rid,
                                                 None, 0.0, 0, self.target.proxy))
@@ -425,7 +437,7 @@ class ProbeRun:
                 try:
                     if conn is None or conn.closed:
                         conn = await self._connect()
-                    cid = conn.cid
+                    cid, local = conn.cid, conn.local
                     status, hdrs = await conn.request(self._req_head + rid.encode() + b"\r\n\r\n",
                                                       self.timeout)
                 except (OSError, asyncio.TimeoutError, ConnectionError) as e:
@@ -435,7 +447,7 @@ class ProbeRun:
                         conn = None
                 lat = (time.perf_counter() - t) * 1000.0
                 self._rows.append(self._row(seq, t - self._t0, status, err, rid, hdrs, lat, cid,
-                                            self.target.proxy))
+                                            self.target.proxy, local))
                 if conn is not None and (not self.keepalive or conn.closed
                                          or (hdrs or {}).get("connection", "").lower() == "close"):
                     if conn.transport is not None:
@@ -446,17 +458,18 @@ class ProbeRun:
                 conn.transport.close()
 
     def _row(self, seq: int, t: float, status: int, err: str, rid: str, hdrs: dict | None,
-             lat: float, cid: int, proxy: str) -> dict[str, Any]:
+             lat: float, cid: int, proxy: str, local: str = "") -> dict[str, Any]:
         h = hdrs or {}
         return {"seq": seq, "t": round(t, 6), "status": status, "error": err, "request_id": rid,
                 "proxy": proxy or self.target.proxy, "pod": h.get("x-meshlab-pod", ""),
-                "version": h.get("x-meshlab-version", ""), "latency_ms": lat, "conn": cid}
+                "version": h.get("x-meshlab-version", ""), "latency_ms": lat, "conn": cid, "local": local}
 
     # ---- joining with Envoy's access log -----------------------------------------------------
     def _join(self, final: bool) -> None:
         """Collect Envoy's lines for our request ids. At the end, wait for the lines of every
         answered request — Envoy flushes every few ms — but not for lines that will never come
-        (a tcp_proxy listener logs no request id): stop after 0.5 s without a new line, or 3 s."""
+        (a tcp_proxy logs one line per connection, when it closes, naming no request id but our
+        end of the connection): stop after 0.5 s without a new line, or 3 s."""
         if not self._readers:
             return
         start = last_new = time.monotonic()
@@ -465,35 +478,43 @@ class ProbeRun:
             for r in self._readers:
                 for entry in r.read_new():
                     rid = entry.get("request_id")
-                    if rid:
+                    if rid and rid != "-":
                         self._log_rows[rid] = entry
+                        got += 1
+                    elif entry.get("downstream_remote_address"):
+                        self._conn_log[entry["downstream_remote_address"]] = entry
                         got += 1
             if not final:
                 return
             now = time.monotonic()
             if got:
                 last_new = now
-            if not _rows.unlogged(self._rows, self._log_rows) or now - last_new > 0.5 or now - start > 3.0:
+            if not _rows.unlogged(self._rows, self._log_rows, self._conn_log) \
+                    or now - last_new > 0.5 or now - start > 3.0:
                 return
             time.sleep(0.01)
 
+    def _entry(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        if self.target.proxy not in ("sidecar", "gateway"):
+            return None
+        return self._log_rows.get(row["request_id"]) or (self._conn_log.get(row["local"]) if row.get("local") else None)
+
     def _frame(self) -> Any:
-        via_envoy = self.target.proxy in ("sidecar", "gateway")
-        return _rows.frame((_rows.join(r, self._log_rows.get(r["request_id"]) if via_envoy else None, r["proxy"])
-                            for r in list(self._rows)), self.attrs)
+        return _rows.frame((_rows.join(r, self._entry(r), r["proxy"]) for r in list(self._rows)), self.attrs)
 
 
 class LogTail:
     """The lines appended to one Envoy access log since it was opened (or last read).
 
-    Only lines holding `"<prefix>` (a probe's request-id prefix) are parsed, all in one
-    ``json.loads`` of a JSON array (tens of thousands of lines per second; per-line parsing was
-    the bottleneck); no prefix reads every line. A partial last line (Envoy flushes in chunks)
-    waits for the next read; a truncated or replaced file is read again from its start."""
+    Only lines holding `"<prefix>` (a probe's request-id prefix), or one of the `also` strings,
+    are parsed, all in one ``json.loads`` of a JSON array (tens of thousands of lines per second;
+    per-line parsing was the bottleneck); no prefix reads every line. A partial last line (Envoy
+    flushes in chunks) waits for the next read; a truncated or replaced file is read again from
+    its start."""
 
-    def __init__(self, path: str | os.PathLike[str], prefix: str = "") -> None:
+    def __init__(self, path: str | os.PathLike[str], prefix: str = "", also: list[str] | None = None) -> None:
         self.path = Path(path)
-        self.needle = f'"{prefix}'.encode() if prefix else b""
+        self.needles = [n.encode() for n in ([f'"{prefix}'] if prefix else []) + list(also or [])]
         self.partial = b""
         try:
             self.offset = self.path.stat().st_size
@@ -516,7 +537,8 @@ class LogTail:
             self.partial = data
             return []
         self.partial = data[cut + 1:]
-        mine = [ln for ln in data[:cut].split(b"\n") if ln.strip() and self.needle in ln]
+        mine = [ln for ln in data[:cut].split(b"\n")
+                if ln.strip() and (not self.needles or any(n in ln for n in self.needles))]
         if not mine:
             return []
         try:

@@ -4,8 +4,9 @@ A pod resolves `reviews`, `reviews.prod`, … with its search path (`meshlab.nam
 there is no Service for the name → NXDOMAIN (`dns` on every row, nothing is sent). A Service's
 name answers its ClusterIP (kube-proxy's loopback address here); a headless Service's answers its
 ready pod IPs. Then the path the request takes (`via`): straight to that address (`none`, as an
-app without a sidecar), into the client's sidecar Envoy (`sidecar`: it binds the Service port on
-its own address, as iptables would redirect there), or to the ingress gateway (`gateway`).
+app without a sidecar), into the client's sidecar Envoy (`sidecar`: to its virtualOutbound
+listener, the dialled address in a PROXY protocol header, as iptables would redirect it there),
+or to the ingress gateway (`gateway`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..._ports import host_port
 from ...errors import LabError, ProbeError
-from ...istiod.listeners import gateway_listen_port
+from ...istiod.listeners import VIRTUAL_OUTBOUND_PORT, gateway_listen_port
 from ...probe import Target, parse_url
 from ...state import ClusterState
 from .reconcile import Reconciler
@@ -66,15 +67,14 @@ class ClusterDNS:
             eps = [e for p in svc.spec.ports for e in self.state.endpoints(svc, p) if e.ip]
             if not eps:
                 return Target(via, None, u.authority, u.path, error="dns")
-            ep = self._rng.choice(eps)
-            return Target("none", (ep.ip, host_port(u.port)), u.authority, u.path, client_ip)
+            address = self._rng.choice(eps).ip or ""
+        else:
+            address = vip
         if via == "none":
-            return Target("none", (vip, host_port(u.port)), u.authority, u.path, client_ip)
+            return Target("none", (address, host_port(u.port)), u.authority, u.path, client_ip)
+        # Through the client's sidecar: the connection goes to its virtualOutbound listener with
+        # the address the app dialled (what iptables would keep) in a PROXY protocol header.
         proxy = self.reconciler.client(namespace)
-        if svc.port(u.port) is None:
-            # no listener for that port on the sidecar and no kube-proxy rule: nothing answers
-            return Target("sidecar", None, u.authority, u.path, error="refused")
-        # what the app dialled, for ORIGINAL_DST clusters (Passthrough) — there is no iptables here
-        return Target("sidecar", (proxy.identity.ip, host_port(u.port)), u.authority, u.path, proxy.identity.ip,
-                      [proxy.envoy.access_log_path],
-                      headers={"x-envoy-original-dst-host": f"{vip}:{host_port(u.port)}"})
+        dialled = self.state.cluster_ip(svc) or address
+        return Target("sidecar", (proxy.identity.ip, VIRTUAL_OUTBOUND_PORT), u.authority, u.path, proxy.identity.ip,
+                      [proxy.envoy.access_log_path], original_dst=(dialled, host_port(u.port)))
