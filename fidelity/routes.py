@@ -142,6 +142,7 @@ def run(items: list[Scenario], *, lab: bool = True, log: Any = print, verbose: b
             try:
                 session.load(s)
             except Exception as e:     # the lab refused what Istio accepts: every call disagrees
+                log(f"disagree   {s.name}: the lab cannot apply it ({len(g['calls'])} calls): {e}")
                 for entry in g["calls"]:
                     res.verdicts.append(Verdict(s.name, entry["call"], "disagree", [f"the lab cannot apply it: {e}"]))
                 continue
@@ -149,7 +150,9 @@ def run(items: list[Scenario], *, lab: bool = True, log: Any = print, verbose: b
                 try:
                     rows = session.probe(call, requests_needed(entry))
                 except Exception as e:
-                    res.verdicts.append(Verdict(s.name, entry["call"], "disagree", [f"the probe failed: {e}"]))
+                    v = Verdict(s.name, entry["call"], "disagree", [f"the probe failed: {e}"])
+                    log(str(v))
+                    res.verdicts.append(v)
                     continue
                 v = judge(s.name, entry, rows)
                 res.verdicts.append(v)
