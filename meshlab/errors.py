@@ -46,3 +46,8 @@ class ManifestError(MeshlabError, ValueError):
 
 class ApplyError(MeshlabError):
     """The cluster refused a change (e.g. a namespace that does not exist); nothing was changed."""
+
+
+class LabClosed(MeshlabError):
+    """The lab was closed (`lab.close()`): its Envoy proxies and pods are gone. The message says
+    how to start a new one."""

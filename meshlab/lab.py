@@ -9,12 +9,15 @@ run on kind), and `Lab(backend="kind")` asks for a real cluster with real Istio 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
 
 from .backends.base import ProxyName, Via
+from .errors import LabClosed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,8 +42,23 @@ class Lab:
     ``with Lab() as lab: lab.apply("manifests/"); df = lab.probe("http://reviews:9080/")``
     """
 
+    #: What a closed lab answers to every call: what happened and how to start again.
+    CLOSED_MESSAGE = ("this lab is closed: lab.close() stopped its Envoy proxies and pods. To start a new one, "
+                      "run the chapter again from its first cell (Run > Run All Cells), or in code "
+                      "`lab = Lab()` and apply your manifests again")
+
     def __init__(self, backend: str | None = None, **kw: Any) -> None:
+        self._closed = False
         self.backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", **kw)
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` ran: every call then raises `LabClosed`, saying how to start again."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LabClosed(self.CLOSED_MESSAGE)
 
     @property
     def name(self) -> str:
@@ -64,6 +82,7 @@ class Lab:
         `order=["VirtualService", "DestinationRule"]` applies kinds one at a time in that order
         (the make-before-break window); backend options such as ``gap=`` pass through.
         Returns the objects applied."""
+        self._check_open()
         objs = self._load(x)
         if isinstance(order, str):        # order="VirtualService": one kind, not its letters
             order = [order]
@@ -72,37 +91,81 @@ class Lab:
 
     def delete(self, x: Any) -> list[K8sObject]:
         """Delete objects (missing ones are ignored, like ``kubectl delete --ignore-not-found``)."""
+        self._check_open()
         objs = self._load(x)
         self.backend.delete(objs)
         return objs
 
     def objects(self) -> list[K8sObject]:
+        self._check_open()
         return self.backend.objects()
+
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[Lab]:
+        """Put the lab's objects back as they were when the block ends, whatever it applied or
+        deleted::
+
+            with lab.restoring():
+                lab.apply(my_virtualservice)          # try something...
+                df = lab.probe("http://reviews:9080/")
+            # ...the lab holds exactly the objects it held before the block
+
+        Objects changed or deleted inside the block are applied again in their earlier form;
+        objects created inside it are deleted. Pod knobs (`set_pod`) are not objects and stay.
+        This is how a widget or an exercise measures its own variant of the lab without changing
+        what the chapter's later cells see. Yields the lab."""
+        self._check_open()
+        before = {o.key: o for o in self.backend.objects()}
+        try:
+            yield self
+        finally:
+            if not self._closed:
+                self._put_back(before)
+
+    def _put_back(self, before: dict[tuple[str, str, str], K8sObject]) -> None:
+        now = {o.key: o for o in self.backend.objects()}
+        changed = [obj for key, obj in before.items() if now.get(key) != obj]
+        added = [obj for key, obj in now.items() if key not in before]
+        if changed:
+            self.backend.apply(changed, order=None)
+        if added:
+            self.backend.delete(added)
 
     # ---- pods ----------------------------------------------------------------------------------
     def pods(self) -> pd.DataFrame:
+        self._check_open()
         return self.backend.pods()
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None, **kw: Any) -> None:
+        self._check_open()
         self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
                              ready=ready, **kw)
 
     def kill_pod(self, name: str, *, namespace: str = "default", **kw: Any) -> None:
+        self._check_open()
         self.backend.kill_pod(name, namespace=namespace, **kw)
 
     def restart_pod(self, name: str, *, namespace: str = "default") -> None:
+        self._check_open()
         self.backend.restart_pod(name, namespace=namespace)
 
     # ---- traffic -------------------------------------------------------------------------------
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, **kw: Any) -> pd.DataFrame:
-        """Send `n` requests as a client pod in `namespace` would; one row per request."""
+        """Send `n` requests as a client pod in `namespace` would; one row per request.
+
+        The rows are a `charts.ProbeTable`: a DataFrame that shows the columns a learner reads
+        first (status, flags, pod, version…) at the left."""
+        from .charts import ProbeTable
+        self._check_open()
         df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive,
                                 headers=headers, via=via, namespace=namespace, seed=seed, **kw)
-        df.attrs.update(url=url, via=via, namespace=namespace)   # what explain() needs for dns/refused rows
-        return df
+        rows = ProbeTable(df)
+        rows.attrs.update(df.attrs)
+        rows.attrs.update(url=url, via=via, namespace=namespace)   # what explain() needs for dns/refused rows
+        return rows
 
     def probing(self, url: str, **kw: Any) -> Any:
         """Traffic in the background while you change things::
@@ -111,6 +174,7 @@ class Lab:
                 lab.apply(vs, order=["VirtualService", "DestinationRule"])
             df = p.result()
         """
+        self._check_open()
         if not hasattr(self.backend, "probing"):
             raise NotImplementedError(f"the {self.name} backend cannot probe in the background")
         return self.backend.probing(url, **kw)
@@ -118,16 +182,20 @@ class Lab:
     # ---- views ---------------------------------------------------------------------------------
     def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
         """The live proxy config, like ``istioctl proxy-config all -o json``."""
+        self._check_open()
         return self.backend.envoy_config(proxy)
 
     def explain(self, probe_df: pd.DataFrame) -> Explanation:
         """Name the misconfiguration behind what a probe saw: `meshlab.explain(df, lab)`
         reads this lab's objects, pods and live Envoy config."""
         from .explanation import explain
+        self._check_open()
         return explain(probe_df, self)
 
     # ---- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
+        """Stop the lab's Envoy proxies and pods (the kernel's end does it too). Idempotent."""
+        self._closed = True
         self.backend.close()
 
     def __enter__(self) -> Lab:
