@@ -475,7 +475,7 @@ def _weights(answer: Any, data: Mapping[str, Any]) -> bool:
         raise ValueError("Weights are ≥ 0 and must not all be 0 (Istio rejects that).")
     share = w2 / (w1 + w2)
     if abs(share - 0.10) >= 1e-9:
-        raise _NotYet(f"With these weights v2 gets {share:.0%} of the requests, not 10 %.")
+        raise _NotYet(f"With these weights v2 gets {share * 100:.0f} % of the requests, not 10 %.")
     return True
 
 
@@ -487,18 +487,32 @@ exercise(Exercise(
     "land near 10 % but rarely on it exactly: that is what the band in the chart shows.",
     _weights))
 
-_WPCATALOG_RIGHT = {"/wpcatalog/items": "v2", "/wpcatalogue": "v2", "/reviews/1": "v1", "/": "v1"}
+_WPCATALOG_PATHS = ("/wpcatalog/items", "/wpcatalogue", "/reviews/1", "/")
+
+
+def _served(data: Mapping[str, Any]) -> dict[str, str]:
+    """The subset that served most requests of each probed path (`seen`: path → probe)."""
+    seen: Mapping[str, pd.DataFrame] = data["seen"]
+    missing = [p for p in _WPCATALOG_PATHS if p not in seen]
+    if missing:
+        raise ValueError(f"seen= lacks the probe of {', '.join(missing)}; run the measurement cell first.")
+    out = {}
+    for path in _WPCATALOG_PATHS:
+        subsets = _answered(seen[path])["subset"].astype(str)
+        out[path] = str(subsets.value_counts().index[0]) if len(subsets) else "no answer"
+    return out
 
 
 def _wpcatalog(answer: Any, data: Mapping[str, Any]) -> bool:
     if isinstance(answer, Mapping):
         answer = {str(k).strip(): v for k, v in answer.items()}
-    if not isinstance(answer, Mapping) or set(answer) != set(_WPCATALOG_RIGHT):
-        raise ValueError(f"Answer with a dict for exactly these paths: {sorted(_WPCATALOG_RIGHT)}.")
+    if not isinstance(answer, Mapping) or set(answer) != set(_WPCATALOG_PATHS):
+        raise ValueError(f"Answer with a dict for exactly these paths: {list(_WPCATALOG_PATHS)}.")
     given = {k: _choice(v, {"v1": "v1", "v2": "v2"}) for k, v in answer.items()}
-    wrong = [k for k in _WPCATALOG_RIGHT if given[k] != _WPCATALOG_RIGHT[k]]
+    served = _served(data)
+    wrong = [k for k in _WPCATALOG_PATHS if given[k] != served[k]]
     if wrong:
-        raise _NotYet(_parts([k for k in _WPCATALOG_RIGHT if k not in wrong], wrong))
+        raise _NotYet(_parts([k for k in _WPCATALOG_PATHS if k not in wrong], wrong))
     return True
 
 
@@ -509,7 +523,8 @@ exercise(Exercise(
     "wins, and a rule without `match` catches everything left.",
     "`/wpcatalogue` starts with the characters `/wpcatalog`, so it goes to v2 too: prefix is a "
     "string prefix. Everything else falls through to the catch-all rule → v1.",
-    _wpcatalog))
+    _wpcatalog, needs=("seen",), kind="prediction",
+    measured=lambda d: ", ".join(f"{p} → {s}" for p, s in _served(d).items()) + "."))
 
 
 def _lab(data: Mapping[str, Any]) -> Any:
@@ -553,9 +568,10 @@ def _write_destinationrule(answer: Any, data: Mapping[str, Any]) -> str:
     counts = _outcomes(df)
     if "503 NC" in counts:
         missing = sorted(_subsets_named(route) - _subsets_named(applied))
-        raise _NotYet(f"{_got(df)}. NC: the route names subset {', '.join(missing) or '?'}, and Envoy has no "
-                      "cluster for it — does your DestinationRule define every subset the VirtualService "
-                      "names, for the host `reviews`?")
+        named = f"subset{'s' if len(missing) > 1 else ''} {', '.join(missing) or '?'}"
+        raise _NotYet(f"{_got(df)}. NC: the route names {named}, for which Envoy has no cluster — does "
+                      "your DestinationRule define every subset the VirtualService names, for the host "
+                      "`reviews`?")
     if "503 UH" in counts:
         raise _NotYet(f"{_got(df)}. UH: a subset selects no ready pod — check each subset's labels.")
     ok = _answered(df)
