@@ -44,7 +44,7 @@ class Lab:
 
     #: What a closed lab answers to every call: what happened and how to start again.
     CLOSED_MESSAGE = ("this lab is closed: lab.close() stopped its Envoy proxies and pods. To start a new one, "
-                      "run the chapter again from its first cell (Run > Run All Cells), or in code "
+                      "run the chapter again from its first cell (Run ▸ Run All Cells), or in code "
                       "`lab = Lab()` and apply your manifests again")
 
     def __init__(self, backend: str | None = None, **kw: Any) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import html
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -194,7 +195,8 @@ class _Explorer(W.VBox):
                              f"({time.perf_counter() - started:.1f} s)</span>")
 
     def _failed(self, err: Exception) -> None:
-        self.status.value = f"<span style='color:#d62728'>✘ {html.escape(str(err))}</span>"
+        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(err)))   # `code` as in Markdown
+        self.status.value = f"<span style='color:#d62728'>✘ {text}</span>"
 
     def _repr_mimebundle_(self, **kw: Any) -> dict[str, Any] | None:
         """The widget view for JupyterLab, plus `text/html` for pages without a kernel."""
