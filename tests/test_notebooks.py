@@ -223,6 +223,11 @@ def _chapter1(nb: nbformat.NotebookNode) -> None:
     assert v2_row[-3:] == ["True", "False", "False"], "the unready pod stays in the EndpointSlice, ready=false"
     repeats = "".join(o.get("text", "") for o in _code_outputs(nb, "fresh.pod.shift()"))
     assert int(repeats.split()[0]) > 0, "random, not round-robin: some connections repeat the pod before"
+    pinned = _figure(nb, "sessionAffinity: ClientIP")
+    fresh_bar = [_numbers(t["y"])[0] for t in pinned["data"]]
+    pinned_bar = [_numbers(t["y"])[1] for t in pinned["data"]]
+    assert sum(1 for v in fresh_bar if v > 0) == 3 and sorted(pinned_bar)[-1] == 1.0, \
+        "sessionAffinity: ClientIP sends every new connection of one client to one pod"
     spread = _figure(nb, "vs connections used")
     pods = {t["name"] for t in spread["data"] if max(_numbers(t["y"])) > 0}
     assert len(pods) == 3, "a connection per request reaches every pod"
