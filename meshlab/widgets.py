@@ -116,7 +116,7 @@ def _describe(obj: Mapping[str, Any]) -> str:
         details.append(f"{rules} http rule{'s' if rules != 1 else ''}")
         if spec.get("gateways"):
             details.append("gateways " + ", ".join(spec["gateways"]))
-    elif kind in ("ServiceEntry",):
+    elif kind == "ServiceEntry":
         details.append("hosts " + ", ".join(spec.get("hosts") or []))
     return _ref(obj) + (f" ({'; '.join(details)})" if details else "")
 
