@@ -545,13 +545,23 @@ def _status(box: Any) -> str:
     return (box.locator(".meshlab-status").first.text_content() or "").strip()
 
 
-def _after_move(page: Any, box: Any, before: str, timeout_s: float = 120) -> str:
-    """Wait until the explorer's status line has changed from `before` and is no longer busy."""
+def _arm(box: Any) -> None:
+    """Start counting changes of the explorer's status line (call before moving its control).
+    A move writes the line at least twice (⏳, then ✔ or ✘), even when the final text happens
+    to equal the one before, so counting changes is what tells a new result from an old one."""
+    box.locator(".meshlab-status").first.evaluate(
+        """el => { el.__changes = 0;
+                   if (el.__observer) el.__observer.disconnect();
+                   el.__observer = new MutationObserver(() => { el.__changes += 1; });
+                   el.__observer.observe(el, {subtree: true, childList: true, characterData: true}); }""")
+
+
+def _after_move(page: Any, box: Any, timeout_s: float = 120) -> str:
+    """Wait until the status line (see `_arm`) was rewritten and is no longer busy; its text."""
     handle = box.locator(".meshlab-status").first.element_handle()
     page.wait_for_function(
-        """([el, before]) => { const t = el.textContent.trim();
-                               return t !== before && t.length > 0 && !t.includes('⏳'); }""",
-        arg=[handle, before], timeout=int(timeout_s * 1000), polling=250)
+        "(el) => el.__changes >= 2 && el.textContent.trim().length > 0 && !el.textContent.includes('⏳')",
+        arg=handle, timeout=int(timeout_s * 1000), polling=250)
     return _status(box)
 
 
@@ -587,9 +597,10 @@ def _chapter_0(page: Any, lab: _Lab) -> None:
 
     ex = _box(page, "meshlab-probe")
     slider = ex.locator(".meshlab-requests-slider").first
-    n0, before = int(_slider_value(slider)), _status(ex)
+    n0 = int(_slider_value(slider))
+    _arm(ex)
     _drag_slider(page, slider, 0.9)
-    status = _after_move(page, ex, before)
+    status = _after_move(page, ex)
     n1 = int(_slider_value(slider))
     assert n1 > n0 + 100 and f"all {n1} requests got 200" in status, (n0, n1, status)
     plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-probe .js-plotly-plot")[0]
@@ -608,9 +619,9 @@ def _chapter_1(page: Any, lab: _Lab) -> None:
     ex = _box(page, "meshlab-connections")
     slider = ex.locator(".meshlab-connections-slider").first
     assert _slider_value(slider) == "new per request"          # where Run All's cell left it
-    before = _status(ex)
+    _arm(ex)
     _drag_slider(page, slider, 0.0)
-    status = _after_move(page, ex, before)
+    status = _after_move(page, ex)
     assert _slider_value(slider) == "1" and "1 connection(s) carried 48 requests; 1 pod(s)" in status, status
     _shoot(page, "ch01-widget-after-move", ex.locator(".js-plotly-plot").first)
 
@@ -619,9 +630,9 @@ def _chapter_2(page: Any, lab: _Lab) -> None:
     _shoot_output(page, "over_tcp = lab.probe", "ch02-tcp-per-connection")
     ex = _box(page, "meshlab-lb")
     assert not page.evaluate(_TRUNCATED_JS, ".meshlab-lb-picker button")
-    before = _status(ex)
+    _arm(ex)
     ex.locator(".meshlab-lb-picker button", has_text="RANDOM").first.click()
-    status = _after_move(page, ex, before)
+    status = _after_move(page, ex)
     assert status.startswith("✔ RANDOM"), status
     assert "DestinationRule default/reviews" in (ex.locator(".meshlab-scope").first.text_content() or "")
     ex.screenshot(path=str(SHOTS / "ch02-widget-after-move.png"))
@@ -635,9 +646,9 @@ def _chapter_3(page: Any, lab: _Lab) -> None:
     before = page.evaluate(_PLOT_DATA_JS, ".meshlab-weights .js-plotly-plot")[0]
     assert _shares(before, "configured")[moved] == pytest.approx(w0 / 100), before
     _shoot(page, "weights-before", box.locator(".js-plotly-plot").first)
-    status0 = _status(box)
+    _arm(box)
     _drag_slider(page, slider, 0.95 if w0 <= 50 else 0.05)
-    status = _after_move(page, box, status0)
+    status = _after_move(page, box)
     w1 = int(_slider_value(slider))
     after = page.evaluate(_PLOT_DATA_JS, ".meshlab-weights .js-plotly-plot")[0]
     _shoot(page, "weights-after", box.locator(".js-plotly-plot").first)
@@ -654,11 +665,11 @@ def _chapter_3(page: Any, lab: _Lab) -> None:
 
     # the slider did not change what the path explorer below sees: the seed's VirtualService
     flow = _box(page, "meshlab-flow")
-    before = _status(flow)
+    _arm(flow)
     field = flow.locator(".meshlab-path-input input").first
     field.fill("/wpcatalog/after-the-slider")
     field.press("Enter")
-    status = _after_move(page, flow, before)
+    status = _after_move(page, flow)
     labels = page.evaluate("""() => { const gd = document.querySelector('.meshlab-flow .js-plotly-plot');
                                       return Array.from((gd._fullData || gd.data)[0].node.label); }""")
     assert "all 20 requests got 200" in status, status
@@ -680,9 +691,9 @@ def _chapter_4(page: Any, lab: _Lab) -> None:
     assert not page.evaluate(_TRUNCATED_JS, ".meshlab-order-picker button"), "order buttons cut short"
     texts = [t.strip() for t in picker.locator("button").all_text_contents()]
     assert "VirtualService first (unsafe)" in texts and "DestinationRule first (safe)" in texts, texts
-    before = _status(ex)
+    _arm(ex)
     picker.locator("button", has_text="VirtualService first").first.click()
-    status = _after_move(page, ex, before)
+    status = _after_move(page, ex)
     plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-order .js-plotly-plot")[0]
     assert any(t["name"] == "503 NC" for t in plot), plot
     assert "got 503 NC" in status and "×" not in status, status
@@ -739,9 +750,9 @@ def test_run_all_leaves_working_widgets(browser: Any, tmp_path: Path, chapter: P
                                timeout=60_000)
         closer.screenshot(path=str(SHOTS / f"ch{nn}-lab-closed.png"))
         box = _box(page, POKED[nn])
-        before = _status(box)
+        _arm(box)
         POKES[nn](page)
-        status = _after_move(page, box, before)
+        status = _after_move(page, box)
         assert status.startswith("✘") and "this lab is closed" in status and "Run All Cells" in status, status
         box.screenshot(path=str(SHOTS / f"ch{nn}-widget-on-a-closed-lab.png"))
 
