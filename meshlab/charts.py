@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 __all__ = [
-    "Figure", "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
+    "Figure", "outcome", "outcome_summary", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
     "timeline", "flow", "latency", "config_table", "endpoints", "findings", "Table", "ProbeTable",
     "static_html", "VERSION_COLORS", "OUTCOME_COLORS", "PROBE_VIEW",
 ]
@@ -179,6 +179,15 @@ def outcome(df: pd.DataFrame) -> pd.Series:
     _need(df, "status", "error", "flags")
     return pd.Series([_outcome_of(s, e, f) for s, e, f in zip(df["status"], df["error"], df["flags"])],
                      index=df.index, name="outcome", dtype=object)
+
+
+def outcome_summary(df: pd.DataFrame) -> str:
+    """What a probe got, in words: `all 20 requests got 200`, or
+    `20 requests: 18 got 200, 2 got 503 NC` (most frequent first)."""
+    counts = outcome(df).value_counts()
+    if len(counts) == 1:
+        return f"all {len(df)} requests got {counts.index[0]}"
+    return f"{len(df)} requests: " + ", ".join(f"{c} got {label}" for label, c in counts.items())
 
 
 def outcomes(df: pd.DataFrame) -> pd.DataFrame:

@@ -199,32 +199,15 @@ def _parts(right: Iterable[str], wrong: Iterable[str], what: str = "") -> str:
     return f"{out} Not yet: {', '.join(wrong)}{what}."
 
 
-def _outcome_label(status: Any, error: Any, flags: Any) -> str:
-    """The outcome label of one request (as `charts.outcome` writes it: `200`, `503 NC`, `dns error`)."""
-    err = "" if error is None or (isinstance(error, float) and error != error) else str(error)
-    if err:
-        return f"{err} error"
-    try:
-        code = int(status)
-    except (TypeError, ValueError):
-        code = 0
-    fl = "" if flags is None or (isinstance(flags, float) and flags != flags) else str(flags)
-    if code == 0:
-        return "no answer"
-    return f"{code} {fl}" if fl not in ("", "-") else str(code)
-
-
 def _outcomes(df: pd.DataFrame) -> pd.Series:
-    return pd.Series([_outcome_label(s, e, f) for s, e, f in zip(df["status"], df["error"], df["flags"])],
-                     dtype=object).value_counts()
+    """Requests per outcome label (`charts.outcome`), most frequent first."""
+    from .charts import outcome   # charts sits on the same floor; imported when used
+    return outcome(df).value_counts()
 
 
 def _got(df: pd.DataFrame) -> str:
-    """`all 20 requests got 503 NC` / `20 requests: 18 got 200, 2 got 503 NC`."""
-    counts = _outcomes(df)
-    if len(counts) == 1:
-        return f"all {len(df)} requests got {counts.index[0]}"
-    return f"{len(df)} requests: " + ", ".join(f"{c} got {label}" for label, c in counts.items())
+    from .charts import outcome_summary
+    return outcome_summary(df)
 
 
 def _same_outcome(guess: Any, label: str) -> bool:

@@ -214,14 +214,6 @@ class _Explorer(W.VBox):
                 f"{self.scope.value}{self.status.value}{chart}</div>")
 
 
-def _got(df: pd.DataFrame) -> str:
-    """What a probe got, in words: `all 20 requests got 200` / `20 requests: 18 got 200, 2 got 503 NC`."""
-    counts = charts.outcome(df).value_counts()
-    if len(counts) == 1:
-        return f"all {len(df)} requests got {counts.index[0]}"
-    return f"{len(df)} requests: " + ", ".join(f"{c} got {label}" for label, c in counts.items())
-
-
 # ------------------------------------------------------------------------------------ chapter 3
 
 class WeightSlider(_Explorer):
@@ -289,7 +281,7 @@ class WeightSlider(_Explorer):
                                           if self._by_subset(df) else "version"))
         self.applied.value = ("<code style='font-size:11px'>" + " · ".join(
             f"{s}: weight {w}" for s, w in self.weights(weight).items()) + "</code>")
-        self._done(started, _got(df))
+        self._done(started, charts.outcome_summary(df))
 
     @staticmethod
     def _by_subset(df: pd.DataFrame) -> bool:
@@ -455,7 +447,7 @@ class PushOrderRace(_Explorer):
         self.results[order] = df
         self.events[order] = dict(events)
         _redraw(self.figure, charts.timeline(df, events=events, title=order))
-        self._done(started, _got(df))
+        self._done(started, charts.outcome_summary(df))
 
 
 class _OrderRunner:
@@ -540,7 +532,7 @@ class ProbeExplorer(_Explorer):
             return
         self.results[str(n)] = df
         _redraw(self.figure, charts.pod_share(df, pods=pods))
-        self._done(started, f"{_got(df)}; {df['pod'].nunique()} pod(s) answered")
+        self._done(started, f"{charts.outcome_summary(df)}; {df['pod'].nunique()} pod(s) answered")
 
 
 def requests(lab: Any, url: str, **kw: Any) -> ProbeExplorer:
@@ -583,7 +575,7 @@ class FlowExplorer(_Explorer):
         self.results[path] = df
         host = url.split("//", 1)[-1]
         _redraw(self.figure, charts.flow(df, host=host))
-        self._done(started, _got(df))
+        self._done(started, charts.outcome_summary(df))
 
 
 def flow(lab: Any, base_url: str, **kw: Any) -> FlowExplorer:

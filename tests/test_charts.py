@@ -289,3 +289,9 @@ def test_shares_legend_says_when_failures_are_stacked_in():
     failed = frame([{"status": 503, "flags": "NC", "pod": "", "version": ""}] * 2)
     assert charts.shares({"x": ok, "y": failed}, by="version").layout.legend.title.text == "version / failure"
     assert charts.shares({"y": failed}, by="version").layout.legend.title.text == "failure"
+
+
+def test_outcome_summary_says_what_requests_got_without_a_multiplication_sign():
+    assert charts.outcome_summary(split_probe(20, 0.5)) == "all 20 requests got 200"
+    mixed = charts.outcome_summary(split_probe(18, 0.5, nc=2))
+    assert mixed == "20 requests: 18 got 200, 2 got 503 NC" and "×" not in mixed
