@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from .names import cluster_name, fqdn
+
 __all__ = ["Exercise", "Verdict", "EXERCISES", "check", "exercise"]
 
 Kind = Literal["exercise", "prediction"]
@@ -357,7 +359,7 @@ _CLUSTER_PARTS = ("direction", "service port", "subset", "host (FQDN)")
 def _cluster_name(answer: Any, data: Mapping[str, Any]) -> bool:
     if not isinstance(answer, str):
         raise ValueError("Answer with the cluster name as a string, e.g. \"outbound|...\".")
-    right = "outbound|9080||ratings.bookinfo.svc.cluster.local".split("|")
+    right = cluster_name(9080, None, fqdn("ratings", "bookinfo")).split("|")
     given = answer.strip().split("|")
     if len(given) != 4:
         raise _NotYet(f"An Istio cluster name has 4 fields separated by `|`; yours has {len(given)}.")
