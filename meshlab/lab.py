@@ -214,7 +214,8 @@ class Lab:
                                 timeout=timeout)
         rows = ProbeTable(df)
         rows.attrs.update(df.attrs)
-        rows.attrs.update(url=url, via=via, namespace=namespace)   # what explain() needs for dns/refused rows
+        # what explain() reads for what no Envoy row says: the name asked for, the path and headers sent
+        rows.attrs.update(url=url, via=via, namespace=namespace, headers=dict(headers or {}))
         return rows
 
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0, duration: float | None = None,
