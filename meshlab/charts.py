@@ -12,7 +12,6 @@ only 503s are), other failures are grey or purple.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import uuid

@@ -198,6 +198,18 @@ def _verdicts(nb: nbformat.NotebookNode) -> dict[str, str]:
     return out
 
 
+def _output_text(nb: nbformat.NotebookNode, source: str) -> str:
+    """The text/plain output of the first code cell whose source is exactly `source`."""
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.strip() == source)
+    return "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+
+
+def _explained(nb: nbformat.NotebookNode, source: str) -> list[str]:
+    """The cause codes an explain cell printed: each group's code, then its parts' (`+ code:`)."""
+    found = re.findall(r"· ([\w.-]+)$|^  \+ ([\w.-]+):", _output_text(nb, source), re.M)
+    return [group or part for group, part in found]
+
+
 def _chapter0(nb: nbformat.NotebookNode) -> None:
     doctor = "".join(o.get("text", "") for o in _code_outputs(nb, "meshlab doctor"))
     assert doctor.splitlines()[0].startswith("local backend: ready"), "doctor says first what this learner needs"
@@ -250,6 +262,9 @@ def _chapter2(nb: nbformat.NotebookNode) -> None:
     routes = "".join(o["data"]["text/plain"] for o in _code_outputs(nb, '"routes"'))
     assert re.search(r"127\.\d+\.2\.\d+", routes), "the route lists the ClusterIP among the host's names"
     assert "2.slow-pod-policy" in _verdicts(nb)
+    # explain says which route served: Istio's default route on the HTTP port, a tcp_proxy on the TCP one
+    assert _explained(nb, "lab.explain(meshed)")[:2] == ["ok.default-route", "ok.no-destination-rule"]
+    assert _explained(nb, "lab.explain(over_tcp)")[0] == "ok.tcp-proxy"
 
 
 def _chapter3(nb: nbformat.NotebookNode) -> None:
@@ -268,10 +283,17 @@ def _chapter3(nb: nbformat.NotebookNode) -> None:
     # the write-it-yourself DestinationRule was applied and probed: the skeleton has no subsets
     dr = _verdicts(nb)["3.write-destinationrule"]
     assert 'data-ok="False"' in dr and "503 NC" in dr
+    # explain names the weighted rule, and the rule Envoy matched for /wpcatalogue (a string prefix)
+    assert _explained(nb, "lab.explain(split)")[0] == "ok.virtualservice-route"
+    assert _explained(nb, 'lab.explain(seen["/wpcatalogue"])')[0] == "ok.virtualservice-route"
+    assert "spec.http[0] ('reviews-v2-routes')" in _output_text(nb, 'lab.explain(seen["/wpcatalogue"])')
 
 
 def _chapter4(nb: nbformat.NotebookNode) -> None:
     text = _text(nb)
+    # through the gateway, the gateway's own VirtualService routed; the seed's is bound to sidecars only
+    first = _explained(nb, "lab.explain(outside)")
+    assert first[0] == "ok.virtualservice-route" and "note.vs-mesh-only" in first
     assert "503 NC" in text and "503 UH" in text, "explain named both flavours"
     assert "IST0101" in text, "analyze flagged the undefined subset"
     unsafe = _figure(nb, "VirtualService first (unsafe)")

@@ -115,8 +115,7 @@ def _identify(ctx: Context, proxy: str, host: str, route: str, cluster: str) -> 
     if vs is None and live and route == DEFAULT_ROUTE:
         return RouteUse("default")
     if vs is None and not live:       # no live view, or the config changed since: the objects alone
-        vs = next((v for v in _applying(ctx, proxy, host)
-                   if _rule_of(v, route, cluster, ctx)[1]), None)
+        vs = next((v for v in _applying(ctx, proxy) if _rule_of(v, route, cluster, ctx)[1]), None)
         if vs is None:
             return RouteUse("default" if route == DEFAULT_ROUTE else "unknown")
     if vs is None:
@@ -125,8 +124,8 @@ def _identify(ctx: Context, proxy: str, host: str, route: str, cluster: str) -> 
     return RouteUse("vs", vs, rule, candidates, how)
 
 
-def _applying(ctx: Context, proxy: str, host: str) -> list[VirtualService]:
-    """VirtualServices that could route a request for `host` through this proxy (objects only)."""
+def _applying(ctx: Context, proxy: str) -> list[VirtualService]:
+    """VirtualServices that could route the probed request through this proxy (objects only)."""
     target = _target_host(ctx, proxy)
     out = []
     for vs in ctx.snap.virtual_services:
@@ -377,6 +376,7 @@ def vs_notes(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) ->
     if uses and all(u.kind == "tcp" for u in uses):
         return []           # a TCP port: no http rule applies, as the route cause says
     used = {u.vs.key for u in uses if u.vs is not None}
+    destinations = {p.host for u in uses for c in u.clusters if (p := parse_cluster_name(c)) is not None}
     defaulted = any(text(r.get("route")) == DEFAULT_ROUTE for r in grp)
     client_ns = ctx.client_namespace()
     out = []
@@ -389,11 +389,24 @@ def vs_notes(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) ->
         if proxy != "gateway":
             hosts = [h for h in hosts if h != "*"]   # `*` is a gateway's host (the webhook refuses it for mesh)
         if not any(host_subset_of(target, h) for h in hosts):
-            if _meant_for(ctx, vs, target, proxy):
+            if proxy == "gateway" and not ctx.bound_to_ingress(vs) and applies_to_mesh(vs) and \
+                    any(host_subset_of(d, h) for d in destinations for h in hosts):
+                out.append(Cause("note.vs-mesh-only", label,
+                                 f"{ref(vs)} did not apply at the ingress gateway, though it routes the host the "
+                                 "gateway sent these requests to.",
+                                 f"It is bound to sidecars only (`mesh`). At the gateway, the VirtualService bound "
+                                 f"to its Gateway already chose the cluster ({', '.join(sorted(destinations))}); "
+                                 "Envoy does not apply a second VirtualService for the destination host.",
+                                 "To route gateway traffic the same way, give the gateway's VirtualService the same "
+                                 "rules (or bind this one to the Gateway too).", cmds, [ref(vs)], ok=True,
+                                 fields=["spec.gateways"]))
+            elif _meant_for(ctx, vs, target, proxy):
+                expanded = (f" (Istio expands a name without a dot in the VirtualService's own namespace, {ns})"
+                            if any("." not in h and h != "*" for h in vs.spec.hosts) else "")
                 out.append(Cause("note.vs-host-not-matched", label,
                                  f"{ref(vs)} did not apply: its hosts do not cover {target}.",
-                                 f"spec.hosts {vs.spec.hosts} mean {', '.join(hosts)} (Istio expands a name without a "
-                                 f"dot in the VirtualService's own namespace, {ns}); the request was for {target}.",
+                                 f"spec.hosts {vs.spec.hosts} mean {', '.join(hosts)}{expanded}; the request was for "
+                                 f"{target}.",
                                  f"List {target} (or a name that expands to it) in spec.hosts.", cmds, [ref(vs)],
                                  ok=True, fields=["spec.hosts"]))
             continue
@@ -447,6 +460,8 @@ def _meant_for(ctx: Context, vs: VirtualService, target: str, proxy: str) -> boo
     to this gateway; a host with the same first label; or rules routing to `target`."""
     if proxy == "gateway":
         return ctx.bound_to_ingress(vs)
+    if not applies_to_mesh(vs):
+        return False        # a gateway's VirtualService: no sidecar would use it, whatever its hosts
     ns = vs.namespace or "default"
     first = target.split(".")[0]
     if any(h.split(".")[0] == first for h in vs.spec.hosts):
