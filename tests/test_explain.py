@@ -562,3 +562,16 @@ def test_e2e_requests_saved_by_a_retry_say_so(lab) -> None:
     c = lab.explain(df)["200"]
     retried = [p for p in c.parts if p.code == "ok.retried"]
     assert c.code == "ok.default-route" and retried and retried[0].count == (df["attempts"] > 1).sum()
+
+
+def test_e2e_a_mesh_virtualservice_for_the_destination_does_not_apply_at_the_gateway(lab) -> None:
+    """The gateway's own VirtualService chose the cluster; the sidecars' VirtualService for that
+    destination host (routing to v2) is not applied a second time at the gateway."""
+    lab.apply(docs(V2, SUBSETS, gateway("gw")))
+    lab.apply(vs("  - route: [{destination: {host: reviews, subset: v2}}]\n"))
+    lab.apply(vs("  - route: [{destination: {host: reviews}}]\n", name="edge", hosts=("shop.example.com",),
+                 gateways=["gw"]))
+    c = lab.explain(lab.probe("http://shop.example.com/", n=3, via="gateway"))["200"]
+    assert (c.code, c.objects) == ("ok.virtualservice-route", ["VirtualService default/edge"])
+    assert [(p.code, p.objects) for p in c.parts if p.code.startswith("note.")] == [
+        ("note.vs-mesh-only", ["VirtualService default/reviews"])]
