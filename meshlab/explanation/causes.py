@@ -537,14 +537,18 @@ def fault_source(ctx: Context, grp: list[dict[str, Any]], kind: str) -> tuple[Vi
     return None
 
 
-def fi(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) -> Cause:
-    src = fault_source(ctx, grp, "abort")
-    return Cause("FI.fault-abort", label,
-                 f"Envoy's fault filter answered {status} itself (FI, fault_filter_abort): these "
-                 "requests never reached a pod.",
+def fault(ctx: Context, label: str, grp: list[dict[str, Any]], kind: str, status: int) -> Cause:
+    """FI (`kind` "abort": the fault filter answered instead of a pod) or DI ("delay": it held the
+    requests first), naming the VirtualService rule's `fault` that did it."""
+    src = fault_source(ctx, grp, kind)
+    code, what = (("FI.fault-abort", f"Envoy's fault filter answered {status} itself (FI, fault_filter_abort): "
+                   "these requests never reached a pod.") if kind == "abort" else
+                  ("DI.fault-delay", "Envoy's fault filter held these requests for a while before routing them (DI)."))
+    return Cause(code, label, what,
                  f"Fault injection in {ref(src[0])} {src[1]} ({src[2]})." if src else
-                 "A VirtualService fault.abort matched these requests.",
-                 "Remove the fault (or lower its percentage) when the experiment is over.",
+                 f"A VirtualService fault.{kind} matched these requests.",
+                 f"Remove the {'fault' if kind == 'abort' else 'delay'} (or lower its percentage) when the "
+                 "experiment is over.",
                  ["kubectl get virtualservices -A -o yaml | grep -A6 fault"],
                  [ref(src[0])] if src else [], fields=[src[1]] if src else [])
 

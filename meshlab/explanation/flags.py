@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .causes import Cause, fault_source, fi, nc, nr, pods_of, rules_for, uf, uh, uo, ut
+from .causes import Cause, fault, nc, nr, pods_of, rules_for, uf, uh, uo, ut
 from .context import Context, client, ref
 
 #: The flags that decide a group's outcome, in the order explain looks for them. URX decides only
@@ -32,8 +32,8 @@ def cause(ctx: Context, flag: str, label: str, grp: list[dict[str, Any]], proxy:
         return nc(ctx, label, grp, proxy, all_rows)
     if flag == "UH":
         return uh(ctx, label, grp, proxy)
-    if flag == "FI":
-        return fi(ctx, label, grp, status)
+    if flag in ("FI", "DI"):
+        return fault(ctx, label, grp, "abort" if flag == "FI" else "delay", status)
     if flag == "UO":
         return uo(ctx, label, grp)
     if flag == "UT":
@@ -42,8 +42,6 @@ def cause(ctx: Context, flag: str, label: str, grp: list[dict[str, Any]], proxy:
         return nr(ctx, label, grp, proxy)
     if flag == "UF":
         return uf(ctx, label, grp, proxy, set(flags))
-    if flag == "DI":
-        return _di(ctx, label, grp)
     if flag == "URX":
         return _urx(ctx, label, grp, proxy)
     if flag == "UC":
@@ -55,17 +53,6 @@ def cause(ctx: Context, flag: str, label: str, grp: list[dict[str, Any]], proxy:
                      "Look at the pod's logs; add `retries.retryOn: reset` if the request is safe to repeat.",
                      [f"kubectl logs {pods_of(grp) or '<pod>'}", f"istioctl proxy-config endpoints {client(proxy)}"])
     return _other(flag, label, proxy)
-
-
-def _di(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
-    src = fault_source(ctx, grp, "delay")
-    return Cause("DI.fault-delay", label,
-                 "Envoy's fault filter held these requests for a while before routing them (DI).",
-                 f"Fault injection in {ref(src[0])} {src[1]} ({src[2]})." if src else
-                 "A VirtualService fault.delay matched these requests.",
-                 "Remove the delay (or lower its percentage) when the experiment is over.",
-                 ["kubectl get virtualservices -A -o yaml | grep -A6 fault"],
-                 [ref(src[0])] if src else [], fields=[src[1]] if src else [])
 
 
 def _urx(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
