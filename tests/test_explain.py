@@ -448,8 +448,8 @@ def test_e2e_vs_not_exported_shadowed_or_without_a_route_for_the_client(lab) -> 
     lab.apply(vs("  - route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]\n",
                  name="private", hosts=("reviews.default.svc.cluster.local",), namespace="prod")
               .replace("spec:\n", "spec:\n  exportTo: ['.']\n"))
-    lab.apply(vs("  - match: [{sourceLabels: {app: nobody}}]\n    route: [{destination: {host: reviews, subset: v2}}]\n",
-                 name="others-only"))
+    lab.apply(vs("  - match: [{sourceLabels: {app: nobody}}]\n"
+                 "    route: [{destination: {host: reviews, subset: v2}}]\n", name="others-only"))
     c = lab.explain(lab.probe("http://reviews:9080/", n=3))["200"]
     assert c.code == "ok.default-route"
     notes = {p.code: p.objects for p in c.parts if p.code.startswith("note.")}

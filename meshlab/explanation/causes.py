@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis.snapshot import applies_to_mesh
-from ..names import INGRESS_GATEWAY_LABELS, labels_match, parse_cluster_name, selector_string, to_fqdn
+from ..names import labels_match, parse_cluster_name, selector_string, to_fqdn
 from ..objects import VirtualService
 from .context import Context, client, ref, text
 
@@ -63,14 +63,14 @@ CAUSES: dict[str, str] = {
     "ok.tcp-proxy": "a TCP port: the sidecar's tcp_proxy forwarded each connection, no HTTP routing",
     "ok.kube-proxy": "no sidecar on the path: kube-proxy picked a pod per connection",
     "ok.retried": "some requests succeeded only after Envoy retried them on another pod",
-    "ok.destination-rule-policy": "a DestinationRule's traffic policy applied to the cluster (which blocks, from where)",
+    "ok.destination-rule-policy": "a DestinationRule's policy applied to the cluster (which blocks, from where)",
     "ok.destination-rule-no-policy": "a DestinationRule applies (subsets) but sets no policy for the cluster",
     "ok.no-destination-rule": "no DestinationRule applies: the cluster has Istio's defaults",
     # ---- VirtualServices that did not apply where a learner may expect them (routing.py)
     "note.vs-gateway-only": "the VirtualService is bound to gateways only (no `mesh`): sidecars ignore it",
     "note.vs-mesh-only": "the VirtualService is not bound to the gateway the request came through",
     "note.vs-other-gateway": "the VirtualService is bound to gateways that are not the ingress gateway",
-    "note.gateway-ref-namespace": "a `gateways` name without namespace means a Gateway in the VirtualService's namespace",
+    "note.gateway-ref-namespace": "a `gateways` name without namespace means one in the VirtualService's namespace",
     "note.vs-host-not-matched": "the VirtualService's hosts do not cover the host the request was for",
     "note.vs-not-exported": "the VirtualService's exportTo leaves out the client's namespace",
     "note.vs-shadowed": "another VirtualService for the same host was used (one per host for sidecars)",
@@ -214,8 +214,7 @@ def _url_port(ctx: Context) -> int | None:
 
 def _gateway_refused(ctx: Context, label: str, port: int | None) -> Cause:
     """The ingress gateway opens a listener only for ports some Gateway's servers declare."""
-    mine = [g for g in ctx.snap.gateways
-            if g.spec.selector and labels_match(g.spec.selector, INGRESS_GATEWAY_LABELS)]
+    mine = ctx.ingress_gateways()
     served = [f"Gateway {g.namespace}/{g.name}: port {srv.port.number} ({srv.port.protocol})"
               for g in mine for srv in g.spec.servers]
     where = f"port {port}" if port is not None else "that port"

@@ -115,7 +115,8 @@ class Context:
     # ---- gateways ----------------------------------------------------------------------------
     def ingress_gateways(self) -> list[Gateway]:
         """Gateways that select the ingress gateway (`istio: ingressgateway`)."""
-        return [g for g in self.snap.gateways if g.spec.selector and labels_match(g.spec.selector, INGRESS_GATEWAY_LABELS)]
+        return [g for g in self.snap.gateways
+                if g.spec.selector and labels_match(g.spec.selector, INGRESS_GATEWAY_LABELS)]
 
     def gateway_bindings(self, vs: VirtualService) -> list[Binding]:
         """Each non-`mesh` entry of `vs.spec.gateways`, resolved as istiod resolves it

@@ -47,7 +47,8 @@ def cause(ctx: Context, flag: str, label: str, grp: list[dict[str, Any]], proxy:
     if flag == "UC":
         details = next((str(r.get("details")) for r in grp if r.get("details")), "")
         return Cause("UC.upstream-reset", label,
-                     f"The upstream connection was closed before a full answer (UC{', ' + details if details else ''}).",
+                     "The upstream connection was closed before a full answer "
+                     f"(UC{', ' + details if details else ''}).",
                      "The pod closed the connection mid-request (crash, restart, an idle timeout on its side); "
                      "Istio's default retry policy does not retry this.",
                      "Look at the pod's logs; add `retries.retryOn: reset` if the request is safe to repeat.",
@@ -104,7 +105,8 @@ def _other(flag: str, label: str, proxy: str) -> Cause:
                  "Envoy could not get an answer from the global rate limit service.",
                  "Check the rate limit service."),
         "IH": ("IH.invalid-envoy-header", "A strictly checked x-envoy-* header had an invalid value (IH, 400).",
-               "The client sent an x-envoy-* header Envoy validates strictly (e.g. x-envoy-max-retries) with a bad value.",
+               "The client sent an x-envoy-* header Envoy validates strictly (e.g. x-envoy-max-retries) with a "
+               "bad value.",
                "Fix or drop the header."),
         "SI": ("SI.stream-idle-timeout", "The stream idle timeout fired (SI).",
                "No bytes moved on the stream for the stream idle timeout (Istio sets none by default; "
