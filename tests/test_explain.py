@@ -389,6 +389,13 @@ def test_e2e_ok_names_the_rule_envoy_logged_and_the_default_route(lab) -> None:
     assert lab.explain(lab.probe("http://reviews:9080/b", n=2))["200"].fields == ["spec.http[2]"]
 
 
+def _dr_with_v2_policy(top: str, v2: str) -> str:
+    """DestinationRule reviews: subsets v1 and v2, a top-level policy and one of subset v2's own."""
+    return ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n"
+            f"  host: reviews\n  trafficPolicy: {top}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n"
+            f"  - {{name: v2, labels: {{version: v2}}, trafficPolicy: {v2}}}\n")
+
+
 def test_e2e_ok_names_the_destination_rule_blocks_and_where_they_come_from(lab) -> None:
     lab.apply(V2)
     lab.apply(vs("  - route: [{destination: {host: reviews, subset: v1}, weight: 50},"
@@ -403,10 +410,8 @@ def test_e2e_ok_names_the_destination_rule_blocks_and_where_they_come_from(lab) 
     c = policy("v1")
     assert (c.code, c.objects, c.fields) == ("ok.destination-rule-no-policy", ["DestinationRule default/reviews"],
                                              ["spec.subsets[name=v1]"])
-    lab.apply(destination_rule("reviews", [], traffic_policy="{loadBalancer: {simple: RANDOM}, "
-                               "outlierDetection: {consecutive5xxErrors: 5}}") .replace(
-        "  trafficPolicy", "  subsets:\n  - {name: v1, labels: {version: v1}}\n"
-        "  - {name: v2, labels: {version: v2}, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}}\n  trafficPolicy"))
+    lab.apply(_dr_with_v2_policy("{loadBalancer: {simple: RANDOM}, outlierDetection: {consecutive5xxErrors: 5}}",
+                                 "{loadBalancer: {simple: ROUND_ROBIN}}"))
     assert policy("v1").fields == ["spec.trafficPolicy.loadBalancer", "spec.trafficPolicy.outlierDetection"]
     v2 = policy("v2")      # the subset's loadBalancer replaces the top-level one; outlierDetection stays
     assert v2.code == "ok.destination-rule-policy"
@@ -419,10 +424,9 @@ def test_e2e_ok_names_the_destination_rule_blocks_and_where_they_come_from(lab) 
     assert c.fields == ["spec.trafficPolicy.portLevelSettings[port=9080].loadBalancer"]
     assert "spec.trafficPolicy.outlierDetection" in c.why
 
-    lab.apply(destination_rule("reviews", [], traffic_policy="{outlierDetection: {consecutive5xxErrors: 5}}").replace(
-        "  trafficPolicy", "  subsets:\n  - {name: v1, labels: {version: v1}}\n"
-        "  - {name: v2, labels: {version: v2}, trafficPolicy: {portLevelSettings: [{port: {number: 9080}, "
-        "connectionPool: {http: {http1MaxPendingRequests: 100}}}]}}\n  trafficPolicy"))
+    lab.apply(_dr_with_v2_policy("{outlierDetection: {consecutive5xxErrors: 5}}",
+                                 "{portLevelSettings: [{port: {number: 9080}, "
+                                 "connectionPool: {http: {http1MaxPendingRequests: 100}}}]}"))
     assert policy("v1").fields == ["spec.trafficPolicy.outlierDetection"]
     v2 = policy("v2")    # the subset's port-level entry replaces the top-level outlierDetection too
     assert v2.fields == ["spec.subsets[name=v2].trafficPolicy.portLevelSettings[port=9080].connectionPool"]

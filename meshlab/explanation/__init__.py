@@ -54,7 +54,8 @@ class Explanation:
 
     @property
     def codes(self) -> list[str]:
-        """The cause codes, most requests first (`["NC.undefined-subset", "ok"]`)."""
+        """The groups' main cause codes, failures first (`["NC.undefined-subset", "ok.virtualservice-route"]`);
+        each cause's `codes` adds its parts'."""
         return [c.code for c in self.causes]
 
     def to_frame(self) -> Any:

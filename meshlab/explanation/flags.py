@@ -15,8 +15,9 @@ from typing import Any
 from .causes import Cause, fault, nc, nr, pods_of, rules_for, uf, uh, uo, ut
 from .context import Context, client, ref
 
-#: The flags that decide a group's outcome, in the order explain looks for them. URX decides only
-#: with UF (`uf` reads both); alone it marks a retried answer, explained by what was answered.
+#: The flags that decide a group's outcome, in the order explain looks for them. URX never decides:
+#: with UF the connect failure does (URX's part names the retry policy); alone it marks an answer
+#: given after the retries ran out, explained by what was answered.
 DECIDING = ("NC", "UH", "FI", "UO", "UT", "NR", "UF", "UC")
 
 
