@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
@@ -80,6 +82,59 @@ def _backend(name: str, options: dict[str, Any]) -> Backend:
     return cls(**preset, **options)
 
 
+# ----------------------------------------------------------------- one lab per setup cell
+
+#: In a Jupyter kernel: the lab each cell made last, and the execution that made it.
+_by_cell: dict[str, tuple[weakref.ref[Lab], int]] = {}
+
+
+def _cell() -> tuple[str, int] | None:
+    """(the identity of the notebook cell running now, its execution count), or None outside an
+    IPython kernel. The identity is the cell's id when the front end sends it (JupyterLab puts
+    `cellId` in the execute request's metadata); else the file name ipykernel compiles the cell
+    under, which is a hash of its code, so re-running an unchanged cell gives the same one."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None   # type: ignore[attr-defined]
+    if shell is None:
+        return None
+    count = int(getattr(shell, "execution_count", 0) or 0)
+    header = getattr(shell, "parent_header", None) or {}
+    cell_id = (header.get("metadata") or {}).get("cellId") if isinstance(header, dict) else None
+    if cell_id:
+        return f"id:{cell_id}", count
+    frame = sys._getframe(1)
+    here = os.path.dirname(__file__) + os.sep
+    while frame is not None and frame.f_code.co_filename.startswith(here):
+        frame = frame.f_back                                  # the first frame outside meshlab
+    return (f"code:{frame.f_code.co_filename}", count) if frame is not None else None
+
+
+def _close_the_lab_this_cell_made_before() -> tuple[str, int] | None:
+    """Re-running a chapter's setup cell (`lab = Lab()`) must leave one lab, not two.
+
+    What kept the old one alive: the setup cell ends with `lab`, so IPython's output cache
+    (`Out[n]`, `_`, `__`, `___`) still holds the old Lab after `lab` is rebound, and its ~6
+    processes and ~80 MB stay until the kernel ends. Emptying the cache is not meshlab's to do,
+    and a lab kept on purpose must not be closed behind the learner's back, so the rule is
+    narrow: a Lab made by the same cell as an earlier one, in a later execution of it, replaces
+    it — the earlier lab is closed first (its block and memory are free for the new one; its
+    Out[] entry then shows a closed lab). Labs made by different cells, or in one execution of a
+    cell (`a, b = Lab(), Lab()`), are left alone; outside a kernel nothing changes.
+
+    Returns the cell (to record the new lab under), or None outside an IPython kernel."""
+    cell = _cell()
+    if cell is None:
+        return None
+    previous = _by_cell.get(cell[0])
+    old = previous[0]() if previous is not None and previous[1] != cell[1] else None
+    if old is not None:
+        try:
+            old.close()
+        except Exception:
+            pass
+    return cell
+
+
 class Lab:
     """A lab: apply manifests, turn pod knobs, send traffic, read Envoy's view.
 
@@ -90,7 +145,10 @@ class Lab:
     """
 
     def __init__(self, backend: str | None = None, **options: Unpack[LabOptions]) -> None:
+        cell = _close_the_lab_this_cell_made_before()
         self.backend: Backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", dict(options))
+        if cell is not None:
+            _by_cell[cell[0]] = (weakref.ref(self), cell[1])
 
     @property
     def name(self) -> str:

@@ -89,11 +89,12 @@ def _path_source(path: Path) -> dict[str, Any]:
 ISTIO_RUNTIME = {"re2.max_program_size.error_level": 32768}
 
 
-def bootstrap(node: str, admin_ip: str, admin_port: int, xds_dir: Path) -> dict[str, Any]:
-    """Bootstrap: admin on loopback, LDS and CDS from files in `xds_dir`, Istio's runtime values."""
+def bootstrap(node: str, admin_socket: Path, xds_dir: Path) -> dict[str, Any]:
+    """Bootstrap: admin on a UNIX socket only the owner may open (mode 0600), LDS and CDS from
+    files in `xds_dir`, Istio's runtime values."""
     return {
         "node": {"id": f"{node}~meshlab", "cluster": node},
-        "admin": {"address": {"socket_address": {"address": admin_ip, "port_value": admin_port}}},
+        "admin": {"address": {"pipe": {"path": str(admin_socket), "mode": 0o600}}},
         "dynamic_resources": {
             "lds_config": _path_source(xds_dir / "lds.json"),
             "cds_config": _path_source(xds_dir / "cds.json"),
@@ -105,6 +106,82 @@ def bootstrap(node: str, admin_ip: str, admin_port: int, xds_dir: Path) -> dict[
     }
 
 
+#: The header an ORIGINAL_DST cluster with `use_http_header` takes its destination from.
+ORIGINAL_DST_HEADER = "x-envoy-original-dst-host"
+RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+
+
+def original_dst_guard(allowed: str) -> dict[str, Any]:
+    """An RBAC HTTP filter that lets a request through only when its `x-envoy-original-dst-host`
+    is absent or an address matching the RE2 regex `allowed` (the lab's own block).
+
+    Why: with no iptables in the local lab, ORIGINAL_DST clusters (Istio's PassthroughCluster,
+    headless Services, DestinationRule `simple: PASSTHROUGH`) take their destination from that
+    header, which Envoy does not sanitise: "enabling this feature allows HTTP clients to route
+    traffic to arbitrary hosts and/or ports" (envoy/config/cluster/v3/cluster.proto,
+    `OriginalDstLbConfig.use_http_header`). A pod's iptables only ever redirect the pod's own
+    connections, so passthrough stays within the lab here too; anything else is answered 403.
+    Several values of the header are joined with "," before matching (RBAC's HeaderMatcher),
+    so a second value cannot slip past the anchored regex.
+    """
+    header = {"name": ORIGINAL_DST_HEADER}
+    return {"name": "meshlab.original_dst_guard", "typed_config": {
+        "@type": RBAC_TYPE,
+        "rules": {"action": "ALLOW", "policies": {"lab-addresses-only": {
+            "permissions": [{"or_rules": {"rules": [
+                {"header": {**header, "present_match": True, "invert_match": True}},
+                {"header": {**header, "string_match": {"safe_regex": {"regex": allowed}}}},
+            ]}}],
+            "principals": [{"any": True}],
+        }}}}}
+
+
+def _inotify_instances_held() -> int:
+    """inotify instances this user's processes hold now (each open `anon_inode:inotify`; one shared
+    by two processes is counted twice, which errs on the safe side)."""
+    me, held = os.geteuid(), 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != me:
+                continue
+            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+                try:
+                    held += os.readlink(fd.path) == "anon_inode:inotify"
+                except OSError:
+                    pass
+        except OSError:
+            continue
+    return held
+
+
+def watch_problem(proxy: str, adding: int) -> str | None:
+    """Why `adding` more xDS files cannot be watched by Envoy `proxy`, or None.
+
+    Envoy watches every file subscription (LDS, CDS, each RDS and each EDS file) with an inotify
+    instance of its own (source/common/filesystem/inotify/watcher_impl.cc), and the kernel allows
+    each user `fs.inotify.max_user_instances` of them (128 by default) across all their
+    processes — every lab's Envoys and the notebook server's own. Past it Envoy does not refuse
+    the update: it aborts ("assert failure: inotify_fd_ >= 0"), taking the lab down. So a push is
+    refused before it is written."""
+    if adding <= 0:
+        return None
+    try:
+        with open("/proc/sys/fs/inotify/max_user_instances") as f:
+            limit = int(f.read())
+    except (OSError, ValueError):
+        return None
+    held = _inotify_instances_held()
+    if held + adding <= limit:
+        return None
+    return (f"Envoy '{proxy}' would need {adding} more xDS file watches (one inotify instance per cluster's "
+            f"endpoints and per route configuration), but this user may hold {limit} "
+            f"(fs.inotify.max_user_instances) and its processes — every lab's Envoys, the notebook server — "
+            f"already hold {held}. Delete Services or DestinationRule subsets you no longer use, or close other "
+            f"labs; an administrator can raise fs.inotify.max_user_instances (sysctl)")
+
+
 def _eds_name(cluster: dict[str, Any]) -> str:
     return cluster.get("eds_cluster_config", {}).get("service_name") or cluster["name"]
 
@@ -113,8 +190,9 @@ class XdsFiles:
     """Writes one Envoy's xDS files and pushes configs in a chosen order, checking each step."""
 
     def __init__(self, proxy: str, xds_dir: Path, admin: AdminClient, log_path: Path,
-                 access_log_path: Path) -> None:
+                 access_log_path: Path, original_dst: str | None = None) -> None:
         self.proxy = proxy
+        self.original_dst = original_dst
         self.dir = xds_dir
         self.admin = admin
         self.log_path = log_path
@@ -140,7 +218,8 @@ class XdsFiles:
 
     # ---- turning a ProxyConfig into file contents --------------------------------------------
     def finalize(self, config: ProxyConfig) -> dict[str, dict[str, dict[str, Any]]]:
-        """Resources per type, with file config sources and access logs filled in."""
+        """Resources per type, with file config sources and access logs filled in, and (when
+        `original_dst` is set) `original_dst_guard` before the router of every HCM."""
         listeners = {}
         for lis in config.listeners:
             lis = copy.deepcopy(lis)
@@ -154,6 +233,10 @@ class XdsFiles:
                             rds["config_source"] = _path_source(
                                 self.rds_path(rds["route_config_name"]))
                         tc.setdefault("access_log", access_log_config(self.access_log_path))
+                        if self.original_dst is not None:
+                            filters = tc.setdefault("http_filters", [])
+                            if not any(f.get("name") == "meshlab.original_dst_guard" for f in filters):
+                                filters.insert(max(0, len(filters) - 1), original_dst_guard(self.original_dst))
                     elif tc.get("@type") == TCP_PROXY_TYPE:
                         tc.setdefault("access_log", access_log_config(self.access_log_path))
             listeners[lis["name"]] = lis
@@ -184,8 +267,12 @@ class XdsFiles:
         os.replace(tmp, path)  # Envoy reacts to the rename, never to an in-place write
 
     def write_initial(self, config: ProxyConfig) -> None:
-        """Files for a fresh Envoy (before it starts): everything in version "0"."""
+        """Files for a fresh Envoy (before it starts): everything in version "0". Raises
+        EnvoyError when the user cannot watch that many files (`watch_problem`)."""
         res = self.finalize(config)
+        problem = watch_problem(self.proxy, 2 + len(res["eds"]) + len(res["rds"]))
+        if problem:
+            raise EnvoyError(problem)
         for name, cla in res["eds"].items():
             self._write(self.eds_path(name), T_CLA, [cla], "0")
         for name, rc in res["rds"].items():
@@ -213,6 +300,10 @@ class XdsFiles:
         seconds between steps — the race istiod's pushes can hit (make-before-break, 503 NC).
         """
         new = self.finalize(config)
+        growth = sum(len(new[t]) - len(self.accepted[t]) for t in ("eds", "rds"))
+        problem = watch_problem(self.proxy, growth)
+        if problem:
+            raise EnvoyError(problem)
         self._version += 1
         ver = f"{self._version}"
         old = {t: dict(self.accepted[t]) for t in _TYPES}
