@@ -14,13 +14,14 @@ import inspect
 import os
 import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
 
 from .backends.base import Backend, ProxyName, RunningProbe, Via
-from .errors import LabOptionError
+from .errors import InternalError, LabOptionError, MeshlabError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,6 +136,19 @@ def _close_the_lab_this_cell_made_before() -> tuple[str, int] | None:
     return cell
 
 
+@contextmanager
+def plainly(doing: str) -> Iterator[None]:
+    """Let meshlab's own errors through (they say what to fix); turn anything else raised inside
+    the lab into an `InternalError`: one paragraph in the notebook instead of a long traceback
+    naming no file, object or field. The original stays attached (`__cause__`, `%tb`)."""
+    try:
+        yield
+    except MeshlabError:
+        raise
+    except Exception as e:
+        raise InternalError(doing, e) from e
+
+
 class Lab:
     """A lab: apply manifests, turn pod knobs, send traffic, read Envoy's view.
 
@@ -146,7 +160,8 @@ class Lab:
 
     def __init__(self, backend: str | None = None, **options: Unpack[LabOptions]) -> None:
         cell = _close_the_lab_this_cell_made_before()
-        self.backend: Backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", dict(options))
+        with plainly("starting the lab"):
+            self.backend: Backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", dict(options))
         if cell is not None:
             _by_cell[cell[0]] = (weakref.ref(self), cell[1])
 
@@ -175,32 +190,39 @@ class Lab:
         on every backend: `meshlab.backends.base.apply_steps`). `xds_order` orders the resource
         types of each push of the local Envoys. Returns the objects applied."""
         objs = self._load(x)
-        self.backend.apply(objs, order=order, gap=gap, xds_order=xds_order)
+        with plainly("applying manifests"):
+            self.backend.apply(objs, order=order, gap=gap, xds_order=xds_order)
         return objs
 
     def delete(self, x: Any) -> list[K8sObject]:
         """Delete objects (missing ones are ignored, like ``kubectl delete --ignore-not-found``)."""
         objs = self._load(x)
-        self.backend.delete(objs)
+        with plainly("deleting objects"):
+            self.backend.delete(objs)
         return objs
 
     def objects(self) -> list[K8sObject]:
-        return self.backend.objects()
+        with plainly("listing objects"):
+            return self.backend.objects()
 
     # ---- pods ----------------------------------------------------------------------------------
     def pods(self) -> pd.DataFrame:
-        return self.backend.pods()
+        with plainly("listing pods"):
+            return self.backend.pods()
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
-        self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
-                             ready=ready, error_code=error_code)
+        with plainly(f"setting pod {name!r}'s knobs"):
+            self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
+                                 ready=ready, error_code=error_code)
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
-        self.backend.kill_pod(name, namespace=namespace, notready_after=notready_after)
+        with plainly(f"killing pod {name!r}"):
+            self.backend.kill_pod(name, namespace=namespace, notready_after=notready_after)
 
     def restart_pod(self, name: str, *, namespace: str = "default") -> None:
-        self.backend.restart_pod(name, namespace=namespace)
+        with plainly(f"restarting pod {name!r}"):
+            self.backend.restart_pod(name, namespace=namespace)
 
     # ---- traffic -------------------------------------------------------------------------------
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
@@ -208,9 +230,10 @@ class Lab:
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
               timeout: float = 30.0) -> pd.DataFrame:
         """Send `n` requests as a client pod in `namespace` would; one row per request."""
-        df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
-                                via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,
-                                timeout=timeout)
+        with plainly("probing"):
+            df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
+                                    via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,
+                                    timeout=timeout)
         df.attrs.update(url=url, via=via, namespace=namespace)   # what explain() needs for dns/refused rows
         return df
 
@@ -224,25 +247,29 @@ class Lab:
                 lab.apply(vs, order=["VirtualService", "DestinationRule"])
             df = p.result()
         """
-        return self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
-                                    keepalive=keepalive, headers=headers, via=via, namespace=namespace,
-                                    seed=seed, timeout=timeout)
+        with plainly("starting a probe"):
+            return self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
+                                        keepalive=keepalive, headers=headers, via=via, namespace=namespace,
+                                        seed=seed, timeout=timeout)
 
     # ---- views ---------------------------------------------------------------------------------
     def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
         """The live proxy config, like ``istioctl proxy-config all -o json`` (the client sidecar of
         `namespace`, or the ingress gateway)."""
-        return self.backend.envoy_config(proxy, namespace=namespace)
+        with plainly("reading Envoy's config"):
+            return self.backend.envoy_config(proxy, namespace=namespace)
 
     def explain(self, probe_df: pd.DataFrame) -> Explanation:
         """Name the misconfiguration behind what a probe saw: `meshlab.explain(df, lab)`
         reads this lab's objects, pods and live Envoy config."""
         from .explanation import explain
-        return explain(probe_df, self)
+        with plainly("explaining a probe"):
+            return explain(probe_df, self)
 
     # ---- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
-        self.backend.close()
+        with plainly("closing the lab"):
+            self.backend.close()
 
     def __enter__(self) -> Lab:
         return self

@@ -78,7 +78,10 @@ def parse_url(url: str) -> ParsedURL:
         raise ProbeError(f"probe URL must be a string such as 'http://reviews:9080/', not {url!r}")
     if "://" not in url:
         url = "http://" + url
-    u = urlsplit(url)
+    try:
+        u = urlsplit(url)
+    except ValueError as e:         # "Invalid IPv6 URL": http://[::1/
+        raise ProbeError(f"probe URL {_clip(url)}: {e}") from None
     if u.scheme != "http":
         raise ProbeError(f"probe URL {url!r}: only http:// is supported (the lab runs plaintext)")
     if not u.hostname:

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import stat
 import tempfile
 import warnings
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..._processes import pdeathsig_available
 from ...envoy.admin import MAX_SOCKET_PATH
-from ...errors import ApplyError, LabError, ProbeError
+from ...errors import ApplyError, EnvoyConfigRejected, LabError, ProbeError
 from ...probe import ProbeRun, check_args, run as run_probe
 from ...state import ClusterState
 from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
@@ -90,6 +91,37 @@ def _sweep_stale_workdirs(base: Path | None = None) -> list[Path]:
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))
     return removed
+
+
+def blame(objects: list[K8sObject], envoy_message: str) -> str:
+    """The objects an apply step was made of (with file and line), and the field Envoy's message
+    points at when one can be found: a string value of theirs that the message quotes, or that
+    holds a word the message names (`Not supported field in StreamInfo: FOO` → `%FOO%`)."""
+    from ...manifests.messages import format_path
+    words = {w for w in re.findall(r"[A-Za-z0-9_%.:/-]{3,}", envoy_message) if not w.islower() or "%" in w}
+    hits: list[str] = []
+    for o in objects:
+        for path, value in _string_leaves(o.to_manifest()):
+            if len(value) >= 2 and (value in envoy_message or any(w in value for w in words)):
+                hits.append(f"{o.ref}{f' ({o.source})' if o.source else ''} {format_path(path)}")
+    if len(hits) in (1, 2, 3):
+        return "; ".join(hits)
+    shown = [f"{o.ref}{f' ({o.source})' if o.source else ''}" for o in objects if o.kind != "Namespace"][:4]
+    return ", ".join(shown) + (" and more" if len(objects) > 4 else "")
+
+
+def _string_leaves(data: Any, path: list[str | int] | None = None) -> Iterator[tuple[list[str | int], str]]:
+    path = path or []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if path == [] and k in ("apiVersion", "kind", "metadata"):
+                continue
+            yield from _string_leaves(v, [*path, k])
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _string_leaves(v, [*path, i])
+    elif isinstance(data, str):
+        yield path, data
 
 
 def _socket_dir(workdir: Path, block: int) -> tuple[Path, bool]:
@@ -220,7 +252,7 @@ class LocalBackend(BackendBase):
                 self.state.apply(objects)
         except ApplyError:                 # refused before anything was stored
             raise
-        except Exception:
+        except Exception as e:
             try:
                 added = [o for o in objects if before.get(o.key) is None]
                 if added:
@@ -230,6 +262,9 @@ class LocalBackend(BackendBase):
                     self.state.apply(old)
             except Exception:
                 pass
+            if isinstance(e, EnvoyConfigRejected) and not e.applying:
+                raise EnvoyConfigRejected(e.proxy, e.resource, e.envoy_message, applying=blame(objects, e.envoy_message)) \
+                    from None
             raise
 
     def delete(self, objects: list[K8sObject]) -> None:
