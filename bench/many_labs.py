@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import pwd
-import re
 import shutil
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from local_backend import _pss_kb  # noqa: E402  (bench/ is not a package)
 MANIFESTS = [str(REPO / "notebooks" / "manifests" / "01-service"),
              str(REPO / "notebooks" / "manifests" / "03-subsets" / "destinationrule-subsets.yaml")]
 
@@ -88,15 +89,6 @@ LEARNER = textwrap.dedent("""
 
 
 # ------------------------------------------------------------------------------------ processes
-
-def _pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            m = re.search(r"^Pss:\s+(\d+)", f.read(), re.M)
-            return int(m.group(1)) if m else 0
-    except OSError:
-        return 0
-
 
 def _descendants(pid: int) -> list[int]:
     out, todo = [], [pid]

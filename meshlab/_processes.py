@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 _spawner: concurrent.futures.ThreadPoolExecutor | None = None
@@ -50,6 +50,24 @@ def lab_environment(**extra: str) -> dict[str, str]:
     """The whole environment of a lab process: a container's default PATH, a UTF-8 C locale, and
     `extra` (e.g. a pod's HOSTNAME, the lab's marker). Nothing is inherited from this process."""
     return {"PATH": CONTAINER_PATH, "LANG": "C.UTF-8", "HOME": "/", **extra}
+
+
+def own_pids() -> Iterator[int]:
+    """The pids of this user's processes (by /proc, so Linux only; those that end while listed are
+    skipped), for the few places that must look at all of them: a dead lab's leftovers, the
+    inotify instances the user holds."""
+    me = os.geteuid()
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.isdigit():
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == me:
+                    yield int(entry.name)
+            except OSError:
+                continue
 
 
 def pdeathsig_available() -> bool:

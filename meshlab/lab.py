@@ -229,7 +229,11 @@ class Lab:
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
               timeout: float = 30.0) -> pd.DataFrame:
-        """Send `n` requests as a client pod in `namespace` would; one row per request."""
+        """Send `n` requests as a client pod in `namespace` would; one row per request.
+
+        Bounded (`meshlab.probe.client`): n <= 100,000, concurrency <= 10,000 (and, locally, what
+        the open-files limit allows), at most an hour of traffic; beyond that a `ProbeError` says
+        which bound and why, before anything is sent."""
         with plainly("probing"):
             df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
                                     via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,

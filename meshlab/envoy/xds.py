@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .._processes import own_pids
 from ..errors import EnvoyConfigRejected, EnvoyError
 from .accesslog import access_log_config
 
@@ -139,14 +140,10 @@ def original_dst_guard(allowed: str) -> dict[str, Any]:
 def _inotify_instances_held() -> int:
     """inotify instances this user's processes hold now (each open `anon_inode:inotify`; one shared
     by two processes is counted twice, which errs on the safe side)."""
-    me, held = os.geteuid(), 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    held = 0
+    for pid in own_pids():
         try:
-            if entry.stat(follow_symlinks=False).st_uid != me:
-                continue
-            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
                 try:
                     held += os.readlink(fd.path) == "anon_inode:inotify"
                 except OSError:

@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 
+from ..._processes import own_pids
 from ...errors import AddressBlockExhausted, LabError
 
 _FIRST_BLOCK, _LAST_BLOCK = 2, 254
@@ -94,19 +95,11 @@ def _marker_of(pid: int) -> tuple[int, int, int] | None:
 
 def orphans(block: int) -> list[int]:
     """This user's processes left behind on `block` by a lab whose owner is dead."""
-    me = os.geteuid()
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat(follow_symlinks=False).st_uid != me:
-                continue
-        except OSError:
-            continue
-        mark = _marker_of(int(entry.name))
+    for pid in own_pids():
+        mark = _marker_of(pid)
         if mark is not None and mark[0] == block and not owner_alive(mark[1], mark[2]):
-            found.append(int(entry.name))
+            found.append(pid)
     return found
 
 

@@ -142,6 +142,13 @@ class LocalBackend(BackendBase):
     `seed` makes kube-proxy's and the pods' random choices repeatable; `workdir` keeps Envoy's
     files and logs (default: a temporary directory removed on close); `start_timeout` is how long
     an Envoy or a pod may take to start.
+
+    On a shared host (many users, one network namespace) a lab is its owner's alone: its address
+    block is leased by an abstract socket (`addresses.py`), Envoy's admin API and the pods'
+    control endpoints are UNIX sockets in the 0700 work folder, passthrough reaches only the
+    lab's own addresses, and its processes get a container's environment, not the notebook's.
+    What it may start is bounded up front (`limits.py`: pods by memory and open files; Envoy's
+    xDS file watches by the user's inotify instances), with the limit and the reason.
     """
 
     name = "local"
