@@ -26,7 +26,7 @@ import pytest
 
 from _manifests import deployment, docs, service
 from _pids import alive, survivors
-from meshlab.errors import ApplyError, ManifestError, ProbeError
+from meshlab.errors import ApplyError, ManifestError, MeshlabError, ProbeError
 from meshlab.lab import Lab
 
 WEB = docs(deployment("web", "v1", replicas=2, port=8080), service("web", 80, target_port=8080))
@@ -480,6 +480,25 @@ def test_a_low_open_files_limit_is_raised_or_named_never_shown_as_resets(soft, h
     else:
         assert out["soft"] == hard
         assert out["status"] == [200] and out["errors"] == [""] and out["flags"] == ["-"], out
+
+
+def test_more_xds_files_than_the_user_may_watch_are_refused_not_an_envoy_abort(monkeypatch):
+    """Envoy watches each EDS and RDS file with an inotify instance of its own; past the user's
+    fs.inotify.max_user_instances (128 by default, shared by all of a user's labs) it aborted
+    mid-push ("assert failure: inotify_fd_ >= 0") and the lab was gone (bench/promises.py: 18
+    parallel labs). The limit is lowered here through its reader, a seam: the Envoy is real."""
+    from meshlab.envoy import xds
+    many = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}"},
+             "spec": {"ports": [{"port": 80, "name": "http"}]}} for i in range(20)]
+    with Lab() as lab:
+        lab.apply(WEB)
+        monkeypatch.setattr(xds, "max_user_instances", lambda: xds._inotify_instances_held() + 10)
+        before = sorted(o.key for o in lab.objects())
+        with pytest.raises(MeshlabError, match="fs.inotify.max_user_instances"):
+            lab.apply(many)
+        assert sorted(o.key for o in lab.objects()) == before
+        assert all(p.envoy.running for p in lab.backend.reconciler.proxies.values())
+        assert set(lab.probe("http://web/", n=10).status) == {200}
 
 
 def test_probe_arguments_that_would_grow_or_hang_are_refused():

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 from .._processes import spawn
 from ..errors import EnvoyAdminError, EnvoyError
 from .admin import MAX_SOCKET_PATH, AdminClient
-from .xds import ProxyConfig, XdsFiles, bootstrap
+from .xds import ProxyConfig, XdsFiles, bootstrap, watch_budget
 
 _running: weakref.WeakSet[Envoy] = weakref.WeakSet()
 
@@ -98,7 +98,14 @@ class Envoy:
         xds_dir = self.workdir / "xds"
         self.xds = XdsFiles(self.name, xds_dir, self.admin, self.log_path, self.access_log_path,
                             original_dst=self.original_dst)
-        self.xds.write_initial(config or ProxyConfig())
+        config = config or ProxyConfig()
+        with watch_budget(self.name, self.xds.watches_needed(config)):   # until Envoy watches its files
+            return self._start(config, timeout)
+
+    def _start(self, config: ProxyConfig, timeout: float) -> Envoy:
+        assert self.xds is not None
+        xds_dir = self.xds.dir
+        self.xds.write_initial(config)
         boot = self.workdir / "bootstrap.json"
         boot.write_text(json.dumps(bootstrap(self.name, self.admin_socket, xds_dir), indent=1))
         self.admin_socket.unlink(missing_ok=True)      # a socket left by an Envoy that was killed

@@ -25,11 +25,16 @@ config refers to (an EDS or RDS path) must exist before that config arrives — 
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import json
 import os
 import re
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -153,7 +158,16 @@ def _inotify_instances_held() -> int:
     return held
 
 
-def watch_problem(proxy: str, adding: int) -> str | None:
+def max_user_instances() -> int | None:
+    """fs.inotify.max_user_instances: the inotify instances each user may hold (None if unknown)."""
+    try:
+        with open("/proc/sys/fs/inotify/max_user_instances") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def watch_problem(proxy: str, adding: int, reserved: int = 0) -> str | None:
     """Why `adding` more xDS files cannot be watched by Envoy `proxy`, or None.
 
     Envoy watches every file subscription (LDS, CDS, each RDS and each EDS file) with an inotify
@@ -164,12 +178,10 @@ def watch_problem(proxy: str, adding: int) -> str | None:
     refused before it is written."""
     if adding <= 0:
         return None
-    try:
-        with open("/proc/sys/fs/inotify/max_user_instances") as f:
-            limit = int(f.read())
-    except (OSError, ValueError):
+    limit = max_user_instances()
+    if limit is None:
         return None
-    held = _inotify_instances_held()
+    held = _inotify_instances_held() + reserved       # reserved: this process's starts still under way
     if held + adding <= limit:
         return None
     return (f"Envoy '{proxy}' would need {adding} more xDS file watches (one inotify instance per cluster's "
@@ -177,6 +189,56 @@ def watch_problem(proxy: str, adding: int) -> str | None:
             f"(fs.inotify.max_user_instances) and its processes — every lab's Envoys, the notebook server — "
             f"already hold {held}. Delete Services or DestinationRule subsets you no longer use, or close other "
             f"labs; an administrator can raise fs.inotify.max_user_instances (sysctl)")
+
+
+_budget_mutex = threading.Lock()
+_budget: dict[str, Any] = {"lock": None, "users": 0, "pending": 0}
+
+
+@contextmanager
+def watch_budget(proxy: str, adding: int, timeout: float = 60.0) -> Iterator[None]:
+    """Run a push (or an Envoy's start) that adds `adding` xDS file watches only if this user's
+    inotify instances leave room (`watch_problem`, else EnvoyError).
+
+    The check and the watches Envoy then creates must be one step, or labs starting together
+    would all pass the check and then overrun the limit together (Envoy aborts). So this user's
+    processes take turns — the turn is the abstract UNIX socket `@meshlab-inotify/<uid>`, which
+    the kernel releases if its holder dies — while the threads of one process (a lab's sidecar
+    and gateway starting side by side) share the turn, each counting what the others have
+    reserved but not yet watched."""
+    if adding <= 0:
+        yield
+        return
+    deadline = time.monotonic() + timeout
+    with _budget_mutex:
+        if _budget["lock"] is None:
+            lock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+            while True:
+                try:
+                    lock.bind(b"\0meshlab-inotify/%d" % os.geteuid())
+                    break
+                except OSError as e:
+                    if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                        lock.close()
+                        raise EnvoyError(f"Envoy '{proxy}': waited {timeout:g}s for another lab's push") from e
+                    time.sleep(0.005)
+            _budget["lock"] = lock
+        _budget["users"] += 1
+        problem = watch_problem(proxy, adding, reserved=_budget["pending"])
+        if problem is None:
+            _budget["pending"] += adding
+    try:
+        if problem:
+            raise EnvoyError(problem)
+        yield
+    finally:
+        with _budget_mutex:
+            if problem is None:
+                _budget["pending"] -= adding
+            _budget["users"] -= 1
+            if _budget["users"] == 0:
+                _budget["lock"].close()
+                _budget["lock"] = None
 
 
 def _eds_name(cluster: dict[str, Any]) -> str:
@@ -263,13 +325,16 @@ class XdsFiles:
         tmp.write_text(json.dumps(body, separators=(",", ":")))
         os.replace(tmp, path)  # Envoy reacts to the rename, never to an in-place write
 
-    def write_initial(self, config: ProxyConfig) -> None:
-        """Files for a fresh Envoy (before it starts): everything in version "0". Raises
-        EnvoyError when the user cannot watch that many files (`watch_problem`)."""
+    def watches_needed(self, config: ProxyConfig) -> int:
+        """The xDS files (so inotify instances) a fresh Envoy watches for `config`: LDS, CDS, each
+        route configuration and each EDS cluster."""
         res = self.finalize(config)
-        problem = watch_problem(self.proxy, 2 + len(res["eds"]) + len(res["rds"]))
-        if problem:
-            raise EnvoyError(problem)
+        return 2 + len(res["eds"]) + len(res["rds"])
+
+    def write_initial(self, config: ProxyConfig) -> None:
+        """Files for a fresh Envoy (before it starts): everything in version "0" (start it inside
+        `watch_budget(…, watches_needed(config))`)."""
+        res = self.finalize(config)
         for name, cla in res["eds"].items():
             self._write(self.eds_path(name), T_CLA, [cla], "0")
         for name, rc in res["rds"].items():
@@ -298,9 +363,11 @@ class XdsFiles:
         """
         new = self.finalize(config)
         growth = sum(len(new[t]) - len(self.accepted[t]) for t in ("eds", "rds"))
-        problem = watch_problem(self.proxy, growth)
-        if problem:
-            raise EnvoyError(problem)
+        with watch_budget(self.proxy, growth):
+            return self._push(new, order, gap_s, timeout)
+
+    def _push(self, new: dict[str, dict[str, dict[str, Any]]], order: Sequence[str] | str,
+              gap_s: float, timeout: float) -> dict[str, list[str]]:
         self._version += 1
         ver = f"{self._version}"
         old = {t: dict(self.accepted[t]) for t in _TYPES}
