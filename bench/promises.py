@@ -6,8 +6,9 @@ Run: ``.venv/bin/python bench/promises.py [--kills 40] [--parallel 18] [--soak 3
 
 - kills: a kernel stand-in starts a lab (3 pods, 2 Envoys, kube-proxy), probes once, and is
   SIGKILLed; counted: its processes still running 10 s later (orphans).
-- parallel: that many labs of this user at once (threads in one process and separate processes
-  alike share the host): distinct address blocks, every probe 200.
+- parallel: that many labs of this user at once (threads of one process), each 3 pods and a
+  Service: distinct address blocks, every probe 200 — or, past the user's inotify instances
+  (each lab's Envoys watch 7 xDS files; 128 per user by default), a refusal that says so.
 - soak: one lab for that many seconds with a live `probing()` at 50 requests/s and a config change
   every 2 s; RSS and open descriptors of the notebook process and the lab's processes, first
   minute against last.
@@ -36,8 +37,9 @@ from _manifests import deployment, destination_rule, docs, service, virtual_serv
 from _pids import alive  # noqa: E402
 from many_labs import _descendants  # noqa: E402
 
-WEB = docs(deployment("web", "v1", replicas=2, port=8080), deployment("web", "v2", port=8080),
-           service("web", 80, target_port=8080), destination_rule("web", ["v1", "v2"]))
+BASIC = docs(deployment("web", "v1", replicas=2, port=8080), deployment("web", "v2", port=8080),
+             service("web", 80, target_port=8080))
+WEB = docs(BASIC, destination_rule("web", ["v1", "v2"]))
 
 KERNEL = textwrap.dedent("""
     import json, os, sys, threading
@@ -77,7 +79,7 @@ def parallel(n: int) -> dict:
     def one() -> None:
         try:
             lab = Lab()
-            lab.apply(WEB)
+            lab.apply(BASIC)                     # 7 xDS file watches a lab (4 sidecar, 3 gateway)
             df = lab.probe("http://web/", n=20)
             with lock:
                 labs.append(lab)
