@@ -102,15 +102,13 @@ def _pod_suffix(dep_name: str, template_hash: str, index: int) -> str:
 class ClusterState:
     """The objects of one cluster, the pods they imply, and change events.
 
-    `pod_ip` and `cluster_ip` allocate addresses (the local backend gives loopback ones), and
-    `release_cluster_ip` takes a deleted Service's back; without them pods and Services have no
-    address, which is all `analyze` needs.
+    `pod_ip` and `cluster_ip` allocate addresses (the local backend gives loopback ones); without
+    them pods and Services have no address, which is all `analyze` needs.
     `strict_namespaces`: refuse objects in a namespace that does not exist, as the API server does.
     """
 
     def __init__(self, *, pod_ip: Callable[[PodInfo], str] | None = None,
                  cluster_ip: Callable[[Service], str] | None = None,
-                 release_cluster_ip: Callable[[str], None] | None = None,
                  strict_namespaces: bool = True):
         self._objects: dict[tuple[str, str, str], K8sObject] = {}
         self._created: dict[tuple[str, str, str], datetime] = {}
@@ -119,7 +117,6 @@ class ClusterState:
         self._cluster_ips: dict[tuple[str, str], str] = {}
         self._pod_ip = pod_ip
         self._cluster_ip = cluster_ip
-        self._release_cluster_ip = release_cluster_ip
         self._strict_namespaces = strict_namespaces
         self._subscribers: list[Callable[[list[Change]], None]] = []
         self._lock = threading.RLock()
@@ -184,13 +181,12 @@ class ClusterState:
             self._cluster_ips.setdefault((obj.namespace or "", obj.name), obj.spec.cluster_ip or self._cluster_ip(obj))
 
     def _forget(self, key: tuple[str, str, str]) -> None:
-        """Drop one stored object; a Service's ClusterIP goes back to the allocator."""
+        """Drop one stored object, and a Service's ClusterIP with it (its "deleted" change tells
+        the allocator, `backends.local.reconcile`)."""
         del self._objects[key]
         self._created.pop(key, None)
         if key[0] == "Service":
-            ip = self._cluster_ips.pop((key[1], key[2]), None)
-            if ip is not None and self._release_cluster_ip is not None:
-                self._release_cluster_ip(ip)
+            self._cluster_ips.pop((key[1], key[2]), None)
 
     def _check_namespaces(self, objects: list[K8sObject]) -> None:
         if not self._strict_namespaces:

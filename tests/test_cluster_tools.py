@@ -159,7 +159,9 @@ def test_cli_with_no_tools_prints_one_line_per_problem_and_no_traceback(tmp_path
     assert "Traceback" not in out
     assert p.returncode == 1
     if command == "doctor":
-        lines = p.stdout.splitlines()
+        lines = [ln.strip() for ln in p.stdout.splitlines()]
+        # the backend this learner uses comes first: local (Envoy from PyPI needs no PATH entry)
+        assert lines[0].startswith("local backend: ready"), lines
         for tool in ("docker", "kind", "kubectl", "istioctl"):
             mine = [ln for ln in lines if ln.startswith("MISSING") and f" {tool}:" in ln]
             assert len(mine) == 1, (tool, lines)
@@ -177,7 +179,7 @@ def test_doctor_all_present(fakebin, capsys):
     install_all(bindir, log)
     lines: list[str] = []
     code = commands.doctor(None, say=lines.append)
-    text = "\n".join(lines)
+    text = "\n".join(ln.strip() for ln in lines)
     assert code == 0, text
     assert "ok       docker: engine 28.2.2, daemon reachable" in text
     assert "ok       docker memory: 7.7 GiB" in text
@@ -187,12 +189,29 @@ def test_doctor_all_present(fakebin, capsys):
     assert "kind backend: ready" in text
 
 
+def test_doctor_says_first_what_the_learners_backend_needs(fakebin, monkeypatch):
+    bindir, log = fakebin          # nothing installed for kind: only envoy (a Python package) is there
+    lines: list[str] = []
+    monkeypatch.delenv("MESHLAB_BACKEND", raising=False)
+    commands.doctor(None, say=lines.append)
+    assert lines[0].startswith("local backend: ready — what `Lab()` uses here"), lines
+    assert lines[1].strip().startswith("ok       envoy"), lines
+    kind_head = next(ln for ln in lines if ln.startswith("kind backend"))
+    assert "optional, not needed for the local backend" in kind_head
+    assert lines.index(kind_head) == 2, lines         # every MISSING line comes after that verdict
+    lines = []
+    monkeypatch.setenv("MESHLAB_BACKEND", "kind")
+    commands.doctor(None, say=lines.append)
+    assert lines[0].startswith("kind backend: needs") and "what `Lab()` uses here" in lines[0], lines
+
+
 def test_doctor_low_memory_old_istioctl_and_no_daemon(fakebin):
     bindir, log = fakebin
     install_all(bindir, log, docker_info="docker_info_2gib.json", istioctl="istioctl_version_client_old.txt")
     lines: list[str] = []
     assert commands.doctor(None, say=lines.append) == 1
-    mem = [ln for ln in lines if "docker memory" in ln]
+    lines = [ln.strip() for ln in lines]
+    mem = [ln for ln in lines if "docker memory:" in ln]
     assert mem and mem[0].startswith("MISSING") and "1.9 GiB" in mem[0] and "at least 4 GiB" in mem[0]
     ist = [ln for ln in lines if "istioctl" in ln and ln.startswith("warning")]
     assert ist and "1.28.0" in ist[0] and "1.30.0" in ist[0]
@@ -200,7 +219,7 @@ def test_doctor_low_memory_old_istioctl_and_no_daemon(fakebin):
     install_all(bindir, log, docker_info="docker_info_no_daemon.txt")
     lines = []
     assert commands.doctor(None, say=lines.append) == 1
-    dock = [ln for ln in lines if ln.startswith("MISSING  docker:")]
+    dock = [ln.strip() for ln in lines if ln.strip().startswith("MISSING  docker:")]
     assert dock and "daemon is not reachable" in dock[0] and "Cannot connect to the Docker daemon" in dock[0]
 
 

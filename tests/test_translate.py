@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from meshlab.manifests import load
 from meshlab.objects import Service
 from meshlab.state import ClusterState
@@ -475,6 +477,20 @@ def test_gateway_listener_route_names_and_vs_merge():
     assert vhost(side, "80", "web.default.svc.cluster.local:80")["routes"][0]["name"] == "default"
 
 
+@pytest.mark.parametrize("entry, bound", [
+    ("public-gw", False),                       # means default/public-gw, which does not exist
+    ("istio-system/public-gw", True), ("public-gw.istio-system.svc.cluster.local", True),
+    ("public-gw.istio-system", True), ("./public-gw", False),
+])
+def test_gateway_names_resolve_in_the_virtual_service_namespace(entry: str, bound: bool):
+    """istiod's resolveGatewayName: a VirtualService in `default` naming `public-gw` is bound to
+    default/public-gw, not to the Gateway istio-system/public-gw."""
+    gw_vs = gateway("public-gw", namespace="istio-system") + "---\n" + virtual_service(
+        "front", ["*"], "- route: [{destination: {host: web, port: {number: 80}}}]", gateways=[entry])
+    vhs = build_config(make_state(gw_vs), GATEWAY).routes["http.8080"]["virtual_hosts"]
+    assert (vhs[0]["name"] != "blackhole:80") is bound
+
+
 def test_gateway_without_virtual_service_has_a_routeless_blackhole():
     cfg = build_config(make_state(gateway("gw")), GATEWAY)
     vhs = cfg.routes["http.8080"]["virtual_hosts"]
@@ -644,7 +660,7 @@ def test_generated_configs_are_accepted_by_real_envoy(tmp_path):
                             ("gateway", ProxyIdentity("gateway", "istio-system",
                                                       {"istio": "ingressgateway"}, lease.gateway_ip))):
             cfg = build_config(st, ident)
-            e = Envoy(name, tmp_path / name, admin_ip=ident.ip)
+            e = Envoy(name, tmp_path / name)
             try:
                 e.start(cfg)   # raises EnvoyConfigRejected with Envoy's words if anything is wrong
                 _assert_envoy_runs(e, cfg)
@@ -715,7 +731,7 @@ def test_every_istio_sample_translates_and_real_envoy_accepts_it(tmp_path, refer
     lease = AddressLease()
     sidecar = ProxyIdentity("sidecar", "default", {"app": "sleep"}, lease.sidecar_ip)
     gateway = ProxyIdentity("gateway", "istio-system", {"istio": "ingressgateway"}, lease.gateway_ip)
-    envoys = {n: Envoy(n, tmp_path / n, admin_ip=i.ip) for n, i in (("s", sidecar), ("g", gateway))}
+    envoys = {n: Envoy(n, tmp_path / n) for n in ("s", "g")}
     try:
         base = load(reference_dir / "istio-samples" / "bookinfo__platform__kube__bookinfo.yaml")
         envoys["s"].start()

@@ -7,6 +7,7 @@ Cluster commands take `say` (where lines go: print, or a list in tests).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -30,7 +31,8 @@ def _print(line: str) -> None:
 
 
 def _missing(paths: list[str]) -> list[str]:
-    return [p for p in paths if not Path(p).exists()]
+    """Paths that name nothing — an empty one included: `Path("")` would read the current folder."""
+    return [p for p in paths if not p.strip() or not Path(p).exists()]
 
 
 # ------------------------------------------------------------------------------------ manifests
@@ -39,7 +41,7 @@ def validate(args: Any) -> int:
     """`meshlab validate PATH...`: print every problem (exit 65) or a summary (exit 0)."""
     from ..manifests import load_report
 
-    report = load_report([Path(p) for p in args.paths])
+    report = load_report([Path(p) if p.strip() else "" for p in args.paths])
     for note in report.notes:
         print(f"note: {note}")
     if report.problems:
@@ -87,7 +89,7 @@ def _load_paths(paths: list[str]) -> list[Any] | str:
     from ..manifests import load
 
     if _missing(paths):
-        return f"no such file or directory: {', '.join(_missing(paths))}"
+        return f"no such file or directory: {', '.join(repr(p) for p in _missing(paths))}"
     try:
         return load([Path(p) for p in paths])
     except ManifestError as e:
@@ -193,17 +195,28 @@ def _format_view(view: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------- the cluster
 
 def doctor(args: Any = None, say: Say = _print) -> int:
-    """`meshlab doctor`: one line per check; exit 1 when a backend is missing something."""
+    """`meshlab doctor`: first whether the backend this learner uses is ready (local unless
+    MESHLAB_BACKEND says otherwise), with its checks; then the other backend, marked optional.
+    Exit status 0 only when both are ready."""
     from .. import cluster
 
     checks = cluster.doctor()
-    for c in checks:
-        say(c.line())
-    local_ok = all(c.ok for c in checks if c.needed_by == "local")
-    kind_missing = [c.name for c in checks if c.needed_by == "kind" and not c.ok]
-    say(f"local backend: {'ready' if local_ok else 'not ready'}")
-    say("kind backend: ready (run `meshlab up`)" if not kind_missing else f"kind backend: needs {', '.join(kind_missing)}")
-    return 0 if local_ok and not kind_missing else 1
+    using = "kind" if os.environ.get("MESHLAB_BACKEND", "local") in ("kind", "cluster") else "local"
+    about = {"local": "Envoy and the pods run on this machine, no cluster needed",
+             "kind": "a real Kubernetes cluster in Docker with real Istio, started by `meshlab up`"}
+    missing: dict[str, list[str]] = {}
+    for backend in (using, *(b for b in ("local", "kind") if b != using)):
+        mine = [c for c in checks if c.needed_by == backend]
+        missing[backend] = [c.name for c in mine if not c.ok]
+        state = f"needs {', '.join(missing[backend])}" if missing[backend] else "ready"
+        if backend == using:
+            say(f"{backend} backend: {state} — what `Lab()` uses here ({about[backend]})")
+        else:
+            say(f"{backend} backend: {state}" + (" (run `meshlab up`)" if backend == "kind" and not missing[backend] else "")
+                + f" — optional, not needed for the {using} backend ({about[backend]})")
+        for c in mine:
+            say("  " + c.line())
+    return 0 if not missing["local"] and not missing["kind"] else 1
 
 
 def up(args: Any = None, say: Say = _print) -> int:
