@@ -153,6 +153,19 @@ def scenarios(which: str = "all", *, derived: bool = True) -> list[Scenario]:
     return [with_derived_calls(s) for s in found] if derived else found
 
 
+def chapters_without_states(notebooks: Path | None = None) -> list[str]:
+    """The chapters (`notebooks/NN-*.ipynb` file stems) of which the corpus holds no state."""
+    notebooks = notebooks or CORPUS.parent.parent / "notebooks"
+    held = {s.name.rsplit("-", 1)[0].removeprefix("chapters/") for s in scenarios("chapters", derived=False)}
+    return [p.stem for p in sorted(notebooks.glob("[0-9][0-9]-*.ipynb")) if p.stem not in held]
+
+
+def record_command(chapter: str) -> str:
+    """What a chapter's author runs to put its states in the corpus, and their goldens."""
+    return (f".venv/bin/python -m fidelity.record chapters --chapter {chapter[:2]} && make fidelity-golden; "
+            "then commit fidelity/corpus/chapters.yaml and fidelity/golden/")
+
+
 def save(group: str, items: list[Scenario]) -> Path:
     path = CORPUS / f"{group}.yaml"
     write_scenarios(path, items)

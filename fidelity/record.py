@@ -45,14 +45,21 @@ def chapter_scenarios(path: Path, record_dir: Path) -> list[corpus.Scenario]:
     return corpus.recorded_scenarios(corpus.read_recording(record_dir), f"chapters/{path.stem}")
 
 
-def record_chapters() -> list[corpus.Scenario]:
+def record_chapters(only: list[str] | None = None) -> list[corpus.Scenario]:
+    """Run the chapters (those whose file name starts with one of `only`, e.g. `05`) and return
+    every chapter's states: the ones run freshly recorded, the others as the corpus holds them."""
+    chosen = [p for p in CHAPTERS if not only or any(p.stem.startswith(o) for o in only)]
+    if only and not chosen:
+        raise SystemExit(f"no chapter in notebooks/ starts with {', '.join(only)}")
+    kept = [s for s in corpus.scenarios("chapters", derived=False)
+            if not any(s.name.startswith(f"chapters/{p.stem}-") for p in chosen)]
     out = []
-    for path in CHAPTERS:
+    for path in chosen:
         with tempfile.TemporaryDirectory(prefix="meshlab-record-") as d:
             print(f"recording {path.name}", flush=True)
             execute_chapter(path, Path(d))
             out += chapter_scenarios(path, Path(d))
-    return out
+    return sorted(kept + out, key=lambda s: s.name)
 
 
 def record_tests() -> list[corpus.Scenario]:
@@ -70,9 +77,12 @@ def record_tests() -> list[corpus.Scenario]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fidelity.record", description=__doc__.split("\n\n")[0])
     ap.add_argument("what", nargs="*", default=["chapters", "tests"], choices=["chapters", "tests"])
+    ap.add_argument("--chapter", action="append", metavar="NN",
+                    help="record only this chapter (its number or file name start; repeatable); "
+                         "the other chapters' states are kept as they are")
     args = ap.parse_args(argv)
     if "chapters" in args.what:
-        items = record_chapters()
+        items = record_chapters(args.chapter)
         print(f"{corpus.save('chapters', items)}: {len(items)} states")
     if "tests" in args.what:
         items = record_tests()

@@ -40,6 +40,23 @@ def test_the_corpus_is_large_and_covers_every_group(everything):
     assert sum(len(s.calls) for s in everything) >= 1000
 
 
+def test_every_chapter_has_its_states_in_the_corpus():
+    """Each chapter in notebooks/ has the states it passes through in corpus/chapters.yaml (that they
+    are exactly the ones it passes through now is checked where the chapter runs: test_notebooks)."""
+    missing = corpus.chapters_without_states()
+    assert not missing, "\n".join(
+        [f"{len(missing)} chapter(s) have no state in fidelity/corpus/chapters.yaml, so Istio's own code "
+         "never judged what they show. Record each one (runs the chapter, ~1 min) and ask the oracle:"]
+        + [f"  {m}: {corpus.record_command(m)}" for m in missing])
+
+
+def test_a_chapter_without_states_is_named_with_the_command_that_records_it(tmp_path):
+    for name in ("00-orientation", "05-resilience"):
+        (tmp_path / f"{name}.ipynb").write_text("{}")
+    assert corpus.chapters_without_states(tmp_path) == ["05-resilience"]
+    assert "fidelity.record chapters --chapter 05" in corpus.record_command("05-resilience")
+
+
 def test_every_scenario_has_a_golden_made_for_its_request(everything):
     stale = routes.stale(everything)
     assert not stale, (f"{len(stale)} goldens are missing or stale, e.g. {stale[:5]}: "
