@@ -442,6 +442,22 @@ def test_explain_refuses_what_is_not_a_probe_result(lab):
             lab.explain(bad)
 
 
+def test_a_port_without_a_protocol_is_routed_by_its_address_not_its_host(lab):
+    """Istio sniffs an unnamed port: its listener `<ClusterIP>_<port>` is chosen by the dialled
+    address, and route configuration `<host>:<port>` has one virtual host for any Host (Envoy
+    writes that name's `:` as `_` in its RDS stats; a push once waited for the wrong stat)."""
+    plain = service("web-plain", 7000, target_port=8080, port_name="").replace("name: , ", "")
+    plain = plain.replace("selector: {app: web-plain}", "selector: {app: web}")
+    lab.apply(plain)
+    try:
+        df = lab.probe("http://web-plain:7000/", n=4, headers={"host": "anything.example"})
+        assert set(df.status) == {200}, df[["status", "flags", "error"]]
+        assert set(df.cluster) == {"outbound|7000||web-plain.default.svc.cluster.local"}
+        assert set(df.route) == {"default"}
+    finally:
+        lab.delete(plain)
+
+
 def test_explain_names_a_port_the_service_does_not_have(lab):
     """http://web:8080/ (the targetPort, not the Service port 80) was explained as "refused by
     the chosen pod; check the Service's targetPort" - but no pod was ever chosen. Without a sidecar

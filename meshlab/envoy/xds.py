@@ -85,6 +85,13 @@ def _safe(name: str) -> str:
     return f"{stem}-{hashlib.sha1(name.encode()).hexdigest()[:8]}.json"
 
 
+def _rds_stats(route_config: str) -> str:
+    """The regex of a route configuration's RDS stats. Envoy writes `:` in a stat name as `_`
+    (source/common/stats/utility.cc, sanitizeStatsName): `rds.reviews.default.svc.cluster.local_9080.`
+    for Istio's route configuration `reviews.default.svc.cluster.local:9080`."""
+    return rf"\.rds\.{re.escape(route_config.replace(':', '_'))}\.{_SUB_STATS}$"
+
+
 def _path_source(path: Path) -> dict[str, Any]:
     return {"path_config_source": {"path": str(path)}, "resource_api_version": "V3"}
 
@@ -410,7 +417,7 @@ class XdsFiles:
                     self._apply(
                         "rds", ver, deadline,
                         {n: (self.rds_path(n), T_ROUTE, [new["rds"][n]]) for n in upd},
-                        {n: rf"\.rds\.{re.escape(n)}\.{_SUB_STATS}$" for n in upd}, new)
+                        {n: _rds_stats(n) for n in upd}, new)
             elif step == "lds":
                 if changed["lds"] or removed["lds"]:
                     errors_before = set(listener_errors(self.admin.config_dump(include_eds=False)))
@@ -421,7 +428,7 @@ class XdsFiles:
         still_named = {rds_name for rds_name in _rds_names(new["lds"])}
         fresh_rds = [n for n in fresh_rds if n in still_named]
         if fresh_rds:
-            self._confirm(ver, deadline, {n: rf"\.rds\.{re.escape(n)}\.{_SUB_STATS}$" for n in fresh_rds},
+            self._confirm(ver, deadline, {n: _rds_stats(n) for n in fresh_rds},
                           "rds", new, fresh_rds)
         for n in fresh_rds:
             self.accepted["rds"][n] = new["rds"][n]
