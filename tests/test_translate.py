@@ -751,3 +751,20 @@ def test_every_istio_sample_translates_and_real_envoy_accepts_it(tmp_path, refer
         for e in envoys.values():
             e.stop()
         lease.release()
+
+
+def test_virtual_service_hosts_match_services_whatever_their_case():
+    """istiod lower-cases a VirtualService's hosts before matching Services (core/httproute.go):
+    `Reviews.default.svc.cluster.local` routes the Service reviews."""
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: upper}
+spec:
+  hosts: [Web.default.svc.cluster.local]
+  http:
+  - name: shout
+    route: [{destination: {host: web}}]
+"""
+    cfg = build_config(make_state(docs(service("web", 80), vs)), SLEEP)
+    assert [r["name"] for r in vhost(cfg, "80", "web.default.svc.cluster.local:80")["routes"]] == ["shout"]

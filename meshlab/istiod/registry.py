@@ -224,7 +224,9 @@ class Registry:
         return private + public
 
     def vs_hosts(self, vs: VirtualService) -> list[str]:
-        return [to_fqdn(h, vs.namespace or "default") for h in vs.spec.hosts]
+        """The VirtualService's hosts as istiod matches them: lower-cased (DNS names are not case
+        sensitive; core/httproute.go and gateway.go lower-case them), short names made FQDNs."""
+        return [to_fqdn(h.lower(), vs.namespace or "default") for h in vs.spec.hosts]
 
     # ---- gateways ----------------------------------------------------------------------------
     def gateways_for_proxy(self) -> list[Gateway]:
