@@ -343,7 +343,10 @@ class ClusterState:
             for o in self.all():
                 if isinstance(o, Namespace) and o.name in BUILTIN_NAMESPACES and not o.labels:
                     continue
-                groups.setdefault(self._created[o.key], []).append(o.to_manifest())
+                # the fields as applied, not the model's empty defaults: `endpoints: []` in a
+                # ServiceEntry is not what was applied, and the API server would refuse it
+                groups.setdefault(self._created[o.key], []).append(
+                    o.model_dump(by_alias=True, exclude_none=True, exclude_unset=True, mode="json"))
             return {"applies": list(groups.values()),
                     "notReady": sorted(f"{p.namespace}/{p.name}" for p in self._pods.values() if not p.ready),
                     "failed": sorted(f"{p.namespace}/{p.name}" for p in self._pods.values() if p.phase != "Running")}
