@@ -24,6 +24,7 @@ class Verdict:
     call: str
     kind: str                          # agree | disagree | unmodelled
     reasons: list[str] = field(default_factory=list)
+    known: str = ""                    # the code of the known difference (fidelity.known) it is
 
     def __str__(self) -> str:
         return f"{self.kind:10} {self.scenario}: {self.call}" + "".join(f"\n             {r}" for r in self.reasons)
@@ -119,10 +120,6 @@ def judge(scenario: str, entry: dict[str, Any], rows: list[dict[str, Any]],
 
 # ------------------------------------------------------------------------------- config level
 
-#: Istio resources for what the local lab leaves to the real pod's iptables and inbound sidecar.
-INBOUND_ONLY = {"InboundPassthroughCluster", "virtualInbound", "virtualOutbound"}
-
-
 def meshlab_summary(cfg: Any) -> dict[str, Any]:
     """meshlab's ProxyConfig in the golden's config form (`fidelity.oracle.config_summary`)."""
     clusters = {c["name"]: {"type": c.get("type", "EDS")} for c in cfg.clusters}
@@ -134,19 +131,30 @@ def meshlab_summary(cfg: Any) -> dict[str, Any]:
     return {"clusters": clusters, "listeners": sorted(lis["name"] for lis in cfg.listeners), "routes": routes}
 
 
-def config_diff(istio: dict[str, Any], mine: dict[str, Any]) -> list[str]:
+def config_diff(istio: dict[str, Any], mine: dict[str, Any], warnings: list[str] | None = None,
+                known: dict[str, int] | None = None) -> list[str]:
     """Differences in cluster names, listener names, route configurations, virtual hosts, their
-    domains and their routes' names (in order)."""
+    domains and their routes' names (in order). What only Istio builds and a known difference
+    (`fidelity.known`) explains is counted in `known` (code → items) instead of listed."""
+    from .known import explain_config
     out: list[str] = []
+    warnings = warnings or []
 
     def sets(what: str, a: set[str], b: set[str]) -> None:
-        if a - b:
-            out.append(f"{what} only in Istio: {sorted(a - b)}")
+        only_istio = set()
+        for name in a - b:
+            k = explain_config(what, name, warnings)
+            if k is None:
+                only_istio.add(name)
+            elif known is not None:
+                known[k.code] = known.get(k.code, 0) + 1
+        if only_istio:
+            out.append(f"{what} only in Istio: {sorted(only_istio)}")
         if b - a:
             out.append(f"{what} only in meshlab: {sorted(b - a)}")
 
-    sets("clusters", set(istio["clusters"]) - INBOUND_ONLY, set(mine["clusters"]))
-    sets("listeners", set(istio["listeners"]) - INBOUND_ONLY, set(mine["listeners"]))
+    sets("clusters", set(istio["clusters"]), set(mine["clusters"]))
+    sets("listeners", set(istio["listeners"]), set(mine["listeners"]))
     sets("route configs", set(istio["routes"]), set(mine["routes"]))
     for rc in sorted(set(istio["routes"]) & set(mine["routes"])):
         iv = {v["name"]: v for v in istio["routes"][rc]}

@@ -25,6 +25,7 @@ from typing import Any
 
 from . import corpus, oracle
 from .compare import Verdict, config_diff, judge, meshlab_summary, requests_needed
+from .known import KNOWN, explain_call
 from .scenario import Scenario, build_state, read_scenarios
 
 
@@ -34,6 +35,15 @@ class Result:
     config: dict[str, list[str]] = field(default_factory=dict)   # scenario/proxy → differences
     problems: list[str] = field(default_factory=list)            # missing or stale goldens, rejections
     scenarios: int = 0
+    known: dict[str, int] = field(default_factory=dict)          # known difference code → config items
+
+    def known_calls(self) -> dict[str, int]:
+        """Calls each known difference (`fidelity.known`) explains, by code."""
+        out: dict[str, int] = {}
+        for v in self.verdicts:
+            if v.kind == "unmodelled" and v.known:
+                out[v.known] = out.get(v.known, 0) + 1
+        return out
 
     def counts(self) -> dict[str, int]:
         kinds = [v.kind for v in self.verdicts]
@@ -105,12 +115,13 @@ def translate(scenario: Scenario) -> dict[str, Any]:
     return {pid: build_config(st, ident) for pid, ident in proxy_identities(scenario).items()}
 
 
-def compare_config(scenario: Scenario, golden: dict[str, Any]) -> dict[str, list[str]]:
+def compare_config(scenario: Scenario, golden: dict[str, Any], known: dict[str, int] | None = None,
+                   mine: dict[str, Any] | None = None) -> dict[str, list[str]]:
     out = {}
-    mine = translate(scenario)
+    mine = mine if mine is not None else translate(scenario)
     for pid, summary in golden.get("config", {}).items():
         if pid in mine:
-            diff = config_diff(summary, meshlab_summary(mine[pid]))
+            diff = config_diff(summary, meshlab_summary(mine[pid]), mine[pid].warnings, known)
             if diff:
                 out[f"{scenario.name} {pid}"] = diff
     return out
@@ -136,7 +147,8 @@ def run(items: list[Scenario], *, lab: bool = True, log: Any = print, verbose: b
                 res.problems.append(f"{s.name}: Istio rejects the state: {g['rejected']}")
                 continue
             res.scenarios += 1
-            res.config.update(compare_config(s, g))
+            translated = translate(s)
+            res.config.update(compare_config(s, g, res.known, translated))
             if session is None:
                 continue
             try:
@@ -155,6 +167,11 @@ def run(items: list[Scenario], *, lab: bool = True, log: Any = print, verbose: b
                     res.verdicts.append(v)
                     continue
                 v = judge(s.name, entry, rows)
+                if v.kind == "disagree":
+                    proxy = translated.get("gateway" if call.via == "gateway" else oracle.sidecar_id(call.namespace))
+                    k = explain_call(entry, call, proxy.warnings if proxy is not None else [])
+                    if k is not None:
+                        v = Verdict(s.name, entry["call"], "unmodelled", [f"known difference {k.code}"] + v.reasons, k.code)
                 res.verdicts.append(v)
                 if v.kind != "agree" or verbose:
                     log(str(v))
@@ -169,7 +186,12 @@ def report(res: Result, log: Any = print) -> None:
         log(f"problem    {p}")
     for where, diff in res.config.items():
         log(f"config     {where}:" + "".join(f"\n             {d}" for d in diff))
-    log(f"config: {len(res.config)} proxy configs differ from istiod's over {res.scenarios} scenarios")
+    calls = res.known_calls()
+    for k in KNOWN:
+        if calls.get(k.code) or res.known.get(k.code):
+            log(f"known      {k.code}: {calls.get(k.code, 0)} calls, {res.known.get(k.code, 0)} config items — {k.reason}")
+    log(f"config: {len(res.config)} proxy configs differ from istiod's over {res.scenarios} scenarios "
+        f"({sum(res.known.values())} items a known difference explains)")
     log(res.line())
 
 

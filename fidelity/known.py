@@ -1,0 +1,82 @@
+"""Known differences: where meshlab deliberately differs from Istio, cannot model something, or
+the oracle itself cannot answer as Envoy would. Each has a stable code and its reason.
+
+A call or a config line that one of these explains is counted as **unmodelled** (never as
+agreement) and listed by code in the runner's report with its count, so a difference is always
+named, never skipped. Everything not listed here is a divergence to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+#: A host as an HTTP/1.1 `Host` may carry it (RFC 3986 reg-name or IPv4, optional port).
+_VALID_AUTHORITY = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=%-]+(:[0-9]*)?$")
+
+
+@dataclass(frozen=True)
+class Known:
+    code: str
+    reason: str
+    call: Callable[[dict[str, Any], Any, list[str]], bool] | None = None   # (golden entry, Call, warnings)
+    #: (what, name, warnings): `name` is a cluster, listener or route configuration (`what`) that
+    #: only Istio builds for a proxy whose translation gave `warnings`
+    config: Callable[[str, str, list[str]], bool] | None = None
+
+
+def _invalid_authority(entry: dict[str, Any], call: Any, warnings: list[str]) -> bool:
+    authority = call.authority() if call is not None else ""
+    return bool(authority) and not _VALID_AUTHORITY.match(authority)
+
+
+def _unmodelled_gateway_listeners(warnings: list[str]) -> set[str]:
+    """The gateway listeners (`0.0.0.0_<target port>`) of servers the translator left out."""
+    from meshlab.names import INGRESS_GATEWAY_PORTS
+    ports = {int(m.group(1)) for w in warnings if (m := re.search(r"server port (\d+): protocol \S+ is not modelled", w))}
+    return {f"0.0.0.0_{INGRESS_GATEWAY_PORTS.get(p, p)}" for p in ports}
+
+
+def _gateway_tls(entry: dict[str, Any], call: Any, warnings: list[str]) -> bool:
+    return call is not None and call.via == "gateway" and entry.get("listener", "") in _unmodelled_gateway_listeners(warnings)
+
+
+def _gateway_tls_config(what: str, name: str, warnings: list[str]) -> bool:
+    if what == "listeners":
+        return name in _unmodelled_gateway_listeners(warnings)
+    return what == "route configs" and name.split(".", 1)[0] in ("https", "tls", "tcp") and bool(_unmodelled_gateway_listeners(warnings))
+
+
+def _inbound(what: str, name: str, warnings: list[str]) -> bool:
+    return name in ("virtualInbound", "InboundPassthroughCluster") or (what == "clusters" and name.startswith("inbound|"))
+
+
+KNOWN: list[Known] = [
+    Known("inbound",
+          "The local lab's pods are plain processes without an inbound sidecar: Istio's virtualInbound, "
+          "InboundPassthroughCluster and inbound|… clusters of a sidecar have no counterpart "
+          "(meshlab/istiod/translate.py; README, what the local backend models).",
+          config=_inbound),
+    Known("gateway-tls",
+          "Gateway servers of protocol HTTPS, TLS or TCP are not modelled by the local gateway (no "
+          "certificates, HTTP only); the lab warns and leaves the server out, so its listener, route "
+          "configuration and calls differ (meshlab/istiod/listeners.py).",
+          call=_gateway_tls, config=_gateway_tls_config),
+    Known("invalid-authority",
+          "The request's Host is no valid host (e.g. '/a', a generated authority regex's example): "
+          "real Envoy refuses it before routing (400, DPE), while Istio's request simulation "
+          "(pilot/pkg/simulation) routes any string. The lab's answer is Envoy's own.",
+          call=_invalid_authority),
+]
+
+
+def explain_call(entry: dict[str, Any], call: Any, warnings: list[str]) -> Known | None:
+    """The known difference that explains a disagreeing call, if any."""
+    return next((k for k in KNOWN if k.call is not None and k.call(entry, call, warnings)), None)
+
+
+def explain_config(what: str, name: str, warnings: list[str]) -> Known | None:
+    """The known difference that explains why only Istio builds `name` (a `what` of
+    `compare.config_diff`), if any."""
+    return next((k for k in KNOWN if k.config is not None and k.config(what, name, warnings)), None)
