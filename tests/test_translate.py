@@ -311,8 +311,11 @@ def test_source_labels_and_namespace_are_decided_per_proxy():
 """)
     st = make_state(vs)
     names = lambda proxy: [r["name"] for r in vhost(build_config(st, proxy), "9080", f"{REVIEWS}:9080")["routes"]]
-    assert names(SLEEP) == ["from-sleep", "rest"]
-    assert names(ProxyIdentity("sidecar", "prod", {"app": "other"}, "127.66.0.4")) == ["from-prod", "rest"]
+    # a match on sourceLabels or sourceNamespace alone translates to prefix "/": for the proxies it
+    # selects it is a catch-all, and istiod emits nothing after it (core/route/route.go IsCatchAllRoute)
+    assert names(SLEEP) == ["from-sleep"]
+    assert names(ProxyIdentity("sidecar", "prod", {"app": "other"}, "127.66.0.4")) == ["from-prod"]
+    assert names(ProxyIdentity("sidecar", "default", {"app": "other"}, "127.66.0.4")) == ["rest"]
 
 
 def test_first_virtual_service_owns_a_host_on_sidecars():
@@ -768,3 +771,31 @@ spec:
 """
     cfg = build_config(make_state(docs(service("web", 80), vs)), SLEEP)
     assert [r["name"] for r in vhost(cfg, "80", "web.default.svc.cluster.local:80")["routes"]] == ["shout"]
+
+
+def test_catch_all_follows_the_translated_route():
+    """istiod stops emitting a VirtualService's routes after the first catch-all *Envoy* route: an
+    empty match, `regex: ".*"`, or only `port` are catch-alls; `regex: "/.*"` is not (route.go)."""
+    def names(http: str) -> list[str]:
+        cfg = build_config(make_state(virtual_service("r", ["reviews"], namespace="prod", http=http)), SLEEP)
+        return [r["name"] for r in vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"]]
+    tail = """
+  - name: after
+    route: [{destination: {host: reviews}}]
+"""
+    assert names("""
+  - name: empty
+    match: [{}]
+    route: [{destination: {host: reviews}}]""" + tail) == ["empty"]
+    assert names("""
+  - name: any
+    match: [{uri: {regex: ".*"}}]
+    route: [{destination: {host: reviews}}]""" + tail) == ["any"]
+    assert names("""
+  - name: port
+    match: [{port: 9080}]
+    route: [{destination: {host: reviews}}]""" + tail) == ["port"]
+    assert names("""
+  - name: slash
+    match: [{uri: {regex: "/.*"}}]
+    route: [{destination: {host: reviews}}]""" + tail) == ["slash", "after"]

@@ -125,25 +125,15 @@ def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str])
 
 
 def is_catch_all(match: dict[str, Any]) -> bool:
-    """Istio's test on an Envoy route (gateway route sorting): prefix "/" (or regex "*") and no
-    header or query-parameter condition."""
-    if match.get("headers") or match.get("query_parameters"):
+    """Istio's `IsCatchAllRoute` on a translated Envoy route match (pilot/pkg/networking/core/route/
+    route.go): path prefix "/" (or path-separated prefix "/", or regex ".*") and no header or
+    query-parameter condition. What Envoy never sees — `port`, `sourceLabels`, `sourceNamespace`,
+    `gateways` — does not count: a match on those alone is a catch-all for the proxies it selects."""
+    if match.get("headers") or match.get("query_parameters") or match.get("dynamic_metadata"):
         return False
     if match.get("prefix") == "/" or match.get("path_separated_prefix") == "/":
         return True
-    return match.get("safe_regex", {}).get("regex") == "*"
-
-
-def is_catch_all_match(m: HTTPMatchRequest | None) -> bool:
-    """Istio's test on a VS match: only an explicit `uri: {prefix: /}` (or regex "*") with no
-    other condition stops route emission. A match on sourceLabels alone is not a catch-all, even
-    though for a proxy it selects it matches everything."""
-    if m is None:
-        return True
-    if m.uri is None or not (m.uri.prefix == "/" or m.uri.regex == "*"):
-        return False
-    return not (m.headers or m.query_params or m.source_labels or m.without_headers or m.gateways
-                or m.method or m.scheme or m.port or m.authority or m.source_namespace)
+    return match.get("safe_regex", {}).get("regex") == ".*"
 
 
 def _header_ops(h: Headers | None) -> dict[str, Any]:
@@ -455,8 +445,10 @@ class RouteBuilder:
                 if m is not None and m.name:
                     name = f"{name}.{m.name}"
                 routes.append({"name": name, "match": match, **action})
-                if is_catch_all_match(m):
-                    return routes  # nothing after a catch-all is emitted
+                if is_catch_all(match):
+                    return routes  # nothing after a catch-all is emitted (BuildHTTPRoutesForVirtualService)
+            if not rule.match:
+                return routes      # a rule without match ends the VS even when it gave no route
         return routes
 
     def default_route(self, svc: ServiceInfo) -> dict[str, Any]:
