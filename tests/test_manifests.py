@@ -497,3 +497,19 @@ def test_re2_accepts(pattern: str) -> None:
 def test_re2_refuses(pattern: str) -> None:
     from meshlab.manifests.re2 import re2_problem
     assert re2_problem(pattern)
+
+
+def test_a_loaded_object_loads_again_as_written() -> None:
+    """Objects go back through load() as a copy (Lab.apply(objs)); the copy held the models'
+    empty defaults, so a ServiceEntry of resolution NONE came back with `endpoints: []`, which
+    Istio's CRD rule refuses ("NONE mode cannot set endpoints")."""
+    (se,) = load("""
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+""")
+    (again,) = load(se)
+    assert again.spec == se.spec and again is not se

@@ -197,7 +197,9 @@ class _Loader:
         after loading must meet the same checks as YAML, and an edit made after `apply` must not
         reach into the lab (kubectl sends a copy too)."""
         src = obj.source
-        data = obj.model_dump(by_alias=True, exclude_none=True, mode="json")
+        # without the models' empty defaults: `endpoints: []` is not what was written, and
+        # a ServiceEntry of resolution NONE may not have it (Istio's CRD rule)
+        data = obj.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json")
         self._add_doc(Doc(data, None, src.file if src else f"<{obj.kind}>", src.line if src else None))
 
     # -- one document ---------------------------------------------------------------------------
