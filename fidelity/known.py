@@ -27,7 +27,7 @@ class Known:
 
 
 def _invalid_authority(entry: dict[str, Any], call: Any, warnings: list[str]) -> bool:
-    authority = call.authority() if call is not None else ""
+    authority = call.authority if call is not None else ""
     return bool(authority) and not _VALID_AUTHORITY.match(authority)
 
 
