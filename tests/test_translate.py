@@ -799,3 +799,24 @@ def test_catch_all_follows_the_translated_route():
   - name: slash
     match: [{uri: {regex: "/.*"}}]
     route: [{destination: {host: reviews}}]""" + tail) == ["slash", "after"]
+
+
+def test_https_redirect_server_without_virtual_service_gets_a_redirect_only_virtual_host():
+    """istiod (core/gateway.go): a server with tls.httpsRedirect adds, for each of its hosts no
+    VirtualService covers, a route-less virtual host requiring TLS — named and matched by the host
+    as written — and virtual hosts with the same routes collapse into one."""
+    gw = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw0, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [default/reviews.example.com, prod/*]
+    tls: {httpsRedirect: true}
+"""
+    cfg = build_config(make_state(gw), GATEWAY)
+    assert cfg.routes["http.8080"]["virtual_hosts"] == [{
+        "name": "default/reviews.example.com:80", "domains": ["default/reviews.example.com", "prod/*"],
+        "routes": [], "include_request_attempt_count": True, "require_tls": "ALL"}]

@@ -601,59 +601,81 @@ def _allow_any() -> dict[str, Any]:
 
 
 def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
+    """Route configuration `http.<port>` of the gateway, as istiod's buildGatewayHTTPRouteConfig
+    (pilot/pkg/networking/core/gateway.go) builds it: server by server, each bound VirtualService's
+    routes go to the virtual host of every host the server and the VS share (the more specific of
+    the two); a server with `tls.httpsRedirect` marks its hosts' virtual hosts `require_tls: ALL`
+    and adds a route-less one for each host of its own no VS covers (named and matched by the host
+    as written, `ns/` prefix included, as istiod does); virtual hosts with the very same routes are
+    merged into the first by host specificity (collapseDuplicateRoutes); none → `blackhole:<port>`."""
     rb = RouteBuilder(reg, t.port)
-    gw_names = {f"{gw.namespace}/{gw.name}" for gw, _ in t.servers}
-    # (server host pattern, namespace filter, gateway ref)
-    server_hosts: list[tuple[str, str, str]] = []
+    vhosts_by_host: dict[str, dict[str, Any]] = {}
+    route_lists: dict[tuple[str, tuple[str, str, str]], list[dict[str, Any]]] = {}
     for gw, server in t.servers:
+        gref = f"{gw.namespace}/{gw.name}"
+        redirect = bool(server.tls and server.tls.get("httpsRedirect"))
+        server_hosts = []
         for h in server.hosts:
             ns, _, host = h.rpartition("/")
-            ns = {"": "*", ".": gw.namespace or "default"}.get(ns, ns)
-            server_hosts.append((host, ns, f"{gw.namespace}/{gw.name}"))
-    by_host: dict[str, list[dict[str, Any]]] = {}
-    added: set[tuple[str, tuple[str, str, str]]] = set()
-    for vs in reg.virtual_services():
-        vs_ns = vs.namespace or "default"
-        refs = {gateway_ref(g, vs_ns) for g in vs.spec.gateways}
-        mine = refs & gw_names
-        if not mine:
-            continue
-        routes: list[dict[str, Any]] | None = None
-        for h in reg.vs_hosts(vs):
-            for shost, sns, gref in server_hosts:
-                if gref not in mine or (sns != "*" and sns != vs_ns):
-                    continue
-                if host_subset_of(h, shost):
-                    eff = h
-                elif host_subset_of(shost, h):
-                    eff = shost
+            server_hosts.append(({"": "*", ".": gw.namespace or "default"}.get(ns, ns), host))
+        for vs in reg.virtual_services():
+            vs_ns = vs.namespace or "default"
+            if gref not in {gateway_ref(g, vs_ns) for g in vs.spec.gateways}:
+                continue
+            shared: list[str] = []
+            for h in reg.vs_hosts(vs):
+                for sns, shost in server_hosts:
+                    if sns != "*" and sns != vs_ns:
+                        continue
+                    eff = h if host_subset_of(h, shost) else shost if host_subset_of(shost, h) else None
+                    if eff is not None and eff not in shared:
+                        shared.append(eff)
+            if not shared:
+                continue
+            key = (gref, vs.key)
+            if key not in route_lists:
+                route_lists[key] = rb.vs_routes(vs, gateway_names={gref})
+            routes = route_lists[key]
+            if not routes:
+                continue
+            for eff in shared:
+                eff = eff.lower()
+                vh = vhosts_by_host.get(eff)
+                if vh is None:
+                    vh = vhosts_by_host[eff] = _vhost(f"{eff}:{t.port}", [eff], [])
+                vh["routes"] = vh["routes"] + routes
+                if redirect:
+                    vh["require_tls"] = "ALL"
+        if redirect:
+            for h in server.hosts:
+                h = h.lower()
+                if h in vhosts_by_host:
+                    vhosts_by_host[h]["require_tls"] = "ALL"
                 else:
-                    continue
-                if routes is None:
-                    routes = rb.vs_routes(vs, gateway_names=mine)
-                if routes and (eff, vs.key) not in added:
-                    added.add((eff, vs.key))
-                    by_host.setdefault(eff, []).extend(routes)
-                break
-    vhosts = []
-    used: set[str] = set()
-    https_redirect = any(s.tls and s.tls.get("httpsRedirect") for _, s in t.servers)
-    for host, routes in by_host.items():
-        # catch-all routes go last, the rest keep VS order (route.SortVHostRoutes)
-        routes = [r for r in routes if not is_catch_all(r["match"])] + \
-                 [r for r in routes if is_catch_all(r["match"])]
-        domains = _claim([host], used)
-        if not domains:
-            continue
-        vh = _vhost(f"{host}:{t.port}", domains, routes)
-        if https_redirect:
-            vh["require_tls"] = "ALL"
-        vhosts.append(vh)
-    # istiod: by name, a "*" catch-all host last
-    vhosts.sort(key=lambda v: (v["domains"][:1] == ["*"], v["name"]))
-    if not vhosts:
-        vhosts.append({"name": f"blackhole:{t.port}", "domains": ["*"], "routes": []})
-    return _route_config(t.name, vhosts)
+                    vhosts_by_host[h] = {**_vhost(f"{h}:{t.port}", [h], []), "require_tls": "ALL"}
+    if not vhosts_by_host:
+        return _route_config(t.name, [{"name": f"blackhole:{t.port}", "domains": ["*"], "routes": []}])
+    merged: list[dict[str, Any]] = []
+    for host in sorted(vhosts_by_host, key=_specificity):
+        vh = vhosts_by_host[host]
+        twin = next((m for m in merged if m.get("require_tls") == vh.get("require_tls")
+                     and len(m["routes"]) == len(vh["routes"])
+                     and all(a is b for a, b in zip(m["routes"], vh["routes"]))), None)
+        if twin is not None:
+            twin["domains"] = twin["domains"] + vh["domains"]
+        else:
+            merged.append(vh)
+    for vh in merged:     # catch-all routes go last, the rest keep VS order (route.SortVHostRoutes)
+        vh["routes"] = [r for r in vh["routes"] if not is_catch_all(r["match"])] + \
+                       [r for r in vh["routes"] if is_catch_all(r["match"])]
+    merged.sort(key=lambda v: v["name"])          # util.SortVirtualHosts
+    return _route_config(t.name, merged)
+
+
+def _specificity(h: str) -> tuple[bool, int, str]:
+    """istiod's host.MoreSpecific order (pkg/config/host/names.go): exact names before wildcards,
+    longer before shorter, then alphabetically."""
+    return (h.startswith("*"), -len(h), h)
 
 
 def _grpc_code(name: str) -> int:
