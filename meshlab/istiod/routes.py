@@ -21,7 +21,7 @@ from typing import Any
 
 from ..names import (
     HTTP_FAMILY, MESH_GATEWAY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, gateway_ref, host_matches,
-    host_subset_of, labels_match, to_fqdn,
+    host_subset_of, is_wildcard, labels_match, to_fqdn,
 )
 from ..objects import (
     Destination, Headers, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService,
@@ -549,18 +549,22 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         if vs.spec.tcp or vs.spec.tls:
             reg.warnings.append(f"{where_obj(vs)}: tcp/tls rules are not "
                                 "modelled by the local backend (ignored)")
-        # VS hosts that match no registry service get their own virtual host on the ports of the
-        # services the VS does match — or, when it matches none, only in route config "80"
-        # (istiod's BuildSidecarVirtualHostWrapper)
-        matched = [sv for sv in reg.services if any(host_subset_of(sv.hostname, h) for h in hosts)]
-        vs_ports = {p.port for sv in matched for p in sv.ports if _shared_http(sv, p.protocol)} or {80}
-        if t.port in vs_ports and t.service is None:
-            for h in hosts:
-                if h != "*" and not any(host_matches(h, sv.hostname) for sv in reg.services):
-                    if routes is None:
-                        routes = rb.vs_routes(vs, gateway_names=None)
-                    if routes:
-                        unknown_hosts.append((h, vs, routes))
+        # VS hosts that are no Service on this port get their own virtual host here when the VS
+        # matches an HTTP (or sniffed) Service on this port — or, when it matches none, in route
+        # config "80" only (core/route/route.go BuildSidecarVirtualHostWrapper and
+        # separateVSHostsAndServices: the registry there holds the Services of this port only)
+        if t.service is None:
+            on_port = [sv for sv in reg.services if sv.port(t.port) is not None]
+            unknown = [h for h in hosts if h != "*" and (
+                not any(host_matches(h, sv.hostname) for sv in on_port) if is_wildcard(h)
+                else not any(sv.hostname == h for sv in on_port))]
+            http_matched = [sv for sv in on_port if any(host_subset_of(sv.hostname, h) for h in hosts)
+                            and (p := sv.port(t.port)) is not None and (p.protocol in HTTP_FAMILY or p.protocol == UNSUPPORTED)]
+            if unknown and (http_matched or t.port == 80):
+                if routes is None:
+                    routes = rb.vs_routes(vs, gateway_names=None)
+                if routes:
+                    unknown_hosts.extend((h, vs, routes) for h in unknown)
     used: set[str] = set()
     vhosts = []
     ordered = [s for s in services if s.hostname in claimed] + \
