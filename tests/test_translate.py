@@ -824,3 +824,27 @@ spec:
     assert cfg.routes["http.8080"]["virtual_hosts"] == [{
         "name": "default/reviews.example.com:80", "domains": ["default/reviews.example.com", "prod/*"],
         "routes": [], "include_request_attempt_count": True, "require_tls": "ALL"}]
+
+
+def test_setting_the_authority_header_is_a_host_rewrite():
+    """Envoy refuses to set `:authority` or `host` as a header (the whole route configuration is
+    rejected); istiod turns them into host_rewrite_literal (core/route/route.go
+    TranslateHeadersOperations): the route's own (set before add, rewrite.authority first) wins
+    over a lone destination's."""
+    def route(http: str) -> dict:
+        cfg = build_config(make_state(virtual_service("r", ["reviews"], namespace="prod", http=http)), SLEEP)
+        return vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"][0]
+    r = route("""
+  - headers: {request: {set: {":authority": set.example, x-a: "1"}, add: {host: add.example}, remove: [x-b]}}
+    route: [{destination: {host: reviews}, headers: {request: {set: {host: dest.example}}}}]""")
+    assert r["route"]["host_rewrite_literal"] == "set.example"
+    assert [h["header"]["key"] for h in r["request_headers_to_add"]] == ["x-a"]
+    assert r["request_headers_to_remove"] == ["x-b"]
+    r = route("""
+  - rewrite: {authority: rewrite.example}
+    headers: {request: {set: {host: set.example}}}
+    route: [{destination: {host: reviews}}]""")
+    assert r["route"]["host_rewrite_literal"] == "rewrite.example"
+    r = route("""
+  - route: [{destination: {host: reviews}, headers: {request: {set: {host: dest.example}}}}]""")
+    assert r["route"]["host_rewrite_literal"] == "dest.example" and "request_headers_to_add" not in r

@@ -136,7 +136,14 @@ def is_catch_all(match: dict[str, Any]) -> bool:
     return match.get("safe_regex", {}).get("regex") == ".*"
 
 
+def _internal(key: str) -> bool:
+    """A header Envoy may not touch: a pseudo-header (`:authority`, …) or `host` (route.go isInternalHeader)."""
+    return key.startswith(":") or key.lower() == "host"
+
+
 def _header_ops(h: Headers | None) -> dict[str, Any]:
+    """Header operations as istiod translates them (core/route/route.go TranslateHeadersOperations):
+    set then add, each sorted; `:authority`/`host` dropped here (see `_authority`)."""
     out: dict[str, Any] = {}
     if h is None:
         return out
@@ -144,14 +151,25 @@ def _header_ops(h: Headers | None) -> dict[str, Any]:
         if ops is None:
             continue
         add = [{"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
-               for k, v in sorted((ops.set or {}).items())]
+               for k, v in sorted((ops.set or {}).items()) if not _internal(k)]
         add += [{"header": {"key": k, "value": v}, "append_action": "APPEND_IF_EXISTS_OR_ADD"}
-                for k, v in sorted((ops.add or {}).items())]
+                for k, v in sorted((ops.add or {}).items()) if not _internal(k)]
         if add:
             out[f"{side}_headers_to_add"] = add
-        if ops.remove:
-            out[f"{side}_headers_to_remove"] = list(ops.remove)
+        remove = [k for k in ops.remove or [] if not _internal(k)]
+        if remove:
+            out[f"{side}_headers_to_remove"] = remove
     return out
+
+
+def _authority(h: Headers | None) -> str:
+    """The Host a request's `:authority`/`host` set (else add) asks for: istiod turns it into a
+    host rewrite (route.go TranslateHeadersOperations), since Envoy refuses to touch it as a header."""
+    if h is None or h.request is None:
+        return ""
+    def pick(ops: dict[str, str] | None) -> str:
+        return next((v for k, v in (ops or {}).items() if k.lower() in (":authority", "host")), "")
+    return pick(h.request.set) or pick(h.request.add)
 
 
 class RouteBuilder:
@@ -258,11 +276,13 @@ class RouteBuilder:
         action: dict[str, Any] = {}
         dests = rule.route
         hashes = []
+        dest_authority = ""
         if len(dests) == 1:
             name, svc, port, subset = self.dest_cluster(dests[0].destination, vs_ns)
             action["cluster"] = name
             hashes.append(self.hash_policy(svc, port, subset))
             per_dest = _header_ops(dests[0].headers)
+            dest_authority = _authority(dests[0].headers)
         else:
             clusters = []
             for d in dests:
@@ -271,6 +291,8 @@ class RouteBuilder:
                 name, svc, port, subset = self.dest_cluster(d.destination, vs_ns)
                 wc: dict[str, Any] = {"name": name, "weight": d.weight}
                 wc.update(_header_ops(d.headers))
+                if _authority(d.headers):
+                    wc["host_rewrite_literal"] = _authority(d.headers)
                 clusters.append(wc)
                 hashes.append(self.hash_policy(svc, port, subset))
             per_dest = {}
@@ -282,6 +304,7 @@ class RouteBuilder:
                 only = clusters[0]
                 action["cluster"] = only.pop("name")
                 only.pop("weight")
+                dest_authority = only.pop("host_rewrite_literal", "")
                 per_dest = only
             else:
                 action["weighted_clusters"] = {"clusters": clusters}
@@ -303,8 +326,11 @@ class RouteBuilder:
                 rr = rule.rewrite.uri_regex_rewrite
                 action["regex_rewrite"] = {"pattern": {"regex": rr.match or ""},
                                            "substitution": rr.rewrite or ""}
-            if rule.rewrite.authority:
-                action["host_rewrite_literal"] = rule.rewrite.authority
+        # the route's own Host (headers, then rewrite.authority) wins over a lone destination's
+        authority = (rule.rewrite.authority if rule.rewrite is not None and rule.rewrite.authority else "") \
+            or _authority(rule.headers) or dest_authority
+        if authority:
+            action["host_rewrite_literal"] = authority
         mirrors = self._mirrors(rule, vs_ns)
         if mirrors:
             action["request_mirror_policies"] = mirrors
