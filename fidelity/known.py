@@ -20,13 +20,14 @@ _VALID_AUTHORITY = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=%-]+(:[0-9]*)?$")
 class Known:
     code: str
     reason: str
-    call: Callable[[dict[str, Any], Any, list[str]], bool] | None = None   # (golden entry, Call, warnings)
+    #: (golden entry, Call, the lab's rows, the proxy's ProxyConfig from meshlab's translator)
+    call: Callable[[dict[str, Any], Any, list[dict[str, Any]], Any], bool] | None = None
     #: (what, name, warnings): `name` is a cluster, listener or route configuration (`what`) that
     #: only Istio builds for a proxy whose translation gave `warnings`
     config: Callable[[str, str, list[str]], bool] | None = None
 
 
-def _invalid_authority(entry: dict[str, Any], call: Any, warnings: list[str]) -> bool:
+def _invalid_authority(entry: dict[str, Any], call: Any, rows: list[dict[str, Any]], cfg: Any) -> bool:
     authority = call.authority if call is not None else ""
     return bool(authority) and not _VALID_AUTHORITY.match(authority)
 
@@ -38,8 +39,20 @@ def _unmodelled_gateway_listeners(warnings: list[str]) -> set[str]:
     return {f"0.0.0.0_{INGRESS_GATEWAY_PORTS.get(p, p)}" for p in ports}
 
 
-def _gateway_tls(entry: dict[str, Any], call: Any, warnings: list[str]) -> bool:
-    return call is not None and call.via == "gateway" and entry.get("listener", "") in _unmodelled_gateway_listeners(warnings)
+def _gateway_tls(entry: dict[str, Any], call: Any, rows: list[dict[str, Any]], cfg: Any) -> bool:
+    return call is not None and call.via == "gateway" and cfg is not None \
+        and entry.get("listener", "") in _unmodelled_gateway_listeners(cfg.warnings)
+
+
+def _http2_upstream(entry: dict[str, Any], call: Any, rows: list[dict[str, Any]], cfg: Any) -> bool:
+    """The lab's pod answered Envoy's HTTP/2 with a protocol error on a cluster istiod makes HTTP/2."""
+    if cfg is None or not rows or not all(r.get("status") == 502 and "UPE" in str(r.get("flags")) for r in rows):
+        return False
+    h2 = {c["name"] for c in cfg.clusters
+          if "http2_protocol_options" in str(c.get("typed_extension_protocol_options", {}))
+          and "use_downstream_protocol_config" not in str(c.get("typed_extension_protocol_options", {}))}
+    istio = {o["outcome"].get("cluster") for o in entry.get("outcomes") or [] if o["outcome"].get("kind") == "upstream"}
+    return {r.get("cluster") for r in rows} <= h2 & istio
 
 
 def _gateway_tls_config(what: str, name: str, warnings: list[str]) -> bool:
@@ -68,12 +81,19 @@ KNOWN: list[Known] = [
           "real Envoy refuses it before routing (400, DPE), while Istio's request simulation "
           "(pilot/pkg/simulation) routes any string. The lab's answer is Envoy's own.",
           call=_invalid_authority),
+    Known("http1-pods",
+          "On a port Istio makes HTTP/2 upstream (named grpc, http2, or appProtocol saying so) Envoy "
+          "speaks HTTP/2 to the pod; the lab's demo pods speak HTTP/1.1 only (meshlab/app.py, the "
+          "standard library), so Envoy answers 502 UPE where Istio's simulation, which has no pods, "
+          "answers the route's cluster. The route and cluster agree.",
+          call=_http2_upstream),
 ]
 
 
-def explain_call(entry: dict[str, Any], call: Any, warnings: list[str]) -> Known | None:
-    """The known difference that explains a disagreeing call, if any."""
-    return next((k for k in KNOWN if k.call is not None and k.call(entry, call, warnings)), None)
+def explain_call(entry: dict[str, Any], call: Any, rows: list[dict[str, Any]], cfg: Any) -> Known | None:
+    """The known difference that explains a disagreeing call, if any (`cfg`: meshlab's ProxyConfig
+    for the call's proxy, or None)."""
+    return next((k for k in KNOWN if k.call is not None and k.call(entry, call, rows, cfg)), None)
 
 
 def explain_config(what: str, name: str, warnings: list[str]) -> Known | None:

@@ -169,7 +169,7 @@ def run(items: list[Scenario], *, lab: bool = True, log: Any = print, verbose: b
                 v = judge(s.name, entry, rows)
                 if v.kind == "disagree":
                     proxy = translated.get("gateway" if call.via == "gateway" else oracle.sidecar_id(call.namespace))
-                    k = explain_call(entry, call, proxy.warnings if proxy is not None else [])
+                    k = explain_call(entry, call, rows, proxy)
                     if k is not None:
                         v = Verdict(s.name, entry["call"], "unmodelled", [f"known difference {k.code}"] + v.reasons, k.code)
                 res.verdicts.append(v)

@@ -128,3 +128,22 @@ def test_judge_checks_shares_with_a_binomial_bound():
     skewed = [_row(cluster="A")] * 100 + [_row(cluster="B")] * 100
     assert judge("s", e, skewed).kind == "disagree"
     assert judge("s", _entry([(100, UP_A)]), [_row(cluster="A")], ["tls-server: not modelled"]).kind == "unmodelled"
+
+
+def test_known_differences_name_only_what_they_explain():
+    """A known difference (fidelity/known.py) turns a disagreement into a named, counted unmodelled
+    call only where its rule holds: an invalid Host, an HTTP/2 cluster the HTTP/1.1 pods refuse."""
+    from types import SimpleNamespace
+
+    from fidelity.known import explain_call
+    from fidelity.scenario import Call
+    h2 = SimpleNamespace(warnings=[], clusters=[{"name": "A", "typed_extension_protocol_options": {
+        "x": {"explicit_http_config": {"http2_protocol_options": {}}}}}, {"name": "B"}])
+    entry = _entry([(100, UP_A)])
+    call = Call.from_yaml({"url": "http://reviews:9080/"})
+    assert explain_call(entry, call, [_row(502, "UPE", cluster="A")], h2).code == "http1-pods"
+    assert explain_call(entry, call, [_row(502, "UPE", cluster="B")], h2) is None
+    assert explain_call(entry, call, [_row(503, "UF", cluster="A")], h2) is None
+    bad_host = Call.from_yaml({"url": "http://reviews:9080/", "headers": {"host": "/a"}})
+    assert explain_call(entry, bad_host, [_row(400, "DPE", cluster="")], h2).code == "invalid-authority"
+    assert explain_call(entry, call, [_row(400, "DPE", cluster="")], h2) is None
