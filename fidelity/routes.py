@@ -186,6 +186,13 @@ def report(res: Result, log: Any = print) -> None:
         log(f"problem    {p}")
     for where, diff in res.config.items():
         log(f"config     {where}:" + "".join(f"\n             {d}" for d in diff))
+    other: dict[str, int] = {}
+    for v in res.verdicts:
+        if v.kind == "unmodelled" and not v.known:
+            why = (v.reasons or ["?"])[0].split(":")[0]
+            other[why] = other.get(why, 0) + 1
+    for why, n in sorted(other.items(), key=lambda x: -x[1]):
+        log(f"unmodelled {n} calls: {why}")
     calls = res.known_calls()
     for k in KNOWN:
         if calls.get(k.code) or res.known.get(k.code):
