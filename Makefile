@@ -29,6 +29,7 @@ help:
 	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
 	@echo "make course  run every chapter headless, HTML in build/"
 	@echo "make test    run the test suite (PYTEST_ARGS=...)"
+	@echo "make apiserver  build kube-apiserver and etcd for the API-server tests (kube/)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -49,7 +50,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 ifeq ($(NO_INSTALL),)
 lab: $(LAB_STAMP)
 course: $(LAB_STAMP)
-test: $(TEST_STAMP) chromium
+test: $(TEST_STAMP) chromium apiserver
 endif
 
 lab:
@@ -79,6 +80,8 @@ chromium:
 		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| { echo "could not install chromium: the browser test cannot run"; [ -z "$$CI" ] || exit 1; }; \
 	else echo "chromium not found and not installable here: the browser test will skip"; fi
+
+include kube/kube.mk
 
 test:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
