@@ -12,9 +12,10 @@ KUBE_BINS := $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/etcd
 GO        ?= go
 
 # Upstream's release build (kubernetes hack/lib/golang.sh): static, no symbol table or DWARF,
-# trimmed paths, the same build tags. -buildvcs=false: the binaries must not change with every
-# commit of this repository.
-KUBE_GOFLAGS := -trimpath -buildvcs=false -tags=selinux,notest,grpcnotrace
+# trimmed paths, the same build tags. Beyond upstream: the compiler writes no DWARF at all (the
+# linker's -w drops it anyway), which takes 14% off the compile CPU and 0.3 GB off the build cache
+# (bench/README.md). -buildvcs=false: the binaries must not change with every commit here.
+KUBE_GOFLAGS := -trimpath -buildvcs=false -tags=selinux,notest,grpcnotrace -gcflags=all=-dwarf=false
 
 .PHONY: apiserver
 

@@ -230,6 +230,7 @@ class APIServer:
     #: seconds from the start of `start()` to each step: etcd healthy, apiserver ready, CRDs served
     timings: dict[str, float] = field(default_factory=dict)
     _ca: _CA | None = field(default=None, repr=False)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # --- users and clients
     def add_user(self, name: str, groups: tuple[str, ...] = ()) -> str:
@@ -257,9 +258,13 @@ class APIServer:
                                              persist_config=False)
 
     def dynamic(self, context: str = "admin") -> Any:
-        """A `kubernetes.dynamic.DynamicClient`; its discovery cache stays in this server's dir."""
+        """The `kubernetes.dynamic.DynamicClient` of a context (one per context, made on first use;
+        its discovery cache file stays in this server's dir and refreshes when a kind is missing)."""
         from kubernetes.dynamic import DynamicClient
-        return DynamicClient(self.api_client(context), cache_file=str(self.dir / f"discovery-{context}.json"))
+        if context not in self._clients:
+            self._clients[context] = DynamicClient(self.api_client(context),
+                                                   cache_file=str(self.dir / f"discovery-{context}.json"))
+        return self._clients[context]
 
     def apply(self, manifest: dict[str, Any] | list[dict[str, Any]] | str, *, context: str = "admin",
               namespace: str | None = None) -> list[Any]:
@@ -387,8 +392,11 @@ def install_crds(server: APIServer, documents: list[dict[str, Any]], deadline: f
     each, compiling its schema and CEL rules); wait until every CRD is Established and its storage
     version is in discovery (what `kubectl wait --for condition=established` and a new client need)."""
     crds = [d for d in documents if d["kind"] == "CustomResourceDefinition"]
+    client = server.dynamic()
+    resource = client.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        list(pool.map(server.apply, crds))
+        list(pool.map(lambda crd: client.server_side_apply(resource, body=crd, field_manager=FIELD_MANAGER,
+                                                           force_conflicts=True), crds))
     server.apply([d for d in documents if d["kind"] != "CustomResourceDefinition"])
 
     def served() -> bool:
