@@ -14,8 +14,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from . import charts, widgets
     from .analysis import Finding, analyze
-    from .envoy import EnvoyConfigRejected
-    from .errors import ApplyError, ManifestError, MeshlabError, Problem
+    from .errors import ApplyError, EnvoyConfigRejected, ManifestError, MeshlabError, Problem
     from .exercises import check
     from .explanation import Explanation, explain
     from .lab import Lab
@@ -38,7 +37,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "ManifestError": ("meshlab.errors", "ManifestError"),
     "ApplyError": ("meshlab.errors", "ApplyError"),
     "Problem": ("meshlab.errors", "Problem"),
-    "EnvoyConfigRejected": ("meshlab.envoy", "EnvoyConfigRejected"),
+    "EnvoyConfigRejected": ("meshlab.errors", "EnvoyConfigRejected"),
     "charts": ("meshlab.charts", None),
     "widgets": ("meshlab.widgets", None),
 }

@@ -18,7 +18,7 @@ import time
 from typing import Callable, Sequence
 
 from ._processes import spawn
-from .errors import MeshlabError
+from .errors import Interrupted, ToolFailed, ToolMissing
 
 #: What to install, one line per tool, printed by `meshlab doctor` and by every ToolMissing.
 INSTALL_HINTS: dict[str, str] = {
@@ -28,27 +28,6 @@ INSTALL_HINTS: dict[str, str] = {
     "istioctl": "install istioctl {istio}: curl -L https://istio.io/downloadIstio | ISTIO_VERSION={istio} sh - "
                 "(then put istio-{istio}/bin on PATH)",
 }
-
-
-class ToolMissing(MeshlabError):
-    """A command-line tool is not on PATH; the message says what to install."""
-
-    def __init__(self, tool: str, hint: str) -> None:
-        self.tool, self.hint = tool, hint
-        super().__init__(f"{tool} not found on PATH: {hint}")
-
-
-class ToolFailed(MeshlabError):
-    """A tool ran and exited non-zero; carries its command and the tail of its output."""
-
-    def __init__(self, cmd: Sequence[str], returncode: int, output: str) -> None:
-        self.cmd, self.returncode, self.output = list(cmd), returncode, output
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        super().__init__(f"`{' '.join(cmd)}` exited with status {returncode}" + (f":\n{tail}" if tail else ""))
-
-
-class Interrupted(MeshlabError):
-    """The user interrupted a long step; the child process was stopped."""
 
 
 def hint(tool: str, istio_version: str = "") -> str:

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import pandas as pd
 import plotly.graph_objects as go
 
+from .names import labels_match, selector_string
+
 __all__ = [
     "Figure", "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
     "timeline", "flow", "latency", "config_table", "endpoints", "findings", "Table", "VERSION_COLORS",
@@ -475,9 +477,11 @@ def endpoints(objects: Sequence[object], pods: pd.DataFrame, service: str,
               namespace: str = "default") -> pd.DataFrame:
     """What `kubectl get endpoints <service>` shows, with the why: every pod the Service's selector
     matches, its address per Service port, and whether it is an endpoint (only ready, running pods
-    are).
+    are, on a targetPort they declare).
 
-    Takes `lab.objects()` and `lab.pods()`, so it reads the same on every backend.
+    A targetPort given by name is resolved in each pod's own spec (its Pod, or the Deployment
+    whose template made it), as the EndpointSlice controller resolves it: `ip:8080`, not
+    `ip:http-web`. Takes `lab.objects()` and `lab.pods()`, so it reads the same on every backend.
     """
     svc = next((o for o in objects if getattr(o, "kind", None) == "Service"
                 and getattr(o, "name", None) == service and (getattr(o, "namespace", None) or "default") == namespace),
@@ -489,18 +493,38 @@ def endpoints(objects: Sequence[object], pods: pd.DataFrame, service: str,
     rows = []
     for _, pod in pods.iterrows():
         labels = pod.get("labels") or {}
-        if pod.get("namespace", namespace) != namespace or not selector \
-                or any(labels.get(k) != v for k, v in selector.items()):
+        if pod.get("namespace", namespace) != namespace or not selector or not labels_match(selector, labels):
             continue
         ready = bool(pod.get("ready")) and pod.get("phase", "Running") == "Running"
+        spec = _pod_spec(objects, str(pod["name"]), namespace, labels)
         for port in svc.spec.ports:  # type: ignore[attr-defined]
             target = port.target_port if port.target_port is not None else port.port
+            if isinstance(target, str):     # a named port: the number this pod declares under it
+                target = spec.container_port(target) if spec is not None else None
             rows.append({"pod": pod["name"], "version": pod.get("version", ""),
-                         "selector": ",".join(f"{k}={v}" for k, v in selector.items()),
+                         "selector": selector_string(selector),
                          "port": f"{port.name or ''} {port.port}".strip(),
-                         "address": f"{pod.get('ip') or '?'}:{target}", "ready": bool(pod.get("ready")),
-                         "endpoint": ready})
+                         "address": f"{pod.get('ip') or '?'}:{target if target is not None else '?'}",
+                         "ready": bool(pod.get("ready")), "endpoint": ready and target is not None})
     return Table(rows, columns=["pod", "version", "selector", "port", "address", "ready", "endpoint"])
+
+
+def _pod_spec(objects: Sequence[object], pod: str, namespace: str, labels: Mapping[str, str]) -> object | None:
+    """The spec a running pod was made from: its own Pod object, else the Deployment in its
+    namespace whose pod template carries the most of the pod's labels (a cluster's pods() frame
+    leaves out pod-template-hash, so labels, not names, pair a pod with its Deployment)."""
+    found, best = None, -1
+    for o in objects:
+        kind, ns = getattr(o, "kind", None), getattr(o, "namespace", None) or "default"
+        if ns != namespace:
+            continue
+        if kind == "Pod" and getattr(o, "name", None) == pod:
+            return o.spec  # type: ignore[attr-defined]
+        if kind == "Deployment":
+            template = o.spec.template  # type: ignore[attr-defined]
+            if labels_match(template.metadata.labels, labels) and len(template.metadata.labels) > best:
+                found, best = template.spec, len(template.metadata.labels)
+    return found
 
 
 def findings(found: Sequence[object]) -> pd.DataFrame:

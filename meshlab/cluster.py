@@ -14,7 +14,6 @@ kind-meshlab`); the user's current kubectl context is left as it was (kind switc
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,10 +22,12 @@ from typing import Any, Callable
 
 import yaml
 
-from . import _kind, _tools
-from ._kind import CLUSTER_NAME, CONTEXT, ISTIO_VERSION, MANAGED_BY, NODE_LABEL
-from ._kube import Kube, KubeError, deployment_ready, known_contexts, label_selector, wait_until
-from .errors import MeshlabError
+from . import _tools
+from .backends.kind import config as kind_config
+from .backends.kind.config import CLUSTER_NAME, CONTEXT, ISTIO_VERSION, MANAGED_BY, NODE_LABEL
+from .backends.kind.kube import Kube, deployment_ready, known_contexts, wait_until
+from .errors import ClusterError, KubeError, MeshlabError
+from .names import INGRESS_GATEWAY, ISTIO_NAMESPACE, selector_string
 
 Say = Callable[[str], None]
 GIB = 1024 ** 3
@@ -76,7 +77,7 @@ def _check_docker() -> list[Check]:
     except _tools.ToolMissing as e:
         return [Check("docker", False, "not found on PATH", e.hint)]
     try:
-        code, out = _tools.run(_kind.docker_info_cmd(), check=False, timeout=20)
+        code, out = _tools.run(kind_config.docker_info_cmd(), check=False, timeout=20)
     except _tools.ToolFailed:
         code, out = 1, "docker info timed out"
     info: dict[str, Any] = {}
@@ -154,21 +155,10 @@ def doctor() -> list[Check]:
     """Every check, local backend first."""
     checks = [_check_envoy()]
     checks += _check_docker()
-    checks.append(_check_tool("kind", _kind.kind_version_cmd(), _tools.parse_kind_version, _judge_kind))
-    checks.append(_check_tool("kubectl", _kind.kubectl_version_cmd(), _tools.parse_kubectl_version))
-    checks.append(_check_tool("istioctl", _kind.istioctl_version_cmd(), _tools.parse_istioctl_version, _judge_istioctl))
+    checks.append(_check_tool("kind", kind_config.kind_version_cmd(), _tools.parse_kind_version, _judge_kind))
+    checks.append(_check_tool("kubectl", kind_config.kubectl_version_cmd(), _tools.parse_kubectl_version))
+    checks.append(_check_tool("istioctl", kind_config.istioctl_version_cmd(), _tools.parse_istioctl_version, _judge_istioctl))
     return checks
-
-
-def cli_doctor(args: Any = None, say: Say = _print) -> int:
-    checks = doctor()
-    for c in checks:
-        say(c.line())
-    local_ok = all(c.ok for c in checks if c.needed_by == "local")
-    kind_missing = [c.name for c in checks if c.needed_by == "kind" and not c.ok]
-    say(f"local backend: {'ready' if local_ok else 'not ready'}")
-    say("kind backend: ready (run `meshlab up`)" if not kind_missing else f"kind backend: needs {', '.join(kind_missing)}")
-    return 0 if local_ok and not kind_missing else 1
 
 
 # ========================================================================================== up
@@ -193,14 +183,14 @@ class _Steps:
 
 
 def _kube(context: str = CONTEXT) -> Kube:
-    from ._kube import api_client_for
+    from .backends.kind.kube import api_client_for
 
     return Kube(api_client_for(context), context)
 
 
 def cluster_exists() -> bool:
-    _, out = _tools.run(_kind.get_clusters_cmd(), timeout=60)
-    return CLUSTER_NAME in _kind.parse_clusters(out)
+    _, out = _tools.run(kind_config.get_clusters_cmd(), timeout=60)
+    return CLUSTER_NAME in kind_config.parse_clusters(out)
 
 
 def _restore_context(previous: str | None, say: Say) -> None:
@@ -218,8 +208,8 @@ def _restore_context(previous: str | None, say: Say) -> None:
 
 
 def _istio_installed(kube: Kube) -> str | None:
-    d = kube.get("apps/v1", "Deployment", "istio-system", "istiod")
-    return _kind.istiod_version_from_deployment(d) if d else None
+    d = kube.get("apps/v1", "Deployment", ISTIO_NAMESPACE, "istiod")
+    return kind_config.istiod_version_from_deployment(d) if d else None
 
 
 def _wait_deployment(kube: Kube, ns: str, name: str, steps: _Steps, timeout: float = 600) -> None:
@@ -230,7 +220,7 @@ def _wait_deployment(kube: Kube, ns: str, name: str, steps: _Steps, timeout: flo
 def namespace_manifest(name: str, created_by_meshlab: bool) -> dict[str, Any]:
     """A course namespace labelled for sidecar injection. `default` exists in every cluster and is
     not meshlab's, so it gets the injection label only — never meshlab's ownership label."""
-    labels = {_kind.INJECTION_LABEL[0]: _kind.INJECTION_LABEL[1]}
+    labels = {kind_config.INJECTION_LABEL[0]: kind_config.INJECTION_LABEL[1]}
     if created_by_meshlab:
         labels[MANAGED_BY[0]] = MANAGED_BY[1]
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
@@ -240,15 +230,15 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
     """Create (or finish) the course cluster. Raises MeshlabError subclasses with one-line reasons."""
     for tool in ("docker", "kind", "istioctl"):
         _tools.find(tool, ISTIO_VERSION)
-    config = config or _kind.kind_config_path()
+    config = config or kind_config.kind_config_path()
     if not config.exists():
-        raise MeshlabError(f"{config}: kind config not found (run from a meshlab checkout)")
-    v, _ = _version_of(_kind.istioctl_version_cmd(), _tools.parse_istioctl_version)
+        raise ClusterError(f"{config}: kind config not found (run from a meshlab checkout)")
+    v, _ = _version_of(kind_config.istioctl_version_cmd(), _tools.parse_istioctl_version)
     if _tools.version_tuple(v)[:2] != _tools.version_tuple(ISTIO_VERSION)[:2]:
-        raise MeshlabError(f"istioctl {v or '(unknown version)'} found; the course pins Istio {ISTIO_VERSION}: "
+        raise ClusterError(f"istioctl {v or '(unknown version)'} found; the course pins Istio {ISTIO_VERSION}: "
                            + _tools.hint("istioctl", ISTIO_VERSION))
     if not _check_docker()[0].ok:
-        raise MeshlabError("the Docker daemon is not reachable: start Docker (`meshlab doctor` says more)")
+        raise ClusterError("the Docker daemon is not reachable: start Docker (`meshlab doctor` says more)")
 
     steps = _Steps(5, say)
     steps.start(f"kind cluster {CLUSTER_NAME!r}", "1–2 min the first time, mostly pulling the node image")
@@ -257,15 +247,15 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
         try:
             owned = owned_by_meshlab(kube)
         except KubeError as e:
-            raise MeshlabError(f"the kind cluster {CLUSTER_NAME!r} exists but does not answer ({e}); "
+            raise ClusterError(f"the kind cluster {CLUSTER_NAME!r} exists but does not answer ({e}); "
                                "if it is meshlab's: `meshlab down`, then `meshlab up`") from None
         if not owned:
-            raise MeshlabError(f"a kind cluster {CLUSTER_NAME!r} exists that meshlab did not create (its nodes lack "
+            raise ClusterError(f"a kind cluster {CLUSTER_NAME!r} exists that meshlab did not create (its nodes lack "
                                f"the {NODE_LABEL[0]}={NODE_LABEL[1]} label); meshlab will not install into it")
         steps.done("already exists")
     else:
         _, previous = known_contexts()
-        _tools.run(_kind.create_cluster_cmd(config), on_line=steps.detail)
+        _tools.run(kind_config.create_cluster_cmd(config), on_line=steps.detail)
         _restore_context(previous, say)
         steps.done()
         kube = _kube()
@@ -279,59 +269,45 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
             steps.detail(f"Istio {installed} found; installing {ISTIO_VERSION} over it")
         with tempfile.TemporaryDirectory(prefix="meshlab-istio-") as d:
             overlay = Path(d) / "istio-operator.yaml"
-            overlay.write_text(yaml.safe_dump(_kind.istio_operator(), sort_keys=False))
-            _tools.run(_kind.istio_install_cmd(overlay), on_line=steps.detail)
-    _wait_deployment(kube, "istio-system", "istiod", steps)
-    _wait_deployment(kube, "istio-system", "istio-ingressgateway", steps)
+            overlay.write_text(yaml.safe_dump(kind_config.istio_operator(), sort_keys=False))
+            _tools.run(kind_config.istio_install_cmd(overlay), on_line=steps.detail)
+    _wait_deployment(kube, ISTIO_NAMESPACE, "istiod", steps)
+    _wait_deployment(kube, ISTIO_NAMESPACE, INGRESS_GATEWAY, steps)
     steps.done()
 
-    from ._image import write_context
+    from .backends.kind.image import write_context
 
     steps.start("demo app image (meshlab/app.py)", "30–60 s the first time, seconds after")
     with tempfile.TemporaryDirectory(prefix="meshlab-image-") as d:
         tag = write_context(Path(d))
-        code, _ = _tools.run(_kind.docker_image_exists_cmd(tag), check=False, timeout=60)
+        code, _ = _tools.run(kind_config.docker_image_exists_cmd(tag), check=False, timeout=60)
         if code == 0:
             steps.detail(f"{tag} already built")
         else:
-            _tools.run(_kind.docker_build_cmd(Path(d), tag), on_line=steps.detail)
+            _tools.run(kind_config.docker_build_cmd(Path(d), tag), on_line=steps.detail)
     steps.done(tag)
 
     steps.start(f"load {tag} into the cluster", "10–30 s")
-    _tools.run(_kind.load_image_cmd(tag), on_line=steps.detail)
+    _tools.run(kind_config.load_image_cmd(tag), on_line=steps.detail)
     steps.done()
 
     steps.start("course namespaces, labelled for sidecar injection", "a few seconds")
-    for ns in _kind.COURSE_NAMESPACES:
+    for ns in kind_config.COURSE_NAMESPACES:
         existing = kube.get("v1", "Namespace", None, ns)
         ours = existing is None or ((existing.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY[0]) == MANAGED_BY[1]
         kube.apply(namespace_manifest(ns, created_by_meshlab=ours and ns != "default"))
         steps.detail(f"{ns}: istio-injection=enabled")
     steps.done()
-    port = _kind.host_port_for(_kind.INGRESS_NODE_PORTS["http2"], _kind.read_kind_config(config))
+    port = kind_config.host_port_for(kind_config.INGRESS_NODE_PORTS["http2"], kind_config.read_kind_config(config))
     say(f"ready: context {CONTEXT!r}, ingress gateway at http://127.0.0.1:{port}/ ; "
         "in a notebook: Lab(backend='kind')")
-
-
-def cli_up(args: Any = None, say: Say = _print) -> int:
-    config = getattr(args, "config", None)
-    try:
-        up(config=Path(config) if config else None, say=say)
-    except (_tools.Interrupted, KeyboardInterrupt):
-        say("interrupted; the step that was running was stopped. Run `meshlab up` again to carry on "
-            "(finished steps are skipped), or `meshlab down` to remove the cluster.")
-        return 130
-    except (MeshlabError, TimeoutError) as e:
-        say(f"meshlab up: {e}")
-        return 1
-    return 0
 
 
 # ======================================================================================== down
 
 def owned_by_meshlab(kube: Kube) -> bool:
     """True when the cluster's nodes carry meshlab's label (set by kind-config.yaml at creation)."""
-    nodes = kube.list("v1", "Node", None, label_selector([NODE_LABEL]))
+    nodes = kube.list("v1", "Node", None, selector_string([NODE_LABEL]))
     return bool(nodes)
 
 
@@ -343,28 +319,16 @@ def down(say: Say = _print) -> bool:
         return False
     try:
         owned = owned_by_meshlab(_kube())
-    except (MeshlabError, KubeError) as e:
-        raise MeshlabError(f"cannot confirm that meshlab created the kind cluster {CLUSTER_NAME!r} ({e}); "
+    except MeshlabError as e:
+        raise ClusterError(f"cannot confirm that meshlab created the kind cluster {CLUSTER_NAME!r} ({e}); "
                            f"left alone — if it is yours to delete: kind delete cluster --name {CLUSTER_NAME}") from None
     if not owned:
-        raise MeshlabError(f"the kind cluster {CLUSTER_NAME!r} was not created by meshlab (its nodes lack the "
+        raise ClusterError(f"the kind cluster {CLUSTER_NAME!r} was not created by meshlab (its nodes lack the "
                            f"{NODE_LABEL[0]}={NODE_LABEL[1]} label); left alone")
     say(f"deleting kind cluster {CLUSTER_NAME!r} (typically 10–30 s) …")
-    _tools.run(_kind.delete_cluster_cmd(), on_line=lambda ln: say(f"      {ln}") if ln.strip() else None)
+    _tools.run(kind_config.delete_cluster_cmd(), on_line=lambda ln: say(f"      {ln}") if ln.strip() else None)
     say("deleted")
     return True
-
-
-def cli_down(args: Any = None, say: Say = _print) -> int:
-    try:
-        down(say)
-    except (_tools.Interrupted, KeyboardInterrupt):
-        say("interrupted; run `meshlab down` again to finish")
-        return 130
-    except MeshlabError as e:
-        say(f"meshlab down: {e}")
-        return 1
-    return 0
 
 
 # ====================================================================================== status
@@ -382,34 +346,11 @@ def status() -> dict[str, Any]:
                                              for c in (n.get("status") or {}).get("conditions") or []) for n in nodes}
     st["created_by_meshlab"] = owned_by_meshlab(kube)
     st["istio"] = _istio_installed(kube)
-    gw = kube.get("apps/v1", "Deployment", "istio-system", "istio-ingressgateway")
+    gw = kube.get("apps/v1", "Deployment", ISTIO_NAMESPACE, INGRESS_GATEWAY)
     st["gateway_ready"] = bool(gw) and deployment_ready(gw)[0]
-    st["gateway_url"] = f"http://127.0.0.1:{_kind.host_port_for(_kind.INGRESS_NODE_PORTS['http2'])}/"
+    st["gateway_url"] = f"http://127.0.0.1:{kind_config.host_port_for(kind_config.INGRESS_NODE_PORTS['http2'])}/"
     pods = []
-    for ns in _kind.COURSE_NAMESPACES:
-        pods += kube.list("v1", "Pod", ns, label_selector([MANAGED_BY]))
+    for ns in kind_config.COURSE_NAMESPACES:
+        pods += kube.list("v1", "Pod", ns, selector_string([MANAGED_BY]))
     st["meshlab_pods"] = len(pods)
     return st
-
-
-def cli_status(args: Any = None, say: Say = _print) -> int:
-    try:
-        st = status()
-    except MeshlabError as e:
-        say(f"meshlab status: {e}")
-        return 1
-    if not st["exists"]:
-        say(f"kind cluster {CLUSTER_NAME!r}: not created (run `meshlab up`)")
-        return 1
-    say(f"kind cluster {CLUSTER_NAME!r}: exists (context {CONTEXT}"
-        + (", created by meshlab)" if st["created_by_meshlab"] else ", NOT created by meshlab)"))
-    for node, ready in st["nodes"].items():
-        say(f"  node {node}: {'Ready' if ready else 'not ready'}")
-    say(f"  Istio: {st['istio'] or 'not installed'}" + ("" if st["istio"] in (None, ISTIO_VERSION) else f" (course pins {ISTIO_VERSION})"))
-    say(f"  ingress gateway: {'ready at ' + st['gateway_url'] if st['gateway_ready'] else 'not ready'}")
-    say(f"  meshlab pods: {st['meshlab_pods']}")
-    return 0 if st["istio"] and st["gateway_ready"] else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(cli_doctor())

@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from .names import cluster_name, fqdn
+
 __all__ = ["Exercise", "Verdict", "EXERCISES", "check", "exercise"]
 
 
@@ -200,7 +202,7 @@ exercise(Exercise(
 def _cluster_name(answer: Any, data: Mapping[str, Any]) -> bool:
     if not isinstance(answer, str):
         raise ValueError("Answer with the cluster name as a string, e.g. \"outbound|...\".")
-    return answer.strip() == "outbound|9080||reviews.default.svc.cluster.local"
+    return answer.strip() == cluster_name(9080, None, fqdn("reviews", "default"))
 
 
 exercise(Exercise(

@@ -9,12 +9,16 @@ run on kind), and `Lab(backend="kind")` asks for a real cluster with real Istio 
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
 
-from .backends.base import ProxyName, Via
+from .backends.base import Backend, ProxyName, RunningProbe, Via
+from .errors import LabOptionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,25 +26,71 @@ if TYPE_CHECKING:
     from .explanation import Explanation
     from .objects import K8sObject
 
+#: Backend name → (module, class, what the class is told). `kind` is the course cluster `meshlab up`
+#: makes; `cluster` one attendee's namespace on an existing cluster with Istio (workshops).
+BACKENDS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "local": ("meshlab.backends.local", "LocalBackend", {}),
+    "kind": ("meshlab.backends.kind", "KindBackend", {"backend": "kind"}),
+    "cluster": ("meshlab.backends.kind", "KindBackend", {"backend": "cluster"}),
+}
 
-def _backend(name: str, **kw: Any) -> Any:
-    if name == "local":
-        from .backends.local import LocalBackend
-        return LocalBackend(**kw)
-    if name in ("kind", "cluster"):
-        from .backends.kind import KindBackend   # imported lazily: needs the kubernetes client
-        return KindBackend(backend=name, **kw)
-    raise ValueError(f"unknown backend {name!r}: use 'local', 'kind' or 'cluster'")
+
+class LabOptions(TypedDict, total=False):
+    """The keywords `Lab(...)` takes; each backend takes its own (others are a `LabOptionError`)."""
+
+    # local
+    seed: int | None                      # kube-proxy's and the pods' random choices, reproducibly
+    workdir: str | os.PathLike[str] | None   # where Envoy's files and logs go (default: a temp dir)
+    envoy_log_level: str                  # Envoy's --log-level (default "warning")
+    start_timeout: float                  # seconds an Envoy or a pod may take to start
+    # kind and cluster
+    context: str | None                   # the kube context (kind: kind-meshlab unless named)
+    namespace: str | None                 # cluster: the attendee's namespace
+    image: str | None                     # the demo image (default: the one `meshlab up` built)
+    kubeconfig: str | None
+    kube: Any                             # a Kubernetes client in place of the kubeconfig's (tests)
+    timeout: float                        # seconds a rollout may take
+    settle_s: float                       # seconds istiod gets to push a change (and the default gap)
+    poll_s: float                         # API polling period
+    log_timeout: float                    # seconds to wait for Envoy to flush access-log lines
+    progress: Callable[[str], None] | None   # where rollout progress lines go (default: print)
+
+
+def _backend_class(name: str) -> tuple[type, dict[str, Any]]:
+    if name not in BACKENDS:
+        raise LabOptionError(f"unknown backend {name!r}: use 'local', 'kind' or 'cluster'")
+    module, cls, preset = BACKENDS[name]
+    return getattr(importlib.import_module(module), cls), preset   # lazily: kind needs the kubernetes client
+
+
+def backend_options(name: str) -> list[str]:
+    """The `Lab(...)` keywords the backend `name` takes."""
+    cls, preset = _backend_class(name)
+    params = inspect.signature(cls).parameters
+    return sorted(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY and p not in preset)
+
+
+def _backend(name: str, options: dict[str, Any]) -> Backend:
+    cls, preset = _backend_class(name)
+    known = backend_options(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise LabOptionError(f"Lab(backend={name!r}) takes no option {', '.join(map(repr, unknown))}; "
+                             f"its options: {', '.join(known)}")
+    return cls(**preset, **options)
 
 
 class Lab:
     """A lab: apply manifests, turn pod knobs, send traffic, read Envoy's view.
 
     ``with Lab() as lab: lab.apply("manifests/"); df = lab.probe("http://reviews:9080/")``
+
+    `backend`: "local" (default, or `MESHLAB_BACKEND`), "kind" or "cluster"; the keywords are
+    the backend's own (`LabOptions`), and one it does not take is a `LabOptionError`.
     """
 
-    def __init__(self, backend: str | None = None, **kw: Any) -> None:
-        self.backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", **kw)
+    def __init__(self, backend: str | None = None, **options: Unpack[LabOptions]) -> None:
+        self.backend: Backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", dict(options))
 
     @property
     def name(self) -> str:
@@ -50,7 +100,7 @@ class Lab:
     def warnings(self) -> list[str]:
         """What the backend could not honour in the manifests (e.g. a field the local Envoy
         translation does not implement), in words."""
-        return list(getattr(self.backend, "warnings", []))
+        return list(self.backend.warnings)
 
     # ---- objects -------------------------------------------------------------------------------
     @staticmethod
@@ -58,16 +108,16 @@ class Lab:
         from .manifests import load
         return load(x)
 
-    def apply(self, x: Any, order: Sequence[str] | None = None, **kw: Any) -> list[K8sObject]:
+    def apply(self, x: Any, order: Sequence[str] | str | None = None, *, gap: float | None = None,
+              xds_order: Sequence[str] | str = "istiod") -> list[K8sObject]:
         """Create or update objects (paths, YAML strings, dicts, objects, or lists of them).
 
-        `order=["VirtualService", "DestinationRule"]` applies kinds one at a time in that order
-        (the make-before-break window); backend options such as ``gap=`` pass through.
-        Returns the objects applied."""
+        `order=["VirtualService", "DestinationRule"]` applies the kinds not listed first, then
+        each listed kind on its own, `gap` seconds apart (the make-before-break window; one rule
+        on every backend: `meshlab.backends.base.apply_steps`). `xds_order` orders the resource
+        types of each push of the local Envoys. Returns the objects applied."""
         objs = self._load(x)
-        if isinstance(order, str):        # order="VirtualService": one kind, not its letters
-            order = [order]
-        self.backend.apply(objs, order=list(order) if order else None, **kw)
+        self.backend.apply(objs, order=order, gap=gap, xds_order=xds_order)
         return objs
 
     def delete(self, x: Any) -> list[K8sObject]:
@@ -84,12 +134,12 @@ class Lab:
         return self.backend.pods()
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
-                error_rate: float | None = None, ready: bool | None = None, **kw: Any) -> None:
+                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
         self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
-                             ready=ready, **kw)
+                             ready=ready, error_code=error_code)
 
-    def kill_pod(self, name: str, *, namespace: str = "default", **kw: Any) -> None:
-        self.backend.kill_pod(name, namespace=namespace, **kw)
+    def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
+        self.backend.kill_pod(name, namespace=namespace, notready_after=notready_after)
 
     def restart_pod(self, name: str, *, namespace: str = "default") -> None:
         self.backend.restart_pod(name, namespace=namespace)
@@ -97,28 +147,34 @@ class Lab:
     # ---- traffic -------------------------------------------------------------------------------
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
-              seed: int | None = None, **kw: Any) -> pd.DataFrame:
+              seed: int | None = None, rate: float | None = None, duration: float | None = None,
+              timeout: float = 30.0) -> pd.DataFrame:
         """Send `n` requests as a client pod in `namespace` would; one row per request."""
-        df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive,
-                                headers=headers, via=via, namespace=namespace, seed=seed, **kw)
+        df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
+                                via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,
+                                timeout=timeout)
         df.attrs.update(url=url, via=via, namespace=namespace)   # what explain() needs for dns/refused rows
         return df
 
-    def probing(self, url: str, **kw: Any) -> Any:
+    def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0, duration: float | None = None,
+                concurrency: int = 1, keepalive: bool = True, headers: dict[str, str] | None = None,
+                via: Via = "sidecar", namespace: str = "default", seed: int | None = None,
+                timeout: float = 30.0) -> RunningProbe:
         """Traffic in the background while you change things::
 
             with lab.probing("http://reviews:9080/", rate=200) as p:
                 lab.apply(vs, order=["VirtualService", "DestinationRule"])
             df = p.result()
         """
-        if not hasattr(self.backend, "probing"):
-            raise NotImplementedError(f"the {self.name} backend cannot probe in the background")
-        return self.backend.probing(url, **kw)
+        return self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
+                                    keepalive=keepalive, headers=headers, via=via, namespace=namespace,
+                                    seed=seed, timeout=timeout)
 
     # ---- views ---------------------------------------------------------------------------------
-    def envoy_config(self, proxy: ProxyName = "sidecar") -> dict[str, Any]:
-        """The live proxy config, like ``istioctl proxy-config all -o json``."""
-        return self.backend.envoy_config(proxy)
+    def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
+        """The live proxy config, like ``istioctl proxy-config all -o json`` (the client sidecar of
+        `namespace`, or the ingress gateway)."""
+        return self.backend.envoy_config(proxy, namespace=namespace)
 
     def explain(self, probe_df: pd.DataFrame) -> Explanation:
         """Name the misconfiguration behind what a probe saw: `meshlab.explain(df, lab)`

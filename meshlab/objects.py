@@ -8,11 +8,12 @@ forbid unknown fields, as the API server's strict field validation does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from .names import parse_duration
 
 
 class _Model(BaseModel):
@@ -39,22 +40,19 @@ class Source:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-_GO_DURATION = re.compile(r"^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds in a Go duration string ("1.5s", "100ms", "1m30s"), the format Istio's CRDs take."""
-    if not _GO_DURATION.match(text):
-        raise ValueError(f'"{text}" is not a duration; write a number with a unit, e.g. "2s", "500ms", "1m30s"')
-    sign = -1.0 if text.startswith("-") else 1.0
-    parts = re.findall(r"([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", text.lstrip("+-"))
-    return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+def duration_ns(text: str) -> int:
+    """Nanoseconds in a duration as Istio's CRDs take it (any Go duration, `meshlab.names`), with the
+    learner-facing reason when it is not one."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(f'"{text}" is not a duration; write a number with a unit, e.g. "2s", "500ms", "1m30s"') \
+            from None
 
 
 def _istio_duration(text: str) -> str:
     """Istio's CRD rule `duration(self) >= duration('1ms')`, with the reason when it fails."""
-    if duration_seconds(text) < 1e-3:
+    if duration_ns(text) < 1_000_000:
         raise ValueError(f'must be a valid duration of at least 1ms, found "{text}"')
     return text
 
@@ -218,6 +216,11 @@ class Container(_OpenModel):
 class PodSpec(_OpenModel):
     containers: list[Container] = Field(min_length=1)
     init_containers: list[Container] | None = None
+
+    def container_port(self, name: str) -> int | None:
+        """The number of the container port called `name` (a Service's named targetPort), as the
+        endpoints controller resolves it; None when no container declares that name."""
+        return next((p.container_port for c in self.containers for p in c.ports if p.name == name), None)
 
 
 class PodTemplateMeta(_Model):

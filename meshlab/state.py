@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal, TypeVar
 
 from .errors import ApplyError
+from .names import ISTIO_NAMESPACE, cluster_dns, labels_match
 from .objects import (
     Deployment, DestinationRule, Gateway, K8sObject, Namespace, ObjectMeta, Pod, PodSpec, Service,
     ServiceEntry, ServicePort, VirtualService,
 )
 
-CLUSTER_DOMAIN = "svc.cluster.local"
 #: Namespaces every cluster (and the lab) starts with; Istio's default install adds istio-system.
-BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "istio-system")
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", ISTIO_NAMESPACE)
 #: The API server refuses to delete these (NamespaceLifecycle admission).
 _UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 
@@ -58,11 +58,7 @@ class PodInfo:
 
     def container_port(self, name: str) -> int | None:
         """Resolve a named targetPort against this pod's containers, as the endpoints controller does."""
-        for c in self.spec.containers:
-            for p in c.ports:
-                if p.name == name:
-                    return p.container_port
-        return None
+        return self.spec.container_port(name)
 
     def listen_ports(self) -> list[int]:
         return sorted({p.container_port for c in self.spec.containers for p in c.ports})
@@ -78,15 +74,6 @@ class Endpoint:
     namespace: str
     labels: dict[str, str] = field(hash=False, compare=False, default_factory=dict)
     ready: bool = True
-
-
-def fqdn(name: str, namespace: str) -> str:
-    return f"{name}.{namespace}.{CLUSTER_DOMAIN}"
-
-
-def selects(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
-    """Equality-based selection: every selector pair present in the labels (empty selects all)."""
-    return selector is not None and all(labels.get(k) == v for k, v in selector.items())
 
 
 def _template_hash(dep: Deployment) -> str:
@@ -286,29 +273,17 @@ class ClusterState:
     def cluster_ip(self, service: Service) -> str | None:
         return self._cluster_ips.get((service.namespace or "", service.name))
 
-    def service_by_fqdn(self, host: str) -> Service | None:
-        """The Service whose `<name>.<ns>.svc.cluster.local` is `host` (Istio's registry lookup)."""
-        parts = host.split(".")
-        if len(parts) == 5 and ".".join(parts[2:]) == CLUSTER_DOMAIN:
-            return self.get(Service, parts[0], parts[1])
-        return None
-
     def resolve_host(self, name: str, client_namespace: str = "default") -> Service | None:
-        """Cluster DNS for a pod in `client_namespace`: search path `<ns>.svc.cluster.local`,
-        `svc.cluster.local`, `cluster.local`; no Service → None (NXDOMAIN). A trailing dot makes
-        the name absolute (no search path): only `<svc>.<ns>.svc.cluster.local.` resolves then."""
-        if name.endswith("."):
-            return self.service_by_fqdn(name[:-1])
-        parts = name.split(".")
-        if len(parts) == 1:
-            return self.get(Service, parts[0], client_namespace)
-        if len(parts) == 2 or (len(parts) == 3 and parts[2] == "svc"):
-            return self.get(Service, parts[0], parts[1])
-        return self.service_by_fqdn(name)
+        """The Service cluster DNS answers for `name` asked from a pod in `client_namespace`
+        (search path and trailing dot: `meshlab.names.cluster_dns`); None is NXDOMAIN."""
+        parts = cluster_dns(name, client_namespace)
+        return None if parts is None else self.get(Service, parts[0], parts[1])
 
     def pods_selected(self, selector: dict[str, str] | None, namespace: str) -> list[PodInfo]:
         """Pods in `namespace` matching a label selector (a Service without selector selects none)."""
-        return [p for p in self.pods(namespace) if selects(selector, p.labels)]
+        if selector is None:
+            return []
+        return [p for p in self.pods(namespace) if labels_match(selector, p.labels)]
 
     def endpoints(self, service: Service, port: ServicePort, *, include_unready: bool = False) -> list[Endpoint]:
         """Service port → pod IP:targetPort for ready, running pods (the EndpointSlice controller)."""
@@ -327,4 +302,4 @@ class ClusterState:
     def subset_pods(self, service: Service, labels: dict[str, str]) -> list[PodInfo]:
         """Pods behind a Service that also carry a DestinationRule subset's labels."""
         return [p for p in self.pods_selected(service.spec.selector, service.namespace or "default")
-                if all(p.labels.get(k) == v for k, v in labels.items())]
+                if labels_match(labels, p.labels)]

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 import yaml
 
 from . import charts
+from .backends.base import apply_steps, run_steps
 from .exercises import Verdict, check
 
 __all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "ProbeExplorer",
@@ -350,14 +351,12 @@ class _OrderRunner:
         events: dict[str, float] = {}
         with self.lab.probing(self.url, rate=self.rate, **self.probe_kw) as run:
             time.sleep(self.lead)
-            groups = [[o for o in self.change if o.kind not in order]] + \
-                     [[o for o in self.change if o.kind == k] for k in order]
-            for i, group in enumerate(g for g in groups if g):
-                if i:
-                    time.sleep(self.gap)
+
+            def step(group: list[Any]) -> None:
                 snap = run.snapshot()
                 self.lab.apply(group)
                 events[f"{group[0].kind} applied"] = float(snap["t"].max()) if len(snap) else 0.0
+            run_steps(apply_steps(self.change, order), self.gap, step)   # the steps every backend applies in
             time.sleep(self.tail)
         return run.result(), events
 

@@ -10,7 +10,7 @@ import random
 
 import pandas as pd
 
-from meshlab.backends.base import PROBE_COLUMNS
+from meshlab.probe.rows import PROBE_COLUMNS
 
 PODS = {"v1": "reviews-v1-abc12-x1", "v2": "reviews-v2-def34-y2"}
 

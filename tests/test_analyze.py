@@ -11,7 +11,8 @@ import textwrap
 
 import pytest
 
-from meshlab.analysis import Finding, analyze, cli_analyze, format_findings
+from meshlab.analysis import Finding, analyze, format_findings
+from meshlab.cli import commands
 from meshlab.cli import main
 
 from _manifests import deployment, destination_rule, docs, service
@@ -440,5 +441,5 @@ def test_cli_folder_and_args_object(tmp_path, capsys) -> None:
     (d / "1.yaml").write_text(BASE)
     (d / "2.yaml").write_text(vs(http="- route:\n  - destination: {host: nope}"))
     import argparse
-    assert cli_analyze(argparse.Namespace(paths=[str(d)], json=False)) == 79
+    assert commands.analyze(argparse.Namespace(paths=[str(d)], json=False)) == 79
     assert "IST0101" in capsys.readouterr().out

@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from meshlab._addresses import AddressLease
+from meshlab.backends.local.addresses import AddressLease
 from meshlab.app import Knobs
-from meshlab.pods import PodRunner, PodSpec
+from meshlab.backends.local.pods import PodRunner, PodSpec
 
 
 @pytest.fixture

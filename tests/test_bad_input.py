@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pytest
 
-from meshlab import _yaml
+from meshlab.manifests import _yaml
 from meshlab.errors import ManifestError
 from meshlab.manifests import LoadReport, load, load_report
 

@@ -198,6 +198,31 @@ def test_endpoints_lists_selected_pods_and_which_are_endpoints():
         charts.endpoints(objects, pods, "ratings")
 
 
+def test_endpoints_resolve_a_named_target_port_to_the_container_port_number():
+    """A Service whose targetPort is a port *name* reaches each pod on the number its container
+    declares under that name (the EndpointSlice controller's rule), not on `ip:web-port`."""
+    from _manifests import deployment, docs, service
+    from meshlab.manifests import load
+    from meshlab.state import ClusterState
+
+    objects = load(docs(service("web", 80, target_port="web-port", port_name="http"),
+                        deployment("web", "v1", port=8080, port_name="web-port"),
+                        deployment("web", "v2", replicas=2, port=8081, port_name="web-port")))
+    state = ClusterState(pod_ip=lambda p: f"127.9.1.{len(state.pods()) + 1}")
+    state.apply(objects)
+    pods = pd.DataFrame([{"name": p.name, "namespace": p.namespace, "ip": p.ip, "labels": p.labels,
+                          "version": p.version, "ready": p.ready, "phase": p.phase} for p in state.pods()])
+    t = charts.endpoints(objects, pods, "web")
+    by_pod = dict(zip(t["pod"], t["address"]))
+    assert len(by_pod) == 3
+    svc = next(o for o in objects if o.kind == "Service")
+    expected = {f"{e.ip}:{e.port}" for e in state.endpoints(svc, svc.spec.ports[0])}
+    assert set(by_pod.values()) == expected and {a.rsplit(":", 1)[1] for a in expected} == {"8080", "8081"}
+    # on a cluster the pods() frame drops pod-template-hash; the pod is still matched to its Deployment
+    pods["labels"] = [{k: v for k, v in lb.items() if k != "pod-template-hash"} for lb in pods["labels"]]
+    assert set(charts.endpoints(objects, pods, "web")["address"]) == expected
+
+
 def test_figures_display_live_and_as_static_html(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))

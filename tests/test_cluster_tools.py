@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from meshlab import _kind, _tools, cluster
+from meshlab import _tools, cluster
+from meshlab.backends.kind import config as _kind
+from meshlab.cli import commands
 from meshlab.errors import MeshlabError
 
 DATA = Path(__file__).parent / "data" / "kind"
@@ -174,7 +176,7 @@ def test_doctor_all_present(fakebin, capsys):
     bindir, log = fakebin
     install_all(bindir, log)
     lines: list[str] = []
-    code = cluster.cli_doctor(None, say=lines.append)
+    code = commands.doctor(None, say=lines.append)
     text = "\n".join(lines)
     assert code == 0, text
     assert "ok       docker: engine 28.2.2, daemon reachable" in text
@@ -189,7 +191,7 @@ def test_doctor_low_memory_old_istioctl_and_no_daemon(fakebin):
     bindir, log = fakebin
     install_all(bindir, log, docker_info="docker_info_2gib.json", istioctl="istioctl_version_client_old.txt")
     lines: list[str] = []
-    assert cluster.cli_doctor(None, say=lines.append) == 1
+    assert commands.doctor(None, say=lines.append) == 1
     mem = [ln for ln in lines if "docker memory" in ln]
     assert mem and mem[0].startswith("MISSING") and "1.9 GiB" in mem[0] and "at least 4 GiB" in mem[0]
     ist = [ln for ln in lines if "istioctl" in ln and ln.startswith("warning")]
@@ -197,7 +199,7 @@ def test_doctor_low_memory_old_istioctl_and_no_daemon(fakebin):
 
     install_all(bindir, log, docker_info="docker_info_no_daemon.txt")
     lines = []
-    assert cluster.cli_doctor(None, say=lines.append) == 1
+    assert commands.doctor(None, say=lines.append) == 1
     dock = [ln for ln in lines if ln.startswith("MISSING  docker:")]
     assert dock and "daemon is not reachable" in dock[0] and "Cannot connect to the Docker daemon" in dock[0]
 
@@ -208,7 +210,7 @@ def test_up_refuses_an_istioctl_of_another_release_before_touching_anything(fake
     bindir, log = fakebin
     install_all(bindir, log, istioctl="istioctl_version_client_old.txt")
     lines: list[str] = []
-    assert cluster.cli_up(None, say=lines.append) == 1
+    assert commands.up(None, say=lines.append) == 1
     assert "istioctl 1.28.0 found; the course pins Istio 1.30.0" in lines[-1]
     calls = log.read_text()
     assert "kind create" not in calls and "istioctl install" not in calls
@@ -219,7 +221,7 @@ def test_up_refuses_without_a_docker_daemon(fakebin):
     install_all(bindir, log, docker_info="docker_info_no_daemon.txt")
     make_tool(bindir, "docker", {"info": ("docker_info_no_daemon.txt", 1)}, log)
     lines: list[str] = []
-    assert cluster.cli_up(None, say=lines.append) == 1
+    assert commands.up(None, say=lines.append) == 1
     assert "Docker daemon is not reachable" in lines[-1]
     assert "kind create" not in log.read_text()
 
@@ -246,21 +248,21 @@ def test_down_deletes_only_a_cluster_whose_nodes_carry_meshlabs_label(fakebin, m
     install_all(bindir, log)
     monkeypatch.setattr(cluster, "_kube", lambda *a: _Nodes("nodes_foreign.json"))
     lines: list[str] = []
-    assert cluster.cli_down(None, say=lines.append) == 1
+    assert commands.down(None, say=lines.append) == 1
     assert "was not created by meshlab" in lines[-1]
     assert "kind delete" not in log.read_text()
 
-    from meshlab._kube import KubeError
+    from meshlab.errors import KubeError
 
     monkeypatch.setattr(cluster, "_kube", lambda *a: _Nodes(None, KubeError(0, "connection refused")))
     lines = []
-    assert cluster.cli_down(None, say=lines.append) == 1
+    assert commands.down(None, say=lines.append) == 1
     assert "cannot confirm" in lines[-1] and "kind delete cluster --name meshlab" in lines[-1]
     assert "kind delete" not in log.read_text()
 
     monkeypatch.setattr(cluster, "_kube", lambda *a: _Nodes("nodes_meshlab.json"))
     lines = []
-    assert cluster.cli_down(None, say=lines.append) == 0
+    assert commands.down(None, say=lines.append) == 0
     assert "kind delete cluster --name meshlab" in log.read_text()
     assert any('Deleted nodes: ["meshlab-control-plane"]' in ln for ln in lines)
 
@@ -270,7 +272,7 @@ def test_down_with_no_cluster_is_a_no_op(fakebin, monkeypatch):
     install_all(bindir, log, clusters="kind_get_clusters_none.txt")
     monkeypatch.setattr(cluster, "_kube", lambda *a: pytest.fail("must not talk to a cluster that does not exist"))
     lines: list[str] = []
-    assert cluster.cli_down(None, say=lines.append) == 0
+    assert commands.down(None, say=lines.append) == 0
     assert "nothing to delete" in lines[-1]
     assert "kind delete" not in log.read_text()
 
@@ -294,7 +296,7 @@ def test_kinds_context_switch_is_undone(tmp_path, monkeypatch):
         current-context: kind-meshlab
         """))   # as kind leaves it right after `kind create cluster`
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.setattr("meshlab._kube.known_contexts",
+    monkeypatch.setattr("meshlab.backends.kind.kube.known_contexts",
                         lambda kc=None: (["mine", "kind-meshlab"], "kind-meshlab"), raising=True)
     monkeypatch.setattr(cluster, "known_contexts", lambda kc=None: (["mine", "kind-meshlab"], "kind-meshlab"))
     lines: list[str] = []
@@ -393,7 +395,7 @@ def test_up_from_nothing_runs_every_step_in_order(fakebin, monkeypatch):
     monkeypatch.setattr(cluster, "_kube", lambda *a: kube)
     monkeypatch.setattr(cluster, "known_contexts", lambda kc=None: ([], None))
     lines: list[str] = []
-    assert cluster.cli_up(None, say=lines.append) == 0, lines
+    assert commands.up(None, say=lines.append) == 0, lines
     calls = [ln.split(" ", 2)[:2] + [ln] for ln in log.read_text().splitlines()]
     order = [c[2] for c in calls if c[1] in ("create", "install", "build", "load")]
     assert [o.split()[0] + " " + o.split()[1] for o in order] == ["kind create", "istioctl install", "docker build",
@@ -418,7 +420,7 @@ def test_up_again_skips_what_is_done(fakebin, monkeypatch):
     _up_tools(bindir, log, clusters="kind_get_clusters.txt", image_exists=True)
     monkeypatch.setattr(cluster, "_kube", lambda *a: _UpKube(log, istio_installed=True))
     lines: list[str] = []
-    assert cluster.cli_up(None, say=lines.append) == 0, lines
+    assert commands.up(None, say=lines.append) == 0, lines
     calls = log.read_text()
     assert "kind create" not in calls and "istioctl install" not in calls and "docker build" not in calls
     assert "kind load docker-image" in calls            # kind itself skips an image already on the node
@@ -430,7 +432,7 @@ def test_up_will_not_install_into_a_meshlab_cluster_it_did_not_create(fakebin, m
     _up_tools(bindir, log, clusters="kind_get_clusters.txt", image_exists=False)
     monkeypatch.setattr(cluster, "_kube", lambda *a: _UpKube(log, istio_installed=False, nodes="nodes_foreign.json"))
     lines: list[str] = []
-    assert cluster.cli_up(None, say=lines.append) == 1
+    assert commands.up(None, say=lines.append) == 1
     assert "meshlab did not create" in lines[-1]
     calls = log.read_text()
     assert "istioctl install" not in calls and "docker build" not in calls and "kind load" not in calls
@@ -440,7 +442,7 @@ def test_status_reports_a_missing_cluster_and_a_running_one(fakebin, monkeypatch
     bindir, log = fakebin
     install_all(bindir, log, clusters="kind_get_clusters_none.txt")
     lines: list[str] = []
-    assert cluster.cli_status(None, say=lines.append) == 1
+    assert commands.status(None, say=lines.append) == 1
     assert lines == ["kind cluster 'meshlab': not created (run `meshlab up`)"]
 
     install_all(bindir, log, clusters="kind_get_clusters.txt")
@@ -450,7 +452,7 @@ def test_status_reports_a_missing_cluster_and_a_running_one(fakebin, monkeypatch
         if kind == "Node" else [])
     monkeypatch.setattr(cluster, "_kube", lambda *a: kube)
     lines = []
-    assert cluster.cli_status(None, say=lines.append) == 0
+    assert commands.status(None, say=lines.append) == 0
     assert lines[0] == "kind cluster 'meshlab': exists (context kind-meshlab, created by meshlab)"
     assert "  node meshlab-control-plane: Ready" in lines
     assert "  Istio: 1.30.0" in lines

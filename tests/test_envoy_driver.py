@@ -16,11 +16,12 @@ import time
 import pytest
 
 from _pids import survivors
-from meshlab._addresses import AddressLease
+from meshlab.backends.local.addresses import AddressLease
 from meshlab.envoy import (
-    AccessLogReader, Envoy, EnvoyConfigRejected, ProxyConfig, proxy_config_view,
+    Envoy, EnvoyConfigRejected, ProxyConfig, proxy_config_view,
 )
-from meshlab.istio.listeners import http_connection_manager
+from meshlab.istiod.listeners import http_connection_manager
+from meshlab.probe import LogTail
 
 ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
@@ -102,7 +103,7 @@ def envoy(net, tmp_path):
 
 def test_start_route_and_access_log(envoy, net):
     lease, a, _ = net
-    log = AccessLogReader(envoy.access_log_path)
+    log = LogTail(envoy.access_log_path)
     status, headers, body = _get(lease.sidecar_ip, headers={"x-request-id": "req-42"})
     assert (status, body) == (200, b"pod-a")
     rows: list[dict] = []
@@ -142,7 +143,7 @@ def test_push_is_visible_to_the_next_request(envoy, net):
 def test_route_to_missing_cluster_is_envoys_503_nc(envoy, net):
     lease = net[0]
     envoy.push(_config(lease, {"c-a": net[1]}, "outbound|9080|v9|nope.default.svc.cluster.local"))
-    log = AccessLogReader(envoy.access_log_path)
+    log = LogTail(envoy.access_log_path)
     status, _, _ = _get(lease.sidecar_ip, headers={"x-request-id": "nc-1"})
     assert status == 503
     deadline = time.monotonic() + 5
@@ -199,6 +200,25 @@ def test_a_regex_istio_accepts_is_accepted_here_too(envoy, net):
     envoy.push(cfg)      # raises EnvoyConfigRejected ("program size … > 100") without the runtime value
     dumped = json.dumps(envoy.config_dump())
     assert "[0-9]{200}" in dumped
+
+
+@pytest.mark.parametrize("regex", [".{1000}" * 16, ".{1000}" * 16 + ".{400}", r"[^/]{1000}" * 16, "\\x{100}"])
+def test_envoy_and_load_agree_on_what_re2_refuses(envoy, net, regex):
+    """load() refuses a regex exactly when this Envoy (with Istio's runtime) rejects it: RE2 program
+    sizes 32004 and 32804 sit either side of Istio's limit of 32768, and a code point above 0xFF
+    is refused as Envoy's RE2 refuses it."""
+    from meshlab.manifests.re2 import re2_problem
+
+    lease, a, b = net
+    cfg = _config(lease, {"c-a": a, "c-b": b}, "c-a")
+    cfg.routes["9080"]["virtual_hosts"][0]["routes"][0]["match"] = {"safe_regex": {"regex": regex}}
+    refused_by_load = re2_problem(regex) is not None
+    try:
+        envoy.push(cfg)
+        refused_by_envoy = False
+    except EnvoyConfigRejected as e:
+        refused_by_envoy = bool(e.envoy_message)
+    assert refused_by_load == refused_by_envoy
 
 
 def test_initial_config_rejected_raises(net, tmp_path):

@@ -10,33 +10,31 @@ site-packages), exactly the files `docker build` would copy.
 
 from __future__ import annotations
 
-import copy
 import json
 import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import meshlab
-from meshlab import _image
-from meshlab._kube import (ContextError, KubeError, api_client_for, deployment_ready, pod_ready, resource_path,
+from meshlab.backends.kind import image as _image
+from meshlab.errors import ContextError, KubeError
+from meshlab.backends.kind.kube import (api_client_for, deployment_ready, pod_ready, resource_path,
                            resolve_context, wait_until)
-from meshlab.backends import _kind_accesslog as accesslog
-from meshlab.backends.base import PROBE_COLUMNS
-from meshlab.backends.kind import CONTROL_PORT, ClusterBackend, KindBackend, client_pod, probe_command, translate
+from meshlab.probe import rows as probe_rows
+from meshlab.probe.rows import PROBE_COLUMNS
+from meshlab.backends.kind import ClusterBackend, KindBackend
+from meshlab.backends.kind.probe import probe_command
+from meshlab.backends.kind.workloads import CONTROL_PORT, client_pod, translate
 from meshlab.errors import ApplyError, MeshlabError
 from meshlab.manifests import load
 
-DATA = Path(__file__).parent / "data" / "kind"
+from _fake_kube import DATA, FakeKube, rec_json
+
 MANAGED = ("app.kubernetes.io/managed-by", "meshlab")
-
-
-def rec_json(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
 
 
 MANIFESTS = textwrap.dedent("""\
@@ -77,73 +75,6 @@ MANIFESTS = textwrap.dedent("""\
       hosts: [reviews]
       http: [{route: [{destination: {host: reviews, subset: v1}}]}]
     """)
-
-
-class FakeKube:
-    """In-memory API: objects by (kind, namespace, name); scripted rollouts, logs and exec."""
-
-    def __init__(self) -> None:
-        self.store: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self.calls: list[tuple] = []
-        self.refuse: dict[str, KubeError] = {}                 # name → error on apply
-        self.script: dict[tuple[str, str, str], list[dict]] = {}   # successive GET answers
-        self.logs_by_call: list[str] = []
-        self.exec_out: list[tuple[str, str]] = []
-        self.put("v1", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
-
-    def put(self, api: str, obj: dict) -> None:
-        md = obj["metadata"]
-        self.store[(obj["kind"], md.get("namespace") or "", md["name"])] = copy.deepcopy(obj)
-
-    def get(self, api, kind, ns, name):
-        self.calls.append(("get", kind, ns, name))
-        key = (kind, ns or "", name)
-        if self.script.get(key):
-            seq = self.script[key]
-            return copy.deepcopy(seq.pop(0) if len(seq) > 1 else seq[0])
-        return copy.deepcopy(self.store.get(key))
-
-    def list(self, api, kind, ns, label_selector=None):
-        out = []
-        for (k, n, _), o in self.store.items():
-            if k != kind or (ns is not None and n != ns):
-                continue
-            labels = o["metadata"].get("labels") or {}
-            if label_selector and not all(labels.get(a) == b for a, b in (s.split("=") for s in label_selector.split(","))):
-                continue
-            out.append(copy.deepcopy(o))
-        return out
-
-    def apply(self, manifest, *, dry_run=False):
-        self.calls.append(("apply", dry_run, manifest["kind"], manifest["metadata"]["name"]))
-        if manifest["metadata"]["name"] in self.refuse:
-            raise self.refuse[manifest["metadata"]["name"]]
-        if not dry_run:
-            self.put(manifest["apiVersion"], manifest)
-        return manifest
-
-    def delete(self, api, kind, ns, name):
-        self.calls.append(("delete", kind, ns, name))
-        self.store.pop((kind, ns or "", name), None)
-
-    def logs(self, ns, pod, container, since_seconds=None):
-        self.calls.append(("logs", ns, pod, container))
-        return self.logs_by_call.pop(0) if len(self.logs_by_call) > 1 else (self.logs_by_call or [""])[0]
-
-    def exec(self, ns, pod, container, command, on_line=None, timeout=600.0, stop=None):
-        self.calls.append(("exec", ns, pod, container, tuple(command), stop is not None))
-        out, err = self.exec_out.pop(0) if self.exec_out else ("", "")
-        lines = out.splitlines()
-        if stop is not None:        # an open-ended prober: half the rows, then it runs until told to stop
-            half = len(lines) // 2
-            for line in lines[:half]:
-                on_line(line)
-            assert stop.wait(30), "the backend never asked the in-pod prober to stop"
-            lines = lines[half:]
-        if on_line:
-            for line in lines:
-                on_line(line)
-        return out, err
 
 
 def backend(kube: FakeKube, **kw) -> KindBackend:
@@ -450,7 +381,7 @@ def test_probe_joins_rows_with_the_sidecars_access_log():
     assert pod["metadata"]["annotations"]["sidecar.istio.io/inject"] == "true"
     [ex] = [c for c in kube.calls if c[0] == "exec"]
     assert ex[1:4] == ("default", "meshlab-client", "client")
-    assert ex[4][:3] == ("python", "-m", "meshlab._probe_pod")
+    assert ex[4][:3] == ("python", "-m", "meshlab.probe.in_pod")
     logs = [c for c in kube.calls if c[0] == "logs"]
     # polled again for the flush (seq 4 shows up in the second read; seq 5 never does, so it polls until log_timeout)
     assert len(logs) >= 2 and set(logs) == {("logs", "default", "meshlab-client", "istio-proxy")}
@@ -493,21 +424,21 @@ def test_join_keeps_envoys_own_503_words():
              "request_id": "r-0"},
             {"seq": 1, "t": 0.1, "status": 0, "error": "dns", "pod": "", "version": "", "latency_ms": 0.0, "conn": 0,
              "request_id": ""}]
-    log = accesslog.parse_log(json.dumps({"request_id": "r-0", "response_code": 503, "response_flags": "NC",
+    log = probe_rows.parse_access_log(json.dumps({"request_id": "r-0", "response_code": 503, "response_flags": "NC",
                                           "response_code_details": "cluster_not_found", "route_name": None,
                                           "upstream_cluster": "outbound|9080|v3|reviews.default.svc.cluster.local",
                                           "upstream_host": None, "pod": None, "version": None}) + "\nnot json\n")
-    out = accesslog.join(rows, log, "sidecar")
+    out = [probe_rows.join(r, log.get(r["request_id"]), "sidecar") for r in rows]
     assert (out[0]["flags"], out[0]["details"], out[0]["subset"], out[0]["upstream"], out[0]["pod"]) == \
         ("NC", "cluster_not_found", "v3", "", "")
     assert out[1]["flags"] == "" and out[1]["error"] == "dns"
-    assert accesslog.missing(rows, {}) == ["r-0"] and accesslog.missing(rows, log) == []
+    assert probe_rows.unlogged(rows, {}) == ["r-0"] and probe_rows.unlogged(rows, log) == []
 
 
 def test_probe_command():
     cmd = probe_command("http://reviews:9080/x?y=1", n=50, concurrency=4, keepalive=False,
                         headers={"end-user": "jason"}, via="sidecar", seed=3)
-    assert cmd[:5] == ["python", "-m", "meshlab._probe_pod", "--url", "http://reviews:9080/x?y=1"]
+    assert cmd[:5] == ["python", "-m", "meshlab.probe.in_pod", "--url", "http://reviews:9080/x?y=1"]
     for flag, val in (("--n", "50"), ("--concurrency", "4"), ("--proxy", "sidecar"), ("--seed", "3"),
                       ("--header", "end-user: jason"), ("--timeout", "30")):
         assert cmd[cmd.index(flag) + 1] == val
@@ -516,11 +447,11 @@ def test_probe_command():
                        seed=None, rate=200, stdin_stop=True)
     assert "--n" not in bg and bg[bg.index("--rate") + 1] == "200" and "--stdin-stop" in bg
     # the in-pod prober accepts every flag the backend builds
-    from meshlab import _probe_pod
+    from meshlab.probe import in_pod
 
-    a = _probe_pod.parser().parse_args(cmd[3:])
+    a = in_pod.parser().parse_args(cmd[3:])
     assert (a.n, a.concurrency, a.no_keepalive, a.header, a.seed) == (50, 4, True, [("end-user", "jason")], 3)
-    a = _probe_pod.parser().parse_args(bg[3:])
+    a = in_pod.parser().parse_args(bg[3:])
     assert (a.n, a.rate, a.stdin_stop, a.proxy) == (None, 200.0, True, "none")
 
 
@@ -562,7 +493,7 @@ def test_knobs_go_to_the_apps_control_port_inside_the_pod_and_readiness_is_waite
 def test_the_knob_script_works_against_the_real_app(monkeypatch):
     """The exact `python -c` the backend execs in the pod, run here against app.py's control port
     (on a free loopback port instead of 15999, which other labs on this machine may hold)."""
-    import meshlab.backends.kind as kind_mod
+    import meshlab.backends.kind.backend as kind_mod
 
     ports = []
     for _ in range(2):
@@ -655,6 +586,8 @@ def test_image_context_runs_the_app_and_the_in_pod_prober_with_a_bare_interprete
     assert tag.startswith("meshlab/demo:") and tag == _image.image_tag()
     assert (tmp_path / "Dockerfile").read_text().startswith("# Generated by meshlab")
     assert 'ENTRYPOINT ["python", "-m", "meshlab.app"]' in (tmp_path / "Dockerfile").read_text()
+    shipped = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.py")}
+    assert not {p for p in shipped if p.startswith("meshlab/backends")}, "the image needs no backend file"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -663,7 +596,7 @@ def test_image_context_runs_the_app_and_the_in_pod_prober_with_a_bare_interprete
                             "--listen", f"127.0.0.1:{port}", "--control", "off"], cwd=tmp_path, stdout=subprocess.PIPE)
     try:
         assert app.stdout.readline().strip() == b"listening"
-        out = subprocess.run([*bare, "-m", "meshlab._probe_pod", "--url", f"http://127.0.0.1:{port}/p", "--n", "5",
+        out = subprocess.run([*bare, "-m", "meshlab.probe.in_pod", "--url", f"http://127.0.0.1:{port}/p", "--n", "5",
                               "--concurrency", "2", "--no-keepalive", "--header", "end-user: jason"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
@@ -688,7 +621,7 @@ def test_the_in_pod_prober_runs_until_told_to_stop(tmp_path):
                             "--control", "off"], cwd=tmp_path, stdout=subprocess.PIPE)
     try:
         assert app.stdout.readline().strip() == b"listening"
-        prober = subprocess.Popen([*bare, "-m", "meshlab._probe_pod", "--url", f"http://127.0.0.1:{port}/",
+        prober = subprocess.Popen([*bare, "-m", "meshlab.probe.in_pod", "--url", f"http://127.0.0.1:{port}/",
                                    "--rate", "50", "--stdin-stop"], cwd=tmp_path, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         first = [json.loads(prober.stdout.readline()) for _ in range(3)]   # rows stream while it runs
@@ -767,7 +700,7 @@ class _ApiStub:
 
 
 def test_the_rest_layer_speaks_server_side_apply_through_the_kubernetes_client(tmp_path):
-    from meshlab._kube import Kube
+    from meshlab.backends.kind.kube import Kube
 
     stub = _ApiStub()
     try:
@@ -817,7 +750,7 @@ def test_the_rest_layer_speaks_server_side_apply_through_the_kubernetes_client(t
 
 
 def test_an_unreachable_api_server_is_one_clear_error(tmp_path):
-    from meshlab._kube import Kube
+    from meshlab.backends.kind.kube import Kube
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -911,7 +844,7 @@ class _ExecStub:
 
 
 def _kube_at(tmp_path: Path, port: int):
-    from meshlab._kube import Kube
+    from meshlab.backends.kind.kube import Kube
 
     kc = _kubeconfig(tmp_path, ["kind-meshlab"], current="kind-meshlab")
     kc.write_text(kc.read_text().replace("https://127.0.0.1:6443", f"http://127.0.0.1:{port}"))
@@ -924,13 +857,13 @@ def test_exec_streams_lines_across_frames_and_reports_stderr(tmp_path):
     stub = _ExecStub([(1, rows[:cut]), (2, b"warning: something\n"), (1, rows[cut:])], [], wait_for_stop=False)
     kube = _kube_at(tmp_path, stub.port)
     seen: list[str] = []
-    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab._probe_pod", "--n", "6"],
+    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab.probe.in_pod", "--n", "6"],
                          on_line=seen.append, timeout=30)
     stub.thread.join(10)
     assert [json.loads(s)["seq"] for s in seen] == list(range(6))
     assert out.encode() == rows and err == "warning: something\n"
     assert stub.request_line.startswith("GET /api/v1/namespaces/default/pods/meshlab-client/exec?")
-    assert "command=python&command=-m&command=meshlab._probe_pod" in stub.request_line
+    assert "command=python&command=-m&command=meshlab.probe.in_pod" in stub.request_line
     assert "container=client" in stub.request_line and "stdin=false" in stub.request_line
 
 
@@ -948,7 +881,7 @@ def test_exec_with_stop_writes_stop_to_stdin_and_reads_to_the_end(tmp_path):
         if len(seen) == 3:
             stop.set()                                  # what KindProbeRun.stop() does
 
-    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab._probe_pod", "--stdin-stop"],
+    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab.probe.in_pod", "--stdin-stop"],
                          on_line=on_line, timeout=30, stop=stop)
     stub.thread.join(10)
     assert stub.stdin == b"stop\n" and "stdin=true" in stub.request_line
@@ -956,17 +889,17 @@ def test_exec_with_stop_writes_stop_to_stdin_and_reads_to_the_end(tmp_path):
 
 
 def test_a_failed_command_surfaces_its_exit_status(tmp_path):
-    stub = _ExecStub([(2, b"/usr/local/bin/python: No module named meshlab._probe_pod\n")], [], wait_for_stop=False)
+    stub = _ExecStub([(2, b"/usr/local/bin/python: No module named meshlab.probe.in_pod\n")], [], wait_for_stop=False)
     stub.after = []
     kube = _kube_at(tmp_path, stub.port)
     # the stub always ends with a Success status; patch it to a failure for this test
     failure = (b'{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: '
-               b'error executing command [python -m meshlab._probe_pod], exit code 1","reason":"NonZeroExitCode",'
+               b'error executing command [python -m meshlab.probe.in_pod], exit code 1","reason":"NonZeroExitCode",'
                b'"details":{"causes":[{"reason":"ExitCode","message":"1"}]}}')
     stub.before.append((3, failure))
-    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab._probe_pod"], timeout=30)
+    out, err = kube.exec("default", "meshlab-client", "client", ["python", "-m", "meshlab.probe.in_pod"], timeout=30)
     stub.thread.join(10)
-    assert out == "" and "No module named meshlab._probe_pod" in err and "exit code 1" in err
+    assert out == "" and "No module named meshlab.probe.in_pod" in err and "exit code 1" in err
 
 
 def test_exec_into_a_missing_pod_is_one_clear_error(tmp_path):

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from meshlab import _kind
+from meshlab.backends.kind import config as _kind
 
 CONFIG = Path(__file__).resolve().parent.parent / "kind-config.yaml"
 

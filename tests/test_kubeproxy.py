@@ -8,9 +8,10 @@ from collections import Counter
 
 import pytest
 
-from meshlab._addresses import AddressLease
-from meshlab.kubeproxy import KubeProxy, KubeProxyError, ServicePortRule
-from meshlab.pods import PodRunner, PodSpec
+from meshlab.backends.local.addresses import AddressLease
+from meshlab.errors import KubeProxyError
+from meshlab.backends.local.kubeproxy import KubeProxy, ServicePortRule
+from meshlab.backends.local.pods import PodRunner, PodSpec
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ import time
 import pytest
 
 from _pids import alive, survivors
-from meshlab._addresses import AddressLease
-from meshlab.pods import PodRunner, PodSpec, PodStartError
+from meshlab.backends.local.addresses import AddressLease
+from meshlab.errors import PodStartError
+from meshlab.backends.local.pods import PodRunner, PodSpec
 
 
 def _status(ip: str, port: int) -> int:
@@ -84,8 +85,8 @@ def test_unexpected_death_is_reported():
 def test_nothing_survives_sigkill_of_the_parent(tmp_path):
     script = textwrap.dedent("""
         import json, sys, threading
-        from meshlab._addresses import AddressLease
-        from meshlab.pods import PodRunner, PodSpec
+        from meshlab.backends.local.addresses import AddressLease
+        from meshlab.backends.local.pods import PodRunner, PodSpec
         lease = AddressLease()
         r = PodRunner()
         # start from a short-lived thread: PDEATHSIG must still fire when the *process* dies
@@ -111,7 +112,7 @@ def test_two_leases_never_share_a_block():
         assert a.pod_ip() != b.pod_ip()
         # another process cannot take a held block either
         out = subprocess.run([sys.executable, "-c",
-                              "from meshlab._addresses import AddressLease as L; print(L().block)"],
+                              "from meshlab.backends.local.addresses import AddressLease as L; print(L().block)"],
                              capture_output=True, text=True, check=True).stdout
         assert int(out) not in (a.block, b.block)
         held = a.block

@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from meshlab._addresses import AddressLease
-from meshlab.backends.base import PROBE_COLUMNS
-from meshlab.pods import PodRunner, PodSpec
-from meshlab.probe import ProbeError, Target, parse_url, probe_direct, run
+from meshlab.backends.local.addresses import AddressLease
+from meshlab.probe.rows import PROBE_COLUMNS
+from meshlab.backends.local.pods import PodRunner, PodSpec
+from meshlab.errors import ProbeError
+from meshlab.probe import Target, parse_url, probe_direct, run
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_access_log_join_is_by_request_id(pods, tmp_path):
     log.write_text("")
     p = run(Target("sidecar", (specs[0].ip, 8080), "x", "/", access_logs=[log]), n=3)
     p.wait(10)
-    rids = [r["rid"] for r in sorted(p._rows, key=lambda r: r["seq"])]
+    rids = [r["request_id"] for r in sorted(p.completed(), key=lambda r: r["seq"])]
     entries = [
         {"request_id": rids[2], "response_flags": "UF,URX", "response_code_details": "d2",
          "route_name": "r", "upstream_cluster": "outbound|9080|v2|reviews.default.svc.cluster.local",
@@ -150,3 +151,12 @@ def test_probe_errors_render_in_jupyter_as_one_paragraph():
         parse_url("https://reviews/")
     lines = info.value._render_traceback_()
     assert len(lines) == 1 and "only http://" in lines[0] and "Traceback" not in lines[0]
+
+
+def test_rows_take_only_keys_envoy_writes():
+    """The join reads Envoy's access-log keys; every one of them is in the format Envoy is given."""
+    from meshlab.envoy.accesslog import ACCESS_LOG_FIELDS
+    from meshlab.probe.rows import ENVOY_FIELDS
+
+    assert set(ENVOY_FIELDS.values()) | {"upstream_request_attempt_count", "pod", "version", "request_id"} \
+        <= set(ACCESS_LOG_FIELDS)

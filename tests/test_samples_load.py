@@ -12,7 +12,7 @@ from meshlab.manifests import load
 from meshlab.objects import UnmodelledObject
 from conftest import REFERENCE
 
-SAMPLES = sorted((REFERENCE / "istio-samples").glob("*.yaml")) if REFERENCE.is_dir() else []
+SAMPLES = sorted((REFERENCE / "istio-samples").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", SAMPLES or [None], ids=[p.name for p in SAMPLES] or ["no-samples"])

@@ -283,10 +283,10 @@ def _via_sidecar(lab, host: str, port: int, path: str) -> tuple[int, dict]:
     import http.client
     import json
 
-    from meshlab.istio.listeners import sidecar_listen_port
+    from meshlab._ports import host_port
 
-    ip = lab.backend.proxies["sidecar"].identity.ip
-    conn = http.client.HTTPConnection(ip, sidecar_listen_port(port), timeout=10)
+    ip = lab.backend.reconciler.proxies["sidecar"].identity.ip
+    conn = http.client.HTTPConnection(ip, host_port(port), timeout=10)
     try:
         conn.request("GET", path, headers={"host": f"{host}:{port}"})
         r = conn.getresponse()
@@ -380,12 +380,10 @@ def test_seed_question_why_the_service_matters():
 
 # ------------------------------------------------------------------------------------ Bookinfo
 
-def test_bookinfo_reviews_80_20():
+def test_bookinfo_reviews_80_20(reference_dir):
     files = ["bookinfo__platform__kube__bookinfo.yaml", "bookinfo__networking__destination-rule-all.yaml",
              "bookinfo__networking__virtual-service-reviews-80-20.yaml",
              "bookinfo__networking__bookinfo-gateway.yaml"]
-    if not all((SAMPLES / f).exists() for f in files):
-        pytest.skip(f"Istio samples not found under {SAMPLES}")
     with Lab(seed=3) as lab:
         lab.apply([SAMPLES / f for f in files])
         n = 500

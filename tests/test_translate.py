@@ -7,7 +7,7 @@ import itertools
 from meshlab.manifests import load
 from meshlab.objects import Service
 from meshlab.state import ClusterState
-from meshlab.istio.translate import ProxyIdentity, build_config
+from meshlab.istiod.translate import ProxyIdentity, build_config
 
 from _manifests import SEED_VS_DR, deployment, docs, gateway, namespace, service, virtual_service
 
@@ -267,6 +267,28 @@ def test_timeout_retries_fault_mirror_rewrite_redirect():
         "cluster": f"outbound|9080|v2|{REVIEWS}",
         "runtime_fraction": {"default_value": {"numerator": 100000, "denominator": "MILLION"}}}]
     assert "retry_policy" not in routes[2]["route"], "attempts: 0 → no retry policy at all"
+
+
+def test_go_durations_of_any_shape_load_validate_and_translate():
+    """Istio takes any Go duration the CRD takes (time.ParseDuration): `1m30s` is 90 s everywhere —
+    the loader, the webhook checks, the analyzers and the translator read it the same way, so the
+    rule keeps its route (it was dropped with a warning while three parsers disagreed)."""
+    from meshlab import analyze
+
+    vs = virtual_service("r", ["reviews"], namespace="prod", http="""
+  - timeout: 1m30s
+    retries: {attempts: 2, perTryTimeout: 1m0.5s}
+    fault: {delay: {fixedDelay: .5s, percentage: {value: 1}}}
+    route: [{destination: {host: reviews}}]
+""")
+    objs = load(vs)                                   # the CRD and the webhook checks take it
+    assert not [f for f in analyze([*load(APPS), *objs]) if f.code == "IST0106"]
+    cfg = build_config(make_state(vs), SLEEP)
+    assert not [w for w in cfg.warnings if "left out" in w], cfg.warnings
+    (route,) = vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"]
+    assert route["route"]["timeout"] == "90s"
+    assert route["route"]["retry_policy"]["per_try_timeout"] == "60.5s"
+    assert route["typed_per_filter_config"]["envoy.filters.http.fault"]["delay"]["fixed_delay"] == "0.5s"
 
 
 def test_source_labels_and_namespace_are_decided_per_proxy():
@@ -593,7 +615,7 @@ def _assert_envoy_runs(envoy, cfg, context: str = "") -> None:
 
 
 def test_generated_configs_are_accepted_by_real_envoy(tmp_path):
-    from meshlab._addresses import AddressLease
+    from meshlab.backends.local.addresses import AddressLease
     from meshlab.envoy import Envoy
 
     lease = AddressLease()
@@ -618,11 +640,12 @@ def test_generated_configs_are_accepted_by_real_envoy(tmp_path):
 
 def test_privileged_ports_move_only_their_socket(monkeypatch):
     """Where the lab may not bind port 80 (Binder's unprivileged user), the listener keeps
-    Istio's name and route config but binds 10080; the probe asks sidecar_listen_port()."""
-    from meshlab.istio.listeners import gateway_listen_port, sidecar_listen_port
+    Istio's name and route config but binds 10080; the probe asks host_port()."""
+    from meshlab._ports import host_port
+    from meshlab.istiod.listeners import gateway_listen_port
 
     monkeypatch.setenv("MESHLAB_ALIAS_LOW_PORTS", "1")
-    assert sidecar_listen_port(80) == 10080 and sidecar_listen_port(9080) == 9080
+    assert host_port(80) == 10080 and host_port(9080) == 9080
     assert gateway_listen_port(80) == 8080 and gateway_listen_port(81) == 10081
     cfg = build_config(make_state(), SLEEP)
     lis = next(l for l in cfg.listeners if l["name"] == "0.0.0.0_80")
@@ -665,7 +688,7 @@ def test_header_operations_of_route_and_single_destination_merge():
 def test_every_istio_sample_translates_and_real_envoy_accepts_it(tmp_path, reference_dir):
     """Each Istio sample manifest, on top of Bookinfo, becomes config a real Envoy accepts
     (every sample loads: test_samples_load.py holds that contract)."""
-    from meshlab._addresses import AddressLease
+    from meshlab.backends.local.addresses import AddressLease
     from meshlab.envoy import Envoy
 
     samples = sorted((reference_dir / "istio-samples").glob("*.yaml"))

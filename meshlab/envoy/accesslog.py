@@ -1,15 +1,14 @@
-"""Envoy's JSON access log: the format every meshlab HCM writes, and a tail reader.
+"""Envoy's JSON access log: the format every meshlab HCM writes.
 
 Why a file and JSON: the probe joins each request it sent to the line Envoy wrote for it (by
-`x-request-id`), so the flags, details, cluster and upstream columns are Envoy's own words, never
-guessed. `json_format` renders numbers as numbers and unset values as null.
+`x-request-id`, `meshlab.probe.rows`), so the flags, details, cluster and upstream columns are
+Envoy's own words, never guessed. `json_format` renders numbers as numbers and unset values as
+null. The probe tails the file itself (`meshlab.probe.LogTail`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 # Keys follow Istio's own JSON access-log keys where one exists (model/telemetry_logging.go), so a
@@ -54,44 +53,3 @@ def access_log_config(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             "log_format": {"json_format": dict(ACCESS_LOG_FIELDS), "omit_empty_values": False},
         },
     }]
-
-
-class AccessLogReader:
-    """Reads the lines appended to an access log since the last call.
-
-    Keeps a byte offset; a partial last line (Envoy flushes in chunks) is kept for the next call.
-    A truncated or replaced file (smaller than the offset) is read again from the start.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, from_start: bool = False) -> None:
-        self.path = Path(path)
-        self._offset = 0
-        self._partial = b""
-        if not from_start and self.path.exists():
-            self._offset = self.path.stat().st_size
-
-    def read_new(self) -> list[dict[str, Any]]:
-        """Parsed JSON objects for every complete line written since the previous call."""
-        try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < self._offset:
-                    self._offset, self._partial = 0, b""
-                f.seek(self._offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        self._offset += len(data)
-        data = self._partial + data
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        rows: list[dict[str, Any]] = []
-        for line in lines:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # not one of ours (should not happen); never let one line break a probe
-        return rows

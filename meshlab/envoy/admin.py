@@ -14,17 +14,25 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-
-class EnvoyAdminError(RuntimeError):
-    """The admin API could not be reached or answered with an error."""
+from ..errors import EnvoyAdminError
+from ..names import parse_cluster_name
 
 
 class AdminClient:
-    """GET/POST against one Envoy's admin listener. Thread-safe (one connection per thread)."""
+    """GET/POST against one Envoy's admin listener. Thread-safe (one connection per thread).
+
+    Every read goes through `get(path)`, the transport: a pod's Envoy reached another way
+    (`meshlab.backends.kind.admin.ProxyAdmin`, through `pilot-agent request`) replaces only that.
+    """
 
     def __init__(self, ip: str, port: int, *, timeout: float = 5.0) -> None:
         self.ip, self.port, self.timeout = ip, port, timeout
         self._local = threading.local()
+
+    @property
+    def where(self) -> str:
+        """Which Envoy this is, for messages."""
+        return f"{self.ip}:{self.port}"
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -62,7 +70,12 @@ class AdminClient:
         return body.decode("utf-8", "replace")
 
     def get_json(self, path: str) -> Any:
-        return json.loads(self.get(path))
+        text = self.get(path)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise EnvoyAdminError(f"Envoy admin {path.lstrip('/')} of {self.where} failed: {text.strip()[:300]}") \
+                from None
 
     def ready(self) -> bool:
         """True once Envoy has finished initialising (`/ready` answers 200 LIVE)."""
@@ -126,6 +139,12 @@ def _istio_config(meta_holder: dict[str, Any]) -> str:
     return path
 
 
+def proxy_config(admin: Any) -> dict[str, list[dict[str, Any]]]:
+    """`proxy_config_view` of a live Envoy: its config dump and its `/clusters` health, read
+    through any admin handle with `config_dump()` and `clusters()` (a local process or a pod's)."""
+    return proxy_config_view(admin.config_dump(), admin.clusters())
+
+
 def proxy_config_view(config_dump: dict[str, Any],
                       clusters_status: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Summarise a live `/config_dump?include_eds` like `istioctl proxy-config all` does.
@@ -141,9 +160,9 @@ def proxy_config_view(config_dump: dict[str, Any],
         for item in cd.get(key, []):
             c = item.get("cluster", {})
             name = c.get("name", "")
-            parts = name.split("|")
-            fqdn, port, subset, direction = (parts[3], parts[1], parts[2], parts[0]) \
-                if len(parts) == 4 else (name, "-", "-", "-")
+            parsed = parse_cluster_name(name)
+            fqdn, port, subset, direction = (name, "-", "-", "-") if parsed is None else \
+                (parsed.host, "-" if parsed.port is None else str(parsed.port), parsed.subset, parsed.direction)
             typ = c.get("type") or ("ORIGINAL_DST" if "cluster_type" not in c else
                                     c["cluster_type"].get("name", "-"))
             clusters.append({"name": name, "service_fqdn": fqdn, "port": port, "subset": subset,

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .._processes import spawn
-from .admin import AdminClient, EnvoyAdminError
-from .xds import EnvoyError, ProxyConfig, XdsFiles, bootstrap
+from ..errors import EnvoyAdminError, EnvoyError
+from .admin import AdminClient
+from .xds import ProxyConfig, XdsFiles, bootstrap
 
 _running: weakref.WeakSet[Envoy] = weakref.WeakSet()
 
@@ -167,7 +168,7 @@ class Envoy:
     def admin_get(self, path: str) -> str:
         return self.admin.get(path)
 
-    def config_dump(self, include_eds: bool = True) -> dict[str, Any]:
+    def config_dump(self, *, include_eds: bool = True) -> dict[str, Any]:
         return self.admin.config_dump(include_eds=include_eds)
 
     def clusters(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..errors import EnvoyConfigRejected, EnvoyError
 from .accesslog import access_log_config
 
 if TYPE_CHECKING:
@@ -53,23 +54,6 @@ _SUB_STATS = "(version_text|update_rejected|update_failure)"
 #: istiod's order: endpoints, clusters (then wait for warming), routes, listeners.
 ISTIOD_ORDER: tuple[str, ...] = ("eds", "cds", "rds", "lds")
 _TYPES = ("eds", "cds", "rds", "lds")
-
-
-class EnvoyError(RuntimeError):
-    """Envoy did not start, died, or did not take a config in time."""
-
-
-class EnvoyConfigRejected(EnvoyError):
-    """Envoy refused a pushed configuration; `.envoy_message` is Envoy's own explanation.
-
-    Envoy keeps running its last accepted version of the refused resource, and meshlab restores
-    that file on disk. Steps of the same push that Envoy accepted before the refusal stay applied
-    (as with a NACK from istiod's point of view); the next push brings everything in line.
-    """
-
-    def __init__(self, proxy: str, resource: str, envoy_message: str) -> None:
-        self.proxy, self.resource, self.envoy_message = proxy, resource, envoy_message
-        super().__init__(f"Envoy '{proxy}' rejected the {resource} update: {envoy_message}")
 
 
 @dataclass

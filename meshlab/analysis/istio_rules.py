@@ -1,0 +1,325 @@
+"""The traffic-management rules of `istioctl analyze`, with the same codes, levels and targets.
+
+Each rule reads a `Snapshot` and yields `Finding`s; none of them changes anything. The message
+texts follow istioctl's templates (pkg/config/analysis/msg/messages.yaml) so a learner can search
+for them; the `fix` line is meshlab's own.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..names import CLUSTER_DOMAIN, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn
+from ..objects import Gateway, VirtualService
+from .snapshot import (
+    EXPORT_ALL, EXPORT_LOCAL, MESH_GATEWAY, Finding, Registered, RouteDest, Snapshot,
+    applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
+    resource_name_from_host, route_destinations,
+)
+
+
+# ------------------------------------------------------------------- IST0101 host, IST0112, IST0140
+
+def destination_hosts(s: Snapshot) -> Iterator[Finding]:
+    """VS destinations and mirrors must name a visible Service/ServiceEntry (and a port it has)."""
+    for vs in s.virtual_services:
+        ns = vs.namespace or "default"
+        for what, dests in (("host", route_destinations(vs)), ("mirror host", mirror_destinations(vs))):
+            for d in dests:
+                reg = s.destination_host(ns, vs.spec.export_to, d.host)
+                if reg is None:
+                    yield finding(vs, "IST0101", f"Referenced {what} not found: {go_quote(d.host)}",
+                                  _host_fix(s, d.host, ns, d.field), d.field)
+                    continue
+                yield from _port_checks(vs, d, reg)
+    yield from _ingress_subsets(s)
+
+
+def _host_fix(s: Snapshot, host: str, ns: str, field: str) -> str:
+    fq = to_fqdn(host, ns)
+    parts = host.split(".")
+    if len(parts) in (2, 3) and parts[1] in s.namespaces and (len(parts) == 2 or parts[2] == "svc"):
+        return (f"Istio does not expand {host!r} (it contains a dot): write {parts[0]}.{parts[1]}.svc.cluster.local "
+                f"in {field}.host.")
+    if "." in host and not host.endswith("." + CLUSTER_DOMAIN):
+        return (f"{host!r} is taken as an external name: create a ServiceEntry for it, or correct {field}.host "
+                "(in-cluster Services are <service>.<namespace>.svc.cluster.local).")
+    return (f"Create the Service (or a ServiceEntry for {fq}) before routing to it, or correct {field}.host; "
+            f"a short name is expanded in the VirtualService's namespace ({ns}).")
+
+
+def _port_checks(vs: VirtualService, d: RouteDest, reg: Registered) -> Iterator[Finding]:
+    numbers = [p[0] for p in reg.ports]
+    if d.port is None:
+        if len(reg.ports) > 1:
+            yield finding(vs, "IST0112",
+                          f"This VirtualService routes to a service {go_quote(d.host)} that exposes multiple ports "
+                          f"{go_list(numbers)}. Specifying a port in the destination is required to disambiguate.",
+                          f"Add `port: {{number: <one of {', '.join(map(str, numbers))}>}}` to {d.field}; without it "
+                          "the sidecar builds the cluster name from the port the request came in on.", d.field)
+        return
+    if d.port not in numbers:
+        yield finding(vs, "IST0101", f"Referenced host:port not found: {go_quote(f'{d.host}:{d.port}')}",
+                      f"Use a port the {reg.obj.kind} exposes ({', '.join(map(str, numbers)) or 'none'}) in "
+                      f"{d.field}.port.number; it is the Service port, not the targetPort.", d.field)
+
+
+def _ingress_subsets(s: Snapshot) -> Iterator[Finding]:
+    """IST0140: a gateway-bound VS route without subset, while another VS routes that host by subset."""
+    by_host: dict[str, list[str]] = {}
+    for vs in s.virtual_services:
+        for rule in vs.spec.http:
+            for rd in rule.route or []:
+                d = rd.destination
+                if d.subset and d.host in vs.spec.hosts:
+                    names = by_host.setdefault(d.host, [])
+                    names.append(f"{vs.namespace}/{vs.name}")
+    for vs in s.virtual_services:
+        if not vs.spec.gateways:
+            continue
+        for i, rule in enumerate(vs.spec.http):
+            for j, rd in enumerate(rule.route or []):
+                d = rd.destination
+                if d.subset:
+                    continue
+                for other in by_host.get(d.host, []):
+                    yield finding(vs, "IST0140",
+                                  f"Subset in virtual service {other} has no effect on ingress gateway "
+                                  f"{vs.namespace}/{vs.name} requests",
+                                  f"Requests entering through the gateway follow this VirtualService, which sends "
+                                  f"them to {d.host} without a subset; add the subset here if gateway traffic "
+                                  f"should be split the same way.", f"spec.http[{i}].route[{j}].destination")
+
+
+# ------------------------------------------------------------------------------ IST0101 host+subset
+
+def destination_subsets(s: Snapshot) -> Iterator[Finding]:
+    """Every host+subset a VS names must be defined by some DestinationRule (any namespace)."""
+    defined: set[tuple[tuple[str, str], str]] = set()
+    for dr in s.destination_rules:
+        key = resource_name_from_host(dr.namespace or "default", dr.spec.host)
+        for sub in dr.spec.subsets:
+            defined.add((key, sub.name))
+    for vs in s.virtual_services:
+        ns = vs.namespace or "default"
+        for kind, dests in (("host+subset", route_destinations(vs)), ("mirror+subset", mirror_destinations(vs))):
+            for d in dests:
+                if d.subset and (resource_name_from_host(ns, d.host), d.subset) not in defined:
+                    yield finding(vs, "IST0101",
+                                  f"Referenced {kind} in destinationrule not found: {go_quote(f'{d.host}+{d.subset}')}",
+                                  f"Define subset {d.subset!r} in a DestinationRule for {to_fqdn(d.host, ns)} "
+                                  f"(and apply it before this VirtualService), or remove {d.field}.subset. "
+                                  "Until then Envoy answers 503 NC (cluster not found).", d.field)
+
+
+# ----------------------------------------------------------------------- IST0101 gateway, IST0132
+
+def virtual_service_gateways(s: Snapshot) -> Iterator[Finding]:
+    k8s_gw = {(g.namespace or "default", g.name): g for g in s.k8s_gateways}
+    for vs in s.virtual_services:
+        ns = vs.namespace or "default"
+        for i, gw_name in enumerate(vs.spec.gateways):
+            if gw_name == MESH_GATEWAY:
+                continue
+            key = tuple(gw_name.split("/", 1)) if "/" in gw_name else (ns, gw_name)
+            gw = s.gateway_by_key.get(key)
+            kgw = k8s_gw.get(key) if gw is None else None
+            field = f"spec.gateways[{i}]"
+            if gw is None and kgw is None:
+                yield finding(vs, "IST0101", f"Referenced gateway not found: {go_quote(gw_name)}",
+                              f"Create Gateway {key[0]}/{key[1]} or fix {field}; a name without '<namespace>/' "
+                              f"means a Gateway in the VirtualService's namespace ({ns}).", field)
+            if kgw is not None:
+                match = _host_in_k8s_gateway(kgw, vs.spec.hosts)
+            else:
+                match = _host_in_gateway(gw, vs.spec.hosts, ns)
+            if not match:
+                yield finding(vs, "IST0132",
+                              f"one or more host {go_list(vs.spec.hosts)} defined in VirtualService {ns}/{vs.name} "
+                              f"not found in Gateway {key[0]}/{key[1]}.",
+                              "A gateway only serves the hosts listed in its servers[].hosts; add the host there "
+                              "(or use `*`), or change spec.hosts of this VirtualService. Meanwhile the gateway "
+                              "answers 404 NR for it.", field)
+
+
+def _host_in_gateway(gw: Gateway | None, vs_hosts: list[str], vs_ns: str) -> bool:
+    if gw is None:
+        return False
+    gw_ns = gw.namespace or "default"
+    names: list[str] = []
+    for server in gw.spec.servers:
+        hosts = list(server.hosts)
+        for h in server.hosts:
+            if "/" in h:
+                scope, name = h.split("/", 1)
+                if scope == EXPORT_LOCAL:
+                    hosts[hosts.index(h)] = f"{gw_ns}/{name}"
+                elif scope == EXPORT_ALL:
+                    if name == "*":
+                        hosts = ["*"]
+                        break
+                    hosts[hosts.index(h)] = name
+        for h in hosts:
+            if "/" in h:
+                scope, name = h.split("/", 1)
+                if scope != vs_ns and scope != EXPORT_ALL:
+                    continue
+                h = name
+            names.append(h)
+    return any(host_matches(g, v) for g in names for v in vs_hosts)
+
+
+def _host_in_k8s_gateway(gw, vs_hosts: list[str]) -> bool:
+    spec = (gw.model_extra or {}).get("spec") or {}
+    hostnames = []
+    for listener in spec.get("listeners") or []:
+        if not listener.get("hostname"):
+            return True
+        hostnames.append(listener["hostname"])
+    return any(host_matches(g, v) for g in hostnames for v in vs_hosts)
+
+
+# ---------------------------------------------------------------------------------------- IST0109
+
+def conflicting_mesh_hosts(s: Snapshot) -> Iterator[Finding]:
+    """Two mesh VirtualServices for one host: istiod keeps only one of them (no merge)."""
+    by_host: dict[tuple[str, str], list[VirtualService]] = {}
+    for vs in s.virtual_services:
+        if not applies_to_mesh(vs):
+            continue
+        ns = vs.namespace or "default"
+        export = vs.spec.export_to
+        if not export or EXPORT_ALL in export:
+            scopes = [EXPORT_ALL]
+        else:
+            scopes = list(dict.fromkeys(ns if e == EXPORT_LOCAL else e for e in export))
+        for scope in scopes:
+            for h in vs.spec.hosts:
+                lst = by_host.setdefault((scope, to_fqdn(h, ns)), [])
+                if vs not in lst:
+                    lst.append(vs)
+    reported: set[tuple[str, str]] = set()
+    all_scoped = [(fq, lst) for (scope, fq), lst in by_host.items() if scope == EXPORT_ALL]
+    for (scope, fq), lst in by_host.items():
+        vss = list(lst)
+        if scope != EXPORT_ALL:
+            for other_fq, other in all_scoped:
+                if host_matches(fq, other_fq):
+                    vss += other
+        if len(vss) < 2:
+            continue
+        names = ",".join(sorted(f"{v.namespace}/{v.name}" for v in vss))
+        for v in vss:
+            key = (v.namespace or "", v.name)
+            if key in reported:
+                continue
+            reported.add(key)
+            yield finding(v, "IST0109",
+                          f"The VirtualServices {names} associated with mesh gateway define the same host {scope}/{fq} "
+                          "which can lead to undefined behavior. This can be fixed by merging the conflicting "
+                          "VirtualServices into a single resource.",
+                          "Merge the http rules into one VirtualService per host: istiod uses only one of them for "
+                          "sidecars (the oldest), the other's rules are silently ignored.", "spec.hosts")
+
+
+# -------------------------------------------------------------------------------- IST0174, IST0173
+
+def subsets_select_pods(s: Snapshot) -> Iterator[Finding]:
+    """A DR host must be a known service; each subset's labels must select at least one pod (any namespace)."""
+    for dr in s.destination_rules:
+        ns = dr.namespace or "default"
+        reg = s.destination_host(ns, dr.spec.export_to, dr.spec.host)
+        if reg is None:
+            yield finding(dr, "IST0174",
+                          f"The host {dr.spec.host} defined in the DestinationRule does not match any services in the mesh.",
+                          f"Point spec.host at an existing Service ({to_fqdn(dr.spec.host, ns)} does not exist) or "
+                          "create it; a short name is expanded in the DestinationRule's namespace.", "spec.host")
+            continue
+        for i, sub in enumerate(dr.spec.subsets):
+            selector = {**reg.workload_labels, **sub.labels}
+            if next(s.pods_with_labels(selector), None) is None:
+                yield finding(dr, "IST0173",
+                              f"The Subset {sub.name} defined in the DestinationRule does not select any pods. "
+                              "Which may lead to 503 UH (NoHealthyUpstream).",
+                              f"No pod carries {selector_string(sub.labels) or '(no labels)'}; fix "
+                              f"spec.subsets[{i}].labels or deploy pods with those labels.",
+                              f"spec.subsets[{i}].labels")
+
+
+# ---------------------------------------------------------------------------------- IST0118/IST0150
+
+def port_names(s: Snapshot) -> Iterator[Finding]:
+    """Service ports should be named `<protocol>[-suffix]` (or set appProtocol), else Istio sniffs."""
+    for svc in s.services:
+        labels = svc.labels
+        if "istio" in labels or labels.get("release") == "istio":
+            continue
+        if labels.get("gateway.istio.io/managed") in ("istio.io-gateway-controller", "istio.io-mesh-controller",
+                                                       "istio.io-eastwest-controller"):
+            continue
+        for i, p in enumerate(svc.spec.ports):
+            proto = port_protocol(p.port, p.name, p.protocol, p.app_protocol)
+            external = svc.spec.type == "ExternalName"
+            if proto != UNSUPPORTED and not (p.name == "tcp" and external):
+                continue
+            field = f"spec.ports[{i}]"
+            if external:
+                yield finding(svc, "IST0150",
+                              "Port name for ExternalName service is invalid. Proxy may prevent tcp named ports and "
+                              "unmatched traffic for ports serving TCP protocol from being forwarded correctly",
+                              "Name the port after its protocol, e.g. `http` or `https`.", field)
+                continue
+            target = p.target_port if p.target_port is not None else p.port
+            yield finding(svc, "IST0118",
+                          f"Port name {p.name or ''} (port: {p.port}, targetPort: {target}) doesn't follow the naming "
+                          "convention of Istio port.",
+                          f"Name it `http-…`, `grpc-…`, `tcp-…` (protocol, then '-' and anything) or set "
+                          f"appProtocol; otherwise Istio sniffs the protocol on port {p.port}.", field)
+
+
+# --------------------------------------------------------------------------- IST0101 selector, IST0162
+
+def gateway_ports(s: Snapshot) -> Iterator[Finding]:
+    """A Gateway must select gateway pods, and its ports must be exposed by a Service of those pods."""
+    svcs_by_ns: dict[str, list] = {}
+    for svc in s.services:
+        svcs_by_ns.setdefault(svc.namespace or "default", []).append(svc)
+    for gw in s.gateways:
+        sel = gw.spec.selector
+        pods = list(s.pods_with_labels(sel))
+        sel_str = selector_string(sel)
+        if not pods:
+            yield finding(gw, "IST0101", f"Referenced selector not found: {go_quote(sel_str)}",
+                          f"No pod has the labels {sel_str or '(none)'}; use the labels of your ingress gateway "
+                          "pods (Istio's default is `istio: ingressgateway`).", "spec.selector")
+            continue
+        service_ports: set[int] = set()
+        port_mapping: dict[int, int] = {}
+        for pod in pods:
+            for svc in svcs_by_ns.get(pod.namespace, []):
+                if not labels_match(svc.spec.selector or {}, pod.labels):
+                    continue
+                for p in svc.spec.ports:
+                    if p.protocol != "TCP":
+                        continue
+                    tp = p.target_port if p.target_port is not None else p.port
+                    if isinstance(tp, int) and tp:
+                        service_ports.add(tp)
+                        port_mapping.setdefault(p.port, tp)
+                    else:
+                        service_ports.add(p.port)
+        for i, server in enumerate(gw.spec.servers):
+            n = server.port.number
+            if n not in service_ports and n not in port_mapping:
+                yield finding(gw, "IST0162",
+                              f"The gateway is listening on a target port (port {n}) that is not defined in the Service "
+                              f"associated with its workload instances (Pod selector {sel_str}). If you need to access "
+                              "the gateway port through the gateway Service, it will not be available.",
+                              f"Use a port the gateway Service forwards to (targetPorts "
+                              f"{', '.join(map(str, sorted(service_ports))) or 'none'}; Istio's default ingress: 8080 "
+                              "for http, 8443 for https) in spec.servers[].port.number, or add it to the Service.",
+                              f"spec.servers[{i}].port")
+
+
+RULES = (destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
+         subsets_select_pods, port_names, gateway_ports)

@@ -1,0 +1,329 @@
+"""meshlab's own findings (`MLB…`): traps the course teaches that `istioctl analyze` stays silent on.
+
+Each rule states what Envoy will actually do with the config, as istiod would generate it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from ..names import ISTIO_NAMESPACE, TCP_FAMILY, duration_seconds, labels_match, port_protocol, selector_string, to_fqdn
+from ..objects import HTTPMatchRequest, VirtualService
+from .snapshot import (
+    Finding, Snapshot, applies_to_mesh, finding, go_quote, mirror_destinations, resource_name_from_host,
+    route_destinations, rule_name,
+)
+
+
+def _seconds(d: str | None) -> float | None:
+    if not d:
+        return None
+    try:
+        return duration_seconds(d)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------- MLB0001
+
+def _is_catch_all(m: HTTPMatchRequest) -> bool:
+    """A match Envoy treats as 'every request': only `uri.prefix: /` (or regex `.*`), nothing else."""
+    data = m.model_dump(exclude_none=True)
+    data.pop("name", None)
+    data.pop("ignore_uri_case", None)
+    uri = data.pop("uri", None)
+    if data:
+        return False
+    return uri is None or uri == {"prefix": "/"} or uri == {"regex": ".*"} or uri == {"regex": "/.*"}
+
+
+def rules_after_catch_all(s: Snapshot) -> Iterator[Finding]:
+    """A rule after one whose match takes every request never matches (istioctl only sees match-less ones)."""
+    for vs in s.virtual_services:
+        for n, rule in enumerate(vs.spec.http):
+            if not rule.match:
+                break          # istioctl reports what follows as IST0130
+            catch = next((mn for mn, m in enumerate(rule.match) if _is_catch_all(m)), None)
+            if catch is None:
+                continue
+            for later in range(n + 1, len(vs.spec.http)):
+                yield finding(vs, "MLB0001",
+                              f"http rule {rule_name(vs.spec.http[later].name, later)} can never match: rule "
+                              f"{rule_name(rule.name, n)} match #{catch} takes every request and Envoy uses the "
+                              "first route that matches.",
+                              f"Move the catch-all rule spec.http[{n}] to the end, or narrow its match.",
+                              f"spec.http[{later}]")
+            break
+
+
+# ---------------------------------------------------------------------------------------- MLB0002
+
+def http_rules_on_tcp_ports(s: Snapshot) -> Iterator[Finding]:
+    """http rules for a host whose Service port Istio treats as TCP are ignored on that port."""
+    for vs in s.virtual_services:
+        if not vs.spec.http or not applies_to_mesh(vs):
+            continue
+        ns = vs.namespace or "default"
+        ports_matched = {m.port for r in vs.spec.http for m in (r.match or []) if m.port}
+        for h in vs.spec.hosts:
+            svc = s.service_for_host(h, ns)
+            if svc is None:
+                continue
+            for p in svc.spec.ports:
+                if ports_matched and p.port not in ports_matched:
+                    continue
+                proto = port_protocol(p.port, p.name, p.protocol, p.app_protocol)
+                if proto not in TCP_FAMILY:
+                    continue
+                fq = to_fqdn(svc.name, svc.namespace or "default")
+                yield finding(vs, "MLB0002",
+                              f"The http rules of this VirtualService are ignored on port {p.port} of {fq}: its port "
+                              f"name {go_quote(p.name or '')} makes Istio treat it as {proto}, so the sidecar only "
+                              "forwards TCP connections there (no routes, subsets, retries, faults or timeouts).",
+                              f"Name the Service port `http` or `http-<suffix>` (or set appProtocol: http) in "
+                              f"Service {svc.namespace}/{svc.name}, or write `tcp:` rules instead.", "spec.http")
+
+
+# ---------------------------------------------------------------------------------------- MLB0003
+
+def faults_that_never_fire(s: Snapshot) -> Iterator[Finding]:
+    """A fault without percentage is injected into 0% of requests, not 100%."""
+    for vs in s.virtual_services:
+        for n, rule in enumerate(vs.spec.http):
+            if rule.fault is None:
+                continue
+            f = f"spec.http[{n}].fault"
+            a, d = rule.fault.abort, rule.fault.delay
+            if a is not None and (a.percentage is None or a.percentage.value == 0):
+                why = "has no percentage" if a.percentage is None else "has percentage 0"
+                yield finding(vs, "MLB0003",
+                              f"The abort fault in http rule {rule_name(rule.name, n)} never fires: it {why}, and "
+                              "Envoy injects a fault into that share of requests (unset means none).",
+                              f"Add `percentage: {{value: 100}}` (or the share you want) to {f}.abort.",
+                              f"{f}.abort.percentage")
+            if d is not None and (d.percentage is None and not d.percent or
+                                  d.percentage is not None and d.percentage.value == 0):
+                yield finding(vs, "MLB0003",
+                              f"The delay fault in http rule {rule_name(rule.name, n)} never fires: it has no "
+                              "(or a zero) percentage, and Envoy delays that share of requests (unset means none).",
+                              f"Add `percentage: {{value: 100}}` (or the share you want) to {f}.delay.",
+                              f"{f}.delay.percentage")
+
+
+# ------------------------------------------------------------------------------- MLB0004, MLB0005
+
+def _namespace_style(host: str, s: Snapshot) -> tuple[str, str] | None:
+    """`reviews.prod` or `reviews.prod.svc`: looks like <service>.<namespace> but is not expanded."""
+    parts = host.split(".")
+    if len(parts) == 2 or (len(parts) == 3 and parts[2] == "svc"):
+        if parts[1] in s.namespaces or (parts[1], parts[0]) in s.service_by_key:
+            return parts[0], parts[1]
+    return None
+
+
+def unexpanded_hosts(s: Snapshot) -> Iterator[Finding]:
+    """`name.namespace` hosts are taken as FQDNs by Istio and match no Service; mesh VS hosts that
+    match no Service or ServiceEntry leave the VirtualService unused by sidecars."""
+    for obj, hosts in [(vs, [(h, f"spec.hosts[{i}]") for i, h in enumerate(vs.spec.hosts)]
+                        + [(d.host, d.field + ".host") for d in route_destinations(vs) + mirror_destinations(vs)])
+                       for vs in s.virtual_services] + \
+                      [(dr, [(dr.spec.host, "spec.host")]) for dr in s.destination_rules]:
+        ns = obj.namespace or "default"
+        reported: set[str] = set()
+        for host, field in hosts:
+            ns_style = _namespace_style(host, s)
+            export = obj.spec.export_to
+            if ns_style is None or host in reported or s.destination_host(ns, export, host) is not None:
+                continue
+            reported.add(host)
+            svc, svc_ns = ns_style
+            yield finding(obj, "MLB0004",
+                          f"Host {go_quote(host)} is not expanded: Istio only expands names without a dot, so this "
+                          f"stays {go_quote(host)} and matches no Service (it is not {svc}.{svc_ns}.svc.cluster.local).",
+                          f"Write {svc}.{svc_ns}.svc.cluster.local in {field}.", field)
+        if isinstance(obj, VirtualService) and applies_to_mesh(obj):
+            for i, h in enumerate(obj.spec.hosts):
+                if h in reported or h.startswith("*") or _looks_like_ip(h):
+                    continue
+                if s.destination_host(ns, obj.spec.export_to, h) is None:
+                    yield finding(obj, "MLB0005",
+                                  f"Host {go_quote(h)} of this VirtualService matches no Service or ServiceEntry, so "
+                                  "sidecars never use these rules (istiod only adds them to the port-80 routes, for "
+                                  "requests whose Host header is exactly this name).",
+                                  f"Use the name of an existing Service in spec.hosts[{i}] (a short name is "
+                                  f"expanded in namespace {ns}), or create a ServiceEntry for it.",
+                                  f"spec.hosts[{i}]")
+
+
+def _looks_like_ip(h: str) -> bool:
+    return bool(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+:[0-9a-fA-F:]*", h))
+
+
+# ---------------------------------------------------------------------------------------- MLB0006
+
+def subsets_without_endpoints(s: Snapshot) -> Iterator[Finding]:
+    """Subset labels must match a *ready* pod *behind the Service*: IST0173 counts pods anywhere."""
+    for dr in s.destination_rules:
+        ns = dr.namespace or "default"
+        svc = s.service_for_host(dr.spec.host, ns)
+        if svc is None or not dr.spec.subsets or svc.spec.selector is None:
+            continue
+        behind = s.service_pods(svc)
+        for i, sub in enumerate(dr.spec.subsets):
+            anywhere = next(s.pods_with_labels(sub.labels), None)
+            if anywhere is None:
+                continue      # IST0173 says it
+            chosen = [p for p in behind if labels_match(sub.labels, p.labels)]
+            ready = [p for p in chosen if p.ready and p.phase == "Running"]
+            if ready:
+                continue
+            if chosen:
+                why = f"its {len(chosen)} pod(s) ({', '.join(p.name for p in chosen[:3])}) are not ready"
+                fix = "Make the pods ready (readiness probe), or route to another subset meanwhile."
+            else:
+                why = (f"pods with {selector_string(sub.labels)} exist (e.g. {anywhere.namespace}/{anywhere.name}), "
+                       f"but none of them is selected by Service {svc.namespace}/{svc.name} "
+                       f"({selector_string(svc.spec.selector)})")
+                fix = f"Give those pods the Service's labels, or fix spec.subsets[{i}].labels."
+            yield finding(dr, "MLB0006",
+                          f"Subset {sub.name} of {to_fqdn(svc.name, svc.namespace or 'default')} has no ready "
+                          f"endpoint: {why}. Requests routed to it get 503 UH (no healthy upstream).",
+                          fix, f"spec.subsets[{i}].labels")
+
+
+# ---------------------------------------------------------------------------------------- MLB0007
+
+def services_without_endpoints(s: Snapshot) -> Iterator[Finding]:
+    """A Service whose selector matches no ready pod: refused without a sidecar, 503 UH with one."""
+    for svc in s.services:
+        if not svc.spec.selector or svc.spec.type == "ExternalName" or s.is_synthetic_obj(svc):
+            continue
+        pods = s.service_pods(svc)
+        if any(p.ready and p.phase == "Running" for p in pods):
+            continue
+        why = (f"{len(pods)} pod(s) match but none is ready" if pods
+               else f"no pod in namespace {svc.namespace} has the labels {selector_string(svc.spec.selector)}")
+        yield finding(svc, "MLB0007",
+                      f"Service {svc.namespace}/{svc.name} has no ready endpoint: {why}. Clients without a sidecar "
+                      "get connection refused; sidecars answer 503 UH.",
+                      "Check `kubectl get endpoints " + svc.name + "`: fix spec.selector or the pod labels, "
+                      "or deploy the pods.", "spec.selector")
+
+
+# ---------------------------------------------------------------------------------------- MLB0008
+
+def gateway_only_virtual_services(s: Snapshot) -> Iterator[Finding]:
+    """A VS bound only to gateways does not apply to in-mesh clients: their sidecars ignore it."""
+    for vs in s.virtual_services:
+        if applies_to_mesh(vs):
+            continue
+        ns = vs.namespace or "default"
+        mesh_hosts = [h for h in vs.spec.hosts if s.service_for_host(h, ns) is not None]
+        if mesh_hosts:
+            yield finding(vs, "MLB0008",
+                          f"This VirtualService is bound to gateways {', '.join(vs.spec.gateways)} only, so sidecars "
+                          f"ignore it: in-mesh calls to {', '.join(mesh_hosts)} get the default route.",
+                          "Add `mesh` to spec.gateways if in-mesh traffic should follow these rules too.",
+                          "spec.gateways")
+
+
+# ---------------------------------------------------------------------------------------- MLB0009
+
+def ignored_weights(s: Snapshot) -> Iterator[Finding]:
+    """One destination always gets all the traffic: its weight is ignored."""
+    for vs in s.virtual_services:
+        for n, rule in enumerate(vs.spec.http):
+            dests = rule.route or []
+            if len(dests) == 1 and dests[0].weight not in (None, 100, 0):
+                yield finding(vs, "MLB0009",
+                              f"http rule {rule_name(rule.name, n)} has a single destination with weight "
+                              f"{dests[0].weight}: it still gets 100% of the requests.",
+                              "Add the other destination(s) to split traffic; weights are relative shares.",
+                              f"spec.http[{n}].route[0].weight")
+
+
+# ---------------------------------------------------------------------------------------- MLB0010
+
+def retries_without_time(s: Snapshot) -> Iterator[Finding]:
+    """perTryTimeout >= timeout: the route timeout fires before any retry can start."""
+    for vs in s.virtual_services:
+        for n, rule in enumerate(vs.spec.http):
+            total = _seconds(rule.timeout)
+            per_try = _seconds(rule.retries.per_try_timeout) if rule.retries else None
+            attempts = rule.retries.attempts if rule.retries else None
+            if total and per_try and per_try >= total and attempts != 0:
+                yield finding(vs, "MLB0010",
+                              f"http rule {rule_name(rule.name, n)}: perTryTimeout {rule.retries.per_try_timeout} is "
+                              f"not shorter than timeout {rule.timeout}, so the route times out (504 UT) before a "
+                              "retry can happen.",
+                              "Make perTryTimeout × (attempts + 1) fit inside timeout.",
+                              f"spec.http[{n}].retries.perTryTimeout")
+
+
+# ---------------------------------------------------------------------------------------- MLB0011
+
+def subsets_from_foreign_namespace(s: Snapshot) -> Iterator[Finding]:
+    """A sidecar picks DestinationRules from its own namespace, then the Service's, then istio-system.
+
+    istioctl finds a VS subset in a DR of *any* namespace; a sidecar only uses that DR if it sits in
+    one of those namespaces — otherwise the subset cluster is never built and requests get 503 NC.
+    """
+    where: dict[tuple[tuple[str, str], str], list] = {}
+    for dr in s.destination_rules:
+        key = resource_name_from_host(dr.namespace or "default", dr.spec.host)
+        for sub in dr.spec.subsets:
+            where.setdefault((key, sub.name), []).append(dr)
+    for vs in s.virtual_services:
+        ns = vs.namespace or "default"
+        for d in route_destinations(vs) + mirror_destinations(vs):
+            if not d.subset:
+                continue
+            key = resource_name_from_host(ns, d.host)
+            drs = where.get((key, d.subset), [])
+            usable = {ns, key[0], ISTIO_NAMESPACE}
+            if drs and not any((dr.namespace or "default") in usable for dr in drs):
+                others = ", ".join(f"{dr.namespace}/{dr.name}" for dr in drs)
+                yield finding(vs, "MLB0011",
+                              f"Subset {d.subset} of {to_fqdn(d.host, ns)} is defined only by DestinationRule "
+                              f"{others}; a sidecar uses DestinationRules from its own namespace, then the "
+                              f"Service's ({key[0]}), then istio-system, so clients in {ns} have no such cluster "
+                              "(503 NC).",
+                              f"Move the DestinationRule to namespace {key[0]} (the Service's) or istio-system.",
+                              d.field)
+
+
+# ---------------------------------------------------------------------------------------- MLB0012
+
+def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
+    """targetPort must be a port the pods listen on (a named one must exist in the pod spec)."""
+    for svc in s.services:
+        if not svc.spec.selector or s.is_synthetic_obj(svc):
+            continue
+        pods = s.service_pods(svc)
+        if not pods:
+            continue
+        for i, p in enumerate(svc.spec.ports):
+            target = p.target_port if p.target_port is not None else p.port
+            if isinstance(target, str):
+                if all(pod.container_port(target) is None for pod in pods):
+                    yield finding(svc, "MLB0012",
+                                  f"Port {p.port} has targetPort {go_quote(target)}, but no selected pod declares a "
+                                  "container port with that name, so the Service has no endpoints on this port.",
+                                  f"Name the containerPort {target!r} in the pod template, or use the number as "
+                                  f"spec.ports[{i}].targetPort.", f"spec.ports[{i}].targetPort")
+                continue
+            declared = [pod.listen_ports() for pod in pods]
+            if all(declared) and all(target not in ports for ports in declared):
+                have = sorted({n for ports in declared for n in ports})
+                yield finding(svc, "MLB0012",
+                              f"Port {p.port} forwards to targetPort {target}, but the selected pods declare only "
+                              f"container port(s) {', '.join(map(str, have))}: connections will be refused "
+                              "(503 UF/URX through a sidecar).",
+                              f"Set spec.ports[{i}].targetPort to the port the app listens on.",
+                              f"spec.ports[{i}].targetPort")
+
+
+RULES = (rules_after_catch_all, http_rules_on_tcp_ports, faults_that_never_fire, unexpanded_hosts,
+         subsets_without_endpoints, services_without_endpoints, gateway_only_virtual_services, ignored_weights,
+         retries_without_time, subsets_from_foreign_namespace, target_ports_without_container_port)

@@ -1,0 +1,246 @@
+"""Istio's own validation (the webhook's checks) as analyzer findings: IST0106, IST0130, IST0131.
+
+The CRD schema (what `meshlab.load` enforces) lets through configs that istiod's validation
+rejects or warns about; `istioctl analyze` reports those as IST0106 (error), and rules that can
+never be reached as IST0130 / IST0131. Only the checks relevant to traffic management are here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from ..manifests.apiserver import DNS1123_LABEL
+from ..names import host_matches, parse_duration
+from ..objects import DestinationRule, HTTPMatchRequest, VirtualService
+from .snapshot import Finding, Snapshot, applies_to_mesh, finding, rule_name
+
+
+def _err(obj, msg: str, field: str, fix: str = "") -> Finding:
+    return finding(obj, "IST0106", f"Schema validation error: {msg}",
+                   fix or "The API server's Istio webhook rejects this object; fix the field named.", field)
+
+
+# ----------------------------------------------------------------------------------------- IST0106
+
+def schema_validation(s: Snapshot) -> Iterator[Finding]:
+    for vs in s.virtual_services:
+        yield from _validate_vs(vs)
+    for dr in s.destination_rules:
+        yield from _validate_dr(dr)
+
+
+def _validate_vs(vs: VirtualService) -> Iterator[Finding]:
+    spec = vs.spec
+    if not spec.hosts:
+        if spec.gateways:
+            yield _err(vs, "delegate virtual service must have no gateways specified", "spec.gateways")
+    mesh = applies_to_mesh(vs)
+    for i, h in enumerate(spec.hosts):
+        if mesh and h == "*":
+            yield _err(vs, "wildcard host * is not allowed for virtual services bound to the mesh gateway",
+                       f"spec.hosts[{i}]", "List the service hosts explicitly; `*` is only valid with gateways.")
+    for i in range(len(spec.hosts)):
+        for j in range(i + 1, len(spec.hosts)):
+            if host_matches(spec.hosts[i], spec.hosts[j]):
+                yield _err(vs, f"duplicate hosts in virtual service: {spec.hosts[i]} & {spec.hosts[j]}", "spec.hosts")
+    if not spec.http and not spec.tcp and not spec.tls:
+        yield _err(vs, "http, tcp or tls must be provided in virtual service", "spec")
+    for i, rule in enumerate(spec.http):
+        f = f"spec.http[{i}]"
+        has_route = bool(rule.route)
+        if rule.redirect is not None:
+            if has_route:
+                yield _err(vs, "HTTP route cannot contain both route and redirect", f)
+            if rule.fault is not None:
+                yield _err(vs, "HTTP route cannot contain both fault and redirect", f)
+        elif rule.direct_response is not None:
+            if has_route:
+                yield _err(vs, "HTTP route cannot contain both route and direct_response", f)
+        elif not has_route and rule.delegate is None:
+            yield _err(vs, "HTTP route, redirect or direct_response is required", f,
+                       "Give the rule a `route:` with at least one destination.")
+        if rule.mirror is not None and rule.mirrors:
+            yield _err(vs, "HTTP route cannot contain both mirror and mirrors", f)
+        dests = rule.route or []
+        for j, rd in enumerate(dests):
+            if rd.destination.host == "*":
+                yield _err(vs, "invalid destination host *", f"{f}.route[{j}].destination.host")
+            if rd.destination.subset is not None and not DNS1123_LABEL.match(rd.destination.subset):
+                yield _err(vs, f"subset name is invalid: {rd.destination.subset}", f"{f}.route[{j}].destination.subset")
+        if len(dests) > 1 and sum(rd.weight or 0 for rd in dests) == 0:
+            yield _err(vs, "total destination weight = 0", f"{f}.route",
+                       "Give at least one destination a weight > 0 (weights need not add up to 100).")
+        if rule.fault is not None:
+            yield from _validate_fault(vs, rule.fault, f"{f}.fault")
+        if rule.timeout is not None and not _is_duration(rule.timeout):
+            yield _err(vs, f"invalid duration {rule.timeout!r}", f"{f}.timeout", "Write a duration like `2s` or `500ms`.")
+
+
+def _is_duration(text: str) -> bool:
+    try:
+        parse_duration(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _validate_fault(vs: VirtualService, fault, f: str) -> Iterator[Finding]:
+    if fault.abort is None and fault.delay is None:
+        yield _err(vs, "HTTP fault injection must have an abort and/or a delay", f)
+    for part, pct in (("abort", fault.abort and fault.abort.percentage), ("delay", fault.delay and fault.delay.percentage)):
+        if pct is not None and 0.0 < pct.value < 0.0001:
+            yield _err(vs, f"percentage {pct.value:g} is neither 0.0, nor in range [0.0001, 100.0]", f"{f}.{part}.percentage")
+    if fault.abort is not None:
+        a = fault.abort
+        if a.http2_error is not None:
+            yield _err(vs, "HTTP/2 abort fault injection not supported yet", f"{f}.abort.http2Error")
+        elif a.http_status is not None and not 200 <= a.http_status <= 600:
+            yield _err(vs, f"HTTP status {a.http_status} is not in range 200-599", f"{f}.abort.httpStatus")
+    if fault.delay is not None and fault.delay.exponential_delay is not None:
+        yield _err(vs, "exponentialDelay not supported yet", f"{f}.delay.exponentialDelay",
+                   "Use fixedDelay; istiod drops exponential delays.")
+
+
+def _validate_dr(dr: DestinationRule) -> Iterator[Finding]:
+    seen: set[str] = set()
+    for i, sub in enumerate(dr.spec.subsets):
+        if sub.name in seen:
+            yield _err(dr, f"duplicate subset names: {sub.name}", f"spec.subsets[{i}].name")
+        seen.add(sub.name)
+        if not DNS1123_LABEL.match(sub.name):
+            yield _err(dr, f"subset name is invalid: {sub.name}", f"spec.subsets[{i}].name",
+                       "Subset names are DNS labels: lower-case letters, digits and '-'.")
+
+
+# --------------------------------------------------------------------------------- IST0130/IST0131
+
+def _match_key(m: HTTPMatchRequest | dict[str, Any]) -> str:
+    data = m.model_dump(exclude_none=True, by_alias=True) if isinstance(m, HTTPMatchRequest) else dict(m)
+    data.pop("name", None)
+    return json.dumps(data, sort_keys=True)
+
+
+def unreachable_rules(s: Snapshot) -> Iterator[Finding]:
+    """Rules after a match-less rule, or whose matches all repeat earlier ones, are never used."""
+    for vs in s.virtual_services:
+        yield from _unreachable_http(vs)
+        for section, rules in (("tcp", vs.spec.tcp), ("tls", vs.spec.tls)):
+            yield from _unreachable_plain(vs, section, rules)
+
+
+def _unused(vs, ruleno: str, reason: str, field: str) -> Finding:
+    return finding(vs, "IST0130", f"VirtualService rule {ruleno} not used ({reason}).",
+                   "Envoy takes the first rule that matches: move this rule above the catch-all, give the "
+                   "earlier rule a narrower match, or delete it.", field)
+
+
+def _ineffective(vs, ruleno: str, matchno: str, dupno: str, field: str) -> Finding:
+    return finding(vs, "IST0131",
+                   f"VirtualService rule {ruleno} match {matchno} is not used (duplicate/overlapping match in rule {dupno}).",
+                   "An earlier rule already takes these requests; reorder the rules (most specific first) or "
+                   "remove the duplicate match.", field)
+
+
+def _unreachable_http(vs: VirtualService) -> Iterator[Finding]:
+    rules = vs.spec.http
+    seen: dict[str, int] = {}
+    empty_at = -1
+    prefixed: list[dict[str, Any]] = []
+    for n, rule in enumerate(rules):
+        name = rule_name(rule.name, n)
+        if not rule.match:
+            if empty_at >= 0:
+                yield _unused(vs, name, "only the last rule can have no matches", f"spec.http[{n}]")
+            empty_at = n
+            continue
+        dups = 0
+        for mn, m in enumerate(rule.match):
+            if empty_at >= 0:
+                yield _unused(vs, name, "route without matches defined before", f"spec.http[{n}]")
+                continue
+            key = _match_key(m)
+            if key in seen:
+                yield _ineffective(vs, name, rule_name(m.name, mn), rule_name(rules[seen[key]].name, seen[key]),
+                                   f"spec.http[{n}].match[{mn}]")
+                dups += 1
+                continue
+            seen[key] = n
+            p = _prefix_view(m, name, rule_name(m.name, mn), n, mn)
+            if p is not None:
+                prefixed.append(p)
+        if dups == len(rule.match):
+            yield _unused(vs, name, "all matches used by prior rules", f"spec.http[{n}]")
+    for i, a in enumerate(prefixed):
+        for b in prefixed[i + 1:]:
+            if b["prefix"] == a["prefix"]:
+                continue
+            if _covers(a, b):
+                yield _ineffective(vs, b["route"], f"{b['match']} of prefix {b['prefix']}",
+                                   f"{a['match']} of prefix {a['prefix']} on {a['route']}", b["field"])
+
+
+def _exact_or_prefix(sm) -> str:
+    if sm is None:
+        return ""
+    if sm.exact:
+        return "exact:" + sm.exact
+    if sm.prefix:
+        return "prefix:" + sm.prefix
+    return ""
+
+
+def _prefix_view(m: HTTPMatchRequest, route: str, match: str, n: int, mn: int) -> dict[str, Any] | None:
+    """What istio's overlap check compares for a `uri.prefix` match."""
+    if m.uri is None or not m.uri.prefix:
+        return None
+    return {"route": route, "match": match, "prefix": m.uri.prefix, "port": m.port or 0,
+            "method": _exact_or_prefix(m.method) or "exact:GET", "authority": _exact_or_prefix(m.authority),
+            "headers": {k: _exact_or_prefix(v) for k, v in (m.headers or {}).items()},
+            "query": {k: _exact_or_prefix(v) for k, v in (m.query_params or {}).items()},
+            "without": {k: _exact_or_prefix(v) for k, v in (m.without_headers or {}).items()},
+            "field": f"spec.http[{n}].match[{mn}]"}
+
+
+def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if not b["prefix"].startswith(a["prefix"]) or a["port"] != b["port"]:
+        return False
+    for k in ("method", "authority"):
+        if a[k] != b[k] and not a[k].startswith(b[k]):
+            return False
+    for k in ("headers", "query", "without"):
+        if len(a[k]) != len(b[k]):
+            return False
+        for hk, hv in a[k].items():
+            if hk not in b[k] or (hv != b[k][hk] and not hv.startswith(b[k][hk])):
+                return False
+    return True
+
+
+def _unreachable_plain(vs: VirtualService, section: str, rules: list[dict[str, Any]]) -> Iterator[Finding]:
+    seen: dict[str, int] = {}
+    empty_at = -1
+    for n, rule in enumerate(rules):
+        name = f"#{n}"
+        matches = rule.get("match") or []
+        if not matches:
+            if empty_at >= 0:
+                yield _unused(vs, name, "only the last rule can have no matches", f"spec.{section}[{n}]")
+            empty_at = n
+            continue
+        dups = 0
+        for mn, m in enumerate(matches):
+            if empty_at >= 0:
+                yield _unused(vs, name, "route without matches defined before", f"spec.{section}[{n}]")
+                continue
+            key = _match_key(m or {})
+            if key in seen:
+                yield _ineffective(vs, name, f"#{mn}", f"#{seen[key]}", f"spec.{section}[{n}].match[{mn}]")
+                dups += 1
+            else:
+                seen[key] = n
+        if dups == len(matches):
+            yield _unused(vs, name, "all matches used by prior rules", f"spec.{section}[{n}]")
+
+
+RULES = (schema_validation, unreachable_rules)

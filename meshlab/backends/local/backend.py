@@ -1,0 +1,288 @@
+"""The local backend: a real Envoy mesh on loopback, driven from Kubernetes + Istio YAML.
+
+What runs (all children of this Python process, all gone when it goes):
+
+- one demo-app process per pod (`pods.py`), each on its own ``127.A.1.x``;
+- a kube-proxy child (`kubeproxy.py`) serving every Service's ClusterIP ``127.A.2.x``;
+- a client sidecar Envoy at ``127.A.0.1`` for a ``sleep``-like workload (``app: sleep``) in
+  ``default`` (more sidecars on ``127.A.0.3+`` when a probe comes from another namespace);
+- the ingress gateway Envoy at ``127.A.0.2`` (``istio: ingressgateway`` in ``istio-system``).
+
+The lab's address block comes from `addresses.py`; every change to its `ClusterState` is
+reconciled at once by `reconcile.py` (the kubelet, kube-proxy and istiod's pushes), and
+`dns.py` says where a probe's requests go. When `apply` returns, traffic sees the change.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import warnings
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from ...errors import ApplyError, LabError
+from ...probe import ProbeRun, check_args, run as run_probe
+from ...state import ClusterState
+from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
+from .addresses import AddressLease
+from .dns import ClusterDNS
+from .reconcile import Reconciler
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ...envoy import Envoy
+    from ...objects import K8sObject
+
+_open_labs: "weakref.WeakSet[LocalBackend]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for lab in list(_open_labs):
+        try:
+            lab.close()
+        except Exception:
+            pass
+
+
+def _sweep_stale_workdirs() -> None:
+    """Remove work directories of labs whose process died without closing (kernel SIGKILL)."""
+    base = Path(tempfile.gettempdir())
+    for d in base.glob("meshlab-lab-*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
+
+
+class LocalBackend(BackendBase):
+    """A lab on this machine: real Envoy, real pods, loopback only. Use as a context manager.
+
+    `seed` makes kube-proxy's and the pods' random choices repeatable; `workdir` keeps Envoy's
+    files and logs (default: a temporary directory removed on close); `start_timeout` is how long
+    an Envoy or a pod may take to start.
+    """
+
+    name = "local"
+
+    def __init__(self, *, seed: int | None = None, workdir: str | os.PathLike[str] | None = None,
+                 envoy_log_level: str = "warning", start_timeout: float = 20.0) -> None:
+        self.seed = seed
+        self._closed = False
+        self.warnings: list[str] = []
+        self._runs: weakref.WeakSet[ProbeRun] = weakref.WeakSet()
+        _sweep_stale_workdirs()
+        self.lease = AddressLease()
+        try:
+            self.workdir = Path(workdir) if workdir else Path(
+                tempfile.mkdtemp(prefix=f"meshlab-lab-{self.lease.block}-"))
+            self._own_workdir = workdir is None
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            (self.workdir / "owner.pid").write_text(str(os.getpid()))
+            self.state = ClusterState(pod_ip=lambda pod: self.lease.pod_ip(),
+                                      cluster_ip=lambda svc: self.lease.cluster_ip())
+            self.reconciler = Reconciler(self.state, self.lease, self.workdir, seed=seed,
+                                         start_timeout=start_timeout, envoy_log_level=envoy_log_level,
+                                         warn=self._warn)
+            self.dns = ClusterDNS(self.state, self.reconciler, self.lease.sidecar_ip, seed)
+        except BaseException:
+            self.close()
+            raise
+        _open_labs.add(self)
+
+    def _warn(self, w: str) -> None:
+        if w not in self.warnings:
+            self.warnings.append(w)
+            warnings.warn(f"meshlab local backend: {w}", stacklevel=5)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LabError("this lab is closed; create a new one")
+
+    # ----------------------------------------------------------------------------- objects
+    def apply(self, objects: list[K8sObject], *, order: Sequence[str] | str | None = None,
+              gap: float | None = None, xds_order: Sequence[str] | str = "istiod") -> None:
+        """Create or update objects; traffic sees them when this returns.
+
+        `order` (kinds) applies them in steps (`backends.base.apply_steps`: kinds not listed
+        first, then each listed kind), `gap` seconds apart (default 0.5):
+        `order=["VirtualService", "DestinationRule"]` reproduces the window in which routes name
+        subset clusters that do not exist yet (503 NC). `xds_order` is the order of resource
+        types inside each push (default istiod's).
+        """
+        self._check_open()
+        from ...envoy.xds import ISTIOD_ORDER
+        if xds_order != "istiod" and (isinstance(xds_order, str)
+                                      or any(t not in ISTIOD_ORDER for t in xds_order)):
+            raise LabError(f"xds_order must be 'istiod' or a list of {', '.join(ISTIOD_ORDER)} "
+                           f"(e.g. ['rds', 'cds']), not {xds_order!r}")
+        steps = apply_steps(list(objects), order)
+        run_steps(steps, check_gap(0.5 if gap is None else gap), lambda step: self._apply_step(step, xds_order))
+
+    def _apply_step(self, objects: list[K8sObject], xds_order: Sequence[str] | str) -> None:
+        """Apply one step; if the lab cannot run it (Envoy rejects the config, a pod cannot
+        start), put the previous objects back so the state matches what is running, and raise."""
+        held = {o.key: o for o in self.state.all()}
+        before = {o.key: held.get(o.key) for o in objects}
+        try:
+            with self.reconciler.push_order(xds_order):
+                self.state.apply(objects)
+        except ApplyError:                 # refused before anything was stored
+            raise
+        except Exception:
+            try:
+                added = [o for o in objects if before.get(o.key) is None]
+                if added:
+                    self.state.delete(added)
+                old = [o for o in before.values() if o is not None]
+                if old:
+                    self.state.apply(old)
+            except Exception:
+                pass
+            raise
+
+    def delete(self, objects: list[K8sObject]) -> None:
+        self._check_open()
+        self.state.delete(list(objects))
+
+    def objects(self) -> list[K8sObject]:
+        """Copies: editing one must not change the lab until it is applied (as with kubectl get)."""
+        return [o.model_copy(deep=True) for o in self.state.all()]
+
+    # ----------------------------------------------------------------------------- pods
+    def pods(self) -> pd.DataFrame:
+        import pandas as pd
+        rows = []
+        for p in self.state.pods():
+            proc = self.reconciler.runner.pods.get((p.namespace, p.name))
+            phase = p.phase
+            if proc is not None and not proc.alive and phase == "Running":
+                phase = "Failed"
+            rows.append({"name": p.name, "namespace": p.namespace, "ip": p.ip, "labels": dict(p.labels),
+                         "version": p.version, "ready": p.ready, "phase": phase})
+        return pd.DataFrame(rows, columns=["name", "namespace", "ip", "labels", "version", "ready", "phase"])
+
+    def _pod_name(self, name: str, namespace: str) -> str:
+        """Exact pod name, or a unique prefix such as the Deployment name (`reviews-v2`)."""
+        names = [p.name for p in self.state.pods(namespace)]
+        if name in names:
+            return name
+        hits = [n for n in names if n.startswith(name + "-")]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise LabError(f"{name!r} matches several pods in {namespace}: {', '.join(sorted(hits))}")
+        raise LabError(f"no pod {namespace}/{name}; pods: {', '.join(sorted(names)) or 'none'}")
+
+    def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
+                error_rate: float | None = None, ready: bool | None = None,
+                error_code: int | None = None) -> None:
+        """Turn a pod's knobs. `ready=False` takes it out of every endpoint list (readiness probe
+        failing), `ready=True` puts it back."""
+        self._check_open()
+        name = self._pod_name(name, namespace)
+        proc = self.reconciler.runner.get(name, namespace)
+        if ready and not proc.alive:
+            # a dead container never passes its readiness probe
+            raise LabError(f"pod {namespace}/{name} is not running (killed), so it cannot be ready; "
+                           f"restart_pod({name!r}) starts it again")
+        try:
+            proc.set_knobs(latency_ms=latency_ms, error_rate=error_rate, error_code=error_code, ready=ready)
+        except ValueError as e:
+            raise LabError(str(e)) from None
+        if ready is not None:
+            self.state.set_pod(name, namespace, ready=ready)
+
+    def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
+        """SIGKILL the pod's process: its port refuses at once. Like the kubelet noticing a dead
+        container, the pod leaves the endpoints `notready_after` seconds later (None: it stays,
+        so Envoy keeps trying it until `restart_pod`). The process is not restarted by itself."""
+        self._check_open()
+        if notready_after is not None and (isinstance(notready_after, bool)
+                                           or not isinstance(notready_after, (int, float))
+                                           or not 0 <= notready_after < float("inf")):
+            raise LabError(f"notready_after must be a number of seconds >= 0 or None, not {notready_after!r}")
+        name = self._pod_name(name, namespace)
+        key = (namespace, name)
+        self.reconciler.notice_death(key, None)
+        self.reconciler.runner.kill(name, namespace)
+        self.reconciler.notice_death(key, notready_after, never=notready_after is None)
+
+    def restart_pod(self, name: str, *, namespace: str = "default") -> None:
+        """A fresh process on the same IP (knobs reset), ready again."""
+        self._check_open()
+        name = self._pod_name(name, namespace)
+        self.reconciler.notice_death((namespace, name), None)
+        self.reconciler.runner.restart(name, namespace)
+        self.state.set_pod(name, namespace, ready=True, phase="Running")
+
+    # ----------------------------------------------------------------------------- probing
+    def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
+                duration: float | None = None, concurrency: int = 1, keepalive: bool = True,
+                headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
+                seed: int | None = None, timeout: float = 30.0) -> ProbeRun:
+        """Start traffic in the background (a timeline); `.result()` → DataFrame, `.snapshot()`
+        for the rows so far. With neither `n` nor `duration` it runs until stopped (use `with`)."""
+        self._check_open()
+        check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
+                   duration=duration, timeout=timeout, seed=seed)   # before a client sidecar is started
+        self._trim_access_logs()
+        target = self.dns.target(url, via=via, namespace=namespace)
+        if seed is not None and target.proxy == "none" and target.connect is not None:
+            self.reconciler.kubeproxy.reseed(seed)   # the same seed picks the same pods, connection by connection
+        run = run_probe(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
+                        rate=rate, duration=duration, timeout=timeout, seed=seed)
+        run.attrs.update(url=url, via=via, namespace=namespace)   # explain() reads them
+        self._runs.add(run)
+        return run
+
+    def _trim_access_logs(self, limit: int = 32 << 20) -> None:
+        """Empty Envoy's access logs once they pass `limit` bytes and no probe still needs them
+        (a long timeline at hundreds of requests/s would otherwise fill /tmp). Envoy appends
+        (O_APPEND), so truncating under it is safe."""
+        if any(not r.collected for r in list(self._runs)):
+            return
+        for proxy in list(self.reconciler.proxies.values()):
+            path = proxy.envoy.access_log_path
+            try:
+                if path.stat().st_size > limit:
+                    os.truncate(path, 0)
+            except OSError:
+                pass
+
+    # ----------------------------------------------------------------------------- Envoy
+    def envoy(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> Envoy:
+        """The Envoy process (admin API, stats, access log) of the client sidecar of `namespace`
+        (started on first use) or of the ingress gateway."""
+        self._check_open()
+        if proxy == "gateway":
+            return self.reconciler.gateway().envoy
+        if proxy != "sidecar":
+            raise LabError(f"proxy must be 'sidecar' or 'gateway', not {proxy!r}")
+        return self.reconciler.client(namespace).envoy
+
+    # ----------------------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        _open_labs.discard(self)
+        for run in list(getattr(self, "_runs", [])):   # background traffic ends with the lab
+            run.stop()
+        if hasattr(self, "reconciler"):
+            self.reconciler.close()
+        if getattr(self, "_own_workdir", False):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.lease.release()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self.state.pods())} pods"
+        return f"LocalBackend(127.{self.lease.block}.0.0/16, {state})"

@@ -1,0 +1,80 @@
+"""Cluster DNS for the local lab, and where a request goes from there.
+
+A pod resolves `reviews`, `reviews.prod`, … with its search path (`meshlab.names.cluster_dns`);
+there is no Service for the name → NXDOMAIN (`dns` on every row, nothing is sent). A Service's
+name answers its ClusterIP (kube-proxy's loopback address here); a headless Service's answers its
+ready pod IPs. Then the path the request takes (`via`): straight to that address (`none`, as an
+app without a sidecar), into the client's sidecar Envoy (`sidecar`: it binds the Service port on
+its own address, as iptables would redirect there), or to the ingress gateway (`gateway`).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from ..._ports import host_port
+from ...errors import LabError, ProbeError
+from ...istiod.listeners import gateway_listen_port
+from ...probe import Target, parse_url
+from ...state import ClusterState
+from .reconcile import Reconciler
+
+if TYPE_CHECKING:
+    from ...objects import Service
+    from ..base import Via
+
+
+class ClusterDNS:
+    """Names and addresses of one lab, as a client pod in it sees them."""
+
+    def __init__(self, state: ClusterState, reconciler: Reconciler, client_ip: str, seed: int | None) -> None:
+        self.state, self.reconciler, self.client_ip = state, reconciler, client_ip
+        self._rng = random.Random(seed)
+
+    def lookup(self, host: str, namespace: str) -> Service | None:
+        """The Service `host` names from a pod in `namespace`: a name on the search path, or an IP
+        literal that is a ClusterIP. None is NXDOMAIN."""
+        svc = self.state.resolve_host(host, namespace)
+        if svc is not None:
+            return svc
+        for s in self.state.services():
+            if host in (self.state.cluster_ip(s), self.reconciler.vip(s)):
+                return s
+        return None
+
+    def target(self, url: str, *, via: Via = "sidecar", namespace: str = "default") -> Target:
+        """Where a request for `url` from a client in `namespace` goes, by the path `via` takes."""
+        if via not in ("sidecar", "none", "gateway"):
+            raise ProbeError(f"via must be 'sidecar', 'none' or 'gateway', not {via!r}")
+        u = parse_url(url)
+        if via != "gateway" and namespace not in self.state.namespaces():
+            # the client pod would have to live somewhere: kubectl says `namespaces "x" not found`
+            raise LabError(f'namespace "{namespace}" does not exist in this lab (namespaces: '
+                           f'{", ".join(sorted(self.state.namespaces()))}); apply a Namespace first')
+        if via == "gateway":
+            gw = self.reconciler.gateway()
+            return Target("gateway", (gw.identity.ip, gateway_listen_port(u.port)), u.authority, u.path, None,
+                          [gw.envoy.access_log_path])
+        client_ip = self.client_ip if via == "none" or namespace == "default" else None
+        svc = self.lookup(u.host, namespace)
+        if svc is None or svc.spec.type == "ExternalName":
+            # NXDOMAIN (an ExternalName is a CNAME to a name outside the lab: no answer either)
+            return Target(via, None, u.authority, u.path, error="dns")
+        vip = self.reconciler.vip(svc)
+        if vip is None:   # headless: DNS answers the ready pod IPs
+            eps = [e for p in svc.spec.ports for e in self.state.endpoints(svc, p) if e.ip]
+            if not eps:
+                return Target(via, None, u.authority, u.path, error="dns")
+            ep = self._rng.choice(eps)
+            return Target("none", (ep.ip, host_port(u.port)), u.authority, u.path, client_ip)
+        if via == "none":
+            return Target("none", (vip, host_port(u.port)), u.authority, u.path, client_ip)
+        proxy = self.reconciler.client(namespace)
+        if svc.port(u.port) is None:
+            # no listener for that port on the sidecar and no kube-proxy rule: nothing answers
+            return Target("sidecar", None, u.authority, u.path, error="refused")
+        # what the app dialled, for ORIGINAL_DST clusters (Passthrough) — there is no iptables here
+        return Target("sidecar", (proxy.identity.ip, host_port(u.port)), u.authority, u.path, proxy.identity.ip,
+                      [proxy.envoy.access_log_path],
+                      headers={"x-envoy-original-dst-host": f"{vip}:{host_port(u.port)}"})

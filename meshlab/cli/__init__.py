@@ -1,0 +1,65 @@
+"""The `meshlab` command: argument parsing and dispatch; the commands' bodies are in `commands.py`.
+
+Exit statuses: 0 done (or clean), 65 bad input (EX_DATAERR, as `istioctl analyze` uses), 79 an
+Error finding (`analyze`, as istioctl), 1 a cluster step failed or something is missing
+(`up`, `down`, `status`, `doctor`), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="meshlab", description="See Kubernetes and Istio traffic management with a real Envoy.")
+    p.add_argument("--version", action="version", version=f"meshlab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("validate", help="check manifests as the API server would (exit 65 on any problem)")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+
+    s = sub.add_parser("analyze", help="find misconfigurations, with istioctl analyze codes")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--json", action="store_true", help="print a JSON array of findings")
+
+    s = sub.add_parser("probe", help="bring up a local lab from manifests, send requests, summarise, tear down")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--url", required=True)
+    s.add_argument("-n", type=int, default=100, help="number of requests (default 100)")
+    s.add_argument("-c", "--concurrency", type=int, default=1)
+    s.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
+    s.add_argument("--no-keepalive", action="store_true", help="a new connection per request")
+    s.add_argument("--via", choices=["sidecar", "none", "gateway"], default="sidecar")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("envoy-config", help="show the Envoy config the lab builds, like istioctl proxy-config")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--proxy", choices=["sidecar", "gateway"], default="sidecar")
+    s.add_argument("--json", action="store_true")
+
+    sub.add_parser("up", help="create the kind cluster 'meshlab' with Istio (needs Docker)")
+    sub.add_parser("down", help="delete the kind cluster meshlab created")
+    sub.add_parser("status", help="show the kind cluster and Istio status")
+    sub.add_parser("doctor", help="check what each backend needs and say what to install")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    from . import commands     # each command imports only what it needs (`validate` needs no pandas)
+
+    try:
+        return int(getattr(commands, args.command.replace("-", "_"))(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main"]

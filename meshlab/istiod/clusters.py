@@ -1,0 +1,308 @@
+"""Services + DestinationRules → Envoy clusters and their EDS endpoints, as istiod builds them.
+
+Every Service port gets `outbound|<port>||<host>`; every subset of the (merged) DestinationRule
+adds `outbound|<port>|<subset>|<host>` for every port — and no other subset clusters exist, which
+is exactly why a VirtualService naming an undefined subset gets 503 NC. Istio's defaults are
+written out where Envoy's differ (LEAST_REQUEST, 2^32−1 circuit breakers, 10 s connect timeout),
+and traffic policies follow Istio's precedence: subset port-level > subset > port-level >
+top-level, each port-level entry replacing whole blocks (no field merge).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .._ports import host_port  # pods on privileged ports listen where the lab may bind
+from ..names import HTTP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, labels_match, proto_duration
+from ..objects import (
+    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, TrafficPolicy,
+)
+from .registry import MergedDR, PortInfo, Registry, ServiceInfo
+from .registry import where as where_obj
+
+MAX_U32 = 4294967295
+DEFAULT_CONNECT_TIMEOUT = "10s"
+UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass
+class Policy:
+    """The four blocks of a traffic policy after precedence is applied (None = Istio default)."""
+
+    load_balancer: LoadBalancerSettings | None = None
+    connection_pool: ConnectionPoolSettings | None = None
+    outlier_detection: OutlierDetection | None = None
+    tls: dict[str, Any] | None = None
+
+
+def _port_level(tp: TrafficPolicy | None, port: int) -> Any:
+    if tp is None or not tp.port_level_settings:
+        return None
+    return next((p for p in tp.port_level_settings if p.port and p.port.number == port), None)
+
+
+def effective_policy(dr: MergedDR | None, port: int, subset: str | None) -> Policy:
+    """Istio's precedence (util.MergeSubsetTrafficPolicy): blocks replaced, never field-merged."""
+    pol = Policy()
+    if dr is None:
+        return pol
+    tp = dr.traffic_policy
+    if tp is not None:
+        pol = Policy(tp.load_balancer, tp.connection_pool, tp.outlier_detection, tp.tls)
+        pl = _port_level(tp, port)
+        if pl is not None:  # replaces all four blocks, even the ones it leaves unset
+            pol = Policy(pl.load_balancer, pl.connection_pool, pl.outlier_detection, pl.tls)
+    if subset is not None:
+        sub = next((s for s in dr.subsets if s.name == subset), None)
+        stp = sub.traffic_policy if sub else None
+        if stp is not None:
+            if stp.load_balancer is not None:
+                pol.load_balancer = stp.load_balancer
+            if stp.connection_pool is not None:
+                pol.connection_pool = stp.connection_pool
+            if stp.outlier_detection is not None:
+                pol.outlier_detection = stp.outlier_detection
+            if stp.tls is not None:
+                pol.tls = stp.tls
+            pl = _port_level(stp, port)
+            if pl is not None:
+                pol = Policy(pl.load_balancer, pl.connection_pool, pl.outlier_detection, pl.tls)
+    return pol
+
+
+def duration(value: str, where: str = "duration") -> str:
+    """A Go duration from the object (`1m30s`) → Envoy's protobuf JSON duration (`90s`); a value
+    no loader let through raises ValueError naming `where` (the caller turns it into a warning)."""
+    try:
+        return proto_duration(value)
+    except ValueError as e:
+        raise ValueError(f"{where}: {value!r}: {e}") from None
+
+
+def _lb(cluster: dict[str, Any], lb: LoadBalancerSettings | None, where: str,
+        warnings: list[str]) -> None:
+    if lb is None or (lb.simple in (None, "UNSPECIFIED") and lb.consistent_hash is None):
+        cluster["lb_policy"] = "LEAST_REQUEST"  # Istio's default since 1.14 (Envoy's: ROUND_ROBIN)
+    elif lb.consistent_hash is not None:
+        ch = lb.consistent_hash
+        if ch.maglev is not None:
+            cluster["lb_policy"] = "MAGLEV"
+            if ch.maglev.get("tableSize"):
+                cluster["maglev_lb_config"] = {"table_size": int(ch.maglev["tableSize"])}
+        else:
+            cluster["lb_policy"] = "RING_HASH"
+            size = (ch.ring_hash or {}).get("minimumRingSize") or ch.minimum_ring_size or 1024
+            cluster["ring_hash_lb_config"] = {"minimum_ring_size": str(int(size))}
+    elif lb.simple in ("LEAST_CONN", "LEAST_REQUEST"):
+        cluster["lb_policy"] = "LEAST_REQUEST"
+    elif lb.simple == "ROUND_ROBIN":
+        cluster["lb_policy"] = "ROUND_ROBIN"
+    elif lb.simple == "RANDOM":
+        cluster["lb_policy"] = "RANDOM"
+    elif lb.simple == "PASSTHROUGH":
+        cluster["type"] = "ORIGINAL_DST"
+        cluster["lb_policy"] = "CLUSTER_PROVIDED"
+        cluster.pop("eds_cluster_config", None)
+        cluster["original_dst_lb_config"] = {"use_http_header": True}
+    warm = lb.warmup_duration_secs if lb is not None else None
+    if lb is not None and lb.warmup and lb.warmup.get("duration"):
+        warm = lb.warmup["duration"]
+    if warm and cluster["lb_policy"] in ("ROUND_ROBIN", "LEAST_REQUEST"):
+        key = "round_robin_lb_config" if cluster["lb_policy"] == "ROUND_ROBIN" else "least_request_lb_config"
+        cluster[key] = {"slow_start_config": {
+            "slow_start_window": duration(warm, f"{where} warmupDurationSecs"),
+            "aggression": {"default_value": 1.0, "runtime_key": "meshlab.slow_start_aggression"},
+            "min_weight_percent": {"value": 10}}}
+    if lb is not None and lb.locality_lb_setting:
+        warnings.append(f"{where}: localityLbSetting has no effect in the local lab (one locality)")
+
+
+def _pool(cluster: dict[str, Any], pool: ConnectionPoolSettings | None, http_opts: dict[str, Any],
+          where: str, warnings: list[str]) -> None:
+    tcp = pool.tcp if pool else None
+    http = pool.http if pool else None
+    thresholds = {
+        "max_connections": (tcp.max_connections if tcp and tcp.max_connections else MAX_U32),
+        "max_pending_requests": (http.http1_max_pending_requests
+                                 if http and http.http1_max_pending_requests else MAX_U32),
+        "max_requests": (http.http2_max_requests if http and http.http2_max_requests else MAX_U32),
+        "max_retries": (http.max_retries if http and http.max_retries else MAX_U32),
+        "track_remaining": True,
+    }
+    cluster["circuit_breakers"] = {"thresholds": [thresholds]}
+    cluster["connect_timeout"] = duration(tcp.connect_timeout, f"{where} tcp.connectTimeout") \
+        if tcp and tcp.connect_timeout else DEFAULT_CONNECT_TIMEOUT
+    common: dict[str, Any] = {}
+    idle = (http.idle_timeout if http and http.idle_timeout else None) or (tcp.idle_timeout if tcp else None)
+    if idle:
+        common["idle_timeout"] = duration(idle, f"{where} idleTimeout")
+    if http and http.max_requests_per_connection:
+        common["max_requests_per_connection"] = http.max_requests_per_connection
+    if tcp and tcp.max_connection_duration:
+        common["max_connection_duration"] = duration(tcp.max_connection_duration,
+                                                     f"{where} tcp.maxConnectionDuration")
+    if common:
+        http_opts["common_http_protocol_options"] = common
+    if tcp and tcp.tcp_keepalive:
+        ka: dict[str, Any] = {}
+        if tcp.tcp_keepalive.get("probes"):
+            ka["keepalive_probes"] = int(tcp.tcp_keepalive["probes"])
+        for src, dst in (("time", "keepalive_time"), ("interval", "keepalive_interval")):
+            if tcp.tcp_keepalive.get(src):
+                ka[dst] = max(1, round(duration_seconds(str(tcp.tcp_keepalive[src]))))
+        cluster["upstream_connection_options"] = {"tcp_keepalive": ka}
+    if http and http.h2_upgrade_policy == "UPGRADE":
+        http_opts["explicit_http_config"] = {"http2_protocol_options": {}}
+    if http and http.use_client_protocol:
+        http_opts["use_downstream_protocol_config"] = {"http_protocol_options": {},
+                                                       "http2_protocol_options": {}}
+    if http and http.max_concurrent_streams:
+        opts = http_opts.setdefault("explicit_http_config", {"http2_protocol_options": {}})
+        if "http2_protocol_options" in opts:
+            opts["http2_protocol_options"]["max_concurrent_streams"] = http.max_concurrent_streams
+
+
+def _outlier(cluster: dict[str, Any], od: OutlierDetection | None, where: str,
+             warnings: list[str]) -> None:
+    if od is None:
+        return  # no block → no outlier detection at all (and Envoy's 50 % panic threshold stays)
+    if od.consecutive_errors is not None and od.consecutive5xx_errors is None:
+        warnings.append(f"{where}: outlierDetection.consecutiveErrors is deprecated and istiod "
+                        "ignores it (Envoy's default of 5 consecutive 5xx applies); use "
+                        "consecutive5xxErrors")
+    out: dict[str, Any] = {"enforcing_success_rate": 0}
+    if od.consecutive5xx_errors is not None:
+        out["consecutive_5xx"] = od.consecutive5xx_errors
+        out["enforcing_consecutive_5xx"] = 100 if od.consecutive5xx_errors > 0 else 0
+    if od.consecutive_gateway_errors is not None:
+        out["consecutive_gateway_failure"] = od.consecutive_gateway_errors
+        out["enforcing_consecutive_gateway_failure"] = 100 if od.consecutive_gateway_errors > 0 else 0
+    if od.interval:
+        out["interval"] = duration(od.interval, f"{where} outlierDetection.interval")
+    if od.base_ejection_time:
+        out["base_ejection_time"] = duration(od.base_ejection_time,
+                                             f"{where} outlierDetection.baseEjectionTime")
+    if od.max_ejection_percent:
+        out["max_ejection_percent"] = od.max_ejection_percent
+    if od.split_external_local_origin_errors:
+        out["split_external_local_origin_errors"] = True
+        if od.consecutive_local_origin_failures:
+            out["consecutive_local_origin_failure"] = od.consecutive_local_origin_failures
+            out["enforcing_consecutive_local_origin_failure"] = 100
+        out["enforcing_local_origin_success_rate"] = 0
+    cluster["outlier_detection"] = out
+    # Istio turns panic mode off (threshold = minHealthPercent, default 0) once a block exists.
+    cluster.setdefault("common_lb_config", {})["healthy_panic_threshold"] = {
+        "value": float(od.min_health_percent or 0)}
+
+
+def _metadata(svc: ServiceInfo, dr: MergedDR | None, subset: str | None) -> dict[str, Any]:
+    istio: dict[str, Any] = {"services": [{"host": svc.hostname, "name": svc.name,
+                                           "namespace": svc.namespace}]}
+    if dr is not None:
+        istio["config"] = dr.config_path
+    if subset:
+        istio["subset"] = subset
+    return {"filter_metadata": {"istio": istio}}
+
+
+def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str | None,
+                  dr: MergedDR | None) -> dict[str, Any]:
+    name = cluster_name(port.port, subset, svc.hostname)
+    where = where_obj(dr.rules[0]) if dr else svc.hostname
+    pol = effective_policy(dr, port.port, subset)
+    cluster: dict[str, Any] = {"name": name, "type": "EDS",
+                               "eds_cluster_config": {"service_name": name}}
+    if svc.resolution == "NONE":  # headless Service / ServiceEntry resolution NONE
+        cluster = {"name": name, "type": "ORIGINAL_DST",
+                   "original_dst_lb_config": {"use_http_header": True}}
+    http_opts: dict[str, Any] = {}
+    try:
+        _pool(cluster, pol.connection_pool, http_opts, where, reg.warnings)
+        if cluster["type"] == "ORIGINAL_DST":
+            cluster["lb_policy"] = "CLUSTER_PROVIDED"
+        else:
+            _lb(cluster, pol.load_balancer, where, reg.warnings)
+        _outlier(cluster, pol.outlier_detection, where, reg.warnings)
+    except ValueError as e:
+        reg.warnings.append(f"{e} — left at Istio's default")
+    if pol.tls and pol.tls.get("mode") not in (None, "DISABLE", "ISTIO_MUTUAL"):
+        reg.warnings.append(f"{where}: tls mode {pol.tls.get('mode')} is not modelled locally "
+                            "(the local lab runs plaintext)")
+    if port.protocol in ("HTTP2", "GRPC", "GRPC-Web") and "use_downstream_protocol_config" not in http_opts:
+        http_opts.setdefault("explicit_http_config", {"http2_protocol_options": {}})
+    elif port.protocol == UNSUPPORTED and "explicit_http_config" not in http_opts:
+        # Istio: sniffed ports use the downstream's protocol upstream
+        http_opts.setdefault("use_downstream_protocol_config",
+                             {"http_protocol_options": {}, "http2_protocol_options": {}})
+    if http_opts and (port.protocol in HTTP_FAMILY or port.protocol == UNSUPPORTED):
+        if "explicit_http_config" not in http_opts and "use_downstream_protocol_config" not in http_opts:
+            http_opts["explicit_http_config"] = {"http_protocol_options": {}}
+        cluster["typed_extension_protocol_options"] = {
+            UPSTREAM_HTTP_OPTIONS: {"@type": _HTTP_OPTIONS_TYPE, **http_opts}}
+    cluster["metadata"] = _metadata(svc, dr, subset)
+    return cluster
+
+
+def _cla(reg: Registry, svc: ServiceInfo, port: PortInfo, name: str,
+         labels: dict[str, str] | None) -> dict[str, Any]:
+    lb_endpoints = []
+    for ep in reg.endpoints(svc, port):
+        if labels and not labels_match(labels, ep.labels):
+            continue
+        lb_endpoints.append({
+            "endpoint": {"address": {"socket_address": {"address": ep.ip, "port_value": host_port(ep.port)}}},
+            "health_status": "HEALTHY",
+            "metadata": {"filter_metadata": {"meshlab": {"pod": ep.pod, "namespace": ep.namespace,
+                                                          "version": ep.labels.get("version", "")}}},
+        })
+    return {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}] if lb_endpoints else []}
+
+
+def passthrough_clusters() -> list[dict[str, Any]]:
+    """BlackHoleCluster and PassthroughCluster, as every Istio sidecar has them."""
+    return [
+        {"name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+         "lb_policy": "ROUND_ROBIN", "load_assignment": {"cluster_name": "BlackHoleCluster"}},
+        {"name": "PassthroughCluster", "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED",
+         "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+         # No iptables locally: the original destination comes from x-envoy-original-dst-host.
+         "original_dst_lb_config": {"use_http_header": True},
+         "circuit_breakers": {"thresholds": [{
+             "max_connections": MAX_U32, "max_pending_requests": MAX_U32,
+             "max_requests": MAX_U32, "max_retries": MAX_U32, "track_remaining": True}]}},
+    ]
+
+
+def build_clusters(reg: Registry) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """All outbound clusters for the proxy plus the ClusterLoadAssignment of each EDS cluster."""
+    clusters: list[dict[str, Any]] = []
+    endpoints: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for svc in reg.services:
+        dr = reg.destination_rule(svc.hostname)
+        if dr is not None:
+            for rule in dr.rules:
+                tp = rule.spec.traffic_policy
+                if tp is not None and (tp.tunnel or tp.proxy_protocol or tp.retry_budget):
+                    reg.warnings.append(f"{where_obj(rule)}: "
+                                        "tunnel/proxyProtocol/retryBudget are not modelled locally")
+        for port in svc.ports:
+            if port.protocol == "UDP":
+                continue
+            for subset in [None] + [s.name for s in (dr.subsets if dr else [])]:
+                c = build_cluster(reg, svc, port, subset, dr)
+                if c["name"] in seen:
+                    continue
+                seen.add(c["name"])
+                clusters.append(c)
+                if c["type"] == "EDS":
+                    labels = None
+                    if subset is not None and dr is not None:
+                        labels = next(s.labels for s in dr.subsets if s.name == subset)
+                    endpoints[c["name"]] = _cla(reg, svc, port, c["name"], labels)
+    if reg.proxy.kind == "sidecar":
+        clusters += passthrough_clusters()
+    return clusters, endpoints

@@ -1,0 +1,295 @@
+"""What one proxy can see: Services and ServiceEntries as Istio's service registry holds them,
+plus the VirtualServices and DestinationRules that apply to that proxy.
+
+Why a registry: istiod first turns Kubernetes objects into one list of services (hostname,
+ports with a protocol, endpoints), filters by `exportTo`, and only then generates clusters,
+listeners and routes; doing the same keeps those three generators small and consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from ..names import (
+    ISTIO_NAMESPACE, fqdn, host_subset_of, is_ip, is_wildcard, labels_match, port_protocol, protocol_from_name, to_fqdn,
+)
+from ..objects import (
+    DestinationRule, Gateway, K8sObject, Service, ServiceEntry, Subset, TrafficPolicy,
+    VirtualService,
+)
+
+if TYPE_CHECKING:
+    from ..state import ClusterState
+
+ROOT_NAMESPACE = ISTIO_NAMESPACE     # meshConfig.rootNamespace: Istio's default
+
+
+@dataclass(frozen=True)
+class ProxyIdentity:
+    """Which proxy the config is for: what istiod knows about the workload it is pushing to."""
+
+    kind: Literal["sidecar", "gateway"]
+    namespace: str
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    ip: str = "127.0.0.1"
+    name: str = ""  # pod name (informative only)
+
+    def __post_init__(self) -> None:
+        if not self.ip.startswith("127."):
+            raise ValueError(f"proxy address must be on loopback, not {self.ip}")
+
+
+@dataclass
+class PortInfo:
+    port: int
+    name: str | None
+    protocol: str                     # Istio's protocol name (meshlab.names): HTTP, TCP, UnsupportedProtocol…
+    target: int | str | None = None
+
+
+@dataclass
+class EndpointInfo:
+    ip: str
+    port: int
+    labels: dict[str, str]
+    pod: str = ""
+    namespace: str = ""
+
+
+@dataclass
+class ServiceInfo:
+    """One hostname in the registry (a Kubernetes Service or one host of a ServiceEntry)."""
+
+    hostname: str
+    namespace: str
+    name: str
+    obj: K8sObject
+    ports: list[PortInfo]
+    cluster_ip: str | None = None
+    addresses: list[str] = field(default_factory=list)
+    resolution: str = "EDS"           # EDS | NONE (original destination)
+    external: bool = False
+
+    @property
+    def is_k8s(self) -> bool:
+        return isinstance(self.obj, Service)
+
+    def port(self, number: int) -> PortInfo | None:
+        return next((p for p in self.ports if p.port == number), None)
+
+
+@dataclass
+class MergedDR:
+    """The DestinationRule(s) that apply to one host for this proxy, merged as istiod merges."""
+
+    host: str
+    namespace: str
+    traffic_policy: TrafficPolicy | None
+    subsets: list[Subset]
+    rules: list[DestinationRule]
+
+    @property
+    def config_path(self) -> str:
+        first = self.rules[0]
+        return f"/apis/networking.istio.io/v1/namespaces/{first.namespace}/destination-rule/{first.name}"
+
+
+def where(obj: K8sObject) -> str:
+    """How a warning names an object: `VirtualService default/reviews (bookinfo.yaml:12)`."""
+    return obj.ref + (f" ({obj.source})" if obj.source else "")
+
+
+def _exported_to(export_to: list[str], obj_ns: str, client_ns: str) -> bool:
+    if not export_to:
+        return True
+    for e in export_to:
+        if e == "*" or e == client_ns or (e == "." and obj_ns == client_ns):
+            return True
+    return False
+
+
+class Registry:
+    """Services, VirtualServices and DestinationRules visible to one proxy."""
+
+    def __init__(self, state: ClusterState, proxy: ProxyIdentity, warnings: list[str]) -> None:
+        self.state = state
+        self.proxy = proxy
+        self.warnings = warnings
+        self.services: list[ServiceInfo] = []
+        self._endpoint_cache: dict[tuple[str, int], list[EndpointInfo]] = {}
+        self._dr_cache: dict[str, MergedDR | None] = {}
+        self._collect_services()
+        self.by_host: dict[str, ServiceInfo] = {}
+        for s in self.services:
+            self.by_host.setdefault(s.hostname, s)
+
+    # ---- services ----------------------------------------------------------------------------
+    def _collect_services(self) -> None:
+        client_ns = self.proxy.namespace
+        for svc in self.state.services():
+            ns = svc.namespace or "default"
+            export = [e.strip() for e in svc.metadata.annotations.get(
+                "networking.istio.io/exportTo", "").split(",") if e.strip()]
+            if not _exported_to(export, ns, client_ns):
+                continue
+            if svc.spec.type == "ExternalName":
+                self.warnings.append(f"{where(svc)}: type ExternalName is not modelled "
+                                     "by the local backend (no cluster built)")
+                continue
+            ports = [PortInfo(p.port, p.name, port_protocol(p.port, p.name, p.protocol, p.app_protocol),
+                              p.target_port if p.target_port is not None else p.port)
+                     for p in svc.spec.ports]
+            self.services.append(ServiceInfo(
+                hostname=fqdn(svc.name, ns), namespace=ns, name=svc.name, obj=svc,
+                ports=ports, cluster_ip=None if svc.spec.headless else self.state.cluster_ip(svc),
+                # istiod: a headless Service has Passthrough resolution → ORIGINAL_DST clusters
+                resolution="NONE" if svc.spec.headless else "EDS"))
+        for se in self.state.service_entries():
+            ns = se.namespace or "default"
+            if not _exported_to(se.spec.export_to, ns, client_ns):
+                continue
+            # a declared protocol is parsed as Istio parses it; without one meshlab reads the name
+            ports = [PortInfo(p.number, p.name,
+                              protocol_from_name(p.protocol) if p.protocol else port_protocol(p.number, p.name),
+                              p.target_port or p.number) for p in se.spec.ports]
+            resolution = se.spec.resolution or "NONE"
+            for host in se.spec.hosts:
+                self.services.append(ServiceInfo(
+                    hostname=host, namespace=ns, name=se.name, obj=se, ports=ports,
+                    addresses=list(se.spec.addresses),
+                    resolution="NONE" if resolution == "NONE" else "EDS",
+                    external=(se.spec.location or "MESH_EXTERNAL") == "MESH_EXTERNAL"))
+        # istiod orders services by creation time; hostname keeps the output stable across runs
+        self.services.sort(key=lambda s: (s.hostname, s.namespace))
+
+    def endpoints(self, svc: ServiceInfo, port: PortInfo) -> list[EndpointInfo]:
+        key = (svc.hostname, port.port)
+        if key in self._endpoint_cache:
+            return self._endpoint_cache[key]
+        out: list[EndpointInfo] = []
+        if isinstance(svc.obj, Service):
+            sp = svc.obj.port(port.port)
+            if sp is not None:
+                for ep in self.state.endpoints(svc.obj, sp):
+                    if ep.ip:
+                        out.append(EndpointInfo(ep.ip, ep.port, dict(ep.labels), ep.pod, ep.namespace))
+        elif isinstance(svc.obj, ServiceEntry):
+            out = self._service_entry_endpoints(svc, svc.obj, port)
+        self._endpoint_cache[key] = out
+        return out
+
+    def _service_entry_endpoints(self, svc: ServiceInfo, se: ServiceEntry,
+                                 port: PortInfo) -> list[EndpointInfo]:
+        out: list[EndpointInfo] = []
+        target = port.target if isinstance(port.target, int) else port.port
+        if se.spec.workload_selector is not None:
+            for pod in self.state.pods_selected(se.spec.workload_selector.match_labels, svc.namespace):
+                if pod.ip and pod.ready and pod.phase == "Running":
+                    out.append(EndpointInfo(pod.ip, target, dict(pod.labels), pod.name, pod.namespace))
+            return out
+        if svc.resolution == "NONE":
+            return out
+        for ep in se.spec.endpoints:
+            addr = str(ep.get("address", ""))
+            ep_ports = ep.get("ports") or {}
+            number = ep_ports.get(port.name or "", target) if isinstance(ep_ports, dict) else target
+            if is_ip(addr) and addr.startswith("127."):
+                out.append(EndpointInfo(addr, int(number), dict(ep.get("labels") or {})))
+            else:
+                self.warnings.append(
+                    f"{where(se)}: endpoint {addr or '?'} is not a "
+                    "loopback address; the local lab cannot reach it, so it is left out")
+        if not se.spec.endpoints and (se.spec.resolution or "NONE") in ("DNS", "DNS_ROUND_ROBIN"):
+            self.warnings.append(
+                f"{where(se)}: DNS resolution of {svc.hostname} is not "
+                "available in the local lab (loopback only); its cluster has no endpoints")
+        return out
+
+    def service_for(self, host: str) -> ServiceInfo | None:
+        """Exact registry hostname, else a wildcard ServiceEntry host that covers it."""
+        s = self.by_host.get(host)
+        if s is not None:
+            return s
+        for cand in self.services:
+            if is_wildcard(cand.hostname) and host_subset_of(host, cand.hostname):
+                return cand
+        return None
+
+    # ---- virtual services --------------------------------------------------------------------
+    def virtual_services(self) -> list[VirtualService]:
+        """VSs visible to the proxy's namespace, oldest first; namespace-private ones first."""
+        client_ns = self.proxy.namespace
+        private, public = [], []
+        for vs in self.state.virtual_services():
+            ns = vs.namespace or "default"
+            if not _exported_to(vs.spec.export_to, ns, client_ns):
+                continue
+            if vs.spec.export_to and all(e in (".", client_ns) for e in vs.spec.export_to):
+                private.append(vs)
+            else:
+                public.append(vs)
+        return private + public
+
+    def vs_hosts(self, vs: VirtualService) -> list[str]:
+        return [to_fqdn(h, vs.namespace or "default") for h in vs.spec.hosts]
+
+    # ---- gateways ----------------------------------------------------------------------------
+    def gateways_for_proxy(self) -> list[Gateway]:
+        """Gateway objects whose selector matches this (gateway) proxy's labels."""
+        out = []
+        for gw in self.state.gateways():
+            sel = gw.spec.selector
+            if sel and labels_match(sel, self.proxy.labels):
+                out.append(gw)
+            elif not sel:
+                self.warnings.append(f"{where(gw)}: empty selector selects "
+                                     "every gateway pod; the lab's ingress gateway uses it")
+                out.append(gw)
+        return out
+
+    # ---- destination rules -------------------------------------------------------------------
+    def destination_rule(self, hostname: str) -> MergedDR | None:
+        if hostname in self._dr_cache:
+            return self._dr_cache[hostname]
+        result = self._lookup_dr(hostname)
+        self._dr_cache[hostname] = result
+        return result
+
+    def _lookup_dr(self, hostname: str) -> MergedDR | None:
+        client_ns = self.proxy.namespace
+        svc = self.by_host.get(hostname)
+        order = [client_ns]
+        if svc is not None and svc.namespace not in order:
+            order.append(svc.namespace)
+        if ROOT_NAMESPACE not in order:
+            order.append(ROOT_NAMESPACE)
+        for ns in order:
+            cands: list[tuple[str, DestinationRule]] = []
+            for dr in self.state.destination_rules(ns):
+                if not _exported_to(dr.spec.export_to, ns, client_ns):
+                    continue
+                if dr.spec.workload_selector is not None:
+                    sel = dr.spec.workload_selector.match_labels
+                    if ns != client_ns or not labels_match(sel, self.proxy.labels):
+                        continue
+                h = to_fqdn(dr.spec.host, ns)
+                if host_subset_of(hostname, h):
+                    cands.append((h, dr))
+            if not cands:
+                continue
+            # most specific host wins: exact before wildcards, longer wildcard before shorter
+            def specificity(h: str) -> tuple[int, int]:
+                return (0 if not is_wildcard(h) else 1, -len(h))
+            best = min(specificity(h) for h, _ in cands)
+            rules = [dr for h, dr in cands if specificity(h) == best]
+            tp = next((dr.spec.traffic_policy for dr in rules if dr.spec.traffic_policy), None)
+            subsets: list[Subset] = []
+            seen = set()
+            for dr in rules:
+                for s in dr.spec.subsets:
+                    if s.name not in seen:
+                        seen.add(s.name)
+                        subsets.append(s)
+            return MergedDR(hostname, ns, tp, subsets, rules)
+        return None

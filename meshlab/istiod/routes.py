@@ -1,0 +1,680 @@
+"""VirtualServices → Envoy route configurations, the way istiod writes them.
+
+What makes the course's 404s and 503s real rather than simulated:
+
+* a VirtualService's rules become routes **in order, first match wins**; a rule without `match`
+  is a catch-all and nothing after it is emitted; when a VS covers a host, its virtual host holds
+  **only** the VS routes, so an unmatched request gets Envoy's own 404 NR;
+* destinations become Istio cluster names whether or not the cluster exists, and the route
+  configuration says `validate_clusters: false`, so a missing Service or subset is Envoy's 503 NC;
+* Istio's defaults are written out: `timeout: 0s` (Envoy's own default is 15 s) and the default
+  retry policy (2 retries on connect-failure, refused-stream, unavailable, cancelled,
+  retriable-status-codes; previous_hosts; 5 host-selection attempts);
+* `sourceLabels`, `sourceNamespace`, `gateways` and `port` are evaluated here, per proxy, as
+  istiod does — they never reach Envoy;
+* fault `percentage` unset means 0 %: the fault never fires.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..names import (
+    HTTP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, host_matches, host_subset_of, labels_match,
+    to_fqdn,
+)
+from ..objects import (
+    Destination, Headers, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService,
+)
+from .clusters import duration, effective_policy
+from .listeners import RouteTarget
+from .registry import Registry, ServiceInfo
+from .registry import where as where_obj
+
+DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+FAULT_FILTER = "envoy.filters.http.fault"
+CORS_FILTER = "envoy.filters.http.cors"
+_CORS_TYPE = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+_FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+_REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
+                   307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT"}
+MAX_DIRECT_RESPONSE_BODY = 1024 * 1024  # Istio raises Envoy's 4 KiB limit to 1 MiB
+
+
+def _previous_hosts() -> list[dict[str, Any]]:
+    return [{"name": "envoy.retry_host_predicates.previous_hosts",
+             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host."
+                                       "previous_hosts.v3.PreviousHostsPredicate"}}]
+
+
+def default_retry_policy(*, hashed: bool = False) -> dict[str, Any]:
+    """Istio's built-in default retry policy (since 1.24: no retry on upstream 503)."""
+    policy: dict[str, Any] = {"retry_on": DEFAULT_RETRY_ON, "num_retries": 2,
+                              "host_selection_retry_max_attempts": "5"}
+    if not hashed:  # previous_hosts would defeat consistent hashing
+        policy["retry_host_predicate"] = _previous_hosts()
+    return policy
+
+
+def _fraction(percent: float) -> dict[str, Any]:
+    """Istio's percentage (0–100, float) → Envoy FractionalPercent per million."""
+    return {"numerator": int(round(percent * 10000)), "denominator": "MILLION"}
+
+
+def _string_match(m: StringMatch) -> dict[str, Any] | None:
+    if m.exact is not None:
+        return {"exact": m.exact}
+    if m.prefix is not None:
+        return {"prefix": m.prefix}
+    if m.regex is not None and m.regex != "*":
+        return {"safe_regex": {"regex": m.regex}}
+    return None  # empty match (or regex "*"): presence only
+
+
+def _header_matcher(name: str, m: StringMatch, *, invert: bool = False) -> dict[str, Any]:
+    sm = _string_match(m)
+    out: dict[str, Any] = {"name": name}
+    if sm is None:
+        out["present_match"] = True
+    else:
+        out["string_match"] = sm
+        if invert:
+            out["treat_missing_header_as_empty"] = True
+    if invert:
+        out["invert_match"] = True
+    return out
+
+
+def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str]) -> dict[str, Any]:
+    """VS HTTPMatchRequest → Envoy RouteMatch (conditions inside one match are ANDed)."""
+    out: dict[str, Any] = {"prefix": "/"}
+    if m is None:
+        out["case_sensitive"] = True
+        return out
+    if m.uri is not None:
+        if m.uri.exact is not None:
+            out = {"path": m.uri.exact}
+        elif m.uri.prefix is not None:
+            out = {"prefix": m.uri.prefix}
+        elif m.uri.regex is not None:
+            out = {"safe_regex": {"regex": m.uri.regex}}
+    out["case_sensitive"] = not bool(m.ignore_uri_case)
+    headers = []
+    for name, sm in sorted((m.headers or {}).items()):
+        if name.startswith("@"):
+            warnings.append(f"{where}: header match {name!r} needs JWT claims, which the local lab "
+                            "does not have; the condition never matches")
+            headers.append({"name": "x-meshlab-unsupported-claim-match", "present_match": True})
+            continue
+        headers.append(_header_matcher(name.lower(), sm))
+    for pseudo, sm in ((":method", m.method), (":authority", m.authority), (":scheme", m.scheme)):
+        if sm is not None:
+            headers.append(_header_matcher(pseudo, sm))
+    for name, sm in sorted((m.without_headers or {}).items()):
+        headers.append(_header_matcher(name.lower(), sm, invert=True))
+    if headers:
+        out["headers"] = headers
+    if m.query_params:
+        qps = []
+        for name, sm in sorted(m.query_params.items()):
+            s = _string_match(sm)
+            qps.append({"name": name, "present_match": True} if s is None
+                       else {"name": name, "string_match": s})
+        out["query_parameters"] = qps
+    return out
+
+
+def is_catch_all(match: dict[str, Any]) -> bool:
+    """Istio's test on an Envoy route (gateway route sorting): prefix "/" (or regex "*") and no
+    header or query-parameter condition."""
+    if match.get("headers") or match.get("query_parameters"):
+        return False
+    if match.get("prefix") == "/" or match.get("path_separated_prefix") == "/":
+        return True
+    return match.get("safe_regex", {}).get("regex") == "*"
+
+
+def is_catch_all_match(m: HTTPMatchRequest | None) -> bool:
+    """Istio's test on a VS match: only an explicit `uri: {prefix: /}` (or regex "*") with no
+    other condition stops route emission. A match on sourceLabels alone is not a catch-all, even
+    though for a proxy it selects it matches everything."""
+    if m is None:
+        return True
+    if m.uri is None or not (m.uri.prefix == "/" or m.uri.regex == "*"):
+        return False
+    return not (m.headers or m.query_params or m.source_labels or m.without_headers or m.gateways
+                or m.method or m.scheme or m.port or m.authority or m.source_namespace)
+
+
+def _header_ops(h: Headers | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if h is None:
+        return out
+    for side, ops in (("request", h.request), ("response", h.response)):
+        if ops is None:
+            continue
+        add = [{"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+               for k, v in sorted((ops.set or {}).items())]
+        add += [{"header": {"key": k, "value": v}, "append_action": "APPEND_IF_EXISTS_OR_ADD"}
+                for k, v in sorted((ops.add or {}).items())]
+        if add:
+            out[f"{side}_headers_to_add"] = add
+        if ops.remove:
+            out[f"{side}_headers_to_remove"] = list(ops.remove)
+    return out
+
+
+class RouteBuilder:
+    """Turns the HTTP rules of VirtualServices into Envoy routes for one listener port."""
+
+    def __init__(self, reg: Registry, listener_port: int) -> None:
+        self.reg = reg
+        self.port = listener_port
+
+    # ---- destinations ------------------------------------------------------------------------
+    def dest_cluster(self, d: Destination, vs_ns: str) -> tuple[str, ServiceInfo | None, int, str | None]:
+        host = to_fqdn(d.host, vs_ns)
+        svc = self.reg.service_for(host)
+        if d.port is not None and d.port.number:
+            port = d.port.number
+        elif svc is not None and len(svc.ports) == 1:
+            port = svc.ports[0].port
+        else:
+            port = self.port
+        return cluster_name(port, d.subset, host), svc, port, d.subset
+
+    def hash_policy(self, svc: ServiceInfo | None, port: int, subset: str | None) -> list[dict[str, Any]] | None:
+        if svc is None:
+            return None
+        dr = self.reg.destination_rule(svc.hostname)
+        lb = effective_policy(dr, port, subset).load_balancer
+        ch = lb.consistent_hash if lb else None
+        if ch is None:
+            return None
+        if ch.http_header_name:
+            return [{"header": {"header_name": ch.http_header_name}}]
+        if ch.http_cookie:
+            cookie: dict[str, Any] = {"name": ch.http_cookie.get("name", "")}
+            if ch.http_cookie.get("path"):
+                cookie["path"] = ch.http_cookie["path"]
+            if ch.http_cookie.get("ttl"):
+                cookie["ttl"] = duration(str(ch.http_cookie["ttl"]), "httpCookie.ttl")
+            return [{"cookie": cookie}]
+        if ch.use_source_ip:
+            return [{"connection_properties": {"source_ip": True}}]
+        if ch.http_query_parameter_name:
+            return [{"query_parameter": {"name": ch.http_query_parameter_name}}]
+        return None
+
+    # ---- one rule ----------------------------------------------------------------------------
+    def rule_action(self, rule: HTTPRoute, vs: VirtualService, where: str) -> dict[str, Any] | None:
+        """The non-match part of an Envoy route for one VS http rule (shared by its matches)."""
+        vs_ns = vs.namespace or "default"
+        r: dict[str, Any] = {}
+        if rule.redirect is not None:
+            rd = rule.redirect
+            red: dict[str, Any] = {}
+            if rd.uri:
+                red["path_redirect"] = rd.uri
+            if rd.authority:
+                red["host_redirect"] = rd.authority
+            if rd.port:
+                red["port_redirect"] = rd.port
+            if rd.scheme:
+                red["scheme_redirect"] = rd.scheme
+            if rd.derive_port:
+                self.reg.warnings.append(f"{where}: redirect.derivePort is not modelled locally")
+            red["response_code"] = _REDIRECT_CODES.get(rd.redirect_code or 301, "MOVED_PERMANENTLY")
+            r["redirect"] = red
+        elif rule.direct_response is not None:
+            dr_ = rule.direct_response
+            resp: dict[str, Any] = {"status": int(dr_.get("status", 200))}
+            body = dr_.get("body") or {}
+            if "string" in body:
+                resp["body"] = {"inline_string": str(body["string"])}
+            elif "bytes" in body:
+                resp["body"] = {"inline_bytes": str(body["bytes"])}
+            r["direct_response"] = resp
+        elif rule.route:
+            r["route"], per_dest = self._route_action(rule, vs_ns, where)
+        else:
+            if rule.delegate is not None:
+                self.reg.warnings.append(f"{where}: delegate VirtualServices are not modelled locally; "
+                                         "the rule is left out")
+            else:
+                self.reg.warnings.append(f"{where}: rule has no route, redirect or directResponse; "
+                                         "left out")
+            return None
+        r.update(_header_ops(rule.headers))
+        if rule.route:
+            # a single destination's header operations belong to the route itself
+            for key, ops in per_dest.items():
+                r[key] = r.get(key, []) + ops
+        fault = self._fault(rule, where)
+        if fault:
+            r["typed_per_filter_config"] = {FAULT_FILTER: fault}
+        if rule.cors_policy:
+            cors = self._cors(rule.cors_policy, where)
+            if cors:
+                r.setdefault("typed_per_filter_config", {})[CORS_FILTER] = cors
+        r["metadata"] = {"filter_metadata": {"istio": {
+            "config": f"/apis/networking.istio.io/v1/namespaces/{vs_ns}/virtual-service/{vs.name}"}}}
+        return r
+
+    def _route_action(self, rule: HTTPRoute, vs_ns: str,
+                      where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(RouteAction, header operations of a lone destination)."""
+        assert rule.route
+        action: dict[str, Any] = {}
+        dests = rule.route
+        hashes = []
+        if len(dests) == 1:
+            name, svc, port, subset = self.dest_cluster(dests[0].destination, vs_ns)
+            action["cluster"] = name
+            hashes.append(self.hash_policy(svc, port, subset))
+            per_dest = _header_ops(dests[0].headers)
+        else:
+            clusters = []
+            for d in dests:
+                if not d.weight:
+                    continue  # weight 0 (or unset next to others) is dropped, as istiod does
+                name, svc, port, subset = self.dest_cluster(d.destination, vs_ns)
+                wc: dict[str, Any] = {"name": name, "weight": d.weight}
+                wc.update(_header_ops(d.headers))
+                clusters.append(wc)
+                hashes.append(self.hash_policy(svc, port, subset))
+            per_dest = {}
+            if not clusters:
+                self.reg.warnings.append(f"{where}: every destination has weight 0")
+                name, svc, port, subset = self.dest_cluster(dests[0].destination, vs_ns)
+                clusters = [{"name": name, "weight": 1}]
+            if len(clusters) == 1:
+                only = clusters[0]
+                action["cluster"] = only.pop("name")
+                only.pop("weight")
+                per_dest = only
+            else:
+                action["weighted_clusters"] = {"clusters": clusters}
+        action["timeout"] = duration(rule.timeout, f"{where} timeout") if rule.timeout else "0s"
+        # Istio writes the deprecated max_grpc_timeout (not max_stream_duration, whose
+        # grpc_timeout_header_max would make Envoy ignore the route timeout for plain HTTP)
+        action["max_grpc_timeout"] = action["timeout"]
+        distinct = {repr(h) for h in hashes if h}
+        hash_policy = next((h for h in hashes if h), None) if len(distinct) == 1 else None
+        retry = self._retry(rule, where, hashed=hash_policy is not None)
+        if retry is not None:
+            action["retry_policy"] = retry
+        if hash_policy:
+            action["hash_policy"] = hash_policy
+        if rule.rewrite is not None:
+            if rule.rewrite.uri is not None:
+                action["prefix_rewrite"] = rule.rewrite.uri
+            if rule.rewrite.uri_regex_rewrite is not None:
+                rr = rule.rewrite.uri_regex_rewrite
+                action["regex_rewrite"] = {"pattern": {"regex": rr.match or ""},
+                                           "substitution": rr.rewrite or ""}
+            if rule.rewrite.authority:
+                action["host_rewrite_literal"] = rule.rewrite.authority
+        mirrors = self._mirrors(rule, vs_ns)
+        if mirrors:
+            action["request_mirror_policies"] = mirrors
+        return action, per_dest
+
+    def _retry(self, rule: HTTPRoute, where: str, *, hashed: bool) -> dict[str, Any] | None:
+        rp = rule.retries
+        if rp is None:
+            return default_retry_policy(hashed=hashed)
+        if not rp.attempts:
+            return None  # attempts: 0 disables retries altogether
+        policy: dict[str, Any] = {"num_retries": rp.attempts, "retry_on": DEFAULT_RETRY_ON,
+                                  "host_selection_retry_max_attempts": "5"}
+        if rp.retry_on:
+            ons, codes = [], []
+            for item in (x.strip() for x in rp.retry_on.split(",")):
+                if not item:
+                    continue
+                if item.isdigit():
+                    codes.append(int(item))
+                else:
+                    ons.append(item)
+            if codes and "retriable-status-codes" not in ons:
+                ons.append("retriable-status-codes")
+            policy["retry_on"] = ",".join(ons)
+            if codes:
+                policy["retriable_status_codes"] = codes
+        if rp.per_try_timeout:
+            policy["per_try_timeout"] = duration(rp.per_try_timeout, f"{where} retries.perTryTimeout")
+        if rp.backoff:
+            policy["retry_back_off"] = {"base_interval": duration(rp.backoff, f"{where} retries.backoff")}
+        if not hashed:
+            policy["retry_host_predicate"] = _previous_hosts()
+        if rp.retry_remote_localities:
+            self.reg.warnings.append(f"{where}: retryRemoteLocalities has no effect locally")
+        return policy
+
+    def _fault(self, rule: HTTPRoute, where: str) -> dict[str, Any] | None:
+        f = rule.fault
+        if f is None:
+            return None
+        out: dict[str, Any] = {"@type": _FAULT_TYPE}
+        if f.delay is not None:
+            if f.delay.fixed_delay:
+                pct = f.delay.percentage.value if f.delay.percentage else float(f.delay.percent or 0)
+                out["delay"] = {"fixed_delay": duration(f.delay.fixed_delay, f"{where} fault.delay"),
+                                "percentage": _fraction(pct)}
+            elif f.delay.exponential_delay:
+                self.reg.warnings.append(f"{where}: fault.delay.exponentialDelay is dropped, as "
+                                         "istiod drops it")
+        if f.abort is not None:
+            pct = f.abort.percentage.value if f.abort.percentage else 0.0
+            abort: dict[str, Any] = {"percentage": _fraction(pct)}
+            if f.abort.http_status:
+                abort["http_status"] = f.abort.http_status
+            elif f.abort.grpc_status:
+                abort["grpc_status"] = _grpc_code(f.abort.grpc_status)
+            else:
+                self.reg.warnings.append(f"{where}: fault.abort needs httpStatus (http2Error is not "
+                                         "modelled locally)")
+                abort = {}
+            if abort:
+                out["abort"] = abort
+        return out if len(out) > 1 else None
+
+    def _cors(self, c: dict[str, Any], where: str) -> dict[str, Any] | None:
+        """VS corsPolicy → the CORS filter's per-route CorsPolicy (as istiod translates it)."""
+        out: dict[str, Any] = {"@type": _CORS_TYPE}
+        origins = []
+        for o in c.get("allowOrigins") or []:
+            sm = _string_match(StringMatch.model_validate(o)) if isinstance(o, dict) else None
+            if sm:
+                origins.append(sm)
+        for o in c.get("allowOrigin") or []:  # deprecated list of exact origins
+            origins.append({"exact": o} if o != "*" else {"prefix": "*"})
+        if origins:
+            out["allow_origin_string_match"] = origins
+        for key, dst in (("allowMethods", "allow_methods"), ("allowHeaders", "allow_headers"),
+                         ("exposeHeaders", "expose_headers")):
+            if c.get(key):
+                out[dst] = ",".join(c[key])
+        if c.get("maxAge"):
+            duration(str(c["maxAge"]), f"{where} corsPolicy.maxAge")   # names the field when it is not one
+            out["max_age"] = str(int(duration_seconds(str(c["maxAge"]))))
+        if c.get("allowCredentials") is not None:
+            out["allow_credentials"] = bool(c["allowCredentials"])
+        return out
+
+    def _mirrors(self, rule: HTTPRoute, vs_ns: str) -> list[dict[str, Any]]:
+        out = []
+        items: list[tuple[Destination, float]] = []
+        if rule.mirror is not None:
+            pct = (rule.mirror_percentage.value if rule.mirror_percentage is not None
+                   else float(rule.mirror_percent) if rule.mirror_percent is not None else 100.0)
+            items.append((rule.mirror, pct))
+        for m in rule.mirrors or []:
+            items.append((m.destination, m.percentage.value if m.percentage is not None else 100.0))
+        for dest, pct in items:
+            if pct <= 0:
+                continue
+            name, *_ = self.dest_cluster(dest, vs_ns)
+            out.append({"cluster": name, "runtime_fraction": {"default_value": _fraction(pct)}})
+        return out
+
+    # ---- whole VirtualService ----------------------------------------------------------------
+    def vs_routes(self, vs: VirtualService, *, gateway_names: set[str] | None) -> list[dict[str, Any]]:
+        """Envoy routes of one VS for this port and proxy (gateway_names: None for a sidecar)."""
+        vs_ns = vs.namespace or "default"
+        routes: list[dict[str, Any]] = []
+        proxy = self.reg.proxy
+        for i, rule in enumerate(vs.spec.http):
+            where = f"{where_obj(vs)} http[{i}]"
+            action = None
+            for m in (rule.match or [None]):
+                if m is not None:
+                    if m.port and m.port != self.port:
+                        continue
+                    if m.source_labels and not labels_match(m.source_labels, proxy.labels):
+                        continue
+                    if m.source_namespace and m.source_namespace != proxy.namespace:
+                        continue
+                    if m.gateways:
+                        gws = {_gateway_ref(g, vs_ns) for g in m.gateways}
+                        if gateway_names is None and "mesh" not in gws:
+                            continue
+                        if gateway_names is not None and not (gws & gateway_names):
+                            continue
+                if action is None:
+                    try:
+                        action = self.rule_action(rule, vs, where)
+                    except ValueError as e:  # e.g. a duration validation let through
+                        self.reg.warnings.append(f"{e}; the rule is left out")
+                        action = None
+                    if action is None:
+                        break
+                match = translate_match(m, where, self.reg.warnings)
+                name = rule.name or ""
+                if m is not None and m.name:
+                    name = f"{name}.{m.name}"
+                routes.append({"name": name, "match": match, **action})
+                if is_catch_all_match(m):
+                    return routes  # nothing after a catch-all is emitted
+        return routes
+
+    def default_route(self, svc: ServiceInfo) -> dict[str, Any]:
+        """The route of a Service no VirtualService covers (BuildDefaultHTTPOutboundRoute)."""
+        hp = self.hash_policy(svc, self.port, None)
+        action: dict[str, Any] = {"cluster": cluster_name(self.port, None, svc.hostname),
+                                  "timeout": "0s",
+                                  "max_grpc_timeout": "0s",
+                                  "retry_policy": default_retry_policy(hashed=hp is not None)}
+        if hp:
+            action["hash_policy"] = hp
+        return {"name": "default", "match": {"prefix": "/", "case_sensitive": True}, "route": action}
+
+
+def _gateway_ref(g: str, vs_ns: str) -> str:
+    if g == "mesh" or "/" in g:
+        return g
+    return f"{vs_ns}/{g}"
+
+
+def _route_config(name: str, vhosts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"name": name, "virtual_hosts": vhosts, "validate_clusters": False,
+            "ignore_port_in_host_matching": True,
+            "max_direct_response_body_size_bytes": MAX_DIRECT_RESPONSE_BODY}
+
+
+def _claim(domains: list[str], used: set[str]) -> list[str]:
+    """A domain already claimed by an earlier virtual host is dropped (Envoy forbids duplicates)."""
+    out = []
+    for d in domains:
+        if d not in used:
+            used.add(d)
+            out.append(d)
+    return out
+
+
+def build_routes(reg: Registry, targets: list[RouteTarget]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for t in targets:
+        if t.servers:
+            out[t.name] = _gateway_route_config(reg, t)
+        else:
+            out[t.name] = _sidecar_route_config(reg, t)
+    return out
+
+
+def _http_like(protocol: str) -> bool:
+    """HTTP ports, and ports Istio sniffs (the local sidecar handles those as HTTP)."""
+    return protocol in HTTP_FAMILY or protocol == UNSUPPORTED
+
+
+def k8s_vhost_domains(name: str, namespace: str, client_namespace: str,
+                      cluster_ip: str | None, headless: bool = False) -> list[str]:
+    """Domains istiod gives a Kubernetes Service's virtual host for a client in `client_namespace`.
+
+    FQDN, FQDN with the trailing dot (since 1.27), the short name only for clients in the same
+    namespace, `name.ns.svc`, `name.ns` (in istiod's order) and the ClusterIP. No `:port` twins
+    (since 1.15 route configs ignore the port in host matching).
+    """
+    full = fqdn(name, namespace)
+    domains = [full, full + "."]
+    if client_namespace == namespace:
+        domains += [name, f"{name}.{namespace}.svc", f"{name}.{namespace}"]
+    else:
+        domains += [f"{name}.{namespace}", f"{name}.{namespace}.svc"]
+    if headless:  # Passthrough resolution: wildcard twins for per-pod names
+        domains += ["*." + d for d in domains]
+    if cluster_ip:
+        domains.append(cluster_ip)
+    return domains
+
+
+def external_vhost_domains(host: str, addresses: list[str]) -> list[str]:
+    """Domains for a ServiceEntry host: the host itself (with trailing dot) and its addresses."""
+    domains = [host]
+    if not host.startswith("*"):
+        domains.append(host + ".")
+    return domains + [a for a in addresses if "/" not in a]
+
+
+def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
+    rb = RouteBuilder(reg, t.port)
+    services = [s for s in reg.services if (p := s.port(t.port)) is not None and _http_like(p.protocol)]
+    vss = [vs for vs in reg.virtual_services() if not vs.spec.gateways or "mesh" in vs.spec.gateways]
+    claimed: dict[str, tuple[VirtualService, list[dict[str, Any]]]] = {}
+    unknown_hosts: list[tuple[str, VirtualService, list[dict[str, Any]]]] = []
+    for vs in vss:
+        hosts = reg.vs_hosts(vs)
+        routes: list[dict[str, Any]] | None = None
+        for svc in services:
+            if svc.hostname in claimed or not any(host_subset_of(svc.hostname, h) for h in hosts):
+                continue
+            if routes is None:
+                routes = rb.vs_routes(vs, gateway_names=None)
+            if routes:  # a VS that yields no route for this proxy/port leaves the default route
+                claimed[svc.hostname] = (vs, routes)
+        if vs.spec.tcp or vs.spec.tls:
+            reg.warnings.append(f"{where_obj(vs)}: tcp/tls rules are not "
+                                "modelled by the local backend (ignored)")
+        # VS hosts that match no registry service get their own virtual host on the ports of the
+        # services the VS does match — or, when it matches none, only in route config "80"
+        # (istiod's BuildSidecarVirtualHostWrapper)
+        matched = [sv for sv in reg.services if any(host_subset_of(sv.hostname, h) for h in hosts)]
+        vs_ports = {p.port for sv in matched for p in sv.ports if _http_like(p.protocol)} or {80}
+        if t.port in vs_ports:
+            for h in hosts:
+                if h != "*" and not any(host_matches(h, sv.hostname) for sv in reg.services):
+                    if routes is None:
+                        routes = rb.vs_routes(vs, gateway_names=None)
+                    if routes:
+                        unknown_hosts.append((h, vs, routes))
+    used: set[str] = set()
+    vhosts = []
+    ordered = [s for s in services if s.hostname in claimed] + \
+              [s for s in services if s.hostname not in claimed]
+    for svc in ordered:
+        domains = (k8s_vhost_domains(svc.name, svc.namespace, reg.proxy.namespace, svc.cluster_ip,
+                                     headless=svc.resolution == "NONE")
+                   if svc.is_k8s else external_vhost_domains(svc.hostname, svc.addresses))
+        domains = _claim(domains, used)
+        if not domains:
+            continue
+        routes = claimed[svc.hostname][1] if svc.hostname in claimed else [rb.default_route(svc)]
+        vhosts.append(_vhost(f"{svc.hostname}:{t.port}", domains, routes))
+    for h, vs, routes in unknown_hosts:
+        domains = _claim([h], used)
+        if domains:
+            vhosts.append(_vhost(f"{h}:{t.port}", domains, routes))
+    vhosts.sort(key=lambda v: v["name"])  # istiod sorts virtual hosts by name
+    vhosts.append(_allow_any())
+    return _route_config(t.name, vhosts)
+
+
+def _vhost(name: str, domains: list[str], routes: list[dict[str, Any]]) -> dict[str, Any]:
+    # include_request_attempt_count: Istio's default proxy headers send x-envoy-attempt-count
+    return {"name": name, "domains": domains, "routes": routes, "include_request_attempt_count": True}
+
+
+def _allow_any() -> dict[str, Any]:
+    """ALLOW_ANY catch-all: unknown hosts go to PassthroughCluster (original destination).
+
+    Without iptables there is no original destination on the socket, so the route requires the
+    `x-envoy-original-dst-host` header (what the app dialled); a request without it would make
+    Envoy dial its own listener, so it gets a 502 direct response naming the reason instead.
+    """
+    passthrough = {"cluster": "PassthroughCluster", "timeout": "0s", "max_grpc_timeout": "0s"}
+    return {"name": "allow_any", "domains": ["*"], "include_request_attempt_count": True, "routes": [
+        {"name": "allow_any",
+         "match": {"prefix": "/", "headers": [{"name": "x-envoy-original-dst-host",
+                                                "present_match": True}]},
+         "route": passthrough},
+        {"name": "allow_any", "match": {"prefix": "/"},
+         "direct_response": {"status": 502, "body": {
+             "inline_string": "meshlab: no Service or ServiceEntry matches this Host, and without "
+                              "x-envoy-original-dst-host the local sidecar has no original "
+                              "destination to pass it through to\n"}}},
+    ]}
+
+
+def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
+    rb = RouteBuilder(reg, t.port)
+    gw_names = {f"{gw.namespace}/{gw.name}" for gw, _ in t.servers}
+    # (server host pattern, namespace filter, gateway ref)
+    server_hosts: list[tuple[str, str, str]] = []
+    for gw, server in t.servers:
+        for h in server.hosts:
+            ns, _, host = h.rpartition("/")
+            ns = {"": "*", ".": gw.namespace or "default"}.get(ns, ns)
+            server_hosts.append((host, ns, f"{gw.namespace}/{gw.name}"))
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    added: set[tuple[str, tuple[str, str, str]]] = set()
+    for vs in reg.virtual_services():
+        vs_ns = vs.namespace or "default"
+        refs = {_gateway_ref(g, vs_ns) for g in vs.spec.gateways}
+        mine = refs & gw_names
+        if not mine:
+            continue
+        routes: list[dict[str, Any]] | None = None
+        for h in reg.vs_hosts(vs):
+            for shost, sns, gref in server_hosts:
+                if gref not in mine or (sns != "*" and sns != vs_ns):
+                    continue
+                if host_subset_of(h, shost):
+                    eff = h
+                elif host_subset_of(shost, h):
+                    eff = shost
+                else:
+                    continue
+                if routes is None:
+                    routes = rb.vs_routes(vs, gateway_names=mine)
+                if routes and (eff, vs.key) not in added:
+                    added.add((eff, vs.key))
+                    by_host.setdefault(eff, []).extend(routes)
+                break
+    vhosts = []
+    used: set[str] = set()
+    https_redirect = any(s.tls and s.tls.get("httpsRedirect") for _, s in t.servers)
+    for host, routes in by_host.items():
+        # catch-all routes go last, the rest keep VS order (route.SortVHostRoutes)
+        routes = [r for r in routes if not is_catch_all(r["match"])] + \
+                 [r for r in routes if is_catch_all(r["match"])]
+        domains = _claim([host], used)
+        if not domains:
+            continue
+        vh = _vhost(f"{host}:{t.port}", domains, routes)
+        if https_redirect:
+            vh["require_tls"] = "ALL"
+        vhosts.append(vh)
+    # istiod: by name, a "*" catch-all host last
+    vhosts.sort(key=lambda v: (v["domains"][:1] == ["*"], v["name"]))
+    if not vhosts:
+        vhosts.append({"name": f"blackhole:{t.port}", "domains": ["*"], "routes": []})
+    return _route_config(t.name, vhosts)
+
+
+def _grpc_code(name: str) -> int:
+    codes = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+             "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+             "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+             "UNAUTHENTICATED"]
+    return codes.index(name.upper()) if name.upper() in codes else 2

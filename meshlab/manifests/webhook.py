@@ -1,0 +1,333 @@
+"""What Istio's validating webhook refuses on top of the CRD schema (pkg/config/validation), for
+the fields meshlab models.
+
+Without these a value would pass `load()` and fail later, in Envoy, where the error no longer
+names the object or the field: durations finer than Envoy's millisecond timers, negative pool
+limits, unknown retryOn policies, regexes RE2 will not compile (`re2.py`), a redirect with a
+route, and so on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..objects import Destination, DestinationRule, HTTPRoute, K8sObject, StringMatch, VirtualService, duration_ns
+from .apiserver import DNS1123_LABEL, valid
+from .messages import Where, describe
+from .re2 import RE2_SYNTAX, re2_problem
+
+_MS = 1_000_000
+_S = 1_000_000_000
+#: gRPC status names the webhook takes for fault.abort.grpcStatus (grpc-go's codes)
+_GRPC_STATUS = frozenset("""OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS
+    PERMISSION_DENIED RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL
+    UNAVAILABLE DATA_LOSS UNAUTHENTICATED""".split())
+#: retryOn policies the webhook knows (Envoy's x-envoy-retry-on and x-envoy-retry-grpc-on)
+_RETRY_ON = frozenset("""5xx gateway-error reset reset-before-request connect-failure retriable-4xx refused-stream
+    retriable-status-codes retriable-headers envoy-ratelimited http3-post-connect-failure cancelled
+    deadline-exceeded internal resource-exhausted unavailable""".split())
+#: status codes Go's net/http has a name for: the webhook takes these as retryOn policies too
+_HTTP_STATUS_NAMED = frozenset([100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308,
+                                *range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511])
+_CORS_METHODS = frozenset("GET HEAD POST PUT PATCH DELETE CONNECT OPTIONS TRACE *".split())
+_MAX_REGEX = 1024          # the webhook's limit on a regex's length
+_MAX_DIRECT_BODY = 1 << 20
+
+
+def check_object(obj: K8sObject, where: Where) -> None:
+    """The webhook's rules for the kinds meshlab models (VirtualService, DestinationRule)."""
+    if isinstance(obj, VirtualService):
+        _check_virtual_service(obj, where.problem)
+    elif isinstance(obj, DestinationRule):
+        _check_destination_rule(obj, where.problem)
+
+
+def _check_virtual_service(vs: VirtualService, p: Any) -> None:
+    """Rules Istio's validating webhook adds to the CRD schema (pkg/config/validation)."""
+    for i, route in enumerate(vs.spec.http):
+        dests = route.route or []
+        if len(dests) > 1 and sum(d.weight or 0 for d in dests) == 0:
+            p(["spec", "http", i, "route"], "with more than one destination the weights must add up to more "
+              "than 0 (Istio's webhook refuses a total weight of 0)")
+        _check_http_route(route, ["spec", "http", i], p)
+
+
+def _webhook_duration(value: str | None, path: list[str | int], p: Any, *, zero_ok: bool = False,
+                      unit: int = _MS) -> None:
+    """The webhook's duration rule: at least 1ms and a whole number of milliseconds (Envoy's
+    timers count milliseconds; `unit=_S` where whole seconds are asked); `zero_ok` for
+    tcp.idleTimeout, where 0 switches the timeout off."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        p(path, f"expected a duration string such as \"30s\", found {describe(value)}")
+        return
+    try:
+        ns = duration_ns(value)
+    except ValueError as e:
+        p(path, str(e))
+        return
+    if zero_ok and int(ns / _MS) == 0 and ns >= 0:
+        return
+    if ns < _MS:
+        p(path, f"must be a duration of at least 1ms, found \"{value}\"")
+    elif ns % _MS:
+        p(path, f"must be a whole number of milliseconds (Istio's webhook refuses finer durations), "
+          f"found \"{value}\"")
+    elif ns % unit:
+        p(path, f"must be a whole number of seconds (Istio's webhook refuses finer), found \"{value}\"")
+
+
+def _non_negative(value: int | None, path: list[str | int], p: Any) -> None:
+    if value is not None and value < 0:
+        p(path, f"must be >= 0 (Istio's webhook refuses a negative value), found {describe(value)}")
+
+
+def _percent_0_100(value: int | float | None, path: list[str | int], p: Any) -> None:
+    if value is not None and not 0 <= value <= 100:
+        p(path, f"must be a percentage between 0 and 100, found {describe(value)}")
+
+
+def _check_regex(regex: str, path: list[str | int], p: Any) -> None:
+    if regex == "":
+        p(path, "a regex match must not be empty (Istio's webhook refuses it); leave the field out to match anything")
+    elif len(regex) > _MAX_REGEX:
+        p(path, f"regex too long: at most {_MAX_REGEX} characters (Istio's webhook limit), found {len(regex)}")
+    else:
+        why = re2_problem(regex)
+        if why:
+            p(path, f"not a valid RE2 regular expression ({why}); Istio and Envoy use RE2 syntax, not "
+              f"Perl's or Python's: {RE2_SYNTAX} — found {describe(regex)}")
+
+
+def _check_string_match(sm: StringMatch | None, path: list[str | int], p: Any, *, empty_prefix_ok: bool = False) -> None:
+    if sm is None:
+        return
+    if sm.prefix == "" and not empty_prefix_ok:
+        p([*path, "prefix"], "a prefix match must not be empty (Istio's webhook refuses it; only uri takes an "
+          "empty prefix)")
+    if sm.regex is not None:
+        _check_regex(sm.regex, [*path, "regex"], p)
+
+
+def _check_destination(dest: Destination | None, path: list[str | int], p: Any) -> None:
+    if dest is None:
+        return
+    if dest.host == "*":
+        p([*path, "host"], 'a destination host cannot be "*": name a service')
+    if dest.subset and not valid(dest.subset, DNS1123_LABEL, 63):
+        p([*path, "subset"], f'"{dest.subset}" is not a valid subset name: an RFC 1123 label (lower case letters, '
+          f"digits and '-', starting and ending with a letter or digit)")
+    if dest.port is not None and not 1 <= dest.port.number <= 65535:
+        p([*path, "port", "number"], f"must be between 1 and 65535, found {describe(dest.port.number)}")
+
+
+def _check_http_route(route: HTTPRoute, path: list[str | int], p: Any) -> None:
+    """One `http[]` rule, as the webhook's validateHTTPRoute checks it."""
+    for k, m in enumerate(route.match or []):
+        mp = [*path, "match", k]
+        _check_string_match(m.uri, [*mp, "uri"], p, empty_prefix_ok=True)
+        for name in ("scheme", "method", "authority"):
+            _check_string_match(getattr(m, name), [*mp, name], p)
+        for field_name, alias in (("headers", "headers"), ("query_params", "queryParams"),
+                                  ("without_headers", "withoutHeaders")):
+            for key, sm in (getattr(m, field_name) or {}).items():
+                if alias == "withoutHeaders" and sm.regex == "*":   # Istio's "header absent" spelling
+                    continue
+                _check_string_match(sm, [*mp, alias, key], p)
+        if m.port and not 1 <= m.port <= 65535:
+            p([*mp, "port"], f"must be between 1 and 65535, found {describe(m.port)}")
+        if m.source_namespace and not valid(m.source_namespace, DNS1123_LABEL, 63):
+            p([*mp, "sourceNamespace"], f'"{m.source_namespace}" is not a valid namespace name (an RFC 1123 label)')
+    for j, rd in enumerate(route.route or []):
+        _check_destination(rd.destination, [*path, "route", j, "destination"], p)
+    _check_destination(route.mirror, [*path, "mirror"], p)
+    for j, mirror in enumerate(route.mirrors or []):
+        _check_destination(mirror.destination, [*path, "mirrors", j, "destination"], p)
+    if route.mirror is not None and route.mirrors:
+        p([*path, "mirrors"], "only one of mirror or mirrors may be set")
+    for alias, value in (("mirrorPercent", route.mirror_percent), ("mirror_percent", route.mirror_percent_legacy)):
+        if value is not None and value > 100:
+            p([*path, alias], f"must be at most 100, found {describe(value)}")
+    _webhook_duration(route.timeout, [*path, "timeout"], p)
+    if route.redirect is not None:
+        _check_redirect(route, [*path, "redirect"], p)
+    if route.rewrite is not None:
+        _check_rewrite(route.rewrite, [*path, "rewrite"], p)
+    if route.retries is not None:
+        _check_retries(route.retries, [*path, "retries"], p)
+    if route.fault is not None:
+        _check_fault(route.fault, [*path, "fault"], p)
+    if route.cors_policy is not None:
+        _check_cors(route.cors_policy, [*path, "corsPolicy"], p)
+    if route.direct_response is not None:
+        status = route.direct_response["status"]
+        if not 200 <= status <= 599:
+            p([*path, "directResponse", "status"], f"must be an HTTP status from 200 to 599, found {describe(status)}")
+        body = next(iter((route.direct_response.get("body") or {}).values()), "")
+        if len(body.encode()) > _MAX_DIRECT_BODY:
+            p([*path, "directResponse", "body"], "a direct response body must be less than 1MB (Istio's webhook limit)")
+    for other in ("route", "fault", "rewrite"):
+        for action, value in (("redirect", route.redirect), ("directResponse", route.direct_response)):
+            if value is not None and getattr(route, other):
+                p([*path, other], f"a rule with {action} cannot also have {other}")
+    if route.redirect is not None and route.direct_response is not None:
+        p([*path, "directResponse"], "a rule cannot have both redirect and directResponse")
+
+
+def _check_cors(cors: dict[str, Any], path: list[str | int], p: Any) -> None:
+    """corsPolicy is kept as a dict; the webhook checks its origins (RE2), methods and maxAge."""
+    origins = cors.get("allowOrigins")
+    for k, origin in enumerate(origins if isinstance(origins, list) else []):
+        if not isinstance(origin, dict):
+            continue
+        kinds = [key for key in ("exact", "prefix", "regex") if key in origin]
+        if not kinds or not origin.get(kinds[0]):
+            p([*path, "allowOrigins", k], "an allowed origin needs a non-empty exact, prefix or regex")
+        elif kinds[0] == "regex" and isinstance(origin["regex"], str):
+            _check_regex(origin["regex"], [*path, "allowOrigins", k, "regex"], p)
+    methods = cors.get("allowMethods")
+    for k, method in enumerate(methods if isinstance(methods, list) else []):
+        if method not in _CORS_METHODS:
+            p([*path, "allowMethods", k], f"not an HTTP method Istio allows here ({', '.join(sorted(_CORS_METHODS))}), "
+              f"found {describe(method)}")
+    _webhook_duration(cors.get("maxAge"), [*path, "maxAge"], p, unit=_S)
+
+
+def _check_redirect(route: HTTPRoute, path: list[str | int], p: Any) -> None:
+    rd = route.redirect
+    assert rd is not None
+    if rd.uri and rd.prefix_rewrite:
+        p(path, "only one of uri or prefixRewrite may be set")
+    if rd.prefix_rewrite and any(m.uri is not None and m.uri.prefix is None for m in route.match or []):
+        p([*path, "prefixRewrite"], "prefixRewrite needs every uri match of the rule to be a prefix match")
+    if not (rd.uri or rd.prefix_rewrite or rd.authority or rd.scheme or rd.port is not None or rd.derive_port):
+        p(path, "a redirect must set at least one of uri, prefixRewrite, authority, scheme or port")
+    if rd.redirect_code and not 300 <= rd.redirect_code <= 399:
+        p([*path, "redirectCode"], f"must be a 3xx redirect code, 300 to 399 (use 301, 302, 303, 307 or 308: "
+          f"istiod drops the redirect for other codes), found {describe(rd.redirect_code)}")
+    if rd.scheme and rd.scheme not in ("http", "https"):
+        p([*path, "scheme"], f'must be "http" or "https", found {describe(rd.scheme)}')
+    if rd.port and not 1 <= rd.port <= 65535:
+        p([*path, "port"], f"must be between 1 and 65535, found {describe(rd.port)}")
+
+
+def _check_rewrite(rw: Any, path: list[str | int], p: Any) -> None:
+    if rw.uri and rw.uri_regex_rewrite is not None:
+        p(path, "only one of uri or uriRegexRewrite may be set")
+    if not rw.uri and rw.uri_regex_rewrite is None and not rw.authority:
+        p(path, "a rewrite must set at least one of uri, uriRegexRewrite or authority")
+    rr = rw.uri_regex_rewrite
+    if rr is not None:
+        if not rr.match or not rr.rewrite:
+            p([*path, "uriRegexRewrite"], "uriRegexRewrite needs both match and rewrite")
+        if rr.match:
+            _check_regex(rr.match, [*path, "uriRegexRewrite", "match"], p)
+
+
+def _check_retries(rt: Any, path: list[str | int], p: Any) -> None:
+    _non_negative(rt.attempts, [*path, "attempts"], p)
+    if not rt.attempts and (rt.per_try_timeout is not None or rt.retry_on or rt.retry_remote_localities is not None):
+        p([*path, "attempts"], "retries are switched off by attempts 0 (the default), so perTryTimeout, retryOn and "
+          "retryRemoteLocalities may not be set; give attempts > 0")
+    _webhook_duration(rt.per_try_timeout, [*path, "perTryTimeout"], p)
+    _webhook_duration(rt.backoff, [*path, "backoff"], p)
+    for policy in (rt.retry_on or "").split(",") if rt.retry_on else []:
+        if policy not in _RETRY_ON and not (policy.isdigit() and int(policy) in _HTTP_STATUS_NAMED):
+            p([*path, "retryOn"], f'"{policy}" is not a retryOn policy: a comma-separated list (no spaces) of '
+              f"{', '.join(sorted(_RETRY_ON))} or HTTP status codes")
+
+
+def _check_fault(fault: Any, path: list[str | int], p: Any) -> None:
+    if fault.abort is None and fault.delay is None:
+        p(path, "a fault needs an abort, a delay or both")
+    for part, value in (("abort", fault.abort), ("delay", fault.delay)):
+        pct = value.percentage if value is not None else None
+        if pct is not None and 0 < pct.value < 0.0001:
+            p([*path, part, "percentage", "value"], f"must be 0 or between 0.0001 and 100, found {describe(pct.value)}")
+    if fault.abort is not None:
+        a = fault.abort
+        if a.http_status is not None and not 200 <= a.http_status <= 599:
+            p([*path, "abort", "httpStatus"], f"must be an HTTP status from 200 to 599, found {describe(a.http_status)}")
+        if a.grpc_status is not None and a.grpc_status not in _GRPC_STATUS:
+            p([*path, "abort", "grpcStatus"], f"not a gRPC status name (e.g. UNAVAILABLE, NOT_FOUND), "
+              f"found {describe(a.grpc_status)}")
+        if a.http2_error is not None:
+            p([*path, "abort", "http2Error"], "HTTP/2 abort faults are not supported by Istio; use httpStatus")
+    if fault.delay is not None:
+        _webhook_duration(fault.delay.fixed_delay, [*path, "delay", "fixedDelay"], p)
+        if fault.delay.exponential_delay is not None:
+            p([*path, "delay", "exponentialDelay"], "exponentialDelay is not supported by Istio; use fixedDelay")
+
+
+def _check_traffic_policy(tp: Any, path: list[str | int], p: Any, *, port_level: bool = False) -> None:
+    """A trafficPolicy (or one of its portLevelSettings), as the webhook's validateTrafficPolicy does."""
+    if tp is None:
+        return
+    fields = ("outlier_detection", "connection_pool", "load_balancer", "tls") + (
+        () if port_level else ("port_level_settings", "tunnel", "proxy_protocol", "retry_budget"))
+    if all(getattr(tp, f) is None for f in fields):
+        p(path, "a traffic policy must set at least one field")
+    if not port_level and tp.tunnel is not None and tp.proxy_protocol is not None:
+        p(path, "only one of tunnel or proxyProtocol may be set")
+    if port_level and tp.port is None:
+        p([*path, "port"], "required field port is missing")
+    _check_outlier_detection(tp.outlier_detection, [*path, "outlierDetection"], p)
+    _check_connection_pool(tp.connection_pool, [*path, "connectionPool"], p)
+    lb = tp.load_balancer
+    if lb is not None and lb.consistent_hash is not None and lb.consistent_hash.http_cookie is not None \
+            and not lb.consistent_hash.http_cookie.get("name"):
+        p([*path, "loadBalancer", "consistentHash", "httpCookie", "name"], "required field name is missing")
+    if not port_level:
+        for i, plp in enumerate(tp.port_level_settings or []):
+            _check_traffic_policy(plp, [*path, "portLevelSettings", i], p, port_level=True)
+
+
+def _check_outlier_detection(od: Any, path: list[str | int], p: Any) -> None:
+    if od is None:
+        return
+    _webhook_duration(od.interval, [*path, "interval"], p)
+    _webhook_duration(od.base_ejection_time, [*path, "baseEjectionTime"], p)
+    _percent_0_100(od.max_ejection_percent, [*path, "maxEjectionPercent"], p)
+    _percent_0_100(od.min_health_percent, [*path, "minHealthPercent"], p)
+    if od.consecutive_local_origin_failures and not od.split_external_local_origin_errors:
+        p([*path, "consecutiveLocalOriginFailures"], "needs splitExternalLocalOriginErrors: true (local origin "
+          "failures are only counted apart when split)")
+
+
+def _check_connection_pool(cp: Any, path: list[str | int], p: Any) -> None:
+    if cp is None:
+        return
+    if cp.tcp is None and cp.http is None:
+        p(path, "a connection pool must set tcp, http or both")
+    if cp.tcp is not None:
+        t, tp = cp.tcp, [*path, "tcp"]
+        _non_negative(t.max_connections, [*tp, "maxConnections"], p)
+        _webhook_duration(t.connect_timeout, [*tp, "connectTimeout"], p)
+        _webhook_duration(t.max_connection_duration, [*tp, "maxConnectionDuration"], p)
+        _webhook_duration(t.idle_timeout, [*tp, "idleTimeout"], p, zero_ok=True)
+        for key in ("time", "interval"):
+            _webhook_duration((t.tcp_keepalive or {}).get(key), [*tp, "tcpKeepalive", key], p)
+    if cp.http is not None:
+        h, hp = cp.http, [*path, "http"]
+        for field_name in ("http1_max_pending_requests", "http2_max_requests", "max_requests_per_connection",
+                           "max_retries", "max_concurrent_streams"):
+            _non_negative(getattr(h, field_name), [*hp, type(h).model_fields[field_name].alias or field_name], p)
+        _webhook_duration(h.idle_timeout, [*hp, "idleTimeout"], p)
+        if h.h2_upgrade_policy == "UPGRADE" and h.use_client_protocol:
+            p([*hp, "useClientProtocol"], "must not be true when h2UpgradePolicy is UPGRADE")
+        if h.http2_keep_alive is not None:
+            for key in ("interval", "timeout"):
+                if h.http2_keep_alive.get(key) is None:
+                    p([*hp, "http2KeepAlive", key], f"required field {key} is missing")
+                _webhook_duration(h.http2_keep_alive.get(key), [*hp, "http2KeepAlive", key], p)
+
+
+def _check_destination_rule(dr: DestinationRule, p: Any) -> None:
+    """Rules Istio's validating webhook adds to the CRD schema for a DestinationRule."""
+    _check_traffic_policy(dr.spec.traffic_policy, ["spec", "trafficPolicy"], p)
+    for i, subset in enumerate(dr.spec.subsets):
+        if subset.name and not valid(subset.name, DNS1123_LABEL, 63):
+            p(["spec", "subsets", i, "name"], f'"{subset.name}" is not a valid subset name: an RFC 1123 label '
+              f"(lower case letters, digits and '-', starting and ending with a letter or digit)")
+        _check_traffic_policy(subset.traffic_policy, ["spec", "subsets", i, "trafficPolicy"], p)
