@@ -1,11 +1,20 @@
-"""A real Kubernetes API server for tests: kube-apiserver and etcd, built from `kube/go.mod`.
+"""A real Kubernetes control plane for tests: etcd, kube-apiserver and kube-controller-manager,
+built from `kube/go.mod`.
 
 What runs: etcd and kube-apiserver on 127.0.0.1 with free ports, in a temporary directory, with
 certificates made here (a CA, the serving certificate, the service-account key pair, one client
 certificate per user), RBAC as the only authorizer, the default admission plugins, and the CRDs a
 cluster with Istio has: Istio's from the `istio.io/api` module and the Gateway API's standard
-channel from `sigs.k8s.io/gateway-api` (both read from Go's module cache, never copied). There is
-no kubelet, scheduler or controller-manager: objects are stored and validated, pods never run.
+channel from `sigs.k8s.io/gateway-api` (both read from Go's module cache, never copied).
+kube-controller-manager runs the controllers in `CONTROLLERS`, as kubeadm runs them (its own user,
+one ServiceAccount per controller): a Deployment makes a ReplicaSet and Pods, ready Pods become
+EndpointSlices, a deleted Namespace is emptied, every namespace gets its `default` ServiceAccount,
+and owned objects are garbage-collected.
+
+There is no scheduler and no kubelet (no container runtime here): Pods stay Pending, unscheduled.
+Where a test needs running pods, `PodStatusWriter` writes what a scheduler and a kubelet would
+(the node binding; phase Running, Ready, a pod IP) through the API — and the test says so in its
+name.
 
 Use it from a test module (no conftest; the fixture is session-scoped, so the server starts once):
 
@@ -37,6 +46,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -65,6 +75,15 @@ FIELD_MANAGER = "meshlab-tests"
 SERVICE_CIDR = "10.96.0.0/16"
 #: user → groups in the kubeconfig the fixture writes.
 USERS: dict[str, tuple[str, ...]] = {"admin": ("system:masters",), "alice": (), "bob": ()}
+#: What kube-controller-manager runs (cmd/kube-controller-manager/names): Deployments → ReplicaSets →
+#: Pods, EndpointSlices from ready Pods, Namespace deletion, the `default` ServiceAccount each Pod
+#: needs (the ServiceAccount admission plugin refuses Pods without it), owner-reference cleanup.
+CONTROLLERS = ("deployment-controller", "replicaset-controller", "endpointslice-controller",
+               "namespace-controller", "serviceaccount-controller", "garbage-collector-controller")
+#: Pod IPs `PodStatusWriter` hands out (kind's default pod subnet).
+POD_CIDR = "10.244.0.0/16"
+#: The node name `PodStatusWriter` binds pods to (kind's single node is called this).
+NODE_NAME = "meshlab-control-plane"
 
 START_TIMEOUT = 120.0   # seconds; the shared 2-core machine is slow when other builds run
 
@@ -86,6 +105,9 @@ def _skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+BINARIES = ("kube-apiserver", "kube-controller-manager", "etcd")
+
+
 def build() -> None:
     """`make apiserver`: a no-op when kube/bin is up to date (`make test` builds it first)."""
     if shutil.which("go") is None:
@@ -94,7 +116,7 @@ def build() -> None:
         _skip_or_fail("make is not installed: `make apiserver` builds kube-apiserver and etcd")
     run = subprocess.run(["make", "-s", "-C", str(REPO), "apiserver"], capture_output=True, text=True,
                          env=_env(), timeout=3600)
-    if run.returncode != 0 or not all((KUBE_BIN / b).is_file() for b in ("kube-apiserver", "etcd")):
+    if run.returncode != 0 or not all((KUBE_BIN / b).is_file() for b in BINARIES):
         pytest.fail(f"`make apiserver` failed (exit {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}",
                     pytrace=False)
 
@@ -232,6 +254,21 @@ class APIServer:
     _ca: _CA | None = field(default=None, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def audit_log(self) -> Path:
+        return self.dir / "audit.log"
+
+    def audit(self, user: str) -> list[dict[str, Any]]:
+        """The API server's audit events (level Metadata) of the requests `user` made so far:
+        `verb`, `objectRef` (resource, namespace, name, subresource), `responseStatus.code`…"""
+        events = []
+        with self.audit_log.open() as f:
+            for line in f:
+                e = json.loads(line)
+                if e.get("stage") == "ResponseComplete" and e.get("user", {}).get("username") == user:
+                    events.append(e)
+        return events
+
     # --- users and clients
     def add_user(self, name: str, groups: tuple[str, ...] = ()) -> str:
         """A client certificate for user `name` in `groups`, and a kubeconfig context `name`
@@ -298,11 +335,18 @@ class APIServer:
             return e.code, e.read()
 
 
-def _write_kubeconfig(path: Path, url: str, ca: Path, current: str) -> None:
-    path.write_text(yaml.safe_dump({
+def _write_kubeconfig(path: Path, url: str, ca: Path, current: str,
+                      user: tuple[Path, Path] | None = None) -> None:
+    """A kubeconfig with the cluster and no users (`add_user` adds them), or with one user
+    (certificate, key) as its only context."""
+    config: dict[str, Any] = {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
         "clusters": [{"name": "meshlab-tests", "cluster": {"server": url, "certificate-authority": str(ca)}}],
-        "users": [], "contexts": [], "current-context": current}, sort_keys=False))
+        "users": [], "contexts": [], "current-context": current}
+    if user is not None:
+        config["users"] = [{"name": current, "user": {"client-certificate": str(user[0]), "client-key": str(user[1])}}]
+        config["contexts"] = [{"name": current, "context": {"cluster": "meshlab-tests", "user": current}}]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def _wait(what: str, check: Any, procs: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path],
@@ -340,7 +384,7 @@ def _launch(workdir: Path, t0: float) -> APIServer:
     for p in pki.glob("*.key"):
         p.chmod(0o600)
 
-    logs = {"etcd": workdir / "etcd.log", "kube-apiserver": workdir / "kube-apiserver.log"}
+    logs = {name: workdir / f"{name}.log" for name in ("etcd", "kube-apiserver", "kube-controller-manager")}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     server = APIServer(dir=workdir, url=f"https://127.0.0.1:{api_port}", kubeconfig=workdir / "kubeconfig",
                        ca=pki / "ca.crt", processes=procs, _ca=ca)
@@ -365,6 +409,9 @@ def _launch(workdir: Path, t0: float) -> APIServer:
         _wait("etcd /health", etcd_healthy, procs, logs, deadline)
         server.timings["etcd healthy"] = time.monotonic() - t0
 
+        audit_policy = workdir / "audit-policy.yaml"   # who asked what, and the answer's code
+        audit_policy.write_text(yaml.safe_dump({"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+                                                "omitStages": ["RequestReceived"], "rules": [{"level": "Metadata"}]}))
         with logs["kube-apiserver"].open("wb") as log:
             procs["kube-apiserver"] = spawn(
                 [str(KUBE_BIN / "kube-apiserver"), f"--etcd-servers={etcd_url}",
@@ -376,10 +423,29 @@ def _launch(workdir: Path, t0: float) -> APIServer:
                  f"--service-account-key-file={pki / 'sa.pub'}",
                  f"--service-account-signing-key-file={pki / 'sa.key'}",
                  f"--service-cluster-ip-range={SERVICE_CIDR}",
+                 f"--audit-policy-file={audit_policy}", f"--audit-log-path={server.audit_log}",
+                 "--audit-log-format=json", "--audit-log-mode=blocking",
                  "--profiling=false"],
                 signal="KILL", stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _wait("kube-apiserver /readyz", lambda: server.get("/readyz", timeout=2)[0] == 200, procs, logs, deadline)
+        _wait("kube-apiserver /readyz", lambda: server.get("/readyz", timeout=2)[0] == 200,
+              procs, {n: logs[n] for n in procs}, deadline)
         server.timings["kube-apiserver ready"] = time.monotonic() - t0
+
+        # kube-controller-manager as kubeadm runs it: its own user (RBAC's bootstrap role
+        # system:kube-controller-manager), one ServiceAccount token per controller, no serving port.
+        cm_cert, cm_key = ca.issue("system:kube-controller-manager")
+        (pki / "controller-manager.crt").write_bytes(cm_cert)
+        (pki / "controller-manager.key").write_bytes(cm_key)
+        (pki / "controller-manager.key").chmod(0o600)
+        cm_kubeconfig = workdir / "controller-manager.kubeconfig"
+        _write_kubeconfig(cm_kubeconfig, server.url, server.ca, "kube-controller-manager",
+                          user=(pki / "controller-manager.crt", pki / "controller-manager.key"))
+        with logs["kube-controller-manager"].open("wb") as log:
+            procs["kube-controller-manager"] = spawn(
+                [str(KUBE_BIN / "kube-controller-manager"), f"--kubeconfig={cm_kubeconfig}",
+                 f"--controllers={','.join(CONTROLLERS)}", "--use-service-account-credentials=true",
+                 "--leader-elect=false", "--secure-port=0"],
+                signal="KILL", stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return server
     except BaseException:
         for proc in reversed(list(procs.values())):
@@ -416,6 +482,95 @@ def install_crds(server: APIServer, documents: list[dict[str, Any]], deadline: f
           {n: server.dir / f"{n}.log" for n in server.processes}, deadline)
 
 
+class PodStatusWriter:
+    """What a scheduler and a kubelet would write, for the pods of some namespaces, while running.
+
+    No container runtime runs here, so no pod ever starts. This thread stands in only for the
+    writes those components make through the API — the kubelet's Node (`NODE_NAME`, Ready; the
+    EndpointSlice controller skips pods on a node it cannot find), the binding to it
+    (`pods/binding`, as the scheduler) and the status a kubelet reports for a started pod (phase
+    Running, PodScheduled/Initialized/ContainersReady/Ready True, one running container status
+    per container, a pod IP from `POD_CIDR`). Everything downstream is real: the ReplicaSet and
+    Deployment controllers count the pod ready and available, the EndpointSlice controller lists
+    its IP. Tests that use it say so in their names. `ready=False` reports pods started but not
+    ready (a failing readiness probe).
+    """
+
+    def __init__(self, server: APIServer, namespaces: list[str] | tuple[str, ...], *, ready: bool = True,
+                 interval: float = 0.1) -> None:
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(server.api_client("admin"))
+        self.namespaces, self.ready, self.interval = list(namespaces), ready, interval
+        self.written: list[str] = []          # "namespace/name" of each pod given a status
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pod-status-writer", daemon=True)
+        self._ips = ipaddress.ip_network(POD_CIDR).hosts()
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> PodStatusWriter:
+        self._register_node()
+        self._thread.start()
+        return self
+
+    def _register_node(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE_NAME}})
+        except ApiException as e:
+            if e.status != 409:    # 409: registered already (by another test)
+                raise
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.core.patch_node_status(NODE_NAME, {"status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "lastHeartbeatTime": now, "lastTransitionTime": now}],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}]}})
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for ns in self.namespaces:
+                    for pod in self.core.list_namespaced_pod(ns).items:
+                        self._write(pod)
+            except Exception as e:   # noqa: BLE001 - a namespace being deleted, a pod gone: try again
+                from kubernetes.client.exceptions import ApiException
+                if not isinstance(e, ApiException):
+                    self.error = e
+                    return
+            self._stop.wait(self.interval)
+
+    def _write(self, pod: Any) -> None:
+        md, spec, status = pod.metadata, pod.spec, pod.status
+        if md.deletion_timestamp is not None:
+            return
+        if not spec.node_name:
+            body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": md.name},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": NODE_NAME}}
+            self.core.create_namespaced_binding(md.namespace, body, _preload_content=False)
+        if status.phase == "Running":
+            return
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ready = "True" if self.ready else "False"
+        ip = str(next(self._ips))
+        self.core.patch_namespaced_pod_status(md.name, md.namespace, {"status": {
+            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}], "startTime": now,
+            "conditions": [{"type": t, "status": ready if t in ("ContainersReady", "Ready") else "True",
+                            "lastTransitionTime": now}
+                           for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+            "containerStatuses": [{"name": c.name, "image": c.image, "imageID": "", "ready": self.ready,
+                                   "started": True, "restartCount": 0,
+                                   "state": {"running": {"startedAt": now}}} for c in spec.containers]}})
+        self.written.append(f"{md.namespace}/{md.name}")
+
+
 @contextlib.contextmanager
 def start(workdir: Path, *, crds: bool = True) -> Iterator[APIServer]:
     """etcd + kube-apiserver (+ the CRDs) in `workdir`; stopped on exit, whatever happens.
@@ -431,13 +586,19 @@ def start(workdir: Path, *, crds: bool = True) -> Iterator[APIServer]:
                 if "address already in use" not in str(e) or attempt == 2:
                     raise
         try:
+            deadline = time.monotonic() + START_TIMEOUT
             if documents is not None:
-                install_crds(server, documents.result(), time.monotonic() + START_TIMEOUT)
+                install_crds(server, documents.result(), deadline)
                 server.timings["CRDs served"] = time.monotonic() - t0
+            _wait("kube-controller-manager (the default ServiceAccount of namespace default)",
+                  lambda: server.get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+                  server.processes, {n: server.dir / f"{n}.log" for n in server.processes}, deadline)
+            server.timings["controllers running"] = time.monotonic() - t0
             yield server
         finally:
-            _stop(server.processes["kube-apiserver"])
-            _stop(server.processes["etcd"])
+            for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+                if name in server.processes:
+                    _stop(server.processes[name])
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ import yaml
 from kubernetes.dynamic.exceptions import DynamicApiError
 
 from _apiserver import (FIELD_MANAGER, GATEWAY_API, GATEWAY_API_CRDS, ISTIO_API, ISTIO_CRDS, REPO,
-                        SERVICE_CIDR, USERS, APIServer, apiserver, build, crd_documents, module_dir, start)  # noqa: F401
+                        SERVICE_CIDR, USERS, APIServer, PodStatusWriter, apiserver, build, crd_documents,  # noqa: F401
+                        module_dir, start)
 from _manifests import SEED_VS_DR, deployment, destination_rule, docs, namespace, service, virtual_service
 from _pids import alive, survivors
 
@@ -39,7 +41,7 @@ def _get(server: APIServer, api_version: str, kind: str, name: str, namespace: s
     return client.get(client.resources.get(api_version=api_version, kind=kind), name=name, namespace=namespace)
 
 
-def _absent(server: APIServer, api_version: str, kind: str, name: str, namespace: str) -> bool:
+def _absent(server: APIServer, api_version: str, kind: str, name: str, namespace: str | None) -> bool:
     try:
         _get(server, api_version, kind, name, namespace)
     except DynamicApiError as e:
@@ -201,6 +203,69 @@ def test_gateway_api_cel_rule_refuses_a_relative_path_prefix(apiserver: APIServe
     assert _absent(apiserver, "gateway.networking.k8s.io/v1", "HTTPRoute", "relative", ns)
 
 
+# ------------------------------------------------------------ what kube-controller-manager does
+
+def _eventually(what: str, check: Any, timeout: float = 60.0) -> Any:
+    """Poll `check()` until it returns something true (controllers act within seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
+        time.sleep(0.1)
+
+
+def _items(server: APIServer, api_version: str, kind: str, ns: str, **kw: Any) -> list[Any]:
+    client = server.dynamic()
+    return client.get(client.resources.get(api_version=api_version, kind=kind), namespace=ns, **kw).items
+
+
+def test_a_deployment_gets_a_replicaset_and_pending_pods_from_the_real_controllers(apiserver: APIServer) -> None:
+    ns = "cm-rollout"
+    apiserver.apply(docs(namespace(ns), deployment("reviews", "v1", replicas=2, namespace=ns)))
+    rs = _eventually("a ReplicaSet", lambda: _items(apiserver, "apps/v1", "ReplicaSet", ns))
+    assert [o.kind for o in rs[0].metadata.ownerReferences] == ["Deployment"]
+    pods = _eventually("two pods", lambda: [p for p in _items(apiserver, "v1", "Pod", ns)] if
+                       len(_items(apiserver, "v1", "Pod", ns)) == 2 else None)
+    assert {p.metadata.ownerReferences[0].name for p in pods} == {rs[0].metadata.name}
+    # no scheduler, no kubelet: the pods stay Pending, unscheduled
+    assert {(p.status.phase, p.spec.nodeName) for p in pods} == {("Pending", None)}
+    assert {p.spec.serviceAccountName for p in pods} == {"default"}   # the ServiceAccount controller made it
+
+
+def test_ready_pods_become_endpointslices_with_pod_status_written_by_the_test(apiserver: APIServer) -> None:
+    ns = "cm-endpoints"
+    apiserver.apply(docs(namespace(ns), deployment("reviews", "v1", replicas=2, namespace=ns),
+                         service("reviews", namespace=ns)))
+    with PodStatusWriter(apiserver, [ns]) as writer:
+        d = _eventually("the rollout", lambda: (lambda d: d if (d.status.availableReplicas or 0) == 2 else None)(
+            _get(apiserver, "apps/v1", "Deployment", "reviews-v1", ns)))
+        assert d.status.readyReplicas == 2 and d.status.updatedReplicas == 2
+        pod_ips = {p.status.podIP for p in _items(apiserver, "v1", "Pod", ns)}
+        assert len(writer.written) == 2 and len(pod_ips) == 2
+
+        def sliced() -> set[str]:
+            slices = _items(apiserver, "discovery.k8s.io/v1", "EndpointSlice", ns,
+                            label_selector="kubernetes.io/service-name=reviews")
+            return {a for s in slices for e in (s.endpoints or []) if e.conditions.ready for a in e.addresses}
+        assert _eventually("an EndpointSlice with both pods", lambda: sliced() if sliced() == pod_ips else None)
+
+
+def test_a_deleted_namespace_is_emptied_and_what_a_deployment_owned_is_collected(apiserver: APIServer) -> None:
+    ns = "cm-delete"
+    apiserver.apply(docs(namespace(ns), deployment("reviews", "v1", namespace=ns)))
+    _eventually("a pod", lambda: _items(apiserver, "v1", "Pod", ns))
+    client = apiserver.dynamic()
+    client.delete(client.resources.get(api_version="apps/v1", kind="Deployment"), name="reviews-v1", namespace=ns)
+    _eventually("the garbage collector to remove the ReplicaSet and its pods",
+                lambda: not _items(apiserver, "apps/v1", "ReplicaSet", ns) and not _items(apiserver, "v1", "Pod", ns))
+    apiserver.apply(service("reviews", namespace=ns))
+    client.delete(client.resources.get(api_version="v1", kind="Namespace"), name=ns)
+    _eventually("the namespace controller to empty and remove the namespace",
+                lambda: _absent(apiserver, "v1", "Namespace", ns, None), timeout=90)
+
+
 # ------------------------------------------------------------------------------------------- RBAC
 
 def test_a_role_confines_a_user_to_one_namespace(apiserver: APIServer) -> None:
@@ -266,7 +331,7 @@ def test_processes_stop_with_the_server_and_die_with_a_killed_test_process(tmp_p
         pids = [p.pid for p in server.processes.values()]
         assert all(alive(p) for p in pids)
         assert server.get("/readyz")[0] == 200
-    assert not [p for p in pids if alive(p)], "a normal end stops etcd and kube-apiserver"
+    assert len(pids) == 3 and not [p for p in pids if alive(p)], "a normal end stops all three"
 
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(Path(__file__).parent), str(tmp_path / "killed")],
                              stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -274,8 +339,8 @@ def test_processes_stop_with_the_server_and_die_with_a_killed_test_process(tmp_p
         line = child.stdout.readline() if child.stdout else ""
         assert line, f"the child did not start a server (exit {child.poll()})"
         pids = json.loads(line)
-        assert len(pids) == 2 and all(alive(p) for p in pids)
+        assert len(pids) == 3 and all(alive(p) for p in pids)
     finally:
         os.killpg(child.pid, signal.SIGKILL)                   # like a test run killed from outside
         child.wait(timeout=10)
-    assert survivors(pids) == [], "etcd and kube-apiserver must die with the process that started them"
+    assert survivors(pids) == [], "etcd, kube-apiserver and kube-controller-manager die with their starter"
