@@ -193,10 +193,11 @@ def _format_view(view: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------- the cluster
 
 def doctor(args: Any = None, say: Say = _print) -> int:
-    """`meshlab doctor`: one line per check; exit 1 when a backend is missing something."""
+    """`meshlab doctor [--context C]`: one line per check; exit 1 when a backend is missing something."""
     from .. import cluster
 
-    checks = cluster.doctor()
+    context = getattr(args, "context", None)
+    checks = cluster.doctor(context=context) if context else cluster.doctor()
     for c in checks:
         say(c.line())
     local_ok = all(c.ok for c in checks if c.needed_by == "local")
@@ -255,7 +256,24 @@ def status(args: Any = None, say: Say = _print) -> int:
         + (", created by meshlab)" if st["created_by_meshlab"] else ", NOT created by meshlab)"))
     for node, ready in st["nodes"].items():
         say(f"  node {node}: {'Ready' if ready else 'not ready'}")
+    say(f"  Kubernetes: {st['kubernetes']}")
     say(f"  Istio: {st['istio'] or 'not installed'}" + ("" if st["istio"] in (None, pinned) else f" (course pins {pinned})"))
     say(f"  ingress gateway: {'ready at ' + st['gateway_url'] if st['gateway_ready'] else 'not ready'}")
     say(f"  meshlab pods: {st['meshlab_pods']}")
     return 0 if st["istio"] and st["gateway_ready"] else 1
+
+
+def workshop_rbac(args: Any, say: Say = _print) -> int:
+    """`meshlab workshop-rbac --namespace NS (--user U | --group G)`: the attendee's Namespace and
+    RBAC as YAML, for the organiser to `kubectl apply -f -` (backends/kind/workshop.py says why)."""
+    import yaml
+
+    from ..backends.kind.workshop import attendee_manifests
+
+    try:
+        docs = attendee_manifests(args.namespace, user=args.user, group=args.group)
+    except ValueError as e:
+        return _fail(f"workshop-rbac: {e}")
+    say(f"# meshlab {args.namespace}: Lab(backend=\"cluster\", context=…, namespace=\"{args.namespace}\")")
+    say(yaml.safe_dump_all(docs, sort_keys=False).rstrip("\n"))
+    return 0
