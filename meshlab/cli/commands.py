@@ -248,6 +248,13 @@ def status(args: Any = None, say: Say = _print) -> int:
     except MeshlabError as e:
         say(f"meshlab status: {e}")
         return 1
+    return print_status(st, say)
+
+
+def print_status(st: dict[str, Any], say: Say = _print) -> int:
+    """`meshlab status`'s lines for `cluster.status()`'s answer; 0 when Istio and the gateway are up."""
+    from .. import cluster
+
     name, pinned = cluster.CLUSTER_NAME, cluster.ISTIO_VERSION
     if not st["exists"]:
         say(f"kind cluster {name!r}: not created (run `meshlab up`)")

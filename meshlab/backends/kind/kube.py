@@ -137,8 +137,7 @@ class Kube:
         if content_type:
             headers["Content-Type"] = content_type
         if body is not None and not isinstance(body, (str, bytes)):
-            body = json.dumps(body)
-            headers.setdefault("Content-Type", "application/json")
+            headers.setdefault("Content-Type", "application/json")   # the client encodes it (once)
         req = self.api_client.param_serialize(method=method, resource_path=path, query_params=query or [],
                                               header_params=headers, body=body, auth_settings=["BearerToken"])
         try:
