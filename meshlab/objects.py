@@ -60,6 +60,9 @@ def _istio_duration(text: str) -> str:
 #: A duration as Istio's CRDs accept it (Go syntax, at least 1ms). Still a plain `str` at runtime.
 Duration = Annotated[str, AfterValidator(_istio_duration)]
 _U32 = 4294967295
+#: The largest int32: Kubernetes' `replicas` and Istio's int32 fields (weight, attempts, pool limits)
+#: refuse more (the JSON decoder of the API server or of Istio's webhook: "cannot unmarshal number").
+_I32 = 2147483647
 
 
 def _at_most_one(model: BaseModel, *aliases: str) -> None:
@@ -322,7 +325,7 @@ class HTTPMatchRequest(_Model):
 
 class HTTPRouteDestination(_Model):
     destination: Destination
-    weight: int | None = Field(default=None, ge=0)
+    weight: int | None = Field(default=None, ge=0, le=_I32)
     headers: Headers | None = None
 
 
@@ -353,7 +356,7 @@ class HTTPRewrite(_Model):
 
 
 class HTTPRetry(_Model):
-    attempts: int | None = Field(default=None, ge=0)
+    attempts: int | None = Field(default=None, ge=0, le=_I32)
     per_try_timeout: Duration | None = None
     retry_on: str | None = None
     retry_remote_localities: bool | None = None
@@ -485,7 +488,7 @@ class LoadBalancerSettings(_Model):
 
 
 class TCPSettings(_Model):
-    max_connections: int | None = None
+    max_connections: int | None = Field(default=None, le=_I32)
     connect_timeout: Duration | None = None
     tcp_keepalive: dict[str, Any] | None = None
     max_connection_duration: Duration | None = None
@@ -493,15 +496,15 @@ class TCPSettings(_Model):
 
 
 class HTTPSettings(_Model):
-    http1_max_pending_requests: int | None = None
-    http2_max_requests: int | None = None
-    max_requests_per_connection: int | None = None
-    max_retries: int | None = None
+    http1_max_pending_requests: int | None = Field(default=None, le=_I32)
+    http2_max_requests: int | None = Field(default=None, le=_I32)
+    max_requests_per_connection: int | None = Field(default=None, le=_I32)
+    max_retries: int | None = Field(default=None, le=_I32)
     idle_timeout: Duration | None = None
     http2_keep_alive: dict[str, Any] | None = None
     h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
     use_client_protocol: bool | None = None
-    max_concurrent_streams: int | None = None
+    max_concurrent_streams: int | None = Field(default=None, le=_I32)
 
 
 class ConnectionPoolSettings(_Model):
