@@ -29,7 +29,7 @@ help:
 	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
 	@echo "make course  run every chapter headless, HTML in build/"
 	@echo "make test    run the test suite (PYTEST_ARGS=...)"
-	@echo "make apiserver  build kube-apiserver and etcd for the API-server tests (kube/)"
+	@echo "make apiserver  build kube-apiserver, kube-controller-manager and etcd for the API-server tests (kube/)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \

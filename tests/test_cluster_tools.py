@@ -246,8 +246,19 @@ def test_istio_is_installed_with_the_demo_profiles_requests_read_from_istios_sou
     assert spec["values"]["global"]["proxy"]["resources"]["requests"] == demo["global"]["proxy"]["resources"]["requests"]
     gw = spec["components"]["ingressGateways"][0]["k8s"]["resources"]["requests"]
     assert gw == demo["gateways"]["istio-ingressgateway"]["resources"]["requests"]
-    # what the default profile would have asked for istiod instead (the README quotes it)
-    assert default["_internal_defaults_do_not_set"]["resources"]["requests"] == {"cpu": "500m", "memory": "2048Mi"}
+    # the README's table of requests: these figures, and what the default profile would have asked
+    ingress = yaml.safe_load((charts / "gateways" / "istio-ingress" / "values.yaml").read_text())
+    defaults = {"istiod": default["_internal_defaults_do_not_set"]["resources"]["requests"],
+                "ingress gateway": ingress["_internal_defaults_do_not_set"]["gateways"]["istio-ingressgateway"]
+                ["resources"]["requests"],
+                "each sidecar": default["_internal_defaults_do_not_set"]["global"]["proxy"]["resources"]["requests"]}
+    assert defaults["istiod"] == {"cpu": "500m", "memory": "2048Mi"}
+    readme = (REPO / "README.md").read_text()
+    for pod, requests in (("istiod", spec["components"]["pilot"]["k8s"]["resources"]["requests"]),
+                          ("ingress gateway", gw), ("each sidecar", spec["values"]["global"]["proxy"]["resources"]["requests"])):
+        was = defaults[pod]
+        row = f"| {pod} | {requests['cpu']} | {requests['memory']} | {was['cpu']}, {was['memory']} |"
+        assert row in readme, row
 
 
 def test_default_namespace_is_labelled_for_injection_but_never_claimed():
