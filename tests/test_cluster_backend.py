@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes.dynamic.exceptions import DynamicApiError
 
 from _apiserver import REPO, APIServer, PodStatusWriter, apiserver  # noqa: F401
 from meshlab import Lab, load
@@ -143,6 +142,8 @@ def test_only_objects_meshlab_labelled_are_ever_deleted_with_pods_reported_runni
                     "spec: {selector: {app: old}, ports: [{port: 9080}]}\n")       # someone else's
     with PodStatusWriter(apiserver, [ns]), _lab(apiserver, ns) as lab:
         lab.apply(MANIFESTS / "01-service")
+        lab.backend._ensure_client("default", sidecar=True)     # type: ignore[attr-defined]  # the probe's pod
+        assert "meshlab-client" in {p.metadata.name for p in _items(apiserver, "Pod", ns)}
         svc = _items(apiserver, "Service", ns)[0]
         assert svc.spec.selector.app == "reviews"                   # updated by the apply …
         assert MANAGED_BY[0] not in (svc.metadata.labels or {})     # … but never claimed
@@ -150,6 +151,43 @@ def test_only_objects_meshlab_labelled_are_ever_deleted_with_pods_reported_runni
             lab.delete(MANIFESTS / "01-service" / "reviews-service.yaml")
     assert [s.metadata.name for s in _items(apiserver, "Service", ns)] == ["reviews"]   # close() left it
     assert not _items(apiserver, "Deployment", ns)                                     # and took its own
+    assert all(p.metadata.deletionTimestamp for p in _items(apiserver, "Pod", ns))     # the client pod too
+
+
+def test_apply_dry_runs_everything_first_then_applies_in_the_order_asked_with_pods_reported_running(
+        apiserver: APIServer) -> None:
+    """What the lab asked the API server, in order, read from its audit log: every object's dry run
+    before the first change; `order=` applies the kinds it lists one step at a time, after the rest."""
+    ns = "lab-order"
+    _namespace(apiserver, ns)
+    apiserver.add_user("orderly", ("system:masters",))
+    since = len(apiserver.audit("orderly"))
+    with PodStatusWriter(apiserver, [ns]), _lab(apiserver, ns, context="orderly") as lab:
+        lab.apply([MANIFESTS / "01-service", MANIFESTS / "03-subsets" / "destinationrule-subsets.yaml",
+                   MANIFESTS / "03-subsets" / "virtualservice-80-20.yaml"], order=["VirtualService", "DestinationRule"])
+    patches = [(("dry" if "dryRun=All" in e["requestURI"] else "real"), e["objectRef"]["resource"])
+               for e in apiserver.audit("orderly")[since:] if e["verb"] == "patch"]
+    assert [r for kind, r in patches if kind == "dry"] and patches.index(next(p for p in patches if p[0] == "real")) \
+        == len([p for p in patches if p[0] == "dry"])                     # all dry runs, then the changes
+    real = [r for kind, r in patches if kind == "real"]
+    assert real[-2:] == ["virtualservices", "destinationrules"]            # the listed kinds last, in that order
+    assert set(real[:-2]) == {"services", "deployments"}
+    assert all("fieldValidation=Strict" in e["requestURI"] for e in apiserver.audit("orderly")[since:]
+               if e["verb"] == "patch")
+
+
+def test_the_kind_backend_refuses_a_namespace_that_does_not_exist_and_changes_nothing(apiserver: APIServer,
+                                                                                     tmp_path: Path) -> None:
+    from meshlab.backends.kind import KindBackend
+
+    path = tmp_path / "elsewhere.yaml"
+    path.write_text((MANIFESTS / "01-service" / "reviews-service.yaml").read_text()
+                    .replace("namespace: default", "namespace: nowhere", 1))
+    backend = KindBackend(context="admin", kubeconfig=str(apiserver.kubeconfig), settle_s=0, poll_s=0.1)
+    with pytest.raises(ApplyError, match='Service nowhere/reviews: namespaces "nowhere" not found'):
+        backend.apply(load(path))
+    assert not [e for e in apiserver.audit("admin") if e.get("objectRef", {}).get("namespace") == "nowhere"
+                and e["verb"] == "patch"]
 
 
 # ------------------------------------------------------------------------------- the context guard

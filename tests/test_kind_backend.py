@@ -228,54 +228,8 @@ def test_a_shared_cluster_lab_keeps_to_its_namespace():
 
 
 # ------------------------------------------------------------------------------ apply
-
-def _rollout(kube: FakeKube, name: str = "reviews-v1") -> None:
-    kube.script[("Deployment", "default", name)] = [rec_json("deployment_progressing.json"),
-                                                    rec_json("deployment_unobserved.json"),
-                                                    rec_json("deployment_available.json")]
-
-
-def test_apply_dry_runs_everything_then_applies_and_waits_for_the_rollout():
-    kube = FakeKube()
-    _rollout(kube)
-    seen: list[str] = []
-    b = backend(kube, progress=seen.append)
-    b.apply(load(MANIFESTS))
-    applies = [c for c in kube.calls if c[0] == "apply"]
-    dry = [c for c in applies if c[1]]
-    real = [c for c in applies if not c[1]]
-    assert len(dry) == len(real) == 4
-    assert applies.index(real[0]) > applies.index(dry[-1])             # every dry run before any change
-    assert [c[2] for c in real] == ["Service", "Deployment", "DestinationRule", "VirtualService"]
-    gets = [c for c in kube.calls if c[:2] == ("get", "Deployment")]
-    assert len(gets) == 3                                              # polled until available
-    assert any("available" in s or "observed" in s for s in seen), seen
-
-
-def test_a_refusal_in_the_dry_run_changes_nothing():
-    kube = FakeKube()
-    kube.refuse["reviews"] = KubeError(422, 'VirtualService.networking.istio.io "reviews" is invalid: '
-                                            'spec.http[0].route[0].weight: Invalid value', "VirtualService default/reviews")
-    with pytest.raises(ApplyError, match="Invalid value"):
-        backend(kube).apply(load(MANIFESTS))
-    assert not [c for c in kube.calls if c[0] == "apply" and not c[1]]
-
-
-def test_a_missing_namespace_is_refused_like_the_api_server_does():
-    kube = FakeKube()
-    objs = load(MANIFESTS.replace("metadata: {name: reviews}\nspec:\n  host", "metadata: {name: reviews, namespace: prod}\nspec:\n  host"))
-    with pytest.raises(ApplyError, match='namespaces "prod" not found'):
-        backend(kube).apply(objs)
-    assert not [c for c in kube.calls if c[0] == "apply"]
-
-
-def test_an_ordered_apply_pushes_one_kind_at_a_time():
-    kube = FakeKube()
-    _rollout(kube)
-    backend(kube).apply(load(MANIFESTS), order=["VirtualService", "DestinationRule"])
-    real = [c[2] for c in kube.calls if c[0] == "apply" and not c[1]]
-    assert real.index("VirtualService") < real.index("DestinationRule")
-
+# Apply, delete and close against a real API server: tests/test_cluster_backend.py. Here: what only
+# a kubelet reports (image pulls, stuck rollouts), from recorded objects.
 
 def test_a_missing_demo_image_fails_at_once_with_the_fix():
     kube = FakeKube()
@@ -315,49 +269,6 @@ def test_wait_until_polls_reports_changes_and_times_out():
     clock = iter(range(0, 1000, 10))
     with pytest.raises(TimeoutError, match="x not ready after 25 s: still"):
         wait_until(lambda: (False, "still"), timeout=25, what="x", sleep=lambda s: None, clock=lambda: next(clock))
-
-
-# ------------------------------------------------------------------------------ delete / close
-
-def test_delete_never_touches_what_meshlab_did_not_create():
-    kube = FakeKube()
-    foreign = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "default",
-                                                                    "labels": {"app": "reviews"}}}
-    kube.put("v1", foreign)
-    svc = next(o for o in load(MANIFESTS) if o.kind == "Service")
-    with pytest.raises(ApplyError, match="not created by meshlab"):
-        backend(kube).delete([svc])
-    assert ("Service", "default", "reviews") in kube.store
-    kube.store[("Service", "default", "reviews")]["metadata"]["labels"][MANAGED[0]] = "meshlab"
-    backend(kube).delete([svc])
-    assert ("Service", "default", "reviews") not in kube.store
-
-
-def test_an_object_that_existed_before_is_updated_but_never_claimed():
-    kube = FakeKube()
-    _rollout(kube)
-    kube.put("v1", {"apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": "reviews", "namespace": "default", "labels": {"team": "theirs"}}})
-    b = backend(kube)
-    b.apply(load(MANIFESTS))
-    svc = kube.store[("Service", "default", "reviews")]
-    assert MANAGED[0] not in svc["metadata"]["labels"] and svc["spec"]["ports"][0]["port"] == 9080
-    b.close()
-    assert ("Service", "default", "reviews") in kube.store
-    assert ("Deployment", "default", "reviews-v1") not in kube.store
-
-
-def test_close_removes_what_the_lab_applied_and_its_clients_only():
-    kube = FakeKube()
-    _rollout(kube)
-    kube.put("v1", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "someone-elses", "namespace": "default"}})
-    b = backend(kube)
-    b.apply(load(MANIFESTS))
-    b._clients.add(("default", "meshlab-client"))
-    kube.put("v1", client_pod("meshlab-client", "default", "img", True))
-    b.close()
-    left = {k for k in kube.store if k[0] != "Namespace"}
-    assert left == {("Service", "default", "someone-elses")}
 
 
 # ------------------------------------------------------------------------------ probe
