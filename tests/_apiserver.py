@@ -482,6 +482,18 @@ def install_crds(server: APIServer, documents: list[dict[str, Any]], deadline: f
           {n: server.dir / f"{n}.log" for n in server.processes}, deadline)
 
 
+def eventually(what: str, check: Any, timeout: float = 60.0) -> Any:
+    """Poll `check()` until it returns something true, and return it; fail the test naming `what`
+    after `timeout` seconds (controllers act within seconds, slower on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
+        time.sleep(0.1)
+
+
 class PodStatusWriter:
     """What a scheduler and a kubelet would write, for the pods of some namespaces, while running.
 

@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError
 
 from _apiserver import (FIELD_MANAGER, GATEWAY_API, GATEWAY_API_CRDS, ISTIO_API, ISTIO_CRDS, REPO,
                         SERVICE_CIDR, USERS, APIServer, PodStatusWriter, apiserver, build, crd_documents,  # noqa: F401
-                        module_dir, start)
+                        eventually, module_dir, start)
 from _manifests import SEED_VS_DR, deployment, destination_rule, docs, namespace, service, virtual_service
 from _pids import alive, survivors
 
@@ -205,17 +204,6 @@ def test_gateway_api_cel_rule_refuses_a_relative_path_prefix(apiserver: APIServe
 
 # ------------------------------------------------------------ what kube-controller-manager does
 
-def _eventually(what: str, check: Any, timeout: float = 60.0) -> Any:
-    """Poll `check()` until it returns something true (controllers act within seconds)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
-        time.sleep(0.1)
-
-
 def _items(server: APIServer, api_version: str, kind: str, ns: str, **kw: Any) -> list[Any]:
     client = server.dynamic()
     return client.get(client.resources.get(api_version=api_version, kind=kind), namespace=ns, **kw).items
@@ -224,9 +212,9 @@ def _items(server: APIServer, api_version: str, kind: str, ns: str, **kw: Any) -
 def test_a_deployment_gets_a_replicaset_and_pending_pods_from_the_real_controllers(apiserver: APIServer) -> None:
     ns = "cm-rollout"
     apiserver.apply(docs(namespace(ns), deployment("reviews", "v1", replicas=2, namespace=ns)))
-    rs = _eventually("a ReplicaSet", lambda: _items(apiserver, "apps/v1", "ReplicaSet", ns))
+    rs = eventually("a ReplicaSet", lambda: _items(apiserver, "apps/v1", "ReplicaSet", ns))
     assert [o.kind for o in rs[0].metadata.ownerReferences] == ["Deployment"]
-    pods = _eventually("two pods", lambda: [p for p in _items(apiserver, "v1", "Pod", ns)] if
+    pods = eventually("two pods", lambda: [p for p in _items(apiserver, "v1", "Pod", ns)] if
                        len(_items(apiserver, "v1", "Pod", ns)) == 2 else None)
     assert {p.metadata.ownerReferences[0].name for p in pods} == {rs[0].metadata.name}
     # no scheduler, no kubelet: the pods stay Pending, unscheduled
@@ -239,7 +227,7 @@ def test_ready_pods_become_endpointslices_with_pod_status_written_by_the_test(ap
     apiserver.apply(docs(namespace(ns), deployment("reviews", "v1", replicas=2, namespace=ns),
                          service("reviews", namespace=ns)))
     with PodStatusWriter(apiserver, [ns]) as writer:
-        d = _eventually("the rollout", lambda: (lambda d: d if (d.status.availableReplicas or 0) == 2 else None)(
+        d = eventually("the rollout", lambda: (lambda d: d if (d.status.availableReplicas or 0) == 2 else None)(
             _get(apiserver, "apps/v1", "Deployment", "reviews-v1", ns)))
         assert d.status.readyReplicas == 2 and d.status.updatedReplicas == 2
         pod_ips = {p.status.podIP for p in _items(apiserver, "v1", "Pod", ns)}
@@ -249,20 +237,20 @@ def test_ready_pods_become_endpointslices_with_pod_status_written_by_the_test(ap
             slices = _items(apiserver, "discovery.k8s.io/v1", "EndpointSlice", ns,
                             label_selector="kubernetes.io/service-name=reviews")
             return {a for s in slices for e in (s.endpoints or []) if e.conditions.ready for a in e.addresses}
-        assert _eventually("an EndpointSlice with both pods", lambda: sliced() if sliced() == pod_ips else None)
+        assert eventually("an EndpointSlice with both pods", lambda: sliced() if sliced() == pod_ips else None)
 
 
 def test_a_deleted_namespace_is_emptied_and_what_a_deployment_owned_is_collected(apiserver: APIServer) -> None:
     ns = "cm-delete"
     apiserver.apply(docs(namespace(ns), deployment("reviews", "v1", namespace=ns)))
-    _eventually("a pod", lambda: _items(apiserver, "v1", "Pod", ns))
+    eventually("a pod", lambda: _items(apiserver, "v1", "Pod", ns))
     client = apiserver.dynamic()
     client.delete(client.resources.get(api_version="apps/v1", kind="Deployment"), name="reviews-v1", namespace=ns)
-    _eventually("the garbage collector to remove the ReplicaSet and its pods",
+    eventually("the garbage collector to remove the ReplicaSet and its pods",
                 lambda: not _items(apiserver, "apps/v1", "ReplicaSet", ns) and not _items(apiserver, "v1", "Pod", ns))
     apiserver.apply(service("reviews", namespace=ns))
     client.delete(client.resources.get(api_version="v1", kind="Namespace"), name=ns)
-    _eventually("the namespace controller to empty and remove the namespace",
+    eventually("the namespace controller to empty and remove the namespace",
                 lambda: _absent(apiserver, "v1", "Namespace", ns, None), timeout=90)
 
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from _apiserver import REPO, APIServer, PodStatusWriter, apiserver  # noqa: F401
+from _apiserver import REPO, APIServer, PodStatusWriter, apiserver, eventually  # noqa: F401
 from meshlab import Lab, load
 from meshlab.backends.kind.config import MANAGED_BY
 from meshlab.backends.kind.workloads import ORIGINAL_IMAGES
@@ -50,16 +49,6 @@ def _items(server: APIServer, kind: str, ns: str, **kw: Any) -> list[Any]:
     client = server.dynamic()
     api = KINDS.get(kind) or {"ReplicaSet": "apps/v1", "EndpointSlice": "discovery.k8s.io/v1"}[kind]
     return list(client.get(client.resources.get(api_version=api, kind=kind), namespace=ns, **kw).items)
-
-
-def _eventually(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
-        time.sleep(0.1)
 
 
 def _unchecked(path: Path) -> list[UnmodelledObject]:
@@ -114,7 +103,7 @@ def test_every_chapters_manifests_are_applied_read_back_and_removed_with_pods_re
 
         # the EndpointSlice controller lists the ready pods behind the Service
         ips = {p.status.podIP for p in pods if p.metadata.labels.get("app") == "reviews"}
-        slices = _eventually("the EndpointSlices of reviews", lambda: {
+        slices = eventually("the EndpointSlices of reviews", lambda: {
             a for s in _items(apiserver, "EndpointSlice", ns, label_selector="kubernetes.io/service-name=reviews")
             for e in (s.endpoints or []) if e.conditions.ready for a in e.addresses} or None)
         assert slices == ips and len(ips) >= 2
@@ -131,7 +120,7 @@ def test_every_chapters_manifests_are_applied_read_back_and_removed_with_pods_re
     # node is deleted gracefully: it stays, marked, until its kubelet confirms — there is none here)
     for kind in ("Service", "Deployment", "VirtualService", "DestinationRule", "Gateway"):
         assert not _items(apiserver, kind, ns), kind
-    _eventually("the garbage collector to delete the pods",
+    eventually("the garbage collector to delete the pods",
                 lambda: all(p.metadata.deletionTimestamp for p in _items(apiserver, "Pod", ns)))
 
 
