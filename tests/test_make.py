@@ -112,14 +112,15 @@ def test_installs_rerun_only_when_pyproject_changes(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("go") is None, reason="Go is not installed: `make apiserver` only says so")
 def test_make_test_builds_the_apiserver_first_and_only_when_kube_changed(tmp_path: Path) -> None:
     project = _copy_project(tmp_path)
-    build = "k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3"
+    build = ("k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager "
+             "go.etcd.io/etcd/server/v3")
     dry = _make(project, "-n", "test", "NO_INSTALL=", f"VENV={VENV}")
     assert build in dry.stdout and dry.stdout.index(build) < dry.stdout.index("-m pytest")
     (project / "kube" / "bin").mkdir()
     past = time.time() - 60
     for name in ("kube.mk", "go.mod", "go.sum"):
         os.utime(project / "kube" / name, (past, past))
-    for binary in ("kube-apiserver", "etcd"):
+    for binary in ("kube-apiserver", "kube-controller-manager", "etcd"):
         (project / "kube" / "bin" / binary).touch()
     assert build not in _make(project, "-n", "apiserver").stdout          # up to date: no go build at all
     (project / "kube" / "go.mod").touch()
