@@ -1,5 +1,6 @@
 # meshlab — two commands do everything:
-#   make lab    set up .venv, open JupyterLab on notebooks/ (local backend: no cluster needed)
+#   make lab    set up .venv, open JupyterLab on your working copy of the chapters (my-notebooks/,
+#               refreshed from notebooks/ without losing your edits; local backend: no cluster needed)
 #   make test   set up .venv with test extras, run the whole test suite
 # Both are idempotent: the install steps rerun only when pyproject.toml changes (stamp files).
 
@@ -9,6 +10,9 @@ BIN         := $(VENV)/bin
 PORT        ?= 8888
 # Extra arguments for JupyterLab, e.g. make lab LAB_ARGS="--no-browser --ServerApp.token=''"
 LAB_ARGS    ?=
+# Where learners work: a copy of notebooks/ (git-ignored), so JupyterLab's autosave never writes
+# outputs into the tracked chapters and `git pull` never conflicts (course/prepare.py).
+WORK        ?= my-notebooks
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-x tests/test_manifests.py"
 PYTEST_ARGS ?=
 # Which backend notebooks use; notebooks never branch on it (`Lab()` reads the default).
@@ -23,13 +27,15 @@ LAB_STAMP   := $(VENV)/.meshlab-lab.stamp
 TEST_STAMP  := $(VENV)/.meshlab-test.stamp
 CHAPTERS    := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: lab course test venv clean help chromium
+.PHONY: lab course test venv clean help chromium oracle oracle-test
 
 help:
 	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
-	@echo "make course  run every chapter headless, HTML in build/"
+	@echo "make course  run every chapter headless, HTML in build/ (works offline: open build/*.html)"
 	@echo "make test    run the test suite (PYTEST_ARGS=...)"
 	@echo "make apiserver  build kube-apiserver, kube-controller-manager and etcd for the API-server tests (kube/)"
+	@echo "make oracle  build oracle/bin/meshlab-oracle (Istio's own code, linked; needs Go)"
+	@echo "make oracle-test  run the oracle's Go tests"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -55,7 +61,8 @@ endif
 
 lab:
 	@mkdir -p notebooks
-	PATH="$(abspath $(BIN)):$$PATH" MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter lab --notebook-dir=notebooks \
+	$(BIN)/python course/prepare.py --course notebooks --into $(WORK)
+	PATH="$(abspath $(BIN)):$$PATH" MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter lab --notebook-dir=$(WORK) \
 		--ServerApp.port=$(PORT) --ServerApp.ip=127.0.0.1 $(ROOT_ARGS) $(LAB_ARGS)
 
 course:
@@ -63,8 +70,12 @@ ifeq ($(CHAPTERS),)
 	@echo "no chapters yet: notebooks/ has no NN-*.ipynb to run"
 else
 	@mkdir -p build
+	@# one plotly.js for every page, beside them: the pages work offline and hold no copy of it
+	$(BIN)/python -c 'from plotly.offline import get_plotlyjs; open("build/plotly.min.js", "w").write(get_plotlyjs())'
 	PATH="$(abspath $(BIN)):$$PATH" MESHLAB_BACKEND=$(MESHLAB_BACKEND) $(BIN)/python -m jupyter nbconvert --to html --execute \
-		--ExecutePreprocessor.timeout=600 --output-dir build $(CHAPTERS)
+		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.store_widget_state=False \
+		--TemplateExporter.extra_template_basedirs=$(abspath course/nbconvert) --template meshlab \
+		--output-dir build $(CHAPTERS)
 endif
 
 # The browser test drives Debian's chromium. Install it when missing and we may (root, or CI with
@@ -88,3 +99,22 @@ test:
 
 clean:
 	rm -rf build .pytest_cache
+
+# The oracle: a Go module linking istiod's translation and analyzers at the pinned Istio commit
+# (oracle/README.md). Rebuilt only when its sources change; Go's module and build caches
+# (GOMODCACHE, GOCACHE) make a rebuild after a small change take seconds.
+GO          ?= go
+ORACLE_BIN  := oracle/bin/meshlab-oracle
+ORACLE_SRC  := $(shell find oracle -name '*.go' -not -name '*_test.go' -not -path 'oracle/bin/*' 2>/dev/null) oracle/go.mod oracle/go.sum
+ORACLE_GOFLAGS := -trimpath -buildvcs=false
+ORACLE_LDFLAGS := -s -w
+
+oracle: $(ORACLE_BIN)
+
+$(ORACLE_BIN): $(ORACLE_SRC)
+	@command -v $(GO) >/dev/null 2>&1 || { echo "make oracle needs Go (go.mod says which); '$(GO)' is not on PATH"; exit 1; }
+	cd oracle && $(GO) build $(ORACLE_GOFLAGS) -ldflags="$(ORACLE_LDFLAGS)" -o bin/meshlab-oracle ./cmd/meshlab-oracle
+
+oracle-test:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "make oracle-test needs Go; '$(GO)' is not on PATH"; exit 1; }
+	cd oracle && $(GO) test $(ORACLE_GOFLAGS) ./...

@@ -6,8 +6,10 @@ end in under 2 minutes and under 1 GB. Each chapter runs in a fresh kernel with 
 this one — the kernel and everything it starts (Envoys, pods, kube-proxy) — every 0.1 s (RSS) and
 every 0.5 s (PSS, which counts shared pages once: what a container memory limit sees).
 
-Run: `.venv/bin/python bench/course.py [--rounds 3] [--json] [--keep DIR]`
-(`--keep` writes the executed notebooks there, to look at the outputs).
+Run: `.venv/bin/python bench/course.py [--rounds 3] [--json] [--keep DIR] [--baseline DIR]`
+(`--keep` writes the executed notebooks there, to look at the outputs; `--baseline` runs another
+checkout's chapters with its own meshlab package — e.g. `git archive <commit> | tar -x -C DIR` —
+in rounds alternating with this checkout's, and prints the ratio of the median totals).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class _Sampler:
 def run_chapter(path: Path, keep: Path | None) -> dict:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+                            resources={"metadata": {"path": str(path.parent)}})
     t0 = time.perf_counter()
     with _Sampler() as s:
         client.execute()
@@ -91,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="write executed notebooks here")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout whose chapters (and package) run in alternating rounds")
     args = ap.parse_args(argv)
+    if args.baseline is not None:
+        return _side_by_side(args.baseline.resolve(), args.rounds)
     # `!meshlab doctor` in chapter 0 runs this environment's CLI
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     chapters = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
@@ -121,6 +127,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"median total {summary['median_total_s']:.1f} s over {args.rounds} round(s); "
               f"peak {summary['peak_rss_mb']} MB RSS / {summary['peak_pss_mb']} MB PSS; "
               f"load average {', '.join(f'{x:.1f}' for x in summary['load_average'])}")
+    return 0
+
+
+def _side_by_side(baseline: Path, n_rounds: int) -> int:
+    """Baseline and this checkout, alternating rounds in one run: the kernel imports the
+    baseline's meshlab through PYTHONPATH (ahead of the editable install)."""
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    totals: dict[str, list[float]] = {"baseline": [], "this": []}
+    for r in range(n_rounds):
+        for name, root in (("baseline", baseline), ("this", ROOT)):
+            if name == "baseline":
+                os.environ["PYTHONPATH"] = str(root)
+            else:
+                os.environ.pop("PYTHONPATH", None)
+            rows = [run_chapter(p, None) for p in sorted((root / "notebooks").glob("[0-9][0-9]-*.ipynb"))]
+            totals[name].append(sum(x["seconds"] for x in rows))
+            print(f"round {r + 1} {name:8s} {totals[name][-1]:6.1f} s  "
+                  + "  ".join(f"{x['chapter'][:2]} {x['seconds']:.1f} s" for x in rows)
+                  + f"  peak {max(x['peak_pss_mb'] for x in rows)} MB PSS  load {os.getloadavg()[0]:.1f}", flush=True)
+    before, after = (statistics.median(totals[k]) for k in ("baseline", "this"))
+    print(f"median total: baseline {before:.1f} s, this {after:.1f} s, ratio {after / before:.2f}")
     return 0
 
 

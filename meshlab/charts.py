@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -23,9 +24,9 @@ import plotly.graph_objects as go
 from .names import labels_match, selector_string
 
 __all__ = [
-    "Figure", "outcome", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
-    "timeline", "flow", "latency", "config_table", "endpoints", "findings", "Table", "VERSION_COLORS",
-    "OUTCOME_COLORS",
+    "Figure", "outcome", "outcome_summary", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
+    "timeline", "flow", "latency", "config_table", "endpoints", "findings", "Table", "ProbeTable",
+    "static_html", "VERSION_COLORS", "OUTCOME_COLORS", "PROBE_VIEW",
 ]
 
 VERSION_COLORS: dict[str, str] = {"v1": "#1f77b4", "v2": "#ff7f0e", "v3": "#2ca02c", "v4": "#8c564b"}
@@ -43,36 +44,110 @@ class Figure(go.Figure):
 
     Why: JupyterLab draws the plotly mimetype (interactive), but `make course` HTML and other
     static viewers only understand text/html. Every chart of the course therefore displays with
-    both (JupyterLab prefers the plotly one), whatever plotly's default renderer is.
+    both (JupyterLab prefers the plotly one), whatever plotly's default renderer is. The HTML
+    never loads plotly.js itself (no CDN, no 4.8 MB copy per chart): the page provides it once
+    (`make course` pages load the one `plotly.min.js` beside them; see `static_html`).
     """
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
         title = self.layout.title.text or "chart"
         display({"application/vnd.plotly.v1+json": json.loads(self.to_json()),
-                 "text/html": self.to_html(full_html=False, include_plotlyjs="cdn"),
+                 "text/html": static_html(self),
                  "text/plain": f"<meshlab chart: {title}>"}, raw=True)
 
 
+#: What a static page shows in place of a chart when it has no plotly.js.
+NO_PLOTLY = ("This chart needs plotly.js, which this page does not load: open the chapter in "
+             "JupyterLab, or build the pages with `make course`.")
+
+
+def static_html(fig: go.Figure) -> str:
+    """A figure as an HTML fragment that draws with the page's own `window.Plotly`.
+
+    Offline by design: no `<script src>` to a CDN and no inline copy of plotly.js (4.8 MB), so a
+    page holds plotly at most once however many charts it shows. Without plotly.js on the page
+    the fragment says so in words instead of staying blank.
+    """
+    div_id = f"meshlab-chart-{uuid.uuid4().hex}"
+    height = int(fig.layout.height or 450)
+    payload = fig.to_json().replace("</", "<\\/")      # a "</script>" inside must not end the tag
+    message = json.dumps(NO_PLOTLY)
+    return (f'<div id="{div_id}" class="meshlab-chart" style="width:100%;height:{height}px"></div>\n'
+            f'<script type="text/javascript">(function () {{\n'
+            f'  var el = document.getElementById("{div_id}");\n'
+            f'  if (!el) return;\n'
+            f'  if (!window.Plotly) {{ el.style.height = "auto"; el.textContent = {message}; return; }}\n'
+            f'  var fig = {payload};\n'
+            f'  window.Plotly.newPlot(el, fig.data, fig.layout, {{"responsive": true}});\n'
+            f'}})();</script>')
+
+
 class Table(pd.DataFrame):
-    """A DataFrame that shows long cells whole.
+    """A DataFrame that shows long cells whole, and shares as percentages.
 
     Why: pandas cuts cells at 50 characters when it displays a frame, and Envoy's names are
     longer (`outbound|9080|v1|reviews.default.svc.cluster.local` is 50) — a learner copying a
-    cluster name from a table must see all of it. Everything else is a plain DataFrame.
+    cluster name from a table must see all of it. Columns named in `attrs["percent"]` hold shares
+    (0..1) and are shown as `80.5 %`; the values themselves stay numbers. Everything else is a
+    plain DataFrame.
     """
 
     @property
     def _constructor(self) -> type[Table]:
         return Table
 
+    def _shown(self) -> pd.DataFrame:
+        """The frame as displayed: share columns as percentages (a plain DataFrame copy)."""
+        shown = pd.DataFrame(self)
+        percent = [c for c in self.attrs.get("percent", ()) if c in shown.columns]
+        if percent:
+            shown = shown.copy()
+            for c in percent:
+                shown[c] = shown[c].map(_percent)
+        return shown
+
     def _repr_html_(self) -> str | None:
         with pd.option_context("display.max_colwidth", None):
-            return super()._repr_html_()
+            return self._shown()._repr_html_()
 
     def __repr__(self) -> str:
         with pd.option_context("display.max_colwidth", None, "display.width", 250):
-            return super().__repr__()
+            return repr(self._shown())
+
+
+def _percent(v: object) -> str:
+    try:
+        return f"{float(v):.1%}".replace("%", " %")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return _str(v)
+
+
+#: The probe columns a learner reads first, in reading order: what came back, who answered, which
+#: way it went. The rest of the row schema follows them.
+PROBE_VIEW: tuple[str, ...] = ("seq", "status", "flags", "pod", "version", "route", "cluster", "conn",
+                               "latency_ms", "error")
+
+
+class ProbeTable(Table):
+    """Probe rows (what `lab.probe` returns): a DataFrame shown with `PROBE_VIEW` first.
+
+    Why: the row schema has 16 columns and a notebook is ~100 characters wide; shown in schema
+    order, `pod` and `version` — the columns the first exercises ask about — are off-screen.
+    Only the display changes: `df.columns`, `df["pod"]` and every computation are the plain
+    DataFrame's.
+    """
+
+    @property
+    def _constructor(self) -> type[ProbeTable]:
+        return ProbeTable
+
+    def _shown(self) -> pd.DataFrame:
+        first = [c for c in PROBE_VIEW if c in self.columns]
+        shown = pd.DataFrame(self)[first + [c for c in self.columns if c not in first]]
+        if "latency_ms" in shown:
+            shown = shown.assign(latency_ms=pd.to_numeric(shown["latency_ms"], errors="coerce").round(1))
+        return shown
 
 
 # ------------------------------------------------------------------------------------ outcomes
@@ -107,12 +182,22 @@ def outcome(df: pd.DataFrame) -> pd.Series:
                      index=df.index, name="outcome", dtype=object)
 
 
+def outcome_summary(df: pd.DataFrame) -> str:
+    """What a probe got, in words: `all 20 requests got 200`, or
+    `20 requests: 18 got 200, 2 got 503 NC` (most frequent first)."""
+    counts = outcome(df).value_counts()
+    if len(counts) == 1:
+        return f"all {len(df)} requests got {counts.index[0]}"
+    return f"{len(df)} requests: " + ", ".join(f"{c} got {label}" for label, c in counts.items())
+
+
 def outcomes(df: pd.DataFrame) -> pd.DataFrame:
     """Count of requests per outcome, most frequent first, with its share (for a quick table)."""
     counts = outcome(df).value_counts()
     total = max(int(counts.sum()), 1)
-    return Table({"outcome": counts.index, "requests": counts.values,
-                  "share": (counts.values / total).round(3)})
+    out = Table({"outcome": counts.index, "requests": counts.values, "share": counts.values / total})
+    out.attrs["percent"] = ["share"]
+    return out
 
 
 def _outcome_color(label: str) -> str:
@@ -205,6 +290,7 @@ def share_table(df: pd.DataFrame, by: str = "version", configured: Mapping[str, 
     out.attrs["answered"] = n
     out.attrs["failed"] = len(df) - n
     out.attrs["confidence"] = confidence
+    out.attrs["percent"] = ["share", "low", "high", "configured"]
     return out
 
 
@@ -217,28 +303,55 @@ def _normalise(weights: Mapping[str, float]) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------ figures
 
-def pod_share(df: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Share of requests per pod (coloured by version); requests no pod answered get a red bar."""
+def pod_share(df: pd.DataFrame, title: str | None = None, pods: pd.DataFrame | None = None) -> go.Figure:
+    """Share of requests per pod (coloured by version); requests no pod answered get a red bar.
+
+    `pods` (`lab.pods()`: name, version, ready) adds every pod listed, at 0 % when none of the
+    requests came back from it and marked `not ready` when it was not ready then — so a pod taken
+    out of service shows as an empty bar instead of vanishing from the chart.
+    """
     _need(df, "pod", "version", "error", "status", "flags")
     n = max(len(df), 1)
     ok = df[_ok(df)]
     per_pod = ok.groupby(["pod", "version"], sort=True).size().reset_index(name="requests")
+    silent = _silent_pods(pods, set(per_pod["pod"]))
+    if len(silent):
+        per_pod = pd.concat([per_pod, silent[["pod", "version"]].assign(requests=0)], ignore_index=True)
+        per_pod = per_pod.sort_values("pod", kind="stable")
+    not_ready = set(silent.loc[~silent["ready"], "pod"]) if len(silent) else set()
     fig = Figure()
     for version, rows in per_pod.groupby("version", sort=True):
-        fig.add_bar(x=rows["pod"], y=rows["requests"] / n, name=str(version) or "?",
+        shares_ = rows["requests"] / n
+        text = [f"{'not ready · ' if pod in not_ready else ''}{share:.0%}"
+                for pod, share in zip(rows["pod"], shares_)]
+        fig.add_bar(x=rows["pod"], y=shares_, name=str(version) or "?",
                     marker_color=_version_color(str(version)), customdata=rows["requests"],
+                    text=text, textposition="outside", cliponaxis=False,
                     hovertemplate="%{x}<br>%{customdata} requests (%{y:.0%})<extra>%{fullData.name}</extra>")
     failed = df[~_ok(df)]
     if len(failed):
         labels = outcome(failed).value_counts()
         for label, count in labels.items():
             fig.add_bar(x=[f"no pod: {label}"], y=[count / n], name=label, customdata=[count],
-                        marker_color=_outcome_color(label),
+                        marker_color=_outcome_color(label), text=[f"{count / n:.0%}"],
+                        textposition="outside", cliponaxis=False,
                         hovertemplate="%{customdata} requests (%{y:.0%})<extra></extra>")
     fig.update_layout(template=_TEMPLATE, title=title or f"Which pod answered ({len(df)} requests)",
-                      yaxis=dict(title="share of requests", tickformat=".0%", range=[0, 1.05]),
+                      yaxis=dict(title="share of requests", tickformat=".0%", range=[0, 1.1]),
                       xaxis_title="pod", legend_title="version", bargap=0.3)
     return fig
+
+
+def _silent_pods(pods: pd.DataFrame | None, answered: set[str]) -> pd.DataFrame:
+    """The pods of `lab.pods()` that answered none of the requests: pod, version, ready."""
+    if pods is None or not len(pods):
+        return pd.DataFrame(columns=["pod", "version", "ready"])
+    if not isinstance(pods, pd.DataFrame) or "name" not in pods:
+        raise TypeError("pods= takes lab.pods() (a DataFrame with name, version, ready columns)")
+    rows = pd.DataFrame({"pod": pods["name"].map(_str),
+                         "version": pods["version"].map(_str) if "version" in pods else "",
+                         "ready": pods["ready"].astype(bool) if "ready" in pods else True})
+    return rows[~rows["pod"].isin(answered)].reset_index(drop=True)
 
 
 def _label_with_connections(label: str, df: pd.DataFrame) -> str:
@@ -248,25 +361,33 @@ def _label_with_connections(label: str, df: pd.DataFrame) -> str:
     return f"{label}<br>({len(df)} req, {conns} conn)"
 
 
-def shares(probes: Mapping[str, pd.DataFrame], by: str = "pod", title: str | None = None) -> go.Figure:
+def shares(probes: Mapping[str, pd.DataFrame], by: str = "pod", title: str | None = None,
+           pods: pd.DataFrame | None = None) -> go.Figure:
     """One 100 % stacked bar per labelled probe, split by pod (or version, subset…).
 
     The x labels say how many connections each probe opened, so "per-pod share vs connections
-    reused" and "share per load-balancing policy" are the same picture.
+    reused" and "share per load-balancing policy" are the same picture. With `by="pod"`,
+    `pods` (`lab.pods()`) puts every pod in the legend, at 0 % where it answered nothing.
     """
     if not probes:
         raise ValueError("shares() needs at least one probe, e.g. {'keep-alive': df}")
     fig = Figure()
     xs = [_label_with_connections(str(label), df) for label, df in probes.items()]
     values = sorted({_str(v) for df in probes.values() for v in df[_ok(df)][by]})
-    colors = _pod_colors(probes.values()) if by == "pod" else {}
+    names = {v: v for v in values}
+    if by == "pod" and pods is not None:
+        silent = _silent_pods(pods, set(values))
+        for pod, ready in zip(silent["pod"], silent["ready"]):
+            names[pod] = pod if ready else f"{pod} (not ready)"
+        values = sorted(names)
+    colors = _pod_colors(probes.values(), pods) if by == "pod" else {}
     for i, value in enumerate(values):
         ys, counts = [], []
         for df in probes.values():
             k = int((df[_ok(df)][by].map(_str) == value).sum())
             ys.append(k / len(df) if len(df) else 0.0)
             counts.append(k)
-        fig.add_bar(x=xs, y=ys, name=value, customdata=counts,
+        fig.add_bar(x=xs, y=ys, name=names[value], customdata=counts,
                     marker_color=colors.get(value) or _series_color(by, value, i),
                     hovertemplate="%{customdata} requests (%{y:.0%})<extra>%{fullData.name}</extra>")
     failed_labels = sorted({lab for df in probes.values() for lab in outcome(df[~_ok(df)])})
@@ -475,9 +596,15 @@ def config_table(config: Mapping[str, Sequence[Mapping]], section: str = "cluste
 
 def endpoints(objects: Sequence[object], pods: pd.DataFrame, service: str,
               namespace: str = "default") -> pd.DataFrame:
-    """What `kubectl get endpoints <service>` shows, with the why: every pod the Service's selector
-    matches, its address per Service port, and whether it is an endpoint (only ready, running pods
-    are, on a targetPort they declare).
+    """What the Service's EndpointSlices hold, and which of those endpoints get traffic.
+
+    Every pod the Service's selector matches, one row per Service port, the way the EndpointSlice
+    controller lists it (`kubectl get endpointslices -l kubernetes.io/service-name=<service>
+    -o yaml`): a running pod with an address is listed whether or not it is ready, with
+    `conditions.ready` saying which (`ready`); a pod that has stopped (or has no address yet) is not
+    listed. Only ready endpoints get traffic — kube-proxy and, by default, Istio's sidecars skip
+    the others (`gets traffic`). Source: Kubernetes pkg/controller/endpointslice
+    (`podToEndpoint`, `ShouldPodBeInEndpoints`).
 
     A targetPort given by name is resolved in each pod's own spec (its Pod, or the Deployment
     whose template made it), as the EndpointSlice controller resolves it: `ip:8080`, not
@@ -495,8 +622,9 @@ def endpoints(objects: Sequence[object], pods: pd.DataFrame, service: str,
         labels = pod.get("labels") or {}
         if pod.get("namespace", namespace) != namespace or not selector or not labels_match(selector, labels):
             continue
-        ready = bool(pod.get("ready")) and pod.get("phase", "Running") == "Running"
         spec = _pod_spec(objects, str(pod["name"]), namespace, labels)
+        listed = bool(pod.get("ip")) and pod.get("phase", "Running") not in ("Failed", "Succeeded")
+        ready = listed and bool(pod.get("ready")) and pod.get("phase", "Running") == "Running"
         for port in svc.spec.ports:  # type: ignore[attr-defined]
             target = port.target_port if port.target_port is not None else port.port
             if isinstance(target, str):     # a named port: the number this pod declares under it
@@ -505,8 +633,10 @@ def endpoints(objects: Sequence[object], pods: pd.DataFrame, service: str,
                          "selector": selector_string(selector),
                          "port": f"{port.name or ''} {port.port}".strip(),
                          "address": f"{pod.get('ip') or '?'}:{target if target is not None else '?'}",
-                         "ready": bool(pod.get("ready")), "endpoint": ready and target is not None})
-    return Table(rows, columns=["pod", "version", "selector", "port", "address", "ready", "endpoint"])
+                         "in EndpointSlice": listed and target is not None,
+                         "ready": ready, "gets traffic": ready and target is not None})
+    return Table(rows, columns=["pod", "version", "selector", "port", "address", "in EndpointSlice",
+                                "ready", "gets traffic"])
 
 
 def _pod_spec(objects: Sequence[object], pod: str, namespace: str, labels: Mapping[str, str]) -> object | None:
@@ -555,12 +685,15 @@ def _version_color(version: str) -> str:
     return VERSION_COLORS.get(version, "#8c8c8c")
 
 
-def _pod_colors(frames: object) -> dict[str, str]:
+def _pod_colors(frames: object, pods: pd.DataFrame | None = None) -> dict[str, str]:
     """Each pod in its version's colour, lighter for each further pod of the same version."""
     versions: dict[str, str] = {}
     for df in frames:  # type: ignore[attr-defined]
         ok = df[_ok(df)]
         for pod, version in zip(ok["pod"].map(_str), ok["version"].map(_str)):
+            versions.setdefault(pod, version)
+    if pods is not None and len(pods) and "name" in pods:
+        for pod, version in zip(pods["name"].map(_str), pods.get("version", pods["name"]).map(_str)):
             versions.setdefault(pod, version)
     out: dict[str, str] = {}
     seen: dict[str, int] = {}

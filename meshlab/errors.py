@@ -9,6 +9,7 @@ MeshlabError
 ├── ProbeError (ValueError)      a probe cannot be sent as asked (URL, header, argument), or
 │                                explain() was given something that is not a probe's rows
 ├── LabError                     the lab cannot do what was asked (unknown pod, closed lab)
+│   ├── LabClosed                the lab was closed; the message says how to start a new one
 │   ├── LabOptionError (ValueError)  `Lab(...)`: a backend meshlab does not have, or a keyword
 │   │                            that backend does not take
 │   ├── AddressBlockExhausted    every 127.A.0.0/16 block is held by another lab
@@ -94,6 +95,11 @@ class LabError(MeshlabError):
 class LabOptionError(LabError, ValueError):
     """`Lab(...)` named a backend meshlab does not have, or gave a keyword its backend does not take
     (the message lists the ones it does)."""
+
+
+class LabClosed(LabError):
+    """The lab was closed (`lab.close()`): its Envoy proxies and pods are gone. The message says
+    how to start a new one."""
 
 
 class AddressBlockExhausted(LabError):

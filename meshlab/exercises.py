@@ -1,11 +1,22 @@
-"""Auto-checked exercises: the learner writes an answer in a cell, `meshlab.check` says right or
-wrong and, when wrong, gives a hint instead of the answer.
+"""Auto-checked exercises and predictions: the learner writes an answer in a cell, `meshlab.check`
+says right or wrong and, when wrong, which part is wrong and a hint instead of the answer.
 
 Why the answers live here and not in the notebooks: a learner scrolling down should not read the
 solution (nbgrader hides it the same way). Several answers are not constants but facts of the
 learner's own lab — "how many pods answered on one keep-alive connection?" is judged against
 the probe the learner just ran, passed in as keyword data — so the check teaches "look at what
 you measured", not "remember what the course said".
+
+Two kinds:
+
+- an **exercise** (✏️) asks a question; a wrong answer gets what is wrong and a hint, never the
+  answer;
+- a **prediction** (🤔) is a guess typed *before* a measurement and checked *after* it, against
+  the measurement: the verdict always shows what was measured and why.
+
+Some exercises take YAML: the check applies it to the learner's lab inside `lab.restoring()`,
+probes, judges the probe, and puts the lab back as it was — so a right fix is proven by traffic,
+and the chapter's next cells still see what the text says.
 
 An unanswered exercise (`None` or `...`) is not an error: the notebook must run top to bottom
 unattended, so `check` then just shows the question and the hint.
@@ -15,15 +26,23 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from .names import cluster_name, fqdn
 
 __all__ = ["Exercise", "Verdict", "EXERCISES", "check", "exercise"]
+
+Kind = Literal["exercise", "prediction"]
+
+_MARKS: dict[tuple[str, bool | None], str] = {
+    ("exercise", True): "✅ Right", ("exercise", False): "❌ Not yet", ("exercise", None): "✏️ Your turn",
+    ("prediction", True): "✅ As you predicted", ("prediction", False): "🤔 Not what you predicted",
+    ("prediction", None): "✏️ No guess yet",
+}
 
 
 @dataclass(frozen=True)
@@ -33,21 +52,24 @@ class Verdict:
     exercise: str
     ok: bool | None
     message: str
+    kind: Kind = "exercise"
 
     def __bool__(self) -> bool:
         return bool(self.ok)
 
+    @property
+    def mark(self) -> str:
+        return _MARKS[(self.kind, self.ok)]
+
     def __repr__(self) -> str:
-        mark = {True: "✅ Right", False: "❌ Not yet", None: "✏️ Your turn"}[self.ok]
-        return f"{mark} [{self.exercise}] {self.message}"
+        return f"{self.mark} [{self.exercise}] {self.message}"
 
     def _repr_html_(self) -> str:
         colour = {True: "#e6f4ea;border-color:#2ca02c", False: "#fdecea;border-color:#d62728",
                   None: "#f3f3f3;border-color:#999"}[self.ok]
-        mark = {True: "✅ Right", False: "❌ Not yet", None: "✏️ Your turn"}[self.ok]
-        return (f'<div class="meshlab-verdict" data-ok="{self.ok}" style="background:{colour};'
-                f'border-left:4px solid;padding:6px 10px;margin:4px 0">'
-                f"<b>{mark}</b> <small>({html.escape(self.exercise)})</small><br>"
+        return (f'<div class="meshlab-verdict" data-ok="{self.ok}" data-kind="{self.kind}" '
+                f'style="background:{colour};border-left:4px solid;padding:6px 10px;margin:4px 0">'
+                f"<b>{self.mark}</b> <small>({html.escape(self.exercise)})</small><br>"
                 f"{_code_spans(html.escape(self.message))}</div>")
 
 
@@ -56,34 +78,60 @@ def _code_spans(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
 
 
+class _NotYet(Exception):
+    """A wrong answer, with what exactly is wrong (shown before the hint)."""
+
+
 @dataclass(frozen=True)
 class Exercise:
     """One question with its checker.
 
-    `judge(answer, data)` returns True/False, or raises `ValueError` with a message when the
-    answer has the wrong shape (that message is shown instead of the hint). `solution(data)`
-    is only used by tests and by the explanation shown after a right answer.
+    `judge(answer, data)` returns True/False (or, for a right answer, a sentence saying what the
+    check saw, shown before the explanation), raises `_NotYet(what is wrong)` for a wrong answer
+    it can say more about, or raises `ValueError` with a message when the answer has the wrong
+    shape or lies outside the choices (that message is shown instead of the hint).
+    `measured(data)`, for predictions, says in words what the measurement showed.
     """
 
     id: str
     question: str
     hint: str
     explanation: str
-    judge: Callable[[Any, Mapping[str, Any]], bool]
+    judge: Callable[[Any, Mapping[str, Any]], bool | str]
     needs: tuple[str, ...] = field(default_factory=tuple)
+    kind: Kind = "exercise"
+    measured: Callable[[Mapping[str, Any]], str] | None = None
 
     def check(self, answer: Any, **data: Any) -> Verdict:
-        if answer is None or answer is Ellipsis:
-            return Verdict(self.id, None, f"{self.question} Hint: {self.hint}")
         missing = [k for k in self.needs if k not in data]
         if missing:
             raise TypeError(f"check({self.id!r}, ...) needs {', '.join(f'{m}=' for m in missing)} "
                             f"(the data your answer is judged against)")
+        measured = self.measured(data) if self.measured is not None else ""
+        if answer is None or answer is Ellipsis:
+            if self.kind == "prediction":
+                return Verdict(self.id, None, _join(
+                    f"{self.question} Type your guess in the guess cell above (where it says `None`), run "
+                    "it, then run this cell again.", f"Measured: {measured}" if measured else ""), self.kind)
+            return Verdict(self.id, None, f"{self.question} Hint: {self.hint}", self.kind)
         try:
-            ok = bool(self.judge(answer, data))
+            result = self.judge(answer, data)
+            ok, detail = bool(result), ""
+        except _NotYet as e:
+            ok, detail = False, str(e)
         except ValueError as e:
-            return Verdict(self.id, False, str(e))
-        return Verdict(self.id, ok, self.explanation if ok else f"Hint: {self.hint}")
+            return Verdict(self.id, False, str(e), self.kind)
+        seen = f"Measured: {measured}" if measured else ""
+        if ok:
+            said = result if isinstance(result, str) else ""
+            return Verdict(self.id, True, _join(said, seen, self.explanation), self.kind)
+        if self.kind == "prediction":
+            return Verdict(self.id, False, _join(detail, seen, self.explanation), self.kind)
+        return Verdict(self.id, False, _join(detail, f"Hint: {self.hint}"), self.kind)
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p.strip() for p in parts if p and p.strip())
 
 
 EXERCISES: dict[str, Exercise] = {}
@@ -114,6 +162,19 @@ def _word(answer: Any) -> str:
     return re.sub(r"[\s_\-]+", " ", answer.strip().lower())
 
 
+def _choice(answer: Any, choices: Mapping[str, str]) -> str:
+    """The choice an answer names (`choices`: accepted spelling → choice), or a ValueError that
+    lists the choices."""
+    listed = list(dict.fromkeys(choices.values()))
+    shown = ", ".join(f'"{c}"' for c in listed)
+    if not isinstance(answer, str):
+        raise ValueError(f"Answer with one of the choices in quotes: {shown}; you gave {answer!r}.")
+    word = _word(answer)
+    if word not in choices:
+        raise ValueError(f"{answer!r} is not one of the choices: {shown}.")
+    return choices[word]
+
+
 def _number(answer: Any) -> float:
     if isinstance(answer, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", answer):   # "1" means 1
         return float(answer)
@@ -133,28 +194,101 @@ def _answered(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["pod"].fillna("").astype(str) != "") & (df["error"].fillna("").astype(str) == "")]
 
 
+def _parts(right: Iterable[str], wrong: Iterable[str], what: str = "") -> str:
+    """`Right: a, b. Not yet: c.` — which parts of a many-part answer need another look."""
+    right, wrong = list(right), list(wrong)
+    out = f"Right: {', '.join(right)}." if right else "None of them is right yet."
+    return f"{out} Not yet: {', '.join(wrong)}{what}."
+
+
+def _outcomes(df: pd.DataFrame) -> pd.Series:
+    """Requests per outcome label (`charts.outcome`), most frequent first."""
+    from .charts import outcome   # charts sits on the same floor; imported when used
+    return outcome(df).value_counts()
+
+
+def _got(df: pd.DataFrame) -> str:
+    from .charts import outcome_summary
+    return outcome_summary(df)
+
+
+def _same_outcome(guess: Any, label: str) -> bool:
+    """Does a guessed outcome name the measured one? `503` names `503 NC`; `dns` names `dns error`;
+    `503 NC` must match with its flag."""
+    g = re.sub(r"\s+", " ", str(guess).strip().lower()).replace("error", "").strip()
+    actual = label.lower().replace("error", "").strip()
+    return g == actual or (g.isdigit() and actual.split(" ", 1)[0] == g)
+
+
 # ------------------------------------------------------------------------------------ chapter 0
+
+def _versions(df: pd.DataFrame) -> pd.Series:
+    return _answered(df)["version"].astype(str).value_counts().sort_index()
+
+
+def _predict_versions(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"one": "one", "only one": "one", "one version": "one", "both": "both",
+                             "two": "both", "both versions": "both"})
+    seen = _versions(_probe(data))
+    if seen.empty:
+        raise ValueError("Your probe has no answered request; run the probe cell again first.")
+    if guess == "both":
+        if len(seen) < 2:
+            raise _NotYet("You guessed both versions; only one answered.")
+        return True
+    if len(seen) > 1:
+        raise _NotYet("You guessed one version; both answered.")
+    return True
+
+
+exercise(Exercise(
+    "0.predict-versions",
+    "20 requests to `reviews`: will only one version answer, or both? (\"one\" or \"both\")",
+    "The Service selects every pod labelled `app: reviews`, whatever its version.",
+    "The Service `reviews` selects all three pods (`app: reviews`), two of v1 and one of v2, so "
+    "requests reach both versions. Nothing here decides by version yet: that comes with the "
+    "DestinationRule and VirtualService (chapter 3).",
+    _predict_versions, needs=("probe",), kind="prediction",
+    measured=lambda d: " and ".join(f"{v} answered {k}" for v, k in _versions(_probe(d)).items())
+    + f" of the {len(_probe(d))} requests."))
+
 
 def _first_version(answer: Any, data: Mapping[str, Any]) -> bool:
     df = _answered(_probe(data))
     if df.empty:
         raise ValueError("Your probe has no answered request; run the probe cell again first.")
-    return _word(answer) == str(df.sort_values("seq")["version"].iloc[0]).lower()
+    versions = sorted({"v1", "v2"} | set(df["version"].astype(str)))
+    guess = _choice(answer, {v: v for v in versions})
+    return guess == str(df.sort_values("seq")["version"].iloc[0])
 
 
 exercise(Exercise(
     "0.first-version",
     "Which version (v1 or v2) answered the first request of your probe?",
-    "Look at the `version` column of the first row (`first.head()`), or at the chart's colours.",
+    "The table above shows the first rows (`first.head()`): read the `version` column of the row "
+    "whose `seq` is 0.",
     "Every row says which pod and which version answered: the probe is your microscope for the "
     "whole course.",
     _first_version, needs=("probe",)))
 
+_WHO_ANSWERED = {"pod", "version"}
+_PROBE_COLUMNS = ("seq", "t", "status", "error", "flags", "details", "proxy", "route", "cluster", "subset",
+                  "upstream", "pod", "version", "latency_ms", "conn", "attempts")
+
 
 def _two_answers(answer: Any, data: Mapping[str, Any]) -> bool:
-    if not isinstance(answer, (list, tuple, set)):
+    if not isinstance(answer, (list, tuple, set)) or len(answer) != 2:
         raise ValueError("Answer with a list of the two column names, e.g. [\"a\", \"b\"].")
-    return {_word(a) for a in answer} == {"pod", "version"}
+    columns = {c.replace("_", " "): c for c in _PROBE_COLUMNS}
+    given = [columns.get(_word(a)) for a in answer]
+    unknown = [a for a, g in zip(answer, given) if g is None]
+    if unknown:
+        raise ValueError(f"{', '.join(map(repr, unknown))} is not a probe column; the columns are "
+                         f"{', '.join(_PROBE_COLUMNS)}.")
+    wrong = [g for g in given if g not in _WHO_ANSWERED]
+    if wrong:
+        raise _NotYet(f"`{'`, `'.join(wrong)}` {'does' if len(wrong) == 1 else 'do'} not say who answered.")
+    return set(given) == _WHO_ANSWERED
 
 
 exercise(Exercise(
@@ -167,24 +301,36 @@ exercise(Exercise(
 
 # ------------------------------------------------------------------------------------ chapter 1
 
-def _keepalive_pods(answer: Any, data: Mapping[str, Any]) -> bool:
-    return _number(answer) == _answered(_probe(data))["pod"].nunique()
+def _pods_that_answered(data: Mapping[str, Any]) -> str:
+    df = _probe(data)
+    pods = sorted(set(_answered(df)["pod"].astype(str)))
+    conns = df["conn"].nunique() if "conn" in df else "?"
+    return (f"{len(pods)} pod{'s' if len(pods) != 1 else ''} answered the {len(df)} requests "
+            f"({conns} connection{'s' if conns != 1 else ''}): {', '.join(pods) or 'none'}.")
+
+
+def _count_pods(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _number(answer)
+    seen = _answered(_probe(data))["pod"].nunique()
+    if guess != seen:
+        raise _NotYet(f"You guessed {guess:g}.")
+    return True
 
 
 exercise(Exercise(
     "1.keepalive-pods",
-    "On ONE keep-alive connection, how many different pods answered the requests?",
+    "40 requests over ONE keep-alive connection, without a sidecar: how many different pods answer?",
     "Count the distinct values in the `pod` column of the keep-alive probe: `sticky.pod.nunique()`.",
     "kube-proxy picked a pod when the connection was opened; every later request on that "
     "connection went to the same pod. The Service balances connections, not requests.",
-    _keepalive_pods, needs=("probe",)))
+    _count_pods, needs=("probe",), kind="prediction", measured=_pods_that_answered))
 
 
 def _balances(answer: Any, data: Mapping[str, Any]) -> bool:
-    word = _word(answer)
-    if word in ("request", "requests", "http requests", "http request"):
-        return False
-    return word in ("connection", "connections", "tcp connection", "tcp connections")
+    return _choice(answer, {"request": "request", "requests": "request", "http request": "request",
+                            "http requests": "request", "connection": "connection",
+                            "connections": "connection", "tcp connection": "connection",
+                            "tcp connections": "connection"}) == "connection"
 
 
 exercise(Exercise(
@@ -192,29 +338,49 @@ exercise(Exercise(
     "kube-proxy chooses a pod once per ... (\"request\" or \"connection\")?",
     "Compare the chart for one keep-alive connection with the one for a new connection per "
     "request. When was the pod chosen?",
-    "Connections. iptables (and nftables, IPVS) rewrite the destination of a new TCP connection; "
-    "conntrack then pins every packet of that connection to the same pod.",
+    "Connections. kube-proxy's rules (iptables, nftables or IPVS) rewrite the destination of a new "
+    "connection; conntrack then sends every packet of that connection to the same pod.",
     _balances))
 
 
 # ------------------------------------------------------------------------------------ chapter 2
 
+exercise(Exercise(
+    "2.predict-meshed-pods",
+    "60 requests over one keep-alive connection, now through the client's sidecar: how many pods answer?",
+    "Envoy ends the app's connection and opens its own to the pods.",
+    "The app's one connection ends at its sidecar; Envoy keeps its own connections to every "
+    "endpoint and picks a pod for each HTTP request, so all three pods answer.",
+    _count_pods, needs=("probe",), kind="prediction", measured=_pods_that_answered))
+
+_CLUSTER_PARTS = ("direction", "service port", "subset", "host (FQDN)")
+
+
 def _cluster_name(answer: Any, data: Mapping[str, Any]) -> bool:
     if not isinstance(answer, str):
         raise ValueError("Answer with the cluster name as a string, e.g. \"outbound|...\".")
-    return answer.strip() == cluster_name(9080, None, fqdn("reviews", "default"))
+    right = cluster_name(9080, None, fqdn("ratings", "bookinfo")).split("|")
+    given = answer.strip().split("|")
+    if len(given) != 4:
+        raise _NotYet(f"An Istio cluster name has 4 fields separated by `|`; yours has {len(given)}.")
+    wrong = [name for name, g, r in zip(_CLUSTER_PARTS, given, right) if g.strip() != r]
+    if wrong:
+        raise _NotYet(_parts([n for n in _CLUSTER_PARTS if n not in wrong], wrong))
+    return True
 
 
 exercise(Exercise(
     "2.cluster-name",
-    "What is the name of the Envoy cluster built for Service reviews (namespace default, port 9080)?",
+    "What is the name of the Envoy cluster istiod builds for a Service `ratings` in namespace "
+    "`bookinfo`, port 9080 (no DestinationRule)?",
     "Istio names outbound clusters `outbound|<service port>|<subset>|<FQDN>`; with no subset the "
-    "third field is empty. Look at the clusters table above.",
-    "The Service gave Envoy a name (its FQDN) and a port; the cluster carries both.",
+    "third field is empty, and the FQDN is `<service>.<namespace>.svc.cluster.local`.",
+    "`outbound|9080||ratings.bookinfo.svc.cluster.local`: the Service gives Envoy a name (its FQDN) "
+    "and a port, and the cluster carries both.",
     _cluster_name))
 
 
-def _slow_policy(answer: Any, data: Mapping[str, Any]) -> bool:
+def _slow_shares(data: Mapping[str, Any]) -> dict[str, float]:
     results: Mapping[str, pd.DataFrame] = data["results"]
     slow: str = data["slow_pod"]
     if not results:
@@ -222,22 +388,65 @@ def _slow_policy(answer: Any, data: Mapping[str, Any]) -> bool:
     share = {}
     for policy, df in results.items():
         ok = _answered(df)
-        share[str(policy).upper()] = (ok["pod"] == slow).mean() if len(ok) else 1.0
+        share[str(policy).upper()] = float((ok["pod"] == slow).mean()) if len(ok) else 1.0
+    return share
+
+
+def _slow_policy(answer: Any, data: Mapping[str, Any]) -> bool:
+    share = _slow_shares(data)
+    guess = _choice(answer, {p.lower().replace("_", " "): p for p in share})
     best = min(share, key=share.get)  # type: ignore[arg-type]
-    return _word(answer).upper().replace(" ", "_") == best
+    if guess != best:
+        raise _NotYet(f"You guessed {guess}.")
+    return True
 
 
 exercise(Exercise(
     "2.slow-pod-policy",
-    "Which load-balancing policy sent the fewest requests to the slow pod?",
-    "Compare the slow pod's slice in each bar. Which policy looks at how many requests each pod "
-    "is still working on?",
-    "LEAST_REQUEST (Istio's default since 1.14) picks the less busy of two random pods, so a slow "
-    "pod, which holds its requests longer, gets fewer new ones. ROUND_ROBIN and RANDOM do not look.",
-    _slow_policy, needs=("results", "slow_pod")))
+    "One pod answers in 60 ms, requests go 4 at a time: which load-balancing policy sends the "
+    "fewest requests to the slow pod? (\"ROUND_ROBIN\", \"RANDOM\" or \"LEAST_REQUEST\")",
+    "Which policy looks at how many requests each pod is still working on?",
+    "ROUND_ROBIN gives every pod its turn, slow or not; RANDOM does the same on average. "
+    "LEAST_REQUEST (Istio's default) picks two pods at random and sends to the one with fewer "
+    "requests in flight — the slow pod holds on to its requests longer, so it is picked less.",
+    _slow_policy, needs=("results", "slow_pod"), kind="prediction",
+    measured=lambda d: "share of requests the slow pod answered: " + ", ".join(
+        f"{p} {v:.0%}" for p, v in _slow_shares(d).items()) + "."))
 
 
 # ------------------------------------------------------------------------------------ chapter 3
+
+def _v2_band(data: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """(v2 requests, answered requests, band low, band high) of the weighted probe, in requests."""
+    from .charts import wilson_interval   # charts sits on the same floor; imported when used
+    df = _answered(_probe(data))
+    col = "subset" if df["subset"].astype(str).ne("").any() else "version"
+    k, n = int((df[col].astype(str) == "v2").sum()), len(df)
+    lo, hi = wilson_interval(k, n)
+    return k, n, int(lo * n), -int(-hi * n // 1)
+
+
+def _predict_v2_count(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _number(answer)
+    k, n, lo, hi = _v2_band(data)
+    if not 0 <= guess <= n:
+        raise ValueError(f"Answer with a number of requests between 0 and {n}.")
+    if not lo <= guess <= hi:
+        raise _NotYet(f"You guessed {guess:g}, outside what {n} draws make likely.")
+    return True
+
+
+exercise(Exercise(
+    "3.predict-v2-count",
+    "The VirtualService sends 20 % of requests to v2. Out of 200 requests, how many reach v2?",
+    "Envoy draws a destination for every request, with the weights as odds.",
+    "Each request is a separate draw with a 20 % chance of v2, so 200 requests give *about* 40 — "
+    "rarely exactly 40. The 95 % band is the range of true shares consistent with what you "
+    "measured; a guess inside it is as good as this measurement can tell.",
+    _predict_v2_count, needs=("probe",), kind="prediction",
+    measured=lambda d: "v2 got {0} of {1} requests; the 95 % confidence band is {2}–{3} requests.".format(
+        *_v2_band(d))))
+
 
 def _weights(answer: Any, data: Mapping[str, Any]) -> bool:
     if isinstance(answer, (list, tuple)) and len(answer) == 2:   # (v1, v2), in the slider's order
@@ -249,7 +458,10 @@ def _weights(answer: Any, data: Mapping[str, Any]) -> bool:
     w1, w2 = _number(answer["v1"]), _number(answer["v2"])
     if w1 < 0 or w2 < 0 or w1 + w2 <= 0:
         raise ValueError("Weights are ≥ 0 and must not all be 0 (Istio rejects that).")
-    return abs(w2 / (w1 + w2) - 0.10) < 1e-9
+    share = w2 / (w1 + w2)
+    if abs(share - 0.10) >= 1e-9:
+        raise _NotYet(f"With these weights v2 gets {share * 100:.0f} % of the requests, not 10 %.")
+    return True
 
 
 exercise(Exercise(
@@ -260,15 +472,33 @@ exercise(Exercise(
     "land near 10 % but rarely on it exactly: that is what the band in the chart shows.",
     _weights))
 
-_WPCATALOG_RIGHT = {"/wpcatalog/items": "v2", "/wpcatalogue": "v2", "/reviews/1": "v1", "/": "v1"}
+_WPCATALOG_PATHS = ("/wpcatalog/items", "/wpcatalogue", "/reviews/1", "/")
+
+
+def _served(data: Mapping[str, Any]) -> dict[str, str]:
+    """The subset that served most requests of each probed path (`seen`: path → probe)."""
+    seen: Mapping[str, pd.DataFrame] = data["seen"]
+    missing = [p for p in _WPCATALOG_PATHS if p not in seen]
+    if missing:
+        raise ValueError(f"seen= lacks the probe of {', '.join(missing)}; run the measurement cell first.")
+    out = {}
+    for path in _WPCATALOG_PATHS:
+        subsets = _answered(seen[path])["subset"].astype(str)
+        out[path] = str(subsets.value_counts().index[0]) if len(subsets) else "no answer"
+    return out
 
 
 def _wpcatalog(answer: Any, data: Mapping[str, Any]) -> bool:
     if isinstance(answer, Mapping):
         answer = {str(k).strip(): v for k, v in answer.items()}
-    if not isinstance(answer, Mapping) or set(answer) != set(_WPCATALOG_RIGHT):
-        raise ValueError(f"Answer with a dict for exactly these paths: {sorted(_WPCATALOG_RIGHT)}.")
-    return {k: _word(v) for k, v in answer.items()} == _WPCATALOG_RIGHT
+    if not isinstance(answer, Mapping) or set(answer) != set(_WPCATALOG_PATHS):
+        raise ValueError(f"Answer with a dict for exactly these paths: {list(_WPCATALOG_PATHS)}.")
+    given = {k: _choice(v, {"v1": "v1", "v2": "v2"}) for k, v in answer.items()}
+    served = _served(data)
+    wrong = [k for k in _WPCATALOG_PATHS if given[k] != served[k]]
+    if wrong:
+        raise _NotYet(_parts([k for k in _WPCATALOG_PATHS if k not in wrong], wrong))
+    return True
 
 
 exercise(Exercise(
@@ -278,12 +508,182 @@ exercise(Exercise(
     "wins, and a rule without `match` catches everything left.",
     "`/wpcatalogue` starts with the characters `/wpcatalog`, so it goes to v2 too: prefix is a "
     "string prefix. Everything else falls through to the catch-all rule → v1.",
-    _wpcatalog))
+    _wpcatalog, needs=("seen",), kind="prediction",
+    measured=lambda d: ", ".join(f"{p} → {s}" for p, s in _served(d).items()) + "."))
+
+
+def _lab(data: Mapping[str, Any]) -> Any:
+    lab = data["lab"]
+    if not all(hasattr(lab, m) for m in ("apply", "probe", "restoring", "objects")):
+        raise TypeError(f"lab= must be your Lab, got {type(lab).__name__}")
+    return lab
+
+
+def _kinds(objs: Iterable[Any]) -> list[str]:
+    return [getattr(o, "kind", "?") for o in objs]
+
+
+def _subsets_named(objs: Iterable[Any]) -> set[str]:
+    """Subsets a VirtualService's routes name, or a DestinationRule defines."""
+    out: set[str] = set()
+    for o in objs:
+        m = o.to_manifest() if hasattr(o, "to_manifest") else {}
+        spec = m.get("spec") or {}
+        if m.get("kind") == "DestinationRule":
+            out |= {str(x.get("name")) for x in spec.get("subsets") or []}
+        elif m.get("kind") == "VirtualService":
+            out |= {str(r["destination"]["subset"]) for rule in spec.get("http") or []
+                    for r in rule.get("route") or [] if (r.get("destination") or {}).get("subset")}
+    return out
+
+
+def _write_destinationrule(answer: Any, data: Mapping[str, Any]) -> str:
+    """Apply the learner's DestinationRule with the weighted route, probe, judge, put the lab back."""
+    lab = _lab(data)
+    with lab.restoring():
+        theirs = [o for o in lab.objects() if o.kind == "DestinationRule"]
+        if theirs:          # yours is the only DestinationRule while the check measures
+            lab.delete(theirs)
+        route = lab.apply(data["route"])
+        applied = lab.apply(answer)      # bad YAML: ManifestError (a ValueError) names file/line/field
+        if "DestinationRule" not in _kinds(applied):
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise "
+                             "asks for a DestinationRule.")
+        df = lab.probe("http://reviews:9080/", n=100, seed=1)
+    counts = _outcomes(df)
+    if "503 NC" in counts:
+        missing = sorted(_subsets_named(route) - _subsets_named(applied))
+        named = f"subset{'s' if len(missing) > 1 else ''} {', '.join(missing) or '?'}"
+        raise _NotYet(f"{_got(df)}. NC: the route names {named}, for which Envoy has no cluster — does "
+                      "your DestinationRule define every subset the VirtualService names, for the host "
+                      "`reviews`?")
+    if "503 UH" in counts:
+        raise _NotYet(f"{_got(df)}. UH: a subset selects no ready pod — check each subset's labels.")
+    ok = _answered(df)
+    mixed = sorted({s for s, v in zip(ok["subset"].astype(str), ok["version"].astype(str)) if s != v})
+    if mixed:
+        raise _NotYet(f"{_got(df)}, but subset {', '.join(mixed)} reached pods of another version: its "
+                      "labels select the wrong pods.")
+    if len(counts) != 1 or counts.index[0] != "200":
+        raise _NotYet(f"{_got(df)}.")
+    return f"{_got(df)}; " + ", ".join(f"subset {s} → version {s}" for s in sorted(set(ok["subset"].astype(str)))) + "."
+
+
+exercise(Exercise(
+    "3.write-destinationrule",
+    "Write the DestinationRule that makes `virtualservice-80-20.yaml` work: subsets `v1` and `v2` of "
+    "host `reviews`, one per version label. (The check applies it with that VirtualService, sends "
+    "100 requests, then puts the lab back.)",
+    "A subset is a `name` plus `labels`; the pods carry `version: v1` or `version: v2`. Start from "
+    "`apiVersion: networking.istio.io/v1`, `kind: DestinationRule`, `spec.host`, `spec.subsets`.",
+    "Your subsets are label filters over the Service's endpoints; istiod built a cluster from each, "
+    "and the VirtualService's weights pick between those clusters per request.",
+    _write_destinationrule, needs=("lab", "route")))
 
 
 # ------------------------------------------------------------------------------------ chapter 4
 
+_OUTCOME_KEYS = {"inside": "inside", "inside the mesh": "inside", "sidecar": "inside", "gateway": "gateway",
+                 "outside": "gateway", "through the gateway": "gateway"}
+
+
+def _top(df: pd.DataFrame) -> str:
+    return str(_outcomes(df).index[0])
+
+
+def _predict_no_service(answer: Any, data: Mapping[str, Any]) -> bool:
+    if not isinstance(answer, Mapping) or {_OUTCOME_KEYS.get(_word(str(k))) for k in answer} != {"inside", "gateway"}:
+        raise ValueError("Answer with a dict for both clients, e.g. {\"inside\": \"200\", \"gateway\": \"200\"} "
+                         "(an outcome is a status like \"200\" or \"503 NC\", or \"dns error\").")
+    given = {_OUTCOME_KEYS[_word(str(k))]: v for k, v in answer.items()}
+    measured = {"inside": _top(_probe(data, "inside")), "gateway": _top(_probe(data, "outside"))}
+    wrong = [k for k in ("inside", "gateway") if not _same_outcome(given[k], measured[k])]
+    if wrong:
+        raise _NotYet(_parts([k for k in ("inside", "gateway") if k not in wrong], wrong))
+    return True
+
+
+exercise(Exercise(
+    "4.predict-no-service",
+    "The Service is deleted; the DestinationRule and both VirtualServices stay. What does a client "
+    "inside the mesh get when it calls `reviews`, and a client coming through the gateway?",
+    "What does an app need before its sidecar sees anything? And what does Envoy need to forward?",
+    "Inside, the app asks DNS for `reviews` and there is no such name any more: `dns error`, no HTTP "
+    "at all. Through the gateway the request reaches Envoy, whose route names a cluster istiod no "
+    "longer builds: 503 NC.",
+    _predict_no_service, needs=("inside", "outside"), kind="prediction",
+    measured=lambda d: f"inside, {_got(_probe(d, 'inside'))}; through the gateway, {_got(_probe(d, 'outside'))}."))
+
+
+def _predict_outcome(answer: Any, data: Mapping[str, Any]) -> bool:
+    if not isinstance(answer, (str, int)) or not re.fullmatch(r"\s*\d{3}(\s+[A-Za-z,]+)?\s*", str(answer)):
+        raise ValueError("Answer with a status and a flag in quotes, e.g. \"404 NR\".")
+    top = _top(_probe(data))
+    if not _same_outcome(answer, top):
+        raise _NotYet(f"You guessed {str(answer).strip()}.")
+    if str(answer).strip().isdigit() and top != str(answer).strip():
+        raise _NotYet(f"The status {str(answer).strip()} is right; the flag, which names the cause, was missing.")
+    return True
+
+
+exercise(Exercise(
+    "4.predict-undefined-subset",
+    "A route to subset `v3`, which no DestinationRule defines: which status and Envoy flag?",
+    "Which Envoy cluster would the route name, and does it exist?",
+    "503 NC: istiod builds one cluster per subset a DestinationRule defines; the route names "
+    "`outbound|9080|v3|…`, which was never built, so Envoy has no cluster to send to.",
+    _predict_outcome, needs=("probe",), kind="prediction", measured=lambda d: _got(_probe(d)) + "."))
+
+
+def _fix_with_serviceentry(answer: Any, data: Mapping[str, Any]) -> str:
+    """Case 1 (no Service): apply the learner's ServiceEntry, probe through the gateway and by name,
+    judge the gateway's answers, put the lab back."""
+    lab = _lab(data)
+    if any(o.kind == "Service" and o.name == "reviews" for o in lab.objects()):
+        raise ValueError("The Service `reviews` is in the lab again (a later cell re-applied it), so this "
+                         "check cannot tell what your fix does: it belongs right after case 1.")
+    with lab.restoring():
+        applied = lab.apply(answer)
+        kinds = _kinds(applied)
+        if "Service" in kinds:
+            raise _NotYet("That brings the Service back, which works — but this exercise asks for the fix "
+                          "without one.")
+        if "ServiceEntry" not in kinds:
+            raise ValueError(f"Your YAML holds {', '.join(kinds) or 'nothing'}; this exercise asks for a "
+                             "ServiceEntry.")
+        outside = lab.probe("http://reviews.example.com/", via="gateway", n=20, seed=1)
+        inside = lab.probe("http://reviews:9080/", n=5, seed=1)
+    counts = _outcomes(outside)
+    if list(counts.index) != ["200"]:
+        why = ""
+        if "503 NC" in counts:
+            why = (" NC: Envoy has no cluster for the host the gateway's route names — does your "
+                   "ServiceEntry's host read exactly `reviews.default.svc.cluster.local`, with port 9080?")
+        elif "503 UH" in counts:
+            why = (" UH: the cluster has no endpoint — does `workloadSelector` select the pods "
+                   "(`app: reviews`), with `resolution: STATIC`?")
+        raise _NotYet(f"Through the gateway, {_got(outside)}.{why}")
+    return f"Through the gateway, {_got(outside)}; inside, by name, {_got(inside)}."
+
+
+exercise(Exercise(
+    "4.fix-with-serviceentry",
+    "Fix case 1 without bringing the Service back: write a ServiceEntry that gives the mesh the host "
+    "`reviews.default.svc.cluster.local` (port 9080, HTTP) with the reviews pods as its endpoints. "
+    "(The check applies it, sends requests through the gateway and by name, then puts the lab back.)",
+    "A ServiceEntry with `hosts`, `ports` (number, name, protocol), `location: MESH_INTERNAL`, "
+    "`resolution: STATIC` and a `workloadSelector` whose labels match the pods.",
+    "istiod built the cluster and its endpoints from your ServiceEntry, as it does from a Service. By "
+    "name (`reviews`) the app still gets a DNS error: a "
+    "ServiceEntry adds a host to Istio's registry, not a name to the cluster's DNS (unless Istio's "
+    "DNS proxy is turned on). A VirtualService's hosts can be Services or ServiceEntries alike.",
+    _fix_with_serviceentry, needs=("lab",)))
+
 _FLAGS_RIGHT = {"no-service": "NC", "undefined-subset": "NC", "empty-subset": "UH"}
+#: Envoy's response flags (short form), from envoy/stream_info/stream_info.h: an answer outside
+#: these is not a flag at all.
+_ENVOY_FLAGS = {"UH", "UF", "UO", "NR", "URX", "NC", "DT", "UC", "LH", "UT", "LR", "UR", "RL", "UAEX",
+                "RLSE", "IH", "SI", "DPE", "UPE", "UMSDR", "OM", "DF", "DO", "DI", "FI", "DC", "NFCF"}
 
 
 def _flags(answer: Any, data: Mapping[str, Any]) -> bool:
@@ -292,7 +692,15 @@ def _flags(answer: Any, data: Mapping[str, Any]) -> bool:
     if not isinstance(answer, Mapping) or set(answer) != set(_FLAGS_RIGHT):
         raise ValueError(f"Answer with a dict for exactly these cases: {sorted(_FLAGS_RIGHT)}.")
     # "NC", "nc", "503 NC" all name the flag
-    return {k: str(v).strip().upper().removeprefix("503").strip() for k, v in answer.items()} == _FLAGS_RIGHT
+    given = {k: str(v).strip().upper().removeprefix("503").strip() for k, v in answer.items()}
+    unknown = sorted({v for v in given.values() if v not in _ENVOY_FLAGS})
+    if unknown:
+        raise ValueError(f"{', '.join(map(repr, unknown))} is not an Envoy response flag; the flags this "
+                         "chapter met are NC, UH and NR.")
+    wrong = [k for k in _FLAGS_RIGHT if given[k] != _FLAGS_RIGHT[k]]
+    if wrong:
+        raise _NotYet(_parts([k for k in _FLAGS_RIGHT if k not in wrong], wrong))
+    return True
 
 
 exercise(Exercise(
@@ -306,15 +714,18 @@ exercise(Exercise(
     _flags))
 
 
-_KIND_SHORT = {"dr": "destinationrule", "vs": "virtualservice"}
+_KINDS = {"destinationrule": "DestinationRule", "dr": "DestinationRule", "virtualservice": "VirtualService",
+          "vs": "VirtualService"}
 
 
 def _safe_order(answer: Any, data: Mapping[str, Any]) -> bool:
     if not isinstance(answer, (list, tuple)) or len(answer) != 2:
         raise ValueError("Answer with a list of the two kinds in the order you apply them, "
                          "e.g. [\"Kind1\", \"Kind2\"].")
-    kinds = [_word(a).replace(" ", "") for a in answer]
-    return [_KIND_SHORT.get(k, k) for k in kinds] == ["destinationrule", "virtualservice"]
+    kinds = [_choice(str(a).replace(" ", "").replace("-", ""), _KINDS) for a in answer]
+    if kinds == ["VirtualService", "DestinationRule"]:
+        raise _NotYet("That is the order that opened the 503 NC window in the timeline.")
+    return kinds == ["DestinationRule", "VirtualService"]
 
 
 exercise(Exercise(
@@ -340,7 +751,8 @@ exercise(Exercise(
     "Why does a request through the gateway get 503 once the Kubernetes Service is gone? "
     "(a), (b) or (c)?",
     "Look at the response flag of those 503s and at the clusters table without the Service.",
-    "(b): the DestinationRule and VirtualService only refine traffic to a host the registry knows. "
-    "The Service supplies that host, its port and its endpoints; without it the route names a "
-    "missing cluster and Envoy answers 503 NC. The DR itself stays valid — it just decorates nothing.",
+    "(b): istiod builds Envoy's clusters and endpoints from the registry (Services, ServiceEntries); "
+    "the DestinationRule and VirtualService only refine traffic to a host the registry knows. "
+    "Without the Service the route names a cluster istiod no longer sends, and Envoy answers "
+    "503 NC. The DR itself stays valid — it just decorates nothing.",
     _seed))

@@ -9,16 +9,17 @@ run on kind), and `Lab(backend="kind")` asks for a real cluster with real Istio 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
 
 from .backends.base import Backend, ProxyName, RunningProbe, Via
-from .errors import LabOptionError
+from .errors import LabClosed, LabOptionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,8 +90,23 @@ class Lab:
     the backend's own (`LabOptions`), and one it does not take is a `LabOptionError`.
     """
 
+    #: What a closed lab answers to every call: what happened and how to start again.
+    CLOSED_MESSAGE = ("this lab is closed: lab.close() stopped its Envoy proxies and pods. To start a new one, "
+                      "run the chapter again from its first cell (Run ▸ Run All Cells), or in code "
+                      "`lab = Lab()` and apply your manifests again")
+
     def __init__(self, backend: str | None = None, **options: Unpack[LabOptions]) -> None:
+        self._closed = False
         self.backend: Backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", dict(options))
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` ran: every call then raises `LabClosed`, saying how to start again."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LabClosed(self.CLOSED_MESSAGE)
 
     @property
     def name(self) -> str:
@@ -116,32 +132,70 @@ class Lab:
         each listed kind on its own, `gap` seconds apart (the make-before-break window; one rule
         on every backend: `meshlab.backends.base.apply_steps`). `xds_order` orders the resource
         types of each push of the local Envoys. Returns the objects applied."""
+        self._check_open()
         objs = self._load(x)
         self.backend.apply(objs, order=order, gap=gap, xds_order=xds_order)
         return objs
 
     def delete(self, x: Any) -> list[K8sObject]:
         """Delete objects (missing ones are ignored, like ``kubectl delete --ignore-not-found``)."""
+        self._check_open()
         objs = self._load(x)
         self.backend.delete(objs)
         return objs
 
     def objects(self) -> list[K8sObject]:
+        self._check_open()
         return self.backend.objects()
+
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[Lab]:
+        """Put the lab's objects back as they were when the block ends, whatever it applied or
+        deleted::
+
+            with lab.restoring():
+                lab.apply(my_virtualservice)          # try something...
+                df = lab.probe("http://reviews:9080/")
+            # ...the lab holds exactly the objects it held before the block
+
+        Objects changed or deleted inside the block are applied again in their earlier form;
+        objects created inside it are deleted. Pod knobs (`set_pod`) are not objects and stay.
+        This is how a widget or an exercise measures its own variant of the lab without changing
+        what the chapter's later cells see. Yields the lab."""
+        self._check_open()
+        before = {o.key: o for o in self.backend.objects()}
+        try:
+            yield self
+        finally:
+            if not self._closed:
+                self._put_back(before)
+
+    def _put_back(self, before: dict[tuple[str, str, str], K8sObject]) -> None:
+        now = {o.key: o for o in self.backend.objects()}
+        changed = [obj for key, obj in before.items() if now.get(key) != obj]
+        added = [obj for key, obj in now.items() if key not in before]
+        if changed:
+            self.backend.apply(changed)
+        if added:
+            self.backend.delete(added)
 
     # ---- pods ----------------------------------------------------------------------------------
     def pods(self) -> pd.DataFrame:
+        self._check_open()
         return self.backend.pods()
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
+        self._check_open()
         self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
                              ready=ready, error_code=error_code)
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
+        self._check_open()
         self.backend.kill_pod(name, namespace=namespace, notready_after=notready_after)
 
     def restart_pod(self, name: str, *, namespace: str = "default") -> None:
+        self._check_open()
         self.backend.restart_pod(name, namespace=namespace)
 
     # ---- traffic -------------------------------------------------------------------------------
@@ -149,12 +203,20 @@ class Lab:
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
               timeout: float = 30.0) -> pd.DataFrame:
-        """Send `n` requests as a client pod in `namespace` would; one row per request."""
+        """Send `n` requests as a client pod in `namespace` would; one row per request.
+
+        The rows are a `charts.ProbeTable`: a DataFrame that shows the columns a learner reads
+        first (status, flags, pod, version…) at the left."""
+        from .charts import ProbeTable
+        self._check_open()
         df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
                                 via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,
                                 timeout=timeout)
-        df.attrs.update(url=url, via=via, namespace=namespace)   # what explain() needs for dns/refused rows
-        return df
+        rows = ProbeTable(df)
+        rows.attrs.update(df.attrs)
+        # what explain() reads for what no Envoy row says: the name asked for, the path and headers sent
+        rows.attrs.update(url=url, via=via, namespace=namespace, headers=dict(headers or {}))
+        return rows
 
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0, duration: float | None = None,
                 concurrency: int = 1, keepalive: bool = True, headers: dict[str, str] | None = None,
@@ -166,6 +228,7 @@ class Lab:
                 lab.apply(vs, order=["VirtualService", "DestinationRule"])
             df = p.result()
         """
+        self._check_open()
         return self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
                                     keepalive=keepalive, headers=headers, via=via, namespace=namespace,
                                     seed=seed, timeout=timeout)
@@ -174,16 +237,20 @@ class Lab:
     def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
         """The live proxy config, like ``istioctl proxy-config all -o json`` (the client sidecar of
         `namespace`, or the ingress gateway)."""
+        self._check_open()
         return self.backend.envoy_config(proxy, namespace=namespace)
 
     def explain(self, probe_df: pd.DataFrame) -> Explanation:
         """Name the misconfiguration behind what a probe saw: `meshlab.explain(df, lab)`
         reads this lab's objects, pods and live Envoy config."""
         from .explanation import explain
+        self._check_open()
         return explain(probe_df, self)
 
     # ---- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
+        """Stop the lab's Envoy proxies and pods (the kernel's end does it too). Idempotent."""
+        self._closed = True
         self.backend.close()
 
     def __enter__(self) -> Lab:

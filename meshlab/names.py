@@ -8,6 +8,7 @@ here is written once, after the Istio or Kubernetes code that defines it, and im
 - host names: short-name expansion to an FQDN, Istio's wildcard matching (`host.Name`);
 - Istio cluster names `outbound|9080|v2|reviews.default.svc.cluster.local`, built and parsed;
 - Go durations (`1m30s`, `1.5s`, `300ms`), exactly as Go's `time.ParseDuration` reads them;
+- references between Istio objects: a VirtualService's `gateways` entries, `exportTo`;
 - equality-based label selection and its `k=v,k2=v2` spelling;
 - a Service port's protocol from its name or appProtocol (Istio's `kube.ConvertProtocol`);
 - the names of Istio's default install (istio-system, the ingress gateway's labels).
@@ -163,6 +164,49 @@ def subset_of_cluster(name: str | None) -> str:
     """The subset field of an outbound cluster name (`outbound|9080|v2|…` → `v2`), else ''."""
     parsed = parse_cluster_name(name)
     return parsed.subset if parsed is not None and parsed.direction == "outbound" else ""
+
+
+# ------------------------------------------------------------------- references between Istio objects
+
+#: The reserved `gateways` entry that means "every sidecar" (Istio's constants.IstioMeshGateway).
+MESH_GATEWAY = "mesh"
+
+
+def gateway_ref(name: str, namespace: str) -> str:
+    """A VirtualService's `gateways` entry (or a match's) as istiod resolves it: the
+    `<namespace>/<name>` of the Gateway it binds to; `mesh` stays `mesh`.
+
+    istiod's resolveGatewayName (pilot/pkg/model/config.go), applied to every VirtualService by
+    ResolveVirtualServiceShortnames (pilot/pkg/model/virtualservice.go), with `namespace` the
+    VirtualService's own:
+
+    - `ns/name` is taken as written; `./name` is `<namespace>/name`;
+    - a short `name` (no dot) is `<namespace>/name` — a Gateway in the VirtualService's namespace,
+      whatever namespace a Gateway of that name really lives in;
+    - a dotted `name.ns[.svc.cluster.local]` is the legacy FQDN form: `ns/name`.
+    """
+    if name == MESH_GATEWAY:
+        return name
+    if "/" in name:
+        before, _, after = name.partition("/")
+        return f"{namespace}/{after}" if before == "." else name
+    if "." not in name:
+        return f"{namespace}/{name}"
+    first, _, rest = name.partition(".")
+    return f"{rest.split('.', 1)[0]}/{first}"
+
+
+def exported_to(export_to: Iterable[str], obj_namespace: str, client_namespace: str) -> bool:
+    """Whether an object's `exportTo` makes it visible to proxies in `client_namespace`: unset
+    means everywhere (`*`, the default of Istio's mesh config), `.` its own namespace, `*` every
+    namespace, any other entry that namespace (`~`, Istio's "nowhere", names none). Istio's
+    visibility rules for VirtualService, DestinationRule and ServiceEntry (pilot/pkg/model
+    push_context.go, `exportToDefaults`)."""
+    entries = list(export_to)
+    if not entries:
+        return True
+    return any(e == "*" or e == client_namespace or (e == "." and obj_namespace == client_namespace)
+               for e in entries)
 
 
 # -------------------------------------------------------------------------------------- durations
@@ -349,7 +393,8 @@ INGRESS_GATEWAY_LABELS: Mapping[str, str] = {"istio": "ingressgateway", "app": I
 
 __all__ = [
     "CLUSTER_DOMAIN", "ClusterName", "HTTP_FAMILY", "INGRESS_GATEWAY", "INGRESS_GATEWAY_LABELS", "ISTIO_NAMESPACE",
-    "TCP_FAMILY", "UNSUPPORTED", "cluster_dns", "cluster_name", "duration_seconds", "fqdn", "host_matches",
+    "MESH_GATEWAY", "TCP_FAMILY", "UNSUPPORTED", "cluster_dns", "cluster_name", "duration_seconds", "exported_to",
+    "fqdn", "gateway_ref", "host_matches",
     "host_subset_of", "is_ip", "is_wildcard", "labels_match", "parse_cluster_name", "parse_duration",
     "port_protocol", "protocol_from_name", "proto_duration", "selector_string", "service_of", "split_fqdn",
     "subset_of_cluster", "to_fqdn",

@@ -8,14 +8,26 @@ from code runs the same re-probe synchronously, which is how the tests drive the
 
 The charts come from `meshlab.charts`, so a static figure and its live twin always agree.
 Every explorer keeps its probes in `.results` (label → DataFrame) for exercises to judge.
+
+Widgets on one lab never change each other, nor what the chapter's later cells see: an explorer
+that applies YAML measures inside `lab.restoring()`, so after each measurement the lab holds
+exactly the objects it held before. Each explorer says which objects it changes and shows the
+lab's objects and pods it measured against, refreshed on every move. A closed lab stays closed:
+the widget's status line then says how to start a new one (`Lab.CLOSED_MESSAGE`), and
+`close_button(lab)` is the one obvious way to close it that Run All never presses.
+
+In a static page (`make course`) a widget has no kernel; it shows what it showed when the page
+was made (`text/html` next to the widget view: its scope, status and chart).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import html
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +41,8 @@ from .backends.base import apply_steps, run_steps
 from .exercises import Verdict, check
 
 __all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "ProbeExplorer",
-           "FlowExplorer", "Quiz", "flow", "weight_slider", "connections", "lb_picker", "push_order", "requests", "quiz", "live"]
+           "FlowExplorer", "Quiz", "LabCloser", "flow", "weight_slider", "connections", "lb_picker", "push_order",
+           "requests", "quiz", "close_button", "live"]
 
 
 # ------------------------------------------------------------------------------------ plumbing
@@ -75,24 +88,104 @@ def _read_yaml(manifest: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     return docs[0]
 
 
-class _Explorer(W.VBox):
-    """Controls on top, a status line (⏳ while the lab works, ✔ or ✘ after), the live chart.
+#: Toggle buttons as wide as their labels ("VirtualService first (unsafe)" is not cut short).
+_WIDE_BUTTONS = {"button_width": "auto"}
+#: The order objects are listed in a widget's "runs against" line: what exists, then the rules.
+_KIND_ORDER = ("Service", "ServiceEntry", "DestinationRule", "VirtualService", "Gateway")
 
-    Subclasses re-apply and re-probe in `set(...)`; errors from the lab land in the status line
+
+def _ref(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    return f"{obj.get('kind')} {meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+
+def _describe(obj: Mapping[str, Any]) -> str:
+    """One object in a few words: `DestinationRule default/reviews (subsets v1, v2)`."""
+    spec = obj.get("spec") or {}
+    kind, details = obj.get("kind"), []
+    if kind == "Service":
+        details.append("ports " + ", ".join(str(p.get("port")) for p in spec.get("ports") or []))
+    elif kind == "DestinationRule":
+        subsets = [s.get("name") for s in spec.get("subsets") or []]
+        if subsets:
+            details.append("subsets " + ", ".join(map(str, subsets)))
+        lb = ((spec.get("trafficPolicy") or {}).get("loadBalancer") or {}).get("simple")
+        if lb:
+            details.append(f"loadBalancer {lb}")
+    elif kind == "VirtualService":
+        rules = len(spec.get("http") or [])
+        details.append(f"{rules} http rule{'s' if rules != 1 else ''}")
+        if spec.get("gateways"):
+            details.append("gateways " + ", ".join(spec["gateways"]))
+    elif kind == "ServiceEntry":
+        details.append("hosts " + ", ".join(spec.get("hosts") or []))
+    return _ref(obj) + (f" ({'; '.join(details)})" if details else "")
+
+
+def _manifest(obj: Any) -> dict[str, Any]:
+    return obj.to_manifest() if hasattr(obj, "to_manifest") else dict(obj)
+
+
+class _Explorer(W.VBox):
+    """Controls on top, what it changes and runs against, a status line, the live chart.
+
+    The status line shows ⏳ while the lab works, ✔ or ✘ after. Subclasses re-apply and
+    re-probe in `set(...)` inside `self._trial()`; errors from the lab land in the status line
     (the last good chart stays) so a slider never leaves a traceback in the middle of the page.
+    `changes` names the objects the explorer applies (`["VirtualService default/reviews"]`);
+    empty means it only sends requests.
     """
 
-    def __init__(self, controls: Sequence[W.Widget], figure: go.Figure, css: str) -> None:
+    def __init__(self, lab: Any, controls: Sequence[W.Widget], figure: go.Figure, css: str, *,
+                 changes: Sequence[str] = ()) -> None:
+        self.lab = lab
+        self.changes = list(changes)
+        self.scope = W.HTML(value="")
+        self.scope.add_class("meshlab-scope")
         self.status = W.HTML(value="")
+        self.status.add_class("meshlab-status")
         self.figure = live(figure)
         self.results: dict[str, pd.DataFrame] = {}
-        super().__init__([W.HBox(list(controls)), self.status, self.figure])
+        super().__init__([W.HBox(list(controls)), self.scope, self.status, self.figure])
         self.add_class("meshlab-explorer")
         self.add_class(css)
 
     def chart(self) -> charts.Figure:
         """A static snapshot of the live chart (renders anywhere, e.g. in `make course` HTML)."""
         return charts.Figure(self.figure.to_dict())
+
+    @contextlib.contextmanager
+    def _trial(self) -> Iterator[None]:
+        """Measure on the lab as it is now, and leave it so: with `changes`, inside
+        `lab.restoring()`, which puts the lab's own objects back afterwards."""
+        self._show_scope()
+        if not self.changes:
+            yield
+            return
+        with self.lab.restoring():
+            yield
+
+    def _show_scope(self) -> None:
+        """Refresh the 'changes … / runs against …' lines from the lab as it is right now."""
+        if self.changes:
+            changes = ("<b>changes</b> " + ", ".join(html.escape(c) for c in self.changes)
+                       + " — only while it measures; then the lab's own objects are put back, so the "
+                         "cells below see what the text says")
+        else:
+            changes = "<b>changes</b> nothing — it only sends requests"
+        self.scope.value = (f"<div style='font-size:12px;color:#555;line-height:1.4'>✎ {changes}<br>"
+                            f"▸ <b>runs against</b> {html.escape(self._runs_against())}</div>")
+
+    def _runs_against(self) -> str:
+        objs = [_manifest(o) for o in self.lab.objects()]
+        objs = sorted((o for o in objs if o.get("kind") in _KIND_ORDER),
+                      key=lambda o: (_KIND_ORDER.index(o["kind"]), _ref(o)))
+        parts = [_describe(o) for o in objs] or ["no Service or Istio object"]
+        pods = self.lab.pods()
+        if len(pods):
+            unready = [str(n) for n, r in zip(pods["name"], pods["ready"]) if not r]
+            parts.append(f"{len(pods)} pods, " + (f"not ready: {', '.join(unready)}" if unready else "all ready"))
+        return " · ".join(parts)
 
     def _busy(self, text: str) -> float:
         self.status.value = f"<span style='color:#555'>⏳ {html.escape(text)}</span>"
@@ -103,7 +196,23 @@ class _Explorer(W.VBox):
                              f"({time.perf_counter() - started:.1f} s)</span>")
 
     def _failed(self, err: Exception) -> None:
-        self.status.value = f"<span style='color:#d62728'>✘ {html.escape(str(err))}</span>"
+        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(err)))   # `code` as in Markdown
+        self.status.value = f"<span style='color:#d62728'>✘ {text}</span>"
+
+    def _repr_mimebundle_(self, **kw: Any) -> dict[str, Any] | None:
+        """The widget view for JupyterLab, plus `text/html` for pages without a kernel."""
+        data = super()._repr_mimebundle_(**kw)
+        if data is not None:
+            data["text/html"] = self._static_html()
+        return data
+
+    def _static_html(self) -> str:
+        chart = (charts.static_html(self.chart()) if self.results else
+                 "<p><i>Nothing measured yet when this page was made.</i></p>")
+        return ("<div class='meshlab-static-widget' style='border-left:3px solid #ccc;padding-left:8px'>"
+                "<p style='font-size:12px;color:#555'><i>🖱️ A live widget: in JupyterLab it changes the lab "
+                "when you move it. This page shows what it showed when the page was made.</i></p>"
+                f"{self.scope.value}{self.status.value}{chart}</div>")
 
 
 # ------------------------------------------------------------------------------------ chapter 3
@@ -114,7 +223,8 @@ class WeightSlider(_Explorer):
     The VirtualService is read once from a real manifest (the same file a learner would
     `kubectl apply`); the slider edits `spec.http[rule].route[*].weight` in that in-memory copy
     (the file on disk is never written), applies the copy to the lab, probes and redraws
-    `charts.split` with the configured weights and a Wilson band.
+    `charts.split` with the configured weights and a Wilson band. The lab's own VirtualService
+    of that name (if any) is put back after each measurement.
     """
 
     def __init__(self, lab: Any, manifest: str | Path | Mapping[str, Any], url: str, *, n: int = 200,
@@ -135,7 +245,8 @@ class WeightSlider(_Explorer):
                                   layout=W.Layout(width="420px"))
         self.slider.add_class("meshlab-weight-slider")
         self.applied = W.HTML()
-        super().__init__([self.slider, self.applied], go.Figure(), "meshlab-weights")
+        super().__init__(lab, [self.slider, self.applied], go.Figure(), "meshlab-weights",
+                         changes=[_ref(self.manifest)])
         self.slider.observe(lambda change: self.set(change["new"]), names="value")
         self.set(self.slider.value)
 
@@ -159,8 +270,9 @@ class WeightSlider(_Explorer):
         started = self._busy(f"applying {self.subsets[0]} {100 - weight} / {self.subsets[1]} {weight} "
                              f"and sending {self.n} requests…")
         try:
-            self.lab.apply(copy.deepcopy(self.manifest))
-            df = self.lab.probe(self.url, n=self.n, seed=self.seed, **self.probe_kw)
+            with self._trial():
+                self.lab.apply(copy.deepcopy(self.manifest))
+                df = self.lab.probe(self.url, n=self.n, seed=self.seed, **self.probe_kw)
         except Exception as e:  # show the lab's message in the widget, keep the last chart
             self._failed(e)
             return
@@ -170,7 +282,7 @@ class WeightSlider(_Explorer):
                                           if self._by_subset(df) else "version"))
         self.applied.value = ("<code style='font-size:11px'>" + " · ".join(
             f"{s}: weight {w}" for s, w in self.weights(weight).items()) + "</code>")
-        self._done(started, f"{len(df)} requests")
+        self._done(started, charts.outcome_summary(df))
 
     @staticmethod
     def _by_subset(df: pd.DataFrame) -> bool:
@@ -201,7 +313,7 @@ class ConnectionExplorer(_Explorer):
                                         description="connections", continuous_update=False,
                                         layout=W.Layout(width="420px"))
         self.slider.add_class("meshlab-connections-slider")
-        super().__init__([self.slider], go.Figure(), "meshlab-connections")
+        super().__init__(lab, [self.slider], go.Figure(), "meshlab-connections")
         self.slider.observe(lambda change: self.set(change["new"]), names="value")
         self.set(self.slider.value)
 
@@ -216,15 +328,19 @@ class ConnectionExplorer(_Explorer):
             kw = dict(keepalive=True, concurrency=int(choice))
         started = self._busy(f"sending {self.n} requests over {choice} connection(s)…")
         try:
-            df = self.lab.probe(self.url, n=self.n, via=self.via, seed=self.seed, **kw, **self.probe_kw)
+            with self._trial():
+                pods = self.lab.pods()
+                df = self.lab.probe(self.url, n=self.n, via=self.via, seed=self.seed, **kw, **self.probe_kw)
         except Exception as e:
             self._failed(e)
             return
         label = f"{choice} conn" if choice != self.NEW_PER_REQUEST else choice
         self.results[label] = df
         ordered = {k: self.results[k] for k in sorted(self.results, key=_conn_order)}
-        _redraw(self.figure, charts.shares(ordered, by="pod", title="Share per pod vs connections used"))
-        self._done(started, f"{df['conn'].nunique()} connection(s), {df['pod'].nunique()} pod(s)")
+        _redraw(self.figure, charts.shares(ordered, by="pod", title="Share per pod vs connections used",
+                                           pods=pods))
+        self._done(started, f"{df['conn'].nunique()} connection(s) carried {len(df)} requests; "
+                            f"{df['pod'].nunique()} pod(s) answered")
 
 
 def _conn_order(label: str) -> float:
@@ -252,10 +368,12 @@ class LoadBalancerPicker(_Explorer):
                  seed: int | None = 1, **probe_kw: Any) -> None:
         self.lab, self.url, self.n, self.concurrency, self.seed, self.probe_kw = lab, url, n, concurrency, seed, probe_kw
         self.manifest = _read_yaml(manifest)
-        self.picker = W.ToggleButtons(options=list(policies), value=None, description="policy")
+        self.picker = W.ToggleButtons(options=list(policies), value=None, description="policy",
+                                      style=_WIDE_BUTTONS)
         self.picker.add_class("meshlab-lb-picker")
-        self.run_all = W.Button(description="compare all", icon="play")
-        super().__init__([self.picker, self.run_all], go.Figure(), "meshlab-lb")
+        self.run_all = W.Button(description="compare all", icon="play", layout=W.Layout(width="auto"))
+        super().__init__(lab, [self.picker, self.run_all], go.Figure(), "meshlab-lb",
+                         changes=[_ref(self.manifest)])
         self.picker.observe(lambda change: change["new"] and self.set(change["new"]), names="value")
         self.run_all.on_click(lambda _b: self.compare())
 
@@ -268,8 +386,10 @@ class LoadBalancerPicker(_Explorer):
         started = self._busy(f"applying loadBalancer {policy}, sending {self.n} requests "
                              f"({self.concurrency} at a time)…")
         try:
-            self.lab.apply(copy.deepcopy(self.manifest))
-            df = self.lab.probe(self.url, n=self.n, concurrency=self.concurrency, seed=self.seed, **self.probe_kw)
+            with self._trial():
+                self.lab.apply(copy.deepcopy(self.manifest))
+                df = self.lab.probe(self.url, n=self.n, concurrency=self.concurrency, seed=self.seed,
+                                    **self.probe_kw)
         except Exception as e:
             self._failed(e)
             return
@@ -302,12 +422,14 @@ class PushOrderRace(_Explorer):
     ORDERS = {"VirtualService first (unsafe)": ["VirtualService", "DestinationRule"],
               "DestinationRule first (safe)": ["DestinationRule", "VirtualService"]}
 
-    def __init__(self, runner: Callable[[list[str]], tuple[pd.DataFrame, Mapping[str, float]]]) -> None:
+    def __init__(self, runner: Callable[[list[str]], tuple[pd.DataFrame, Mapping[str, float]]], lab: Any,
+                 changes: Sequence[str] = ()) -> None:
         self.runner = runner
         self.events: dict[str, dict[str, float]] = {}
-        self.picker = W.ToggleButtons(options=list(self.ORDERS), value=None, description="order")
+        self.picker = W.ToggleButtons(options=list(self.ORDERS), value=None, description="order",
+                                      style=_WIDE_BUTTONS)
         self.picker.add_class("meshlab-order-picker")
-        super().__init__([self.picker], go.Figure(), "meshlab-order")
+        super().__init__(lab, [self.picker], go.Figure(), "meshlab-order", changes=changes)
         self.picker.observe(lambda change: change["new"] and self.run(change["new"]), names="value")
 
     def run(self, order: str) -> None:
@@ -318,15 +440,15 @@ class PushOrderRace(_Explorer):
             return
         started = self._busy(f"applying {' then '.join(self.ORDERS[order])} while sending requests…")
         try:
-            df, events = self.runner(self.ORDERS[order])
+            with self._trial():
+                df, events = self.runner(self.ORDERS[order])
         except Exception as e:
             self._failed(e)
             return
         self.results[order] = df
         self.events[order] = dict(events)
         _redraw(self.figure, charts.timeline(df, events=events, title=order))
-        bad = int((df["status"] == 503).sum())
-        self._done(started, f"{len(df)} requests, {bad} × 503")
+        self._done(started, charts.outcome_summary(df))
 
 
 class _OrderRunner:
@@ -342,8 +464,15 @@ class _OrderRunner:
         from .manifests import load
         self.lab, self.url, self.gap, self.rate = lab, url, gap, rate
         self.lead, self.tail, self.settle, self.probe_kw = lead, tail, settle, probe_kw
-        self.before = before
+        self.before = load(before)
         self.change = load(change)
+
+    def touches(self) -> list[str]:
+        """The objects a run applies (`before` and `change`), as `Kind namespace/name`."""
+        seen: dict[str, None] = {}
+        for o in [*self.before, *self.change]:
+            seen.setdefault(f"{o.kind} {o.namespace or 'default'}/{o.name}")
+        return list(seen)
 
     def __call__(self, order: list[str]) -> tuple[pd.DataFrame, dict[str, float]]:
         self.lab.apply(self.before)
@@ -368,9 +497,11 @@ def push_order(lab: Any, url: str, *, before: Any, change: Any, gap: float = 0.5
     `before` (paths/YAML) is applied first to reset the lab; then, while `rate` requests per
     second flow to `url`, the objects of `change` are applied kind by kind in the chosen order,
     `gap` seconds apart (istiod pushes faster, but the window is the same in kind, only shorter).
+    After each run the lab's own objects are put back (`Lab.restoring`).
     """
-    return PushOrderRace(_OrderRunner(lab, url, before, change, gap=gap, rate=rate, lead=lead,
-                                      tail=tail, settle=settle, **probe_kw))
+    runner = _OrderRunner(lab, url, before, change, gap=gap, rate=rate, lead=lead, tail=tail, settle=settle,
+                          **probe_kw)
+    return PushOrderRace(runner, lab, changes=runner.touches())
 
 
 class ProbeExplorer(_Explorer):
@@ -382,7 +513,7 @@ class ProbeExplorer(_Explorer):
         self.slider = W.IntSlider(value=n, min=10, max=max_n, step=10, continuous_update=False,
                                   description="requests", layout=W.Layout(width="420px"))
         self.slider.add_class("meshlab-requests-slider")
-        super().__init__([self.slider], go.Figure(), "meshlab-probe")
+        super().__init__(lab, [self.slider], go.Figure(), "meshlab-probe")
         self.slider.observe(lambda change: self.set(change["new"]), names="value")
         self.set(self.slider.value)
 
@@ -392,13 +523,15 @@ class ProbeExplorer(_Explorer):
             return
         started = self._busy(f"sending {n} requests…")
         try:
-            df = self.lab.probe(self.url, n=n, seed=self.seed, **self.probe_kw)
+            with self._trial():
+                pods = self.lab.pods()
+                df = self.lab.probe(self.url, n=n, seed=self.seed, **self.probe_kw)
         except Exception as e:
             self._failed(e)
             return
         self.results[str(n)] = df
-        _redraw(self.figure, charts.pod_share(df))
-        self._done(started, f"{n} requests, {df['pod'].nunique()} pod(s)")
+        _redraw(self.figure, charts.pod_share(df, pods=pods))
+        self._done(started, f"{charts.outcome_summary(df)}; {df['pod'].nunique()} pod(s) answered")
 
 
 def requests(lab: Any, url: str, **kw: Any) -> ProbeExplorer:
@@ -419,7 +552,7 @@ class FlowExplorer(_Explorer):
         self.path = W.Combobox(value=paths[0], options=list(paths), ensure_option=False,
                                description="path", continuous_update=False, layout=W.Layout(width="420px"))
         self.path.add_class("meshlab-path-input")
-        super().__init__([self.path], go.Figure(), "meshlab-flow")
+        super().__init__(lab, [self.path], go.Figure(), "meshlab-flow")
         self.path.observe(lambda change: self.set(change["new"]), names="value")
         self.set(self.path.value)
 
@@ -433,15 +566,15 @@ class FlowExplorer(_Explorer):
         url = self.base_url + path
         started = self._busy(f"sending {self.n} requests to {url}…")
         try:
-            df = self.lab.probe(url, n=self.n, seed=self.seed, **self.probe_kw)
+            with self._trial():
+                df = self.lab.probe(url, n=self.n, seed=self.seed, **self.probe_kw)
         except Exception as e:
             self._failed(e)
             return
         self.results[path] = df
         host = url.split("//", 1)[-1]
         _redraw(self.figure, charts.flow(df, host=host))
-        summary = ", ".join(f"{k} × {v}" for k, v in charts.outcome(df).value_counts().items())
-        self._done(started, summary)
+        self._done(started, charts.outcome_summary(df))
 
 
 def flow(lab: Any, base_url: str, **kw: Any) -> FlowExplorer:
@@ -463,7 +596,8 @@ class Quiz(W.VBox):
         self.button = W.Button(description="Check", icon="check")
         self.result = W.HTML()
         self.verdict: Verdict | None = None
-        super().__init__([W.HTML(f"<b>{html.escape(EXERCISES[exercise_id].question)}</b>"),
+        self.question = EXERCISES[exercise_id].question
+        super().__init__([W.HTML(f"<b>{html.escape(self.question)}</b>"),
                           self.choice, self.button, self.result])
         self.add_class("meshlab-quiz")
         self.button.on_click(lambda _b: self.submit())
@@ -473,7 +607,80 @@ class Quiz(W.VBox):
         self.result.value = self.verdict._repr_html_()
         return self.verdict
 
+    def _repr_mimebundle_(self, **kw: Any) -> dict[str, Any] | None:
+        data = super()._repr_mimebundle_(**kw)
+        if data is not None:
+            labels = [o[0] if isinstance(o, tuple) else str(o) for o in self.choice.options]
+            data["text/html"] = (f"<div class='meshlab-static-widget'><b>{html.escape(self.question)}</b><ul>"
+                                 + "".join(f"<li>{html.escape(str(label))}</li>" for label in labels)
+                                 + "</ul><p style='font-size:12px;color:#555'><i>🖱️ In JupyterLab: pick one "
+                                   "and press Check.</i></p></div>")
+        return data
+
 
 def quiz(exercise_id: str, options: Sequence[str], **data: Any) -> Quiz:
     """A multiple-choice widget for an exercise (see `Quiz`)."""
     return Quiz(exercise_id, options, **data)
+
+
+# ------------------------------------------------------------------------------------ the lab's end
+
+class LabCloser(W.HBox):
+    """A button that closes the lab (`lab.close()`), and says what that means before and after.
+
+    Why a button and not a `lab.close()` cell: a learner's Run All must leave every widget of the
+    chapter working, and a last cell that closes the lab would kill them all. A button is never
+    pressed by Run All, and it stays visible where a learner looks when done. Restarting or
+    shutting down the kernel closes the lab too.
+    """
+
+    OPEN = ("The lab is running (Envoy proxies and {pods} pods on this machine). Done with the chapter? "
+            "Close it to free memory; restarting or shutting down the kernel closes it too.")
+    CLOSED = ("Closed: its Envoy proxies and pods are stopped, and the widgets above now say so. "
+              "To start a new lab, run the chapter again: Run ▸ Run All Cells "
+              "(or Kernel ▸ Restart Kernel and Run All Cells).")
+
+    def __init__(self, lab: Any) -> None:
+        self.lab = lab
+        self.button = W.Button(description="Close this lab", icon="power-off", button_style="warning",
+                               layout=W.Layout(width="auto", min_width="150px"))
+        self.button.add_class("meshlab-close-lab")
+        self.status = W.HTML()
+        self.status.add_class("meshlab-close-status")
+        super().__init__([self.button, self.status])
+        self.add_class("meshlab-lab-closer")
+        self.button.on_click(lambda _b: self.close())
+        self._show()
+
+    def close(self) -> None:
+        """What the button does: close the lab (idempotent)."""
+        try:
+            self.lab.close()
+        finally:
+            self._show()
+
+    def _show(self) -> None:
+        closed = bool(getattr(self.lab, "closed", False))
+        self.button.disabled = closed
+        if closed:
+            text = self.CLOSED
+        else:
+            try:
+                pods = len(self.lab.pods())
+            except Exception:   # the lab will say what is wrong when it is used
+                pods = "its"
+            text = self.OPEN.format(pods=pods)
+        colour = "#555" if not closed else "#b35900"
+        self.status.value = f"<span style='color:{colour};font-size:13px;margin-left:8px'>{html.escape(text)}</span>"
+
+    def _repr_mimebundle_(self, **kw: Any) -> dict[str, Any] | None:
+        data = super()._repr_mimebundle_(**kw)
+        if data is not None:
+            data["text/html"] = ("<p style='font-size:12px;color:#555'><i>In JupyterLab: a button that closes "
+                                 "the lab.</i></p>")
+        return data
+
+
+def close_button(lab: Any) -> LabCloser:
+    """The chapter's last cell: a button that closes the lab when pressed (see `LabCloser`)."""
+    return LabCloser(lab)

@@ -38,17 +38,18 @@ def test_endpoints_are_shown_as_endpointslices() -> None:
     assert not re.search(r"kubectl get (endpoints|ep)\b", text)
 
 
-def _box_grep(chapter: str) -> str:
-    """The pattern the box greps the ingress gateway's log with."""
+def _box_grep(chapter: str) -> list[str]:
+    """The grep command (its options and pattern) the box runs over the ingress gateway's log."""
     line = next(ln for ln in _markdown()[chapter].splitlines() if "kubectl logs deploy/istio-ingressgateway" in ln)
-    return re.search(r"grep '([^']+)'", line).group(1)
+    m = re.search(r"grep((?: -[A-Za-z]+)*) '([^']+)'", line)
+    return ["grep", *m.group(1).split(), m.group(2)]
 
 
 @pytest.mark.skipif(shutil.which("grep") is None, reason="needs grep")
 def test_the_access_log_grep_matches_the_json_log_lines_of_503_nc_and_no_others() -> None:
     from meshlab import Lab
 
-    pattern = _box_grep("04-the-503-case")
+    grep = _box_grep("04-the-503-case")
     manifests = NOTEBOOKS / "manifests"
     with Lab() as lab:                 # the local backend's Envoy writes the access-log format the install sets
         lab.apply(manifests / "01-service")
@@ -58,5 +59,5 @@ def test_the_access_log_grep_matches_the_json_log_lines_of_503_nc_and_no_others(
         nc = lab.probe("http://reviews.example.com/", via="gateway", n=5, seed=1)
         log = Path(lab.backend.envoy("gateway").access_log_path)      # type: ignore[attr-defined]
         assert set(ok["status"]) == {200} and set(nc["flags"]) == {"NC"}
-        found = subprocess.run(["grep", pattern, str(log)], capture_output=True, text=True).stdout.splitlines()
+        found = subprocess.run([*grep, str(log)], capture_output=True, text=True).stdout.splitlines()
     assert len(found) == 5 and all('"response_code":503' in ln for ln in found)

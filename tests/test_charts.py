@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from meshlab import charts
@@ -189,11 +190,17 @@ def test_endpoints_lists_selected_pods_and_which_are_endpoints():
          "version": "v2", "ready": False, "phase": "Running"},
         {"name": "sleep", "namespace": "default", "ip": "127.9.1.3", "labels": {"app": "sleep"},
          "version": "", "ready": True, "phase": "Running"},
+        {"name": "reviews-v1-gone", "namespace": "default", "ip": "127.9.1.4",
+         "labels": {"app": "reviews", "version": "v1"}, "version": "v1", "ready": False, "phase": "Failed"},
     ])
     t = charts.endpoints(objects, pods, "reviews")
-    assert list(t["pod"]) == ["reviews-v1-a", "reviews-v2-b"]
-    assert list(t["address"]) == ["127.9.1.1:9080", "127.9.1.2:9080"]
-    assert list(t["endpoint"]) == [True, False] and set(t["selector"]) == {"app=reviews"}
+    assert list(t["pod"]) == ["reviews-v1-a", "reviews-v2-b", "reviews-v1-gone"]
+    assert list(t["address"]) == ["127.9.1.1:9080", "127.9.1.2:9080", "127.9.1.4:9080"]
+    # EndpointSlices list an unready pod with ready=false; a terminal pod not at all
+    # (Kubernetes endpointslice ShouldPodBeInEndpoints); only ready endpoints get traffic
+    assert list(t["in EndpointSlice"]) == [True, True, False]
+    assert list(t["ready"]) == [True, False, False] and list(t["gets traffic"]) == [True, False, False]
+    assert set(t["selector"]) == {"app=reviews"}
     with pytest.raises(ValueError, match="no Service default/ratings"):
         charts.endpoints(objects, pods, "ratings")
 
@@ -231,7 +238,44 @@ def test_figures_display_live_and_as_static_html(monkeypatch):
     (bundle, raw), = shown
     assert raw and set(bundle) == {"application/vnd.plotly.v1+json", "text/html", "text/plain"}
     assert bundle["application/vnd.plotly.v1+json"]["data"][0]["type"] == "bar"
-    assert "plotly" in bundle["text/html"] and "Which pod answered" in bundle["text/plain"]
+    assert "Plotly.newPlot" in bundle["text/html"] and "Which pod answered" in bundle["text/plain"]
+
+
+def test_static_html_loads_no_plotly_of_its_own_and_says_so_without_one():
+    html = charts.static_html(charts.pod_share(split_probe(10, 0.5)))
+    assert "<script src" not in html and "cdn" not in html.lower()      # the page brings plotly.js once
+    assert len(html) < 20_000                                          # not a 4.8 MB copy of plotly.js
+    assert "window.Plotly" in html and charts.NO_PLOTLY in html         # words, not a blank box
+    f = charts.Figure(go.Bar(x=["</script><b>x"], y=[1]))
+    assert "</script><b>" not in charts.static_html(f).split("var fig = ", 1)[1].split(";\n", 1)[0]
+
+
+def test_share_tables_show_percentages_but_keep_numbers():
+    t = charts.share_table(split_probe(200, 0.2, seed=3), by="subset", configured={"v1": 80, "v2": 20})
+    assert t["share"].dtype.kind == "f" and t["configured"].tolist() == [0.8, 0.2]
+    shown = t._repr_html_()
+    assert "80.0 %" in shown and "0.8000" not in shown and "0.2" not in shown.replace("20.0 %", "")
+    assert "%" in repr(charts.outcomes(split_probe(10, 0.5)))
+
+
+def test_probe_rows_show_who_answered_before_the_long_names():
+    rows = charts.ProbeTable(split_probe(5, 0.5))
+    header = rows.head()._repr_html_().split("</thead>")[0]
+    order = [c for c in ("status", "pod", "version", "cluster", "details", "t") if f">{c}<" in header]
+    assert order == ["status", "pod", "version", "cluster", "details", "t"]
+    assert list(rows.columns) == list(split_probe(5, 0.5).columns)      # only the display changes
+    assert isinstance(rows[rows.status == 200], charts.ProbeTable)
+
+
+def test_pod_share_keeps_silent_and_unready_pods_at_zero():
+    pods = pd.DataFrame({"name": ["reviews-v1-abc12-x1", "reviews-v2-zzz", "reviews-v3-q"],
+                         "version": ["v1", "v2", "v3"], "ready": [True, False, True]})
+    df = frame([{"pod": "reviews-v1-abc12-x1", "version": "v1"}] * 4)
+    fig = charts.pod_share(df, pods=pods)
+    bars = {x: (y, t) for tr in fig.data for x, y, t in zip(tr.x, tr.y, tr.text)}
+    assert bars["reviews-v1-abc12-x1"][0] == 1.0
+    assert bars["reviews-v2-zzz"] == (0.0, "not ready · 0%") and bars["reviews-v3-q"] == (0.0, "0%")
+    assert {t.name for t in charts.pod_share(df).data} == {"v1"}     # without pods=: only who answered
 
 
 def test_tables_show_long_envoy_names_whole():
@@ -270,3 +314,9 @@ def test_shares_legend_says_when_failures_are_stacked_in():
     failed = frame([{"status": 503, "flags": "NC", "pod": "", "version": ""}] * 2)
     assert charts.shares({"x": ok, "y": failed}, by="version").layout.legend.title.text == "version / failure"
     assert charts.shares({"y": failed}, by="version").layout.legend.title.text == "failure"
+
+
+def test_outcome_summary_says_what_requests_got_without_a_multiplication_sign():
+    assert charts.outcome_summary(split_probe(20, 0.5)) == "all 20 requests got 200"
+    mixed = charts.outcome_summary(split_probe(18, 0.5, nc=2))
+    assert mixed == "20 requests: 18 got 200, 2 got 503 NC" and "×" not in mixed

@@ -289,7 +289,9 @@ def test_cli_with_no_tools_prints_one_line_per_problem_and_no_traceback(tmp_path
     assert "Traceback" not in out
     assert p.returncode == 1
     if command == "doctor":
-        lines = p.stdout.splitlines()
+        lines = [ln.strip() for ln in p.stdout.splitlines()]
+        # the backend this learner uses comes first: local (Envoy from PyPI needs no PATH entry)
+        assert lines[0].startswith("local backend: ready"), lines
         for tool in ("docker", "kind", "kubectl", "istioctl"):
             mine = [ln for ln in lines if ln.startswith("MISSING") and f" {tool}:" in ln]
             assert len(mine) == 1, (tool, lines)
@@ -307,7 +309,7 @@ def test_doctor_all_present(fakebin, capsys):
     install_all(bindir, log)
     lines: list[str] = []
     code = commands.doctor(None, say=lines.append)
-    text = "\n".join(lines)
+    text = "\n".join(ln.strip() for ln in lines)
     assert code == 0, text
     assert "ok       docker: engine 28.2.2, daemon reachable" in text
     assert "ok       docker memory: 7.7 GiB available to containers (Istio's figure: 8 GB)" in text
@@ -320,12 +322,29 @@ def test_doctor_all_present(fakebin, capsys):
     assert "kind backend: ready" in text
 
 
+def test_doctor_says_first_what_the_learners_backend_needs(fakebin, monkeypatch):
+    bindir, log = fakebin          # nothing installed for kind: only envoy (a Python package) is there
+    lines: list[str] = []
+    monkeypatch.delenv("MESHLAB_BACKEND", raising=False)
+    commands.doctor(None, say=lines.append)
+    assert lines[0].startswith("local backend: ready — what `Lab()` uses here"), lines
+    assert lines[1].strip().startswith("ok       envoy"), lines
+    kind_head = next(ln for ln in lines if ln.startswith("kind backend"))
+    assert "optional, not needed for the local backend" in kind_head
+    assert lines.index(kind_head) == 2, lines         # every MISSING line comes after that verdict
+    lines = []
+    monkeypatch.setenv("MESHLAB_BACKEND", "kind")
+    commands.doctor(None, say=lines.append)
+    assert lines[0].startswith("kind backend: needs") and "what `Lab()` uses here" in lines[0], lines
+
+
 def test_doctor_says_what_to_change_for_each_version_and_for_a_small_docker(fakebin):
     bindir, log = fakebin
     install_all(bindir, log, docker_info="docker_info_4gib_2cpus.json", istioctl="istioctl_version_client_old.txt",
                 kind="kind_version_old.txt", kubectl="kubectl_version_client.json")
     lines: list[str] = []
     assert commands.doctor(None, say=lines.append) == 1
+    lines = [ln.strip() for ln in lines]
     line = {ln.split(":")[0].split(maxsplit=1)[1]: ln for ln in lines if ":" in ln and not ln.startswith(("local", "kind b"))}
     # Istio's published figure, as a warning: nothing invented below it
     assert line["docker memory"].startswith("warning  docker memory: 3.9 GiB")
@@ -338,12 +357,12 @@ def test_doctor_says_what_to_change_for_each_version_and_for_a_small_docker(fake
     assert "ISTIO_VERSION=1.32.0" in line["istioctl"]
     assert line["kubectl"].startswith("warning  kubectl: version 1.32.4")
     assert "kind-config.yaml's node image is Kubernetes 1.36" in line["kubectl"] and "1.35–1.37" in line["kubectl"]
-    assert "kind backend: needs kind, istioctl" in lines[-1]
+    assert any(ln.startswith("kind backend: needs kind, istioctl") for ln in lines), lines
 
     install_all(bindir, log, docker_info="docker_info_no_daemon.txt")
     lines = []
     assert commands.doctor(None, say=lines.append) == 1
-    dock = [ln for ln in lines if ln.startswith("MISSING  docker:")]
+    dock = [ln.strip() for ln in lines if ln.strip().startswith("MISSING  docker:")]
     assert dock and "daemon is not reachable" in dock[0] and "Cannot connect to the Docker daemon" in dock[0]
 
 
@@ -363,6 +382,7 @@ def test_doctor_reads_the_clusters_kubernetes_version_from_its_api_server(fakebi
     install_all(bindir, log, kubectl="kubectl_version_client.json")
     lines: list[str] = []
     commands.doctor(None, say=lines.append)
+    lines = [ln.strip() for ln in lines]
     k8s = next(ln for ln in lines if " kubernetes:" in ln)
     assert k8s.startswith("ok       kubernetes: kind cluster 'meshlab' runs v1.36.1: inside 1.33–1.36"), k8s
     kubectl = next(ln for ln in lines if " kubectl:" in ln)
@@ -370,7 +390,7 @@ def test_doctor_reads_the_clusters_kubernetes_version_from_its_api_server(fakebi
     # another context, named: the same check against that cluster
     lines = []
     commands.doctor(argparse.Namespace(context="alice"), say=lines.append)
-    assert any(ln.startswith("ok       kubernetes: the cluster of context 'alice' runs v1.36.1") for ln in lines), lines
+    assert any(ln.strip().startswith("ok       kubernetes: the cluster of context 'alice' runs v1.36.1") for ln in lines), lines
 
 
 # ------------------------------------------------------------------------------ up preflight

@@ -199,6 +199,17 @@ def test_the_widget_front_ends_are_dependencies() -> None:
     assert _compatible(deps["ipywidgets"], SpecifierSet(">=8,<9"))
 
 
+def _after_postbuild(path: str) -> Path:
+    """Where a path Binder opens comes from: postBuild makes the learner's working copy
+    (`course/prepare.py --course notebooks --into my-notebooks`), so `my-notebooks/x` is `notebooks/x`."""
+    m = re.search(r"course/prepare\.py --course (\S+) --into (\S+)", (BINDER / "postBuild").read_text())
+    assert m, "binder/postBuild makes no working copy of the chapters"
+    course, into = m.groups()
+    if path == into or path.startswith(into + "/"):
+        return REPO / course / path[len(into):].lstrip("/")
+    return REPO / path
+
+
 def test_binder_opens_an_existing_chapter() -> None:
     """The workspace binder/postBuild imports, and the README's Binder badge, name real files."""
     ws = json.loads((BINDER / "workspace.json").read_text())
@@ -206,12 +217,12 @@ def test_binder_opens_an_existing_chapter() -> None:
     opened = [w.split(":", 1)[1] for w in ws["data"]["layout-restorer:data"]["main"]["dock"]["widgets"]]
     assert opened, "binder/workspace.json opens nothing"
     for path in opened:
-        assert (REPO / path).is_file(), f"binder/workspace.json opens {path}, which does not exist"
+        assert _after_postbuild(path).is_file(), f"binder/workspace.json opens {path}, which does not exist"
     cwd = ws["data"].get("file-browser-filebrowser:cwd", {}).get("path", "")
-    assert (REPO / cwd).is_dir(), f"binder/workspace.json: file browser folder {cwd!r} does not exist"
+    assert _after_postbuild(cwd).is_dir(), f"binder/workspace.json: file browser folder {cwd!r} does not exist"
     readme = (REPO / "README.md").read_text() if (REPO / "README.md").exists() else ""
     for target in re.findall(r"mybinder\.org/v2/gh/[^)\s]*?urlpath=lab/tree/([^)\s&\"]+)", readme):
-        assert (REPO / target).is_file(), f"README.md's Binder badge opens {target}, which does not exist"
+        assert _after_postbuild(target).is_file(), f"README.md's Binder badge opens {target}, which does not exist"
 
 
 @pytest.mark.parametrize("line", ["-e .", ".", "--editable=."])

@@ -1,11 +1,16 @@
-"""Every exercise's checker says right to a right answer, wrong to a wrong one, and waits for None."""
+"""Every exercise's checker says right to a right answer, wrong to a wrong one (and which part is
+wrong), lists the choices for an answer outside them, and waits for None. Predictions are judged
+against the learner's own measurement and always show it. YAML exercises are judged by traffic
+through a real lab (the local backend), which they leave as they found it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from meshlab.exercises import EXERCISES, Verdict, check
-from _probe_frames import frame, split_probe
+from _probe_frames import dns_probe, frame, split_probe
 
 STICKY = frame([{"pod": "reviews-v1-a", "version": "v1", "conn": 0}] * 10)
 FIRST_V2 = frame([{"pod": "reviews-v2-b", "version": "v2"}, {"pod": "reviews-v1-a", "version": "v1"}])
@@ -15,28 +20,42 @@ LB_RESULTS = {
     "RANDOM": frame([{"pod": p, "version": "v1"} for p in ["reviews-v1-a"] * 11 + [SLOW] * 9]),
     "LEAST_REQUEST": frame([{"pod": p, "version": "v1"} for p in ["reviews-v1-a"] * 17 + [SLOW] * 3]),
 }
+SEEN = {p: frame([{"pod": f"reviews-{v}-a", "version": v, "subset": v}] * 5)
+        for p, v in {"/wpcatalog/items": "v2", "/wpcatalogue": "v2", "/reviews/1": "v1", "/": "v1"}.items()}
+NC = frame([{"status": 503, "flags": "NC", "pod": "", "details": "cluster_not_found"}] * 5)
+SPLIT = split_probe(200, 0.2, seed=7)                   # v2 ≈ 40 of 200
+V2 = int((SPLIT["subset"] == "v2").sum())
 
 # exercise id -> (right answer, wrong answer, data)
 CASES = {
+    "0.predict-versions": ("both", "one", {"probe": split_probe(20, 0.5, seed=1)}),
     "0.first-version": ("v2", "v1", {"probe": FIRST_V2}),
     "0.columns": (["version", "pod"], ["status", "pod"], {}),
     "1.keepalive-pods": (1, 2, {"probe": STICKY}),
     "1.balances": ("connections", "requests", {}),
-    "2.cluster-name": ("outbound|9080||reviews.default.svc.cluster.local",
-                       "outbound|9080|reviews.default.svc.cluster.local", {}),
+    "2.predict-meshed-pods": (2, 1, {"probe": split_probe(30, 0.5, seed=1)}),
+    "2.cluster-name": ("outbound|9080||ratings.bookinfo.svc.cluster.local",
+                       "outbound|9080||ratings.default.svc.cluster.local", {}),
     "2.slow-pod-policy": ("least_request", "ROUND_ROBIN", {"results": LB_RESULTS, "slow_pod": SLOW}),
+    "3.predict-v2-count": (V2, 120, {"probe": SPLIT}),
     "3.weights": ({"v1": 90, "v2": 10}, {"v1": 10, "v2": 90}, {}),
     "3.wpcatalog": ({"/wpcatalog/items": "v2", "/wpcatalogue": "v2", "/reviews/1": "v1", "/": "v1"},
-                    {"/wpcatalog/items": "v2", "/wpcatalogue": "v1", "/reviews/1": "v1", "/": "v1"}, {}),
+                    {"/wpcatalog/items": "v2", "/wpcatalogue": "v1", "/reviews/1": "v1", "/": "v1"},
+                    {"seen": SEEN}),
+    "4.predict-no-service": ({"inside": "dns error", "gateway": "503 NC"}, {"inside": "503", "gateway": "503 NC"},
+                             {"inside": dns_probe(5), "outside": NC}),
+    "4.predict-undefined-subset": ("503 NC", "503 UH", {"probe": NC}),
     "4.flags": ({"no-service": "NC", "undefined-subset": "nc", "empty-subset": "UH"},
                 {"no-service": "NR", "undefined-subset": "NC", "empty-subset": "UH"}, {}),
     "4.safe-order": (["DestinationRule", "VirtualService"], ["VirtualService", "DestinationRule"], {}),
     "4.seed": ("b", "a", {}),
 }
+# judged by traffic through a lab: see the tests at the end
+ON_A_LAB = {"3.write-destinationrule", "4.fix-with-serviceentry"}
 
 
 def test_every_registered_exercise_has_a_case():
-    assert set(CASES) == set(EXERCISES)
+    assert set(CASES) | ON_A_LAB == set(EXERCISES)
 
 
 @pytest.mark.parametrize("ex", sorted(CASES))
@@ -45,9 +64,16 @@ def test_right_wrong_and_unanswered(ex):
     r = check(ex, right, **data)
     assert r.ok is True and bool(r) and "Hint" not in r.message
     w = check(ex, wrong, **data)
-    assert w.ok is False and not w and w.message.startswith("Hint:")
-    assert check(ex, None, **data).ok is None
-    assert "Not yet" in w._repr_html_() and "Right" in r._repr_html_()
+    assert w.ok is False and not w
+    waiting = check(ex, None, **data)
+    assert waiting.ok is None
+    if EXERCISES[ex].kind == "prediction":
+        # a prediction is checked against the measurement, and always shows it
+        assert "Measured:" in r.message and "Measured:" in w.message and "Measured:" in waiting.message
+        assert "As you predicted" in r._repr_html_() and "Not what you predicted" in w._repr_html_()
+    else:
+        assert "Hint:" in w.message and EXERCISES[ex].explanation not in w.message
+        assert "Not yet" in w._repr_html_() and "Right" in r._repr_html_()
 
 
 def test_measured_answers_follow_the_learners_own_data():
@@ -58,11 +84,47 @@ def test_measured_answers_follow_the_learners_own_data():
     flipped = dict(LB_RESULTS, RANDOM=frame([{"pod": "reviews-v1-a", "version": "v1"}] * 20))
     assert check("2.slow-pod-policy", "RANDOM", results=flipped, slow_pod=SLOW)
     assert not check("2.slow-pod-policy", "LEAST_REQUEST", results=flipped, slow_pod=SLOW)
+    upper = dict(SEEN, **{"/wpcatalogue": SEEN["/"]})     # a lab where /wpcatalogue went to v1
+    assert check("3.wpcatalog", CASES["3.wpcatalog"][1], seen=upper)
+    assert check("0.predict-versions", "one", probe=STICKY)
 
 
-def test_weights_accept_any_nine_to_one_ratio():
-    assert check("3.weights", {"v1": 9, "v2": 1})
-    assert check("3.weights", {"v1": 45, "v2": 5})
+def test_a_guess_inside_the_confidence_band_is_as_good_as_the_measurement():
+    assert check("3.predict-v2-count", 40, probe=SPLIT)           # "exactly 40?" — inside the band
+    v = check("3.predict-v2-count", 0, probe=SPLIT)
+    assert not v and f"v2 got {V2} of 200" in v.message and "95 %" in v.message
+
+
+def test_a_wrong_part_is_named_and_the_right_parts_too():
+    v = check("3.wpcatalog", CASES["3.wpcatalog"][1], seen=SEEN)
+    assert "Right: /wpcatalog/items, /reviews/1, /." in v.message and "Not yet: /wpcatalogue." in v.message
+    v = check("4.flags", {"no-service": "NR", "undefined-subset": "NC", "empty-subset": "UH"})
+    assert "Not yet: no-service." in v.message and "undefined-subset, empty-subset" in v.message
+    v = check("2.cluster-name", "outbound|9080||ratings.default.svc.cluster.local")
+    assert "Not yet: host (FQDN)." in v.message and "ratings.bookinfo" not in v.message
+    v = check("2.cluster-name", "outbound|9080|ratings.bookinfo.svc.cluster.local")
+    assert "4 fields" in v.message
+    v = check("0.columns", ("status", "pod"))
+    assert "`status` does not say who answered" in v.message
+    v = check("3.weights", {"v1": 80, "v2": 20})
+    assert "v2 gets 20 %" in v.message
+    v = check("4.predict-no-service", {"inside": "dns", "gateway": "503 UH"}, inside=dns_probe(3), outside=NC)
+    assert "Right: inside." in v.message and "Not yet: gateway." in v.message
+    v = check("4.predict-undefined-subset", "503", probe=NC)
+    assert not v and "flag" in v.message
+
+
+def test_an_answer_outside_the_choices_lists_them():
+    assert '"v1", "v2"' in check("0.first-version", "v3", probe=FIRST_V2).message
+    assert '"request", "connection"' in check("1.balances", "packets").message
+    msg = check("2.slow-pod-policy", "FASTEST", results=LB_RESULTS, slow_pod=SLOW).message
+    assert all(p in msg for p in LB_RESULTS)
+    assert '"v1", "v2"' in check("3.wpcatalog", dict(CASES["3.wpcatalog"][0], **{"/": "v3"}), seen=SEEN).message
+    msg = check("4.flags", {"no-service": "XY", "undefined-subset": "NC", "empty-subset": "UH"}).message
+    assert "'XY' is not an Envoy response flag" in msg
+    assert "DestinationRule" in check("4.safe-order", ["Service", "VirtualService"]).message
+    assert "the columns are" in check("0.columns", ["who", "pod"]).message
+    assert '"one", "both"' in check("0.predict-versions", "three", probe=STICKY).message
 
 
 def test_right_answers_in_another_plausible_form_are_right():
@@ -73,10 +135,12 @@ def test_right_answers_in_another_plausible_form_are_right():
     assert check("4.flags", {"No Service": "NC", "undefined_subset": "NC", "empty-subset": "UH"})
     assert check("4.safe-order", ("destination rule", "virtual-service"))
     assert check("4.safe-order", ["DR", "vs"]) and not check("4.safe-order", ["VS", "DR"])
-    assert check("3.wpcatalog", {" /wpcatalog/items": "V2", "/wpcatalogue": "v2", "/reviews/1": "v1", "/": "V1"})
+    assert check("3.wpcatalog", {" /wpcatalog/items": "V2", "/wpcatalogue": "v2", "/reviews/1": "v1", "/": "V1"},
+                 seen=SEEN)
     assert check("0.first-version", " V2 ", probe=FIRST_V2) and check("1.balances", "Connection")
     assert check("2.slow-pod-policy", "least request", results=LB_RESULTS, slow_pod=SLOW)
     assert check("1.keepalive-pods", "1", probe=STICKY) and not check("1.keepalive-pods", " 3 ", probe=STICKY)
+    assert check("4.predict-no-service", {"Inside": "DNS", "outside": "503 nc"}, inside=dns_probe(2), outside=NC)
 
 
 def test_wrong_shape_gets_a_message_not_a_traceback():
@@ -88,6 +152,8 @@ def test_wrong_shape_gets_a_message_not_a_traceback():
     assert v.ok is False and "number" in v.message
     v = check("4.seed", "d")
     assert v.ok is False and "letter" in v.message
+    v = check("4.predict-undefined-subset", "no cluster", probe=NC)
+    assert v.ok is False and "404 NR" in v.message
 
 
 def test_missing_data_and_unknown_exercise_are_clear_errors():
@@ -99,8 +165,94 @@ def test_missing_data_and_unknown_exercise_are_clear_errors():
 
 def test_verdict_repr_is_readable():
     assert repr(Verdict("x", True, "ok")).startswith("✅")
+    assert repr(Verdict("x", False, "no", kind="prediction")).startswith("🤔")
 
 
 def test_code_in_messages_renders_as_code():
-    html = check("1.keepalive-pods", None, probe=STICKY)._repr_html_()
-    assert "<code>sticky.pod.nunique()</code>" in html and "`" not in html
+    html = check("0.first-version", None, probe=FIRST_V2)._repr_html_()
+    assert "<code>first.head()</code>" in html and "`" not in html
+
+
+def test_the_first_version_hint_points_at_the_table():
+    hint = EXERCISES["0.first-version"].hint
+    assert "table" in hint and "chart" not in hint
+
+
+# ------------------------------------------------------------------------------ YAML, on a real lab
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROUTE = str(NOTEBOOKS / "manifests" / "03-subsets" / "virtualservice-80-20.yaml")
+GOOD_DR = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"""
+GOOD_SE = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector:
+    labels: {app: reviews}
+"""
+
+
+def _state(lab) -> list:
+    return sorted((o.key, o.to_manifest().get("spec")) for o in lab.objects() if o.kind != "Namespace")
+
+
+@pytest.mark.slow
+def test_write_the_destinationrule_is_judged_by_traffic_and_leaves_the_lab_alone():
+    from meshlab import Lab
+    with Lab() as lab:
+        lab.apply(str(NOTEBOOKS / "manifests" / "01-service"))
+        lab.apply(str(NOTEBOOKS / "manifests" / "03-subsets" / "destinationrule-subsets.yaml"))
+        before = _state(lab)
+        right = check("3.write-destinationrule", GOOD_DR, lab=lab, route=ROUTE)
+        assert right.ok is True and "all 100 requests got 200" in right.message, right
+        assert _state(lab) == before
+        missing = check("3.write-destinationrule", GOOD_DR.replace("  - {name: v2, labels: {version: v2}}\n", ""),
+                        lab=lab, route=ROUTE)
+        assert missing.ok is False and "503 NC" in missing.message and "subset v2" in missing.message, missing
+        crossed = check("3.write-destinationrule", GOOD_DR.replace("{version: v2}}", "{version: v1}}"),
+                        lab=lab, route=ROUTE)
+        assert crossed.ok is False and "subset v2 reached pods of another version" in crossed.message, crossed
+        broken = check("3.write-destinationrule", GOOD_DR.replace("subsets:", "subsetz:"), lab=lab, route=ROUTE)
+        assert broken.ok is False and "spec.subsetz" in broken.message and "Hint" not in broken.message
+        wrong_kind = check("3.write-destinationrule", GOOD_SE, lab=lab, route=ROUTE)
+        assert wrong_kind.ok is False and "asks for a DestinationRule" in wrong_kind.message
+        assert _state(lab) == before        # whatever the answer, the lab is as it was
+
+
+@pytest.mark.slow
+def test_fix_case_1_with_a_serviceentry_is_judged_through_the_gateway():
+    from meshlab import Lab
+    with Lab() as lab:
+        lab.apply(str(NOTEBOOKS / "manifests" / "01-service"))
+        lab.apply(str(NOTEBOOKS / "manifests" / "03-subsets" / "destinationrule-subsets.yaml"))
+        lab.apply(str(NOTEBOOKS / "manifests" / "04-503" / "gateway.yaml"))
+        service = str(NOTEBOOKS / "manifests" / "01-service" / "reviews-service.yaml")
+        with_service = check("4.fix-with-serviceentry", GOOD_SE, lab=lab)
+        assert with_service.ok is False and "belongs right after case 1" in with_service.message
+        lab.delete(service)
+        before = _state(lab)
+        right = check("4.fix-with-serviceentry", GOOD_SE, lab=lab)
+        assert right.ok is True, right
+        assert "Through the gateway, all 20 requests got 200" in right.message
+        assert "by name, all 5 requests got dns error" in right.message   # a ServiceEntry makes no DNS name
+        no_pods = check("4.fix-with-serviceentry", GOOD_SE.replace("app: reviews", "app: ratings"), lab=lab)
+        assert no_pods.ok is False and "503 UH" in no_pods.message
+        other_host = check("4.fix-with-serviceentry", GOOD_SE.replace(".default.", ".prod."), lab=lab)
+        assert other_host.ok is False and "503 NC" in other_host.message
+        back = check("4.fix-with-serviceentry", open(service).read(), lab=lab)
+        assert back.ok is False and "without one" in back.message
+        assert _state(lab) == before

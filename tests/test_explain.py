@@ -1,9 +1,10 @@
-"""meshlab.explain: the right cause for each 503 flavour.
+"""meshlab.explain: the right cause for each 503 flavour, and for every answered request the route
+and policy that served it.
 
 Two layers: unit tests feed probe rows shaped like the local backend's (and a small stand-in lab
 holding real objects and an Envoy view in `proxy_config_view` shape) to check the reasoning; the
-end-to-end tests make real Envoy produce each flavour in a local Lab and check the explanation
-names the object, the field and the fix.
+end-to-end tests make real Envoy produce each outcome in a local Lab and check the explanation's
+cause codes, the objects and the fields it names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from meshlab.explanation import CAUSES, Explanation, explain
 from meshlab.manifests import load
 from meshlab.state import ClusterState
 
-from _manifests import deployment, destination_rule, docs, gateway, service, virtual_service
+from _manifests import deployment, destination_rule, docs, gateway, namespace, service, virtual_service
 
 APP = docs(service("reviews"), deployment("reviews", "v1", replicas=2))
 
@@ -31,8 +32,8 @@ C_ALL = "outbound|9080||reviews.default.svc.cluster.local"
 
 
 def vs(http: str, hosts: tuple[str, ...] = ("reviews",), name: str = "reviews",
-       gateways: list[str] | None = None) -> str:
-    return virtual_service(name, hosts, http, gateways=gateways)
+       gateways: list[str] | None = None, namespace: str | None = None) -> str:
+    return virtual_service(name, hosts, http, gateways=gateways, namespace=namespace)
 
 
 # ------------------------------------------------------------------------------- stand-in lab (unit)
@@ -113,9 +114,12 @@ def test_unit_nc_window_is_wrong_order() -> None:
     df = pd.concat([rows(4, status=503, flags="NC", details="cluster_not_found"),
                     rows(6, status=200, cluster=C_V1, version="v1", t=1.0)], ignore_index=True)
     ex = explain(df, lab)
-    assert ex.codes == ["NC.route-before-cluster", "ok"]      # failures first
+    assert ex.codes == ["NC.route-before-cluster", "ok.virtualservice-route"]      # failures first
     assert ex["NC"].objects == ["DestinationRule default/reviews"]
     assert ex["200"].ok and ex["200"].count == 6
+    # the answered requests: the route Envoy's view names, the rule, and the DestinationRule of its cluster
+    assert ex["200"].objects == ["VirtualService default/reviews"] and ex["200"].fields == ["spec.http[0]"]
+    assert ex["200"].codes == ["ok.virtualservice-route", "ok.no-destination-rule"]   # the stand-in's cluster has no DR metadata
 
 
 def test_unit_nc_for_a_cluster_that_exists_now() -> None:
@@ -327,7 +331,7 @@ def test_e2e_wrong_order_is_a_transient_nc(lab) -> None:
     ex = explain(df, lab)
     nc, ok = ex["NC"], ex["200"]
     assert nc.count > 0 and ok.count > 0 and nc.count + ok.count == len(df), "only NC and 200 outcomes"
-    assert ex.codes == ["NC.route-before-cluster", "ok"] or ex.codes == ["ok", "NC.route-before-cluster"]
+    assert sorted(ex.codes) == ["NC.route-before-cluster", "ok.virtualservice-route"]
     assert nc.objects == ["DestinationRule default/reviews"]
 
 
@@ -344,10 +348,234 @@ def test_every_cause_code_is_listed_and_every_listed_code_can_be_given() -> None
     import inspect
     import re
 
-    from meshlab.explanation import causes
+    import meshlab.explanation as package
+    from meshlab.explanation import causes, flags, routing
 
-    code = re.compile(r"(NC|UH|UF|UC|UO|UT|FI|NR|dns|refused|timeout|reset|app|other)\.[a-z-]+|ok")
-    tree = ast.parse(inspect.getsource(causes))
-    given = {n.value for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) for n in ast.walk(f)
-             if isinstance(n, ast.Constant) and isinstance(n.value, str) and code.fullmatch(n.value)}
+    code = re.compile(r"([A-Z]{2,5}|dns|refused|timeout|reset|app|other|ok|note|flag)\.[a-z-]+|ok")
+    given = set()
+    for module in (package, causes, flags, routing):
+        tree = ast.parse(inspect.getsource(module))
+        given |= {n.value for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) for n in ast.walk(f)
+                  if isinstance(n, ast.Constant) and isinstance(n.value, str) and code.fullmatch(n.value)}
     assert given == set(CAUSES), (given - set(CAUSES), set(CAUSES) - given)
+
+
+# ------------------------------------------------- answered requests: route, policy, notes (real Envoy)
+
+V2 = deployment("reviews", "v2")
+SUBSETS = destination_rule("reviews", ["v1", "v2"])
+
+
+def _codes(cause) -> list[str]:
+    return [cause.code] + [p.code for p in cause.parts]
+
+
+def test_e2e_ok_names_the_rule_envoy_logged_and_the_default_route(lab) -> None:
+    ex = lab.explain(lab.probe("http://reviews:9080/", n=4))
+    c = ex["200"]
+    assert c.code == "ok.default-route" and c.objects == ["Service default/reviews"]
+    assert _codes(c) == ["ok.default-route", "ok.no-destination-rule"]
+
+    lab.apply(docs(V2, SUBSETS))
+    lab.apply(vs("  - name: catalog\n    match: [{uri: {prefix: /wpcatalog}}]\n"
+                 "    route: [{destination: {host: reviews, subset: v2}}]\n"
+                 "  - match: [{uri: {prefix: /a}}]\n    route: [{destination: {host: reviews, subset: v1}}]\n"
+                 "  - route: [{destination: {host: reviews, subset: v1}}]\n"))
+    named = lab.explain(lab.probe("http://reviews:9080/wpcatalog/x", n=4))["200"]
+    assert (named.code, named.objects, named.fields) == (
+        "ok.virtualservice-route", ["VirtualService default/reviews"], ["spec.http[0]"])
+    # two unnamed rules send to v1: the request's path tells which matched, first match first
+    assert lab.explain(lab.probe("http://reviews:9080/a/1", n=2))["200"].fields == ["spec.http[1]"]
+    assert lab.explain(lab.probe("http://reviews:9080/b", n=2))["200"].fields == ["spec.http[2]"]
+
+
+def _dr_with_v2_policy(top: str, v2: str) -> str:
+    """DestinationRule reviews: subsets v1 and v2, a top-level policy and one of subset v2's own."""
+    return ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n"
+            f"  host: reviews\n  trafficPolicy: {top}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n"
+            f"  - {{name: v2, labels: {{version: v2}}, trafficPolicy: {v2}}}\n")
+
+
+def test_e2e_ok_names_the_destination_rule_blocks_and_where_they_come_from(lab) -> None:
+    lab.apply(V2)
+    lab.apply(vs("  - route: [{destination: {host: reviews, subset: v1}, weight: 50},"
+                 " {destination: {host: reviews, subset: v2}, weight: 50}]\n"))
+
+    def policy(subset: str):
+        df = lab.probe("http://reviews:9080/", n=40, seed=1)
+        ex = lab.explain(df)
+        return next(p for p in ex["200"].parts if p.code.startswith("ok.") and f"|{subset}|" in p.what)
+
+    lab.apply(SUBSETS)
+    c = policy("v1")
+    assert (c.code, c.objects, c.fields) == ("ok.destination-rule-no-policy", ["DestinationRule default/reviews"],
+                                             ["spec.subsets[name=v1]"])
+    lab.apply(_dr_with_v2_policy("{loadBalancer: {simple: RANDOM}, outlierDetection: {consecutive5xxErrors: 5}}",
+                                 "{loadBalancer: {simple: ROUND_ROBIN}}"))
+    assert policy("v1").fields == ["spec.trafficPolicy.loadBalancer", "spec.trafficPolicy.outlierDetection"]
+    v2 = policy("v2")      # the subset's loadBalancer replaces the top-level one; outlierDetection stays
+    assert v2.code == "ok.destination-rule-policy"
+    assert v2.fields == ["spec.subsets[name=v2].trafficPolicy.loadBalancer", "spec.trafficPolicy.outlierDetection"]
+    assert "spec.trafficPolicy.loadBalancer" in v2.why          # named as not applied here
+
+    lab.apply(destination_rule("reviews", ["v1", "v2"], traffic_policy="{outlierDetection: {consecutive5xxErrors: 5}, "
+                               "portLevelSettings: [{port: {number: 9080}, loadBalancer: {simple: RANDOM}}]}"))
+    c = policy("v1")     # a port-level entry replaces all four blocks: outlierDetection no longer applies
+    assert c.fields == ["spec.trafficPolicy.portLevelSettings[port=9080].loadBalancer"]
+    assert "spec.trafficPolicy.outlierDetection" in c.why
+
+    lab.apply(_dr_with_v2_policy("{outlierDetection: {consecutive5xxErrors: 5}}",
+                                 "{portLevelSettings: [{port: {number: 9080}, "
+                                 "connectionPool: {http: {http1MaxPendingRequests: 100}}}]}"))
+    assert policy("v1").fields == ["spec.trafficPolicy.outlierDetection"]
+    v2 = policy("v2")    # the subset's port-level entry replaces the top-level outlierDetection too
+    assert v2.fields == ["spec.subsets[name=v2].trafficPolicy.portLevelSettings[port=9080].connectionPool"]
+
+
+def test_e2e_vs_bound_to_a_gateway_only_or_elsewhere_is_named(lab) -> None:
+    lab.apply(docs(V2, SUBSETS))
+    lab.apply(gateway("gw"))
+    lab.apply(vs("  - route: [{destination: {host: reviews, subset: v2}}]\n", name="edge", gateways=["gw"]))
+    lab.apply(vs("  - route: [{destination: {host: reviews, subset: v2}}]\n", name="prod-copy",
+                 hosts=("reviews.example.com",)))
+    c = lab.explain(lab.probe("http://reviews:9080/", n=4))["200"]
+    assert c.code == "ok.default-route"
+    notes = {p.code: p for p in c.parts if p.code.startswith("note.")}
+    assert set(notes) == {"note.vs-gateway-only", "note.vs-host-not-matched"}
+    assert notes["note.vs-gateway-only"].objects == ["VirtualService default/edge"]
+    assert notes["note.vs-host-not-matched"].objects == ["VirtualService default/prod-copy"]
+    assert notes["note.vs-host-not-matched"].fields == ["spec.hosts"]
+
+
+def test_e2e_vs_not_exported_shadowed_or_without_a_route_for_the_client(lab) -> None:
+    lab.apply(docs(V2, SUBSETS, namespace("prod")))
+    lab.apply(vs("  - route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]\n",
+                 name="private", hosts=("reviews.default.svc.cluster.local",), namespace="prod")
+              .replace("spec:\n", "spec:\n  exportTo: ['.']\n"))
+    lab.apply(vs("  - match: [{sourceLabels: {app: nobody}}]\n"
+                 "    route: [{destination: {host: reviews, subset: v2}}]\n", name="others-only"))
+    c = lab.explain(lab.probe("http://reviews:9080/", n=3))["200"]
+    assert c.code == "ok.default-route"
+    notes = {p.code: p.objects for p in c.parts if p.code.startswith("note.")}
+    assert notes == {"note.vs-not-exported": ["VirtualService prod/private"],
+                     "note.vs-no-route-for-client": ["VirtualService default/others-only"]}
+
+    lab.delete(vs("", name="others-only"))
+    lab.apply(vs("  - route: [{destination: {host: reviews, subset: v1}}]\n", name="first"))
+    lab.apply(vs("  - route: [{destination: {host: reviews, subset: v2}}]\n", name="second"))
+    c = lab.explain(lab.probe("http://reviews:9080/", n=3))["200"]
+    assert c.code == "ok.virtualservice-route" and c.objects == ["VirtualService default/first"]
+    shadowed = [p for p in c.parts if p.code == "note.vs-shadowed"]
+    assert [p.objects for p in shadowed] == [["VirtualService default/second", "VirtualService default/first"]]
+
+
+def test_e2e_gateway_named_without_namespace_binds_nothing(lab) -> None:
+    """`gateways: [public-gw]` in a VirtualService of `default` means default/public-gw (istiod's
+    resolveGatewayName), not the Gateway istio-system/public-gw: bound to nothing, 404 NR."""
+    lab.apply(gateway("public-gw", namespace="istio-system"))
+    lab.apply(vs("  - route: [{destination: {host: reviews}}]\n", name="front", hosts=("*",),
+                 gateways=["public-gw"]))
+    ex = lab.explain(lab.probe("http://bookinfo.example.com/", n=3, via="gateway"))
+    c = ex["NR"]
+    assert (c.code, c.count) == ("NR.gateway-ref-wrong-namespace", 3)
+    assert c.objects == ["VirtualService default/front", "Gateway istio-system/public-gw"]
+    assert c.fields == ["spec.gateways[0]"] and c.parts == []      # no note repeating the same object
+
+    # bound with its namespace, another VirtualService serves: the short-named one is a note
+    lab.apply(vs("  - route: [{destination: {host: reviews.default.svc.cluster.local}}]\n", name="front",
+                 hosts=("*",), namespace="istio-system", gateways=["istio-system/public-gw"]))
+    lab.apply(vs("  - route: [{destination: {host: reviews}}]\n", name="inner", hosts=("bookinfo.example.com",)))
+    lab.apply(gateway("egress", namespace="istio-system").replace("istio: ingressgateway", "istio: egressgateway"))
+    lab.apply(vs("  - route: [{destination: {host: reviews}}]\n", name="out", hosts=("bookinfo.example.com",),
+                 gateways=["istio-system/egress"]))
+    c = lab.explain(lab.probe("http://bookinfo.example.com/", n=3, via="gateway"))["200"]
+    assert (c.code, c.objects) == ("ok.virtualservice-route", ["VirtualService istio-system/front"])
+    notes = {p.code: p.objects for p in c.parts if p.code.startswith("note.")}
+    assert notes == {"note.gateway-ref-namespace": ["VirtualService default/front", "Gateway istio-system/public-gw"],
+                     "note.vs-mesh-only": ["VirtualService default/inner"],
+                     "note.vs-other-gateway": ["VirtualService default/out"]}
+
+
+def test_e2e_no_sidecar_and_tcp_port_say_what_routed(lab) -> None:
+    lab.apply(docs(SUBSETS, vs("  - route: [{destination: {host: reviews, subset: v1}}]\n")))
+    c = lab.explain(lab.probe("http://reviews:9080/", n=3, via="none"))["200"]
+    assert _codes(c) == ["ok.kube-proxy", "note.no-sidecar"]
+    assert c.parts[0].objects == ["VirtualService default/reviews", "DestinationRule default/reviews"]
+
+    lab.apply("apiVersion: v1\nkind: Service\nmetadata: {name: reviews-tcp}\nspec:\n  selector: {app: reviews}\n"
+              "  ports: [{name: tcp, port: 9090, targetPort: 9080}]\n")
+    c = lab.explain(lab.probe("http://reviews-tcp:9090/", n=3))["200"]
+    assert _codes(c) == ["ok.tcp-proxy", "ok.no-destination-rule"] and c.objects == ["Service default/reviews-tcp"]
+
+
+# ---------------------------------------------------------------- every flag of a group (real Envoy)
+
+def test_e2e_every_flag_of_a_group_has_its_cause(lab) -> None:
+    lab.apply(DR)
+    lab.apply(vs("  - fault: {delay: {fixedDelay: 20ms, percentage: {value: 100}}}\n"
+                 "    route: [{destination: {host: reviews, subset: v9}}]\n"))
+    ex = lab.explain(lab.probe("http://reviews:9080/", n=3))
+    c = ex["503 DI,NC"]
+    assert _codes(c) == ["NC.undefined-subset", "DI.fault-delay"]
+    assert ex["DI.fault-delay"].objects == ["VirtualService default/reviews"]
+    assert ex["DI.fault-delay"].fields == ["spec.http[0].fault.delay"]
+    assert "+ DI.fault-delay" in str(ex) and "<code>DI.fault-delay</code>" in ex._repr_html_()
+    assert list(ex.to_frame()["parts"]) == [["DI.fault-delay"]]
+
+    lab.apply(vs("  - fault: {delay: {fixedDelay: 20ms, percentage: {value: 100}},"
+                 " abort: {httpStatus: 503, percentage: {value: 100}}}\n"
+                 "    route: [{destination: {host: reviews, subset: v1}}]\n"))
+    c = lab.explain(lab.probe("http://reviews:9080/", n=3))["FI"]
+    assert _codes(c) == ["FI.fault-abort", "DI.fault-delay"] and c.fields == ["spec.http[0].fault.abort"]
+
+    lab.apply(vs("  - fault: {delay: {fixedDelay: 20ms, percentage: {value: 100}}}\n"
+                 "    route: [{destination: {host: reviews, subset: v1}}]\n"))
+    c = lab.explain(lab.probe("http://reviews:9080/", n=3))["200 DI"]
+    assert _codes(c)[:3] == ["ok.virtualservice-route", "ok.destination-rule-no-policy", "DI.fault-delay"]
+
+
+def test_e2e_uf_urx_names_the_retry_policy(lab) -> None:
+    lab.apply(vs("  - route: [{destination: {host: reviews}}]\n    retries: {attempts: 3, retryOn: connect-failure}\n"))
+    for name in lab.pods()["name"]:
+        lab.kill_pod(name, notready_after=None)
+    c = lab.explain(lab.probe("http://reviews:9080/", n=2))["UF"]
+    assert _codes(c) == ["UF.dead-pod", "URX.retries-exhausted"]
+    assert c.parts[0].fields == ["spec.http[0].retries"] and c.parts[0].objects == ["VirtualService default/reviews"]
+
+
+# --------------------------------------------------------------------------------- flags (unit)
+
+def test_unit_every_envoy_flag_has_a_code() -> None:
+    """Envoy's response flags (source/common/stream_info/utility.h): each one explain can meet is
+    named by its own code, led by the flag; an unknown one says so."""
+    lab = StandInLab(APP, [C_ALL], [route(C_ALL)])
+    envoy_flags = ["UH", "UF", "UO", "NR", "URX", "NC", "DT", "DC", "LH", "UT", "LR", "UR", "UC", "DI", "FI", "RL",
+                   "UAEX", "RLSE", "IH", "SI", "DPE", "UPE", "UMSDR", "RFCF", "NFCF", "OM", "DF", "DO", "UDO", "DR"]
+    for flag in envoy_flags:
+        c = explain(rows(1, status=503, flags=f"{flag},XYZ", details="x", cluster=C_ALL), lab)[f"503 {flag},XYZ"]
+        codes = _codes(c)
+        assert any(code.split(".")[0] == flag for code in codes), (flag, codes)
+        assert "flag.unknown" in codes, codes
+        assert all(code in CAUSES for code in codes)
+
+
+def test_e2e_requests_saved_by_a_retry_say_so(lab) -> None:
+    lab.kill_pod(lab.pods()["name"].iloc[0], notready_after=None)    # dead, still an endpoint
+    df = lab.probe("http://reviews:9080/", n=12, seed=3)
+    assert (df["status"] == 200).all() and (df["attempts"] > 1).any()
+    c = lab.explain(df)["200"]
+    retried = [p for p in c.parts if p.code == "ok.retried"]
+    assert c.code == "ok.default-route" and retried and retried[0].count == (df["attempts"] > 1).sum()
+
+
+def test_e2e_a_mesh_virtualservice_for_the_destination_does_not_apply_at_the_gateway(lab) -> None:
+    """The gateway's own VirtualService chose the cluster; the sidecars' VirtualService for that
+    destination host (routing to v2) is not applied a second time at the gateway."""
+    lab.apply(docs(V2, SUBSETS, gateway("gw")))
+    lab.apply(vs("  - route: [{destination: {host: reviews, subset: v2}}]\n"))
+    lab.apply(vs("  - route: [{destination: {host: reviews}}]\n", name="edge", hosts=("shop.example.com",),
+                 gateways=["gw"]))
+    c = lab.explain(lab.probe("http://shop.example.com/", n=3, via="gateway"))["200"]
+    assert (c.code, c.objects) == ("ok.virtualservice-route", ["VirtualService default/edge"])
+    assert [(p.code, p.objects) for p in c.parts if p.code.startswith("note.")] == [
+        ("note.vs-mesh-only", ["VirtualService default/reviews"])]

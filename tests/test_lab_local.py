@@ -16,7 +16,7 @@ from meshlab.probe.rows import PROBE_COLUMNS
 from meshlab.errors import ManifestError, MeshlabError
 from meshlab.lab import Lab
 
-from _manifests import deployment, docs, service
+from _manifests import deployment, destination_rule, docs, service, virtual_service
 from _pids import alive, survivors
 
 WEB = docs(deployment("web", "v1", replicas=2, port=8080, container="web"),
@@ -549,3 +549,45 @@ def test_lab_backend_comes_from_meshlab_backend_when_not_named(monkeypatch: pyte
     monkeypatch.setenv("MESHLAB_BACKEND", "no-such-backend")
     with pytest.raises(ValueError, match="unknown backend 'no-such-backend'"):
         Lab()
+
+
+VS_ALL_TO = {v: virtual_service("web", ["web"], f"- route: [{{destination: {{host: web, subset: {v}}}}}]")
+             for v in ("v1", "v2")}
+
+
+def _held(lab: Lab) -> list:
+    return sorted((o.key, o.to_manifest().get("spec")) for o in lab.objects())
+
+
+def test_restoring_puts_changed_deleted_and_added_objects_back(lab):
+    """What widgets and YAML exercises stand on: after the block, the lab holds exactly the objects
+    it held before, and traffic sees them again."""
+    lab.apply(destination_rule("web", ["v1", "v2"]))
+    lab.apply(VS_ALL_TO["v1"])
+    before = _held(lab)
+    with lab.restoring():
+        lab.apply(VS_ALL_TO["v2"])                                  # changed
+        lab.delete(destination_rule("web", ["v1", "v2"]))          # deleted (v2 routes now 503 NC)
+        lab.apply(service("web-extra", 81))                          # added
+        inside = lab.probe("http://web/", n=10, seed=1)
+    assert set(inside["status"]) == {503}
+    assert _held(lab) == before
+    after = lab.probe("http://web/", n=10, seed=1)
+    assert set(after["status"]) == {200} and set(after["version"]) == {"v1"}
+    with pytest.raises(RuntimeError), lab.restoring():             # also when the block raises
+        lab.apply(VS_ALL_TO["v2"])
+        raise RuntimeError("a widget's probe failed")
+    assert _held(lab) == before
+    lab.delete(VS_ALL_TO["v1"])
+    lab.delete(destination_rule("web", ["v1", "v2"]))
+
+
+def test_a_closed_lab_says_how_to_start_a_new_one():
+    from meshlab.errors import LabClosed
+    other = Lab()
+    other.close()
+    assert other.closed
+    for call in (lambda: other.probe("http://web/"), lambda: other.apply(WEB), other.objects, other.pods):
+        with pytest.raises(LabClosed, match=r"lab\.close\(\) stopped .* Run All Cells.*lab = Lab\(\)"):
+            call()
+    other.close()                                                  # closing twice is fine

@@ -5,6 +5,7 @@ test does not reinstall anything."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -50,8 +51,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def test_make_lab_serves_jupyterlab(tmp_path: Path) -> None:
     port, token = _free_port(), "meshlab-test"
     env = _env(JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+    work = tmp_path / "work"
     proc = subprocess.Popen(
-        ["make", "-C", str(REPO), "lab", "NO_INSTALL=1", f"VENV={VENV}", f"PORT={port}",
+        ["make", "-C", str(REPO), "lab", "NO_INSTALL=1", f"VENV={VENV}", f"PORT={port}", f"WORK={work}",
          f"LAB_ARGS=--no-browser --IdentityProvider.token={token} --ServerApp.port_retries=0"],
         stdout=(tmp_path / "lab.log").open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -67,7 +69,10 @@ def test_make_lab_serves_jupyterlab(tmp_path: Path) -> None:
         log = (tmp_path / "lab.log").read_text(errors="replace")
         assert status == 200, f"JupyterLab did not answer on port {port}; log:\n{log[-3000:]}"
         assert b"JupyterLab" in body
-        assert "--notebook-dir=notebooks" in log and "MESHLAB_BACKEND=local" in log
+        assert f"--notebook-dir={work}" in log and "MESHLAB_BACKEND=local" in log
+        # the learner works in a copy: JupyterLab's autosave never touches the tracked chapters
+        assert sorted(p.name for p in work.glob("*.ipynb")) == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+        assert (work / "manifests" / "01-service" / "reviews-service.yaml").is_file()
     finally:
         _stop(proc)
 
@@ -81,6 +86,7 @@ def _copy_project(tmp_path: Path) -> Path:
     (project / "kube").mkdir()
     for name in ("kube.mk", "go.mod", "go.sum"):                       # the Makefile includes kube/kube.mk
         shutil.copy(REPO / "kube" / name, project / "kube" / name)
+    shutil.copytree(REPO / "course", project / "course", ignore=shutil.ignore_patterns("__pycache__"))
     return project
 
 
@@ -144,9 +150,12 @@ def test_make_course_executes_chapters_to_html(tmp_path: Path) -> None:
     nbformat.write(nbformat.v4.new_notebook(), project / "notebooks" / "scratch.ipynb")   # not a chapter
     r = _make(project, "course", "NO_INSTALL=1", f"VENV={VENV}")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert sorted(p.name for p in (project / "build").iterdir()) == ["01-hello.html"]
+    # one plotly.js beside the pages, none inside them, nothing from a CDN
+    assert sorted(p.name for p in (project / "build").iterdir()) == ["01-hello.html", "plotly.min.js"]
     html = (project / "build" / "01-hello.html").read_text()
     assert "backend local 42" in html
+    assert html.count('<script src="plotly.min.js"></script>') == 1
+    assert not re.search(r'<script[^>]+src="https?://', html), "no script from the network"
 
 
 def test_ci_runs_make_test() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from meshlab.names import (
-    ClusterName, cluster_dns, cluster_name, host_matches, host_subset_of, labels_match, parse_cluster_name,
-    parse_duration, port_protocol, proto_duration, selector_string, service_of, split_fqdn, subset_of_cluster,
-    to_fqdn,
+    ClusterName, cluster_dns, cluster_name, exported_to, gateway_ref, host_matches, host_subset_of, labels_match,
+    parse_cluster_name, parse_duration, port_protocol, proto_duration, selector_string, service_of, split_fqdn,
+    subset_of_cluster, to_fqdn,
 )
 
 S, MS, US = 1_000_000_000, 1_000_000, 1_000
@@ -109,3 +109,25 @@ def test_label_selection_and_its_string() -> None:
 ])
 def test_port_protocol_as_istio_converts_it(number, name, transport, app, protocol) -> None:
     assert port_protocol(number, name, transport, app) == protocol
+
+
+@pytest.mark.parametrize("entry, ns, resolved", [
+    ("public-gw", "default", "default/public-gw"),       # a short name: the VirtualService's own namespace
+    ("./public-gw", "default", "default/public-gw"),
+    ("istio-system/public-gw", "default", "istio-system/public-gw"),
+    ("public-gw.istio-system", "default", "istio-system/public-gw"),          # the legacy FQDN forms
+    ("public-gw.istio-system.svc.cluster.local", "default", "istio-system/public-gw"),
+    ("mesh", "default", "mesh"),
+])
+def test_gateway_ref_resolves_as_istiod_does(entry: str, ns: str, resolved: str) -> None:
+    """istiod's resolveGatewayName (pilot/pkg/model/config.go) and the cases of its test."""
+    assert gateway_ref(entry, ns) == resolved
+
+
+@pytest.mark.parametrize("export_to, obj_ns, client_ns, visible", [
+    ([], "prod", "default", True), (["*"], "prod", "default", True), (["."], "prod", "default", False),
+    (["."], "prod", "prod", True), (["default"], "prod", "default", True), (["other"], "prod", "default", False),
+    (["~"], "prod", "prod", False),
+])
+def test_exported_to(export_to: list[str], obj_ns: str, client_ns: str, visible: bool) -> None:
+    assert exported_to(export_to, obj_ns, client_ns) is visible

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from meshlab.manifests import load
 from meshlab.objects import Service
 from meshlab.state import ClusterState
@@ -468,6 +470,20 @@ def test_gateway_listener_route_names_and_vs_merge():
     # the sidecar does not see gateway-only VSs
     side = build_config(make_state(GW), SLEEP)
     assert vhost(side, "80", "web.default.svc.cluster.local:80")["routes"][0]["name"] == "default"
+
+
+@pytest.mark.parametrize("entry, bound", [
+    ("public-gw", False),                       # means default/public-gw, which does not exist
+    ("istio-system/public-gw", True), ("public-gw.istio-system.svc.cluster.local", True),
+    ("public-gw.istio-system", True), ("./public-gw", False),
+])
+def test_gateway_names_resolve_in_the_virtual_service_namespace(entry: str, bound: bool):
+    """istiod's resolveGatewayName: a VirtualService in `default` naming `public-gw` is bound to
+    default/public-gw, not to the Gateway istio-system/public-gw."""
+    gw_vs = gateway("public-gw", namespace="istio-system") + "---\n" + virtual_service(
+        "front", ["*"], "- route: [{destination: {host: web, port: {number: 80}}}]", gateways=[entry])
+    vhs = build_config(make_state(gw_vs), GATEWAY).routes["http.8080"]["virtual_hosts"]
+    assert (vhs[0]["name"] != "blackhole:80") is bound
 
 
 def test_gateway_without_virtual_service_has_a_routeless_blackhole():

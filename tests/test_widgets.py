@@ -6,8 +6,10 @@ how they redraw). The notebooks test drives the same widgets against the real lo
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
@@ -26,18 +28,36 @@ DR = {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
 
 
 class RecordingLab:
-    """Answers probes with a v2 share equal to the last applied VirtualService weight."""
+    """Answers probes with a v2 share equal to the VirtualService weight in force; `restoring()`
+    puts that weight back like `Lab.restoring` puts objects back, and counts its uses."""
 
     def __init__(self) -> None:
         self.applied: list[dict] = []
         self.probes: list[dict] = []
         self.p_v2 = 0.5
+        self.trials = 0
 
     def apply(self, obj):
         self.applied.append(obj)
         if obj["kind"] == "VirtualService":
             w = [r["weight"] for r in obj["spec"]["http"][0]["route"]]
             self.p_v2 = w[1] / sum(w)
+
+    def objects(self):
+        return [VS]
+
+    def pods(self):
+        return pd.DataFrame({"name": ["reviews-v1-a", "reviews-v2-b"], "version": ["v1", "v2"],
+                             "ready": [True, False]})
+
+    @contextlib.contextmanager
+    def restoring(self):
+        before = self.p_v2
+        self.trials += 1
+        try:
+            yield self
+        finally:
+            self.p_v2 = before
 
     def probe(self, url, n=100, **kw):
         self.probes.append({"url": url, "n": n, **kw})
@@ -68,7 +88,13 @@ def test_weight_slider_applies_weights_probes_and_changes_the_chart(tmp_path: Pa
     assert after != before and after[1] > 0.55
     assert set(w.results) == {"20", "70"} and lab.probes[-1]["n"] == 300
     assert "meshlab-weight-slider" in w.slider._dom_classes
-    assert "✔" in w.status.value
+    assert "✔" in w.status.value and "all 300 requests got 200" in w.status.value
+    # each measurement ran inside lab.restoring(): the lab's own weights are back afterwards
+    assert lab.trials == 2 and lab.p_v2 == 0.5
+    # it says what it changes and what it runs against
+    assert "changes</b> VirtualService default/reviews" in w.scope.value
+    assert "VirtualService default/reviews (1 http rule)" in w.scope.value
+    assert "not ready: reviews-v2-b" in w.scope.value
     assert VS["spec"]["http"][0]["route"][1]["weight"] == 20     # the template dict was not mutated
     assert path.read_text() == yaml.safe_dump(VS)                # nor the file (chapter 3 says so)
 
@@ -95,6 +121,9 @@ def test_connection_explorer_adds_one_bar_per_choice():
     assert lab.probes[-1]["keepalive"] is False and lab.probes[-1]["via"] == "none"
     assert len(c.figure.data[0].x) == 2
     assert list(c.results) == ["1 conn", "new per request"]
+    assert lab.trials == 0 and "changes</b> nothing" in c.scope.value     # it only sends requests
+    # a pod that answered nothing (here: not ready) is in the legend, at 0 %
+    assert any(t.name == "reviews-v2-b (not ready)" and list(t.y) == [0.0, 0.0] for t in c.figure.data)
 
 
 def test_lb_picker_rewrites_the_policy_and_compares():
@@ -109,6 +138,8 @@ def test_lb_picker_rewrites_the_policy_and_compares():
     assert [a["spec"]["trafficPolicy"]["loadBalancer"]["simple"] for a in lab.applied[-3:]] == \
         ["ROUND_ROBIN", "RANDOM", "LEAST_REQUEST"]
     assert len(p.figure.data[0].x) == 3
+    assert lab.trials == 4
+    assert p.picker.style.button_width == "auto"         # labels are never cut short
 
 
 def test_push_order_draws_the_runners_timeline():
@@ -121,11 +152,14 @@ def test_push_order_draws_the_runners_timeline():
                  "pod": "" if bad and i < 30 else "p", "version": "v1"} for i in range(60)]
         return frame(rows), {order[0]: 0.0, order[1]: 0.3}
 
-    w = widgets.PushOrderRace(runner)
+    lab = RecordingLab()
+    w = widgets.PushOrderRace(runner, lab, changes=["VirtualService default/reviews"])
     w.picker.value = "VirtualService first (unsafe)"
     assert calls == [["VirtualService", "DestinationRule"]]
     assert any(t.name == "503 NC" for t in w.figure.data)
-    assert "30 × 503" in w.status.value
+    assert "60 requests: 30 got 503 NC, 30 got 200" in w.status.value and "×" not in w.status.value
+    assert lab.trials == 1
+    assert w.picker.style.button_width == "auto"
     snapshot = w.chart()
     assert type(snapshot).__name__ == "Figure" and not isinstance(snapshot, go.FigureWidget) and [t.name for t in snapshot.data] == [t.name for t in w.figure.data]
     w.run("DestinationRule first (safe)")
@@ -186,7 +220,8 @@ def test_push_order_applies_kinds_in_the_chosen_order_and_marks_when_they_landed
     race = widgets.push_order(lab, "http://reviews:9080/", before=str(here / "race-before"),
                               change=str(here / "race-change"), gap=0.0, lead=0.0, tail=0.0, settle=0.0)
     race.run("VirtualService first (unsafe)")
-    assert lab.applied[0] == str(here / "race-before")
+    assert [o.kind for o in lab.applied[0]] == ["DestinationRule", "VirtualService"]   # race-before
+    assert race.changes == ["DestinationRule default/reviews", "VirtualService default/reviews"]
     kinds = [[o.kind for o in group] for group in lab.applied[1:]]
     assert kinds == [["VirtualService"], ["DestinationRule"]]
     assert race.events["VirtualService first (unsafe)"] == {"VirtualService applied": pytest.approx(0.09), "DestinationRule applied": pytest.approx(0.19)}
@@ -202,6 +237,10 @@ def test_requests_explorer_reprobes_with_n():
     e.slider.value = 200
     assert [p["n"] for p in lab.probes] == [20, 200]
     assert sum(sum(t.customdata) for t in e.figure.data) == 200
+    # the unready pod that answered nothing shows at 0 %, marked, instead of vanishing
+    v2 = next(t for t in e.figure.data if t.name == "v2")
+    i = list(v2.x).index("reviews-v2-b")
+    assert v2.y[i] == 0.0 and v2.text[i] == "not ready · 0%"
 
 
 def test_flow_explorer_probes_the_typed_path_and_redraws_the_sankey():
@@ -212,6 +251,7 @@ def test_flow_explorer_probes_the_typed_path_and_redraws_the_sankey():
     assert lab.probes[-1]["url"] == "http://reviews:9080/wpcatalogue"
     assert f.figure.data[0].type == "sankey" and f.figure.data[0].node.label[0] == "reviews:9080/wpcatalogue"
     assert set(f.results) == {"/wpcatalog/items", "/wpcatalogue"}
+    assert "all 20 requests got 200" in f.status.value
     f.set("oops")
     assert "✘" in f.status.value and len(lab.probes) == 2
 
@@ -227,3 +267,32 @@ def test_a_broken_manifest_fails_before_touching_the_lab(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="relative to the notebook"):
         widgets.lb_picker(lab, tmp_path / "missing.yaml", "http://reviews:9080/")
     assert lab.applied == [] and lab.probes == []
+
+
+def test_widgets_show_a_static_twin_for_pages_without_a_kernel():
+    lab = RecordingLab()
+    w = widgets.weight_slider(lab, VS, "http://reviews:9080/", n=50)
+    data = w._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    html = data["text/html"]
+    assert "meshlab-chart" in html and "Plotly.newPlot" in html and "cdn" not in html.lower()
+    assert "changes</b> VirtualService default/reviews" in html
+    idle = widgets.lb_picker(lab, DR, "http://reviews:9080/")._repr_mimebundle_()["text/html"]
+    assert "Nothing measured yet" in idle
+    q = widgets.quiz("1.balances", ["request", "connection"])._repr_mimebundle_()["text/html"]
+    assert "<li>request</li>" in q
+
+
+def test_close_button_closes_the_lab_and_says_how_to_start_again():
+    class ClosingLab(RecordingLab):
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    lab = ClosingLab()
+    b = widgets.close_button(lab)
+    assert not b.button.disabled and "2 pods" in b.status.value
+    b.button.click()
+    assert lab.closed and b.button.disabled
+    assert "Run All Cells" in b.status.value

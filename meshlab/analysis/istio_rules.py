@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..names import CLUSTER_DOMAIN, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn
+from ..names import (
+    CLUSTER_DOMAIN, MESH_GATEWAY, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn,
+)
 from ..objects import Gateway, VirtualService
 from .snapshot import (
-    EXPORT_ALL, EXPORT_LOCAL, MESH_GATEWAY, Finding, Registered, RouteDest, Snapshot,
+    EXPORT_ALL, EXPORT_LOCAL, Finding, Registered, RouteDest, Snapshot,
     applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
     resource_name_from_host, route_destinations,
 )

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from ..names import (
-    INGRESS_GATEWAY, INGRESS_GATEWAY_LABELS, ISTIO_NAMESPACE, labels_match, service_of, split_fqdn, to_fqdn,
+    INGRESS_GATEWAY, INGRESS_GATEWAY_LABELS, ISTIO_NAMESPACE, MESH_GATEWAY, labels_match, service_of, split_fqdn,
+    to_fqdn,
 )
 from ..objects import (
     DestinationRule, Gateway, K8sObject, Service, ServiceEntry, UnmodelledObject, VirtualService,
@@ -28,7 +29,6 @@ from .codes import Level, level_of
 
 EXPORT_ALL = "*"
 EXPORT_LOCAL = "."
-MESH_GATEWAY = "mesh"
 #: istioctl's live-cluster source does not read Services, Pods, Deployments or Namespaces there.
 IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"

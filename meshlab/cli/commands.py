@@ -7,6 +7,7 @@ Cluster commands take `say` (where lines go: print, or a list in tests).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -193,18 +194,30 @@ def _format_view(view: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------- the cluster
 
 def doctor(args: Any = None, say: Say = _print) -> int:
-    """`meshlab doctor [--context C]`: one line per check; exit 1 when a backend is missing something."""
+    """`meshlab doctor [--context C]`: first whether the backend this learner uses is ready (local
+    unless MESHLAB_BACKEND says otherwise), with its checks; then the other backend, marked
+    optional. `--context` checks that cluster's Kubernetes version instead of the course cluster's.
+    Exit status 0 only when both are ready."""
     from .. import cluster
 
     context = getattr(args, "context", None)
     checks = cluster.doctor(context=context) if context else cluster.doctor()
-    for c in checks:
-        say(c.line())
-    local_ok = all(c.ok for c in checks if c.needed_by == "local")
-    kind_missing = [c.name for c in checks if c.needed_by == "kind" and not c.ok]
-    say(f"local backend: {'ready' if local_ok else 'not ready'}")
-    say("kind backend: ready (run `meshlab up`)" if not kind_missing else f"kind backend: needs {', '.join(kind_missing)}")
-    return 0 if local_ok and not kind_missing else 1
+    using = "kind" if os.environ.get("MESHLAB_BACKEND", "local") in ("kind", "cluster") else "local"
+    about = {"local": "Envoy and the pods run on this machine, no cluster needed",
+             "kind": "a real Kubernetes cluster in Docker with real Istio, started by `meshlab up`"}
+    missing: dict[str, list[str]] = {}
+    for backend in (using, *(b for b in ("local", "kind") if b != using)):
+        mine = [c for c in checks if c.needed_by == backend]
+        missing[backend] = [c.name for c in mine if not c.ok]
+        state = f"needs {', '.join(missing[backend])}" if missing[backend] else "ready"
+        if backend == using:
+            say(f"{backend} backend: {state} — what `Lab()` uses here ({about[backend]})")
+        else:
+            say(f"{backend} backend: {state}" + (" (run `meshlab up`)" if backend == "kind" and not missing[backend] else "")
+                + f" — optional, not needed for the {using} backend ({about[backend]})")
+        for c in mine:
+            say("  " + c.line())
+    return 0 if not missing["local"] and not missing["kind"] else 1
 
 
 def up(args: Any = None, say: Say = _print) -> int:

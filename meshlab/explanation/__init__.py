@@ -1,10 +1,13 @@
-"""`explain(probe_df, lab)`: why did I get this 503? One short answer per kind of outcome.
+"""`explain(probe_df, lab)`: why did I get this 503 — and why did that request go where it went?
 
 A probe's rows are grouped by outcome (status, Envoy flags, details, client error). Each group is
 explained from what the lab really holds — its objects, its pods and the live Envoy config, read
-through the Backend protocol (`context.py`) — and named by a stable code (`causes.py`:
-`NC.undefined-subset`, `UH.no-ready-endpoints`, `dns.no-service`, …). Every explanation also
-lists what you would run on a real cluster to see the same thing.
+through the Backend protocol (`context.py`) — and named by a stable code (`causes.CAUSES`:
+`NC.undefined-subset`, `ok.virtualservice-route`, `note.vs-gateway-only`, …). A group's main cause
+comes from the flag that decided it (`flags.py`), or, for answered requests, from the route they
+took (`routing.py`); its `parts` add a cause for every other flag, the other routes, the
+DestinationRule policy and the VirtualServices that did not apply. Every explanation also lists
+what you would run on a real cluster to see the same thing.
 
 The package is `explanation`, not `explain`: a subpackage `meshlab.explain` would take the place
 of the public function `meshlab.explain` once imported.
@@ -17,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProbeError
-from .causes import CAUSES, Cause, explain_group
-from .context import Context, text
+from . import causes, flags, routing
+from .causes import CAUSES, Cause
+from .context import Context, client, text
 
 __all__ = ["CAUSES", "Cause", "Explanation", "explain"]
 
@@ -37,16 +41,21 @@ class Explanation:
         return len(self.causes)
 
     def __getitem__(self, outcome: str) -> Cause:
-        """The cause for a cause code (`"NC.undefined-subset"`), an outcome label (`"503 NC"`) or
-        a flag (`"NC"`)."""
+        """The cause for a cause code (`"NC.undefined-subset"`, also one of a group's parts such as
+        `"DI.fault-delay"`), an outcome label (`"503 NC"`) or a flag (`"NC"`)."""
         for c in self.causes:
             if outcome in (c.code, c.outcome) or outcome in c.outcome.split()[-1].split(","):
                 return c
+        for c in self.causes:
+            for p in c.parts:
+                if p.code == outcome:
+                    return p
         raise KeyError(f"no outcome {outcome!r}; outcomes: {', '.join(c.outcome for c in self.causes)}")
 
     @property
     def codes(self) -> list[str]:
-        """The cause codes, most requests first (`["NC.undefined-subset", "ok"]`)."""
+        """The groups' main cause codes, failures first (`["NC.undefined-subset", "ok.virtualservice-route"]`);
+        each cause's `codes` adds its parts'."""
         return [c.code for c in self.causes]
 
     def to_frame(self) -> Any:
@@ -61,9 +70,15 @@ class Explanation:
             lines.append(f"{c.outcome} — {c.count} of {self.total} requests ({c.share:.0%}) · {c.code}")
             lines.append(f"  {c.what}")
             if c.why:
-                lines.append(f"  Cause: {c.why}")
+                lines.append(f"  {'Why' if c.ok else 'Cause'}: {c.why}")
             if c.fix:
                 lines.append(f"  Fix: {c.fix}")
+            for p in c.parts:
+                lines.append(f"  + {p.code}: {p.what}")
+                if p.why:
+                    lines.append(f"      {p.why}")
+                if p.fix and not p.ok:
+                    lines.append(f"      Fix: {p.fix}")
             for cmd in c.commands:
                 lines.append(f"  $ {cmd}")
                 if cmd == "istioctl analyze":
@@ -87,9 +102,15 @@ class Explanation:
                          f'<code>{e(c.code)}</code></span>'
                          f'<div>{e(c.what)}</div>')
             if c.why:
-                parts.append(f"<div><b>Cause:</b> {e(c.why)}</div>")
+                parts.append(f"<div><b>{'Why' if c.ok else 'Cause'}:</b> {e(c.why)}</div>")
             if c.fix:
                 parts.append(f"<div><b>Fix:</b> {e(c.fix)}</div>")
+            if c.parts:
+                parts.append('<ul style="margin:2px 0 2px 0;padding-left:18px">' + "".join(
+                    f'<li><code>{e(p.code)}</code> {e(p.what)}'
+                    + (f' <span style="color:#555">{e(p.why)}</span>' if p.why else "")
+                    + (f" <b>Fix:</b> {e(p.fix)}" if p.fix and not p.ok else "") + "</li>"
+                    for p in c.parts) + "</ul>")
             if c.commands:
                 cmds = "\n".join("$ " + cmd + "".join("\n  " + f for f in c.findings if cmd == "istioctl analyze")
                                   for cmd in c.commands)
@@ -125,7 +146,7 @@ def explain(probe_df: Any, lab: Any, *, url: str | None = None, namespace: str |
     total = len(rows)
     causes = []
     for key, grp in groups.items():
-        cause = explain_group(ctx, key, grp, rows)
+        cause = _explain_group(ctx, key, grp, rows)
         cause.count, cause.share = len(grp), len(grp) / total if total else 0.0
         if not cause.ok:
             cause.findings = [str(f) for f in ctx.findings if f.origin in cause.objects][:4]
@@ -134,3 +155,40 @@ def explain(probe_df: Any, lab: Any, *, url: str | None = None, namespace: str |
         causes.append(cause)
     causes.sort(key=lambda c: (c.ok, -c.count))
     return Explanation(causes, total)
+
+
+def _explain_group(ctx: Context, key: tuple, grp: list[dict[str, Any]], all_rows: list[dict[str, Any]]) -> Cause:
+    """One outcome group: the main cause (what decided the outcome), with a part for every other
+    Envoy flag, and for answered or unrouted requests the VirtualServices that did not apply."""
+    status, flag_text, details, error = key
+    flag_list = [f for f in flag_text.split(",") if f and f != "-"]
+    label = (f"{status} {flag_text}" if flag_list else str(status)) if status else (error or flag_text or "no answer")
+    proxy = text(grp[0].get("proxy")) or "sidecar"
+    decided = flags.deciding(flag_list)
+    if error == "dns":
+        main = causes.dns(ctx, label)
+    elif error == "refused":
+        main = causes.refused(ctx, label, grp)
+    elif decided:
+        main = flags.cause(ctx, decided, label, grp, proxy, all_rows, flag_list, status)
+    elif error in ("timeout", "reset"):
+        main = causes.client_error(ctx, label, grp, error)
+    elif 200 <= status < 400:
+        main = routing.served(ctx, label, grp, proxy)
+    elif status >= 400 and (not flag_list or details == "via_upstream"):
+        main = causes.app_error(ctx, label, grp, status)
+    elif flag_list:
+        decided = flag_list[0]
+        main = flags.cause(ctx, decided, label, grp, proxy, all_rows, flag_list, status)
+    else:
+        main = Cause("other.unexplained", label,
+                     f"Status {status}, Envoy flags {flag_text or '(none)'}, details {details or '(none)'}"
+                     f"{', client error ' + error if error else ''}.",
+                     commands=[f"istioctl proxy-config all {client(proxy)}"])
+    main.parts += [flags.cause(ctx, f, label, grp, proxy, all_rows, flag_list, status)
+                   for f in flag_list if f != decided]
+    if main.ok or main.code.startswith("NR."):
+        # a note about the very object the main cause already names would say it twice
+        main.parts += [n for n in routing.vs_notes(ctx, label, grp, proxy)
+                       if main.ok or not set(n.objects) <= set(main.objects)]
+    return main

@@ -1,9 +1,10 @@
-"""The causes explain names: one per outcome group, each with a stable code (`CAUSES`).
+"""The causes explain names, each with a stable code (`CAUSES`), and the ones for failures.
 
 Each function reads the group's rows and the `Context` (objects, pods, live Envoy config) and says
 what happened, which object and field caused it, and the fix — from what the lab holds, never from
 the status code alone: NC names the route and the missing cluster and says why it is missing, UH
-names the cluster without a healthy endpoint and why, and so on.
+names the cluster without a healthy endpoint and why, and so on. Successful requests are explained
+in `routing.py`, every other Envoy flag in `flags.py`; `explain()` puts a group's causes together.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis.snapshot import applies_to_mesh
-from ..names import INGRESS_GATEWAY_LABELS, labels_match, parse_cluster_name, selector_string, to_fqdn
+from ..names import labels_match, parse_cluster_name, selector_string, to_fqdn
 from ..objects import VirtualService
 from .context import Context, client, ref, text
 
@@ -33,17 +34,48 @@ class Cause:
     count: int = 0               # requests in the group, and their share of the probe
     share: float = 0.0
     findings: list[str] = field(default_factory=list)   # what `meshlab analyze` / istioctl say about them
+    fields: list[str] = field(default_factory=list)     # the fields it rests on: "spec.http[0]", …
+    #: The rest of the same requests' story, each with its own code: a cause per other Envoy flag
+    #: (`503 DI,NC`: the NC cause, and DI's here), the other routes taken, the DestinationRule
+    #: policy that applied, the VirtualServices that did not apply and why.
+    parts: list[Cause] = field(default_factory=list)
+
+    @property
+    def codes(self) -> list[str]:
+        """This cause's code, then its parts' (`["ok.virtualservice-route", "ok.destination-rule-policy"]`)."""
+        return [self.code] + [c for p in self.parts for c in p.codes]
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "outcome": self.outcome, "count": self.count, "share": self.share,
                 "what": self.what, "why": self.why, "fix": self.fix, "commands": list(self.commands),
-                "objects": list(self.objects), "findings": list(self.findings)}
+                "objects": list(self.objects), "fields": list(self.fields), "findings": list(self.findings),
+                "parts": [p.code for p in self.parts]}
 
 
 #: Every cause explain can name: code → what it means. The part before the dot is the outcome
-#: (Envoy's response flag, the client's error, `ok`, `app`), the rest the reason.
+#: (Envoy's response flag, the client's error, `ok`, `app`) or `note` (something a learner may have
+#: expected that did not happen), the rest the reason.
 CAUSES: dict[str, str] = {
-    "ok": "answered by the pods",
+    # ---- requests that got through: the route, the policy (routing.py)
+    "ok": "answered by the pods (no Envoy evidence of the route taken)",
+    "ok.virtualservice-route": "a VirtualService rule matched and routed the requests",
+    "ok.default-route": "no VirtualService applies: Istio's default route to the Service's endpoints",
+    "ok.tcp-proxy": "a TCP port: the sidecar's tcp_proxy forwarded each connection, no HTTP routing",
+    "ok.kube-proxy": "no sidecar on the path: kube-proxy picked a pod per connection",
+    "ok.retried": "some requests succeeded only after Envoy retried them on another pod",
+    "ok.destination-rule-policy": "a DestinationRule's policy applied to the cluster (which blocks, from where)",
+    "ok.destination-rule-no-policy": "a DestinationRule applies (subsets) but sets no policy for the cluster",
+    "ok.no-destination-rule": "no DestinationRule applies: the cluster has Istio's defaults",
+    # ---- VirtualServices that did not apply where a learner may expect them (routing.py)
+    "note.vs-gateway-only": "the VirtualService is bound to gateways only (no `mesh`): sidecars ignore it",
+    "note.vs-mesh-only": "the VirtualService is not bound to the gateway the request came through",
+    "note.vs-other-gateway": "the VirtualService is bound to gateways that are not the ingress gateway",
+    "note.gateway-ref-namespace": "a `gateways` name without namespace means one in the VirtualService's namespace",
+    "note.vs-host-not-matched": "the VirtualService's hosts do not cover the host the request was for",
+    "note.vs-not-exported": "the VirtualService's exportTo leaves out the client's namespace",
+    "note.vs-shadowed": "another VirtualService for the same host was used (one per host for sidecars)",
+    "note.vs-no-route-for-client": "the VirtualService applies, but Envoy used the default route for this client",
+    "note.no-sidecar": "VirtualService/DestinationRule exist for the host, but no Envoy was on the path",
     "app.error-status": "the application itself answered an error status (Envoy passed it through)",
     "dns.no-service": "no Service has that name in the client's namespace",
     "dns.virtualservice-host-is-no-name": "the name is a VirtualService host, which creates no DNS name",
@@ -75,96 +107,57 @@ CAUSES: dict[str, str] = {
     "UH.no-healthy-endpoint": "the cluster had no healthy endpoint (no live view to say more)",
     "UF.dead-pod": "Envoy could not connect: the pod's process is dead but still in the endpoints",
     "UF.connect-failure": "Envoy could not connect: the app is down or not on the targetPort",
-    "UC.upstream-reset": "the upstream closed or reset the connection before a full answer",
+    "UC.upstream-reset": "the upstream connection was closed before a full answer",
     "FI.fault-abort": "a VirtualService fault.abort answered instead of a pod",
     "UT.route-timeout": "the route timeout fired before the upstream answered",
     "UO.circuit-breaker": "a DestinationRule connectionPool limit was full",
     "NR.no-virtualservice-for-gateway": "no VirtualService is bound to the Gateway",
+    "NR.gateway-ref-wrong-namespace": "the VirtualService names the Gateway without its namespace: bound to nothing",
     "NR.no-gateway-route": "the VirtualServices bound to the gateway have no rule for the request",
     "NR.no-matching-rule": "the VirtualService covers the host but no rule matched",
     "NR.no-route": "the virtual host has no route for the request",
+    # ---- every other Envoy response flag (flags.py)
+    "DI.fault-delay": "a VirtualService fault.delay held the requests first",
+    "URX.retries-exhausted": "Envoy retried up to the route's retry limit and every attempt failed",
+    "DC.downstream-closed": "the client closed its connection before Envoy finished",
+    "UR.upstream-remote-reset": "the upstream reset the stream",
+    "LR.local-reset": "Envoy reset the connection itself",
+    "DT.max-duration": "the request or connection exceeded a maximum duration",
+    "LH.local-health-check": "the local service failed its health check",
+    "RL.rate-limited": "a local rate limit rejected the request",
+    "UAEX.ext-authz-denied": "an external authorization service denied the request",
+    "RLSE.rate-limit-service-error": "the rate limit service failed",
+    "IH.invalid-envoy-header": "a strictly checked x-envoy-* header had an invalid value",
+    "SI.stream-idle-timeout": "the stream idle timeout fired",
+    "DPE.downstream-protocol-error": "the client's request broke the HTTP protocol",
+    "UPE.upstream-protocol-error": "the upstream's response broke the HTTP protocol",
+    "UMSDR.max-stream-duration": "the upstream request reached its maximum stream duration",
+    "RFCF.from-cache": "the response came from Envoy's cache filter",
+    "NFCF.no-filter-config": "a filter's configuration had not arrived",
+    "OM.overload-manager": "Envoy's overload manager shed the request",
+    "DF.dns-resolution-failed": "Envoy could not resolve the upstream's DNS name",
+    "DO.drop-overload": "the cluster's drop_overloads policy dropped the request",
+    "UDO.unconditional-drop-overload": "the cluster drops every request (drop_overloads at 100 %)",
+    "DR.downstream-remote-reset": "the client reset the stream",
+    "flag.unknown": "an Envoy response flag explain does not know",
     "other.unexplained": "an outcome explain has no reading for yet",
 }
 
 
-# ------------------------------------------------------------------------------------------ groups
+# ------------------------------------------------------------------------------------------ shared
 
-def explain_group(ctx: Context, key: tuple, grp: list[dict[str, Any]], all_rows: list[dict[str, Any]]) -> Cause:
-    status, flags, details, error = key
-    flag_set = set(flags.split(",")) if flags and flags != "-" else set()
-    label = (f"{status} {flags}" if flag_set else str(status)) if status else (error or flags or "no answer")
-    proxy = text(grp[0].get("proxy")) or "sidecar"
-    if error == "dns":
-        return _dns(ctx, label)
-    if error == "refused":
-        return _refused(ctx, label, grp)
-    if "NC" in flag_set:
-        return _nc(ctx, label, grp, proxy, all_rows)
-    if "UH" in flag_set:
-        return _uh(ctx, label, grp, proxy)
-    if "FI" in flag_set:
-        return _fi(ctx, label, grp, status)
-    if "UO" in flag_set:
-        return _uo(ctx, label, grp)
-    if "UT" in flag_set:
-        return _ut(ctx, label, grp, proxy)
-    if "NR" in flag_set:
-        return _nr(ctx, label, grp, proxy)
-    if flag_set & {"UF", "URX"}:
-        return _uf(ctx, label, grp, proxy, flag_set)
-    if flag_set & {"UC", "UR", "LR"}:
-        return Cause("UC.upstream-reset", label, f"The upstream connection was closed or reset before a full answer "
-                     f"({details or ', '.join(sorted(flag_set))}).",
-                     "The pod closed the connection mid-request (crash, restart) or a proxy reset it; Istio's "
-                     "default retry policy does not retry this.",
-                     "Look at the pod's logs; add `retries.retryOn: reset` if the request is safe to repeat.",
-                     [f"kubectl logs {_pods_of(grp) or '<pod>'}",
-                      f"istioctl proxy-config endpoints {client(proxy)}"])
-    if error in ("timeout", "reset"):
-        return _client_error(ctx, label, grp, error)
-    if 200 <= status < 400:
-        return _ok(ctx, label, grp, flag_set, proxy)
-    if status >= 400 and (flags in ("-", "") or details == "via_upstream"):
-        return _app_error(ctx, label, grp, status)
-    return Cause("other.unexplained", label,
-                 f"Status {status}, Envoy flags {flags or '(none)'}, details {details or '(none)'}"
-                 f"{', client error ' + error if error else ''}.",
-                 commands=[f"istioctl proxy-config all {client(proxy)}"])
-
-
-def _versions(grp: list[dict[str, Any]]) -> str:
+def versions(grp: list[dict[str, Any]]) -> str:
     c = Counter(text(r.get("version")) or text(r.get("pod")) or "?" for r in grp)
     total = sum(c.values())
     return ", ".join(f"{k} {v / total:.0%}" for k, v in c.most_common())
 
 
-def _pods_of(grp: list[dict[str, Any]]) -> str:
+def pods_of(grp: list[dict[str, Any]]) -> str:
     return ", ".join(sorted({text(r.get("pod")) for r in grp if text(r.get("pod"))})[:3])
 
 
-def _ok(ctx: Context, label: str, grp: list[dict[str, Any]], flags: set[str], proxy: str) -> Cause:
-    clusters = Counter(text(r.get("cluster")) for r in grp if text(r.get("cluster")))
-    if proxy == "none":
-        what = (f"Answered by the pods (no sidecar: kube-proxy picked a pod per connection): {_versions(grp)}.")
-    else:
-        via = ", ".join(f"{c} ({n})" for c, n in clusters.most_common(3))
-        what = f"Answered by the pods: {_versions(grp)}" + (f", through {via}." if via else ".")
-    why = ""
-    if "DI" in flags:
-        fault = _fault_rules(ctx, grp, "delay")
-        why = ("Each of these was delayed first by a fault injection"
-               + (f": {fault}" if fault else "") + ".")
-    retried = [r for r in grp if int(r.get("attempts") or 0) > 1]
-    if retried:
-        why = (why + " " if why else "") + (f"{len(retried)} needed a retry (Envoy's default: 2 retries on "
-                                              "connect failure) and still succeeded.")
-    return Cause("ok", label, what, why, ok=True,
-                 commands=[f"istioctl proxy-config routes {client(proxy)} -o json"] if proxy != "none" else
-                 ["kubectl get endpoints"])
-
-
-def _app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) -> Cause:
-    pods = _pods_of(grp)
+def app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) -> Cause:
+    pods = pods_of(grp)
     return Cause("app.error-status", label,
                  f"The application itself answered {status} (Envoy passed it through: flag '-', "
                  "details via_upstream).",
@@ -175,7 +168,7 @@ def _app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int)
                  [f"kubectl logs {pods.split(', ')[0] if pods else '<pod>'}"])
 
 
-def _client_error(ctx: Context, label: str, grp: list[dict[str, Any]], error: str) -> Cause:
+def client_error(ctx: Context, label: str, grp: list[dict[str, Any]], error: str) -> Cause:
     if error == "timeout":
         return Cause("timeout.no-route-timeout", label,
                      "The client gave up waiting: no answer arrived within the probe's timeout.",
@@ -191,7 +184,7 @@ def _client_error(ctx: Context, label: str, grp: list[dict[str, Any]], error: st
 
 # ---------------------------------------------------------------------------------------- DNS, refused
 
-def _dns(ctx: Context, label: str) -> Cause:
+def dns(ctx: Context, label: str) -> Cause:
     host = ctx.url_host()
     ns = ctx.attrs.get("namespace") or "default"
     elsewhere = [s for s in ctx.snap.services if s.name == host.split(".")[0]] if host else []
@@ -221,8 +214,7 @@ def _url_port(ctx: Context) -> int | None:
 
 def _gateway_refused(ctx: Context, label: str, port: int | None) -> Cause:
     """The ingress gateway opens a listener only for ports some Gateway's servers declare."""
-    mine = [g for g in ctx.snap.gateways
-            if g.spec.selector and labels_match(g.spec.selector, INGRESS_GATEWAY_LABELS)]
+    mine = ctx.ingress_gateways()
     served = [f"Gateway {g.namespace}/{g.name}: port {srv.port.number} ({srv.port.protocol})"
               for g in mine for srv in g.spec.servers]
     where = f"port {port}" if port is not None else "that port"
@@ -247,7 +239,7 @@ def _gateway_refused(ctx: Context, label: str, port: int | None) -> Cause:
                  [ref(g) for g in mine])
 
 
-def _refused(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
+def refused(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
     host = ctx.url_host()
     ns = ctx.attrs.get("namespace") or "default"
     svc = ctx.snap.state.resolve_host(host, ns) if host else None
@@ -302,7 +294,7 @@ def _refused(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
 
 # ---------------------------------------------------------------------------------------------- NC
 
-def _nc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str, all_rows: list[dict[str, Any]]) -> Cause:
+def nc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str, all_rows: list[dict[str, Any]]) -> Cause:
     env = ctx.envoy(proxy)
     route_name = text(grp[0].get("route"))
     named = [c for r in grp for c in [text(r.get("cluster"))] if c]
@@ -442,7 +434,7 @@ def _later_success(grp: list[dict[str, Any]], all_rows: list[dict[str, Any]]) ->
 
 # ---------------------------------------------------------------------------------------------- UH
 
-def _uh(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
+def uh(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
     env = ctx.envoy(proxy)
     cluster = next((text(r.get("cluster")) for r in grp if text(r.get("cluster"))), "")
     parsed = parse_cluster_name(cluster) if cluster else None
@@ -515,7 +507,7 @@ def _uh(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Caus
 
 # ------------------------------------------------------------------------------------------ FI, UT
 
-def _rules_for(ctx: Context, grp: list[dict[str, Any]]) -> list[tuple[VirtualService, int]]:
+def rules_for(ctx: Context, grp: list[dict[str, Any]]) -> list[tuple[VirtualService, int]]:
     """VirtualService http rules the group's requests went through (by route name, else by host)."""
     names = {text(r.get("route")) for r in grp}
     hosts = {parse_cluster_name(text(r.get("cluster")))[3] for r in grp if parse_cluster_name(text(r.get("cluster")))}
@@ -531,41 +523,50 @@ def _rules_for(ctx: Context, grp: list[dict[str, Any]]) -> list[tuple[VirtualSer
     return out
 
 
-def _fault_rules(ctx: Context, grp: list[dict[str, Any]], kind: str) -> str:
-    for vs, i in _rules_for(ctx, grp):
+def fault_source(ctx: Context, grp: list[dict[str, Any]], kind: str) -> tuple[VirtualService, str, str] | None:
+    """The VirtualService rule whose `fault.<kind>` (`delay` or `abort`) the group's requests met:
+    (the VirtualService, the field, what it sets), or None."""
+    for vs, i in rules_for(ctx, grp):
         fault = vs.spec.http[i].fault
         part = getattr(fault, kind, None) if fault else None
         if part is not None:
             pct = part.percentage.value if part.percentage else None
             detail = (f"fixedDelay {part.fixed_delay}" if kind == "delay" else f"httpStatus {part.http_status}")
-            return f"{ref(vs)} spec.http[{i}].fault.{kind} ({detail}, percentage {pct if pct is not None else 'unset'})"
-    return ""
+            return vs, f"spec.http[{i}].fault.{kind}", f"{detail}, percentage {pct if pct is not None else 'unset'}"
+    return None
 
 
-def _fi(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) -> Cause:
-    src = _fault_rules(ctx, grp, "abort")
-    return Cause("FI.fault-abort", label,
-                 f"Envoy's fault filter answered {status} itself (FI, fault_filter_abort): these "
-                 "requests never reached a pod.",
-                 f"Fault injection in {src}." if src else "A VirtualService fault.abort matched these requests.",
-                 "Remove the fault (or lower its percentage) when the experiment is over.",
+def fault(ctx: Context, label: str, grp: list[dict[str, Any]], kind: str, status: int) -> Cause:
+    """FI (`kind` "abort": the fault filter answered instead of a pod) or DI ("delay": it held the
+    requests first), naming the VirtualService rule's `fault` that did it."""
+    src = fault_source(ctx, grp, kind)
+    code, what = (("FI.fault-abort", f"Envoy's fault filter answered {status} itself (FI, fault_filter_abort): "
+                   "these requests never reached a pod.") if kind == "abort" else
+                  ("DI.fault-delay", "Envoy's fault filter held these requests for a while before routing them (DI)."))
+    return Cause(code, label, what,
+                 f"Fault injection in {ref(src[0])} {src[1]} ({src[2]})." if src else
+                 f"A VirtualService fault.{kind} matched these requests.",
+                 f"Remove the {'fault' if kind == 'abort' else 'delay'} (or lower its percentage) when the "
+                 "experiment is over.",
                  ["kubectl get virtualservices -A -o yaml | grep -A6 fault"],
-                 [src.split(" spec.")[0]] if src else [])
+                 [ref(src[0])] if src else [], fields=[src[1]] if src else [])
 
 
-def _ut(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
+def ut(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
     lat = sorted(float(r.get("latency_ms") or 0) for r in grp)
     med = lat[len(lat) // 2] if lat else 0
-    src = ""
-    for vs, i in _rules_for(ctx, grp):
+    src, objs, fields = "", [], []
+    for vs, i in rules_for(ctx, grp):
         rule = vs.spec.http[i]
         if rule.timeout or (rule.retries and rule.retries.per_try_timeout):
             bits = [f"timeout {rule.timeout}"] if rule.timeout else []
+            fields = [f"spec.http[{i}].timeout"] if rule.timeout else []
             if rule.retries and rule.retries.per_try_timeout:
                 bits.append(f"retries.perTryTimeout {rule.retries.per_try_timeout}")
-            src = f"{ref(vs)} spec.http[{i}] ({', '.join(bits)})"
+                fields.append(f"spec.http[{i}].retries.perTryTimeout")
+            src, objs = f"{ref(vs)} spec.http[{i}] ({', '.join(bits)})", [ref(vs)]
             break
-    pods = _pods_of(grp) or ", ".join(sorted({p.name for r in grp
+    pods = pods_of(grp) or ", ".join(sorted({p.name for r in grp
                                              for p in [ctx.pod_by_ip(text(r.get("upstream")).rsplit(":", 1)[0])]
                                              if p is not None}))
     return Cause("UT.route-timeout", label, f"The upstream did not answer in time, so Envoy gave up with 504 UT "
@@ -573,31 +574,16 @@ def _ut(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Caus
                  (f"The route timeout comes from {src}" if src else "A route timeout is set")
                  + (f"; the pods ({pods}) answer more slowly than that." if pods else "; the pods answer more slowly."),
                  "Raise the timeout, or make the slow pods faster (or route away from them).",
-                 [f"istioctl proxy-config routes {client(proxy)} -o json | grep -i timeout"],
-                 [src.split(" spec.")[0]] if src else [])
+                 [f"istioctl proxy-config routes {client(proxy)} -o json | grep -i timeout"], objs, fields=fields)
 
 
 # ---------------------------------------------------------------------------------------------- NR
 
-def _nr(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
+def nr(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
     host = ctx.url_host()
     cmds = [f"istioctl proxy-config routes {client(proxy)}"]
     if proxy == "gateway":
-        gws = ctx.snap.gateways
-        bound = [vs for vs in ctx.snap.virtual_services if any(
-            g.split("/")[-1] in {gw.name for gw in gws} for g in vs.spec.gateways)]
-        code = "NR.no-gateway-route" if bound else "NR.no-virtualservice-for-gateway"
-        if not bound:
-            why = ("No VirtualService is bound to the Gateway (spec.gateways), so the gateway has a virtual "
-                   "host with no routes for this host/port.")
-        else:
-            why = (f"The VirtualServices bound to the gateway ({', '.join(ref(v) for v in bound)}) have no rule "
-                   f"matching this request" + (f" for host {host!r}" if host else "") + ": either the host is not in "
-                   "their spec.hosts / the Gateway's servers[].hosts, or no http match fits the path/headers.")
-        return Cause(code, label, "The gateway found no route for the request: 404 NR (route_not_found).", why,
-                     "Bind a VirtualService to the Gateway with the request's host in spec.hosts and a rule "
-                     "that matches (end with a rule without match as the default).", cmds + ["istioctl analyze"],
-                     [ref(v) for v in bound])
+        return _nr_gateway(ctx, label, host, cmds + ["istioctl analyze"])
     fq = to_fqdn(host, ctx.attrs.get("namespace") or "default") if host else ""
     vss = [vs for vs in (ctx.vss_for_host(fq) if fq else ctx.snap.virtual_services)
            if vs.spec.http and applies_to_mesh(vs)]
@@ -615,9 +601,41 @@ def _nr(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Caus
                  "Add a catch-all rule (no match) at the end of the VirtualService.", cmds)
 
 
+def _nr_gateway(ctx: Context, label: str, host: str, cmds: list[str]) -> Cause:
+    """404 NR at the ingress gateway: which VirtualServices are bound to its Gateways — a
+    `gateways` entry resolved as istiod resolves it (`names.gateway_ref`), namespaces compared."""
+    what = "The gateway found no route for the request: 404 NR (route_not_found)."
+    mine = ctx.ingress_gateways()
+    bound = [vs for vs in ctx.snap.virtual_services if ctx.bound_to_ingress(vs)]
+    misbound = [(vs, b, g) for vs in ctx.snap.virtual_services for b in ctx.gateway_bindings(vs)
+                if b.gateway is None for g in b.elsewhere if g in mine]
+    if not bound and misbound:
+        vs, b, gw = misbound[0]
+        return Cause("NR.gateway-ref-wrong-namespace", label, what,
+                     f"{ref(vs)} names gateway {b.entry!r} (spec.gateways[{b.index}]). istiod reads a name without "
+                     f"a namespace as a Gateway in the VirtualService's own namespace — {b.resolved} — and there "
+                     f"is none, so the VirtualService is bound to nothing and the gateway has no route. The Gateway "
+                     f"of that name is {gw.namespace}/{gw.name} (istiod's resolveGatewayName, "
+                     "pilot/pkg/model/config.go).",
+                     f"Name it with its namespace: `gateways: [{gw.namespace}/{gw.name}]`.", cmds,
+                     [ref(vs), ref(gw)], fields=[f"spec.gateways[{b.index}]"])
+    if not bound:
+        return Cause("NR.no-virtualservice-for-gateway", label, what,
+                     "No VirtualService is bound to a Gateway of the ingress gateway (spec.gateways), so the "
+                     "gateway has no routes for this host/port.",
+                     "Bind a VirtualService to the Gateway (spec.gateways: [<namespace>/<gateway>]) with the "
+                     "request's host in spec.hosts.", cmds, [ref(g) for g in mine])
+    return Cause("NR.no-gateway-route", label, what,
+                 f"The VirtualServices bound to the gateway ({', '.join(ref(v) for v in bound)}) have no rule "
+                 f"matching this request" + (f" for host {host!r}" if host else "") + ": either the host is not in "
+                 "their spec.hosts / the Gateway's servers[].hosts, or no http match fits the path/headers.",
+                 "Put the request's host in a bound VirtualService's spec.hosts (and the Gateway's servers[].hosts), "
+                 "and end its rules with one without match as the default.", cmds, [ref(v) for v in bound])
+
+
 # ---------------------------------------------------------------------------------------------- UO
 
-def _uo(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
+def uo(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
     cluster = next((text(r.get("cluster")) for r in grp if text(r.get("cluster"))), "")
     parsed = parse_cluster_name(cluster) if cluster else None
     src, limits = "", []
@@ -650,7 +668,7 @@ def _uo(ctx: Context, label: str, grp: list[dict[str, Any]]) -> Cause:
 
 # ------------------------------------------------------------------------------------------- UF/URX
 
-def _uf(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str, flags: set[str]) -> Cause:
+def uf(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str, flags: set[str]) -> Cause:
     ups = Counter(text(r.get("upstream")) for r in grp if text(r.get("upstream")))
     pods = [ctx.pod_by_ip(u.rsplit(":", 1)[0]) for u in ups]
     names = [p.name for p in pods if p is not None]
@@ -668,7 +686,7 @@ def _uf(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str, flags: 
         why = ("The endpoint refused or timed out the connection: the app is down or not listening on the "
                "Service's targetPort.")
     if retried:
-        why += " Istio's default policy retried on other hosts (2 retries), and every attempt failed."
+        why += " Envoy retried on other hosts, and every attempt failed (the URX part names the retry policy)."
     cmds = [f"istioctl proxy-config endpoints {client(proxy)}", "kubectl get pods -o wide"]
     if names:
         cmds.append(f"kubectl logs {names[0]}")

@@ -8,13 +8,17 @@ causes rest on the objects alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..analysis import analyze_snapshot, snapshot_of
 from ..backends.base import Backend, ProxyName
 from ..errors import ProbeError
-from ..names import host_subset_of, parse_cluster_name, to_fqdn
-from ..objects import DestinationRule, K8sObject, VirtualService
+from ..names import (
+    INGRESS_GATEWAY_LABELS, MESH_GATEWAY, fqdn, gateway_ref, host_subset_of, labels_match, parse_cluster_name,
+    to_fqdn,
+)
+from ..objects import DestinationRule, Gateway, K8sObject, VirtualService
 from ..probe import ParsedURL, parse_url
 
 
@@ -60,11 +64,11 @@ class Context:
 
     def vs_by_ref(self, ref: str) -> VirtualService | None:
         """`reviews.default` (Envoy route metadata) → the VirtualService."""
-        name, _, ns = ref.partition(".")
-        for vs in self.snap.virtual_services:
-            if vs.name == name and (vs.namespace or "default") == (ns or "default"):
-                return vs
-        return None
+        return _by_ref(self.snap.virtual_services, ref)
+
+    def dr_by_ref(self, ref: str) -> DestinationRule | None:
+        """`reviews.default` (Envoy cluster metadata) → the DestinationRule."""
+        return _by_ref(self.snap.destination_rules, ref)
 
     def vss_for_host(self, fqdn: str) -> list[VirtualService]:
         out = []
@@ -89,6 +93,74 @@ class Context:
         url = self.url()
         return url.host if url is not None else ""
 
+    def client_namespace(self) -> str:
+        return str(self.attrs.get("namespace") or "default")
+
+    def request_path(self) -> str:
+        """The path (and query) the probe sent, `/` without a URL."""
+        url = self.url()
+        return url.path if url is not None else "/"
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers the probe was given (`attrs["headers"]`), names in lower case."""
+        return {str(k).lower(): str(v) for k, v in dict(self.attrs.get("headers") or {}).items()}
+
+    def service_host(self) -> str:
+        """The FQDN of the Service the probed name resolves to from the client's namespace (cluster
+        DNS), or '' when it names none."""
+        host = self.url_host()
+        svc = self.snap.state.resolve_host(host, self.client_namespace()) if host else None
+        return fqdn(svc.name, svc.namespace or "default") if svc is not None else ""
+
+    # ---- gateways ----------------------------------------------------------------------------
+    def ingress_gateways(self) -> list[Gateway]:
+        """Gateways that select the ingress gateway (`istio: ingressgateway`)."""
+        return [g for g in self.snap.gateways
+                if g.spec.selector and labels_match(g.spec.selector, INGRESS_GATEWAY_LABELS)]
+
+    def gateway_bindings(self, vs: VirtualService) -> list[Binding]:
+        """Each non-`mesh` entry of `vs.spec.gateways`, resolved as istiod resolves it
+        (`names.gateway_ref`): the Gateway it binds to, if any, and Gateways of the same name that
+        live in another namespace (what a learner probably meant)."""
+        ns = vs.namespace or "default"
+        out = []
+        for i, entry in enumerate(vs.spec.gateways):
+            if entry == MESH_GATEWAY:
+                continue
+            resolved = gateway_ref(entry, ns)
+            gw_ns, _, gw_name = resolved.partition("/")
+            found = self.snap.gateway_by_key.get((gw_ns, gw_name))
+            elsewhere = [] if found is not None else [g for g in self.snap.gateways if g.name == gw_name]
+            out.append(Binding(i, entry, resolved, found, elsewhere))
+        return out
+
+    def bound_to_ingress(self, vs: VirtualService) -> bool:
+        """True when some `gateways` entry of `vs` resolves to a Gateway selecting the ingress gateway."""
+        mine = {(g.namespace or "default", g.name) for g in self.ingress_gateways()}
+        return any(b.gateway is not None and (b.gateway.namespace or "default", b.gateway.name) in mine
+                   for b in self.gateway_bindings(vs))
+
+
+@dataclass
+class Binding:
+    """One `spec.gateways[index]` entry of a VirtualService, as istiod resolves it."""
+
+    index: int
+    entry: str                       # as written: `public-gw`
+    resolved: str                    # `default/public-gw` (istiod's resolveGatewayName)
+    gateway: Gateway | None          # the Gateway it binds to, None when there is none
+    elsewhere: list[Gateway]         # Gateways of that name in other namespaces (when unbound)
+
+
+def _by_ref(objects: list[Any], ref: str) -> Any:
+    """`name.namespace` (Istio's `istio.config` metadata, shortened) → the object; a name may hold
+    dots, a namespace may not."""
+    name, _, ns = ref.rpartition(".")
+    for o in objects:
+        if o.name == name and (o.namespace or "default") == (ns or "default"):
+            return o
+    return None
+
 
 class EnvoyView:
     """`backend.envoy_config(proxy)` (istioctl proxy-config style rows, with each endpoint's
@@ -99,6 +171,7 @@ class EnvoyView:
         self.available = False
         self.clusters: dict[str, dict[str, Any]] = {}
         self.routes: list[dict[str, Any]] = []
+        self.listeners: list[dict[str, Any]] = []
         self.endpoints: dict[str, list[dict[str, Any]]] = {}
         self.outlier_failed: set[tuple[str, str]] = set()
         if backend is None:
@@ -111,6 +184,7 @@ class EnvoyView:
         for c in rows_of(cfg.get("clusters")):
             self.clusters[str(c.get("name", ""))] = c
         self.routes = rows_of(cfg.get("routes"))
+        self.listeners = rows_of(cfg.get("listeners"))
         for e in rows_of(cfg.get("endpoints")):
             self.endpoints.setdefault(str(e.get("cluster", "")), []).append(e)
             if str(e.get("outlier_check", "")).upper() == "FAILED":
@@ -126,6 +200,22 @@ class EnvoyView:
                                                          for d in domains)
             rows = ([r for r in rows if serves(r, True)] or [r for r in rows if serves(r, False)] or rows)
         return [(r, clusters_in(str(r.get("destination", "")))) for r in rows]
+
+    def routes_to(self, route_name: str, cluster: str, host: str = "") -> list[dict[str, Any]]:
+        """The route rows Envoy could have used for a request logged with `route_name` and
+        `cluster`: that name, a destination naming that cluster (when known), and — when `host` is
+        known — the virtual host serving it."""
+        return [r for r, clusters in self.route_targets(route_name, host)
+                if r.get("route_name", "") == route_name and (not cluster or cluster in clusters)]
+
+    def tcp_proxy_cluster(self, port: int | None, host: str = "") -> str:
+        """The cluster a `tcp_proxy` listener (`<ClusterIP>_<port>`) on `port` forwards to, the one
+        for `host` when several do; '' when no listener on that port is a tcp_proxy."""
+        found = [str(row.get("destination", "")).removeprefix("Cluster: ") for row in self.listeners
+                 if port is not None and str(row.get("destination", "")).startswith("Cluster: ")
+                 and str(row.get("name", "")).endswith(f"_{port}")]
+        mine = [c for c in found if (parsed := parse_cluster_name(c)) is not None and parsed.host == host]
+        return (mine or found or [""])[0]
 
     def cluster_missing(self, name: str) -> bool:
         return self.available and name not in self.clusters

@@ -10,13 +10,14 @@ top-level, each port-level entry replacing whole blocks (no field merge).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._ports import host_port  # pods on privileged ports listen where the lab may bind
 from ..names import HTTP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, labels_match, proto_duration
 from ..objects import (
-    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, TrafficPolicy,
+    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, Subset, TrafficPolicy,
 )
 from .registry import MergedDR, PortInfo, Registry, ServiceInfo
 from .registry import where as where_obj
@@ -43,33 +44,55 @@ def _port_level(tp: TrafficPolicy | None, port: int) -> Any:
     return next((p for p in tp.port_level_settings if p.port and p.port.number == port), None)
 
 
-def effective_policy(dr: MergedDR | None, port: int, subset: str | None) -> Policy:
-    """Istio's precedence (util.MergeSubsetTrafficPolicy): blocks replaced, never field-merged."""
-    pol = Policy()
-    if dr is None:
-        return pol
-    tp = dr.traffic_policy
-    if tp is not None:
-        pol = Policy(tp.load_balancer, tp.connection_pool, tp.outlier_detection, tp.tls)
-        pl = _port_level(tp, port)
-        if pl is not None:  # replaces all four blocks, even the ones it leaves unset
-            pol = Policy(pl.load_balancer, pl.connection_pool, pl.outlier_detection, pl.tls)
+#: The four blocks of a traffic policy, as (attribute, the field name a learner writes).
+POLICY_BLOCKS: tuple[tuple[str, str], ...] = (
+    ("load_balancer", "loadBalancer"), ("connection_pool", "connectionPool"),
+    ("outlier_detection", "outlierDetection"), ("tls", "tls"),
+)
+
+
+def policy_sources(traffic_policy: TrafficPolicy | None, subsets: Sequence[Subset], port: int,
+                   subset: str | None) -> dict[str, tuple[str, Any]]:
+    """Where each block of a DestinationRule's policy comes from for the cluster of (port, subset).
+
+    Returns {`loadBalancer` | `connectionPool` | `outlierDetection` | `tls`: (field path in the
+    DestinationRule, the block)}; ("", None) for a block left at Istio's default. Istio's precedence
+    (util.MergeSubsetTrafficPolicy and model.MergeTrafficPolicy, pilot/pkg/networking/util/util.go
+    and pilot/pkg/model/destination_rule.go): a `portLevelSettings` entry for the port replaces all
+    four blocks of its level, even those it leaves unset; a subset's policy then replaces each block
+    it sets (its own port-level entry, again, all four). Blocks are replaced, never field-merged.
+    """
+    out: dict[str, tuple[str, Any]] = {camel: ("", None) for _, camel in POLICY_BLOCKS}
+
+    def take(policy: Any, path: str, wholesale: bool) -> None:
+        for attr, camel in POLICY_BLOCKS:
+            block = getattr(policy, attr)
+            if block is not None:
+                out[camel] = (f"{path}.{camel}", block)
+            elif wholesale:
+                out[camel] = ("", None)
+
+    levels = [(traffic_policy, "spec.trafficPolicy")]
     if subset is not None:
-        sub = next((s for s in dr.subsets if s.name == subset), None)
-        stp = sub.traffic_policy if sub else None
-        if stp is not None:
-            if stp.load_balancer is not None:
-                pol.load_balancer = stp.load_balancer
-            if stp.connection_pool is not None:
-                pol.connection_pool = stp.connection_pool
-            if stp.outlier_detection is not None:
-                pol.outlier_detection = stp.outlier_detection
-            if stp.tls is not None:
-                pol.tls = stp.tls
-            pl = _port_level(stp, port)
-            if pl is not None:
-                pol = Policy(pl.load_balancer, pl.connection_pool, pl.outlier_detection, pl.tls)
-    return pol
+        sub = next((s for s in subsets if s.name == subset), None)
+        levels.append((sub.traffic_policy if sub else None, f"spec.subsets[name={subset}].trafficPolicy"))
+    for policy, path in levels:
+        if policy is None:
+            continue
+        pl = _port_level(policy, port)
+        if pl is not None:
+            take(pl, f"{path}.portLevelSettings[port={port}]", True)
+        else:
+            take(policy, path, False)
+    return out
+
+
+def effective_policy(dr: MergedDR | None, port: int, subset: str | None) -> Policy:
+    """The four blocks after Istio's precedence (`policy_sources`); None = Istio's default."""
+    if dr is None:
+        return Policy()
+    src = policy_sources(dr.traffic_policy, dr.subsets, port, subset)
+    return Policy(*(src[camel][1] for _, camel in POLICY_BLOCKS))
 
 
 def duration(value: str, where: str = "duration") -> str:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ..names import (
-    ISTIO_NAMESPACE, fqdn, host_subset_of, is_ip, is_wildcard, labels_match, port_protocol, protocol_from_name, to_fqdn,
+    ISTIO_NAMESPACE, exported_to, fqdn, host_subset_of, is_ip, is_wildcard, labels_match, port_protocol,
+    protocol_from_name, to_fqdn,
 )
 from ..objects import (
     DestinationRule, Gateway, K8sObject, Service, ServiceEntry, Subset, TrafficPolicy,
@@ -100,15 +101,6 @@ def where(obj: K8sObject) -> str:
     return obj.ref + (f" ({obj.source})" if obj.source else "")
 
 
-def _exported_to(export_to: list[str], obj_ns: str, client_ns: str) -> bool:
-    if not export_to:
-        return True
-    for e in export_to:
-        if e == "*" or e == client_ns or (e == "." and obj_ns == client_ns):
-            return True
-    return False
-
-
 class Registry:
     """Services, VirtualServices and DestinationRules visible to one proxy."""
 
@@ -131,7 +123,7 @@ class Registry:
             ns = svc.namespace or "default"
             export = [e.strip() for e in svc.metadata.annotations.get(
                 "networking.istio.io/exportTo", "").split(",") if e.strip()]
-            if not _exported_to(export, ns, client_ns):
+            if not exported_to(export, ns, client_ns):
                 continue
             if svc.spec.type == "ExternalName":
                 self.warnings.append(f"{where(svc)}: type ExternalName is not modelled "
@@ -147,7 +139,7 @@ class Registry:
                 resolution="NONE" if svc.spec.headless else "EDS"))
         for se in self.state.service_entries():
             ns = se.namespace or "default"
-            if not _exported_to(se.spec.export_to, ns, client_ns):
+            if not exported_to(se.spec.export_to, ns, client_ns):
                 continue
             # a declared protocol is parsed as Istio parses it; without one meshlab reads the name
             ports = [PortInfo(p.number, p.name,
@@ -223,7 +215,7 @@ class Registry:
         private, public = [], []
         for vs in self.state.virtual_services():
             ns = vs.namespace or "default"
-            if not _exported_to(vs.spec.export_to, ns, client_ns):
+            if not exported_to(vs.spec.export_to, ns, client_ns):
                 continue
             if vs.spec.export_to and all(e in (".", client_ns) for e in vs.spec.export_to):
                 private.append(vs)
@@ -267,7 +259,7 @@ class Registry:
         for ns in order:
             cands: list[tuple[str, DestinationRule]] = []
             for dr in self.state.destination_rules(ns):
-                if not _exported_to(dr.spec.export_to, ns, client_ns):
+                if not exported_to(dr.spec.export_to, ns, client_ns):
                     continue
                 if dr.spec.workload_selector is not None:
                     sel = dr.spec.workload_selector.match_labels

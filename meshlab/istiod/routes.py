@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..names import (
-    HTTP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, host_matches, host_subset_of, labels_match,
-    to_fqdn,
+    HTTP_FAMILY, MESH_GATEWAY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, gateway_ref, host_matches,
+    host_subset_of, labels_match, to_fqdn,
 )
 from ..objects import (
     Destination, Headers, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService,
@@ -437,8 +437,8 @@ class RouteBuilder:
                     if m.source_namespace and m.source_namespace != proxy.namespace:
                         continue
                     if m.gateways:
-                        gws = {_gateway_ref(g, vs_ns) for g in m.gateways}
-                        if gateway_names is None and "mesh" not in gws:
+                        gws = {gateway_ref(g, vs_ns) for g in m.gateways}
+                        if gateway_names is None and MESH_GATEWAY not in gws:
                             continue
                         if gateway_names is not None and not (gws & gateway_names):
                             continue
@@ -469,12 +469,6 @@ class RouteBuilder:
         if hp:
             action["hash_policy"] = hp
         return {"name": "default", "match": {"prefix": "/", "case_sensitive": True}, "route": action}
-
-
-def _gateway_ref(g: str, vs_ns: str) -> str:
-    if g == "mesh" or "/" in g:
-        return g
-    return f"{vs_ns}/{g}"
 
 
 def _route_config(name: str, vhosts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -540,7 +534,7 @@ def external_vhost_domains(host: str, addresses: list[str]) -> list[str]:
 def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     rb = RouteBuilder(reg, t.port)
     services = [s for s in reg.services if (p := s.port(t.port)) is not None and _http_like(p.protocol)]
-    vss = [vs for vs in reg.virtual_services() if not vs.spec.gateways or "mesh" in vs.spec.gateways]
+    vss = [vs for vs in reg.virtual_services() if not vs.spec.gateways or MESH_GATEWAY in vs.spec.gateways]
     claimed: dict[str, tuple[VirtualService, list[dict[str, Any]]]] = {}
     unknown_hosts: list[tuple[str, VirtualService, list[dict[str, Any]]]] = []
     for vs in vss:
@@ -630,7 +624,7 @@ def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     added: set[tuple[str, tuple[str, str, str]]] = set()
     for vs in reg.virtual_services():
         vs_ns = vs.namespace or "default"
-        refs = {_gateway_ref(g, vs_ns) for g in vs.spec.gateways}
+        refs = {gateway_ref(g, vs_ns) for g in vs.spec.gateways}
         mine = refs & gw_names
         if not mine:
             continue
