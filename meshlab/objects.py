@@ -40,20 +40,27 @@ class Source:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
+def _quoted(text: str, limit: int = 60) -> str:
+    """A learner's string in a message: quoted, clipped (a 2 MB value is not echoed whole), no raw
+    control characters."""
+    shown = text if len(text) <= limit else text[:limit - 1] + "…"
+    return repr(shown)[1:-1].join('""') + (f" ({len(text)} characters)" if len(text) > limit else "")
+
+
 def duration_ns(text: str) -> int:
     """Nanoseconds in a duration as Istio's CRDs take it (any Go duration, `meshlab.names`), with the
     learner-facing reason when it is not one."""
     try:
         return parse_duration(text)
     except ValueError:
-        raise ValueError(f'"{text}" is not a duration; write a number with a unit, e.g. "2s", "500ms", "1m30s"') \
+        raise ValueError(f'{_quoted(text)} is not a duration; write a number with a unit, e.g. "2s", "500ms", "1m30s"') \
             from None
 
 
 def _istio_duration(text: str) -> str:
     """Istio's CRD rule `duration(self) >= duration('1ms')`, with the reason when it fails."""
     if duration_ns(text) < 1_000_000:
-        raise ValueError(f'must be a valid duration of at least 1ms, found "{text}"')
+        raise ValueError(f'must be a valid duration of at least 1ms, found {_quoted(text)}')
     return text
 
 
@@ -245,7 +252,7 @@ class LabelSelector(_Model):
 class DeploymentSpec(_Model):
     selector: LabelSelector
     template: PodTemplate
-    replicas: int = Field(default=1, ge=0)
+    replicas: int = Field(default=1, ge=0, le=_I32)
     strategy: dict[str, Any] | None = None
     min_ready_seconds: int | None = None
     revision_history_limit: int | None = None
@@ -520,8 +527,8 @@ class OutlierDetection(_Model):
     interval: Duration | None = None
     base_ejection_time: Duration | None = None
     outlier_detection_http_error_codes: list[Annotated[int, Field(ge=100, le=599)]] | None = None
-    max_ejection_percent: int | None = None
-    min_health_percent: int | None = None
+    max_ejection_percent: int | None = Field(default=None, le=_I32)
+    min_health_percent: int | None = Field(default=None, le=_I32)
     consecutive_errors: int | None = None  # deprecated
 
 
