@@ -23,7 +23,7 @@ import yaml
 
 from _apiserver import REPO, APIServer, PodStatusWriter, apiserver, eventually  # noqa: F401
 from meshlab import Lab, load
-from meshlab.backends.kind.config import MANAGED_BY
+from meshlab.backends.kind.config import MANAGED_BY, NODE_LABEL
 from meshlab.backends.kind.workloads import ORIGINAL_IMAGES
 from meshlab.errors import ApplyError, ContextError, KubeError, ManifestError
 from meshlab.objects import Source, UnmodelledObject
@@ -167,14 +167,28 @@ def test_apply_dry_runs_everything_first_then_applies_in_the_order_asked_with_po
 
 def test_the_kind_backend_refuses_a_namespace_that_does_not_exist_and_changes_nothing(apiserver: APIServer,
                                                                                      tmp_path: Path) -> None:
+    from kubernetes import client as k8s
+
     from meshlab.backends.kind import KindBackend
 
     path = tmp_path / "elsewhere.yaml"
     path.write_text((MANIFESTS / "01-service" / "reviews-service.yaml").read_text()
                     .replace("namespace: default", "namespace: nowhere", 1))
-    backend = KindBackend(context="admin", kubeconfig=str(apiserver.kubeconfig), settle_s=0, poll_s=0.1)
-    with pytest.raises(ApplyError, match='Service nowhere/reviews: namespaces "nowhere" not found'):
-        backend.apply(load(path))
+
+    kubeconfig = str(apiserver.kubeconfig)
+    nodes = k8s.CoreV1Api(apiserver.api_client())
+    apiserver.apply("apiVersion: v1\nkind: Node\nmetadata: {name: not-meshlabs}\n")
+    try:
+        with pytest.raises(ContextError, match=f"{NODE_LABEL[0]}={NODE_LABEL[1]}"):   # no node says meshlab made it
+            KindBackend(context="admin", kubeconfig=kubeconfig, settle_s=0, poll_s=0.1)
+        apiserver.apply(f"apiVersion: v1\nkind: Node\nmetadata: {{name: labelled-by-up, "
+                        f"labels: {{{NODE_LABEL[0]}: {NODE_LABEL[1]}}}}}\n")      # what kind-config.yaml labels
+        backend = KindBackend(context="admin", kubeconfig=kubeconfig, settle_s=0, poll_s=0.1)
+        with pytest.raises(ApplyError, match='Service nowhere/reviews: namespaces "nowhere" not found'):
+            backend.apply(load(path))
+    finally:
+        for name in ("not-meshlabs", "labelled-by-up"):
+            nodes.delete_node(name)
     assert not [e for e in apiserver.audit("admin") if e.get("objectRef", {}).get("namespace") == "nowhere"
                 and e["verb"] == "patch"]
 
