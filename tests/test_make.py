@@ -86,6 +86,9 @@ def _copy_project(tmp_path: Path) -> Path:
     (project / "kube").mkdir()
     for name in ("kube.mk", "go.mod", "go.sum"):                       # the Makefile includes kube/kube.mk
         shutil.copy(REPO / "kube" / name, project / "kube" / name)
+    (project / "oracle").mkdir()
+    for name in ("go.mod", "go.sum"):                                  # make test builds the oracle too
+        shutil.copy(REPO / "oracle" / name, project / "oracle" / name)
     shutil.copytree(REPO / "course", project / "course", ignore=shutil.ignore_patterns("__pycache__"))
     return project
 
