@@ -44,10 +44,19 @@ def _gateway_tls(entry: dict[str, Any], call: Any, rows: list[dict[str, Any]], c
         and entry.get("listener", "") in _unmodelled_gateway_listeners(cfg.warnings)
 
 
+def _local_replies(entry: dict[str, Any]) -> set[tuple[Any, str]]:
+    return {(o["outcome"].get("status"), o["outcome"].get("flags", "-")) for o in entry.get("outcomes") or []
+            if o["outcome"].get("kind") == "local_reply"}
+
+
 def _http2_upstream(entry: dict[str, Any], call: Any, rows: list[dict[str, Any]], cfg: Any) -> bool:
-    """The lab's pod answered Envoy's HTTP/2 with a protocol error on a cluster istiod makes HTTP/2."""
-    if cfg is None or not rows or not all(r.get("status") == 502 and "UPE" in str(r.get("flags")) for r in rows):
+    """The lab's pod answered Envoy's HTTP/2 with a protocol error on a cluster istiod makes HTTP/2
+    (the other rows being Envoy's own replies Istio expects, e.g. a partial fault)."""
+    upe = [r for r in rows if r.get("status") == 502 and "UPE" in str(r.get("flags"))]
+    rest = [r for r in rows if r not in upe]
+    if cfg is None or not upe or any((r.get("status"), r.get("flags")) not in _local_replies(entry) for r in rest):
         return False
+    rows = upe
     h2 = {c["name"] for c in cfg.clusters
           if "http2_protocol_options" in str(c.get("typed_extension_protocol_options", {}))
           and "use_downstream_protocol_config" not in str(c.get("typed_extension_protocol_options", {}))}
@@ -63,6 +72,12 @@ def _gateway_tls_config(what: str, name: str, warnings: list[str]) -> bool:
 
 def _inbound(what: str, name: str, warnings: list[str]) -> bool:
     return name in ("virtualInbound", "InboundPassthroughCluster") or (what == "clusters" and name.startswith("inbound|"))
+
+
+def _passthrough_to_nothing(entry: dict[str, Any], call: Any, rows: list[dict[str, Any]], cfg: Any) -> bool:
+    outcomes = [o["outcome"] for o in entry.get("outcomes") or []] or ([entry["decided"]] if "decided" in entry else [])
+    return bool(outcomes) and all(o.get("kind") == "passthrough" for o in outcomes) \
+        and bool(rows) and all(r.get("error") in ("reset", "refused") for r in rows)
 
 
 KNOWN: list[Known] = [
@@ -81,6 +96,11 @@ KNOWN: list[Known] = [
           "real Envoy refuses it before routing (400, DPE), while Istio's request simulation "
           "(pilot/pkg/simulation) routes any string. The lab's answer is Envoy's own.",
           call=_invalid_authority),
+    Known("passthrough-to-nothing",
+          "Istio passes the connection through to the address the app dialled (PassthroughCluster) and "
+          "its simulation cannot say what answers there; in the lab nothing listens on that address and "
+          "port (the Service has no such port), so the connection is reset, as it would be in a cluster.",
+          call=_passthrough_to_nothing),
     Known("http1-pods",
           "On a port Istio makes HTTP/2 upstream (named grpc, http2, or appProtocol saying so) Envoy "
           "speaks HTTP/2 to the pod; the lab's demo pods speak HTTP/1.1 only (meshlab/app.py, the "

@@ -151,3 +151,12 @@ def test_known_differences_name_only_what_they_explain():
     bad_host = Call.from_yaml({"url": "http://reviews:9080/", "headers": {"host": "/a"}})
     assert explain_call(entry, bad_host, [_row(400, "DPE", cluster="")], h2).code == "invalid-authority"
     assert explain_call(entry, call, [_row(400, "DPE", cluster="")], h2) is None
+
+
+def test_a_passthrough_nobody_answers_is_a_known_difference():
+    from fidelity.known import explain_call
+    from fidelity.scenario import Call
+    entry = _entry([(100, {"kind": "passthrough", "flags": "-", "cluster": "PassthroughCluster"})])
+    call = Call.from_yaml({"url": "http://reviews:80/"})
+    assert explain_call(entry, call, [_row(0, "", "", error="reset")], None).code == "passthrough-to-nothing"
+    assert explain_call(_entry([(100, UP_A)]), call, [_row(0, "", "", error="reset")], None) is None
