@@ -848,3 +848,17 @@ def test_setting_the_authority_header_is_a_host_rewrite():
     r = route("""
   - route: [{destination: {host: reviews}, headers: {request: {set: {host: dest.example}}}}]""")
     assert r["route"]["host_rewrite_literal"] == "dest.example" and "request_headers_to_add" not in r
+
+
+def test_a_service_goes_to_the_virtual_service_naming_it_most_specifically():
+    """An older VirtualService for *.prod.svc.cluster.local and a newer one for reviews.prod: the
+    Service goes to the exact host, whatever the age (model/sidecar.go
+    computeWildcardHostVirtualServiceIndex)."""
+    st = make_state(virtual_service("wild", ["*.prod.svc.cluster.local"], namespace="prod", http="""
+  - name: wild
+    route: [{destination: {host: reviews}}]"""))
+    st.apply(load(virtual_service("exact", ["reviews"], namespace="prod", http="""
+  - name: exact
+    route: [{destination: {host: reviews}}]""")))
+    cfg = build_config(st, SLEEP)
+    assert [r["name"] for r in vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"]] == ["exact"]

@@ -562,11 +562,14 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     vss = [vs for vs in reg.virtual_services() if not vs.spec.gateways or MESH_GATEWAY in vs.spec.gateways]
     claimed: dict[str, tuple[VirtualService, list[dict[str, Any]]]] = {}
     unknown_hosts: list[tuple[str, VirtualService, list[dict[str, Any]]]] = []
+    wildcard_owner = _wildcard_owners(reg, vss, services)
     for vs in vss:
         hosts = reg.vs_hosts(vs)
         routes: list[dict[str, Any]] | None = None
         for svc in services:
-            if svc.hostname in claimed or not any(host_subset_of(svc.hostname, h) for h in hosts):
+            if svc.hostname in claimed:
+                continue
+            if svc.hostname not in hosts and wildcard_owner.get(svc.hostname) is not vs:
                 continue
             if routes is None:
                 routes = rb.vs_routes(vs, gateway_names=None)
@@ -615,6 +618,25 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     if t.service is None:
         vhosts.append(_allow_any())
     return _route_config(t.name, vhosts)
+
+
+def _wildcard_owners(reg: Registry, vss: list[VirtualService], services: list[ServiceInfo]) -> dict[str, VirtualService]:
+    """The VirtualService a wildcard host gives each Service to (model/sidecar.go
+    computeWildcardHostVirtualServiceIndex): none when some VS names the Service exactly, else
+    the one with the most specific (longest) matching wildcard, the first in order among equals."""
+    exact = {h for vs in vss for h in reg.vs_hosts(vs) if not is_wildcard(h)}
+    out: dict[str, VirtualService] = {}
+    for svc in services:
+        if svc.hostname in exact:
+            continue
+        best: tuple[int, VirtualService] | None = None
+        for vs in vss:
+            for h in reg.vs_hosts(vs):
+                if is_wildcard(h) and host_subset_of(svc.hostname, h) and (best is None or len(h) > best[0]):
+                    best = (len(h), vs)
+        if best is not None:
+            out[svc.hostname] = best[1]
+    return out
 
 
 def _vhost(name: str, domains: list[str], routes: list[dict[str, Any]]) -> dict[str, Any]:
