@@ -84,7 +84,7 @@ INTRUDER_SCRIPT = textwrap.dedent("""
         c = http.client.HTTPConnection(a["sidecar"], 15001, timeout=5)
         c.connect()
         src = c.sock.getsockname()
-        c.sock.sendall(f"PROXY TCP4 {src[0]} {ip} {src[1]} {port}\r\n".encode())
+        c.sock.sendall(f"PROXY TCP4 {src[0]} {ip} {src[1]} {port}\\r\\n".encode())
         c.request("GET", "/", headers={"host": "nowhere.example"})
         try:
             return c.getresponse().status
