@@ -89,7 +89,6 @@ def test_the_translator_builds_what_istiod_builds(everything):
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-@pytest.mark.xfail(strict=True, reason="divergences the corpus found are being fixed on the fidelity branch")
 def test_the_lab_answers_as_istio_does():
     items = corpus.scenarios("test")
     lines: list[str] = []
