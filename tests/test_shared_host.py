@@ -403,6 +403,37 @@ def test_lab_processes_get_a_pods_environment_not_the_notebooks(monkeypatch):
             assert secret.encode() not in environ and b"MESHLAB_LAB=" in environ
 
 
+def test_passthrough_to_the_labs_own_envoys_is_refused_not_a_loop():
+    """Passthrough took any address of the block, the sidecar's own included: one request naming
+    `127.A.0.1:<its port>` in `x-envoy-original-dst-host` made the sidecar dial itself, again and
+    again (no timeout on PassthroughCluster's route), until it held thousands of connections and
+    hundreds of MB — any user of the host could send it. A pod's iptables never send the sidecar's
+    own connections back to it; here the Envoys' addresses (127.A.0.x) are refused, pods and
+    ClusterIPs still pass."""
+    import http.client
+    from meshlab._ports import host_port
+    with Lab() as lab:
+        lab.apply(WEB)
+        b = lab.backend
+        pod_ip = sorted(lab.pods().ip)[0]
+
+        def via_sidecar(dst: str) -> int:
+            conn = http.client.HTTPConnection(b.lease.sidecar_ip, host_port(80), timeout=10)
+            try:
+                conn.request("GET", "/", headers={"host": "nowhere.example", "x-envoy-original-dst-host": dst})
+                return conn.getresponse().status
+            except TimeoutError:
+                return -1
+            finally:
+                conn.close()
+
+        assert via_sidecar(f"{pod_ip}:8080") == 200
+        for envoy_ip in (b.lease.sidecar_ip, b.lease.gateway_ip, f"127.{b.lease.block}.00.1"):
+            assert via_sidecar(f"{envoy_ip}:{host_port(80)}") == 403, envoy_ip
+        fds = len(os.listdir(f"/proc/{b.envoy().pid}/fd"))
+        assert fds < 200, f"the sidecar holds {fds} descriptors after the refused requests"
+
+
 # ------------------------------------------------------------------------------------ bounds
 
 def test_more_pods_than_the_host_can_hold_are_refused_before_anything_starts(monkeypatch):

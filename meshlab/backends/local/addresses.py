@@ -286,6 +286,14 @@ class AddressLease:
         with self._lock:
             self._svc_ips.pop(owner, None)
 
+    @property
+    def passthrough_regex(self) -> str:
+        """The RE2 regex (`ip:port`) of the addresses passthrough may reach: the block's pods and
+        ClusterIPs (127.A.1.x and up), never its Envoys (127.A.0.x). A pod's iptables never send
+        the sidecar's own connections back into it; here a sidecar told to pass through to its
+        own listener would dial itself without end (`envoy.xds.original_dst_guard`)."""
+        return rf"127\.{self.block}\.[1-9]\d{{0,2}}\.\d{{1,3}}:\d{{1,5}}"
+
     def owns(self, ip: str) -> bool:
         return ip.startswith(f"127.{self.block}.")
 

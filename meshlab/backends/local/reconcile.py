@@ -114,7 +114,7 @@ class Reconciler:
     def _add_proxy(self, key: str, identity: ProxyIdentity) -> Proxy:
         envoy = self._envoy_cls(key, self.workdir / key, admin_socket=self.sockets / f"admin-{len(self.proxies)}.sock",
                                 env=lab_environment(**self.marker), log_level=self._envoy_log_level,
-                                original_dst=rf"127\.{self.lease.block}\.\d{{1,3}}\.\d{{1,3}}:\d{{1,5}}")
+                                original_dst=self.lease.passthrough_regex)
         proxy = Proxy(identity, envoy)
         self.proxies[key] = proxy
 
