@@ -292,6 +292,31 @@ def test_a_symlink_planted_by_another_user_does_not_hurt_the_victim(users, tmp_p
     assert (shared / "meshlab-lab-2-1-1-planted").is_symlink()      # not followed, not removed
 
 
+def test_another_user_holding_the_inotify_turn_name_does_not_stop_the_victims_labs(users):
+    """The turn for a user's xDS file watches is the abstract socket `@meshlab-inotify/<uid>`, a
+    name any user can bind: another user who held the victim's made every Envoy start of the
+    victim's wait 60 s and fail ("still not ready"), so none of their labs could start. Only a
+    process of the user's own is waited for."""
+    from meshlab.envoy.xds import watch_budget
+    mallory = users[1]
+    squat = mallory.popen(User.python, "-c", textwrap.dedent(f"""
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.bind(b"\\0meshlab-inotify/{os.geteuid()}")
+        print("held", flush=True)
+        sys.stdin.readline()
+    """), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert squat.stdout.readline().strip() == "held", squat.stderr.read()
+        started = time.monotonic()
+        with watch_budget("sidecar", 1, timeout=5.0):
+            pass
+        assert time.monotonic() - started < 2.0
+    finally:
+        squat.kill()
+        squat.wait(10)
+
+
 # ---------------------------------------------------------------------- the second line of defence
 
 @pytest.mark.slow
