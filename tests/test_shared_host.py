@@ -317,6 +317,27 @@ def test_another_user_holding_the_inotify_turn_name_does_not_stop_the_victims_la
         squat.wait(10)
 
 
+def test_a_work_folder_another_user_can_write_is_refused(users, tmp_path):
+    """`Lab(workdir=...)` used whatever folder it was given: one another user made (or can write)
+    let that user swap the xDS files the victim's Envoy watches (its listeners, its access-log
+    path: files written as the victim) or plant symlinks where the lab writes its bootstrap and
+    logs. Such a folder is refused, naming it, and a folder the lab makes is private (0700)."""
+    from meshlab.errors import LabError
+    mallory = users[1]
+    shared = mallory.tmp.parent / "shared-tmp-workdir"     # a /tmp-like folder: world-writable, sticky
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted = shared / "mylab"
+    subprocess.run(mallory.argv("mkdir", "-m", "777", str(planted)), env=mallory.env(), check=True)
+    with pytest.raises(LabError, match="mylab"):
+        Lab(workdir=planted)
+    assert os.listdir(planted) == []                          # nothing written there
+    mine = tmp_path / "fresh" / "lab"
+    with Lab(workdir=mine) as lab:
+        lab.apply(WEB)
+        assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+
+
 # ---------------------------------------------------------------------- the second line of defence
 
 @pytest.mark.slow

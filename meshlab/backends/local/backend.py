@@ -124,6 +124,28 @@ def _string_leaves(data: Any, path: list[str | int] | None = None) -> Iterator[t
         yield path, data
 
 
+def _private_workdir(path: Path) -> None:
+    """Make `path` (a `workdir=` the learner named) the lab's private folder, or refuse it: it must
+    be a folder of this user's that no one else may write. Another user who can write there could
+    swap the xDS files this lab's Envoy watches (its listeners, its access-log path: files
+    written as this user) or plant symlinks where the lab writes. Made here: mode 0700."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise LabError(f"cannot make the lab's work folder {str(path)[:200]!r}: {e.strerror}") from None
+    st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise LabError(f"the lab's work folder {str(path)[:200]!r} is not a folder")
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        who = "another user" if st.st_uid != os.geteuid() else "others"
+        raise LabError(f"the lab's work folder {str(path)[:200]!r} can be written by {who} (owner uid {st.st_uid}, "
+                       f"mode {stat.S_IMODE(st.st_mode):o}), who could then change what the lab's Envoy runs: "
+                       f"use a folder of your own that only you can write (chmod 700), or leave workdir out")
+
+
 def _socket_dir(workdir: Path, block: int) -> tuple[Path, bool]:
     """Where the lab's UNIX sockets go: the work folder when its path leaves room for a socket
     name under the 107-byte limit, else a short private folder. (path, made here)."""
@@ -174,7 +196,8 @@ class LocalBackend(BackendBase):
             self._own_workdir = workdir is None
             self.workdir = Path(workdir) if workdir else Path(
                 tempfile.mkdtemp(prefix=_workdir_prefix(self.lease.block)))
-            self.workdir.mkdir(parents=True, exist_ok=True)
+            if workdir is not None:
+                _private_workdir(self.workdir)
             sockets, self._sockets_made = _socket_dir(self.workdir, self.lease.block)
             self._sockets = sockets
             self.state = ClusterState(pod_ip=lambda pod: self.lease.pod_ip(),
