@@ -27,7 +27,7 @@ LAB_STAMP   := $(VENV)/.meshlab-lab.stamp
 TEST_STAMP  := $(VENV)/.meshlab-test.stamp
 CHAPTERS    := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: lab course test venv clean help chromium oracle oracle-test
+.PHONY: lab course test venv clean help chromium oracle oracle-test analysis-codes fidelity-analyze
 
 help:
 	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
@@ -115,3 +115,8 @@ $(ORACLE_BIN): $(ORACLE_SRC)
 oracle-test:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "make oracle-test needs Go; '$(GO)' is not on PATH"; exit 1; }
 	cd oracle && $(GO) test $(ORACLE_GOFLAGS) ./...
+
+# meshlab/analysis/codes.py is Istio's analyzer message table, generated from the oracle's
+# `meshlab-oracle messages` (scripts/gen_analysis_codes.py; tests/test_analysis_codes.py checks it).
+analysis-codes: oracle
+	$(BIN)/python scripts/gen_analysis_codes.py

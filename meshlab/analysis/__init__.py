@@ -3,7 +3,8 @@
 Findings carry Istio's code, level and target resource where Istio has a rule (IST0101, IST0173…),
 so what a learner sees here is what `istioctl analyze -A` would print on a live cluster holding
 the same objects (with Istio's default install: istiod and the ingress gateway). Traps Istio does
-not flag but Envoy acts on get meshlab codes (`MLB0001`…); `codes.py` lists every code and its level.
+not flag but Envoy acts on get meshlab codes (`MLB0001`…). `codes.py` is Istio's message table
+(generated from the oracle's, never typed by hand); `mlb_codes.py` lists meshlab's own codes.
 
 - `snapshot.py`: the indexed view of one cluster every rule reads, and the `Finding` type;
 - `istio_rules.py`: istioctl's traffic-management analyzers (IST codes);
@@ -19,7 +20,8 @@ from ..manifests import load
 from ..objects import Deployment, K8sObject, Pod
 from ..state import ClusterState
 from . import istio_rules, traps, webhook_rules
-from .codes import LEVEL_ORDER, MESHLAB
+from .codes import LEVEL_ORDER
+from .mlb_codes import MESHLAB
 from .snapshot import SUPPRESS_ANNOTATION, Finding, Snapshot, default_istio_install
 
 __all__ = ["Finding", "analyze", "analyze_snapshot", "format_findings", "snapshot_of", "MESHLAB_CODES"]

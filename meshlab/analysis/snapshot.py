@@ -24,7 +24,8 @@ from ..objects import (
     DestinationRule, Gateway, K8sObject, Service, ServiceEntry, UnmodelledObject, VirtualService,
 )
 from ..state import ClusterState, PodInfo
-from .codes import Level, level_of
+from .codes import Level
+from .mlb_codes import level_of
 
 
 EXPORT_ALL = "*"
