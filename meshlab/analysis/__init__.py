@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..manifests import load
+from ..errors import ManifestError
+from ..manifests import LoadReport, load_report
 from ..objects import Deployment, K8sObject, Pod
 from ..state import ClusterState
 from . import istio_rules, traps, webhook_rules
@@ -32,11 +33,16 @@ _RULES = (*istio_rules.RULES, *webhook_rules.RULES, *traps.RULES)
 
 
 def analyze(source: Any, *, istio_install: bool = True) -> list[Finding]:
-    """Analyze objects, paths, YAML strings, a `ClusterState` or a `Lab`; return sorted findings.
+    """Analyze objects, paths, YAML strings, a `ClusterState`, a `Lab` or a `LoadReport`; return
+    sorted findings.
 
     `istio_install`: assume the cluster also runs Istio's default profile (istiod + ingress
     gateway in istio-system), as the live cluster `istioctl analyze` looks at would.
-    Raises `ManifestError` when the input cannot be loaded.
+    An object Istio's validation refuses (a regex RE2 does not take, an unknown retryOn, a subset
+    name that is no DNS label…) is analyzed with the others and gets IST0106 (Error) for each
+    problem, as istioctl reports it. Raises `ManifestError` when some input cannot be read at all
+    (YAML, types, the API server's own rules) — except for a `LoadReport`, whose readable objects
+    are analyzed (what `meshlab analyze` does, printing the rest, as istioctl does).
     """
     objects, pods = _read(source)
     return analyze_snapshot(snapshot_of(objects, pods, istio_install=istio_install))
@@ -74,7 +80,10 @@ def _sorted_deduped(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def _read(source: Any) -> tuple[list[K8sObject], Any]:
-    """The objects (and live pods, where there are some) of what `analyze` was given."""
+    """The objects (and live pods, where there are some) of what `analyze` was given; objects
+    Istio's validation refuses are among them (webhook_rules reports them)."""
+    if isinstance(source, LoadReport):
+        return [*source.objects, *(o for o, _ in source.refused)], None
     if isinstance(source, ClusterState):
         return source.all(), [{"name": p.name, "namespace": p.namespace, "ready": p.ready, "phase": p.phase,
                                "ip": p.ip, "labels": p.labels} for p in source.pods()]
@@ -84,7 +93,10 @@ def _read(source: Any) -> tuple[list[K8sObject], Any]:
         return _read(source.state)
     if isinstance(source, (list, tuple)) and source and all(isinstance(o, K8sObject) for o in source):
         return list(source), None  # already typed: taken as they are (a lab's objects, a benchmark)
-    return load(source), None
+    report = load_report(source)
+    if report.unparsed:
+        raise ManifestError(report.unparsed)
+    return _read(report)
 
 
 def snapshot_of(objects: list[K8sObject], pods: Any = None, *, istio_install: bool = True) -> Snapshot:

@@ -41,13 +41,26 @@ Loadable = str | Path | dict[str, Any] | K8sObject | Iterable["Loadable"]
 class LoadReport:
     """Everything one load found: objects (only meaningful when `ok`), problems, and notes.
 
-    Notes are not errors: kinds meshlab keeps but does not model, files that held no objects.
+    Notes are not errors: kinds meshlab keeps but does not model, files that held no objects,
+    the same object given again (the later one wins, as `kubectl apply -f folder/`).
+
+    `refused`: objects the API server would store but Istio's validation (its webhook, `webhook.py`)
+    refuses, each with those problems. Their problems are in `problems` too (`load()` applies
+    nothing when there are any); `istioctl analyze` reports them as IST0106 on the object and
+    analyzes everything else, and `meshlab.analyze` does the same.
     """
 
     objects: list[K8sObject] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    refused: list[tuple[K8sObject, list[Problem]]] = field(default_factory=list)
+
+    @property
+    def unparsed(self) -> list[Problem]:
+        """The problems that are not Istio validation's: what stops an object being read at all."""
+        refused = {id(p) for _, problems in self.refused for p in problems}
+        return [p for p in self.problems if id(p) not in refused]
 
     @property
     def ok(self) -> bool:
@@ -243,14 +256,17 @@ class _Loader:
             obj.metadata.namespace = None
         where.obj = obj
         apiserver.check_object(obj, data, where)
+        stored = len(self.result.problems) == before     # the API server would store it
         webhook.check_object(obj, where)
         if isinstance(obj, Service):   # the API server's defaulting: targetPort 0 means the port itself
             for port in obj.spec.ports:
                 if port.target_port == 0:
                     port.target_port = port.port
-        if len(self.result.problems) > before:
-            return
         obj.with_source(Source(doc.file, doc.line))
+        if len(self.result.problems) > before:
+            if stored:
+                self.result.refused.append((obj, self.result.problems[before:]))
+            return
         self.result.objects.append(obj)
         self._note_if_unmodelled(obj)
 

@@ -185,6 +185,40 @@ def _check_headers(headers: Any, path: list[str | int], p: Any) -> None:
                 p([*path, side, "remove", j], why)
 
 
+#: RFC 7230 token characters, as validation.go's validHeaderNameRegex spells them: its class holds
+#: `+-.`, a range in Go's regexp, so `,` passes too (as it does through Istio)
+_HEADER_NAME = re.compile(r"[!#$%&'*+,\-.^_`|~A-Za-z0-9]+\Z")
+#: the pseudo-headers a match may name (validation.go pseudoHeaders)
+_PSEUDO_HEADERS = frozenset((":method", ":scheme", ":authority", ":path", ":status"))
+#: JWT claim routing (pkg/jwt/routing.go HeaderJWTClaim)
+_JWT_CLAIM = "@request.auth.claims"
+
+
+def header_match_name_problem(name: str) -> str | None:
+    """Istio's ValidateHTTPHeaderNameOrJwtClaimRoute (pkg/config/validation/validation.go) for
+    `match[].headers` and `withoutHeaders` keys: a token (RFC 7230: letters, digits and
+    !#$%&'*+-.^_`|~ — no space, no ':'), one of the pseudo-headers :method :scheme :authority
+    :path :status, or a JWT claim `@request.auth.claims.<claim>` / `@request.auth.claims[<claim>]`."""
+    if name == "":
+        return "header name cannot be empty"
+    lowered = name.lower()
+    if lowered.startswith(_JWT_CLAIM):
+        rest = name[len(_JWT_CLAIM):]
+        if (rest.startswith(".") and len(rest) > 1) or (rest.startswith("[") and rest.endswith("]") and len(rest) > 2):
+            return None
+    if name in _PSEUDO_HEADERS:
+        return None
+    if not _HEADER_NAME.match(name):
+        hint = ""
+        if name.startswith(":"):
+            hint = (" — the only pseudo-headers a match may name are " + ", ".join(sorted(_PSEUDO_HEADERS))
+                    + " (match the path with uri:)")
+        elif " " in name:
+            hint = " — a header name has no spaces"
+        return f"header name {clip(name)} is not a valid header name{hint}"
+    return None
+
+
 def _header_name_problem(name: str, side: str, *, removing: bool) -> str | None:
     if name == "":
         return "header name cannot be empty"
@@ -314,6 +348,8 @@ def _check_http_route(route: HTTPRoute, path: list[str | int], p: Any) -> None:
         for field_name, alias in (("headers", "headers"), ("query_params", "queryParams"),
                                   ("without_headers", "withoutHeaders")):
             for key, sm in (getattr(m, field_name) or {}).items():
+                if alias != "queryParams" and (why := header_match_name_problem(key)):
+                    p([*mp, alias, key], why, at_key=True)
                 if alias == "withoutHeaders" and sm.regex == "*":   # Istio's "header absent" spelling
                     continue
                 _check_string_match(sm, [*mp, alias, key], p)
