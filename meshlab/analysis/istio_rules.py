@@ -323,5 +323,28 @@ def gateway_ports(s: Snapshot) -> Iterator[Finding]:
                               f"spec.servers[{i}].port")
 
 
-RULES = (destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
+# ---------------------------------------------------------------------------------------- IST0002
+
+def deprecated_fields(s: Snapshot) -> Iterator[Finding]:
+    """The fields Istio's deprecation analyzer names (pkg/config/analysis/analyzers/deprecation/
+    deprecation.go; it is hand-kept there too): VirtualService `fault.delay.percent` (> 0), Sidecar
+    `outboundTrafficPolicy.egressProxy`."""
+    for vs in s.virtual_services:
+        for i, rule in enumerate(vs.spec.http):
+            delay = rule.fault.delay if rule.fault is not None else None
+            if delay is not None and (delay.percent or 0) > 0:
+                yield finding(vs, "IST0002", "Deprecated: HTTPRoute.fault.delay.percent is deprecated; "
+                              "use HTTPRoute.fault.delay.percentage",
+                              f"Write `percentage: {{value: {delay.percent}}}` instead of `percent: {delay.percent}` "
+                              f"in spec.http[{i}].fault.delay.", f"spec.http[{i}].fault.delay.percent")
+    for sc in s.sidecars:
+        spec = (sc.model_extra or {}).get("spec")
+        policy = (spec.get("outboundTrafficPolicy") or {}) if isinstance(spec, dict) else {}
+        if isinstance(policy, dict) and policy.get("egressProxy") is not None:
+            yield finding(sc, "IST0002", "Deprecated: OutboundTrafficPolicy.EgressProxy ignored",
+                          "istiod ignores egressProxy: route egress traffic with a ServiceEntry and a VirtualService.",
+                          "spec.outboundTrafficPolicy.egressProxy")
+
+
+RULES = (deprecated_fields, destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
          subsets_select_pods, port_names, gateway_ports)

@@ -165,6 +165,8 @@ class Snapshot:
         self.service_entries: list[ServiceEntry] = state.list(ServiceEntry)
         self.k8s_gateways = [o for o in state.list(UnmodelledObject)
                              if o.kind == "Gateway" and o.api_version.startswith("gateway.networking.k8s.io/")]
+        self.sidecars = [o for o in state.list(UnmodelledObject)
+                         if o.kind == "Sidecar" and o.api_version.startswith("networking.istio.io/")]
         self.namespaces: set[str] = set(state.namespaces()) | {o.namespace or "" for o in state.all() if o.NAMESPACED}
         self.pods: list[PodInfo] = [p for p in state.pods() if p.namespace not in IGNORED_NAMESPACES]
         self.service_by_key = {(s.namespace or "", s.name): s for s in self.services}

@@ -1,0 +1,138 @@
+"""`meshlab analyze` reports what `istioctl analyze` reports, and exits as it does (issue 12).
+
+Each kind of fault is checked on inputs a learner writes; the same inputs are in the differential
+(fidelity/analyze.py), which asks Istio's own analyzers about them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from meshlab.analysis import analyze
+from meshlab.cli import main
+from meshlab.errors import ManifestError
+from meshlab.manifests import load, load_report
+
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews, version: v1}}
+  template:
+    metadata: {labels: {app: reviews, version: v1}}
+    spec: {containers: [{name: app, image: app, ports: [{containerPort: 9080}]}]}
+"""
+
+
+def vs(name: str, http: str, hosts: str = "[reviews]") -> str:
+    return (f"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: default}}\n"
+            f"spec:\n  hosts: {hosts}\n  http:\n{http}")
+
+
+#: One object Istio's validation refuses, per kind of fault (name → YAML).
+REFUSED = {
+    "regex-lookahead": vs("regex", "  - match: [{uri: {regex: '^/(?!internal).*'}}]\n"
+                                   "    route: [{destination: {host: reviews}}]\n"),
+    "retry-on-499": vs("retry", "  - retries: {attempts: 2, retryOn: '5xx,499'}\n"
+                                "    route: [{destination: {host: reviews}}]\n"),
+    "subset-not-dns-label": ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                             "metadata: {name: reviews, namespace: default}\n"
+                             "spec:\n  host: reviews\n  subsets: [{name: V1_bad, labels: {version: v1}}]\n"),
+    "header-pseudo-uri": vs("pseudo", "  - match: [{headers: {':uri': {exact: /x}}}]\n"
+                                      "    route: [{destination: {host: reviews}}]\n"),
+    "header-with-space": vs("space", "  - match: [{withoutHeaders: {'end user': {exact: a}}}]\n"
+                                     "    route: [{destination: {host: reviews}}]\n"),
+}
+#: Found elsewhere in the same input: the rest must still be analyzed.
+OTHER = vs("other", "  - route: [{destination: {host: nowhere}}]\n", hosts="[other.example.com]")
+
+
+def _origin(yaml_text: str) -> str:
+    report = load_report(yaml_text)
+    obj = (report.objects or [o for o, _ in report.refused])[0]
+    return f"{obj.kind} {obj.namespace}/{obj.name}"
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_refused_object_gets_ist0106_and_the_rest_is_analyzed(case: str, tmp_path: Path, capsys) -> None:
+    text = "---\n".join([SERVICE, REFUSED[case], OTHER])
+    found = {(f.code, f.level, f.origin) for f in analyze(text)}
+    assert ("IST0106", "Error", _origin(REFUSED[case])) in found
+    assert ("IST0101", "Error", "VirtualService default/other") in found
+    with pytest.raises(ManifestError):     # load() (and lab.apply, validate) stay strict
+        load(text)
+    path = tmp_path / "in.yaml"
+    path.write_text(text)
+    assert main(["analyze", str(path)]) == 79
+    assert main(["validate", str(path)]) == 65
+    out = capsys.readouterr().out
+    assert "IST0106" in out
+
+
+def test_ist0106_names_the_field() -> None:
+    found = [f for f in analyze("---\n".join([SERVICE, REFUSED["header-pseudo-uri"]])) if f.code == "IST0106"]
+    assert [f.field for f in found] == ["spec.http[0].match[0].headers[\":uri\"]"]
+
+
+@pytest.mark.parametrize("name", ["x-user", ":authority", ":method", "@request.auth.claims.group",
+                                  "@request.auth.claims[group]", "a,b"])
+def test_header_names_istio_takes(name: str) -> None:
+    text = vs("ok", f"  - match: [{{headers: {{'{name}': {{exact: a}}}}}}]\n    route: [{{destination: {{host: reviews}}}}]\n")
+    load(SERVICE + "---\n" + text)      # no ManifestError
+
+
+@pytest.mark.parametrize("name", [":uri", "end user", "x:y", "@request.auth.claims", "@request.auth.claims[]"])
+def test_header_names_istio_refuses(name: str) -> None:
+    text = vs("bad", f"  - match: [{{headers: {{'{name}': {{exact: a}}}}}}]\n    route: [{{destination: {{host: reviews}}}}]\n")
+    with pytest.raises(ManifestError, match="not a valid header name"):
+        load(SERVICE + "---\n" + text)
+
+
+def test_unparseable_file_exits_65_and_the_others_are_analyzed(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a.yaml").write_text(SERVICE)
+    (tmp_path / "b.yaml").write_text("a: [")
+    assert main(["analyze", str(tmp_path)]) == 65
+    err = capsys.readouterr().err
+    assert "b.yaml" in err
+    (tmp_path / "c.yaml").write_text(OTHER)
+    assert main(["analyze", str(tmp_path)]) == 79          # an Error finding wins over 65, as in istioctl
+    assert "IST0101" in capsys.readouterr().out
+
+
+def test_unparseable_input_still_raises_from_the_api() -> None:
+    with pytest.raises(ManifestError):
+        analyze("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: '80'}]}")
+
+
+# ------------------------------------------------------------------------------------ IST0002
+
+DEPRECATED_DELAY = vs("delay", "  - fault: {delay: {percent: 50, fixedDelay: 1s}}\n"
+                               "    route: [{destination: {host: reviews}}]\n")
+
+
+def test_deprecated_fault_delay_percent_is_ist0002() -> None:
+    found = [(f.code, f.level, f.origin, f.field) for f in analyze(SERVICE + "---\n" + DEPRECATED_DELAY)
+             if f.code.startswith("IST")]
+    assert found == [("IST0002", "Warning", "VirtualService default/delay", "spec.http[0].fault.delay.percent")]
+    now = DEPRECATED_DELAY.replace("percent: 50", "percentage: {value: 50}")
+    assert not [f for f in analyze(SERVICE + "---\n" + now) if f.code == "IST0002"]
+
+
+def test_cli_runs_as_a_subprocess(tmp_path: Path) -> None:
+    path = tmp_path / "in.yaml"
+    path.write_text("---\n".join([SERVICE, REFUSED["regex-lookahead"]]))
+    r = subprocess.run([sys.executable, "-m", "meshlab.cli", "analyze", str(path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 79 and "IST0106" in r.stdout and "Traceback" not in r.stderr
