@@ -136,3 +136,26 @@ def test_cli_runs_as_a_subprocess(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "meshlab.cli", "analyze", str(path)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 79 and "IST0106" in r.stdout and "Traceback" not in r.stderr
+
+
+# -------------------------------------------------------------------------------- duplicates
+
+def test_duplicates_across_files_warn_and_the_last_wins(tmp_path: Path, capsys) -> None:
+    first = vs("r", "  - route: [{destination: {host: first-host}}]\n", hosts="[r.example.com]")
+    (tmp_path / "1.yaml").write_text(first)
+    (tmp_path / "2.yaml").write_text(first.replace("first-host", "second-host"))
+    assert main(["analyze", str(tmp_path)]) == 79
+    captured = capsys.readouterr()
+    assert '"second-host"' in captured.out and "first-host" not in captured.out
+    assert "1.yaml:1" in captured.err and "2.yaml:1" in captured.err and "the last one wins" in captured.err
+    assert main(["validate", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: " in out and "valid: 1 object" in out
+
+
+def test_validate_istio_samples_exits_0_with_duplicate_warnings(reference_dir: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "meshlab.cli", "validate", str(reference_dir / "istio-samples")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout
+    warnings = [line for line in r.stdout.splitlines() if line.startswith("warning: ")]
+    assert warnings and all("given again at" in w for w in warnings)

@@ -261,11 +261,14 @@ def test_a_one_line_string_that_is_not_yaml_is_a_missing_path() -> None:
     assert report.problems[0].file == "manifests/reviews.yaml"
 
 
-def test_loading_the_same_object_twice_in_one_call_is_refused_but_separately_is_fine() -> None:
+def test_the_same_object_twice_in_one_call_the_last_wins_with_a_warning() -> None:
+    """As `kubectl apply -f folder/`: applied in order, the later definition replaces the earlier."""
     ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"
-    assert len(load(ns)) == 1 and len(load(ns)) == 1
-    with pytest.raises(ManifestError, match="given twice"):
-        load([ns, ns])
+    relabelled = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {team: x}}\n"
+    objs = load([ns, relabelled])
+    assert len(objs) == 1 and objs[0].metadata.labels == {"team": "x"}
+    (w,) = objs.warnings
+    assert w.object == "Namespace a" and w.file == "<string>" and "the last one wins" in w.message
     # same name, different kind or namespace: different objects
     assert len(load([ns, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n"])) == 2
 

@@ -44,6 +44,8 @@ def validate(args: Any) -> int:
     report = load_report([Path(p) if p.strip() else "" for p in args.paths])
     for note in report.notes:
         print(f"note: {note}")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
     if report.problems:
         for problem in report.problems:
             print(f"error: {problem}")
@@ -72,10 +74,9 @@ def analyze(args: Any) -> int:
         print("Error(s) adding files; what they hold was not analyzed:", file=sys.stderr)
         for problem in unreadable:
             print(f"  - {problem}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
     findings = run_analyzers(report)
-    for note in report.notes:
-        if note.message.startswith("given again"):
-            print(f"Warning: {note}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps([f.to_dict() for f in findings], indent=2))
     elif findings:

@@ -41,8 +41,9 @@ Loadable = str | Path | dict[str, Any] | K8sObject | Iterable["Loadable"]
 class LoadReport:
     """Everything one load found: objects (only meaningful when `ok`), problems, and notes.
 
-    Notes are not errors: kinds meshlab keeps but does not model, files that held no objects,
-    the same object given again (the later one wins, as `kubectl apply -f folder/`).
+    Notes are not errors: kinds meshlab keeps but does not model, files that held no objects.
+    Warnings are not errors either: the same object given again, where the later one replaces the
+    earlier (as `kubectl apply -f folder/` applies file after file); only the later is in `objects`.
 
     `refused`: objects the API server would store but Istio's validation (its webhook, `webhook.py`)
     refuses, each with those problems. Their problems are in `problems` too (`load()` applies
@@ -53,6 +54,7 @@ class LoadReport:
     objects: list[K8sObject] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     refused: list[tuple[K8sObject, list[Problem]]] = field(default_factory=list)
 
@@ -81,13 +83,17 @@ class LoadReport:
 
 
 class Manifests(list):
-    """The objects `load()` returns: a plain list of K8sObject, plus the load's `notes`."""
+    """The objects `load()` returns: a plain list of K8sObject, plus the load's `notes` and
+    `warnings` (objects given twice: the later one is in the list)."""
 
     notes: list[Problem]
+    warnings: list[Problem]
 
-    def __init__(self, objects: Iterable[K8sObject] = (), notes: Iterable[Problem] = ()):
+    def __init__(self, objects: Iterable[K8sObject] = (), notes: Iterable[Problem] = (),
+                 warnings: Iterable[Problem] = ()):
         super().__init__(objects)
         self.notes = list(notes)
+        self.warnings = list(warnings)
 
 
 def load(source: Loadable) -> Manifests:
@@ -96,12 +102,14 @@ def load(source: Loadable) -> Manifests:
     `source` may be a path (file or folder, read recursively for *.yaml / *.yml), a YAML string
     (one or more documents), a dict, a K8sObject, or a list of any of these. Objects without a
     namespace are put in `default`. Unmodelled kinds are returned as UnmodelledObject and listed
-    in the result's `.notes`.
+    in the result's `.notes`. An object given twice (same apiVersion group, kind, namespace and
+    name) is taken once, the later definition, as `kubectl apply -f` applies them in order; the
+    result's `.warnings` say where both are.
     """
     report = load_report(source)
     if report.problems:
         raise ManifestError(report.problems)
-    return Manifests(report.objects, report.notes)
+    return Manifests(report.objects, report.notes, report.warnings)
 
 
 def load_report(source: Loadable) -> LoadReport:
@@ -284,17 +292,37 @@ class _Loader:
                 f"the local lab", file=src.file if src else None, line=src.line if src else None, object=obj.ref))
 
     def check_duplicates(self) -> None:
-        seen: dict[tuple[str, str, str], K8sObject] = {}
-        for obj in self.result.objects:
-            first = seen.setdefault(obj.key, obj)
-            if first is not obj:
-                src = obj.source
-                self._problem(f"the same object is given twice in one apply (first at {first.source or 'an object'}); "
-                              f"remove one, or give them different names",
-                              file=src.file if src else None, line=src.line if src else None, object=obj.ref)
+        """The same object given again: the later definition replaces the earlier, as `kubectl
+        apply -f folder/` applies file after file (and the documents of a file in order) — a
+        warning naming both places, not an error: kubectl does not refuse it. The same object is
+        the same API group, kind, namespace and name (an Istio Gateway and a Gateway API Gateway
+        of one name are two objects)."""
+        last: dict[tuple[str, str, str, str], int] = {}
+        objects = self.result.objects
+        for i, obj in enumerate(objects):
+            last[_identity(obj)] = i
+        kept = []
+        for i, obj in enumerate(objects):
+            j = last[_identity(obj)]
+            if j == i:
+                kept.append(obj)
+                continue
+            later = objects[j]
+            src = obj.source
+            self.result.warnings.append(Problem(
+                f"given again at {later.source or 'a later object'}: that later definition is the one applied "
+                f"(kubectl apply -f applies files in order, so the last one wins)",
+                file=src.file if src else None, line=src.line if src else None, object=obj.ref))
+        self.result.objects = kept
 
     def _problem(self, message: str, **kw: Any) -> None:
         self.result.problems.append(Problem(message, **kw))
+
+
+def _identity(obj: K8sObject) -> tuple[str, str, str, str]:
+    """What makes two objects the same object on an API server: group, kind, namespace, name."""
+    group = obj.api_version.rpartition("/")[0] if "/" in obj.api_version else ""
+    return (group, *obj.key)
 
 
 def _looks_like_path(s: str) -> bool:
