@@ -27,7 +27,7 @@ LAB_STAMP   := $(VENV)/.meshlab-lab.stamp
 TEST_STAMP  := $(VENV)/.meshlab-test.stamp
 CHAPTERS    := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: lab course test venv clean help chromium oracle oracle-test analysis-codes fidelity-analyze
+.PHONY: lab course test venv clean help chromium oracle oracle-test analysis-codes fidelity-analyze fidelity-analyze-golden
 
 help:
 	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
@@ -120,3 +120,15 @@ oracle-test:
 # `meshlab-oracle messages` (scripts/gen_analysis_codes.py; tests/test_analysis_codes.py checks it).
 analysis-codes: oracle
 	$(BIN)/python scripts/gen_analysis_codes.py
+
+# `meshlab analyze` against Istio's own analyzers over a corpus (fidelity/analyze.py): prints
+# `analyze: A/N inputs agree` and each disagreement. The oracle's answers are kept in
+# fidelity/golden/analyze.json; fidelity-analyze-golden asks the oracle again (needs Go).
+FIDELITY_OUT ?= build/fidelity
+FIDELITY_ARGS ?=
+
+fidelity-analyze: $(TEST_STAMP)
+	$(BIN)/python -m fidelity.analyze --summary $(FIDELITY_OUT)/analyze.json $(FIDELITY_ARGS)
+
+fidelity-analyze-golden: oracle $(TEST_STAMP)
+	$(BIN)/python -m fidelity.analyze --golden $(FIDELITY_ARGS)

@@ -52,6 +52,10 @@ REFUSED = {
                              "spec:\n  host: reviews\n  subsets: [{name: V1_bad, labels: {version: v1}}]\n"),
     "header-pseudo-uri": vs("pseudo", "  - match: [{headers: {':uri': {exact: /x}}}]\n"
                                       "    route: [{destination: {host: reviews}}]\n"),
+    "service-entry-dns-wildcard": ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+                                   "metadata: {name: ext, namespace: default}\n"
+                                   "spec: {hosts: ['*.eu.example.com'], resolution: DNS, "
+                                   "ports: [{number: 80, name: http, protocol: HTTP}]}\n"),
     "header-with-space": vs("space", "  - match: [{withoutHeaders: {'end user': {exact: a}}}]\n"
                                      "    route: [{destination: {host: reviews}}]\n"),
 }
@@ -159,3 +163,7 @@ def test_validate_istio_samples_exits_0_with_duplicate_warnings(reference_dir: P
     assert r.returncode == 0, r.stdout
     warnings = [line for line in r.stdout.splitlines() if line.startswith("warning: ")]
     assert warnings and all("given again at" in w for w in warnings)
+
+
+#: More inputs for the differential (fidelity/analyze.py): name → YAML.
+MORE: dict[str, str] = {"deprecated-delay-percent": SERVICE + "---\n" + DEPRECATED_DELAY}

@@ -349,7 +349,7 @@ WEBHOOK_REFUSES = [
      "spec.trafficPolicy.portLevelSettings[0].connectionPool.http.maxRetries", "must be >= 0"),
     (_DR + "trafficPolicy:\n    portLevelSettings:\n    - loadBalancer: {simple: RANDOM}\n",
      "spec.trafficPolicy.portLevelSettings[0].port", "required field port"),
-    (_DR + "subsets: [{name: V1}]\n", "spec.subsets[0].name", "not a valid subset name"),
+    (_DR + "subsets: [{name: v1_a}]\n", "spec.subsets[0].name", "not a valid subset name"),
     # outlierDetection (validateOutlierDetection)
     (_outlier("maxEjectionPercent: 101"), "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100"),
     (_outlier("maxEjectionPercent: -1"), "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100"),
@@ -393,7 +393,7 @@ WEBHOOK_REFUSES = [
     (_route("timeout: '2'"), "spec.http[0].timeout", "is not a duration"),
     (_route("timeout: 1.0005s"), "spec.http[0].timeout", "whole number of milliseconds"),
     # destinations, rewrite, direct response
-    (_vs("route: [{destination: {host: a, subset: V1}}]"), "spec.http[0].route[0].destination.subset",
+    (_vs("route: [{destination: {host: a, subset: v1.0}}]"), "spec.http[0].route[0].destination.subset",
      "not a valid subset name"),
     (_vs("route: [{destination: {host: a, port: {number: 70000}}}]"),
      "spec.http[0].route[0].destination.port.number", "between 1 and 65535"),
@@ -459,6 +459,8 @@ WEBHOOK_ACCEPTS = [
     _route("retries: {attempts: 3, perTryTimeout: 1ms, retryOn: 'gateway-error,connect-failure,503,cancelled'}"),
     _route("timeout: 1.001s"),
     _vs("route: [{destination: {host: a, subset: v1-canary, port: {number: 1}}}]"),
+    _vs("route: [{destination: {host: a, subset: V1}}]"),   # Istio's IsDNS1123Label takes upper case
+    _match("headers: {':authority': {exact: a}, 'a,b': {exact: a}, '@request.auth.claims.group': {exact: a}}"),
     _route("rewrite: {uriRegexRewrite: {match: '^/v1/(.*)$', rewrite: '/v2/\\1'}}"),
     _vs("directResponse: {status: 200}"),
     _route("corsPolicy: {allowOrigins: [{regex: 'https://.*\\.example\\.com'}, {prefix: 'https://'}], "

@@ -8,6 +8,7 @@ not flag but Envoy acts on get meshlab codes (`MLB0001`…). `codes.py` is Istio
 
 - `snapshot.py`: the indexed view of one cluster every rule reads, and the `Finding` type;
 - `istio_rules.py`: istioctl's traffic-management analyzers (IST codes);
+- `workload_rules.py`: istioctl's injection and Deployment analyzers (IST0102, IST0103, IST0116, IST0137);
 - `webhook_rules.py`: Istio's validation as istioctl reports it (IST0106, IST0130, IST0131);
 - `traps.py`: meshlab's own (MLB codes).
 """
@@ -18,9 +19,9 @@ from typing import Any, Iterable
 
 from ..errors import ManifestError
 from ..manifests import LoadReport, load_report
-from ..objects import Deployment, K8sObject, Pod
-from ..state import ClusterState
-from . import istio_rules, traps, webhook_rules
+from ..objects import Deployment, K8sObject, Namespace, Pod
+from ..state import BUILTIN_NAMESPACES, ClusterState
+from . import istio_rules, traps, webhook_rules, workload_rules
 from .codes import LEVEL_ORDER
 from .mlb_codes import MESHLAB
 from .snapshot import SUPPRESS_ANNOTATION, Finding, Snapshot, default_istio_install
@@ -29,7 +30,7 @@ __all__ = ["Finding", "analyze", "analyze_snapshot", "format_findings", "snapsho
 
 #: What each meshlab code means (for docs and `--json` consumers).
 MESHLAB_CODES = {code: c.name for code, c in MESHLAB.items()}
-_RULES = (*istio_rules.RULES, *webhook_rules.RULES, *traps.RULES)
+_RULES = (*istio_rules.RULES, *workload_rules.RULES, *webhook_rules.RULES, *traps.RULES)
 
 
 def analyze(source: Any, *, istio_install: bool = True) -> list[Finding]:
@@ -112,13 +113,15 @@ def snapshot_of(objects: list[K8sObject], pods: Any = None, *, istio_install: bo
         # Read back from a real cluster: the Deployments' pods are already there as Pod objects.
         objects = [o for o in objects if not isinstance(o, Deployment)]
     state = ClusterState(strict_namespaces=False)
-    own = {o.key for o in objects}
+    # a ClusterState's own namespaces (default, kube-system, ...: no file, no labels) are not given
+    own = {o.key for o in objects
+           if not (isinstance(o, Namespace) and o.name in BUILTIN_NAMESPACES and o.source is None and not o.labels)}
     extra: list[K8sObject] = []
     if istio_install:
         extra = [o for o in default_istio_install() if o.key not in own]
     state.apply([*objects, *extra])
     _carry_live_pods(state, live)
-    return Snapshot(state, {o.key for o in extra})
+    return Snapshot(state, {o.key for o in extra}, own)
 
 
 def _carry_live_pods(state: ClusterState, live: list[dict[str, Any]]) -> None:

@@ -116,7 +116,8 @@ def _service_visibility(svc: Service) -> list[str]:
 
 
 def default_istio_install() -> list[K8sObject]:
-    """What a cluster with Istio's default profile already holds: istiod and the ingress gateway.
+    """What a cluster with Istio's default profile already holds: istiod and the ingress gateway,
+    and the namespaces `meshlab up` makes (default, labelled for sidecar injection).
 
     `istioctl analyze` against a live cluster sees these, so a Gateway selecting
     `istio: ingressgateway` on port 8080 (Bookinfo's) is fine there; analyzing "exactly the
@@ -124,6 +125,9 @@ def default_istio_install() -> list[K8sObject]:
     """
     from ..manifests import load
     return load([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NAMESPACE}},
+        # the course's namespace, labelled for injection by `meshlab up` (backends/kind/config.py)
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default", "labels": {"istio-injection": "enabled"}}},
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": INGRESS_GATEWAY, "namespace": ISTIO_NAMESPACE, "labels": dict(INGRESS_GATEWAY_LABELS)},
          "spec": {"type": "LoadBalancer", "selector": dict(INGRESS_GATEWAY_LABELS),
@@ -155,9 +159,12 @@ def default_istio_install() -> list[K8sObject]:
 class Snapshot:
     """One cluster's objects and pods, indexed the way the analyzers look them up."""
 
-    def __init__(self, state: ClusterState, synthetic: set[tuple[str, str, str]] | None = None):
+    def __init__(self, state: ClusterState, synthetic: set[tuple[str, str, str]] | None = None,
+                 given: set[tuple[str, str, str]] | None = None):
         self.state = state
         self.synthetic = synthetic or set()
+        #: the keys of the objects analyzed as given (None: all of the state's)
+        self.given = given
         self.services: list[Service] = [s for s in state.list(Service) if s.namespace not in IGNORED_NAMESPACES]
         self.virtual_services: list[VirtualService] = state.list(VirtualService)
         self.destination_rules: list[DestinationRule] = state.list(DestinationRule)
@@ -259,6 +266,11 @@ class Snapshot:
 
     def is_synthetic_obj(self, obj: K8sObject) -> bool:
         return obj.key in self.synthetic
+
+    def is_given(self, obj: K8sObject) -> bool:
+        """Whether `obj` is one of the objects given (not the install's, nor a namespace the state
+        makes by itself: default, kube-system, ...)."""
+        return obj.key in self.given if self.given is not None else not self.is_synthetic_obj(obj)
 
 
 # ----------------------------------------------------------------------------------- destinations

@@ -37,7 +37,7 @@ def refused_by_validation(s: Snapshot) -> Iterator[Finding]:
     take, retryOn policies, subset names, header names, durations…), one IST0106 per problem, on
     the object, which is analyzed with the others as istioctl does (schema.ValidationAnalyzer).
     Checked here again, so typed objects that never went through `load` are judged the same."""
-    for obj in [*s.virtual_services, *s.destination_rules]:
+    for obj in [*s.virtual_services, *s.destination_rules, *s.service_entries]:
         if s.is_synthetic_obj(obj):
             continue
         problems: list[Problem] = []
