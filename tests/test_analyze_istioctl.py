@@ -167,3 +167,75 @@ def test_validate_istio_samples_exits_0_with_duplicate_warnings(reference_dir: P
 
 #: More inputs for the differential (fidelity/analyze.py): name → YAML.
 MORE: dict[str, str] = {"deprecated-delay-percent": SERVICE + "---\n" + DEPRECATED_DELAY}
+
+
+# --------------------------------------------------------------------------- more of Istio's analyzers
+
+def _gw(name: str, host: str, port: int = 8080, bind: str = "") -> str:
+    extra = f", bind: {bind}" if bind else ""
+    return (f"apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: {name}, namespace: default}}\n"
+            f"spec: {{selector: {{istio: ingressgateway}}, servers: [{{port: {{number: {port}, name: http, "
+            f"protocol: HTTP}}, hosts: ['{host}']{extra}}}]}}\n")
+
+
+def _se(name: str, protocol: str, export: str = "") -> str:
+    extra = f", exportTo: [{export}]" if export else ""
+    return (f"apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: default}}\n"
+            f"spec: {{hosts: [api.example.com], location: MESH_EXTERNAL, resolution: DNS{extra}, "
+            f"ports: [{{number: 443, name: p, protocol: {protocol}}}]}}\n")
+
+
+def _svc(name: str, port: int, target: int, protocol: str = "TCP") -> str:
+    return (f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n"
+            f"spec: {{selector: {{app: reviews}}, ports: [{{name: http-{name}, port: {port}, targetPort: {target}, "
+            f"protocol: {protocol}}}]}}\n")
+
+
+MORE.update({
+    "IST0145 two gateways, one host and port": "---\n".join([_gw("a", "shop.example.com"), _gw("b", "shop.example.com")]),
+    "no IST0145: different hosts": "---\n".join([_gw("a", "shop.example.com"), _gw("b", "books.example.com")]),
+    "no IST0145: different binds": "---\n".join([_gw("a", "shop.example.com", bind="10.0.0.1"),
+                                                 _gw("b", "shop.example.com", bind="10.0.0.2")]),
+    "IST0177 ServiceEntries disagree on protocol": "---\n".join([_se("a", "TLS"), _se("b", "HTTPS")]),
+    "no IST0177: same protocol, any case": "---\n".join([_se("a", "TLS"), _se("b", "TLS")]),
+    "no IST0177: exported to different namespaces": "---\n".join([_se("a", "TLS", "'.'"), _se("b", "HTTPS", "other")]),
+    "IST0102 namespace not labelled": "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
+    "no IST0102: labelled": "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio-injection: enabled}}\n",
+    "IST0103 pod without its sidecar": ("apiVersion: v1\nkind: Pod\nmetadata: {name: old, namespace: default}\n"
+                                        "spec: {containers: [{name: app, image: app}]}\n"),
+    "no IST0103: opted out": ("apiVersion: v1\nkind: Pod\nmetadata: {name: old, namespace: default, "
+                              "labels: {sidecar.istio.io/inject: 'false'}}\nspec: {containers: [{name: app, image: app}]}\n"),
+    "IST0116 one port, two protocols": SERVICE + "---\n" + _svc("udp", 9080, 9080, "UDP"),
+    "IST0137 one targetPort, two ports": SERVICE + "---\n" + _svc("alt", 8080, 9080),
+    "no IST0116/IST0137 outside the mesh": SERVICE.replace("namespace: default", "namespace: plain") + "---\n"
+        + _svc("alt", 8080, 9080).replace("namespace: default", "namespace: plain"),
+    "IST0128 TLS without caCertificates": ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                                           "metadata: {name: api, namespace: default}\nspec: {host: api.example.com, "
+                                           "trafficPolicy: {tls: {mode: SIMPLE}, portLevelSettings: "
+                                           "[{port: {number: 443}, tls: {mode: SIMPLE, caCertificates: /ca.pem}}]}}\n"),
+})
+
+EXPECTED_MORE = {
+    "IST0145 two gateways, one host and port": {("IST0145", "Gateway default/a"), ("IST0145", "Gateway default/b")},
+    "no IST0145: different hosts": set(),
+    "no IST0145: different binds": set(),
+    "IST0177 ServiceEntries disagree on protocol": {("IST0177", "ServiceEntry default/a"),
+                                                    ("IST0177", "ServiceEntry default/b")},
+    "no IST0177: same protocol, any case": set(),
+    "no IST0177: exported to different namespaces": set(),
+    "IST0102 namespace not labelled": {("IST0102", "Namespace shop")},
+    "no IST0102: labelled": set(),
+    "IST0103 pod without its sidecar": {("IST0103", "Pod default/old")},
+    "no IST0103: opted out": set(),
+    "IST0116 one port, two protocols": {("IST0116", "Deployment default/reviews-v1")},
+    "IST0137 one targetPort, two ports": {("IST0137", "Deployment default/reviews-v1")},
+    "no IST0116/IST0137 outside the mesh": set(),
+    "IST0128 TLS without caCertificates": {("IST0128", "DestinationRule default/api"),
+                                           ("IST0174", "DestinationRule default/api")},
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED_MORE))
+def test_more_of_istios_analyzers(case: str) -> None:
+    ist = {(f.code, f.origin) for f in analyze(MORE[case]) if f.code.startswith("IST") and f.code != "IST0101"}
+    assert ist == EXPECTED_MORE[case]
