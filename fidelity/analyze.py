@@ -237,7 +237,7 @@ def test_inputs() -> list[Input]:
 
 #: Mutations of Bookinfo (platform + destination-rule-all + a routing sample): each a kind of
 #: mistake a learner makes. (name, function of the list of documents → list of documents).
-def _mutants(seed: int = 12, n: int = 48) -> list[Input]:
+def _mutants(seed: int = 12, n: int = 120) -> list[Input]:
     if not SAMPLES.is_dir():
         return []
     rng = random.Random(seed)
@@ -353,13 +353,89 @@ def _mutants(seed: int = 12, n: int = 48) -> list[Input]:
                              "ports": [{"number": 443, "name": proto.lower(), "protocol": proto}]}}
         return docs + [se("api-a", "TLS"), se("api-b", rng.choice(["HTTPS", "TLS", "HTTP"]))]
 
-    mutations = [m_host_typo, m_subset_typo, m_drop_service, m_regex, m_retry, m_header, m_delay_percent, m_port,
+    def m_gateway(docs):
+        """An ingress Gateway and a VirtualService bound to it, each with a learner's slip."""
+        host = rng.choice(["bookinfo.example.com", "*"])
+        gw = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "bookinfo-gateway"},
+              "spec": {"selector": {"istio": rng.choice(["ingressgateway", "ingress"])},
+                       "servers": [{"port": {"number": rng.choice([8080, 80, 9999]), "name": "http",
+                                             "protocol": "HTTP"}, "hosts": [host]}]}}
+        vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "front"},
+              "spec": {"hosts": [rng.choice([host, "shop.example.com"])],
+                       "gateways": [rng.choice(["bookinfo-gateway", "istio-system/bookinfo-gateway", "missing"])],
+                       "http": [{"route": [{"destination": {"host": "productpage",
+                                                            "port": {"number": 9080}}}]}]}}
+        return docs + [gw, vs]
+
+    def m_rules(docs):
+        """A rule order slip: a catch-all first, or the same match twice."""
+        hit = first_route(docs)
+        if hit:
+            vs, rule, _ = hit
+            twin = json.loads(json.dumps(rule))
+            twin.pop("match", None)
+            if rng.random() < 0.5:
+                vs["spec"]["http"].insert(0, twin)
+            else:
+                rule["match"] = [{"uri": {"prefix": "/api"}}]
+                dup = json.loads(json.dumps(rule))
+                vs["spec"]["http"].append(dup)
+        return docs
+
+    def m_mirror(docs):
+        hit = first_route(docs)
+        if hit:
+            hit[1]["mirror"] = {"host": rng.choice(["reviews", "shadow"]), "subset": rng.choice(["v1", "v9"])}
+        return docs
+
+    def m_port_name(docs):
+        svc = next(d for d in docs if d and d.get("kind") == "Service")
+        svc["spec"]["ports"][0]["name"] = rng.choice(["web", "tcp-web", "grpc", ""])
+        if not svc["spec"]["ports"][0]["name"]:
+            del svc["spec"]["ports"][0]["name"]
+        return docs
+
+    def m_export(docs):
+        vs = vss(docs)
+        if vs:
+            vs[0]["spec"]["exportTo"] = [rng.choice([".", "*", "other"])]
+            twin = json.loads(json.dumps(vs[0]))
+            twin["metadata"]["name"] += "-twin"
+            twin["spec"]["exportTo"] = [rng.choice([".", "*"])]
+            docs.append(twin)
+        return docs
+
+    def m_dr_host(docs):
+        dr = next(d for d in docs if d and d.get("kind") == "DestinationRule")
+        dr["spec"]["host"] = rng.choice(["reviews.default", "reviews.default.svc.cluster.local", "review",
+                                         "*.default.svc.cluster.local"])
+        return docs
+
+    def m_other_namespace(docs):
+        """The same routing from another namespace: short names now mean that namespace."""
+        labels = rng.choice([{}, {"istio-injection": "enabled"}])
+        docs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": labels}})
+        for d in vss(docs)[:1]:
+            d["metadata"]["namespace"] = "shop"
+        return docs
+
+    def m_multi_port(docs):
+        svc = next(d for d in docs if d and d.get("kind") == "Service" and d["metadata"]["name"] == "reviews")
+        svc["spec"]["ports"].append({"name": "grpc", "port": 9081, "targetPort": rng.choice([9080, 9081])})
+        return docs
+
+    mutations = [m_gateway, m_rules, m_mirror, m_port_name, m_export, m_dr_host, m_other_namespace, m_multi_port,
+                 m_host_typo, m_subset_typo, m_drop_service, m_regex, m_retry, m_header, m_delay_percent, m_port,
                  m_second_vs, m_bad_subset_name, m_namespace, m_second_service, m_gateway_twin, m_service_entries]
     out = []
     for i in range(n):
         sample = rng.choice(routing)
         docs = json.loads(json.dumps(platform + drs + list(yaml.safe_load_all(sample.read_text()))))
         docs = [d for d in docs if d]
+        if rng.random() < 0.6:     # without the subsets no Bookinfo pod carries (else IST0173 always)
+            for d in docs:
+                if d.get("kind") == "DestinationRule":
+                    d["spec"]["subsets"] = [x for x in d["spec"].get("subsets") or [] if "mysql" not in x["name"]]
         chosen = rng.sample(mutations, k=rng.choice([1, 1, 2]))
         for m in chosen:
             docs = m(docs)
