@@ -21,7 +21,7 @@ from ..names import (
     to_fqdn,
 )
 from ..objects import (
-    DestinationRule, Gateway, K8sObject, Service, ServiceEntry, UnmodelledObject, VirtualService,
+    DestinationRule, Gateway, K8sObject, Namespace, Service, ServiceEntry, UnmodelledObject, VirtualService,
 )
 from ..state import ClusterState, PodInfo
 from .codes import Level
@@ -174,6 +174,7 @@ class Snapshot:
                              if o.kind == "Gateway" and o.api_version.startswith("gateway.networking.k8s.io/")]
         self.sidecars = [o for o in state.list(UnmodelledObject)
                          if o.kind == "Sidecar" and o.api_version.startswith("networking.istio.io/")]
+        self.namespace_objects = {n.name: n for n in state.list(Namespace)}
         self.namespaces: set[str] = set(state.namespaces()) | {o.namespace or "" for o in state.all() if o.NAMESPACED}
         self.pods: list[PodInfo] = [p for p in state.pods() if p.namespace not in IGNORED_NAMESPACES]
         self.service_by_key = {(s.namespace or "", s.name): s for s in self.services}

@@ -29,13 +29,9 @@ PROXY_CONTAINER = "istio-proxy"
 WAYPOINT_MANAGED = ("gateway.istio.io/managed", "istio.io-mesh-controller")
 
 
-def _namespaces(s: Snapshot) -> dict[str, Namespace]:
-    return {n.name: n for n in s.state.list(Namespace)}
-
-
 def namespace_injected(s: Snapshot, namespace: str) -> bool | None:
     """istio-injection=enabled on the Namespace object (None: no such object, or no label)."""
-    ns = _namespaces(s).get(namespace)
+    ns = s.namespace_objects.get(namespace)
     if ns is None or INJECTION_LABEL not in ns.labels:
         return None
     return ns.labels[INJECTION_LABEL] == "enabled"
@@ -102,7 +98,10 @@ def deployment_services(s: Snapshot) -> Iterator[Finding]:
     """deployment/services.go: for each Deployment in the mesh (not a waypoint), the Services of its
     namespace whose selector matches its pod template: IST0116 when they give one port different
     protocols, IST0137 when one targetPort is reached from different ports."""
-    services = s.services
+    by_ns: dict[str, list[Any]] = {}
+    for svc in s.services:
+        if svc.spec.selector:
+            by_ns.setdefault(svc.namespace or "default", []).append(svc)
     for dep in s.state.list(Deployment):
         tmpl = dep.spec.template
         if dep.labels.get(WAYPOINT_MANAGED[0]) == WAYPOINT_MANAGED[1]:
@@ -111,9 +110,7 @@ def deployment_services(s: Snapshot) -> Iterator[Finding]:
         containers = list(tmpl.spec.containers)
         if not in_mesh(s, ns, tmpl.metadata.labels, tmpl.metadata.annotations, containers):
             continue
-        matching = [svc for svc in services
-                    if (svc.namespace or "default") == ns and svc.spec.selector
-                    and labels_match(svc.spec.selector, tmpl.metadata.labels)]
+        matching = [svc for svc in by_ns.get(ns, []) if labels_match(svc.spec.selector, tmpl.metadata.labels)]
         protocols: dict[int, dict[str, list[str]]] = {}
         target_ports: dict[str, dict[int, str]] = {}
         for svc in matching:
