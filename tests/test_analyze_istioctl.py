@@ -239,3 +239,11 @@ EXPECTED_MORE = {
 def test_more_of_istios_analyzers(case: str) -> None:
     ist = {(f.code, f.origin) for f in analyze(MORE[case]) if f.code.startswith("IST") and f.code != "IST0101"}
     assert ist == EXPECTED_MORE[case]
+
+
+def test_ist0106_points_at_the_line_of_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "vs.yaml"
+    path.write_text(SERVICE + "---\n" + REFUSED["header-pseudo-uri"])
+    (f,) = [f for f in analyze(load_report(path)) if f.code == "IST0106"]
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "headers:" in text)
+    assert f.source == f"{path}:{line}"

@@ -8,10 +8,11 @@ never be reached as IST0130 / IST0131. Only the checks relevant to traffic manag
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Iterator
 
 from ..errors import Problem
-from ..manifests import webhook
+from ..manifests import field_line, webhook
 from ..manifests.messages import Doc, Where
 from ..names import host_matches
 from ..objects import DestinationRule, HTTPMatchRequest, VirtualService
@@ -46,9 +47,11 @@ def refused_by_validation(s: Snapshot) -> Iterator[Finding]:
         where.obj = obj
         webhook.check_object(obj, where)
         for p in problems:
-            yield finding(obj, "IST0106", f"Schema validation error: {p.message}",
-                          "Istio's webhook refuses this object (kubectl apply fails); fix the field named.",
-                          p.field or "")
+            f = finding(obj, "IST0106", f"Schema validation error: {p.message}",
+                        "Istio's webhook refuses this object (kubectl apply fails); fix the field named.",
+                        p.field or "")
+            line = field_line(obj.source, p.field) if p.field and obj.source else None
+            yield replace(f, source=f"{obj.source.file}:{line}") if line and obj.source else f
 
 
 def _validate_vs(vs: VirtualService) -> Iterator[Finding]:

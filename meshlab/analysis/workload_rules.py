@@ -11,6 +11,11 @@ is the course's (labelled `istio-injection=enabled` by `meshlab up`; part of
 `snapshot.default_istio_install`) and others are not injected. Pods meshlab derives from a
 Deployment in an injected namespace are taken as injected (the webhook adds the sidecar when they
 are created); only Pod objects given as such are checked for a missing sidecar.
+
+IST0143 (LocalhostListener) is in Istio's message table but no analyzer of the linked release
+reports it (no file under pkg/config/analysis/analyzers creates it; it was a check of a running
+proxy's listeners), and a pod spec cannot say that an app binds to localhost: meshlab does not
+report it either.
 """
 
 from __future__ import annotations
