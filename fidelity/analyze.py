@@ -100,14 +100,38 @@ def _fmt(k: Key) -> str:
 
 # ------------------------------------------------------------------------------------ the cluster
 
+@dataclass
+class Judged:
+    """One input, read once: meshlab's findings and what the oracle is asked."""
+
+    body: str                              # the cluster's objects, YAML
+    request: str                           # its hash
+    meshlab: set[Key]
+    meshlab_exit: int
+    synthetic: set[tuple[str, str, str]]   # the default install's objects (not compared)
+
+
+def judge(text: str) -> Judged:
+    report = load_report(text)
+    objects = [*report.objects, *(o for o, _ in report.refused)]
+    snap = snapshot_of(objects)
+    body = yaml.safe_dump_all(_cluster_objects(snap), sort_keys=True)
+    findings = analyze(report)
+    keys = {(f.code, f.level, f.kind, f.namespace, f.name) for f in findings if f.code.startswith("IST")}
+    exit_status = 79 if any(f.level == "Error" for f in findings) else (65 if report.unparsed else 0)
+    return Judged(body, hashlib.sha256(body.encode()).hexdigest()[:16], keys, exit_status, snap.synthetic)
+
+
 def cluster_objects(text: str) -> list[dict[str, Any]]:
     """What a live cluster holds for `text`, as the API server serves it: the objects as meshlab
     read them (those Istio's validation refuses included), the Pods meshlab derives from their
     Deployments (with an istio-proxy container where the injector would add one), and Istio's
     default install with the course's injected `default` namespace."""
     report = load_report(text)
-    objects = [*report.objects, *(o for o, _ in report.refused)]
-    snap = snapshot_of(objects)
+    return _cluster_objects(snapshot_of([*report.objects, *(o for o, _ in report.refused)]))
+
+
+def _cluster_objects(snap: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for o in snap.state.all():
         if isinstance(o, Namespace) and not (snap.is_given(o) or snap.is_synthetic_obj(o)):
@@ -132,16 +156,8 @@ def cluster_objects(text: str) -> list[dict[str, Any]]:
 
 
 def meshlab_side(text: str) -> tuple[set[Key], int]:
-    report = load_report(text)
-    findings = analyze(report)
-    keys = {(f.code, f.level, f.kind, f.namespace, f.name) for f in findings if f.code.startswith("IST")}
-    return keys, 79 if any(f.level == "Error" for f in findings) else (65 if report.unparsed else 0)
-
-
-def request_of(text: str) -> tuple[str, str]:
-    """The YAML the oracle is given, and its hash (a golden answers one request)."""
-    body = yaml.safe_dump_all(cluster_objects(text), sort_keys=True)
-    return body, hashlib.sha256(body.encode()).hexdigest()[:16]
+    j = judge(text)
+    return j.meshlab, j.meshlab_exit
 
 
 def ask_oracle(body: str) -> dict[str, Any]:
@@ -165,11 +181,6 @@ def istio_side(answer: dict[str, Any], synthetic: set[tuple[str, str, str]]) -> 
     keys = {tuple(m) for m in answer["messages"] if (m[2], m[3], m[4]) not in synthetic}
     exit_status = 79 if any(k[1] == "Error" for k in keys) else 0
     return keys, exit_status   # type: ignore[return-value]
-
-
-def synthetic_keys(text: str) -> set[tuple[str, str, str]]:
-    report = load_report(text)
-    return snapshot_of([*report.objects, *(o for o, _ in report.refused)]).synthetic
 
 
 # ------------------------------------------------------------------------------------- the corpus
@@ -457,24 +468,24 @@ def load_golden() -> dict[str, Any]:
 
 def run(inputs: list[Input], *, use_oracle: bool, write_golden: bool = False, jobs: int = 2) -> list[Verdict]:
     golden = load_golden()
-    requests = {i.name: request_of(i.text) for i in inputs}
+    judged = {i.name: judge(i.text) for i in inputs}
     answers: dict[str, dict[str, Any]] = {}
     to_ask = [i for i in inputs if use_oracle and (write_golden or golden.get(i.name, {}).get("request")
-                                                   != requests[i.name][1])]
+                                                   != judged[i.name].request)]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for inp, ans in zip(to_ask, pool.map(lambda i: ask_oracle(requests[i.name][0]), to_ask)):
-            answers[inp.name] = {"request": requests[inp.name][1], **ans}
+        for inp, ans in zip(to_ask, pool.map(lambda i: ask_oracle(judged[i.name].body), to_ask)):
+            answers[inp.name] = {"request": judged[inp.name].request, **ans}
     verdicts = []
     for inp in inputs:
+        j = judged[inp.name]
         ans = answers.get(inp.name) or golden.get(inp.name)
-        if ans is None or ans.get("request") != requests[inp.name][1]:
+        if ans is None or ans.get("request") != j.request:
             raise SystemExit(f"no current golden answer for {inp.name!r}: run `make fidelity-analyze-golden` "
                              "(needs Go to build the oracle)")
         answers[inp.name] = ans
-        mesh, mesh_exit = meshlab_side(inp.text)
-        istio, istio_exit = istio_side(ans, synthetic_keys(inp.text))
-        v = Verdict(inp, mesh, istio, mesh_exit, istio_exit)
-        v.documented = [f"{_fmt(k)}: {DOCUMENTED[k[0]]}" for k in sorted(mesh ^ istio) if k[0] in DOCUMENTED]
+        istio, istio_exit = istio_side(ans, j.synthetic)
+        v = Verdict(inp, j.meshlab, istio, j.meshlab_exit, istio_exit)
+        v.documented = [f"{_fmt(k)}: {DOCUMENTED[k[0]]}" for k in sorted(j.meshlab ^ istio) if k[0] in DOCUMENTED]
         verdicts.append(v)
     if write_golden:
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
