@@ -40,7 +40,7 @@ import yaml
 from meshlab.analysis import analyze, snapshot_of
 from meshlab.analysis.workload_rules import PROXY_CONTAINER, in_mesh
 from meshlab.manifests import load_report
-from meshlab.objects import Namespace
+from meshlab.objects import Deployment, Namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE = Path(os.environ.get("MESHLAB_ORACLE") or ROOT / "oracle" / "bin" / "meshlab-oracle")
@@ -140,15 +140,18 @@ def _cluster_objects(snap: Any) -> list[dict[str, Any]]:
         m.get("metadata", {}).pop("creationTimestamp", None)
         out.append(m)
     given_pods = {(o.namespace, o.name) for o in snap.state.all() if o.kind == "Pod"}
+    templates = {(d.namespace, d.name): d.spec.template for d in snap.state.all() if isinstance(d, Deployment)}
     for p in snap.state.pods():
         if (p.namespace, p.name) in given_pods:
             continue
         spec = p.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
-        annotations: dict[str, str] = {}
+        owner = templates.get((p.namespace, p.owner or ""))
+        annotations = dict(owner.metadata.annotations) if owner is not None else {}
         if in_mesh(snap, p.namespace, p.labels, annotations, list(p.spec.containers)):
             spec["containers"] = [*spec["containers"], {"name": PROXY_CONTAINER, "image": "docker.io/istio/proxyv2"}]
         out.append({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": p.name, "namespace": p.namespace, "labels": dict(p.labels)},
+                    "metadata": {"name": p.name, "namespace": p.namespace, "labels": dict(p.labels),
+                                 **({"annotations": annotations} if annotations else {})},
                     "spec": spec,
                     "status": {"phase": p.phase, "podIP": p.ip or "",
                                "conditions": [{"type": "Ready", "status": "True" if p.ready else "False"}]}})
@@ -435,7 +438,14 @@ def _mutants(seed: int = 12, n: int = 120) -> list[Input]:
         svc["spec"]["ports"].append({"name": "grpc", "port": 9081, "targetPort": rng.choice([9080, 9081])})
         return docs
 
-    mutations = [m_gateway, m_rules, m_mirror, m_port_name, m_export, m_dr_host, m_other_namespace, m_multi_port,
+    def m_inject(docs):
+        """A Deployment kept out of the mesh by the sidecar.istio.io/inject label or annotation."""
+        dep = rng.choice([d for d in docs if d.get("kind") == "Deployment"])
+        where = rng.choice(["labels", "annotations"])
+        dep["spec"]["template"]["metadata"].setdefault(where, {})["sidecar.istio.io/inject"] = "false"
+        return docs
+
+    mutations = [m_inject, m_gateway, m_rules, m_mirror, m_port_name, m_export, m_dr_host, m_other_namespace, m_multi_port,
                  m_host_typo, m_subset_typo, m_drop_service, m_regex, m_retry, m_header, m_delay_percent, m_port,
                  m_second_vs, m_bad_subset_name, m_namespace, m_second_service, m_gateway_twin, m_service_entries]
     out = []

@@ -205,6 +205,12 @@ MORE.update({
                                         "spec: {containers: [{name: app, image: app}]}\n"),
     "no IST0103: opted out": ("apiVersion: v1\nkind: Pod\nmetadata: {name: old, namespace: default, "
                               "labels: {sidecar.istio.io/inject: 'false'}}\nspec: {containers: [{name: app, image: app}]}\n"),
+    "IST0135 opted out by the deprecated annotation": (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: old, namespace: default, "
+        "annotations: {sidecar.istio.io/inject: 'false'}}\nspec: {containers: [{name: app, image: app}]}\n"),
+    "IST0135 on the pods of a Deployment whose template has it": SERVICE.replace(
+        "metadata: {labels: {app: reviews, version: v1}}",
+        "metadata: {labels: {app: reviews, version: v1}, annotations: {sidecar.istio.io/inject: 'false'}}"),
     "IST0116 one port, two protocols": SERVICE + "---\n" + _svc("udp", 9080, 9080, "UDP"),
     "IST0137 one targetPort, two ports": SERVICE + "---\n" + _svc("alt", 8080, 9080),
     "no IST0116/IST0137 outside the mesh": SERVICE.replace("namespace: default", "namespace: plain") + "---\n"
@@ -227,12 +233,19 @@ EXPECTED_MORE = {
     "no IST0102: labelled": set(),
     "IST0103 pod without its sidecar": {("IST0103", "Pod default/old")},
     "no IST0103: opted out": set(),
+    "IST0135 opted out by the deprecated annotation": {("IST0135", "Pod default/old")},
     "IST0116 one port, two protocols": {("IST0116", "Deployment default/reviews-v1")},
     "IST0137 one targetPort, two ports": {("IST0137", "Deployment default/reviews-v1")},
     "no IST0116/IST0137 outside the mesh": set(),
     "IST0128 TLS without caCertificates": {("IST0128", "DestinationRule default/api"),
                                            ("IST0174", "DestinationRule default/api")},
 }
+
+
+def test_ist0135_names_the_pods_a_deployment_makes() -> None:
+    found = [f for f in analyze(MORE["IST0135 on the pods of a Deployment whose template has it"]) if f.code == "IST0135"]
+    assert len(found) == 1 and found[0].kind == "Pod" and found[0].name.startswith("reviews-v1-")
+    assert found[0].level == "Info"
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED_MORE))

@@ -1,4 +1,5 @@
-"""istioctl's analyzers of workloads and their place in the mesh: IST0102, IST0103, IST0116, IST0137.
+"""istioctl's analyzers of workloads and their place in the mesh: IST0102, IST0103, IST0116, IST0137,
+and IST0135 for the deprecated `sidecar.istio.io/inject` annotation.
 
 Sources, in istio/istio pkg/config/analysis/analyzers: injection/injection.go (namespace not
 enabled for injection, pod without its sidecar), deployment/services.go (one Deployment behind
@@ -24,6 +25,7 @@ from typing import Any, Iterator
 
 from ..names import ISTIO_NAMESPACE, labels_match
 from ..objects import Deployment, Namespace, Pod
+from .mlb_codes import level_of
 from .snapshot import Finding, Snapshot, finding, go_list, go_quote
 
 INJECTION_LABEL = "istio-injection"
@@ -141,4 +143,34 @@ def deployment_services(s: Snapshot) -> Iterator[Finding]:
                               "spec.template.metadata.labels")
 
 
-RULES = (injection, deployment_services)
+# ---------------------------------------------------------------------------------------- IST0135
+
+def deprecated_inject_annotation(s: Snapshot) -> Iterator[Finding]:
+    """annotations/annotations.go, for the one deprecated annotation a traffic lab meets:
+    `sidecar.istio.io/inject` as an annotation (Istio reads the label of that name now), on a
+    Namespace, Service, Pod or Deployment's own metadata — and on each Pod a Deployment makes
+    from a template carrying it, as a live cluster's Pods carry it (named as meshlab names them).
+    Not when the label is there too. (Istio's analyzer also checks every other istio.io
+    annotation against istio.io/api's table: IST0108, IST0136, IST0155 … — not reproduced.)"""
+    def flagged(labels: dict[str, str], annotations: dict[str, str]) -> bool:
+        return SIDECAR_INJECT in annotations and SIDECAR_INJECT not in labels
+
+    message = (f"Annotation {go_quote(SIDECAR_INJECT)} has been deprecated in favor of the {go_quote(SIDECAR_INJECT)} "
+               "label and may not work in future Istio versions.")
+    fix = f"Write `{SIDECAR_INJECT}` under metadata.labels instead of metadata.annotations."
+    for obj in s.state.all():
+        if obj.kind in ("Namespace", "Service", "Pod", "Deployment") and s.is_given(obj) \
+                and flagged(obj.labels, obj.metadata.annotations):
+            yield finding(obj, "IST0135", message, fix, "metadata.annotations")
+    for dep in s.state.list(Deployment):
+        tmpl = dep.spec.template.metadata
+        if not flagged(tmpl.labels, tmpl.annotations):
+            continue
+        for pod in s.pods_by_ns.get(dep.namespace or "default", []):
+            if pod.owner == dep.name:
+                src = dep.source
+                yield Finding("IST0135", level_of("IST0135"), "Pod", pod.namespace, pod.name, message, fix,
+                              "metadata.annotations", str(src) if src else "")
+
+
+RULES = (injection, deployment_services, deprecated_inject_annotation)
