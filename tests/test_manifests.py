@@ -280,6 +280,10 @@ def test_the_same_object_twice_in_one_call_the_last_wins_with_a_warning() -> Non
     assert w.object == "Namespace a" and w.file == "<string>" and "the last one wins" in w.message
     # same name, different kind or namespace: different objects
     assert len(load([ns, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n"])) == 2
+    # what a lab applies: the same, and the learner sees the warning
+    from meshlab.lab import Lab
+    with pytest.warns(UserWarning, match="the last one wins"):
+        assert len(Lab._load([ns, relabelled])) == 1
 
 
 def test_in_jupyter_a_manifest_error_shows_the_problems_not_a_traceback() -> None:
