@@ -113,7 +113,7 @@ class Judged:
 
 def judge(text: str) -> Judged:
     report = load_report(text)
-    objects = [*report.objects, *(o for o, _ in report.refused)]
+    objects = report.read_objects
     snap = snapshot_of(objects)
     body = yaml.safe_dump_all(_cluster_objects(snap), sort_keys=True)
     findings = analyze(report)
@@ -128,7 +128,7 @@ def cluster_objects(text: str) -> list[dict[str, Any]]:
     Deployments (with an istio-proxy container where the injector would add one), and Istio's
     default install with the course's injected `default` namespace."""
     report = load_report(text)
-    return _cluster_objects(snapshot_of([*report.objects, *(o for o, _ in report.refused)]))
+    return _cluster_objects(snapshot_of(report.read_objects))
 
 
 def _cluster_objects(snap: Any) -> list[dict[str, Any]]:

@@ -260,3 +260,11 @@ def test_ist0106_points_at_the_line_of_the_field(tmp_path: Path) -> None:
     (f,) = [f for f in analyze(load_report(path)) if f.code == "IST0106"]
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "headers:" in text)
     assert f.source == f"{path}:{line}"
+
+
+def test_a_refused_object_given_valid_later_is_analyzed_as_the_valid_one(tmp_path: Path) -> None:
+    (tmp_path / "1.yaml").write_text(REFUSED["regex-lookahead"])
+    (tmp_path / "2.yaml").write_text(REFUSED["regex-lookahead"].replace("'^/(?!internal).*'", "'^/api/.*'"))
+    report = load_report(tmp_path)
+    assert [o.source.file for o in report.read_objects] == [str(tmp_path / "2.yaml")]
+    assert not [f for f in analyze(report) if f.code == "IST0106"]

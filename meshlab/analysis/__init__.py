@@ -84,9 +84,7 @@ def _read(source: Any) -> tuple[list[K8sObject], Any]:
     """The objects (and live pods, where there are some) of what `analyze` was given; objects
     Istio's validation refuses are among them (webhook_rules reports them)."""
     if isinstance(source, LoadReport):
-        # a refused object also given valid elsewhere: the valid one is what kubectl would have applied
-        valid = {o.key for o in source.objects}
-        return [*source.objects, *(o for o, _ in source.refused if o.key not in valid)], None
+        return source.read_objects, None
     if isinstance(source, ClusterState):
         return source.all(), [{"name": p.name, "namespace": p.namespace, "ready": p.ready, "phase": p.phase,
                                "ip": p.ip, "labels": p.labels} for p in source.pods()]

@@ -60,6 +60,13 @@ class LoadReport:
     refused: list[tuple[K8sObject, list[Problem]]] = field(default_factory=list)
 
     @property
+    def read_objects(self) -> list[K8sObject]:
+        """Every object read: `objects`, then the ones only Istio's validation refuses (what
+        `istioctl analyze` still analyzes), except one also given valid (what kubectl applied)."""
+        valid = {o.key for o in self.objects}
+        return [*self.objects, *(o for o, _ in self.refused if o.key not in valid)]
+
+    @property
     def unparsed(self) -> list[Problem]:
         """The problems that are not Istio validation's: what stops an object being read at all."""
         refused = {id(p) for _, problems in self.refused for p in problems}
