@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .._processes import own_pids
+from .._processes import own_open_files
 from ..errors import EnvoyConfigRejected, EnvoyError
 from .accesslog import access_log_config
 
@@ -145,17 +145,7 @@ def original_dst_guard(allowed: str) -> dict[str, Any]:
 def _inotify_instances_held() -> int:
     """inotify instances this user's processes hold now (each open `anon_inode:inotify`; one shared
     by two processes is counted twice, which errs on the safe side)."""
-    held = 0
-    for pid in own_pids():
-        try:
-            for fd in os.scandir(f"/proc/{pid}/fd"):
-                try:
-                    held += os.readlink(fd.path) == "anon_inode:inotify"
-                except OSError:
-                    pass
-        except OSError:
-            continue
-    return held
+    return sum(link == "anon_inode:inotify" for link in own_open_files())
 
 
 def max_user_instances() -> int | None:
@@ -206,17 +196,7 @@ def _held_by_this_user(inodes: frozenset[str]) -> bool:
     have no owner or permissions, so any user can bind another's name. True when unknown."""
     if not inodes:
         return True                   # unreadable, or released meanwhile: wait, as before
-    for pid in own_pids():
-        try:
-            for fd in os.scandir(f"/proc/{pid}/fd"):
-                try:
-                    if os.readlink(fd.path) in inodes:
-                        return True
-                except OSError:
-                    pass
-        except OSError:
-            continue
-    return False
+    return any(link in inodes for link in own_open_files())
 
 
 _budget_mutex = threading.Lock()
