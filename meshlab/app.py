@@ -39,8 +39,11 @@ import zlib
 
 CONTROL_PORT = 15999
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 500: b"Internal Server Error",
-            502: b"Bad Gateway", 503: b"Service Unavailable", 504: b"Gateway Timeout"}
+            413: b"Payload Too Large", 502: b"Bad Gateway", 503: b"Service Unavailable", 504: b"Gateway Timeout"}
 _MAX_HEAD = 64 * 1024
+#: The largest request body a pod takes (413 beyond): anyone on the host can reach a pod's port,
+#: and a pod, unlike a container, has no memory limit of its own. The course sends no bodies.
+_MAX_BODY = 1 << 20
 
 
 class Knobs:
@@ -157,8 +160,8 @@ class _HttpProtocol(asyncio.Protocol):
             self.closing = True
             t.close()
 
-    def _bad(self, why: bytes) -> None:
-        self._send(400, [(b"content-type", b"text/plain")], why, False)
+    def _bad(self, why: bytes, status: int = 400) -> None:
+        self._send(status, [(b"content-type", b"text/plain")], why, False)
 
     def _parse(self) -> _Request | None:
         buf = self.buf
@@ -182,10 +185,13 @@ class _HttpProtocol(asyncio.Protocol):
         pos = end + 4
         body = b""
         if "content-length" in headers:
-            try:
-                n = int(headers["content-length"])
-            except ValueError:
+            length = headers["content-length"]
+            if not (length.isascii() and length.isdigit()):
                 self._bad(b"bad content-length\n")
+                return None
+            n = int(length)
+            if n > _MAX_BODY:
+                self._bad(b"body too large\n", 413)
                 return None
             if len(buf) - pos < n:
                 return None
@@ -193,6 +199,9 @@ class _HttpProtocol(asyncio.Protocol):
             pos += n
         elif headers.get("transfer-encoding", "").lower() == "chunked":
             chunks = []
+            if len(buf) - pos > _MAX_BODY + _MAX_HEAD:      # the body so far, with its chunk framing
+                self._bad(b"body too large\n", 413)
+                return None
             while True:
                 eol = buf.find(b"\r\n", pos)
                 if eol < 0:
