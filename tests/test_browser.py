@@ -282,7 +282,7 @@ def _plots(page: Any, selector: str = ".js-plotly-plot") -> list[list[dict[str, 
 
 
 def _plot_drawn(page: Any, selector: str, *, unlike: list[dict[str, Any]] | None = None,
-                timeout_s: float = 60) -> list[dict[str, Any]]:
+                timeout_s: float = 120) -> list[dict[str, Any]]:
     """The traces of the first plot under `selector`, once plotly has drawn some (and, with
     `unlike`, once they differ from those): the kernel's status line is written before the
     browser redraws the figure, and on a loaded machine the redraw comes seconds later."""
