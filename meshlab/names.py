@@ -399,3 +399,9 @@ __all__ = [
     "port_protocol", "protocol_from_name", "proto_duration", "selector_string", "service_of", "split_fqdn",
     "subset_of_cluster", "to_fqdn",
 ]
+
+
+def zone_of(locality: str) -> str:
+    """The zone of a `region/zone/subzone` locality ('' when it has none)."""
+    parts = locality.split("/")
+    return parts[1] if len(parts) > 1 else ""

@@ -17,8 +17,9 @@ from typing import Any
 from .._ports import host_port  # pods on privileged ports listen where the lab may bind
 from ..names import HTTP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, labels_match, proto_duration
 from ..objects import (
-    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, Subset, TrafficPolicy,
+    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, Service, Subset, TrafficPolicy,
 )
+from . import loadbalancer
 from .registry import MergedDR, PortInfo, Registry, ServiceInfo
 from .registry import where as where_obj
 
@@ -138,8 +139,6 @@ def _lb(cluster: dict[str, Any], lb: LoadBalancerSettings | None, where: str,
             "slow_start_window": duration(warm, f"{where} warmupDurationSecs"),
             "aggression": {"default_value": 1.0, "runtime_key": "meshlab.slow_start_aggression"},
             "min_weight_percent": {"value": 10}}}
-    if lb is not None and lb.locality_lb_setting:
-        warnings.append(f"{where}: localityLbSetting has no effect in the local lab (one locality)")
 
 
 def _pool(cluster: dict[str, Any], pool: ConnectionPoolSettings | None, http_opts: dict[str, Any],
@@ -249,6 +248,8 @@ def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str |
         else:
             _lb(cluster, pol.load_balancer, where, reg.warnings)
         _outlier(cluster, pol.outlier_detection, where, reg.warnings)
+        if cluster["type"] != "ORIGINAL_DST":
+            loadbalancer.apply_to_cluster(cluster, locality_setting(reg, svc, pol, where))
     except ValueError as e:
         reg.warnings.append(f"{e} — left at Istio's default")
     if pol.tls and pol.tls.get("mode") not in (None, "DISABLE", "ISTIO_MUTUAL"):
@@ -269,19 +270,44 @@ def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str |
     return cluster
 
 
-def _cla(reg: Registry, svc: ServiceInfo, port: PortInfo, name: str,
-         labels: dict[str, str] | None) -> dict[str, Any]:
-    lb_endpoints = []
+def locality_setting(reg: Registry, svc: ServiceInfo, pol: Policy,
+                     where: str) -> loadbalancer.LocalitySetting | None:
+    """The locality setting in effect for a cluster of `svc` with policy `pol`."""
+    obj = svc.obj
+    td, annotations = "", {}
+    if isinstance(obj, Service):
+        td, annotations = obj.spec.traffic_distribution or "", dict(obj.metadata.annotations)
+    return loadbalancer.effective_setting(pol.load_balancer, td, annotations, where, reg.warnings)
+
+
+def _cla(reg: Registry, svc: ServiceInfo, port: PortInfo, name: str, subset: str | None,
+         dr: MergedDR | None) -> dict[str, Any]:
+    """The ClusterLoadAssignment istiod sends for one cluster to this proxy: the endpoints (those
+    whose labels, topology labels included, carry the subset's), grouped by locality, with
+    priorities or weights relative to the proxy (`loadbalancer`)."""
+    labels = next((s.labels for s in dr.subsets if s.name == subset), None) if subset and dr else None
+    found = []
     for ep in reg.endpoints(svc, port):
-        if labels and not labels_match(labels, ep.labels):
+        ep_labels = loadbalancer.topology_labels(ep.labels, ep.locality, ep.node)
+        if labels and not labels_match(labels, ep_labels):
             continue
-        lb_endpoints.append({
+        found.append((ep.locality, {
             "endpoint": {"address": {"socket_address": {"address": ep.ip, "port_value": host_port(ep.port)}}},
             "health_status": "HEALTHY",
             "metadata": {"filter_metadata": {"meshlab": {"pod": ep.pod, "namespace": ep.namespace,
                                                           "version": ep.labels.get("version", "")}}},
-        })
-    return {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}] if lb_endpoints else []}
+            "load_balancing_weight": 1,
+        }, ep_labels))
+    if not found:
+        return {"cluster_name": name, "endpoints": []}
+    groups = loadbalancer.group_by_locality(found)
+    pol = effective_policy(dr, port.port, subset)
+    where = where_obj(dr.rules[0]) if dr else svc.hostname
+    setting = locality_setting(reg, svc, pol, where)
+    proxy = reg.proxy
+    groups = loadbalancer.apply_to_load_assignment(groups, setting, proxy.locality, proxy.topology_labels,
+                                                   pol.outlier_detection is not None)
+    return {"cluster_name": name, "endpoints": [g.to_envoy() for g in groups]}
 
 
 def passthrough_clusters() -> list[dict[str, Any]]:
@@ -322,10 +348,7 @@ def build_clusters(reg: Registry) -> tuple[list[dict[str, Any]], dict[str, dict[
                 seen.add(c["name"])
                 clusters.append(c)
                 if c["type"] == "EDS":
-                    labels = None
-                    if subset is not None and dr is not None:
-                        labels = next(s.labels for s in dr.subsets if s.name == subset)
-                    endpoints[c["name"]] = _cla(reg, svc, port, c["name"], labels)
+                    endpoints[c["name"]] = _cla(reg, svc, port, c["name"], subset, dr)
     if reg.proxy.kind == "sidecar":
         clusters += passthrough_clusters()
     return clusters, endpoints
