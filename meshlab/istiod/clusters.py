@@ -115,10 +115,13 @@ def _lb(cluster: dict[str, Any], lb: LoadBalancerSettings | None, where: str,
             cluster["lb_policy"] = "MAGLEV"
             if ch.maglev.get("tableSize"):
                 cluster["maglev_lb_config"] = {"table_size": int(ch.maglev["tableSize"])}
-        else:
+        elif ch.ring_hash is not None:      # ringHash: {} keeps Envoy's own ring size
             cluster["lb_policy"] = "RING_HASH"
-            size = (ch.ring_hash or {}).get("minimumRingSize") or ch.minimum_ring_size or 1024
-            cluster["ring_hash_lb_config"] = {"minimum_ring_size": str(int(size))}
+            if ch.ring_hash.get("minimumRingSize"):
+                cluster["ring_hash_lb_config"] = {"minimum_ring_size": str(int(ch.ring_hash["minimumRingSize"]))}
+        else:                                # the deprecated minimumRingSize, 1024 when unset
+            cluster["lb_policy"] = "RING_HASH"
+            cluster["ring_hash_lb_config"] = {"minimum_ring_size": str(int(ch.minimum_ring_size or 1024))}
     elif lb.simple in ("LEAST_CONN", "LEAST_REQUEST"):
         cluster["lb_policy"] = "LEAST_REQUEST"
     elif lb.simple == "ROUND_ROBIN":
@@ -151,7 +154,7 @@ def _pool(cluster: dict[str, Any], pool: ConnectionPoolSettings | None, http_opt
                                  if http and http.http1_max_pending_requests else MAX_U32),
         "max_requests": (http.http2_max_requests if http and http.http2_max_requests else MAX_U32),
         "max_retries": (http.max_retries if http and http.max_retries else MAX_U32),
-        "track_remaining": True,
+        # no track_remaining: istiod leaves it off (features.DisableTrackRemainingMetrics, default true)
     }
     cluster["circuit_breakers"] = {"thresholds": [thresholds]}
     cluster["connect_timeout"] = duration(tcp.connect_timeout, f"{where} tcp.connectTimeout") \
@@ -321,7 +324,7 @@ def passthrough_clusters() -> list[dict[str, Any]]:
          "original_dst_lb_config": {"use_http_header": True},
          "circuit_breakers": {"thresholds": [{
              "max_connections": MAX_U32, "max_pending_requests": MAX_U32,
-             "max_requests": MAX_U32, "max_retries": MAX_U32, "track_remaining": True}]}},
+             "max_requests": MAX_U32, "max_retries": MAX_U32}]}},
     ]
 
 
