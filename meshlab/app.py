@@ -28,6 +28,9 @@ Knobs (every one also a flag, and an environment variable a Deployment can set, 
   a client that sends on it at that instant finds it closed;
 - ``connection_close`` (true/false) every answer says ``connection: close`` and the app closes
   the connection after it (keep-alive off, announced);
+- ``network_delay_ms`` (≥ 0) the data ports' bytes, and their closes, take this long to travel
+  between the pod and its peer each way, as over a network between nodes (loopback has none): a
+  request sent while the app's close is on its way arrives at a closed connection;
 - ``seed`` the seed of the generator errors and jitter are drawn from.
 
 Errors and jitter are drawn from a seeded generator (``--seed``, default derived from the pod
@@ -61,7 +64,7 @@ REQUEST_LOG_SIZE = 20_000
 #: Knob name → the environment variable that sets it at start (a Deployment's `env`).
 KNOB_ENV = {"latency_ms": "LATENCY_MS", "latency_jitter_ms": "LATENCY_JITTER_MS", "error_rate": "ERROR_RATE",
             "error_code": "ERROR_CODE", "keepalive_timeout_ms": "KEEPALIVE_TIMEOUT_MS",
-            "connection_close": "CONNECTION_CLOSE"}
+            "connection_close": "CONNECTION_CLOSE", "network_delay_ms": "NETWORK_DELAY_MS"}
 
 
 def knobs_from_env(env: dict[str, str]) -> dict:
@@ -102,6 +105,7 @@ class Knobs:
         self.ready = True
         self.keepalive_timeout_ms = 0.0
         self.connection_close = False
+        self.network_delay_ms = 0.0
         self.seed = zlib.crc32(name.encode()) if seed is None else seed
         self.rng = random.Random(self.seed)
 
@@ -109,7 +113,7 @@ class Knobs:
         return {"latency_ms": self.latency_ms, "latency_jitter_ms": self.latency_jitter_ms,
                 "error_rate": self.error_rate, "error_code": self.error_code, "ready": self.ready,
                 "keepalive_timeout_ms": self.keepalive_timeout_ms, "connection_close": self.connection_close,
-                "seed": self.seed}
+                "network_delay_ms": self.network_delay_ms, "seed": self.seed}
 
     def delay_s(self) -> float:
         """How long the next answer waits: latency plus a seeded share of the jitter."""
@@ -126,10 +130,12 @@ class Knobs:
         try:
             lat, rate, code = float(new["latency_ms"]), float(new["error_rate"]), int(new["error_code"])
             jitter, idle = float(new["latency_jitter_ms"]), float(new["keepalive_timeout_ms"])
+            net = float(new["network_delay_ms"])
             seed = int(new["seed"])
         except (TypeError, ValueError) as e:
             raise ValueError(f"bad knob value: {e}") from None
-        for name, v in (("latency_ms", lat), ("latency_jitter_ms", jitter), ("keepalive_timeout_ms", idle)):
+        for name, v in (("latency_ms", lat), ("latency_jitter_ms", jitter), ("keepalive_timeout_ms", idle),
+                        ("network_delay_ms", net)):
             if not 0 <= v < float("inf"):      # also refuses NaN, which compares false
                 raise ValueError(f"{name} must be a finite number >= 0")
         if not 0.0 <= rate <= 1.0:
@@ -140,7 +146,7 @@ class Knobs:
             if not isinstance(new[name], bool):
                 raise ValueError(f"{name} must be true or false")
         self.latency_ms, self.error_rate, self.error_code, self.ready = lat, rate, code, new["ready"]
-        self.latency_jitter_ms, self.keepalive_timeout_ms = jitter, idle
+        self.latency_jitter_ms, self.keepalive_timeout_ms, self.network_delay_ms = jitter, idle, net
         self.connection_close = new["connection_close"]
         if seed != self.seed or "seed" in d:
             self.seed, self.rng = seed, random.Random(seed)
@@ -163,6 +169,7 @@ class _HttpProtocol(asyncio.Protocol):
         self.busy = False       # a delayed response is pending: parse nothing more until it is sent
         self.closing = False
         self._idle: asyncio.TimerHandle | None = None
+        self._outbox: collections.deque = collections.deque()   # (due, bytes, close) on the "wire"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -173,12 +180,51 @@ class _HttpProtocol(asyncio.Protocol):
         self._disarm_idle()
 
     def data_received(self, data: bytes) -> None:
+        delay = self.net_delay_s()
+        if delay > 0:    # the bytes are still on their way to the app
+            asyncio.get_running_loop().call_later(delay, self._arrive, data)
+        else:
+            self._arrive(data)
+
+    def _arrive(self, data: bytes) -> None:
+        if self.closing or self.transport is None:
+            return       # the app closed the connection already: these bytes meet a closed socket
         self._disarm_idle()
         self.buf = self.buf + data if self.buf else data
         if not self.busy:
             self._process()
         if not self.busy and not self.buf:
             self._arm_idle()
+
+    # ---- the network between the app and its peer (loopback has none; a real one has some) ------
+    def net_delay_s(self) -> float:
+        """Seconds every byte (and the close) takes between the app and its peer; subclasses decide."""
+        return 0.0
+
+    def _wire(self, data: bytes, close: bool) -> None:
+        """Send `data` (and then close, when `close`) after the network delay, in order."""
+        delay = self.net_delay_s()
+        if delay <= 0 and not self._outbox:
+            self._deliver(data, close)
+            return
+        loop = asyncio.get_running_loop()
+        self._outbox.append((loop.time() + delay, data, close))
+        loop.call_later(delay, self._drain)
+
+    def _drain(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while self._outbox and self._outbox[0][0] <= now + 1e-6:
+            _, data, close = self._outbox.popleft()
+            self._deliver(data, close)
+
+    def _deliver(self, data: bytes, close: bool) -> None:
+        t = self.transport
+        if t is None:
+            return
+        if data:
+            t.write(data)
+        if close:
+            t.close()
 
     # ---- keep-alive idle timeout: the server closes a connection nobody used for a while --------
     def idle_timeout_s(self) -> float:
@@ -200,7 +246,7 @@ class _HttpProtocol(asyncio.Protocol):
         self._idle = None
         if self.transport is not None and not self.busy and not self.buf:
             self.closing = True
-            self.transport.close()
+            self._wire(b"", True)
 
     def _process(self) -> None:
         while self.transport is not None and not self.busy and not self.closing:
@@ -251,10 +297,9 @@ class _HttpProtocol(asyncio.Protocol):
         head.append(b"\r\n")
         if body:
             head.append(body)
-        t.write(b"".join(head))
         if not keep:
             self.closing = True
-            t.close()
+        self._wire(b"".join(head), not keep)
 
     def _bad(self, why: bytes) -> None:
         self._send(400, [(b"content-type", b"text/plain")], why, False)
@@ -329,6 +374,9 @@ class _AppProtocol(_HttpProtocol):
 
     def idle_timeout_s(self) -> float:
         return self.pod.knobs.keepalive_timeout_ms / 1000.0
+
+    def net_delay_s(self) -> float:
+        return self.pod.knobs.network_delay_ms / 1000.0
 
     def announce_close(self) -> bool:
         return self.pod.knobs.connection_close
@@ -454,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="close keep-alive connections idle this long (0: never)")
     p.add_argument("--connection-close", default=env(KNOB_ENV["connection_close"], "false"),
                    help="true: every answer says connection: close and the connection is closed")
+    p.add_argument("--network-delay-ms", type=float, default=env(KNOB_ENV["network_delay_ms"], "0"),
+                   help="one-way delay of the data ports' bytes and closes (a network between nodes)")
     p.add_argument("--not-ready", action="store_true", help="start with /ready answering 503")
     p.add_argument("--watch-stdin", action="store_true", help="exit when stdin reaches EOF (parent died)")
     a = p.parse_args(argv)
@@ -471,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pod.knobs.update({"latency_ms": a.latency_ms, "latency_jitter_ms": a.latency_jitter_ms,
                           "error_rate": a.error_rate, "error_code": a.error_code, "ready": not a.not_ready,
-                          "keepalive_timeout_ms": a.keepalive_timeout_ms,
+                          "keepalive_timeout_ms": a.keepalive_timeout_ms, "network_delay_ms": a.network_delay_ms,
                           "connection_close": close in ("true", "1", "yes")})
     except ValueError as e:
         raise SystemExit(f"meshlab.app: {e}")

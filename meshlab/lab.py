@@ -187,7 +187,7 @@ class Lab:
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None,
                 latency_jitter_ms: float | None = None, keepalive_timeout_ms: float | None = None,
-                connection_close: bool | None = None) -> None:
+                connection_close: bool | None = None, network_delay_ms: float | None = None) -> None:
         """Turn the knobs of a pod's app (`name`: the pod, or a Deployment's name when it has one
         pod). Only the knobs given change:
 
@@ -196,12 +196,15 @@ class Lab:
         - `ready`: the readiness probe's answer (False takes the pod out of the endpoints);
         - `keepalive_timeout_ms`: the app closes a keep-alive connection idle this long, silently
           (0: never) — the server side of the 503 UC race (chapter 7);
-        - `connection_close`: every answer says `connection: close` and the app closes.
+        - `connection_close`: every answer says `connection: close` and the app closes;
+        - `network_delay_ms`: each way, the pod's bytes and closes take this long, as over a network
+          between nodes (loopback has none).
         """
         self._check_open()
         self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
                              ready=ready, error_code=error_code, latency_jitter_ms=latency_jitter_ms,
-                             keepalive_timeout_ms=keepalive_timeout_ms, connection_close=connection_close)
+                             keepalive_timeout_ms=keepalive_timeout_ms, connection_close=connection_close,
+                             network_delay_ms=network_delay_ms)
 
     def app_log(self, probe: pd.DataFrame | None = None, *, namespace: str | None = None) -> pd.DataFrame:
         """What the pods' app received, one row per request — the app's own access log (on a real
@@ -247,7 +250,8 @@ class Lab:
         rows = ProbeTable(df)
         rows.attrs.update(df.attrs)
         # what explain() reads for what no Envoy row says: the name asked for, the path and headers sent
-        rows.attrs.update(url=url, via=via, namespace=namespace, headers=dict(headers or {}), method=method)
+        rows.attrs.update(url=url, via=via, namespace=namespace, headers=dict(headers or {}), method=method,
+                          timeout=timeout)
         return rows
 
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0, duration: float | None = None,

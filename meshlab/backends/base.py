@@ -93,7 +93,8 @@ class Backend(Protocol):
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None,
                 error_code: int | None = None, latency_jitter_ms: float | None = None,
-                keepalive_timeout_ms: float | None = None, connection_close: bool | None = None) -> None:
+                keepalive_timeout_ms: float | None = None, connection_close: bool | None = None,
+                network_delay_ms: float | None = None) -> None:
         """Turn a pod's knobs (a unique prefix such as the Deployment name is enough locally);
         the knobs are the demo app's (`meshlab.app`)."""
 

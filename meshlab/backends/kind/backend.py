@@ -298,13 +298,14 @@ class KindBackend(BackendBase):
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None,
                 latency_jitter_ms: float | None = None, keepalive_timeout_ms: float | None = None,
-                connection_close: bool | None = None) -> None:
+                connection_close: bool | None = None, network_delay_ms: float | None = None) -> None:
         """Turn the app's knobs in the pod; `ready` goes through the kubelet's readiness probe, so
         this waits until the pod's Ready condition (and then the endpoints) follow."""
         knobs = {k: v for k, v in (("latency_ms", latency_ms), ("error_rate", error_rate), ("ready", ready),
                                    ("error_code", error_code), ("latency_jitter_ms", latency_jitter_ms),
                                    ("keepalive_timeout_ms", keepalive_timeout_ms),
-                                   ("connection_close", connection_close)) if v is not None}
+                                   ("connection_close", connection_close),
+                                   ("network_delay_ms", network_delay_ms)) if v is not None}
         if not knobs:
             return
         pod = self._app_pod(name, namespace)

@@ -187,7 +187,8 @@ class LocalBackend(BackendBase):
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None,
                 error_code: int | None = None, latency_jitter_ms: float | None = None,
-                keepalive_timeout_ms: float | None = None, connection_close: bool | None = None) -> None:
+                keepalive_timeout_ms: float | None = None, connection_close: bool | None = None,
+                network_delay_ms: float | None = None) -> None:
         """Turn a pod's knobs (`meshlab.app`). `ready=False` takes it out of every endpoint list
         (readiness probe failing), `ready=True` puts it back."""
         self._check_open()
@@ -200,7 +201,7 @@ class LocalBackend(BackendBase):
         try:
             proc.set_knobs(latency_ms=latency_ms, error_rate=error_rate, error_code=error_code, ready=ready,
                            latency_jitter_ms=latency_jitter_ms, keepalive_timeout_ms=keepalive_timeout_ms,
-                           connection_close=connection_close)
+                           connection_close=connection_close, network_delay_ms=network_delay_ms)
         except ValueError as e:
             raise LabError(str(e)) from None
         if ready is not None:

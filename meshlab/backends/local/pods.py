@@ -100,7 +100,8 @@ class PodProcess:
         if s.seed is not None:
             a += ["--seed", str(s.seed)]
         k = self.knobs
-        for knob in ("latency_ms", "latency_jitter_ms", "error_rate", "error_code", "keepalive_timeout_ms"):
+        for knob in ("latency_ms", "latency_jitter_ms", "error_rate", "error_code", "keepalive_timeout_ms",
+                     "network_delay_ms"):
             if k.get(knob):
                 a += ["--" + knob.replace("_", "-"), str(k[knob])]
         if k.get("connection_close"):
