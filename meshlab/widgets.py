@@ -597,7 +597,7 @@ class RequestGapExplorer(_Explorer):
     """
 
     def __init__(self, lab: Any, url: str, *, keepalive_ms: float | None = None,
-                 idle_timeout_ms: float | None = None, n: int = 16, interval: int = 40, min_ms: int = 10,
+                 idle_timeout_ms: float | None = None, n: int = 12, interval: int = 40, min_ms: int = 10,
                  max_ms: int = 250, step: int = 5, seed: int | None = 1, **probe_kw: Any) -> None:
         self.lab, self.url, self.n, self.seed, self.probe_kw = lab, url, n, seed, probe_kw
         self.keepalive_ms, self.idle_timeout_ms = keepalive_ms, idle_timeout_ms

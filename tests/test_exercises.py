@@ -53,6 +53,26 @@ CASES = {
 # judged by traffic through a lab: see the tests at the end
 ON_A_LAB = {"3.write-destinationrule", "4.fix-with-serviceentry"}
 
+# chapters 7 and 8
+RACED = frame([{"pod": "reviews-v1-a", "version": "v1"}, {"status": 503, "flags": "UC", "pod": "",
+              "details": "upstream_reset_before_response_started{connection_termination}"}] * 6)
+CANARY = frame([{"pod": "reviews-v1-a", "version": "v1", "subset": "v1"},
+                {"pod": "reviews-v2-b", "version": "v2", "subset": "v2"}] * 10)
+CASES.update({
+    "7.predict-quiet-traffic": ("503 UC", "200", {"probe": RACED}),
+    "7.reset-hides": ("b", "a", {}),
+    "8.predict-canary-pods": (2, 1, {"probe": CANARY}),
+    "8.failover-needs": ("b", "c", {}),
+})
+ON_A_LAB |= {"7.fix-idle-timeout", "8.hash-cookie"}
+
+
+def test_quiet_traffic_prediction_wants_the_flag_and_accepts_200_only_when_all_worked():
+    assert not check("7.predict-quiet-traffic", "503", probe=RACED)
+    assert "flag" in check("7.predict-quiet-traffic", "503", probe=RACED).message
+    assert check("7.predict-quiet-traffic", "200", probe=frame([{"pod": "reviews-v1-a"}] * 4))
+    assert not check("7.predict-quiet-traffic", "503 NC", probe=RACED)
+
 
 def test_every_registered_exercise_has_a_case():
     assert set(CASES) | ON_A_LAB == set(EXERCISES)
