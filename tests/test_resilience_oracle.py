@@ -10,6 +10,8 @@ Needs the oracle binary (`make oracle`, Go): skipped without Go, failed in CI (`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -109,6 +111,40 @@ CASES: dict[str, list[str]] = {
     "traffic-distribution-prefer-close": [SERVICE.replace("spec:\n", "spec:\n  trafficDistribution: PreferClose\n"), ZONED],
 }
 
+#: Chapters 7 and 8's own states, from the files the notebooks apply (and the hash keys
+#: `widgets.hash_picker` writes into chapter 8's DestinationRule).
+_BOOK = Path(__file__).resolve().parent.parent / "notebooks" / "manifests"
+
+
+def _book(*paths: str) -> list[str]:
+    files = [f for p in paths for f in (sorted((_BOOK / p).glob("*.yaml")) if (_BOOK / p).is_dir() else [_BOOK / p])]
+    return [f.read_text() for f in files]
+
+
+def _hashed_on(key: dict) -> str:
+    doc = yaml.safe_load((_BOOK / "08-stickiness/destinationrule-hash-user.yaml").read_text())
+    doc["spec"]["trafficPolicy"]["loadBalancer"] = {"consistentHash": key}
+    return yaml.safe_dump(doc)
+
+
+KEEPALIVE = ["01-service/reviews-service.yaml", "07-keepalive/reviews-keepalive.yaml"]
+ZONES = ["01-service/reviews-service.yaml", "08-locality/reviews-zones.yaml"]
+CASES.update({
+    "ch7-race": _book(*KEEPALIVE),
+    "ch7-idle-timeout": _book(*KEEPALIVE, "07-keepalive/destinationrule-idle-timeout.yaml"),
+    "ch7-retry-reset": _book(*KEEPALIVE, "07-keepalive/virtualservice-retry-reset.yaml"),
+    "ch7-route-timeout": _book(*KEEPALIVE, "07-keepalive/virtualservice-timeout.yaml"),
+    "ch8-hash-user": _book("01-service", "08-stickiness/destinationrule-hash-user.yaml"),
+    "ch8-hash-cookie-session": _book("01-service") + [_hashed_on({"httpCookie": {"name": "session", "ttl": "0s"}})],
+    "ch8-hash-source-ip": _book("01-service") + [_hashed_on({"useSourceIp": True})],
+    "ch8-hash-canary": _book("01-service", "08-stickiness/destinationrule-hash-user.yaml",
+                             "08-stickiness/virtualservice-50-50.yaml"),
+    "ch8-hash-by-user": _book("01-service", "08-stickiness/destinationrule-hash-user.yaml",
+                              "08-stickiness/virtualservice-by-user.yaml"),
+    "ch8-failover-only": _book(*ZONES, "08-locality/destinationrule-failover-only.yaml"),
+    "ch8-locality": _book(*ZONES, "08-locality/destinationrule-locality.yaml"),
+})
+
 #: The cluster fields chapters 5-8 rely on.
 CLUSTER_FIELDS = ("lb_policy", "ring_hash_lb_config", "maglev_lb_config", "connect_timeout", "circuit_breakers",
                   "outlier_detection")
@@ -177,6 +213,8 @@ def test_the_translator_warns_about_nothing_it_compares(both: tuple) -> None:
     ("locality-disabled", [("eu-west-a", 0, 1), ("eu-west-b", 0, 1), ("us-east-a", 0, 1)]),
     ("locality-distribute", [("eu-west-a", 0, 70), ("eu-west-b", 0, 20), ("us-east-a", 0, 10)]),
     ("traffic-distribution-prefer-close", [("eu-west-a", 0, 1), ("eu-west-b", 1, 1), ("us-east-a", 2, 1)]),
+    ("ch8-failover-only", [("eu-west-a", 0, 1), ("eu-west-b", 0, 1), ("us-east-a", 0, 1)]),
+    ("ch8-locality", [("eu-west-a", 0, 1), ("eu-west-b", 1, 1), ("us-east-a", 2, 1)]),
 ])
 def test_what_the_locality_chapter_says_is_what_istiod_writes(case: str, expected: list) -> None:
     st = lab_state("---\n".join(CASES[case]))
