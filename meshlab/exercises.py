@@ -820,7 +820,7 @@ def _fix_keepalive(answer: Any, data: Mapping[str, Any]) -> str:
         if "DestinationRule" not in _kinds(applied):
             raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks "
                              "for a DestinationRule.")
-        df = lab.probe("http://reviews:9080/", n=24, rate=8, seed=1)
+        df = lab.probe("http://reviews:9080/", n=16, rate=8, seed=1)
     counts = _outcomes(df)
     idle = _idle_timeouts(applied)
     if "503 UC" in counts:
