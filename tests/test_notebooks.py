@@ -368,7 +368,7 @@ def _chapter8(nb: nbformat.NotebookNode) -> None:
     # failover without outlierDetection: every zone served
     spread = _figure(nb, "failover, no outlierDetection")
     assert sum(1 for t in spread["data"] if _numbers(t["y"])[0] > 0) == 3
-    assert "note.locality-failover-without-outlier-detection" in _explained(nb, "zones.explain(spread)")
+    assert "note.locality-failover-without-outlier-detection" in _explained(nb, "lab.explain(spread)")
     # with it: the client's zone only, then the same region's other zone (priority 1), never us-east
     local = _figure(nb, "Locality: healthy, then eu-west-a failing")
     bars = {t["name"]: _numbers(t["y"]) for t in local["data"]}
@@ -376,7 +376,7 @@ def _chapter8(nb: nbformat.NotebookNode) -> None:
     west_b = next(v for k, v in bars.items() if "west-b" in k)
     east = next(v for k, v in bars.items() if "east" in k and "west" not in k)
     assert west_a[0] == 1.0 and west_b[1] > 0.5 and east == [0.0, 0.0], bars
-    assert "ok.locality-failover" in _explained(nb, "zones.explain(failing)")
+    assert "ok.locality-failover" in _explained(nb, "lab.explain(failing)")
 
 
 WHAT_THE_LEARNER_SEES.update({"07": _chapter7, "08": _chapter8})
