@@ -69,6 +69,24 @@ KNOB_ENV = {"latency_ms": "LATENCY_MS", "latency_jitter_ms": "LATENCY_JITTER_MS"
             "connection_close": "CONNECTION_CLOSE", "network_delay_ms": "NETWORK_DELAY_MS"}
 
 
+def race_free_idle_ms(env: dict[str, str]) -> tuple[float, float] | None:
+    """(the app's keep-alive idle timeout, the longest client idle timeout that never races it), in
+    ms, from a container's environment; None when the app keeps connections for ever.
+
+    A client's idle clock starts when the answer reaches it, a network delay after the app's; the
+    request it sends takes that delay again to arrive. So a connection the client still reuses
+    after idling `i` reaches the app idle `i + 2 × NETWORK_DELAY_MS`: the client must close first
+    by that much (on a real network the round trip is small next to a keep-alive timeout)."""
+    try:
+        keepalive = float(env.get(KNOB_ENV["keepalive_timeout_ms"]) or 0)
+        delay = float(env.get(KNOB_ENV["network_delay_ms"]) or 0)
+    except ValueError:
+        return None
+    if keepalive <= 0:
+        return None
+    return keepalive, max(keepalive - 2 * delay, 0.0)
+
+
 def knobs_from_env(env: dict[str, str]) -> dict:
     """The knobs a container's environment sets (`KNOB_ENV` names), typed; ValueError naming the
     variable for a value the app would refuse at start."""

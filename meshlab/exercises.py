@@ -808,10 +808,28 @@ def _idle_timeouts(objs: Iterable[Any]) -> list[float]:
     return out
 
 
+def _app_keepalive(lab: Any) -> tuple[float, float] | None:
+    """(the reviews app's keep-alive timeout, the longest race-free idle timeout), in ms, from its
+    Deployment's env (`meshlab.app.race_free_idle_ms`)."""
+    from .app import race_free_idle_ms
+    for o in lab.objects():
+        m = o.to_manifest() if hasattr(o, "to_manifest") else {}
+        if m.get("kind") != "Deployment" or (m.get("metadata") or {}).get("labels", {}).get("app") != "reviews":
+            continue
+        for c in (((m.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []:
+            env = {str(e.get("name")): str(e.get("value")) for e in c.get("env") or [] if "value" in e}
+            found = race_free_idle_ms(env)
+            if found:
+                return found
+    return None
+
+
 def _fix_keepalive(answer: Any, data: Mapping[str, Any]) -> str:
-    """Apply the learner's DestinationRule, send quiet traffic (one request every 125 ms), judge:
-    not one 503 UC, and an idle timeout below the app's; put the lab back."""
+    """Apply the learner's DestinationRule, send quiet traffic (one request every 125 ms), put the
+    lab back; judge: an idle timeout below the app's less the network's round trip, and at most one
+    503 UC in 16 (a proxy stalled on a busy machine can miss its own timer, as on a real node)."""
     lab = _lab(data)
+    app = _app_keepalive(lab)
     with lab.restoring():
         theirs = [o for o in lab.objects() if o.kind in ("DestinationRule", "VirtualService")]
         if theirs:          # yours is the only policy while the check measures
@@ -822,24 +840,30 @@ def _fix_keepalive(answer: Any, data: Mapping[str, Any]) -> str:
                              "for a DestinationRule.")
         df = lab.probe("http://reviews:9080/", n=16, rate=8, seed=1)
     counts = _outcomes(df)
+    raced = int(counts.get("503 UC", 0))
     idle = _idle_timeouts(applied)
-    if "503 UC" in counts:
-        said = (f" Your idleTimeout is {idle[0] * 1000:g} ms: Envoy still keeps the connection longer than "
-                "the app does." if idle else " Envoy still keeps idle connections for an hour: no idleTimeout.")
-        raise _NotYet(f"{_got(df)}.{said}")
-    if list(counts.index) != ["200"]:
+    if not idle:
+        raise _NotYet(f"{_got(df)}. Envoy still keeps idle connections for an hour: no idleTimeout.")
+    ms = idle[0] * 1000
+    if app is not None and ms >= app[1]:
+        side = "longer than the app does" if ms >= app[0] else (
+            f"too close to the app's {app[0]:g} ms: the answer takes {(app[0] - app[1]) / 2:g} ms to reach Envoy "
+            "and the next request as long to reach the app, so leave that round trip")
+        raise _NotYet(f"{_got(df)}. Your idleTimeout is {ms:g} ms: Envoy keeps the connection {side}.")
+    if raced > 1 or set(counts.index) - {"200", "503 UC"}:
         raise _NotYet(f"{_got(df)}.")
-    return f"One request every 125 ms: {_got(df)}; Envoy closes idle connections after {idle[0] * 1000:g} ms." \
-        if idle else f"One request every 125 ms: {_got(df)}."
+    stalled = (" (one request still lost the race: on a machine this busy a stalled proxy can miss its own "
+               "timer by tens of ms — run the check again)") if raced else ""
+    return f"One request every 125 ms: {_got(df)}{stalled}; Envoy closes idle connections after {ms:g} ms."
 
 
 exercise(Exercise(
     "7.fix-idle-timeout",
     "Write the DestinationRule for host `reviews` that removes the race: Envoy must close an idle "
-    "connection before the app does (the app: 100 ms). (The check applies it alone, sends a request "
-    "every 125 ms, then puts the lab back.)",
-    "`spec.trafficPolicy.connectionPool.http.idleTimeout`, a duration such as `50ms`, below the app's "
-    "keep-alive timeout.",
+    "connection before the app does (the app: 100 ms), with room for the round trip to the pod (2 × 25 ms). "
+    "(The check applies it alone, sends a request every 125 ms, then puts the lab back.)",
+    "`spec.trafficPolicy.connectionPool.http.idleTimeout`, a duration such as `25ms`: below the app's "
+    "keep-alive timeout less the round trip.",
     "Envoy now closes a connection idle for less than the app's timeout, so it never sends on one the "
     "app may be closing: each quiet request opens a fresh connection (a few hundred microseconds here, "
     "a TCP and perhaps mTLS handshake on a cluster) instead of racing.",

@@ -275,6 +275,21 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '20'}]}]}\n",
         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ka, namespace: default}\n"
         "spec: {host: ka, trafficPolicy: {connectionPool: {http: {idleTimeout: 10ms}}}}\n"], set()),
+    ("MLB0015 an idleTimeout below the app's but not by the network's round trip (chapter 7's lab)", [
+        svc("ka", selector="{app: ka}"), svc("kb", selector="{app: kb}"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ka, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: ka}}\n  template:\n    metadata: {labels: {app: ka}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '100'}, "
+        "{name: NETWORK_DELAY_MS, value: '25'}]}]}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: kb, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: kb}}\n  template:\n    metadata: {labels: {app: kb}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '100'}, "
+        "{name: NETWORK_DELAY_MS, value: '25'}]}]}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ka, namespace: default}\n"
+        "spec: {host: ka, trafficPolicy: {connectionPool: {http: {idleTimeout: 60ms}}}}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: kb, namespace: default}\n"
+        "spec: {host: kb, trafficPolicy: {connectionPool: {http: {idleTimeout: 25ms}}}}\n"],
+     {("MLB0015", "DestinationRule default/ka")}),
     ("MLB0016 retryOn 5xx on a rule any method takes; quiet on a GET-only rule", [vs(http="""
         - match: [{method: {exact: GET}}]
           retries: {attempts: 3, retryOn: 5xx}

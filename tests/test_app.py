@@ -136,3 +136,12 @@ def test_head_gets_headers_only_and_the_connection_stays_usable(pod):
     assert r.status == 200 and r.read() == b"" and int(r.getheader("content-length")) > 0
     r2, body = _get(pod.spec.ip, 8080, "/y", conn=c)
     assert r2.status == 200 and json.loads(body)["path"] == "/y"
+
+
+def test_the_race_free_idle_timeout_leaves_a_round_trip_of_the_network():
+    from meshlab.app import race_free_idle_ms
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "100", "NETWORK_DELAY_MS": "25"}) == (100.0, 50.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "100"}) == (100.0, 100.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "20", "NETWORK_DELAY_MS": "25"}) == (20.0, 0.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "0"}) is None and race_free_idle_ms({}) is None
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "soon"}) is None

