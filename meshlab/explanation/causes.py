@@ -64,6 +64,7 @@ CAUSES: dict[str, str] = {
     "ok.kube-proxy": "no sidecar on the path: kube-proxy picked a pod per connection",
     "ok.retried": "some requests succeeded only after Envoy retried them on another pod",
     "note.non-idempotent-retried": "POST/PATCH requests were retried: the app may have executed them more than once",
+    "note.retry-hides-keepalive-race": "retryOn reset answered keep-alive races with a second attempt: the race is still there",
     "ok.locality-priority": "Envoy served every request from the client's closest locality (priority 0)",
     "ok.locality-failover": "some requests went to a farther locality because the closest endpoints were unhealthy",
     "note.locality-failover-without-outlier-detection": "locality failover configured without outlierDetection: no priorities",

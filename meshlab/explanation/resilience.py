@@ -242,6 +242,35 @@ def retried_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: st
                   fields=[f"spec.http[{found[1]}].retries.retryOn"] if found else [])]
 
 
+def reset_retry_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> list[Cause]:
+    """A note when answered requests needed a second attempt because the pod closed the keep-alive
+    connection under them: the route retries `reset`, the app closes idle connections, and Envoy
+    counted connections the pod closed with a request on them."""
+    retried = [r for r in grp if int(r.get("attempts") or 0) > 1]
+    found = _timed_rule(ctx, grp)
+    rp = found[0].spec.http[found[1]].retries if found else None
+    if not retried or rp is None or "reset" not in (rp.retry_on or "").split(","):
+        return []
+    app = _app_keepalive(ctx, grp)
+    cluster = _cluster(grp)
+    n = ctx.envoy(proxy).cluster_stats(cluster).get("upstream_cx_destroy_remote_with_active_rq")
+    if app is None or not (isinstance(n, int) and n):
+        return []
+    vs, i = found
+    return [Cause("note.retry-hides-keepalive-race", label,
+                  f"{len(retried)} request(s) got their answer on a second attempt: Envoy counted {n} upstream "
+                  "connection(s) the pod closed with a request on them (upstream_cx_destroy_remote_with_active_rq).",
+                  f"The app closes keep-alive connections idle for {_ms(app[0])} ({app[1]}); {ref(vs)} "
+                  f"spec.http[{i}].retries.retryOn includes `reset`, so each request that met a closing connection "
+                  "was sent again on a new one. The race still happens as often — every one costs a round trip, and "
+                  "a request the app may already have processed runs twice.",
+                  "Remove the race instead: connectionPool.http.idleTimeout below the app's keep-alive timeout in "
+                  "the DestinationRule; keep `reset` for requests that may run twice.",
+                  [f"kubectl exec <client-pod> -c istio-proxy -- pilot-agent request GET stats | grep "
+                   f"'{cluster}.upstream_cx_destroy_remote_with_active_rq'"], [ref(vs)], ok=True,
+                  count=len(retried), fields=[f"spec.http[{i}].retries.retryOn"])]
+
+
 def locality_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str,
                    clusters: list[str]) -> list[Cause]:
     """Where locality shaped a group: priorities the proxy got for the cluster (served by the

@@ -81,6 +81,7 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
             "Look at the pods the first attempts went to; outlierDetection in the DestinationRule ejects them.",
             [f"istioctl proxy-config endpoints {client(proxy)}"], ok=True, count=len(retried)))
     main.parts += resilience.retried_parts(ctx, label, grp, proxy)
+    main.parts += resilience.reset_retry_parts(ctx, label, grp, proxy)
     return main
 
 
