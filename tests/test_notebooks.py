@@ -378,6 +378,9 @@ def _chapter8(nb: nbformat.NotebookNode) -> None:
     east = next(v for k, v in bars.items() if "east" in k and "west" not in k)
     assert west_a[0] == 1.0 and west_b[1] > 0.5 and east == [0.0, 0.0], bars
     assert "ok.locality-failover" in _explained(nb, "lab.explain(failing)")
+    # the pod's own 503s reach the client until consecutive5xxErrors (2) ejects it
+    passed_on = re.search(r"^503 — (\d+) of 30 requests", _output_text(nb, "lab.explain(failing)"), re.M)
+    assert passed_on and 1 <= int(passed_on.group(1)) <= 3, _output_text(nb, "lab.explain(failing)")
 
 
 WHAT_THE_LEARNER_SEES.update({"07": _chapter7, "08": _chapter8})
