@@ -779,7 +779,7 @@ def _predict_quiet(answer: Any, data: Mapping[str, Any]) -> bool:
 
 exercise(Exercise(
     "7.predict-quiet-traffic",
-    "One request every 125 ms to a pod whose app closes a connection idle for 100 ms: do they all get "
+    "One request every 200 ms to a pod whose app closes a connection idle for 175 ms: do they all get "
     "200? If not, which status and flag do the others get?",
     "Envoy keeps the connection for the next request (its idle timeout is an hour). Who closes it first, "
     "and what if a request is on its way at that moment?",
@@ -825,9 +825,9 @@ def _app_keepalive(lab: Any) -> tuple[float, float] | None:
 
 
 def _fix_keepalive(answer: Any, data: Mapping[str, Any]) -> str:
-    """Apply the learner's DestinationRule, send quiet traffic (one request every 125 ms), put the
+    """Apply the learner's DestinationRule, send quiet traffic (one request every 200 ms), put the
     lab back; judge: an idle timeout below the app's less the network's round trip, and at most one
-    503 UC in 16 (a proxy stalled on a busy machine can miss its own timer, as on a real node)."""
+    503 UC in 12 (a proxy stalled on a busy machine can miss its own timer, as on a real node)."""
     lab = _lab(data)
     app = _app_keepalive(lab)
     with lab.restoring():
@@ -838,7 +838,7 @@ def _fix_keepalive(answer: Any, data: Mapping[str, Any]) -> str:
         if "DestinationRule" not in _kinds(applied):
             raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks "
                              "for a DestinationRule.")
-        df = lab.probe("http://reviews:9080/", n=16, rate=8, seed=1)
+        df = lab.probe("http://reviews:9080/", n=12, rate=5, seed=1)
     counts = _outcomes(df)
     raced = int(counts.get("503 UC", 0))
     idle = _idle_timeouts(applied)
@@ -854,14 +854,14 @@ def _fix_keepalive(answer: Any, data: Mapping[str, Any]) -> str:
         raise _NotYet(f"{_got(df)}.")
     stalled = (" (one request still lost the race: on a machine this busy a stalled proxy can miss its own "
                "timer by tens of ms — run the check again)") if raced else ""
-    return f"One request every 125 ms: {_got(df)}{stalled}; Envoy closes idle connections after {ms:g} ms."
+    return f"One request every 200 ms: {_got(df)}{stalled}; Envoy closes idle connections after {ms:g} ms."
 
 
 exercise(Exercise(
     "7.fix-idle-timeout",
     "Write the DestinationRule for host `reviews` that removes the race: Envoy must close an idle "
-    "connection before the app does (the app: 100 ms), with room for the round trip to the pod (2 × 25 ms). "
-    "(The check applies it alone, sends a request every 125 ms, then puts the lab back.)",
+    "connection before the app does (the app: 175 ms), with room for the round trip to the pod (2 × 25 ms). "
+    "(The check applies it alone, sends a request every 200 ms, then puts the lab back.)",
     "`spec.trafficPolicy.connectionPool.http.idleTimeout`, a duration such as `25ms`: below the app's "
     "keep-alive timeout less the round trip.",
     "Envoy now closes a connection idle for less than the app's timeout, so it never sends on one the "
