@@ -475,6 +475,66 @@ def _nice_step(raw: float) -> float:
     return raw
 
 
+# ------------------------------------------------------------------------------------ chapter 7
+
+__all__ += ["send_interval_ms", "race_window"]
+
+
+def send_interval_ms(df: pd.DataFrame) -> float:
+    """The median time between two requests of a probe, in ms (from `t`, when each was sent);
+    NaN with fewer than two requests."""
+    _need(df, "t")
+    t = pd.to_numeric(df["t"], errors="coerce").dropna().sort_values()
+    if len(t) < 2:
+        return float("nan")
+    return float(t.diff().dropna().median() * 1000.0)
+
+
+def race_window(probes: Mapping[str, pd.DataFrame], keepalive_ms: float | None = None,
+                idle_timeout_ms: float | None = None, title: str | None = None) -> go.Figure:
+    """What requests got against the time between them: one point per probe and outcome (x: the
+    probe's median interval between requests, `send_interval_ms`; y: that outcome's share).
+
+    `keepalive_ms` draws the app's keep-alive idle timeout (the app closes a connection idle that
+    long) and `idle_timeout_ms` the DestinationRule's `connectionPool.http.idleTimeout` (Envoy
+    closes first): the keep-alive race lives just past the app's line, in a window as wide as the
+    time the app's close takes to reach Envoy.
+    """
+    if not probes:
+        raise ValueError("race_window() needs at least one probe, e.g. {'125 ms': df}")
+    points = []
+    for label, df in probes.items():
+        if len(df) == 0:
+            raise ValueError(f"race_window(): the probe {label!r} is empty")
+        x = send_interval_ms(df)
+        counts = outcome(df).value_counts()
+        for o, k in counts.items():
+            points.append((x, str(o), int(k), len(df), str(label)))
+    fig = Figure()
+    labels = sorted({p[1] for p in points}, key=lambda s: (_outcome_color(s) == OUTCOME_COLORS["503"], s))
+    xs = sorted({p[0] for p in points})
+    for o in labels:
+        by_x = {p[0]: p for p in points if p[1] == o}
+        ys = [by_x[x][2] / by_x[x][3] if x in by_x else 0.0 for x in xs]
+        data = [(by_x[x][2], by_x[x][3]) if x in by_x else (0, 0) for x in xs]
+        fig.add_scatter(x=xs, y=ys, name=o, mode="lines+markers", customdata=data,
+                        marker=dict(color=_outcome_color(o), size=9), line=dict(color=_outcome_color(o)),
+                        hovertemplate="every %{x:.0f} ms: %{customdata[0]} of %{customdata[1]} requests "
+                                      "(%{y:.0%})<extra>%{fullData.name}</extra>")
+    marks = [(keepalive_ms, "the app closes idle connections", "#d62728"),
+             (idle_timeout_ms, "Envoy closes idle connections (idleTimeout)", "#2ca02c")]
+    for i, (at, text, color) in enumerate(m for m in marks if m[0] is not None):
+        fig.add_vline(x=float(at), line=dict(color=color, dash="dash", width=1.5))
+        fig.add_annotation(x=float(at), y=1.08 - 0.08 * i, yref="paper", text=f"{text}: {float(at):g} ms",
+                           showarrow=False, xanchor="left", font=dict(size=11, color=color),
+                           bgcolor="rgba(255,255,255,0.8)")
+    fig.update_layout(template=_TEMPLATE, title=title or "What the requests got, by the time between them",
+                      xaxis=dict(title="time between two requests (ms)", rangemode="tozero"),
+                      yaxis=dict(title="share of requests", tickformat=".0%", range=[0, 1.05]),
+                      legend_title="outcome")
+    return fig
+
+
 def flow(df: pd.DataFrame, host: str | None = None, title: str | None = None) -> go.Figure:
     """Request flow as a Sankey: host → route → cluster → pod (or the failure), 503s in red.
 

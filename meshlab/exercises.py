@@ -756,3 +756,196 @@ exercise(Exercise(
     "Without the Service the route names a cluster istiod no longer sends, and Envoy answers "
     "503 NC. The DR itself stays valid — it just decorates nothing.",
     _seed))
+
+
+# ------------------------------------------------------------------------------------ chapter 7
+
+def _predict_quiet(answer: Any, data: Mapping[str, Any]) -> bool:
+    if not isinstance(answer, (str, int)) or not re.fullmatch(r"\s*\d{3}(\s+[A-Za-z,]+)?\s*", str(answer)):
+        raise ValueError("Answer with one outcome in quotes: \"200\" if every request works, or the status and "
+                         "flag of the failures you expect, e.g. \"503 NC\".")
+    counts = _outcomes(_probe(data))
+    failures = [o for o in counts.index if o != "200"]
+    if str(answer).strip() == "200":
+        if failures:
+            raise _NotYet(f"You guessed that every request works; {counts[failures].sum()} did not.")
+        return True
+    if not any(_same_outcome(answer, o) for o in failures):
+        raise _NotYet(f"You guessed {str(answer).strip()}.")
+    if str(answer).strip().isdigit():
+        raise _NotYet(f"The status {str(answer).strip()} is right; the flag, which names the cause, was missing.")
+    return True
+
+
+exercise(Exercise(
+    "7.predict-quiet-traffic",
+    "One request every 200 ms to a pod whose app closes a connection idle for 175 ms: do they all get "
+    "200? If not, which status and flag do the others get?",
+    "Envoy keeps the connection for the next request (its idle timeout is an hour). Who closes it first, "
+    "and what if a request is on its way at that moment?",
+    "503 UC: Envoy sent the request on the keep-alive connection it kept, while the app's close was "
+    "on its way; the connection went away before any answer (upstream_reset_before_response_started"
+    "{connection_termination}). Every other request opened a new connection and got 200.",
+    _predict_quiet, needs=("probe",), kind="prediction", measured=lambda d: _got(_probe(d)) + "."))
+
+
+def _idle_timeouts(objs: Iterable[Any]) -> list[float]:
+    """Every connectionPool idleTimeout (seconds) a DestinationRule's policies set."""
+    from .names import duration_seconds
+    out = []
+    for o in objs:
+        m = o.to_manifest() if hasattr(o, "to_manifest") else {}
+        if m.get("kind") != "DestinationRule":
+            continue
+        spec = m.get("spec") or {}
+        policies = [spec.get("trafficPolicy") or {}] + [s.get("trafficPolicy") or {} for s in spec.get("subsets") or []]
+        for tp in policies:
+            pool = tp.get("connectionPool") or {}
+            for part in ("http", "tcp"):
+                idle = (pool.get(part) or {}).get("idleTimeout")
+                if idle:
+                    out.append(duration_seconds(str(idle)))
+    return out
+
+
+def _app_keepalive(lab: Any) -> tuple[float, float] | None:
+    """(the reviews app's keep-alive timeout, the longest race-free idle timeout), in ms, from its
+    Deployment's env (`meshlab.app.race_free_idle_ms`)."""
+    from .app import race_free_idle_ms
+    for o in lab.objects():
+        m = o.to_manifest() if hasattr(o, "to_manifest") else {}
+        if m.get("kind") != "Deployment" or (m.get("metadata") or {}).get("labels", {}).get("app") != "reviews":
+            continue
+        for c in (((m.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []:
+            env = {str(e.get("name")): str(e.get("value")) for e in c.get("env") or [] if "value" in e}
+            found = race_free_idle_ms(env)
+            if found:
+                return found
+    return None
+
+
+def _fix_keepalive(answer: Any, data: Mapping[str, Any]) -> str:
+    """Apply the learner's DestinationRule, send quiet traffic (one request every 200 ms), put the
+    lab back; judge: an idle timeout below the app's less the network's round trip, and at most one
+    503 UC in 12 (a proxy stalled on a busy machine can miss its own timer, as on a real node)."""
+    lab = _lab(data)
+    app = _app_keepalive(lab)
+    with lab.restoring():
+        theirs = [o for o in lab.objects() if o.kind in ("DestinationRule", "VirtualService")]
+        if theirs:          # yours is the only policy while the check measures
+            lab.delete(theirs)
+        applied = lab.apply(answer)
+        if "DestinationRule" not in _kinds(applied):
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks "
+                             "for a DestinationRule.")
+        df = lab.probe("http://reviews:9080/", n=12, rate=5, seed=1)
+    counts = _outcomes(df)
+    raced = int(counts.get("503 UC", 0))
+    idle = _idle_timeouts(applied)
+    if not idle:
+        raise _NotYet(f"{_got(df)}. Envoy still keeps idle connections for an hour: no idleTimeout.")
+    ms = idle[0] * 1000
+    if app is not None and ms >= app[1]:
+        side = "longer than the app does" if ms >= app[0] else (
+            f"too close to the app's {app[0]:g} ms: the answer takes {(app[0] - app[1]) / 2:g} ms to reach Envoy "
+            "and the next request as long to reach the app, so leave that round trip")
+        raise _NotYet(f"{_got(df)}. Your idleTimeout is {ms:g} ms: Envoy keeps the connection {side}.")
+    if raced > 1 or set(counts.index) - {"200", "503 UC"}:
+        raise _NotYet(f"{_got(df)}.")
+    stalled = (" (one request still lost the race: on a machine this busy a stalled proxy can miss its own "
+               "timer by tens of ms — run the check again)") if raced else ""
+    return f"One request every 200 ms: {_got(df)}{stalled}; Envoy closes idle connections after {ms:g} ms."
+
+
+exercise(Exercise(
+    "7.fix-idle-timeout",
+    "Write the DestinationRule for host `reviews` that removes the race: Envoy must close an idle "
+    "connection before the app does (the app: 175 ms), with room for the round trip to the pod (2 × 25 ms). "
+    "(The check applies it alone, sends a request every 200 ms, then puts the lab back.)",
+    "`spec.trafficPolicy.connectionPool.http.idleTimeout`, a duration such as `25ms`: below the app's "
+    "keep-alive timeout less the round trip.",
+    "Envoy now closes a connection idle for less than the app's timeout, so it never sends on one the "
+    "app may be closing: each quiet request opens a fresh connection (a few hundred microseconds here, "
+    "a TCP and perhaps mTLS handshake on a cluster) instead of racing.",
+    _fix_keepalive, needs=("lab",)))
+
+exercise(Exercise(
+    "7.reset-hides",
+    "With `reset` in retryOn every request got 200. What happened to the keep-alive race? "
+    "(a), (b) or (c)?",
+    "Look at the `attempts` column, and at what Envoy's counters say about connections the pod closed.",
+    "(b): the race still happens at the same rate; Envoy now sends each raced request again on a new "
+    "connection (attempts 2), which costs a round trip and hides the cause. A `reset` retry is only "
+    "safe for requests the app may see twice: Envoy cannot know whether a reset request was processed.",
+    lambda answer, data: _choice(answer, {"a": "a", "b": "b", "c": "c"}) == "b"))
+
+
+# ------------------------------------------------------------------------------------ chapter 8
+
+def _predict_canary_pods(answer: Any, data: Mapping[str, Any]) -> bool:
+    n = _number(answer)
+    got = int(_answered(_probe(data))["pod"].nunique())
+    if n != got:
+        raise _NotYet(f"You guessed {n:g} pod(s).")
+    return True
+
+
+exercise(Exercise(
+    "8.predict-canary-pods",
+    "Hash on `end-user` plus a 50/50 canary split between subsets v1 and v2: how many different pods "
+    "answer jason's 20 requests?",
+    "Which decision does Envoy take first for each request: the weighted destination, or the hash?",
+    "Two — one v1 pod and the v2 pod. Envoy draws the weighted destination (a subset's cluster) for "
+    "every request first, then hashes jason inside that cluster: the hash is sticky per subset, not "
+    "across the split.",
+    _predict_canary_pods, needs=("probe",), kind="prediction",
+    measured=lambda d: f"{int(_answered(_probe(d))['pod'].nunique())} pod(s) answered jason: "
+                       + ", ".join(sorted(_answered(_probe(d))["pod"].astype(str).unique())) + "."))
+
+
+def _hash_cookie(answer: Any, data: Mapping[str, Any]) -> str:
+    """Apply the learner's DestinationRule alone, send 12 requests for each of three sessions (a
+    `session` cookie, no other header), judge: one pod per session; put the lab back."""
+    lab = _lab(data)
+    sessions = ("s-1", "s-2", "s-3")
+    with lab.restoring():
+        theirs = [o for o in lab.objects() if o.kind in ("DestinationRule", "VirtualService")]
+        if theirs:
+            lab.delete(theirs)
+        applied = lab.apply(answer)
+        if "DestinationRule" not in _kinds(applied):
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks "
+                             "for a DestinationRule.")
+        got = {s: lab.probe("http://reviews:9080/", n=12, seed=1, headers={"cookie": f"session={s}"})
+               for s in sessions}
+    failed = {s: _got(df) for s, df in got.items() if list(_outcomes(df).index) != ["200"]}
+    if failed:
+        raise _NotYet("Not every request got 200: " + "; ".join(f"{s}: {g}" for s, g in failed.items()) + ".")
+    pods = {s: sorted(df["pod"].astype(str).unique()) for s, df in got.items()}
+    spread = [f"{s} reached {len(p)} pods" for s, p in pods.items() if len(p) > 1]
+    if spread:
+        raise _NotYet(", ".join(spread) + ": Envoy does not hash on the session cookie yet.")
+    return "Each session stuck to one pod: " + ", ".join(f"{s} → {p[0]}" for s, p in pods.items()) + "."
+
+
+exercise(Exercise(
+    "8.hash-cookie",
+    "Write a DestinationRule for host `reviews` that keeps each browser session on one pod by its "
+    "`session` cookie. (The check applies it alone, sends 12 requests for each of three sessions, then "
+    "puts the lab back.)",
+    "`spec.trafficPolicy.loadBalancer.consistentHash.httpCookie` takes a `name` (and a `ttl`: with a ttl "
+    "Envoy sets the cookie itself when a request has none).",
+    "Envoy hashed each request's `session` cookie onto the ring of the cluster's endpoints: one session, "
+    "one pod, as long as the pods stay the same — a pod added or removed moves only the sessions of its "
+    "part of the ring.",
+    _hash_cookie, needs=("lab",)))
+
+exercise(Exercise(
+    "8.failover-needs",
+    "The DestinationRule asks for locality failover, yet every zone gets a third of the traffic. Why? "
+    "(a), (b) or (c)?",
+    "Compare the endpoint priorities the sidecar got with and without outlierDetection.",
+    "(b): without outlierDetection Envoy could never tell that the local endpoints fail, so istiod "
+    "writes no locality priorities at all (pilot/pkg/networking/core/loadbalancer) and every zone shares "
+    "the traffic. Add outlierDetection to the same traffic policy.",
+    lambda answer, data: _choice(answer, {"a": "a", "b": "b", "c": "c"}) == "b"))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
 
 from .backends.base import Backend, ProxyName, RunningProbe, Via
-from .errors import InternalError, LabClosed, LabOptionError, MeshlabError
+from .errors import InternalError, LabClosed, LabOptionError, MeshlabError, ProbeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -268,11 +268,44 @@ class Lab:
             return self.backend.pods()
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
-                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
+                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None,
+                latency_jitter_ms: float | None = None, keepalive_timeout_ms: float | None = None,
+                connection_close: bool | None = None, network_delay_ms: float | None = None) -> None:
+        """Turn the knobs of a pod's app (`name`: the pod, or a Deployment's name when it has one
+        pod). Only the knobs given change:
+
+        - `latency_ms` (+ `latency_jitter_ms` × a seeded uniform draw): how long each answer takes;
+        - `error_rate` (0–1) of answers with status `error_code` (default 503);
+        - `ready`: the readiness probe's answer (False takes the pod out of the endpoints);
+        - `keepalive_timeout_ms`: the app closes a keep-alive connection idle this long, silently
+          (0: never) — the server side of the 503 UC race (chapter 7);
+        - `connection_close`: every answer says `connection: close` and the app closes;
+        - `network_delay_ms`: each way, the pod's bytes and closes take this long, as over a network
+          between nodes (loopback has none).
+        """
         self._check_open()
         with plainly(f"setting pod {name!r}'s knobs"):
             self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
-                                 ready=ready, error_code=error_code)
+                                 ready=ready, error_code=error_code, latency_jitter_ms=latency_jitter_ms,
+                                 keepalive_timeout_ms=keepalive_timeout_ms, connection_close=connection_close,
+                                 network_delay_ms=network_delay_ms)
+
+    def app_log(self, probe: pd.DataFrame | None = None, *, namespace: str | None = None) -> pd.DataFrame:
+        """What the pods' app received, one row per request — the app's own access log (on a real
+        cluster: `kubectl logs` of the pods): pod, namespace, version, t, method, path, request_id,
+        status. Envoy keeps a request's `x-request-id` on every retry, so a request the app saw
+        three times has three rows with one id.
+
+        `probe`: only the requests of that probe (what `lab.probe` returned)."""
+        self._check_open()
+        with plainly("reading the app's log"):
+            log = self.backend.app_log(namespace=namespace)
+        prefix = (getattr(probe, "attrs", {}) or {}).get("request_id_prefix") if probe is not None else None
+        if probe is not None and not prefix:
+            raise ProbeError("app_log(probe): that table has no request ids (pass what lab.probe returned)")
+        if prefix:
+            log = log[log["request_id"].astype(str).str.startswith(prefix)].reset_index(drop=True)
+        return log
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         self._check_open()
@@ -288,8 +321,11 @@ class Lab:
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
-              timeout: float = 30.0) -> pd.DataFrame:
+              timeout: float = 30.0, method: str = "GET") -> pd.DataFrame:
         """Send `n` requests as a client pod in `namespace` would; one row per request.
+
+        `method`: GET (default), POST, PUT, PATCH or DELETE (no body). `timeout`: seconds the
+        client waits for each answer before it gives up (status 0, error `timeout`).
 
         The rows are a `charts.ProbeTable`: a DataFrame that shows the columns a learner reads
         first (status, flags, pod, version…) at the left.
@@ -302,17 +338,18 @@ class Lab:
         with plainly("probing"):
             df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
                                     via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,
-                                    timeout=timeout)
+                                    timeout=timeout, method=method)
         rows = ProbeTable(df)
         rows.attrs.update(df.attrs)
         # what explain() reads for what no Envoy row says: the name asked for, the path and headers sent
-        rows.attrs.update(url=url, via=via, namespace=namespace, headers=dict(headers or {}))
+        rows.attrs.update(url=url, via=via, namespace=namespace, headers=dict(headers or {}), method=method,
+                          timeout=timeout)
         return rows
 
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0, duration: float | None = None,
                 concurrency: int = 1, keepalive: bool = True, headers: dict[str, str] | None = None,
                 via: Via = "sidecar", namespace: str = "default", seed: int | None = None,
-                timeout: float = 30.0) -> RunningProbe:
+                timeout: float = 30.0, method: str = "GET") -> RunningProbe:
         """Traffic in the background while you change things::
 
             with lab.probing("http://reviews:9080/", rate=200) as p:
@@ -323,7 +360,7 @@ class Lab:
         with plainly("starting a probe"):
             return self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
                                         keepalive=keepalive, headers=headers, via=via, namespace=namespace,
-                                        seed=seed, timeout=timeout)
+                                        seed=seed, timeout=timeout, method=method)
 
     # ---- views ---------------------------------------------------------------------------------
     def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:

@@ -226,6 +226,10 @@ class Container(_OpenModel):
 class PodSpec(_OpenModel):
     containers: list[Container] = Field(min_length=1)
     init_containers: list[Container] | None = None
+    # where the pod may run (the scheduler's inputs; `meshlab.state.schedule`)
+    node_name: str | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: dict[str, Any] | None = None
 
     def container_port(self, name: str) -> int | None:
         """The number of the container port called `name` (a Service's named targetPort), as the

@@ -582,6 +582,120 @@ def flow(lab: Any, base_url: str, **kw: Any) -> FlowExplorer:
     return FlowExplorer(lab, base_url, **kw)
 
 
+# ------------------------------------------------------------------------------------ chapter 7
+
+__all__ += ["RequestGapExplorer", "HashPicker", "request_gap", "hash_picker"]
+
+
+class RequestGapExplorer(_Explorer):
+    """How long between two requests? A slider for the interval; `charts.race_window` collects
+    what the requests got at every interval tried, so the keep-alive race window draws itself.
+
+    Each move sends `n` requests at one every `interval` ms (`lab.probe(rate=1000/interval)`); it
+    changes no object. `keepalive_ms` / `idle_timeout_ms` are drawn as lines (the app's keep-alive
+    timeout, the DestinationRule's idleTimeout) — pass what the manifests say.
+    """
+
+    def __init__(self, lab: Any, url: str, *, keepalive_ms: float | None = None,
+                 idle_timeout_ms: float | None = None, n: int = 12, interval: int = 40, min_ms: int = 10,
+                 max_ms: int = 250, step: int = 5, seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.seed, self.probe_kw = lab, url, n, seed, probe_kw
+        self.keepalive_ms, self.idle_timeout_ms = keepalive_ms, idle_timeout_ms
+        self.slider = W.IntSlider(value=interval, min=min_ms, max=max_ms, step=step, continuous_update=False,
+                                  description="ms between", layout=W.Layout(width="420px"))
+        self.slider.add_class("meshlab-gap-slider")
+        super().__init__(lab, [self.slider], go.Figure(), "meshlab-gap")
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+        self.set(self.slider.value)
+
+    def set(self, interval: int) -> None:
+        """Send `n` requests `interval` ms apart; the probe lands in `.results[f"{interval} ms"]`."""
+        if self.slider.value != interval:
+            self.slider.value = interval
+            return
+        started = self._busy(f"sending {self.n} requests, one every {interval} ms…")
+        try:
+            with self._trial():
+                df = self.lab.probe(self.url, n=self.n, rate=1000.0 / interval, seed=self.seed, **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return
+        self.results[f"{interval} ms"] = df
+        ordered = dict(sorted(self.results.items(), key=lambda kv: float(kv[0].split()[0])))
+        _redraw(self.figure, charts.race_window(ordered, keepalive_ms=self.keepalive_ms,
+                                                idle_timeout_ms=self.idle_timeout_ms))
+        self._done(started, f"one every {interval} ms: {charts.outcome_summary(df)}")
+
+
+def request_gap(lab: Any, url: str, **kw: Any) -> RequestGapExplorer:
+    """A live 'time between requests' slider over `charts.race_window` (see `RequestGapExplorer`)."""
+    return RequestGapExplorer(lab, url, **kw)
+
+
+# ------------------------------------------------------------------------------------ chapter 8
+
+class HashPicker(_Explorer):
+    """Pick what Envoy hashes on (a DestinationRule's `loadBalancer.consistentHash`): which pod
+    each user's requests reach.
+
+    The DestinationRule comes from a real manifest; the picker rewrites
+    `spec.trafficPolicy.loadBalancer`, applies it, and sends `n` requests as each user — a user
+    sends its name in the `end-user` header and in a `session` cookie — then draws one bar per
+    user (`charts.shares`). The lab's own DestinationRule is put back after each measurement.
+    """
+
+    KEYS: dict[str, dict[str, Any] | None] = {
+        "no hash": None,
+        "header end-user": {"httpHeaderName": "end-user"},
+        "cookie session": {"httpCookie": {"name": "session", "ttl": "0s"}},
+        "source IP": {"useSourceIp": True},
+    }
+
+    def __init__(self, lab: Any, manifest: str | Path | Mapping[str, Any], url: str, *,
+                 users: Sequence[str] = ("jason", "ana", "li"), n: int = 12, seed: int | None = 1,
+                 **probe_kw: Any) -> None:
+        self.lab, self.url, self.users, self.n, self.seed, self.probe_kw = lab, url, list(users), n, seed, probe_kw
+        self.manifest = _read_yaml(manifest)
+        self.picker = W.ToggleButtons(options=list(self.KEYS), value=None, description="hash on",
+                                      style=_WIDE_BUTTONS)
+        self.picker.add_class("meshlab-hash-picker")
+        super().__init__(lab, [self.picker], go.Figure(), "meshlab-hash", changes=[_ref(self.manifest)])
+        self.picker.observe(lambda change: change["new"] and self.set(change["new"]), names="value")
+
+    def set(self, key: str) -> None:
+        """Hash on `key` (one of `KEYS`), probe as every user; `.results[f"{key}: {user}"]`."""
+        if key not in self.KEYS:
+            raise ValueError(f"key must be one of {list(self.KEYS)}, got {key!r}")
+        if self.picker.value != key:
+            self.picker.value = key
+            return
+        policy = self.KEYS[key]
+        tp = self.manifest.setdefault("spec", {}).setdefault("trafficPolicy", {})
+        tp["loadBalancer"] = {"consistentHash": copy.deepcopy(policy)} if policy else {"simple": "LEAST_REQUEST"}
+        started = self._busy(f"applying {key}, sending {self.n} requests as each of {', '.join(self.users)}…")
+        try:
+            with self._trial():
+                self.lab.apply(copy.deepcopy(self.manifest))
+                pods = self.lab.pods()
+                by_user = {u: self.lab.probe(self.url, n=self.n, seed=self.seed, **self.probe_kw,
+                                             headers={"end-user": u, "cookie": f"session={u}"})
+                           for u in self.users}
+        except Exception as e:
+            self._failed(e)
+            return
+        for u, df in by_user.items():
+            self.results[f"{key}: {u}"] = df
+        _redraw(self.figure, charts.shares(by_user, by="pod", pods=pods,
+                                           title=f"Which pod each user reached — hash on: {key}"))
+        spread = ", ".join(f"{u} {df['pod'].nunique()}" for u, df in by_user.items())
+        self._done(started, f"{key}: pods per user — {spread}")
+
+
+def hash_picker(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw: Any) -> HashPicker:
+    """A live consistent-hash key picker over a DestinationRule manifest (see `HashPicker`)."""
+    return HashPicker(lab, manifest, url, **kw)
+
+
 # ------------------------------------------------------------------------------------ exercises
 
 class Quiz(W.VBox):

@@ -85,7 +85,8 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
     ("clean: fault with percentage, timeout and retries", [vs(http="""
         - fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
           timeout: 2s
-          retries: {attempts: 2, perTryTimeout: 500ms}
+          retries: {attempts: 2, perTryTimeout: 500ms, retryOn: "gateway-error,connect-failure"}
+          match: [{method: {exact: GET}}]
           route:
           - destination: {host: reviews}""")], set()),
     ("clean: gateway on Bookinfo's port 8080 with host served", [
@@ -233,7 +234,8 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
      {("MLB0008", VS_DEF)}),
     ("MLB0009 + MLB0010 ignored weight, perTryTimeout >= timeout", [vs(http="""
         - timeout: 1s
-          retries: {attempts: 3, perTryTimeout: 2s}
+          retries: {attempts: 3, perTryTimeout: 2s, retryOn: gateway-error}
+          match: [{method: {exact: GET}}]
           route:
           - {destination: {host: reviews}, weight: 50}""")], {("MLB0009", VS_DEF), ("MLB0010", VS_DEF)}),
     ("MLB0011 subset only in a DestinationRule of an unrelated namespace", [ns("prod"),
@@ -244,6 +246,69 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         svc("wrongport", ports="[{name: http, port: 80, targetPort: 8080}]", selector="{app: reviews}"),
         svc("wrongname", ports="[{name: http, port: 80, targetPort: web}]", selector="{app: reviews}")],
      {("MLB0012", "Service default/wrongport"), ("MLB0012", "Service default/wrongname")}),
+    # ---------------------------------------------------------------- resilience traps (chapters 5-8)
+    ("MLB0013 outlier detection at the default 10 % on 3 pods ejects nothing",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}\n")],
+     {("MLB0013", DR_DEF)}),
+    ("MLB0013 quiet when maxEjectionPercent lets one of 3 pods go",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 50}}\n")
+      .replace("- {name: v1, labels: {version: v1}}", "- {name: v1, labels: {version: v1}, trafficPolicy: "
+                                                        "{outlierDetection: {maxEjectionPercent: 100}}}")], set()),
+    ("MLB0014 locality failover without outlierDetection",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {loadBalancer: {localityLbSetting: "
+                                   "{failover: [{from: eu-west, to: us-east}]}}}\n")], {("MLB0014", DR_DEF)}),
+    ("MLB0014 quiet with outlierDetection next to the failover",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}, "
+                                   "loadBalancer: {localityLbSetting: {failoverPriority: [topology.kubernetes.io/zone]}}}\n")],
+     set()),
+    ("MLB0015 the app's keep-alive is shorter than Envoy's: without and with a DestinationRule", [
+        svc("ka", selector="{app: ka}"), svc("kb", selector="{app: kb}"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ka, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: ka}}\n  template:\n    metadata: {labels: {app: ka}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '20'}]}]}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: kb, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: kb}}\n  template:\n    metadata: {labels: {app: kb}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '20'}]}]}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: kb, namespace: default}\n"
+        "spec: {host: kb, trafficPolicy: {connectionPool: {http: {idleTimeout: 30ms}}}}\n"],
+     {("MLB0015", "Service default/ka"), ("MLB0015", "DestinationRule default/kb")}),
+    ("MLB0015 quiet with an idleTimeout below the app's", [
+        svc("ka", selector="{app: ka}"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ka, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: ka}}\n  template:\n    metadata: {labels: {app: ka}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '20'}]}]}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ka, namespace: default}\n"
+        "spec: {host: ka, trafficPolicy: {connectionPool: {http: {idleTimeout: 10ms}}}}\n"], set()),
+    ("MLB0015 an idleTimeout below the app's but not by the network's round trip (chapter 7's lab)", [
+        svc("ka", selector="{app: ka}"), svc("kb", selector="{app: kb}"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ka, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: ka}}\n  template:\n    metadata: {labels: {app: ka}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '100'}, "
+        "{name: NETWORK_DELAY_MS, value: '25'}]}]}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: kb, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: kb}}\n  template:\n    metadata: {labels: {app: kb}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '100'}, "
+        "{name: NETWORK_DELAY_MS, value: '25'}]}]}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ka, namespace: default}\n"
+        "spec: {host: ka, trafficPolicy: {connectionPool: {http: {idleTimeout: 60ms}}}}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: kb, namespace: default}\n"
+        "spec: {host: kb, trafficPolicy: {connectionPool: {http: {idleTimeout: 25ms}}}}\n"],
+     {("MLB0015", "DestinationRule default/ka")}),
+    ("MLB0016 retryOn 5xx on a rule any method takes; quiet on a GET-only rule", [vs(http="""
+        - match: [{method: {exact: GET}}]
+          retries: {attempts: 3, retryOn: 5xx}
+          route: [{destination: {host: reviews}}]
+        - retries: {attempts: 3, retryOn: "gateway-error,503"}
+          route: [{destination: {host: reviews}}]""")], {("MLB0016", VS_DEF)}),
+    ("MLB0017 consistent hash across a weighted split", [
+        DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}\n"),
+        vs(http="""
+        - route:
+          - {destination: {host: reviews, subset: v1}, weight: 50}
+          - {destination: {host: reviews, subset: v2}, weight: 50}""")], {("MLB0017", VS_DEF)}),
+    ("MLB0018 a perTryTimeout the default retryOn never retries", [vs(http="""
+        - retries: {attempts: 2, perTryTimeout: 100ms}
+          route: [{destination: {host: reviews}}]""")], {("MLB0018", VS_DEF)}),
 ]
 
 

@@ -162,3 +162,12 @@ def test_a_body_larger_than_a_pod_takes_is_refused_not_buffered(pod):
     with open(f"/proc/{pod.pid}/status") as f:
         rss_mb = int(next(x for x in f if x.startswith("VmRSS")).split()[1]) // 1024
     assert rss_mb < 64
+
+
+def test_the_race_free_idle_timeout_leaves_a_round_trip_of_the_network():
+    from meshlab.app import race_free_idle_ms
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "100", "NETWORK_DELAY_MS": "25"}) == (100.0, 50.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "100"}) == (100.0, 100.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "20", "NETWORK_DELAY_MS": "25"}) == (20.0, 0.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "0"}) is None and race_free_idle_ms({}) is None
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "soon"}) is None

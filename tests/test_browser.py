@@ -716,7 +716,32 @@ def _chapter_4(page: Any, lab: _Lab) -> None:
     _shoot_output(page, 'check("4.fix-with-serviceentry"', "ch04-serviceentry-check")
 
 
+def _chapter_7(page: Any, lab: _Lab) -> None:
+    box = _box(page, "meshlab-gap")
+    slider = box.locator(".meshlab-gap-slider").first
+    _arm(box)
+    _drag_slider(page, slider, 0.05)
+    status = _after_move(page, box)
+    ms = int(_slider_value(slider))
+    assert status.startswith("✔") and f"one every {ms} ms" in status, (ms, status)
+    plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-gap .js-plotly-plot")[0]
+    assert plot and all(len(t["x"]) >= 6 for t in plot), plot    # the 5 intervals of Run All and this one
+    _shoot(page, "ch07-widget-after-move", box.locator(".js-plotly-plot").first)
+
+
+def _chapter_8(page: Any, lab: _Lab) -> None:
+    box = _box(page, "meshlab-hash")
+    picker = box.locator(".meshlab-hash-picker").first
+    assert not page.evaluate(_TRUNCATED_JS, ".meshlab-hash-picker button"), "hash buttons cut short"
+    _arm(box)
+    picker.locator("button", has_text="header end-user").first.click()
+    status = _after_move(page, box)
+    assert status.startswith("✔") and "jason 1, ana 1, li 1" in status, status    # one pod per user
+    _shoot(page, "ch08-widget-after-move", box.locator(".js-plotly-plot").first)
+
+
 MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4}
+MOVES.update({"07": _chapter_7, "08": _chapter_8})
 # After the lab is closed: the control each chapter pokes once more, to see the widget say so.
 POKES = {
     "00": lambda page: _drag_slider(page, page.locator(".meshlab-requests-slider").first, 0.2),
@@ -727,6 +752,11 @@ POKES = {
 }
 POKED = {"00": "meshlab-probe", "01": "meshlab-connections", "02": "meshlab-lb", "03": "meshlab-weights",
          "04": "meshlab-order"}
+POKES.update({
+    "07": lambda page: _drag_slider(page, page.locator(".meshlab-gap-slider").first, 0.3),
+    "08": lambda page: page.locator(".meshlab-hash-picker button", has_text="no hash").first.click(),
+})
+POKED.update({"07": "meshlab-gap", "08": "meshlab-hash"})
 
 
 @pytest.mark.timeout(900)

@@ -320,3 +320,44 @@ def test_outcome_summary_says_what_requests_got_without_a_multiplication_sign():
     assert charts.outcome_summary(split_probe(20, 0.5)) == "all 20 requests got 200"
     mixed = charts.outcome_summary(split_probe(18, 0.5, nc=2))
     assert mixed == "20 requests: 18 got 200, 2 got 503 NC" and "×" not in mixed
+
+
+# ---- chapter 7: the keep-alive race window
+
+def _every(ms: float, outcomes: list[tuple[int, str]]) -> pd.DataFrame:
+    """Requests `ms` apart with the given (status, flags), in order."""
+    return frame([{"t": i * ms / 1000.0, "status": s, "flags": f,
+                   "pod": "" if s == 503 else "reviews-v1-abc12-x1", "version": "" if s == 503 else "v1"}
+                  for i, (s, f) in enumerate(outcomes)])
+
+
+def test_send_interval_is_the_median_gap_between_requests_in_ms():
+    df = _every(125, [(200, "-")] * 5)
+    assert charts.send_interval_ms(df) == pytest.approx(125.0)
+    jittered = df.assign(t=[0.0, 0.100, 0.250, 0.375, 0.500])   # gaps 100, 150, 125, 125
+    assert charts.send_interval_ms(jittered) == pytest.approx(125.0)
+    assert math.isnan(charts.send_interval_ms(df.head(1)))
+
+
+def test_race_window_puts_each_outcome_share_at_the_probes_interval_and_draws_both_timeouts():
+    quiet = _every(125, [(200, "-"), (503, "UC")] * 4)
+    busy = _every(50, [(200, "-")] * 8)
+    fig = charts.race_window({"125 ms": quiet, "50 ms": busy}, keepalive_ms=100, idle_timeout_ms=50)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"200", "503 UC"}
+    assert list(traces["503 UC"].x) == pytest.approx([50.0, 125.0])       # sorted by interval
+    assert list(traces["503 UC"].y) == [0.0, 0.5] and list(traces["200"].y) == [1.0, 0.5]
+    assert traces["503 UC"].marker.color == charts.OUTCOME_COLORS["503"]
+    lines = sorted(s.x0 for s in fig.layout.shapes)
+    assert lines == [50.0, 100.0]
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    assert "the app closes idle connections: 100 ms" in notes and "idleTimeout): 50 ms" in notes
+    only_app = charts.race_window({"125 ms": quiet}, keepalive_ms=100)
+    assert [s.x0 for s in only_app.layout.shapes] == [100.0]
+
+
+def test_race_window_refuses_nothing_to_draw():
+    with pytest.raises(ValueError, match="at least one probe"):
+        charts.race_window({})
+    with pytest.raises(ValueError, match="'x' is empty"):
+        charts.race_window({"x": frame([])})

@@ -296,3 +296,34 @@ def test_close_button_closes_the_lab_and_says_how_to_start_again():
     b.button.click()
     assert lab.closed and b.button.disabled
     assert "Run All Cells" in b.status.value
+
+
+# ---- chapters 7 and 8
+
+def test_request_gap_probes_at_the_chosen_interval_and_collects_the_race_window():
+    lab = RecordingLab()
+    w = widgets.request_gap(lab, "http://reviews:9080/", keepalive_ms=100, n=8)
+    assert lab.probes[-1]["rate"] == pytest.approx(1000 / 40) and lab.probes[-1]["n"] == 8
+    w.set(125)
+    assert lab.probes[-1]["rate"] == pytest.approx(8.0)
+    assert list(w.results) == ["40 ms", "125 ms"]
+    assert lab.applied == [] and lab.trials == 0          # it only sends requests
+    assert [s.x0 for s in w.figure.layout.shapes] == [100.0]
+    assert "✔" in w.status.value and "one every 125 ms" in w.status.value
+
+
+def test_hash_picker_rewrites_the_hash_key_and_probes_as_each_user():
+    lab = RecordingLab()
+    p = widgets.hash_picker(lab, DR, "http://reviews:9080/", users=("jason", "ana"), n=6)
+    assert lab.applied == []                   # nothing runs until a key is picked
+    p.set("cookie session")
+    lb = lab.applied[-1]["spec"]["trafficPolicy"]["loadBalancer"]
+    assert lb == {"consistentHash": {"httpCookie": {"name": "session", "ttl": "0s"}}}
+    assert [pr["headers"] for pr in lab.probes] == [{"end-user": "jason", "cookie": "session=jason"},
+                                                    {"end-user": "ana", "cookie": "session=ana"}]
+    p.set("no hash")
+    assert lab.applied[-1]["spec"]["trafficPolicy"]["loadBalancer"] == {"simple": "LEAST_REQUEST"}
+    assert list(p.results) == ["cookie session: jason", "cookie session: ana", "no hash: jason", "no hash: ana"]
+    assert lab.trials == 2 and DR["spec"] == {"host": "reviews"}       # the caller's manifest is untouched
+    with pytest.raises(ValueError, match="key must be one of"):
+        p.set("query")

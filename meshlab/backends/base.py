@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 Via = Literal["sidecar", "none", "gateway"]
 ProxyName = Literal["sidecar", "gateway"]
+#: What `Backend.pods` answers: one row per pod (`node`: where it was scheduled; `zone`: the zone of
+#: the locality istiod reads for it, from its node's topology labels or its own locality label).
+POD_COLUMNS = ("name", "namespace", "ip", "labels", "version", "ready", "phase", "node", "zone")
+#: What `Backend.app_log` answers: one row per request a pod's app received (its `/requests`).
+APP_LOG_COLUMNS = ("pod", "namespace", "version", "t", "method", "path", "request_id", "status")
 
 
 class EnvoyAdmin(Protocol):
@@ -82,12 +87,20 @@ class Backend(Protocol):
         """Everything the lab holds now, as copies (editing one changes nothing until applied)."""
 
     def pods(self) -> pd.DataFrame:
-        """One row per pod: name, namespace, ip, labels, version, ready, phase."""
+        """One row per pod (`POD_COLUMNS`): name, namespace, ip, labels, version, ready, phase,
+        node, zone."""
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None,
-                error_code: int | None = None) -> None:
-        """Turn a pod's knobs (a unique prefix such as the Deployment name is enough locally)."""
+                error_code: int | None = None, latency_jitter_ms: float | None = None,
+                keepalive_timeout_ms: float | None = None, connection_close: bool | None = None,
+                network_delay_ms: float | None = None) -> None:
+        """Turn a pod's knobs (a unique prefix such as the Deployment name is enough locally);
+        the knobs are the demo app's (`meshlab.app`)."""
+
+    def app_log(self, *, namespace: str | None = None) -> pd.DataFrame:
+        """What the pods' app received, one row per request (`APP_LOG_COLUMNS`): the app's own
+        access log, as `kubectl logs` of the pods would show it."""
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         """Kill the pod's app: its port refuses; it leaves the endpoints when the kubelet notices."""
@@ -98,13 +111,13 @@ class Backend(Protocol):
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
-              timeout: float = 30.0) -> pd.DataFrame:
+              timeout: float = 30.0, method: str = "GET") -> pd.DataFrame:
         """Send `n` requests (or for `duration` seconds) as a client pod in `namespace` would."""
 
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
                 duration: float | None = None, concurrency: int = 1, keepalive: bool = True,
                 headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
-                seed: int | None = None, timeout: float = 30.0) -> RunningProbe:
+                seed: int | None = None, timeout: float = 30.0, method: str = "GET") -> RunningProbe:
         """The same traffic in the background; with neither `n` nor `duration` it runs until stopped."""
 
     def envoy(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> EnvoyAdmin:
@@ -133,11 +146,11 @@ class BackendBase:
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
-              timeout: float = 30.0) -> pd.DataFrame:
+              timeout: float = 30.0, method: str = "GET") -> pd.DataFrame:
         """Send `n` requests (or for `duration` seconds) and return one row per request."""
         return self.probing(url, n=n if duration is None else None, rate=rate, duration=duration,
                             concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
-                            namespace=namespace, seed=seed, timeout=timeout).result()
+                            namespace=namespace, seed=seed, timeout=timeout, method=method).result()
 
     def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
         """Live config like `istioctl proxy-config all -o json`: clusters, listeners, routes and

@@ -181,7 +181,8 @@ def proxy_config_view(config_dump: dict[str, Any],
     """Summarise a live `/config_dump?include_eds` like `istioctl proxy-config all` does.
 
     Returns {"clusters", "listeners", "routes", "endpoints"}, each a list of flat rows.
-    `clusters_status` (`/clusters?format=json`) adds per-endpoint health and outlier state.
+    `clusters_status` (`/clusters?format=json`) adds per-endpoint health and outlier state;
+    endpoints also carry their `locality` (`region/zone/subzone`) and failover `priority`.
     """
     sec = _sections(config_dump)
     clusters = []
@@ -261,6 +262,9 @@ def proxy_config_view(config_dump: dict[str, Any],
         cla = item.get("endpoint_config", {})
         cname = cla.get("cluster_name", "")
         for group in cla.get("endpoints", []):
+            loc = group.get("locality") or {}
+            locality = "/".join(x for x in (loc.get("region", ""), loc.get("zone", ""), loc.get("sub_zone", ""))
+                                if x) if loc else ""
             for lb in group.get("lb_endpoints", []):
                 sa = lb.get("endpoint", {}).get("address", {}).get("socket_address", {})
                 addr = f"{sa.get('address')}:{sa.get('port_value')}"
@@ -271,5 +275,7 @@ def proxy_config_view(config_dump: dict[str, Any],
                     "outlier_check": "FAILED" if hs.get("failed_outlier_check") else "OK",
                     "pod": lb.get("metadata", {}).get("filter_metadata", {}).get("meshlab", {})
                     .get("pod", ""),
+                    # where istiod placed it relative to this proxy: locality, failover priority
+                    "locality": locality, "priority": int(group.get("priority", 0)),
                 })
     return {"clusters": clusters, "listeners": listeners, "routes": routes, "endpoints": endpoints}

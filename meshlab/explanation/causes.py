@@ -63,6 +63,12 @@ CAUSES: dict[str, str] = {
     "ok.tcp-proxy": "a TCP port: the sidecar's tcp_proxy forwarded each connection, no HTTP routing",
     "ok.kube-proxy": "no sidecar on the path: kube-proxy picked a pod per connection",
     "ok.retried": "some requests succeeded only after Envoy retried them on another pod",
+    "note.non-idempotent-retried": "POST/PATCH requests were retried: the app may have executed them more than once",
+    "note.retry-hides-keepalive-race": "retryOn reset answered keep-alive races with a second attempt: the race is still there",
+    "ok.locality-priority": "Envoy served every request from the client's closest locality (priority 0)",
+    "ok.locality-failover": "some requests went to a farther locality because the closest endpoints were unhealthy",
+    "note.locality-failover-without-outlier-detection": "locality failover configured without outlierDetection: no priorities",
+    "note.hash-not-sticky-across-subsets": "a weighted split between hashed subsets: a key is sticky per subset, not per pod",
     "ok.destination-rule-policy": "a DestinationRule's policy applied to the cluster (which blocks, from where)",
     "ok.destination-rule-no-policy": "a DestinationRule applies (subsets) but sets no policy for the cluster",
     "ok.no-destination-rule": "no DestinationRule applies: the cluster has Istio's defaults",
@@ -98,7 +104,9 @@ CAUSES: dict[str, str] = {
     "NC.destination-rule-not-visible": "the DestinationRule defining the subset is not visible to this proxy",
     "NC.cluster-not-pushed": "the cluster is absent from the proxy's config",
     "NC.cluster-not-found": "the route names a cluster Envoy does not have (no live view to say more)",
-    "UH.outlier-ejected": "every endpoint was ejected by outlier detection",
+    "UH.outlier-ejected": "every endpoint was ejected by outlier detection (not an empty subset: the pods are there)",
+    "note.ejection-capped": "outlier detection wanted to eject, but maxEjectionPercent (10 % by default) forbade it",
+    "note.not-a-gateway-error": "consecutiveGatewayErrors counts 502, 503, 504 only: these errors never eject",
     "UH.selector-matches-no-pod": "the Service's selector matches no pod",
     "UH.subset-matches-no-pod": "the subset's labels match no pod of the Service",
     "UH.no-ready-endpoints": "the matching pods are not ready",
@@ -108,8 +116,10 @@ CAUSES: dict[str, str] = {
     "UF.dead-pod": "Envoy could not connect: the pod's process is dead but still in the endpoints",
     "UF.connect-failure": "Envoy could not connect: the app is down or not on the targetPort",
     "UC.upstream-reset": "the upstream connection was closed before a full answer",
+    "UC.keepalive-race": "the app closed an idle keep-alive connection just as Envoy reused it (idleTimeout ≥ the app's)",
     "FI.fault-abort": "a VirtualService fault.abort answered instead of a pod",
-    "UT.route-timeout": "the route timeout fired before the upstream answered",
+    "UT.route-timeout": "the route timeout fired before the upstream answered (retries included)",
+    "UT.per-try-timeout": "one attempt's perTryTimeout fired and was not retried (or every retry timed out)",
     "UO.circuit-breaker": "a DestinationRule connectionPool limit was full",
     "NR.no-virtualservice-for-gateway": "no VirtualService is bound to the Gateway",
     "NR.gateway-ref-wrong-namespace": "the VirtualService names the Gateway without its namespace: bound to nothing",
@@ -120,6 +130,7 @@ CAUSES: dict[str, str] = {
     "DI.fault-delay": "a VirtualService fault.delay held the requests first",
     "URX.retries-exhausted": "Envoy retried up to the route's retry limit and every attempt failed",
     "DC.downstream-closed": "the client closed its connection before Envoy finished",
+    "DC.client-timeout": "the client gave up first: its timeout was shorter than the route's (none by default)",
     "UR.upstream-remote-reset": "the upstream reset the stream",
     "LR.local-reset": "Envoy reset the connection itself",
     "DT.max-duration": "the request or connection exceeded a maximum duration",
@@ -498,6 +509,18 @@ def uh(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
         fix = "Make the pods ready (readiness probe), or route elsewhere meanwhile."
         cmds.append(f"kubectl get pods -n {svc.namespace} -o wide")
     else:
+        enforced = int(env.cluster_stats(cluster).get("outlier_detection.ejections_enforced_total") or 0)
+        if enforced:       # ejected when the requests came, back in rotation since (baseEjectionTime)
+            od = next((dr for dr in ctx.drs_for_host(host) if dr.spec.traffic_policy
+                       and dr.spec.traffic_policy.outlier_detection), None)
+            return Cause("UH.outlier-ejected", label, what,
+                         f"Outlier detection had ejected the cluster's endpoints when these requests came: Envoy "
+                         f"counted {enforced} ejection(s) for {cluster} (outlier_detection.ejections_enforced_total)"
+                         + (f", configured in {ref(od)} spec.trafficPolicy.outlierDetection" if od else "")
+                         + "; they return after baseEjectionTime, and with Istio's panic threshold 0 Envoy does "
+                         "not fall back to ejected hosts meanwhile.",
+                         "Fix the failing pods; lower maxEjectionPercent to keep some hosts in rotation.",
+                         cmds, [ref(od)] if od else [])
         code = "UH.endpoints-were-missing"
         why = ("The lab's pods match now: the requests arrived while no endpoint was ready (pods starting or "
                "restarting), or the endpoints had not been pushed yet.")
@@ -550,31 +573,6 @@ def fault(ctx: Context, label: str, grp: list[dict[str, Any]], kind: str, status
                  "experiment is over.",
                  ["kubectl get virtualservices -A -o yaml | grep -A6 fault"],
                  [ref(src[0])] if src else [], fields=[src[1]] if src else [])
-
-
-def ut(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
-    lat = sorted(float(r.get("latency_ms") or 0) for r in grp)
-    med = lat[len(lat) // 2] if lat else 0
-    src, objs, fields = "", [], []
-    for vs, i in rules_for(ctx, grp):
-        rule = vs.spec.http[i]
-        if rule.timeout or (rule.retries and rule.retries.per_try_timeout):
-            bits = [f"timeout {rule.timeout}"] if rule.timeout else []
-            fields = [f"spec.http[{i}].timeout"] if rule.timeout else []
-            if rule.retries and rule.retries.per_try_timeout:
-                bits.append(f"retries.perTryTimeout {rule.retries.per_try_timeout}")
-                fields.append(f"spec.http[{i}].retries.perTryTimeout")
-            src, objs = f"{ref(vs)} spec.http[{i}] ({', '.join(bits)})", [ref(vs)]
-            break
-    pods = pods_of(grp) or ", ".join(sorted({p.name for r in grp
-                                             for p in [ctx.pod_by_ip(text(r.get("upstream")).rsplit(":", 1)[0])]
-                                             if p is not None}))
-    return Cause("UT.route-timeout", label, f"The upstream did not answer in time, so Envoy gave up with 504 UT "
-                 f"(upstream_response_timeout) after about {med:.0f} ms.",
-                 (f"The route timeout comes from {src}" if src else "A route timeout is set")
-                 + (f"; the pods ({pods}) answer more slowly than that." if pods else "; the pods answer more slowly."),
-                 "Raise the timeout, or make the slow pods faster (or route away from them).",
-                 [f"istioctl proxy-config routes {client(proxy)} -o json | grep -i timeout"], objs, fields=fields)
 
 
 # ---------------------------------------------------------------------------------------------- NR

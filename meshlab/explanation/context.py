@@ -8,6 +8,7 @@ causes rest on the objects alone.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +169,8 @@ class EnvoyView:
 
     def __init__(self, backend: Backend | None, proxy: ProxyName, namespace: str):
         self.proxy = proxy
+        self._backend, self._namespace = backend, namespace
+        self._stats: dict[str, dict[str, int | str]] = {}
         self.available = False
         self.clusters: dict[str, dict[str, Any]] = {}
         self.routes: list[dict[str, Any]] = []
@@ -219,6 +222,29 @@ class EnvoyView:
 
     def cluster_missing(self, name: str) -> bool:
         return self.available and name not in self.clusters
+
+    def cluster_stats(self, cluster: str) -> dict[str, int | str]:
+        """Envoy's own counters and gauges of one cluster (`cluster.<name>.…` without the prefix):
+        `outlier_detection.ejections_enforced_total`, `upstream_rq_pending_overflow`, … — what
+        happened to the requests, kept after the moment passed. {} without a live proxy."""
+        if cluster in self._stats:
+            return self._stats[cluster]
+        out: dict[str, int | str] = {}
+        if self._backend is not None and cluster:
+            try:
+                admin = self._backend.envoy(self.proxy, namespace=self._namespace)
+                prefix = f"cluster.{cluster}."
+                got = admin.stats("^" + re.escape(prefix))
+                out = {k[len(prefix):]: v for k, v in got.items() if k.startswith(prefix)}
+            except Exception:      # no live proxy (a closed lab, a cluster not reachable)
+                out = {}
+        self._stats[cluster] = out
+        return out
+
+    def localities(self, cluster: str) -> list[tuple[str, int, str]]:
+        """(endpoint, failover priority, locality) of a cluster's endpoints, as the proxy has them."""
+        return [(str(e.get("endpoint")), int(e.get("priority") or 0), str(e.get("locality") or ""))
+                for e in self.endpoints.get(cluster, [])]
 
 
 def rows_of(x: Any) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from ..analysis.snapshot import applies_to_mesh
 from ..istiod.clusters import POLICY_BLOCKS, policy_sources
 from ..names import ISTIO_NAMESPACE, exported_to, host_subset_of, parse_cluster_name, to_fqdn
 from ..objects import DestinationRule, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService
+from . import resilience
 from .causes import Cause, versions
 from .context import Context, client, ref, text
 
@@ -61,10 +62,13 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
     causes = [_route_cause(ctx, label, u, proxy, len(grp), what if i == 0 else "") for i, u in enumerate(uses)]
     main = causes[0]
     main.parts = causes[1:]
-    for cluster in dict.fromkeys(c for u in uses for c in u.clusters):
+    used = list(dict.fromkeys(c for u in uses for c in u.clusters))
+    for cluster in used:
         policy = policy_cause(ctx, label, cluster, proxy)
         if policy is not None:
             main.parts.append(policy)
+    main.parts += resilience.locality_parts(ctx, label, grp, proxy, used)
+    main.parts += resilience.hash_parts(ctx, label, grp, proxy)
     retried = [r for r in grp if int(r.get("attempts") or 0) > 1]
     if retried:
         main.parts.append(Cause(
@@ -76,6 +80,8 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
             "retriable-status-codes), which hid a failing pod.",
             "Look at the pods the first attempts went to; outlierDetection in the DestinationRule ejects them.",
             [f"istioctl proxy-config endpoints {client(proxy)}"], ok=True, count=len(retried)))
+    main.parts += resilience.retried_parts(ctx, label, grp, proxy)
+    main.parts += resilience.reset_retry_parts(ctx, label, grp, proxy)
     return main
 
 

@@ -35,10 +35,18 @@ class ProxyIdentity:
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     ip: str = "127.0.0.1"
     name: str = ""  # pod name (informative only)
+    locality: str = ""  # where it runs, `region/zone/subzone` (its node's topology labels)
+    node: str = ""      # its node's name
 
     def __post_init__(self) -> None:
         if not self.ip.startswith("127."):
             raise ValueError(f"proxy address must be on loopback, not {self.ip}")
+
+    @property
+    def topology_labels(self) -> dict[str, str]:
+        """Its labels as istiod sees them: with its locality and node added (ads.go setTopologyLabels)."""
+        from .loadbalancer import topology_labels
+        return topology_labels(self.labels, self.locality, self.node)
 
 
 @dataclass
@@ -56,6 +64,8 @@ class EndpointInfo:
     labels: dict[str, str]
     pod: str = ""
     namespace: str = ""
+    locality: str = ""     # `region/zone/subzone`
+    node: str = ""
 
 
 @dataclass
@@ -165,7 +175,8 @@ class Registry:
             if sp is not None:
                 for ep in self.state.endpoints(svc.obj, sp):
                     if ep.ip:
-                        out.append(EndpointInfo(ep.ip, ep.port, dict(ep.labels), ep.pod, ep.namespace))
+                        out.append(EndpointInfo(ep.ip, ep.port, dict(ep.labels), ep.pod, ep.namespace,
+                                                ep.locality, ep.node))
         elif isinstance(svc.obj, ServiceEntry):
             out = self._service_entry_endpoints(svc, svc.obj, port)
         self._endpoint_cache[key] = out
@@ -178,7 +189,8 @@ class Registry:
         if se.spec.workload_selector is not None:
             for pod in self.state.pods_selected(se.spec.workload_selector.match_labels, svc.namespace):
                 if pod.ip and pod.ready and pod.phase == "Running":
-                    out.append(EndpointInfo(pod.ip, target, dict(pod.labels), pod.name, pod.namespace))
+                    out.append(EndpointInfo(pod.ip, target, dict(pod.labels), pod.name, pod.namespace,
+                                            pod.locality, pod.node or ""))
             return out
         if svc.resolution == "NONE":
             return out
@@ -187,7 +199,8 @@ class Registry:
             ep_ports = ep.get("ports") or {}
             number = ep_ports.get(port.name or "", target) if isinstance(ep_ports, dict) else target
             if is_ip(addr) and addr.startswith("127."):
-                out.append(EndpointInfo(addr, int(number), dict(ep.get("labels") or {})))
+                out.append(EndpointInfo(addr, int(number), dict(ep.get("labels") or {}),
+                                        locality=str(ep.get("locality") or "")))
             else:
                 self.warnings.append(
                     f"{where(se)}: endpoint {addr or '?'} is not a "

@@ -19,10 +19,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..names import HTTP_STATUS_NAMED, is_ip
 from ..objects import (
     Destination, DestinationRule, HTTPRoute, K8sObject, ServiceEntry, StringMatch, VirtualService, duration_ns,
 )
-from ..names import is_ip
 from .apiserver import DNS1123_LABEL, valid
 from .messages import Where, clip, describe
 from .re2 import RE2_SYNTAX, re2_problem
@@ -37,9 +37,6 @@ _GRPC_STATUS = frozenset("""OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEE
 _RETRY_ON = frozenset("""5xx gateway-error reset reset-before-request connect-failure retriable-4xx refused-stream
     retriable-status-codes retriable-headers envoy-ratelimited http3-post-connect-failure cancelled
     deadline-exceeded internal resource-exhausted unavailable""".split())
-#: status codes Go's net/http has a name for: the webhook takes these as retryOn policies too
-_HTTP_STATUS_NAMED = frozenset([100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308,
-                                *range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511])
 _CORS_METHODS = frozenset("GET HEAD POST PUT PATCH DELETE CONNECT OPTIONS TRACE *".split())
 _MAX_REGEX = 1024          # the webhook's limit on a regex's length
 _MAX_DIRECT_BODY = 1 << 20
@@ -485,7 +482,7 @@ def _check_retries(rt: Any, path: list[str | int], p: Any) -> None:
     _webhook_duration(rt.per_try_timeout, [*path, "perTryTimeout"], p)
     _webhook_duration(rt.backoff, [*path, "backoff"], p)
     for policy in (rt.retry_on or "").split(",") if rt.retry_on else []:
-        if policy not in _RETRY_ON and not (policy.isdigit() and int(policy) in _HTTP_STATUS_NAMED):
+        if policy not in _RETRY_ON and not (policy.isdigit() and int(policy) in HTTP_STATUS_NAMED):
             p([*path, "retryOn"], f'{clip(policy)} is not a retryOn policy: a comma-separated list (no spaces) of '
               f"{', '.join(sorted(_RETRY_ON))} or HTTP status codes")
 

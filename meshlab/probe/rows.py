@@ -100,5 +100,8 @@ def parse_access_log(text: str) -> dict[str, dict[str, Any]]:
 
 def unlogged(clients: Iterable[Mapping[str, Any]], log: Mapping[str, Any]) -> list[str]:
     """Request ids Envoy should have logged but has not (yet): every request that got an HTTP
-    answer passed through the proxy. Envoy flushes its log periodically, so callers poll."""
-    return [r["request_id"] for r in clients if r.get("status", 0) and r.get("request_id") not in log]
+    answer passed through the proxy, and so did one the client gave up on (`timeout`: Envoy logs
+    it with flag DC once the client has closed). Envoy flushes its log periodically, so callers
+    poll."""
+    return [r["request_id"] for r in clients
+            if (r.get("status", 0) or r.get("error") == "timeout") and r.get("request_id") not in log]

@@ -23,10 +23,11 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ...errors import ApplyError, ContextError, KubeError, LabError, ManifestError, MeshlabError, ProbeError
-from ...names import ISTIO_NAMESPACE, selector_string
+from ...names import ISTIO_NAMESPACE, selector_string, zone_of
+from ...state import NodeInfo, locality_of
 from ...probe import check_args
 from ...probe.rows import parse_access_log
-from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
+from ..base import APP_LOG_COLUMNS, POD_COLUMNS, BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
 from .admin import ProxyAdmin
 from .config import COURSE_NAMESPACES, MANAGED_BY, NODE_LABEL
 from .image import image_tag
@@ -293,14 +294,19 @@ class KindBackend(BackendBase):
         import pandas as pd
 
         rows = []
+        nodes = {n["metadata"]["name"]: NodeInfo(n["metadata"]["name"], n["metadata"].get("labels") or {})
+                 for n in self.kube.list("v1", "Node", None, None)}
         for p in self._pod_objects():
             md, st = p["metadata"], p.get("status") or {}
-            labels = {k: v for k, v in (md.get("labels") or {}).items() if k not in (MANAGED_BY[0], "pod-template-hash",
+            all_labels = md.get("labels") or {}
+            labels = {k: v for k, v in all_labels.items() if k not in (MANAGED_BY[0], "pod-template-hash",
                       "security.istio.io/tlsMode", "service.istio.io/canonical-name", "service.istio.io/canonical-revision")}
+            node = (p.get("spec") or {}).get("nodeName") or ""
             rows.append({"name": md["name"], "namespace": md["namespace"], "ip": st.get("podIP", ""),
                          "labels": labels, "version": labels.get("version", ""), "ready": pod_ready(p)[0],
-                         "phase": st.get("phase", "Pending")})
-        return pd.DataFrame(rows, columns=["name", "namespace", "ip", "labels", "version", "ready", "phase"])
+                         "phase": st.get("phase", "Pending"), "node": node,
+                         "zone": zone_of(locality_of(all_labels, nodes.get(node)))})
+        return pd.DataFrame(rows, columns=list(POD_COLUMNS))
 
     # ------------------------------------------------------------------ pod knobs
     def _app_pod(self, name: str, namespace: str) -> dict[str, Any]:
@@ -329,11 +335,16 @@ class KindBackend(BackendBase):
                                f"{(out or err).strip()[:300]!r}") from None
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
-                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
+                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None,
+                latency_jitter_ms: float | None = None, keepalive_timeout_ms: float | None = None,
+                connection_close: bool | None = None, network_delay_ms: float | None = None) -> None:
         """Turn the app's knobs in the pod; `ready` goes through the kubelet's readiness probe, so
         this waits until the pod's Ready condition (and then the endpoints) follow."""
         knobs = {k: v for k, v in (("latency_ms", latency_ms), ("error_rate", error_rate), ("ready", ready),
-                                   ("error_code", error_code)) if v is not None}
+                                   ("error_code", error_code), ("latency_jitter_ms", latency_jitter_ms),
+                                   ("keepalive_timeout_ms", keepalive_timeout_ms),
+                                   ("connection_close", connection_close),
+                                   ("network_delay_ms", network_delay_ms)) if v is not None}
         if not knobs:
             return
         pod = self._app_pod(name, namespace)
@@ -343,6 +354,23 @@ class KindBackend(BackendBase):
             wait_until(lambda: ((pod_ready(self.kube.get("v1", "Pod", md["namespace"], name) or {})[0] == ready), "readiness probe"),
                        timeout=60, what=f"pod {md['namespace']}/{name} ready={ready}", interval=self.poll_s)
             time.sleep(self.settle_s)   # endpoints → istiod → EDS push
+
+    def app_log(self, *, namespace: str | None = None) -> pd.DataFrame:
+        """What the pods' app received (each pod's `/requests` over exec), one row per request."""
+        import pandas as pd
+        out = []
+        for pod in self._pod_objects(namespace):
+            md = pod["metadata"]
+            if (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            try:
+                data = self._control(pod, "GET", "/requests")
+            except Exception:      # a pod without the app (a client) or not running: nothing logged
+                continue
+            version = (md.get("labels") or {}).get("version", "")
+            for r in data.get("requests", []):
+                out.append({"pod": md["name"], "namespace": md["namespace"], "version": version, **r})
+        return pd.DataFrame(out, columns=list(APP_LOG_COLUMNS))
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         """SIGTERM to the app (PID 1): the container exits; the kubelet restarts it by itself after its
@@ -394,21 +422,22 @@ class KindBackend(BackendBase):
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
                 duration: float | None = None, concurrency: int = 1, keepalive: bool = True,
                 headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
-                seed: int | None = None, timeout: float = 30.0) -> KindProbeRun:
+                seed: int | None = None, timeout: float = 30.0, method: str = "GET") -> KindProbeRun:
         """Traffic from the client pod in the background (a timeline), as on local: `.result()` →
         DataFrame, `.snapshot()` → rows so far, `.stop()`; with neither `n` nor `duration` it runs
         until stopped (use `with`)."""
         if via not in ("sidecar", "none", "gateway"):
             raise ProbeError(f"via must be 'sidecar', 'none' or 'gateway', not {via!r}")
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
-                   duration=duration, timeout=timeout, seed=seed)   # before a client pod is started
+                   duration=duration, timeout=timeout, seed=seed, method=method)   # before a client pod is started
         ns = self._ns(namespace)
         # via=gateway sends from the client without a sidecar, as `curl -H Host:` from outside the
         # mesh would, so no client-side route can get in between.
         client = self._ensure_client(namespace, sidecar=(via == "sidecar"))
         open_ended = n is None and duration is None and rate is not None
         cmd = probe_command(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
-                            seed=seed, rate=rate, duration=duration, timeout=timeout, stdin_stop=open_ended)
+                            seed=seed, rate=rate, duration=duration, timeout=timeout, stdin_stop=open_ended,
+                            method=method)
         return KindProbeRun(self.kube, self._read_logs, ns, client, cmd, via, open_ended=open_ended, expected=n,
                             log_timeout=self.log_timeout, poll_s=self.poll_s,
                             on_failure=lambda: self._clients.discard((ns, client)))

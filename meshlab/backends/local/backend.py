@@ -31,7 +31,8 @@ from ...envoy.admin import MAX_SOCKET_PATH
 from ...errors import ApplyError, EnvoyConfigRejected, LabError, ProbeError
 from ...probe import ProbeRun, check_args, run as run_probe
 from ...state import ClusterState
-from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
+from ...names import zone_of
+from ..base import APP_LOG_COLUMNS, POD_COLUMNS, BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
 from . import limits
 from .addresses import POD_ADDRESSES, AddressLease, owner_alive, start_time
 from .dns import ClusterDNS
@@ -315,8 +316,9 @@ class LocalBackend(BackendBase):
             if proc is not None and not proc.alive and phase == "Running":
                 phase = "Failed"
             rows.append({"name": p.name, "namespace": p.namespace, "ip": p.ip, "labels": dict(p.labels),
-                         "version": p.version, "ready": p.ready, "phase": phase})
-        return pd.DataFrame(rows, columns=["name", "namespace", "ip", "labels", "version", "ready", "phase"])
+                         "version": p.version, "ready": p.ready, "phase": phase, "node": p.node or "",
+                         "zone": zone_of(p.locality)})
+        return pd.DataFrame(rows, columns=list(POD_COLUMNS))
 
     def _pod_name(self, name: str, namespace: str) -> str:
         """Exact pod name, or a unique prefix such as the Deployment name (`reviews-v2`)."""
@@ -332,9 +334,11 @@ class LocalBackend(BackendBase):
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None,
-                error_code: int | None = None) -> None:
-        """Turn a pod's knobs. `ready=False` takes it out of every endpoint list (readiness probe
-        failing), `ready=True` puts it back."""
+                error_code: int | None = None, latency_jitter_ms: float | None = None,
+                keepalive_timeout_ms: float | None = None, connection_close: bool | None = None,
+                network_delay_ms: float | None = None) -> None:
+        """Turn a pod's knobs (`meshlab.app`). `ready=False` takes it out of every endpoint list
+        (readiness probe failing), `ready=True` puts it back."""
         self._check_open()
         name = self._pod_name(name, namespace)
         proc = self.reconciler.runner.get(name, namespace)
@@ -343,11 +347,30 @@ class LocalBackend(BackendBase):
             raise LabError(f"pod {namespace}/{name} is not running (killed), so it cannot be ready; "
                            f"restart_pod({name!r}) starts it again")
         try:
-            proc.set_knobs(latency_ms=latency_ms, error_rate=error_rate, error_code=error_code, ready=ready)
+            proc.set_knobs(latency_ms=latency_ms, error_rate=error_rate, error_code=error_code, ready=ready,
+                           latency_jitter_ms=latency_jitter_ms, keepalive_timeout_ms=keepalive_timeout_ms,
+                           connection_close=connection_close, network_delay_ms=network_delay_ms)
         except ValueError as e:
             raise LabError(str(e)) from None
         if ready is not None:
             self.state.set_pod(name, namespace, ready=ready)
+
+    def app_log(self, *, namespace: str | None = None) -> pd.DataFrame:
+        """What the pods' app received (each pod's `/requests`), one row per request, oldest first."""
+        import pandas as pd
+        self._check_open()
+        out = []
+        for p in self.state.pods(namespace):
+            proc = self.reconciler.runner.pods.get((p.namespace, p.name))
+            if proc is None:
+                continue
+            try:
+                got = proc.requests()
+            except OSError:        # died in between: its log died with it, as a container's would
+                continue
+            out += [{"pod": p.name, "namespace": p.namespace, "version": p.version, **r} for r in got]
+        df = pd.DataFrame(out, columns=list(APP_LOG_COLUMNS))
+        return df.sort_values("t", kind="stable").reset_index(drop=True) if len(df) else df
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         """SIGKILL the pod's process: its port refuses at once. Like the kubelet noticing a dead
@@ -376,12 +399,12 @@ class LocalBackend(BackendBase):
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
                 duration: float | None = None, concurrency: int = 1, keepalive: bool = True,
                 headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
-                seed: int | None = None, timeout: float = 30.0) -> ProbeRun:
+                seed: int | None = None, timeout: float = 30.0, method: str = "GET") -> ProbeRun:
         """Start traffic in the background (a timeline); `.result()` → DataFrame, `.snapshot()`
         for the rows so far. With neither `n` nor `duration` it runs until stopped (use `with`)."""
         self._check_open()
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
-                   duration=duration, timeout=timeout, seed=seed)   # before a client sidecar is started
+                   duration=duration, timeout=timeout, seed=seed, method=method)   # before a client sidecar is started
         too_many = limits.concurrency_problem(concurrency)
         if too_many:
             raise ProbeError(too_many)
@@ -390,7 +413,7 @@ class LocalBackend(BackendBase):
         if seed is not None and target.proxy == "none" and target.connect is not None:
             self.reconciler.kubeproxy.reseed(seed)   # the same seed picks the same pods, connection by connection
         run = run_probe(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
-                        rate=rate, duration=duration, timeout=timeout, seed=seed)
+                        rate=rate, duration=duration, timeout=timeout, seed=seed, method=method)
         run.attrs.update(url=url, via=via, namespace=namespace)   # explain() reads them
         self._runs.add(run)
         return run

@@ -10,6 +10,7 @@ order unless an apply asks for another). When the change returns, traffic sees i
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..._ports import host_port
 from ..._processes import lab_environment
+from ...app import knobs_from_env
 from ...errors import LabError
 from ...names import INGRESS_GATEWAY, INGRESS_GATEWAY_LABELS, ISTIO_NAMESPACE, labels_match
 from ...state import ClusterState, PodInfo
@@ -81,11 +83,17 @@ class Reconciler:
                                    env=lab_environment(**self.marker))
         self.kubeproxy.start()
         self._add_proxy("sidecar", ProxyIdentity(kind="sidecar", namespace="default", labels=dict(SLEEP_LABELS),
-                                                 ip=lease.sidecar_ip, name="sleep"))
+                                                 ip=lease.sidecar_ip, name="sleep", **self._placement()))
         self._add_proxy("gateway", ProxyIdentity(kind="gateway", namespace=ISTIO_NAMESPACE,
                                                  labels=dict(INGRESS_GATEWAY_LABELS), ip=lease.gateway_ip,
-                                                 name=INGRESS_GATEWAY))
+                                                 name=INGRESS_GATEWAY, **self._placement()))
         state.subscribe(self._on_change)
+
+    def _placement(self) -> dict[str, str]:
+        """Where the lab's client and gateway run: the cluster's default node, and its locality."""
+        from ...state import locality_of
+        node = self.state.default_node
+        return {"node": node.name if node else "", "locality": locality_of({}, node)}
 
     # ----------------------------------------------------------------------------- addresses
     def vip(self, svc: Service) -> str | None:
@@ -150,7 +158,7 @@ class Reconciler:
                 if namespace not in self.state.namespaces():
                     raise LabError(f'namespace "{namespace}" does not exist in this lab; apply a Namespace first')
                 ident = self._identity_cls(kind="sidecar", namespace=namespace, labels=dict(SLEEP_LABELS),
-                                           ip=self.lease.proxy_ip(), name=f"sleep.{namespace}")
+                                           ip=self.lease.proxy_ip(), name=f"sleep.{namespace}", **self._placement())
                 self._add_proxy(key, ident)
             proxy = self.proxies[key]
         return self.ready(proxy)
@@ -219,13 +227,19 @@ class Reconciler:
         for key, pod in desired.items():
             ports = self._pod_ports(pod)
             have = self.runner.pods.get(key)
-            if have is None and pod.phase == "Failed":
-                continue          # could not start before; not retried until re-created
+            if have is None and pod.phase in ("Failed", "Pending"):
+                continue          # could not start before (or no node fits it): not started
             if have is None or (have.spec.ports != [host_port(p) for p in ports] and not have.killed):
-                seed = None if self.seed is None else (self.seed * 1000003 + hash(pod.name) % 1000003)
+                seed = None if self.seed is None else (self.seed * 1000003 + zlib.crc32(pod.name.encode()) % 1000003)
+                try:
+                    knobs = knobs_from_env(pod.env())
+                except ValueError as e:
+                    self.state.set_pod(pod.name, pod.namespace, ready=False, phase="Failed")
+                    raise LabError(f"pod {pod.namespace}/{pod.name} ({pod.owner or 'Pod'}): the app cannot "
+                                   f"start: {e}") from None
                 ip = pod.ip or self.lease.pod_ip()
                 to_start.append(PodSpec(pod.name, pod.namespace, ip, [host_port(p) for p in ports], pod.version,
-                                        seed=seed, control=f"unix:{self.sockets / f'ctl-{ip}.sock'}",
+                                        seed=seed, knobs=knobs, control=f"unix:{self.sockets / f'ctl-{ip}.sock'}",
                                         env=lab_environment(HOSTNAME=pod.name[:63], **self.marker)))
         if to_start:
             try:

@@ -17,6 +17,9 @@ import (
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/networking/util"
+	labelutil "istio.io/istio/pilot/pkg/serviceregistry/util/label"
+	clusterid "istio.io/istio/pkg/cluster"
 	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pilot/test/xds"
 
@@ -60,6 +63,12 @@ type ProxySpec struct {
 	Labels    map[string]string // the workload's labels (gateway selectors and Sidecar workloadSelector use them)
 	IP        string            // the workload's IP; istiod finds the pod, and so the proxy's Services, by it
 	ID        string            // "<pod>.<namespace>" when known; defaults to "meshlab-oracle.<namespace>"
+	// Locality is "region/zone/subzone" (empty: none). istiod reads it from the registry (the
+	// pod's node, or its topology.istio.io/locality label) and adds the topology labels to the
+	// proxy's labels (pilot/pkg/xds/ads.go setTopologyLabels); the harness's SetupProxy does not,
+	// so Proxy does it here.
+	Locality string
+	NodeName string // the pod's node (kubernetes.io/hostname among the proxy's labels)
 }
 
 // Proxy is one proxy's generated configuration, with Istio's simulation over it.
@@ -105,6 +114,14 @@ func (s *Server) Proxy(spec ProxySpec) (*Proxy, error) {
 	}
 	if spec.IP != "" {
 		p.IPAddresses = []string{spec.IP}
+	}
+	if spec.Locality != "" || spec.NodeName != "" {
+		if spec.Locality != "" {
+			p.Locality = util.ConvertLocality(spec.Locality)
+		}
+		p.Labels = labelutil.AugmentLabels(p.Labels, clusterid.ID("Kubernetes"), util.LocalityToString(p.Locality),
+			spec.NodeName, "")
+		p.Metadata.Labels = p.Labels
 	}
 	out := &Proxy{}
 	err := s.f.Run(func() {
