@@ -701,7 +701,36 @@ def _chapter_4(page: Any, lab: _Lab) -> None:
     _shoot_output(page, 'check("4.fix-with-serviceentry"', "ch04-serviceentry-check")
 
 
-MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4}
+def _chapter_5(page: Any, lab: _Lab) -> None:
+    ex = _box(page, "meshlab-timeouts")
+    slider = ex.locator(".meshlab-timeout-slider").first
+    assert _slider_value(slider) == "100"                      # where Run All's cell left it
+    _arm(ex)
+    _drag_slider(page, slider, 0.0)
+    status = _after_move(page, ex)
+    assert _slider_value(slider) == "25" and status.startswith("✔") and "retried" in status, status
+    title = page.evaluate("""() => { const gd = document.querySelector('.meshlab-timeouts .js-plotly-plot');
+                                     return (gd._fullLayout || gd.layout).title.text; }""")
+    assert title.startswith("perTryTimeout 25ms"), title
+    _shoot(page, "ch05-widget-after-move", ex.locator(".js-plotly-plot").first)
+
+
+def _chapter_6(page: Any, lab: _Lab) -> None:
+    ex = _box(page, "meshlab-concurrency")
+    slider = ex.locator(".meshlab-concurrency-slider").first
+    assert _slider_value(slider) == "16"
+    _arm(ex)
+    _drag_slider(page, slider, 0.0)
+    status = _after_move(page, ex)
+    # the lab ends the chapter without a connection pool: one at a time, nothing refused
+    assert _slider_value(slider) == "1" and "1 at a time: all 40 requests got 200" in status, status
+    plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-concurrency .js-plotly-plot")[0]
+    assert "1 at a time" in _shares(plot, "sent at once"), plot
+    _shoot(page, "ch06-widget-after-move", ex.locator(".js-plotly-plot").first)
+
+
+MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4,
+         "05": _chapter_5, "06": _chapter_6}
 # After the lab is closed: the control each chapter pokes once more, to see the widget say so.
 POKES = {
     "00": lambda page: _drag_slider(page, page.locator(".meshlab-requests-slider").first, 0.2),
@@ -709,9 +738,11 @@ POKES = {
     "02": lambda page: page.locator(".meshlab-lb-picker button", has_text="ROUND_ROBIN").first.click(),
     "03": lambda page: _drag_slider(page, page.locator(".meshlab-weight-slider").first, 0.5),
     "04": lambda page: page.locator(".meshlab-order-picker button", has_text="DestinationRule first").first.click(),
+    "05": lambda page: _drag_slider(page, page.locator(".meshlab-timeout-slider").first, 0.5),
+    "06": lambda page: _drag_slider(page, page.locator(".meshlab-concurrency-slider").first, 0.5),
 }
 POKED = {"00": "meshlab-probe", "01": "meshlab-connections", "02": "meshlab-lb", "03": "meshlab-weights",
-         "04": "meshlab-order"}
+         "04": "meshlab-order", "05": "meshlab-timeouts", "06": "meshlab-concurrency"}
 
 
 @pytest.mark.timeout(900)
