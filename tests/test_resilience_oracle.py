@@ -167,7 +167,7 @@ def test_reviews_routes_agree_on_timeouts_retries_and_hashing(both: tuple) -> No
     whole_o, whole_m = (route(cfg, "9080", f"{REVIEWS}:9080") for cfg in (oracle, mine))
     fo, fm = ((r.get("typed_per_filter_config") or {}).get(FAULT_FILTER) for r in (whole_o, whole_m))
     assert fm == fo, f"{name}: route fault: meshlab {fm} != istiod {fo}"
-    assert bool(fo) == ("fault" in name), f"{name}: istiod writes a fault filter config exactly for the fault states"
+    assert bool(fo) == ("-fault-" in name), f"{name}: istiod writes a fault filter config exactly for the fault states"
 
 
 def test_reviews_endpoints_agree_on_locality_priority_and_weight(both: tuple) -> None:
