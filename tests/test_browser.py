@@ -709,9 +709,8 @@ def _chapter_5(page: Any, lab: _Lab) -> None:
     _drag_slider(page, slider, 0.0)
     status = _after_move(page, ex)
     assert _slider_value(slider) == "25" and status.startswith("✔") and "retried" in status, status
-    title = page.evaluate("""() => { const gd = document.querySelector('.meshlab-timeouts .js-plotly-plot');
-                                     return (gd._fullLayout || gd.layout).title.text; }""")
-    assert title.startswith("perTryTimeout 25ms"), title
+    plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-timeouts .js-plotly-plot")[0]
+    assert {t["type"] for t in plot} == {"histogram"} and sum(len(t["x"]) for t in plot) == 60, plot
     _shoot(page, "ch05-widget-after-move", ex.locator(".js-plotly-plot").first)
 
 
@@ -722,8 +721,8 @@ def _chapter_6(page: Any, lab: _Lab) -> None:
     _arm(ex)
     _drag_slider(page, slider, 0.0)
     status = _after_move(page, ex)
-    # the lab ends the chapter without a connection pool: one at a time, nothing refused
-    assert _slider_value(slider) == "1" and "1 at a time: all 40 requests got 200" in status, status
+    # the lab ends the chapter without a connection pool (v2 answering 500): nothing refused
+    assert _slider_value(slider) == "1" and status.startswith("✔ 1 at a time: ") and "UO" not in status, status
     plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-concurrency .js-plotly-plot")[0]
     assert "1 at a time" in _shares(plot, "sent at once"), plot
     _shoot(page, "ch06-widget-after-move", ex.locator(".js-plotly-plot").first)
