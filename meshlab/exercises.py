@@ -825,7 +825,7 @@ def _fix_slow_pod(answer: Any, data: Mapping[str, Any]) -> str:
         if not rules:
             raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks for "
                              "a VirtualService with an http rule.")
-        df = lab.probe("http://reviews:9080/", n=40, seed=2)
+        df = lab.probe("http://reviews:9080/", n=20, seed=2)
     rule = rules[0]
     if not rule.timeout:
         raise _NotYet(f"{_got(df)} — but your rule sets no `timeout`: keep the route's 300ms.")
@@ -847,7 +847,7 @@ def _fix_slow_pod(answer: Any, data: Mapping[str, Any]) -> str:
 exercise(Exercise(
     "5.fix-slow-pod",
     "One pod answers in 400 ms; the route's timeout is 300ms. Add retries to the VirtualService so that "
-    "every request gets 200 within that timeout. (The check applies it, sends 40 requests, then puts the "
+    "every request gets 200 within that timeout. (The check applies it, sends 20 requests, then puts the "
     "lab back.)",
     "`retries: {attempts: ..., perTryTimeout: ..., retryOn: ...}` inside the http rule: an attempt must "
     "give up well before 300 ms, and retryOn must name a timeout (`gateway-error` covers 504).",

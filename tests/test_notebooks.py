@@ -397,7 +397,13 @@ def _chapter6(nb: nbformat.NotebookNode) -> None:
     # one failing pod ejected (Envoy's /clusters), then every pod → 503 UH
     ejected = _bands(_figure(nb, "v2 answers 503"))
     assert len(ejected) == 1 and ejected[0].startswith("reviews-v2-")
-    assert len(set(_bands(_figure(nb, "Every pod answers 503")))) == 3
+    every = _figure(nb, "Every pod answers 503")
+    assert len(set(_bands(every))) == 3
+    # the text's first point: Envoy's workers get the last ejection in the next batch
+    # (update_merge_window, 1 s), so a pod answers for a while inside its band
+    bands = [(t["y"][0], *t["x"]) for t in every["data"] if t.get("name") == "ejected (Envoy /clusters)"]
+    answered = [(y, x) for t in every["data"] if t.get("mode") == "markers" for x, y in zip(_numbers(t["x"]), t["y"])]
+    assert any(pod == y and start < x < end for pod, start, end in bands for y, x in answered)
     assert _explained(nb, "lab.explain(all_failing)")[0] == "UH.outlier-ejected"
     assert "the last third got 503 UH" in _verdicts(nb)["6.predict-all-ejected"]
     # maxEjectionPercent unset (10 %): no ejection; a 500 is no gateway error: no ejection either
