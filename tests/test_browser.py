@@ -723,6 +723,10 @@ def _chapter_6(page: Any, lab: _Lab) -> None:
     status = _after_move(page, ex)
     # the lab ends the chapter without a connection pool (v2 answering 500): nothing refused
     assert _slider_value(slider) == "1" and status.startswith("✔ 1 at a time: ") and "UO" not in status, status
+    # the chart's traces are replaced (an "other" bar came or went): wait for the new ones to draw
+    page.wait_for_function("""() => { const gd = document.querySelector('.meshlab-concurrency .js-plotly-plot');
+        return (gd._fullData || []).some(t => t.name === 'sent at once' && Array.from(t.x).includes('1 at a time')); }""",
+                           timeout=30_000)
     plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-concurrency .js-plotly-plot")[0]
     assert "1 at a time" in _shares(plot, "sent at once"), plot
     _shoot(page, "ch06-widget-after-move", ex.locator(".js-plotly-plot").first)
