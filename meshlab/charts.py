@@ -720,8 +720,8 @@ def overflow(probes: Mapping[object, pd.DataFrame], title: str | None = None) ->
     fig.add_bar(x=xs, y=direct, name="sent at once", marker_color=OUTCOME_COLORS["ok"])
     fig.add_bar(x=xs, y=queued, name="waited in the pending queue", marker_color="#98df8a")
     fig.add_bar(x=xs, y=refused, name="503 UO (overflow)", marker_color=OUTCOME_COLORS["503"])
-    if any(other):
-        fig.add_bar(x=xs, y=other, name="other", marker_color=OUTCOME_COLORS["error"])
+    # always drawn (zeros too): a live chart then keeps its four traces and updates them in place
+    fig.add_bar(x=xs, y=other, name="other outcomes", marker_color=OUTCOME_COLORS["error"])
     fig.update_layout(template=_TEMPLATE, barmode="stack", title=title or "What the connection pool did with each request",
                       xaxis_title="", yaxis_title="requests", legend_title="")
     fig.update_xaxes(type="category")

@@ -376,6 +376,7 @@ def test_overflow_splits_answered_into_sent_at_once_and_queued_from_envoys_count
                                   "cluster.outbound|9080||r.upstream_rq_pending_overflow": 6}
     fig = charts.overflow({1: one, 8: eight})
     by = {t.name: _ys(t) for t in fig.data}
-    assert by == {"sent at once": [10, 1], "waited in the pending queue": [0, 3], "503 UO (overflow)": [0, 6]}
+    assert by == {"sent at once": [10, 1], "waited in the pending queue": [0, 3], "503 UO (overflow)": [0, 6],
+                  "other outcomes": [0, 0]}
     with pytest.raises(ValueError, match="lab.watch"):
         charts.overflow({1: frame([{"pod": "a"}])})
