@@ -717,13 +717,15 @@ def overflow(probes: Mapping[object, pd.DataFrame], title: str | None = None) ->
         refused.append(uo)
         other.append(len(df) - ok - uo)
     fig = Figure()
-    fig.add_bar(x=xs, y=direct, name="sent at once", marker_color=OUTCOME_COLORS["ok"])
-    fig.add_bar(x=xs, y=queued, name="waited in the pending queue", marker_color="#98df8a")
-    fig.add_bar(x=xs, y=refused, name="503 UO (overflow)", marker_color=OUTCOME_COLORS["503"])
-    # always drawn (zeros too): a live chart then keeps its four traces and updates them in place
-    fig.add_bar(x=xs, y=other, name="other outcomes", marker_color=OUTCOME_COLORS["error"])
+    # always the same four traces (zeros too), each with a fixed uid: a live chart updates them in
+    # place, and the browser keeps matching each trace to its own
+    for i, (ys, name, colour) in enumerate(((direct, "sent at once", OUTCOME_COLORS["ok"]),
+                                             (queued, "waited in the pending queue", "#98df8a"),
+                                             (refused, "503 UO (overflow)", OUTCOME_COLORS["503"]),
+                                             (other, "other outcomes", OUTCOME_COLORS["error"]))):
+        fig.add_bar(x=xs, y=ys, name=name, marker_color=colour, uid=f"meshlab-overflow-{i}")
     fig.update_layout(template=_TEMPLATE, barmode="stack", title=title or "What the connection pool did with each request",
-                      xaxis_title="", yaxis_title="requests", legend_title="")
+                      xaxis_title="probe", yaxis_title="requests", legend_title="")
     fig.update_xaxes(type="category")
     return fig
 
