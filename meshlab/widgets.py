@@ -54,26 +54,12 @@ def live(fig: go.Figure) -> go.FigureWidget:
 
 
 def _redraw(fw: go.FigureWidget, fig: go.Figure) -> None:
-    """Copy a freshly drawn figure into a live widget.
-
-    Same trace types in the same order → update them in place (the browser animates nothing,
-    sees the data change, keeps its zoom); otherwise replace the traces.
-    """
+    """Copy a freshly drawn figure into a live widget whose traces are of the same kinds, in
+    place (the browser animates nothing, sees the data change, keeps its zoom)."""
     with fw.batch_update():
-        if [t.type for t in fw.data] == [t.type for t in fig.data]:
-            for old, new in zip(fw.data, fig.data):
-                old.update(new.to_plotly_json(), overwrite=True)
-        else:
-            fw.data = []
-            fw.add_traces(list(fig.data))
+        for old, new in zip(fw.data, fig.data, strict=True):
+            old.update(new.to_plotly_json(), overwrite=True)
         fw.layout = fig.layout
-    # plotly sends these changes as one-shot messages (`_py2js_*`, set and reset at once), which
-    # the browser's model handles only once plotly's 4.8 MB script has loaded; a change made in
-    # the same Run All before that (a slow Binder, a busy workshop host) was lost and the chart
-    # stayed empty. The full figure as synced state always arrives (plotly/basewidget.py keeps
-    # `_widget_data`/`_widget_layout` for exactly that, but sets them only at construction).
-    fw._widget_data = copy.deepcopy(fw._data)
-    fw._widget_layout = copy.deepcopy(fw._layout_obj._props)
 
 
 def _read_yaml(manifest: str | Path | Mapping[str, Any]) -> dict[str, Any]:
@@ -153,10 +139,25 @@ class _Explorer(W.VBox):
         self.status = W.HTML(value="")
         self.status.add_class("meshlab-status")
         self.figure = live(figure)
+        self._drawn = False
         self.results: dict[str, pd.DataFrame] = {}
         super().__init__([W.HBox(list(controls)), self.scope, self.status, self.figure])
         self.add_class("meshlab-explorer")
         self.add_class(css)
+
+    def _draw(self, fig: go.Figure) -> None:
+        """Show a freshly drawn chart. The first one, and any whose trace kinds differ, goes into
+        a new FigureWidget in place of the old: plotly sends later changes as one-shot messages
+        (`_py2js_*`) that the browser drops while plotly's 4.8 MB script is still loading — which
+        is exactly when Run All makes them — and the chart then stayed empty; a new widget carries
+        its figure in its opening state, which always arrives. Same kinds: update in place."""
+        if self._drawn and [t.type for t in self.figure.data] == [t.type for t in fig.data]:
+            _redraw(self.figure, fig)
+            return
+        old, self.figure = self.figure, live(fig)
+        self.children = tuple(self.figure if child is old else child for child in self.children)
+        old.close()
+        self._drawn = True
 
     def chart(self) -> charts.Figure:
         """A static snapshot of the live chart (renders anywhere, e.g. in `make course` HTML)."""
@@ -286,7 +287,7 @@ class WeightSlider(_Explorer):
             return
         self.results[str(weight)] = df
         self.last = df
-        _redraw(self.figure, charts.split(df, configured=self.weights(weight), by="subset"
+        self._draw(charts.split(df, configured=self.weights(weight), by="subset"
                                           if self._by_subset(df) else "version"))
         self.applied.value = ("<code style='font-size:11px'>" + " · ".join(
             f"{s}: weight {w}" for s, w in self.weights(weight).items()) + "</code>")
@@ -345,7 +346,7 @@ class ConnectionExplorer(_Explorer):
         label = f"{choice} conn" if choice != self.NEW_PER_REQUEST else choice
         self.results[label] = df
         ordered = {k: self.results[k] for k in sorted(self.results, key=_conn_order)}
-        _redraw(self.figure, charts.shares(ordered, by="pod", title="Share per pod vs connections used",
+        self._draw(charts.shares(ordered, by="pod", title="Share per pod vs connections used",
                                            pods=pods))
         self._done(started, f"{df['conn'].nunique()} connection(s) carried {len(df)} requests; "
                             f"{df['pod'].nunique()} pod(s) answered")
@@ -402,7 +403,7 @@ class LoadBalancerPicker(_Explorer):
             self._failed(e)
             return
         self.results[policy] = df
-        _redraw(self.figure, charts.shares(self.results, by="pod", title="Share per pod, per load-balancing policy"))
+        self._draw(charts.shares(self.results, by="pod", title="Share per pod, per load-balancing policy"))
         self._done(started, f"{policy}: median latency {df['latency_ms'].median():.0f} ms")
 
     def compare(self) -> None:
@@ -455,7 +456,7 @@ class PushOrderRace(_Explorer):
             return
         self.results[order] = df
         self.events[order] = dict(events)
-        _redraw(self.figure, charts.timeline(df, events=events, title=order))
+        self._draw(charts.timeline(df, events=events, title=order))
         self._done(started, charts.outcome_summary(df))
 
 
@@ -538,7 +539,7 @@ class ProbeExplorer(_Explorer):
             self._failed(e)
             return
         self.results[str(n)] = df
-        _redraw(self.figure, charts.pod_share(df, pods=pods))
+        self._draw(charts.pod_share(df, pods=pods))
         self._done(started, f"{charts.outcome_summary(df)}; {df['pod'].nunique()} pod(s) answered")
 
 
@@ -581,7 +582,7 @@ class FlowExplorer(_Explorer):
             return
         self.results[path] = df
         host = url.split("//", 1)[-1]
-        _redraw(self.figure, charts.flow(df, host=host))
+        self._draw(charts.flow(df, host=host))
         self._done(started, charts.outcome_summary(df))
 
 
@@ -642,7 +643,7 @@ class TimeoutSlider(_Explorer):
             self._failed(e)
             return
         self.results[f"{ms}ms"] = df
-        _redraw(self.figure, charts.latency_timeouts(df, lines, title=f"perTryTimeout {ms}ms: how long each request took"))
+        self._draw(charts.latency_timeouts(df, lines, title=f"perTryTimeout {ms}ms: how long each request took"))
         retried = int((pd.to_numeric(df["attempts"], errors="coerce").fillna(0) > 1).sum())
         self._done(started, f"{charts.outcome_summary(df)}; {retried} retried")
 
@@ -684,7 +685,7 @@ class ConcurrencySlider(_Explorer):
             return
         self.results[str(concurrency)] = df
         shown = {f"{k} at a time": self.results[k] for k in sorted(self.results, key=int)}
-        _redraw(self.figure, charts.overflow(shown))
+        self._draw(charts.overflow(shown))
         self._done(started, f"{concurrency} at a time: {charts.outcome_summary(df)}")
 
 

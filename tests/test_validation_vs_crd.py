@@ -40,6 +40,8 @@ Path_ = tuple[Any, ...]
 
 # (kind, path regex over "a.b[0].c", mutation kind, reason): meshlab refuses, the schema accepts.
 WEBHOOK_STRICTER = [
+    ("ServiceEntry", r"spec\.hosts\[\d+\]$", "*",
+     "webhook: with resolution DNS and no endpoints a host is a full DNS name (no wildcard)"),
     ("VirtualService", r"spec\.http\[\d+\]\.route\[\d+\]\.weight$", "negative",
      "webhook: weight must be >= 0"),
     ("VirtualService", r"spec\.http\[\d+\]\.route(\[\d+\]\.weight)?$", "*",
