@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import plotly.graph_objects as go
 
-from .names import labels_match, selector_string
+from .names import duration_seconds, labels_match, selector_string
 
 __all__ = [
     "Figure", "outcome", "outcome_summary", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
@@ -627,6 +627,166 @@ def latency(probes: Mapping[str, pd.DataFrame], title: str | None = None) -> go.
                     boxpoints=False)
     fig.update_layout(template=_TEMPLATE, title=title or "Latency per request", showlegend=False,
                       yaxis_title="latency (ms)")
+    return fig
+
+
+# ------------------------------------------------------------------------------------ chapters 5 and 6
+
+def _ms_of(label_value: str | float) -> float:
+    """A timeout as milliseconds: a number (ms) or an Istio duration (`"80ms"`, `"0.5s"`)."""
+    if isinstance(label_value, (int, float)) and not isinstance(label_value, bool):
+        return float(label_value)
+    return duration_seconds(str(label_value)) * 1000.0
+
+
+def latency_timeouts(df: pd.DataFrame, timeouts: Mapping[str, str | float] | None = None,
+                     title: str | None = None, bins: int = 40) -> go.Figure:
+    """How long each request took, as a histogram stacked by outcome (`outcome`), with each
+    timeout drawn as a labelled dashed line.
+
+    `timeouts`: label → a timeout, in ms or as an Istio duration (`{"perTryTimeout": "80ms",
+    "timeout": "300ms"}`). Every request is counted, answered or not: a 504 UT sits on its
+    timeout's line, a retried 200 past one attempt's.
+    """
+    _need(df, "latency_ms", "status", "error", "flags")
+    if len(df) == 0:
+        raise ValueError("latency_timeouts() got an empty probe")
+    lat = pd.to_numeric(df["latency_ms"], errors="coerce").fillna(0.0)
+    lines = {k: _ms_of(v) for k, v in (timeouts or {}).items()}
+    top = max([float(lat.max())] + [v * 1.1 for v in lines.values()] + [1.0])
+    size = _nice_step(top / bins)
+    labels = outcome(df)
+    fig = Figure()
+    for label in sorted(set(labels), key=lambda s: (_outcome_color(s) != OUTCOME_COLORS["ok"], s)):
+        fig.add_histogram(x=lat[labels == label], name=label, marker_color=_outcome_color(label),
+                          xbins=dict(start=0, end=top + size, size=size),
+                          hovertemplate="%{x} ms: %{y} requests<extra>%{fullData.name}</extra>")
+    for i, (label, ms) in enumerate(lines.items()):
+        fig.add_vline(x=ms, line=dict(color="#222", dash="dash", width=1.5))
+        fig.add_annotation(x=ms, y=1.0 - 0.08 * (i % 3), yref="paper", text=f"{label} {ms:g} ms",
+                           showarrow=False, xanchor="left", bgcolor="rgba(255,255,255,0.8)", font=dict(size=11))
+    fig.update_layout(template=_TEMPLATE, barmode="stack", bargap=0.05,
+                      title=title or f"How long {len(df)} requests took", xaxis_title="latency seen by the client (ms)",
+                      yaxis_title="requests", legend_title="outcome")
+    return fig
+
+
+def attempts(probes: pd.DataFrame | Mapping[str, pd.DataFrame], title: str | None = None) -> go.Figure:
+    """Requests per number of attempts Envoy made upstream (`attempts`: Envoy's
+    %UPSTREAM_REQUEST_ATTEMPT_COUNT%; 0 when no attempt left Envoy, e.g. a fault abort), stacked by
+    outcome; several labelled probes side by side (`{"label": df}`) as groups of bars."""
+    frames = {"": probes} if isinstance(probes, pd.DataFrame) else dict(probes)
+    if not frames:
+        raise ValueError("attempts() needs at least one probe")
+    rows, order = [], []
+    for name, df in frames.items():
+        _need(df, "attempts", "status", "error", "flags")
+        n = pd.to_numeric(df["attempts"], errors="coerce").fillna(0).astype(int)
+        xs = [f"{a} attempt{'s' if a != 1 else ''}" if not name else f"{name} · {a}" for a in n]
+        rows += list(zip(xs, outcome(df)))
+        order += [x for _, x in sorted(set(zip(n, xs))) if x not in order]
+    table = pd.DataFrame(rows, columns=["x", "outcome"])
+    counts = table.groupby(["x", "outcome"]).size().unstack(fill_value=0).reindex(order)
+    fig = Figure()
+    for label in sorted(counts.columns, key=lambda s: (_outcome_color(s) != OUTCOME_COLORS["ok"], s)):
+        fig.add_bar(x=counts.index, y=counts[label], name=label, marker_color=_outcome_color(label),
+                    hovertemplate="%{x}: %{y} requests<extra>%{fullData.name}</extra>")
+    total = sum(len(df) for df in frames.values())
+    fig.update_layout(template=_TEMPLATE, barmode="stack", title=title or f"Attempts per request ({total} requests)",
+                      xaxis_title="attempts Envoy made upstream", yaxis_title="requests", legend_title="outcome")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def ejections(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """A timeline per endpoint: each request as a dot where it was answered (colour = outcome),
+    and grey bands while Envoy's own `/clusters` said the endpoint was ejected by outlier detection
+    (`failed_outlier_check`). Reads what `Lab.watch` recorded: the rows and `df.attrs["endpoints"]`
+    (samples: t, endpoint, pod, outlier_check)."""
+    _need(df, "t", "pod", "status", "error", "flags")
+    samples = pd.DataFrame(df.attrs.get("endpoints") or [], columns=["t", "cluster", "endpoint", "pod",
+                                                                      "status", "outlier_check"])
+    if samples.empty:
+        raise ValueError("ejections() needs what lab.watch(...) returned: its rows carry Envoy's /clusters samples")
+    names = sorted(set(samples["pod"].map(_str)) - {""} | set(df["pod"].map(_str)) - {""})
+    fig = Figure()
+    step = float(samples["t"].diff().median() or 0.05)
+    shown = False
+    for pod in names:
+        mine = samples[samples["pod"] == pod].sort_values("t")
+        out = (mine["outlier_check"] == "FAILED").tolist()
+        ts = mine["t"].tolist()
+        i = 0
+        while i < len(out):
+            if out[i]:
+                j = i
+                while j + 1 < len(out) and out[j + 1]:
+                    j += 1
+                fig.add_scatter(x=[ts[i], ts[j] + step], y=[pod, pod], mode="lines", showlegend=not shown,
+                                name="ejected (Envoy /clusters)", legendgroup="ejected",
+                                line=dict(color="rgba(90,90,90,0.35)", width=22),
+                                hovertemplate=f"{pod}: ejected %{{x:.2f}} s<extra></extra>")
+                shown = True
+                i = j + 1
+            else:
+                i += 1
+    labels = outcome(df)
+    answered = df["pod"].map(_str) != ""
+    for label in sorted(set(labels[answered]), key=lambda s: (_outcome_color(s) != OUTCOME_COLORS["ok"], s)):
+        sel = answered & (labels == label)
+        fig.add_scatter(x=df.loc[sel, "t"], y=df.loc[sel, "pod"].map(_str), mode="markers", name=label,
+                        marker=dict(color=_outcome_color(label), size=6, symbol="line-ns-open", line=dict(width=2)),
+                        hovertemplate="t=%{x:.3f} s<extra>%{fullData.name}</extra>")
+    missed = (~answered).sum()
+    fig.update_layout(template=_TEMPLATE, title=title or (
+        f"Which pod answered each request, and when Envoy ejected it ({len(df)} requests"
+        + (f", {missed} answered by no pod" if missed else "") + ")"),
+        xaxis_title="seconds since the probe started", yaxis_title="pod", legend_title="")
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=names)
+    return fig
+
+
+#: The Envoy cluster counters `overflow` reads (cluster.<name>.<counter>, summed over clusters).
+PENDING_COUNTERS = ("upstream_rq_pending_total", "upstream_rq_pending_overflow")
+
+
+def _cluster_counter(stats: Mapping[str, object], counter: str) -> int:
+    return int(sum(v for k, v in stats.items() if k.endswith("." + counter) and isinstance(v, (int, float))))
+
+
+def overflow(probes: Mapping[object, pd.DataFrame], title: str | None = None) -> go.Figure:
+    """Circuit breaking under concurrency: per labelled probe (e.g. the concurrency), how many
+    requests Envoy sent at once, how many waited in the cluster's pending queue, and how many it
+    refused (503 UO). The queue comes from Envoy's own counters over the probe
+    (`upstream_rq_pending_total`, in `df.attrs["envoy_stats"]`, what `Lab.watch` records)."""
+    if not probes:
+        raise ValueError("overflow() needs at least one probe")
+    xs, direct, queued, refused, other = [], [], [], [], []
+    for label, df in probes.items():
+        _need(df, "status", "error", "flags")
+        stats = df.attrs.get("envoy_stats")
+        if stats is None:
+            raise ValueError("overflow() needs what lab.watch(...) returned: its rows carry Envoy's counters")
+        labels = outcome(df)
+        uo = int((labels == "503 UO").sum())
+        pending = _cluster_counter(stats, "upstream_rq_pending_total")
+        ok = int(_ok(df).sum())
+        xs.append(str(label))
+        queued.append(min(pending, ok))
+        direct.append(ok - min(pending, ok))
+        refused.append(uo)
+        other.append(len(df) - ok - uo)
+    fig = Figure()
+    # always the same four traces (zeros too), each with a fixed uid: a live chart updates them in
+    # place, and the browser keeps matching each trace to its own
+    for i, (ys, name, colour) in enumerate(((direct, "sent at once", OUTCOME_COLORS["ok"]),
+                                             (queued, "waited in the pending queue", "#98df8a"),
+                                             (refused, "503 UO (overflow)", OUTCOME_COLORS["503"]),
+                                             (other, "other outcomes", OUTCOME_COLORS["error"]))):
+        fig.add_bar(x=xs, y=ys, name=name, marker_color=colour, uid=f"meshlab-overflow-{i}")
+    fig.update_layout(template=_TEMPLATE, barmode="stack", title=title or "What the connection pool did with each request",
+                      xaxis_title="probe", yaxis_title="requests", legend_title="")
+    fig.update_xaxes(type="category")
     return fig
 
 

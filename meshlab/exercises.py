@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .names import cluster_name, fqdn
+from .names import cluster_name, duration_seconds, fqdn
 
 __all__ = ["Exercise", "Verdict", "EXERCISES", "check", "exercise"]
 
@@ -949,3 +949,266 @@ exercise(Exercise(
     "writes no locality priorities at all (pilot/pkg/networking/core/loadbalancer) and every zone shares "
     "the traffic. Add outlierDetection to the same traffic policy.",
     lambda answer, data: _choice(answer, {"a": "a", "b": "b", "c": "c"}) == "b"))
+
+
+# ------------------------------------------------------------------------------------ chapter 5
+
+def _failures(df: pd.DataFrame) -> int:
+    return int((pd.to_numeric(df["status"], errors="coerce").fillna(0) != 200).sum())
+
+
+def _predict_dead_pod(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _number(answer)
+    df = _probe(data)
+    failed = _failures(df)
+    if abs(guess - failed) > max(1, 0.1 * len(df)):
+        raise _NotYet(f"You guessed {guess:g} failures; {failed} of {len(df)} failed.")
+    return True
+
+
+exercise(Exercise(
+    "5.predict-dead-pod",
+    "The v2 pod's process is dead, but it stays in the endpoints. Out of 30 requests, how many fail?",
+    "What does Istio's default retry policy retry, and on which pod does a retry go?",
+    "Envoy picked the dead pod for some requests, failed to connect (connect-failure) and retried on "
+    "another pod (the previous_hosts predicate): the client saw 200 and `attempts` 2. Istio's default "
+    "policy hides a dead pod — and only connection-level failures.",
+    _predict_dead_pod, needs=("probe",), kind="prediction",
+    measured=lambda d: f"{_got(_probe(d))}; "
+    f"{int((pd.to_numeric(_probe(d)['attempts'], errors='coerce').fillna(0) > 1).sum())} needed more than one attempt."))
+
+
+def _top_failure(df: pd.DataFrame) -> str:
+    counts = _outcomes(df)
+    bad = [label for label in counts.index if label != "200"]
+    return bad[0] if bad else "200"
+
+
+def _predict_per_try(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"200": "200", "retried": "200", "504": "504", "504 ut": "504", "ut": "504",
+                             "503": "503"})
+    seen = _top_failure(_probe(data))
+    if not _same_outcome(guess, seen):
+        raise _NotYet(f"You guessed {guess}; the requests the slow pod held got {seen}.")
+    return True
+
+
+exercise(Exercise(
+    "5.predict-per-try",
+    "perTryTimeout 100 ms, the route's retries left at Istio's retryOn: what do the requests that reach "
+    "the slow pod get? (\"200\" if retried on another pod, \"504\" or \"503\")",
+    "Which failures does the default retryOn list? Is a timeout among them?",
+    "504 UT (upstream_per_try_timeout) after 100 ms: the attempt timed out, and Istio's default retryOn "
+    "(connect-failure, refused-stream, unavailable, cancelled, retriable-status-codes) does not retry a "
+    "timeout. Envoy retries one only when retryOn has `5xx`, `gateway-error` or `reset`.",
+    _predict_per_try, needs=("probe",), kind="prediction", measured=lambda d: _got(_probe(d)) + "."))
+
+
+def _retry_block(objs: Iterable[Any]) -> list[Any]:
+    return [r for o in objs if getattr(o, "kind", "") == "VirtualService" for r in o.spec.http or []]
+
+
+def _fix_slow_pod(answer: Any, data: Mapping[str, Any]) -> str:
+    """Apply the learner's VirtualService while one pod is slow; every request must get 200 within
+    the route's timeout."""
+    lab = _lab(data)
+    with lab.restoring():
+        applied = lab.apply(answer)
+        rules = _retry_block(applied)
+        if not rules:
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks for "
+                             "a VirtualService with an http rule.")
+        df = lab.probe("http://reviews:9080/", n=20, seed=2)
+    rule = rules[0]
+    if not rule.timeout:
+        raise _NotYet(f"{_got(df)} — but your rule sets no `timeout`: keep the route's 300ms.")
+    limit = duration_seconds(rule.timeout) * 1000.0
+    if limit > 300:
+        raise _NotYet(f"{_got(df)} — but your timeout is {rule.timeout}: the exercise keeps it at 300ms or less.")
+    counts = _outcomes(df)
+    if list(counts.index) != ["200"]:
+        hint = ""
+        if "504 UT" in counts:
+            hint = (" A 504 UT: an attempt (or the route) timed out and was not retried — is perTryTimeout "
+                    "below the slow pod's 400 ms, and does retryOn name a timeout (gateway-error, 5xx or reset)?")
+        raise _NotYet(f"{_got(df)}.{hint}")
+    worst = float(pd.to_numeric(df["latency_ms"]).max())
+    retried = int((pd.to_numeric(df["attempts"]) > 1).sum())
+    return f"{_got(df)}; the slowest took {worst:.0f} ms; {retried} were retried on another pod."
+
+
+exercise(Exercise(
+    "5.fix-slow-pod",
+    "One pod answers in 400 ms; the route's timeout is 300ms. Add retries to the VirtualService so that "
+    "every request gets 200 within that timeout. (The check applies it, sends 20 requests, then puts the "
+    "lab back.)",
+    "`retries: {attempts: ..., perTryTimeout: ..., retryOn: ...}` inside the http rule: an attempt must "
+    "give up well before 300 ms, and retryOn must name a timeout (`gateway-error` covers 504).",
+    "A short perTryTimeout turns a slow pod into a fast failure, and `gateway-error` retries it on another "
+    "pod (previous_hosts), all inside the route's timeout. The price: every request that met the slow pod "
+    "took perTryTimeout longer, and the slow pod still did the work.",
+    _fix_slow_pod, needs=("lab",)))
+
+
+def _app_received(data: Mapping[str, Any]) -> tuple[int, int]:
+    df, log = _probe(data), data["log"]
+    return len(df), len(log)
+
+
+def _predict_post(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"exactly 20": "exactly", "20": "exactly", "exactly": "exactly",
+                             "more than 20": "more", "more": "more", "fewer than 20": "fewer", "fewer": "fewer",
+                             "less": "fewer", "less than 20": "fewer"})
+    sent, received = _app_received(data)
+    seen = "exactly" if received == sent else ("more" if received > sent else "fewer")
+    if guess != seen:
+        raise _NotYet(f"You guessed {guess}; the app received {received} requests for {sent} POSTs.")
+    return True
+
+
+exercise(Exercise(
+    "5.predict-post",
+    "20 POSTs, retries on `5xx`, the pods fail half their requests: how many requests does the app receive? "
+    "(\"exactly 20\", \"more than 20\" or \"fewer than 20\")",
+    "Envoy retries an answered 5xx when retryOn says `5xx` — whatever the method.",
+    "More than 20: every retry is another request the app receives and may execute. Envoy does not know a "
+    "POST is unsafe to repeat; retryOn `5xx` retries it. Retry POSTs only on failures before the app saw "
+    "them (connect-failure, refused-stream, reset-before-request).",
+    _predict_post, needs=("probe", "log"), kind="prediction",
+    measured=lambda d: f"the app received {_app_received(d)[1]} requests for {_app_received(d)[0]} POSTs."))
+
+
+def _default_policy(config: Mapping[str, Any]) -> tuple[int, list[int]]:
+    """(attempts, retriable status codes) of the sidecar's `default` route (Istio's own policy)."""
+    routes = [r for r in config.get("routes", []) if r.get("route_name") == "default"]
+    if not routes:
+        raise TypeError("config= must be lab.envoy_config() of a lab with a Service and no VirtualService")
+    r = routes[0]
+    codes = r.get("retriable_status_codes")
+    return int(r["num_retries"]) + 1, list(codes) if isinstance(codes, list) else []
+
+
+def _default_retries(answer: Any, data: Mapping[str, Any]) -> bool:
+    if not isinstance(answer, Mapping) or set(answer) != {"attempts", "retries 503"}:
+        raise ValueError("Answer with a dict: {\"attempts\": a number, \"retries 503\": True or False}.")
+    attempts, codes = _default_policy(data["config"])
+    got_a = _number(answer["attempts"])
+    right = []
+    wrong = []
+    (right if got_a == attempts else wrong).append("attempts")
+    if not isinstance(answer["retries 503"], bool):
+        raise ValueError("\"retries 503\" is True or False.")
+    (right if answer["retries 503"] == (503 in codes) else wrong).append("retries 503")
+    if wrong:
+        raise _NotYet(_parts(right, wrong))
+    return True
+
+
+exercise(Exercise(
+    "5.default-retries",
+    "With no VirtualService, how many attempts at most does Envoy make for one request, and does it retry "
+    "a 503 answered by the app?",
+    "Read the `default` route's num_retries (retries after the first attempt) and retriable_status_codes in "
+    "the table at the top of the chapter.",
+    "num_retries is 2, so 3 attempts; retry_on lists retriable-status-codes but the list of codes is "
+    "empty, so an app's 503 is passed through (since Istio 1.24; before, 503 was listed).",
+    _default_retries, needs=("config",)))
+
+
+# ------------------------------------------------------------------------------------ chapter 6
+
+def _uo_share(df: pd.DataFrame) -> float:
+    return float((_outcomes(df).get("503 UO", 0)) / max(len(df), 1))
+
+
+def _predict_overflow(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"none": "none", "no": "none", "0": "none", "some": "some", "a few": "some",
+                             "most": "most", "all": "most", "most of them": "most"})
+    share = _uo_share(_probe(data))
+    seen = "none" if share == 0 else ("most" if share >= 0.5 else "some")
+    if guess != seen:
+        raise _NotYet(f"You guessed {guess}; {share:.0%} got 503 UO.")
+    return True
+
+
+exercise(Exercise(
+    "6.predict-overflow",
+    "maxConnections 1, http1MaxPendingRequests 2, pods answering in 50 ms; 8 requests at a time: how many "
+    "get 503 UO? (\"none\", \"some\" or \"most\")",
+    "How many requests can be in flight on one connection (HTTP/1.1), and how many may wait?",
+    "One connection carries one HTTP/1.1 request at a time and two may wait in the pending queue; every "
+    "request beyond that is refused at once with 503 UO — no pod ever sees it, and Istio's default retry "
+    "policy does not retry an overflow.",
+    _predict_overflow, needs=("probe",), kind="prediction",
+    measured=lambda d: f"at 8 at a time, {_got(_probe(d))}."))
+
+
+def _fix_pool(answer: Any, data: Mapping[str, Any]) -> str:
+    lab = _lab(data)
+    with lab.restoring():
+        applied = lab.apply(answer)
+        drs = [o for o in applied if o.kind == "DestinationRule"]
+        if not drs:
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks for "
+                             "a DestinationRule.")
+        df = lab.probe("http://reviews:9080/", n=48, concurrency=8, seed=3)
+    pool = drs[0].spec.traffic_policy.connection_pool if drs[0].spec.traffic_policy else None
+    if pool is None or not ((pool.tcp and pool.tcp.max_connections) or (pool.http and (
+            pool.http.http1_max_pending_requests or pool.http.http2_max_requests))):
+        raise _NotYet(f"{_got(df)} — but without connectionPool limits nothing protects the pods: keep "
+                      "maxConnections (or http1MaxPendingRequests) and size it.")
+    if "503 UO" in _outcomes(df):
+        raise _NotYet(f"{_got(df)}: the pool is still too small for 8 at a time — connections plus pending "
+                      "requests must hold 8.")
+    if list(_outcomes(df).index) != ["200"]:
+        raise _NotYet(f"{_got(df)}.")
+    return f"{_got(df)}, 8 at a time."
+
+
+exercise(Exercise(
+    "6.fix-pool",
+    "Size the connection pool so that 8 requests at a time all get 200, keeping limits (a DestinationRule "
+    "for `reviews` with connectionPool). The check sends 48 requests, 8 at a time, then puts the lab back.",
+    "With HTTP/1.1 a connection carries one request at a time: maxConnections + http1MaxPendingRequests "
+    "must hold all 8.",
+    "A pool is a promise about the load you accept: size it to what the pods can serve, and the overflow "
+    "(503 UO) is then the load you chose to shed, fast, instead of a queue that grows.",
+    _fix_pool, needs=("lab",)))
+
+
+def _after_ejection(df: pd.DataFrame) -> str:
+    """The most frequent outcome of the last third of the probe (after the ejections)."""
+    tail = df.sort_values("seq").iloc[-max(1, len(df) // 3):]
+    return _top(tail)
+
+
+def _predict_all_ejected(answer: Any, data: Mapping[str, Any]) -> bool:
+    seen = _after_ejection(_probe(data))
+    if not isinstance(answer, str):
+        raise ValueError("Answer with an outcome in quotes, e.g. \"200\" or \"503 NC\".")
+    if not _same_outcome(answer, seen) or (answer.strip().isdigit() and seen != answer.strip()):
+        raise _NotYet(f"You guessed {answer}; once every pod was ejected the requests got {seen}.")
+    return True
+
+
+exercise(Exercise(
+    "6.predict-all-ejected",
+    "Every pod now fails, maxEjectionPercent is 100: once all are ejected, what do requests get (a status "
+    "and a flag, e.g. \"503 NC\")?",
+    "Would Envoy send to an ejected pod when no healthy one is left (panic mode)? What does Istio set?",
+    "503 UH: with outlierDetection istiod sets the panic threshold to 0 % (minHealthPercent), so Envoy "
+    "never falls back to the ejected pods — no healthy upstream. With Envoy's own default (50 %) it would "
+    "have sent to all of them anyway.",
+    _predict_all_ejected, needs=("probe",), kind="prediction",
+    measured=lambda d: f"{_got(_probe(d))}; the last third got {_after_ejection(_probe(d))}."))
+
+
+exercise(Exercise(
+    "6.gateway-errors",
+    "A pod answers 500 to everything. Which outlierDetection field ejects it: \"consecutive5xxErrors\" or "
+    "\"consecutiveGatewayErrors\"?",
+    "Which statuses does a gateway error cover?",
+    "consecutive5xxErrors counts every 5xx (and connection failures); consecutiveGatewayErrors only 502, 503, "
+    "504 and connection failures — a 500 is not a gateway error.",
+    lambda a, d: _choice(a, {"consecutive5xxerrors": "5xx", "consecutive 5xx errors": "5xx",
+                             "consecutivegatewayerrors": "gw", "consecutive gateway errors": "gw"}) == "5xx"))

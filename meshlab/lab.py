@@ -362,6 +362,62 @@ class Lab:
                                         keepalive=keepalive, headers=headers, via=via, namespace=namespace,
                                         seed=seed, timeout=timeout, method=method)
 
+    def watch(self, url: str, *, n: int | None = None, rate: float | None = 100.0, duration: float | None = None,
+              concurrency: int = 1, every: float = 0.05, via: Via = "sidecar", namespace: str = "default",
+              seed: int | None = None, timeout: float = 30.0, method: str = "GET") -> pd.DataFrame:
+        """Send traffic as `probe` does and watch the proxy's own view of it: while the requests
+        flow, Envoy's `/clusters` is read every `every` seconds (each outbound endpoint's health
+        and outlier-detection state, what `istioctl proxy-config endpoints` shows as STATUS and
+        OUTLIER CHECK), and its cluster counters are read before and after.
+
+        Returns the probe's rows (`probe`'s table) with, in `.attrs`:
+        `endpoints` — samples, one dict per endpoint per reading: t (seconds since the probe
+        started), cluster, endpoint (`ip:port`), pod, status, outlier_check (`OK`/`FAILED`);
+        `envoy_stats` — each `cluster.outbound|…` counter's increase over the probe
+        (`upstream_rq_pending_total`, `upstream_rq_pending_overflow`, `outlier_detection.ejections_enforced_total`…).
+        `charts.ejections` and `charts.overflow` draw them."""
+        import time
+
+        from .charts import ProbeTable
+        self._check_open()
+        if not (isinstance(every, (int, float)) and not isinstance(every, bool) and 0.005 <= every <= 10):
+            raise ProbeError(f"every must be a number of seconds between 0.005 and 10, not {every!r}")
+        proxy: ProxyName = "gateway" if via == "gateway" else "sidecar"
+        with plainly("probing"):
+            envoy = self.backend.envoy(proxy, namespace=namespace)
+            before = envoy.stats(r"^cluster\.outbound\|")
+            ips = {str(ip): str(name) for ip, name in zip(self.backend.pods()["ip"], self.backend.pods()["name"])}
+            samples: list[dict[str, Any]] = []
+            run = self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
+                                       keepalive=True, headers=None, via=via, namespace=namespace, seed=seed,
+                                       timeout=timeout, method=method)
+            start = time.perf_counter()
+            while True:
+                done = run.done()
+                t = round(time.perf_counter() - start, 4)
+                for cs in envoy.clusters().get("cluster_statuses", []):
+                    if not str(cs.get("name", "")).startswith("outbound|"):
+                        continue
+                    for hs in cs.get("host_statuses", []):
+                        sa = hs.get("address", {}).get("socket_address", {})
+                        health = hs.get("health_status", {})
+                        samples.append({"t": t, "cluster": cs["name"], "endpoint": f"{sa.get('address')}:{sa.get('port_value')}",
+                                        "pod": ips.get(str(sa.get("address")), ""),
+                                        "status": health.get("eds_health_status", "HEALTHY"),
+                                        "outlier_check": "FAILED" if health.get("failed_outlier_check") else "OK"})
+                if done:
+                    break
+                time.sleep(every)
+            df = run.result()
+            after = envoy.stats(r"^cluster\.outbound\|")
+        rows = ProbeTable(df)
+        rows.attrs.update(df.attrs)
+        rows.attrs.update(url=url, via=via, namespace=namespace, headers={}, method=method, timeout=timeout,
+                          endpoints=samples,
+                          envoy_stats={k: v - before.get(k, 0) for k, v in after.items()
+                                       if isinstance(v, int) and isinstance(before.get(k, 0), int)})
+        return rows
+
     # ---- views ---------------------------------------------------------------------------------
     def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
         """The live proxy config, like ``istioctl proxy-config all -o json`` (the client sidecar of

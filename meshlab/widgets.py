@@ -41,8 +41,9 @@ from .backends.base import apply_steps, run_steps
 from .exercises import Verdict, check
 
 __all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "ProbeExplorer",
-           "FlowExplorer", "Quiz", "LabCloser", "flow", "weight_slider", "connections", "lb_picker", "push_order",
-           "requests", "quiz", "close_button", "live"]
+           "FlowExplorer", "TimeoutSlider", "ConcurrencySlider", "Quiz", "LabCloser", "flow", "weight_slider",
+           "connections", "lb_picker", "push_order", "requests", "timeout_slider", "concurrency_slider", "quiz",
+           "close_button", "live"]
 
 
 # ------------------------------------------------------------------------------------ plumbing
@@ -694,6 +695,107 @@ class HashPicker(_Explorer):
 def hash_picker(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw: Any) -> HashPicker:
     """A live consistent-hash key picker over a DestinationRule manifest (see `HashPicker`)."""
     return HashPicker(lab, manifest, url, **kw)
+# ------------------------------------------------------------------------------------ chapter 5
+
+class TimeoutSlider(_Explorer):
+    """Move a VirtualService rule's `retries.perTryTimeout`; see how long each request took, with
+    the per-try timeout and the route's timeout drawn on the latency chart.
+
+    The VirtualService comes from a real manifest; the slider rewrites
+    `spec.http[rule].retries.perTryTimeout` in an in-memory copy, applies it, probes, and redraws
+    `charts.latency_timeouts`. The lab's own objects are put back after each measurement.
+    """
+
+    def __init__(self, lab: Any, manifest: str | Path | Mapping[str, Any], url: str, *, n: int = 60,
+                 rule: int = 0, values: Sequence[int] = (25, 50, 100, 150, 200, 300, 400, 500),
+                 seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.seed, self.probe_kw, self.rule = lab, url, n, seed, probe_kw, rule
+        self.manifest = _read_yaml(manifest)
+        http = self._rule()
+        if not isinstance(http.get("retries"), dict):
+            raise ValueError(f"VirtualService {_ref(self.manifest)}: spec.http[{rule}] needs a `retries` block "
+                             "for a perTryTimeout slider")
+        self.slider = W.SelectionSlider(options=[int(v) for v in values], value=int(values[len(values) // 2]),
+                                        description="perTryTimeout ms", continuous_update=False,
+                                        style={"description_width": "initial"}, layout=W.Layout(width="460px"))
+        self.slider.add_class("meshlab-timeout-slider")
+        super().__init__(lab, [self.slider], go.Figure(), "meshlab-timeouts", changes=[_ref(self.manifest)])
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+
+    def _rule(self) -> dict[str, Any]:
+        try:
+            return self.manifest["spec"]["http"][self.rule]
+        except (KeyError, IndexError, TypeError):
+            raise ValueError(f"VirtualService manifest has no spec.http[{self.rule}]") from None
+
+    def set(self, ms: int) -> None:
+        """Apply perTryTimeout `ms`, probe, redraw; the probe lands in `.results[f"{ms}ms"]`."""
+        if self.slider.value != ms:
+            self.slider.value = ms   # the observer calls set() again
+            return
+        rule = self._rule()
+        rule["retries"]["perTryTimeout"] = f"{int(ms)}ms"
+        lines = {"perTryTimeout": f"{int(ms)}ms"}
+        if rule.get("timeout"):
+            lines["timeout"] = str(rule["timeout"])
+        started = self._busy(f"applying perTryTimeout {ms}ms and sending {self.n} requests…")
+        try:
+            with self._trial():
+                self.lab.apply(copy.deepcopy(self.manifest))
+                df = self.lab.probe(self.url, n=self.n, seed=self.seed, **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return
+        self.results[f"{ms}ms"] = df
+        _redraw(self.figure, charts.latency_timeouts(df, lines, title=f"perTryTimeout {ms}ms: how long each request took"))
+        retried = int((pd.to_numeric(df["attempts"], errors="coerce").fillna(0) > 1).sum())
+        self._done(started, f"{charts.outcome_summary(df)}; {retried} retried")
+
+
+def timeout_slider(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw: Any) -> TimeoutSlider:
+    """A live perTryTimeout slider over a VirtualService manifest with retries (see `TimeoutSlider`)."""
+    return TimeoutSlider(lab, manifest, url, **kw)
+
+
+# ------------------------------------------------------------------------------------ chapter 6
+
+class ConcurrencySlider(_Explorer):
+    """How many requests at a time? Each move sends `n` requests with that concurrency through the
+    lab as it is (its DestinationRule's connection pool) and adds a bar to `charts.overflow`: sent at
+    once, waited in Envoy's pending queue (its own counters), refused with 503 UO."""
+
+    def __init__(self, lab: Any, url: str, *, n: int = 40, values: Sequence[int] = (1, 2, 4, 8, 16),
+                 seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.seed, self.probe_kw = lab, url, n, seed, probe_kw
+        self.slider = W.SelectionSlider(options=[int(v) for v in values], value=int(values[0]),
+                                        description="requests at a time", continuous_update=False,
+                                        style={"description_width": "initial"}, layout=W.Layout(width="420px"))
+        self.slider.add_class("meshlab-concurrency-slider")
+        super().__init__(lab, [self.slider], go.Figure(), "meshlab-concurrency")
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+
+    def set(self, concurrency: int) -> None:
+        """Probe with `concurrency` requests at a time; the probe lands in `.results[str(concurrency)]`."""
+        if self.slider.value != concurrency:
+            self.slider.value = concurrency
+            return
+        started = self._busy(f"sending {self.n} requests, {concurrency} at a time…")
+        try:
+            with self._trial():
+                df = self.lab.watch(self.url, n=self.n, rate=None, concurrency=concurrency, seed=self.seed,
+                                    **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return
+        self.results[str(concurrency)] = df
+        shown = {f"{k} at a time": self.results[k] for k in sorted(self.results, key=int)}
+        _redraw(self.figure, charts.overflow(shown))
+        self._done(started, f"{concurrency} at a time: {charts.outcome_summary(df)}")
+
+
+def concurrency_slider(lab: Any, url: str, **kw: Any) -> ConcurrencySlider:
+    """A live concurrency slider over the lab's connection pool (see `ConcurrencySlider`)."""
+    return ConcurrencySlider(lab, url, **kw)
 
 
 # ------------------------------------------------------------------------------------ exercises

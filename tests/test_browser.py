@@ -740,7 +740,36 @@ def _chapter_8(page: Any, lab: _Lab) -> None:
     _shoot(page, "ch08-widget-after-move", box.locator(".js-plotly-plot").first)
 
 
-MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4}
+def _chapter_5(page: Any, lab: _Lab) -> None:
+    ex = _box(page, "meshlab-timeouts")
+    slider = ex.locator(".meshlab-timeout-slider").first
+    assert _slider_value(slider) == "100"                      # where Run All's cell left it
+    _arm(ex)
+    _drag_slider(page, slider, 0.0)
+    status = _after_move(page, ex)
+    assert _slider_value(slider) == "25" and status.startswith("✔") and "retried" in status, status
+    plot = _plot_drawn(page, ".meshlab-timeouts .js-plotly-plot")
+    assert {t["type"] for t in plot} == {"histogram"} and sum(len(t["x"]) for t in plot) == 60, plot
+    _shoot(page, "ch05-widget-after-move", ex.locator(".js-plotly-plot").first)
+
+
+def _chapter_6(page: Any, lab: _Lab) -> None:
+    ex = _box(page, "meshlab-concurrency")
+    slider = ex.locator(".meshlab-concurrency-slider").first
+    assert _slider_value(slider) == "16"
+    before = (_plots(page, ".meshlab-concurrency .js-plotly-plot") or [[]])[0]
+    _arm(ex)
+    _drag_slider(page, slider, 0.0)
+    status = _after_move(page, ex)
+    # the lab ends the chapter without a connection pool (v2 answering 500): nothing refused
+    assert _slider_value(slider) == "1" and status.startswith("✔ 1 at a time: ") and "UO" not in status, status
+    _shoot(page, "ch06-widget-after-move", ex.locator(".js-plotly-plot").first)
+    plot = _plot_drawn(page, ".meshlab-concurrency .js-plotly-plot", unlike=before or None)
+    assert "1 at a time" in _shares(plot, "sent at once"), plot
+
+
+MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4,
+         "05": _chapter_5, "06": _chapter_6}
 MOVES.update({"07": _chapter_7, "08": _chapter_8})
 # After the lab is closed: the control each chapter pokes once more, to see the widget say so.
 POKES = {
@@ -749,9 +778,11 @@ POKES = {
     "02": lambda page: page.locator(".meshlab-lb-picker button", has_text="ROUND_ROBIN").first.click(),
     "03": lambda page: _drag_slider(page, page.locator(".meshlab-weight-slider").first, 0.5),
     "04": lambda page: page.locator(".meshlab-order-picker button", has_text="DestinationRule first").first.click(),
+    "05": lambda page: _drag_slider(page, page.locator(".meshlab-timeout-slider").first, 0.5),
+    "06": lambda page: _drag_slider(page, page.locator(".meshlab-concurrency-slider").first, 0.5),
 }
 POKED = {"00": "meshlab-probe", "01": "meshlab-connections", "02": "meshlab-lb", "03": "meshlab-weights",
-         "04": "meshlab-order"}
+         "04": "meshlab-order", "05": "meshlab-timeouts", "06": "meshlab-concurrency"}
 POKES.update({
     "07": lambda page: _drag_slider(page, page.locator(".meshlab-gap-slider").first, 0.3),
     "08": lambda page: page.locator(".meshlab-hash-picker button", has_text="no hash").first.click(),

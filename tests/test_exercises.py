@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from meshlab.exercises import EXERCISES, Verdict, check
@@ -49,9 +50,22 @@ CASES = {
                 {"no-service": "NR", "undefined-subset": "NC", "empty-subset": "UH"}, {}),
     "4.safe-order": (["DestinationRule", "VirtualService"], ["VirtualService", "DestinationRule"], {}),
     "4.seed": ("b", "a", {}),
+    "5.predict-dead-pod": (0, 10, {"probe": frame([{"pod": "a", "attempts": 1}] * 24 + [{"pod": "a", "attempts": 2}] * 6)}),
+    "5.predict-per-try": ("504", "200", {"probe": frame([{"pod": "a"}] * 5 + [
+        {"status": 504, "flags": "UT", "details": "upstream_per_try_timeout"}] * 3)}),
+    "5.predict-post": ("more than 20", "exactly 20", {"probe": frame([{"pod": "a"}] * 20),
+                                                      "log": pd.DataFrame({"request_id": [f"r{i % 20}" for i in range(31)]})}),
+    "5.default-retries": ({"attempts": 3, "retries 503": False}, {"attempts": 2, "retries 503": False},
+                          {"config": {"routes": [{"route_name": "default", "num_retries": 2,
+                                                  "retriable_status_codes": "-"}]}}),
+    "6.predict-overflow": ("most", "none", {"probe": frame([{"pod": "a"}] * 5 + [
+        {"status": 503, "flags": "UO", "details": "upstream_reset_before_response_started{overflow}"}] * 35)}),
+    "6.predict-all-ejected": ("503 UH", "503", {"probe": frame([{"pod": "a", "status": 503}] * 10 + [
+        {"status": 503, "flags": "UH", "details": "no_healthy_upstream"}] * 20)}),
+    "6.gateway-errors": ("consecutive5xxErrors", "consecutiveGatewayErrors", {}),
 }
 # judged by traffic through a lab: see the tests at the end
-ON_A_LAB = {"3.write-destinationrule", "4.fix-with-serviceentry"}
+ON_A_LAB = {"3.write-destinationrule", "4.fix-with-serviceentry", "5.fix-slow-pod", "6.fix-pool"}
 
 # chapters 7 and 8
 RACED = frame([{"pod": "reviews-v1-a", "version": "v1"}, {"status": 503, "flags": "UC", "pod": "",
@@ -341,4 +355,48 @@ def test_the_session_cookie_hash_is_judged_by_three_sessions_through_real_envoy(
         header = check("8.hash-cookie", COOKIE_DR.replace("httpCookie: {name: session, ttl: 0s}",
                                                           "httpHeaderName: end-user"), lab=lab)
         assert header.ok is False and "Envoy does not hash on the session cookie yet" in header.message, header
+        assert _state(lab) == before
+
+
+@pytest.mark.slow
+def test_retries_around_a_slow_pod_and_a_pool_sized_for_8_are_judged_by_traffic():
+    from meshlab import Lab
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{timeout: 300ms, retries: RETRIES, route: [{destination: {host: reviews}}]}]
+"""
+    dr = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {connectionPool: POOL}
+"""
+    with Lab() as lab:
+        lab.apply(str(NOTEBOOKS / "manifests" / "01-service"))
+        lab.set_pod("reviews-v2", latency_ms=400)
+        before = _state(lab)
+        right = check("5.fix-slow-pod", vs.replace("RETRIES", "{attempts: 2, perTryTimeout: 80ms, retryOn: gateway-error}"),
+                      lab=lab)
+        assert right.ok is True and "all 20 requests got 200" in right.message, right
+        untimed = check("5.fix-slow-pod", vs.replace("RETRIES", "{attempts: 2, perTryTimeout: 80ms}"), lab=lab)
+        assert untimed.ok is False and "504 UT" in untimed.message, untimed
+        longer = check("5.fix-slow-pod", vs.replace("300ms", "2s").replace("RETRIES", "{attempts: 1}"), lab=lab)
+        assert longer.ok is False and "keeps it at 300ms" in longer.message, longer
+        assert _state(lab) == before
+        for pod in lab.pods()["name"]:
+            lab.set_pod(pod, latency_ms=50)
+        small = check("6.fix-pool", dr.replace("POOL", "{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 2}}"),
+                      lab=lab)
+        assert small.ok is False and "503 UO" in small.message, small
+        sized = check("6.fix-pool", dr.replace("POOL", "{tcp: {maxConnections: 8}, http: {http1MaxPendingRequests: 8}}"),
+                      lab=lab)
+        assert sized.ok is True and "all 48 requests got 200" in sized.message, sized
+        unlimited = check("6.fix-pool", dr.replace("  trafficPolicy: {connectionPool: POOL}\n", ""), lab=lab)
+        assert unlimited.ok is False and "without connectionPool limits" in unlimited.message, unlimited
         assert _state(lab) == before

@@ -30,7 +30,7 @@ def _read(path: Path) -> nbformat.NotebookNode:
 
 def test_the_chapters_exist_in_order():
     names = [p.name[:2] for p in CHAPTERS]
-    assert names[:5] == ["00", "01", "02", "03", "04"] and {"07", "08"} <= set(names)
+    assert names[:9] == ["00", "01", "02", "03", "04", "05", "06", "07", "08"], names
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -314,7 +314,125 @@ def _chapter4(nb: nbformat.NotebookNode) -> None:
     assert "dns error" in _verdicts(nb)["4.predict-no-service"] and "503 NC" in _verdicts(nb)["4.predict-no-service"]
 
 
-WHAT_THE_LEARNER_SEES = {"00": _chapter0, "01": _chapter1, "02": _chapter2, "03": _chapter3, "04": _chapter4}
+def _markdown(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def _bars(fig: dict) -> dict[str, dict[str, float]]:
+    """trace name → {x: y} of a bar chart."""
+    return {t["name"]: dict(zip(t["x"], _numbers(t["y"]))) for t in fig["data"] if t.get("type") == "bar"}
+
+
+def _histogram(fig: dict) -> dict[str, list[float]]:
+    return {t["name"]: _numbers(t["x"]) for t in fig["data"] if t.get("type") == "histogram"}
+
+
+def _bands(fig: dict) -> list[str]:
+    """The pods a `charts.ejections` figure shows as ejected (from Envoy's /clusters)."""
+    return [t["y"][0] for t in fig["data"] if t.get("name") == "ejected (Envoy /clusters)"]
+
+
+#: What chapter 5 states about Istio's default route (`test_chapter5_states_istiods_default_retry_policy`
+#: checks the same strings against istiod's own translation).
+DEFAULT_ROUTE_TEXT = ("`timeout` `0s`", "`num_retries` **{num_retries}**", "`retry_on` **`{retry_on}`**")
+
+
+def _chapter5(nb: nbformat.NotebookNode) -> None:
+    text = _markdown(nb)
+    # the live default route says what the text says: 0s, 2 retries, Istio's retry_on, no status codes
+    table = _output_text(nb, 'config = lab.envoy_config()\ncharts.config_table(config, "routes", match="reviews", columns=[\n'
+                             '    "route_name", "timeout", "num_retries", "retry_on", "retriable_status_codes"])')
+    row = next(ln for ln in table.splitlines() if " default " in f" {ln} ").split()
+    assert row[1:] == ["default", "0s", row[3], row[4], "-"], table
+    assert "`timeout` `0s`" in text and f"`num_retries` **{row[3]}**" in text and f"`retry_on` **`{row[4]}`**" in text
+    # a dead pod: every request 200, some after a second attempt (Envoy's own count)
+    dead = _bars(_figure(nb, "A dead pod"))
+    assert set(dead) == {"200"} and dead["200"].get("2 attempts", 0) > 0
+    assert "ok.retried" in _explained(nb, "lab.explain(dead)")
+    # the app's 503: passed through after one attempt
+    passed = _bars(_figure(nb, "Retried or passed through"))
+    assert passed["503"].get("pod answers 503 · 1", 0) > 0 and not passed["503"].get("pod answers 503 · 2")
+    assert _explained(nb, "lab.explain(failing)")[0] == "app.error-status"
+    # 504 UT: the route's timeout, then one attempt's, not retried under Istio's retryOn
+    for title, limit in (("A route timeout of 200 ms", 200), ("perTryTimeout 100 ms, Istio's default", 100)):
+        ut = _histogram(_figure(nb, title))["504 UT"]
+        assert ut and all(limit - 5 <= v < limit + 150 for v in ut), (title, ut)
+    assert _explained(nb, "lab.explain(slow)")[0] == "UT.route-timeout"
+    assert _explained(nb, "lab.explain(per_try)")[0] == "UT.per-try-timeout"
+    assert "504 UT" in _verdicts(nb)["5.predict-per-try"]
+    # gateway-error retries the slow attempt: every request 200 on the slider at 100 ms
+    assert set(_histogram(_figure(nb, "perTryTimeout 100ms: how long"))) == {"200"}
+    fix = _verdicts(nb)["5.fix-slow-pod"]
+    assert 'data-ok="False"' in fix and "504 UT" in fix, "the skeleton has no perTryTimeout"
+    # retries exhausted: URX after 3 attempts; with dead pods URX and UF
+    assert _bars(_figure(nb, "Every pod answers 503, retryOn 5xx")) == {"503 URX": {"3 attempts": 20.0}}
+    assert "URX.retries-exhausted" in _explained(nb, "lab.explain(exhausted)")
+    assert "503 URX,UF" in _output_text(nb, 'for pod in lab.pods()["name"]:\n    lab.kill_pod(pod, notready_after=None)\n'
+                                            'unreachable = lab.probe("http://reviews:9080/", n=10, seed=1)\n'
+                                            'charts.outcomes(unreachable)')
+    assert _explained(nb, "lab.explain(unreachable)")[0] == "UF.dead-pod"
+    # a retried POST: the app's own log counts more requests than were sent
+    got = re.search(r"the app received (\d+) requests for 20 POSTs", _verdicts(nb)["5.predict-post"])
+    assert got and int(got.group(1)) > 20
+    assert "note.non-idempotent-retried" in _explained(nb, "lab.explain(posts)")
+    # fault injection: DI after the delay (the route timeout does not count it); FI with 0 attempts
+    di = _histogram(_figure(nb, "fault.delay 300 ms"))
+    assert set(di) == {"200 DI"} and min(di["200 DI"]) >= 295
+    assert "DI.fault-delay" in _explained(nb, "lab.explain(delayed)")
+    fi = _bars(_figure(nb, "fault.abort 50 %"))
+    assert {x for x, n in fi["503 FI"].items() if n} == {"0 attempts"}, "no attempt left Envoy"
+    assert _explained(nb, "lab.explain(aborted)")[0] == "FI.fault-abort"
+    assert "Measured:" in _verdicts(nb)["5.predict-dead-pod"]
+
+
+def _chapter6(nb: nbformat.NotebookNode) -> None:
+    limits = "".join(o["data"]["text/plain"] for o in _code_outputs(nb, "destinationrule-pool.yaml"))
+    assert re.search(r"reviews\.default\.svc\.cluster\.local\s+1\s+2\s*$", limits, re.M), limits
+    pool = _bars(_figure(nb, "One connection, two waiting"))
+    refused = pool["503 UO (overflow)"]
+    assert refused["1 at a time"] == 0 and refused["8 at a time"] > 0
+    assert sum(pool["waited in the pending queue"].values()) > 0, "Envoy's counters saw the pending queue"
+    assert _explained(nb, 'lab.explain(pool["8 at a time"])')[0] == "UO.circuit-breaker"
+    assert _bars(_figure(nb, "What the connection pool did"))["503 UO (overflow)"]["16 at a time"] > 0
+    assert 'data-ok="False"' in _verdicts(nb)["6.fix-pool"] and "503 UO" in _verdicts(nb)["6.fix-pool"]
+    # one failing pod ejected (Envoy's /clusters), then every pod → 503 UH
+    ejected = _bands(_figure(nb, "v2 answers 503"))
+    assert len(ejected) == 1 and ejected[0].startswith("reviews-v2-")
+    every = _figure(nb, "Every pod answers 503")
+    assert len(set(_bands(every))) == 3
+    # the text's first point: Envoy's workers get the last ejection in the next batch
+    # (update_merge_window, 1 s), so a pod answers for a while inside its band
+    bands = [(t["y"][0], *t["x"]) for t in every["data"] if t.get("name") == "ejected (Envoy /clusters)"]
+    answered = [(y, x) for t in every["data"] if t.get("mode") == "markers" for x, y in zip(_numbers(t["x"]), t["y"])]
+    assert any(pod == y and start < x < end for pod, start, end in bands for y, x in answered)
+    assert _explained(nb, "lab.explain(all_failing)")[0] == "UH.outlier-ejected"
+    assert "the last third got 503 UH" in _verdicts(nb)["6.predict-all-ejected"]
+    # maxEjectionPercent unset (10 %): no ejection; a 500 is no gateway error: no ejection either
+    assert not _bands(_figure(nb, "maxEjectionPercent unset"))
+    assert "note.ejection-capped" in _explained(nb, "lab.explain(capped)")
+    assert not _bands(_figure(nb, "only gateway errors counted"))
+    codes = _explained(nb, "lab.explain(internal)")
+    assert "note.not-a-gateway-error" in codes and "note.ejection-capped" not in codes
+
+
+WHAT_THE_LEARNER_SEES = {"00": _chapter0, "01": _chapter1, "02": _chapter2, "03": _chapter3, "04": _chapter4,
+                         "05": _chapter5, "06": _chapter6}
+
+
+@pytest.mark.slow
+def test_chapter5_states_istiods_default_retry_policy():
+    """The numbers chapter 5 states about the default route are istiod's, at the pinned release
+    (pilot/pkg/networking/core/route/retry/retry.go, through the oracle), for the chapter's state."""
+    from _oracle import lab_state, oracle_config, route
+    nb = _read(NOTEBOOKS / "05-timeouts-and-retries.ipynb")
+    st = lab_state(sorted(str(p) for p in (NOTEBOOKS / "manifests" / "01-service").glob("*.yaml")))
+    r = route(oracle_config(st), "9080", "reviews.default.svc.cluster.local:9080")
+    assert r.get("name") == "default"
+    policy = r["route"]["retry_policy"]
+    assert not r["route"].get("timeout"), "istiod's default route: no timeout (0s)"
+    assert "retriable_status_codes" not in policy, "the chapter says the list is empty"
+    for s in DEFAULT_ROUTE_TEXT:
+        assert s.format(num_retries=policy["num_retries"], retry_on=policy["retry_on"]) in _markdown(nb)
 
 
 def _chapter7(nb: nbformat.NotebookNode) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -20,6 +22,7 @@ from _oracle import endpoint_groups, lab_state, meshlab_config, meshlab_endpoint
 pytestmark = pytest.mark.slow
 
 REVIEWS = "reviews.default.svc.cluster.local"
+FAULT_FILTER = "envoy.filters.http.fault"
 SERVICE = """
 apiVersion: v1
 kind: Service
@@ -145,6 +148,12 @@ CASES.update({
     "ch8-locality": _book(*ZONES, "08-locality/destinationrule-locality.yaml"),
 })
 
+#: The chapters' own states: each VirtualService and DestinationRule of notebooks/manifests/05-*
+#: and 06-*, with the chapters' Service and pods, as the learner applies it.
+CHAPTER_MANIFESTS = Path(__file__).resolve().parents[1] / "notebooks" / "manifests"
+for _f in sorted([*CHAPTER_MANIFESTS.glob("05-*/*.yaml"), *CHAPTER_MANIFESTS.glob("06-*/*.yaml")]):
+    CASES[f"chapter-{_f.parent.name[:2]}-{_f.stem}"] = [SERVICE, PODS, _f.read_text()]
+
 #: The cluster fields chapters 5-8 rely on.
 CLUSTER_FIELDS = ("lb_policy", "ring_hash_lb_config", "maglev_lb_config", "connect_timeout", "circuit_breakers",
                   "outlier_detection")
@@ -190,6 +199,11 @@ def test_reviews_routes_agree_on_timeouts_retries_and_hashing(both: tuple) -> No
     o, m = route(oracle, "9080", f"{REVIEWS}:9080")["route"], route(mine, "9080", f"{REVIEWS}:9080")["route"]
     for f in ("timeout", "max_grpc_timeout", "retry_policy", "hash_policy", "cluster", "weighted_clusters"):
         assert m.get(f) == o.get(f), f"{name}: route {f}: meshlab {m.get(f)} != istiod {o.get(f)}"
+    # fault injection (chapter 5's DI and FI): the fault filter's per-route config
+    whole_o, whole_m = (route(cfg, "9080", f"{REVIEWS}:9080") for cfg in (oracle, mine))
+    fo, fm = ((r.get("typed_per_filter_config") or {}).get(FAULT_FILTER) for r in (whole_o, whole_m))
+    assert fm == fo, f"{name}: route fault: meshlab {fm} != istiod {fo}"
+    assert bool(fo) == ("-fault-" in name), f"{name}: istiod writes a fault filter config exactly for the fault states"
 
 
 def test_reviews_endpoints_agree_on_locality_priority_and_weight(both: tuple) -> None:

@@ -298,6 +298,47 @@ def test_close_button_closes_the_lab_and_says_how_to_start_again():
     assert "Run All Cells" in b.status.value
 
 
+def test_timeout_slider_rewrites_per_try_timeout_and_draws_both_timeouts():
+    with_retries = {**VS, "spec": {"hosts": ["reviews"], "http": [
+        {"timeout": "500ms", "retries": {"attempts": 2, "perTryTimeout": "100ms"},
+         "route": [{"destination": {"host": "reviews"}}]}]}}
+
+    class Timed(RecordingLab):
+        def apply(self, obj):
+            self.applied.append(obj)
+
+        def probe(self, url, n=100, **kw):
+            self.probes.append({"url": url, "n": n, **kw})
+            return frame([{"pod": "a", "latency_ms": 5.0, "attempts": 1}] * (n - 2)
+                         + [{"pod": "b", "latency_ms": 60.0, "attempts": 2}] * 2)
+    lab = Timed()
+    t = widgets.timeout_slider(lab, with_retries, "http://reviews:9080/", n=20)
+    assert lab.applied == [] and t.results == {}          # nothing measured until it moves
+    t.slider.value = 50
+    assert lab.applied[-1]["spec"]["http"][0]["retries"]["perTryTimeout"] == "50ms"
+    assert sorted(s["x0"] for s in t.figure.layout.shapes) == [50.0, 500.0]
+    assert "2 retried" in t.status.value and lab.trials == 1 and set(t.results) == {"50ms"}
+    assert with_retries["spec"]["http"][0]["retries"]["perTryTimeout"] == "100ms"   # the template is untouched
+    with pytest.raises(ValueError, match=r"spec.http\[0\] needs a `retries` block"):
+        widgets.timeout_slider(lab, VS, "http://reviews:9080/")
+
+
+def test_concurrency_slider_only_sends_requests_and_stacks_what_the_pool_did():
+    class Watched(RecordingLab):
+        def watch(self, url, n=None, concurrency=1, **kw):
+            self.probes.append({"url": url, "n": n, "concurrency": concurrency, **kw})
+            df = frame([{"pod": "a"}] * (n - concurrency) + [{"status": 503, "flags": "UO"}] * concurrency)
+            df.attrs["envoy_stats"] = {"cluster.outbound|9080||r.upstream_rq_pending_total": 1}
+            return df
+    lab = Watched()
+    c = widgets.concurrency_slider(lab, "http://reviews:9080/", n=20, values=(1, 4))
+    c.slider.value = 4
+    bars = {t.name: list(t.y) for t in c.figure.data}
+    assert bars["503 UO (overflow)"] == [4] and bars["waited in the pending queue"] == [1]
+    assert lab.probes[-1]["concurrency"] == 4 and lab.applied == [] and c.changes == []
+    assert "changes</b> nothing" in c.scope.value
+
+
 # ---- chapters 7 and 8
 
 def test_request_gap_probes_at_the_chosen_interval_and_collects_the_race_window():

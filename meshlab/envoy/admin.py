@@ -170,6 +170,18 @@ def _istio_config(meta_holder: dict[str, Any]) -> str:
     return path
 
 
+def _limits(cluster: dict[str, Any]) -> dict[str, Any]:
+    """A cluster's circuit breakers (default priority; `-` when unset: Envoy's own defaults) and
+    outlier detection (its fields as Envoy holds them, or `-`)."""
+    thresholds = (cluster.get("circuit_breakers") or {}).get("thresholds") or [{}]
+    t = next((x for x in thresholds if x.get("priority", "DEFAULT") == "DEFAULT"), {})
+    od = cluster.get("outlier_detection")
+    return {"max_connections": t.get("max_connections", "-"),
+            "max_pending_requests": t.get("max_pending_requests", "-"),
+            "max_requests": t.get("max_requests", "-"),
+            "outlier_detection": json.dumps(od, sort_keys=True) if od else "-"}
+
+
 def proxy_config(admin: Any) -> dict[str, list[dict[str, Any]]]:
     """`proxy_config_view` of a live Envoy: its config dump and its `/clusters` health, read
     through any admin handle with `config_dump()` and `clusters()` (a local process or a pod's)."""
@@ -201,7 +213,8 @@ def proxy_config_view(config_dump: dict[str, Any],
                              "direction": direction, "type": typ,
                              "lb_policy": c.get("lb_policy", "ROUND_ROBIN"),
                              "destination_rule": _istio_config(c), "state": state,
-                             "version": item.get("version_info", "")})
+                             "version": item.get("version_info", ""),
+                             **_limits(c)})
     listeners = []
     for item in sec.get("ListenersConfigDump", {}).get("dynamic_listeners", []):
         active = item.get("active_state", {}).get("listener", {})
@@ -245,11 +258,18 @@ def proxy_config_view(config_dump: dict[str, Any],
                     dest = f"direct {r['direct_response'].get('status')}"
                 else:
                     dest = "" if not r else "-"
+                retry = action.get("retry_policy") or {}
                 routes.append({"route_config": rc.get("name"), "virtual_host": vh.get("name"),
                                "domains": vh.get("domains", []), "match": m,
                                "route_name": r.get("name", ""), "destination": dest,
                                "virtual_service": _istio_config(r),
-                               "version": item.get("version_info", "")})
+                               "version": item.get("version_info", ""),
+                               # the route's timeout and retry policy (`-`: none on this route)
+                               "timeout": action.get("timeout", "-") if action else "-",
+                               "num_retries": retry.get("num_retries", "-"),
+                               "retry_on": retry.get("retry_on", "-"),
+                               "retriable_status_codes": retry.get("retriable_status_codes", "-"),
+                               "per_try_timeout": retry.get("per_try_timeout", "-")})
     health: dict[tuple[str, str], dict[str, Any]] = {}
     if clusters_status:
         for cs in clusters_status.get("cluster_statuses", []):

@@ -379,7 +379,12 @@ def outlier_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: st
         return []
     out = []
     stats = ctx.envoy(proxy).cluster_stats(cluster)
-    overflow = int(stats.get("outlier_detection.ejections_overflow") or 0)
+    # Envoy's counters live as long as the cluster's name: over the probe when it was watched
+    # (`Lab.watch` diffs them), else since the cluster was created
+    during = ctx.attrs.get("envoy_stats")
+    key = f"cluster.{cluster}.outlier_detection.ejections_overflow"
+    overflow = int((during.get(key) if isinstance(during, dict) else stats.get(
+        "outlier_detection.ejections_overflow")) or 0)
     hosts = len(ctx.envoy(proxy).endpoints.get(cluster, []))
     if overflow:
         pct = od.max_ejection_percent or 10

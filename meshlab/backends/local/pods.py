@@ -75,10 +75,10 @@ class PodSpec:
     ports: list[int]
     version: str = ""
     seed: int | None = None
-    #: Knobs the pod starts with (from its container's environment: `meshlab.app.KNOB_ENV`).
-    knobs: dict[str, Any] = field(default_factory=dict)
     control: str | None = None
     env: dict[str, str] | None = None
+    #: Knobs the pod starts with (from its container's environment: `meshlab.app.KNOB_ENV`).
+    knobs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def control_address(self) -> str:

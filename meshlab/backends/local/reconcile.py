@@ -239,8 +239,8 @@ class Reconciler:
                                    f"start: {e}") from None
                 ip = pod.ip or self.lease.pod_ip()
                 to_start.append(PodSpec(pod.name, pod.namespace, ip, [host_port(p) for p in ports], pod.version,
-                                        seed=seed, knobs=knobs, control=f"unix:{self.sockets / f'ctl-{ip}.sock'}",
-                                        env=lab_environment(HOSTNAME=pod.name[:63], **self.marker)))
+                                        seed=seed, control=f"unix:{self.sockets / f'ctl-{ip}.sock'}",
+                                        env=lab_environment(HOSTNAME=pod.name[:63], **self.marker), knobs=knobs))
         if to_start:
             try:
                 self.runner.start(to_start, timeout=self.start_timeout)
