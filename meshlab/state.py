@@ -184,7 +184,7 @@ class ClusterState:
         for k in gone:
             del self._objects[k]
             self._created.pop(k, None)
-        return [Change("deleted", k[0], k[1], k[2]) for k in gone]
+        return [Change("deleted", k[0].split(".", 1)[0], k[1], k[2]) for k in gone]
 
     # ----------------------------------------------------------------------------- pods
     def _desired_pods(self) -> dict[tuple[str, str], PodInfo]:
@@ -249,7 +249,7 @@ class ClusterState:
             return sorted(self._objects.values(), key=lambda o: self._created[o.key])
 
     def get(self, kind: type[T], name: str, namespace: str = "default") -> T | None:
-        obj = self._objects.get((kind.KIND, namespace if kind.NAMESPACED else "", name))
+        obj = self._objects.get((kind.key_kind(), namespace if kind.NAMESPACED else "", name))
         return obj if isinstance(obj, kind) else None
 
     def services(self, namespace: str | None = None) -> list[Service]:

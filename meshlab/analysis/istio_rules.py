@@ -12,7 +12,7 @@ from typing import Iterator
 from ..names import (
     CLUSTER_DOMAIN, MESH_GATEWAY, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn,
 )
-from ..objects import Gateway, VirtualService
+from ..objects import Gateway, KubernetesGateway, VirtualService
 from .snapshot import (
     EXPORT_ALL, EXPORT_LOCAL, Finding, Registered, RouteDest, Snapshot,
     applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
@@ -171,13 +171,12 @@ def _host_in_gateway(gw: Gateway | None, vs_hosts: list[str], vs_ns: str) -> boo
     return any(host_matches(g, v) for g in names for v in vs_hosts)
 
 
-def _host_in_k8s_gateway(gw, vs_hosts: list[str]) -> bool:
-    spec = (gw.model_extra or {}).get("spec") or {}
+def _host_in_k8s_gateway(gw: KubernetesGateway, vs_hosts: list[str]) -> bool:
     hostnames = []
-    for listener in spec.get("listeners") or []:
-        if not listener.get("hostname"):
+    for listener in gw.spec.listeners:
+        if not listener.hostname:
             return True
-        hostnames.append(listener["hostname"])
+        hostnames.append(listener.hostname)
     return any(host_matches(g, v) for g in hostnames for v in vs_hosts)
 
 

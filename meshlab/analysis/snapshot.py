@@ -21,7 +21,7 @@ from ..names import (
     to_fqdn,
 )
 from ..objects import (
-    DestinationRule, Gateway, K8sObject, Service, ServiceEntry, UnmodelledObject, VirtualService,
+    DestinationRule, Gateway, K8sObject, KubernetesGateway, Service, ServiceEntry, VirtualService,
 )
 from ..state import ClusterState, PodInfo
 from .codes import Level, level_of
@@ -162,8 +162,7 @@ class Snapshot:
         self.destination_rules: list[DestinationRule] = state.list(DestinationRule)
         self.gateways: list[Gateway] = state.list(Gateway)
         self.service_entries: list[ServiceEntry] = state.list(ServiceEntry)
-        self.k8s_gateways = [o for o in state.list(UnmodelledObject)
-                             if o.kind == "Gateway" and o.api_version.startswith("gateway.networking.k8s.io/")]
+        self.k8s_gateways: list[KubernetesGateway] = state.list(KubernetesGateway)
         self.namespaces: set[str] = set(state.namespaces()) | {o.namespace or "" for o in state.all() if o.NAMESPACED}
         self.pods: list[PodInfo] = [p for p in state.pods() if p.namespace not in IGNORED_NAMESPACES]
         self.service_by_key = {(s.namespace or "", s.name): s for s in self.services}
