@@ -244,6 +244,11 @@ class ClusterState:
                      and (namespace is None or o.namespace == namespace)]
             return sorted(found, key=lambda o: (self._created[o.key], o.name, o.namespace or ""))
 
+    def created(self, obj: K8sObject) -> int:
+        """The object's place in creation order (1 for the first object applied): what Istio's
+        creation-time ordering compares."""
+        return self._created.get(obj.key, 0)
+
     def all(self) -> list[K8sObject]:
         with self._lock:
             return sorted(self._objects.values(), key=lambda o: self._created[o.key])
