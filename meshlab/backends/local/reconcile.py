@@ -70,6 +70,7 @@ class Reconciler:
         self._kp_rules: list[ServicePortRule] | None = None
         self._pending_kills: dict[tuple[str, str], Any] = {}
         self.proxies: dict[str, Proxy] = {}
+        self._gateway_deployments: set[str] = set()     # proxies keys "<deployment>.<namespace>"
         self.runner = PodRunner(log_dir=workdir, on_exit=self._pod_died)
         self.kubeproxy = KubeProxy(seed=seed, log_path=workdir / "kube-proxy.log")
         self.kubeproxy.start()
@@ -171,12 +172,51 @@ class Reconciler:
                     self._dirty = False
                     self._sync_pods()
                     self._sync_kubeproxy()
+                    self._sync_gateway_deployments()
                     for proxy in list(self.proxies.values()):
                         self.ready(proxy).envoy.push(self._build(proxy.identity), order=self._xds_order)
                     if not self._dirty:
                         break
             finally:
                 self._syncing = False
+
+    # ----------------------------------------------------------------------------- Gateway API
+    def _sync_gateway_deployments(self) -> None:
+        """Istio's gateway deployment controller: an Envoy for every Gateway of class `istio`
+        (Istio deploys `<gateway>-istio`, a Deployment and Service, per Gateway), stopped when the
+        Gateway goes. Each gets its own loopback address and Istio's gateway pod labels."""
+        from ...gateway_api import GatewayAPI, deployment_name, gateway_labels
+        wanted = {f"{deployment_name(gw)}.{gw.namespace or 'default'}": gw
+                  for gw in GatewayAPI(self.state).convert().deployed}
+        for key in [k for k in self._gateway_deployments if k not in wanted]:
+            self._gateway_deployments.discard(key)
+            proxy = self.proxies.pop(key)
+            if proxy.started is not None:
+                proxy.started.join(self.start_timeout + 5)
+            try:
+                proxy.envoy.stop(timeout=2.0)
+            except Exception:
+                pass
+        for key, gw in wanted.items():
+            if key not in self.proxies:
+                ident = self._identity_cls(kind="gateway", namespace=gw.namespace or "default",
+                                           labels=gateway_labels(gw), ip=self.lease.proxy_ip(),
+                                           name=deployment_name(gw))
+                self._gateway_deployments.add(key)
+                self._add_proxy(key, ident)
+
+    def gateway_deployment(self, name: str, namespace: str | None = None) -> Proxy:
+        """The Envoy of the gateway deployment `name` (`<gateway>-istio`), in `namespace` or, when
+        not given, the only one of that name; LabError naming the deployments there are."""
+        with self._lock:
+            keys = sorted(self._gateway_deployments)
+        mine = [k for k in keys if k.rsplit(".", 1)[0] == name and (namespace is None or k.rsplit(".", 1)[1] == namespace)]
+        if len(mine) != 1:
+            there = ", ".join(k.replace(".", " in namespace ", 1) for k in keys) or "none (apply a Gateway of class istio)"
+            what = "several" if mine else "no"
+            raise LabError(f"{what} gateway deployment {name!r}{f' in namespace {namespace}' if namespace else ''}: "
+                           f"Istio deploys <gateway>-istio for each Gateway of class istio; deployed here: {there}")
+        return self.ready(self.proxies[mine[0]])
 
     def _pod_ports(self, pod: PodInfo) -> list[int]:
         """containerPorts, plus numeric targetPorts of Services selecting the pod (a real
