@@ -34,6 +34,7 @@ ISTIO: dict[str, Code] = {
     "IST0140": Code("Warning", "IngressRouteRulesNotAffected"),
     "IST0150": Code("Warning", "ExternalNameServiceTypeInvalidPortName"),
     "IST0162": Code("Warning", "GatewayPortNotDefinedOnService"),
+    "IST0171": Code("Warning", "NegativeConditionStatus"),
     "IST0173": Code("Error", "DestinationRuleSubsetNotSelectPods"),
     "IST0174": Code("Warning", "UnknownDestinationRuleHost"),
 }
