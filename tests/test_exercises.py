@@ -49,9 +49,12 @@ CASES = {
                 {"no-service": "NR", "undefined-subset": "NC", "empty-subset": "UH"}, {}),
     "4.safe-order": (["DestinationRule", "VirtualService"], ["VirtualService", "DestinationRule"], {}),
     "4.seed": ("b", "a", {}),
+    "9.predict-segment": ("v1", "v2", {"probe": frame([{"pod": "reviews-v1-a", "version": "v1"}] * 5)}),
+    "9.predict-missing-backend": ("500 NC", "503 NC", {"probe": frame([{"status": 500, "flags": "NC", "pod": "",
+                                                                       "details": "cluster_not_found"}] * 5)}),
 }
 # judged by traffic through a lab: see the tests at the end
-ON_A_LAB = {"3.write-destinationrule", "4.fix-with-serviceentry"}
+ON_A_LAB = {"3.write-destinationrule", "4.fix-with-serviceentry", "9.convert"}
 
 
 def test_every_registered_exercise_has_a_case():

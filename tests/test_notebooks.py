@@ -28,8 +28,9 @@ def _read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
-def test_the_five_chapters_exist_in_order():
-    assert [p.name[:2] for p in CHAPTERS] == ["00", "01", "02", "03", "04"]
+def test_the_chapters_exist_in_order():
+    numbers = [p.name[:2] for p in CHAPTERS]
+    assert numbers[:5] == ["00", "01", "02", "03", "04"] and numbers[-1] == "09", numbers
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -313,4 +314,31 @@ def _chapter4(nb: nbformat.NotebookNode) -> None:
     assert "dns error" in _verdicts(nb)["4.predict-no-service"] and "503 NC" in _verdicts(nb)["4.predict-no-service"]
 
 
-WHAT_THE_LEARNER_SEES = {"00": _chapter0, "01": _chapter1, "02": _chapter2, "03": _chapter3, "04": _chapter4}
+def _chapter9(nb: nbformat.NotebookNode) -> None:
+    # chapter 3's split through the Gateway's own Envoy, named by the HTTPRoute rule
+    assert _explained(nb, "lab.explain(split)")[0] == "ok.httproute-rule"
+    # PathPrefix is segment-based: /wpcatalog and /wpcatalog/items → v2, /wpcatalogue and / → v1
+    paths = _figure(nb, "Which version served each path (HTTPRoute PathPrefix)")
+    by_version = {t["name"]: _numbers(t["y"]) for t in paths["data"]}
+    assert by_version["v2"] == [1.0, 1.0, 0.0, 0.0] and by_version["v1"] == [0.0, 0.0, 1.0, 1.0], by_version
+    # ... while the VirtualService's string prefix sends /wpcatalogue to v2
+    side = _figure(nb, "/wpcatalogue: string prefix vs path segments")
+    side_v2 = next(t for t in side["data"] if t["name"] == "v2")
+    assert _numbers(side_v2["y"])[0] == 1.0 and _numbers(side_v2["y"])[1] == 0.0
+    # the missing backend: 500 NC through the HTTPRoute, 503 NC through chapter 4's VirtualService
+    assert _explained(nb, "lab.explain(httproute)")[0] == "NC.backend-not-found"
+    assert _explained(nb, "lab.explain(virtualservice)")[0] == "NC.no-service"
+    assert "500 NC" in _verdicts(nb)["9.predict-missing-backend"]
+    statuses = [o["data"]["text/plain"] for o in _code_outputs(nb, 'kind="HTTPRoute"')]
+    assert "BackendNotFound" in statuses[0] and "BackendNotFound" not in statuses[1], statuses
+    assert "IST0171" in "".join(o["data"]["text/plain"] for o in _code_outputs(nb, "analyze(lab)"))
+    # a DestinationRule still shapes the backend Service's cluster
+    assert "ok.destination-rule-policy" in _explained(nb, 'lab.apply("manifests/09-gateway-api/destinationrule-v1-round-robin.yaml")\n'
+                                                          'after = lab.probe("http://reviews.example.com/", via="web-istio", n=30, seed=1)\n'
+                                                          'lab.explain(after)')
+    # the conversion skeleton was applied and probed: no parentRef, so Istio's default route served
+    assert 'data-ok="False"' in _verdicts(nb)["9.convert"] and "default route" in _verdicts(nb)["9.convert"]
+
+
+WHAT_THE_LEARNER_SEES = {"00": _chapter0, "01": _chapter1, "02": _chapter2, "03": _chapter3, "04": _chapter4,
+                         "09": _chapter9}
