@@ -701,7 +701,31 @@ def _chapter_4(page: Any, lab: _Lab) -> None:
     _shoot_output(page, 'check("4.fix-with-serviceentry"', "ch04-serviceentry-check")
 
 
-MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4}
+def _chapter_9(page: Any, lab: _Lab) -> None:
+    # the path explorer sends through the Gateway's own Envoy (web-istio): /wpcatalogue is not under
+    # the PathPrefix /wpcatalog segment, so the HTTPRoute's last rule serves it from reviews-v1
+    flow = _box(page, "meshlab-flow")
+    _arm(flow)
+    field = flow.locator(".meshlab-path-input input").first
+    field.fill("/wpcatalogue")
+    field.press("Enter")
+    status = _after_move(page, flow)
+    labels = page.evaluate("""() => { const gd = document.querySelector('.meshlab-flow .js-plotly-plot');
+                                      return Array.from((gd._fullData || gd.data)[0].node.label); }""")
+    assert "all 20 requests got 200" in status, status
+    assert "route default.reviews.1" in labels, labels
+    assert not any("reviews-v2" in x for x in labels), labels
+    flow.screenshot(path=str(SHOTS / "ch09-wpcatalogue-through-web-istio.png"))
+
+
+def _poke_path(page: Any) -> None:
+    field = page.locator(".meshlab-flow .meshlab-path-input input").first
+    field.fill("/wpcatalog/closed")
+    field.press("Enter")
+
+
+MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4,
+         "09": _chapter_9}
 # After the lab is closed: the control each chapter pokes once more, to see the widget say so.
 POKES = {
     "00": lambda page: _drag_slider(page, page.locator(".meshlab-requests-slider").first, 0.2),
@@ -709,9 +733,10 @@ POKES = {
     "02": lambda page: page.locator(".meshlab-lb-picker button", has_text="ROUND_ROBIN").first.click(),
     "03": lambda page: _drag_slider(page, page.locator(".meshlab-weight-slider").first, 0.5),
     "04": lambda page: page.locator(".meshlab-order-picker button", has_text="DestinationRule first").first.click(),
+    "09": _poke_path,
 }
 POKED = {"00": "meshlab-probe", "01": "meshlab-connections", "02": "meshlab-lb", "03": "meshlab-weights",
-         "04": "meshlab-order"}
+         "04": "meshlab-order", "09": "meshlab-flow"}
 
 
 @pytest.mark.timeout(900)

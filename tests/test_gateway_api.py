@@ -255,3 +255,44 @@ def test_a_gateway_api_gateway_and_an_istio_gateway_of_one_name_are_two_objects(
                 "hosts: ['*']}]\n")
     objs = load(docs(GATEWAY, istio_gw))
     assert len({o.key for o in objs}) == 2
+
+
+def test_on_a_cluster_the_probe_dials_the_service_istio_created_for_the_gateway():
+    from meshlab.backends.kind.probe import probe_command
+    cmd = probe_command("http://reviews.example.com/wpcatalog", n=3, concurrency=1, keepalive=True, headers=None,
+                        via="web-istio", seed=1)
+    assert cmd[cmd.index("--connect") + 1] == "web-istio.default.svc.cluster.local:80"
+    assert cmd[cmd.index("--proxy") + 1] == "web-istio"
+    other = probe_command("http://a.example.com:8080/", n=1, concurrency=1, keepalive=True, headers=None,
+                          via="shop/web-istio", seed=None)
+    assert other[other.index("--connect") + 1] == "web-istio.shop.svc.cluster.local:8080"
+
+
+CONVERTED = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews-mesh, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews, port: 9080}]
+  rules:
+  - backendRefs:
+    - {name: reviews-v1, port: 9080, weight: 80}
+    - {name: reviews-v2, port: 9080, weight: 20}
+"""
+
+
+@pytest.mark.slow
+def test_the_conversion_exercise_judges_by_traffic_and_leaves_the_lab_as_it_was():
+    from meshlab import check
+    with Lab(seed=5) as lab:
+        lab.apply(docs(deployment("reviews", "v1"), deployment("reviews", "v2"), service("reviews"),
+                       per_version_service("v1"), per_version_service("v2")))
+        lab.apply("notebooks/manifests/03-subsets/destinationrule-subsets.yaml")
+        lab.apply("notebooks/manifests/03-subsets/virtualservice-80-20.yaml")
+        before = sorted(o.key for o in lab.objects())
+        right = check("9.convert", CONVERTED, lab=lab)
+        assert right.ok is True, right.message
+        no_weights = check("9.convert", CONVERTED.replace("weight: 20", "weight: 80"), lab=lab)
+        assert no_weights.ok is False and "band" in no_weights.message
+        missing = check("9.convert", CONVERTED.replace("reviews-v2", "reviews-v3"), lab=lab)
+        assert missing.ok is False and "500" in missing.message
+        assert sorted(o.key for o in lab.objects()) == before
