@@ -7,8 +7,10 @@ a lab pushes thousands of requests per second through it on one core.
 Every answer carries ``x-meshlab-pod`` / ``x-meshlab-version`` headers and a JSON body with pod,
 version, namespace, method, path, host and the request headers (so header rewrites are visible).
 
-Knobs a notebook turns (per pod) live behind a separate *control* port, so the same mechanism
-works on kind (the control port is simply another containerPort):
+Knobs a notebook turns (per pod) live behind a separate *control* endpoint, so the same mechanism
+works on kind (the control port is simply another containerPort). The local lab gives it a UNIX
+socket instead (``--control unix:PATH``, mode 0600 in the lab's own folder): on a shared host a
+TCP port on loopback would let every other user turn this user's pods' knobs.
 
 - ``GET  /ready``   200 when ready, 503 when not (usable as a readinessProbe)
 - ``GET  /healthz`` always 200 (liveness)
@@ -284,7 +286,7 @@ def _split_addr(s: str, what: str) -> tuple[str, int]:
     return (host or "0.0.0.0"), int(port)
 
 
-async def serve(pod: _Pod, listens: list[tuple[str, int]], control: tuple[str, int] | None,
+async def serve(pod: _Pod, listens: list[tuple[str, int]], control: tuple[str, int] | str | None,
                 announce: bool = True, watch_stdin: bool = False) -> None:
     """Bind every port, print one ``listening`` line (the parent waits for it), serve forever."""
     loop = asyncio.get_running_loop()
@@ -292,7 +294,13 @@ async def serve(pod: _Pod, listens: list[tuple[str, int]], control: tuple[str, i
     for host, port in listens:
         servers.append(await loop.create_server(lambda p=port: _AppProtocol(pod, p), host, port,
                                                 reuse_address=True, backlog=1024))
-    if control is not None:
+    if isinstance(control, str):          # a UNIX socket only this user may open
+        old = os.umask(0o177)
+        try:
+            servers.append(await loop.create_unix_server(lambda: _ControlProtocol(pod), control))
+        finally:
+            os.umask(old)
+    elif control is not None:
         servers.append(await loop.create_server(lambda: _ControlProtocol(pod), control[0], control[1],
                                                 reuse_address=True))
     if announce:
@@ -323,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"))
     p.add_argument("--listen", action="append", default=[], metavar="IP:PORT",
                    help="a data port (repeatable); default :8080")
-    p.add_argument("--control", default=None, metavar="IP:PORT",
-                   help=f"control port (default: first listen IP, port {CONTROL_PORT}; 'off' to disable)")
+    p.add_argument("--control", default=None, metavar="IP:PORT|unix:PATH",
+                   help=f"control port (default: first listen IP, port {CONTROL_PORT}), a UNIX socket, "
+                        f"or 'off' to disable")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--error-rate", type=float, default=0.0)
@@ -333,8 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--watch-stdin", action="store_true", help="exit when stdin reaches EOF (parent died)")
     a = p.parse_args(argv)
     listens = [_split_addr(s, "--listen") for s in (a.listen or [":8080"])]
+    control: tuple[str, int] | str | None
     if a.control == "off":
         control = None
+    elif a.control and a.control.startswith("unix:"):
+        control = a.control[len("unix:"):]
     elif a.control:
         control = _split_addr(a.control, "--control")
     else:

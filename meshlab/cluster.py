@@ -25,7 +25,7 @@ import yaml
 from . import _tools
 from .backends.kind import config as kind_config
 from .backends.kind.config import CLUSTER_NAME, CONTEXT, ISTIO_VERSION, MANAGED_BY, NODE_LABEL
-from .backends.kind.kube import Kube, deployment_ready, known_contexts, wait_until
+from .backends.kind.kube import Kube, deployment_ready, known_contexts, owned_by_meshlab, wait_until
 from .errors import ClusterError, KubeError, MeshlabError
 from .names import INGRESS_GATEWAY, ISTIO_NAMESPACE, selector_string
 
@@ -304,12 +304,6 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
 
 
 # ======================================================================================== down
-
-def owned_by_meshlab(kube: Kube) -> bool:
-    """True when the cluster's nodes carry meshlab's label (set by kind-config.yaml at creation)."""
-    nodes = kube.list("v1", "Node", None, selector_string([NODE_LABEL]))
-    return bool(nodes)
-
 
 def down(say: Say = _print) -> bool:
     """Delete the kind cluster `meshlab` if meshlab created it. Returns whether anything was deleted."""

@@ -16,8 +16,11 @@ MeshlabError
 │   ├── PodStartError            a pod process did not come up (carries its stderr)
 │   └── KubeProxyError           the kube-proxy child could not apply its table
 ├── EnvoyError                   Envoy did not start, died, or did not take a config in time
-│   ├── EnvoyConfigRejected      Envoy refused a pushed config (`.envoy_message`: Envoy's words)
+│   ├── EnvoyConfigRejected      Envoy refused a pushed config (`.envoy_message`: Envoy's words;
+│   │                            `.applying`: the objects, files and field that made it)
 │   └── EnvoyAdminError          Envoy's admin API could not be reached or answered an error
+├── InternalError                meshlab itself failed (a bug): one paragraph, not 88 lines of
+│                                traceback; the cause stays attached for `%tb` and bug reports
 └── ClusterError                 talking to a real cluster, or to the tools that build one, failed
     ├── ContextError             no such kube context, or one meshlab may not change unasked
     ├── KubeError                the API server answered an error (`.status`, its own message)
@@ -128,13 +131,27 @@ class EnvoyConfigRejected(EnvoyError):
     (as with a NACK from istiod's point of view); the next push brings everything in line.
     """
 
-    def __init__(self, proxy: str, resource: str, envoy_message: str) -> None:
-        self.proxy, self.resource, self.envoy_message = proxy, resource, envoy_message
-        super().__init__(f"Envoy '{proxy}' rejected the {resource} update: {envoy_message}")
+    def __init__(self, proxy: str, resource: str, envoy_message: str, applying: str = "") -> None:
+        self.proxy, self.resource, self.envoy_message, self.applying = proxy, resource, envoy_message, applying
+        made = f" made from {applying}" if applying else ""
+        super().__init__(f"Envoy '{proxy}' rejected the {resource} update{made}: {envoy_message}"
+                         + ("; nothing was applied" if applying else ""))
 
 
 class EnvoyAdminError(EnvoyError):
     """The admin API could not be reached or answered with an error."""
+
+
+class InternalError(MeshlabError):
+    """meshlab failed inside (a bug, not the learner's input): said in one paragraph, with the
+    original exception attached as `__cause__` for `%tb` and the bug report."""
+
+    def __init__(self, doing: str, cause: BaseException) -> None:
+        self.doing = doing
+        text = str(cause).strip().splitlines()[0][:300] if str(cause).strip() else ""
+        super().__init__(f"meshlab failed while {doing} ({type(cause).__name__}{': ' + text if text else ''}). "
+                         f"This is a bug in meshlab, not in your manifests: please report it with the output of "
+                         f"%tb (in Jupyter) or MESHLAB_DEBUG=1 (on the command line)")
 
 
 # --------------------------------------------------------------------------------- real clusters

@@ -13,13 +13,15 @@ import contextlib
 import importlib
 import inspect
 import os
+import sys
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
 
 from .backends.base import Backend, ProxyName, RunningProbe, Via
-from .errors import LabClosed, LabOptionError
+from .errors import InternalError, LabClosed, LabOptionError, MeshlabError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,6 +83,72 @@ def _backend(name: str, options: dict[str, Any]) -> Backend:
     return cls(**preset, **options)
 
 
+# ----------------------------------------------------------------- one lab per setup cell
+
+#: In a Jupyter kernel: the lab each cell made last, and the execution that made it.
+_by_cell: dict[str, tuple[weakref.ref[Lab], int]] = {}
+
+
+def _cell() -> tuple[str, int] | None:
+    """(the identity of the notebook cell running now, its execution count), or None outside an
+    IPython kernel. The identity is the cell's id when the front end sends it (JupyterLab puts
+    `cellId` in the execute request's metadata); else the file name ipykernel compiles the cell
+    under, which is a hash of its code, so re-running an unchanged cell gives the same one."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None   # type: ignore[attr-defined]
+    if shell is None:
+        return None
+    count = int(getattr(shell, "execution_count", 0) or 0)
+    header = getattr(shell, "parent_header", None) or {}
+    cell_id = (header.get("metadata") or {}).get("cellId") if isinstance(header, dict) else None
+    if cell_id:
+        return f"id:{cell_id}", count
+    frame = sys._getframe(1)
+    here = os.path.dirname(__file__) + os.sep
+    while frame is not None and frame.f_code.co_filename.startswith(here):
+        frame = frame.f_back                                  # the first frame outside meshlab
+    return (f"code:{frame.f_code.co_filename}", count) if frame is not None else None
+
+
+def _close_the_lab_this_cell_made_before() -> tuple[str, int] | None:
+    """Re-running a chapter's setup cell (`lab = Lab()`) must leave one lab, not two.
+
+    What kept the old one alive: the setup cell ends with `lab`, so IPython's output cache
+    (`Out[n]`, `_`, `__`, `___`) still holds the old Lab after `lab` is rebound, and its ~6
+    processes and ~80 MB stay until the kernel ends. Emptying the cache is not meshlab's to do,
+    and a lab kept on purpose must not be closed behind the learner's back, so the rule is
+    narrow: a Lab made by the same cell as an earlier one, in a later execution of it, replaces
+    it — the earlier lab is closed first (its block and memory are free for the new one; its
+    Out[] entry then shows a closed lab). Labs made by different cells, or in one execution of a
+    cell (`a, b = Lab(), Lab()`), are left alone; outside a kernel nothing changes.
+
+    Returns the cell (to record the new lab under), or None outside an IPython kernel."""
+    cell = _cell()
+    if cell is None:
+        return None
+    previous = _by_cell.get(cell[0])
+    old = previous[0]() if previous is not None and previous[1] != cell[1] else None
+    if old is not None:
+        try:
+            old.close()
+        except Exception:
+            pass
+    return cell
+
+
+@contextlib.contextmanager
+def plainly(doing: str) -> Iterator[None]:
+    """Let meshlab's own errors through (they say what to fix); turn anything else raised inside
+    the lab into an `InternalError`: one paragraph in the notebook instead of a long traceback
+    naming no file, object or field. The original stays attached (`__cause__`, `%tb`)."""
+    try:
+        yield
+    except MeshlabError:
+        raise
+    except Exception as e:
+        raise InternalError(doing, e) from e
+
+
 class Lab:
     """A lab: apply manifests, turn pod knobs, send traffic, read Envoy's view.
 
@@ -97,7 +165,11 @@ class Lab:
 
     def __init__(self, backend: str | None = None, **options: Unpack[LabOptions]) -> None:
         self._closed = False
-        self.backend: Backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", dict(options))
+        cell = _close_the_lab_this_cell_made_before()
+        with plainly("starting the lab"):
+            self.backend: Backend = _backend(backend or os.environ.get("MESHLAB_BACKEND") or "local", dict(options))
+        if cell is not None:
+            _by_cell[cell[0]] = (weakref.ref(self), cell[1])
 
     @property
     def closed(self) -> bool:
@@ -134,19 +206,22 @@ class Lab:
         types of each push of the local Envoys. Returns the objects applied."""
         self._check_open()
         objs = self._load(x)
-        self.backend.apply(objs, order=order, gap=gap, xds_order=xds_order)
+        with plainly("applying manifests"):
+            self.backend.apply(objs, order=order, gap=gap, xds_order=xds_order)
         return objs
 
     def delete(self, x: Any) -> list[K8sObject]:
         """Delete objects (missing ones are ignored, like ``kubectl delete --ignore-not-found``)."""
         self._check_open()
         objs = self._load(x)
-        self.backend.delete(objs)
+        with plainly("deleting objects"):
+            self.backend.delete(objs)
         return objs
 
     def objects(self) -> list[K8sObject]:
         self._check_open()
-        return self.backend.objects()
+        with plainly("listing objects"):
+            return self.backend.objects()
 
     @contextlib.contextmanager
     def restoring(self) -> Iterator[Lab]:
@@ -185,21 +260,25 @@ class Lab:
     # ---- pods ----------------------------------------------------------------------------------
     def pods(self) -> pd.DataFrame:
         self._check_open()
-        return self.backend.pods()
+        with plainly("listing pods"):
+            return self.backend.pods()
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
         self._check_open()
-        self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
-                             ready=ready, error_code=error_code)
+        with plainly(f"setting pod {name!r}'s knobs"):
+            self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
+                                 ready=ready, error_code=error_code)
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         self._check_open()
-        self.backend.kill_pod(name, namespace=namespace, notready_after=notready_after)
+        with plainly(f"killing pod {name!r}"):
+            self.backend.kill_pod(name, namespace=namespace, notready_after=notready_after)
 
     def restart_pod(self, name: str, *, namespace: str = "default") -> None:
         self._check_open()
-        self.backend.restart_pod(name, namespace=namespace)
+        with plainly(f"restarting pod {name!r}"):
+            self.backend.restart_pod(name, namespace=namespace)
 
     # ---- traffic -------------------------------------------------------------------------------
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
@@ -209,12 +288,17 @@ class Lab:
         """Send `n` requests as a client pod in `namespace` would; one row per request.
 
         The rows are a `charts.ProbeTable`: a DataFrame that shows the columns a learner reads
-        first (status, flags, pod, version…) at the left."""
+        first (status, flags, pod, version…) at the left.
+
+        Bounded (`meshlab.probe.client`): n <= 100,000, concurrency <= 10,000 (and, locally, what
+        the open-files limit allows), at most an hour of traffic; beyond that a `ProbeError` says
+        which bound and why, before anything is sent."""
         from .charts import ProbeTable
         self._check_open()
-        df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
-                                via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,
-                                timeout=timeout)
+        with plainly("probing"):
+            df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
+                                    via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,
+                                    timeout=timeout)
         rows = ProbeTable(df)
         rows.attrs.update(df.attrs)
         # what explain() reads for what no Envoy row says: the name asked for, the path and headers sent
@@ -232,29 +316,32 @@ class Lab:
             df = p.result()
         """
         self._check_open()
-        return self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
-                                    keepalive=keepalive, headers=headers, via=via, namespace=namespace,
-                                    seed=seed, timeout=timeout)
+        with plainly("starting a probe"):
+            return self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
+                                        keepalive=keepalive, headers=headers, via=via, namespace=namespace,
+                                        seed=seed, timeout=timeout)
 
     # ---- views ---------------------------------------------------------------------------------
     def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
         """The live proxy config, like ``istioctl proxy-config all -o json`` (the client sidecar of
         `namespace`, or the ingress gateway)."""
         self._check_open()
-        return self.backend.envoy_config(proxy, namespace=namespace)
+        with plainly("reading Envoy's config"):
+            return self.backend.envoy_config(proxy, namespace=namespace)
 
     def explain(self, probe_df: pd.DataFrame) -> Explanation:
         """Name the misconfiguration behind what a probe saw: `meshlab.explain(df, lab)`
         reads this lab's objects, pods and live Envoy config."""
         from .explanation import explain
-        self._check_open()
-        return explain(probe_df, self)
+        with plainly("explaining a probe"):
+            return explain(probe_df, self)
 
     # ---- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop the lab's Envoy proxies and pods (the kernel's end does it too). Idempotent."""
         self._closed = True
-        self.backend.close()
+        with plainly("closing the lab"):
+            self.backend.close()
 
     def __enter__(self) -> Lab:
         return self

@@ -42,26 +42,36 @@ class Source:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
+def _quoted(text: str, limit: int = 60) -> str:
+    """A learner's string in a message: quoted, clipped (a 2 MB value is not echoed whole), no raw
+    control characters."""
+    shown = text if len(text) <= limit else text[:limit - 1] + "…"
+    return repr(shown)[1:-1].join('""') + (f" ({len(text)} characters)" if len(text) > limit else "")
+
+
 def duration_ns(text: str) -> int:
     """Nanoseconds in a duration as Istio's CRDs take it (any Go duration, `meshlab.names`), with the
     learner-facing reason when it is not one."""
     try:
         return parse_duration(text)
     except ValueError:
-        raise ValueError(f'"{text}" is not a duration; write a number with a unit, e.g. "2s", "500ms", "1m30s"') \
+        raise ValueError(f'{_quoted(text)} is not a duration; write a number with a unit, e.g. "2s", "500ms", "1m30s"') \
             from None
 
 
 def _istio_duration(text: str) -> str:
     """Istio's CRD rule `duration(self) >= duration('1ms')`, with the reason when it fails."""
     if duration_ns(text) < 1_000_000:
-        raise ValueError(f'must be a valid duration of at least 1ms, found "{text}"')
+        raise ValueError(f'must be a valid duration of at least 1ms, found {_quoted(text)}')
     return text
 
 
 #: A duration as Istio's CRDs accept it (Go syntax, at least 1ms). Still a plain `str` at runtime.
 Duration = Annotated[str, AfterValidator(_istio_duration)]
 _U32 = 4294967295
+#: The largest int32: Kubernetes' `replicas` and Istio's int32 fields (weight, attempts, pool limits)
+#: refuse more (the JSON decoder of the API server or of Istio's webhook: "cannot unmarshal number").
+_I32 = 2147483647
 
 
 def _at_most_one(model: BaseModel, *aliases: str) -> None:
@@ -254,7 +264,7 @@ class LabelSelector(_Model):
 class DeploymentSpec(_Model):
     selector: LabelSelector
     template: PodTemplate
-    replicas: int = Field(default=1, ge=0)
+    replicas: int = Field(default=1, ge=0, le=_I32)
     strategy: dict[str, Any] | None = None
     min_ready_seconds: int | None = None
     revision_history_limit: int | None = None
@@ -334,7 +344,7 @@ class HTTPMatchRequest(_Model):
 
 class HTTPRouteDestination(_Model):
     destination: Destination
-    weight: int | None = Field(default=None, ge=0)
+    weight: int | None = Field(default=None, ge=0, le=_I32)
     headers: Headers | None = None
 
 
@@ -365,7 +375,7 @@ class HTTPRewrite(_Model):
 
 
 class HTTPRetry(_Model):
-    attempts: int | None = Field(default=None, ge=0)
+    attempts: int | None = Field(default=None, ge=0, le=_I32)
     per_try_timeout: Duration | None = None
     retry_on: str | None = None
     retry_remote_localities: bool | None = None
@@ -497,7 +507,7 @@ class LoadBalancerSettings(_Model):
 
 
 class TCPSettings(_Model):
-    max_connections: int | None = None
+    max_connections: int | None = Field(default=None, le=_I32)
     connect_timeout: Duration | None = None
     tcp_keepalive: dict[str, Any] | None = None
     max_connection_duration: Duration | None = None
@@ -505,15 +515,15 @@ class TCPSettings(_Model):
 
 
 class HTTPSettings(_Model):
-    http1_max_pending_requests: int | None = None
-    http2_max_requests: int | None = None
-    max_requests_per_connection: int | None = None
-    max_retries: int | None = None
+    http1_max_pending_requests: int | None = Field(default=None, le=_I32)
+    http2_max_requests: int | None = Field(default=None, le=_I32)
+    max_requests_per_connection: int | None = Field(default=None, le=_I32)
+    max_retries: int | None = Field(default=None, le=_I32)
     idle_timeout: Duration | None = None
     http2_keep_alive: dict[str, Any] | None = None
     h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
     use_client_protocol: bool | None = None
-    max_concurrent_streams: int | None = None
+    max_concurrent_streams: int | None = Field(default=None, le=_I32)
 
 
 class ConnectionPoolSettings(_Model):
@@ -529,8 +539,8 @@ class OutlierDetection(_Model):
     interval: Duration | None = None
     base_ejection_time: Duration | None = None
     outlier_detection_http_error_codes: list[Annotated[int, Field(ge=100, le=599)]] | None = None
-    max_ejection_percent: int | None = None
-    min_health_percent: int | None = None
+    max_ejection_percent: int | None = Field(default=None, le=_I32)
+    min_health_percent: int | None = Field(default=None, le=_I32)
     consecutive_errors: int | None = None  # deprecated
 
 

@@ -32,6 +32,9 @@ class FakeKube:
         self.logs_by_call: list[str] = []
         self.exec_out: list[tuple[str, str]] = []
         self.put("v1", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+        # the node `meshlab up` makes (kind-config.yaml labels it): the kind backend checks for it
+        self.put("v1", {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": "meshlab-control-plane", "labels": {"meshlab.dev/created-by": "meshlab"}}})
 
     def put(self, api: str, obj: dict) -> None:
         md = obj["metadata"]

@@ -94,7 +94,7 @@ def _get(ip: str, port: int = 9080, path: str = "/", headers: dict[str, str] | N
 @pytest.fixture()
 def envoy(net, tmp_path):
     lease, a, b = net
-    e = Envoy("test", tmp_path / "envoy", admin_ip=lease.sidecar_ip, admin_port=15000)
+    e = Envoy("test", tmp_path / "envoy")
     e.start(_config(lease, {"c-a": a, "c-b": b}, "c-a"))
     yield e
     e.stop()
@@ -225,7 +225,7 @@ def test_initial_config_rejected_raises(net, tmp_path):
     lease, a, _ = net
     bad = _config(lease, {"c-a": a}, "c-a")
     bad.routes["9080"]["virtual_hosts"][0]["routes"][0]["match"] = {"safe_regex": {"regex": "(("}}
-    e = Envoy("bad", tmp_path / "bad", admin_ip=lease.gateway_ip)
+    e = Envoy("bad", tmp_path / "bad")
     with pytest.raises(EnvoyConfigRejected) as info:
         e.start(bad)
     assert "missing )" in info.value.envoy_message
@@ -269,14 +269,12 @@ def test_proxy_config_view(envoy, net):
 
 def test_envoy_dies_with_its_parent(net, tmp_path):
     """SIGKILL the Python process that started Envoy: Envoy must not survive it."""
-    lease = net[0]
-    ip = lease.proxy_ip()
     script = textwrap.dedent(f"""
         import sys, threading, time
         from pathlib import Path
         from meshlab.envoy import Envoy
         def run():
-            e = Envoy("orphan", Path({str(tmp_path / 'orphan')!r}), admin_ip={ip!r})
+            e = Envoy("orphan", Path({str(tmp_path / 'orphan')!r}))
             e.start()
             print(e.pid, flush=True)
         t = threading.Thread(target=run); t.start(); t.join()   # started from a short-lived thread
@@ -298,9 +296,38 @@ def test_envoy_dies_with_its_parent(net, tmp_path):
             child.kill()
 
 
-def test_admin_is_loopback_only(tmp_path):
-    with pytest.raises(ValueError):
-        Envoy("x", tmp_path, admin_ip="0.0.0.0")
+def test_admin_is_a_unix_socket_only_its_owner_may_open(envoy):
+    """The admin API listened on 127.A.0.1:15000, where every user of a shared host could read
+    the config or POST /quitquitquit. Now a UNIX socket, mode 0600, and Envoy listens on no TCP
+    port but its listeners' (9080 here)."""
+    import stat as stat_
+    st = os.stat(envoy.admin_socket)
+    assert stat_.S_ISSOCK(st.st_mode) and stat_.S_IMODE(st.st_mode) == 0o600
+    assert envoy.admin.ready()
+    assert _tcp_listen_ports(envoy.pid) == {9080}
+
+
+def _tcp_listen_ports(pid: int) -> set[int]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "0A" and f[9] in inodes:
+            ports.add(int(f[1].split(":")[1], 16))
+    return ports
+
+
+def test_an_admin_socket_path_too_long_for_unix_sockets_is_named(tmp_path):
+    from meshlab.errors import EnvoyError
+    with pytest.raises(EnvoyError, match="longer than 107 bytes"):
+        Envoy("x", tmp_path / ("d" * 120))
 
 
 def test_stats_and_config_dump(envoy):

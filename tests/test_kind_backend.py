@@ -104,6 +104,29 @@ def test_context_is_kind_meshlab_unless_named_and_a_shared_cluster_must_be_named
         KindBackend(backend="cluster", context="workshop", kube=FakeKube())
 
 
+def test_the_kind_backend_changes_only_a_cluster_meshlab_created():
+    """Lab(backend="kind") trusted the context name alone: any cluster behind a context called
+    kind-meshlab (or one named with context=) got namespaces, Deployments and Services. It now
+    checks the node label `meshlab up` sets, as `meshlab up`/`down` do, before changing anything."""
+    foreign = FakeKube()
+    del foreign.store[("Node", "", "meshlab-control-plane")]
+    foreign.put("v1", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "prod-1", "labels": {}}})
+    with pytest.raises(ContextError, match="meshlab.dev/created-by=meshlab"):
+        KindBackend(kube=foreign, image="meshlab/demo:test")
+    assert not [c for c in foreign.calls if c[0] in ("apply", "delete")]
+
+    class Unreachable(FakeKube):
+        def list(self, api, kind, ns, label_selector=None):
+            if kind == "Node":
+                raise KubeError(403, 'nodes is forbidden: User "alice" cannot list resource "nodes"')
+            return super().list(api, kind, ns, label_selector)
+    with pytest.raises(ContextError, match="cannot confirm"):
+        KindBackend(kube=Unreachable(), image="meshlab/demo:test")
+    # a shared cluster is the user's own, named on purpose: no meshlab label is expected there
+    KindBackend(backend="cluster", context="workshop", namespace="alice", kube=foreign, image="x").close()
+    assert KindBackend(kube=FakeKube(), image="meshlab/demo:test").name == "kind"
+
+
 def _kubeconfig(tmp_path: Path, contexts: list[str], current: str) -> Path:
     kc = tmp_path / "config"
     kc.write_text(yaml_dump({
@@ -356,7 +379,7 @@ def test_close_removes_what_the_lab_applied_and_its_clients_only():
     b._clients.add(("default", "meshlab-client"))
     kube.put("v1", client_pod("meshlab-client", "default", "img", True))
     b.close()
-    left = {k for k in kube.store if k[0] != "Namespace"}
+    left = {k for k in kube.store if k[0] not in ("Namespace", "Node")}
     assert left == {("Service", "default", "someone-elses")}
 
 

@@ -94,6 +94,15 @@ WEBHOOK_STRICTER = [
      "webhook: a traffic policy sets at least one field"),
     ("DestinationRule", r"trafficPolicy$", "add", "webhook: a traffic policy sets at least one field"),
     ("DestinationRule", r"spec\.subsets\[\d+\]\.name$", "enum", "webhook: a subset name is an RFC 1123 label"),
+    # issue 17: hosts are DNS names (ValidateWildcardDomain; NOT_A_VALUE has '_' and capitals)
+    ("VirtualService", r"spec\.hosts\[\d+\]$", "*", "webhook: a host is a DNS name (ValidateWildcardDomain)"),
+    ("VirtualService", r"(destination|mirror)\.host$", "enum", "webhook: a destination host is a DNS name"),
+    ("DestinationRule", r"spec\.host$", "enum", "webhook: host is a DNS name (ValidateWildcardDomain)"),
+    ("VirtualService", r"headers\.(request|response)\.remove\[\d+\]$", "empty",
+     "webhook: a header name cannot be empty (ValidateHTTPHeaderOperationName)"),
+    # int32 in Istio's protos: the webhook's JSON decoding refuses more ("cannot unmarshal number")
+    ("VirtualService", r"spec\.http\[\d+\]\.retries\.attempts$", "huge", "webhook: attempts is an int32"),
+    ("DestinationRule", r"connectionPool\.(tcp|http)\.\w+$", "huge", "webhook: connection pool limits are int32"),
 ]
 
 # CEL rules of the CRDs on fields meshlab models, written from the rule text.

@@ -2,15 +2,21 @@
 
 Exit statuses: 0 done (or clean), 65 bad input (EX_DATAERR, as `istioctl analyze` uses), 79 an
 Error finding (`analyze`, as istioctl), 1 a cluster step failed or something is missing
-(`up`, `down`, `status`, `doctor`), 130 interrupted.
+(`up`, `down`, `status`, `doctor`), 70 meshlab itself failed (EX_SOFTWARE: a bug, said in one
+paragraph; `MESHLAB_DEBUG=1` shows the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
+from ..errors import MeshlabError
+
+#: meshlab itself failed (sysexits.h EX_SOFTWARE).
+EXIT_SOFTWARE = 70
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:               # a bug: one paragraph, the traceback only when asked for
+        if os.environ.get("MESHLAB_DEBUG"):
+            raise
+        from ..errors import InternalError
+        print(f"meshlab {args.command}: {e if isinstance(e, MeshlabError) else InternalError(args.command, e)}",
+              file=sys.stderr)
+        return EXIT_SOFTWARE
 
 
 __all__ = ["main"]

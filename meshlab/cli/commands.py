@@ -31,7 +31,8 @@ def _print(line: str) -> None:
 
 
 def _missing(paths: list[str]) -> list[str]:
-    return [p for p in paths if not Path(p).exists()]
+    """Paths that name nothing — an empty one included: `Path("")` would read the current folder."""
+    return [p for p in paths if not p.strip() or not Path(p).exists()]
 
 
 # ------------------------------------------------------------------------------------ manifests
@@ -40,7 +41,7 @@ def validate(args: Any) -> int:
     """`meshlab validate PATH...`: print every problem (exit 65) or a summary (exit 0)."""
     from ..manifests import load_report
 
-    report = load_report([Path(p) for p in args.paths])
+    report = load_report([Path(p) if p.strip() else "" for p in args.paths])
     for note in report.notes:
         print(f"note: {note}")
     if report.problems:
@@ -88,7 +89,7 @@ def _load_paths(paths: list[str]) -> list[Any] | str:
     from ..manifests import load
 
     if _missing(paths):
-        return f"no such file or directory: {', '.join(_missing(paths))}"
+        return f"no such file or directory: {', '.join(repr(p) for p in _missing(paths))}"
     try:
         return load([Path(p) for p in paths])
     except ManifestError as e:

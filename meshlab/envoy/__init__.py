@@ -8,7 +8,7 @@ Usage (the local backend)::
 
     proxy = ProxyIdentity(kind="sidecar", namespace="default", labels={"app": "sleep"},
                           ip="127.5.0.1")
-    envoy = Envoy("sidecar", workdir / "sidecar", admin_ip="127.5.0.1", admin_port=15000)
+    envoy = Envoy("sidecar", workdir / "sidecar")   # admin API on workdir/sidecar/admin.sock (0600)
     envoy.start(build_config(state, proxy))        # blocks until /ready; raises if rejected
     log = LogTail(envoy.access_log_path)            # remembers the end of the file
     ...                                             # send requests to 127.5.0.1:<service port>

@@ -1,15 +1,23 @@
-"""A small client for Envoy's admin API (loopback only).
+"""A small client for Envoy's admin API, on a UNIX socket only its owner can open.
 
-Why our own: the few endpoints a teaching tool needs (`/config_dump`, `/clusters`, `/stats`,
-`/ready`) are plain HTTP GETs; `http.client` keeps it dependency-free and fast enough to poll
-every few milliseconds while a push settles.
+Why a UNIX socket: Envoy's admin API can change what the proxy does (`/runtime_modify`,
+`/drain_listeners`, `/quitquitquit`) and shows its whole config; on a TCP port every user of a
+shared host could reach it. Envoy binds it as `admin.address.pipe` with a file mode
+(envoy/config/core/v3/address.proto `Pipe.mode`), and meshlab puts it in the lab's own 0700
+work folder as well.
+
+Why our own client: the few endpoints a teaching tool needs (`/config_dump`, `/clusters`,
+`/stats`, `/ready`) are plain HTTP GETs; `http.client` over an AF_UNIX socket keeps it
+dependency-free and fast enough to poll every few milliseconds while a push settles.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import socket
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -18,26 +26,49 @@ from ..errors import EnvoyAdminError
 from ..names import parse_cluster_name
 
 
+#: The longest path a UNIX socket address takes on Linux (`sun_path` is 108 bytes with its NUL).
+MAX_SOCKET_PATH = 107
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """`http.client.HTTPConnection` to a UNIX socket (the Host header says `localhost`)."""
+
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 5.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = os.fspath(path)
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 class AdminClient:
-    """GET/POST against one Envoy's admin listener. Thread-safe (one connection per thread).
+    """GET/POST against one Envoy's admin API on the UNIX socket `path`. Thread-safe (one
+    connection per thread).
 
     Every read goes through `get(path)`, the transport: a pod's Envoy reached another way
     (`meshlab.backends.kind.admin.ProxyAdmin`, through `pilot-agent request`) replaces only that.
     """
 
-    def __init__(self, ip: str, port: int, *, timeout: float = 5.0) -> None:
-        self.ip, self.port, self.timeout = ip, port, timeout
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+        self.path, self.timeout = os.fspath(path), timeout
         self._local = threading.local()
 
     @property
     def where(self) -> str:
         """Which Envoy this is, for messages."""
-        return f"{self.ip}:{self.port}"
+        return self.path
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = http.client.HTTPConnection(self.ip, self.port, timeout=self.timeout)
+            conn = UnixHTTPConnection(self.path, timeout=self.timeout)
             self._local.conn = conn
         return conn
 
@@ -53,7 +84,7 @@ class AdminClient:
                 conn.close()
                 self._local.conn = None
                 if attempt:
-                    raise EnvoyAdminError(f"Envoy admin {self.ip}:{self.port}{path}: {e}") from e
+                    raise EnvoyAdminError(f"Envoy admin {self.where} {path}: {e}") from e
         raise AssertionError("unreachable")
 
     def get(self, path: str) -> str:

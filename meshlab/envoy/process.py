@@ -7,6 +7,10 @@ listener updates from holding old filter chains for minutes; `--reject-unknown-d
 turns a field Envoy does not know (a generator bug) into a rejected update instead of a warning; `--file-flush-interval-msec` makes the
 access log readable a few milliseconds after each request so the probe can join on it.
 
+Its admin API is a UNIX socket with mode 0600 (`admin.py` says why), and it runs with the
+environment it is given (`env`; the local lab gives `meshlab._processes.lab_environment()`), not
+this process's, so `%ENVIRONMENT(...)%` in a header value reads nothing of the notebook's.
+
 Nothing may outlive the Python process that started it: Envoy is started by `meshlab._processes`
 (PR_SET_PDEATHSIG, SIGKILL, set without running Python in the child), is registered for `atexit`,
 and `stop()` terminates it (SIGTERM, then SIGKILL).
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import subprocess
 import threading
 import time
@@ -25,8 +30,8 @@ from typing import Any, Sequence
 
 from .._processes import spawn
 from ..errors import EnvoyAdminError, EnvoyError
-from .admin import AdminClient
-from .xds import ProxyConfig, XdsFiles, bootstrap
+from .admin import MAX_SOCKET_PATH, AdminClient
+from .xds import ProxyConfig, XdsFiles, bootstrap, watch_budget
 
 _running: weakref.WeakSet[Envoy] = weakref.WeakSet()
 
@@ -48,20 +53,27 @@ class Envoy:
     `workdir` holds `bootstrap.json`, `xds/`, `envoy.log` (Envoy's own log) and `access.log`.
     """
 
-    def __init__(self, name: str, workdir: Path | str, admin_ip: str, admin_port: int = 15000, *,
+    def __init__(self, name: str, workdir: Path | str, *, admin_socket: Path | str | None = None,
+                 env: dict[str, str] | None = None, original_dst: str | None = None,
                  drain_time_s: int = 1, concurrency: int = 1, log_level: str = "warning",
                  flush_interval_ms: int = 5, binary: str | None = None) -> None:
-        if not admin_ip.startswith("127."):
-            raise ValueError(f"Envoy admin must listen on loopback, not {admin_ip}")
+        """`admin_socket`: where the admin API listens (default `workdir/admin.sock`; at most
+        107 bytes, the UNIX socket limit). `env`: Envoy's whole environment (default: this
+        process's). `original_dst`: an RE2 regex of the `ip:port` destinations ORIGINAL_DST
+        clusters may take from `x-envoy-original-dst-host` (`xds.original_dst_guard`)."""
         self.name = name
         self.workdir = Path(workdir)
-        self.admin_ip, self.admin_port = admin_ip, admin_port
+        self.admin_socket = Path(admin_socket) if admin_socket is not None else self.workdir / "admin.sock"
+        if len(os.fsencode(self.admin_socket)) > MAX_SOCKET_PATH:
+            raise EnvoyError(f"Envoy '{name}': the admin socket path {str(self.admin_socket)[:120]!r} is longer than "
+                             f"{MAX_SOCKET_PATH} bytes, the limit of a UNIX socket; use a shorter work folder")
+        self.env, self.original_dst = env, original_dst
         self.drain_time_s, self.concurrency = drain_time_s, concurrency
         self.log_level, self.flush_interval_ms = log_level, flush_interval_ms
         self.binary = binary or envoy_binary()
         self.access_log_path = self.workdir / "access.log"
         self.log_path = self.workdir / "envoy.log"
-        self.admin = AdminClient(admin_ip, admin_port)
+        self.admin = AdminClient(self.admin_socket)
         self.xds: XdsFiles | None = None  # created in start()
         self.proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
@@ -84,11 +96,19 @@ class Envoy:
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
         xds_dir = self.workdir / "xds"
-        self.xds = XdsFiles(self.name, xds_dir, self.admin, self.log_path, self.access_log_path)
-        self.xds.write_initial(config or ProxyConfig())
+        self.xds = XdsFiles(self.name, xds_dir, self.admin, self.log_path, self.access_log_path,
+                            original_dst=self.original_dst)
+        config = config or ProxyConfig()
+        with watch_budget(self.name, self.xds.watches_needed(config)):   # until Envoy watches its files
+            return self._start(config, timeout)
+
+    def _start(self, config: ProxyConfig, timeout: float) -> Envoy:
+        assert self.xds is not None
+        xds_dir = self.xds.dir
+        self.xds.write_initial(config)
         boot = self.workdir / "bootstrap.json"
-        boot.write_text(json.dumps(bootstrap(self.name, self.admin_ip, self.admin_port, xds_dir),
-                                   indent=1))
+        boot.write_text(json.dumps(bootstrap(self.name, self.admin_socket, xds_dir), indent=1))
+        self.admin_socket.unlink(missing_ok=True)      # a socket left by an Envoy that was killed
         self.access_log_path.touch()
         args = [self.binary, "-c", str(boot), "--concurrency", str(self.concurrency),
                 "--disable-hot-restart", "--reject-unknown-dynamic-fields", "--drain-time-s", str(self.drain_time_s),
@@ -97,8 +117,8 @@ class Envoy:
                 "-l", self.log_level, "--log-path", str(self.log_path),
                 "--service-node", self.name, "--service-cluster", self.name]
         self.log_path.write_bytes(b"")
-        self.proc = spawn(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=open(self.workdir / "envoy.stderr", "wb"))
+        with open(self.workdir / "envoy.stderr", "wb") as err:
+            self.proc = spawn(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=self.env)
         _running.add(self)
         deadline = time.monotonic() + timeout
         delay = 0.005
@@ -188,4 +208,4 @@ class Envoy:
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
-        return f"Envoy({self.name!r}, admin {self.admin_ip}:{self.admin_port}, {state})"
+        return f"Envoy({self.name!r}, admin {self.admin_socket}, {state})"

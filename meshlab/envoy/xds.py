@@ -25,15 +25,21 @@ config refers to (an EDS or RDS path) must exist before that config arrives — 
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import json
 import os
 import re
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .._processes import own_pids
 from ..errors import EnvoyConfigRejected, EnvoyError
 from .accesslog import access_log_config
 
@@ -89,11 +95,12 @@ def _path_source(path: Path) -> dict[str, Any]:
 ISTIO_RUNTIME = {"re2.max_program_size.error_level": 32768}
 
 
-def bootstrap(node: str, admin_ip: str, admin_port: int, xds_dir: Path) -> dict[str, Any]:
-    """Bootstrap: admin on loopback, LDS and CDS from files in `xds_dir`, Istio's runtime values."""
+def bootstrap(node: str, admin_socket: Path, xds_dir: Path) -> dict[str, Any]:
+    """Bootstrap: admin on a UNIX socket only the owner may open (mode 0600), LDS and CDS from
+    files in `xds_dir`, Istio's runtime values."""
     return {
         "node": {"id": f"{node}~meshlab", "cluster": node},
-        "admin": {"address": {"socket_address": {"address": admin_ip, "port_value": admin_port}}},
+        "admin": {"address": {"pipe": {"path": str(admin_socket), "mode": 0o600}}},
         "dynamic_resources": {
             "lds_config": _path_source(xds_dir / "lds.json"),
             "cds_config": _path_source(xds_dir / "cds.json"),
@@ -105,6 +112,135 @@ def bootstrap(node: str, admin_ip: str, admin_port: int, xds_dir: Path) -> dict[
     }
 
 
+#: The header an ORIGINAL_DST cluster with `use_http_header` takes its destination from.
+ORIGINAL_DST_HEADER = "x-envoy-original-dst-host"
+RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+
+
+def original_dst_guard(allowed: str) -> dict[str, Any]:
+    """An RBAC HTTP filter that lets a request through only when its `x-envoy-original-dst-host`
+    is absent or an address matching the RE2 regex `allowed` (the lab's own block).
+
+    Why: with no iptables in the local lab, ORIGINAL_DST clusters (Istio's PassthroughCluster,
+    headless Services, DestinationRule `simple: PASSTHROUGH`) take their destination from that
+    header, which Envoy does not sanitise: "enabling this feature allows HTTP clients to route
+    traffic to arbitrary hosts and/or ports" (envoy/config/cluster/v3/cluster.proto,
+    `OriginalDstLbConfig.use_http_header`). A pod's iptables only ever redirect the pod's own
+    connections, so passthrough stays within the lab here too; anything else is answered 403.
+    Several values of the header are joined with "," before matching (RBAC's HeaderMatcher),
+    so a second value cannot slip past the anchored regex.
+    """
+    header = {"name": ORIGINAL_DST_HEADER}
+    return {"name": "meshlab.original_dst_guard", "typed_config": {
+        "@type": RBAC_TYPE,
+        "rules": {"action": "ALLOW", "policies": {"lab-addresses-only": {
+            "permissions": [{"or_rules": {"rules": [
+                {"header": {**header, "present_match": True, "invert_match": True}},
+                {"header": {**header, "string_match": {"safe_regex": {"regex": allowed}}}},
+            ]}}],
+            "principals": [{"any": True}],
+        }}}}}
+
+
+def _inotify_instances_held() -> int:
+    """inotify instances this user's processes hold now (each open `anon_inode:inotify`; one shared
+    by two processes is counted twice, which errs on the safe side)."""
+    held = 0
+    for pid in own_pids():
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                try:
+                    held += os.readlink(fd.path) == "anon_inode:inotify"
+                except OSError:
+                    pass
+        except OSError:
+            continue
+    return held
+
+
+def max_user_instances() -> int | None:
+    """fs.inotify.max_user_instances: the inotify instances each user may hold (None if unknown)."""
+    try:
+        with open("/proc/sys/fs/inotify/max_user_instances") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def watch_problem(proxy: str, adding: int, reserved: int = 0) -> str | None:
+    """Why `adding` more xDS files cannot be watched by Envoy `proxy`, or None.
+
+    Envoy watches every file subscription (LDS, CDS, each RDS and each EDS file) with an inotify
+    instance of its own (source/common/filesystem/inotify/watcher_impl.cc), and the kernel allows
+    each user `fs.inotify.max_user_instances` of them (128 by default) across all their
+    processes — every lab's Envoys and the notebook server's own. Past it Envoy does not refuse
+    the update: it aborts ("assert failure: inotify_fd_ >= 0"), taking the lab down. So a push is
+    refused before it is written."""
+    if adding <= 0:
+        return None
+    limit = max_user_instances()
+    if limit is None:
+        return None
+    held = _inotify_instances_held() + reserved       # reserved: this process's starts still under way
+    if held + adding <= limit:
+        return None
+    return (f"Envoy '{proxy}' would need {adding} more xDS file watches (one inotify instance per cluster's "
+            f"endpoints and per route configuration), but this user may hold {limit} "
+            f"(fs.inotify.max_user_instances) and its processes — every lab's Envoys, the notebook server — "
+            f"already hold {held}. Delete Services or DestinationRule subsets you no longer use, or close other "
+            f"labs; an administrator can raise fs.inotify.max_user_instances (sysctl)")
+
+
+_budget_mutex = threading.Lock()
+_budget: dict[str, Any] = {"lock": None, "users": 0, "pending": 0}
+
+
+@contextmanager
+def watch_budget(proxy: str, adding: int, timeout: float = 60.0) -> Iterator[None]:
+    """Run a push (or an Envoy's start) that adds `adding` xDS file watches only if this user's
+    inotify instances leave room (`watch_problem`, else EnvoyError).
+
+    The check and the watches Envoy then creates must be one step, or labs starting together
+    would all pass the check and then overrun the limit together (Envoy aborts). So this user's
+    processes take turns — the turn is the abstract UNIX socket `@meshlab-inotify/<uid>`, which
+    the kernel releases if its holder dies — while the threads of one process (a lab's sidecar
+    and gateway starting side by side) share the turn, each counting what the others have
+    reserved but not yet watched."""
+    if adding <= 0:
+        yield
+        return
+    deadline = time.monotonic() + timeout
+    with _budget_mutex:
+        if _budget["lock"] is None:
+            lock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+            while True:
+                try:
+                    lock.bind(b"\0meshlab-inotify/%d" % os.geteuid())
+                    break
+                except OSError as e:
+                    if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                        lock.close()
+                        raise EnvoyError(f"Envoy '{proxy}': waited {timeout:g}s for another lab's push") from e
+                    time.sleep(0.005)
+            _budget["lock"] = lock
+        _budget["users"] += 1
+        problem = watch_problem(proxy, adding, reserved=_budget["pending"])
+        if problem is None:
+            _budget["pending"] += adding
+    try:
+        if problem:
+            raise EnvoyError(problem)
+        yield
+    finally:
+        with _budget_mutex:
+            if problem is None:
+                _budget["pending"] -= adding
+            _budget["users"] -= 1
+            if _budget["users"] == 0:
+                _budget["lock"].close()
+                _budget["lock"] = None
+
+
 def _eds_name(cluster: dict[str, Any]) -> str:
     return cluster.get("eds_cluster_config", {}).get("service_name") or cluster["name"]
 
@@ -113,8 +249,9 @@ class XdsFiles:
     """Writes one Envoy's xDS files and pushes configs in a chosen order, checking each step."""
 
     def __init__(self, proxy: str, xds_dir: Path, admin: AdminClient, log_path: Path,
-                 access_log_path: Path) -> None:
+                 access_log_path: Path, original_dst: str | None = None) -> None:
         self.proxy = proxy
+        self.original_dst = original_dst
         self.dir = xds_dir
         self.admin = admin
         self.log_path = log_path
@@ -140,7 +277,8 @@ class XdsFiles:
 
     # ---- turning a ProxyConfig into file contents --------------------------------------------
     def finalize(self, config: ProxyConfig) -> dict[str, dict[str, dict[str, Any]]]:
-        """Resources per type, with file config sources and access logs filled in."""
+        """Resources per type, with file config sources and access logs filled in, and (when
+        `original_dst` is set) `original_dst_guard` before the router of every HCM."""
         listeners = {}
         for lis in config.listeners:
             lis = copy.deepcopy(lis)
@@ -154,6 +292,10 @@ class XdsFiles:
                             rds["config_source"] = _path_source(
                                 self.rds_path(rds["route_config_name"]))
                         tc.setdefault("access_log", access_log_config(self.access_log_path))
+                        if self.original_dst is not None:
+                            filters = tc.setdefault("http_filters", [])
+                            if not any(f.get("name") == "meshlab.original_dst_guard" for f in filters):
+                                filters.insert(max(0, len(filters) - 1), original_dst_guard(self.original_dst))
                     elif tc.get("@type") == TCP_PROXY_TYPE:
                         tc.setdefault("access_log", access_log_config(self.access_log_path))
             listeners[lis["name"]] = lis
@@ -183,8 +325,15 @@ class XdsFiles:
         tmp.write_text(json.dumps(body, separators=(",", ":")))
         os.replace(tmp, path)  # Envoy reacts to the rename, never to an in-place write
 
+    def watches_needed(self, config: ProxyConfig) -> int:
+        """The xDS files (so inotify instances) a fresh Envoy watches for `config`: LDS, CDS, each
+        route configuration and each EDS cluster."""
+        res = self.finalize(config)
+        return 2 + len(res["eds"]) + len(res["rds"])
+
     def write_initial(self, config: ProxyConfig) -> None:
-        """Files for a fresh Envoy (before it starts): everything in version "0"."""
+        """Files for a fresh Envoy (before it starts): everything in version "0" (start it inside
+        `watch_budget(…, watches_needed(config))`)."""
         res = self.finalize(config)
         for name, cla in res["eds"].items():
             self._write(self.eds_path(name), T_CLA, [cla], "0")
@@ -213,6 +362,12 @@ class XdsFiles:
         seconds between steps — the race istiod's pushes can hit (make-before-break, 503 NC).
         """
         new = self.finalize(config)
+        growth = sum(len(new[t]) - len(self.accepted[t]) for t in ("eds", "rds"))
+        with watch_budget(self.proxy, growth):
+            return self._push(new, order, gap_s, timeout)
+
+    def _push(self, new: dict[str, dict[str, dict[str, Any]]], order: Sequence[str] | str,
+              gap_s: float, timeout: float) -> dict[str, list[str]]:
         self._version += 1
         ver = f"{self._version}"
         old = {t: dict(self.accepted[t]) for t in _TYPES}

@@ -114,7 +114,10 @@ class _Loader:
         elif isinstance(source, Path):
             self._add_path(source)
         elif isinstance(source, str):
-            if _looks_like_path(source):
+            if not source.strip():      # not "." (Path("") is the current folder): say what is wrong
+                self._problem("an empty string holds no manifest: give a file or folder path, YAML text, a dict "
+                              "or objects", file="<string>")
+            elif _looks_like_path(source):
                 self._add_path(Path(source))
             else:
                 self._add_text(source, "<string>")

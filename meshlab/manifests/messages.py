@@ -21,7 +21,25 @@ from ..errors import Problem
 from ..objects import K8sObject
 from . import _yaml
 
-_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")     # fullmatch: `$` would let "a\n" through
+#: The most of a learner's own string a message repeats (a 2 MB name is not echoed whole).
+CLIP = 80
+#: The longest one problem's sentence may be (the parts it quotes are clipped first).
+MAX_MESSAGE = 480
+
+
+def _shown(text: str, limit: int = CLIP) -> str:
+    """A user string inside a sentence, unquoted: clipped, control characters escaped."""
+    shown = text if len(text) <= limit else text[:limit - 1] + "…"
+    if any(ord(c) < 32 or ord(c) == 127 for c in shown):
+        shown = shown.encode("unicode_escape").decode("ascii", "replace")
+    return shown
+
+
+def clip(text: str, limit: int = CLIP) -> str:
+    """A user string as a message quotes it: whole when short, else its start and its length
+    (`"aaaa…" (2097152 characters)`); control characters shown escaped, never raw."""
+    return f'"{_shown(text, limit)}"' + (f" ({len(text)} characters)" if len(text) > limit else "")
 
 
 @dataclass
@@ -49,9 +67,11 @@ class Where:
         meta = self.data.get("metadata")
         name = meta.get("name") if isinstance(meta, dict) else None
         ns = meta.get("namespace") if isinstance(meta, dict) else None
-        kind = self.kind or "object"
+        kind = _shown(self.kind) if self.kind else "object"
         if not isinstance(name, str):
             return f"{kind} (unnamed)"
+        name = _shown(name)
+        ns = _shown(ns) if isinstance(ns, str) else ns
         if kind == "Namespace" or (self.obj is not None and not self.obj.NAMESPACED):
             return f"{kind} {name}"
         return f"{kind} {ns if isinstance(ns, str) and ns else 'default'}/{name}"
@@ -72,6 +92,8 @@ class Where:
 
     def problem(self, path: list[str | int], message: str, at_key: bool = False, *, missing: bool = False) -> None:
         """A problem at the field `path` (`at_key`: the line of the key rather than its value)."""
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE - 1] + "…"
         self.problems.append(Problem(message, file=self.doc.file,
                                      line=self.line(path, at_key, missing) or self.doc.line,
                                      object=self.object_name(), field=format_path(path) or None))
@@ -82,10 +104,10 @@ def format_path(path: list[str | int]) -> str:
     for step in path:
         if isinstance(step, int):
             out += f"[{step}]"
-        elif _SIMPLE_KEY.match(step):
+        elif _SIMPLE_KEY.fullmatch(step):
             out += f".{step}" if out else step
         else:
-            out += f'["{step}"]'
+            out += f"[{clip(step, 40)}]"
     return out
 
 
@@ -98,8 +120,7 @@ def describe(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f'the string "{shown}"'
+        return f"the string {clip(value, 40)}"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -212,7 +233,7 @@ def _sentence(errs: list[dict[str, Any]], path: list[str | int], found: Any, at_
 
 
 def unknown_field_message(name: str, known: list[str]) -> str:
-    msg = f'unknown field "{name}"'
+    msg = f"unknown field {clip(name, 60)}"
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if close:
         msg += f' — did you mean "{close[0]}"?'

@@ -1,19 +1,28 @@
 """What Istio's validating webhook refuses on top of the CRD schema (pkg/config/validation), for
-the fields meshlab models.
+the fields meshlab models — and the few values Istio passes on but Envoy then refuses (NACKs),
+which on a real cluster fail silently in istiod's log.
 
 Without these a value would pass `load()` and fail later, in Envoy, where the error no longer
 names the object or the field: durations finer than Envoy's millisecond timers, negative pool
 limits, unknown retryOn policies, regexes RE2 will not compile (`re2.py`), a redirect with a
-route, and so on.
+route, hosts that are no DNS names, header values Envoy's formatter cannot parse, line breaks in
+a header or a redirect, and so on. Sources, in istio/istio: pkg/config/validation/validation.go
+(ValidateVirtualService, validateDestination, ValidateHTTPHeaderValue, …),
+pkg/config/validation/virtualservice.go (validateHTTPRoute), header_value_validator.go
+(validateHeaderValue: Envoy's header_parser.cc ported to Go), pkg/config/validation/agent/
+validation.go (ValidateWildcardDomain); in envoyproxy/envoy: api/envoy/config/route/v3/
+route_components.proto and cluster.proto (the constraints Envoy checks on what istiod sends).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..objects import Destination, DestinationRule, HTTPRoute, K8sObject, StringMatch, VirtualService, duration_ns
+from ..names import is_ip
 from .apiserver import DNS1123_LABEL, valid
-from .messages import Where, describe
+from .messages import Where, clip, describe
 from .re2 import RE2_SYNTAX, re2_problem
 
 _MS = 1_000_000
@@ -32,6 +41,169 @@ _HTTP_STATUS_NAMED = frozenset([100, 101, 102, 103, *range(200, 209), 226, *rang
 _CORS_METHODS = frozenset("GET HEAD POST PUT PATCH DELETE CONNECT OPTIONS TRACE *".split())
 _MAX_REGEX = 1024          # the webhook's limit on a regex's length
 _MAX_DIRECT_BODY = 1 << 20
+_U32 = 4294967295
+#: Envoy's RingHashLbConfig.minimum_ring_size `lte: 8388608` (cluster.proto)
+_MAX_RING_SIZE = 8388608
+
+# ----------------------------------------------------------------------------- hosts (DNS names)
+# pkg/config/labels/instance.go: dns1123LabelFmt and wildcardPrefix, matched whole (Go's `$` is
+# the end of the text; Python's would also match before a final newline: hence \Z)
+_DNS1123_LABEL = re.compile(r"[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?\Z")
+_WILDCARD_LABEL = re.compile(r"(\*|(\*|\*-)?[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?)\Z")
+
+
+def wildcard_domain_problem(host: str) -> str | None:
+    """Istio's ValidateWildcardDomain (pkg/config/validation/agent/validation.go): a DNS name of at
+    most 255 characters whose labels are RFC 1123 labels (letters, digits, '-'; at most 63) — so
+    no port, no '_', no non-ASCII letter — a wildcard only as the whole leftmost label or its
+    prefix (`*`, `*.example.com`, `*-svc.example.com`), and a top-level label that is not all
+    digits. Returns why not, or None."""
+    if not host:
+        return "empty domain name not allowed"
+    if len(host) > 255:
+        return f"domain name {clip(host)} too long (max 255)"
+    first, _, rest = host.partition(".")
+    if len(first) > 63 or not _WILDCARD_LABEL.fullmatch(first):
+        return f"domain name {clip(host)} invalid (label {clip(first, 40)} invalid)"
+    if not rest:
+        return None
+    labels = rest.split(".")
+    if labels[-1].isdigit():
+        return f"domain name {clip(host)} invalid (top level domain {clip(labels[-1], 40)} cannot be all-numeric)"
+    for i, label in enumerate(labels):
+        if i == len(labels) - 1 and label == "":          # a trailing dot: `istio.io.`
+            break
+        if len(label) > 63 or not _DNS1123_LABEL.fullmatch(label):
+            return f"domain name {clip(host)} invalid (label {clip(label, 40)} invalid)"
+    return None
+
+
+def _host_hint(host: str) -> str:
+    if ":" in host and not is_ip(host):
+        return " — a host has no port here: route by port with match.port or destination.port"
+    if any(ord(c) > 127 for c in host):
+        return " — write an internationalised name in its ASCII (punycode) form"
+    if "*" in host[1:]:
+        return " — a wildcard may only stand at the start: *.example.com"
+    return ""
+
+
+# ----------------------------------------------------------------------------- header values
+#: protoc-gen-validate's HTTP_HEADER_VALUE (strict) as Istio copies it: no control characters but tab
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_value_problem(value: str) -> str | None:
+    """Istio's ValidateHTTPHeaderValue: no control characters, and `%` only as `%%` or around an
+    Envoy formatter command (`%HOSTNAME%`, `%REQ(x-foo)%`), as Envoy's header parser reads it
+    (header_value_validator.go, a port of Envoy's source/common/router/header_parser.cc)."""
+    if _CONTROL.search(value):
+        return (f"header value {clip(value)} contains a control character (a line break?): Envoy and Istio refuse "
+                f"it, since it would split the header")
+    i, n, state = 0, len(value), "literal"
+    while i < n:
+        ch = value[i]
+        if state == "literal":
+            if ch == "%":
+                if i + 1 >= n:
+                    return (f"header value {clip(value)}: a lone '%' — Envoy reads % as the start of a command such "
+                            f"as %HOSTNAME%; write %% for a percent sign")
+                if value[i + 1] == "%":
+                    i += 1
+                else:
+                    state = "name"
+        elif state == "name":
+            if ch == "%":
+                state = "literal"
+            elif ch == "(":
+                state = "array"
+        elif state == "array":
+            if ch == "[":
+                state = "expect_string"
+            elif ch != " ":
+                state = "string"
+        elif state == "delim":
+            if ch == ",":
+                state = "expect_string"
+            elif ch == "]":
+                state = "args_end"
+            elif ch != " ":
+                return f"header value {clip(value)}: expecting ',', ']' or a space in the command's arguments"
+        elif state == "expect_string":
+            if ch == '"':
+                state = "string"
+            elif ch != " ":
+                return f"header value {clip(value)}: expecting '\"' in the command's arguments"
+        elif state == "string":
+            if ch == "\\":
+                if i + 1 >= n:
+                    return f"header value {clip(value)}: an unterminated backslash in the command's arguments"
+                i += 1
+            elif ch == ")":
+                state = "var_end"
+            elif ch == '"':
+                state = "delim"
+        elif state == "args_end":
+            if ch == ")":
+                state = "var_end"
+            elif ch != " ":
+                return f"header value {clip(value)}: expecting ')' after the command's arguments"
+        elif state == "var_end":
+            if ch == "%":
+                state = "literal"
+            elif ch != " ":
+                return f"header value {clip(value)}: expecting '%' to close the command"
+        i += 1
+    if state != "literal":
+        return (f"header value {clip(value)}: an unterminated command — Envoy reads % as the start of a command such "
+                f"as %HOSTNAME%; write %% for a percent sign")
+    return None
+
+
+def _check_headers(headers: Any, path: list[str | int], p: Any) -> None:
+    """`headers.request`/`headers.response` set, add and remove, as validateHTTPRoute and
+    validateHTTPRouteDestinations check them (names: ValidateHTTPHeaderWithAuthorityOperationName,
+    ValidateHTTPHeaderOperationName; values: ValidateHTTPHeaderValue)."""
+    if headers is None:
+        return
+    for side in ("request", "response"):
+        ops = getattr(headers, side)
+        if ops is None:
+            continue
+        for op in ("set", "add"):
+            for name, value in (getattr(ops, op) or {}).items():
+                where = [*path, side, op, name]
+                why = _header_name_problem(name, side, removing=False)
+                if why:
+                    p(where, why, at_key=True)
+                why = header_value_problem(value) if isinstance(value, str) else None
+                if why:
+                    p(where, why)
+        for j, name in enumerate(ops.remove or []):
+            why = _header_name_problem(name, side, removing=True)
+            if why:
+                p([*path, side, "remove", j], why)
+
+
+def _header_name_problem(name: str, side: str, *, removing: bool) -> str | None:
+    if name == "":
+        return "header name cannot be empty"
+    if re.search(r"[\x00\r\n]", name):           # Envoy: HeaderValue.key is HTTP_HEADER_NAME (not strict)
+        return f"header name {clip(name)} contains a line break or NUL (Envoy refuses it)"
+    if name.startswith(":") and not (side == "request" and not removing and name.lower() == ":authority"):
+        return f'invalid header {clip(name)}: header cannot have ":" prefix'
+    if (removing or side == "response") and name.lower() == "host":
+        return f'invalid header {clip(name)}: cannot set Host header'
+    return None
+
+
+def _no_line_breaks(value: str | None, path: list[str | int], p: Any, what: str) -> None:
+    """Envoy's HTTP_HEADER_VALUE rule on a redirect's or rewrite's path and host (route_components.proto:
+    RedirectAction.path_redirect/host_redirect/prefix_rewrite, RouteAction.prefix_rewrite/
+    host_rewrite_literal): what becomes a header must not hold a NUL, CR or LF."""
+    if isinstance(value, str) and re.search(r"[\x00\r\n]", value):
+        p(path, f"{what} {clip(value)} contains a line break or NUL: it would become part of a response header "
+          f"(Envoy refuses it)")
 
 
 def check_object(obj: K8sObject, where: Where) -> None:
@@ -44,11 +216,19 @@ def check_object(obj: K8sObject, where: Where) -> None:
 
 def _check_virtual_service(vs: VirtualService, p: Any) -> None:
     """Rules Istio's validating webhook adds to the CRD schema (pkg/config/validation)."""
+    for i, host in enumerate(vs.spec.hosts):
+        why = None if is_ip(host) else wildcard_domain_problem(host)
+        if why:       # (a mesh-bound `*` is `analyze`'s IST0106, as istioctl reports it)
+            p(["spec", "hosts", i], why + _host_hint(host))
     for i, route in enumerate(vs.spec.http):
         dests = route.route or []
         if len(dests) > 1 and sum(d.weight or 0 for d in dests) == 0:
             p(["spec", "http", i, "route"], "with more than one destination the weights must add up to more "
               "than 0 (Istio's webhook refuses a total weight of 0)")
+        if sum(d.weight or 0 for d in dests) > _U32:
+            p(["spec", "http", i, "route"], f"the weights add up to {sum(d.weight or 0 for d in dests)}, more than "
+              f"Envoy takes ({_U32}: RouteAction.WeightedCluster); Istio passes it on and Envoy rejects the routes. "
+              f"Weights are relative: 90 and 10 split like 900 and 100")
         _check_http_route(route, ["spec", "http", i], p)
 
 
@@ -70,12 +250,12 @@ def _webhook_duration(value: str | None, path: list[str | int], p: Any, *, zero_
     if zero_ok and int(ns / _MS) == 0 and ns >= 0:
         return
     if ns < _MS:
-        p(path, f"must be a duration of at least 1ms, found \"{value}\"")
+        p(path, f"must be a duration of at least 1ms, found {clip(value)}")
     elif ns % _MS:
         p(path, f"must be a whole number of milliseconds (Istio's webhook refuses finer durations), "
-          f"found \"{value}\"")
+          f"found {clip(value)}")
     elif ns % unit:
-        p(path, f"must be a whole number of seconds (Istio's webhook refuses finer), found \"{value}\"")
+        p(path, f"must be a whole number of seconds (Istio's webhook refuses finer), found {clip(value)}")
 
 
 def _non_negative(value: int | None, path: list[str | int], p: Any) -> None:
@@ -115,8 +295,10 @@ def _check_destination(dest: Destination | None, path: list[str | int], p: Any) 
         return
     if dest.host == "*":
         p([*path, "host"], 'a destination host cannot be "*": name a service')
+    elif (why := wildcard_domain_problem(dest.host)) is not None:
+        p([*path, "host"], why + _host_hint(dest.host))
     if dest.subset and not valid(dest.subset, DNS1123_LABEL, 63):
-        p([*path, "subset"], f'"{dest.subset}" is not a valid subset name: an RFC 1123 label (lower case letters, '
+        p([*path, "subset"], f'{clip(dest.subset)} is not a valid subset name: an RFC 1123 label (lower case letters, '
           f"digits and '-', starting and ending with a letter or digit)")
     if dest.port is not None and not 1 <= dest.port.number <= 65535:
         p([*path, "port", "number"], f"must be between 1 and 65535, found {describe(dest.port.number)}")
@@ -138,9 +320,11 @@ def _check_http_route(route: HTTPRoute, path: list[str | int], p: Any) -> None:
         if m.port and not 1 <= m.port <= 65535:
             p([*mp, "port"], f"must be between 1 and 65535, found {describe(m.port)}")
         if m.source_namespace and not valid(m.source_namespace, DNS1123_LABEL, 63):
-            p([*mp, "sourceNamespace"], f'"{m.source_namespace}" is not a valid namespace name (an RFC 1123 label)')
+            p([*mp, "sourceNamespace"], f'{clip(m.source_namespace)} is not a valid namespace name (an RFC 1123 label)')
     for j, rd in enumerate(route.route or []):
         _check_destination(rd.destination, [*path, "route", j, "destination"], p)
+        _check_headers(rd.headers, [*path, "route", j, "headers"], p)
+    _check_headers(route.headers, [*path, "headers"], p)
     _check_destination(route.mirror, [*path, "mirror"], p)
     for j, mirror in enumerate(route.mirrors or []):
         _check_destination(mirror.destination, [*path, "mirrors", j, "destination"], p)
@@ -210,9 +394,13 @@ def _check_redirect(route: HTTPRoute, path: list[str | int], p: Any) -> None:
         p([*path, "scheme"], f'must be "http" or "https", found {describe(rd.scheme)}')
     if rd.port and not 1 <= rd.port <= 65535:
         p([*path, "port"], f"must be between 1 and 65535, found {describe(rd.port)}")
+    for name, value in (("uri", rd.uri), ("authority", rd.authority), ("prefixRewrite", rd.prefix_rewrite)):
+        _no_line_breaks(value, [*path, name], p, f"redirect {name}")
 
 
 def _check_rewrite(rw: Any, path: list[str | int], p: Any) -> None:
+    for name, value in (("uri", rw.uri), ("authority", rw.authority)):
+        _no_line_breaks(value, [*path, name], p, f"rewrite {name}")
     if rw.uri and rw.uri_regex_rewrite is not None:
         p(path, "only one of uri or uriRegexRewrite may be set")
     if not rw.uri and rw.uri_regex_rewrite is None and not rw.authority:
@@ -234,7 +422,7 @@ def _check_retries(rt: Any, path: list[str | int], p: Any) -> None:
     _webhook_duration(rt.backoff, [*path, "backoff"], p)
     for policy in (rt.retry_on or "").split(",") if rt.retry_on else []:
         if policy not in _RETRY_ON and not (policy.isdigit() and int(policy) in _HTTP_STATUS_NAMED):
-            p([*path, "retryOn"], f'"{policy}" is not a retryOn policy: a comma-separated list (no spaces) of '
+            p([*path, "retryOn"], f'{clip(policy)} is not a retryOn policy: a comma-separated list (no spaces) of '
               f"{', '.join(sorted(_RETRY_ON))} or HTTP status codes")
 
 
@@ -278,6 +466,13 @@ def _check_traffic_policy(tp: Any, path: list[str | int], p: Any, *, port_level:
     if lb is not None and lb.consistent_hash is not None and lb.consistent_hash.http_cookie is not None \
             and not lb.consistent_hash.http_cookie.get("name"):
         p([*path, "loadBalancer", "consistentHash", "httpCookie", "name"], "required field name is missing")
+    if lb is not None and lb.consistent_hash is not None:
+        ch, chp = lb.consistent_hash, [*path, "loadBalancer", "consistentHash"]
+        for where, size in ((["minimumRingSize"], ch.minimum_ring_size),
+                            (["ringHash", "minimumRingSize"], (ch.ring_hash or {}).get("minimumRingSize"))):
+            if isinstance(size, int) and size > _MAX_RING_SIZE:
+                p([*chp, *where], f"must be at most {_MAX_RING_SIZE} (Envoy's RingHashLbConfig limit; Istio passes "
+                  f"it on and Envoy rejects the cluster), found {size}")
     if not port_level:
         for i, plp in enumerate(tp.port_level_settings or []):
             _check_traffic_policy(plp, [*path, "portLevelSettings", i], p, port_level=True)
@@ -325,9 +520,12 @@ def _check_connection_pool(cp: Any, path: list[str | int], p: Any) -> None:
 
 def _check_destination_rule(dr: DestinationRule, p: Any) -> None:
     """Rules Istio's validating webhook adds to the CRD schema for a DestinationRule."""
+    why = wildcard_domain_problem(dr.spec.host)
+    if why:
+        p(["spec", "host"], why + _host_hint(dr.spec.host))
     _check_traffic_policy(dr.spec.traffic_policy, ["spec", "trafficPolicy"], p)
     for i, subset in enumerate(dr.spec.subsets):
         if subset.name and not valid(subset.name, DNS1123_LABEL, 63):
-            p(["spec", "subsets", i, "name"], f'"{subset.name}" is not a valid subset name: an RFC 1123 label '
+            p(["spec", "subsets", i, "name"], f'{clip(subset.name)} is not a valid subset name: an RFC 1123 label '
               f"(lower case letters, digits and '-', starting and ending with a letter or digit)")
         _check_traffic_policy(subset.traffic_policy, ["spec", "subsets", i, "trafficPolicy"], p)

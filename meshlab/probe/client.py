@@ -78,7 +78,10 @@ def parse_url(url: str) -> ParsedURL:
         raise ProbeError(f"probe URL must be a string such as 'http://reviews:9080/', not {url!r}")
     if "://" not in url:
         url = "http://" + url
-    u = urlsplit(url)
+    try:
+        u = urlsplit(url)
+    except ValueError as e:         # "Invalid IPv6 URL": http://[::1/
+        raise ProbeError(f"probe URL {_clip(url)}: {e}") from None
     if u.scheme != "http":
         raise ProbeError(f"probe URL {url!r}: only http:// is supported (the lab runs plaintext)")
     if not u.hostname:
@@ -102,7 +105,7 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")      # an HTTP header name (RFC 9110 token)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")         # an HTTP header name (RFC 9110 token), fullmatch
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")         # control characters (tab is fine)
 
 
@@ -114,37 +117,73 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
+#: Requests one probe may send (and rows one run keeps). A row with its Envoy access-log line
+#: takes about 3 KB in this process (measured: 50,000 rows ≈ 160 MB), so this bounds a run at
+#: ~320 MB, within a Binder-sized notebook. An open-ended `probing()` run stops here by itself.
+MAX_REQUESTS = 100_000
+#: Connections one probe may hold open. Each is a coroutine and a socket here and two sockets in
+#: the sidecar Envoy; the local lab also checks the open-files limit (backends/local/limits.py).
+MAX_CONCURRENCY = 10_000
+#: The longest a probe may run, and the longest a request may wait (seconds): a cell that blocks
+#: longer is a mistake (`rate=0.0001`), not an experiment; `probing()` runs in the background.
+MAX_SECONDS = 3600.0
+#: The slowest rate (requests per second): one request every 100 s.
+MIN_RATE = 0.01
+
+
+def _clip(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_args(*, n: Any = None, concurrency: Any = 1, keepalive: Any = True, headers: Any = None,
                rate: Any = None, duration: Any = None, timeout: Any = 30.0, seed: Any = None) -> None:
     """Refuse probe arguments that are wrong before anything starts, naming the argument
-    (a float `n`, a string where a number goes, a header a server would reject)."""
+    (a float `n`, a string where a number goes, a header a server would reject) and the bound
+    it crosses (`MAX_REQUESTS`, `MAX_CONCURRENCY`, `MAX_SECONDS`, `MIN_RATE`), with the reason."""
     if n is not None and not (_is_int(n) and n >= 0):
-        raise ProbeError(f"n must be a whole number of requests >= 0, not {n!r}")
+        raise ProbeError(f"n must be a whole number of requests >= 0, not {_clip(n)}")
+    if n is not None and n > MAX_REQUESTS:
+        raise ProbeError(f"n={n} is more than a probe may send ({MAX_REQUESTS:,}): each request's row takes about "
+                         f"3 KB here, so {n:,} would need {n * 3 / 1e6:,.1f} GB. Use n <= {MAX_REQUESTS:,}")
     if not (_is_int(concurrency) and concurrency >= 1):
-        raise ProbeError(f"concurrency must be a whole number >= 1 (connections in parallel), not {concurrency!r}")
+        raise ProbeError(f"concurrency must be a whole number >= 1 (connections in parallel), not {_clip(concurrency)}")
+    if concurrency > MAX_CONCURRENCY:
+        raise ProbeError(f"concurrency={concurrency} is more connections than a probe may hold open "
+                         f"({MAX_CONCURRENCY:,}: each is a socket here and two in the sidecar Envoy)")
     if rate is not None and not (_is_number(rate) and rate > 0):
-        raise ProbeError(f"rate must be a number > 0 (requests per second) or None, not {rate!r}")
+        raise ProbeError(f"rate must be a number > 0 (requests per second) or None, not {_clip(rate)}")
+    if rate is not None and rate < MIN_RATE:
+        raise ProbeError(f"rate={rate} is slower than a probe may go ({MIN_RATE} requests per second, one every "
+                         f"{1 / MIN_RATE:g} s)")
     if duration is not None and not (_is_number(duration) and duration > 0):
-        raise ProbeError(f"duration must be a number of seconds > 0 or None, not {duration!r}")
+        raise ProbeError(f"duration must be a number of seconds > 0 or None, not {_clip(duration)}")
+    if duration is not None and duration > MAX_SECONDS:
+        raise ProbeError(f"duration={duration} s is longer than a probe may run ({MAX_SECONDS:g} s)")
+    if n is not None and rate is not None and duration is None and n / rate > MAX_SECONDS:
+        raise ProbeError(f"n={n} at rate={rate} would take {n / rate:,.0f} s, longer than a probe may run "
+                         f"({MAX_SECONDS:g} s); raise the rate or lower n")
     if not (_is_number(timeout) and timeout > 0):
-        raise ProbeError(f"timeout must be a number of seconds > 0, not {timeout!r}")
+        raise ProbeError(f"timeout must be a number of seconds > 0, not {_clip(timeout)}")
+    if timeout > MAX_SECONDS:
+        raise ProbeError(f"timeout={timeout} s is longer than a request may wait ({MAX_SECONDS:g} s)")
     if seed is not None and not _is_int(seed):
-        raise ProbeError(f"seed must be a whole number or None, not {seed!r}")
+        raise ProbeError(f"seed must be a whole number or None, not {_clip(seed)}")
     if keepalive not in (True, False):
-        raise ProbeError(f"keepalive must be True or False, not {keepalive!r}")
+        raise ProbeError(f"keepalive must be True or False, not {_clip(keepalive)}")
     if headers is None:
         return
     if not isinstance(headers, Mapping):
-        raise ProbeError(f"headers must be a dict such as {{'end-user': 'jason'}}, not {headers!r}")
+        raise ProbeError(f"headers must be a dict such as {{'end-user': 'jason'}}, not {_clip(headers)}")
     for k, v in headers.items():
-        if not isinstance(k, str) or not _TOKEN.match(k):
-            raise ProbeError(f"bad header name {k!r}: a name is letters, digits and -_. (no spaces, no colon)")
+        if not isinstance(k, str) or not _TOKEN.fullmatch(k):
+            raise ProbeError(f"bad header name {_clip(k)}: a name is letters, digits and -_. (no spaces, no colon)")
         if k.lower() in ("x-request-id", "content-length", "transfer-encoding"):
             raise ProbeError(f"header {k!r} is set by the probe itself")
         if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-            raise ProbeError(f"header {k!r}: the value must be a string, not {v!r}")
+            raise ProbeError(f"header {k!r}: the value must be a string, not {_clip(v)}")
         if _BAD_VALUE.search(str(v)):
-            raise ProbeError(f"bad header value for {k!r}: {v!r} (no line breaks or control characters)")
+            raise ProbeError(f"bad header value for {k!r}: {_clip(v)} (no line breaks or control characters)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,6 +423,9 @@ class ProbeRun:
         seq = next(self._seq)
         if self.n is not None and seq >= self.n:
             return None
+        if seq >= MAX_REQUESTS:          # an open-ended or duration-bound run: rows are bounded too
+            self.attrs["stopped_at_limit"] = MAX_REQUESTS
+            return None
         if self.duration is not None and time.perf_counter() - self._t0 >= self.duration:
             return None
         return seq
@@ -408,9 +450,9 @@ class ProbeRun:
                 if seq is None:
                     return
                 if self.rate:
-                    wait = self._t0 + seq / self.rate - time.perf_counter()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
+                    due = self._t0 + seq / self.rate
+                    while not self._stop.is_set() and (wait := due - time.perf_counter()) > 0:
+                        await asyncio.sleep(min(wait, 0.1))     # stop() is noticed within 0.1 s
                     if self._stop.is_set():
                         return
                 rid = f"{self.id_prefix}-{seq}"

@@ -28,9 +28,10 @@ from ...probe import check_args
 from ...probe.rows import parse_access_log
 from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
 from .admin import ProxyAdmin
-from .config import COURSE_NAMESPACES, MANAGED_BY
+from .config import COURSE_NAMESPACES, MANAGED_BY, NODE_LABEL
 from .image import image_tag
-from .kube import Kube, api_client_for, deployment_ready, is_managed, pod_ready, resolve_context, wait_until
+from .kube import (Kube, api_client_for, deployment_ready, is_managed, owned_by_meshlab, pod_ready, resolve_context,
+                   wait_until)
 from .probe import KindProbeRun, probe_command
 from .workloads import (CLIENT_NAME, CLIENT_NO_SIDECAR, CONTROL_PORT, GATEWAY_SELECTOR,
                         ROLE_LABEL, clean_for_objects, client_pod, translate)
@@ -74,9 +75,27 @@ class KindBackend(BackendBase):
         # cell shows these lines as they come).
         self._progress = progress or (lambda line: print(f"  … {line}", flush=True))
         self.kube = kube or Kube(api_client_for(self.context, kubeconfig, backend=backend), self.context)
+        if backend == "kind":
+            self._check_cluster_is_meshlabs()
         self._applied: dict[tuple[str, str, str], str] = {}   # key → apiVersion, for close()
         self._clients: set[tuple[str, str]] = set()
         self._closed = False
+
+    def _check_cluster_is_meshlabs(self) -> None:
+        """The kind backend creates and deletes namespaces, Deployments and Services at will: only
+        on a cluster `meshlab up` created (its nodes carry `NODE_LABEL`), as `meshlab up` and
+        `meshlab down` check — a context merely named `kind-meshlab`, or another named with
+        context=, may be anyone's cluster. A cluster you manage yourself: backend='cluster'."""
+        try:
+            ours = owned_by_meshlab(self.kube)
+        except KubeError as e:
+            raise ContextError(f"cannot confirm that context {self.context!r} is a cluster meshlab created "
+                               f"({e}); nothing was changed") from None
+        if not ours:
+            raise ContextError(f"context {self.context!r} is not a cluster meshlab created (its nodes lack the "
+                               f"{NODE_LABEL[0]}={NODE_LABEL[1]} label `meshlab up` sets), so Lab(backend='kind') "
+                               f"will not change it. For the course cluster run `meshlab up`; for a cluster you "
+                               f"manage, Lab(backend='cluster', context=..., namespace=...)")
 
     # ------------------------------------------------------------------ namespaces
     def _ns(self, ns: str | None) -> str:

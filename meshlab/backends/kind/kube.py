@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable
 
 from ...errors import ContextError, KubeError
-from .config import CONTEXT, MANAGED_BY
+from .config import CONTEXT, MANAGED_BY, NODE_LABEL
 
 FIELD_MANAGER = "meshlab"
 
@@ -58,6 +58,14 @@ def resolve_context(backend: str, context: str | None) -> str:
                                "meshlab never uses your current kubectl context implicitly")
         return context
     raise ContextError(f"unknown backend {backend!r} (kind, cluster)")
+
+
+def owned_by_meshlab(kube: "Kube") -> bool:
+    """True when the cluster's nodes carry meshlab's label (`NODE_LABEL`, set by kind-config.yaml
+    when `meshlab up` creates the cluster): the one sign that a cluster is meshlab's to change,
+    whatever its context is called. Raises KubeError when the API server does not answer."""
+    from ...names import selector_string
+    return bool(kube.list("v1", "Node", None, selector_string([NODE_LABEL])))
 
 
 def known_contexts(kubeconfig: str | None = None) -> tuple[list[str], str | None]:

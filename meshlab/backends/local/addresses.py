@@ -1,67 +1,222 @@
-"""Per-lab loopback address blocks, so two labs (even in two kernels) never collide.
+"""Per-lab loopback address blocks, so two labs never collide — two kernels, two Unix users, two
+TMPDIRs, two containers sharing a network namespace.
 
-Each lab leases one ``127.A.0.0/16`` block (A in 2..254) by holding an exclusive ``flock`` on a
-lock file in a shared temp directory. The kernel drops the lock when the holder closes it or
-dies, so a crashed kernel never leaks its block. Inside the block the layout is fixed:
+**The lease.** A lab leases one ``127.A.0.0/16`` block (A in 2..254) by binding the abstract UNIX
+socket ``@meshlab-lease/127.A`` and keeping it for its lifetime. Why that and not a lock file:
+the abstract socket namespace is scoped to the network namespace, exactly the scope of the
+loopback addresses it hands out, whoever the user and whatever their TMPDIR (per-user temp
+folders, systemd's PrivateTmp); it is owned by no file, so there are no permissions to get wrong
+and no path another user can plant a symlink on; and the kernel releases the name the moment
+its holder closes it or dies (unix(7), "Abstract sockets"). Linux only, like the rest of the
+local backend (it needs all of 127/8 on loopback).
 
-- ``127.A.0.1``  the client sidecar Envoy (listeners + admin), i.e. the ``sleep`` pod's address
+**The second line of defence.** A lab's processes die with it (`meshlab._processes`: PDEATHSIG
+via util-linux's `setpriv`, plus a stdin watchdog for pods and kube-proxy). Without `setpriv`,
+a SIGKILLed kernel leaves its Envoys running on the block it no longer leases. So a lab that
+gets a block first looks at it: every process carrying a dead lab's marker for this block
+(`MESHLAB_LAB=127.A/<owner pid>/<owner start time>` in its environment, set by
+`lab_marker`) that runs as this user is killed; if anything else still listens on an address of
+the block (another user's orphans, or a program that is not meshlab's), the block is skipped.
+
+Inside the block the layout is fixed:
+
+- ``127.A.0.1``  the client sidecar Envoy (listeners), i.e. the ``sleep`` pod's address
 - ``127.A.0.2``  the ingress gateway Envoy
 - ``127.A.0.3+`` extra client sidecars (probes from other namespaces)
 - ``127.A.1.x``  pods (then 127.A.3.x, 127.A.4.x ... when 254 are not enough)
-- ``127.A.2.x``  Service ClusterIPs
+- ``127.A.2.x``  Service ClusterIPs (an address is free again when its Service is deleted)
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import os
-import tempfile
+import signal
+import socket
+import struct
+import sys
 import threading
-from pathlib import Path
+import time
 
-from ...errors import AddressBlockExhausted
+from ..._processes import own_pids
+from ...errors import AddressBlockExhausted, LabError
 
 _FIRST_BLOCK, _LAST_BLOCK = 2, 254
 _POD_OCTETS = [1] + list(range(3, 255))   # 127.A.2.x is for ClusterIPs
+#: Pod addresses one block holds (127.A.1.x and 127.A.3.x … 127.A.254.x, 254 each).
+POD_ADDRESSES = len(_POD_OCTETS) * 254
+#: The environment variable that marks a lab's processes (see `lab_marker`).
+MARKER = "MESHLAB_LAB"
+_LEASE_PREFIX = b"\0meshlab-lease/127."
+# netlink sock_diag (linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h)
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, _NLM_F_DUMP = 4, 20, 0x1, 0x300
+_NLMSG_ERROR, _NLMSG_DONE, _TCP_LISTEN = 2, 3, 10
 
 
-def _lock_dir() -> Path:
-    d = Path(os.environ.get("MESHLAB_LOCK_DIR") or Path(tempfile.gettempdir()) / "meshlab-leases")
-    d.mkdir(parents=True, exist_ok=True)
+# ------------------------------------------------------------------------------------ processes
+
+def start_time(pid: int) -> int | None:
+    """A process's start time (clock ticks since boot, /proc/PID/stat field 22): with the pid it
+    names one process for good, even after the pid is reused. None when it is gone."""
     try:
-        d.chmod(0o1777)   # shared between users, like /tmp itself
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == b"Z":          # a zombie runs nothing and holds nothing
+        return None
+    return int(fields[19])
+
+
+def owner_alive(pid: int, started: int) -> bool:
+    return start_time(pid) == started
+
+
+def lab_marker(block: int) -> str:
+    """The value of `MARKER` for the processes of this process's lab on `block`."""
+    return f"127.{block}/{os.getpid()}/{start_time(os.getpid())}"
+
+
+def _parse_marker(value: bytes) -> tuple[int, int, int] | None:
+    try:
+        prefix, pid, started = value.decode().split("/")
+        return int(prefix.removeprefix("127.")), int(pid), int(started)
+    except ValueError:
+        return None
+
+
+def _marker_of(pid: int) -> tuple[int, int, int] | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read()
+    except OSError:                # another user's process, or gone
+        return None
+    for item in env.split(b"\0"):
+        if item.startswith(MARKER.encode() + b"="):
+            return _parse_marker(item.split(b"=", 1)[1])
+    return None
+
+
+def orphans(block: int) -> list[int]:
+    """This user's processes left behind on `block` by a lab whose owner is dead."""
+    found = []
+    for pid in own_pids():
+        mark = _marker_of(pid)
+        if mark is not None and mark[0] == block and not owner_alive(mark[1], mark[2]):
+            found.append(pid)
+    return found
+
+
+def _listening() -> list[tuple[str, int]]:
+    """(ip, port) of every listening IPv4 TCP socket in this network namespace.
+
+    Asked of the kernel through netlink sock_diag (linux/inet_diag.h: an inet_diag_req_v2 for TCP
+    sockets in state LISTEN), which answers with just those: reading /proc/net/tcp instead means
+    formatting and parsing every socket of the host, tens of milliseconds with the thousands in
+    TIME_WAIT a busy workshop host has. /proc/net/tcp stays the fallback."""
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as s:
+            req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0, 1 << _TCP_LISTEN) + bytes(48)
+            s.send(struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
+                   + req)
+            out: list[tuple[str, int]] = []
+            while True:
+                data, off = s.recv(1 << 16), 0
+                while off < len(data):
+                    length, kind = struct.unpack_from("=IH", data, off)
+                    if kind == _NLMSG_DONE:
+                        return out
+                    if kind == _NLMSG_ERROR or length < 16:
+                        raise OSError("sock_diag refused the request")
+                    port, = struct.unpack_from("!H", data, off + 20)          # inet_diag_msg.id.idiag_sport
+                    out.append((socket.inet_ntoa(data[off + 24:off + 28]), port))   # .idiag_src[0]
+                    off += (length + 3) & ~3
     except OSError:
         pass
-    return d
+    out = []
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if len(parts) > 3 and parts[3] == "0A":
+                    addr, port = parts[1].split(":")
+                    out.append((socket.inet_ntoa(bytes.fromhex(addr)[::-1]), int(port, 16)))
+    except OSError:
+        pass
+    return out
 
+
+def _listening_in_block(block: int) -> list[str]:
+    """ip:port of every listening TCP socket on 127.A.x.y in this network namespace."""
+    prefix = f"127.{block}."
+    return [f"{ip}:{port}" for ip, port in _listening() if ip.startswith(prefix)]
+
+
+def _reclaim(block: int) -> bool:
+    """Make `block` usable: kill the processes a dead lab left on it; False if something else
+    still listens there."""
+    dead = orphans(block)
+    for pid in dead:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 5.0
+    while True:
+        busy = _listening_in_block(block)
+        if not busy or time.monotonic() > deadline or not dead:
+            return not busy
+        time.sleep(0.02)                 # the kernel closes a killed process's sockets
+
+
+# ------------------------------------------------------------------------------------ the lease
 
 class AddressLease:
-    """A leased ``127.A.0.0/16`` block plus allocators for pod IPs and ClusterIPs inside it."""
+    """A leased ``127.A.0.0/16`` block plus allocators for pod IPs and ClusterIPs inside it.
+
+    `block` asks for one block (tests); otherwise the first free one of 2..254. Raises
+    AddressBlockExhausted when none is free (each skipped block is named with its reason).
+    `reclaimed` lists the pids of a dead lab's processes this lease killed (the second line of
+    defence at work).
+    """
 
     def __init__(self, block: int | None = None) -> None:
-        self._fd: int | None = None
+        if not sys.platform.startswith("linux"):
+            raise LabError("the local backend needs Linux (a whole 127.0.0.0/8 on loopback, abstract "
+                           "UNIX sockets); use the kind backend elsewhere")
+        self._sock: socket.socket | None = None
         self._lock = threading.Lock()
-        candidates = [block] if block is not None else range(_FIRST_BLOCK, _LAST_BLOCK + 1)
-        d = _lock_dir()
+        self.reclaimed: list[int] = []
+        candidates = [block] if block is not None else list(range(_FIRST_BLOCK, _LAST_BLOCK + 1))
+        skipped: list[str] = []
         for a in candidates:
-            fd = os.open(d / f"127.{a}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue
-            os.set_inheritable(fd, False)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            self._fd, self.block = fd, a
+                sock.bind(_LEASE_PREFIX + str(a).encode())
+            except OSError as e:
+                sock.close()
+                if e.errno != errno.EADDRINUSE:
+                    raise LabError(f"cannot lease 127.{a}.0.0/16: {e.strerror}") from None
+                continue                                  # another lab holds it
+            dead = orphans(a)
+            if dead or _listening_in_block(a):
+                if not _reclaim(a):
+                    sock.close()
+                    skipped.append(f"127.{a}.0.0/16 (something that is not a lab of yours listens on "
+                                   f"{', '.join(_listening_in_block(a)[:3])})")
+                    continue
+                self.reclaimed = dead
+            self._sock, self.block = sock, a
             break
         else:
+            why = "; skipped " + "; ".join(skipped[:3]) if skipped else ""
             raise AddressBlockExhausted(
-                f"no free 127.A.0.0/16 block in {d} (A={candidates[0]}..{candidates[-1]} all leased)")
+                f"no free 127.A.0.0/16 block (A={candidates[0]}..{candidates[-1]}): every one is leased by "
+                f"another lab on this host{why}. Close a lab you no longer use (lab.close())")
         self._pod_next: dict[int, int] = {}
         self._pods_free: list[str] = []
         self._pod_cursor = 0
-        self._svc_next = 1
+        self._svc_ips: dict[object, str] = {}
         self._proxy_next = 3
 
     # fixed addresses -------------------------------------------------------------------------
@@ -76,6 +231,11 @@ class AddressLease:
     @property
     def gateway_ip(self) -> str:
         return f"127.{self.block}.0.2"
+
+    @property
+    def marker(self) -> str:
+        """`MESHLAB_LAB`'s value for this lab's processes (how a later lab recognises them)."""
+        return lab_marker(self.block)
 
     # allocators ------------------------------------------------------------------------------
     def proxy_ip(self) -> str:
@@ -99,21 +259,32 @@ class AddressLease:
                 self._pod_cursor += 1
             if self._pods_free:
                 return self._pods_free.pop(0)
-            raise AddressBlockExhausted("no pod address left in this lab's block")
+            raise AddressBlockExhausted(f"no pod address left in this lab's block ({POD_ADDRESSES} in use)")
 
     def release_pod_ip(self, ip: str) -> None:
         with self._lock:
             if ip not in self._pods_free:
                 self._pods_free.append(ip)
 
-    def cluster_ip(self) -> str:
-        """A fresh Service ClusterIP (127.A.2.x)."""
+    def cluster_ip(self, owner: object = None) -> str:
+        """The ClusterIP (127.A.2.x) of the Service `owner` (e.g. its (namespace, name)): the
+        lowest free one, or the one it already has. At most 254 Services at once."""
         with self._lock:
-            if self._svc_next > 254:
-                raise AddressBlockExhausted("more than 254 Services in one lab")
-            ip = f"127.{self.block}.2.{self._svc_next}"
-            self._svc_next += 1
+            if owner is not None and owner in self._svc_ips:
+                return self._svc_ips[owner]
+            used = set(self._svc_ips.values())
+            ip = next((f"127.{self.block}.2.{d}" for d in range(1, 255) if f"127.{self.block}.2.{d}" not in used),
+                      None)
+            if ip is None:
+                raise AddressBlockExhausted("more than 254 Services in one lab: 127.A.2.1-254 are all taken "
+                                            "(delete Services you no longer use)")
+            self._svc_ips[owner if owner is not None else object()] = ip
             return ip
+
+    def release_cluster_ip(self, owner: object) -> None:
+        """The Service `owner` was deleted: its ClusterIP is free again."""
+        with self._lock:
+            self._svc_ips.pop(owner, None)
 
     def owns(self, ip: str) -> bool:
         return ip.startswith(f"127.{self.block}.")
@@ -121,16 +292,13 @@ class AddressLease:
     # lifetime --------------------------------------------------------------------------------
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._sock is not None
 
     def release(self) -> None:
         with self._lock:
-            if self._fd is not None:
-                try:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
-                finally:
-                    os.close(self._fd)
-                    self._fd = None
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
 
     def __enter__(self) -> "AddressLease":
         return self

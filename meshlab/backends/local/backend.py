@@ -17,19 +17,24 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
+import stat
 import tempfile
 import warnings
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from ...errors import ApplyError, LabError
+from ..._processes import pdeathsig_available
+from ...envoy.admin import MAX_SOCKET_PATH
+from ...errors import ApplyError, EnvoyConfigRejected, LabError, ProbeError
 from ...objects import GATEWAY_API_GROUP
 from ...probe import ProbeRun, check_args, run as run_probe
 from ...state import ClusterState
 from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
-from .addresses import AddressLease
+from . import limits
+from .addresses import POD_ADDRESSES, AddressLease, owner_alive, start_time
 from .dns import ClusterDNS
 from .reconcile import Reconciler
 
@@ -51,17 +56,85 @@ def _close_all() -> None:
             pass
 
 
-def _sweep_stale_workdirs() -> None:
-    """Remove work directories of labs whose process died without closing (kernel SIGKILL)."""
-    base = Path(tempfile.gettempdir())
-    for d in base.glob("meshlab-lab-*"):
-        try:
-            pid = int((d / "owner.pid").read_text())
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-        except (OSError, ValueError):
+#: A lab's work folder: `meshlab-lab-<block>-<owner pid>-<owner start time>-<random>`, so whoever
+#: finds it can tell whether its owner still runs, even when the folder is half removed.
+_WORKDIR_PREFIX = "meshlab-lab-"
+
+
+def _workdir_prefix(block: int) -> str:
+    return f"{_WORKDIR_PREFIX}{block}-{os.getpid()}-{start_time(os.getpid())}-"
+
+
+def _sweep_stale_workdirs(base: Path | None = None) -> list[Path]:
+    """Remove this user's lab work folders whose owner died without closing them (a SIGKILLed
+    kernel, or a kill in the middle of `close()`). The owner is read from the folder's name, so a
+    folder whose files are half gone is still recognised. Only real folders owned by this user are
+    touched (a symlink planted under that name by someone else is left alone: `rmtree` would
+    refuse it anyway, and no path is followed). Returns what was removed."""
+    base = base or Path(tempfile.gettempdir())
+    removed = []
+    me = os.geteuid()
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(_WORKDIR_PREFIX):
             continue
+        parts = entry.name[len(_WORKDIR_PREFIX):].split("-")
+        try:
+            st = entry.stat(follow_symlinks=False)
+            pid, started = int(parts[1]), int(parts[2])
+        except (OSError, ValueError, IndexError):
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me or owner_alive(pid, started):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def blame(objects: list[K8sObject], envoy_message: str) -> str:
+    """The objects an apply step was made of (with file and line), and the field Envoy's message
+    points at when one can be found: a string value of theirs that the message quotes, or that
+    holds a word the message names (`Not supported field in StreamInfo: FOO` → `%FOO%`)."""
+    from ...manifests.messages import format_path
+    words = {w for w in re.findall(r"[A-Za-z0-9_%.:/-]{3,}", envoy_message) if not w.islower() or "%" in w}
+    hits: list[str] = []
+    for o in objects:
+        for path, value in _string_leaves(o.to_manifest()):
+            if len(value) >= 2 and (value in envoy_message or any(w in value for w in words)):
+                hits.append(f"{o.ref}{f' ({o.source})' if o.source else ''} {format_path(path)}")
+    if len(hits) in (1, 2, 3):
+        return "; ".join(hits)
+    shown = [f"{o.ref}{f' ({o.source})' if o.source else ''}" for o in objects if o.kind != "Namespace"][:4]
+    return ", ".join(shown) + (" and more" if len(objects) > 4 else "")
+
+
+def _string_leaves(data: Any, path: list[str | int] | None = None) -> Iterator[tuple[list[str | int], str]]:
+    path = path or []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if path == [] and k in ("apiVersion", "kind", "metadata"):
+                continue
+            yield from _string_leaves(v, [*path, k])
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _string_leaves(v, [*path, i])
+    elif isinstance(data, str):
+        yield path, data
+
+
+def _socket_dir(workdir: Path, block: int) -> tuple[Path, bool]:
+    """Where the lab's UNIX sockets go: the work folder when its path leaves room for a socket
+    name under the 107-byte limit, else a short private folder. (path, made here)."""
+    if len(os.fsencode(workdir)) <= MAX_SOCKET_PATH - 24:
+        return workdir, False
+    for base in (tempfile.gettempdir(), "/tmp"):
+        if len(os.fsencode(base)) <= MAX_SOCKET_PATH - 70:
+            return Path(tempfile.mkdtemp(prefix=_workdir_prefix(block), dir=base)), True
+    raise LabError(f"the work folder {str(workdir)[:120]!r} and the temp folder are too long a path for the "
+                   f"lab's UNIX sockets (at most {MAX_SOCKET_PATH} bytes): set a shorter TMPDIR")
 
 
 class LocalBackend(BackendBase):
@@ -70,6 +143,13 @@ class LocalBackend(BackendBase):
     `seed` makes kube-proxy's and the pods' random choices repeatable; `workdir` keeps Envoy's
     files and logs (default: a temporary directory removed on close); `start_timeout` is how long
     an Envoy or a pod may take to start.
+
+    On a shared host (many users, one network namespace) a lab is its owner's alone: its address
+    block is leased by an abstract socket (`addresses.py`), Envoy's admin API and the pods'
+    control endpoints are UNIX sockets in the 0700 work folder, passthrough reaches only the
+    lab's own addresses, and its processes get a container's environment, not the notebook's.
+    What it may start is bounded up front (`limits.py`: pods by memory and open files; Envoy's
+    xDS file watches by the user's inotify instances), with the limit and the reason.
     """
 
     name = "local"
@@ -80,19 +160,29 @@ class LocalBackend(BackendBase):
         self._closed = False
         self.warnings: list[str] = []
         self._runs: weakref.WeakSet[ProbeRun] = weakref.WeakSet()
+        self._sockets_made = False
         _sweep_stale_workdirs()
+        limits.raise_open_files_limit()       # before any child starts: they inherit it
         self.lease = AddressLease()
         try:
-            self.workdir = Path(workdir) if workdir else Path(
-                tempfile.mkdtemp(prefix=f"meshlab-lab-{self.lease.block}-"))
+            if not pdeathsig_available():
+                self._warn("util-linux `setpriv` was not found, so the lab's processes are not tied to this "
+                           "kernel: if it is killed, its Envoys keep running until the next Lab() on this "
+                           "block reclaims them. Install util-linux to have them end with the kernel")
+            if self.lease.reclaimed:
+                self._warn(f"reclaimed 127.{self.lease.block}.0.0/16 from a lab whose kernel died without "
+                           f"closing it: stopped its {len(self.lease.reclaimed)} leftover processes")
             self._own_workdir = workdir is None
+            self.workdir = Path(workdir) if workdir else Path(
+                tempfile.mkdtemp(prefix=_workdir_prefix(self.lease.block)))
             self.workdir.mkdir(parents=True, exist_ok=True)
-            (self.workdir / "owner.pid").write_text(str(os.getpid()))
+            sockets, self._sockets_made = _socket_dir(self.workdir, self.lease.block)
+            self._sockets = sockets
             self.state = ClusterState(pod_ip=lambda pod: self.lease.pod_ip(),
-                                      cluster_ip=lambda svc: self.lease.cluster_ip())
+                                      cluster_ip=lambda svc: self.lease.cluster_ip((svc.namespace or "", svc.name)))
             self.reconciler = Reconciler(self.state, self.lease, self.workdir, seed=seed,
                                          start_timeout=start_timeout, envoy_log_level=envoy_log_level,
-                                         warn=self._warn)
+                                         warn=self._warn, sockets=sockets)
             self.dns = ClusterDNS(self.state, self.reconciler, self.lease.sidecar_ip, seed)
         except BaseException:
             self.close()
@@ -126,7 +216,39 @@ class LocalBackend(BackendBase):
             raise LabError(f"xds_order must be 'istiod' or a list of {', '.join(ISTIOD_ORDER)} "
                            f"(e.g. ['rds', 'cds']), not {xds_order!r}")
         steps = apply_steps(list(objects), order)
+        self._check_capacity(list(objects))
         run_steps(steps, check_gap(0.5 if gap is None else gap), lambda step: self._apply_step(step, xds_order))
+
+    def _check_capacity(self, objects: list[K8sObject]) -> None:
+        """Refuse, before anything changes, objects that would start more pod processes than this
+        host can hold (`limits.pods_problem`: memory, open files) or than the block has addresses,
+        naming the objects and the field, as a ResourceQuota refusal would."""
+        from ...objects import Deployment, Pod
+        adding, culprits = 0, []
+        for o in objects:
+            if isinstance(o, Deployment):
+                held = self.state.get(Deployment, o.name, o.namespace or "default")
+                n = o.spec.replicas - (held.spec.replicas if held is not None else 0)
+                field = "spec.replicas"
+            elif isinstance(o, Pod):
+                n = 0 if self.state.get(Pod, o.name, o.namespace or "default") is not None else 1
+                field = ""
+            else:
+                continue
+            if n > 0:
+                adding += n
+                src = f" ({o.source})" if o.source else ""
+                culprits.append(f"{o.ref}{src}{' ' + field + ': ' + str(o.spec.replicas) if field else ''}")
+        if adding <= 0:
+            return
+        running = len(self.state.pods())
+        why = limits.pods_problem(adding, running)
+        if why is None and running + adding > POD_ADDRESSES:
+            why = (f"{running + adding} pods would not fit in the lab's address block ({POD_ADDRESSES} pod "
+                   f"addresses)")
+        if why:
+            shown = "; ".join(culprits[:3]) + (f"; and {len(culprits) - 3} more" if len(culprits) > 3 else "")
+            raise ApplyError(f"{shown}: refused, nothing was applied: {why}")
 
     def _apply_step(self, objects: list[K8sObject], xds_order: Sequence[str] | str) -> None:
         """Apply one step; if the lab cannot run it (Envoy rejects the config, a pod cannot
@@ -141,7 +263,7 @@ class LocalBackend(BackendBase):
                 self.state.apply(objects)
         except ApplyError:                 # refused before anything was stored
             raise
-        except Exception:
+        except Exception as e:
             try:
                 added = [o for o in objects if before.get(o.key) is None]
                 if added:
@@ -151,6 +273,9 @@ class LocalBackend(BackendBase):
                     self.state.apply(old)
             except Exception:
                 pass
+            if isinstance(e, EnvoyConfigRejected) and not e.applying:
+                raise EnvoyConfigRejected(e.proxy, e.resource, e.envoy_message, applying=blame(objects, e.envoy_message)) \
+                    from None
             raise
 
     def delete(self, objects: list[K8sObject]) -> None:
@@ -248,6 +373,9 @@ class LocalBackend(BackendBase):
         self._check_open()
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
                    duration=duration, timeout=timeout, seed=seed)   # before a client sidecar is started
+        too_many = limits.concurrency_problem(concurrency)
+        if too_many:
+            raise ProbeError(too_many)
         self._trim_access_logs()
         target = self.dns.target(url, via=via, namespace=namespace)
         if seed is not None and target.proxy == "none" and target.connect is not None:
@@ -298,6 +426,8 @@ class LocalBackend(BackendBase):
             self.reconciler.close()
         if getattr(self, "_own_workdir", False):
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if getattr(self, "_sockets_made", False):
+            shutil.rmtree(self._sockets, ignore_errors=True)
         self.lease.release()
 
     def __repr__(self) -> str:

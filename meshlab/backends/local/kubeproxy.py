@@ -232,9 +232,11 @@ async def _child(seed: int | None) -> None:
 class KubeProxy:
     """Handle on the kube-proxy child process of one lab."""
 
-    def __init__(self, seed: int | None = None, log_path: str | os.PathLike | None = None) -> None:
+    def __init__(self, seed: int | None = None, log_path: str | os.PathLike | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.seed = seed
         self.log_path = log_path
+        self.env = env                      # the child's whole environment (None: this process's)
         self.rules: list[ServicePortRule] = []
         self._proc = None
         self._seq = 0
@@ -251,7 +253,7 @@ class KubeProxy:
         if self.log_path:
             err = open(self.log_path, "ab")
         try:
-            self._proc = spawn(argv, stdout=subprocess.PIPE, stderr=err)
+            self._proc = spawn(argv, stdout=subprocess.PIPE, stderr=err, env=self.env)
         finally:
             if err is not subprocess.DEVNULL:
                 err.close()

@@ -8,11 +8,17 @@ outlives a notebook kernel even when it is SIGKILLed:
    child, forked from one long-lived spawner thread;
 2. a watchdog pipe on the child's stdin: the app exits when it reads EOF (the parent is gone);
 3. ``atexit`` and ``close()`` kill whatever is still running.
+
+A pod process gets a container's environment (`meshlab._processes.lab_environment`: PATH, its
+HOSTNAME, the lab's marker), never the notebook's, and its control endpoint (knobs, readiness) is
+a UNIX socket in the lab's own folder: other users of the host can neither read the notebook's
+secrets through a pod nor turn its knobs.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import http.client
 import json
 import os
@@ -28,6 +34,7 @@ from typing import Any, Callable
 
 from ... import _processes
 from ...app import CONTROL_PORT
+from ...envoy.admin import UnixHTTPConnection
 from ...errors import PodStartError
 
 APP_PATH = Path(__file__).resolve().parents[2] / "app.py"   # meshlab/app.py, run as a script
@@ -59,7 +66,8 @@ atexit.register(_kill_all_at_exit)
 
 @dataclass
 class PodSpec:
-    """What a pod process needs: identity, address, ports."""
+    """What a pod process needs: identity, address, ports, and where its control endpoint
+    listens (`unix:PATH`, or `IP:PORT`; default the pod IP, port `CONTROL_PORT`)."""
 
     name: str
     namespace: str
@@ -67,7 +75,21 @@ class PodSpec:
     ports: list[int]
     version: str = ""
     seed: int | None = None
-    control_port: int = CONTROL_PORT
+    control: str | None = None
+    env: dict[str, str] | None = None
+
+    @property
+    def control_address(self) -> str:
+        return self.control or f"{self.ip}:{CONTROL_PORT}"
+
+
+def log_name(namespace: str, name: str) -> str:
+    """A log file name for a pod, under the 255-byte limit of a file name whatever the pod's name
+    (a Deployment's name may be 253 characters, and its pods' longer still)."""
+    stem = f"pod-{namespace}-{name}"
+    if len(stem) > 120:
+        stem = stem[:100] + "-" + hashlib.sha256(stem.encode()).hexdigest()[:12]
+    return stem + ".log"
 
 
 @dataclass
@@ -89,7 +111,7 @@ class PodProcess:
     def argv(self) -> list[str]:
         s = self.spec
         a = [sys.executable, "-I", "-S", str(APP_PATH), "--name", s.name, "--version", s.version or "",
-             "--namespace", s.namespace, "--control", f"{s.ip}:{s.control_port}", "--watch-stdin"]
+             "--namespace", s.namespace, "--control", s.control_address, "--watch-stdin"]
         for port in s.ports:
             a += ["--listen", f"{s.ip}:{port}"]
         if s.seed is not None:
@@ -111,7 +133,7 @@ class PodProcess:
         if self.log_path is not None:
             err = open(self.log_path, "ab")
         try:
-            self.proc = spawn(self.argv(), stdout=subprocess.PIPE, stderr=err)
+            self.proc = spawn(self.argv(), stdout=subprocess.PIPE, stderr=err, env=self.spec.env)
         finally:
             if err is not subprocess.DEVNULL:
                 err.close()
@@ -139,7 +161,12 @@ class PodProcess:
         """POST the knobs to the pod's control port (a pod not running just remembers them)."""
         knobs = {k: v for k, v in knobs.items() if v is not None}
         if self.alive:
-            conn = http.client.HTTPConnection(self.spec.ip, self.spec.control_port, timeout=timeout)
+            where = self.spec.control_address
+            if where.startswith("unix:"):
+                conn: http.client.HTTPConnection = UnixHTTPConnection(where[len("unix:"):], timeout=timeout)
+            else:
+                host, _, port = where.rpartition(":")
+                conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
             try:
                 conn.request("POST", "/knobs", body=json.dumps(knobs),
                              headers={"content-type": "application/json"})
@@ -214,7 +241,7 @@ class PodRunner:
                 key = self._key(s.namespace, s.name)
                 if key in self.pods and self.pods[key].alive:
                     self.pods[key].kill()
-                log = self.log_dir / f"pod-{s.namespace}-{s.name}.log" if self.log_dir else None
+                log = self.log_dir / log_name(s.namespace, s.name) if self.log_dir else None
                 p = PodProcess(spec=s, log_path=log)
                 p.launch()
                 self.pods[key] = p

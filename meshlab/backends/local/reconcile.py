@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..._ports import host_port
+from ..._processes import lab_environment
 from ...errors import LabError
 from ...names import INGRESS_GATEWAY, INGRESS_GATEWAY_LABELS, ISTIO_NAMESPACE, labels_match
 from ...state import ClusterState, PodInfo
-from .addresses import AddressLease
+from .addresses import MARKER, AddressLease
 from .kubeproxy import KubeProxy, ServicePortRule
 from .pods import PodRunner, PodSpec
 
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 #: The client pod every probe comes from: a `sleep`-like workload, as in Istio's samples.
 SLEEP_LABELS = {"app": "sleep"}
-#: Envoy's admin port on each proxy's address (Istio's).
-ADMIN_PORT = 15000
 #: Seconds the kubelet takes to notice a container died (its readiness probe failing).
 NOTICE_DEATH_S = 1.0
 
@@ -54,11 +53,18 @@ class Reconciler:
     """
 
     def __init__(self, state: ClusterState, lease: AddressLease, workdir: Path, *, seed: int | None,
-                 start_timeout: float, envoy_log_level: str, warn: Callable[[str], None]) -> None:
+                 start_timeout: float, envoy_log_level: str, warn: Callable[[str], None],
+                 sockets: Path | None = None) -> None:
+        """`sockets`: the folder of the Envoys' admin sockets and the pods' control sockets (default
+        `workdir`; UNIX socket paths must stay under 108 bytes)."""
         from ...envoy import Envoy
         from ...istiod.translate import ProxyIdentity
 
         self.state, self.lease, self.workdir = state, lease, workdir
+        self.sockets = sockets or workdir
+        #: what every lab process carries instead of the notebook's environment (its marker lets
+        #: a later lab recognise what this one left behind: addresses.py)
+        self.marker = {MARKER: lease.marker}
         self.seed, self.start_timeout, self._warn = seed, start_timeout, warn
         self._envoy_cls, self._identity_cls, self._envoy_log_level = Envoy, ProxyIdentity, envoy_log_level
         self.closed = False
@@ -72,7 +78,8 @@ class Reconciler:
         self.proxies: dict[str, Proxy] = {}
         self._gateway_deployments: set[str] = set()     # proxies keys "<deployment>.<namespace>"
         self.runner = PodRunner(log_dir=workdir, on_exit=self._pod_died)
-        self.kubeproxy = KubeProxy(seed=seed, log_path=workdir / "kube-proxy.log")
+        self.kubeproxy = KubeProxy(seed=seed, log_path=workdir / "kube-proxy.log",
+                                   env=lab_environment(**self.marker))
         self.kubeproxy.start()
         self._add_proxy("sidecar", ProxyIdentity(kind="sidecar", namespace="default", labels=dict(SLEEP_LABELS),
                                                  ip=lease.sidecar_ip, name="sleep"))
@@ -92,13 +99,23 @@ class Reconciler:
             return ip
         key = (svc.namespace or "default", svc.name)
         if key not in self._vips:
-            self._vips[key] = self.lease.cluster_ip()
+            self._vips[key] = self.lease.cluster_ip(("vip", *key))
         return self._vips[key]
+
+    def _release_addresses(self, changes: list[Any]) -> None:
+        """A deleted Service gives its ClusterIP back (else ~250 delete/create cycles use up
+        127.A.2.x and no Service can be created any more)."""
+        for c in changes:
+            if c.kind == "Service" and c.op == "deleted":
+                self.lease.release_cluster_ip((c.namespace, c.name))
+                if self._vips.pop((c.namespace, c.name), None) is not None:
+                    self.lease.release_cluster_ip(("vip", c.namespace, c.name))
 
     # ----------------------------------------------------------------------------- proxies
     def _add_proxy(self, key: str, identity: ProxyIdentity) -> Proxy:
-        envoy = self._envoy_cls(key, self.workdir / key, admin_ip=identity.ip, admin_port=ADMIN_PORT,
-                                log_level=self._envoy_log_level)
+        envoy = self._envoy_cls(key, self.workdir / key, admin_socket=self.sockets / f"admin-{len(self.proxies)}.sock",
+                                env=lab_environment(**self.marker), log_level=self._envoy_log_level,
+                                original_dst=rf"127\.{self.lease.block}\.\d{{1,3}}\.\d{{1,3}}:\d{{1,5}}")
         proxy = Proxy(identity, envoy)
         self.proxies[key] = proxy
 
@@ -162,6 +179,7 @@ class Reconciler:
         """The one reconcile path: every state change event arrives here (in the changing thread)."""
         if self.closed:
             return
+        self._release_addresses(changes)
         with self._lock:
             if self._syncing:       # a change made while reconciling (a pod that failed to start)
                 self._dirty = True
@@ -245,8 +263,10 @@ class Reconciler:
                 continue          # could not start before; not retried until re-created
             if have is None or (have.spec.ports != [host_port(p) for p in ports] and not have.killed):
                 seed = None if self.seed is None else (self.seed * 1000003 + hash(pod.name) % 1000003)
-                to_start.append(PodSpec(pod.name, pod.namespace, pod.ip or self.lease.pod_ip(),
-                                        [host_port(p) for p in ports], pod.version, seed=seed))
+                ip = pod.ip or self.lease.pod_ip()
+                to_start.append(PodSpec(pod.name, pod.namespace, ip, [host_port(p) for p in ports], pod.version,
+                                        seed=seed, control=f"unix:{self.sockets / f'ctl-{ip}.sock'}",
+                                        env=lab_environment(HOSTNAME=pod.name[:63], **self.marker)))
         if to_start:
             try:
                 self.runner.start(to_start, timeout=self.start_timeout)
