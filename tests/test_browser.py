@@ -670,8 +670,9 @@ def _chapter_3(page: Any, lab: _Lab) -> None:
     field.fill("/wpcatalog/after-the-slider")
     field.press("Enter")
     status = _after_move(page, flow)
-    labels = page.evaluate("""() => { const gd = document.querySelector('.meshlab-flow .js-plotly-plot');
-                                      return Array.from((gd._fullData || gd.data)[0].node.label); }""")
+    # the Sankey in this explorer (its first trace with nodes)
+    labels = flow.locator(".js-plotly-plot").first.evaluate(
+        "gd => Array.from((gd._fullData || gd.data).find(t => t.node).node.label)")
     assert "all 20 requests got 200" in status, status
     assert "route reviews-v2-routes" in labels, labels
     assert not any("|v1|" in x or x.startswith("reviews-v1") for x in labels), labels
@@ -710,8 +711,9 @@ def _chapter_9(page: Any, lab: _Lab) -> None:
     field.fill("/wpcatalogue")
     field.press("Enter")
     status = _after_move(page, flow)
-    labels = page.evaluate("""() => { const gd = document.querySelector('.meshlab-flow .js-plotly-plot');
-                                      return Array.from((gd._fullData || gd.data)[0].node.label); }""")
+    # the Sankey in this explorer (its first trace with nodes)
+    labels = flow.locator(".js-plotly-plot").first.evaluate(
+        "gd => Array.from((gd._fullData || gd.data).find(t => t.node).node.label)")
     assert "all 20 requests got 200" in status, status
     assert "route default.reviews.1" in labels, labels
     assert not any("reviews-v2" in x for x in labels), labels
