@@ -7,6 +7,7 @@ forbid unknown fields, as the API server's strict field validation does.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1226,9 +1227,40 @@ class Listener(_Model):
     allowed_routes: AllowedRoutes = Field(default_factory=AllowedRoutes)
 
 
+# The CRD's pattern as written: only its first alternative is anchored at the start and only its
+# last at the end, so the API server accepts any type containing "IPAddress" or "NamedAddress".
+_RE_ADDRESS_TYPE = re.compile(r"^Hostname|IPAddress|NamedAddress|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9\/\-._~%!$&'()*+,;=:]+$")
+_RE_IPV4_SLOPPY = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+
+
+def _is_ip(text: str) -> bool:
+    """The schema's `format: ipv4` / `ipv6` as the API server checks them (kube-openapi's strfmt:
+    Go's net.ParseIP, leading zeros allowed in IPv4, no IPv6 zone)."""
+    m = _RE_IPV4_SLOPPY.match(text)
+    if m:
+        return all(int(part) <= 255 for part in m.groups())
+    if ":" not in text or "%" in text:
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class GatewayAddress(_Model):
-    type: Annotated[str, Field(min_length=1, max_length=253)] = "IPAddress"
+    type: _shaped(_RE_ADDRESS_TYPE, "an address type: IPAddress, Hostname, NamedAddress or domain/name",  # type: ignore[valid-type]
+                  '"IPAddress"', 253) = "IPAddress"
     value: Annotated[str, Field(max_length=253)] | None = None
+
+    @model_validator(mode="after")
+    def _value_by_type(self) -> GatewayAddress:
+        if self.type == "IPAddress" and self.value is not None and not _is_ip(self.value):
+            raise ValueError(f'value "{self.value}" is not an IPv4 or IPv6 address (type IPAddress)')
+        if self.type == "Hostname" and self.value is not None and not _RE_GW_HOSTNAME.match(self.value):
+            raise ValueError("Hostname value must be empty or contain only valid characters (matching "
+                             r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)")
+        return self
 
 
 class KubernetesGatewaySpec(_Model):
@@ -1242,10 +1274,22 @@ class KubernetesGatewaySpec(_Model):
     @model_validator(mode="after")
     def _listener_rules(self) -> KubernetesGatewaySpec:
         _unique(self.listeners, lambda lst: lst.name, "listener name", "listeners")
+        seen_values: set[tuple[str, str]] = set()
+        for i, a in enumerate(self.addresses or []):
+            if a.type in ("IPAddress", "Hostname") and a.value is not None:
+                if (a.type, a.value) in seen_values:
+                    raise ValueError(f"addresses[{i}]: {a.type} values must be unique ({a.value!r} is given twice)")
+                seen_values.add((a.type, a.value))
         seen: dict[tuple[int, str, str | None], str] = {}
         for lst in self.listeners:
             if lst.protocol in ("TCP", "UDP") and lst.hostname:
                 raise ValueError(f"listener {lst.name}: hostname must not be specified for protocols ['TCP', 'UDP']")
+            if lst.protocol in ("HTTP", "TCP", "UDP") and lst.tls is not None:
+                raise ValueError(f"listener {lst.name}: tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']")
+            if lst.protocol == "HTTPS" and lst.tls is not None and lst.tls.mode != "Terminate":
+                raise ValueError(f"listener {lst.name}: tls mode must be Terminate for protocol HTTPS")
+            if lst.protocol == "TLS" and lst.tls is None:
+                raise ValueError(f"listener {lst.name}: tls mode must be set for protocol TLS")
             key = (lst.port, lst.protocol, lst.hostname)
             if key in seen:
                 raise ValueError(f"listeners {seen[key]} and {lst.name}: Combination of port, protocol and hostname "

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import copy
 import re
-import types
-import typing
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
 
+from _mutants import fmt, modelled, mutants
 from meshlab.errors import ManifestError
 from meshlab.manifests import load
 from meshlab.objects import MODELLED
@@ -36,7 +34,6 @@ jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
 #: the comparison must not silently shrink (e.g. a model change marking everything unmodelled)
 MIN_COMPARED = {"VirtualService": 400, "DestinationRule": 250, "Gateway": 70, "ServiceEntry": 80}
-Path_ = tuple[Any, ...]
 
 # (kind, path regex over "a.b[0].c", mutation kind, reason): meshlab refuses, the schema accepts.
 WEBHOOK_STRICTER = [
@@ -213,121 +210,6 @@ def _meshlab_accepts(doc: dict[str, Any]) -> tuple[bool, str]:
     return True, ""
 
 
-# --------------------------------------------------------------------------- what meshlab models
-
-def _inner(annotation: Any) -> tuple[str, Any]:
-    """('model', cls) | ('list', inner) | ('map', inner) | ('any', None) | ('scalar', None)."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        kinds = [_inner(a) for a in args if a is not type(None)]
-        return kinds[0] if len(kinds) == 1 else ("scalar", None)
-    if origin is typing.Annotated:
-        return _inner(args[0])
-    if origin is list:
-        return ("list", args[0])
-    if origin is dict:
-        return ("map", args[1])
-    if annotation is Any:
-        return ("any", None)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return ("model", annotation)
-    return ("scalar", None)
-
-
-def _modelled(cls: type[BaseModel], path: Path_) -> bool:
-    """Is every step of `path` (under the object's root) a typed field, not a kept-as-is dict?"""
-    current: Any = cls
-    for step in path:
-        kind, arg = _inner(current) if not (isinstance(current, type) and issubclass(current, BaseModel)) \
-            else ("model", current)
-        if kind == "model":
-            fields = {(f.alias or n): f for n, f in arg.model_fields.items()}
-            if step not in fields:
-                return arg.model_config.get("extra") == "forbid"   # an unknown key under a typed struct
-            current = fields[step].annotation
-        elif kind in ("list", "map"):
-            current = arg
-        else:
-            return False   # a step below a scalar or an untyped value
-    kind, arg = _inner(current) if not (isinstance(current, type) and issubclass(current, BaseModel)) \
-        else ("model", 0)
-    return kind != "any" and not (kind in ("list", "map") and arg is Any)
-
-
-# ---------------------------------------------------------------------------------- the mutations
-
-def _fmt(path: Path_) -> str:
-    out = ""
-    for s in path:
-        out += f"[{s}]" if isinstance(s, int) else (f".{s}" if out else str(s))
-    return out
-
-
-def _get(doc: Any, path: Path_) -> Any:
-    for s in path:
-        doc = doc[s]
-    return doc
-
-
-def _mutants(spec: Any, schema: dict[str, Any]) -> Iterator[tuple[Path_, str, Callable[[Any], None]]]:
-    """(path under spec, mutation kind, function that mutates a copy of spec in place)."""
-
-    def setter(path: Path_, value: Any) -> Callable[[Any], None]:
-        def f(root: Any) -> None:
-            _get(root, path[:-1])[path[-1]] = copy.deepcopy(value)
-        return f
-
-    def deleter(path: Path_) -> Callable[[Any], None]:
-        def f(root: Any) -> None:
-            del _get(root, path[:-1])[path[-1]]
-        return f
-
-    def walk(value: Any, sch: dict[str, Any], path: Path_) -> Iterator[tuple[Path_, str, Callable[[Any], None]]]:
-        if isinstance(value, dict):
-            yield path + ("zzUnknownField",), "unknown", setter(path + ("zzUnknownField",), "x")
-            props = sch.get("properties", {})
-            for k, sub in props.items():
-                if k not in value:
-                    yield path + (k,), "add", setter(path + (k,), _sample(sub))
-            for k, v in value.items():
-                yield path + (k,), "delete", deleter(path + (k,))
-                sub = props.get(k) or (sch.get("additionalProperties") if isinstance(sch.get("additionalProperties"), dict) else {})
-                yield from walk(v, sub, path + (k,))
-        elif isinstance(value, list):
-            yield path, "scalar-for-list", setter(path, "x")
-            yield path, "empty-list", setter(path, [])
-            for i, v in enumerate(value):
-                yield from walk(v, sch.get("items", {}), path + (i,))
-        if path and not isinstance(value, (dict, list)):
-            for label, new in (("string", "x"), ("empty", ""), ("int", 7), ("negative", -1), ("zero", 0),
-                               ("huge", 4294967296), ("float", 1.5), ("bool", True), ("list", ["x"]),
-                               ("map", {"a": "b"}), ("enum", "NOT_A_VALUE")):
-                if new != value:
-                    yield path, label, setter(path, new)
-        elif path and isinstance(value, dict):
-            yield path, "string-for-map", setter(path, "x")
-
-    yield from walk(spec, schema, ())
-
-
-def _sample(schema: dict[str, Any]) -> Any:
-    """A value of the schema's type that is as plain as possible (to probe oneOf and new fields)."""
-    if "enum" in schema:
-        return schema["enum"][-1]
-    t = schema.get("type")
-    if t == "string":
-        return "1s" if schema.get("x-kubernetes-validations") else "a"
-    if t == "integer":
-        return 1
-    if t == "number":
-        return 1.0
-    if t == "boolean":
-        return True
-    if t == "array":
-        return []
-    return {}
-
-
 # ------------------------------------------------------------------------------------ base docs
 
 RICH = """\
@@ -454,13 +336,13 @@ def test_meshlab_agrees_with_the_crd_schema(kind: str, reference_dir: Path) -> N
         version = doc["apiVersion"].rsplit("/", 1)[1]
         cls = MODELLED[(doc["apiVersion"], kind)]
         schema = _crds(str(reference_dir))[(kind, version)]
-        for path, mutation, mutate in _mutants(doc["spec"], schema):
-            field = _fmt(("spec",) + path)
+        for path, mutation, mutate in mutants(doc["spec"], schema):
+            field = fmt(("spec",) + path)
             generic = re.sub(r"\[\d+\]", "[]", field)
             if (generic, mutation, version) in seen:
                 continue
             seen.add((generic, mutation, version))
-            if not _modelled(cls, ("spec",) + path):
+            if not modelled(cls, ("spec",) + path):
                 continue
             mutant = copy.deepcopy(doc)
             mutate(mutant["spec"])
