@@ -10,6 +10,7 @@ Until the fidelity runner (`fidelity/`) lands on main, tests use this directly.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,10 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 ORACLE = Path(os.environ.get("MESHLAB_ORACLE") or ROOT / "oracle" / "bin" / "meshlab-oracle")
 
 
-def oracle_or_skip() -> Path:
-    """The oracle binary, built by `make oracle` if Go is there; skip without Go (fail in CI)."""
-    if not ORACLE.exists() and shutil.which("go"):
+@functools.lru_cache(maxsize=None)
+def _make_oracle() -> None:
+    """`make oracle` once per test session: builds the binary, or rebuilds it when its sources are
+    newer (a binary from before a new subcommand would otherwise answer "unknown command")."""
+    if shutil.which("go") and not os.environ.get("MESHLAB_ORACLE"):
         subprocess.run(["make", "oracle"], cwd=ROOT, check=False, capture_output=True, timeout=1800)
+
+
+def oracle_or_skip() -> Path:
+    """The oracle binary, built or brought up to date by `make oracle` if Go is there; skip
+    without Go (fail in CI)."""
+    _make_oracle()
     if not ORACLE.exists():
         if os.environ.get("CI"):
             pytest.fail("the oracle (make oracle, needs Go) must run in CI")
