@@ -20,8 +20,15 @@ into internal Istio configuration, which the usual xDS builder then translates:
 
 This module sits below the translator (`meshlab.istiod`) and the analyzers (`meshlab.analysis`),
 which both read it: the translator the converted configuration, the analyzers the status
-(IST0171). GRPCRoute is loaded and validated but not converted here (the lab's probe speaks
-HTTP/1.1); it gets a warning.
+(IST0171).
+
+A GRPCRoute is converted the same way (convertGRPCRoute): a method match becomes a match on the
+path gRPC sends, `/<service>/<method>` (Exact service and method: exact path; service only: prefix
+`/<service>/`; method only, or RegularExpression: a regex), headers as headers; its filters are the
+header modifiers and mirrors, its backendRefs weighted like an HTTPRoute's; it has no timeouts,
+redirects or rewrites. Its VirtualServices merge with HTTPRoutes' of the same parent and host.
+The lab's probe sends HTTP/1.1 requests on those paths: they take the same Envoy routes a gRPC
+call would, but the demo pods answer HTTP, not gRPC.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ from typing import TYPE_CHECKING, Any
 from .names import fqdn, host_matches, host_subset_of, labels_match
 from .objects import (
     GATEWAY_API_GROUP, Destination, Gateway, GatewaySpec, GRPCRoute, Headers, HeaderOperations,
-    HTTPBackendRef, HTTPMatchRequest, HTTPMirrorPolicy, HTTPRedirect, HTTPRewrite, HTTPRoute,
-    HTTPRouteDestination, HTTPRouteRule, K8sObject, KubernetesGateway, KubernetesHTTPRoute, Listener, Namespace,
+    HTTPMatchRequest, HTTPMirrorPolicy, HTTPRedirect, HTTPRewrite, HTTPRoute,
+    HTTPRouteDestination, K8sObject, KubernetesGateway, KubernetesHTTPRoute, Listener, Namespace,
     ObjectMeta, ParentReference, Percent, PortSelector, ReferenceGrant, RegexRewrite, Server, ServerPort,
     Service, StringMatch, VirtualService, duration_ns,
 )
@@ -219,7 +226,7 @@ class GatewayAPI:
                                                              target_port=lst.port), hosts=hosts)]))
 
     # ------------------------------------------------------------------------------ routes
-    def _resolve_parents(self, route: KubernetesHTTPRoute,
+    def _resolve_parents(self, route: KubernetesHTTPRoute | GRPCRoute,
                          parents: dict[tuple[str, str], list[_Parent]]) -> list[_ParentRef]:
         """extractParentReferenceInfo + referenceAllowed: each parentRef against each listener."""
         ns = route.namespace or "default"
@@ -255,22 +262,22 @@ class GatewayAPI:
                                   ("NoMatchingListenerHostname",
                                    f'no hostnames matched parent hostname "{parent.hostname}"'))
                 if denied is None and not ("*" in parent.namespaces or ns in parent.namespaces):
-                    denied = ("NotAllowedByListeners", f"kind {GATEWAY_API_GROUP}/v1/HTTPRoute is not allowed")
+                    denied = ("NotAllowedByListeners", f"kind {GATEWAY_API_GROUP}/v1/{route.KIND} is not allowed")
                 kinds = parent.listener.allowed_routes.kinds
-                if denied is None and kinds and not any(k.kind == "HTTPRoute" and k.group == GATEWAY_API_GROUP
+                if denied is None and kinds and not any(k.kind == route.KIND and k.group == GATEWAY_API_GROUP
                                                         for k in kinds):
-                    denied = ("NotAllowedByListeners", f"kind {GATEWAY_API_GROUP}/v1/HTTPRoute is not allowed")
+                    denied = ("NotAllowedByListeners", f"kind {GATEWAY_API_GROUP}/v1/{route.KIND} is not allowed")
                 out.append(_ParentRef(ref, parent, denied))
         return out
 
-    def _destination(self, b: Any, route_ns: str, enforce_grant: bool,
-                     errors: list[ConfigError]) -> Destination | None:
+    def _destination(self, b: Any, route_ns: str, enforce_grant: bool, errors: list[ConfigError],
+                     route_kind: str) -> Destination | None:
         """buildDestination: the Istio destination of a backendRef, recording why it is invalid."""
         to_ns = b.namespace or route_ns
         if enforce_grant and b.namespace and b.namespace != route_ns and not self.backend_allowed(
-                "HTTPRoute", b.kind, b.group, b.name, b.namespace, route_ns):
+                route_kind, b.kind, b.group, b.name, b.namespace, route_ns):
             errors.append(ConfigError("RefNotPermitted", f"backendRef {b.name}/{b.namespace} not accessible to a "
-                                      f'HTTPRoute in namespace "{route_ns}" (missing a ReferenceGrant?)'))
+                                      f'{route_kind} in namespace "{route_ns}" (missing a ReferenceGrant?)'))
             return Destination.model_construct(host="", subset=None, port=None)
         if (b.group, b.kind) != ("", "Service"):
             errors.append(ConfigError("InvalidKind", f'referencing unsupported backendRef: group "{b.group}" '
@@ -288,12 +295,15 @@ class GatewayAPI:
             return None
         return Destination(host=host, port=PortSelector(number=b.port))
 
-    def _convert_rule(self, route: KubernetesHTTPRoute, rule: HTTPRouteRule, index: int, match: Any,
+    def _convert_rule(self, route: KubernetesHTTPRoute | GRPCRoute, rule: Any, index: int, match: Any,
                       mesh: bool, errors: list[ConfigError]) -> HTTPRoute | None:
-        """convertHTTPRoute: one rule (with at most one of its matches) → one VirtualService rule."""
-        ns = route.namespace or "default"
+        """convertHTTPRoute / convertGRPCRoute: one rule (with at most one of its matches) → one
+        VirtualService rule."""
+        ns, kind = route.namespace or "default", route.KIND
         out: dict[str, Any] = {"name": rule.name or f"{ns}.{route.name}.{index}"}
-        if match is not None:
+        if match is not None and isinstance(route, GRPCRoute):
+            out["match"] = [_grpc_match(match)]
+        elif match is not None:
             m: dict[str, Any] = {}
             p = match.path
             value = p.value
@@ -324,7 +334,7 @@ class GatewayAPI:
                 out["redirect"] = _redirect(f.request_redirect)
             elif f.type == "RequestMirror" and f.request_mirror is not None:
                 mirror_errors: list[ConfigError] = []
-                dest = self._destination(f.request_mirror.backend_ref, ns, not mesh, mirror_errors)
+                dest = self._destination(f.request_mirror.backend_ref, ns, not mesh, mirror_errors, kind)
                 if mirror_errors or dest is None:
                     errors.extend(mirror_errors)
                 else:
@@ -344,8 +354,9 @@ class GatewayAPI:
                 return None
         if mirrors:
             out["mirrors"] = mirrors
-        if rule.timeouts is not None:
-            if rule.timeouts.request and duration_ns(rule.timeouts.request):
+        timeouts = getattr(rule, "timeouts", None)         # a GRPCRoute rule has none
+        if timeouts is not None:
+            if timeouts.request and duration_ns(rule.timeouts.request):
                 out["timeout"] = rule.timeouts.request
             if rule.timeouts.backend_request and duration_ns(rule.timeouts.backend_request):
                 out["timeout"] = rule.timeouts.backend_request
@@ -353,20 +364,21 @@ class GatewayAPI:
         if sum(b.weight for b in refs) == 0 and "redirect" not in out:
             out["direct_response"] = {"status": 500}      # no backend with weight > 0: 500 (the spec's rule)
             return HTTPRoute(**out)
-        dests = self._destinations(refs, ns, not mesh, errors)
+        dests = self._destinations(refs, ns, not mesh, errors, kind)
         if dests is None:
             return None
         if dests:
             out["route"] = dests
         return HTTPRoute(**out)
 
-    def _destinations(self, refs: list[HTTPBackendRef], ns: str, enforce_grant: bool,
-                      errors: list[ConfigError]) -> list[HTTPRouteDestination] | None:
-        """buildHTTPDestination: weight 0 dropped, a lone backend gets weight 0 (no weighted_clusters)."""
+    def _destinations(self, refs: list[Any], ns: str, enforce_grant: bool, errors: list[ConfigError],
+                      route_kind: str) -> list[HTTPRouteDestination] | None:
+        """buildHTTPDestination / buildGRPCDestination: weight 0 dropped, a lone backend gets weight 0
+        (no weighted_clusters)."""
         kept = [b for b in refs if b.weight != 0]
         out = []
         for b in kept:
-            dest = self._destination(b, ns, enforce_grant, errors)
+            dest = self._destination(b, ns, enforce_grant, errors, route_kind)
             if dest is None:
                 return None
             rd: dict[str, Any] = {"destination": dest, "weight": 0 if len(kept) == 1 else b.weight}
@@ -386,12 +398,12 @@ class GatewayAPI:
     def _warn(self, text: str) -> None:
         self._warnings.append(text)
 
-    def _convert_route(self, route: KubernetesHTTPRoute, mesh: bool) -> tuple[list[HTTPRoute], ConfigError | None]:
+    def _convert_route(self, route: KubernetesHTTPRoute | GRPCRoute, mesh: bool) -> tuple[list[HTTPRoute], ConfigError | None]:
         """computeRoute's convertRules: every rule split per match; the last error is the route's; a
         hard error leaves no route at all."""
         rules: list[HTTPRoute] = []
         error: ConfigError | None = None
-        for i, rule in enumerate(route.spec.rules):
+        for i, rule in enumerate(route.spec.rules or []):
             for match in rule.matches or [None]:
                 errors: list[ConfigError] = []
                 converted = self._convert_rule(route, rule, i, match, mesh, errors)
@@ -408,9 +420,11 @@ class GatewayAPI:
         self._warnings = conv.warnings
         parents = self._parents()
         attached: dict[tuple[str, str, str], int] = {}
-        merged: dict[str, list[tuple[tuple[int, str], KubernetesHTTPRoute, list[HTTPRoute]]]] = {}
+        merged: dict[str, list[tuple[tuple[int, str], KubernetesHTTPRoute | GRPCRoute, list[HTTPRoute]]]] = {}
         bound_to: dict[str, str] = {}                  # merge key → the VirtualService's gateway (or mesh)
-        for route in self.state.list(KubernetesHTTPRoute):
+        routes: list[KubernetesHTTPRoute | GRPCRoute] = [*self.state.list(KubernetesHTTPRoute),
+                                                          *self.state.list(GRPCRoute)]
+        for route in routes:
             ns = route.namespace or "default"
             refs = self._resolve_parents(route, parents)
             needs_mesh = any(r.mesh for r in refs)
@@ -450,7 +464,7 @@ class GatewayAPI:
                 api_version="networking.istio.io/v1", kind="VirtualService",
                 metadata=ObjectMeta(name=key.replace("/", "~"), namespace=first.namespace or "default",
                                     annotations={ROUTE_SEMANTICS: "gateway",
-                                                 PARENTS: ",".join(f"HTTPRoute/{r.name}.{r.namespace}"
+                                                 PARENTS: ",".join(f"{r.KIND}/{r.name}.{r.namespace}"
                                                                    for _, r, _ in items)}),
                 spec=_vs_spec(host, gateways, rules), status=None)
             conv.virtual_services.append((order, vs))
@@ -469,13 +483,10 @@ class GatewayAPI:
             if gw.spec.gateway_class_name in DEPLOYED_CLASSES and not gw.spec.addresses:
                 conv.deployed.append(gw)
             conv.status[gw.key] = self._gateway_status(gw, attached)
-        for grpc in self.state.list(GRPCRoute):
-            conv.warnings.append(f"{_where(grpc)}: GRPCRoute is loaded and checked, but the local lab does not "
-                                 "translate it (its probe speaks HTTP/1.1)")
         return conv
 
     # ------------------------------------------------------------------------------ status
-    def _route_status(self, route: KubernetesHTTPRoute, refs: list[_ParentRef], mesh_err: ConfigError | None,
+    def _route_status(self, route: KubernetesHTTPRoute | GRPCRoute, refs: list[_ParentRef], mesh_err: ConfigError | None,
                       gw_err: ConfigError | None) -> dict[str, Any]:
         """createRouteStatus: one entry per parentRef, the least severe result among its listeners."""
         gen = route.metadata.generation
@@ -545,6 +556,24 @@ def _header_ops(f: Any) -> HeaderOperations:
             out.setdefault(h.name.lower(), h.value)
         return out or None
     return HeaderOperations(set=as_map(f.set), add=as_map(f.add), remove=list(f.remove) if f.remove else None)
+
+
+def _grpc_match(match: Any) -> HTTPMatchRequest:
+    """createGRPCURIMatch + createGRPCHeadersMatch: gRPC's path is `/<service>/<method>`."""
+    m: dict[str, Any] = {}
+    method = match.method
+    if method is not None:
+        service, name = method.service, method.method
+        if method.type == "Exact":
+            m["uri"] = (StringMatch(prefix=f"/{service}/") if name is None else
+                        StringMatch(regex=f"/[^/]+/{name}") if service is None else StringMatch(exact=f"/{service}/{name}"))
+        else:
+            m["uri"] = StringMatch(regex=f"/{service}/.+" if name is None else
+                                   f"/[^/]+/{name}" if service is None else f"/{service}/{name}")
+    if match.headers:
+        m["headers"] = {h.name: (StringMatch(exact=h.value) if h.type == "Exact" else StringMatch(regex=h.value))
+                        for h in match.headers}
+    return HTTPMatchRequest(**m)
 
 
 def _redirect(f: Any) -> HTTPRedirect:

@@ -1087,7 +1087,8 @@ class KubernetesHTTPRoute(K8sObject):
     status: dict[str, Any] | None = None
 
 
-# GRPCRoute: loaded and validated; the local lab does not translate it (see meshlab.gateway_api).
+# GRPCRoute: routes gRPC calls by method (istiod matches on the path /<service>/<method>; see
+# meshlab.gateway_api).
 GRPC_FILTER_FIELDS = {"RequestHeaderModifier": "request_header_modifier",
                       "ResponseHeaderModifier": "response_header_modifier", "RequestMirror": "request_mirror",
                       "ExtensionRef": "extension_ref"}
@@ -1175,7 +1176,8 @@ class GRPCRouteSpec(_Model):
 
 
 class GRPCRoute(K8sObject):
-    """Gateway API GRPCRoute (gateway.networking.k8s.io/v1): loaded and validated, not translated locally."""
+    """Gateway API GRPCRoute (gateway.networking.k8s.io/v1): routes attached to a Gateway's listeners (or a
+    Service, in the mesh) that match gRPC calls by service, method and headers."""
 
     KIND = "GRPCRoute"
     GROUP = GATEWAY_API_GROUP

@@ -77,10 +77,12 @@ def objects_of(state: Any) -> list[dict[str, Any]]:
     return out
 
 
-def simulate(state: Any, proxies: list[dict[str, Any]], calls: list[dict[str, Any]]) -> dict[str, Any]:
-    """`meshlab-oracle simulate` on the lab's state."""
+def simulate(state: Any, proxies: list[dict[str, Any]], calls: list[dict[str, Any]], *,
+             config: bool = False) -> dict[str, Any]:
+    """`meshlab-oracle simulate` on the lab's state; with `config`, the response also holds each
+    proxy's xDS as istiod generates it (`config[<proxy id>]`)."""
     req = {"objects": yaml.safe_dump_all(objects_of(state), sort_keys=False), "proxies": proxies,
-           "calls": calls, "config": "none"}
+           "calls": calls, **({} if config else {"config": "none"})}
     done = subprocess.run([str(oracle_or_skip()), "simulate"], input=json.dumps(req), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr

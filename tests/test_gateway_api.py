@@ -75,9 +75,32 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /api}}]
     backendRefs: [{name: reviews-v2, port: 9080}]
 """
+# gRPC's path is /<service>/<method>: the probe's HTTP/1.1 requests on those paths take the routes a
+# gRPC call would (the pods answer HTTP)
+GRPC_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc, namespace: default}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: reviews.Reviews, method: Get}}]
+    backendRefs: [{name: reviews-v2, port: 9080}]
+  - matches:
+    - method: {service: reviews.Reviews}
+      headers: [{name: x-user, value: jason}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {set: [{name: x-route, value: grpc}]}
+    backendRefs: [{name: reviews-v1, port: 9080}]
+  - matches: [{method: {type: RegularExpression, method: "List.*"}}]
+    backendRefs: [{name: nothere, port: 9080}]
+  - matches: [{method: {service: other.Ratings}}]
+    backendRefs: [{name: ratings, namespace: other, port: 9080}]
+"""
 STATE = docs(namespace("other"), deployment("reviews", "v1"), deployment("reviews", "v2"), service("reviews"),
              per_version_service("v1"), per_version_service("v2"), deployment("ratings", namespace="other"),
-             service("ratings", namespace="other"), GATEWAY, ROUTE, MESH_ROUTE)
+             service("ratings", namespace="other"), GATEWAY, ROUTE, MESH_ROUTE, GRPC_ROUTE)
 
 #: (id, via, host, path, headers): the calls the oracle and the real Envoy both answer
 CALLS = [
@@ -92,6 +115,12 @@ CALLS = [
     ("other-host", "web-istio", "other.example.com", "/", {}),
     ("mesh-api", "sidecar", "reviews:9080", "/api/x", {}),
     ("mesh-apix", "sidecar", "reviews:9080", "/apix", {}),
+    ("grpc-exact", "web-istio", "grpc.example.com", "/reviews.Reviews/Get", {}),
+    ("grpc-service", "web-istio", "grpc.example.com", "/reviews.Reviews/Put", {"x-user": "jason"}),
+    ("grpc-service-no-header", "web-istio", "grpc.example.com", "/reviews.Reviews/Put", {}),
+    ("grpc-method-regex", "web-istio", "grpc.example.com", "/any.Service/ListAll", {}),
+    ("grpc-not-permitted", "web-istio", "grpc.example.com", "/other.Ratings/Get", {}),
+    ("grpc-no-method", "web-istio", "grpc.example.com", "/reviews.Reviews", {}),
 ]
 
 
@@ -146,11 +175,17 @@ def test_the_outcomes_the_chapter_names(oracle):
     assert expected(by["prefix"]) == {(200, "-")} and expected(by["segment"]) == {(404, "NR")}
     assert expected(by["mesh-api"]) == {(200, "-")} and expected(by["mesh-apix"]) == {(404, "NR")}
     assert expected(by["redirect"]) == {(301, "-")}
+    # GRPCRoute: an Exact service and method is that path; a service alone all its methods
+    assert expected(by["grpc-exact"]) == {(200, "-")} and by["grpc-exact"]["route"] == "default.grpc.0"
+    assert expected(by["grpc-service"]) == {(200, "-")} and expected(by["grpc-service-no-header"]) == {(404, "NR")}
+    assert expected(by["grpc-method-regex"]) == {(500, "NC")} and expected(by["grpc-not-permitted"]) == {(500, "NC")}
+    assert expected(by["grpc-no-method"]) == {(404, "NR")}
 
 
 def test_status_agrees_with_istiods_controller(lab, oracle):
     """Condition by condition (type, status, reason, message), the lab's objects carry what istiod writes."""
-    ours = {(o.kind, o.namespace, o.name): o.status for o in lab.objects() if o.kind in ("Gateway", "HTTPRoute")
+    kinds = ("Gateway", "HTTPRoute", "GRPCRoute")
+    ours = {(o.kind, o.namespace, o.name): o.status for o in lab.objects() if o.kind in kinds
             and o.api_version.startswith("gateway.networking.k8s.io/")}
 
     def conds(status):
@@ -163,8 +198,8 @@ def test_status_agrees_with_istiods_controller(lab, oracle):
                       for c in cs)
 
     theirs = {(o["kind"], o["namespace"], o["name"]): o["status"] for o in oracle["status"]
-              if o["kind"] in ("Gateway", "HTTPRoute")}
-    assert set(ours) == set(theirs)
+              if o["kind"] in kinds}
+    assert set(ours) == set(theirs) and ("GRPCRoute", "default", "grpc") in ours
     for key in theirs:
         assert conds(ours[key]) == conds(theirs[key]), key
     route = conds(ours[("HTTPRoute", "default", "reviews")])
@@ -195,6 +230,10 @@ def test_explain_names_each_outcome(lab):
     codes["host"] = lab.explain(lab.probe("http://other.example.com/", via="web-istio", n=3)).codes
     assert codes == {"/missing": ["NC.backend-not-found"], "/other": ["NC.backend-not-permitted"],
                      "/wpcatalogue": ["NR.no-matching-httproute-rule"], "host": ["NR.no-httproute-for-host"]}
+    for path in ("/reviews.Reviews/Get", "/any.Service/ListAll", "/other.Ratings/Get"):
+        codes[path] = lab.explain(lab.probe(f"http://grpc.example.com{path}", via="web-istio", n=3, seed=1)).codes
+    assert [codes[p] for p in ("/reviews.Reviews/Get", "/any.Service/ListAll", "/other.Ratings/Get")] == [
+        ["ok.grpcroute-rule"], ["NC.backend-not-found"], ["NC.backend-not-permitted"]]
 
 
 def test_a_gateway_gets_its_own_envoy_and_goes_with_it(lab):
@@ -209,8 +248,8 @@ def test_a_gateway_gets_its_own_envoy_and_goes_with_it(lab):
 
 def test_analyze_reports_negative_conditions_as_ist0171():
     found = [f for f in analyze(STATE) if f.code == "IST0171"]
-    assert [(f.kind, f.name) for f in found] == [("HTTPRoute", "reviews")]
-    assert "RefNotPermitted" in found[0].message
+    assert sorted((f.kind, f.name) for f in found) == [("GRPCRoute", "grpc"), ("HTTPRoute", "reviews")]
+    assert all("RefNotPermitted" in f.message for f in found)
 
 
 def test_gateway_semantics_in_the_generated_config():
@@ -218,13 +257,40 @@ def test_gateway_semantics_in_the_generated_config():
     state.apply(load(STATE))
     cfg = build_config(state, ProxyIdentity(kind="gateway", namespace="default", ip="127.9.0.9",
                                             labels={"gateway.networking.k8s.io/gateway-name": "web"}))
-    routes = {r["name"]: r for vh in cfg.routes["http.80"]["virtual_hosts"] for r in vh["routes"]}
+    hosts = {vh["name"]: vh["routes"] for vh in cfg.routes["http.80"]["virtual_hosts"]}
+    routes = {r["name"]: r for r in hosts["reviews.example.com:80"]}
     assert routes["default.reviews.0"]["match"] == {"path_separated_prefix": "/wpcatalog", "case_sensitive": True}
     assert routes["default.reviews.1"]["route"]["cluster_not_found_response_code"] == "INTERNAL_SERVER_ERROR"
     assert routes["default.reviews.2"]["route"]["cluster"] == "UnknownService"
     # Exact before PathPrefix, longer prefixes first (sortHTTPRoutes)
     assert list(routes)[0] == "default.reviews.1"
     assert GatewayAPI(state).convert().deployed[0].name == "web"
+
+
+def _snake(value):
+    """protojson's camelCase keys as Envoy's snake_case (how meshlab writes its xDS)."""
+    import re
+    if isinstance(value, dict):
+        return {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): _snake(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    return value
+
+
+def test_grpcroute_matches_are_istiods():
+    """A GRPCRoute's method matches become the route matches istiod generates, in its order: an
+    exact path for service and method, a segment prefix for a service, a regex for a method."""
+    state = ClusterState(pod_ip=lambda p: "127.9.1.1", cluster_ip=lambda s: "127.9.2.1")
+    state.apply(load(STATE))
+    cfg = build_config(state, ProxyIdentity(kind="gateway", namespace="default", ip="127.9.0.9",
+                                            labels={"gateway.networking.k8s.io/gateway-name": "web"}))
+    ours = [(r["name"], r["match"]) for vh in cfg.routes["http.80"]["virtual_hosts"]
+            if vh["name"] == "grpc.example.com:80" for r in vh["routes"]]
+    answer = simulate(state, [{"id": "web", "gateway": "default/web"}], [], config=True)
+    theirs = [(r["name"], _snake(r["match"])) for rc in answer["config"]["web"]["routes"]
+              for vh in rc.get("virtualHosts", []) if vh["name"] == "grpc.example.com:80" for r in vh["routes"]]
+    assert ours == theirs and len(ours) == 4
+    assert ours[0][1]["path"] == "/reviews.Reviews/Get"
 
 
 @pytest.mark.parametrize("yaml_text, field, words", [

@@ -13,7 +13,7 @@ from ..names import (
     CLUSTER_DOMAIN, MESH_GATEWAY, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn,
 )
 from ..gateway_api import GatewayAPI
-from ..objects import Gateway, KubernetesGateway, KubernetesHTTPRoute, VirtualService
+from ..objects import Gateway, GRPCRoute, KubernetesGateway, KubernetesHTTPRoute, VirtualService
 from .snapshot import (
     EXPORT_ALL, EXPORT_LOCAL, Finding, Registered, RouteDest, Snapshot,
     applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
@@ -330,12 +330,12 @@ _NEGATIVE_CONDITIONS = ("Accepted", "Programmed", "ResolvedRefs")
 
 
 def negative_conditions(s: Snapshot) -> Iterator[Finding]:
-    """IST0171 (pkg/config/analysis/analyzers/conditions): a Gateway API Gateway's or HTTPRoute's status
+    """IST0171 (pkg/config/analysis/analyzers/conditions): a Gateway API Gateway's, HTTPRoute's or GRPCRoute's status
     condition Accepted, Programmed or ResolvedRefs that is False. istioctl reads the status istiod wrote;
     objects that carry none (files) get the status istiod's controller would write for them
     (`meshlab.gateway_api`), as a live cluster holding them would show."""
     computed: dict | None = None
-    for obj in [*s.k8s_gateways, *s.state.list(KubernetesHTTPRoute)]:
+    for obj in [*s.k8s_gateways, *s.state.list(KubernetesHTTPRoute), *s.state.list(GRPCRoute)]:
         status = obj.status
         if not status:
             if computed is None:
@@ -348,7 +348,7 @@ def negative_conditions(s: Snapshot) -> Iterator[Finding]:
             if c.get("type") in _NEGATIVE_CONDITIONS and c.get("status") == "False":
                 yield finding(obj, "IST0171", f"A condition with a negative status is present: type={c.get('type')}, "
                               f"reason={c.get('reason')}, message={c.get('message')}.", _condition_fix(c),
-                              "status.parents[].conditions" if obj.kind == "HTTPRoute" else "status.conditions")
+                              "status.parents[].conditions" if obj.kind in ("HTTPRoute", "GRPCRoute") else "status.conditions")
 
 
 def _condition_fix(c: dict) -> str:

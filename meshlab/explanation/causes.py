@@ -60,6 +60,8 @@ CAUSES: dict[str, str] = {
     "ok": "answered by the pods (no Envoy evidence of the route taken)",
     "ok.virtualservice-route": "a VirtualService rule matched and routed the requests",
     "ok.httproute-rule": "an HTTPRoute rule matched and routed the requests (at a Gateway, or in the mesh)",
+    "ok.grpcroute-rule": "a GRPCRoute rule (its method match is a match on the path /<service>/<method>) matched "
+                         "and routed the requests",
     "ok.default-route": "no VirtualService applies: Istio's default route to the Service's endpoints",
     "ok.tcp-proxy": "a TCP port: the sidecar's tcp_proxy forwarded each connection, no HTTP routing",
     "ok.kube-proxy": "no sidecar on the path: kube-proxy picked a pod per connection",

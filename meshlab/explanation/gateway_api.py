@@ -1,4 +1,4 @@
-"""Outcomes of requests routed by Gateway API HTTPRoutes: which rule served them, and why a backend
+"""Outcomes of requests routed by Gateway API HTTPRoutes (and GRPCRoutes): which rule served them, and why a backend
 answered 500 NC or a gateway 404 NR — with the status conditions istiod wrote for the route.
 
 istiod names each route it generates from an HTTPRoute `<namespace>.<route>.<rule index>` (or the
@@ -15,7 +15,7 @@ from typing import Any
 
 from ..gateway_api import GATEWAY_NAME_LABEL, GatewayAPI, deployment_name
 from ..names import host_matches
-from ..objects import KubernetesGateway, KubernetesHTTPRoute, Service
+from ..objects import GRPCRoute, GRPCRouteMatch, KubernetesGateway, KubernetesHTTPRoute, Service
 from .causes import Cause, versions
 from .context import Context, client, ref, text
 
@@ -25,17 +25,21 @@ def is_gateway_deployment(proxy: str) -> bool:
     return proxy not in ("", "sidecar", "gateway", "none")
 
 
-def routes(ctx: Context) -> list[KubernetesHTTPRoute]:
-    return ctx.snap.state.list(KubernetesHTTPRoute)
+Route = KubernetesHTTPRoute | GRPCRoute
 
 
-def rule_of(ctx: Context, route_name: str) -> tuple[KubernetesHTTPRoute, int] | None:
-    """The HTTPRoute rule istiod named `route_name` (`<namespace>.<route>.<index>`, or the rule's name)."""
+def routes(ctx: Context) -> list[Route]:
+    return [*ctx.snap.state.list(KubernetesHTTPRoute), *ctx.snap.state.list(GRPCRoute)]
+
+
+def rule_of(ctx: Context, route_name: str) -> tuple[Route, int] | None:
+    """The HTTPRoute or GRPCRoute rule istiod named `route_name` (`<namespace>.<route>.<index>`, or
+    the rule's name)."""
     if not route_name:
         return None
     for r in routes(ctx):
         ns = r.namespace or "default"
-        for i, rule in enumerate(r.spec.rules):
+        for i, rule in enumerate(r.spec.rules or []):
             if (rule.name and rule.name == route_name) or route_name == f"{ns}.{r.name}.{i}":
                 return r, i
     return None
@@ -50,7 +54,7 @@ def status_of(ctx: Context, obj: Any) -> dict[str, Any]:
     return ctx._gateway_api_status.get(obj.key, {})                           # type: ignore[attr-defined]
 
 
-def conditions(ctx: Context, route: KubernetesHTTPRoute) -> list[str]:
+def conditions(ctx: Context, route: Route) -> list[str]:
     """`Accepted=True`, `ResolvedRefs=False (BackendNotFound: …)`: the route's conditions, as text."""
     out = []
     for parent in status_of(ctx, route).get("parents", []):
@@ -60,18 +64,18 @@ def conditions(ctx: Context, route: KubernetesHTTPRoute) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _bad_backends(ctx: Context, route: KubernetesHTTPRoute, index: int) -> tuple[list[str], list[str]]:
+def _bad_backends(ctx: Context, route: Route, index: int) -> tuple[list[str], list[str]]:
     """(backendRefs whose Service does not exist, cross-namespace ones no ReferenceGrant allows)."""
     ns = route.namespace or "default"
     api = GatewayAPI(ctx.snap.state)
     missing, refused = [], []
-    for b in route.spec.rules[index].backend_refs or []:
+    for b in (route.spec.rules or [])[index].backend_refs or []:
         to_ns = b.namespace or ns
         where = f"{b.name}" + (f" (namespace {b.namespace})" if b.namespace else "")
         # mesh routes do not enforce ReferenceGrants (route_collections.go: convertHTTPRoute(..., !mesh))
         gateway_parent = any(p.kind == "Gateway" for p in route.spec.parent_refs or [])
         if gateway_parent and b.namespace and b.namespace != ns and not api.backend_allowed(
-                "HTTPRoute", b.kind, b.group, b.name, b.namespace, ns):
+                route.KIND, b.kind, b.group, b.name, b.namespace, ns):
             refused.append(where)
         elif ctx.snap.state.get(Service, b.name, to_ns) is None:
             missing.append(where)
@@ -89,18 +93,18 @@ def nc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
     status = int(grp[0].get("status") or 0)
     field = f"spec.rules[{i}].backendRefs"
     conds = "; ".join(conditions(ctx, route))
-    cmds = [f"kubectl get httproute {route.name} -n {route.namespace} -o yaml   # status.parents[].conditions",
+    cmds = [f"kubectl get {route.KIND.lower()} {route.name} -n {route.namespace} -o yaml   # status.parents[].conditions",
             f"istioctl proxy-config routes {client(proxy)} -o json"]
     what = (f"{ref(route)} rule {i} (Envoy's route {route_name!r}) sends requests to a backend Envoy has no "
             f"cluster for, so Envoy answers {status} NC (cluster_not_found).")
     if refused:
         return Cause("NC.backend-not-permitted", label, what,
                      f"{field} names {', '.join(refused)} in another namespace, and no ReferenceGrant there allows "
-                     f"HTTPRoutes from namespace {route.namespace} to refer to it: istiod routes to the cluster "
+                     f"{route.KIND}s from namespace {route.namespace} to refer to it: istiod routes to the cluster "
                      f"`UnknownService` instead, with cluster_not_found_response_code 500 (the Gateway API's rule for "
                      f"an invalid backend). The route's status says so: {conds}.",
                      f"Create a ReferenceGrant in the backend's namespace (from: group gateway.networking.k8s.io, "
-                     f"kind HTTPRoute, namespace {route.namespace}; to: group \"\", kind Service), or move the backend.",
+                     f"kind {route.KIND}, namespace {route.namespace}; to: group \"\", kind Service), or move the backend.",
                      cmds + ["kubectl get referencegrants -A"], [ref(route)], fields=[field])
     if missing:
         return Cause("NC.backend-not-found", label, what,
@@ -116,23 +120,33 @@ def nc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
 
 
 def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause | None:
-    """Answered requests whose route came from an HTTPRoute rule; None otherwise."""
+    """Answered requests whose route came from an HTTPRoute or GRPCRoute rule; None otherwise."""
     names = [text(r.get("route")) for r in grp]
     route_name = max(set(names), key=names.count) if names else ""
     found = rule_of(ctx, route_name)
     if found is None:
         return None
     route, i = found
-    rule = route.spec.rules[i]
+    rule = (route.spec.rules or [])[i]
     where = (f"the gateway {proxy} (Gateway {_gateway_of(ctx, proxy)})" if is_gateway_deployment(proxy)
              else "this client's sidecar (a mesh route: parentRef a Service)")
-    matches = "; ".join(f"{m.path.type} {m.path.value}" for m in rule.matches) or "any path"
+    matches = "; ".join(_match_text(m) for m in rule.matches or []) or "any path"
     backends = ", ".join(f"{b.name}:{b.port} weight {b.weight}" for b in rule.backend_refs or []) or "none"
-    return Cause("ok.httproute-rule", label, f"Answered by the pods: {versions(grp)}.",
+    code = "ok.grpcroute-rule" if isinstance(route, GRPCRoute) else "ok.httproute-rule"
+    return Cause(code, label, f"Answered by the pods: {versions(grp)}.",
                  f"{ref(route)} routes this request at {where}: rule spec.rules[{i}] (Envoy's route {route_name!r}, "
                  f"matches {matches}) sent it to {backends}.", ok=True,
                  commands=[f"istioctl proxy-config routes {client(proxy)} -o json"], objects=[ref(route)],
                  fields=[f"spec.rules[{i}]"])
+
+
+def _match_text(m: Any) -> str:
+    """`PathPrefix /api`, or a GRPCRoute's `Exact method pkg.Service/Method` (`*` for either left out)."""
+    if not isinstance(m, GRPCRouteMatch):
+        return f"{m.path.type} {m.path.value}"
+    if m.method is None:
+        return "headers " + ", ".join(h.name for h in m.headers or [])
+    return f"{m.method.type} method {m.method.service or '*'}/{m.method.method or '*'}"
 
 
 def _gateway_of(ctx: Context, proxy: str) -> str:
@@ -166,7 +180,8 @@ def nr(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
         if not covering:
             return None
         route = covering[0]
-    prefixes = [m.path.value for rule in route.spec.rules for m in rule.matches if m.path.type == "PathPrefix"]
+    prefixes = [m.path.value for rule in route.spec.rules or [] for m in rule.matches or []
+                if not isinstance(m, GRPCRouteMatch) and m.path.type == "PathPrefix"]
     near = [p for p in prefixes if p != "/" and path.startswith(p) and path[len(p):len(p) + 1] not in ("", "/")]
     why = (f"{ref(route)} covers this host, but none of its rules matched {path!r}; an HTTPRoute adds no catch-all of "
            "its own.")
