@@ -246,6 +246,22 @@ def test_a_gateway_gets_its_own_envoy_and_goes_with_it(lab):
         lab.probe("http://shop.example.com/", via="shop-istio", n=1)
 
 
+def test_gateway_envoys_that_come_and_go_keep_their_own_admin_sockets(lab):
+    """Stop one gateway's Envoy, start another: each Envoy still answers for itself (its admin socket
+    is its own, not the stopped one's or a running one's)."""
+    def gateway(name, port):
+        return (GATEWAY.replace("name: web", f"name: {name}").replace('"*.example.com"', f"{name}.example.com")
+                .replace("port: 80", f"port: {port}"))
+    with lab.restoring():
+        lab.apply(docs(gateway("shop", 8080), gateway("mall", 8081)))
+        lab.delete(gateway("shop", 8080))
+        lab.apply(gateway("park", 8082))
+        for name, port in (("mall", 8081), ("park", 8082), ("web", 80)):
+            listeners = str(lab.envoy_config(f"{name}-istio")["listeners"])
+            assert f"0.0.0.0_{port}" in listeners and all(
+                f"0.0.0.0_{p}" not in listeners for p in {8081, 8082} - {port}), (name, listeners[:300])
+
+
 def test_analyze_reports_negative_conditions_as_ist0171():
     found = [f for f in analyze(STATE) if f.code == "IST0171"]
     assert sorted((f.kind, f.name) for f in found) == [("GRPCRoute", "grpc"), ("HTTPRoute", "reviews")]

@@ -76,6 +76,7 @@ class Reconciler:
         self._kp_rules: list[ServicePortRule] | None = None
         self._pending_kills: dict[tuple[str, str], Any] = {}
         self.proxies: dict[str, Proxy] = {}
+        self._admin_sockets = 0             # proxies started so far: each gets a socket name of its own
         self._gateway_deployments: set[str] = set()     # proxies keys "<deployment>.<namespace>"
         self.runner = PodRunner(log_dir=workdir, on_exit=self._pod_died)
         self.kubeproxy = KubeProxy(seed=seed, log_path=workdir / "kube-proxy.log",
@@ -113,9 +114,11 @@ class Reconciler:
 
     # ----------------------------------------------------------------------------- proxies
     def _add_proxy(self, key: str, identity: ProxyIdentity) -> Proxy:
-        envoy = self._envoy_cls(key, self.workdir / key, admin_socket=self.sockets / f"admin-{len(self.proxies)}.sock",
+        # numbered by start, not by len(self.proxies): a gateway's Envoy stops and another starts
+        envoy = self._envoy_cls(key, self.workdir / key, admin_socket=self.sockets / f"admin-{self._admin_sockets}.sock",
                                 env=lab_environment(**self.marker), log_level=self._envoy_log_level,
                                 original_dst=rf"127\.{self.lease.block}\.\d{{1,3}}\.\d{{1,3}}:\d{{1,5}}")
+        self._admin_sockets += 1
         proxy = Proxy(identity, envoy)
         self.proxies[key] = proxy
 
@@ -127,6 +130,15 @@ class Reconciler:
         proxy.started = threading.Thread(target=_start, name=f"meshlab-start-{key}", daemon=True)
         proxy.started.start()
         return proxy
+
+    def _stop_proxy(self, proxy: Proxy) -> None:
+        """Stop a proxy's Envoy once its boot is over (a failed stop is left to the process's death)."""
+        if proxy.started is not None:
+            proxy.started.join(self.start_timeout + 5)
+        try:
+            proxy.envoy.stop(timeout=2.0)
+        except Exception:
+            pass
 
     def ready(self, proxy: Proxy) -> Proxy:
         """Wait for a proxy's boot (started in the background); raise its start failure, every time."""
@@ -208,13 +220,7 @@ class Reconciler:
                   for gw in GatewayAPI(self.state).convert().deployed}
         for key in [k for k in self._gateway_deployments if k not in wanted]:
             self._gateway_deployments.discard(key)
-            proxy = self.proxies.pop(key)
-            if proxy.started is not None:
-                proxy.started.join(self.start_timeout + 5)
-            try:
-                proxy.envoy.stop(timeout=2.0)
-            except Exception:
-                pass
+            self._stop_proxy(self.proxies.pop(key))
         for key, gw in wanted.items():
             if key not in self.proxies:
                 ident = self._identity_cls(kind="gateway", namespace=gw.namespace or "default",
@@ -346,12 +352,7 @@ class Reconciler:
         for t in list(self._pending_kills.values()):
             t.cancel()
         for proxy in list(self.proxies.values()):
-            if proxy.started is not None:
-                proxy.started.join(self.start_timeout + 5)
-            try:
-                proxy.envoy.stop(timeout=2.0)
-            except Exception:
-                pass
+            self._stop_proxy(proxy)
         self.runner.close()
         self.kubeproxy.close()
 
