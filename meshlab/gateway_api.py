@@ -324,12 +324,8 @@ class GatewayAPI:
             out["match"] = [HTTPMatchRequest(**m)]
         mirrors = []
         for f in rule.filters or []:
-            if f.type == "RequestHeaderModifier" and f.request_header_modifier is not None:
-                out["headers"] = out.get("headers") or Headers()
-                out["headers"].request = _header_ops(f.request_header_modifier)
-            elif f.type == "ResponseHeaderModifier" and f.response_header_modifier is not None:
-                out["headers"] = out.get("headers") or Headers()
-                out["headers"].response = _header_ops(f.response_header_modifier)
+            if f.type in ("RequestHeaderModifier", "ResponseHeaderModifier"):
+                out["headers"] = _with_header_filter(out.get("headers"), f)
             elif f.type == "RequestRedirect" and f.request_redirect is not None:
                 out["redirect"] = _redirect(f.request_redirect)
             elif f.type == "RequestMirror" and f.request_mirror is not None:
@@ -383,12 +379,8 @@ class GatewayAPI:
                 return None
             rd: dict[str, Any] = {"destination": dest, "weight": 0 if len(kept) == 1 else b.weight}
             for f in b.filters or []:
-                if f.type == "RequestHeaderModifier" and f.request_header_modifier is not None:
-                    rd["headers"] = rd.get("headers") or Headers()
-                    rd["headers"].request = _header_ops(f.request_header_modifier)
-                elif f.type == "ResponseHeaderModifier" and f.response_header_modifier is not None:
-                    rd["headers"] = rd.get("headers") or Headers()
-                    rd["headers"].response = _header_ops(f.response_header_modifier)
+                if f.type in ("RequestHeaderModifier", "ResponseHeaderModifier"):
+                    rd["headers"] = _with_header_filter(rd.get("headers"), f)
                 else:
                     errors.append(ConfigError("InvalidFilter", f'unsupported filter type "{f.type}"', hard=True))
                     return None
@@ -547,6 +539,16 @@ class GatewayAPI:
 
 
 # ------------------------------------------------------------------------------------- helpers
+
+def _with_header_filter(headers: Headers | None, f: Any) -> Headers:
+    """A RequestHeaderModifier or ResponseHeaderModifier filter onto a rule's (or a backend's) headers."""
+    headers = headers or Headers()
+    if f.type == "RequestHeaderModifier":
+        headers.request = _header_ops(f.request_header_modifier)
+    else:
+        headers.response = _header_ops(f.response_header_modifier)
+    return headers
+
 
 def _header_ops(f: Any) -> HeaderOperations:
     """createHeadersFilter: names lower-cased, the first of equal names kept."""

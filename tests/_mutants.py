@@ -16,7 +16,19 @@ from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel
 
+from meshlab.errors import ManifestError
+from meshlab.manifests import load
+
 Path_ = tuple[Any, ...]
+
+
+def meshlab_accepts(doc: dict[str, Any]) -> tuple[bool, str]:
+    """meshlab's verdict on a document: (True, "") or (False, the loader's message)."""
+    try:
+        load(doc)
+    except ManifestError as e:
+        return False, str(e)
+    return True, ""
 
 
 def _inner(annotation: Any) -> tuple[str, Any]:

@@ -24,9 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from _mutants import fmt, modelled, mutants
-from meshlab.errors import ManifestError
-from meshlab.manifests import load
+from _mutants import fmt, meshlab_accepts, modelled, mutants
 from meshlab.objects import MODELLED
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extras")
@@ -202,14 +200,6 @@ def _crd_accepts(kind: str, version: str, spec: Any, reference: Path) -> bool:
     return not _cel_violations(kind, spec, schema)
 
 
-def _meshlab_accepts(doc: dict[str, Any]) -> tuple[bool, str]:
-    try:
-        load(doc)
-    except ManifestError as e:
-        return False, str(e)
-    return True, ""
-
-
 # ------------------------------------------------------------------------------------ base docs
 
 RICH = """\
@@ -322,7 +312,7 @@ def test_base_documents_are_accepted_by_both(reference_dir: Path) -> None:
     for name, doc in _base_docs(reference_dir):
         version = doc["apiVersion"].rsplit("/", 1)[1]
         assert _crd_accepts(doc["kind"], version, doc["spec"], reference_dir), (name, doc["metadata"]["name"])
-        ok, why = _meshlab_accepts(doc)
+        ok, why = meshlab_accepts(doc)
         assert ok, (name, why)
 
 
@@ -347,7 +337,7 @@ def test_meshlab_agrees_with_the_crd_schema(kind: str, reference_dir: Path) -> N
             mutant = copy.deepcopy(doc)
             mutate(mutant["spec"])
             crd = _crd_accepts(kind, version, mutant["spec"], reference_dir)
-            ours, why = _meshlab_accepts(mutant)
+            ours, why = meshlab_accepts(mutant)
             compared += 1
             if crd == ours:
                 continue
@@ -370,4 +360,4 @@ def test_the_mutations_can_tell_the_difference(reference_dir: Path) -> None:
     good["spec"]["http"][0]["route"][0]["weight"] = 31
     assert not _crd_accepts("VirtualService", "v1", bad["spec"], reference_dir)
     assert _crd_accepts("VirtualService", "v1", good["spec"], reference_dir)
-    assert _meshlab_accepts(bad)[0] is False and _meshlab_accepts(good)[0] is True
+    assert meshlab_accepts(bad)[0] is False and meshlab_accepts(good)[0] is True

@@ -29,10 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from _mutants import fmt, modelled, mutants
+from _mutants import fmt, meshlab_accepts, modelled, mutants
 from _oracle import oracle_or_skip
-from meshlab.errors import ManifestError
-from meshlab.manifests import load
 from meshlab.objects import MODELLED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,14 +80,6 @@ def _api_server_errors(docs: list[dict[str, Any]]) -> list[list[str]]:
     out = json.loads(done.stdout)
     assert len(out) == len(docs)
     return out
-
-
-def _meshlab_accepts(doc: dict[str, Any]) -> tuple[bool, str]:
-    try:
-        load(doc)
-    except ManifestError as e:
-        return False, str(e)
-    return True, ""
 
 
 # ------------------------------------------------------------------------------------ base docs
@@ -265,7 +255,7 @@ def test_base_documents_are_accepted_by_both() -> None:
     assert {d["kind"] for _, d in docs} == set(CRD_FILES)
     for (name, doc), errors in zip(docs, _api_server_errors([d for _, d in docs])):
         assert errors == [], (name, doc["metadata"]["name"], errors)
-        ok, why = _meshlab_accepts(doc)
+        ok, why = meshlab_accepts(doc)
         assert ok, (name, why)
 
 
@@ -275,7 +265,7 @@ def test_meshlab_agrees_with_the_api_server(kind: str) -> None:
     verdicts = _api_server_errors([m for _, _, m in cases])
     disagreements, refused = [], 0
     for (name, what, mutant), errors in zip(cases, verdicts):
-        ours, why = _meshlab_accepts(mutant)
+        ours, why = meshlab_accepts(mutant)
         refused += not ours
         if ours == (not errors):
             continue
@@ -387,7 +377,7 @@ def test_meshlab_agrees_with_the_api_server_on_rules_across_fields() -> None:
     verdicts = _api_server_errors(mutants_)
     disagreements = []
     for (name, what, _), doc, errors in zip(ACROSS, mutants_, verdicts):
-        ours, why = _meshlab_accepts(doc)
+        ours, why = meshlab_accepts(doc)
         if ours != (not errors):
             disagreements.append(f"{name}: {what}: API server {'refuses: ' + '; '.join(errors)[:200] if errors else 'accepts'}"
                                  f", meshlab {'accepts' if ours else 'refuses: ' + why[:200]}")
@@ -408,4 +398,4 @@ def test_the_judge_runs_the_crds_cel_rules() -> None:
     assert any("must not contain '//'" in e for e in errors[0]), errors[0]
     assert errors[1] == []
     assert any("Must have port for Service reference" in e for e in errors[2]), errors[2]
-    assert [_meshlab_accepts(d)[0] for d in (bad_path, good_path, no_port)] == [False, True, False]
+    assert [meshlab_accepts(d)[0] for d in (bad_path, good_path, no_port)] == [False, True, False]
