@@ -3,8 +3,9 @@
 `mutants(spec, schema)` walks a valid object's spec alongside its CRD schema and yields one
 mutation per field and kind of damage (wrong type, out of range, empty, unknown field, deleted,
 added); `modelled(cls, path)` says whether meshlab's typed model covers a path (subtrees kept as
-plain dicts are not compared). Used by test_validation_vs_crd.py (Istio's CRDs, jsonschema) and
-test_validation_vs_gateway_crd.py (the Gateway API's CRDs, the API server's own validation).
+plain dicts are not compared). Used by test_validation_vs_crd.py (Istio's CRDs) and
+test_validation_vs_gateway_crd.py (the Gateway API's CRDs); the judge of both is the API server's
+own validation (`_oracle.crd_validate`).
 """
 
 from __future__ import annotations

@@ -96,3 +96,15 @@ def expected(call: dict[str, Any]) -> set[tuple[int, str]]:
         oc = o["outcome"]
         out.add((200, "-") if oc["kind"] == "upstream" else (int(oc.get("status") or 0), oc.get("flags") or "-"))
     return out
+
+
+def crd_validate(crd_files: list[Path], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """`meshlab-oracle crd-validate`: for each document, what the Kubernetes API server refuses
+    creating it with, given these CRDs ([] = accepted): strict fields, defaults, the OpenAPI schema,
+    list keys and the CEL rules, by Kubernetes' own apiextensions-apiserver code."""
+    done = subprocess.run([str(oracle_or_skip()), "crd-validate", *map(str, crd_files)], input=json.dumps(docs),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out) == len(docs)
+    return out
