@@ -33,6 +33,7 @@ help:
 	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
 	@echo "make course  run every chapter headless, HTML in build/ (works offline: open build/*.html)"
 	@echo "make test    run the test suite (PYTEST_ARGS=...)"
+	@echo "make apiserver  build kube-apiserver, kube-controller-manager and etcd for the API-server tests (kube/)"
 	@echo "make oracle  build oracle/bin/meshlab-oracle (Istio's own code, linked; needs Go)"
 	@echo "make oracle-test  run the oracle's Go tests"
 
@@ -55,7 +56,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 ifeq ($(NO_INSTALL),)
 lab: $(LAB_STAMP)
 course: $(LAB_STAMP)
-test: $(TEST_STAMP) chromium
+test: $(TEST_STAMP) chromium apiserver
 endif
 
 lab:
@@ -90,6 +91,10 @@ chromium:
 		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| { echo "could not install chromium: the browser test cannot run"; [ -z "$$CI" ] || exit 1; }; \
 	else echo "chromium not found and not installable here: the browser test will skip"; fi
+
+# `make apiserver` (a prerequisite of `make test`); optional, so a copy of the project without kube/
+# still runs `make lab` and `make course`.
+-include kube/kube.mk
 
 test:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -23,7 +23,8 @@ from .errors import Interrupted, ToolFailed, ToolMissing
 #: What to install, one line per tool, printed by `meshlab doctor` and by every ToolMissing.
 INSTALL_HINTS: dict[str, str] = {
     "docker": "install Docker (Docker Desktop, or Docker Engine on Linux): https://docs.docker.com/get-docker/",
-    "kind": "install kind ≥ 0.27: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+    "kind": "install kind v0.33.0 (kind-config.yaml pins a node image built for it): "
+            "https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
     "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/#kubectl",
     "istioctl": "install istioctl {istio}: curl -L https://istio.io/downloadIstio | ISTIO_VERSION={istio} sh - "
                 "(then put istio-{istio}/bin on PATH)",
@@ -49,13 +50,13 @@ _SEMVER = r"v?(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?)"
 
 
 def parse_kind_version(out: str) -> str | None:
-    """`kind version` prints `kind v0.27.0 go1.23.4 linux/amd64` (kind: pkg/cmd/kind/version)."""
+    """`kind version` prints `kind v0.33.0 go1.23.4 linux/amd64` (kind: pkg/cmd/kind/version)."""
     m = re.search(r"kind " + _SEMVER, out)
     return m.group(1) if m else None
 
 
 def parse_istioctl_version(out: str) -> str | None:
-    """`istioctl version --remote=false` prints `client version: 1.30.0`."""
+    """`istioctl version --remote=false` prints `client version: 1.32.0`."""
     m = re.search(r"client version:\s*" + _SEMVER, out)
     if m:
         return m.group(1)

@@ -24,17 +24,16 @@ import yaml
 
 from . import _tools
 from .backends.kind import config as kind_config
-from .backends.kind.config import CLUSTER_NAME, CONTEXT, ISTIO_VERSION, MANAGED_BY, NODE_LABEL
+from .backends.kind.config import CLUSTER_NAME, CONTEXT, ISTIO_VERSION, KIND_VERSION, MANAGED_BY, NODE_LABEL
 from .backends.kind.kube import Kube, deployment_ready, known_contexts, owned_by_meshlab, wait_until
 from .errors import ClusterError, KubeError, MeshlabError
 from .names import INGRESS_GATEWAY, ISTIO_NAMESPACE, selector_string
 
 Say = Callable[[str], None]
 GIB = 1024 ** 3
-#: Docker memory below which Istio on kind does not come up reliably / is comfortable. A VM set
-#: to "4 GB" / "8 GB" (Docker Desktop) reports a little less to containers, hence the margins.
-MIN_DOCKER_MEMORY, GOOD_DOCKER_MEMORY = int(3.5 * GIB), int(7.5 * GIB)
-MIN_KIND = (0, 27, 0)   # kind's install hint names the same release
+#: `docker info` MemTotal from which Docker counts as set to Istio's 8 GB: the Docker Desktop VM
+#: keeps part of what it is given for its own kernel, so "8 GB" shows as a little less.
+ISTIO_DOCKER_MEMORY = int(7.5 * GIB)
 
 
 def _print(line: str) -> None:
@@ -45,19 +44,24 @@ def _print(line: str) -> None:
 
 @dataclass
 class Check:
-    """One line of `meshlab doctor`: what, whether it is fine, and what to do if not."""
+    """One line of `meshlab doctor`: what, whether it is fine, and what to do if not.
+
+    `ok=False` means the backend cannot work as the course expects: the tool is missing
+    (`MISSING`) or is the wrong version (`CHANGE`); `warning` means it works, but not as the
+    course was checked with."""
 
     name: str
     ok: bool
     detail: str
     fix: str = ""
     needed_by: str = "kind"      # "kind" or "local"
-    warning: bool = False        # works, but not as the course expects
+    warning: bool = False
+    change: bool = False         # present, but must be changed (version)
 
     def line(self) -> str:
         if self.ok and not self.warning:
             return f"ok       {self.name}: {self.detail}"
-        tag = "warning " if self.ok else "MISSING "
+        tag = "warning " if self.ok else ("CHANGE  " if self.change else "MISSING ")
         return f"{tag} {self.name}: {self.detail}" + (f" — {self.fix}" if self.fix else "")
 
 
@@ -94,46 +98,99 @@ def _check_docker() -> list[Check]:
         return [Check("docker", False, f"client found but the daemon is not reachable ({reason})",
                       "start Docker (Docker Desktop, or `sudo systemctl start docker`)")]
     version = info.get("ServerVersion", "?")
-    mem = int(info.get("MemTotal") or 0)
+    mem, cpus = int(info.get("MemTotal") or 0), int(info.get("NCPU") or 0)
+    gb, n = kind_config.ISTIO_DOCKER_MEMORY_GB, kind_config.ISTIO_DOCKER_CPUS
+    figure = (f"Istio's figure for Docker Desktop is {gb} GB of memory and {n} CPUs "
+              "(istio.io/latest/docs/setup/platform-setup/docker/)")
+    where = "set it in Docker Desktop → Settings → Resources (Docker Engine on Linux uses the machine's own)"
     checks = [Check("docker", True, f"engine {version}, daemon reachable")]
-    gib = f"{mem / GIB:.1f} GiB"
-    if mem < MIN_DOCKER_MEMORY:
-        checks.append(Check("docker memory", False, f"{gib} available to containers",
-                            "Istio on kind needs at least 4 GiB (8 GiB recommended): raise it in Docker "
-                            "Desktop → Settings → Resources, or free memory"))
-    elif mem < GOOD_DOCKER_MEMORY:
-        checks.append(Check("docker memory", True, f"{gib} available to containers",
-                            "8 GiB recommended for Istio on kind; 4 GiB works with little else running", warning=True))
+    gib = f"{mem / GIB:.1f} GiB available to containers"
+    if mem < ISTIO_DOCKER_MEMORY:
+        checks.append(Check("docker memory", True, gib, f"{figure}; {where}", warning=True))
     else:
-        checks.append(Check("docker memory", True, f"{gib} available to containers"))
+        checks.append(Check("docker memory", True, f"{gib} (Istio's figure: {gb} GB)"))
+    if cpus < n:
+        checks.append(Check("docker CPUs", True, f"{cpus}", f"{figure}; {where}", warning=True))
+    else:
+        checks.append(Check("docker CPUs", True, f"{cpus} (Istio's figure: {n})"))
     return checks
 
 
 def _check_tool(name: str, cmd: list[str], parse: Callable[[str], str | None],
-                judge: Callable[[str], tuple[bool, str]] | None = None) -> Check:
+                judge: Callable[[str], tuple[str, str]] | None = None) -> tuple[Check, str | None]:
+    """The tool's check and its version; `judge(version)` → ("ok" | "warning" | "change", fix)."""
     try:
         _tools.find(name, ISTIO_VERSION)
     except _tools.ToolMissing as e:
-        return Check(name, False, "not found on PATH", e.hint)
+        return Check(name, False, "not found on PATH", e.hint), None
     v, out = _version_of(cmd, parse)
     if v is None:
-        return Check(name, True, f"found, but its version could not be read ({out.strip()[:80]!r})", warning=True)
+        return Check(name, True, f"found, but its version could not be read ({out.strip()[:80]!r})", warning=True), None
     if judge is not None:
-        fine, fix = judge(v)
-        if not fine:
-            return Check(name, True, f"version {v}", fix, warning=True)
-    return Check(name, True, f"version {v}")
+        verdict, fix = judge(v)
+        if verdict != "ok":
+            return Check(name, verdict != "change", f"version {v}", fix, warning=verdict == "warning",
+                         change=verdict == "change"), v
+    return Check(name, True, f"version {v}"), v
 
 
-def _judge_kind(v: str) -> tuple[bool, str]:
-    return (_tools.version_tuple(v) >= MIN_KIND,
-            f"kind {'.'.join(map(str, MIN_KIND))} or newer recommended: {_tools.hint('kind')}")
+def _judge_kind(v: str) -> tuple[str, str]:
+    if _tools.version_tuple(v)[:2] == _tools.version_tuple(KIND_VERSION)[:2]:
+        return "ok", ""
+    return "change", (f"kind-config.yaml pins the node image {kind_config.node_image()}, which kind v{KIND_VERSION} "
+                      f"built (kind supports an image only with the release that built it): {_tools.hint('kind')}")
 
 
-def _judge_istioctl(v: str) -> tuple[bool, str]:
-    same_minor = _tools.version_tuple(v)[:2] == _tools.version_tuple(ISTIO_VERSION)[:2]
-    return same_minor, (f"the course pins Istio {ISTIO_VERSION} and istioctl installs its own release; "
-                        + _tools.hint("istioctl", ISTIO_VERSION))
+def _judge_istioctl(v: str) -> tuple[str, str]:
+    if _tools.version_tuple(v) == _tools.version_tuple(ISTIO_VERSION):
+        return "ok", ""
+    return "change", (f"the course pins Istio {ISTIO_VERSION} and istioctl installs its own release: "
+                      + _tools.hint("istioctl", ISTIO_VERSION))
+
+
+def _judge_kubectl(kubernetes: tuple[int, int], source: str) -> Callable[[str], tuple[str, str]]:
+    def judge(v: str) -> tuple[str, str]:
+        mine = _tools.version_tuple(v)[:2]
+        if len(mine) == 2 and mine[0] == kubernetes[0] and abs(mine[1] - kubernetes[1]) <= 1:
+            return "ok", ""
+        major, minor = kubernetes
+        return "warning", (f"{source} is Kubernetes {major}.{minor} and kubectl is supported within one minor "
+                           f"of its API server (Kubernetes' version-skew policy): use kubectl "
+                           f"{major}.{minor - 1}–{major}.{minor + 1} ({_tools.hint('kubectl')})")
+    return judge
+
+
+def _check_kubernetes(kube: Kube | None, where: str) -> tuple[Check, tuple[int, int] | None]:
+    """The Kubernetes version of the cluster `kube` talks to (None: no cluster yet, judge the node
+    image kind-config.yaml pins instead)."""
+    if kube is None:
+        image = kind_config.node_image()
+        version = kind_config.kubernetes_of_image(image)
+        if version is None:
+            return Check("kubernetes", False, "kind-config.yaml pins no kindest/node image",
+                         "pin the node image: see kind-config.yaml in the meshlab repository", change=True), None
+        verdict, why = kind_config.judge_kubernetes(version)
+        return Check("kubernetes", verdict == "ok",
+                     f"no cluster yet; `meshlab up` creates {version[0]}.{version[1]} ({image.split('@')[0]}): {why}",
+                     "" if verdict == "ok" else "pin a kindest/node image inside the range in kind-config.yaml",
+                     change=verdict != "ok"), version
+    try:
+        info = kube.version()
+    except MeshlabError as e:
+        return Check("kubernetes", True, f"{where} does not answer ({e})",
+                     "start it (Docker) or recreate it: `meshlab down`, then `meshlab up`", warning=True), None
+    version = (int(info.get("major", "0").rstrip("+") or 0), int(info.get("minor", "0").rstrip("+") or 0))
+    verdict, why = kind_config.judge_kubernetes(version)
+    detail = f"{where} runs {info.get('gitVersion', '?')}: {why}"
+    if verdict == "ok":
+        return Check("kubernetes", True, detail), version
+    fix = ("recreate it with the node image kind-config.yaml pins: `meshlab down`, then `meshlab up`"
+           if where.startswith("kind cluster") else
+           f"use a cluster running Kubernetes {kind_config.K8S_STANDS_BEHIND[0][0]}."
+           f"{kind_config.K8S_STANDS_BEHIND[0][1]}–{kind_config.K8S_STANDS_BEHIND[1][0]}."
+           f"{kind_config.K8S_STANDS_BEHIND[1][1]}")
+    return Check("kubernetes", verdict == "unconfirmed", detail, fix, warning=verdict == "unconfirmed",
+                 change=verdict == "outside"), version
 
 
 def _check_envoy() -> Check:
@@ -151,28 +208,39 @@ def _check_envoy() -> Check:
     return Check("envoy", True, f"version {v} ({path})", needed_by="local")
 
 
-def doctor() -> list[Check]:
-    """Every check, local backend first."""
+def doctor(*, context: str = CONTEXT, kubeconfig: str | None = None) -> list[Check]:
+    """Every check, local backend first. The cluster checked is the one of `context` (the course's
+    kind cluster unless named) when the kubeconfig has it; otherwise the node image `meshlab up`
+    would use."""
     checks = [_check_envoy()]
     checks += _check_docker()
-    checks.append(_check_tool("kind", kind_config.kind_version_cmd(), _tools.parse_kind_version, _judge_kind))
-    checks.append(_check_tool("kubectl", kind_config.kubectl_version_cmd(), _tools.parse_kubectl_version))
-    checks.append(_check_tool("istioctl", kind_config.istioctl_version_cmd(), _tools.parse_istioctl_version, _judge_istioctl))
+    checks.append(_check_tool("kind", kind_config.kind_version_cmd(), _tools.parse_kind_version, _judge_kind)[0])
+    names, _ = known_contexts(kubeconfig)
+    kube = _kube(context, kubeconfig) if context in names else None
+    where = f"kind cluster {CLUSTER_NAME!r}" if context == CONTEXT else f"the cluster of context {context!r}"
+    k8s, version = _check_kubernetes(kube, where)
+    checks.append(k8s)
+    source = where if kube is not None and version is not None else "kind-config.yaml's node image"
+    version = version or kind_config.kubernetes_of_image(kind_config.node_image())
+    judge = _judge_kubectl(version, source) if version else None
+    checks.append(_check_tool("kubectl", kind_config.kubectl_version_cmd(), _tools.parse_kubectl_version, judge)[0])
+    checks.append(_check_tool("istioctl", kind_config.istioctl_version_cmd(), _tools.parse_istioctl_version,
+                              _judge_istioctl)[0])
     return checks
 
 
 # ========================================================================================== up
 
 class _Steps:
-    """Numbered progress lines with the typical duration, and each tool's own output indented."""
+    """Numbered progress lines, each tool's own output indented, and each step's elapsed time."""
 
     def __init__(self, total: int, say: Say) -> None:
         self.total, self.say, self.i, self.t0, self.title = total, say, 0, 0.0, ""
 
-    def start(self, title: str, typical: str = "") -> None:
+    def start(self, title: str) -> None:
         self.i += 1
         self.title, self.t0 = title, time.monotonic()
-        self.say(f"[{self.i}/{self.total}] {title}" + (f" (typically {typical})" if typical else "") + " …")
+        self.say(f"[{self.i}/{self.total}] {title} …")
 
     def detail(self, line: str) -> None:
         if line.strip():
@@ -182,10 +250,15 @@ class _Steps:
         self.say(f"      {note} ({time.monotonic() - self.t0:.0f} s)")
 
 
-def _kube(context: str = CONTEXT) -> Kube:
+def _kube(context: str = CONTEXT, kubeconfig: str | None = None) -> Kube:
     from .backends.kind.kube import api_client_for
 
-    return Kube(api_client_for(context), context)
+    return Kube(api_client_for(context, kubeconfig), context)
+
+
+def _pinned_kubernetes() -> str:
+    version = kind_config.kubernetes_of_image(kind_config.node_image())
+    return f"{version[0]}.{version[1]}" if version else "(no node image pinned)"
 
 
 def cluster_exists() -> bool:
@@ -233,15 +306,18 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
     config = config or kind_config.kind_config_path()
     if not config.exists():
         raise ClusterError(f"{config}: kind config not found (run from a meshlab checkout)")
-    v, _ = _version_of(kind_config.istioctl_version_cmd(), _tools.parse_istioctl_version)
-    if _tools.version_tuple(v)[:2] != _tools.version_tuple(ISTIO_VERSION)[:2]:
-        raise ClusterError(f"istioctl {v or '(unknown version)'} found; the course pins Istio {ISTIO_VERSION}: "
-                           + _tools.hint("istioctl", ISTIO_VERSION))
+    for tool, cmd, parse, judge in (
+            ("istioctl", kind_config.istioctl_version_cmd(), _tools.parse_istioctl_version, _judge_istioctl),
+            ("kind", kind_config.kind_version_cmd(), _tools.parse_kind_version, _judge_kind)):
+        v, _ = _version_of(cmd, parse)
+        verdict, fix = judge(v) if v else ("change", f"its version could not be read; {_tools.hint(tool, ISTIO_VERSION)}")
+        if verdict == "change":
+            raise ClusterError(f"{tool} {v or '(unknown version)'} found; {fix}")
     if not _check_docker()[0].ok:
         raise ClusterError("the Docker daemon is not reachable: start Docker (`meshlab doctor` says more)")
 
     steps = _Steps(5, say)
-    steps.start(f"kind cluster {CLUSTER_NAME!r}", "1–2 min the first time, mostly pulling the node image")
+    steps.start(f"kind cluster {CLUSTER_NAME!r} (Kubernetes {_pinned_kubernetes()}, the node image kind-config.yaml pins)")
     if cluster_exists():
         kube = _kube()
         try:
@@ -252,6 +328,11 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
         if not owned:
             raise ClusterError(f"a kind cluster {CLUSTER_NAME!r} exists that meshlab did not create (its nodes lack "
                                f"the {NODE_LABEL[0]}={NODE_LABEL[1]} label); meshlab will not install into it")
+        k8s, _ = _check_kubernetes(kube, f"the kind cluster {CLUSTER_NAME!r}")
+        if not k8s.ok:
+            raise ClusterError(f"{k8s.detail}; {k8s.fix}")
+        if k8s.warning:
+            steps.detail(f"note: {k8s.detail}")
         steps.done("already exists")
     else:
         _, previous = known_contexts()
@@ -260,7 +341,7 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
         steps.done()
         kube = _kube()
 
-    steps.start(f"Istio {ISTIO_VERSION} (istiod + ingress gateway, JSON access logs)", "1–3 min")
+    steps.start(f"Istio {ISTIO_VERSION} (istiod + ingress gateway, JSON access logs, the demo profile's requests)")
     installed = _istio_installed(kube)
     if installed == ISTIO_VERSION:
         steps.detail(f"Istio {installed} already installed")
@@ -277,7 +358,7 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
 
     from .backends.kind.image import write_context
 
-    steps.start("demo app image (meshlab/app.py)", "30–60 s the first time, seconds after")
+    steps.start("demo app image (meshlab/app.py)")
     with tempfile.TemporaryDirectory(prefix="meshlab-image-") as d:
         tag = write_context(Path(d))
         code, _ = _tools.run(kind_config.docker_image_exists_cmd(tag), check=False, timeout=60)
@@ -287,11 +368,11 @@ def up(*, config: Path | None = None, say: Say = _print) -> None:
             _tools.run(kind_config.docker_build_cmd(Path(d), tag), on_line=steps.detail)
     steps.done(tag)
 
-    steps.start(f"load {tag} into the cluster", "10–30 s")
+    steps.start(f"load {tag} into the cluster")
     _tools.run(kind_config.load_image_cmd(tag), on_line=steps.detail)
     steps.done()
 
-    steps.start("course namespaces, labelled for sidecar injection", "a few seconds")
+    steps.start("course namespaces, labelled for sidecar injection")
     for ns in kind_config.COURSE_NAMESPACES:
         existing = kube.get("v1", "Namespace", None, ns)
         ours = existing is None or ((existing.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY[0]) == MANAGED_BY[1]
@@ -319,7 +400,7 @@ def down(say: Say = _print) -> bool:
     if not owned:
         raise ClusterError(f"the kind cluster {CLUSTER_NAME!r} was not created by meshlab (its nodes lack the "
                            f"{NODE_LABEL[0]}={NODE_LABEL[1]} label); left alone")
-    say(f"deleting kind cluster {CLUSTER_NAME!r} (typically 10–30 s) …")
+    say(f"deleting kind cluster {CLUSTER_NAME!r} …")
     _tools.run(kind_config.delete_cluster_cmd(), on_line=lambda ln: say(f"      {ln}") if ln.strip() else None)
     say("deleted")
     return True
@@ -334,11 +415,19 @@ def status() -> dict[str, Any]:
     st["exists"] = cluster_exists()
     if not st["exists"]:
         return st
-    kube = _kube()
+    return {**st, **cluster_status(_kube())}
+
+
+def cluster_status(kube: Kube) -> dict[str, Any]:
+    """What the API server of the course cluster says: nodes (name → Ready), whether meshlab
+    created them, the Kubernetes version, the Istio release istiod runs, whether the ingress
+    gateway is rolled out, and how many pods meshlab made in the course namespaces."""
+    st: dict[str, Any] = {}
     nodes = kube.list("v1", "Node", None)
     st["nodes"] = {n["metadata"]["name"]: any(c.get("type") == "Ready" and c.get("status") == "True"
                                              for c in (n.get("status") or {}).get("conditions") or []) for n in nodes}
     st["created_by_meshlab"] = owned_by_meshlab(kube)
+    st["kubernetes"] = kube.version().get("gitVersion")
     st["istio"] = _istio_installed(kube)
     gw = kube.get("apps/v1", "Deployment", ISTIO_NAMESPACE, INGRESS_GATEWAY)
     st["gateway_ready"] = bool(gw) and deployment_ready(gw)[0]

@@ -165,10 +165,12 @@ class ContextError(ClusterError):
 
 
 class KubeError(ClusterError):
-    """The API server answered with an error; carries its HTTP status and its own message."""
+    """The API server answered with an error; carries its HTTP status, its own message, and its
+    Status' `reason` and `details.causes` (each a dict with `field`, `message`, `reason`)."""
 
-    def __init__(self, status: int, message: str, what: str = "") -> None:
-        self.status, self.message = status, message
+    def __init__(self, status: int, message: str, what: str = "", *, reason: str = "",
+                 causes: Sequence[dict[str, str]] = ()) -> None:
+        self.status, self.message, self.reason, self.causes = status, message, reason, list(causes)
         super().__init__(f"{what}: {message}" if what else message)
 
 

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from meshlab.errors import KubeError
 
 DATA = Path(__file__).parent / "data" / "kind"
 
@@ -27,7 +26,6 @@ class FakeKube:
     def __init__(self) -> None:
         self.store: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.calls: list[tuple] = []
-        self.refuse: dict[str, KubeError] = {}                 # name → error on apply
         self.script: dict[tuple[str, str, str], list[dict]] = {}   # successive GET answers
         self.logs_by_call: list[str] = []
         self.exec_out: list[tuple[str, str]] = []
@@ -61,8 +59,6 @@ class FakeKube:
 
     def apply(self, manifest, *, dry_run=False):
         self.calls.append(("apply", dry_run, manifest["kind"], manifest["metadata"]["name"]))
-        if manifest["metadata"]["name"] in self.refuse:
-            raise self.refuse[manifest["metadata"]["name"]]
         if not dry_run:
             self.put(manifest["apiVersion"], manifest)
         return manifest

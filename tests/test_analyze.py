@@ -443,3 +443,19 @@ def test_cli_folder_and_args_object(tmp_path, capsys) -> None:
     import argparse
     assert commands.analyze(argparse.Namespace(paths=[str(d)], json=False)) == 79
     assert "IST0101" in capsys.readouterr().out
+
+
+def test_ist_codes_names_and_levels_are_istios_message_table() -> None:
+    import shutil
+
+    import yaml
+
+    from _apiserver import module_dir
+    from meshlab.analysis.codes import ISTIO
+    from meshlab.backends.kind.config import ISTIO_SOURCE
+
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed: Istio's source cannot be read from the module cache")
+    table = yaml.safe_load((module_dir(ISTIO_SOURCE) / "pkg/config/analysis/msg/messages.yaml").read_text())
+    theirs = {m["code"]: (m["name"], m["level"]) for m in table["messages"]}
+    assert {code: (c.name, c.level) for code, c in ISTIO.items()} == {code: theirs[code] for code in ISTIO}

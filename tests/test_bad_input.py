@@ -98,8 +98,9 @@ CASES = [
     Case("deep-block", _deep_block(200), "nested too deeply"),
     Case("deep-dict", lambda tmp: _deep_dict(5000), "nested too deeply", in_file=False),
     Case("too-many-documents", "---\n" * (_yaml.MAX_DOCUMENTS + 5), "too many documents"),
-    Case("unknown-yaml-tag", "apiVersion: v1\nkind: Namespace\nmetadata: !Ref {name: a}\n", "unknown YAML tag",
-         line=3),
+    # a tag kubectl does not know is ignored (sigs.k8s.io/yaml): the tagged 80 is the string "80"
+    Case("tagged-number", SVC_HEAD + "  ports:\n  - port: !Ref 80\n", 'expected an integer, found the string "80"',
+         field="spec.ports[0].port", line=8),
     Case("duplicate-key", VS_HEAD + "  http:\n  - route:\n    - destination: {host: a}\n  http: []\n",
          'the key "http" appears twice', line=10),
     Case("unknown-apiVersion", VS_HEAD.replace("/v1\n", "/v2\n", 1), 'not served in "networking.istio.io/v2"',

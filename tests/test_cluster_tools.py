@@ -1,13 +1,19 @@
 """meshlab up/down/status/doctor and the tool wrapper: command construction, version parsing from
 recorded real output (tests/data/kind/README.md says where each recording's format comes from),
-what a learner sees when a tool is missing, interruption, and the `down` safety guard.
+the versions `doctor` and `up` require, what a learner sees when a tool is missing, interruption,
+and the `down` safety guard.
 
-Tools are simulated only here, in tests of meshlab's own logic: tiny scripts on a temporary PATH
-that print the recorded output and log how they were called.
+The command-line tools (docker, kind, istioctl, kubectl) cannot run here (no Docker engine): they
+are simulated only here, in tests of meshlab's own logic — tiny scripts on a temporary PATH that
+print the recorded output and log how they were called. What `up`, `down`, `status` and `doctor`
+ask the cluster goes to a real API server (tests/_apiserver.py) standing in as the course cluster:
+a kubeconfig whose context `kind-meshlab` reaches it; its one Node (and every pod's status) is
+written by `PodStatusWriter`, as kind's kubelet would.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -20,7 +26,9 @@ import signal
 from pathlib import Path
 
 import pytest
+import yaml
 
+from _apiserver import NODE_NAME, APIServer, PodStatusWriter, apiserver  # noqa: F401
 from meshlab import _tools, cluster
 from meshlab.backends.kind import config as _kind
 from meshlab.cli import commands
@@ -36,13 +44,15 @@ def rec(name: str) -> str:
 
 # ------------------------------------------------------------------------------ fake tools
 
-def make_tool(bindir: Path, name: str, cases: dict[str, tuple[str, int]], log: Path) -> None:
+def make_tool(bindir: Path, name: str, cases: dict[str, tuple[str, int]], log: Path,
+              run: dict[str, str] | None = None) -> None:
     """A shell script `name`: logs its argv, then for the first case whose key prefixes the
-    joined argv, prints that recording and exits with that status."""
+    joined argv, runs `run[key]` if given, prints that recording and exits with that status."""
     lines = ["#!/bin/sh", f'echo "{name} $*" >> "{log}"', 'args="$*"', 'case "$args" in']
     for prefix, (recording, code) in cases.items():
         out = f'cat "{DATA / recording}"' if recording else "true"
-        lines.append(f'  "{prefix}"*) {out}; exit {code};;')
+        before = f"{(run or {})[prefix]} || exit 98; " if prefix in (run or {}) else ""
+        lines.append(f'  "{prefix}"*) {before}{out}; exit {code};;')
     lines += ['  *) echo "unexpected: $args" >&2; exit 99;;', "esac"]
     p = bindir / name
     p.write_text("\n".join(lines) + "\n")
@@ -61,26 +71,117 @@ def fakebin(tmp_path, monkeypatch):
     log = tmp_path / "calls.log"
     log.touch()
     monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))   # no cluster unless a test makes one
     return bindir, log
 
 
 def install_all(bindir: Path, log: Path, *, docker_info="docker_info.json", istioctl="istioctl_version_client.txt",
-                clusters="kind_get_clusters.txt") -> None:
+                clusters="kind_get_clusters.txt", kind="kind_version.txt",
+                kubectl="kubectl_version_client_136.json") -> None:
     make_tool(bindir, "docker", {"info": (docker_info, 0), "image inspect": ("", 1)}, log)
-    make_tool(bindir, "kind", {"version": ("kind_version.txt", 0), "get clusters": (clusters, 0),
+    make_tool(bindir, "kind", {"version": (kind, 0), "get clusters": (clusters, 0),
                                "delete cluster": ("kind_delete_cluster.txt", 0),
                                "create cluster": ("kind_create_cluster.txt", 0)}, log)
-    make_tool(bindir, "kubectl", {"version": ("kubectl_version_client.json", 0)}, log)
+    make_tool(bindir, "kubectl", {"version": (kubectl, 0)}, log)
     make_tool(bindir, "istioctl", {"version": (istioctl, 0), "install": ("istioctl_install.txt", 0)}, log)
+
+
+# ------------------------------------------------------------------------------ the course cluster
+
+def _course_kubeconfig(server: APIServer, path: Path, *, url: str | None = None) -> Path:
+    """A kubeconfig whose context `kind-meshlab` is the test server's admin (current: admin), or
+    one whose `kind-meshlab` points at `url` (a port nothing listens on)."""
+    config = yaml.safe_load(server.kubeconfig.read_text())
+    admin = next(c for c in config["contexts"] if c["name"] == "admin")
+    config["contexts"].append({"name": "kind-meshlab", "context": {**admin["context"], "cluster": "kind-meshlab"}})
+    cluster_entry = next(c for c in config["clusters"] if c["name"] == "meshlab-tests")
+    config["clusters"].append({"name": "kind-meshlab", "cluster": {**cluster_entry["cluster"],
+                                                                   **({"server": url} if url else {})}})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _label_node(server: APIServer, meshlab: bool) -> None:
+    """Set or remove the label kind-config.yaml gives the course cluster's node."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(server.api_client())
+    core.patch_node(NODE_NAME, {"metadata": {"labels": {_kind.NODE_LABEL[0]: _kind.NODE_LABEL[1] if meshlab else None}}})
+
+
+ISTIO_OBJECTS = """apiVersion: v1
+kind: Namespace
+metadata: {name: istio-system}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: istiod, namespace: istio-system}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: istiod, namespace: istio-system, labels: {app: istiod, istio: pilot}}
+spec:
+  selector: {matchLabels: {istio: pilot}}
+  template:
+    metadata: {labels: {app: istiod, istio: pilot}}
+    spec:
+      serviceAccountName: istiod
+      containers: [{name: discovery, image: "docker.io/istio/pilot:VERSION"}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: istio-ingressgateway, namespace: istio-system, labels: {app: istio-ingressgateway, istio: ingressgateway}}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  template:
+    metadata: {labels: {app: istio-ingressgateway, istio: ingressgateway}}
+    spec:
+      containers: [{name: istio-proxy, image: "docker.io/istio/proxyv2:VERSION"}]
+"""
+
+
+def _istio(server: APIServer, version: str | None) -> None:
+    """What `istioctl install` leaves that meshlab reads (istiod and the ingress gateway's
+    Deployments, at `version`), or (None) none of it."""
+    if version:   # and, as `istioctl install` does, wait for both rollouts
+        from meshlab.backends.kind.kube import deployment_ready, wait_until
+
+        server.apply(ISTIO_OBJECTS.replace("VERSION", version))
+        deployments = server.dynamic().resources.get(api_version="apps/v1", kind="Deployment")
+        for name in ("istiod", "istio-ingressgateway"):
+            wait_until(lambda: deployment_ready(server.dynamic().get(deployments, name=name,
+                                                                     namespace="istio-system").to_dict()),
+                       timeout=60, what=name, interval=0.1)
+        return
+    client = server.dynamic()
+    deployments = client.resources.get(api_version="apps/v1", kind="Deployment")
+    for name in ("istiod", "istio-ingressgateway"):
+        try:
+            client.delete(deployments, name=name, namespace="istio-system")
+        except Exception as e:   # noqa: BLE001 - absent already
+            assert getattr(e, "status", None) == 404, e
+
+
+@pytest.fixture
+def course_cluster(apiserver: APIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The test API server as the course cluster `kind-meshlab` (KUBECONFIG), its node labelled as
+    meshlab's, and the pods of istio-system and default reported running by `PodStatusWriter`."""
+    monkeypatch.setenv("KUBECONFIG", str(_course_kubeconfig(apiserver, tmp_path / "kubeconfig")))
+    apiserver.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: istio-system}\n")
+    with PodStatusWriter(apiserver, ["istio-system", "default"]):
+        _label_node(apiserver, meshlab=True)
+        yield apiserver
 
 
 # ------------------------------------------------------------------------------ version parsing
 
 def test_versions_parse_from_recorded_output():
-    assert _tools.parse_kind_version(rec("kind_version.txt")) == "0.27.0"
-    assert _tools.parse_istioctl_version(rec("istioctl_version_client.txt")) == "1.30.0"
+    assert _tools.parse_kind_version(rec("kind_version_old.txt")) == "0.27.0"
+    assert _tools.parse_kind_version(rec("kind_version.txt")) == "0.33.0"
+    assert _tools.parse_istioctl_version(rec("istioctl_version_client.txt")) == "1.32.0"
     assert _tools.parse_istioctl_version("1.30.0\n") == "1.30.0"
     assert _tools.parse_kubectl_version(rec("kubectl_version_client.json")).startswith("1.32.4")
+    assert _tools.parse_kubectl_version(rec("kubectl_version_client_136.json")) == "1.36.4"
     assert _tools.parse_envoy_version(rec("envoy_version.txt")) == "1.40.0"
     assert _tools.parse_kind_version("garbage") is None
     assert _tools.version_tuple("v1.30.2-distroless") == (1, 30, 2)
@@ -92,8 +193,8 @@ def test_kind_get_clusters_ignores_the_none_found_message():
 
 
 def test_istiod_version_from_its_image():
-    d = json.loads(rec("istiod_deployment.json"))
-    assert _kind.istiod_version_from_deployment(d) == "1.30.0"
+    d = yaml.safe_load(ISTIO_OBJECTS.replace("VERSION", "1.32.0").split("---")[2])
+    assert _kind.istiod_version_from_deployment(d) == "1.32.0"
     d["spec"]["template"]["spec"]["containers"][0]["image"] = "gcr.io/istio-release/pilot:1.29.3-distroless"
     assert _kind.istiod_version_from_deployment(d) == "1.29.3"
 
@@ -131,6 +232,35 @@ def test_istio_operator_logs_json_with_the_local_backends_keys_and_fixed_node_po
     assert _kind.host_port_for(ports["https"]["nodePort"]) == 18443
 
 
+def test_istio_is_installed_with_the_demo_profiles_requests_read_from_istios_source():
+    from _apiserver import module_dir
+
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed: Istio's source cannot be read from the module cache")
+    charts = module_dir(_kind.ISTIO_SOURCE) / "manifests" / "charts"
+    demo = yaml.safe_load((charts / "base" / "files" / "profile-demo.yaml").read_text())
+    default = yaml.safe_load((charts / "istio-control" / "istio-discovery" / "values.yaml").read_text())
+    spec = _kind.istio_operator()["spec"]
+    assert spec["profile"] == "default"
+    assert spec["components"]["pilot"]["k8s"]["resources"]["requests"] == demo["pilot"]["resources"]["requests"]
+    assert spec["values"]["global"]["proxy"]["resources"]["requests"] == demo["global"]["proxy"]["resources"]["requests"]
+    gw = spec["components"]["ingressGateways"][0]["k8s"]["resources"]["requests"]
+    assert gw == demo["gateways"]["istio-ingressgateway"]["resources"]["requests"]
+    # the README's table of requests: these figures, and what the default profile would have asked
+    ingress = yaml.safe_load((charts / "gateways" / "istio-ingress" / "values.yaml").read_text())
+    defaults = {"istiod": default["_internal_defaults_do_not_set"]["resources"]["requests"],
+                "ingress gateway": ingress["_internal_defaults_do_not_set"]["gateways"]["istio-ingressgateway"]
+                ["resources"]["requests"],
+                "each sidecar": default["_internal_defaults_do_not_set"]["global"]["proxy"]["resources"]["requests"]}
+    assert defaults["istiod"] == {"cpu": "500m", "memory": "2048Mi"}
+    readme = (REPO / "README.md").read_text()
+    for pod, requests in (("istiod", spec["components"]["pilot"]["k8s"]["resources"]["requests"]),
+                          ("ingress gateway", gw), ("each sidecar", spec["values"]["global"]["proxy"]["resources"]["requests"])):
+        was = defaults[pod]
+        row = f"| {pod} | {requests['cpu']} | {requests['memory']} | {was['cpu']}, {was['memory']} |"
+        assert row in readme, row
+
+
 def test_default_namespace_is_labelled_for_injection_but_never_claimed():
     d = cluster.namespace_manifest("default", created_by_meshlab=False)
     assert d["metadata"]["labels"] == {"istio-injection": "enabled"}
@@ -143,9 +273,9 @@ def test_default_namespace_is_labelled_for_injection_but_never_claimed():
 def test_find_names_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(_tools.ToolMissing) as e:
-        _tools.find("istioctl", "1.30.0")
+        _tools.find("istioctl", "1.32.0")
     assert "istioctl not found on PATH" in str(e.value)
-    assert "ISTIO_VERSION=1.30.0" in str(e.value)
+    assert "ISTIO_VERSION=1.32.0" in str(e.value)
     with pytest.raises(_tools.ToolMissing, match="kind.sigs.k8s.io"):
         _tools.run(["kind", "version"])
 
@@ -182,9 +312,12 @@ def test_doctor_all_present(fakebin, capsys):
     text = "\n".join(ln.strip() for ln in lines)
     assert code == 0, text
     assert "ok       docker: engine 28.2.2, daemon reachable" in text
-    assert "ok       docker memory: 7.7 GiB" in text
-    assert "ok       kind: version 0.27.0" in text
-    assert "ok       istioctl: version 1.30.0" in text
+    assert "ok       docker memory: 7.7 GiB available to containers (Istio's figure: 8 GB)" in text
+    assert "ok       docker CPUs: 8 (Istio's figure: 4)" in text
+    assert "ok       kind: version 0.33.0" in text
+    assert "ok       kubernetes: no cluster yet; `meshlab up` creates 1.36 (kindest/node:v1.36.4): inside 1.33–1.36" in text
+    assert "ok       kubectl: version 1.36.4" in text
+    assert "ok       istioctl: version 1.32.0" in text
     assert "ok       envoy: version 1.40.0" in text
     assert "kind backend: ready" in text
 
@@ -205,16 +338,26 @@ def test_doctor_says_first_what_the_learners_backend_needs(fakebin, monkeypatch)
     assert lines[0].startswith("kind backend: needs") and "what `Lab()` uses here" in lines[0], lines
 
 
-def test_doctor_low_memory_old_istioctl_and_no_daemon(fakebin):
+def test_doctor_says_what_to_change_for_each_version_and_for_a_small_docker(fakebin):
     bindir, log = fakebin
-    install_all(bindir, log, docker_info="docker_info_2gib.json", istioctl="istioctl_version_client_old.txt")
+    install_all(bindir, log, docker_info="docker_info_4gib_2cpus.json", istioctl="istioctl_version_client_old.txt",
+                kind="kind_version_old.txt", kubectl="kubectl_version_client.json")
     lines: list[str] = []
     assert commands.doctor(None, say=lines.append) == 1
     lines = [ln.strip() for ln in lines]
-    mem = [ln for ln in lines if "docker memory:" in ln]
-    assert mem and mem[0].startswith("MISSING") and "1.9 GiB" in mem[0] and "at least 4 GiB" in mem[0]
-    ist = [ln for ln in lines if "istioctl" in ln and ln.startswith("warning")]
-    assert ist and "1.28.0" in ist[0] and "1.30.0" in ist[0]
+    line = {ln.split(":")[0].split(maxsplit=1)[1]: ln for ln in lines if ":" in ln and not ln.startswith(("local", "kind b"))}
+    # Istio's published figure, as a warning: nothing invented below it
+    assert line["docker memory"].startswith("warning  docker memory: 3.9 GiB")
+    assert "Istio's figure for Docker Desktop is 8 GB of memory and 4 CPUs" in line["docker memory"]
+    assert line["docker CPUs"].startswith("warning  docker CPUs: 2")
+    assert line["kind"].startswith("CHANGE   kind: version 0.27.0")
+    assert "kindest/node:v1.36.4@sha256:099e0493" in line["kind"] and "install kind v0.33.0" in line["kind"]
+    assert f"kind v{_kind.KIND_VERSION}" in _tools.hint("kind")         # the install hint names the pinned release
+    assert line["istioctl"].startswith("CHANGE   istioctl: version 1.28.0")
+    assert "ISTIO_VERSION=1.32.0" in line["istioctl"]
+    assert line["kubectl"].startswith("warning  kubectl: version 1.32.4")
+    assert "kind-config.yaml's node image is Kubernetes 1.36" in line["kubectl"] and "1.35–1.37" in line["kubectl"]
+    assert any(ln.startswith("kind backend: needs kind, istioctl") for ln in lines), lines
 
     install_all(bindir, log, docker_info="docker_info_no_daemon.txt")
     lines = []
@@ -223,14 +366,45 @@ def test_doctor_low_memory_old_istioctl_and_no_daemon(fakebin):
     assert dock and "daemon is not reachable" in dock[0] and "Cannot connect to the Docker daemon" in dock[0]
 
 
+@pytest.mark.parametrize("minor, verdict", [(31, "outside"), (32, "unconfirmed"), (33, "ok"), (36, "ok"),
+                                            (37, "unconfirmed"), (38, "outside")])
+def test_the_kubernetes_range_says_what_is_confirmed_and_what_is_not(minor, verdict):
+    got, why = _kind.judge_kubernetes((1, minor))
+    assert got == verdict
+    assert "meshlab stands behind 1.33–1.36" in why or "inside 1.33–1.36" in why
+    if verdict == "ok":
+        assert "could not be read" in why            # the 1.32 row itself: never claimed as read
+    assert _kind.kubernetes_of_image(_kind.node_image()) == (1, 36)
+
+
+def test_doctor_reads_the_clusters_kubernetes_version_from_its_api_server(fakebin, course_cluster):
+    bindir, log = fakebin
+    install_all(bindir, log, kubectl="kubectl_version_client.json")
+    lines: list[str] = []
+    commands.doctor(None, say=lines.append)
+    lines = [ln.strip() for ln in lines]
+    k8s = next(ln for ln in lines if " kubernetes:" in ln)
+    assert k8s.startswith("ok       kubernetes: kind cluster 'meshlab' runs v1.36.1: inside 1.33–1.36"), k8s
+    kubectl = next(ln for ln in lines if " kubectl:" in ln)
+    assert kubectl.startswith("warning  kubectl: version 1.32.4") and "kind cluster 'meshlab' is Kubernetes 1.36" in kubectl
+    # another context, named: the same check against that cluster
+    lines = []
+    commands.doctor(argparse.Namespace(context="alice"), say=lines.append)
+    assert any(ln.strip().startswith("ok       kubernetes: the cluster of context 'alice' runs v1.36.1") for ln in lines), lines
+
+
 # ------------------------------------------------------------------------------ up preflight
 
-def test_up_refuses_an_istioctl_of_another_release_before_touching_anything(fakebin):
+def test_up_refuses_an_istioctl_or_kind_of_another_release_before_touching_anything(fakebin):
     bindir, log = fakebin
     install_all(bindir, log, istioctl="istioctl_version_client_old.txt")
     lines: list[str] = []
     assert commands.up(None, say=lines.append) == 1
-    assert "istioctl 1.28.0 found; the course pins Istio 1.30.0" in lines[-1]
+    assert "istioctl 1.28.0 found; the course pins Istio 1.32.0" in lines[-1]
+    install_all(bindir, log, kind="kind_version_old.txt")
+    lines = []
+    assert commands.up(None, say=lines.append) == 1
+    assert "kind 0.27.0 found; kind-config.yaml pins the node image kindest/node:v1.36.4@sha256:" in lines[-1]
     calls = log.read_text()
     assert "kind create" not in calls and "istioctl install" not in calls
 
@@ -247,39 +421,27 @@ def test_up_refuses_without_a_docker_daemon(fakebin):
 
 # ------------------------------------------------------------------------------ down: the guard
 
-class _Nodes:
-    def __init__(self, recording: str | None, error: Exception | None = None) -> None:
-        self.items = json.loads(rec(recording))["items"] if recording else []
-        self.error = error
-
-    def list(self, api_version, kind, namespace, label_selector=None):
-        if self.error:
-            raise self.error
-        assert kind == "Node"
-        if label_selector:
-            k, v = label_selector.split("=")
-            return [n for n in self.items if n["metadata"]["labels"].get(k) == v]
-        return self.items
-
-
-def test_down_deletes_only_a_cluster_whose_nodes_carry_meshlabs_label(fakebin, monkeypatch):
+def test_down_deletes_only_a_cluster_whose_nodes_carry_meshlabs_label(fakebin, course_cluster, tmp_path, monkeypatch):
     bindir, log = fakebin
     install_all(bindir, log)
-    monkeypatch.setattr(cluster, "_kube", lambda *a: _Nodes("nodes_foreign.json"))
+    _label_node(course_cluster, meshlab=False)
     lines: list[str] = []
     assert commands.down(None, say=lines.append) == 1
     assert "was not created by meshlab" in lines[-1]
     assert "kind delete" not in log.read_text()
 
-    from meshlab.errors import KubeError
+    # an API server that does not answer: nothing is deleted either
+    from _apiserver import _free_port
 
-    monkeypatch.setattr(cluster, "_kube", lambda *a: _Nodes(None, KubeError(0, "connection refused")))
+    monkeypatch.setenv("KUBECONFIG", str(_course_kubeconfig(course_cluster, tmp_path / "dead",
+                                                            url=f"https://127.0.0.1:{_free_port()}")))
     lines = []
     assert commands.down(None, say=lines.append) == 1
     assert "cannot confirm" in lines[-1] and "kind delete cluster --name meshlab" in lines[-1]
     assert "kind delete" not in log.read_text()
 
-    monkeypatch.setattr(cluster, "_kube", lambda *a: _Nodes("nodes_meshlab.json"))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    _label_node(course_cluster, meshlab=True)
     lines = []
     assert commands.down(None, say=lines.append) == 0
     assert "kind delete cluster --name meshlab" in log.read_text()
@@ -368,38 +530,28 @@ def test_status_without_kind_is_one_clear_error(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------ up, step by step
 
-class _UpKube:
-    """What `up` asks the API (recorded objects); istiod appears once istioctl has run."""
-
-    def __init__(self, log: Path, istio_installed: bool, nodes: str = "nodes_meshlab.json") -> None:
-        self.log, self.applied = log, []
-        self.istio_installed = istio_installed
-        self.nodes = json.loads(rec(nodes))["items"]
-
-    def _istio_now(self) -> bool:
-        return self.istio_installed or "istioctl install" in self.log.read_text()
-
-    def get(self, api, kind, ns, name):
-        if kind == "Deployment" and ns == "istio-system" and self._istio_now():
-            d = json.loads(rec("istiod_deployment.json"))
-            d["metadata"]["name"] = name
-            return d
-        if kind == "Namespace":
-            return {"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}}
-        return None
-
-    def list(self, api, kind, ns, label_selector=None):
-        assert kind == "Node"
-        k, v = label_selector.split("=")
-        return [n for n in self.nodes if n["metadata"]["labels"].get(k) == v]
-
-    def apply(self, manifest, dry_run=False):
-        self.applied.append(manifest)
-        return manifest
+_FAKE_ISTIOCTL_INSTALL = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from kubernetes import config, dynamic
+import yaml
+client = dynamic.DynamicClient(config.new_client_from_config(os.environ["KUBECONFIG"], context="kind-meshlab"))
+for doc in yaml.safe_load_all({objects!r}):
+    resource = client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+    client.server_side_apply(resource, body=doc, namespace=doc["metadata"].get("namespace"),
+                             field_manager="istioctl", force_conflicts=True)
+"""
 
 
 def _up_tools(bindir: Path, log: Path, *, clusters: str, image_exists: bool) -> None:
+    """The tools `up` runs; `istioctl install` writes istiod's and the gateway's Deployments (1.32.0)
+    to the API server, which is all of Istio that meshlab reads back."""
     install_all(bindir, log, clusters=clusters)
+    script = bindir.parent / "istioctl_install.py"
+    script.write_text(_FAKE_ISTIOCTL_INSTALL.format(tests=str(Path(__file__).parent),
+                                                    objects=ISTIO_OBJECTS.replace("VERSION", "1.32.0")))
+    make_tool(bindir, "istioctl", {"version": ("istioctl_version_client.txt", 0), "install": ("istioctl_install.txt", 0)},
+              log, run={"install": f"{sys.executable} {script}"})
     make_tool(bindir, "docker", {"info": ("docker_info.json", 0), "image inspect": ("", 0 if image_exists else 1),
                                  "build": ("", 0)}, log)
     make_tool(bindir, "kind", {"version": ("kind_version.txt", 0), "get clusters": (clusters, 0),
@@ -407,12 +559,16 @@ def _up_tools(bindir: Path, log: Path, *, clusters: str, image_exists: bool) -> 
                                "load docker-image": ("kind_load_docker_image.txt", 0)}, log)
 
 
-def test_up_from_nothing_runs_every_step_in_order(fakebin, monkeypatch):
+def _default_namespace_labels(server: APIServer) -> dict[str, str]:
+    client = server.dynamic()
+    ns = client.get(client.resources.get(api_version="v1", kind="Namespace"), name="default")
+    return dict(ns.metadata.labels or {})
+
+
+def test_up_from_nothing_runs_every_step_in_order(fakebin, course_cluster):
     bindir, log = fakebin
     _up_tools(bindir, log, clusters="kind_get_clusters_none.txt", image_exists=False)
-    kube = _UpKube(log, istio_installed=False)
-    monkeypatch.setattr(cluster, "_kube", lambda *a: kube)
-    monkeypatch.setattr(cluster, "known_contexts", lambda kc=None: ([], None))
+    _istio(course_cluster, None)
     lines: list[str] = []
     assert commands.up(None, say=lines.append) == 0, lines
     calls = [ln.split(" ", 2)[:2] + [ln] for ln in log.read_text().splitlines()]
@@ -424,32 +580,34 @@ def test_up_from_nothing_runs_every_step_in_order(fakebin, monkeypatch):
     tag = order[2].split("--tag ")[1].split()[0]
     assert tag.startswith("meshlab/demo:") and order[3].endswith(f"--name meshlab {tag}")
     assert [s for s in lines if s.startswith("[")] == [
-        "[1/5] kind cluster 'meshlab' (typically 1–2 min the first time, mostly pulling the node image) …",
-        "[2/5] Istio 1.30.0 (istiod + ingress gateway, JSON access logs) (typically 1–3 min) …",
-        "[3/5] demo app image (meshlab/app.py) (typically 30–60 s the first time, seconds after) …",
-        f"[4/5] load {tag} into the cluster (typically 10–30 s) …",
-        "[5/5] course namespaces, labelled for sidecar injection (typically a few seconds) …"]
+        "[1/5] kind cluster 'meshlab' (Kubernetes 1.36, the node image kind-config.yaml pins) …",
+        "[2/5] Istio 1.32.0 (istiod + ingress gateway, JSON access logs, the demo profile's requests) …",
+        "[3/5] demo app image (meshlab/app.py) …",
+        f"[4/5] load {tag} into the cluster …",
+        "[5/5] course namespaces, labelled for sidecar injection …"]
     assert any("✓ Installing CNI" in s for s in lines)            # the tool's own progress, shown as it runs
-    assert kube.applied == [cluster.namespace_manifest("default", created_by_meshlab=False)]
+    # what up wrote through the API: the injection label on `default`, never meshlab's ownership
+    labels = _default_namespace_labels(course_cluster)
+    assert labels.get("istio-injection") == "enabled" and _kind.MANAGED_BY[0] not in labels
     assert lines[-1].startswith("ready: context 'kind-meshlab', ingress gateway at http://127.0.0.1:18080/")
 
 
-def test_up_again_skips_what_is_done(fakebin, monkeypatch):
+def test_up_again_skips_what_is_done(fakebin, course_cluster):
     bindir, log = fakebin
     _up_tools(bindir, log, clusters="kind_get_clusters.txt", image_exists=True)
-    monkeypatch.setattr(cluster, "_kube", lambda *a: _UpKube(log, istio_installed=True))
+    _istio(course_cluster, "1.32.0")
     lines: list[str] = []
     assert commands.up(None, say=lines.append) == 0, lines
     calls = log.read_text()
     assert "kind create" not in calls and "istioctl install" not in calls and "docker build" not in calls
     assert "kind load docker-image" in calls            # kind itself skips an image already on the node
-    assert any("already exists" in s for s in lines) and any("Istio 1.30.0 already installed" in s for s in lines)
+    assert any("already exists" in s for s in lines) and any("Istio 1.32.0 already installed" in s for s in lines)
 
 
-def test_up_will_not_install_into_a_meshlab_cluster_it_did_not_create(fakebin, monkeypatch):
+def test_up_will_not_install_into_a_meshlab_cluster_it_did_not_create(fakebin, course_cluster):
     bindir, log = fakebin
     _up_tools(bindir, log, clusters="kind_get_clusters.txt", image_exists=False)
-    monkeypatch.setattr(cluster, "_kube", lambda *a: _UpKube(log, istio_installed=False, nodes="nodes_foreign.json"))
+    _label_node(course_cluster, meshlab=False)
     lines: list[str] = []
     assert commands.up(None, say=lines.append) == 1
     assert "meshlab did not create" in lines[-1]
@@ -457,7 +615,7 @@ def test_up_will_not_install_into_a_meshlab_cluster_it_did_not_create(fakebin, m
     assert "istioctl install" not in calls and "docker build" not in calls and "kind load" not in calls
 
 
-def test_status_reports_a_missing_cluster_and_a_running_one(fakebin, monkeypatch):
+def test_status_reports_a_missing_cluster_and_a_running_one(fakebin, course_cluster):
     bindir, log = fakebin
     install_all(bindir, log, clusters="kind_get_clusters_none.txt")
     lines: list[str] = []
@@ -465,14 +623,11 @@ def test_status_reports_a_missing_cluster_and_a_running_one(fakebin, monkeypatch
     assert lines == ["kind cluster 'meshlab': not created (run `meshlab up`)"]
 
     install_all(bindir, log, clusters="kind_get_clusters.txt")
-    kube = _UpKube(log, istio_installed=True)
-    kube.list = lambda api, kind, ns, label_selector=None: (
-        [n for n in kube.nodes if not label_selector or n["metadata"]["labels"].get(label_selector.split("=")[0])]
-        if kind == "Node" else [])
-    monkeypatch.setattr(cluster, "_kube", lambda *a: kube)
+    _istio(course_cluster, "1.31.4")
     lines = []
-    assert commands.status(None, say=lines.append) == 0
+    assert commands.status(None, say=lines.append) == 0, lines
     assert lines[0] == "kind cluster 'meshlab': exists (context kind-meshlab, created by meshlab)"
     assert "  node meshlab-control-plane: Ready" in lines
-    assert "  Istio: 1.30.0" in lines
+    assert "  Kubernetes: v1.36.1" in lines
+    assert "  Istio: 1.31.4 (course pins 1.32.0)" in lines
     assert "  ingress gateway: ready at http://127.0.0.1:18080/" in lines

@@ -251,54 +251,8 @@ def test_a_shared_cluster_lab_keeps_to_its_namespace():
 
 
 # ------------------------------------------------------------------------------ apply
-
-def _rollout(kube: FakeKube, name: str = "reviews-v1") -> None:
-    kube.script[("Deployment", "default", name)] = [rec_json("deployment_progressing.json"),
-                                                    rec_json("deployment_unobserved.json"),
-                                                    rec_json("deployment_available.json")]
-
-
-def test_apply_dry_runs_everything_then_applies_and_waits_for_the_rollout():
-    kube = FakeKube()
-    _rollout(kube)
-    seen: list[str] = []
-    b = backend(kube, progress=seen.append)
-    b.apply(load(MANIFESTS))
-    applies = [c for c in kube.calls if c[0] == "apply"]
-    dry = [c for c in applies if c[1]]
-    real = [c for c in applies if not c[1]]
-    assert len(dry) == len(real) == 4
-    assert applies.index(real[0]) > applies.index(dry[-1])             # every dry run before any change
-    assert [c[2] for c in real] == ["Service", "Deployment", "DestinationRule", "VirtualService"]
-    gets = [c for c in kube.calls if c[:2] == ("get", "Deployment")]
-    assert len(gets) == 3                                              # polled until available
-    assert any("available" in s or "observed" in s for s in seen), seen
-
-
-def test_a_refusal_in_the_dry_run_changes_nothing():
-    kube = FakeKube()
-    kube.refuse["reviews"] = KubeError(422, 'VirtualService.networking.istio.io "reviews" is invalid: '
-                                            'spec.http[0].route[0].weight: Invalid value', "VirtualService default/reviews")
-    with pytest.raises(ApplyError, match="Invalid value"):
-        backend(kube).apply(load(MANIFESTS))
-    assert not [c for c in kube.calls if c[0] == "apply" and not c[1]]
-
-
-def test_a_missing_namespace_is_refused_like_the_api_server_does():
-    kube = FakeKube()
-    objs = load(MANIFESTS.replace("metadata: {name: reviews}\nspec:\n  host", "metadata: {name: reviews, namespace: prod}\nspec:\n  host"))
-    with pytest.raises(ApplyError, match='namespaces "prod" not found'):
-        backend(kube).apply(objs)
-    assert not [c for c in kube.calls if c[0] == "apply"]
-
-
-def test_an_ordered_apply_pushes_one_kind_at_a_time():
-    kube = FakeKube()
-    _rollout(kube)
-    backend(kube).apply(load(MANIFESTS), order=["VirtualService", "DestinationRule"])
-    real = [c[2] for c in kube.calls if c[0] == "apply" and not c[1]]
-    assert real.index("VirtualService") < real.index("DestinationRule")
-
+# Apply, delete and close against a real API server: tests/test_cluster_backend.py. Here: what only
+# a kubelet reports (image pulls, stuck rollouts), from recorded objects.
 
 def test_a_missing_demo_image_fails_at_once_with_the_fix():
     kube = FakeKube()
@@ -338,49 +292,6 @@ def test_wait_until_polls_reports_changes_and_times_out():
     clock = iter(range(0, 1000, 10))
     with pytest.raises(TimeoutError, match="x not ready after 25 s: still"):
         wait_until(lambda: (False, "still"), timeout=25, what="x", sleep=lambda s: None, clock=lambda: next(clock))
-
-
-# ------------------------------------------------------------------------------ delete / close
-
-def test_delete_never_touches_what_meshlab_did_not_create():
-    kube = FakeKube()
-    foreign = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "default",
-                                                                    "labels": {"app": "reviews"}}}
-    kube.put("v1", foreign)
-    svc = next(o for o in load(MANIFESTS) if o.kind == "Service")
-    with pytest.raises(ApplyError, match="not created by meshlab"):
-        backend(kube).delete([svc])
-    assert ("Service", "default", "reviews") in kube.store
-    kube.store[("Service", "default", "reviews")]["metadata"]["labels"][MANAGED[0]] = "meshlab"
-    backend(kube).delete([svc])
-    assert ("Service", "default", "reviews") not in kube.store
-
-
-def test_an_object_that_existed_before_is_updated_but_never_claimed():
-    kube = FakeKube()
-    _rollout(kube)
-    kube.put("v1", {"apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": "reviews", "namespace": "default", "labels": {"team": "theirs"}}})
-    b = backend(kube)
-    b.apply(load(MANIFESTS))
-    svc = kube.store[("Service", "default", "reviews")]
-    assert MANAGED[0] not in svc["metadata"]["labels"] and svc["spec"]["ports"][0]["port"] == 9080
-    b.close()
-    assert ("Service", "default", "reviews") in kube.store
-    assert ("Deployment", "default", "reviews-v1") not in kube.store
-
-
-def test_close_removes_what_the_lab_applied_and_its_clients_only():
-    kube = FakeKube()
-    _rollout(kube)
-    kube.put("v1", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "someone-elses", "namespace": "default"}})
-    b = backend(kube)
-    b.apply(load(MANIFESTS))
-    b._clients.add(("default", "meshlab-client"))
-    kube.put("v1", client_pod("meshlab-client", "default", "img", True))
-    b.close()
-    left = {k for k in kube.store if k[0] not in ("Namespace", "Node")}
-    assert left == {("Service", "default", "someone-elses")}
 
 
 # ------------------------------------------------------------------------------ probe
@@ -668,11 +579,12 @@ def test_image_tag_changes_exactly_when_the_image_would():
     assert _image.image_tag(changed) != _image.image_tag(files)
 
 
-# ------------------------------------------------------------------------------ the REST layer, over real HTTP
+# ------------------------------------------------------------------------------ pod logs, over real HTTP
+# What meshlab sends the API server is tested against a real one (test_cluster_backend.py); a pod's
+# log comes from its kubelet, which cannot run here, so this stub answers that one path.
 
-class _ApiStub:
-    """A loopback HTTP server answering like the API server for a few paths, recording requests.
-    It checks what meshlab's REST layer sends through the real `kubernetes` client library."""
+class _LogStub:
+    """A loopback HTTP server answering `GET …/pods/NAME/log` with a recorded istio-proxy log."""
 
     def __init__(self) -> None:
         import http.server
@@ -682,33 +594,15 @@ class _ApiStub:
         stub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                n = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(n).decode() if n else ""
-                stub.requests.append({"method": self.command, "path": self.path, "body": body,
-                                      "content_type": self.headers.get("content-type"),
+            def do_GET(self) -> None:
+                stub.requests.append({"method": self.command, "path": self.path,
                                       "auth": self.headers.get("authorization")})
-                path = self.path.split("?")[0]
-                if path.endswith("/log"):
-                    code, ctype, out = 200, "text/plain", (DATA / "istio_proxy_log_1.txt").read_text()
-                elif path == "/api/v1/namespaces/default/services/missing":
-                    code, ctype, out = 404, "application/json", json.dumps(
-                        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
-                         "message": 'services "missing" not found'})
-                elif path.endswith("/virtualservices/bad"):
-                    code, ctype, out = 422, "application/json", json.dumps(
-                        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
-                         "message": 'VirtualService.networking.istio.io "bad" is invalid: spec.hosts: Required value'})
-                else:
-                    code, ctype, out = 200, "application/json", json.dumps(rec_json("api_objects.json")["svc"])
-                data = out.encode()
-                self.send_response(code)
-                self.send_header("content-type", ctype)
+                data = (DATA / "istio_proxy_log_1.txt").read_bytes()
+                self.send_response(200)
+                self.send_header("content-type", "text/plain")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-
-            do_GET = do_PATCH = do_DELETE = _answer
 
             def log_message(self, *a) -> None:
                 pass
@@ -722,10 +616,10 @@ class _ApiStub:
         self.server.server_close()
 
 
-def test_the_rest_layer_speaks_server_side_apply_through_the_kubernetes_client(tmp_path):
+def test_a_pods_log_is_read_through_the_log_subresource(tmp_path):
     from meshlab.backends.kind.kube import Kube
 
-    stub = _ApiStub()
+    stub = _LogStub()
     try:
         kc = tmp_path / "config"
         kc.write_text(yaml_dump({
@@ -737,37 +631,10 @@ def test_the_rest_layer_speaks_server_side_apply_through_the_kubernetes_client(t
                          {"name": "mine", "context": {"cluster": "mine", "user": "u"}}],
         }))
         kube = Kube(api_client_for("kind-meshlab", str(kc)), "kind-meshlab")
-        manifest = translate(next(o for o in load(MANIFESTS) if o.kind == "Service").to_manifest(), "img", lambda n: n)
-        got = kube.apply(manifest, dry_run=True)
-        assert got["metadata"]["name"] == "reviews"
-        r = stub.requests[-1]
-        assert r["method"] == "PATCH" and r["content_type"] == "application/apply-patch+yaml"
-        path, _, query = r["path"].partition("?")
-        assert path == "/api/v1/namespaces/default/services/reviews"
-        assert sorted(query.split("&")) == ["dryRun=All", "fieldManager=meshlab", "force=true"]
-        assert json.loads(r["body"]) == manifest and r["auth"] == "Bearer secret-token"
-
-        assert kube.get("v1", "Service", "default", "missing") is None
-        bad = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-               "metadata": {"name": "bad", "namespace": "default"}, "spec": {}}
-        with pytest.raises(KubeError) as e:
-            kube.apply(bad)
-        assert e.value.status == 422 and "spec.hosts: Required value" in str(e.value)
-        assert "VirtualService default/bad" in str(e.value)
-
         text = kube.logs("default", "meshlab-client", "istio-proxy", since_seconds=12)
         assert "Envoy proxy is ready" in text
         assert stub.requests[-1]["path"] == "/api/v1/namespaces/default/pods/meshlab-client/log?container=istio-proxy&sinceSeconds=12"
-
-        kube.delete("v1", "Service", "default", "reviews")
-        assert stub.requests[-1]["method"] == "DELETE"
-        items = kube.list("networking.istio.io/v1", "VirtualService", "default", "app.kubernetes.io/managed-by=meshlab")
-        from urllib.parse import parse_qs
-
-        lpath, _, lquery = stub.requests[-1]["path"].partition("?")
-        assert lpath == "/apis/networking.istio.io/v1/namespaces/default/virtualservices"
-        assert parse_qs(lquery) == {"labelSelector": ["app.kubernetes.io/managed-by=meshlab"]}
-        assert items == []      # the stub answers a Service (no items): nothing listed
+        assert stub.requests[-1]["auth"] == "Bearer secret-token"      # the named context's user, not "mine"
     finally:
         stub.close()
 

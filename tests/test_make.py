@@ -83,6 +83,9 @@ def _copy_project(tmp_path: Path) -> Path:
     (project / "notebooks").mkdir(parents=True)
     shutil.copy(REPO / "Makefile", project / "Makefile")
     shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    (project / "kube").mkdir()
+    for name in ("kube.mk", "go.mod", "go.sum"):                       # the Makefile includes kube/kube.mk
+        shutil.copy(REPO / "kube" / name, project / "kube" / name)
     shutil.copytree(REPO / "course", project / "course", ignore=shutil.ignore_patterns("__pycache__"))
     return project
 
@@ -110,6 +113,24 @@ def test_installs_rerun_only_when_pyproject_changes(tmp_path: Path) -> None:
     test_dry = _make(project, "-n", "test")
     assert 'pip install --quiet -e ".[test]"' in test_dry.stdout and "-m pytest" in test_dry.stdout
     assert "python3 -m venv" in _make(tmp_path / "project", "-n", "lab", "VENV=fresh").stdout
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="Go is not installed: `make apiserver` only says so")
+def test_make_test_builds_the_apiserver_first_and_only_when_kube_changed(tmp_path: Path) -> None:
+    project = _copy_project(tmp_path)
+    build = ("k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager "
+             "go.etcd.io/etcd/server/v3")
+    dry = _make(project, "-n", "test", "NO_INSTALL=", f"VENV={VENV}")
+    assert build in dry.stdout and dry.stdout.index(build) < dry.stdout.index("-m pytest")
+    (project / "kube" / "bin").mkdir()
+    past = time.time() - 60
+    for name in ("kube.mk", "go.mod", "go.sum"):
+        os.utime(project / "kube" / name, (past, past))
+    for binary in ("kube-apiserver", "kube-controller-manager", "etcd"):
+        (project / "kube" / "bin" / binary).touch()
+    assert build not in _make(project, "-n", "apiserver").stdout          # up to date: no go build at all
+    (project / "kube" / "go.mod").touch()
+    assert build in _make(project, "-n", "apiserver").stdout              # a pin moved: build again
 
 
 def test_make_course_says_when_there_are_no_chapters(tmp_path: Path) -> None:

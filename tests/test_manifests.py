@@ -72,6 +72,15 @@ def test_files_and_recursive_folders_skip_hidden_and_non_yaml(tmp_path: Path) ->
     assert load(tmp_path / "a" / "svc.yaml")[0].source.file == str(tmp_path / "a" / "svc.yaml")
 
 
+def test_a_yaml_tag_kubectl_does_not_know_is_ignored_as_kubectl_ignores_it() -> None:
+    # sigs.k8s.io/yaml (go-yaml) reads the tagged node as what it is; the API server then judges it
+    # (tests/test_validate_vs_apiserver.py checks the same documents against a real one)
+    [ns] = load("apiVersion: v1\nkind: Namespace\nmetadata: !Ref {name: shop}\n")
+    assert ns.name == "shop"
+    [cm] = load("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {cmd: !!python/name:os.system ls}\n")
+    assert cm.to_manifest()["data"] == {"cmd": "ls"}          # text, never an import
+
+
 def test_dicts_objects_and_nested_lists() -> None:
     d = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}
     svc = load(REVIEWS)[0]

@@ -49,7 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="create the kind cluster 'meshlab' with Istio (needs Docker)")
     sub.add_parser("down", help="delete the kind cluster meshlab created")
     sub.add_parser("status", help="show the kind cluster and Istio status")
-    sub.add_parser("doctor", help="check what each backend needs and say what to install")
+    s = sub.add_parser("workshop-rbac", help="print one workshop attendee's Namespace and RBAC (YAML to kubectl apply)")
+    s.add_argument("--namespace", required=True, help="the attendee's namespace")
+    who = s.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the attendee's Kubernetes user name")
+    who.add_argument("--group", help="a group the attendee's user is in")
+
+    s = sub.add_parser("doctor", help="check what each backend needs and say what to install or change")
+    s.add_argument("--context", help="check the cluster of this kube context (default: kind-meshlab, if it exists)")
     return p
 
 

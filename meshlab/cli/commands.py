@@ -195,12 +195,14 @@ def _format_view(view: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------- the cluster
 
 def doctor(args: Any = None, say: Say = _print) -> int:
-    """`meshlab doctor`: first whether the backend this learner uses is ready (local unless
-    MESHLAB_BACKEND says otherwise), with its checks; then the other backend, marked optional.
+    """`meshlab doctor [--context C]`: first whether the backend this learner uses is ready (local
+    unless MESHLAB_BACKEND says otherwise), with its checks; then the other backend, marked
+    optional. `--context` checks that cluster's Kubernetes version instead of the course cluster's.
     Exit status 0 only when both are ready."""
     from .. import cluster
 
-    checks = cluster.doctor()
+    context = getattr(args, "context", None)
+    checks = cluster.doctor(context=context) if context else cluster.doctor()
     using = "kind" if os.environ.get("MESHLAB_BACKEND", "local") in ("kind", "cluster") else "local"
     about = {"local": "Envoy and the pods run on this machine, no cluster needed",
              "kind": "a real Kubernetes cluster in Docker with real Istio, started by `meshlab up`"}
@@ -260,6 +262,13 @@ def status(args: Any = None, say: Say = _print) -> int:
     except MeshlabError as e:
         say(f"meshlab status: {e}")
         return 1
+    return print_status(st, say)
+
+
+def print_status(st: dict[str, Any], say: Say = _print) -> int:
+    """`meshlab status`'s lines for `cluster.status()`'s answer; 0 when Istio and the gateway are up."""
+    from .. import cluster
+
     name, pinned = cluster.CLUSTER_NAME, cluster.ISTIO_VERSION
     if not st["exists"]:
         say(f"kind cluster {name!r}: not created (run `meshlab up`)")
@@ -268,7 +277,24 @@ def status(args: Any = None, say: Say = _print) -> int:
         + (", created by meshlab)" if st["created_by_meshlab"] else ", NOT created by meshlab)"))
     for node, ready in st["nodes"].items():
         say(f"  node {node}: {'Ready' if ready else 'not ready'}")
+    say(f"  Kubernetes: {st['kubernetes']}")
     say(f"  Istio: {st['istio'] or 'not installed'}" + ("" if st["istio"] in (None, pinned) else f" (course pins {pinned})"))
     say(f"  ingress gateway: {'ready at ' + st['gateway_url'] if st['gateway_ready'] else 'not ready'}")
     say(f"  meshlab pods: {st['meshlab_pods']}")
     return 0 if st["istio"] and st["gateway_ready"] else 1
+
+
+def workshop_rbac(args: Any, say: Say = _print) -> int:
+    """`meshlab workshop-rbac --namespace NS (--user U | --group G)`: the attendee's Namespace and
+    RBAC as YAML, for the organiser to `kubectl apply -f -` (backends/kind/workshop.py says why)."""
+    import yaml
+
+    from ..backends.kind.workshop import attendee_manifests
+
+    try:
+        docs = attendee_manifests(args.namespace, user=args.user, group=args.group)
+    except ValueError as e:
+        return _fail(f"workshop-rbac: {e}")
+    say(f"# meshlab {args.namespace}: Lab(backend=\"cluster\", context=…, namespace=\"{args.namespace}\")")
+    say(yaml.safe_dump_all(docs, sort_keys=False).rstrip("\n"))
+    return 0

@@ -20,6 +20,7 @@ silently.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +280,32 @@ class _Loader:
 
     def _problem(self, message: str, **kw: Any) -> None:
         self.result.problems.append(Problem(message, **kw))
+
+
+_PATH_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]|\[\"?([^\]\"]+)\"?\]")
+
+
+def field_line(source: Source | None, field: str) -> int | None:
+    """The line of `field` (`spec.http[0].route[0].weight`, as the API server and meshlab name
+    fields; the line of its key) in the document `source` points at, read again from its file; the
+    line of the nearest field above it that is there, or the document's own line when the source is
+    not a file (None without a source)."""
+    if source is None:
+        return None
+    try:
+        text = _yaml.decode(Path(source.file).read_bytes())
+        docs = _yaml.parse(text)
+    except (OSError, ValueError, _yaml.YamlError):
+        return source.line
+    node = next((d.node for d in docs if d.line == source.line), None)
+    path: list[str | int] = [int(i) if i else (k or key) for k, i, key in _PATH_STEP.findall(field)]
+    best = _yaml.line_of(node) if node is not None else None
+    for step in path:
+        key, node = _yaml.child(node, step)
+        if node is None:
+            break
+        best = _yaml.line_of(key if key is not None else node)    # a field's line is its key's
+    return best or source.line
 
 
 def _looks_like_path(s: str) -> bool:

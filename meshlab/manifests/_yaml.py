@@ -56,10 +56,21 @@ class Document:
 
 
 class _Constructor(yaml.constructor.SafeConstructor):
-    """Safe construction, with timestamps kept as strings as kubectl's YAML→JSON step does."""
+    """Safe construction as kubectl's YAML→JSON step (sigs.k8s.io/yaml, go-yaml) constructs: timestamps
+    kept as strings, and a tag it does not know (`!Ref`, `!!python/…`) ignored — the node is read as
+    what it is, a scalar as its text (so `port: !Foo 80` is the string "80"), a sequence as a list,
+    a mapping as a mapping. Nothing is ever executed or imported."""
+
+    def construct_untagged(self, node: Node) -> Any:
+        if isinstance(node, ScalarNode):
+            return self.construct_scalar(node)
+        if isinstance(node, SequenceNode):
+            return self.construct_sequence(node, deep=True)
+        return self.construct_mapping(node, deep=True)   # type: ignore[arg-type]
 
 
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str)
+_Constructor.add_constructor(None, _Constructor.construct_untagged)
 
 
 def decode(raw: bytes) -> str:
@@ -249,8 +260,6 @@ def _construct(root: Node | None, index: int) -> Document:
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark or e.context_mark
         problem = e.problem or ""
-        if "could not determine a constructor" in problem:
-            problem = f"unknown YAML tag {problem.rsplit(' ', 1)[-1]} (Kubernetes manifests use plain YAML)"
         raise YamlError(f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None
     except (TypeError, ValueError) as e:  # e.g. an unhashable key, a malformed !!int
         raise YamlError(f"invalid YAML: {e}", line=root.start_mark.line + 1) from None

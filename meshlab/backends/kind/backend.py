@@ -22,7 +22,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ...errors import ApplyError, ContextError, KubeError, LabError, ProbeError
+from ...errors import ApplyError, ContextError, KubeError, LabError, ManifestError, MeshlabError, ProbeError
 from ...names import ISTIO_NAMESPACE, selector_string
 from ...probe import check_args
 from ...probe.rows import parse_access_log
@@ -33,6 +33,7 @@ from .image import image_tag
 from .kube import (Kube, api_client_for, deployment_ready, is_managed, owned_by_meshlab, pod_ready, resolve_context,
                    wait_until)
 from .probe import KindProbeRun, probe_command
+from .refusal import refusal
 from .workloads import (CLIENT_NAME, CLIENT_NO_SIDECAR, CONTROL_PORT, GATEWAY_SELECTOR,
                         ROLE_LABEL, clean_for_objects, client_pod, translate)
 
@@ -40,6 +41,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ...objects import K8sObject
+
+def _one(errors: list[MeshlabError]) -> MeshlabError:
+    """Several refusals as one error: the field problems together (a ManifestError, as load gives
+    them), or else the first refusal that is not about a field (RBAC, a missing namespace …)."""
+    if all(isinstance(e, ManifestError) for e in errors):
+        return ManifestError([p for e in errors for p in e.problems])  # type: ignore[attr-defined]
+    return next(e for e in errors if not isinstance(e, ManifestError))
+
 
 _KIND_API = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "Deployment": "apps/v1",
              "VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
@@ -115,7 +124,9 @@ class KindBackend(BackendBase):
         return sorted(set(COURSE_NAMESPACES) | found)
 
     # ------------------------------------------------------------------ apply / delete
-    def _manifests(self, objects: list[K8sObject]) -> list[dict[str, Any]]:
+    def _manifests(self, objects: list[K8sObject]) -> list[tuple[K8sObject, dict[str, Any]]]:
+        """Each object with what meshlab applies for it (workloads.translate); a shared-cluster lab
+        leaves out the Namespace it lives in (the organiser made it)."""
         out = []
         for o in objects:
             m = o.to_manifest() if hasattr(o, "to_manifest") else dict(o)  # type: ignore[arg-type]
@@ -123,11 +134,15 @@ class KindBackend(BackendBase):
                 if m["metadata"]["name"] not in ("default", self.lab_namespace):
                     raise ApplyError(f"Namespace {m['metadata']['name']}: a shared-cluster lab cannot create namespaces")
                 continue
-            out.append(translate(m, self.image, self._ns))
+            out.append((o, translate(m, self.image, self._ns)))
         return out
 
     def _check_namespaces(self, manifests: list[dict[str, Any]]) -> None:
-        """As the API server (and the local backend) would: a missing namespace fails the whole apply."""
+        """As the API server (and the local backend) would: a missing namespace fails the whole apply.
+        A shared-cluster lab puts everything in its one namespace, whose absence the dry run reports
+        (and an attendee may not read Namespaces: they are cluster-scoped), so it skips this."""
+        if self.name == "cluster":
+            return
         creating = {m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace"}
         for ns in sorted({m["metadata"].get("namespace") for m in manifests if m.get("metadata", {}).get("namespace")}):
             try:
@@ -149,26 +164,31 @@ class KindBackend(BackendBase):
         `xds_order` is accepted for parity with local and ignored: real istiod orders its pushes."""
         steps = apply_steps(list(objects), order)
         gap = check_gap(self.settle_s if gap is None else gap)
-        manifests = self._manifests(objects)
-        if not manifests:
+        pairs = self._manifests(objects)
+        if not pairs:
             return
+        manifests = [m for _, m in pairs]
         self._check_namespaces(manifests)
-        # Dry run everything first: a refusal anywhere means nothing is changed.
-        for m in manifests:
-            if m["kind"] == "Namespace" or m["metadata"].get("namespace"):
-                try:
-                    self.kube.apply(m, dry_run=True)
-                except KubeError as e:
-                    if e.status == 404 and m["kind"] != "Namespace":
-                        continue   # its namespace is created in this same apply; the real apply will tell
-                    raise ApplyError(str(e)) from None
+        creating = {m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace"}
+        # Dry run everything first: a refusal anywhere means nothing is changed. Every refusal is
+        # collected, so the learner sees all of them at once, as meshlab.load reports every problem.
+        refusals: list[MeshlabError] = []
+        for o, m in pairs:
+            try:
+                self.kube.apply(m, dry_run=True)
+            except KubeError as e:
+                if e.status == 404 and m["metadata"].get("namespace") in creating:
+                    continue   # its namespace is created in this same apply; the real apply will tell
+                refusals.append(refusal(e, o, m))
+        if refusals:
+            raise _one(refusals)
         run_steps(steps, gap, self._apply_step)
         if any(m["kind"] not in ("Namespace",) for m in manifests):
             time.sleep(self.settle_s)   # istiod debounces (100 ms) then pushes; let sidecars take it
 
     def _apply_step(self, objects: list[K8sObject]) -> None:
-        manifests = self._manifests(objects)
-        for m in manifests:
+        pairs = self._manifests(objects)
+        for o, m in pairs:
             md = m["metadata"]
             live = self.kube.get(m["apiVersion"], m["kind"], md.get("namespace"), md["name"])
             foreign = live is not None and not is_managed(live)
@@ -180,10 +200,11 @@ class KindBackend(BackendBase):
             try:
                 self.kube.apply(m)
             except KubeError as e:
-                raise ApplyError(str(e)) from None
+                err = refusal(e, o, m)   # after a clean dry run: the cluster changed in between
+                raise (err if isinstance(err, ApplyError) else ApplyError(str(err))) from None
             if not foreign:
                 self._applied[(m["kind"], md.get("namespace") or "", md["name"])] = m["apiVersion"]
-        self._wait_workloads(manifests)
+        self._wait_workloads([m for _, m in pairs])
 
     def _image_problem(self, pod: dict[str, Any]) -> None:
         """A pod that cannot get the demo image will never be ready: say so now, with the fix."""
@@ -225,9 +246,8 @@ class KindBackend(BackendBase):
                            timeout=self.timeout, what=what, on_wait=self._progress, interval=self.poll_s)
 
     def delete(self, objects: list[K8sObject]) -> None:
-        manifests = self._manifests(objects)
         targets = []
-        for m in manifests:
+        for _, m in self._manifests(objects):
             md = m["metadata"]
             live = self.kube.get(m["apiVersion"], m["kind"], md.get("namespace"), md["name"])
             if live is None:

@@ -14,6 +14,7 @@ one named context.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -60,6 +61,11 @@ def resolve_context(backend: str, context: str | None) -> str:
     raise ContextError(f"unknown backend {backend!r} (kind, cluster)")
 
 
+def kubeconfig_path(kubeconfig: str | None = None) -> str | None:
+    """The kubeconfig to read: the one named, else `KUBECONFIG` as it is now (kubectl's rule; the
+    kubernetes client reads the variable only once, when it is imported), else the client's default
+    (~/.kube/config)."""
+    return kubeconfig or os.environ.get("KUBECONFIG") or None
 def owned_by_meshlab(kube: "Kube") -> bool:
     """True when the cluster's nodes carry meshlab's label (`NODE_LABEL`, set by kind-config.yaml
     when `meshlab up` creates the cluster): the one sign that a cluster is meshlab's to change,
@@ -73,7 +79,7 @@ def known_contexts(kubeconfig: str | None = None) -> tuple[list[str], str | None
     from kubernetes import config
 
     try:
-        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)
+        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig_path(kubeconfig))
     except (config.ConfigException, FileNotFoundError, OSError):
         return [], None
     return [c["name"] for c in contexts or []], (current or {}).get("name")
@@ -90,7 +96,8 @@ def api_client_for(context: str, kubeconfig: str | None = None, *, backend: str 
                                "(needs Docker, kind and istioctl; `meshlab doctor` checks them)")
         raise ContextError(f"no kube context {context!r} in your kubeconfig "
                            f"(known: {', '.join(names) or 'none'})")
-    return config.new_client_from_config(config_file=kubeconfig, context=context, persist_config=False)
+    return config.new_client_from_config(config_file=kubeconfig_path(kubeconfig), context=context,
+                                         persist_config=False)
 
 
 def is_managed(obj: dict[str, Any] | None) -> bool:
@@ -140,8 +147,7 @@ class Kube:
         if content_type:
             headers["Content-Type"] = content_type
         if body is not None and not isinstance(body, (str, bytes)):
-            body = json.dumps(body)
-            headers.setdefault("Content-Type", "application/json")
+            headers.setdefault("Content-Type", "application/json")   # the client encodes it (once)
         req = self.api_client.param_serialize(method=method, resource_path=path, query_params=query or [],
                                               header_params=headers, body=body, auth_settings=["BearerToken"])
         try:
@@ -159,12 +165,19 @@ class Kube:
 
     @staticmethod
     def _raise(status: int, data: bytes | str, what: str) -> None:
+        """KubeError from the API's `Status` body (its message, reason and causes)."""
         text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
         try:
-            message = json.loads(text).get("message", text)
+            body = json.loads(text)
+            message = body.get("message", text)
+            reason, causes = body.get("reason") or "", (body.get("details") or {}).get("causes") or []
         except (ValueError, AttributeError):
-            message = text.strip() or f"HTTP {status}"
-        raise KubeError(status, message, what)
+            message, reason, causes = text.strip() or f"HTTP {status}", "", []
+        raise KubeError(status, message, what, reason=reason, causes=causes)
+
+    def version(self) -> dict[str, Any]:
+        """The API server's `/version` (`major`, `minor`, `gitVersion`, …)."""
+        return self._call("GET", "/version", what="version") or {}
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
@@ -191,9 +204,10 @@ class Kube:
 
     def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any] | None:
         """Server-side apply, field manager `meshlab`, taking over fields another manager set
-        (force), as `kubectl apply --server-side --force-conflicts` does."""
+        (force), with strict field validation (unknown and duplicate fields are errors), as
+        `kubectl apply --server-side --force-conflicts` does by default."""
         md = manifest["metadata"]
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true"), ("fieldValidation", "Strict")]
         if dry_run:
             query.append(("dryRun", "All"))
         return self._call("PATCH", resource_path(manifest["apiVersion"], manifest["kind"], md.get("namespace"), md["name"]),
