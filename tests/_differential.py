@@ -88,18 +88,49 @@ WEBHOOK_SOURCES: dict[str, str] = {
     "webhook: a destination host is a DNS name": f"{_V} validateDestination (agent.ValidateWildcardDomain)",
     "webhook: host is a DNS name (ValidateWildcardDomain)": f"{_V} ValidateDestinationRule (agent.ValidateWildcardDomain)",
     "webhook: a header name cannot be empty (ValidateHTTPHeaderOperationName)": f"{_V} ValidateHTTPHeaderOperationName",
+    "webhook: a header value has no control characters and well-formed %…% commands":
+        f"{_VS} validateHTTPRoute (ValidateHTTPHeaderValue, header_value_validator.go validateHeaderValue)",
 }
 #: Hostile-input cases where meshlab follows the webhook: case id → the reason above.
 TABLE_WEBHOOK: dict[str, str] = {
     "table:weight-negative": "webhook: weight must be >= 0",
     "table:perl-regex": "webhook: a regex match must not be empty (and must be RE2)",
     "table:negative-pool-limit": "webhook: connection pool limits are >= 0",
+    "table:subset-trailing-newline": "webhook: a subset name is an RFC 1123 label",
+    "table:header-value-crlf": "webhook: a header value has no control characters and well-formed %…% commands",
+    "table:header-lone-percent": "webhook: a header value has no control characters and well-formed %…% commands",
+    "table:header-environment-unterminated":
+        "webhook: a header value has no control characters and well-formed %…% commands",
+    "table:vs-host-empty": "webhook: a host is a DNS name (ValidateWildcardDomain)",
+    "table:vs-host-with-port": "webhook: a host is a DNS name (ValidateWildcardDomain)",
+    "table:vs-host-non-ascii": "webhook: a host is a DNS name (ValidateWildcardDomain)",
+    "table:vs-host-wildcard-not-leftmost": "webhook: a host is a DNS name (ValidateWildcardDomain)",
 }
 #: Where meshlab refuses what neither the API server nor the webhook refuses: case id → why.
 MESHLAB_RULES: dict[str, str] = {
     "table:duplicate-objects": ("meshlab's own rule: the same object twice in one apply. The API server sees one "
                                 "object at a time and kubectl applies both copies in turn (the later wins); meshlab "
                                 "refuses, naming both places, so a lab never depends on which copy came last"),
+    # Envoy's own proto constraints: istiod would push the config and Envoy would reject (NACK) the
+    # whole listener or route configuration; meshlab says so at load, naming the field.
+    "table:redirect-uri-crlf": ("Envoy refuses it: RedirectAction.path_redirect is an HTTP header value "
+                                "(envoy/config/route/v3/route_components.proto, well_known_regex HTTP_HEADER_VALUE); "
+                                "Istio's validateHTTPRedirect does not check it, so the route config would be NACKed"),
+    "table:weights-sum-beyond-envoy": ("Envoy refuses it: a route's weighted clusters total must fit a uint32 "
+                                       "(envoy/config/route/v3/route_components.proto WeightedCluster); each weight "
+                                       "is a valid int32, so the API server and Istio's webhook accept it"),
+    "table:ring-size-beyond-envoy": ("Envoy refuses it: RingHashLbConfig.minimum_ring_size is at most 8M "
+                                     "(envoy/config/cluster/v3/cluster.proto, lte: 8388608); the CRD and "
+                                     "Istio's webhook set no bound"),
+    "table:replicas-beyond-int32": ("Deployment.spec.replicas is an int32 (k8s.io/api apps/v1 types.go); the "
+                                    "server-side-apply dry run accepted 4294967296 (measured), which no Deployment "
+                                    "can hold; meshlab refuses it, naming the bound"),
+    # rules of the local lab itself: ports its own machinery takes
+    "table:service-port-istio-reserved": ("meshlab's own rule: 15001 is the sidecar's outbound capture port (Istio "
+                                          "reserves 15000-15090 for its proxy); the API server accepts such a "
+                                          "Service, the local lab cannot give it a listener of its own"),
+    "table:container-port-lab-control": ("meshlab's own rule: 15999 is the demo app's control port in a local "
+                                         "lab (pod knobs); a cluster has no such port"),
 }
 
 _SEPARATOR = re.compile(r"^---[ \t]*(?:#.*)?$", re.M)

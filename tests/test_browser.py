@@ -281,6 +281,20 @@ def _plots(page: Any, selector: str = ".js-plotly-plot") -> list[list[dict[str, 
     return page.evaluate(_PLOT_DATA_JS, selector)
 
 
+def _plot_drawn(page: Any, selector: str, *, unlike: list[dict[str, Any]] | None = None,
+                timeout_s: float = 60) -> list[dict[str, Any]]:
+    """The traces of the first plot under `selector`, once plotly has drawn some (and, with
+    `unlike`, once they differ from those): the kernel's status line is written before the
+    browser redraws the figure, and on a loaded machine the redraw comes seconds later."""
+    page.wait_for_function(
+        """([sel, old]) => {
+            const gd = document.querySelector(sel), d = gd && (gd._fullData || gd.data);
+            const key = (ts) => JSON.stringify(ts.map(t => [t.name ?? null, t.y ? Array.from(t.y) : null]));
+            return !!d && d.length > 0 && (old === null || key(d) !== key(old));
+        }""", arg=[selector, unlike], timeout=int(timeout_s * 1000), polling=250)
+    return page.evaluate(_PLOT_DATA_JS, selector)[0]
+
+
 def _drag_slider(page: Any, slider: Any, fraction: float) -> None:
     """Move an ipywidgets slider with the mouse: press on its handle, drag along the track."""
     slider.scroll_into_view_if_needed()
@@ -603,7 +617,7 @@ def _chapter_0(page: Any, lab: _Lab) -> None:
     status = _after_move(page, ex)
     n1 = int(_slider_value(slider))
     assert n1 > n0 + 100 and f"all {n1} requests got 200" in status, (n0, n1, status)
-    plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-probe .js-plotly-plot")[0]
+    plot = _plot_drawn(page, ".meshlab-probe .js-plotly-plot")
     assert sum(1 for t in plot for y in t["y"] if y > 0) == 3, plot       # three pods answered
     _shoot(page, "ch00-widget-after-move", ex.locator(".js-plotly-plot").first)
 
@@ -643,14 +657,14 @@ def _chapter_3(page: Any, lab: _Lab) -> None:
     slider = box.locator(".meshlab-weight-slider").first
     moved = (slider.locator(".widget-label").first.text_content() or "").split()[0]   # "v2 %" -> v2
     w0 = int(_slider_value(slider))
-    before = page.evaluate(_PLOT_DATA_JS, ".meshlab-weights .js-plotly-plot")[0]
+    before = _plot_drawn(page, ".meshlab-weights .js-plotly-plot")
     assert _shares(before, "configured")[moved] == pytest.approx(w0 / 100), before
     _shoot(page, "weights-before", box.locator(".js-plotly-plot").first)
     _arm(box)
     _drag_slider(page, slider, 0.95 if w0 <= 50 else 0.05)
     status = _after_move(page, box)
     w1 = int(_slider_value(slider))
-    after = page.evaluate(_PLOT_DATA_JS, ".meshlab-weights .js-plotly-plot")[0]
+    after = _plot_drawn(page, ".meshlab-weights .js-plotly-plot", unlike=before)
     _shoot(page, "weights-after", box.locator(".js-plotly-plot").first)
     assert status.startswith("✔") and abs(w1 - w0) >= 40, (w0, w1, status)
     assert _shares(after, "configured")[moved] == pytest.approx(w1 / 100), after
@@ -692,10 +706,11 @@ def _chapter_4(page: Any, lab: _Lab) -> None:
     assert not page.evaluate(_TRUNCATED_JS, ".meshlab-order-picker button"), "order buttons cut short"
     texts = [t.strip() for t in picker.locator("button").all_text_contents()]
     assert "VirtualService first (unsafe)" in texts and "DestinationRule first (safe)" in texts, texts
+    before = (_plots(page, ".meshlab-order .js-plotly-plot") or [[]])[0]
     _arm(ex)
     picker.locator("button", has_text="VirtualService first").first.click()
     status = _after_move(page, ex)
-    plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-order .js-plotly-plot")[0]
+    plot = _plot_drawn(page, ".meshlab-order .js-plotly-plot", unlike=before or None)
     assert any(t["name"] == "503 NC" for t in plot), plot
     assert "got 503 NC" in status and "×" not in status, status
     _shoot(page, "ch04-widget-after-move", ex.locator(".js-plotly-plot").first)
