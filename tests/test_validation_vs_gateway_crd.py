@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from _mutants import fmt, meshlab_accepts, modelled, mutants
+from _apiserver import apiserver  # noqa: F401  (the fixture)
 from _oracle import crd_validate
 from meshlab.objects import MODELLED
 
@@ -394,3 +395,25 @@ def test_the_judge_runs_the_crds_cel_rules() -> None:
     assert errors[1] == []
     assert any("Must have port for Service reference" in e for e in errors[2]), errors[2]
     assert [meshlab_accepts(d)[0] for d in (bad_path, good_path, no_port)] == [False, True, False]
+
+
+@pytest.mark.slow
+def test_the_in_process_judge_gives_the_real_api_servers_verdicts(apiserver: Any) -> None:
+    """crd-validate (the API server's validation code, in process) and a real kube-apiserver (a
+    server-side apply dry run, tests/_differential.py) refuse exactly the same of these mutants."""
+    from _differential import DryRun, api_verdict_of_dict
+    dry = DryRun(apiserver)
+    docs = [m for kind in CRD_FILES for _, _, m in _mutant_docs(kind)]
+    for name, _, edit in ACROSS:
+        doc = copy.deepcopy(_by_name(name))
+        edit(doc)
+        docs.append(doc)
+    ours = _api_server_errors(docs)
+    differ = []
+    for doc, errors in zip(docs, ours):
+        real, why = api_verdict_of_dict(dry, doc)
+        if real != (not errors):
+            differ.append(f"{doc['kind']} {json.dumps(doc['spec'])[:160]}: crd-validate {errors[:1] or 'accepts'}, "
+                          f"kube-apiserver {why[:160] or 'accepts'}")
+    assert len(docs) > 1400
+    assert not differ, f"{len(differ)} of {len(docs)} differ:\n" + "\n".join(differ[:20])
