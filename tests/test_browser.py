@@ -295,6 +295,21 @@ def _plot_drawn(page: Any, selector: str, *, unlike: list[dict[str, Any]] | None
     return page.evaluate(_PLOT_DATA_JS, selector)[0]
 
 
+def _sankey_labels(page: Any, box: Any, expect: str, timeout_s: float = 60) -> list[str]:
+    """The node labels of the Sankey in `box` (a flow explorer), once one of them is `expect` or
+    `timeout_s` has passed: the status line is written before plotly redraws the figure."""
+    js = "gd => { const d = gd && (gd._fullData || gd.data) || []; const t = d.find(t => t.node);" \
+         " return t ? Array.from(t.node.label) : []; }"
+    plot = box.locator(".js-plotly-plot").first
+    try:
+        page.wait_for_function(f"([gd, want]) => ({js})(gd).includes(want)", arg=[plot.element_handle(), expect],
+                               timeout=int(timeout_s * 1000), polling=250)
+    except Exception as e:                      # playwright's TimeoutError
+        if "Timeout" not in type(e).__name__:
+            raise           # else the caller's assertion shows what was drawn instead
+    return plot.evaluate(js)
+
+
 def _drag_slider(page: Any, slider: Any, fraction: float) -> None:
     """Move an ipywidgets slider with the mouse: press on its handle, drag along the track."""
     slider.scroll_into_view_if_needed()
@@ -684,9 +699,7 @@ def _chapter_3(page: Any, lab: _Lab) -> None:
     field.fill("/wpcatalog/after-the-slider")
     field.press("Enter")
     status = _after_move(page, flow)
-    # the Sankey in this explorer (its first trace with nodes)
-    labels = flow.locator(".js-plotly-plot").first.evaluate(
-        "gd => Array.from((gd._fullData || gd.data).find(t => t.node).node.label)")
+    labels = _sankey_labels(page, flow, "route reviews-v2-routes")
     assert "all 20 requests got 200" in status, status
     assert "route reviews-v2-routes" in labels, labels
     assert not any("|v1|" in x or x.startswith("reviews-v1") for x in labels), labels
@@ -726,9 +739,7 @@ def _chapter_9(page: Any, lab: _Lab) -> None:
     field.fill("/wpcatalogue")
     field.press("Enter")
     status = _after_move(page, flow)
-    # the Sankey in this explorer (its first trace with nodes)
-    labels = flow.locator(".js-plotly-plot").first.evaluate(
-        "gd => Array.from((gd._fullData || gd.data).find(t => t.node).node.label)")
+    labels = _sankey_labels(page, flow, "route default.reviews.1")
     assert "all 20 requests got 200" in status, status
     assert "route default.reviews.1" in labels, labels
     assert not any("reviews-v2" in x for x in labels), labels
