@@ -11,14 +11,17 @@ own validation (`_oracle.crd_validate`).
 from __future__ import annotations
 
 import copy
+import re
 import types
 import typing
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
 
 from pydantic import BaseModel
 
 from meshlab.errors import ManifestError
 from meshlab.manifests import load
+from meshlab.objects import MODELLED
 
 Path_ = tuple[Any, ...]
 
@@ -145,3 +148,39 @@ def sample(schema: dict[str, Any]) -> Any:
     return {}
 
 
+@dataclass(frozen=True)
+class Mutant:
+    """One mutated copy of a base document (`source` names where the base came from)."""
+
+    source: str
+    kind: str
+    version: str
+    field: str              # "spec.http[0].route[1].weight"
+    mutation: str           # "huge", "unknown", ...
+    doc: dict[str, Any]
+
+    @property
+    def generic(self) -> str:
+        """The field with its list indexes left out: "spec.http[].route[].weight"."""
+        return re.sub(r"\[\d+\]", "[]", self.field)
+
+
+def mutant_docs(base: Iterable[tuple[str, dict[str, Any]]],
+                schema_of: Callable[[str, str], dict[str, Any]]) -> list[Mutant]:
+    """The mutants of the base documents (source, document) on the fields meshlab models, one per
+    kind, version, generic field and mutation; `schema_of(kind, version)` is the spec's schema."""
+    out: list[Mutant] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for source, doc in base:
+        kind, version = doc["kind"], doc["apiVersion"].rsplit("/", 1)[1]
+        cls = MODELLED[(doc["apiVersion"], kind)]
+        for path, mutation, mutate in mutants(doc["spec"], schema_of(kind, version)):
+            field = fmt(("spec",) + path)
+            key = (kind, version, re.sub(r"\[\d+\]", "[]", field), mutation)
+            if key in seen or not modelled(cls, ("spec",) + path):
+                continue
+            seen.add(key)
+            mutant = copy.deepcopy(doc)
+            mutate(mutant["spec"])
+            out.append(Mutant(source, kind, version, field, mutation, mutant))
+    return out

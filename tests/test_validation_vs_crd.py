@@ -24,9 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from _mutants import fmt, meshlab_accepts, modelled, mutants
+from _mutants import meshlab_accepts, mutant_docs
 from _oracle import crd_validate
-from meshlab.objects import MODELLED
 
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
 #: the comparison must not silently shrink (e.g. a model change marking everything unmodelled)
@@ -235,33 +234,17 @@ def test_base_documents_are_accepted_by_both(reference_dir: Path) -> None:
 
 @pytest.mark.parametrize("kind", ISTIO_KINDS)
 def test_meshlab_agrees_with_the_api_server(kind: str, reference_dir: Path) -> None:
-    cases: list[tuple[str, str, str, dict[str, Any]]] = []
-    seen: set[tuple[str, str, str]] = set()
-    for name, doc in _base_docs(reference_dir):
-        if doc["kind"] != kind:
-            continue
-        version = doc["apiVersion"].rsplit("/", 1)[1]
-        cls = MODELLED[(doc["apiVersion"], kind)]
-        for path, mutation, mutate in mutants(doc["spec"], _schemas(str(reference_dir))[(kind, version)]):
-            field = fmt(("spec",) + path)
-            generic = re.sub(r"\[\d+\]", "[]", field)
-            if (generic, mutation, version) in seen:
-                continue
-            seen.add((generic, mutation, version))
-            if not modelled(cls, ("spec",) + path):
-                continue
-            mutant = copy.deepcopy(doc)
-            mutate(mutant["spec"])
-            cases.append((name, field, mutation, mutant))
+    cases = mutant_docs([(n, d) for n, d in _base_docs(reference_dir) if d["kind"] == kind],
+                        lambda k, v: _schemas(str(reference_dir))[(k, v)])
     disagreements, stricter = [], 0
-    for (name, field, mutation, mutant), crd in zip(cases, _api_server_accepts([c[3] for c in cases], reference_dir)):
-        ours, why = meshlab_accepts(mutant)
+    for m, crd in zip(cases, _api_server_accepts([m.doc for m in cases], reference_dir)):
+        ours, why = meshlab_accepts(m.doc)
         if crd == ours:
             continue
-        if not ours and _stricter(kind, field, mutation):
+        if not ours and _stricter(kind, m.field, m.mutation):
             stricter += 1
             continue
-        disagreements.append(f"{name}: {field} <{mutation}>: API server {'accepts' if crd else 'rejects'}, "
+        disagreements.append(f"{m.source}: {m.field} <{m.mutation}>: API server {'accepts' if crd else 'rejects'}, "
                              f"meshlab {'accepts' if ours else 'rejects: ' + why[:160]}")
     print(f"{kind}: {len(cases)} mutants compared, {stricter} refused by meshlab as by the webhook")
     assert len(cases) > MIN_COMPARED[kind], f"only {len(cases)} mutants compared for {kind}"

@@ -29,10 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
-from _mutants import fmt, meshlab_accepts, modelled, mutants
+from _mutants import Mutant, meshlab_accepts, mutant_docs
 from _apiserver import apiserver  # noqa: F401  (the fixture)
 from _oracle import crd_validate
-from meshlab.objects import MODELLED
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "notebooks" / "manifests" / "09-gateway-api"
@@ -223,25 +222,8 @@ def _known(kind: str, field: str, mutation: str) -> str | None:
 
 
 @lru_cache(maxsize=None)
-def _mutant_docs(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """(base name, "field <mutation>", mutant) for every mutation of a modelled field, one per
-    (generic field, mutation)."""
-    out, seen = [], set()
-    for name, doc in _base_docs():
-        if doc["kind"] != kind:
-            continue
-        version = doc["apiVersion"].rsplit("/", 1)[1]
-        cls = MODELLED[(doc["apiVersion"], kind)]
-        for path, mutation, mutate in mutants(doc["spec"], _schema(kind, version)):
-            field = fmt(("spec",) + path)
-            generic = re.sub(r"\[\d+\]", "[]", field)
-            if (generic, mutation) in seen or not modelled(cls, ("spec",) + path):
-                continue
-            seen.add((generic, mutation))
-            mutant = copy.deepcopy(doc)
-            mutate(mutant["spec"])
-            out.append((name, f"{field} <{mutation}>", mutant))
-    return out
+def _mutant_docs(kind: str) -> list[Mutant]:
+    return mutant_docs([(n, d) for n, d in _base_docs() if d["kind"] == kind], _schema)
 
 
 # ------------------------------------------------------------------------------------- the tests
@@ -258,17 +240,14 @@ def test_base_documents_are_accepted_by_both() -> None:
 @pytest.mark.parametrize("kind", CRD_FILES)
 def test_meshlab_agrees_with_the_api_server(kind: str) -> None:
     cases = _mutant_docs(kind)
-    verdicts = _api_server_errors([m for _, _, m in cases])
+    verdicts = _api_server_errors([m.doc for m in cases])
     disagreements, refused = [], 0
-    for (name, what, mutant), errors in zip(cases, verdicts):
-        ours, why = meshlab_accepts(mutant)
+    for m, errors in zip(cases, verdicts):
+        ours, why = meshlab_accepts(m.doc)
         refused += not ours
-        if ours == (not errors):
+        if ours == (not errors) or _known(kind, m.field, m.mutation):
             continue
-        field, mutation = what[:-1].split(" <")
-        if _known(kind, field, mutation):
-            continue
-        disagreements.append(f"{name}: {what}: API server {'refuses: ' + '; '.join(errors)[:200] if errors else 'accepts'}"
+        disagreements.append(f"{m.source}: {m.field} <{m.mutation}>: API server {'refuses: ' + '; '.join(errors)[:200] if errors else 'accepts'}"
                              f", meshlab {'accepts' if ours else 'refuses: ' + why[:200]}")
     print(f"{kind}: {len(cases)} mutants compared, {refused} refused")
     assert len(cases) > MIN_COMPARED[kind], f"only {len(cases)} mutants compared for {kind}"
@@ -403,7 +382,7 @@ def test_the_in_process_judge_gives_the_real_api_servers_verdicts(apiserver: Any
     server-side apply dry run, tests/_differential.py) refuse exactly the same of these mutants."""
     from _differential import DryRun, api_verdict_of_dict
     dry = DryRun(apiserver)
-    docs = [m for kind in CRD_FILES for _, _, m in _mutant_docs(kind)]
+    docs = [m.doc for kind in CRD_FILES for m in _mutant_docs(kind)]
     for name, _, edit in ACROSS:
         doc = copy.deepcopy(_by_name(name))
         edit(doc)
