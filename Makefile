@@ -27,7 +27,7 @@ LAB_STAMP   := $(VENV)/.meshlab-lab.stamp
 TEST_STAMP  := $(VENV)/.meshlab-test.stamp
 CHAPTERS    := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: lab course test venv clean help chromium oracle oracle-test
+.PHONY: lab course test venv clean help chromium oracle oracle-test analysis-codes fidelity-analyze fidelity-analyze-golden
 
 help:
 	@echo "make lab     open the course in JupyterLab (PORT=$(PORT), LAB_ARGS=...)"
@@ -120,3 +120,20 @@ $(ORACLE_BIN): $(ORACLE_SRC)
 oracle-test:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "make oracle-test needs Go; '$(GO)' is not on PATH"; exit 1; }
 	cd oracle && $(GO) test $(ORACLE_GOFLAGS) ./...
+
+# meshlab/analysis/codes.py is Istio's analyzer message table, generated from the oracle's
+# `meshlab-oracle messages` (scripts/gen_analysis_codes.py; tests/test_analysis_codes.py checks it).
+analysis-codes: oracle
+	$(BIN)/python scripts/gen_analysis_codes.py
+
+# `meshlab analyze` against Istio's own analyzers over a corpus (fidelity/analyze.py): prints
+# `analyze: A/N inputs agree` and each disagreement. The oracle's answers are kept in
+# fidelity/golden/analyze.json; fidelity-analyze-golden asks the oracle again (needs Go).
+FIDELITY_OUT ?= build/fidelity
+FIDELITY_ARGS ?=
+
+fidelity-analyze: $(TEST_STAMP)
+	$(BIN)/python -m fidelity.analyze --summary $(FIDELITY_OUT)/analyze.json $(FIDELITY_ARGS)
+
+fidelity-analyze-golden: oracle $(TEST_STAMP)
+	$(BIN)/python -m fidelity.analyze --golden $(FIDELITY_ARGS)

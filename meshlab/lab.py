@@ -193,8 +193,15 @@ class Lab:
     # ---- objects -------------------------------------------------------------------------------
     @staticmethod
     def _load(x: Any) -> list[K8sObject]:
+        """The objects; an object given twice is applied once, the later definition (as `kubectl
+        apply -f` does), with a UserWarning naming both places."""
+        import warnings
+
         from .manifests import load
-        return load(x)
+        objs = load(x)
+        for w in objs.warnings:
+            warnings.warn(str(w), UserWarning, stacklevel=3)
+        return objs
 
     def apply(self, x: Any, order: Sequence[str] | str | None = None, *, gap: float | None = None,
               xds_order: Sequence[str] | str = "istiod") -> list[K8sObject]:

@@ -66,6 +66,13 @@ def _redraw(fw: go.FigureWidget, fig: go.Figure) -> None:
             fw.data = []
             fw.add_traces(list(fig.data))
         fw.layout = fig.layout
+    # plotly sends these changes as one-shot messages (`_py2js_*`, set and reset at once), which
+    # the browser's model handles only once plotly's 4.8 MB script has loaded; a change made in
+    # the same Run All before that (a slow Binder, a busy workshop host) was lost and the chart
+    # stayed empty. The full figure as synced state always arrives (plotly/basewidget.py keeps
+    # `_widget_data`/`_widget_layout` for exactly that, but sets them only at construction).
+    fw._widget_data = copy.deepcopy(fw._data)
+    fw._widget_layout = copy.deepcopy(fw._layout_obj._props)
 
 
 def _read_yaml(manifest: str | Path | Mapping[str, Any]) -> dict[str, Any]:

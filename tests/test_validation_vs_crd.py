@@ -33,6 +33,8 @@ MIN_COMPARED = {"VirtualService": 400, "DestinationRule": 250, "Gateway": 70, "S
 
 # (kind, path regex over "a.b[0].c", mutation kind, reason): meshlab refuses, the API server accepts.
 WEBHOOK_STRICTER = [
+    ("ServiceEntry", r"spec\.hosts\[\d+\]$", "*",
+     "webhook: with resolution DNS and no endpoints a host is a full DNS name (no wildcard)"),
     ("VirtualService", r"spec\.http\[\d+\]\.route\[\d+\]\.weight$", "negative",
      "webhook: weight must be >= 0"),
     ("VirtualService", r"spec\.http\[\d+\]\.route(\[\d+\]\.weight)?$", "*",

@@ -296,3 +296,15 @@ def test_close_button_closes_the_lab_and_says_how_to_start_again():
     b.button.click()
     assert lab.closed and b.button.disabled
     assert "Run All Cells" in b.status.value
+
+
+def test_a_redrawn_figure_is_synced_state_so_a_browser_that_loads_plotly_late_still_draws_it():
+    """plotly's change messages are one-shot; a browser whose plotly script loads after them must
+    still find the figure in the widget's synced state (seen empty under load in the browser test)."""
+    fw = widgets.live(go.Figure(layout={"title": {"text": "before"}}))
+    assert fw._widget_data == []
+    widgets._redraw(fw, go.Figure(go.Bar(x=["v1", "v2"], y=[0.8, 0.2]), layout={"title": {"text": "after"}}))
+    widgets._redraw(fw, go.Figure(go.Bar(x=["v1", "v2"], y=[0.5, 0.5]), layout={"title": {"text": "again"}}))
+    state = fw.get_state()
+    assert [list(t["y"]) for t in fw._widget_data] == [[0.5, 0.5]] and state["_widget_data"]
+    assert fw._widget_layout["title"]["text"] == "again"

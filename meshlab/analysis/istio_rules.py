@@ -7,7 +7,7 @@ for them; the `fix` line is meshlab's own.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..names import (
     CLUSTER_DOMAIN, MESH_GATEWAY, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn,
@@ -323,6 +323,140 @@ def gateway_ports(s: Snapshot) -> Iterator[Finding]:
                               f"spec.servers[{i}].port")
 
 
+# ---------------------------------------------------------------------------------------- IST0002
+
+def deprecated_fields(s: Snapshot) -> Iterator[Finding]:
+    """The fields Istio's deprecation analyzer names (pkg/config/analysis/analyzers/deprecation/
+    deprecation.go; it is hand-kept there too): VirtualService `fault.delay.percent` (> 0), Sidecar
+    `outboundTrafficPolicy.egressProxy`."""
+    for vs in s.virtual_services:
+        for i, rule in enumerate(vs.spec.http):
+            delay = rule.fault.delay if rule.fault is not None else None
+            if delay is not None and (delay.percent or 0) > 0:
+                yield finding(vs, "IST0002", "Deprecated: HTTPRoute.fault.delay.percent is deprecated; "
+                              "use HTTPRoute.fault.delay.percentage",
+                              f"Write `percentage: {{value: {delay.percent}}}` instead of `percent: {delay.percent}` "
+                              f"in spec.http[{i}].fault.delay.", f"spec.http[{i}].fault.delay.percent")
+    for sc in s.sidecars:
+        spec = (sc.model_extra or {}).get("spec")
+        policy = (spec.get("outboundTrafficPolicy") or {}) if isinstance(spec, dict) else {}
+        if isinstance(policy, dict) and policy.get("egressProxy") is not None:
+            yield finding(sc, "IST0002", "Deprecated: OutboundTrafficPolicy.EgressProxy ignored",
+                          "istiod ignores egressProxy: route egress traffic with a ServiceEntry and a VirtualService.",
+                          "spec.outboundTrafficPolicy.egressProxy")
+
+
+# ---------------------------------------------------------------------------------------- IST0145
+
+def _selector_string(selector: dict[str, str]) -> str:
+    """klabels.SelectorFromSet(...).String(): `k=v` pairs sorted by key, joined by ','."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+
+def conflicting_gateways(s: Snapshot) -> Iterator[Finding]:
+    """gateway/conflictinggateway.go: two Gateways on the same workloads (the same selector, or
+    selectors that contain one another and select a common pod) and port, with a host in common
+    under the same bind: Envoy gets one listener, and one of them loses."""
+    # (selector, port) → gateway "ns/name" → host → bind (the last server of a Gateway on that port)
+    known: dict[tuple[str, int], dict[str, dict[str, str]]] = {}
+    for gw in s.gateways:
+        name = f"{gw.namespace or 'default'}/{gw.name}"
+        for server in gw.spec.servers:
+            known.setdefault((_selector_string(gw.spec.selector), server.port.number), {})[name] = {
+                h: server.bind or "" for h in server.hosts}
+    for gw in s.gateways:
+        name = f"{gw.namespace or 'default'}/{gw.name}"
+        mine = _selector_string(gw.spec.selector)
+        same: list[tuple[str, int]] = []
+        for sel, port in known:
+            if sel == mine:
+                same.append((sel, port))
+            elif sel in mine or mine in sel:
+                other = dict(kv.split("=", 1) for kv in sel.split(",") if kv.count("=") == 1)
+                if any(labels_match(gw.spec.selector, p.labels) and labels_match(other, p.labels) for p in s.pods):
+                    same.append((sel, port))
+        for i, server in enumerate(gw.spec.servers):
+            rivals = sorted({other for key in same if key[1] == server.port.number
+                             for other, hosts in known[key].items()
+                             if other != name and any(hosts.get(h) == (server.bind or "") for h in server.hosts
+                                                      if h in hosts)})
+            if rivals:
+                yield finding(gw, "IST0145", f"Conflict with gateways {','.join(rivals)} (workload selector {mine}, "
+                              f"port {server.port.number}, hosts {','.join(server.hosts)}).",
+                              "Serve each host on a port of these gateway pods from one Gateway only (merge the "
+                              "servers, or use different hosts or ports).", f"spec.servers[{i}]")
+
+
+# ---------------------------------------------------------------------------------------- IST0177
+
+def conflicting_service_entry_protocols(s: Snapshot) -> Iterator[Finding]:
+    """serviceentry/conflictingserviceentries.go: ServiceEntries visible in one scope that give a
+    host and port different protocols (compared upper-cased)."""
+    index: dict[tuple[str, str, int], list[tuple[str, Any]]] = {}
+    for se in s.service_entries:
+        ns = se.namespace or "default"
+        export = se.spec.export_to
+        scopes = {EXPORT_ALL} if not export or EXPORT_ALL in export else \
+            {ns if e == EXPORT_LOCAL else e for e in export}
+        for scope in scopes:
+            for h in se.spec.hosts:
+                for p in se.spec.ports:
+                    index.setdefault((scope, h, p.number), []).append(((p.protocol or "").upper(), se))
+    reported: set[tuple[str, str]] = set()
+    for (scope, host, port), entries in sorted(index.items(), key=lambda kv: kv[0]):
+        if scope != EXPORT_ALL:
+            entries = entries + index.get((EXPORT_ALL, host, port), [])
+        protocols = sorted({proto for proto, _ in entries})
+        if len(protocols) < 2:
+            continue
+        names = sorted({f"{se.namespace or 'default'}/{se.name}" for _, se in entries})
+        for _, se in entries:
+            key = (se.namespace or "default", se.name)
+            if key in reported:
+                continue
+            reported.add(key)
+            yield finding(se, "IST0177", f"Multiple ServiceEntries ({', '.join(names)}) define the same host "
+                          f"{go_quote(host)} and port {port} with conflicting protocols ({', '.join(protocols)}).",
+                          f"Give {host}:{port} one protocol in every ServiceEntry, or merge them: istiod keeps only "
+                          "one, and the other's traffic is handled as the wrong protocol.", "spec.ports")
+
+
+# -------------------------------------------------------------------------------- IST0128, IST0129
+
+def _unverified(tls: dict[str, Any] | None, dr) -> str | None:
+    """The TLS mode when it originates TLS (SIMPLE, MUTUAL) without caCertificates to check the
+    server with (a credentialName counts only with a workloadSelector)."""
+    tls = tls or {}
+    mode = tls.get("mode")
+    if mode not in ("SIMPLE", "MUTUAL") or tls.get("caCertificates"):
+        return None
+    if tls.get("credentialName") and dr.spec.workload_selector is not None:
+        return None
+    return mode
+
+
+def tls_without_ca(s: Snapshot) -> Iterator[Finding]:
+    """destinationrule/ca-certificates.go: TLS origination that does not verify the server."""
+    for dr in s.destination_rules:
+        ns, full = dr.namespace or "default", f"{dr.namespace or 'default'}/{dr.name}"
+        tp = dr.spec.traffic_policy
+        mode = _unverified(tp.tls if tp else None, dr)
+        if mode:
+            yield finding(dr, "IST0128", f"DestinationRule {full} in namespace {ns} has TLS mode set to {mode} but no "
+                          f"caCertificates are set to validate server identity for host: {dr.spec.host}",
+                          "Set tls.caCertificates (or a credentialName) so the sidecar checks who it talks to.",
+                          "spec.trafficPolicy.tls")
+        for i, plp in enumerate((tp.port_level_settings or []) if tp else []):
+            mode = _unverified(plp.tls, dr)
+            if mode:
+                port = f"number:{plp.port.number}" if plp.port is not None else ""
+                yield finding(dr, "IST0129", f"DestinationRule {full} in namespace {ns} has TLS mode set to {mode} but "
+                              f"no caCertificates are set to validate server identity for host: {dr.spec.host} at "
+                              f"port {port}",
+                              "Set tls.caCertificates (or a credentialName) so the sidecar checks who it talks to.",
+                              f"spec.trafficPolicy.portLevelSettings[{i}].tls")
+
+
 # ----------------------------------------------------------------------------------------- IST0171
 
 #: The condition types whose False status istioctl reports, per kind (conditions.ConditionAnalyzer).
@@ -363,5 +497,5 @@ def _condition_fix(c: dict) -> str:
         str(c.get("reason")), "")
 
 
-RULES = (destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
+RULES = (deprecated_fields, tls_without_ca, conflicting_gateways, conflicting_service_entry_protocols, destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
          subsets_select_pods, port_names, gateway_ports, negative_conditions)
