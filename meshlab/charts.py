@@ -25,7 +25,7 @@ from .names import duration_seconds, labels_match, selector_string
 
 __all__ = [
     "Figure", "outcome", "outcome_summary", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
-    "timeline", "flow", "latency", "config_table", "endpoints", "findings", "Table", "ProbeTable",
+    "timeline", "flow", "latency", "config_table", "endpoints", "findings", "conditions", "Table", "ProbeTable",
     "static_html", "VERSION_COLORS", "OUTCOME_COLORS", "PROBE_VIEW",
 ]
 
@@ -887,6 +887,28 @@ def findings(found: Sequence[object]) -> pd.DataFrame:
     rows = [{"level": str(getattr(f, "level", "")), "code": getattr(f, "code", ""),
              "resource": getattr(f, "origin", ""), "message": getattr(f, "message", ""),
              "fix": getattr(f, "fix", "")} for f in found]
+    return Table(rows, columns=columns)
+
+
+def conditions(objects: Sequence[object], kind: str | None = None) -> pd.DataFrame:
+    """The status conditions of the objects that carry them (Gateway API Gateways and HTTPRoutes read
+    from a lab: what istiod wrote), one row per condition: kind, name, parent, type, status, reason,
+    message — `kubectl get httproute -o yaml`'s `status` as a table. `kind` keeps one kind."""
+    columns = ["kind", "name", "parent", "type", "status", "reason", "message"]
+    rows = []
+    for o in objects:
+        status = getattr(o, "status", None)
+        if not isinstance(status, dict) or (kind and getattr(o, "kind", "") != kind):
+            continue
+        name = f"{getattr(o, 'namespace', None) or ''}/{getattr(o, 'name', '')}".lstrip("/")
+        entries = [("", c) for c in status.get("conditions") or []]
+        for p in status.get("parents") or []:
+            ref = p.get("parentRef") or {}
+            parent = f"{ref.get('kind', 'Gateway')} {ref.get('name', '')}" + (f":{ref['port']}" if ref.get("port") else "")
+            entries += [(parent, c) for c in p.get("conditions") or []]
+        for parent, c in entries:
+            rows.append({"kind": getattr(o, "kind", ""), "name": name, "parent": parent, "type": c.get("type", ""),
+                         "status": c.get("status", ""), "reason": c.get("reason", ""), "message": c.get("message", "")})
     return Table(rows, columns=columns)
 
 

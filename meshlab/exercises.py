@@ -1212,3 +1212,91 @@ exercise(Exercise(
     "504 and connection failures — a 500 is not a gateway error.",
     lambda a, d: _choice(a, {"consecutive5xxerrors": "5xx", "consecutive 5xx errors": "5xx",
                              "consecutivegatewayerrors": "gw", "consecutive gateway errors": "gw"}) == "5xx"))
+
+
+# ------------------------------------------------------------------------------------ chapter 9
+
+def _served_version(data: Mapping[str, Any]) -> str:
+    ok = _answered(_probe(data))
+    return str(ok["version"].astype(str).value_counts().index[0]) if len(ok) else "no answer"
+
+
+def _predict_segment(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"v1": "v1", "v2": "v2"})
+    if guess != _served_version(data):
+        raise _NotYet(f"You guessed {guess}.")
+    return True
+
+
+exercise(Exercise(
+    "9.predict-segment",
+    "Through the HTTPRoute, which version serves `/wpcatalogue`? (\"v1\" or \"v2\"; chapter 3's VirtualService "
+    "sent it to v2)",
+    "A Gateway API PathPrefix compares whole path segments, not characters.",
+    "v1: PathPrefix `/wpcatalog` matches `/wpcatalog` and `/wpcatalog/…` only — istiod writes Envoy's "
+    "`path_separated_prefix` for it — so `/wpcatalogue` falls through to the last rule. A VirtualService "
+    "`prefix` is a string prefix: the same request went to v2 in chapter 3.",
+    _predict_segment, needs=("probe",), kind="prediction",
+    measured=lambda d: f"{_got(_probe(d))}, answered by {_served_version(d)}."))
+
+exercise(Exercise(
+    "9.predict-missing-backend",
+    "Service `reviews-v2` is deleted while the HTTPRoute still sends `/wpcatalog` to it: which status and Envoy "
+    "flag does a request to `/wpcatalog` through the gateway get?",
+    "Which cluster does the route name, and does Envoy have it? Then: what does the Gateway API say a "
+    "route to an invalid backend must answer?",
+    "500 NC: the route still names `outbound|9080||reviews-v2…`, which istiod no longer builds (NC), and istiod "
+    "sets `cluster_not_found_response_code: 500` on every route it generates from an HTTPRoute — the Gateway "
+    "API's rule for a backend that cannot be resolved. The same gap behind a VirtualService answers 503 NC.",
+    _predict_outcome, needs=("probe",), kind="prediction", measured=lambda d: _got(_probe(d)) + "."))
+
+
+def _convert(answer: Any, data: Mapping[str, Any]) -> str:
+    """Replace chapter 3's VirtualService and DestinationRule with the learner's HTTPRoute, probe the
+    mesh, judge the split and that HTTPRoute rules routed it, put the lab back."""
+    from .charts import wilson_interval
+    lab = _lab(data)
+    with lab.restoring():
+        old = [o for o in lab.objects() if o.kind in ("VirtualService", "DestinationRule") and o.name == "reviews"]
+        if old:
+            lab.delete(old)
+        applied = lab.apply(answer)      # bad YAML: ManifestError (a ValueError) names file/line/field
+        kinds = _kinds(applied)
+        if "HTTPRoute" not in kinds:
+            raise ValueError(f"Your YAML holds {', '.join(kinds) or 'nothing'}; this exercise asks for an HTTPRoute.")
+        df = lab.probe("http://reviews:9080/", n=400, seed=1)
+    counts = _outcomes(df)
+    if "500 -" in counts or "500" in counts or "500 NC" in counts:
+        raise _NotYet(f"{_got(df)}. 500: a rule without backends (or with weights adding up to 0) answers 500, and "
+                      "so does a backendRef to a Service that does not exist — do your backendRefs name "
+                      "`reviews-v1` and `reviews-v2`, port 9080?")
+    if list(counts.index) != ["200"]:
+        raise _NotYet(f"{_got(df)}.")
+    routes = set(df["route"].astype(str))
+    if not routes or any(r == "default" or not r for r in routes):
+        raise _NotYet(f"{_got(df)}, but by Istio's default route: no HTTPRoute rule served them — is the parentRef "
+                      "the Service `reviews` (group \"\", kind Service, port 9080)?")
+    ok = _answered(df)
+    k, n = int((ok["version"].astype(str) == "v2").sum()), len(ok)
+    # a verdict, not a chart: at 95 % one right answer in twenty would be judged wrong; at 99.9 % one
+    # in a thousand, and 400 requests still tell 20 % from 10 %, 30 %, 50 % or 80 %
+    lo, hi = wilson_interval(k, n, confidence=0.999)
+    if not lo <= 0.20 <= hi:
+        raise _NotYet(f"v2 got {k} of {n} requests ({k / n:.0%}); 20 % lies outside the 99.9 % band "
+                      f"{lo:.0%}–{hi:.0%}: check the weights.")
+    return f"{_got(df)}; v2 got {k} of {n} ({k / n:.0%}), through HTTPRoute rule(s) {', '.join(sorted(routes))}."
+
+
+exercise(Exercise(
+    "9.convert",
+    "Convert chapter 3's VirtualService (80/20 to subsets v1/v2) and DestinationRule into Gateway API objects: "
+    "an HTTPRoute for the mesh whose parentRef is the Service `reviews` (port 9080), with weighted backendRefs "
+    "to the per-version Services. (The check removes the VirtualService and DestinationRule, applies yours, "
+    "sends 400 requests to `http://reviews:9080/`, then puts the lab back.)",
+    "A mesh route's parent is the Service: `parentRefs: [{group: \"\", kind: Service, name: reviews, port: 9080}]`. "
+    "The subsets become Services (`reviews-v1`, `reviews-v2`, already applied), and each backendRef needs "
+    "`name`, `port` and `weight`.",
+    "The subsets' job moved to Services: a backendRef names a Service, so the versions each got their own, "
+    "selecting the same pods. The VirtualService's weights became backendRef weights, and the HTTPRoute attached "
+    "to the Service `reviews` (GAMMA) is what the clients' sidecars now follow.",
+    _convert, needs=("lab",)))

@@ -254,7 +254,10 @@ class Lab:
 
     def _put_back(self, before: dict[tuple[str, str, str], K8sObject]) -> None:
         now = {o.key: o for o in self.backend.objects()}
-        changed = [obj for key, obj in before.items() if now.get(key) != obj]
+
+        def spec(o: K8sObject | None) -> Any:   # status is the controllers' to write, never put back
+            return None if o is None else o.model_copy(update={"status": None})
+        changed = [obj for key, obj in before.items() if spec(now.get(key)) != spec(obj)]
         added = [obj for key, obj in now.items() if key not in before]
         if changed:
             self.backend.apply(changed)

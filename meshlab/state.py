@@ -309,7 +309,7 @@ class ClusterState:
         for k in gone:
             del self._objects[k]
             self._created.pop(k, None)
-        return [Change("deleted", k[0], k[1], k[2]) for k in gone]
+        return [Change("deleted", k[0].split(".", 1)[0], k[1], k[2]) for k in gone]
 
     # ----------------------------------------------------------------------------- pods
     def _desired_pods(self) -> dict[tuple[str, str], PodInfo]:
@@ -388,12 +388,17 @@ class ClusterState:
                      and (namespace is None or o.namespace == namespace)]
             return sorted(found, key=lambda o: (self._created[o.key], o.name, o.namespace or ""))
 
+    def created(self, obj: K8sObject) -> int:
+        """The object's place in creation order (1 for the first object applied): what Istio's
+        creation-time ordering compares."""
+        return self._created.get(obj.key, 0)
+
     def all(self) -> list[K8sObject]:
         with self._lock:
             return sorted(self._objects.values(), key=lambda o: self._created[o.key])
 
     def get(self, kind: type[T], name: str, namespace: str = "default") -> T | None:
-        obj = self._objects.get((kind.KIND, namespace if kind.NAMESPACED else "", name))
+        obj = self._objects.get((kind.key_kind(), namespace if kind.NAMESPACED else "", name))
         return obj if isinstance(obj, kind) else None
 
     def services(self, namespace: str | None = None) -> list[Service]:

@@ -92,8 +92,6 @@ WEBHOOK_SOURCES: dict[str, str] = {
         f"{_V} ValidateHTTPHeaderNameOrJwtClaimRoute",
     "webhook: with resolution DNS and no endpoints a host is a full DNS name (no wildcard)":
         f"{_V} ValidateServiceEntry (agent.ValidateFQDN)",
-    "webhook: attempts is an int32": "the webhook decodes the proto's int32 (networking/v1alpha3 HTTPRetry.attempts)",
-    "webhook: connection pool limits are int32": "the webhook decodes the proto's int32 (ConnectionPoolSettings)",
     "webhook: a header value has no control characters and well-formed %…% commands":
         f"{_VS} validateHTTPRoute (ValidateHTTPHeaderValue, header_value_validator.go validateHeaderValue)",
 }
@@ -310,29 +308,15 @@ def table_cases(dry: DryRun, tmp: Path) -> list[Case]:
 def mutant_cases(dry: DryRun, reference: Path) -> list[Case]:
     """tests/test_validation_vs_crd.py's mutants (one per field, mutation and version, on the fields
     meshlab models), each sent as the object."""
-    import copy
-
     import test_validation_vs_crd as crd
-    from meshlab.objects import MODELLED
+    from _mutants import mutant_docs
 
-    out, seen = [], set()
-    for name, doc in crd._base_docs(reference):
-        kind = doc["kind"]
-        version = doc["apiVersion"].rsplit("/", 1)[1]
-        cls = MODELLED[(doc["apiVersion"], kind)]
-        schema = crd._crds(str(reference))[(kind, version)]
-        for path, mutation, mutate in crd._mutants(doc["spec"], schema):
-            field = crd._fmt(("spec",) + path)
-            generic = re.sub(r"\[\d+\]", "[]", field)
-            if (kind, generic, mutation, version) in seen or not crd._modelled(cls, ("spec",) + path):
-                continue
-            seen.add((kind, generic, mutation, version))
-            mutant = copy.deepcopy(doc)
-            mutate(mutant["spec"])
-            ok, why = meshlab_verdict(mutant)
-            api_ok, api_why = api_verdict_of_dict(dry, mutant)
-            out.append(Case(f"mutant:{kind}.{version} {generic} <{mutation}>", ok, why, api_ok, api_why,
-                            webhook=crd._stricter(kind, field, mutation)))
+    out = []
+    for m in mutant_docs(crd._base_docs(reference), lambda k, v: crd._schemas(str(reference))[(k, v)]):
+        ok, why = meshlab_verdict(m.doc)
+        api_ok, api_why = api_verdict_of_dict(dry, m.doc)
+        out.append(Case(f"mutant:{m.kind}.{m.version} {m.generic} <{m.mutation}>", ok, why, api_ok, api_why,
+                        webhook=crd._stricter(m.kind, m.field, m.mutation)))
     return out
 
 

@@ -8,6 +8,9 @@ client (`sleep` in `default`, on the lab's default node). Both sides' Envoy conf
 one spelling (protobuf JSON's camelCase and snake_case alike become snake_case; durations become
 seconds; 64-bit integers written as strings become numbers) so fields can be compared as values.
 
+`simulate()` asks the oracle about calls through any proxy (a sidecar, the ingress gateway, a
+Gateway API gateway), `crd_validate()` what the API server's own CRD validation refuses.
+
 The binary is built with `make oracle` when Go is there; without Go the tests skip, saying why —
 except in CI (`CI` set), where they must run.
 """
@@ -74,6 +77,7 @@ def api_objects(st: ClusterState) -> list[dict[str, Any]]:
         m = o.to_manifest()
         if o.kind in ("Deployment", "Pod"):
             continue
+        m.pop("status", None)          # what istiod writes (Gateway API conditions), never an input
         if isinstance(o, Service):
             m.setdefault("spec", {})["clusterIP"] = st.cluster_ip(o) or "None"
         m.get("metadata", {}).pop("creationTimestamp", None)
@@ -184,3 +188,36 @@ def route(cfg: dict[str, Any], port: str, vhost_prefix: str, name: str | None = 
                 if name is None or r.get("name") == name:
                     return r
     raise KeyError(f"no route {name!r} in {vhost_prefix} of route config {port}")
+
+
+def simulate(state: Any, proxies: list[dict[str, Any]], calls: list[dict[str, Any]], *,
+             config: bool = False) -> dict[str, Any]:
+    """`meshlab-oracle simulate` on the lab's state; with `config`, the response also holds each
+    proxy's xDS as istiod generates it (`config[<proxy id>]`)."""
+    req = {"objects": yaml.safe_dump_all(api_objects(state), sort_keys=False), "proxies": proxies,
+           "calls": calls, **({} if config else {"config": "none"})}
+    done = subprocess.run([str(oracle_binary()), "simulate"], input=json.dumps(req), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def expected(call: dict[str, Any]) -> set[tuple[int, str]]:
+    """(status, flags) outcomes the oracle allows for a call; an upstream answer is the app's 200."""
+    out = set()
+    for o in call.get("outcomes") or []:
+        oc = o["outcome"]
+        out.add((200, "-") if oc["kind"] == "upstream" else (int(oc.get("status") or 0), oc.get("flags") or "-"))
+    return out
+
+
+def crd_validate(crd_files: list[Path], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """`meshlab-oracle crd-validate`: for each document, what the Kubernetes API server refuses
+    creating it with, given these CRDs ([] = accepted): strict fields, defaults, the OpenAPI schema,
+    list keys and the CEL rules, by Kubernetes' own apiextensions-apiserver code."""
+    done = subprocess.run([str(oracle_binary()), "crd-validate", *map(str, crd_files)], input=json.dumps(docs),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out) == len(docs)
+    return out

@@ -87,6 +87,14 @@ def test_quiet_traffic_prediction_wants_the_flag_and_accepts_200_only_when_all_w
     assert check("7.predict-quiet-traffic", "200", probe=frame([{"pod": "reviews-v1-a"}] * 4))
     assert not check("7.predict-quiet-traffic", "503 NC", probe=RACED)
 
+# chapter 9
+CASES.update({
+    "9.predict-segment": ("v1", "v2", {"probe": frame([{"pod": "reviews-v1-a", "version": "v1"}] * 5)}),
+    "9.predict-missing-backend": ("500 NC", "503 NC", {"probe": frame([{"status": 500, "flags": "NC", "pod": "",
+                                                                       "details": "cluster_not_found"}] * 5)}),
+})
+ON_A_LAB |= {"9.convert"}
+
 
 def test_every_registered_exercise_has_a_case():
     assert set(CASES) | ON_A_LAB == set(EXERCISES)

@@ -350,11 +350,11 @@ def test_every_cause_code_is_listed_and_every_listed_code_can_be_given() -> None
     import re
 
     import meshlab.explanation as package
-    from meshlab.explanation import causes, flags, resilience, routing
+    from meshlab.explanation import causes, flags, gateway_api, resilience, routing
 
     code = re.compile(r"([A-Z]{2,5}|dns|refused|timeout|reset|app|other|ok|note|flag)\.[a-z-]+|ok")
     given = set()
-    for module in (package, causes, flags, resilience, routing):
+    for module in (package, causes, flags, gateway_api, resilience, routing):
         tree = ast.parse(inspect.getsource(module))
         given |= {n.value for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) for n in ast.walk(f)
                   if isinstance(n, ast.Constant) and isinstance(n.value, str) and code.fullmatch(n.value)}

@@ -29,8 +29,8 @@ def _read(path: Path) -> nbformat.NotebookNode:
 
 
 def test_the_chapters_exist_in_order():
-    names = [p.name[:2] for p in CHAPTERS]
-    assert names[:9] == ["00", "01", "02", "03", "04", "05", "06", "07", "08"], names
+    numbers = [p.name[:2] for p in CHAPTERS]
+    assert numbers == ["00", "01", "02", "03", "04", "05", "06", "07", "08", "09"], numbers
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -502,3 +502,32 @@ def _chapter8(nb: nbformat.NotebookNode) -> None:
 
 
 WHAT_THE_LEARNER_SEES.update({"07": _chapter7, "08": _chapter8})
+
+
+def _chapter9(nb: nbformat.NotebookNode) -> None:
+    # chapter 3's split through the Gateway's own Envoy, named by the HTTPRoute rule
+    assert _explained(nb, "lab.explain(split)")[0] == "ok.httproute-rule"
+    # PathPrefix is segment-based: /wpcatalog and /wpcatalog/items → v2, /wpcatalogue and / → v1
+    paths = _figure(nb, "Which version served each path (HTTPRoute PathPrefix)")
+    by_version = {t["name"]: _numbers(t["y"]) for t in paths["data"]}
+    assert by_version["v2"] == [1.0, 1.0, 0.0, 0.0] and by_version["v1"] == [0.0, 0.0, 1.0, 1.0], by_version
+    # ... while the VirtualService's string prefix sends /wpcatalogue to v2
+    side = _figure(nb, "/wpcatalogue: string prefix vs path segments")
+    side_v2 = next(t for t in side["data"] if t["name"] == "v2")
+    assert _numbers(side_v2["y"])[0] == 1.0 and _numbers(side_v2["y"])[1] == 0.0
+    # the missing backend: 500 NC through the HTTPRoute, 503 NC through chapter 4's VirtualService
+    assert _explained(nb, "lab.explain(httproute)")[0] == "NC.backend-not-found"
+    assert _explained(nb, "lab.explain(virtualservice)")[0] == "NC.no-service"
+    assert "500 NC" in _verdicts(nb)["9.predict-missing-backend"]
+    statuses = [o["data"]["text/plain"] for o in _code_outputs(nb, 'kind="HTTPRoute"')]
+    assert "BackendNotFound" in statuses[0] and "BackendNotFound" not in statuses[1], statuses
+    assert "IST0171" in "".join(o["data"]["text/plain"] for o in _code_outputs(nb, "analyze(lab)"))
+    # a DestinationRule still shapes the backend Service's cluster
+    assert "ok.destination-rule-policy" in _explained(nb, 'lab.apply("manifests/09-gateway-api/destinationrule-v1-round-robin.yaml")\n'
+                                                          'after = lab.probe("http://reviews.example.com/", via="web-istio", n=30, seed=1)\n'
+                                                          'lab.explain(after)')
+    # the conversion skeleton was applied and probed: no parentRef, so Istio's default route served
+    assert 'data-ok="False"' in _verdicts(nb)["9.convert"] and "default route" in _verdicts(nb)["9.convert"]
+
+
+WHAT_THE_LEARNER_SEES.update({"09": _chapter9})

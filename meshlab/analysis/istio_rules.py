@@ -12,7 +12,8 @@ from typing import Any, Iterator
 from ..names import (
     CLUSTER_DOMAIN, MESH_GATEWAY, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn,
 )
-from ..objects import Gateway, VirtualService
+from ..gateway_api import GatewayAPI
+from ..objects import Gateway, GRPCRoute, KubernetesGateway, KubernetesHTTPRoute, VirtualService
 from .snapshot import (
     EXPORT_ALL, EXPORT_LOCAL, Finding, Registered, RouteDest, Snapshot,
     applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
@@ -171,13 +172,12 @@ def _host_in_gateway(gw: Gateway | None, vs_hosts: list[str], vs_ns: str) -> boo
     return any(host_matches(g, v) for g in names for v in vs_hosts)
 
 
-def _host_in_k8s_gateway(gw, vs_hosts: list[str]) -> bool:
-    spec = (gw.model_extra or {}).get("spec") or {}
+def _host_in_k8s_gateway(gw: KubernetesGateway, vs_hosts: list[str]) -> bool:
     hostnames = []
-    for listener in spec.get("listeners") or []:
-        if not listener.get("hostname"):
+    for listener in gw.spec.listeners:
+        if not listener.hostname:
             return True
-        hostnames.append(listener["hostname"])
+        hostnames.append(listener.hostname)
     return any(host_matches(g, v) for g in hostnames for v in vs_hosts)
 
 
@@ -457,5 +457,45 @@ def tls_without_ca(s: Snapshot) -> Iterator[Finding]:
                               f"spec.trafficPolicy.portLevelSettings[{i}].tls")
 
 
+# ----------------------------------------------------------------------------------------- IST0171
+
+#: The condition types whose False status istioctl reports, per kind (conditions.ConditionAnalyzer).
+_NEGATIVE_CONDITIONS = ("Accepted", "Programmed", "ResolvedRefs")
+
+
+def negative_conditions(s: Snapshot) -> Iterator[Finding]:
+    """IST0171 (pkg/config/analysis/analyzers/conditions): a Gateway API Gateway's, HTTPRoute's or GRPCRoute's status
+    condition Accepted, Programmed or ResolvedRefs that is False. istioctl reads the status istiod wrote;
+    objects that carry none (files) get the status istiod's controller would write for them
+    (`meshlab.gateway_api`), as a live cluster holding them would show."""
+    computed: dict | None = None
+    for obj in [*s.k8s_gateways, *s.state.list(KubernetesHTTPRoute), *s.state.list(GRPCRoute)]:
+        status = obj.status
+        if not status:
+            if computed is None:
+                computed = GatewayAPI(s.state).convert().status
+            status = computed.get(obj.key) or {}
+        conditions = list(status.get("conditions") or [])
+        for parent in status.get("parents") or []:
+            conditions += parent.get("conditions") or []
+        for c in conditions:
+            if c.get("type") in _NEGATIVE_CONDITIONS and c.get("status") == "False":
+                yield finding(obj, "IST0171", f"A condition with a negative status is present: type={c.get('type')}, "
+                              f"reason={c.get('reason')}, message={c.get('message')}.", _condition_fix(c),
+                              "status.parents[].conditions" if obj.kind in ("HTTPRoute", "GRPCRoute") else "status.conditions")
+
+
+def _condition_fix(c: dict) -> str:
+    return {"BackendNotFound": "Create the Service the backendRef names, or correct its name: until then Envoy "
+                               "answers 500 for that rule.",
+            "RefNotPermitted": "Add a ReferenceGrant in the backend's namespace that allows HTTPRoutes from this "
+                               "namespace, or move the backend: until then Envoy answers 500 for that rule.",
+            "NoMatchingParent": "The parentRef names no Gateway listener (or Service) Istio knows: check its name, "
+                                "namespace, sectionName and port.",
+            "NotAllowedByListeners": "The listener's allowedRoutes does not admit this route's namespace or kind.",
+            "NoMatchingListenerHostname": "None of spec.hostnames falls under the listener's hostname."}.get(
+        str(c.get("reason")), "")
+
+
 RULES = (deprecated_fields, tls_without_ca, conflicting_gateways, conflicting_service_entry_protocols, destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
-         subsets_select_pods, port_names, gateway_ports)
+         subsets_select_pods, port_names, gateway_ports, negative_conditions)

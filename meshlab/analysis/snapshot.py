@@ -21,7 +21,8 @@ from ..names import (
     to_fqdn,
 )
 from ..objects import (
-    DestinationRule, Gateway, K8sObject, Namespace, Service, ServiceEntry, UnmodelledObject, VirtualService,
+    DestinationRule, Gateway, K8sObject, KubernetesGateway, Namespace, Service, ServiceEntry, UnmodelledObject,
+    VirtualService,
 )
 from ..state import ClusterState, PodInfo
 from .codes import Level
@@ -170,8 +171,7 @@ class Snapshot:
         self.destination_rules: list[DestinationRule] = state.list(DestinationRule)
         self.gateways: list[Gateway] = state.list(Gateway)
         self.service_entries: list[ServiceEntry] = state.list(ServiceEntry)
-        self.k8s_gateways = [o for o in state.list(UnmodelledObject)
-                             if o.kind == "Gateway" and o.api_version.startswith("gateway.networking.k8s.io/")]
+        self.k8s_gateways: list[KubernetesGateway] = state.list(KubernetesGateway)
         self.sidecars = [o for o in state.list(UnmodelledObject)
                          if o.kind == "Sidecar" and o.api_version.startswith("networking.istio.io/")]
         self.namespace_objects = {n.name: n for n in state.list(Namespace)}

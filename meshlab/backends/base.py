@@ -20,8 +20,12 @@ from ..objects import MODELLED, K8sObject
 if TYPE_CHECKING:
     import pandas as pd
 
-Via = Literal["sidecar", "none", "gateway"]
-ProxyName = Literal["sidecar", "gateway"]
+#: The path a probe takes: the client's sidecar, no proxy, Istio's ingress gateway, or the gateway Istio
+#: deployed for a Gateway API Gateway, named as its Deployment (`"web-istio"`, `"<namespace>/web-istio"`).
+Via = Literal["sidecar", "none", "gateway"] | str
+#: A proxy whose config or admin API is read: the client sidecar, the ingress gateway, or a
+#: Gateway API gateway deployment (`"web-istio"`).
+ProxyName = Literal["sidecar", "gateway"] | str
 #: What `Backend.pods` answers: one row per pod (`node`: where it was scheduled; `zone`: the zone of
 #: the locality istiod reads for it, from its node's topology labels or its own locality label).
 POD_COLUMNS = ("name", "namespace", "ip", "labels", "version", "ready", "phase", "node", "zone")
@@ -170,7 +174,8 @@ class BackendBase:
 #: routing that points at them (so nothing names what does not exist yet), kinds not listed last.
 KIND_ORDER: tuple[str, ...] = (
     "Namespace", "ServiceAccount", "ConfigMap", "Secret", "Service", "Deployment", "Pod",
-    "ServiceEntry", "DestinationRule", "Gateway", "VirtualService",
+    "ServiceEntry", "DestinationRule", "GatewayClass", "ReferenceGrant", "Gateway", "VirtualService",
+    "HTTPRoute", "GRPCRoute",
 )
 
 

@@ -59,6 +59,9 @@ CAUSES: dict[str, str] = {
     # ---- requests that got through: the route, the policy (routing.py)
     "ok": "answered by the pods (no Envoy evidence of the route taken)",
     "ok.virtualservice-route": "a VirtualService rule matched and routed the requests",
+    "ok.httproute-rule": "an HTTPRoute rule matched and routed the requests (at a Gateway, or in the mesh)",
+    "ok.grpcroute-rule": "a GRPCRoute rule (its method match is a match on the path /<service>/<method>) matched "
+                         "and routed the requests",
     "ok.default-route": "no VirtualService applies: Istio's default route to the Service's endpoints",
     "ok.tcp-proxy": "a TCP port: the sidecar's tcp_proxy forwarded each connection, no HTTP routing",
     "ok.kube-proxy": "no sidecar on the path: kube-proxy picked a pod per connection",
@@ -107,6 +110,10 @@ CAUSES: dict[str, str] = {
     "UH.outlier-ejected": "every endpoint was ejected by outlier detection (not an empty subset: the pods are there)",
     "note.ejection-capped": "outlier detection wanted to eject, but maxEjectionPercent (10 % by default) forbade it",
     "note.not-a-gateway-error": "consecutiveGatewayErrors counts 502, 503, 504 only: these errors never eject",
+    "NC.backend-not-found": "an HTTPRoute backendRef names a Service that does not exist: 500 (ResolvedRefs False, "
+                            "BackendNotFound)",
+    "NC.backend-not-permitted": "an HTTPRoute backendRef points into another namespace without a ReferenceGrant: "
+                                "500 (ResolvedRefs False, RefNotPermitted)",
     "UH.selector-matches-no-pod": "the Service's selector matches no pod",
     "UH.subset-matches-no-pod": "the subset's labels match no pod of the Service",
     "UH.no-ready-endpoints": "the matching pods are not ready",
@@ -126,6 +133,9 @@ CAUSES: dict[str, str] = {
     "NR.no-gateway-route": "the VirtualServices bound to the gateway have no rule for the request",
     "NR.no-matching-rule": "the VirtualService covers the host but no rule matched",
     "NR.no-route": "the virtual host has no route for the request",
+    "NR.no-httproute-for-host": "no HTTPRoute attached to the Gateway covers the request's host",
+    "NR.no-matching-httproute-rule": "an HTTPRoute covers the host but none of its rules matched (PathPrefix is "
+                                     "segment-based)",
     # ---- every other Envoy response flag (flags.py)
     "DI.fault-delay": "a VirtualService fault.delay held the requests first",
     "URX.retries-exhausted": "Envoy retried up to the route's retry limit and every attempt failed",

@@ -47,8 +47,13 @@ class Context:
         self._envoy: dict[tuple[str, str], EnvoyView] = {}
 
     def envoy(self, proxy: str) -> EnvoyView:
-        proxy = "gateway" if proxy == "gateway" else "sidecar"
-        ns = (self.attrs.get("namespace") or "default") if proxy == "sidecar" else "default"
+        """The live view of the proxy a row names: the client sidecar, the ingress gateway, or a Gateway
+        API gateway deployment (`web-istio`)."""
+        if proxy not in ("gateway", "sidecar", "none", ""):
+            ns = "default"
+        else:
+            proxy = "gateway" if proxy == "gateway" else "sidecar"
+            ns = (self.attrs.get("namespace") or "default") if proxy == "sidecar" else "default"
         if (proxy, ns) not in self._envoy:
             self._envoy[(proxy, ns)] = EnvoyView(self.backend, proxy, ns)
         return self._envoy[(proxy, ns)]
@@ -270,4 +275,10 @@ def ref(obj: K8sObject) -> str:
 
 
 def client(proxy: str) -> str:
-    return "deploy/istio-ingressgateway -n istio-system" if proxy == "gateway" else "<client-pod>"
+    """How istioctl names the proxy: the ingress gateway, a gateway deployment, or the client pod."""
+    if proxy == "gateway":
+        return "deploy/istio-ingressgateway -n istio-system"
+    if proxy not in ("sidecar", "none", ""):
+        ns, _, name = proxy.rpartition("/")
+        return f"deploy/{name} -n {ns or 'default'}"
+    return "<client-pod>"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import resilience
-from .causes import Cause, fault, nc, nr, rules_for, uf, uh, uo
+from . import gateway_api, resilience
+from .causes import Cause, fault, nc, nr, pods_of, rules_for, uf, uh, uo, ut
 from .context import Context, client, ref
 
 #: The flags that decide a group's outcome, in the order explain looks for them. URX never decides:
@@ -31,7 +31,7 @@ def cause(ctx: Context, flag: str, label: str, grp: list[dict[str, Any]], proxy:
           all_rows: list[dict[str, Any]], flags: list[str], status: int) -> Cause:
     """The cause of one Envoy response `flag` for the group's requests."""
     if flag == "NC":
-        return nc(ctx, label, grp, proxy, all_rows)
+        return gateway_api.nc(ctx, label, grp, proxy) or nc(ctx, label, grp, proxy, all_rows)
     if flag == "UH":
         return uh(ctx, label, grp, proxy)
     if flag in ("FI", "DI"):
@@ -41,7 +41,7 @@ def cause(ctx: Context, flag: str, label: str, grp: list[dict[str, Any]], proxy:
     if flag == "UT":
         return resilience.ut(ctx, label, grp, proxy)
     if flag == "NR":
-        return nr(ctx, label, grp, proxy)
+        return gateway_api.nr(ctx, label, grp, proxy) or nr(ctx, label, grp, proxy)
     if flag == "UF":
         return uf(ctx, label, grp, proxy, set(flags))
     if flag == "URX":

@@ -58,6 +58,18 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
                      "No Envoy was on the path (via='none'), so no VirtualService or DestinationRule applied: "
                      "the connection went to the ClusterIP and kube-proxy chose a ready pod for it.",
                      ok=True, commands=["kubectl get endpointslices -l kubernetes.io/service-name=<service>"])
+    from .gateway_api import served as httproute_served
+    by_httproute = httproute_served(ctx, label, grp, proxy)
+    if by_httproute is not None:
+        by_httproute.parts += [p for c in dict.fromkeys(text(r.get("cluster")) for r in grp if text(r.get("cluster")))
+                               if (p := policy_cause(ctx, label, c, proxy)) is not None]
+        return by_httproute
+    from .gateway_api import served as httproute_served
+    by_httproute = httproute_served(ctx, label, grp, proxy)
+    if by_httproute is not None:
+        by_httproute.parts += [p for c in dict.fromkeys(text(r.get("cluster")) for r in grp if text(r.get("cluster")))
+                               if (p := policy_cause(ctx, label, c, proxy)) is not None]
+        return by_httproute
     uses = route_uses(ctx, grp, proxy)
     causes = [_route_cause(ctx, label, u, proxy, len(grp), what if i == 0 else "") for i, u in enumerate(uses)]
     main = causes[0]
@@ -378,6 +390,9 @@ def vs_notes(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) ->
     if proxy == "none":
         return _no_sidecar(ctx, label)
     target = _target_host(ctx, proxy)
+    from .gateway_api import rule_of
+    if rule_of(ctx, text(grp[0].get("route"))) is not None:
+        return []           # an HTTPRoute's rule: the route cause names it; no VirtualService was expected
     uses = route_uses(ctx, grp, proxy)
     if uses and all(u.kind == "tcp" for u in uses):
         return []           # a TCP port: no http rule applies, as the route cause says

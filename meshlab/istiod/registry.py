@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from ..gateway_api import GATEWAY_NAME_LABEL, Converted, GatewayAPI, uses_gateway_semantics
 from ..names import (
     ISTIO_NAMESPACE, exported_to, fqdn, host_subset_of, is_ip, is_wildcard, labels_match, port_protocol,
     protocol_from_name, to_fqdn,
@@ -121,6 +122,9 @@ class Registry:
         self.services: list[ServiceInfo] = []
         self._endpoint_cache: dict[tuple[str, int], list[EndpointInfo]] = {}
         self._dr_cache: dict[str, MergedDR | None] = {}
+        #: the Gateway API objects, converted as istiod's controller converts them (meshlab.gateway_api)
+        self.gateway_api: Converted = GatewayAPI(state).convert()
+        self.warnings.extend(self.gateway_api.warnings)
         self._collect_services()
         self.by_host: dict[str, ServiceInfo] = {}
         for s in self.services:
@@ -223,25 +227,40 @@ class Registry:
 
     # ---- virtual services --------------------------------------------------------------------
     def virtual_services(self) -> list[VirtualService]:
-        """VSs visible to the proxy's namespace, oldest first; namespace-private ones first."""
+        """VSs visible to the proxy's namespace, oldest first; namespace-private ones first.
+
+        The VirtualServices istiod generates from HTTPRoutes (`meshlab.gateway_api`) join them in
+        creation order; those in the proxy's own namespace come first, the consumer's override
+        (push_context.go: gateway-semantics VirtualServices of the proxy's namespace first)."""
         client_ns = self.proxy.namespace
-        private, public = [], []
-        for vs in self.state.virtual_services():
+        own, private, public = [], [], []
+        ordered = [((self.state.created(vs), vs.name), vs) for vs in self.state.virtual_services()]
+        ordered += self.gateway_api.virtual_services
+        for _, vs in sorted(ordered, key=lambda t: t[0]):
             ns = vs.namespace or "default"
             if not exported_to(vs.spec.export_to, ns, client_ns):
                 continue
-            if vs.spec.export_to and all(e in (".", client_ns) for e in vs.spec.export_to):
+            if uses_gateway_semantics(vs) and ns == client_ns:
+                own.append(vs)
+            elif vs.spec.export_to and all(e in (".", client_ns) for e in vs.spec.export_to):
                 private.append(vs)
             else:
                 public.append(vs)
-        return private + public
+        return own + private + public
 
     def vs_hosts(self, vs: VirtualService) -> list[str]:
         return [to_fqdn(h, vs.namespace or "default") for h in vs.spec.hosts]
 
     # ---- gateways ----------------------------------------------------------------------------
     def gateways_for_proxy(self) -> list[Gateway]:
-        """Gateway objects whose selector matches this (gateway) proxy's labels."""
+        """Gateway objects whose selector matches this (gateway) proxy's labels; for the Envoy Istio
+        deploys for a Gateway API Gateway (pods labelled gateway.networking.k8s.io/gateway-name), the
+        Istio Gateways generated from that Gateway's listeners."""
+        deployed_for = self.proxy.labels.get(GATEWAY_NAME_LABEL)
+        if deployed_for is not None:
+            return [gw for gw in self.gateway_api.gateways
+                    if (owner := self.gateway_api.gateway_owner.get((gw.namespace or "", gw.name))) is not None
+                    and owner.name == deployed_for and (owner.namespace or "default") == self.proxy.namespace]
         out = []
         for gw in self.state.gateways():
             sel = gw.spec.selector

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..gateway_api import UNKNOWN_SERVICE, quote_meta, uses_gateway_semantics
 from ..names import (
     HTTP_FAMILY, HTTP_STATUS_NAMED, MESH_GATEWAY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, gateway_ref,
     host_matches, host_subset_of, labels_match, to_fqdn,
@@ -128,8 +129,13 @@ def _header_matcher(name: str, m: StringMatch, *, invert: bool = False) -> dict[
     return out
 
 
-def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str]) -> dict[str, Any]:
-    """VS HTTPMatchRequest → Envoy RouteMatch (conditions inside one match are ANDed)."""
+def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str], *,
+                    gateway_semantics: bool = False) -> dict[str, Any]:
+    """VS HTTPMatchRequest → Envoy RouteMatch (conditions inside one match are ANDed).
+
+    With `gateway_semantics` (configuration generated from an HTTPRoute) a prefix other than "/"
+    matches whole path segments: `path_separated_prefix` without its trailing "/"
+    (route.go, translateRouteMatch)."""
     out: dict[str, Any] = {"prefix": "/"}
     if m is None:
         out["case_sensitive"] = True
@@ -137,6 +143,8 @@ def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str])
     if m.uri is not None:
         if m.uri.exact is not None:
             out = {"path": m.uri.exact}
+        elif m.uri.prefix is not None and gateway_semantics and m.uri.prefix != "/":
+            out = {"path_separated_prefix": m.uri.prefix.rstrip("/")}
         elif m.uri.prefix is not None:
             out = {"prefix": m.uri.prefix}
         elif m.uri.regex is not None:
@@ -216,6 +224,8 @@ class RouteBuilder:
 
     # ---- destinations ------------------------------------------------------------------------
     def dest_cluster(self, d: Destination, vs_ns: str) -> tuple[str, ServiceInfo | None, int, str | None]:
+        if not d.host:      # a backendRef istiod refused (route.GetDestinationCluster)
+            return UNKNOWN_SERVICE, None, self.port, None
         host = to_fqdn(d.host, vs_ns)
         svc = self.reg.service_for(host)
         if d.port is not None and d.port.number:
@@ -275,12 +285,17 @@ class RouteBuilder:
                 red["path_redirect"] = rd.uri
             if rd.authority:
                 red["host_redirect"] = rd.authority
-            if rd.port:
-                red["port_redirect"] = rd.port
+            if rd.prefix_rewrite:
+                red["prefix_rewrite"] = rd.prefix_rewrite
             if rd.scheme:
                 red["scheme_redirect"] = rd.scheme
-            if rd.derive_port:
-                self.reg.warnings.append(f"{where}: redirect.derivePort is not modelled locally")
+            if rd.port is not None or rd.derive_port:
+                # ApplyRedirect (route.go): FROM_REQUEST_PORT is the port the route serves; no explicit
+                # :80 for http or :443 for https
+                port = rd.port if rd.derive_port is None else (self.port if rd.derive_port == "FROM_REQUEST_PORT" else 0)
+                scheme = rd.scheme or "http"
+                if port and not ((port == 80 and scheme == "http") or (port == 443 and scheme == "https")):
+                    red["port_redirect"] = port
             red["response_code"] = _REDIRECT_CODES.get(rd.redirect_code or 301, "MOVED_PERMANENTLY")
             r["redirect"] = red
         elif rule.direct_response is not None:
@@ -294,6 +309,10 @@ class RouteBuilder:
             r["direct_response"] = resp
         elif rule.route:
             r["route"], per_dest = self._route_action(rule, vs_ns, where)
+            if uses_gateway_semantics(vs):
+                # applyHTTPRouteDestination: a backend the route names but istiod has no cluster for
+                # answers 500, as the Gateway API requires (Envoy's own default is 503)
+                r["route"]["cluster_not_found_response_code"] = "INTERNAL_SERVER_ERROR"
         else:
             if rule.delegate is not None:
                 self.reg.warnings.append(f"{where}: delegate VirtualServices are not modelled locally; "
@@ -510,11 +529,19 @@ class RouteBuilder:
                         action = None
                     if action is None:
                         break
-                match = translate_match(m, where, self.reg.warnings)
+                gateway_semantics = uses_gateway_semantics(vs)
+                match = translate_match(m, where, self.reg.warnings, gateway_semantics=gateway_semantics)
                 name = rule.name or ""
                 if m is not None and m.name:
                     name = f"{name}.{m.name}"
-                routes.append({"name": name, "match": match, **action})
+                route = {"name": name, "match": match, **action}
+                if gateway_semantics and rule.rewrite is not None and rule.rewrite.uri == "/" and "route" in route:
+                    # ReplacePrefixMatch "/" removes the matched prefix (route.go, applyHTTPRouteDestination)
+                    route["route"] = {k: v for k, v in route["route"].items() if k != "prefix_rewrite"}
+                    route["route"]["regex_rewrite"] = {
+                        "pattern": {"regex": f"^{quote_meta(match.get('path_separated_prefix', ''))}(/?)(.*)"},
+                        "substitution": "/\\2"}
+                routes.append(route)
                 if is_catch_all_match(m):
                     return routes  # nothing after a catch-all is emitted
         return routes
@@ -604,6 +631,9 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         for svc in services:
             if svc.hostname in claimed or not any(host_subset_of(svc.hostname, h) for h in hosts):
                 continue
+            if uses_gateway_semantics(vs) and svc.namespace != vs.namespace and reg.proxy.namespace != vs.namespace:
+                continue    # a mesh HTTPRoute applies to its namespace's clients, or to its own Services'
+
             if routes is None:
                 routes = rb.vs_routes(vs, gateway_names=None)
             if routes:  # a VS that yields no route for this proxy/port leaves the default route

@@ -43,7 +43,7 @@ class Target:
     `access_logs` are the Envoy access logs that may hold this traffic (joined by request id).
     """
 
-    proxy: str                       # "sidecar" | "gateway" | "none"
+    proxy: str                       # "sidecar" | "gateway" | "none" | a gateway deployment ("web-istio")
     connect: tuple[str, int] | None
     host_header: str
     path: str
@@ -530,7 +530,7 @@ class ProbeRun:
             time.sleep(0.01)
 
     def _frame(self) -> Any:
-        via_envoy = self.target.proxy in ("sidecar", "gateway")
+        via_envoy = self.target.proxy != "none"     # a sidecar, the ingress gateway or a gateway deployment
         return _rows.frame((_rows.join(r, self._log_rows.get(r["request_id"]) if via_envoy else None, r["proxy"])
                             for r in list(self._rows)), self.attrs)
 

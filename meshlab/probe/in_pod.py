@@ -99,7 +99,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-keepalive", action="store_true")
     p.add_argument("--connect", default=None, metavar="HOST:PORT",
                    help="dial this instead of the URL's host (the Host header stays the URL's)")
-    p.add_argument("--proxy", default="sidecar", choices=["sidecar", "gateway", "none"])
+    # sidecar, gateway (Istio's ingress gateway), none, or a Gateway API gateway deployment (`web-istio`)
+    p.add_argument("--proxy", default="sidecar")
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--method", default="GET")

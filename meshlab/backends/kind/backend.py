@@ -411,7 +411,22 @@ class KindBackend(BackendBase):
         pods = self.kube.list("v1", "Pod", ISTIO_NAMESPACE, GATEWAY_SELECTOR)
         return [p["metadata"]["name"] for p in pods if pod_ready(p)[0]]
 
+    def _deployment_pods(self, via: str) -> tuple[str, list[str]]:
+        """(namespace, ready pods) of a Gateway API gateway deployment (`[namespace/]<gateway>-istio`):
+        Istio labels them gateway.networking.k8s.io/gateway-name=<gateway>."""
+        ns, _, name = via.rpartition("/")
+        ns = self._ns(ns or "default")
+        gateway = name.rsplit("-", 1)[0]
+        pods = self.kube.list("v1", "Pod", ns, f"gateway.networking.k8s.io/gateway-name={gateway}")
+        return ns, [p["metadata"]["name"] for p in pods if pod_ready(p)[0]]
+
     def _read_logs(self, via: Via, ns: str, client: str, since: int) -> dict[str, dict[str, Any]]:
+        if via not in ("gateway", "sidecar", "none"):
+            gw_ns, pods = self._deployment_pods(via)
+            found: dict[str, dict[str, Any]] = {}
+            for pod in pods:
+                found.update(parse_access_log(self.kube.logs(gw_ns, pod, "istio-proxy", since)))
+            return found
         if via == "gateway":
             entries: dict[str, dict[str, Any]] = {}
             for gw in self._gateway_pods():
@@ -426,8 +441,8 @@ class KindBackend(BackendBase):
         """Traffic from the client pod in the background (a timeline), as on local: `.result()` →
         DataFrame, `.snapshot()` → rows so far, `.stop()`; with neither `n` nor `duration` it runs
         until stopped (use `with`)."""
-        if via not in ("sidecar", "none", "gateway"):
-            raise ProbeError(f"via must be 'sidecar', 'none' or 'gateway', not {via!r}")
+        if not isinstance(via, str) or not via:
+            raise ProbeError(f"via must be 'sidecar', 'none', 'gateway' or a gateway deployment's name, not {via!r}")
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
                    duration=duration, timeout=timeout, seed=seed, method=method)   # before a client pod is started
         ns = self._ns(namespace)
@@ -452,7 +467,10 @@ class KindBackend(BackendBase):
                 raise LabError("no ready ingress gateway pod (istio=ingressgateway) in istio-system")
             return ProxyAdmin(self.kube, ISTIO_NAMESPACE, pods[0])
         if proxy != "sidecar":
-            raise LabError(f"proxy must be 'sidecar' or 'gateway', not {proxy!r}")
+            gw_ns, found = self._deployment_pods(str(proxy))
+            if not found:
+                raise LabError(f"no ready pod of gateway deployment {proxy!r} in namespace {gw_ns}")
+            return ProxyAdmin(self.kube, gw_ns, found[0])
         return ProxyAdmin(self.kube, self._ns(namespace), self._ensure_client(namespace, sidecar=True))
 
     # ------------------------------------------------------------------ lifecycle

@@ -145,4 +145,10 @@ def probe_command(url: str, *, n: int | None, concurrency: int, keepalive: bool,
     if via == "gateway":
         u = urlsplit(url)
         cmd += ["--connect", f"{GATEWAY_SERVICE}:{u.port or (443 if u.scheme == 'https' else 80)}"]
+    elif via not in ("sidecar", "none"):
+        # a Gateway API gateway: the Service Istio created for it (`[namespace/]<gateway>-istio`),
+        # on the URL's port, which is the listener's port
+        u = urlsplit(url)
+        ns, _, name = via.rpartition("/")
+        cmd += ["--connect", f"{name}.{ns or 'default'}.svc.cluster.local:{u.port or (443 if u.scheme == 'https' else 80)}"]
     return cmd

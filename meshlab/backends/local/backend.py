@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from ..._processes import pdeathsig_available
 from ...envoy.admin import MAX_SOCKET_PATH
 from ...errors import ApplyError, EnvoyConfigRejected, LabError, ProbeError
+from ...objects import GATEWAY_API_GROUP
 from ...probe import ProbeRun, check_args, run as run_probe
 from ...state import ClusterState
 from ...names import zone_of
@@ -276,6 +277,9 @@ class LocalBackend(BackendBase):
     def _apply_step(self, objects: list[K8sObject], xds_order: Sequence[str] | str) -> None:
         """Apply one step; if the lab cannot run it (Envoy rejects the config, a pod cannot
         start), put the previous objects back so the state matches what is running, and raise."""
+        for o in objects:
+            if o.GROUP == GATEWAY_API_GROUP:
+                o.status = None     # a status subresource: what apply sends never sets it
         held = {o.key: o for o in self.state.all()}
         before = {o.key: held.get(o.key) for o in objects}
         try:
@@ -303,8 +307,18 @@ class LocalBackend(BackendBase):
         self.state.delete(list(objects))
 
     def objects(self) -> list[K8sObject]:
-        """Copies: editing one must not change the lab until it is applied (as with kubectl get)."""
-        return [o.model_copy(deep=True) for o in self.state.all()]
+        """Copies: editing one must not change the lab until it is applied (as with kubectl get).
+        Gateway API objects carry the status istiod's controller would have written
+        (`meshlab.gateway_api`): Accepted, ResolvedRefs, Programmed, attached routes."""
+        from ...gateway_api import GatewayAPI
+        status = GatewayAPI(self.state).convert().status
+        out = []
+        for o in self.state.all():
+            copy = o.model_copy(deep=True)
+            if o.key in status:
+                copy.status = status[o.key]
+            out.append(copy)
+        return out
 
     # ----------------------------------------------------------------------------- pods
     def pods(self) -> pd.DataFrame:
@@ -440,7 +454,10 @@ class LocalBackend(BackendBase):
         if proxy == "gateway":
             return self.reconciler.gateway().envoy
         if proxy != "sidecar":
-            raise LabError(f"proxy must be 'sidecar' or 'gateway', not {proxy!r}")
+            if not isinstance(proxy, str) or not proxy:
+                raise LabError(f"proxy must be 'sidecar', 'gateway' or a gateway deployment's name, not {proxy!r}")
+            ns, _, name = proxy.rpartition("/")
+            return self.reconciler.gateway_deployment(name, ns or None).envoy
         return self.reconciler.client(namespace).envoy
 
     # ----------------------------------------------------------------------------- lifetime

@@ -15,6 +15,12 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	metadatafake "k8s.io/client-go/metadata/fake"
+	k8stesting "k8s.io/client-go/testing"
+	gatewayconsts "sigs.k8s.io/gateway-api/pkg/consts"
+
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking/util"
@@ -22,6 +28,7 @@ import (
 	clusterid "istio.io/istio/pkg/cluster"
 	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pilot/test/xds"
+	kubelib "istio.io/istio/pkg/kube"
 
 	"meshlab/oracle/internal/failer"
 	"meshlab/oracle/internal/state"
@@ -41,9 +48,10 @@ func Start(st *state.State, mc *meshconfig.MeshConfig) (*Server, error) {
 	s := &Server{f: f}
 	err := f.Run(func() {
 		s.fake = xds.NewFakeDiscoveryServer(f, xds.FakeOptions{
-			KubernetesObjects: st.Kubernetes,
-			Configs:           st.Istio,
-			MeshConfig:        mc,
+			KubernetesObjects:  st.Kubernetes,
+			Configs:            st.Istio,
+			MeshConfig:         mc,
+			KubeClientModifier: gatewayAPICRDsAsInstalled,
 		})
 	})
 	if err != nil {
@@ -51,6 +59,36 @@ func Start(st *state.State, mc *meshconfig.MeshConfig) (*Server, error) {
 		return nil, fmt.Errorf("istiod's discovery server did not start: %w", err)
 	}
 	return s, nil
+}
+
+// gatewayAPICRDsAsInstalled makes the harness's Gateway API CRDs carry the bundle-version
+// annotation the real ones carry (`gateway.networking.k8s.io/bundle-version`, the version of the
+// linked sigs.k8s.io/gateway-api), as in a cluster where they were installed from that release.
+// The harness creates them bare (clienttest.MakeCRD), and istiod's CRD watcher ignores a Gateway
+// API CRD without that annotation when it has a minimum version (kclient/crdwatcher.go,
+// minimumVersionFilter): GRPCRoute, TCPRoute and TLSRoute would never be read.
+func gatewayAPICRDsAsInstalled(c kubelib.Client) {
+	fmc, ok := c.Metadata().(*metadatafake.FakeMetadataClient)
+	if !ok {
+		return
+	}
+	fmc.PrependReactor("*", "customresourcedefinitions", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		withObject, ok := a.(interface{ GetObject() runtime.Object })
+		if !ok {
+			return false, nil, nil
+		}
+		crd, ok := withObject.GetObject().(*metav1.PartialObjectMetadata)
+		if !ok || !strings.HasSuffix(crd.Name, ".gateway.networking.k8s.io") {
+			return false, nil, nil
+		}
+		if crd.Annotations == nil {
+			crd.Annotations = map[string]string{}
+		}
+		if _, set := crd.Annotations[gatewayconsts.BundleVersionAnnotation]; !set {
+			crd.Annotations[gatewayconsts.BundleVersionAnnotation] = gatewayconsts.BundleVersion
+		}
+		return false, nil, nil // changed in place; the tracker stores it
+	})
 }
 
 // Close stops the server's goroutines and informers.

@@ -94,7 +94,10 @@ type Response struct {
 	Objects  map[string]int         `json:"objects"` // count by kind of the state given
 	Calls    []CallResult           `json:"calls"`
 	Config   map[string]ProxyConfig `json:"config"`
-	Timing   Timing                 `json:"timing"`
+	// Status is what istiod's Gateway API controller would write to the status of each Gateway
+	// API object of the state (Gateway, HTTPRoute, ...), in kind, namespace, name order.
+	Status []istiod.ObjectStatus `json:"status"`
+	Timing Timing                `json:"timing"`
 }
 
 // Timing is where the time went, in seconds.
@@ -255,6 +258,9 @@ func Run(req *Request) (*Response, error) {
 		if kinds != nil {
 			resp.Config[id] = pc
 		}
+	}
+	if resp.Status, err = srv.GatewayAPIStatus(10*time.Second, state.DefaultCreationTimestamp); err != nil {
+		return nil, err
 	}
 	t3 := time.Now()
 	resp.Timing.Generate = t3.Sub(t2).Seconds()
