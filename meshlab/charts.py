@@ -3,8 +3,8 @@
 Why one module of plain functions: every chapter asks the same few questions of a probe — which
 pod answered, how the split compares with the configuration, what failed and when, which way a
 request flowed — and a learner should see the same picture each time. Each function takes the
-probe rows and returns a `plotly.graph_objects.Figure`; widgets copy its traces into a live
-FigureWidget, so interactive and static charts never drift apart.
+probe rows and returns a `plotly.graph_objects.Figure`; widgets show the same figures after each
+measurement, so interactive and static charts never drift apart.
 
 Colours carry meaning across the course: versions are blue/orange/green, every 503 is red (and
 only 503s are), other failures are grey or purple.
@@ -49,12 +49,16 @@ class Figure(go.Figure):
     (`make course` pages load the one `plotly.min.js` beside them; see `static_html`).
     """
 
+    def mimebundle(self) -> dict[str, Any]:
+        """What the chart displays as: the plotly mimetype, its static HTML twin, a text line."""
+        title = self.layout.title.text or "chart"
+        return {"application/vnd.plotly.v1+json": json.loads(self.to_json()),
+                "text/html": static_html(self),
+                "text/plain": f"<meshlab chart: {title}>"}
+
     def _ipython_display_(self) -> None:
         from IPython.display import display
-        title = self.layout.title.text or "chart"
-        display({"application/vnd.plotly.v1+json": json.loads(self.to_json()),
-                 "text/html": static_html(self),
-                 "text/plain": f"<meshlab chart: {title}>"}, raw=True)
+        display(self.mimebundle(), raw=True)
 
 
 #: What a static page shows in place of a chart when it has no plotly.js.
@@ -970,9 +974,3 @@ def _host_of(url: str) -> str:
         return urlsplit(url).hostname or ""
     except ValueError:
         return ""
-
-
-def figure_data(fig: go.Figure) -> list[dict]:
-    """The traces of a figure as plain dicts (what a FigureWidget is updated with)."""
-    return [t.to_plotly_json() for t in fig.data]
-

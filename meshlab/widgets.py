@@ -1,9 +1,10 @@
 """Interactive pieces of the course: a control, a live plotly chart, and the lab behind them.
 
-Why ipywidgets + plotly FigureWidget: moving a slider re-applies real YAML to the lab, sends real
+Why ipywidgets with plotly charts: moving a slider re-applies real YAML to the lab, sends real
 requests through Envoy and redraws the chart from the new probe — the learner changes one thing
 and sees the consequence, which is the whole point of a lab. Each explorer is an `ipywidgets.VBox`
-(so it displays by itself in JupyterLab) and also works headless: setting `explorer.slider.value`
+(so it displays by itself in JupyterLab) whose chart is an `ipywidgets.Output` holding the
+current `charts.Figure` (see `_Explorer._draw`), and it also works headless: setting `explorer.slider.value`
 from code runs the same re-probe synchronously, which is how the tests drive them.
 
 The charts come from `meshlab.charts`, so a static figure and its live twin always agree.
@@ -43,31 +44,10 @@ from .exercises import Verdict, check
 __all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "ProbeExplorer",
            "FlowExplorer", "TimeoutSlider", "ConcurrencySlider", "Quiz", "LabCloser", "flow", "weight_slider",
            "connections", "lb_picker", "push_order", "requests", "timeout_slider", "concurrency_slider", "quiz",
-           "close_button", "live"]
+           "close_button"]
 
 
 # ------------------------------------------------------------------------------------ plumbing
-
-def live(fig: go.Figure) -> go.FigureWidget:
-    """A FigureWidget twin of a static figure (to update in place later with `_redraw`)."""
-    return go.FigureWidget(fig)
-
-
-def _redraw(fw: go.FigureWidget, fig: go.Figure) -> None:
-    """Copy a freshly drawn figure into a live widget.
-
-    Same trace types in the same order → update them in place (the browser animates nothing,
-    sees the data change, keeps its zoom); otherwise replace the traces.
-    """
-    with fw.batch_update():
-        if [t.type for t in fw.data] == [t.type for t in fig.data]:
-            for old, new in zip(fw.data, fig.data):
-                old.update(new.to_plotly_json(), overwrite=True)
-        else:
-            fw.data = []
-            fw.add_traces(list(fig.data))
-        fw.layout = fig.layout
-
 
 def _read_yaml(manifest: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """One manifest as a plain dict (a path to a single-document YAML file, or a dict).
@@ -145,11 +125,24 @@ class _Explorer(W.VBox):
         self.scope.add_class("meshlab-scope")
         self.status = W.HTML(value="")
         self.status.add_class("meshlab-status")
-        self.figure = live(figure)
+        self.figure = charts.Figure(figure)     # the chart as last drawn
+        self.view = W.Output()                   # where it shows (see `_draw`)
+        self.view.add_class("meshlab-chart-view")
         self.results: dict[str, pd.DataFrame] = {}
-        super().__init__([W.HBox(list(controls)), self.scope, self.status, self.figure])
+        super().__init__([W.HBox(list(controls)), self.scope, self.status, self.view])
+        self._draw(self.figure)
         self.add_class("meshlab-explorer")
         self.add_class(css)
+
+    def _draw(self, fig: go.Figure) -> None:
+        """Show a freshly drawn chart: the widget's output becomes that figure (plotly's mimetype,
+        which JupyterLab draws). Why not a plotly FigureWidget updated in place: its changes are
+        one-shot messages (`_py2js_*`) that a browser view still loading or drawing drops — just
+        what Run All does — and the chart stayed empty (plotly.py #4956); each new FigureWidget
+        also sends plotly's 4.8 MB script again. An Output widget's `outputs` is synced state:
+        whenever the view draws, it draws the latest chart."""
+        self.figure = charts.Figure(fig)
+        self.view.outputs = ({"output_type": "display_data", "data": self.figure.mimebundle(), "metadata": {}},)
 
     def chart(self) -> charts.Figure:
         """A static snapshot of the live chart (renders anywhere, e.g. in `make course` HTML)."""
@@ -279,7 +272,7 @@ class WeightSlider(_Explorer):
             return
         self.results[str(weight)] = df
         self.last = df
-        _redraw(self.figure, charts.split(df, configured=self.weights(weight), by="subset"
+        self._draw(charts.split(df, configured=self.weights(weight), by="subset"
                                           if self._by_subset(df) else "version"))
         self.applied.value = ("<code style='font-size:11px'>" + " · ".join(
             f"{s}: weight {w}" for s, w in self.weights(weight).items()) + "</code>")
@@ -338,7 +331,7 @@ class ConnectionExplorer(_Explorer):
         label = f"{choice} conn" if choice != self.NEW_PER_REQUEST else choice
         self.results[label] = df
         ordered = {k: self.results[k] for k in sorted(self.results, key=_conn_order)}
-        _redraw(self.figure, charts.shares(ordered, by="pod", title="Share per pod vs connections used",
+        self._draw(charts.shares(ordered, by="pod", title="Share per pod vs connections used",
                                            pods=pods))
         self._done(started, f"{df['conn'].nunique()} connection(s) carried {len(df)} requests; "
                             f"{df['pod'].nunique()} pod(s) answered")
@@ -395,7 +388,7 @@ class LoadBalancerPicker(_Explorer):
             self._failed(e)
             return
         self.results[policy] = df
-        _redraw(self.figure, charts.shares(self.results, by="pod", title="Share per pod, per load-balancing policy"))
+        self._draw(charts.shares(self.results, by="pod", title="Share per pod, per load-balancing policy"))
         self._done(started, f"{policy}: median latency {df['latency_ms'].median():.0f} ms")
 
     def compare(self) -> None:
@@ -448,7 +441,7 @@ class PushOrderRace(_Explorer):
             return
         self.results[order] = df
         self.events[order] = dict(events)
-        _redraw(self.figure, charts.timeline(df, events=events, title=order))
+        self._draw(charts.timeline(df, events=events, title=order))
         self._done(started, charts.outcome_summary(df))
 
 
@@ -531,7 +524,7 @@ class ProbeExplorer(_Explorer):
             self._failed(e)
             return
         self.results[str(n)] = df
-        _redraw(self.figure, charts.pod_share(df, pods=pods))
+        self._draw(charts.pod_share(df, pods=pods))
         self._done(started, f"{charts.outcome_summary(df)}; {df['pod'].nunique()} pod(s) answered")
 
 
@@ -574,7 +567,7 @@ class FlowExplorer(_Explorer):
             return
         self.results[path] = df
         host = url.split("//", 1)[-1]
-        _redraw(self.figure, charts.flow(df, host=host))
+        self._draw(charts.flow(df, host=host))
         self._done(started, charts.outcome_summary(df))
 
 
@@ -623,7 +616,7 @@ class RequestGapExplorer(_Explorer):
             return
         self.results[f"{interval} ms"] = df
         ordered = dict(sorted(self.results.items(), key=lambda kv: float(kv[0].split()[0])))
-        _redraw(self.figure, charts.race_window(ordered, keepalive_ms=self.keepalive_ms,
+        self._draw(charts.race_window(ordered, keepalive_ms=self.keepalive_ms,
                                                 idle_timeout_ms=self.idle_timeout_ms))
         self._done(started, f"one every {interval} ms: {charts.outcome_summary(df)}")
 
@@ -686,7 +679,7 @@ class HashPicker(_Explorer):
             return
         for u, df in by_user.items():
             self.results[f"{key}: {u}"] = df
-        _redraw(self.figure, charts.shares(by_user, by="pod", pods=pods,
+        self._draw(charts.shares(by_user, by="pod", pods=pods,
                                            title=f"Which pod each user reached — hash on: {key}"))
         spread = ", ".join(f"{u} {df['pod'].nunique()}" for u, df in by_user.items())
         self._done(started, f"{key}: pods per user — {spread}")
@@ -747,7 +740,7 @@ class TimeoutSlider(_Explorer):
             self._failed(e)
             return
         self.results[f"{ms}ms"] = df
-        _redraw(self.figure, charts.latency_timeouts(df, lines, title=f"perTryTimeout {ms}ms: how long each request took"))
+        self._draw(charts.latency_timeouts(df, lines, title=f"perTryTimeout {ms}ms: how long each request took"))
         retried = int((pd.to_numeric(df["attempts"], errors="coerce").fillna(0) > 1).sum())
         self._done(started, f"{charts.outcome_summary(df)}; {retried} retried")
 
@@ -789,7 +782,7 @@ class ConcurrencySlider(_Explorer):
             return
         self.results[str(concurrency)] = df
         shown = {f"{k} at a time": self.results[k] for k in sorted(self.results, key=int)}
-        _redraw(self.figure, charts.overflow(shown))
+        self._draw(charts.overflow(shown))
         self._done(started, f"{concurrency} at a time: {charts.outcome_summary(df)}")
 
 

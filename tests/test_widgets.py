@@ -7,6 +7,7 @@ how they redraw). The notebooks test drives the same widgets against the real lo
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -180,12 +181,18 @@ def test_quiz_checks_the_choice():
         widgets.quiz("nope", ["a"])
 
 
-def test_redraw_replaces_traces_when_their_kinds_change():
-    fw = widgets.live(go.Figure(go.Bar(x=[1], y=[1])))
-    widgets._redraw(fw, go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
-    assert [t.type for t in fw.data] == ["scatter"] and list(fw.data[0].y) == [3, 4]
-
-
+def test_the_chart_is_the_views_synced_state_so_a_browser_that_draws_late_still_shows_the_last():
+    """Run All under load left charts empty: plotly's FigureWidget sends changes as one-shot
+    messages a view still loading drops. The explorer's chart is an Output widget whose `outputs`
+    (synced state) hold the last chart as plotly's mimetype, whatever the kinds of its traces."""
+    lab = RecordingLab()
+    p = widgets.requests(lab, "http://reviews:9080/", n=10)
+    p.set(20)
+    shown = p.view.get_state()["outputs"]
+    assert len(shown) == 1 and shown[0]["output_type"] == "display_data"
+    fig = shown[0]["data"]["application/vnd.plotly.v1+json"]
+    assert fig == json.loads(p.figure.to_json()) and fig["data"], fig
+    assert "text/html" in shown[0]["data"]                      # the static twin, for pages without a kernel
 class _Run:
     def __init__(self, lab):
         self.lab = lab

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import gateway_api, resilience
-from .causes import Cause, fault, nc, nr, pods_of, rules_for, uf, uh, uo, ut
+from .causes import Cause, fault, nc, nr, rules_for, uf, uh, uo
 from .context import Context, client, ref
 
 #: The flags that decide a group's outcome, in the order explain looks for them. URX never decides:
