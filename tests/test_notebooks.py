@@ -84,6 +84,17 @@ def test_every_prediction_has_a_guess_cell_and_a_check_after_the_measurement(pat
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_a_widget_follows_the_text_that_introduces_it(path: Path):
+    """Text that introduces a widget (a 🖱️ heading or paragraph) is read just before it: the
+    next code cell makes the widget, with no other topic in between."""
+    cells = _read(path).cells
+    for i, c in enumerate(cells):
+        if c.cell_type == "markdown" and re.search(r"^(#+ )?🖱️", c.source, re.MULTILINE):
+            nxt = next(cells[j] for j in range(i + 1, len(cells)) if cells[j].cell_type == "code")
+            assert re.search(r"= widgets\.\w+\(", nxt.source), (c.source[:80], nxt.source)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_markdown_renders_and_links_are_pinned(path: Path):
     text = "\n".join(c.source for c in _read(path).cells if c.cell_type == "markdown")
     # emphasis hugging a quote mark renders as literal *"…"* in JupyterLab's markdown
