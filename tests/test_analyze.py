@@ -256,7 +256,8 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
                                                         "{outlierDetection: {maxEjectionPercent: 100}}}")], set()),
     ("MLB0014 locality failover without outlierDetection",
      [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {loadBalancer: {localityLbSetting: "
-                                   "{failover: [{from: eu-west, to: us-east}]}}}\n")], {("MLB0014", DR_DEF)}),
+                                   "{failover: [{from: eu-west, to: us-east}]}}}\n")],
+     {("MLB0014", DR_DEF), ("IST0133", DR_DEF)}),     # Istio's validation warns too (agent/validation.go)
     ("MLB0014 quiet with outlierDetection next to the failover",
      [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}, "
                                    "loadBalancer: {localityLbSetting: {failoverPriority: [topology.kubernetes.io/zone]}}}\n")],

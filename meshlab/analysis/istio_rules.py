@@ -346,6 +346,31 @@ def deprecated_fields(s: Snapshot) -> Iterator[Finding]:
                           "spec.outboundTrafficPolicy.egressProxy")
 
 
+# ---------------------------------------------------------------------------------------- IST0133
+
+def failover_without_outlier_detection(s: Snapshot) -> Iterator[Finding]:
+    """The warning Istio's validation attaches to a load balancer that sets locality `failover` or
+    `failoverPriority` while its own traffic policy has no `outlierDetection`
+    (pkg/config/validation/agent/validation.go validateLocalityLbSetting, through validateLoadBalancer;
+    istioctl reports it as IST0133 SchemaWarning): without outlier detection Envoy never leaves the
+    local priority, so failover never happens."""
+    for dr in s.destination_rules:
+        policies = [("spec.trafficPolicy", dr.spec.traffic_policy)]
+        policies += [(f"spec.subsets[{i}].trafficPolicy", sub.traffic_policy) for i, sub in enumerate(dr.spec.subsets or [])]
+        for field, tp in policies:
+            if tp is None:
+                continue
+            levels = [(field, tp)] + [(f"{field}.portLevelSettings[{j}]", pl)
+                                      for j, pl in enumerate(tp.port_level_settings or [])]
+            for where, policy in levels:
+                locality = (policy.load_balancer.locality_lb_setting or {}) if policy.load_balancer else {}
+                if (locality.get("failover") or locality.get("failoverPriority")) and policy.outlier_detection is None:
+                    yield finding(dr, "IST0133", "Schema validation warning: outlier detection policy must be "
+                                  "provided for failover",
+                                  f"Add `outlierDetection` next to the loadBalancer in {where}: Envoy only fails "
+                                  "over when it ejects the local endpoints.", f"{where}.loadBalancer.localityLbSetting")
+
+
 # ---------------------------------------------------------------------------------------- IST0145
 
 def _selector_string(selector: dict[str, str]) -> str:
@@ -497,5 +522,5 @@ def _condition_fix(c: dict) -> str:
         str(c.get("reason")), "")
 
 
-RULES = (deprecated_fields, tls_without_ca, conflicting_gateways, conflicting_service_entry_protocols, destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
+RULES = (deprecated_fields, failover_without_outlier_detection, tls_without_ca, conflicting_gateways, conflicting_service_entry_protocols, destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
          subsets_select_pods, port_names, gateway_ports, negative_conditions)
