@@ -54,6 +54,8 @@ def _one(errors: list[MeshlabError]) -> MeshlabError:
 _KIND_API = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "Deployment": "apps/v1",
              "VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
              "Gateway": "networking.istio.io/v1", "ServiceEntry": "networking.istio.io/v1"}
+#: The Gateway API kinds a lab reads back (chapter 9); their Gateway is not Istio's.
+_GATEWAY_API_KINDS = [("gateway.networking.k8s.io/v1", k) for k in ("Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant")]
 
 # ----------------------------------------------------------------------------------- backend
 
@@ -270,9 +272,17 @@ class KindBackend(BackendBase):
         from ...manifests import load
 
         raw: list[dict[str, Any]] = []
+        kinds = [(_KIND_API[k], k) for k in ("Service", "Deployment", "Pod", "VirtualService", "DestinationRule",
+                                             "Gateway", "ServiceEntry")] + _GATEWAY_API_KINDS
         for ns in self._namespaces():
-            for kind in ("Service", "Deployment", "Pod", "VirtualService", "DestinationRule", "Gateway", "ServiceEntry"):
-                for o in self.kube.list(_KIND_API[kind], kind, ns):
+            for api, kind in kinds:
+                try:
+                    listed = self.kube.list(api, kind, ns)
+                except KubeError as e:
+                    if e.status == 404 and api.startswith("gateway.networking.k8s.io"):
+                        continue   # a cluster without the Gateway API's CRDs holds none
+                    raise
+                for o in listed:
                     md = o.get("metadata") or {}
                     if (md.get("labels") or {}).get(ROLE_LABEL) == "client" or md.get("ownerReferences"):
                         continue   # meshlab's own client, and pods a Deployment made
@@ -294,8 +304,12 @@ class KindBackend(BackendBase):
         import pandas as pd
 
         rows = []
-        nodes = {n["metadata"]["name"]: NodeInfo(n["metadata"]["name"], n["metadata"].get("labels") or {})
-                 for n in self.kube.list("v1", "Node", None, None)}
+        # Nodes (their topology labels give a pod's zone) are cluster-scoped: a lab on a shared cluster
+        # asks for nothing cluster-scoped (workshop-rbac grants nothing of the kind), so there a pod's
+        # zone comes from its own locality label, or stays empty
+        nodes = {} if self.name == "cluster" else {
+            n["metadata"]["name"]: NodeInfo(n["metadata"]["name"], n["metadata"].get("labels") or {})
+            for n in self.kube.list("v1", "Node", None, None)}
         for p in self._pod_objects():
             md, st = p["metadata"], p.get("status") or {}
             all_labels = md.get("labels") or {}
