@@ -26,6 +26,14 @@ from meshlab.objects import MODELLED
 Path_ = tuple[Any, ...]
 
 
+def reason_for(table: Iterable[tuple[str, str, str, str]], kind: str, field: str, mutation: str) -> str | None:
+    """The reason a table of (kind, field regex, mutation or "*", reason) gives for a mutant, if any."""
+    for k, pattern, m, reason in table:
+        if k == kind and re.search(pattern, field) and m in ("*", mutation):
+            return reason
+    return None
+
+
 def meshlab_accepts(doc: dict[str, Any]) -> tuple[bool, str]:
     """meshlab's verdict on a document: (True, "") or (False, the loader's message)."""
     try:

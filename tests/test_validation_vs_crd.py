@@ -16,7 +16,6 @@ the webhook there.
 from __future__ import annotations
 
 import copy
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from _mutants import meshlab_accepts, mutant_docs
+from _mutants import meshlab_accepts, mutant_docs, reason_for
 from _oracle import crd_validate
 
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
@@ -218,10 +217,7 @@ def _base_docs(reference: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _stricter(kind: str, field: str, mutation: str) -> str | None:
-    for k, pattern, m, reason in WEBHOOK_STRICTER:
-        if k == kind and re.search(pattern, field) and m in ("*", mutation):
-            return reason
-    return None
+    return reason_for(WEBHOOK_STRICTER, kind, field, mutation)
 
 
 # ------------------------------------------------------------------------------------- the tests

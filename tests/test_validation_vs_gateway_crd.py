@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
 import subprocess
 from functools import lru_cache
@@ -29,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from _mutants import Mutant, meshlab_accepts, mutant_docs
+from _mutants import Mutant, meshlab_accepts, mutant_docs, reason_for
 from _apiserver import apiserver  # noqa: F401  (the fixture)
 from _oracle import crd_validate
 
@@ -215,10 +214,7 @@ def _base_docs() -> list[tuple[str, dict[str, Any]]]:
 
 
 def _known(kind: str, field: str, mutation: str) -> str | None:
-    for k, pattern, m, reason in KNOWN:
-        if k == kind and re.search(pattern, field) and m in ("*", mutation):
-            return reason
-    return None
+    return reason_for(KNOWN, kind, field, mutation)
 
 
 @lru_cache(maxsize=None)
