@@ -52,8 +52,9 @@ class Figure(go.Figure):
     def mimebundle(self) -> dict[str, Any]:
         """What the chart displays as: the plotly mimetype, its static HTML twin, a text line."""
         title = self.layout.title.text or "chart"
-        return {"application/vnd.plotly.v1+json": json.loads(self.to_json()),
-                "text/html": static_html(self),
+        payload = self.to_json()                       # serialised once for both
+        return {"application/vnd.plotly.v1+json": json.loads(payload),
+                "text/html": static_html(self, payload),
                 "text/plain": f"<meshlab chart: {title}>"}
 
     def _ipython_display_(self) -> None:
@@ -66,16 +67,17 @@ NO_PLOTLY = ("This chart needs plotly.js, which this page does not load: open th
              "JupyterLab, or build the pages with `make course`.")
 
 
-def static_html(fig: go.Figure) -> str:
+def static_html(fig: go.Figure, payload: str | None = None) -> str:
     """A figure as an HTML fragment that draws with the page's own `window.Plotly`.
 
     Offline by design: no `<script src>` to a CDN and no inline copy of plotly.js (4.8 MB), so a
     page holds plotly at most once however many charts it shows. Without plotly.js on the page
-    the fragment says so in words instead of staying blank.
+    the fragment says so in words instead of staying blank. `payload`: the figure's JSON when the
+    caller has it already (`fig.to_json()`).
     """
     div_id = f"meshlab-chart-{uuid.uuid4().hex}"
     height = int(fig.layout.height or 450)
-    payload = fig.to_json().replace("</", "<\\/")      # a "</script>" inside must not end the tag
+    payload = (payload or fig.to_json()).replace("</", "<\\/")   # a "</script>" inside must not end the tag
     message = json.dumps(NO_PLOTLY)
     return (f'<div id="{div_id}" class="meshlab-chart" style="width:100%;height:{height}px"></div>\n'
             f'<script type="text/javascript">(function () {{\n'

@@ -389,7 +389,8 @@ class Lab:
         with plainly("probing"):
             envoy = self.backend.envoy(proxy, namespace=namespace)
             before = envoy.stats(r"^cluster\.outbound\|")
-            ips = {str(ip): str(name) for ip, name in zip(self.backend.pods()["ip"], self.backend.pods()["name"])}
+            pods = self.backend.pods()
+            ips = {str(ip): str(name) for ip, name in zip(pods["ip"], pods["name"])}
             samples: list[dict[str, Any]] = []
             run = self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
                                        keepalive=True, headers=None, via=via, namespace=namespace, seed=seed,
