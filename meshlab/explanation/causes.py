@@ -179,14 +179,22 @@ def pods_of(grp: list[dict[str, Any]]) -> str:
 
 def app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) -> Cause:
     pods = pods_of(grp)
+    logs = [f"kubectl logs {pods.split(', ')[0] if pods else '<pod>'}"]
+    if any("URX" in text(r.get("flags")) for r in grp):      # the route's retries ran, and ran out
+        return Cause("app.error-status", label,
+                     f"The application itself answered {status} on every attempt: Envoy retried as the route's "
+                     "retry policy says, ran out (URX), and passed the last answer through.",
+                     f"The pods {pods or '(unknown)'} returned errors; retries cannot help when every attempt "
+                     "meets a failing pod.",
+                     "Fix the app; outlierDetection in the DestinationRule takes a failing pod out while "
+                     "others are healthy.", logs)
     return Cause("app.error-status", label,
                  f"The application itself answered {status} (Envoy passed it through: flag '-', "
                  "details via_upstream).",
-                 f"The pods {pods or '(unknown)'} returned errors; since Istio 1.24 a 503 from the app is not "
-                 "retried by default.",
+                 f"The pods {pods or '(unknown)'} returned errors; Istio's default retry policy does not retry "
+                 "an app's 5xx answer (since Istio 1.24 not even a 503).",
                  "Fix the app, or add `retries: {attempts: 2, retryOn: 5xx}` to the VirtualService route and "
-                 "outlierDetection to the DestinationRule to steer around failing pods.",
-                 [f"kubectl logs {pods.split(', ')[0] if pods else '<pod>'}"])
+                 "outlierDetection to the DestinationRule to steer around failing pods.", logs)
 
 
 def client_error(ctx: Context, label: str, grp: list[dict[str, Any]], error: str) -> Cause:
