@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="write executed notebooks here")
+    ap.add_argument("--only", nargs="*", default=None, metavar="NN",
+                    help="run only the chapters whose number is listed (e.g. --only 05 06)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout whose chapters (and package) run in alternating rounds")
     args = ap.parse_args(argv)
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return _side_by_side(args.baseline.resolve(), args.rounds)
     # `!meshlab doctor` in chapter 0 runs this environment's CLI
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    chapters = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    chapters = [p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) if args.only is None or p.name[:2] in args.only]
     rounds = []
     for r in range(args.rounds):
         rows = [run_chapter(p, args.keep if r == 0 else None) for p in chapters]

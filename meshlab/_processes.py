@@ -70,6 +70,21 @@ def own_pids() -> Iterator[int]:
                 continue
 
 
+def own_open_files() -> Iterator[str]:
+    """What each open descriptor of this user's processes names (`readlink /proc/PID/fd/N`:
+    a path, `socket:[inode]`, `anon_inode:inotify`, ...); those that close while listed are skipped."""
+    for pid in own_pids():
+        try:
+            fds = list(os.scandir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                yield os.readlink(fd.path)
+            except OSError:
+                continue
+
+
 def pdeathsig_available() -> bool:
     """Can children be tied to this process's life (Linux with util-linux's `setpriv`)?"""
     return sys.platform.startswith("linux") and shutil.which("setpriv") is not None

@@ -3,8 +3,8 @@
 Why one module of plain functions: every chapter asks the same few questions of a probe — which
 pod answered, how the split compares with the configuration, what failed and when, which way a
 request flowed — and a learner should see the same picture each time. Each function takes the
-probe rows and returns a `plotly.graph_objects.Figure`; widgets copy its traces into a live
-FigureWidget, so interactive and static charts never drift apart.
+probe rows and returns a `plotly.graph_objects.Figure`; widgets show the same figures after each
+measurement, so interactive and static charts never drift apart.
 
 Colours carry meaning across the course: versions are blue/orange/green, every 503 is red (and
 only 503s are), other failures are grey or purple.
@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 import pandas as pd
 import plotly.graph_objects as go
 
-from .names import labels_match, selector_string
+from .names import duration_seconds, labels_match, selector_string
 
 __all__ = [
     "Figure", "outcome", "outcome_summary", "outcomes", "wilson_interval", "share_table", "pod_share", "shares", "split",
-    "timeline", "flow", "latency", "config_table", "endpoints", "findings", "Table", "ProbeTable",
+    "timeline", "flow", "latency", "config_table", "endpoints", "findings", "conditions", "Table", "ProbeTable",
     "static_html", "VERSION_COLORS", "OUTCOME_COLORS", "PROBE_VIEW",
 ]
 
@@ -49,12 +49,17 @@ class Figure(go.Figure):
     (`make course` pages load the one `plotly.min.js` beside them; see `static_html`).
     """
 
+    def mimebundle(self) -> dict[str, Any]:
+        """What the chart displays as: the plotly mimetype, its static HTML twin, a text line."""
+        title = self.layout.title.text or "chart"
+        payload = self.to_json()                       # serialised once for both
+        return {"application/vnd.plotly.v1+json": json.loads(payload),
+                "text/html": static_html(self, payload),
+                "text/plain": f"<meshlab chart: {title}>"}
+
     def _ipython_display_(self) -> None:
         from IPython.display import display
-        title = self.layout.title.text or "chart"
-        display({"application/vnd.plotly.v1+json": json.loads(self.to_json()),
-                 "text/html": static_html(self),
-                 "text/plain": f"<meshlab chart: {title}>"}, raw=True)
+        display(self.mimebundle(), raw=True)
 
 
 #: What a static page shows in place of a chart when it has no plotly.js.
@@ -62,16 +67,17 @@ NO_PLOTLY = ("This chart needs plotly.js, which this page does not load: open th
              "JupyterLab, or build the pages with `make course`.")
 
 
-def static_html(fig: go.Figure) -> str:
+def static_html(fig: go.Figure, payload: str | None = None) -> str:
     """A figure as an HTML fragment that draws with the page's own `window.Plotly`.
 
     Offline by design: no `<script src>` to a CDN and no inline copy of plotly.js (4.8 MB), so a
     page holds plotly at most once however many charts it shows. Without plotly.js on the page
-    the fragment says so in words instead of staying blank.
+    the fragment says so in words instead of staying blank. `payload`: the figure's JSON when the
+    caller has it already (`fig.to_json()`).
     """
     div_id = f"meshlab-chart-{uuid.uuid4().hex}"
     height = int(fig.layout.height or 450)
-    payload = fig.to_json().replace("</", "<\\/")      # a "</script>" inside must not end the tag
+    payload = (payload or fig.to_json()).replace("</", "<\\/")   # a "</script>" inside must not end the tag
     message = json.dumps(NO_PLOTLY)
     return (f'<div id="{div_id}" class="meshlab-chart" style="width:100%;height:{height}px"></div>\n'
             f'<script type="text/javascript">(function () {{\n'
@@ -475,6 +481,66 @@ def _nice_step(raw: float) -> float:
     return raw
 
 
+# ------------------------------------------------------------------------------------ chapter 7
+
+__all__ += ["send_interval_ms", "race_window"]
+
+
+def send_interval_ms(df: pd.DataFrame) -> float:
+    """The median time between two requests of a probe, in ms (from `t`, when each was sent);
+    NaN with fewer than two requests."""
+    _need(df, "t")
+    t = pd.to_numeric(df["t"], errors="coerce").dropna().sort_values()
+    if len(t) < 2:
+        return float("nan")
+    return float(t.diff().dropna().median() * 1000.0)
+
+
+def race_window(probes: Mapping[str, pd.DataFrame], keepalive_ms: float | None = None,
+                idle_timeout_ms: float | None = None, title: str | None = None) -> go.Figure:
+    """What requests got against the time between them: one point per probe and outcome (x: the
+    probe's median interval between requests, `send_interval_ms`; y: that outcome's share).
+
+    `keepalive_ms` draws the app's keep-alive idle timeout (the app closes a connection idle that
+    long) and `idle_timeout_ms` the DestinationRule's `connectionPool.http.idleTimeout` (Envoy
+    closes first): the keep-alive race lives just past the app's line, in a window as wide as the
+    time the app's close takes to reach Envoy.
+    """
+    if not probes:
+        raise ValueError("race_window() needs at least one probe, e.g. {'125 ms': df}")
+    points = []
+    for label, df in probes.items():
+        if len(df) == 0:
+            raise ValueError(f"race_window(): the probe {label!r} is empty")
+        x = send_interval_ms(df)
+        counts = outcome(df).value_counts()
+        for o, k in counts.items():
+            points.append((x, str(o), int(k), len(df), str(label)))
+    fig = Figure()
+    labels = sorted({p[1] for p in points}, key=lambda s: (_outcome_color(s) == OUTCOME_COLORS["503"], s))
+    xs = sorted({p[0] for p in points})
+    for o in labels:
+        by_x = {p[0]: p for p in points if p[1] == o}
+        ys = [by_x[x][2] / by_x[x][3] if x in by_x else 0.0 for x in xs]
+        data = [(by_x[x][2], by_x[x][3]) if x in by_x else (0, 0) for x in xs]
+        fig.add_scatter(x=xs, y=ys, name=o, mode="lines+markers", customdata=data,
+                        marker=dict(color=_outcome_color(o), size=9), line=dict(color=_outcome_color(o)),
+                        hovertemplate="every %{x:.0f} ms: %{customdata[0]} of %{customdata[1]} requests "
+                                      "(%{y:.0%})<extra>%{fullData.name}</extra>")
+    marks = [(keepalive_ms, "the app closes idle connections", "#d62728"),
+             (idle_timeout_ms, "Envoy closes idle connections (idleTimeout)", "#2ca02c")]
+    for i, (at, text, color) in enumerate(m for m in marks if m[0] is not None):
+        fig.add_vline(x=float(at), line=dict(color=color, dash="dash", width=1.5))
+        fig.add_annotation(x=float(at), y=1.08 - 0.08 * i, yref="paper", text=f"{text}: {float(at):g} ms",
+                           showarrow=False, xanchor="left", font=dict(size=11, color=color),
+                           bgcolor="rgba(255,255,255,0.8)")
+    fig.update_layout(template=_TEMPLATE, title=title or "What the requests got, by the time between them",
+                      xaxis=dict(title="time between two requests (ms)", rangemode="tozero"),
+                      yaxis=dict(title="share of requests", tickformat=".0%", range=[0, 1.05]),
+                      legend_title="outcome")
+    return fig
+
+
 def flow(df: pd.DataFrame, host: str | None = None, title: str | None = None) -> go.Figure:
     """Request flow as a Sankey: host → route → cluster → pod (or the failure), 503s in red.
 
@@ -567,6 +633,166 @@ def latency(probes: Mapping[str, pd.DataFrame], title: str | None = None) -> go.
                     boxpoints=False)
     fig.update_layout(template=_TEMPLATE, title=title or "Latency per request", showlegend=False,
                       yaxis_title="latency (ms)")
+    return fig
+
+
+# ------------------------------------------------------------------------------------ chapters 5 and 6
+
+def _ms_of(label_value: str | float) -> float:
+    """A timeout as milliseconds: a number (ms) or an Istio duration (`"80ms"`, `"0.5s"`)."""
+    if isinstance(label_value, (int, float)) and not isinstance(label_value, bool):
+        return float(label_value)
+    return duration_seconds(str(label_value)) * 1000.0
+
+
+def latency_timeouts(df: pd.DataFrame, timeouts: Mapping[str, str | float] | None = None,
+                     title: str | None = None, bins: int = 40) -> go.Figure:
+    """How long each request took, as a histogram stacked by outcome (`outcome`), with each
+    timeout drawn as a labelled dashed line.
+
+    `timeouts`: label → a timeout, in ms or as an Istio duration (`{"perTryTimeout": "80ms",
+    "timeout": "300ms"}`). Every request is counted, answered or not: a 504 UT sits on its
+    timeout's line, a retried 200 past one attempt's.
+    """
+    _need(df, "latency_ms", "status", "error", "flags")
+    if len(df) == 0:
+        raise ValueError("latency_timeouts() got an empty probe")
+    lat = pd.to_numeric(df["latency_ms"], errors="coerce").fillna(0.0)
+    lines = {k: _ms_of(v) for k, v in (timeouts or {}).items()}
+    top = max([float(lat.max())] + [v * 1.1 for v in lines.values()] + [1.0])
+    size = _nice_step(top / bins)
+    labels = outcome(df)
+    fig = Figure()
+    for label in sorted(set(labels), key=lambda s: (_outcome_color(s) != OUTCOME_COLORS["ok"], s)):
+        fig.add_histogram(x=lat[labels == label], name=label, marker_color=_outcome_color(label),
+                          xbins=dict(start=0, end=top + size, size=size),
+                          hovertemplate="%{x} ms: %{y} requests<extra>%{fullData.name}</extra>")
+    for i, (label, ms) in enumerate(lines.items()):
+        fig.add_vline(x=ms, line=dict(color="#222", dash="dash", width=1.5))
+        fig.add_annotation(x=ms, y=1.0 - 0.08 * (i % 3), yref="paper", text=f"{label} {ms:g} ms",
+                           showarrow=False, xanchor="left", bgcolor="rgba(255,255,255,0.8)", font=dict(size=11))
+    fig.update_layout(template=_TEMPLATE, barmode="stack", bargap=0.05,
+                      title=title or f"How long {len(df)} requests took", xaxis_title="latency seen by the client (ms)",
+                      yaxis_title="requests", legend_title="outcome")
+    return fig
+
+
+def attempts(probes: pd.DataFrame | Mapping[str, pd.DataFrame], title: str | None = None) -> go.Figure:
+    """Requests per number of attempts Envoy made upstream (`attempts`: Envoy's
+    %UPSTREAM_REQUEST_ATTEMPT_COUNT%; 0 when no attempt left Envoy, e.g. a fault abort), stacked by
+    outcome; several labelled probes side by side (`{"label": df}`) as groups of bars."""
+    frames = {"": probes} if isinstance(probes, pd.DataFrame) else dict(probes)
+    if not frames:
+        raise ValueError("attempts() needs at least one probe")
+    rows, order = [], []
+    for name, df in frames.items():
+        _need(df, "attempts", "status", "error", "flags")
+        n = pd.to_numeric(df["attempts"], errors="coerce").fillna(0).astype(int)
+        xs = [f"{a} attempt{'s' if a != 1 else ''}" if not name else f"{name} · {a}" for a in n]
+        rows += list(zip(xs, outcome(df)))
+        order += [x for _, x in sorted(set(zip(n, xs))) if x not in order]
+    table = pd.DataFrame(rows, columns=["x", "outcome"])
+    counts = table.groupby(["x", "outcome"]).size().unstack(fill_value=0).reindex(order)
+    fig = Figure()
+    for label in sorted(counts.columns, key=lambda s: (_outcome_color(s) != OUTCOME_COLORS["ok"], s)):
+        fig.add_bar(x=counts.index, y=counts[label], name=label, marker_color=_outcome_color(label),
+                    hovertemplate="%{x}: %{y} requests<extra>%{fullData.name}</extra>")
+    total = sum(len(df) for df in frames.values())
+    fig.update_layout(template=_TEMPLATE, barmode="stack", title=title or f"Attempts per request ({total} requests)",
+                      xaxis_title="attempts Envoy made upstream", yaxis_title="requests", legend_title="outcome")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def ejections(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """A timeline per endpoint: each request as a dot where it was answered (colour = outcome),
+    and grey bands while Envoy's own `/clusters` said the endpoint was ejected by outlier detection
+    (`failed_outlier_check`). Reads what `Lab.watch` recorded: the rows and `df.attrs["endpoints"]`
+    (samples: t, endpoint, pod, outlier_check)."""
+    _need(df, "t", "pod", "status", "error", "flags")
+    samples = pd.DataFrame(df.attrs.get("endpoints") or [], columns=["t", "cluster", "endpoint", "pod",
+                                                                      "status", "outlier_check"])
+    if samples.empty:
+        raise ValueError("ejections() needs what lab.watch(...) returned: its rows carry Envoy's /clusters samples")
+    names = sorted(set(samples["pod"].map(_str)) - {""} | set(df["pod"].map(_str)) - {""})
+    fig = Figure()
+    step = float(samples["t"].diff().median() or 0.05)
+    shown = False
+    for pod in names:
+        mine = samples[samples["pod"] == pod].sort_values("t")
+        out = (mine["outlier_check"] == "FAILED").tolist()
+        ts = mine["t"].tolist()
+        i = 0
+        while i < len(out):
+            if out[i]:
+                j = i
+                while j + 1 < len(out) and out[j + 1]:
+                    j += 1
+                fig.add_scatter(x=[ts[i], ts[j] + step], y=[pod, pod], mode="lines", showlegend=not shown,
+                                name="ejected (Envoy /clusters)", legendgroup="ejected",
+                                line=dict(color="rgba(90,90,90,0.35)", width=22),
+                                hovertemplate=f"{pod}: ejected %{{x:.2f}} s<extra></extra>")
+                shown = True
+                i = j + 1
+            else:
+                i += 1
+    labels = outcome(df)
+    answered = df["pod"].map(_str) != ""
+    for label in sorted(set(labels[answered]), key=lambda s: (_outcome_color(s) != OUTCOME_COLORS["ok"], s)):
+        sel = answered & (labels == label)
+        fig.add_scatter(x=df.loc[sel, "t"], y=df.loc[sel, "pod"].map(_str), mode="markers", name=label,
+                        marker=dict(color=_outcome_color(label), size=6, symbol="line-ns-open", line=dict(width=2)),
+                        hovertemplate="t=%{x:.3f} s<extra>%{fullData.name}</extra>")
+    missed = (~answered).sum()
+    fig.update_layout(template=_TEMPLATE, title=title or (
+        f"Which pod answered each request, and when Envoy ejected it ({len(df)} requests"
+        + (f", {missed} answered by no pod" if missed else "") + ")"),
+        xaxis_title="seconds since the probe started", yaxis_title="pod", legend_title="")
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=names)
+    return fig
+
+
+#: The Envoy cluster counters `overflow` reads (cluster.<name>.<counter>, summed over clusters).
+PENDING_COUNTERS = ("upstream_rq_pending_total", "upstream_rq_pending_overflow")
+
+
+def _cluster_counter(stats: Mapping[str, object], counter: str) -> int:
+    return int(sum(v for k, v in stats.items() if k.endswith("." + counter) and isinstance(v, (int, float))))
+
+
+def overflow(probes: Mapping[object, pd.DataFrame], title: str | None = None) -> go.Figure:
+    """Circuit breaking under concurrency: per labelled probe (e.g. the concurrency), how many
+    requests Envoy sent at once, how many waited in the cluster's pending queue, and how many it
+    refused (503 UO). The queue comes from Envoy's own counters over the probe
+    (`upstream_rq_pending_total`, in `df.attrs["envoy_stats"]`, what `Lab.watch` records)."""
+    if not probes:
+        raise ValueError("overflow() needs at least one probe")
+    xs, direct, queued, refused, other = [], [], [], [], []
+    for label, df in probes.items():
+        _need(df, "status", "error", "flags")
+        stats = df.attrs.get("envoy_stats")
+        if stats is None:
+            raise ValueError("overflow() needs what lab.watch(...) returned: its rows carry Envoy's counters")
+        labels = outcome(df)
+        uo = int((labels == "503 UO").sum())
+        pending = _cluster_counter(stats, "upstream_rq_pending_total")
+        ok = int(_ok(df).sum())
+        xs.append(str(label))
+        queued.append(min(pending, ok))
+        direct.append(ok - min(pending, ok))
+        refused.append(uo)
+        other.append(len(df) - ok - uo)
+    fig = Figure()
+    # always the same four traces (zeros too), each with a fixed uid: a live chart updates them in
+    # place, and the browser keeps matching each trace to its own
+    for i, (ys, name, colour) in enumerate(((direct, "sent at once", OUTCOME_COLORS["ok"]),
+                                             (queued, "waited in the pending queue", "#98df8a"),
+                                             (refused, "503 UO (overflow)", OUTCOME_COLORS["503"]),
+                                             (other, "other outcomes", OUTCOME_COLORS["error"]))):
+        fig.add_bar(x=xs, y=ys, name=name, marker_color=colour, uid=f"meshlab-overflow-{i}")
+    fig.update_layout(template=_TEMPLATE, barmode="stack", title=title or "What the connection pool did with each request",
+                      xaxis_title="probe", yaxis_title="requests", legend_title="")
+    fig.update_xaxes(type="category")
     return fig
 
 
@@ -670,6 +896,28 @@ def findings(found: Sequence[object]) -> pd.DataFrame:
     return Table(rows, columns=columns)
 
 
+def conditions(objects: Sequence[object], kind: str | None = None) -> pd.DataFrame:
+    """The status conditions of the objects that carry them (Gateway API Gateways and HTTPRoutes read
+    from a lab: what istiod wrote), one row per condition: kind, name, parent, type, status, reason,
+    message — `kubectl get httproute -o yaml`'s `status` as a table. `kind` keeps one kind."""
+    columns = ["kind", "name", "parent", "type", "status", "reason", "message"]
+    rows = []
+    for o in objects:
+        status = getattr(o, "status", None)
+        if not isinstance(status, dict) or (kind and getattr(o, "kind", "") != kind):
+            continue
+        name = f"{getattr(o, 'namespace', None) or ''}/{getattr(o, 'name', '')}".lstrip("/")
+        entries = [("", c) for c in status.get("conditions") or []]
+        for p in status.get("parents") or []:
+            ref = p.get("parentRef") or {}
+            parent = f"{ref.get('kind', 'Gateway')} {ref.get('name', '')}" + (f":{ref['port']}" if ref.get("port") else "")
+            entries += [(parent, c) for c in p.get("conditions") or []]
+        for parent, c in entries:
+            rows.append({"kind": getattr(o, "kind", ""), "name": name, "parent": parent, "type": c.get("type", ""),
+                         "status": c.get("status", ""), "reason": c.get("reason", ""), "message": c.get("message", "")})
+    return Table(rows, columns=columns)
+
+
 # ------------------------------------------------------------------------------------ helpers
 
 def _need(df: pd.DataFrame, *columns: str) -> None:
@@ -728,9 +976,3 @@ def _host_of(url: str) -> str:
         return urlsplit(url).hostname or ""
     except ValueError:
         return ""
-
-
-def figure_data(fig: go.Figure) -> list[dict]:
-    """The traces of a figure as plain dicts (what a FigureWidget is updated with)."""
-    return [t.to_plotly_json() for t in fig.data]
-

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .names import cluster_name, fqdn
+from .names import cluster_name, duration_seconds, fqdn
 
 __all__ = ["Exercise", "Verdict", "EXERCISES", "check", "exercise"]
 
@@ -756,3 +756,547 @@ exercise(Exercise(
     "Without the Service the route names a cluster istiod no longer sends, and Envoy answers "
     "503 NC. The DR itself stays valid — it just decorates nothing.",
     _seed))
+
+
+# ------------------------------------------------------------------------------------ chapter 7
+
+def _predict_quiet(answer: Any, data: Mapping[str, Any]) -> bool:
+    if not isinstance(answer, (str, int)) or not re.fullmatch(r"\s*\d{3}(\s+[A-Za-z,]+)?\s*", str(answer)):
+        raise ValueError("Answer with one outcome in quotes: \"200\" if every request works, or the status and "
+                         "flag of the failures you expect, e.g. \"503 NC\".")
+    counts = _outcomes(_probe(data))
+    failures = [o for o in counts.index if o != "200"]
+    if str(answer).strip() == "200":
+        if failures:
+            raise _NotYet(f"You guessed that every request works; {counts[failures].sum()} did not.")
+        return True
+    if not any(_same_outcome(answer, o) for o in failures):
+        raise _NotYet(f"You guessed {str(answer).strip()}.")
+    if str(answer).strip().isdigit():
+        raise _NotYet(f"The status {str(answer).strip()} is right; the flag, which names the cause, was missing.")
+    return True
+
+
+exercise(Exercise(
+    "7.predict-quiet-traffic",
+    "One request every 200 ms to a pod whose app closes a connection idle for 175 ms: do they all get "
+    "200? If not, which status and flag do the others get?",
+    "Envoy keeps the connection for the next request (its idle timeout is an hour). Who closes it first, "
+    "and what if a request is on its way at that moment?",
+    "503 UC: Envoy sent the request on the keep-alive connection it kept, while the app's close was "
+    "on its way; the connection went away before any answer (upstream_reset_before_response_started"
+    "{connection_termination}). Every other request opened a new connection and got 200.",
+    _predict_quiet, needs=("probe",), kind="prediction", measured=lambda d: _got(_probe(d)) + "."))
+
+
+def _idle_timeouts(objs: Iterable[Any]) -> list[float]:
+    """Every connectionPool idleTimeout (seconds) a DestinationRule's policies set."""
+    from .names import duration_seconds
+    out = []
+    for o in objs:
+        m = o.to_manifest() if hasattr(o, "to_manifest") else {}
+        if m.get("kind") != "DestinationRule":
+            continue
+        spec = m.get("spec") or {}
+        policies = [spec.get("trafficPolicy") or {}] + [s.get("trafficPolicy") or {} for s in spec.get("subsets") or []]
+        for tp in policies:
+            pool = tp.get("connectionPool") or {}
+            for part in ("http", "tcp"):
+                idle = (pool.get(part) or {}).get("idleTimeout")
+                if idle:
+                    out.append(duration_seconds(str(idle)))
+    return out
+
+
+def _app_keepalive(lab: Any) -> tuple[float, float] | None:
+    """(the reviews app's keep-alive timeout, the longest race-free idle timeout), in ms, from its
+    Deployment's env (`meshlab.app.race_free_idle_ms`)."""
+    from .app import race_free_idle_ms
+    for o in lab.objects():
+        m = o.to_manifest() if hasattr(o, "to_manifest") else {}
+        if m.get("kind") != "Deployment" or (m.get("metadata") or {}).get("labels", {}).get("app") != "reviews":
+            continue
+        for c in (((m.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []:
+            env = {str(e.get("name")): str(e.get("value")) for e in c.get("env") or [] if "value" in e}
+            found = race_free_idle_ms(env)
+            if found:
+                return found
+    return None
+
+
+def _fix_keepalive(answer: Any, data: Mapping[str, Any]) -> str:
+    """Apply the learner's DestinationRule, send quiet traffic (one request every 200 ms), put the
+    lab back; judge: an idle timeout below the app's less the network's round trip, and at most one
+    503 UC in 12 (a proxy stalled on a busy machine can miss its own timer, as on a real node)."""
+    lab = _lab(data)
+    app = _app_keepalive(lab)
+    with lab.restoring():
+        theirs = [o for o in lab.objects() if o.kind in ("DestinationRule", "VirtualService")]
+        if theirs:          # yours is the only policy while the check measures
+            lab.delete(theirs)
+        applied = lab.apply(answer)
+        if "DestinationRule" not in _kinds(applied):
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks "
+                             "for a DestinationRule.")
+        df = lab.probe("http://reviews:9080/", n=12, rate=5, seed=1)
+    counts = _outcomes(df)
+    raced = int(counts.get("503 UC", 0))
+    idle = _idle_timeouts(applied)
+    if not idle:
+        raise _NotYet(f"{_got(df)}. Envoy still keeps idle connections for an hour: no idleTimeout.")
+    ms = idle[0] * 1000
+    if app is not None and ms >= app[1]:
+        side = "longer than the app does" if ms >= app[0] else (
+            f"too close to the app's {app[0]:g} ms: the answer takes {(app[0] - app[1]) / 2:g} ms to reach Envoy "
+            "and the next request as long to reach the app, so leave that round trip")
+        raise _NotYet(f"{_got(df)}. Your idleTimeout is {ms:g} ms: Envoy keeps the connection {side}.")
+    if raced > 1 or set(counts.index) - {"200", "503 UC"}:
+        raise _NotYet(f"{_got(df)}.")
+    stalled = (" (one request still lost the race: on a machine this busy a stalled proxy can miss its own "
+               "timer by tens of ms — run the check again)") if raced else ""
+    return f"One request every 200 ms: {_got(df)}{stalled}; Envoy closes idle connections after {ms:g} ms."
+
+
+exercise(Exercise(
+    "7.fix-idle-timeout",
+    "Write the DestinationRule for host `reviews` that removes the race: Envoy must close an idle "
+    "connection before the app does (the app: 175 ms), with room for the round trip to the pod (2 × 25 ms). "
+    "(The check applies it alone, sends a request every 200 ms, then puts the lab back.)",
+    "`spec.trafficPolicy.connectionPool.http.idleTimeout`, a duration such as `25ms`: below the app's "
+    "keep-alive timeout less the round trip.",
+    "Envoy now closes a connection idle for less than the app's timeout, so it never sends on one the "
+    "app may be closing: each quiet request opens a fresh connection (a few hundred microseconds here, "
+    "a TCP and perhaps mTLS handshake on a cluster) instead of racing.",
+    _fix_keepalive, needs=("lab",)))
+
+exercise(Exercise(
+    "7.reset-hides",
+    "With `reset` in retryOn every request got 200. What happened to the keep-alive race? "
+    "(a), (b) or (c)?",
+    "Look at the `attempts` column, and at what Envoy's counters say about connections the pod closed.",
+    "(b): the race still happens at the same rate; Envoy now sends each raced request again on a new "
+    "connection (attempts 2), which costs a round trip and hides the cause. A `reset` retry is only "
+    "safe for requests the app may see twice: Envoy cannot know whether a reset request was processed.",
+    lambda answer, data: _choice(answer, {"a": "a", "b": "b", "c": "c"}) == "b"))
+
+
+# ------------------------------------------------------------------------------------ chapter 8
+
+def _predict_canary_pods(answer: Any, data: Mapping[str, Any]) -> bool:
+    n = _number(answer)
+    got = int(_answered(_probe(data))["pod"].nunique())
+    if n != got:
+        raise _NotYet(f"You guessed {n:g} pod(s).")
+    return True
+
+
+exercise(Exercise(
+    "8.predict-canary-pods",
+    "Hash on `end-user` plus a 50/50 canary split between subsets v1 and v2: how many different pods "
+    "answer jason's 20 requests?",
+    "Which decision does Envoy take first for each request: the weighted destination, or the hash?",
+    "Two — one v1 pod and the v2 pod. Envoy draws the weighted destination (a subset's cluster) for "
+    "every request first, then hashes jason inside that cluster: the hash is sticky per subset, not "
+    "across the split.",
+    _predict_canary_pods, needs=("probe",), kind="prediction",
+    measured=lambda d: f"{int(_answered(_probe(d))['pod'].nunique())} pod(s) answered jason: "
+                       + ", ".join(sorted(_answered(_probe(d))["pod"].astype(str).unique())) + "."))
+
+
+def _hash_cookie(answer: Any, data: Mapping[str, Any]) -> str:
+    """Apply the learner's DestinationRule alone, send 12 requests for each of three sessions (a
+    `session` cookie, no other header), judge: one pod per session; put the lab back."""
+    lab = _lab(data)
+    sessions = ("s-1", "s-2", "s-3")
+    with lab.restoring():
+        theirs = [o for o in lab.objects() if o.kind in ("DestinationRule", "VirtualService")]
+        if theirs:
+            lab.delete(theirs)
+        applied = lab.apply(answer)
+        if "DestinationRule" not in _kinds(applied):
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks "
+                             "for a DestinationRule.")
+        got = {s: lab.probe("http://reviews:9080/", n=12, seed=1, headers={"cookie": f"session={s}"})
+               for s in sessions}
+    failed = {s: _got(df) for s, df in got.items() if list(_outcomes(df).index) != ["200"]}
+    if failed:
+        raise _NotYet("Not every request got 200: " + "; ".join(f"{s}: {g}" for s, g in failed.items()) + ".")
+    pods = {s: sorted(df["pod"].astype(str).unique()) for s, df in got.items()}
+    spread = [f"{s} reached {len(p)} pods" for s, p in pods.items() if len(p) > 1]
+    if spread:
+        raise _NotYet(", ".join(spread) + ": Envoy does not hash on the session cookie yet.")
+    return "Each session stuck to one pod: " + ", ".join(f"{s} → {p[0]}" for s, p in pods.items()) + "."
+
+
+exercise(Exercise(
+    "8.hash-cookie",
+    "Write a DestinationRule for host `reviews` that keeps each browser session on one pod by its "
+    "`session` cookie. (The check applies it alone, sends 12 requests for each of three sessions, then "
+    "puts the lab back.)",
+    "`spec.trafficPolicy.loadBalancer.consistentHash.httpCookie` takes a `name` (and a `ttl`: with a ttl "
+    "Envoy sets the cookie itself when a request has none).",
+    "Envoy hashed each request's `session` cookie onto the ring of the cluster's endpoints: one session, "
+    "one pod, as long as the pods stay the same — a pod added or removed moves only the sessions of its "
+    "part of the ring.",
+    _hash_cookie, needs=("lab",)))
+
+exercise(Exercise(
+    "8.failover-needs",
+    "The DestinationRule asks for locality failover, yet every zone gets a third of the traffic. Why? "
+    "(a), (b) or (c)?",
+    "Compare the endpoint priorities the sidecar got with and without outlierDetection.",
+    "(b): without outlierDetection Envoy could never tell that the local endpoints fail, so istiod "
+    "writes no locality priorities at all (pilot/pkg/networking/core/loadbalancer) and every zone shares "
+    "the traffic. Add outlierDetection to the same traffic policy.",
+    lambda answer, data: _choice(answer, {"a": "a", "b": "b", "c": "c"}) == "b"))
+
+
+# ------------------------------------------------------------------------------------ chapter 5
+
+def _failures(df: pd.DataFrame) -> int:
+    return int((pd.to_numeric(df["status"], errors="coerce").fillna(0) != 200).sum())
+
+
+def _predict_dead_pod(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _number(answer)
+    df = _probe(data)
+    failed = _failures(df)
+    if abs(guess - failed) > max(1, 0.1 * len(df)):
+        raise _NotYet(f"You guessed {guess:g} failures; {failed} of {len(df)} failed.")
+    return True
+
+
+exercise(Exercise(
+    "5.predict-dead-pod",
+    "The v2 pod's process is dead, but it stays in the endpoints. Out of 30 requests, how many fail?",
+    "What does Istio's default retry policy retry, and on which pod does a retry go?",
+    "Envoy picked the dead pod for some requests, failed to connect (connect-failure) and retried on "
+    "another pod (the previous_hosts predicate): the client saw 200 and `attempts` 2. Istio's default "
+    "policy hides a dead pod — and only connection-level failures.",
+    _predict_dead_pod, needs=("probe",), kind="prediction",
+    measured=lambda d: f"{_got(_probe(d))}; "
+    f"{int((pd.to_numeric(_probe(d)['attempts'], errors='coerce').fillna(0) > 1).sum())} needed more than one attempt."))
+
+
+def _top_failure(df: pd.DataFrame) -> str:
+    counts = _outcomes(df)
+    bad = [label for label in counts.index if label != "200"]
+    return bad[0] if bad else "200"
+
+
+def _predict_per_try(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"200": "200", "retried": "200", "504": "504", "504 ut": "504", "ut": "504",
+                             "503": "503"})
+    seen = _top_failure(_probe(data))
+    if not _same_outcome(guess, seen):
+        raise _NotYet(f"You guessed {guess}; the requests the slow pod held got {seen}.")
+    return True
+
+
+exercise(Exercise(
+    "5.predict-per-try",
+    "perTryTimeout 100 ms, the route's retries left at Istio's retryOn: what do the requests that reach "
+    "the slow pod get? (\"200\" if retried on another pod, \"504\" or \"503\")",
+    "Which failures does the default retryOn list? Is a timeout among them?",
+    "504 UT (upstream_per_try_timeout) after 100 ms: the attempt timed out, and Istio's default retryOn "
+    "(connect-failure, refused-stream, unavailable, cancelled, retriable-status-codes) does not retry a "
+    "timeout. Envoy retries one only when retryOn has `5xx`, `gateway-error` or `reset`.",
+    _predict_per_try, needs=("probe",), kind="prediction", measured=lambda d: _got(_probe(d)) + "."))
+
+
+def _retry_block(objs: Iterable[Any]) -> list[Any]:
+    return [r for o in objs if getattr(o, "kind", "") == "VirtualService" for r in o.spec.http or []]
+
+
+def _fix_slow_pod(answer: Any, data: Mapping[str, Any]) -> str:
+    """Apply the learner's VirtualService while one pod is slow; every request must get 200 within
+    the route's timeout."""
+    lab = _lab(data)
+    with lab.restoring():
+        applied = lab.apply(answer)
+        rules = _retry_block(applied)
+        if not rules:
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks for "
+                             "a VirtualService with an http rule.")
+        df = lab.probe("http://reviews:9080/", n=20, seed=2)
+    rule = rules[0]
+    if not rule.timeout:
+        raise _NotYet(f"{_got(df)} — but your rule sets no `timeout`: keep the route's 300ms.")
+    limit = duration_seconds(rule.timeout) * 1000.0
+    if limit > 300:
+        raise _NotYet(f"{_got(df)} — but your timeout is {rule.timeout}: the exercise keeps it at 300ms or less.")
+    counts = _outcomes(df)
+    if list(counts.index) != ["200"]:
+        hint = ""
+        if "504 UT" in counts:
+            hint = (" A 504 UT: an attempt (or the route) timed out and was not retried — is perTryTimeout "
+                    "below the slow pod's 400 ms, and does retryOn name a timeout (gateway-error, 5xx or reset)?")
+        raise _NotYet(f"{_got(df)}.{hint}")
+    worst = float(pd.to_numeric(df["latency_ms"]).max())
+    retried = int((pd.to_numeric(df["attempts"]) > 1).sum())
+    return f"{_got(df)}; the slowest took {worst:.0f} ms; {retried} were retried on another pod."
+
+
+exercise(Exercise(
+    "5.fix-slow-pod",
+    "One pod answers in 400 ms; the route's timeout is 300ms. Add retries to the VirtualService so that "
+    "every request gets 200 within that timeout. (The check applies it, sends 20 requests, then puts the "
+    "lab back.)",
+    "`retries: {attempts: ..., perTryTimeout: ..., retryOn: ...}` inside the http rule: an attempt must "
+    "give up well before 300 ms, and retryOn must name a timeout (`gateway-error` covers 504).",
+    "A short perTryTimeout turns a slow pod into a fast failure, and `gateway-error` retries it on another "
+    "pod (previous_hosts), all inside the route's timeout. The price: every request that met the slow pod "
+    "took perTryTimeout longer, and the slow pod still did the work.",
+    _fix_slow_pod, needs=("lab",)))
+
+
+def _app_received(data: Mapping[str, Any]) -> tuple[int, int]:
+    df, log = _probe(data), data["log"]
+    return len(df), len(log)
+
+
+def _predict_post(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"exactly 20": "exactly", "20": "exactly", "exactly": "exactly",
+                             "more than 20": "more", "more": "more", "fewer than 20": "fewer", "fewer": "fewer",
+                             "less": "fewer", "less than 20": "fewer"})
+    sent, received = _app_received(data)
+    seen = "exactly" if received == sent else ("more" if received > sent else "fewer")
+    if guess != seen:
+        raise _NotYet(f"You guessed {guess}; the app received {received} requests for {sent} POSTs.")
+    return True
+
+
+exercise(Exercise(
+    "5.predict-post",
+    "20 POSTs, retries on `5xx`, the pods fail half their requests: how many requests does the app receive? "
+    "(\"exactly 20\", \"more than 20\" or \"fewer than 20\")",
+    "Envoy retries an answered 5xx when retryOn says `5xx` — whatever the method.",
+    "More than 20: every retry is another request the app receives and may execute. Envoy does not know a "
+    "POST is unsafe to repeat; retryOn `5xx` retries it. Retry POSTs only on failures before the app saw "
+    "them (connect-failure, refused-stream, reset-before-request).",
+    _predict_post, needs=("probe", "log"), kind="prediction",
+    measured=lambda d: f"the app received {_app_received(d)[1]} requests for {_app_received(d)[0]} POSTs."))
+
+
+def _default_policy(config: Mapping[str, Any]) -> tuple[int, list[int]]:
+    """(attempts, retriable status codes) of the sidecar's `default` route (Istio's own policy)."""
+    routes = [r for r in config.get("routes", []) if r.get("route_name") == "default"]
+    if not routes:
+        raise TypeError("config= must be lab.envoy_config() of a lab with a Service and no VirtualService")
+    r = routes[0]
+    codes = r.get("retriable_status_codes")
+    return int(r["num_retries"]) + 1, list(codes) if isinstance(codes, list) else []
+
+
+def _default_retries(answer: Any, data: Mapping[str, Any]) -> bool:
+    if not isinstance(answer, Mapping) or set(answer) != {"attempts", "retries 503"}:
+        raise ValueError("Answer with a dict: {\"attempts\": a number, \"retries 503\": True or False}.")
+    attempts, codes = _default_policy(data["config"])
+    got_a = _number(answer["attempts"])
+    right = []
+    wrong = []
+    (right if got_a == attempts else wrong).append("attempts")
+    if not isinstance(answer["retries 503"], bool):
+        raise ValueError("\"retries 503\" is True or False.")
+    (right if answer["retries 503"] == (503 in codes) else wrong).append("retries 503")
+    if wrong:
+        raise _NotYet(_parts(right, wrong))
+    return True
+
+
+exercise(Exercise(
+    "5.default-retries",
+    "With no VirtualService, how many attempts at most does Envoy make for one request, and does it retry "
+    "a 503 answered by the app?",
+    "Read the `default` route's num_retries (retries after the first attempt) and retriable_status_codes in "
+    "the table at the top of the chapter.",
+    "num_retries is 2, so 3 attempts; retry_on lists retriable-status-codes but the list of codes is "
+    "empty, so an app's 503 is passed through (since Istio 1.24; before, 503 was listed).",
+    _default_retries, needs=("config",)))
+
+
+# ------------------------------------------------------------------------------------ chapter 6
+
+def _uo_share(df: pd.DataFrame) -> float:
+    return float((_outcomes(df).get("503 UO", 0)) / max(len(df), 1))
+
+
+def _predict_overflow(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"none": "none", "no": "none", "0": "none", "some": "some", "a few": "some",
+                             "most": "most", "all": "most", "most of them": "most"})
+    share = _uo_share(_probe(data))
+    seen = "none" if share == 0 else ("most" if share >= 0.5 else "some")
+    if guess != seen:
+        raise _NotYet(f"You guessed {guess}; {share:.0%} got 503 UO.")
+    return True
+
+
+exercise(Exercise(
+    "6.predict-overflow",
+    "maxConnections 1, http1MaxPendingRequests 2, pods answering in 50 ms; 8 requests at a time: how many "
+    "get 503 UO? (\"none\", \"some\" or \"most\")",
+    "How many requests can be in flight on one connection (HTTP/1.1), and how many may wait?",
+    "One connection carries one HTTP/1.1 request at a time and two may wait in the pending queue; every "
+    "request beyond that is refused at once with 503 UO — no pod ever sees it, and Istio's default retry "
+    "policy does not retry an overflow.",
+    _predict_overflow, needs=("probe",), kind="prediction",
+    measured=lambda d: f"at 8 at a time, {_got(_probe(d))}."))
+
+
+def _fix_pool(answer: Any, data: Mapping[str, Any]) -> str:
+    lab = _lab(data)
+    with lab.restoring():
+        applied = lab.apply(answer)
+        drs = [o for o in applied if o.kind == "DestinationRule"]
+        if not drs:
+            raise ValueError(f"Your YAML holds {', '.join(_kinds(applied)) or 'nothing'}; this exercise asks for "
+                             "a DestinationRule.")
+        df = lab.probe("http://reviews:9080/", n=48, concurrency=8, seed=3)
+    pool = drs[0].spec.traffic_policy.connection_pool if drs[0].spec.traffic_policy else None
+    if pool is None or not ((pool.tcp and pool.tcp.max_connections) or (pool.http and (
+            pool.http.http1_max_pending_requests or pool.http.http2_max_requests))):
+        raise _NotYet(f"{_got(df)} — but without connectionPool limits nothing protects the pods: keep "
+                      "maxConnections (or http1MaxPendingRequests) and size it.")
+    if "503 UO" in _outcomes(df):
+        raise _NotYet(f"{_got(df)}: the pool is still too small for 8 at a time — connections plus pending "
+                      "requests must hold 8.")
+    if list(_outcomes(df).index) != ["200"]:
+        raise _NotYet(f"{_got(df)}.")
+    return f"{_got(df)}, 8 at a time."
+
+
+exercise(Exercise(
+    "6.fix-pool",
+    "Size the connection pool so that 8 requests at a time all get 200, keeping limits (a DestinationRule "
+    "for `reviews` with connectionPool). The check sends 48 requests, 8 at a time, then puts the lab back.",
+    "With HTTP/1.1 a connection carries one request at a time: maxConnections + http1MaxPendingRequests "
+    "must hold all 8.",
+    "A pool is a promise about the load you accept: size it to what the pods can serve, and the overflow "
+    "(503 UO) is then the load you chose to shed, fast, instead of a queue that grows.",
+    _fix_pool, needs=("lab",)))
+
+
+def _after_ejection(df: pd.DataFrame) -> str:
+    """The most frequent outcome of the last third of the probe (after the ejections)."""
+    tail = df.sort_values("seq").iloc[-max(1, len(df) // 3):]
+    return _top(tail)
+
+
+def _predict_all_ejected(answer: Any, data: Mapping[str, Any]) -> bool:
+    seen = _after_ejection(_probe(data))
+    if not isinstance(answer, str):
+        raise ValueError("Answer with an outcome in quotes, e.g. \"200\" or \"503 NC\".")
+    if not _same_outcome(answer, seen) or (answer.strip().isdigit() and seen != answer.strip()):
+        raise _NotYet(f"You guessed {answer}; once every pod was ejected the requests got {seen}.")
+    return True
+
+
+exercise(Exercise(
+    "6.predict-all-ejected",
+    "Every pod now fails, maxEjectionPercent is 100: once all are ejected, what do requests get (a status "
+    "and a flag, e.g. \"503 NC\")?",
+    "Would Envoy send to an ejected pod when no healthy one is left (panic mode)? What does Istio set?",
+    "503 UH: with outlierDetection istiod sets the panic threshold to 0 % (minHealthPercent), so Envoy "
+    "never falls back to the ejected pods — no healthy upstream. With Envoy's own default (50 %) it would "
+    "have sent to all of them anyway.",
+    _predict_all_ejected, needs=("probe",), kind="prediction",
+    measured=lambda d: f"{_got(_probe(d))}; the last third got {_after_ejection(_probe(d))}."))
+
+
+exercise(Exercise(
+    "6.gateway-errors",
+    "A pod answers 500 to everything. Which outlierDetection field ejects it: \"consecutive5xxErrors\" or "
+    "\"consecutiveGatewayErrors\"?",
+    "Which statuses does a gateway error cover?",
+    "consecutive5xxErrors counts every 5xx (and connection failures); consecutiveGatewayErrors only 502, 503, "
+    "504 and connection failures — a 500 is not a gateway error.",
+    lambda a, d: _choice(a, {"consecutive5xxerrors": "5xx", "consecutive 5xx errors": "5xx",
+                             "consecutivegatewayerrors": "gw", "consecutive gateway errors": "gw"}) == "5xx"))
+
+
+# ------------------------------------------------------------------------------------ chapter 9
+
+def _served_version(data: Mapping[str, Any]) -> str:
+    ok = _answered(_probe(data))
+    return str(ok["version"].astype(str).value_counts().index[0]) if len(ok) else "no answer"
+
+
+def _predict_segment(answer: Any, data: Mapping[str, Any]) -> bool:
+    guess = _choice(answer, {"v1": "v1", "v2": "v2"})
+    if guess != _served_version(data):
+        raise _NotYet(f"You guessed {guess}.")
+    return True
+
+
+exercise(Exercise(
+    "9.predict-segment",
+    "Through the HTTPRoute, which version serves `/wpcatalogue`? (\"v1\" or \"v2\"; chapter 3's VirtualService "
+    "sent it to v2)",
+    "A Gateway API PathPrefix compares whole path segments, not characters.",
+    "v1: PathPrefix `/wpcatalog` matches `/wpcatalog` and `/wpcatalog/…` only — istiod writes Envoy's "
+    "`path_separated_prefix` for it — so `/wpcatalogue` falls through to the last rule. A VirtualService "
+    "`prefix` is a string prefix: the same request went to v2 in chapter 3.",
+    _predict_segment, needs=("probe",), kind="prediction",
+    measured=lambda d: f"{_got(_probe(d))}, answered by {_served_version(d)}."))
+
+exercise(Exercise(
+    "9.predict-missing-backend",
+    "Service `reviews-v2` is deleted while the HTTPRoute still sends `/wpcatalog` to it: which status and Envoy "
+    "flag does a request to `/wpcatalog` through the gateway get?",
+    "Which cluster does the route name, and does Envoy have it? Then: what does the Gateway API say a "
+    "route to an invalid backend must answer?",
+    "500 NC: the route still names `outbound|9080||reviews-v2…`, which istiod no longer builds (NC), and istiod "
+    "sets `cluster_not_found_response_code: 500` on every route it generates from an HTTPRoute — the Gateway "
+    "API's rule for a backend that cannot be resolved. The same gap behind a VirtualService answers 503 NC.",
+    _predict_outcome, needs=("probe",), kind="prediction", measured=lambda d: _got(_probe(d)) + "."))
+
+
+def _convert(answer: Any, data: Mapping[str, Any]) -> str:
+    """Replace chapter 3's VirtualService and DestinationRule with the learner's HTTPRoute, probe the
+    mesh, judge the split and that HTTPRoute rules routed it, put the lab back."""
+    from .charts import wilson_interval
+    lab = _lab(data)
+    with lab.restoring():
+        old = [o for o in lab.objects() if o.kind in ("VirtualService", "DestinationRule") and o.name == "reviews"]
+        if old:
+            lab.delete(old)
+        applied = lab.apply(answer)      # bad YAML: ManifestError (a ValueError) names file/line/field
+        kinds = _kinds(applied)
+        if "HTTPRoute" not in kinds:
+            raise ValueError(f"Your YAML holds {', '.join(kinds) or 'nothing'}; this exercise asks for an HTTPRoute.")
+        df = lab.probe("http://reviews:9080/", n=400, seed=1)
+    counts = _outcomes(df)
+    if "500 -" in counts or "500" in counts or "500 NC" in counts:
+        raise _NotYet(f"{_got(df)}. 500: a rule without backends (or with weights adding up to 0) answers 500, and "
+                      "so does a backendRef to a Service that does not exist — do your backendRefs name "
+                      "`reviews-v1` and `reviews-v2`, port 9080?")
+    if list(counts.index) != ["200"]:
+        raise _NotYet(f"{_got(df)}.")
+    routes = set(df["route"].astype(str))
+    if not routes or any(r == "default" or not r for r in routes):
+        raise _NotYet(f"{_got(df)}, but by Istio's default route: no HTTPRoute rule served them — is the parentRef "
+                      "the Service `reviews` (group \"\", kind Service, port 9080)?")
+    ok = _answered(df)
+    k, n = int((ok["version"].astype(str) == "v2").sum()), len(ok)
+    # a verdict, not a chart: at 95 % one right answer in twenty would be judged wrong; at 99.9 % one
+    # in a thousand, and 400 requests still tell 20 % from 10 %, 30 %, 50 % or 80 %
+    lo, hi = wilson_interval(k, n, confidence=0.999)
+    if not lo <= 0.20 <= hi:
+        raise _NotYet(f"v2 got {k} of {n} requests ({k / n:.0%}); 20 % lies outside the 99.9 % band "
+                      f"{lo:.0%}–{hi:.0%}: check the weights.")
+    return f"{_got(df)}; v2 got {k} of {n} ({k / n:.0%}), through HTTPRoute rule(s) {', '.join(sorted(routes))}."
+
+
+exercise(Exercise(
+    "9.convert",
+    "Convert chapter 3's VirtualService (80/20 to subsets v1/v2) and DestinationRule into Gateway API objects: "
+    "an HTTPRoute for the mesh whose parentRef is the Service `reviews` (port 9080), with weighted backendRefs "
+    "to the per-version Services. (The check removes the VirtualService and DestinationRule, applies yours, "
+    "sends 400 requests to `http://reviews:9080/`, then puts the lab back.)",
+    "A mesh route's parent is the Service: `parentRefs: [{group: \"\", kind: Service, name: reviews, port: 9080}]`. "
+    "The subsets become Services (`reviews-v1`, `reviews-v2`, already applied), and each backendRef needs "
+    "`name`, `port` and `weight`.",
+    "The subsets' job moved to Services: a backendRef names a Service, so the versions each got their own, "
+    "selecting the same pods. The VirtualService's weights became backendRef weights, and the HTTPRoute attached "
+    "to the Service `reviews` (GAMMA) is what the clients' sidecars now follow.",
+    _convert, needs=("lab",)))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 import pandas  # noqa: F401  (imported up front so the first probe does not pay for it)
 
 from .backends.base import Backend, ProxyName, RunningProbe, Via
-from .errors import InternalError, LabClosed, LabOptionError, MeshlabError
+from .errors import InternalError, LabClosed, LabOptionError, MeshlabError, ProbeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -193,8 +193,15 @@ class Lab:
     # ---- objects -------------------------------------------------------------------------------
     @staticmethod
     def _load(x: Any) -> list[K8sObject]:
+        """The objects; an object given twice is applied once, the later definition (as `kubectl
+        apply -f` does), with a UserWarning naming both places."""
+        import warnings
+
         from .manifests import load
-        return load(x)
+        objs = load(x)
+        for w in objs.warnings:
+            warnings.warn(str(w), UserWarning, stacklevel=3)
+        return objs
 
     def apply(self, x: Any, order: Sequence[str] | str | None = None, *, gap: float | None = None,
               xds_order: Sequence[str] | str = "istiod") -> list[K8sObject]:
@@ -247,7 +254,10 @@ class Lab:
 
     def _put_back(self, before: dict[tuple[str, str, str], K8sObject]) -> None:
         now = {o.key: o for o in self.backend.objects()}
-        changed = [obj for key, obj in before.items() if now.get(key) != obj]
+
+        def spec(o: K8sObject | None) -> Any:   # status is the controllers' to write, never put back
+            return None if o is None else o.model_copy(update={"status": None})
+        changed = [obj for key, obj in before.items() if spec(now.get(key)) != spec(obj)]
         added = [obj for key, obj in now.items() if key not in before]
         if changed:
             self.backend.apply(changed)
@@ -261,11 +271,44 @@ class Lab:
             return self.backend.pods()
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
-                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
+                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None,
+                latency_jitter_ms: float | None = None, keepalive_timeout_ms: float | None = None,
+                connection_close: bool | None = None, network_delay_ms: float | None = None) -> None:
+        """Turn the knobs of a pod's app (`name`: the pod, or a Deployment's name when it has one
+        pod). Only the knobs given change:
+
+        - `latency_ms` (+ `latency_jitter_ms` × a seeded uniform draw): how long each answer takes;
+        - `error_rate` (0–1) of answers with status `error_code` (default 503);
+        - `ready`: the readiness probe's answer (False takes the pod out of the endpoints);
+        - `keepalive_timeout_ms`: the app closes a keep-alive connection idle this long, silently
+          (0: never) — the server side of the 503 UC race (chapter 7);
+        - `connection_close`: every answer says `connection: close` and the app closes;
+        - `network_delay_ms`: each way, the pod's bytes and closes take this long, as over a network
+          between nodes (loopback has none).
+        """
         self._check_open()
         with plainly(f"setting pod {name!r}'s knobs"):
             self.backend.set_pod(name, namespace=namespace, latency_ms=latency_ms, error_rate=error_rate,
-                                 ready=ready, error_code=error_code)
+                                 ready=ready, error_code=error_code, latency_jitter_ms=latency_jitter_ms,
+                                 keepalive_timeout_ms=keepalive_timeout_ms, connection_close=connection_close,
+                                 network_delay_ms=network_delay_ms)
+
+    def app_log(self, probe: pd.DataFrame | None = None, *, namespace: str | None = None) -> pd.DataFrame:
+        """What the pods' app received, one row per request — the app's own access log (on a real
+        cluster: `kubectl logs` of the pods): pod, namespace, version, t, method, path, request_id,
+        status. Envoy keeps a request's `x-request-id` on every retry, so a request the app saw
+        three times has three rows with one id.
+
+        `probe`: only the requests of that probe (what `lab.probe` returned)."""
+        self._check_open()
+        with plainly("reading the app's log"):
+            log = self.backend.app_log(namespace=namespace)
+        prefix = (getattr(probe, "attrs", {}) or {}).get("request_id_prefix") if probe is not None else None
+        if probe is not None and not prefix:
+            raise ProbeError("app_log(probe): that table has no request ids (pass what lab.probe returned)")
+        if prefix:
+            log = log[log["request_id"].astype(str).str.startswith(prefix)].reset_index(drop=True)
+        return log
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         self._check_open()
@@ -281,8 +324,11 @@ class Lab:
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
-              timeout: float = 30.0) -> pd.DataFrame:
+              timeout: float = 30.0, method: str = "GET") -> pd.DataFrame:
         """Send `n` requests as a client pod in `namespace` would; one row per request.
+
+        `method`: GET (default), POST, PUT, PATCH or DELETE (no body). `timeout`: seconds the
+        client waits for each answer before it gives up (status 0, error `timeout`).
 
         The rows are a `charts.ProbeTable`: a DataFrame that shows the columns a learner reads
         first (status, flags, pod, version…) at the left.
@@ -295,17 +341,18 @@ class Lab:
         with plainly("probing"):
             df = self.backend.probe(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
                                     via=via, namespace=namespace, seed=seed, rate=rate, duration=duration,
-                                    timeout=timeout)
+                                    timeout=timeout, method=method)
         rows = ProbeTable(df)
         rows.attrs.update(df.attrs)
         # what explain() reads for what no Envoy row says: the name asked for, the path and headers sent
-        rows.attrs.update(url=url, via=via, namespace=namespace, headers=dict(headers or {}))
+        rows.attrs.update(url=url, via=via, namespace=namespace, headers=dict(headers or {}), method=method,
+                          timeout=timeout)
         return rows
 
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0, duration: float | None = None,
                 concurrency: int = 1, keepalive: bool = True, headers: dict[str, str] | None = None,
                 via: Via = "sidecar", namespace: str = "default", seed: int | None = None,
-                timeout: float = 30.0) -> RunningProbe:
+                timeout: float = 30.0, method: str = "GET") -> RunningProbe:
         """Traffic in the background while you change things::
 
             with lab.probing("http://reviews:9080/", rate=200) as p:
@@ -316,7 +363,64 @@ class Lab:
         with plainly("starting a probe"):
             return self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
                                         keepalive=keepalive, headers=headers, via=via, namespace=namespace,
-                                        seed=seed, timeout=timeout)
+                                        seed=seed, timeout=timeout, method=method)
+
+    def watch(self, url: str, *, n: int | None = None, rate: float | None = 100.0, duration: float | None = None,
+              concurrency: int = 1, every: float = 0.05, via: Via = "sidecar", namespace: str = "default",
+              seed: int | None = None, timeout: float = 30.0, method: str = "GET") -> pd.DataFrame:
+        """Send traffic as `probe` does and watch the proxy's own view of it: while the requests
+        flow, Envoy's `/clusters` is read every `every` seconds (each outbound endpoint's health
+        and outlier-detection state, what `istioctl proxy-config endpoints` shows as STATUS and
+        OUTLIER CHECK), and its cluster counters are read before and after.
+
+        Returns the probe's rows (`probe`'s table) with, in `.attrs`:
+        `endpoints` — samples, one dict per endpoint per reading: t (seconds since the probe
+        started), cluster, endpoint (`ip:port`), pod, status, outlier_check (`OK`/`FAILED`);
+        `envoy_stats` — each `cluster.outbound|…` counter's increase over the probe
+        (`upstream_rq_pending_total`, `upstream_rq_pending_overflow`, `outlier_detection.ejections_enforced_total`…).
+        `charts.ejections` and `charts.overflow` draw them."""
+        import time
+
+        from .charts import ProbeTable
+        self._check_open()
+        if not (isinstance(every, (int, float)) and not isinstance(every, bool) and 0.005 <= every <= 10):
+            raise ProbeError(f"every must be a number of seconds between 0.005 and 10, not {every!r}")
+        proxy: ProxyName = "gateway" if via == "gateway" else "sidecar"
+        with plainly("probing"):
+            envoy = self.backend.envoy(proxy, namespace=namespace)
+            before = envoy.stats(r"^cluster\.outbound\|")
+            pods = self.backend.pods()
+            ips = {str(ip): str(name) for ip, name in zip(pods["ip"], pods["name"])}
+            samples: list[dict[str, Any]] = []
+            run = self.backend.probing(url, n=n, rate=rate, duration=duration, concurrency=concurrency,
+                                       keepalive=True, headers=None, via=via, namespace=namespace, seed=seed,
+                                       timeout=timeout, method=method)
+            start = time.perf_counter()
+            while True:
+                done = run.done()
+                t = round(time.perf_counter() - start, 4)
+                for cs in envoy.clusters().get("cluster_statuses", []):
+                    if not str(cs.get("name", "")).startswith("outbound|"):
+                        continue
+                    for hs in cs.get("host_statuses", []):
+                        sa = hs.get("address", {}).get("socket_address", {})
+                        health = hs.get("health_status", {})
+                        samples.append({"t": t, "cluster": cs["name"], "endpoint": f"{sa.get('address')}:{sa.get('port_value')}",
+                                        "pod": ips.get(str(sa.get("address")), ""),
+                                        "status": health.get("eds_health_status", "HEALTHY"),
+                                        "outlier_check": "FAILED" if health.get("failed_outlier_check") else "OK"})
+                if done:
+                    break
+                time.sleep(every)
+            df = run.result()
+            after = envoy.stats(r"^cluster\.outbound\|")
+        rows = ProbeTable(df)
+        rows.attrs.update(df.attrs)
+        rows.attrs.update(url=url, via=via, namespace=namespace, headers={}, method=method, timeout=timeout,
+                          endpoints=samples,
+                          envoy_stats={k: v - before.get(k, 0) for k, v in after.items()
+                                       if isinstance(v, int) and isinstance(before.get(k, 0), int)})
+        return rows
 
     # ---- views ---------------------------------------------------------------------------------
     def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:

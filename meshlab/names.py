@@ -403,3 +403,15 @@ __all__ = [
     "port_protocol", "protocol_from_name", "proto_duration", "selector_string", "service_of", "split_fqdn",
     "subset_of_cluster", "to_fqdn",
 ]
+
+
+def zone_of(locality: str) -> str:
+    """The zone of a `region/zone/subzone` locality ('' when it has none)."""
+    parts = locality.split("/")
+    return parts[1] if len(parts) > 1 else ""
+
+
+#: The status codes Go's net/http names (http.StatusText): Istio's webhook takes them as retryOn
+#: policies, and istiod turns them into retriable status codes (retry.parseRetryOn).
+HTTP_STATUS_NAMED = frozenset([100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308,
+                               *range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511])

@@ -1,8 +1,10 @@
 """ClusterState: what the API server and the controllers would hold, derived the way Kubernetes does.
 
-Deployments become Pods (names like `reviews-v1-7f9c8d6b5-x2k4q`), Services select Pods into
-endpoints (ready ones only, targetPort resolved per pod), and every change is announced to
-subscribers, so a backend (or a notebook chart) can react. Nothing here starts processes.
+Deployments become Pods (names like `reviews-v1-7f9c8d6b5-x2k4q`), pods are placed on the
+cluster's nodes (`schedule`: nodeName, nodeSelector, node affinity), Services select Pods into
+endpoints (ready ones only, targetPort resolved per pod, each with its pod's locality), and every
+change is announced to subscribers, so a backend (or a notebook chart) can react. Nothing here
+starts processes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Literal, TypeVar
+from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar
 
 from . import _recording
 from .errors import ApplyError
@@ -35,6 +37,114 @@ Op = Literal["added", "modified", "deleted"]
 #: The lab's clock: the creation time of objects applied by the n-th apply is EPOCH + n seconds
 #: (objects applied together are equally old, as one `kubectl apply` stamps them within a second).
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+#: Kubernetes' well-known node labels for where a node runs (k8s.io/api/core/v1 well_known_labels.go),
+#: and Istio's for a subzone and for a workload's own locality (istio.io/api label/labels.yaml).
+REGION_LABEL = "topology.kubernetes.io/region"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+SUBZONE_LABEL = "topology.istio.io/subzone"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+LOCALITY_LABEL = "topology.istio.io/locality"     # `region.zone.subzone` on a pod overrides its node's
+LEGACY_LOCALITY_LABEL = "istio-locality"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node of the cluster: its name and labels (where it runs: region, zone)."""
+
+    name: str
+    labels: dict[str, str] = field(hash=False, default_factory=dict)
+
+    @property
+    def region(self) -> str:
+        return self.labels.get(REGION_LABEL, "")
+
+    @property
+    def zone(self) -> str:
+        return self.labels.get(ZONE_LABEL, "")
+
+
+def _node(name: str, region: str, zone: str) -> NodeInfo:
+    return NodeInfo(name, {HOSTNAME_LABEL: name, REGION_LABEL: region, ZONE_LABEL: zone,
+                           "kubernetes.io/os": "linux"})
+
+
+#: The nodes of a lab's cluster, as a managed multi-zone cluster labels them: two zones of region
+#: eu-west and one of us-east. The first is where the lab's client and its ingress gateway run, and
+#: where a pod that says nothing about placement goes (the local lab does not spread a Deployment
+#: over zones as Kubernetes' default topology spread would; pin pods with a nodeSelector).
+LAB_NODES: tuple[NodeInfo, ...] = (
+    _node("worker-a", "eu-west", "eu-west-a"),
+    _node("worker-b", "eu-west", "eu-west-b"),
+    _node("worker-c", "us-east", "us-east-a"),
+)
+
+
+def _expression_matches(expr: dict, labels: dict[str, str]) -> bool:
+    """One node selector requirement (`In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`)."""
+    key, op, values = expr.get("key", ""), expr.get("operator", ""), [str(v) for v in expr.get("values") or []]
+    has = key in labels
+    if op == "In":
+        return has and labels[key] in values
+    if op == "NotIn":
+        return not has or labels[key] not in values
+    if op == "Exists":
+        return has
+    if op == "DoesNotExist":
+        return not has
+    if op in ("Gt", "Lt") and has and values:
+        try:
+            a, b = int(labels[key]), int(values[0])
+        except ValueError:
+            return False
+        return a > b if op == "Gt" else a < b
+    return False
+
+
+def _term_matches(term: dict, node: NodeInfo) -> bool:
+    """A NodeSelectorTerm: every matchExpression and matchField (metadata.name) holds."""
+    fields = {"metadata.name": node.name}
+    return (all(_expression_matches(e, node.labels) for e in term.get("matchExpressions") or [])
+            and all(_expression_matches(e, fields) for e in term.get("matchFields") or []))
+
+
+def schedule(spec: PodSpec, nodes: Sequence[NodeInfo]) -> NodeInfo | None:
+    """The node a pod goes to, by the scheduler's filters: `nodeName` (that node), `nodeSelector`
+    (every label), `affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution` (any
+    term); among the nodes left, the highest sum of `preferredDuringScheduling…` weights, the first
+    node on a tie (the lab's default node first). None: no node fits, the pod stays Pending.
+    Kubernetes: pkg/scheduler/framework/plugins/nodeaffinity and nodename."""
+    fits = list(nodes)
+    if spec.node_name:
+        fits = [n for n in fits if n.name == spec.node_name]
+    if spec.node_selector:
+        fits = [n for n in fits if all(n.labels.get(k) == v for k, v in spec.node_selector.items())]
+    affinity = (spec.affinity or {}).get("nodeAffinity") or {}
+    required = (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
+    if required:
+        fits = [n for n in fits if any(_term_matches(t, n) for t in required)]
+    if not fits:
+        return None
+    preferred = affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+
+    def score(n: NodeInfo) -> int:
+        return sum(int(p.get("weight", 0)) for p in preferred if _term_matches(p.get("preference") or {}, n))
+    best = max(score(n) for n in fits)
+    return next(n for n in fits if score(n) == best)
+
+
+def locality_of(labels: dict[str, str], node: NodeInfo | None) -> str:
+    """Where istiod places a workload, `region/zone/subzone`: the pod's `topology.istio.io/locality`
+    (or `istio-locality`) label with `.` for `/`, else its node's topology labels; '' when neither
+    says (pilot/pkg/serviceregistry/kube/controller/controller.go getPodLocality)."""
+    own = labels.get(LOCALITY_LABEL) or labels.get(LEGACY_LOCALITY_LABEL)
+    if own:
+        return own if "/" in own else own.replace(".", "/")
+    if node is None:
+        return ""
+    region, zone, sub = node.labels.get(REGION_LABEL, ""), node.labels.get(ZONE_LABEL, ""), \
+        node.labels.get(SUBZONE_LABEL, "")
+    return f"{region}/{zone}/{sub}" if (region or zone or sub) else ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +169,8 @@ class PodInfo:
     ip: str | None = None
     ready: bool = True
     phase: Literal["Pending", "Running", "Failed"] = "Running"
+    node: str | None = None             # the node it was scheduled to (None: Pending, no node fits)
+    locality: str = ""                  # `region/zone/subzone`, as istiod reads it (`locality_of`)
 
     @property
     def version(self) -> str:
@@ -71,6 +183,16 @@ class PodInfo:
     def listen_ports(self) -> list[int]:
         return sorted({p.container_port for c in self.spec.containers for p in c.ports})
 
+    def env(self) -> dict[str, str]:
+        """The plain `env` values of the pod's containers (name → value; `valueFrom` left out):
+        what the demo app reads its configuration from (`meshlab.app.KNOB_ENV`)."""
+        out: dict[str, str] = {}
+        for c in self.spec.containers:
+            for e in c.env or []:
+                if isinstance(e, dict) and "name" in e and "value" in e:
+                    out[str(e["name"])] = str(e["value"])
+        return out
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -82,6 +204,8 @@ class Endpoint:
     namespace: str
     labels: dict[str, str] = field(hash=False, compare=False, default_factory=dict)
     ready: bool = True
+    locality: str = ""                  # the pod's `region/zone/subzone` (istiod's endpoint locality)
+    node: str = ""                      # the pod's node
 
 
 def _template_hash(dep: Deployment) -> str:
@@ -109,7 +233,7 @@ class ClusterState:
 
     def __init__(self, *, pod_ip: Callable[[PodInfo], str] | None = None,
                  cluster_ip: Callable[[Service], str] | None = None,
-                 strict_namespaces: bool = True):
+                 strict_namespaces: bool = True, nodes: Sequence[NodeInfo] = LAB_NODES):
         self._objects: dict[tuple[str, str, str], K8sObject] = {}
         self._created: dict[tuple[str, str, str], datetime] = {}
         self._tick = 0
@@ -120,6 +244,7 @@ class ClusterState:
         self._strict_namespaces = strict_namespaces
         self._subscribers: list[Callable[[list[Change]], None]] = []
         self._lock = threading.RLock()
+        self._nodes = tuple(nodes)
         for ns in BUILTIN_NAMESPACES:
             self._store(Namespace(api_version="v1", kind="Namespace", metadata=ObjectMeta(name=ns)))
 
@@ -202,7 +327,7 @@ class ClusterState:
         gone = [k for k in self._objects if k[1] == ns and k[0] != "Namespace"]
         for k in gone:
             self._forget(k)
-        return [Change("deleted", k[0], k[1], k[2]) for k in gone]
+        return [Change("deleted", k[0].split(".", 1)[0], k[1], k[2]) for k in gone]
 
     # ----------------------------------------------------------------------------- pods
     def _desired_pods(self) -> dict[tuple[str, str], PodInfo]:
@@ -227,11 +352,30 @@ class ClusterState:
             changes.append(Change("deleted", "Pod", *key))
         for key, pod in desired.items():
             if key not in self._pods:
-                if self._pod_ip:
-                    pod.ip = self._pod_ip(pod)
+                node = schedule(pod.spec, self._nodes)
+                if node is None:           # no node fits: Pending, no address, never started
+                    pod.phase, pod.ready = "Pending", False
+                else:
+                    pod.node = node.name
+                    if self._pod_ip:
+                        pod.ip = self._pod_ip(pod)
+                pod.locality = locality_of(pod.labels, node)
                 self._pods[key] = pod
                 changes.append(Change("added", "Pod", *key))
         return changes
+
+    # ----------------------------------------------------------------------------- nodes
+    def nodes(self) -> list[NodeInfo]:
+        """The cluster's nodes (the lab's: `LAB_NODES`)."""
+        return list(self._nodes)
+
+    def node(self, name: str | None) -> NodeInfo | None:
+        return next((n for n in self._nodes if n.name == name), None)
+
+    @property
+    def default_node(self) -> NodeInfo | None:
+        """Where the lab's client and gateway run, and pods that say nothing about placement go."""
+        return self._nodes[0] if self._nodes else None
 
     def pods(self, namespace: str | None = None) -> list[PodInfo]:
         with self._lock:
@@ -273,12 +417,13 @@ class ClusterState:
     def _age(self, o: K8sObject) -> tuple[datetime, str, str]:
         return (self._created[o.key], o.name, o.namespace or "")
 
-    def created(self, obj: K8sObject) -> datetime | None:
-        """When `obj` (or the object with its kind, namespace and name) was created in this state."""
-        return self._created.get(obj.key)
+    def created(self, obj: K8sObject) -> datetime:
+        """When `obj` (or the object with its kind, namespace and name) was created in this state,
+        what Istio's creation-time ordering compares; EPOCH for an object the state does not hold."""
+        return self._created.get(obj.key, EPOCH)
 
     def get(self, kind: type[T], name: str, namespace: str = "default") -> T | None:
-        obj = self._objects.get((kind.KIND, namespace if kind.NAMESPACED else "", name))
+        obj = self._objects.get((kind.key_kind(), namespace if kind.NAMESPACED else "", name))
         return obj if isinstance(obj, kind) else None
 
     def services(self, namespace: str | None = None) -> list[Service]:
@@ -325,7 +470,8 @@ class ClusterState:
             number = pod.container_port(target) if isinstance(target, str) else target
             if number is None:    # a named targetPort this pod does not declare: no endpoint
                 continue
-            result.append(Endpoint(pod.ip, number, pod.name, pod.namespace, dict(pod.labels), pod.ready))
+            result.append(Endpoint(pod.ip, number, pod.name, pod.namespace, dict(pod.labels), pod.ready,
+                                   pod.locality, pod.node or ""))
         return sorted(result, key=lambda e: e.pod)
 
     def subset_pods(self, service: Service, labels: dict[str, str]) -> list[PodInfo]:

@@ -1,9 +1,10 @@
 """Interactive pieces of the course: a control, a live plotly chart, and the lab behind them.
 
-Why ipywidgets + plotly FigureWidget: moving a slider re-applies real YAML to the lab, sends real
+Why ipywidgets with plotly charts: moving a slider re-applies real YAML to the lab, sends real
 requests through Envoy and redraws the chart from the new probe — the learner changes one thing
 and sees the consequence, which is the whole point of a lab. Each explorer is an `ipywidgets.VBox`
-(so it displays by itself in JupyterLab) and also works headless: setting `explorer.slider.value`
+(so it displays by itself in JupyterLab) whose chart is an `ipywidgets.Output` holding the
+current `charts.Figure` (see `_Explorer._draw`), and it also works headless: setting `explorer.slider.value`
 from code runs the same re-probe synchronously, which is how the tests drive them.
 
 The charts come from `meshlab.charts`, so a static figure and its live twin always agree.
@@ -41,32 +42,12 @@ from .backends.base import apply_steps, run_steps
 from .exercises import Verdict, check
 
 __all__ = ["WeightSlider", "ConnectionExplorer", "LoadBalancerPicker", "PushOrderRace", "ProbeExplorer",
-           "FlowExplorer", "Quiz", "LabCloser", "flow", "weight_slider", "connections", "lb_picker", "push_order",
-           "requests", "quiz", "close_button", "live"]
+           "FlowExplorer", "TimeoutSlider", "ConcurrencySlider", "Quiz", "LabCloser", "flow", "weight_slider",
+           "connections", "lb_picker", "push_order", "requests", "timeout_slider", "concurrency_slider", "quiz",
+           "close_button"]
 
 
 # ------------------------------------------------------------------------------------ plumbing
-
-def live(fig: go.Figure) -> go.FigureWidget:
-    """A FigureWidget twin of a static figure (to update in place later with `_redraw`)."""
-    return go.FigureWidget(fig)
-
-
-def _redraw(fw: go.FigureWidget, fig: go.Figure) -> None:
-    """Copy a freshly drawn figure into a live widget.
-
-    Same trace types in the same order → update them in place (the browser animates nothing,
-    sees the data change, keeps its zoom); otherwise replace the traces.
-    """
-    with fw.batch_update():
-        if [t.type for t in fw.data] == [t.type for t in fig.data]:
-            for old, new in zip(fw.data, fig.data):
-                old.update(new.to_plotly_json(), overwrite=True)
-        else:
-            fw.data = []
-            fw.add_traces(list(fig.data))
-        fw.layout = fig.layout
-
 
 def _read_yaml(manifest: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """One manifest as a plain dict (a path to a single-document YAML file, or a dict).
@@ -144,11 +125,24 @@ class _Explorer(W.VBox):
         self.scope.add_class("meshlab-scope")
         self.status = W.HTML(value="")
         self.status.add_class("meshlab-status")
-        self.figure = live(figure)
+        self.figure = charts.Figure(figure)     # the chart as last drawn
+        self.view = W.Output()                   # where it shows (see `_draw`)
+        self.view.add_class("meshlab-chart-view")
         self.results: dict[str, pd.DataFrame] = {}
-        super().__init__([W.HBox(list(controls)), self.scope, self.status, self.figure])
+        super().__init__([W.HBox(list(controls)), self.scope, self.status, self.view])
+        self._draw(self.figure)
         self.add_class("meshlab-explorer")
         self.add_class(css)
+
+    def _draw(self, fig: go.Figure) -> None:
+        """Show a freshly drawn chart: the widget's output becomes that figure (plotly's mimetype,
+        which JupyterLab draws). Why not a plotly FigureWidget updated in place: its changes are
+        one-shot messages (`_py2js_*`) that a browser view still loading or drawing drops — just
+        what Run All does — and the chart stayed empty (plotly.py #4956); each new FigureWidget
+        also sends plotly's 4.8 MB script again. An Output widget's `outputs` is synced state:
+        whenever the view draws, it draws the latest chart."""
+        self.figure = charts.Figure(fig)
+        self.view.outputs = ({"output_type": "display_data", "data": self.figure.mimebundle(), "metadata": {}},)
 
     def chart(self) -> charts.Figure:
         """A static snapshot of the live chart (renders anywhere, e.g. in `make course` HTML)."""
@@ -278,7 +272,7 @@ class WeightSlider(_Explorer):
             return
         self.results[str(weight)] = df
         self.last = df
-        _redraw(self.figure, charts.split(df, configured=self.weights(weight), by="subset"
+        self._draw(charts.split(df, configured=self.weights(weight), by="subset"
                                           if self._by_subset(df) else "version"))
         self.applied.value = ("<code style='font-size:11px'>" + " · ".join(
             f"{s}: weight {w}" for s, w in self.weights(weight).items()) + "</code>")
@@ -337,7 +331,7 @@ class ConnectionExplorer(_Explorer):
         label = f"{choice} conn" if choice != self.NEW_PER_REQUEST else choice
         self.results[label] = df
         ordered = {k: self.results[k] for k in sorted(self.results, key=_conn_order)}
-        _redraw(self.figure, charts.shares(ordered, by="pod", title="Share per pod vs connections used",
+        self._draw(charts.shares(ordered, by="pod", title="Share per pod vs connections used",
                                            pods=pods))
         self._done(started, f"{df['conn'].nunique()} connection(s) carried {len(df)} requests; "
                             f"{df['pod'].nunique()} pod(s) answered")
@@ -394,7 +388,7 @@ class LoadBalancerPicker(_Explorer):
             self._failed(e)
             return
         self.results[policy] = df
-        _redraw(self.figure, charts.shares(self.results, by="pod", title="Share per pod, per load-balancing policy"))
+        self._draw(charts.shares(self.results, by="pod", title="Share per pod, per load-balancing policy"))
         self._done(started, f"{policy}: median latency {df['latency_ms'].median():.0f} ms")
 
     def compare(self) -> None:
@@ -447,7 +441,7 @@ class PushOrderRace(_Explorer):
             return
         self.results[order] = df
         self.events[order] = dict(events)
-        _redraw(self.figure, charts.timeline(df, events=events, title=order))
+        self._draw(charts.timeline(df, events=events, title=order))
         self._done(started, charts.outcome_summary(df))
 
 
@@ -530,7 +524,7 @@ class ProbeExplorer(_Explorer):
             self._failed(e)
             return
         self.results[str(n)] = df
-        _redraw(self.figure, charts.pod_share(df, pods=pods))
+        self._draw(charts.pod_share(df, pods=pods))
         self._done(started, f"{charts.outcome_summary(df)}; {df['pod'].nunique()} pod(s) answered")
 
 
@@ -573,13 +567,228 @@ class FlowExplorer(_Explorer):
             return
         self.results[path] = df
         host = url.split("//", 1)[-1]
-        _redraw(self.figure, charts.flow(df, host=host))
+        self._draw(charts.flow(df, host=host))
         self._done(started, charts.outcome_summary(df))
 
 
 def flow(lab: Any, base_url: str, **kw: Any) -> FlowExplorer:
     """A live request-flow diagram for any path you type (see `FlowExplorer`)."""
     return FlowExplorer(lab, base_url, **kw)
+
+
+# ------------------------------------------------------------------------------------ chapter 7
+
+__all__ += ["RequestGapExplorer", "HashPicker", "request_gap", "hash_picker"]
+
+
+class RequestGapExplorer(_Explorer):
+    """How long between two requests? A slider for the interval; `charts.race_window` collects
+    what the requests got at every interval tried, so the keep-alive race window draws itself.
+
+    Each move sends `n` requests at one every `interval` ms (`lab.probe(rate=1000/interval)`); it
+    changes no object. `keepalive_ms` / `idle_timeout_ms` are drawn as lines (the app's keep-alive
+    timeout, the DestinationRule's idleTimeout) — pass what the manifests say.
+    """
+
+    def __init__(self, lab: Any, url: str, *, keepalive_ms: float | None = None,
+                 idle_timeout_ms: float | None = None, n: int = 12, interval: int = 40, min_ms: int = 10,
+                 max_ms: int = 250, step: int = 5, seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.seed, self.probe_kw = lab, url, n, seed, probe_kw
+        self.keepalive_ms, self.idle_timeout_ms = keepalive_ms, idle_timeout_ms
+        self.slider = W.IntSlider(value=interval, min=min_ms, max=max_ms, step=step, continuous_update=False,
+                                  description="ms between", layout=W.Layout(width="420px"))
+        self.slider.add_class("meshlab-gap-slider")
+        super().__init__(lab, [self.slider], go.Figure(), "meshlab-gap")
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+        self.set(self.slider.value)
+
+    def set(self, interval: int) -> None:
+        """Send `n` requests `interval` ms apart; the probe lands in `.results[f"{interval} ms"]`."""
+        if self.slider.value != interval:
+            self.slider.value = interval
+            return
+        started = self._busy(f"sending {self.n} requests, one every {interval} ms…")
+        try:
+            with self._trial():
+                df = self.lab.probe(self.url, n=self.n, rate=1000.0 / interval, seed=self.seed, **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return
+        self.results[f"{interval} ms"] = df
+        ordered = dict(sorted(self.results.items(), key=lambda kv: float(kv[0].split()[0])))
+        self._draw(charts.race_window(ordered, keepalive_ms=self.keepalive_ms,
+                                                idle_timeout_ms=self.idle_timeout_ms))
+        self._done(started, f"one every {interval} ms: {charts.outcome_summary(df)}")
+
+
+def request_gap(lab: Any, url: str, **kw: Any) -> RequestGapExplorer:
+    """A live 'time between requests' slider over `charts.race_window` (see `RequestGapExplorer`)."""
+    return RequestGapExplorer(lab, url, **kw)
+
+
+# ------------------------------------------------------------------------------------ chapter 8
+
+class HashPicker(_Explorer):
+    """Pick what Envoy hashes on (a DestinationRule's `loadBalancer.consistentHash`): which pod
+    each user's requests reach.
+
+    The DestinationRule comes from a real manifest; the picker rewrites
+    `spec.trafficPolicy.loadBalancer`, applies it, and sends `n` requests as each user — a user
+    sends its name in the `end-user` header and in a `session` cookie — then draws one bar per
+    user (`charts.shares`). The lab's own DestinationRule is put back after each measurement.
+    """
+
+    KEYS: dict[str, dict[str, Any] | None] = {
+        "no hash": None,
+        "header end-user": {"httpHeaderName": "end-user"},
+        "cookie session": {"httpCookie": {"name": "session", "ttl": "0s"}},
+        "source IP": {"useSourceIp": True},
+    }
+
+    def __init__(self, lab: Any, manifest: str | Path | Mapping[str, Any], url: str, *,
+                 users: Sequence[str] = ("jason", "ana", "li"), n: int = 12, seed: int | None = 1,
+                 **probe_kw: Any) -> None:
+        self.lab, self.url, self.users, self.n, self.seed, self.probe_kw = lab, url, list(users), n, seed, probe_kw
+        self.manifest = _read_yaml(manifest)
+        self.picker = W.ToggleButtons(options=list(self.KEYS), value=None, description="hash on",
+                                      style=_WIDE_BUTTONS)
+        self.picker.add_class("meshlab-hash-picker")
+        super().__init__(lab, [self.picker], go.Figure(), "meshlab-hash", changes=[_ref(self.manifest)])
+        self.picker.observe(lambda change: change["new"] and self.set(change["new"]), names="value")
+
+    def set(self, key: str) -> None:
+        """Hash on `key` (one of `KEYS`), probe as every user; `.results[f"{key}: {user}"]`."""
+        if key not in self.KEYS:
+            raise ValueError(f"key must be one of {list(self.KEYS)}, got {key!r}")
+        if self.picker.value != key:
+            self.picker.value = key
+            return
+        policy = self.KEYS[key]
+        tp = self.manifest.setdefault("spec", {}).setdefault("trafficPolicy", {})
+        tp["loadBalancer"] = {"consistentHash": copy.deepcopy(policy)} if policy else {"simple": "LEAST_REQUEST"}
+        started = self._busy(f"applying {key}, sending {self.n} requests as each of {', '.join(self.users)}…")
+        try:
+            with self._trial():
+                self.lab.apply(copy.deepcopy(self.manifest))
+                pods = self.lab.pods()
+                by_user = {u: self.lab.probe(self.url, n=self.n, seed=self.seed, **self.probe_kw,
+                                             headers={"end-user": u, "cookie": f"session={u}"})
+                           for u in self.users}
+        except Exception as e:
+            self._failed(e)
+            return
+        for u, df in by_user.items():
+            self.results[f"{key}: {u}"] = df
+        self._draw(charts.shares(by_user, by="pod", pods=pods,
+                                           title=f"Which pod each user reached — hash on: {key}"))
+        spread = ", ".join(f"{u} {df['pod'].nunique()}" for u, df in by_user.items())
+        self._done(started, f"{key}: pods per user — {spread}")
+
+
+def hash_picker(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw: Any) -> HashPicker:
+    """A live consistent-hash key picker over a DestinationRule manifest (see `HashPicker`)."""
+    return HashPicker(lab, manifest, url, **kw)
+# ------------------------------------------------------------------------------------ chapter 5
+
+class TimeoutSlider(_Explorer):
+    """Move a VirtualService rule's `retries.perTryTimeout`; see how long each request took, with
+    the per-try timeout and the route's timeout drawn on the latency chart.
+
+    The VirtualService comes from a real manifest; the slider rewrites
+    `spec.http[rule].retries.perTryTimeout` in an in-memory copy, applies it, probes, and redraws
+    `charts.latency_timeouts`. The lab's own objects are put back after each measurement.
+    """
+
+    def __init__(self, lab: Any, manifest: str | Path | Mapping[str, Any], url: str, *, n: int = 60,
+                 rule: int = 0, values: Sequence[int] = (25, 50, 100, 150, 200, 300, 400, 500),
+                 seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.seed, self.probe_kw, self.rule = lab, url, n, seed, probe_kw, rule
+        self.manifest = _read_yaml(manifest)
+        http = self._rule()
+        if not isinstance(http.get("retries"), dict):
+            raise ValueError(f"VirtualService {_ref(self.manifest)}: spec.http[{rule}] needs a `retries` block "
+                             "for a perTryTimeout slider")
+        self.slider = W.SelectionSlider(options=[int(v) for v in values], value=int(values[len(values) // 2]),
+                                        description="perTryTimeout ms", continuous_update=False,
+                                        style={"description_width": "initial"}, layout=W.Layout(width="460px"))
+        self.slider.add_class("meshlab-timeout-slider")
+        super().__init__(lab, [self.slider], go.Figure(), "meshlab-timeouts", changes=[_ref(self.manifest)])
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+
+    def _rule(self) -> dict[str, Any]:
+        try:
+            return self.manifest["spec"]["http"][self.rule]
+        except (KeyError, IndexError, TypeError):
+            raise ValueError(f"VirtualService manifest has no spec.http[{self.rule}]") from None
+
+    def set(self, ms: int) -> None:
+        """Apply perTryTimeout `ms`, probe, redraw; the probe lands in `.results[f"{ms}ms"]`."""
+        if self.slider.value != ms:
+            self.slider.value = ms   # the observer calls set() again
+            return
+        rule = self._rule()
+        rule["retries"]["perTryTimeout"] = f"{int(ms)}ms"
+        lines = {"perTryTimeout": f"{int(ms)}ms"}
+        if rule.get("timeout"):
+            lines["timeout"] = str(rule["timeout"])
+        started = self._busy(f"applying perTryTimeout {ms}ms and sending {self.n} requests…")
+        try:
+            with self._trial():
+                self.lab.apply(copy.deepcopy(self.manifest))
+                df = self.lab.probe(self.url, n=self.n, seed=self.seed, **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return
+        self.results[f"{ms}ms"] = df
+        self._draw(charts.latency_timeouts(df, lines, title=f"perTryTimeout {ms}ms: how long each request took"))
+        retried = int((pd.to_numeric(df["attempts"], errors="coerce").fillna(0) > 1).sum())
+        self._done(started, f"{charts.outcome_summary(df)}; {retried} retried")
+
+
+def timeout_slider(lab: Any, manifest: str | Path | Mapping[str, Any], url: str, **kw: Any) -> TimeoutSlider:
+    """A live perTryTimeout slider over a VirtualService manifest with retries (see `TimeoutSlider`)."""
+    return TimeoutSlider(lab, manifest, url, **kw)
+
+
+# ------------------------------------------------------------------------------------ chapter 6
+
+class ConcurrencySlider(_Explorer):
+    """How many requests at a time? Each move sends `n` requests with that concurrency through the
+    lab as it is (its DestinationRule's connection pool) and adds a bar to `charts.overflow`: sent at
+    once, waited in Envoy's pending queue (its own counters), refused with 503 UO."""
+
+    def __init__(self, lab: Any, url: str, *, n: int = 40, values: Sequence[int] = (1, 2, 4, 8, 16),
+                 seed: int | None = 1, **probe_kw: Any) -> None:
+        self.lab, self.url, self.n, self.seed, self.probe_kw = lab, url, n, seed, probe_kw
+        self.slider = W.SelectionSlider(options=[int(v) for v in values], value=int(values[0]),
+                                        description="requests at a time", continuous_update=False,
+                                        style={"description_width": "initial"}, layout=W.Layout(width="420px"))
+        self.slider.add_class("meshlab-concurrency-slider")
+        super().__init__(lab, [self.slider], go.Figure(), "meshlab-concurrency")
+        self.slider.observe(lambda change: self.set(change["new"]), names="value")
+
+    def set(self, concurrency: int) -> None:
+        """Probe with `concurrency` requests at a time; the probe lands in `.results[str(concurrency)]`."""
+        if self.slider.value != concurrency:
+            self.slider.value = concurrency
+            return
+        started = self._busy(f"sending {self.n} requests, {concurrency} at a time…")
+        try:
+            with self._trial():
+                df = self.lab.watch(self.url, n=self.n, rate=None, concurrency=concurrency, seed=self.seed,
+                                    **self.probe_kw)
+        except Exception as e:
+            self._failed(e)
+            return
+        self.results[str(concurrency)] = df
+        shown = {f"{k} at a time": self.results[k] for k in sorted(self.results, key=int)}
+        self._draw(charts.overflow(shown))
+        self._done(started, f"{concurrency} at a time: {charts.outcome_summary(df)}")
+
+
+def concurrency_slider(lab: Any, url: str, **kw: Any) -> ConcurrencySlider:
+    """A live concurrency slider over the lab's connection pool (see `ConcurrencySlider`)."""
+    return ConcurrencySlider(lab, url, **kw)
 
 
 # ------------------------------------------------------------------------------------ exercises

@@ -88,8 +88,10 @@ WEBHOOK_SOURCES: dict[str, str] = {
     "webhook: a destination host is a DNS name": f"{_V} validateDestination (agent.ValidateWildcardDomain)",
     "webhook: host is a DNS name (ValidateWildcardDomain)": f"{_V} ValidateDestinationRule (agent.ValidateWildcardDomain)",
     "webhook: a header name cannot be empty (ValidateHTTPHeaderOperationName)": f"{_V} ValidateHTTPHeaderOperationName",
-    "webhook: attempts is an int32": "the webhook decodes the proto's int32 (networking/v1alpha3 HTTPRetry.attempts)",
-    "webhook: connection pool limits are int32": "the webhook decodes the proto's int32 (ConnectionPoolSettings)",
+    "webhook: a header-match name is a token, a pseudo-header or a JWT claim":
+        f"{_V} ValidateHTTPHeaderNameOrJwtClaimRoute",
+    "webhook: with resolution DNS and no endpoints a host is a full DNS name (no wildcard)":
+        f"{_V} ValidateServiceEntry (agent.ValidateFQDN)",
     "webhook: a header value has no control characters and well-formed %…% commands":
         f"{_VS} validateHTTPRoute (ValidateHTTPHeaderValue, header_value_validator.go validateHeaderValue)",
 }
@@ -97,6 +99,8 @@ WEBHOOK_SOURCES: dict[str, str] = {
 TABLE_WEBHOOK: dict[str, str] = {
     "table:weight-negative": "webhook: weight must be >= 0",
     "table:perl-regex": "webhook: a regex match must not be empty (and must be RE2)",
+    "table:pseudo-header-match": "webhook: a header-match name is a token, a pseudo-header or a JWT claim",
+    "table:header-name-with-space": "webhook: a header-match name is a token, a pseudo-header or a JWT claim",
     "table:negative-pool-limit": "webhook: connection pool limits are >= 0",
     "table:subset-trailing-newline": "webhook: a subset name is an RFC 1123 label",
     "table:header-value-crlf": "webhook: a header value has no control characters and well-formed %…% commands",
@@ -110,9 +114,7 @@ TABLE_WEBHOOK: dict[str, str] = {
 }
 #: Where meshlab refuses what neither the API server nor the webhook refuses: case id → why.
 MESHLAB_RULES: dict[str, str] = {
-    "table:duplicate-objects": ("meshlab's own rule: the same object twice in one apply. The API server sees one "
-                                "object at a time and kubectl applies both copies in turn (the later wins); meshlab "
-                                "refuses, naming both places, so a lab never depends on which copy came last"),
+    # (the same object twice in one apply is no longer one: a warning, the later wins, as kubectl applies it)
     # Envoy's own proto constraints: istiod would push the config and Envoy would reject (NACK) the
     # whole listener or route configuration; meshlab says so at load, naming the field.
     "table:redirect-uri-crlf": ("Envoy refuses it: RedirectAction.path_redirect is an HTTP header value "
@@ -134,6 +136,7 @@ MESHLAB_RULES: dict[str, str] = {
     "table:container-port-lab-control": ("meshlab's own rule: 15999 is the demo app's control port in a local "
                                          "lab (pod knobs); a cluster has no such port"),
 }
+
 
 _SEPARATOR = re.compile(r"^---[ \t]*(?:#.*)?$", re.M)
 
@@ -305,29 +308,15 @@ def table_cases(dry: DryRun, tmp: Path) -> list[Case]:
 def mutant_cases(dry: DryRun, reference: Path) -> list[Case]:
     """tests/test_validation_vs_crd.py's mutants (one per field, mutation and version, on the fields
     meshlab models), each sent as the object."""
-    import copy
-
     import test_validation_vs_crd as crd
-    from meshlab.objects import MODELLED
+    from _mutants import mutant_docs
 
-    out, seen = [], set()
-    for name, doc in crd._base_docs(reference):
-        kind = doc["kind"]
-        version = doc["apiVersion"].rsplit("/", 1)[1]
-        cls = MODELLED[(doc["apiVersion"], kind)]
-        schema = crd._crds(str(reference))[(kind, version)]
-        for path, mutation, mutate in crd._mutants(doc["spec"], schema):
-            field = crd._fmt(("spec",) + path)
-            generic = re.sub(r"\[\d+\]", "[]", field)
-            if (kind, generic, mutation, version) in seen or not crd._modelled(cls, ("spec",) + path):
-                continue
-            seen.add((kind, generic, mutation, version))
-            mutant = copy.deepcopy(doc)
-            mutate(mutant["spec"])
-            ok, why = meshlab_verdict(mutant)
-            api_ok, api_why = api_verdict_of_dict(dry, mutant)
-            out.append(Case(f"mutant:{kind}.{version} {generic} <{mutation}>", ok, why, api_ok, api_why,
-                            webhook=crd._stricter(kind, field, mutation)))
+    out = []
+    for m in mutant_docs(crd._base_docs(reference), lambda k, v: crd._schemas(str(reference))[(k, v)]):
+        ok, why = meshlab_verdict(m.doc)
+        api_ok, api_why = api_verdict_of_dict(dry, m.doc)
+        out.append(Case(f"mutant:{m.kind}.{m.version} {m.generic} <{m.mutation}>", ok, why, api_ok, api_why,
+                        webhook=crd._stricter(m.kind, m.field, m.mutation)))
     return out
 
 

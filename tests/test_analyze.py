@@ -44,7 +44,8 @@ def deploy(name: str, ns: str, labels: str, replicas: int = 1) -> str:
 
 
 def ns(name: str) -> str:
-    return f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
+    """A namespace labelled for sidecar injection, as the course's are (else Istio says IST0102)."""
+    return f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {{istio-injection: enabled}}}}\n"
 
 
 ROUTE_V1 = "- route:\n  - destination: {host: reviews, subset: v1}"
@@ -56,6 +57,9 @@ def run(*docs: str, base: bool = True, **kw) -> set[tuple[str, str]]:
 
 
 VS_DEF = "VirtualService default/reviews"
+#: A second Service selecting reviews' pods, reaching targetPort 9080 from another port than BASE's
+#: 9080: Istio's deployment analyzer warns on both Deployments (IST0137).
+IST0137_REVIEWS = {("IST0137", "Deployment default/reviews-v1"), ("IST0137", "Deployment default/reviews-v2")}
 DR_DEF = "DestinationRule default/reviews"
 
 CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
@@ -70,18 +74,19 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
     ("clean: ServiceEntry and wildcard ServiceEntry hosts", [
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext, namespace: default}\n"
         "spec: {hosts: [api.example.com, '*.eu.example.com'], ports: [{number: 80, name: http, protocol: HTTP}], "
-        "resolution: DNS}",
+        "resolution: NONE}",
         vs(name="ext", hosts="[api.example.com]", http="- route:\n  - destination: {host: api.example.com}"),
         vs(name="eu", hosts="[shop.eu.example.com]", http="- route:\n  - destination: {host: shop.eu.example.com}")],
      set()),
-    ("clean: multi-port service with destination port", [
+    ("multi-port service with destination port (IST0137: two ports to one targetPort)", [
         svc("two", ports="[{name: http, port: 80, targetPort: 9080}, {name: grpc, port: 9000, targetPort: 9080}]",
             selector="{app: reviews}"),
-        vs(name="two", hosts="[two]", http="- route:\n  - destination: {host: two, port: {number: 80}}")], set()),
+        vs(name="two", hosts="[two]", http="- route:\n  - destination: {host: two, port: {number: 80}}")], set() | IST0137_REVIEWS),
     ("clean: fault with percentage, timeout and retries", [vs(http="""
         - fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
           timeout: 2s
-          retries: {attempts: 2, perTryTimeout: 500ms}
+          retries: {attempts: 2, perTryTimeout: 500ms, retryOn: "gateway-error,connect-failure"}
+          match: [{method: {exact: GET}}]
           route:
           - destination: {host: reviews}""")], set()),
     ("clean: gateway on Bookinfo's port 8080 with host served", [
@@ -94,10 +99,10 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
            http="- route:\n  - destination: {host: reviews.default.svc.cluster.local}"),
         vs(name="r", ns="b", hosts="[reviews.default.svc.cluster.local]", extra="  exportTo: ['.']\n",
            http="- route:\n  - destination: {host: reviews.default.svc.cluster.local}")], set()),
-    ("clean: conventional port names, well-known port, appProtocol", [
+    ("conventional port names, well-known port, appProtocol (IST0137 only)", [
         svc("db", ports="[{port: 3306, targetPort: 9080}]", selector="{app: reviews}"),
         svc("api", ports="[{name: web, port: 8080, targetPort: 9080, appProtocol: http}, "
-                         "{name: grpc-api, port: 9000, targetPort: 9080}]", selector="{app: reviews}")], set()),
+                         "{name: grpc-api, port: 9000, targetPort: 9080}]", selector="{app: reviews}")], set() | IST0137_REVIEWS),
     # ---------------------------------------------------------------- IST0101 (VirtualService)
     ("IST0101 destination host not found", [vs(http="- route:\n  - destination: {host: reviews-bogus}")],
      {("IST0101", VS_DEF)}),
@@ -137,7 +142,7 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         svc("two", ports="[{name: http, port: 80, targetPort: 9080}, {name: grpc, port: 9000, targetPort: 9080}]",
             selector="{app: reviews}"),
         vs(name="two", hosts="[two]", http="- route:\n  - destination: {host: two}")],
-     {("IST0112", "VirtualService default/two")}),
+     {("IST0112", "VirtualService default/two")} | IST0137_REVIEWS),
     # ---------------------------------------------------------------- gateways
     ("IST0101 gateway not found (and IST0132)", [vs(name="front", hosts="['*']", extra="  gateways: [nope]\n",
                                                    http="- route:\n  - destination: {host: reviews}")],
@@ -175,7 +180,7 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
     ("IST0118 unconventional and missing port names", [svc("web", ports="[{name: web, port: 8080, targetPort: 9080}]",
                                                           selector="{app: reviews}"),
                                                       svc("bare", ports="[{port: 9080}]", selector="{app: reviews}")],
-     {("IST0118", "Service default/web"), ("IST0118", "Service default/bare")}),
+     {("IST0118", "Service default/web"), ("IST0118", "Service default/bare")} | IST0137_REVIEWS),
     # ---------------------------------------------------------------- validation (IST0106/0130/0131)
     ("IST0106 duplicate subset name, mesh wildcard host", [vs(name="any", hosts="['*']", http="""
         - route:
@@ -211,7 +216,7 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
           - destination: {host: reviews, subset: v2}"""), DR_V1_V2], {("MLB0001", VS_DEF)}),
     ("MLB0002 http rules on a tcp-named port", [svc("db", ports="[{name: tcp-db, port: 5432, targetPort: 9080}]", selector="{app: reviews}"),
         vs(name="db", hosts="[db]", http="- timeout: 1s\n  route:\n  - destination: {host: db}")],
-     {("MLB0002", "VirtualService default/db")}),
+     {("MLB0002", "VirtualService default/db")} | IST0137_REVIEWS),
     ("MLB0003 abort and delay without percentage never fire", [vs(http="""
         - fault:
             abort: {httpStatus: 503}
@@ -229,7 +234,8 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
      {("MLB0008", VS_DEF)}),
     ("MLB0009 + MLB0010 ignored weight, perTryTimeout >= timeout", [vs(http="""
         - timeout: 1s
-          retries: {attempts: 3, perTryTimeout: 2s}
+          retries: {attempts: 3, perTryTimeout: 2s, retryOn: gateway-error}
+          match: [{method: {exact: GET}}]
           route:
           - {destination: {host: reviews}, weight: 50}""")], {("MLB0009", VS_DEF), ("MLB0010", VS_DEF)}),
     ("MLB0011 subset only in a DestinationRule of an unrelated namespace", [ns("prod"),
@@ -240,6 +246,70 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
         svc("wrongport", ports="[{name: http, port: 80, targetPort: 8080}]", selector="{app: reviews}"),
         svc("wrongname", ports="[{name: http, port: 80, targetPort: web}]", selector="{app: reviews}")],
      {("MLB0012", "Service default/wrongport"), ("MLB0012", "Service default/wrongname")}),
+    # ---------------------------------------------------------------- resilience traps (chapters 5-8)
+    ("MLB0013 outlier detection at the default 10 % on 3 pods ejects nothing",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}\n")],
+     {("MLB0013", DR_DEF)}),
+    ("MLB0013 quiet when maxEjectionPercent lets one of 3 pods go",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 50}}\n")
+      .replace("- {name: v1, labels: {version: v1}}", "- {name: v1, labels: {version: v1}, trafficPolicy: "
+                                                        "{outlierDetection: {maxEjectionPercent: 100}}}")], set()),
+    ("MLB0014 locality failover without outlierDetection",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {loadBalancer: {localityLbSetting: "
+                                   "{failover: [{from: eu-west, to: us-east}]}}}\n")],
+     {("MLB0014", DR_DEF), ("IST0133", DR_DEF)}),     # Istio's validation warns too (agent/validation.go)
+    ("MLB0014 quiet with outlierDetection next to the failover",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}, "
+                                   "loadBalancer: {localityLbSetting: {failoverPriority: [topology.kubernetes.io/zone]}}}\n")],
+     set()),
+    ("MLB0015 the app's keep-alive is shorter than Envoy's: without and with a DestinationRule", [
+        svc("ka", selector="{app: ka}"), svc("kb", selector="{app: kb}"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ka, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: ka}}\n  template:\n    metadata: {labels: {app: ka}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '20'}]}]}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: kb, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: kb}}\n  template:\n    metadata: {labels: {app: kb}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '20'}]}]}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: kb, namespace: default}\n"
+        "spec: {host: kb, trafficPolicy: {connectionPool: {http: {idleTimeout: 30ms}}}}\n"],
+     {("MLB0015", "Service default/ka"), ("MLB0015", "DestinationRule default/kb")}),
+    ("MLB0015 quiet with an idleTimeout below the app's", [
+        svc("ka", selector="{app: ka}"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ka, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: ka}}\n  template:\n    metadata: {labels: {app: ka}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '20'}]}]}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ka, namespace: default}\n"
+        "spec: {host: ka, trafficPolicy: {connectionPool: {http: {idleTimeout: 10ms}}}}\n"], set()),
+    ("MLB0015 an idleTimeout below the app's but not by the network's round trip (chapter 7's lab)", [
+        svc("ka", selector="{app: ka}"), svc("kb", selector="{app: kb}"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ka, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: ka}}\n  template:\n    metadata: {labels: {app: ka}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '100'}, "
+        "{name: NETWORK_DELAY_MS, value: '25'}]}]}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: kb, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {app: kb}}\n  template:\n    metadata: {labels: {app: kb}}\n"
+        "    spec: {containers: [{name: app, image: app, env: [{name: KEEPALIVE_TIMEOUT_MS, value: '100'}, "
+        "{name: NETWORK_DELAY_MS, value: '25'}]}]}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ka, namespace: default}\n"
+        "spec: {host: ka, trafficPolicy: {connectionPool: {http: {idleTimeout: 60ms}}}}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: kb, namespace: default}\n"
+        "spec: {host: kb, trafficPolicy: {connectionPool: {http: {idleTimeout: 25ms}}}}\n"],
+     {("MLB0015", "DestinationRule default/ka")}),
+    ("MLB0016 retryOn 5xx on a rule any method takes; quiet on a GET-only rule", [vs(http="""
+        - match: [{method: {exact: GET}}]
+          retries: {attempts: 3, retryOn: 5xx}
+          route: [{destination: {host: reviews}}]
+        - retries: {attempts: 3, retryOn: "gateway-error,503"}
+          route: [{destination: {host: reviews}}]""")], {("MLB0016", VS_DEF)}),
+    ("MLB0017 consistent hash across a weighted split", [
+        DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}\n"),
+        vs(http="""
+        - route:
+          - {destination: {host: reviews, subset: v1}, weight: 50}
+          - {destination: {host: reviews, subset: v2}, weight: 50}""")], {("MLB0017", VS_DEF)}),
+    ("MLB0018 a perTryTimeout the default retryOn never retries", [vs(http="""
+        - retries: {attempts: 2, perTryTimeout: 100ms}
+          route: [{destination: {host: reviews}}]""")], {("MLB0018", VS_DEF)}),
 ]
 
 
@@ -327,8 +397,9 @@ def test_ist0106_for_objects_the_loader_would_refuse() -> None:
           - {destination: {host: reviews, subset: v2}, weight: 0}""")))
     from meshlab.manifests import load
     found = analyze([*load(BASE + "---\n" + DR_V1_V2), bad])
-    assert [str(f) for f in found] == [
-        "Error [IST0106] (VirtualService default/reviews) Schema validation error: total destination weight = 0"]
+    assert [(f.level, f.code, f.origin, f.field) for f in found] == [
+        ("Error", "IST0106", "VirtualService default/reviews", "spec.http[0].route")]
+    assert "weight" in found[0].message
 
 
 def test_objects_read_back_from_a_cluster_are_not_doubled() -> None:
@@ -336,7 +407,7 @@ def test_objects_read_back_from_a_cluster_are_not_doubled() -> None:
     from meshlab.manifests import load
     pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: reviews-v1-abc\n  namespace: default\n"
            "  labels: {app: reviews, version: v1}\n  ownerReferences: [{kind: ReplicaSet, name: reviews-v1-5f}]\n"
-           "spec: {containers: [{name: app, image: app}]}")
+           "spec: {containers: [{name: app, image: app}, {name: istio-proxy, image: proxyv2}]}")
     objs = load("\n---\n".join([BASE, DR_V1_V2, pod]))
     # Only the real pod exists: subset v2 (whose pods came from the Deployment) now selects none.
     assert run(BASE, DR_V1_V2, pod, base=False) == {("IST0173", DR_DEF)}

@@ -136,3 +136,38 @@ def test_head_gets_headers_only_and_the_connection_stays_usable(pod):
     assert r.status == 200 and r.read() == b"" and int(r.getheader("content-length")) > 0
     r2, body = _get(pod.spec.ip, 8080, "/y", conn=c)
     assert r2.status == 200 and json.loads(body)["path"] == "/y"
+
+
+def test_a_body_larger_than_a_pod_takes_is_refused_not_buffered(pod):
+    """Anyone on the host can reach a pod's port (loopback is shared): a POST announcing 1 GB and
+    streaming it grew the pod to 284 MB for 150 MB sent, copying its buffer at every read (136 s
+    of CPU on a shared host), and a negative content-length was taken. A body over the pod's
+    limit is answered 413 and the connection closed; a negative or unreadable length is a 400."""
+    def answer(head: bytes, body: bytes = b"") -> bytes:
+        s = socket.create_connection((pod.spec.ip, 8080), timeout=10)
+        try:
+            s.sendall(head + body)
+            return s.recv(4096).split(b"\r\n", 1)[0]
+        finally:
+            s.close()
+
+    assert answer(b"POST / HTTP/1.1\r\nhost: web\r\ncontent-length: 1000000000\r\n\r\n", b"x" * 65536) \
+        == b"HTTP/1.1 413 Payload Too Large"
+    chunk = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
+    assert answer(b"POST / HTTP/1.1\r\nhost: web\r\ntransfer-encoding: chunked\r\n\r\n", chunk * 3) \
+        == b"HTTP/1.1 413 Payload Too Large"
+    assert answer(b"POST / HTTP/1.1\r\nhost: web\r\ncontent-length: -5\r\n\r\nabcdefghij") == b"HTTP/1.1 400 Bad Request"
+    r, _ = _get(pod.spec.ip, 8080)                       # the pod still answers
+    assert r.status == 200
+    with open(f"/proc/{pod.pid}/status") as f:
+        rss_mb = int(next(x for x in f if x.startswith("VmRSS")).split()[1]) // 1024
+    assert rss_mb < 64
+
+
+def test_the_race_free_idle_timeout_leaves_a_round_trip_of_the_network():
+    from meshlab.app import race_free_idle_ms
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "100", "NETWORK_DELAY_MS": "25"}) == (100.0, 50.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "100"}) == (100.0, 100.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "20", "NETWORK_DELAY_MS": "25"}) == (20.0, 0.0)
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "0"}) is None and race_free_idle_ms({}) is None
+    assert race_free_idle_ms({"KEEPALIVE_TIMEOUT_MS": "soon"}) is None

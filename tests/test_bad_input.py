@@ -149,13 +149,17 @@ CASES = [
          field="spec.http[0].match[0].uri", line=9),
     Case("invalid-name", "apiVersion: v1\nkind: Pod\nmetadata: {name: My_Pod}\nspec:\n  containers: [{name: a}]\n",
          '"My_Pod" is not a valid name', field="metadata.name", line=3),
-    Case("duplicate-objects", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n"
-         "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n", "the same object is given twice", line=5),
     Case("selector-mismatch", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n"
          "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: e}}\n"
          "    spec: {containers: [{name: a, image: x}]}\n", "selector does not match template labels",
          field="spec.template.metadata.labels", line=7),
     Case("missing-path", lambda tmp: tmp / "nope.yaml", "no such file or folder"),
+    Case("pseudo-header-match", VS_HEAD + "  http:\n  - match:\n    - headers: {':uri': {exact: /a}}\n"
+         "    route:\n    - destination: {host: a}\n", '":uri" is not a valid header name',
+         field='spec.http[0].match[0].headers[":uri"]', line=9),
+    Case("header-name-with-space", VS_HEAD + "  http:\n  - match:\n    - withoutHeaders: {'end user': {exact: a}}\n"
+         "    route:\n    - destination: {host: a}\n", "a header name has no spaces",
+         field='spec.http[0].match[0].withoutHeaders["end user"]', line=9),
     Case("perl-regex", VS_HEAD + "  http:\n  - match:\n    - uri: {regex: '/api/(?!internal).*'}\n"
          "    route:\n    - destination: {host: a}\n", "not a valid RE2 regular expression",
          field="spec.http[0].match[0].uri.regex", line=9),

@@ -282,7 +282,7 @@ def _plots(page: Any, selector: str = ".js-plotly-plot") -> list[list[dict[str, 
 
 
 def _plot_drawn(page: Any, selector: str, *, unlike: list[dict[str, Any]] | None = None,
-                timeout_s: float = 60) -> list[dict[str, Any]]:
+                timeout_s: float = 120) -> list[dict[str, Any]]:
     """The traces of the first plot under `selector`, once plotly has drawn some (and, with
     `unlike`, once they differ from those): the kernel's status line is written before the
     browser redraws the figure, and on a loaded machine the redraw comes seconds later."""
@@ -293,6 +293,21 @@ def _plot_drawn(page: Any, selector: str, *, unlike: list[dict[str, Any]] | None
             return !!d && d.length > 0 && (old === null || key(d) !== key(old));
         }""", arg=[selector, unlike], timeout=int(timeout_s * 1000), polling=250)
     return page.evaluate(_PLOT_DATA_JS, selector)[0]
+
+
+def _sankey_labels(page: Any, box: Any, expect: str, timeout_s: float = 60) -> list[str]:
+    """The node labels of the Sankey in `box` (a flow explorer), once one of them is `expect` or
+    `timeout_s` has passed: the status line is written before plotly redraws the figure."""
+    js = "gd => { const d = gd && (gd._fullData || gd.data) || []; const t = d.find(t => t.node);" \
+         " return t ? Array.from(t.node.label) : []; }"
+    plot = box.locator(".js-plotly-plot").first
+    try:
+        page.wait_for_function(f"([gd, want]) => ({js})(gd).includes(want)", arg=[plot.element_handle(), expect],
+                               timeout=int(timeout_s * 1000), polling=250)
+    except Exception as e:                      # playwright's TimeoutError
+        if "Timeout" not in type(e).__name__:
+            raise           # else the caller's assertion shows what was drawn instead
+    return plot.evaluate(js)
 
 
 def _drag_slider(page: Any, slider: Any, fraction: float) -> None:
@@ -684,8 +699,7 @@ def _chapter_3(page: Any, lab: _Lab) -> None:
     field.fill("/wpcatalog/after-the-slider")
     field.press("Enter")
     status = _after_move(page, flow)
-    labels = page.evaluate("""() => { const gd = document.querySelector('.meshlab-flow .js-plotly-plot');
-                                      return Array.from((gd._fullData || gd.data)[0].node.label); }""")
+    labels = _sankey_labels(page, flow, "route reviews-v2-routes")
     assert "all 20 requests got 200" in status, status
     assert "route reviews-v2-routes" in labels, labels
     assert not any("|v1|" in x or x.startswith("reviews-v1") for x in labels), labels
@@ -716,7 +730,86 @@ def _chapter_4(page: Any, lab: _Lab) -> None:
     _shoot_output(page, 'check("4.fix-with-serviceentry"', "ch04-serviceentry-check")
 
 
-MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4}
+def _chapter_7(page: Any, lab: _Lab) -> None:
+    box = _box(page, "meshlab-gap")
+    slider = box.locator(".meshlab-gap-slider").first
+    _arm(box)
+    _drag_slider(page, slider, 0.05)
+    status = _after_move(page, box)
+    ms = int(_slider_value(slider))
+    assert status.startswith("✔") and f"one every {ms} ms" in status, (ms, status)
+    plot = page.evaluate(_PLOT_DATA_JS, ".meshlab-gap .js-plotly-plot")[0]
+    assert plot and all(len(t["x"]) >= 6 for t in plot), plot    # the 5 intervals of Run All and this one
+    _shoot(page, "ch07-widget-after-move", box.locator(".js-plotly-plot").first)
+
+
+def _chapter_8(page: Any, lab: _Lab) -> None:
+    box = _box(page, "meshlab-hash")
+    picker = box.locator(".meshlab-hash-picker").first
+    assert not page.evaluate(_TRUNCATED_JS, ".meshlab-hash-picker button"), "hash buttons cut short"
+    _arm(box)
+    picker.locator("button", has_text="header end-user").first.click()
+    status = _after_move(page, box)
+    assert status.startswith("✔") and "jason 1, ana 1, li 1" in status, status    # one pod per user
+    _shoot(page, "ch08-widget-after-move", box.locator(".js-plotly-plot").first)
+
+
+def _chapter_5(page: Any, lab: _Lab) -> None:
+    ex = _box(page, "meshlab-timeouts")
+    slider = ex.locator(".meshlab-timeout-slider").first
+    assert _slider_value(slider) == "100"                      # where Run All's cell left it
+    _arm(ex)
+    _drag_slider(page, slider, 0.0)
+    status = _after_move(page, ex)
+    assert _slider_value(slider) == "25" and status.startswith("✔") and "retried" in status, status
+    plot = _plot_drawn(page, ".meshlab-timeouts .js-plotly-plot")
+    assert {t["type"] for t in plot} == {"histogram"} and sum(len(t["x"]) for t in plot) == 60, plot
+    _shoot(page, "ch05-widget-after-move", ex.locator(".js-plotly-plot").first)
+
+
+def _chapter_6(page: Any, lab: _Lab) -> None:
+    ex = _box(page, "meshlab-concurrency")
+    slider = ex.locator(".meshlab-concurrency-slider").first
+    assert _slider_value(slider) == "16"
+    before = (_plots(page, ".meshlab-concurrency .js-plotly-plot") or [[]])[0]
+    _arm(ex)
+    _drag_slider(page, slider, 0.0)
+    status = _after_move(page, ex)
+    # the lab ends the chapter without a connection pool (v2 answering 500): nothing refused
+    assert _slider_value(slider) == "1" and status.startswith("✔ 1 at a time: ") and "UO" not in status, status
+    _shoot(page, "ch06-widget-after-move", ex.locator(".js-plotly-plot").first)
+    plot = _plot_drawn(page, ".meshlab-concurrency .js-plotly-plot", unlike=before or None)
+    assert "1 at a time" in _shares(plot, "sent at once"), plot
+
+
+MOVES = {"00": _chapter_0, "01": _chapter_1, "02": _chapter_2, "03": _chapter_3, "04": _chapter_4,
+         "05": _chapter_5, "06": _chapter_6}
+MOVES.update({"07": _chapter_7, "08": _chapter_8})
+
+
+def _chapter_9(page: Any, lab: _Lab) -> None:
+    # the path explorer sends through the Gateway's own Envoy (web-istio): /wpcatalogue is not under
+    # the PathPrefix /wpcatalog segment, so the HTTPRoute's last rule serves it from reviews-v1
+    flow = _box(page, "meshlab-flow")
+    _arm(flow)
+    field = flow.locator(".meshlab-path-input input").first
+    field.fill("/wpcatalogue")
+    field.press("Enter")
+    status = _after_move(page, flow)
+    labels = _sankey_labels(page, flow, "route default.reviews.1")
+    assert "all 20 requests got 200" in status, status
+    assert "route default.reviews.1" in labels, labels
+    assert not any("reviews-v2" in x for x in labels), labels
+    flow.screenshot(path=str(SHOTS / "ch09-wpcatalogue-through-web-istio.png"))
+
+
+def _poke_path(page: Any) -> None:
+    field = page.locator(".meshlab-flow .meshlab-path-input input").first
+    field.fill("/wpcatalog/closed")
+    field.press("Enter")
+
+
+MOVES.update({"09": _chapter_9})
 # After the lab is closed: the control each chapter pokes once more, to see the widget say so.
 POKES = {
     "00": lambda page: _drag_slider(page, page.locator(".meshlab-requests-slider").first, 0.2),
@@ -724,9 +817,18 @@ POKES = {
     "02": lambda page: page.locator(".meshlab-lb-picker button", has_text="ROUND_ROBIN").first.click(),
     "03": lambda page: _drag_slider(page, page.locator(".meshlab-weight-slider").first, 0.5),
     "04": lambda page: page.locator(".meshlab-order-picker button", has_text="DestinationRule first").first.click(),
+    "05": lambda page: _drag_slider(page, page.locator(".meshlab-timeout-slider").first, 0.5),
+    "06": lambda page: _drag_slider(page, page.locator(".meshlab-concurrency-slider").first, 0.5),
 }
 POKED = {"00": "meshlab-probe", "01": "meshlab-connections", "02": "meshlab-lb", "03": "meshlab-weights",
-         "04": "meshlab-order"}
+         "04": "meshlab-order", "05": "meshlab-timeouts", "06": "meshlab-concurrency"}
+POKES.update({
+    "07": lambda page: _drag_slider(page, page.locator(".meshlab-gap-slider").first, 0.3),
+    "08": lambda page: page.locator(".meshlab-hash-picker button", has_text="no hash").first.click(),
+})
+POKED.update({"07": "meshlab-gap", "08": "meshlab-hash"})
+POKES.update({"09": _poke_path})
+POKED.update({"09": "meshlab-flow"})
 
 
 @pytest.mark.timeout(900)

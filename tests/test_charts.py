@@ -320,3 +320,104 @@ def test_outcome_summary_says_what_requests_got_without_a_multiplication_sign():
     assert charts.outcome_summary(split_probe(20, 0.5)) == "all 20 requests got 200"
     mixed = charts.outcome_summary(split_probe(18, 0.5, nc=2))
     assert mixed == "20 requests: 18 got 200, 2 got 503 NC" and "×" not in mixed
+
+
+# ---- chapter 7: the keep-alive race window
+
+def _every(ms: float, outcomes: list[tuple[int, str]]) -> pd.DataFrame:
+    """Requests `ms` apart with the given (status, flags), in order."""
+    return frame([{"t": i * ms / 1000.0, "status": s, "flags": f,
+                   "pod": "" if s == 503 else "reviews-v1-abc12-x1", "version": "" if s == 503 else "v1"}
+                  for i, (s, f) in enumerate(outcomes)])
+
+
+def test_send_interval_is_the_median_gap_between_requests_in_ms():
+    df = _every(125, [(200, "-")] * 5)
+    assert charts.send_interval_ms(df) == pytest.approx(125.0)
+    jittered = df.assign(t=[0.0, 0.100, 0.250, 0.375, 0.500])   # gaps 100, 150, 125, 125
+    assert charts.send_interval_ms(jittered) == pytest.approx(125.0)
+    assert math.isnan(charts.send_interval_ms(df.head(1)))
+
+
+def test_race_window_puts_each_outcome_share_at_the_probes_interval_and_draws_both_timeouts():
+    quiet = _every(125, [(200, "-"), (503, "UC")] * 4)
+    busy = _every(50, [(200, "-")] * 8)
+    fig = charts.race_window({"125 ms": quiet, "50 ms": busy}, keepalive_ms=100, idle_timeout_ms=50)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"200", "503 UC"}
+    assert list(traces["503 UC"].x) == pytest.approx([50.0, 125.0])       # sorted by interval
+    assert list(traces["503 UC"].y) == [0.0, 0.5] and list(traces["200"].y) == [1.0, 0.5]
+    assert traces["503 UC"].marker.color == charts.OUTCOME_COLORS["503"]
+    lines = sorted(s.x0 for s in fig.layout.shapes)
+    assert lines == [50.0, 100.0]
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    assert "the app closes idle connections: 100 ms" in notes and "idleTimeout): 50 ms" in notes
+    only_app = charts.race_window({"125 ms": quiet}, keepalive_ms=100)
+    assert [s.x0 for s in only_app.layout.shapes] == [100.0]
+
+
+def test_race_window_refuses_nothing_to_draw():
+    with pytest.raises(ValueError, match="at least one probe"):
+        charts.race_window({})
+    with pytest.raises(ValueError, match="'x' is empty"):
+        charts.race_window({"x": frame([])})
+
+
+# ---- chapters 5 and 6: timeouts, attempts, ejections, overflow
+
+def test_latency_timeouts_counts_every_request_by_outcome_and_draws_each_timeout():
+    df = frame([{"latency_ms": 1.0, "pod": "a"}] * 6 + [{"latency_ms": 101.0, "status": 504, "flags": "UT"}] * 3)
+    fig = charts.latency_timeouts(df, {"perTryTimeout": "100ms", "timeout": 0.5 * 1000})
+    counts = {t.name: len(t.x) for t in fig.data}
+    assert counts == {"200": 6, "504 UT": 3}
+    lines = sorted(s["x0"] for s in fig.layout.shapes)
+    assert lines == [100.0, 500.0]
+    assert {a.text for a in fig.layout.annotations} == {"perTryTimeout 100 ms", "timeout 500 ms"}
+    with pytest.raises(ValueError):
+        charts.latency_timeouts(df.iloc[0:0])
+
+
+def test_attempts_groups_requests_by_envoys_attempt_count():
+    df = frame([{"attempts": 1}] * 4 + [{"attempts": 2}] * 2 + [{"attempts": 3, "status": 503, "flags": "URX"}]
+               + [{"attempts": 0, "status": 503, "flags": "FI"}])
+    fig = charts.attempts(df)
+    by = {t.name: dict(zip(t.x, _ys(t))) for t in fig.data}
+    assert by["200"] == {"0 attempts": 0, "1 attempt": 4, "2 attempts": 2, "3 attempts": 0}
+    assert by["503 URX"]["3 attempts"] == 1 and by["503 FI"]["0 attempts"] == 1
+    two = charts.attempts({"dead": df, "503": df.iloc[:4]})
+    assert list(two.data[0].x) == ["dead · 0", "dead · 1", "dead · 2", "dead · 3", "503 · 1"]
+
+
+def _ys(trace) -> list:
+    return [int(v) for v in trace.y]
+
+
+def test_ejections_draws_a_band_while_clusters_said_failed_and_a_mark_per_request():
+    df = frame([{"t": 0.01 * i, "pod": "bad" if i < 3 else "good", "status": 503 if i < 3 else 200}
+                for i in range(10)])
+    samples = [{"t": t, "cluster": "c", "endpoint": f"{p}:1", "pod": p, "status": "HEALTHY",
+                "outlier_check": "FAILED" if (p == "bad" and t >= 0.04) else "OK"}
+               for t in (0.0, 0.02, 0.04, 0.06, 0.08) for p in ("bad", "good")]
+    df.attrs["endpoints"] = samples
+    fig = charts.ejections(df)
+    bands = [t for t in fig.data if t.name == "ejected (Envoy /clusters)"]
+    assert len(bands) == 1 and list(bands[0].y) == ["bad", "bad"] and bands[0].x[0] == 0.04
+    marks = {t.name: len(t.x) for t in fig.data if t.mode == "markers"}
+    assert marks == {"200": 7, "503": 3}
+    df.attrs["endpoints"] = []
+    with pytest.raises(ValueError, match="lab.watch"):
+        charts.ejections(df)
+
+
+def test_overflow_splits_answered_into_sent_at_once_and_queued_from_envoys_counters():
+    one = frame([{"pod": "a"}] * 10)
+    one.attrs["envoy_stats"] = {"cluster.outbound|9080||r.upstream_rq_pending_total": 0}
+    eight = frame([{"pod": "a"}] * 4 + [{"status": 503, "flags": "UO", "pod": ""}] * 6)
+    eight.attrs["envoy_stats"] = {"cluster.outbound|9080||r.upstream_rq_pending_total": 3,
+                                  "cluster.outbound|9080||r.upstream_rq_pending_overflow": 6}
+    fig = charts.overflow({1: one, 8: eight})
+    by = {t.name: _ys(t) for t in fig.data}
+    assert by == {"sent at once": [10, 1], "waited in the pending queue": [0, 3], "503 UO (overflow)": [0, 6],
+                  "other outcomes": [0, 0]}
+    with pytest.raises(ValueError, match="lab.watch"):
+        charts.overflow({1: frame([{"pod": "a"}])})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from meshlab.exercises import EXERCISES, Verdict, check
@@ -49,9 +50,50 @@ CASES = {
                 {"no-service": "NR", "undefined-subset": "NC", "empty-subset": "UH"}, {}),
     "4.safe-order": (["DestinationRule", "VirtualService"], ["VirtualService", "DestinationRule"], {}),
     "4.seed": ("b", "a", {}),
+    "5.predict-dead-pod": (0, 10, {"probe": frame([{"pod": "a", "attempts": 1}] * 24 + [{"pod": "a", "attempts": 2}] * 6)}),
+    "5.predict-per-try": ("504", "200", {"probe": frame([{"pod": "a"}] * 5 + [
+        {"status": 504, "flags": "UT", "details": "upstream_per_try_timeout"}] * 3)}),
+    "5.predict-post": ("more than 20", "exactly 20", {"probe": frame([{"pod": "a"}] * 20),
+                                                      "log": pd.DataFrame({"request_id": [f"r{i % 20}" for i in range(31)]})}),
+    "5.default-retries": ({"attempts": 3, "retries 503": False}, {"attempts": 2, "retries 503": False},
+                          {"config": {"routes": [{"route_name": "default", "num_retries": 2,
+                                                  "retriable_status_codes": "-"}]}}),
+    "6.predict-overflow": ("most", "none", {"probe": frame([{"pod": "a"}] * 5 + [
+        {"status": 503, "flags": "UO", "details": "upstream_reset_before_response_started{overflow}"}] * 35)}),
+    "6.predict-all-ejected": ("503 UH", "503", {"probe": frame([{"pod": "a", "status": 503}] * 10 + [
+        {"status": 503, "flags": "UH", "details": "no_healthy_upstream"}] * 20)}),
+    "6.gateway-errors": ("consecutive5xxErrors", "consecutiveGatewayErrors", {}),
 }
 # judged by traffic through a lab: see the tests at the end
-ON_A_LAB = {"3.write-destinationrule", "4.fix-with-serviceentry"}
+ON_A_LAB = {"3.write-destinationrule", "4.fix-with-serviceentry", "5.fix-slow-pod", "6.fix-pool"}
+
+# chapters 7 and 8
+RACED = frame([{"pod": "reviews-v1-a", "version": "v1"}, {"status": 503, "flags": "UC", "pod": "",
+              "details": "upstream_reset_before_response_started{connection_termination}"}] * 6)
+CANARY = frame([{"pod": "reviews-v1-a", "version": "v1", "subset": "v1"},
+                {"pod": "reviews-v2-b", "version": "v2", "subset": "v2"}] * 10)
+CASES.update({
+    "7.predict-quiet-traffic": ("503 UC", "200", {"probe": RACED}),
+    "7.reset-hides": ("b", "a", {}),
+    "8.predict-canary-pods": (2, 1, {"probe": CANARY}),
+    "8.failover-needs": ("b", "c", {}),
+})
+ON_A_LAB |= {"7.fix-idle-timeout", "8.hash-cookie"}
+
+
+def test_quiet_traffic_prediction_wants_the_flag_and_accepts_200_only_when_all_worked():
+    assert not check("7.predict-quiet-traffic", "503", probe=RACED)
+    assert "flag" in check("7.predict-quiet-traffic", "503", probe=RACED).message
+    assert check("7.predict-quiet-traffic", "200", probe=frame([{"pod": "reviews-v1-a"}] * 4))
+    assert not check("7.predict-quiet-traffic", "503 NC", probe=RACED)
+
+# chapter 9
+CASES.update({
+    "9.predict-segment": ("v1", "v2", {"probe": frame([{"pod": "reviews-v1-a", "version": "v1"}] * 5)}),
+    "9.predict-missing-backend": ("500 NC", "503 NC", {"probe": frame([{"status": 500, "flags": "NC", "pod": "",
+                                                                       "details": "cluster_not_found"}] * 5)}),
+})
+ON_A_LAB |= {"9.convert"}
 
 
 def test_every_registered_exercise_has_a_case():
@@ -255,4 +297,114 @@ def test_fix_case_1_with_a_serviceentry_is_judged_through_the_gateway():
         assert other_host.ok is False and "503 NC" in other_host.message
         back = check("4.fix-with-serviceentry", open(service).read(), lab=lab)
         assert back.ok is False and "without one" in back.message
+        assert _state(lab) == before
+
+
+IDLE_DR = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      http: {idleTimeout: 25ms}
+"""
+
+
+@pytest.mark.slow
+def test_the_idle_timeout_fix_is_judged_by_quiet_traffic_through_real_envoy():
+    from meshlab import Lab
+    with Lab() as lab:
+        lab.apply(str(NOTEBOOKS / "manifests" / "01-service" / "reviews-service.yaml"))
+        lab.apply(str(NOTEBOOKS / "manifests" / "07-keepalive" / "reviews-keepalive.yaml"))
+        lab.apply(str(NOTEBOOKS / "manifests" / "07-keepalive" / "virtualservice-retry-reset.yaml"))
+        before = _state(lab)
+        right = check("7.fix-idle-timeout", IDLE_DR, lab=lab)
+        assert right.ok is True and "after 25 ms" in right.message, right
+        assert "got 503" not in right.message or "1 got 503 UC" in right.message, right    # a stall, at most
+        # below the app's 175 ms, but not by the 50 ms round trip: judged from the objects
+        edge = check("7.fix-idle-timeout", IDLE_DR.replace("25ms", "150ms"), lab=lab)
+        assert edge.ok is False and "too close to the app's 175 ms" in edge.message, edge
+        # Envoy's idle timeout above the app's: the race is back (retries of the lab's own
+        # VirtualService are off while the check measures, so they cannot hide it)
+        late = check("7.fix-idle-timeout", IDLE_DR.replace("25ms", "1h"), lab=lab)
+        assert late.ok is False and "503 UC" in late.message and "longer than the app does" in late.message, late
+        none = check("7.fix-idle-timeout", IDLE_DR.split("  trafficPolicy")[0], lab=lab)
+        assert none.ok is False and "503 UC" in none.message and "no idleTimeout" in none.message, none
+        wrong_kind = check("7.fix-idle-timeout", open(NOTEBOOKS / "manifests" / "07-keepalive" /
+                                                      "virtualservice-timeout.yaml").read(), lab=lab)
+        assert wrong_kind.ok is False and "asks for a DestinationRule" in wrong_kind.message
+        assert _state(lab) == before
+
+
+COOKIE_DR = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: session, ttl: 0s}
+"""
+
+
+@pytest.mark.slow
+def test_the_session_cookie_hash_is_judged_by_three_sessions_through_real_envoy():
+    from meshlab import Lab
+    with Lab() as lab:
+        lab.apply(str(NOTEBOOKS / "manifests" / "01-service"))
+        before = _state(lab)
+        right = check("8.hash-cookie", COOKIE_DR, lab=lab)
+        assert right.ok is True and right.message.startswith("Each session stuck to one pod"), right
+        # hashing a header the sessions do not send: Envoy falls back to its load balancer
+        header = check("8.hash-cookie", COOKIE_DR.replace("httpCookie: {name: session, ttl: 0s}",
+                                                          "httpHeaderName: end-user"), lab=lab)
+        assert header.ok is False and "Envoy does not hash on the session cookie yet" in header.message, header
+        assert _state(lab) == before
+
+
+@pytest.mark.slow
+def test_retries_around_a_slow_pod_and_a_pool_sized_for_8_are_judged_by_traffic():
+    from meshlab import Lab
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{timeout: 300ms, retries: RETRIES, route: [{destination: {host: reviews}}]}]
+"""
+    dr = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {connectionPool: POOL}
+"""
+    with Lab() as lab:
+        lab.apply(str(NOTEBOOKS / "manifests" / "01-service"))
+        lab.set_pod("reviews-v2", latency_ms=400)
+        before = _state(lab)
+        right = check("5.fix-slow-pod", vs.replace("RETRIES", "{attempts: 2, perTryTimeout: 80ms, retryOn: gateway-error}"),
+                      lab=lab)
+        assert right.ok is True and "all 20 requests got 200" in right.message, right
+        untimed = check("5.fix-slow-pod", vs.replace("RETRIES", "{attempts: 2, perTryTimeout: 80ms}"), lab=lab)
+        assert untimed.ok is False and "504 UT" in untimed.message, untimed
+        longer = check("5.fix-slow-pod", vs.replace("300ms", "2s").replace("RETRIES", "{attempts: 1}"), lab=lab)
+        assert longer.ok is False and "keeps it at 300ms" in longer.message, longer
+        assert _state(lab) == before
+        for pod in lab.pods()["name"]:
+            lab.set_pod(pod, latency_ms=50)
+        small = check("6.fix-pool", dr.replace("POOL", "{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 2}}"),
+                      lab=lab)
+        assert small.ok is False and "503 UO" in small.message, small
+        sized = check("6.fix-pool", dr.replace("POOL", "{tcp: {maxConnections: 8}, http: {http1MaxPendingRequests: 8}}"),
+                      lab=lab)
+        assert sized.ok is True and "all 48 requests got 200" in sized.message, sized
+        unlimited = check("6.fix-pool", dr.replace("  trafficPolicy: {connectionPool: POOL}\n", ""), lab=lab)
+        assert unlimited.ok is False and "without connectionPool limits" in unlimited.message, unlimited
         assert _state(lab) == before

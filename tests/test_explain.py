@@ -10,6 +10,7 @@ cause codes, the objects and the fields it names.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -349,11 +350,11 @@ def test_every_cause_code_is_listed_and_every_listed_code_can_be_given() -> None
     import re
 
     import meshlab.explanation as package
-    from meshlab.explanation import causes, flags, routing
+    from meshlab.explanation import causes, flags, gateway_api, resilience, routing
 
     code = re.compile(r"([A-Z]{2,5}|dns|refused|timeout|reset|app|other|ok|note|flag)\.[a-z-]+|ok")
     given = set()
-    for module in (package, causes, flags, routing):
+    for module in (package, causes, flags, gateway_api, resilience, routing):
         tree = ast.parse(inspect.getsource(module))
         given |= {n.value for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) for n in ast.walk(f)
                   if isinstance(n, ast.Constant) and isinstance(n.value, str) and code.fullmatch(n.value)}
@@ -579,3 +580,36 @@ def test_e2e_a_mesh_virtualservice_for_the_destination_does_not_apply_at_the_gat
     assert (c.code, c.objects) == ("ok.virtualservice-route", ["VirtualService default/edge"])
     assert [(p.code, p.objects) for p in c.parts if p.code.startswith("note.")] == [
         ("note.vs-mesh-only", ["VirtualService default/reviews"])]
+
+
+# ---- chapter 7 (real Envoy): the keep-alive race, what retryOn reset hides, the client giving up
+
+_CH7 = Path(__file__).resolve().parent.parent / "notebooks" / "manifests"
+
+
+def test_e2e_keepalive_race_is_uc_the_idle_timeout_removes_it_reset_retries_hide_it() -> None:
+    from meshlab.lab import Lab
+
+    def codes(df):
+        return [c for cause in lab.explain(df).causes for c in cause.codes]
+    with Lab() as lab:
+        lab.apply(str(_CH7 / "01-service" / "reviews-service.yaml"))
+        lab.apply(str(_CH7 / "07-keepalive" / "reviews-keepalive.yaml"))
+        quiet = lab.probe("http://reviews:9080/", n=12, rate=5, seed=1)     # 200 ms apart: in the window
+        uc = quiet[quiet["flags"] == "UC"]
+        assert len(uc) >= 2 and set(uc["details"]) == {"upstream_reset_before_response_started{connection_termination}"}
+        assert "UC.keepalive-race" in codes(quiet)
+        assert len(lab.app_log(quiet)) == len(quiet) - len(uc)            # a raced request never reached the app
+        lab.apply(str(_CH7 / "07-keepalive" / "destinationrule-idle-timeout.yaml"))
+        fixed = lab.probe("http://reviews:9080/", n=12, rate=5, seed=1)
+        assert (fixed["flags"] == "UC").sum() <= 1 < len(uc)                # at most a stalled timer
+        lab.delete(str(_CH7 / "07-keepalive" / "destinationrule-idle-timeout.yaml"))
+        lab.apply(str(_CH7 / "07-keepalive" / "virtualservice-retry-reset.yaml"))
+        retried = lab.probe("http://reviews:9080/", n=12, rate=5, seed=1)
+        assert set(retried["status"]) == {200} and (retried["attempts"] > 1).sum() >= 2
+        assert {"ok.retried", "note.retry-hides-keepalive-race"} <= set(codes(retried))
+        lab.delete(str(_CH7 / "07-keepalive" / "virtualservice-retry-reset.yaml"))
+        lab.set_pod("reviews-v1", latency_ms=400)
+        gave_up = lab.probe("http://reviews:9080/", n=3, timeout=0.2, seed=1)
+        assert set(gave_up["status"]) == {0} and set(gave_up["flags"]) == {"DC"}
+        assert codes(gave_up)[0] == "DC.client-timeout"

@@ -481,7 +481,7 @@ def test_pods_frame():
     kube.put("", rec_json("pod_ready.json"))
     kube.put("", client_pod("meshlab-client", "default", "img", True))
     df = backend(kube).pods()
-    assert list(df.columns) == ["name", "namespace", "ip", "labels", "version", "ready", "phase"]
+    assert list(df.columns) == ["name", "namespace", "ip", "labels", "version", "ready", "phase", "node", "zone"]
     assert list(df.name) == ["reviews-v1-7f9c8d6b5-x2k4q"]
     row = df.iloc[0]
     assert (row.ip, row.version, row.ready, row.phase) == ("10.244.0.12", "v1", True, "Running")

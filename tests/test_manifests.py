@@ -270,13 +270,20 @@ def test_a_one_line_string_that_is_not_yaml_is_a_missing_path() -> None:
     assert report.problems[0].file == "manifests/reviews.yaml"
 
 
-def test_loading_the_same_object_twice_in_one_call_is_refused_but_separately_is_fine() -> None:
+def test_the_same_object_twice_in_one_call_the_last_wins_with_a_warning() -> None:
+    """As `kubectl apply -f folder/`: applied in order, the later definition replaces the earlier."""
     ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"
-    assert len(load(ns)) == 1 and len(load(ns)) == 1
-    with pytest.raises(ManifestError, match="given twice"):
-        load([ns, ns])
+    relabelled = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {team: x}}\n"
+    objs = load([ns, relabelled])
+    assert len(objs) == 1 and objs[0].metadata.labels == {"team": "x"}
+    (w,) = objs.warnings
+    assert w.object == "Namespace a" and w.file == "<string>" and "the last one wins" in w.message
     # same name, different kind or namespace: different objects
     assert len(load([ns, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n"])) == 2
+    # what a lab applies: the same, and the learner sees the warning
+    from meshlab.lab import Lab
+    with pytest.warns(UserWarning, match="the last one wins"):
+        assert len(Lab._load([ns, relabelled])) == 1
 
 
 def test_in_jupyter_a_manifest_error_shows_the_problems_not_a_traceback() -> None:
@@ -355,7 +362,7 @@ WEBHOOK_REFUSES = [
      "spec.trafficPolicy.portLevelSettings[0].connectionPool.http.maxRetries", "must be >= 0"),
     (_DR + "trafficPolicy:\n    portLevelSettings:\n    - loadBalancer: {simple: RANDOM}\n",
      "spec.trafficPolicy.portLevelSettings[0].port", "required field port"),
-    (_DR + "subsets: [{name: V1}]\n", "spec.subsets[0].name", "not a valid subset name"),
+    (_DR + "subsets: [{name: v1_a}]\n", "spec.subsets[0].name", "not a valid subset name"),
     # outlierDetection (validateOutlierDetection)
     (_outlier("maxEjectionPercent: 101"), "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100"),
     (_outlier("maxEjectionPercent: -1"), "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100"),
@@ -399,7 +406,7 @@ WEBHOOK_REFUSES = [
     (_route("timeout: '2'"), "spec.http[0].timeout", "is not a duration"),
     (_route("timeout: 1.0005s"), "spec.http[0].timeout", "whole number of milliseconds"),
     # destinations, rewrite, direct response
-    (_vs("route: [{destination: {host: a, subset: V1}}]"), "spec.http[0].route[0].destination.subset",
+    (_vs("route: [{destination: {host: a, subset: v1.0}}]"), "spec.http[0].route[0].destination.subset",
      "not a valid subset name"),
     (_vs("route: [{destination: {host: a, port: {number: 70000}}}]"),
      "spec.http[0].route[0].destination.port.number", "between 1 and 65535"),
@@ -465,6 +472,8 @@ WEBHOOK_ACCEPTS = [
     _route("retries: {attempts: 3, perTryTimeout: 1ms, retryOn: 'gateway-error,connect-failure,503,cancelled'}"),
     _route("timeout: 1.001s"),
     _vs("route: [{destination: {host: a, subset: v1-canary, port: {number: 1}}}]"),
+    _vs("route: [{destination: {host: a, subset: V1}}]"),   # Istio's IsDNS1123Label takes upper case
+    _match("headers: {':authority': {exact: a}, 'a,b': {exact: a}, '@request.auth.claims.group': {exact: a}}"),
     _route("rewrite: {uriRegexRewrite: {match: '^/v1/(.*)$', rewrite: '/v2/\\1'}}"),
     _vs("directResponse: {status: 200}"),
     _route("corsPolicy: {allowOrigins: [{regex: 'https://.*\\.example\\.com'}, {prefix: 'https://'}], "

@@ -26,6 +26,7 @@ import pytest
 
 from _manifests import deployment, docs, service
 from _pids import alive, survivors
+from meshlab._ports import host_port
 from meshlab.errors import ApplyError, ManifestError, MeshlabError, ProbeError
 from meshlab.lab import Lab
 
@@ -298,6 +299,52 @@ def test_a_symlink_planted_by_another_user_does_not_hurt_the_victim(users, tmp_p
     assert (shared / "meshlab-lab-2-1-1-planted").is_symlink()      # not followed, not removed
 
 
+def test_another_user_holding_the_inotify_turn_name_does_not_stop_the_victims_labs(users):
+    """The turn for a user's xDS file watches is the abstract socket `@meshlab-inotify/<uid>`, a
+    name any user can bind: another user who held the victim's made every Envoy start of the
+    victim's wait 60 s and fail ("still not ready"), so none of their labs could start. Only a
+    process of the user's own is waited for."""
+    from meshlab.envoy.xds import watch_budget
+    mallory = users[1]
+    squat = mallory.popen(User.python, "-c", textwrap.dedent(f"""
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.bind(b"\\0meshlab-inotify/{os.geteuid()}")
+        print("held", flush=True)
+        sys.stdin.readline()
+    """), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert squat.stdout.readline().strip() == "held", squat.stderr.read()
+        started = time.monotonic()
+        with watch_budget("sidecar", 1, timeout=5.0):
+            pass
+        assert time.monotonic() - started < 2.0
+    finally:
+        squat.kill()
+        squat.wait(10)
+
+
+def test_a_work_folder_another_user_can_write_is_refused(users, tmp_path):
+    """`Lab(workdir=...)` used whatever folder it was given: one another user made (or can write)
+    let that user swap the xDS files the victim's Envoy watches (its listeners, its access-log
+    path: files written as the victim) or plant symlinks where the lab writes its bootstrap and
+    logs. Such a folder is refused, naming it, and a folder the lab makes is private (0700)."""
+    from meshlab.errors import LabError
+    mallory = users[1]
+    shared = mallory.tmp.parent / "shared-tmp-workdir"     # a /tmp-like folder: world-writable, sticky
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted = shared / "mylab"
+    subprocess.run(mallory.argv("mkdir", "-m", "777", str(planted)), env=mallory.env(), check=True)
+    with pytest.raises(LabError, match="mylab"):
+        Lab(workdir=planted)
+    assert os.listdir(planted) == []                          # nothing written there
+    mine = tmp_path / "fresh" / "lab"
+    with Lab(workdir=mine) as lab:
+        lab.apply(WEB)
+        assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+
+
 # ---------------------------------------------------------------------- the second line of defence
 
 @pytest.mark.slow
@@ -414,6 +461,43 @@ def test_lab_processes_get_a_pods_environment_not_the_notebooks(monkeypatch):
         for pid in pids:
             environ = Path(f"/proc/{pid}/environ").read_bytes()
             assert secret.encode() not in environ and b"MESHLAB_LAB=" in environ
+
+
+def test_passthrough_to_the_labs_own_envoys_never_loops():
+    """Passthrough once took any address of the block, the sidecar's own included, and a request
+    naming the sidecar's own listener made it dial itself again and again, until it held thousands
+    of connections and hundreds of MB; any user of the host could send it. A pod's iptables never
+    send the sidecar's own connections back to it. Here the original destination comes in a PROXY
+    header to `virtualOutbound` (15001): naming 15001 itself falls into Istio's
+    `virtualOutbound-blackhole` chain, and a connection passed through to an Envoy's address
+    arrives there without a PROXY header and is closed. Pods still pass; other blocks never do."""
+    import socket
+    with Lab() as lab:
+        lab.apply(WEB)
+        b = lab.backend
+        pod_ip = sorted(lab.pods().ip)[0]
+
+        def via_sidecar(dst: str) -> bytes:
+            ip, port = dst.rsplit(":", 1)
+            with socket.create_connection((b.lease.sidecar_ip, 15001), timeout=10) as s:
+                s.sendall(f"PROXY TCP4 {b.lease.sidecar_ip} {ip} 40000 {port}\r\n".encode()
+                          + b"GET / HTTP/1.1\r\nhost: nowhere.example\r\nconnection: close\r\n\r\n")
+                got = b""
+                try:
+                    while chunk := s.recv(65536):
+                        got += chunk
+                except (TimeoutError, ConnectionResetError):
+                    pass
+                return got.split(b"\r\n", 1)[0]
+
+        assert via_sidecar(f"{pod_ip}:8080").startswith(b"HTTP/1.1 200"), "passthrough to a pod"
+        for dst in (f"{b.lease.sidecar_ip}:15001", f"{b.lease.sidecar_ip}:{host_port(80)}",
+                    f"{b.lease.gateway_ip}:15001"):
+            assert not via_sidecar(dst).startswith(b"HTTP/1.1 200"), dst
+        other = (b.lease.block + 1) % 256
+        assert via_sidecar(f"127.{other}.1.1:8080") == b"", "another lab's block is closed"
+        fds = len(os.listdir(f"/proc/{b.envoy().pid}/fd"))
+        assert fds < 200, f"the sidecar holds {fds} descriptors after the refused requests"
 
 
 # ------------------------------------------------------------------------------------ bounds

@@ -418,7 +418,9 @@ spec:
     assert cluster(cfg, f"outbound|9080||{REVIEWS}")["lb_policy"] == "RING_HASH"
     action = vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"][0]["route"]
     assert action["hash_policy"] == [{"header": {"header_name": "x-user"}}]
-    assert "retry_host_predicate" not in action["retry_policy"]
+    # the default route keeps previous_hosts even when it hashes (BuildDefaultHTTPOutboundRoute
+    # converts the mesh's default policy without the hash; the oracle agrees: test_resilience_oracle)
+    assert action["retry_policy"]["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
 
 
 def test_destination_rule_lookup_prefers_client_namespace():

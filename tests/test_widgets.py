@@ -7,6 +7,7 @@ how they redraw). The notebooks test drives the same widgets against the real lo
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -180,12 +181,18 @@ def test_quiz_checks_the_choice():
         widgets.quiz("nope", ["a"])
 
 
-def test_redraw_replaces_traces_when_their_kinds_change():
-    fw = widgets.live(go.Figure(go.Bar(x=[1], y=[1])))
-    widgets._redraw(fw, go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
-    assert [t.type for t in fw.data] == ["scatter"] and list(fw.data[0].y) == [3, 4]
-
-
+def test_the_chart_is_the_views_synced_state_so_a_browser_that_draws_late_still_shows_the_last():
+    """Run All under load left charts empty: plotly's FigureWidget sends changes as one-shot
+    messages a view still loading drops. The explorer's chart is an Output widget whose `outputs`
+    (synced state) hold the last chart as plotly's mimetype, whatever the kinds of its traces."""
+    lab = RecordingLab()
+    p = widgets.requests(lab, "http://reviews:9080/", n=10)
+    p.set(20)
+    shown = p.view.get_state()["outputs"]
+    assert len(shown) == 1 and shown[0]["output_type"] == "display_data"
+    fig = shown[0]["data"]["application/vnd.plotly.v1+json"]
+    assert fig == json.loads(p.figure.to_json()) and fig["data"], fig
+    assert "text/html" in shown[0]["data"]                      # the static twin, for pages without a kernel
 class _Run:
     def __init__(self, lab):
         self.lab = lab
@@ -296,3 +303,75 @@ def test_close_button_closes_the_lab_and_says_how_to_start_again():
     b.button.click()
     assert lab.closed and b.button.disabled
     assert "Run All Cells" in b.status.value
+
+
+def test_timeout_slider_rewrites_per_try_timeout_and_draws_both_timeouts():
+    with_retries = {**VS, "spec": {"hosts": ["reviews"], "http": [
+        {"timeout": "500ms", "retries": {"attempts": 2, "perTryTimeout": "100ms"},
+         "route": [{"destination": {"host": "reviews"}}]}]}}
+
+    class Timed(RecordingLab):
+        def apply(self, obj):
+            self.applied.append(obj)
+
+        def probe(self, url, n=100, **kw):
+            self.probes.append({"url": url, "n": n, **kw})
+            return frame([{"pod": "a", "latency_ms": 5.0, "attempts": 1}] * (n - 2)
+                         + [{"pod": "b", "latency_ms": 60.0, "attempts": 2}] * 2)
+    lab = Timed()
+    t = widgets.timeout_slider(lab, with_retries, "http://reviews:9080/", n=20)
+    assert lab.applied == [] and t.results == {}          # nothing measured until it moves
+    t.slider.value = 50
+    assert lab.applied[-1]["spec"]["http"][0]["retries"]["perTryTimeout"] == "50ms"
+    assert sorted(s["x0"] for s in t.figure.layout.shapes) == [50.0, 500.0]
+    assert "2 retried" in t.status.value and lab.trials == 1 and set(t.results) == {"50ms"}
+    assert with_retries["spec"]["http"][0]["retries"]["perTryTimeout"] == "100ms"   # the template is untouched
+    with pytest.raises(ValueError, match=r"spec.http\[0\] needs a `retries` block"):
+        widgets.timeout_slider(lab, VS, "http://reviews:9080/")
+
+
+def test_concurrency_slider_only_sends_requests_and_stacks_what_the_pool_did():
+    class Watched(RecordingLab):
+        def watch(self, url, n=None, concurrency=1, **kw):
+            self.probes.append({"url": url, "n": n, "concurrency": concurrency, **kw})
+            df = frame([{"pod": "a"}] * (n - concurrency) + [{"status": 503, "flags": "UO"}] * concurrency)
+            df.attrs["envoy_stats"] = {"cluster.outbound|9080||r.upstream_rq_pending_total": 1}
+            return df
+    lab = Watched()
+    c = widgets.concurrency_slider(lab, "http://reviews:9080/", n=20, values=(1, 4))
+    c.slider.value = 4
+    bars = {t.name: list(t.y) for t in c.figure.data}
+    assert bars["503 UO (overflow)"] == [4] and bars["waited in the pending queue"] == [1]
+    assert lab.probes[-1]["concurrency"] == 4 and lab.applied == [] and c.changes == []
+    assert "changes</b> nothing" in c.scope.value
+
+
+# ---- chapters 7 and 8
+
+def test_request_gap_probes_at_the_chosen_interval_and_collects_the_race_window():
+    lab = RecordingLab()
+    w = widgets.request_gap(lab, "http://reviews:9080/", keepalive_ms=100, n=8)
+    assert lab.probes[-1]["rate"] == pytest.approx(1000 / 40) and lab.probes[-1]["n"] == 8
+    w.set(125)
+    assert lab.probes[-1]["rate"] == pytest.approx(8.0)
+    assert list(w.results) == ["40 ms", "125 ms"]
+    assert lab.applied == [] and lab.trials == 0          # it only sends requests
+    assert [s.x0 for s in w.figure.layout.shapes] == [100.0]
+    assert "✔" in w.status.value and "one every 125 ms" in w.status.value
+
+
+def test_hash_picker_rewrites_the_hash_key_and_probes_as_each_user():
+    lab = RecordingLab()
+    p = widgets.hash_picker(lab, DR, "http://reviews:9080/", users=("jason", "ana"), n=6)
+    assert lab.applied == []                   # nothing runs until a key is picked
+    p.set("cookie session")
+    lb = lab.applied[-1]["spec"]["trafficPolicy"]["loadBalancer"]
+    assert lb == {"consistentHash": {"httpCookie": {"name": "session", "ttl": "0s"}}}
+    assert [pr["headers"] for pr in lab.probes] == [{"end-user": "jason", "cookie": "session=jason"},
+                                                    {"end-user": "ana", "cookie": "session=ana"}]
+    p.set("no hash")
+    assert lab.applied[-1]["spec"]["trafficPolicy"]["loadBalancer"] == {"simple": "LEAST_REQUEST"}
+    assert list(p.results) == ["cookie session: jason", "cookie session: ana", "no hash: jason", "no hash: ana"]
+    assert lab.trials == 2 and DR["spec"] == {"host": "reviews"}       # the caller's manifest is untouched
+    with pytest.raises(ValueError, match="key must be one of"):
+        p.set("query")

@@ -3,10 +3,12 @@
 Findings carry Istio's code, level and target resource where Istio has a rule (IST0101, IST0173…),
 so what a learner sees here is what `istioctl analyze -A` would print on a live cluster holding
 the same objects (with Istio's default install: istiod and the ingress gateway). Traps Istio does
-not flag but Envoy acts on get meshlab codes (`MLB0001`…); `codes.py` lists every code and its level.
+not flag but Envoy acts on get meshlab codes (`MLB0001`…). `codes.py` is Istio's message table
+(generated from the oracle's, never typed by hand); `mlb_codes.py` lists meshlab's own codes.
 
 - `snapshot.py`: the indexed view of one cluster every rule reads, and the `Finding` type;
 - `istio_rules.py`: istioctl's traffic-management analyzers (IST codes);
+- `workload_rules.py`: istioctl's injection and Deployment analyzers (IST0102, IST0103, IST0116, IST0137);
 - `webhook_rules.py`: Istio's validation as istioctl reports it (IST0106, IST0130, IST0131);
 - `traps.py`: meshlab's own (MLB codes).
 """
@@ -15,26 +17,33 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..manifests import load
-from ..objects import Deployment, K8sObject, Pod
-from ..state import ClusterState
-from . import istio_rules, traps, webhook_rules
-from .codes import LEVEL_ORDER, MESHLAB
+from ..errors import ManifestError
+from ..manifests import LoadReport, load_report
+from ..objects import Deployment, K8sObject, Namespace, Pod
+from ..state import BUILTIN_NAMESPACES, ClusterState
+from . import istio_rules, traps, webhook_rules, workload_rules
+from .codes import LEVEL_ORDER
+from .mlb_codes import MESHLAB
 from .snapshot import SUPPRESS_ANNOTATION, Finding, Snapshot, default_istio_install
 
 __all__ = ["Finding", "analyze", "analyze_snapshot", "format_findings", "snapshot_of", "MESHLAB_CODES"]
 
 #: What each meshlab code means (for docs and `--json` consumers).
 MESHLAB_CODES = {code: c.name for code, c in MESHLAB.items()}
-_RULES = (*istio_rules.RULES, *webhook_rules.RULES, *traps.RULES)
+_RULES = (*istio_rules.RULES, *workload_rules.RULES, *webhook_rules.RULES, *traps.RULES)
 
 
 def analyze(source: Any, *, istio_install: bool = True) -> list[Finding]:
-    """Analyze objects, paths, YAML strings, a `ClusterState` or a `Lab`; return sorted findings.
+    """Analyze objects, paths, YAML strings, a `ClusterState`, a `Lab` or a `LoadReport`; return
+    sorted findings.
 
     `istio_install`: assume the cluster also runs Istio's default profile (istiod + ingress
     gateway in istio-system), as the live cluster `istioctl analyze` looks at would.
-    Raises `ManifestError` when the input cannot be loaded.
+    An object Istio's validation refuses (a regex RE2 does not take, an unknown retryOn, a subset
+    name that is no DNS label…) is analyzed with the others and gets IST0106 (Error) for each
+    problem, as istioctl reports it. Raises `ManifestError` when some input cannot be read at all
+    (YAML, types, the API server's own rules) — except for a `LoadReport`, whose readable objects
+    are analyzed (what `meshlab analyze` does, printing the rest, as istioctl does).
     """
     objects, pods = _read(source)
     return analyze_snapshot(snapshot_of(objects, pods, istio_install=istio_install))
@@ -72,7 +81,10 @@ def _sorted_deduped(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def _read(source: Any) -> tuple[list[K8sObject], Any]:
-    """The objects (and live pods, where there are some) of what `analyze` was given."""
+    """The objects (and live pods, where there are some) of what `analyze` was given; objects
+    Istio's validation refuses are among them (webhook_rules reports them)."""
+    if isinstance(source, LoadReport):
+        return source.read_objects, None
     if isinstance(source, ClusterState):
         return source.all(), [{"name": p.name, "namespace": p.namespace, "ready": p.ready, "phase": p.phase,
                                "ip": p.ip, "labels": p.labels} for p in source.pods()]
@@ -82,7 +94,10 @@ def _read(source: Any) -> tuple[list[K8sObject], Any]:
         return _read(source.state)
     if isinstance(source, (list, tuple)) and source and all(isinstance(o, K8sObject) for o in source):
         return list(source), None  # already typed: taken as they are (a lab's objects, a benchmark)
-    return load(source), None
+    report = load_report(source)
+    if report.unparsed:
+        raise ManifestError(report.unparsed)
+    return _read(report)
 
 
 def snapshot_of(objects: list[K8sObject], pods: Any = None, *, istio_install: bool = True) -> Snapshot:
@@ -98,13 +113,15 @@ def snapshot_of(objects: list[K8sObject], pods: Any = None, *, istio_install: bo
         # Read back from a real cluster: the Deployments' pods are already there as Pod objects.
         objects = [o for o in objects if not isinstance(o, Deployment)]
     state = ClusterState(strict_namespaces=False)
-    own = {o.key for o in objects}
+    # a ClusterState's own namespaces (default, kube-system, ...: no file, no labels) are not given
+    own = {o.key for o in objects
+           if not (isinstance(o, Namespace) and o.name in BUILTIN_NAMESPACES and o.source is None and not o.labels)}
     extra: list[K8sObject] = []
     if istio_install:
         extra = [o for o in default_istio_install() if o.key not in own]
     state.apply([*objects, *extra])
     _carry_live_pods(state, live)
-    return Snapshot(state, {o.key for o in extra})
+    return Snapshot(state, {o.key for o in extra}, own)
 
 
 def _carry_live_pods(state: ClusterState, live: list[dict[str, Any]]) -> None:

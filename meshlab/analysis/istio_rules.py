@@ -7,12 +7,13 @@ for them; the `fix` line is meshlab's own.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..names import (
     CLUSTER_DOMAIN, MESH_GATEWAY, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn,
 )
-from ..objects import Gateway, VirtualService
+from ..gateway_api import GatewayAPI
+from ..objects import Gateway, GRPCRoute, KubernetesGateway, KubernetesHTTPRoute, VirtualService
 from .snapshot import (
     EXPORT_ALL, EXPORT_LOCAL, Finding, Registered, RouteDest, Snapshot,
     applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
@@ -171,13 +172,12 @@ def _host_in_gateway(gw: Gateway | None, vs_hosts: list[str], vs_ns: str) -> boo
     return any(host_matches(g, v) for g in names for v in vs_hosts)
 
 
-def _host_in_k8s_gateway(gw, vs_hosts: list[str]) -> bool:
-    spec = (gw.model_extra or {}).get("spec") or {}
+def _host_in_k8s_gateway(gw: KubernetesGateway, vs_hosts: list[str]) -> bool:
     hostnames = []
-    for listener in spec.get("listeners") or []:
-        if not listener.get("hostname"):
+    for listener in gw.spec.listeners:
+        if not listener.hostname:
             return True
-        hostnames.append(listener["hostname"])
+        hostnames.append(listener.hostname)
     return any(host_matches(g, v) for g in hostnames for v in vs_hosts)
 
 
@@ -323,5 +323,204 @@ def gateway_ports(s: Snapshot) -> Iterator[Finding]:
                               f"spec.servers[{i}].port")
 
 
-RULES = (destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
-         subsets_select_pods, port_names, gateway_ports)
+# ---------------------------------------------------------------------------------------- IST0002
+
+def deprecated_fields(s: Snapshot) -> Iterator[Finding]:
+    """The fields Istio's deprecation analyzer names (pkg/config/analysis/analyzers/deprecation/
+    deprecation.go; it is hand-kept there too): VirtualService `fault.delay.percent` (> 0), Sidecar
+    `outboundTrafficPolicy.egressProxy`."""
+    for vs in s.virtual_services:
+        for i, rule in enumerate(vs.spec.http):
+            delay = rule.fault.delay if rule.fault is not None else None
+            if delay is not None and (delay.percent or 0) > 0:
+                yield finding(vs, "IST0002", "Deprecated: HTTPRoute.fault.delay.percent is deprecated; "
+                              "use HTTPRoute.fault.delay.percentage",
+                              f"Write `percentage: {{value: {delay.percent}}}` instead of `percent: {delay.percent}` "
+                              f"in spec.http[{i}].fault.delay.", f"spec.http[{i}].fault.delay.percent")
+    for sc in s.sidecars:
+        spec = (sc.model_extra or {}).get("spec")
+        policy = (spec.get("outboundTrafficPolicy") or {}) if isinstance(spec, dict) else {}
+        if isinstance(policy, dict) and policy.get("egressProxy") is not None:
+            yield finding(sc, "IST0002", "Deprecated: OutboundTrafficPolicy.EgressProxy ignored",
+                          "istiod ignores egressProxy: route egress traffic with a ServiceEntry and a VirtualService.",
+                          "spec.outboundTrafficPolicy.egressProxy")
+
+
+# ---------------------------------------------------------------------------------------- IST0133
+
+def failover_without_outlier_detection(s: Snapshot) -> Iterator[Finding]:
+    """The warning Istio's validation attaches to a load balancer that sets locality `failover` or
+    `failoverPriority` while its own traffic policy has no `outlierDetection`
+    (pkg/config/validation/agent/validation.go validateLocalityLbSetting, through validateLoadBalancer;
+    istioctl reports it as IST0133 SchemaWarning): without outlier detection Envoy never leaves the
+    local priority, so failover never happens."""
+    for dr in s.destination_rules:
+        policies = [("spec.trafficPolicy", dr.spec.traffic_policy)]
+        policies += [(f"spec.subsets[{i}].trafficPolicy", sub.traffic_policy) for i, sub in enumerate(dr.spec.subsets or [])]
+        for field, tp in policies:
+            if tp is None:
+                continue
+            levels = [(field, tp)] + [(f"{field}.portLevelSettings[{j}]", pl)
+                                      for j, pl in enumerate(tp.port_level_settings or [])]
+            for where, policy in levels:
+                locality = (policy.load_balancer.locality_lb_setting or {}) if policy.load_balancer else {}
+                if (locality.get("failover") or locality.get("failoverPriority")) and policy.outlier_detection is None:
+                    yield finding(dr, "IST0133", "Schema validation warning: outlier detection policy must be "
+                                  "provided for failover",
+                                  f"Add `outlierDetection` next to the loadBalancer in {where}: Envoy only fails "
+                                  "over when it ejects the local endpoints.", f"{where}.loadBalancer.localityLbSetting")
+
+
+# ---------------------------------------------------------------------------------------- IST0145
+
+def _selector_string(selector: dict[str, str]) -> str:
+    """klabels.SelectorFromSet(...).String(): `k=v` pairs sorted by key, joined by ','."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+
+def conflicting_gateways(s: Snapshot) -> Iterator[Finding]:
+    """gateway/conflictinggateway.go: two Gateways on the same workloads (the same selector, or
+    selectors that contain one another and select a common pod) and port, with a host in common
+    under the same bind: Envoy gets one listener, and one of them loses."""
+    # (selector, port) → gateway "ns/name" → host → bind (the last server of a Gateway on that port)
+    known: dict[tuple[str, int], dict[str, dict[str, str]]] = {}
+    for gw in s.gateways:
+        name = f"{gw.namespace or 'default'}/{gw.name}"
+        for server in gw.spec.servers:
+            known.setdefault((_selector_string(gw.spec.selector), server.port.number), {})[name] = {
+                h: server.bind or "" for h in server.hosts}
+    for gw in s.gateways:
+        name = f"{gw.namespace or 'default'}/{gw.name}"
+        mine = _selector_string(gw.spec.selector)
+        same: list[tuple[str, int]] = []
+        for sel, port in known:
+            if sel == mine:
+                same.append((sel, port))
+            elif sel in mine or mine in sel:
+                other = dict(kv.split("=", 1) for kv in sel.split(",") if kv.count("=") == 1)
+                if any(labels_match(gw.spec.selector, p.labels) and labels_match(other, p.labels) for p in s.pods):
+                    same.append((sel, port))
+        for i, server in enumerate(gw.spec.servers):
+            rivals = sorted({other for key in same if key[1] == server.port.number
+                             for other, hosts in known[key].items()
+                             if other != name and any(hosts.get(h) == (server.bind or "") for h in server.hosts
+                                                      if h in hosts)})
+            if rivals:
+                yield finding(gw, "IST0145", f"Conflict with gateways {','.join(rivals)} (workload selector {mine}, "
+                              f"port {server.port.number}, hosts {','.join(server.hosts)}).",
+                              "Serve each host on a port of these gateway pods from one Gateway only (merge the "
+                              "servers, or use different hosts or ports).", f"spec.servers[{i}]")
+
+
+# ---------------------------------------------------------------------------------------- IST0177
+
+def conflicting_service_entry_protocols(s: Snapshot) -> Iterator[Finding]:
+    """serviceentry/conflictingserviceentries.go: ServiceEntries visible in one scope that give a
+    host and port different protocols (compared upper-cased)."""
+    index: dict[tuple[str, str, int], list[tuple[str, Any]]] = {}
+    for se in s.service_entries:
+        ns = se.namespace or "default"
+        export = se.spec.export_to
+        scopes = {EXPORT_ALL} if not export or EXPORT_ALL in export else \
+            {ns if e == EXPORT_LOCAL else e for e in export}
+        for scope in scopes:
+            for h in se.spec.hosts:
+                for p in se.spec.ports:
+                    index.setdefault((scope, h, p.number), []).append(((p.protocol or "").upper(), se))
+    reported: set[tuple[str, str]] = set()
+    for (scope, host, port), entries in sorted(index.items(), key=lambda kv: kv[0]):
+        if scope != EXPORT_ALL:
+            entries = entries + index.get((EXPORT_ALL, host, port), [])
+        protocols = sorted({proto for proto, _ in entries})
+        if len(protocols) < 2:
+            continue
+        names = sorted({f"{se.namespace or 'default'}/{se.name}" for _, se in entries})
+        for _, se in entries:
+            key = (se.namespace or "default", se.name)
+            if key in reported:
+                continue
+            reported.add(key)
+            yield finding(se, "IST0177", f"Multiple ServiceEntries ({', '.join(names)}) define the same host "
+                          f"{go_quote(host)} and port {port} with conflicting protocols ({', '.join(protocols)}).",
+                          f"Give {host}:{port} one protocol in every ServiceEntry, or merge them: istiod keeps only "
+                          "one, and the other's traffic is handled as the wrong protocol.", "spec.ports")
+
+
+# -------------------------------------------------------------------------------- IST0128, IST0129
+
+def _unverified(tls: dict[str, Any] | None, dr) -> str | None:
+    """The TLS mode when it originates TLS (SIMPLE, MUTUAL) without caCertificates to check the
+    server with (a credentialName counts only with a workloadSelector)."""
+    tls = tls or {}
+    mode = tls.get("mode")
+    if mode not in ("SIMPLE", "MUTUAL") or tls.get("caCertificates"):
+        return None
+    if tls.get("credentialName") and dr.spec.workload_selector is not None:
+        return None
+    return mode
+
+
+def tls_without_ca(s: Snapshot) -> Iterator[Finding]:
+    """destinationrule/ca-certificates.go: TLS origination that does not verify the server."""
+    for dr in s.destination_rules:
+        ns, full = dr.namespace or "default", f"{dr.namespace or 'default'}/{dr.name}"
+        tp = dr.spec.traffic_policy
+        mode = _unverified(tp.tls if tp else None, dr)
+        if mode:
+            yield finding(dr, "IST0128", f"DestinationRule {full} in namespace {ns} has TLS mode set to {mode} but no "
+                          f"caCertificates are set to validate server identity for host: {dr.spec.host}",
+                          "Set tls.caCertificates (or a credentialName) so the sidecar checks who it talks to.",
+                          "spec.trafficPolicy.tls")
+        for i, plp in enumerate((tp.port_level_settings or []) if tp else []):
+            mode = _unverified(plp.tls, dr)
+            if mode:
+                port = f"number:{plp.port.number}" if plp.port is not None else ""
+                yield finding(dr, "IST0129", f"DestinationRule {full} in namespace {ns} has TLS mode set to {mode} but "
+                              f"no caCertificates are set to validate server identity for host: {dr.spec.host} at "
+                              f"port {port}",
+                              "Set tls.caCertificates (or a credentialName) so the sidecar checks who it talks to.",
+                              f"spec.trafficPolicy.portLevelSettings[{i}].tls")
+
+
+# ----------------------------------------------------------------------------------------- IST0171
+
+#: The condition types whose False status istioctl reports, per kind (conditions.ConditionAnalyzer).
+_NEGATIVE_CONDITIONS = ("Accepted", "Programmed", "ResolvedRefs")
+
+
+def negative_conditions(s: Snapshot) -> Iterator[Finding]:
+    """IST0171 (pkg/config/analysis/analyzers/conditions): a Gateway API Gateway's, HTTPRoute's or GRPCRoute's status
+    condition Accepted, Programmed or ResolvedRefs that is False. istioctl reads the status istiod wrote;
+    objects that carry none (files) get the status istiod's controller would write for them
+    (`meshlab.gateway_api`), as a live cluster holding them would show."""
+    computed: dict | None = None
+    for obj in [*s.k8s_gateways, *s.state.list(KubernetesHTTPRoute), *s.state.list(GRPCRoute)]:
+        status = obj.status
+        if not status:
+            if computed is None:
+                computed = GatewayAPI(s.state).convert().status
+            status = computed.get(obj.key) or {}
+        conditions = list(status.get("conditions") or [])
+        for parent in status.get("parents") or []:
+            conditions += parent.get("conditions") or []
+        for c in conditions:
+            if c.get("type") in _NEGATIVE_CONDITIONS and c.get("status") == "False":
+                yield finding(obj, "IST0171", f"A condition with a negative status is present: type={c.get('type')}, "
+                              f"reason={c.get('reason')}, message={c.get('message')}.", _condition_fix(c),
+                              "status.parents[].conditions" if obj.kind in ("HTTPRoute", "GRPCRoute") else "status.conditions")
+
+
+def _condition_fix(c: dict) -> str:
+    return {"BackendNotFound": "Create the Service the backendRef names, or correct its name: until then Envoy "
+                               "answers 500 for that rule.",
+            "RefNotPermitted": "Add a ReferenceGrant in the backend's namespace that allows HTTPRoutes from this "
+                               "namespace, or move the backend: until then Envoy answers 500 for that rule.",
+            "NoMatchingParent": "The parentRef names no Gateway listener (or Service) Istio knows: check its name, "
+                                "namespace, sectionName and port.",
+            "NotAllowedByListeners": "The listener's allowedRoutes does not admit this route's namespace or kind.",
+            "NoMatchingListenerHostname": "None of spec.hostnames falls under the listener's hostname."}.get(
+        str(c.get("reason")), "")
+
+
+RULES = (deprecated_fields, failover_without_outlier_detection, tls_without_ca, conflicting_gateways, conflicting_service_entry_protocols, destination_hosts, destination_subsets, virtual_service_gateways, conflicting_mesh_hosts,
+         subsets_select_pods, port_names, gateway_ports, negative_conditions)

@@ -21,10 +21,12 @@ from ..names import (
     to_fqdn,
 )
 from ..objects import (
-    DestinationRule, Gateway, K8sObject, Service, ServiceEntry, UnmodelledObject, VirtualService,
+    DestinationRule, Gateway, K8sObject, KubernetesGateway, Namespace, Service, ServiceEntry, UnmodelledObject,
+    VirtualService,
 )
 from ..state import ClusterState, PodInfo
-from .codes import Level, level_of
+from .codes import Level
+from .mlb_codes import level_of
 
 
 EXPORT_ALL = "*"
@@ -115,7 +117,8 @@ def _service_visibility(svc: Service) -> list[str]:
 
 
 def default_istio_install() -> list[K8sObject]:
-    """What a cluster with Istio's default profile already holds: istiod and the ingress gateway.
+    """What a cluster with Istio's default profile already holds: istiod and the ingress gateway,
+    and the namespaces `meshlab up` makes (default, labelled for sidecar injection).
 
     `istioctl analyze` against a live cluster sees these, so a Gateway selecting
     `istio: ingressgateway` on port 8080 (Bookinfo's) is fine there; analyzing "exactly the
@@ -123,6 +126,9 @@ def default_istio_install() -> list[K8sObject]:
     """
     from ..manifests import load
     return load([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NAMESPACE}},
+        # the course's namespace, labelled for injection by `meshlab up` (backends/kind/config.py)
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default", "labels": {"istio-injection": "enabled"}}},
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": INGRESS_GATEWAY, "namespace": ISTIO_NAMESPACE, "labels": dict(INGRESS_GATEWAY_LABELS)},
          "spec": {"type": "LoadBalancer", "selector": dict(INGRESS_GATEWAY_LABELS),
@@ -154,16 +160,21 @@ def default_istio_install() -> list[K8sObject]:
 class Snapshot:
     """One cluster's objects and pods, indexed the way the analyzers look them up."""
 
-    def __init__(self, state: ClusterState, synthetic: set[tuple[str, str, str]] | None = None):
+    def __init__(self, state: ClusterState, synthetic: set[tuple[str, str, str]] | None = None,
+                 given: set[tuple[str, str, str]] | None = None):
         self.state = state
         self.synthetic = synthetic or set()
+        #: the keys of the objects analyzed as given (None: all of the state's)
+        self.given = given
         self.services: list[Service] = [s for s in state.list(Service) if s.namespace not in IGNORED_NAMESPACES]
         self.virtual_services: list[VirtualService] = state.list(VirtualService)
         self.destination_rules: list[DestinationRule] = state.list(DestinationRule)
         self.gateways: list[Gateway] = state.list(Gateway)
         self.service_entries: list[ServiceEntry] = state.list(ServiceEntry)
-        self.k8s_gateways = [o for o in state.list(UnmodelledObject)
-                             if o.kind == "Gateway" and o.api_version.startswith("gateway.networking.k8s.io/")]
+        self.k8s_gateways: list[KubernetesGateway] = state.list(KubernetesGateway)
+        self.sidecars = [o for o in state.list(UnmodelledObject)
+                         if o.kind == "Sidecar" and o.api_version.startswith("networking.istio.io/")]
+        self.namespace_objects = {n.name: n for n in state.list(Namespace)}
         self.namespaces: set[str] = set(state.namespaces()) | {o.namespace or "" for o in state.all() if o.NAMESPACED}
         self.pods: list[PodInfo] = [p for p in state.pods() if p.namespace not in IGNORED_NAMESPACES]
         self.service_by_key = {(s.namespace or "", s.name): s for s in self.services}
@@ -256,6 +267,11 @@ class Snapshot:
 
     def is_synthetic_obj(self, obj: K8sObject) -> bool:
         return obj.key in self.synthetic
+
+    def is_given(self, obj: K8sObject) -> bool:
+        """Whether `obj` is one of the objects given (not the install's, nor a namespace the state
+        makes by itself: default, kube-system, ...)."""
+        return obj.key in self.given if self.given is not None else not self.is_synthetic_obj(obj)
 
 
 # ----------------------------------------------------------------------------------- destinations

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
+from ..app import KNOB_ENV, race_free_idle_ms
 from ..names import ISTIO_NAMESPACE, TCP_FAMILY, duration_seconds, labels_match, port_protocol, selector_string, to_fqdn
-from ..objects import HTTPMatchRequest, VirtualService
+from ..objects import DestinationRule, HTTPMatchRequest, TrafficPolicy, VirtualService
 from .snapshot import (
     Finding, Snapshot, applies_to_mesh, finding, go_quote, mirror_destinations, resource_name_from_host,
     route_destinations, rule_name,
@@ -324,6 +325,238 @@ def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
                               f"spec.ports[{i}].targetPort")
 
 
+# ------------------------------------------------------------------------------- MLB0013 .. MLB0018
+# Resilience traps (chapters 5-8): what a DestinationRule or VirtualService sets up in advance that
+# Envoy will act on. Policies are read where a learner writes them — spec.trafficPolicy and each
+# subset's trafficPolicy (a subset's block replaces the top-level one); portLevelSettings are left
+# out of these checks.
+
+def _policies(dr: DestinationRule) -> Iterator[tuple[str, str | None, TrafficPolicy | None, dict[str, str]]]:
+    """(field path, subset, the policy in effect, the subset's labels) for the host's plain cluster
+    and each subset's; a subset policy's blocks replace the top-level ones they set."""
+    top = dr.spec.traffic_policy
+    yield "spec.trafficPolicy", None, top, {}
+    for i, sub in enumerate(dr.spec.subsets):
+        own = sub.traffic_policy
+        merged = top
+        if own is not None:
+            merged = TrafficPolicy(**{a: getattr(own, a) if getattr(own, a) is not None else
+                                      (getattr(top, a) if top is not None else None)
+                                      for a in ("load_balancer", "connection_pool", "outlier_detection", "tls")})
+        yield (f"spec.subsets[{i}].trafficPolicy" if own is not None else "spec.trafficPolicy"), sub.name, merged, \
+            dict(sub.labels)
+
+
+def _block_path(dr: DestinationRule, subset: str | None, block: str) -> str:
+    """Where the block in effect for `subset` is written (the subset's own, else the top level)."""
+    for i, sub in enumerate(dr.spec.subsets):
+        if sub.name == subset and sub.traffic_policy is not None and getattr(sub.traffic_policy, block) is not None:
+            return f"spec.subsets[{i}].trafficPolicy.{_CAMEL[block]}"
+    return f"spec.trafficPolicy.{_CAMEL[block]}"
+
+
+_CAMEL = {"outlier_detection": "outlierDetection", "load_balancer": "loadBalancer",
+          "connection_pool": "connectionPool"}
+
+
+def _ready_pods(s: Snapshot, dr: DestinationRule, labels: dict[str, str]) -> list:
+    svc = s.service_for_host(dr.spec.host, dr.namespace or "default")
+    if svc is None or svc.spec.selector is None:
+        return []
+    return [p for p in s.service_pods(svc) if labels_match(labels, p.labels) and p.ready and p.phase == "Running"]
+
+
+def ejection_never_allowed(s: Snapshot) -> Iterator[Finding]:
+    """maxEjectionPercent (10 % when unset) below one host's share: Envoy ejects nothing
+    (outlier_detection.ejections_overflow), since Istio does not set always_eject_one_host."""
+    seen: set[str] = set()
+    for dr in s.destination_rules:
+        for _, subset, policy, labels in _policies(dr):
+            od = policy.outlier_detection if policy is not None else None
+            if od is None:
+                continue
+            pods = _ready_pods(s, dr, labels)
+            pct = od.max_ejection_percent or 10
+            if not pods or 100 / len(pods) <= pct:
+                continue
+            path = _block_path(dr, subset, "outlier_detection")
+            if path in seen:
+                continue
+            seen.add(path)
+            where = f"subset {subset} of {dr.spec.host}" if subset else dr.spec.host
+            unset = " (unset: Envoy's 10 %)" if not od.max_ejection_percent else ""
+            yield finding(dr, "MLB0013",
+                          f"Outlier detection can never eject a host of {where}: it has {len(pods)} ready pod(s), so "
+                          f"one ejection is {100 / len(pods):.0f} % of them, above maxEjectionPercent {pct} %{unset}. "
+                          "Envoy counts the failures and ejects nothing (outlier_detection.ejections_overflow); "
+                          "Istio does not set always_eject_one_host.",
+                          f"Set {path}.maxEjectionPercent to at least {100 / len(pods):.0f} (100 lets every failing "
+                          "pod go; with Istio's panic threshold 0 a cluster whose pods all fail then answers 503 UH).",
+                          f"{path}.maxEjectionPercent")
+
+
+def failover_without_outlier_detection(s: Snapshot) -> Iterator[Finding]:
+    """Locality failover (failover / failoverPriority) is applied only with outlier detection."""
+    for dr in s.destination_rules:
+        for _, subset, policy, _ in _policies(dr):
+            lb = policy.load_balancer if policy is not None else None
+            setting = (lb.locality_lb_setting or {}) if lb is not None else {}
+            if setting.get("enabled") is False or not (setting.get("failover") or setting.get("failoverPriority")):
+                continue
+            if policy.outlier_detection is not None:
+                continue
+            path = _block_path(dr, subset, "load_balancer")
+            yield finding(dr, "MLB0014",
+                          "localityLbSetting asks for failover, but there is no outlierDetection"
+                          + (f" for subset {subset}" if subset else "") + ": istiod gives the endpoints no "
+                          "priorities without it (Envoy could never see the local ones fail), so every zone gets "
+                          "traffic and nothing fails over.",
+                          "Add outlierDetection next to the loadBalancer (same trafficPolicy).",
+                          f"{path}.localityLbSetting")
+            break
+
+
+def _app_keepalive_ms(s: Snapshot, dr: DestinationRule) -> tuple[float, str, float] | None:
+    """The shortest keep-alive idle timeout the pods behind the host configure (their container's
+    KEEPALIVE_TIMEOUT_MS, the demo app's; `meshlab.app.KNOB_ENV`), which workload sets it, and the
+    longest Envoy idle timeout that never races it (`meshlab.app.race_free_idle_ms`)."""
+    svc = s.service_for_host(dr.spec.host, dr.namespace or "default")
+    if svc is None or svc.spec.selector is None:
+        return None
+    found = []
+    for p in s.service_pods(svc):
+        app = race_free_idle_ms(p.env())
+        if app is not None:
+            found.append((app[0], f"{'Deployment' if p.owner else 'Pod'} {p.namespace}/{p.owner or p.name}", app[1]))
+    return min(found, key=lambda f: f[2]) if found else None
+
+
+def _less_a_round_trip(app: tuple[float, str, float]) -> str:
+    return f" less the network's round trip ({app[0] - app[2]:g} ms)" if app[2] < app[0] else ""
+
+
+def idle_timeout_not_below_the_apps(s: Snapshot) -> Iterator[Finding]:
+    """Envoy keeps idle upstream connections at least as long as the app does: the 503 UC race."""
+    reported: set[tuple[str, str, str]] = set()
+    with_dr = {(to_fqdn(dr.spec.host, dr.namespace or "default")) for dr in s.destination_rules}
+    for svc in s.services:
+        fq = to_fqdn(svc.name, svc.namespace or "default")
+        probe = DestinationRule.model_validate({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                                                "metadata": {"name": svc.name, "namespace": svc.namespace},
+                                                "spec": {"host": fq}})
+        app = _app_keepalive_ms(s, probe) if fq not in with_dr else None
+        if app is None:
+            continue
+        yield finding(svc, "MLB0015",
+                      f"The app behind {fq} closes keep-alive connections idle for {app[0]:g} ms ({app[1]}, env "
+                      "KEEPALIVE_TIMEOUT_MS), and no DestinationRule sets an idleTimeout, so Envoy keeps them for "
+                      "1 h (its default): a request sent as the app closes one gets 503 UC "
+                      "(upstream_reset_before_response_started{connection_termination}), now and then.",
+                      f"Add a DestinationRule for {fq} with trafficPolicy.connectionPool.http.idleTimeout below the "
+                      f"app's{_less_a_round_trip(app)} (e.g. {app[2] / 2:g}ms).", "spec.selector")
+    for dr in s.destination_rules:
+        app = _app_keepalive_ms(s, dr)
+        if app is None:
+            continue
+        for _, subset, policy, _ in _policies(dr):
+            pool = policy.connection_pool if policy is not None else None
+            idle_text = ((pool.http.idle_timeout if pool and pool.http else None)
+                         or (pool.tcp.idle_timeout if pool and pool.tcp else None))
+            idle = _seconds(idle_text)
+            if idle is not None and idle * 1000 < app[2]:
+                continue
+            path = _block_path(dr, subset, "connection_pool") + ".http.idleTimeout"
+            if (dr.key[1], dr.name, path) in reported:
+                continue
+            reported.add((dr.key[1], dr.name, path))
+            keeps = f"idleTimeout {idle_text}" if idle_text else "no idleTimeout (Envoy's default: 1 h)"
+            yield finding(dr, "MLB0015",
+                          f"The app behind {dr.spec.host} closes keep-alive connections idle for {app[0]:g} ms "
+                          f"({app[1]}, env KEEPALIVE_TIMEOUT_MS), but Envoy keeps them with {keeps}: a request sent "
+                          "as the app closes one gets 503 UC (upstream_reset_before_response_started"
+                          "{connection_termination}), now and then.",
+                          f"Set {path} below the app's timeout{_less_a_round_trip(app)} (e.g. {app[2] / 2:g}ms), so "
+                          "Envoy closes idle "
+                          "connections first.", path)
+
+
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}   # idempotent (RFC 9110 §9.2.2)
+_RETRY_AFTER_WORK = {"5xx", "gateway-error", "reset", "retriable-4xx"}
+
+
+def retries_of_non_idempotent_requests(s: Snapshot) -> Iterator[Finding]:
+    """retryOn that retries after the app may have done the work (5xx, gateway-error, reset) on a
+    rule POST or PATCH requests can take."""
+    for vs in s.virtual_services:
+        for n, rule in enumerate(vs.spec.http):
+            rp = rule.retries
+            if rp is None or not rp.attempts or not rp.retry_on:
+                continue
+            risky = sorted({w.strip() for w in rp.retry_on.split(",")} & _RETRY_AFTER_WORK)
+            codes = [w for w in rp.retry_on.split(",") if w.strip().isdigit() and w.strip().startswith("5")]
+            if not risky and not codes:
+                continue
+            if rule.match and all(m.method is not None and (m.method.exact or "").upper() in _SAFE_METHODS
+                                  for m in rule.match):
+                continue      # every match of the rule takes only methods that are safe to repeat
+            yield finding(vs, "MLB0016",
+                          f"http rule {rule_name(rule.name, n)} retries on {', '.join(risky + codes)} and takes any "
+                          "method: a POST (or PATCH) that failed after the app did its work is sent again — the "
+                          "app may execute it several times.",
+                          "Match the methods that are safe to repeat (GET…) in this rule and give POST its own rule "
+                          "retrying only connect-failure,refused-stream,reset-before-request; or make the handler "
+                          "idempotent.", f"spec.http[{n}].retries.retryOn")
+
+
+def hash_across_weighted_subsets(s: Snapshot) -> Iterator[Finding]:
+    """A weighted split between destinations that hash: the key is sticky per subset only."""
+    for vs in s.virtual_services:
+        ns = vs.namespace or "default"
+        for n, rule in enumerate(vs.spec.http):
+            dests = [d for d in rule.route or [] if d.weight]
+            if len(dests) < 2:
+                continue
+            hashed = []
+            for d in dests:
+                host = to_fqdn(d.destination.host, ns)
+                for dr in s.destination_rules:
+                    if to_fqdn(dr.spec.host, dr.namespace or "default") != host:
+                        continue
+                    for _, subset, policy, _ in _policies(dr):
+                        if subset == d.destination.subset and policy is not None and policy.load_balancer \
+                                and policy.load_balancer.consistent_hash is not None:
+                            hashed.append(dr)
+            if hashed:
+                yield finding(vs, "MLB0017",
+                              f"http rule {rule_name(rule.name, n)} splits requests by weight between "
+                              f"{len(dests)} destinations that hash (consistentHash in DestinationRule "
+                              f"{hashed[0].namespace}/{hashed[0].name}): Envoy draws the destination for every request "
+                              "first, so a hash key sticks to one pod per subset, not to one pod.",
+                              "For sticky versions, route by a match (a header or cookie) to one subset instead of "
+                              "by weight.", f"spec.http[{n}].route")
+
+
+def per_try_timeout_never_retried(s: Snapshot) -> Iterator[Finding]:
+    """A perTryTimeout whose timeouts retryOn does not retry: the first slow attempt is the answer."""
+    for vs in s.virtual_services:
+        for n, rule in enumerate(vs.spec.http):
+            rp = rule.retries
+            if rp is None or not rp.attempts or not rp.per_try_timeout:
+                continue
+            words = {w.strip() for w in (rp.retry_on or "connect-failure,refused-stream,unavailable,cancelled,"
+                                                          "retriable-status-codes").split(",")}
+            if words & {"5xx", "gateway-error", "reset"}:
+                continue
+            yield finding(vs, "MLB0018",
+                          f"http rule {rule_name(rule.name, n)}: perTryTimeout {rp.per_try_timeout} is never retried — "
+                          f"retryOn ({rp.retry_on or 'the default'}) covers no timeout (5xx, gateway-error or reset), "
+                          "so the first attempt that takes longer is answered 504 UT (upstream_per_try_timeout).",
+                          "Add gateway-error (or 5xx) to retryOn, or drop perTryTimeout.",
+                          f"spec.http[{n}].retries.retryOn")
+
+
 RULES = (rules_after_catch_all, http_rules_on_tcp_ports, faults_that_never_fire, unexpanded_hosts,
          subsets_without_endpoints, services_without_endpoints, gateway_only_virtual_services, ignored_weights,
-         retries_without_time, subsets_from_foreign_namespace, target_ports_without_container_port)
+         retries_without_time, subsets_from_foreign_namespace, target_ports_without_container_port,
+         ejection_never_allowed, failover_without_outlier_detection, idle_timeout_not_below_the_apps,
+         retries_of_non_idempotent_requests, hash_across_weighted_subsets, per_try_timeout_never_retried)

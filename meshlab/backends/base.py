@@ -20,8 +20,17 @@ from ..objects import MODELLED, K8sObject
 if TYPE_CHECKING:
     import pandas as pd
 
-Via = Literal["sidecar", "none", "gateway"]
-ProxyName = Literal["sidecar", "gateway"]
+#: The path a probe takes: the client's sidecar, no proxy, Istio's ingress gateway, or the gateway Istio
+#: deployed for a Gateway API Gateway, named as its Deployment (`"web-istio"`, `"<namespace>/web-istio"`).
+Via = Literal["sidecar", "none", "gateway"] | str
+#: A proxy whose config or admin API is read: the client sidecar, the ingress gateway, or a
+#: Gateway API gateway deployment (`"web-istio"`).
+ProxyName = Literal["sidecar", "gateway"] | str
+#: What `Backend.pods` answers: one row per pod (`node`: where it was scheduled; `zone`: the zone of
+#: the locality istiod reads for it, from its node's topology labels or its own locality label).
+POD_COLUMNS = ("name", "namespace", "ip", "labels", "version", "ready", "phase", "node", "zone")
+#: What `Backend.app_log` answers: one row per request a pod's app received (its `/requests`).
+APP_LOG_COLUMNS = ("pod", "namespace", "version", "t", "method", "path", "request_id", "status")
 
 
 class EnvoyAdmin(Protocol):
@@ -82,12 +91,20 @@ class Backend(Protocol):
         """Everything the lab holds now, as copies (editing one changes nothing until applied)."""
 
     def pods(self) -> pd.DataFrame:
-        """One row per pod: name, namespace, ip, labels, version, ready, phase."""
+        """One row per pod (`POD_COLUMNS`): name, namespace, ip, labels, version, ready, phase,
+        node, zone."""
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None,
-                error_code: int | None = None) -> None:
-        """Turn a pod's knobs (a unique prefix such as the Deployment name is enough locally)."""
+                error_code: int | None = None, latency_jitter_ms: float | None = None,
+                keepalive_timeout_ms: float | None = None, connection_close: bool | None = None,
+                network_delay_ms: float | None = None) -> None:
+        """Turn a pod's knobs (a unique prefix such as the Deployment name is enough locally);
+        the knobs are the demo app's (`meshlab.app`)."""
+
+    def app_log(self, *, namespace: str | None = None) -> pd.DataFrame:
+        """What the pods' app received, one row per request (`APP_LOG_COLUMNS`): the app's own
+        access log, as `kubectl logs` of the pods would show it."""
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         """Kill the pod's app: its port refuses; it leaves the endpoints when the kubelet notices."""
@@ -98,13 +115,13 @@ class Backend(Protocol):
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
-              timeout: float = 30.0) -> pd.DataFrame:
+              timeout: float = 30.0, method: str = "GET") -> pd.DataFrame:
         """Send `n` requests (or for `duration` seconds) as a client pod in `namespace` would."""
 
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
                 duration: float | None = None, concurrency: int = 1, keepalive: bool = True,
                 headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
-                seed: int | None = None, timeout: float = 30.0) -> RunningProbe:
+                seed: int | None = None, timeout: float = 30.0, method: str = "GET") -> RunningProbe:
         """The same traffic in the background; with neither `n` nor `duration` it runs until stopped."""
 
     def envoy(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> EnvoyAdmin:
@@ -133,11 +150,11 @@ class BackendBase:
     def probe(self, url: str, *, n: int = 100, concurrency: int = 1, keepalive: bool = True,
               headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
               seed: int | None = None, rate: float | None = None, duration: float | None = None,
-              timeout: float = 30.0) -> pd.DataFrame:
+              timeout: float = 30.0, method: str = "GET") -> pd.DataFrame:
         """Send `n` requests (or for `duration` seconds) and return one row per request."""
         return self.probing(url, n=n if duration is None else None, rate=rate, duration=duration,
                             concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
-                            namespace=namespace, seed=seed, timeout=timeout).result()
+                            namespace=namespace, seed=seed, timeout=timeout, method=method).result()
 
     def envoy_config(self, proxy: ProxyName = "sidecar", *, namespace: str = "default") -> dict[str, Any]:
         """Live config like `istioctl proxy-config all -o json`: clusters, listeners, routes and
@@ -157,7 +174,8 @@ class BackendBase:
 #: routing that points at them (so nothing names what does not exist yet), kinds not listed last.
 KIND_ORDER: tuple[str, ...] = (
     "Namespace", "ServiceAccount", "ConfigMap", "Secret", "Service", "Deployment", "Pod",
-    "ServiceEntry", "DestinationRule", "Gateway", "VirtualService",
+    "ServiceEntry", "DestinationRule", "GatewayClass", "ReferenceGrant", "Gateway", "VirtualService",
+    "HTTPRoute", "GRPCRoute",
 )
 
 

@@ -1,7 +1,8 @@
 """The `meshlab` command: argument parsing and dispatch; the commands' bodies are in `commands.py`.
 
-Exit statuses: 0 done (or clean), 65 bad input (EX_DATAERR, as `istioctl analyze` uses), 79 an
-Error finding (`analyze`, as istioctl), 1 a cluster step failed or something is missing
+Exit statuses: 0 done (or clean), 65 bad input (EX_DATAERR, as `istioctl analyze` uses; for
+`analyze` only input that cannot be read at all, and only when no finding is an Error), 79 an
+Error finding (`analyze`, as istioctl: an object Istio's validation refuses is IST0106), 1 a cluster step failed or something is missing
 (`up`, `down`, `status`, `doctor`), 70 meshlab itself failed (EX_SOFTWARE: a bug, said in one
 paragraph; `MESHLAB_DEBUG=1` shows the traceback), 130 interrupted.
 """
@@ -24,10 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"meshlab {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("validate", help="check manifests as the API server would (exit 65 on any problem)")
+    s = sub.add_parser("validate", help="check manifests as the API server and Istio's webhook would (exit 65 on "
+                       "any problem; an object given twice is a warning, the later one wins)")
     s.add_argument("paths", nargs="+", metavar="PATH")
 
-    s = sub.add_parser("analyze", help="find misconfigurations, with istioctl analyze codes")
+    s = sub.add_parser("analyze", help="find misconfigurations as istioctl analyze does (its codes, levels and exit "
+                       "statuses: 79 on an Error)")
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("--json", action="store_true", help="print a JSON array of findings")
 

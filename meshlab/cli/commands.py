@@ -44,6 +44,8 @@ def validate(args: Any) -> int:
     report = load_report([Path(p) if p.strip() else "" for p in args.paths])
     for note in report.notes:
         print(f"note: {note}")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
     if report.problems:
         for problem in report.problems:
             print(f"error: {problem}")
@@ -55,26 +57,35 @@ def validate(args: Any) -> int:
 
 
 def analyze(args: Any) -> int:
-    """`meshlab analyze [--json] PATH...`: exit 0 clean, 79 with an Error finding, 65 on bad input."""
+    """`meshlab analyze [--json] PATH...`, exiting as `istioctl analyze` does (istioctl/cmd/sysexits.go):
+    79 when a finding is at Error level, else 65 when some input could not be read, else 0.
+
+    An object Istio's validation refuses gets IST0106 and the rest is analyzed; what cannot be read
+    at all (YAML, types, the API server's rules, a missing path) is printed on stderr and left out,
+    and everything else is still analyzed."""
     from ..analysis import analyze as run_analyzers, format_findings
+    from ..manifests import load_report
 
     paths = list(args.paths)
-    try:
-        if _missing(paths):
-            raise ManifestError([Problem("no such file or directory", file=p) for p in _missing(paths)])
-        findings = run_analyzers([Path(p) for p in paths])
-    except ManifestError as e:
-        print("Error: the input could not be parsed; nothing was analyzed:", file=sys.stderr)
-        for problem in e.problems:
+    missing = _missing(paths)
+    report = load_report([Path(p) for p in paths if p not in missing])
+    unreadable = [*(Problem("no such file or directory", file=p) for p in missing), *report.unparsed]
+    if unreadable:
+        print("Error(s) adding files; what they hold was not analyzed:", file=sys.stderr)
+        for problem in unreadable:
             print(f"  - {problem}", file=sys.stderr)
-        return EXIT_INVALID
+    for warning in report.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    findings = run_analyzers(report)
     if getattr(args, "json", False):
         print(json.dumps([f.to_dict() for f in findings], indent=2))
     elif findings:
         print(format_findings(findings))
-    else:
+    elif not unreadable:
         print("\u2714 No validation issues found when analyzing " + ", ".join(paths) + ".", file=sys.stderr)
-    return EXIT_ERROR_FINDING if any(f.level == "Error" for f in findings) else 0
+    if any(f.level == "Error" for f in findings):
+        return EXIT_ERROR_FINDING
+    return EXIT_INVALID if unreadable else 0
 
 
 # ------------------------------------------------------------------------------ one-shot local labs

@@ -170,6 +170,18 @@ def _istio_config(meta_holder: dict[str, Any]) -> str:
     return path
 
 
+def _limits(cluster: dict[str, Any]) -> dict[str, Any]:
+    """A cluster's circuit breakers (default priority; `-` when unset: Envoy's own defaults) and
+    outlier detection (its fields as Envoy holds them, or `-`)."""
+    thresholds = (cluster.get("circuit_breakers") or {}).get("thresholds") or [{}]
+    t = next((x for x in thresholds if x.get("priority", "DEFAULT") == "DEFAULT"), {})
+    od = cluster.get("outlier_detection")
+    return {"max_connections": t.get("max_connections", "-"),
+            "max_pending_requests": t.get("max_pending_requests", "-"),
+            "max_requests": t.get("max_requests", "-"),
+            "outlier_detection": json.dumps(od, sort_keys=True) if od else "-"}
+
+
 def proxy_config(admin: Any) -> dict[str, list[dict[str, Any]]]:
     """`proxy_config_view` of a live Envoy: its config dump and its `/clusters` health, read
     through any admin handle with `config_dump()` and `clusters()` (a local process or a pod's)."""
@@ -181,7 +193,8 @@ def proxy_config_view(config_dump: dict[str, Any],
     """Summarise a live `/config_dump?include_eds` like `istioctl proxy-config all` does.
 
     Returns {"clusters", "listeners", "routes", "endpoints"}, each a list of flat rows.
-    `clusters_status` (`/clusters?format=json`) adds per-endpoint health and outlier state.
+    `clusters_status` (`/clusters?format=json`) adds per-endpoint health and outlier state;
+    endpoints also carry their `locality` (`region/zone/subzone`) and failover `priority`.
     """
     sec = _sections(config_dump)
     clusters = []
@@ -200,7 +213,8 @@ def proxy_config_view(config_dump: dict[str, Any],
                              "direction": direction, "type": typ,
                              "lb_policy": c.get("lb_policy", "ROUND_ROBIN"),
                              "destination_rule": _istio_config(c), "state": state,
-                             "version": item.get("version_info", "")})
+                             "version": item.get("version_info", ""),
+                             **_limits(c)})
     listeners = []
     for item in sec.get("ListenersConfigDump", {}).get("dynamic_listeners", []):
         active = item.get("active_state", {}).get("listener", {})
@@ -244,11 +258,18 @@ def proxy_config_view(config_dump: dict[str, Any],
                     dest = f"direct {r['direct_response'].get('status')}"
                 else:
                     dest = "" if not r else "-"
+                retry = action.get("retry_policy") or {}
                 routes.append({"route_config": rc.get("name"), "virtual_host": vh.get("name"),
                                "domains": vh.get("domains", []), "match": m,
                                "route_name": r.get("name", ""), "destination": dest,
                                "virtual_service": _istio_config(r),
-                               "version": item.get("version_info", "")})
+                               "version": item.get("version_info", ""),
+                               # the route's timeout and retry policy (`-`: none on this route)
+                               "timeout": action.get("timeout", "-") if action else "-",
+                               "num_retries": retry.get("num_retries", "-"),
+                               "retry_on": retry.get("retry_on", "-"),
+                               "retriable_status_codes": retry.get("retriable_status_codes", "-"),
+                               "per_try_timeout": retry.get("per_try_timeout", "-")})
     health: dict[tuple[str, str], dict[str, Any]] = {}
     if clusters_status:
         for cs in clusters_status.get("cluster_statuses", []):
@@ -261,6 +282,9 @@ def proxy_config_view(config_dump: dict[str, Any],
         cla = item.get("endpoint_config", {})
         cname = cla.get("cluster_name", "")
         for group in cla.get("endpoints", []):
+            loc = group.get("locality") or {}
+            locality = "/".join(x for x in (loc.get("region", ""), loc.get("zone", ""), loc.get("sub_zone", ""))
+                                if x) if loc else ""
             for lb in group.get("lb_endpoints", []):
                 sa = lb.get("endpoint", {}).get("address", {}).get("socket_address", {})
                 addr = f"{sa.get('address')}:{sa.get('port_value')}"
@@ -271,5 +295,7 @@ def proxy_config_view(config_dump: dict[str, Any],
                     "outlier_check": "FAILED" if hs.get("failed_outlier_check") else "OK",
                     "pod": lb.get("metadata", {}).get("filter_metadata", {}).get("meshlab", {})
                     .get("pod", ""),
+                    # where istiod placed it relative to this proxy: locality, failover priority
+                    "locality": locality, "priority": int(group.get("priority", 0)),
                 })
     return {"clusters": clusters, "listeners": listeners, "routes": routes, "endpoints": endpoints}

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .._processes import own_pids
+from .._processes import own_open_files
 from ..errors import EnvoyConfigRejected, EnvoyError
 from .accesslog import access_log_config
 
@@ -147,17 +147,7 @@ def original_dst_guard(allowed: str) -> dict[str, Any]:
 def _inotify_instances_held() -> int:
     """inotify instances this user's processes hold now (each open `anon_inode:inotify`; one shared
     by two processes is counted twice, which errs on the safe side)."""
-    held = 0
-    for pid in own_pids():
-        try:
-            for fd in os.scandir(f"/proc/{pid}/fd"):
-                try:
-                    held += os.readlink(fd.path) == "anon_inode:inotify"
-                except OSError:
-                    pass
-        except OSError:
-            continue
-    return held
+    return sum(link == "anon_inode:inotify" for link in own_open_files())
 
 
 def max_user_instances() -> int | None:
@@ -193,6 +183,24 @@ def watch_problem(proxy: str, adding: int, reserved: int = 0) -> str | None:
             f"labs; an administrator can raise fs.inotify.max_user_instances (sysctl)")
 
 
+def _bound_inodes(name: bytes) -> frozenset[str]:
+    """`socket:[inode]` of the sockets bound to the abstract UNIX name `name` (/proc/net/unix)."""
+    shown = "@" + name[1:].decode()
+    try:
+        with open("/proc/net/unix") as f:
+            return frozenset(f"socket:[{p[6]}]" for p in (line.split() for line in f) if len(p) >= 8 and p[7] == shown)
+    except OSError:
+        return frozenset()
+
+
+def _held_by_this_user(inodes: frozenset[str]) -> bool:
+    """Is one of these sockets (`_bound_inodes`) open in a process of this user? Abstract names
+    have no owner or permissions, so any user can bind another's name. True when unknown."""
+    if not inodes:
+        return True                   # unreadable, or released meanwhile: wait, as before
+    return any(link in inodes for link in own_open_files())
+
+
 _budget_mutex = threading.Lock()
 _budget: dict[str, Any] = {"lock": None, "users": 0, "pending": 0}
 
@@ -207,22 +215,31 @@ def watch_budget(proxy: str, adding: int, timeout: float = 60.0) -> Iterator[Non
     processes take turns — the turn is the abstract UNIX socket `@meshlab-inotify/<uid>`, which
     the kernel releases if its holder dies — while the threads of one process (a lab's sidecar
     and gateway starting side by side) share the turn, each counting what the others have
-    reserved but not yet watched."""
+    reserved but not yet watched. Any user may bind any abstract name: one bound by another
+    user's process is not waited for (the check then runs without the turn), or that user could
+    keep every lab of this one from starting."""
     if adding <= 0:
         yield
         return
     deadline = time.monotonic() + timeout
+    name = b"\0meshlab-inotify/%d" % os.geteuid()
     with _budget_mutex:
         if _budget["lock"] is None:
             lock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+            mine: frozenset[str] = frozenset()       # a holder already found to be this user's
             while True:
                 try:
-                    lock.bind(b"\0meshlab-inotify/%d" % os.geteuid())
+                    lock.bind(name)
                     break
                 except OSError as e:
                     if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
                         lock.close()
                         raise EnvoyError(f"Envoy '{proxy}': waited {timeout:g}s for another lab's push") from e
+                    holder = _bound_inodes(name)
+                    if holder != mine:
+                        if not _held_by_this_user(holder):
+                            break    # another user squats the name: no turn to wait for (the check still runs)
+                        mine = holder
                     time.sleep(0.005)
             _budget["lock"] = lock
         _budget["users"] += 1

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProbeError
-from . import causes, flags, routing
+from . import causes, flags, resilience, routing
 from .causes import CAUSES, Cause
 from .context import Context, client, text
 
@@ -177,6 +177,8 @@ def _explain_group(ctx: Context, key: tuple, grp: list[dict[str, Any]], all_rows
         main = routing.served(ctx, label, grp, proxy)
     elif status >= 400 and (not flag_list or details == "via_upstream"):
         main = causes.app_error(ctx, label, grp, status)
+        main.parts += resilience.outlier_parts(ctx, label, grp, proxy, status)
+        main.parts += resilience.retried_parts(ctx, label, grp, proxy)
     elif flag_list:
         decided = flag_list[0]
         main = flags.cause(ctx, decided, label, grp, proxy, all_rows, flag_list, status)

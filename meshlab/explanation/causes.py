@@ -59,10 +59,19 @@ CAUSES: dict[str, str] = {
     # ---- requests that got through: the route, the policy (routing.py)
     "ok": "answered by the pods (no Envoy evidence of the route taken)",
     "ok.virtualservice-route": "a VirtualService rule matched and routed the requests",
+    "ok.httproute-rule": "an HTTPRoute rule matched and routed the requests (at a Gateway, or in the mesh)",
+    "ok.grpcroute-rule": "a GRPCRoute rule (its method match is a match on the path /<service>/<method>) matched "
+                         "and routed the requests",
     "ok.default-route": "no VirtualService applies: Istio's default route to the Service's endpoints",
     "ok.tcp-proxy": "a TCP port: the sidecar's tcp_proxy forwarded each connection, no HTTP routing",
     "ok.kube-proxy": "no sidecar on the path: kube-proxy picked a pod per connection",
     "ok.retried": "some requests succeeded only after Envoy retried them on another pod",
+    "note.non-idempotent-retried": "POST/PATCH requests were retried: the app may have executed them more than once",
+    "note.retry-hides-keepalive-race": "retryOn reset answered keep-alive races with a second attempt: the race is still there",
+    "ok.locality-priority": "Envoy served every request from the client's closest locality (priority 0)",
+    "ok.locality-failover": "some requests went to a farther locality because the closest endpoints were unhealthy",
+    "note.locality-failover-without-outlier-detection": "locality failover configured without outlierDetection: no priorities",
+    "note.hash-not-sticky-across-subsets": "a weighted split between hashed subsets: a key is sticky per subset, not per pod",
     "ok.destination-rule-policy": "a DestinationRule's policy applied to the cluster (which blocks, from where)",
     "ok.destination-rule-no-policy": "a DestinationRule applies (subsets) but sets no policy for the cluster",
     "ok.no-destination-rule": "no DestinationRule applies: the cluster has Istio's defaults",
@@ -98,7 +107,13 @@ CAUSES: dict[str, str] = {
     "NC.destination-rule-not-visible": "the DestinationRule defining the subset is not visible to this proxy",
     "NC.cluster-not-pushed": "the cluster is absent from the proxy's config",
     "NC.cluster-not-found": "the route names a cluster Envoy does not have (no live view to say more)",
-    "UH.outlier-ejected": "every endpoint was ejected by outlier detection",
+    "UH.outlier-ejected": "every endpoint was ejected by outlier detection (not an empty subset: the pods are there)",
+    "note.ejection-capped": "outlier detection wanted to eject, but maxEjectionPercent (10 % by default) forbade it",
+    "note.not-a-gateway-error": "consecutiveGatewayErrors counts 502, 503, 504 only: these errors never eject",
+    "NC.backend-not-found": "an HTTPRoute backendRef names a Service that does not exist: 500 (ResolvedRefs False, "
+                            "BackendNotFound)",
+    "NC.backend-not-permitted": "an HTTPRoute backendRef points into another namespace without a ReferenceGrant: "
+                                "500 (ResolvedRefs False, RefNotPermitted)",
     "UH.selector-matches-no-pod": "the Service's selector matches no pod",
     "UH.subset-matches-no-pod": "the subset's labels match no pod of the Service",
     "UH.no-ready-endpoints": "the matching pods are not ready",
@@ -108,18 +123,24 @@ CAUSES: dict[str, str] = {
     "UF.dead-pod": "Envoy could not connect: the pod's process is dead but still in the endpoints",
     "UF.connect-failure": "Envoy could not connect: the app is down or not on the targetPort",
     "UC.upstream-reset": "the upstream connection was closed before a full answer",
+    "UC.keepalive-race": "the app closed an idle keep-alive connection just as Envoy reused it (idleTimeout ≥ the app's)",
     "FI.fault-abort": "a VirtualService fault.abort answered instead of a pod",
-    "UT.route-timeout": "the route timeout fired before the upstream answered",
+    "UT.route-timeout": "the route timeout fired before the upstream answered (retries included)",
+    "UT.per-try-timeout": "one attempt's perTryTimeout fired and was not retried (or every retry timed out)",
     "UO.circuit-breaker": "a DestinationRule connectionPool limit was full",
     "NR.no-virtualservice-for-gateway": "no VirtualService is bound to the Gateway",
     "NR.gateway-ref-wrong-namespace": "the VirtualService names the Gateway without its namespace: bound to nothing",
     "NR.no-gateway-route": "the VirtualServices bound to the gateway have no rule for the request",
     "NR.no-matching-rule": "the VirtualService covers the host but no rule matched",
     "NR.no-route": "the virtual host has no route for the request",
+    "NR.no-httproute-for-host": "no HTTPRoute attached to the Gateway covers the request's host",
+    "NR.no-matching-httproute-rule": "an HTTPRoute covers the host but none of its rules matched (PathPrefix is "
+                                     "segment-based)",
     # ---- every other Envoy response flag (flags.py)
     "DI.fault-delay": "a VirtualService fault.delay held the requests first",
     "URX.retries-exhausted": "Envoy retried up to the route's retry limit and every attempt failed",
     "DC.downstream-closed": "the client closed its connection before Envoy finished",
+    "DC.client-timeout": "the client gave up first: its timeout was shorter than the route's (none by default)",
     "UR.upstream-remote-reset": "the upstream reset the stream",
     "LR.local-reset": "Envoy reset the connection itself",
     "DT.max-duration": "the request or connection exceeded a maximum duration",
@@ -158,14 +179,22 @@ def pods_of(grp: list[dict[str, Any]]) -> str:
 
 def app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) -> Cause:
     pods = pods_of(grp)
+    logs = [f"kubectl logs {pods.split(', ')[0] if pods else '<pod>'}"]
+    if any("URX" in text(r.get("flags")) for r in grp):      # the route's retries ran, and ran out
+        return Cause("app.error-status", label,
+                     f"The application itself answered {status} on every attempt: Envoy retried as the route's "
+                     "retry policy says, ran out (URX), and passed the last answer through.",
+                     f"The pods {pods or '(unknown)'} returned errors; retries cannot help when every attempt "
+                     "meets a failing pod.",
+                     "Fix the app; outlierDetection in the DestinationRule takes a failing pod out while "
+                     "others are healthy.", logs)
     return Cause("app.error-status", label,
                  f"The application itself answered {status} (Envoy passed it through: flag '-', "
                  "details via_upstream).",
-                 f"The pods {pods or '(unknown)'} returned errors; since Istio 1.24 a 503 from the app is not "
-                 "retried by default.",
+                 f"The pods {pods or '(unknown)'} returned errors; Istio's default retry policy does not retry "
+                 "an app's 5xx answer (since Istio 1.24 not even a 503).",
                  "Fix the app, or add `retries: {attempts: 2, retryOn: 5xx}` to the VirtualService route and "
-                 "outlierDetection to the DestinationRule to steer around failing pods.",
-                 [f"kubectl logs {pods.split(', ')[0] if pods else '<pod>'}"])
+                 "outlierDetection to the DestinationRule to steer around failing pods.", logs)
 
 
 def client_error(ctx: Context, label: str, grp: list[dict[str, Any]], error: str) -> Cause:
@@ -512,6 +541,18 @@ def uh(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
         fix = "Make the pods ready (readiness probe), or route elsewhere meanwhile."
         cmds.append(f"kubectl get pods -n {svc.namespace} -o wide")
     else:
+        enforced = int(env.cluster_stats(cluster).get("outlier_detection.ejections_enforced_total") or 0)
+        if enforced:       # ejected when the requests came, back in rotation since (baseEjectionTime)
+            od = next((dr for dr in ctx.drs_for_host(host) if dr.spec.traffic_policy
+                       and dr.spec.traffic_policy.outlier_detection), None)
+            return Cause("UH.outlier-ejected", label, what,
+                         f"Outlier detection had ejected the cluster's endpoints when these requests came: Envoy "
+                         f"counted {enforced} ejection(s) for {cluster} (outlier_detection.ejections_enforced_total)"
+                         + (f", configured in {ref(od)} spec.trafficPolicy.outlierDetection" if od else "")
+                         + "; they return after baseEjectionTime, and with Istio's panic threshold 0 Envoy does "
+                         "not fall back to ejected hosts meanwhile.",
+                         "Fix the failing pods; lower maxEjectionPercent to keep some hosts in rotation.",
+                         cmds, [ref(od)] if od else [])
         code = "UH.endpoints-were-missing"
         why = ("The lab's pods match now: the requests arrived while no endpoint was ready (pods starting or "
                "restarting), or the endpoints had not been pushed yet.")
@@ -564,31 +605,6 @@ def fault(ctx: Context, label: str, grp: list[dict[str, Any]], kind: str, status
                  "experiment is over.",
                  ["kubectl get virtualservices -A -o yaml | grep -A6 fault"],
                  [ref(src[0])] if src else [], fields=[src[1]] if src else [])
-
-
-def ut(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
-    lat = sorted(float(r.get("latency_ms") or 0) for r in grp)
-    med = lat[len(lat) // 2] if lat else 0
-    src, objs, fields = "", [], []
-    for vs, i in rules_for(ctx, grp):
-        rule = vs.spec.http[i]
-        if rule.timeout or (rule.retries and rule.retries.per_try_timeout):
-            bits = [f"timeout {rule.timeout}"] if rule.timeout else []
-            fields = [f"spec.http[{i}].timeout"] if rule.timeout else []
-            if rule.retries and rule.retries.per_try_timeout:
-                bits.append(f"retries.perTryTimeout {rule.retries.per_try_timeout}")
-                fields.append(f"spec.http[{i}].retries.perTryTimeout")
-            src, objs = f"{ref(vs)} spec.http[{i}] ({', '.join(bits)})", [ref(vs)]
-            break
-    pods = pods_of(grp) or ", ".join(sorted({p.name for r in grp
-                                             for p in [ctx.pod_by_ip(text(r.get("upstream")).rsplit(":", 1)[0])]
-                                             if p is not None}))
-    return Cause("UT.route-timeout", label, f"The upstream did not answer in time, so Envoy gave up with 504 UT "
-                 f"(upstream_response_timeout) after about {med:.0f} ms.",
-                 (f"The route timeout comes from {src}" if src else "A route timeout is set")
-                 + (f"; the pods ({pods}) answer more slowly than that." if pods else "; the pods answer more slowly."),
-                 "Raise the timeout, or make the slow pods faster (or route away from them).",
-                 [f"istioctl proxy-config routes {client(proxy)} -o json | grep -i timeout"], objs, fields=fields)
 
 
 # ---------------------------------------------------------------------------------------------- NR

@@ -8,6 +8,7 @@ causes rest on the objects alone.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,13 @@ class Context:
         self._envoy: dict[tuple[str, str], EnvoyView] = {}
 
     def envoy(self, proxy: str) -> EnvoyView:
-        proxy = "gateway" if proxy == "gateway" else "sidecar"
-        ns = (self.attrs.get("namespace") or "default") if proxy == "sidecar" else "default"
+        """The live view of the proxy a row names: the client sidecar, the ingress gateway, or a Gateway
+        API gateway deployment (`web-istio`)."""
+        if proxy not in ("gateway", "sidecar", "none", ""):
+            ns = "default"
+        else:
+            proxy = "gateway" if proxy == "gateway" else "sidecar"
+            ns = (self.attrs.get("namespace") or "default") if proxy == "sidecar" else "default"
         if (proxy, ns) not in self._envoy:
             self._envoy[(proxy, ns)] = EnvoyView(self.backend, proxy, ns)
         return self._envoy[(proxy, ns)]
@@ -168,6 +174,8 @@ class EnvoyView:
 
     def __init__(self, backend: Backend | None, proxy: ProxyName, namespace: str):
         self.proxy = proxy
+        self._backend, self._namespace = backend, namespace
+        self._stats: dict[str, dict[str, int | str]] = {}
         self.available = False
         self.clusters: dict[str, dict[str, Any]] = {}
         self.routes: list[dict[str, Any]] = []
@@ -220,6 +228,29 @@ class EnvoyView:
     def cluster_missing(self, name: str) -> bool:
         return self.available and name not in self.clusters
 
+    def cluster_stats(self, cluster: str) -> dict[str, int | str]:
+        """Envoy's own counters and gauges of one cluster (`cluster.<name>.…` without the prefix):
+        `outlier_detection.ejections_enforced_total`, `upstream_rq_pending_overflow`, … — what
+        happened to the requests, kept after the moment passed. {} without a live proxy."""
+        if cluster in self._stats:
+            return self._stats[cluster]
+        out: dict[str, int | str] = {}
+        if self._backend is not None and cluster:
+            try:
+                admin = self._backend.envoy(self.proxy, namespace=self._namespace)
+                prefix = f"cluster.{cluster}."
+                got = admin.stats("^" + re.escape(prefix))
+                out = {k[len(prefix):]: v for k, v in got.items() if k.startswith(prefix)}
+            except Exception:      # no live proxy (a closed lab, a cluster not reachable)
+                out = {}
+        self._stats[cluster] = out
+        return out
+
+    def localities(self, cluster: str) -> list[tuple[str, int, str]]:
+        """(endpoint, failover priority, locality) of a cluster's endpoints, as the proxy has them."""
+        return [(str(e.get("endpoint")), int(e.get("priority") or 0), str(e.get("locality") or ""))
+                for e in self.endpoints.get(cluster, [])]
+
 
 def rows_of(x: Any) -> list[dict[str, Any]]:
     if x is None:
@@ -244,4 +275,10 @@ def ref(obj: K8sObject) -> str:
 
 
 def client(proxy: str) -> str:
-    return "deploy/istio-ingressgateway -n istio-system" if proxy == "gateway" else "<client-pod>"
+    """How istioctl names the proxy: the ingress gateway, a gateway deployment, or the client pod."""
+    if proxy == "gateway":
+        return "deploy/istio-ingressgateway -n istio-system"
+    if proxy not in ("sidecar", "none", ""):
+        ns, _, name = proxy.rpartition("/")
+        return f"deploy/{name} -n {ns or 'default'}"
+    return "<client-pod>"

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .causes import Cause, fault, nc, nr, pods_of, rules_for, uf, uh, uo, ut
+from . import gateway_api, resilience
+from .causes import Cause, fault, nc, nr, rules_for, uf, uh, uo
 from .context import Context, client, ref
 
 #: The flags that decide a group's outcome, in the order explain looks for them. URX never decides:
 #: with UF the connect failure does (URX's part names the retry policy); alone it marks an answer
 #: given after the retries ran out, explained by what was answered.
-DECIDING = ("NC", "UH", "FI", "UO", "UT", "NR", "UF", "UC")
+DECIDING = ("NC", "UH", "FI", "UO", "UT", "NR", "UF", "UC", "DC")
 
 
 def deciding(flags: list[str]) -> str:
@@ -30,7 +31,7 @@ def cause(ctx: Context, flag: str, label: str, grp: list[dict[str, Any]], proxy:
           all_rows: list[dict[str, Any]], flags: list[str], status: int) -> Cause:
     """The cause of one Envoy response `flag` for the group's requests."""
     if flag == "NC":
-        return nc(ctx, label, grp, proxy, all_rows)
+        return gateway_api.nc(ctx, label, grp, proxy) or nc(ctx, label, grp, proxy, all_rows)
     if flag == "UH":
         return uh(ctx, label, grp, proxy)
     if flag in ("FI", "DI"):
@@ -38,22 +39,17 @@ def cause(ctx: Context, flag: str, label: str, grp: list[dict[str, Any]], proxy:
     if flag == "UO":
         return uo(ctx, label, grp)
     if flag == "UT":
-        return ut(ctx, label, grp, proxy)
+        return resilience.ut(ctx, label, grp, proxy)
     if flag == "NR":
-        return nr(ctx, label, grp, proxy)
+        return gateway_api.nr(ctx, label, grp, proxy) or nr(ctx, label, grp, proxy)
     if flag == "UF":
         return uf(ctx, label, grp, proxy, set(flags))
     if flag == "URX":
         return _urx(ctx, label, grp, proxy)
     if flag == "UC":
-        details = next((str(r.get("details")) for r in grp if r.get("details")), "")
-        return Cause("UC.upstream-reset", label,
-                     "The upstream connection was closed before a full answer "
-                     f"(UC{', ' + details if details else ''}).",
-                     "The pod closed the connection mid-request (crash, restart, an idle timeout on its side); "
-                     "Istio's default retry policy does not retry this.",
-                     "Look at the pod's logs; add `retries.retryOn: reset` if the request is safe to repeat.",
-                     [f"kubectl logs {pods_of(grp) or '<pod>'}", f"istioctl proxy-config endpoints {client(proxy)}"])
+        return resilience.uc(ctx, label, grp, proxy)
+    if flag == "DC":
+        return resilience.dc(ctx, label, grp, proxy)
     return _other(flag, label, proxy)
 
 
@@ -81,10 +77,6 @@ def _urx(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cau
 def _other(flag: str, label: str, proxy: str) -> Cause:
     """A flag with one reading in a meshlab lab: Envoy's meaning, where it comes from in Istio, the fix."""
     table = {
-        "DC": ("DC.downstream-closed", "The client closed its connection before Envoy finished the request (DC).",
-               "Usually the client's own timeout fired first (the probe's `timeout=`), or the client went away.",
-               "Give the client more time, or make the upstream answer sooner; a route `timeout:` makes Envoy "
-               "answer 504 UT itself instead."),
         "UR": ("UR.upstream-remote-reset", "The upstream reset the stream (UR).",
                "The pod (or a proxy in front of it) sent a reset instead of an answer.",
                "Look at the pod's logs; `retries.retryOn: reset` retries it if the request is safe to repeat."),

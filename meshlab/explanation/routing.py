@@ -25,6 +25,7 @@ from ..analysis.snapshot import applies_to_mesh
 from ..istiod.clusters import POLICY_BLOCKS, policy_sources
 from ..names import ISTIO_NAMESPACE, exported_to, host_subset_of, parse_cluster_name, to_fqdn
 from ..objects import DestinationRule, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService
+from . import resilience
 from .causes import Cause, versions
 from .context import Context, client, ref, text
 
@@ -57,14 +58,29 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
                      "No Envoy was on the path (via='none'), so no VirtualService or DestinationRule applied: "
                      "the connection went to the ClusterIP and kube-proxy chose a ready pod for it.",
                      ok=True, commands=["kubectl get endpointslices -l kubernetes.io/service-name=<service>"])
+    from .gateway_api import served as httproute_served
+    by_httproute = httproute_served(ctx, label, grp, proxy)
+    if by_httproute is not None:
+        by_httproute.parts += [p for c in dict.fromkeys(text(r.get("cluster")) for r in grp if text(r.get("cluster")))
+                               if (p := policy_cause(ctx, label, c, proxy)) is not None]
+        return by_httproute
+    from .gateway_api import served as httproute_served
+    by_httproute = httproute_served(ctx, label, grp, proxy)
+    if by_httproute is not None:
+        by_httproute.parts += [p for c in dict.fromkeys(text(r.get("cluster")) for r in grp if text(r.get("cluster")))
+                               if (p := policy_cause(ctx, label, c, proxy)) is not None]
+        return by_httproute
     uses = route_uses(ctx, grp, proxy)
     causes = [_route_cause(ctx, label, u, proxy, len(grp), what if i == 0 else "") for i, u in enumerate(uses)]
     main = causes[0]
     main.parts = causes[1:]
-    for cluster in dict.fromkeys(c for u in uses for c in u.clusters):
+    used = list(dict.fromkeys(c for u in uses for c in u.clusters))
+    for cluster in used:
         policy = policy_cause(ctx, label, cluster, proxy)
         if policy is not None:
             main.parts.append(policy)
+    main.parts += resilience.locality_parts(ctx, label, grp, proxy, used)
+    main.parts += resilience.hash_parts(ctx, label, grp, proxy)
     retried = [r for r in grp if int(r.get("attempts") or 0) > 1]
     if retried:
         main.parts.append(Cause(
@@ -76,6 +92,8 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
             "retriable-status-codes), which hid a failing pod.",
             "Look at the pods the first attempts went to; outlierDetection in the DestinationRule ejects them.",
             [f"istioctl proxy-config endpoints {client(proxy)}"], ok=True, count=len(retried)))
+    main.parts += resilience.retried_parts(ctx, label, grp, proxy)
+    main.parts += resilience.reset_retry_parts(ctx, label, grp, proxy)
     return main
 
 
@@ -374,6 +392,9 @@ def vs_notes(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) ->
     if proxy == "none":
         return _no_sidecar(ctx, label)
     target = _target_host(ctx, proxy)
+    from .gateway_api import rule_of
+    if rule_of(ctx, text(grp[0].get("route"))) is not None:
+        return []           # an HTTPRoute's rule: the route cause names it; no VirtualService was expected
     uses = route_uses(ctx, grp, proxy)
     if uses and all(u.kind == "tcp" for u in uses):
         return []           # a TCP port: no http rule applies, as the route cause says

@@ -17,8 +17,9 @@ from typing import Any
 from .._ports import host_port  # pods on privileged ports listen where the lab may bind
 from ..names import HTTP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, labels_match, proto_duration
 from ..objects import (
-    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, Subset, TrafficPolicy,
+    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, Service, Subset, TrafficPolicy,
 )
+from . import loadbalancer
 from .registry import MergedDR, PortInfo, Registry, ServiceInfo
 from .registry import where as where_obj
 
@@ -114,10 +115,13 @@ def _lb(cluster: dict[str, Any], lb: LoadBalancerSettings | None, where: str,
             cluster["lb_policy"] = "MAGLEV"
             if ch.maglev.get("tableSize"):
                 cluster["maglev_lb_config"] = {"table_size": int(ch.maglev["tableSize"])}
-        else:
+        elif ch.ring_hash is not None:      # ringHash: {} keeps Envoy's own ring size
             cluster["lb_policy"] = "RING_HASH"
-            size = (ch.ring_hash or {}).get("minimumRingSize") or ch.minimum_ring_size or 1024
-            cluster["ring_hash_lb_config"] = {"minimum_ring_size": str(int(size))}
+            if ch.ring_hash.get("minimumRingSize"):
+                cluster["ring_hash_lb_config"] = {"minimum_ring_size": str(int(ch.ring_hash["minimumRingSize"]))}
+        else:                                # the deprecated minimumRingSize, 1024 when unset
+            cluster["lb_policy"] = "RING_HASH"
+            cluster["ring_hash_lb_config"] = {"minimum_ring_size": str(int(ch.minimum_ring_size or 1024))}
     elif lb.simple in ("LEAST_CONN", "LEAST_REQUEST"):
         cluster["lb_policy"] = "LEAST_REQUEST"
     elif lb.simple == "ROUND_ROBIN":
@@ -137,8 +141,6 @@ def _lb(cluster: dict[str, Any], lb: LoadBalancerSettings | None, where: str,
             "slow_start_window": duration(warm, f"{where} warmupDurationSecs"),
             "aggression": {"default_value": 1.0, "runtime_key": "meshlab.slow_start_aggression"},
             "min_weight_percent": {"value": 10}}}
-    if lb is not None and lb.locality_lb_setting:
-        warnings.append(f"{where}: localityLbSetting has no effect in the local lab (one locality)")
 
 
 def _pool(cluster: dict[str, Any], pool: ConnectionPoolSettings | None, http_opts: dict[str, Any],
@@ -151,7 +153,7 @@ def _pool(cluster: dict[str, Any], pool: ConnectionPoolSettings | None, http_opt
                                  if http and http.http1_max_pending_requests else MAX_U32),
         "max_requests": (http.http2_max_requests if http and http.http2_max_requests else MAX_U32),
         "max_retries": (http.max_retries if http and http.max_retries else MAX_U32),
-        "track_remaining": True,
+        # no track_remaining: istiod leaves it off (features.DisableTrackRemainingMetrics, default true)
     }
     cluster["circuit_breakers"] = {"thresholds": [thresholds]}
     cluster["connect_timeout"] = duration(tcp.connect_timeout, f"{where} tcp.connectTimeout") \
@@ -247,6 +249,8 @@ def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str |
         else:
             _lb(cluster, pol.load_balancer, where, reg.warnings)
         _outlier(cluster, pol.outlier_detection, where, reg.warnings)
+        if cluster["type"] != "ORIGINAL_DST":
+            loadbalancer.apply_to_cluster(cluster, locality_setting(reg, svc, pol, where))
     except ValueError as e:
         reg.warnings.append(f"{e} — left at Istio's default")
     if pol.tls and pol.tls.get("mode") not in (None, "DISABLE", "ISTIO_MUTUAL"):
@@ -267,19 +271,44 @@ def build_cluster(reg: Registry, svc: ServiceInfo, port: PortInfo, subset: str |
     return cluster
 
 
-def _cla(reg: Registry, svc: ServiceInfo, port: PortInfo, name: str,
-         labels: dict[str, str] | None) -> dict[str, Any]:
-    lb_endpoints = []
+def locality_setting(reg: Registry, svc: ServiceInfo, pol: Policy,
+                     where: str) -> loadbalancer.LocalitySetting | None:
+    """The locality setting in effect for a cluster of `svc` with policy `pol`."""
+    obj = svc.obj
+    td, annotations = "", {}
+    if isinstance(obj, Service):
+        td, annotations = obj.spec.traffic_distribution or "", dict(obj.metadata.annotations)
+    return loadbalancer.effective_setting(pol.load_balancer, td, annotations, where, reg.warnings)
+
+
+def _cla(reg: Registry, svc: ServiceInfo, port: PortInfo, name: str, subset: str | None,
+         dr: MergedDR | None) -> dict[str, Any]:
+    """The ClusterLoadAssignment istiod sends for one cluster to this proxy: the endpoints (those
+    whose labels, topology labels included, carry the subset's), grouped by locality, with
+    priorities or weights relative to the proxy (`loadbalancer`)."""
+    labels = next((s.labels for s in dr.subsets if s.name == subset), None) if subset and dr else None
+    found = []
     for ep in reg.endpoints(svc, port):
-        if labels and not labels_match(labels, ep.labels):
+        ep_labels = loadbalancer.topology_labels(ep.labels, ep.locality, ep.node)
+        if labels and not labels_match(labels, ep_labels):
             continue
-        lb_endpoints.append({
+        found.append((ep.locality, {
             "endpoint": {"address": {"socket_address": {"address": ep.ip, "port_value": host_port(ep.port)}}},
             "health_status": "HEALTHY",
             "metadata": {"filter_metadata": {"meshlab": {"pod": ep.pod, "namespace": ep.namespace,
                                                           "version": ep.labels.get("version", "")}}},
-        })
-    return {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}] if lb_endpoints else []}
+            "load_balancing_weight": 1,
+        }, ep_labels))
+    if not found:
+        return {"cluster_name": name, "endpoints": []}
+    groups = loadbalancer.group_by_locality(found)
+    pol = effective_policy(dr, port.port, subset)
+    where = where_obj(dr.rules[0]) if dr else svc.hostname
+    setting = locality_setting(reg, svc, pol, where)
+    proxy = reg.proxy
+    groups = loadbalancer.apply_to_load_assignment(groups, setting, proxy.locality, proxy.topology_labels,
+                                                   pol.outlier_detection is not None)
+    return {"cluster_name": name, "endpoints": [g.to_envoy() for g in groups]}
 
 
 def passthrough_clusters() -> list[dict[str, Any]]:
@@ -292,7 +321,7 @@ def passthrough_clusters() -> list[dict[str, Any]]:
          "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
          "circuit_breakers": {"thresholds": [{
              "max_connections": MAX_U32, "max_pending_requests": MAX_U32,
-             "max_requests": MAX_U32, "max_retries": MAX_U32, "track_remaining": True}]}},
+             "max_requests": MAX_U32, "max_retries": MAX_U32}]}},
     ]
 
 
@@ -319,10 +348,7 @@ def build_clusters(reg: Registry) -> tuple[list[dict[str, Any]], dict[str, dict[
                 seen.add(c["name"])
                 clusters.append(c)
                 if c["type"] == "EDS":
-                    labels = None
-                    if subset is not None and dr is not None:
-                        labels = next(s.labels for s in dr.subsets if s.name == subset)
-                    endpoints[c["name"]] = _cla(reg, svc, port, c["name"], labels)
+                    endpoints[c["name"]] = _cla(reg, svc, port, c["name"], subset, dr)
     # every proxy has BlackHoleCluster; sidecars also PassthroughCluster (core/cluster.go)
     clusters += [c for c in passthrough_clusters() if reg.proxy.kind == "sidecar" or c["name"] == "BlackHoleCluster"]
     return clusters, endpoints

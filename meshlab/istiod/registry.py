@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from ..gateway_api import GATEWAY_NAME_LABEL, Converted, GatewayAPI, uses_gateway_semantics
 from ..names import (
     ISTIO_NAMESPACE, exported_to, fqdn, host_subset_of, is_ip, is_wildcard, labels_match, port_protocol,
     protocol_from_name, to_fqdn,
@@ -35,10 +36,18 @@ class ProxyIdentity:
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     ip: str = "127.0.0.1"
     name: str = ""  # pod name (informative only)
+    locality: str = ""  # where it runs, `region/zone/subzone` (its node's topology labels)
+    node: str = ""      # its node's name
 
     def __post_init__(self) -> None:
         if not self.ip.startswith("127."):
             raise ValueError(f"proxy address must be on loopback, not {self.ip}")
+
+    @property
+    def topology_labels(self) -> dict[str, str]:
+        """Its labels as istiod sees them: with its locality and node added (ads.go setTopologyLabels)."""
+        from .loadbalancer import topology_labels
+        return topology_labels(self.labels, self.locality, self.node)
 
 
 @dataclass
@@ -56,6 +65,8 @@ class EndpointInfo:
     labels: dict[str, str]
     pod: str = ""
     namespace: str = ""
+    locality: str = ""     # `region/zone/subzone`
+    node: str = ""
 
 
 @dataclass
@@ -111,6 +122,9 @@ class Registry:
         self.services: list[ServiceInfo] = []
         self._endpoint_cache: dict[tuple[str, int], list[EndpointInfo]] = {}
         self._dr_cache: dict[str, MergedDR | None] = {}
+        #: the Gateway API objects, converted as istiod's controller converts them (meshlab.gateway_api)
+        self.gateway_api: Converted = GatewayAPI(state).convert()
+        self.warnings.extend(self.gateway_api.warnings)
         self._collect_services()
         self.by_host: dict[str, ServiceInfo] = {}
         for s in self.services:
@@ -165,7 +179,8 @@ class Registry:
             if sp is not None:
                 for ep in self.state.endpoints(svc.obj, sp):
                     if ep.ip:
-                        out.append(EndpointInfo(ep.ip, ep.port, dict(ep.labels), ep.pod, ep.namespace))
+                        out.append(EndpointInfo(ep.ip, ep.port, dict(ep.labels), ep.pod, ep.namespace,
+                                                ep.locality, ep.node))
         elif isinstance(svc.obj, ServiceEntry):
             out = self._service_entry_endpoints(svc, svc.obj, port)
         self._endpoint_cache[key] = out
@@ -178,7 +193,8 @@ class Registry:
         if se.spec.workload_selector is not None:
             for pod in self.state.pods_selected(se.spec.workload_selector.match_labels, svc.namespace):
                 if pod.ip and pod.ready and pod.phase == "Running":
-                    out.append(EndpointInfo(pod.ip, target, dict(pod.labels), pod.name, pod.namespace))
+                    out.append(EndpointInfo(pod.ip, target, dict(pod.labels), pod.name, pod.namespace,
+                                            pod.locality, pod.node or ""))
             return out
         if svc.resolution == "NONE":
             return out
@@ -187,7 +203,8 @@ class Registry:
             ep_ports = ep.get("ports") or {}
             number = ep_ports.get(port.name or "", target) if isinstance(ep_ports, dict) else target
             if is_ip(addr) and addr.startswith("127."):
-                out.append(EndpointInfo(addr, int(number), dict(ep.get("labels") or {})))
+                out.append(EndpointInfo(addr, int(number), dict(ep.get("labels") or {}),
+                                        locality=str(ep.get("locality") or "")))
             else:
                 self.warnings.append(
                     f"{where(se)}: endpoint {addr or '?'} is not a "
@@ -210,18 +227,26 @@ class Registry:
 
     # ---- virtual services --------------------------------------------------------------------
     def virtual_services(self) -> list[VirtualService]:
-        """VSs visible to the proxy's namespace, oldest first; namespace-private ones first."""
+        """VSs visible to the proxy's namespace, oldest first; namespace-private ones first.
+
+        The VirtualServices istiod generates from HTTPRoutes (`meshlab.gateway_api`) join them in
+        creation order; those in the proxy's own namespace come first, the consumer's override
+        (push_context.go: gateway-semantics VirtualServices of the proxy's namespace first)."""
         client_ns = self.proxy.namespace
-        private, public = [], []
-        for vs in self.state.virtual_services():
+        own, private, public = [], [], []
+        ordered = [((self.state.created(vs), vs.name), vs) for vs in self.state.virtual_services()]
+        ordered += self.gateway_api.virtual_services
+        for _, vs in sorted(ordered, key=lambda t: t[0]):
             ns = vs.namespace or "default"
             if not exported_to(vs.spec.export_to, ns, client_ns):
                 continue
-            if vs.spec.export_to and all(e in (".", client_ns) for e in vs.spec.export_to):
+            if uses_gateway_semantics(vs) and ns == client_ns:
+                own.append(vs)
+            elif vs.spec.export_to and all(e in (".", client_ns) for e in vs.spec.export_to):
                 private.append(vs)
             else:
                 public.append(vs)
-        return private + public
+        return own + private + public
 
     def vs_hosts(self, vs: VirtualService) -> list[str]:
         """The VirtualService's hosts as istiod matches them: lower-cased (DNS names are not case
@@ -230,7 +255,14 @@ class Registry:
 
     # ---- gateways ----------------------------------------------------------------------------
     def gateways_for_proxy(self) -> list[Gateway]:
-        """Gateway objects whose selector matches this (gateway) proxy's labels."""
+        """Gateway objects whose selector matches this (gateway) proxy's labels; for the Envoy Istio
+        deploys for a Gateway API Gateway (pods labelled gateway.networking.k8s.io/gateway-name), the
+        Istio Gateways generated from that Gateway's listeners."""
+        deployed_for = self.proxy.labels.get(GATEWAY_NAME_LABEL)
+        if deployed_for is not None:
+            return [gw for gw in self.gateway_api.gateways
+                    if (owner := self.gateway_api.gateway_owner.get((gw.namespace or "", gw.name))) is not None
+                    and owner.name == deployed_for and (owner.namespace or "default") == self.proxy.namespace]
         out = []
         for gw in self.state.gateways():
             sel = gw.spec.selector

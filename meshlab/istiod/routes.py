@@ -19,14 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..gateway_api import UNKNOWN_SERVICE, quote_meta, uses_gateway_semantics
 from ..names import (
-    HTTP_FAMILY, MESH_GATEWAY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, gateway_ref, host_matches,
-    host_subset_of, is_wildcard, labels_match, to_fqdn,
+    HTTP_FAMILY, HTTP_STATUS_NAMED, MESH_GATEWAY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, gateway_ref,
+    host_matches, host_subset_of, is_wildcard, labels_match, to_fqdn,
 )
 from ..objects import (
-    Destination, Headers, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService,
+    ConsistentHashLB, Destination, Headers, HTTPMatchRequest, HTTPRoute, StringMatch, TrafficPolicy,
+    VirtualService,
 )
-from .clusters import duration, effective_policy
+from .clusters import duration
 from .listeners import RouteTarget
 from .registry import Registry, ServiceInfo
 from .registry import where as where_obj
@@ -54,6 +56,48 @@ def default_retry_policy(*, hashed: bool = False) -> dict[str, Any]:
     if not hashed:  # previous_hosts would defeat consistent hashing
         policy["retry_host_predicate"] = _previous_hosts()
     return policy
+
+
+def parse_retry_on(retry_on: str) -> tuple[str, list[int]]:
+    """A VS `retryOn` → (Envoy's retry_on, retriable_status_codes): numbers that are HTTP statuses
+    become codes, the rest stays (retry.parseRetryOn)."""
+    words, codes = [], []
+    for part in (p.strip() for p in retry_on.split(",")):
+        if not part:
+            continue
+        if part.lstrip("+-").isdigit() and int(part) in HTTP_STATUS_NAMED:
+            codes.append(int(part))
+        else:
+            words.append(part)
+    return ",".join(words), codes
+
+
+def _hash_of(policy: Any) -> ConsistentHashLB | None:
+    lb = policy.load_balancer if policy is not None else None
+    return lb.consistent_hash if lb is not None else None
+
+
+def hash_policy(ch: ConsistentHashLB | None) -> dict[str, Any] | None:
+    """A DestinationRule's consistentHash → the route's Envoy hash policy (ConsistentHashToHashPolicy)."""
+    if ch is None:
+        return None
+    if ch.http_header_name:
+        return {"header": {"header_name": ch.http_header_name}}
+    if ch.http_cookie:
+        cookie: dict[str, Any] = {"name": ch.http_cookie.get("name", "")}
+        if ch.http_cookie.get("ttl"):
+            cookie["ttl"] = duration(str(ch.http_cookie["ttl"]), "httpCookie.ttl")
+        if ch.http_cookie.get("path"):
+            cookie["path"] = ch.http_cookie["path"]
+        if ch.http_cookie.get("attributes"):
+            cookie["attributes"] = [{"name": a.get("name", ""), "value": a.get("value", "")}
+                                    for a in ch.http_cookie["attributes"]]
+        return {"cookie": cookie}
+    if ch.use_source_ip:
+        return {"connection_properties": {"source_ip": True}}
+    if ch.http_query_parameter_name:
+        return {"query_parameter": {"name": ch.http_query_parameter_name}}
+    return None
 
 
 def _fraction(percent: float) -> dict[str, Any]:
@@ -85,8 +129,13 @@ def _header_matcher(name: str, m: StringMatch, *, invert: bool = False) -> dict[
     return out
 
 
-def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str]) -> dict[str, Any]:
-    """VS HTTPMatchRequest → Envoy RouteMatch (conditions inside one match are ANDed)."""
+def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str], *,
+                    gateway_semantics: bool = False) -> dict[str, Any]:
+    """VS HTTPMatchRequest → Envoy RouteMatch (conditions inside one match are ANDed).
+
+    With `gateway_semantics` (configuration generated from an HTTPRoute) a prefix other than "/"
+    matches whole path segments: `path_separated_prefix` without its trailing "/"
+    (route.go, translateRouteMatch)."""
     out: dict[str, Any] = {"prefix": "/"}
     if m is None:
         out["case_sensitive"] = True
@@ -94,6 +143,8 @@ def translate_match(m: HTTPMatchRequest | None, where: str, warnings: list[str])
     if m.uri is not None:
         if m.uri.exact is not None:
             out = {"path": m.uri.exact}
+        elif m.uri.prefix is not None and gateway_semantics and m.uri.prefix != "/":
+            out = {"path_separated_prefix": m.uri.prefix.rstrip("/")}
         elif m.uri.prefix is not None:
             out = {"prefix": m.uri.prefix}
         elif m.uri.regex is not None:
@@ -181,6 +232,8 @@ class RouteBuilder:
 
     # ---- destinations ------------------------------------------------------------------------
     def dest_cluster(self, d: Destination, vs_ns: str) -> tuple[str, ServiceInfo | None, int, str | None]:
+        if not d.host:      # a backendRef istiod refused (route.GetDestinationCluster)
+            return UNKNOWN_SERVICE, None, self.port, None
         host = to_fqdn(d.host, vs_ns)
         svc = self.reg.service_for(host)
         if d.port is not None and d.port.number:
@@ -191,28 +244,42 @@ class RouteBuilder:
             port = self.port
         return cluster_name(port, d.subset, host), svc, port, d.subset
 
-    def hash_policy(self, svc: ServiceInfo | None, port: int, subset: str | None) -> list[dict[str, Any]] | None:
-        if svc is None:
+    def consistent_hash(self, d: Destination, vs_ns: str) -> ConsistentHashLB | None:
+        """The consistentHash a route to destination `d` hashes by (HashForHTTPDestination,
+        pilot/pkg/networking/core/route/route.go): the DestinationRule's top-level one, replaced by
+        its `portLevelSettings` entry's when the destination names a port, by the subset's, by the
+        subset's port-level one — each only where it sets a consistentHash (not block replacement:
+        the route's hash may differ from the cluster's LB policy)."""
+        dr = self.reg.destination_rule(to_fqdn(d.host, vs_ns))
+        if dr is None:
             return None
+        tp = dr.traffic_policy
+        found = _hash_of(tp)
+        port = d.port.number if d.port is not None and d.port.number else None
+
+        def port_level(policy: TrafficPolicy | None) -> ConsistentHashLB | None:
+            pl = next((x for x in (policy.port_level_settings or []) if x.port and x.port.number == port),
+                      None) if policy is not None and port else None
+            return _hash_of(pl)
+        sub = next((x for x in dr.subsets if x.name == d.subset), None) if d.subset else None
+        for candidate in (port_level(tp), _hash_of(sub.traffic_policy if sub else None),
+                          port_level(sub.traffic_policy if sub else None)):
+            if candidate is not None:
+                found = candidate
+        return found
+
+    def service_hash(self, svc: ServiceInfo) -> ConsistentHashLB | None:
+        """The consistentHash of a Service's default route (hashForService): the DestinationRule's
+        top-level one, or its `portLevelSettings` entry's for this port when that sets one."""
         dr = self.reg.destination_rule(svc.hostname)
-        lb = effective_policy(dr, port, subset).load_balancer
-        ch = lb.consistent_hash if lb else None
-        if ch is None:
+        if dr is None:
             return None
-        if ch.http_header_name:
-            return [{"header": {"header_name": ch.http_header_name}}]
-        if ch.http_cookie:
-            cookie: dict[str, Any] = {"name": ch.http_cookie.get("name", "")}
-            if ch.http_cookie.get("path"):
-                cookie["path"] = ch.http_cookie["path"]
-            if ch.http_cookie.get("ttl"):
-                cookie["ttl"] = duration(str(ch.http_cookie["ttl"]), "httpCookie.ttl")
-            return [{"cookie": cookie}]
-        if ch.use_source_ip:
-            return [{"connection_properties": {"source_ip": True}}]
-        if ch.http_query_parameter_name:
-            return [{"query_parameter": {"name": ch.http_query_parameter_name}}]
-        return None
+        found = _hash_of(dr.traffic_policy)
+        pl = next((x for x in (dr.traffic_policy.port_level_settings or []) if x.port
+                   and x.port.number == self.port), None) if dr.traffic_policy is not None else None
+        if pl is not None and _hash_of(pl) is not None:
+            found = _hash_of(pl)
+        return found
 
     # ---- one rule ----------------------------------------------------------------------------
     def rule_action(self, rule: HTTPRoute, vs: VirtualService, where: str) -> dict[str, Any] | None:
@@ -226,12 +293,17 @@ class RouteBuilder:
                 red["path_redirect"] = rd.uri
             if rd.authority:
                 red["host_redirect"] = rd.authority
-            if rd.port:
-                red["port_redirect"] = rd.port
+            if rd.prefix_rewrite:
+                red["prefix_rewrite"] = rd.prefix_rewrite
             if rd.scheme:
                 red["scheme_redirect"] = rd.scheme
-            if rd.derive_port:
-                self.reg.warnings.append(f"{where}: redirect.derivePort is not modelled locally")
+            if rd.port is not None or rd.derive_port:
+                # ApplyRedirect (route.go): FROM_REQUEST_PORT is the port the route serves; no explicit
+                # :80 for http or :443 for https
+                port = rd.port if rd.derive_port is None else (self.port if rd.derive_port == "FROM_REQUEST_PORT" else 0)
+                scheme = rd.scheme or "http"
+                if port and not ((port == 80 and scheme == "http") or (port == 443 and scheme == "https")):
+                    red["port_redirect"] = port
             red["response_code"] = _REDIRECT_CODES.get(rd.redirect_code or 301, "MOVED_PERMANENTLY")
             r["redirect"] = red
         elif rule.direct_response is not None:
@@ -245,6 +317,10 @@ class RouteBuilder:
             r["direct_response"] = resp
         elif rule.route:
             r["route"], per_dest = self._route_action(rule, vs_ns, where)
+            if uses_gateway_semantics(vs):
+                # applyHTTPRouteDestination: a backend the route names but istiod has no cluster for
+                # answers 500, as the Gateway API requires (Envoy's own default is 503)
+                r["route"]["cluster_not_found_response_code"] = "INTERNAL_SERVER_ERROR"
         else:
             if rule.delegate is not None:
                 self.reg.warnings.append(f"{where}: delegate VirtualServices are not modelled locally; "
@@ -275,12 +351,15 @@ class RouteBuilder:
         assert rule.route
         action: dict[str, Any] = {}
         dests = rule.route
-        hashes = []
+        hashes: list[dict[str, Any]] = []
+        consistent = False
         dest_authority = ""
         if len(dests) == 1:
             name, svc, port, subset = self.dest_cluster(dests[0].destination, vs_ns)
             action["cluster"] = name
-            hashes.append(self.hash_policy(svc, port, subset))
+            h = self.consistent_hash(dests[0].destination, vs_ns)
+            consistent = h is not None
+            hashes += [hp] if (hp := hash_policy(h)) else []
             per_dest = _header_ops(dests[0].headers)
             dest_authority = _authority(dests[0].headers)
         else:
@@ -294,7 +373,9 @@ class RouteBuilder:
                 if _authority(d.headers):
                     wc["host_rewrite_literal"] = _authority(d.headers)
                 clusters.append(wc)
-                hashes.append(self.hash_policy(svc, port, subset))
+                # istiod appends every weighted destination's hash policy, duplicates included;
+                # Envoy hashes once per request, then each destination's cluster maps the hash
+                hashes += [hp] if (hp := hash_policy(self.consistent_hash(d.destination, vs_ns))) else []
             per_dest = {}
             if not clusters:
                 self.reg.warnings.append(f"{where}: every destination has weight 0")
@@ -312,13 +393,12 @@ class RouteBuilder:
         # Istio writes the deprecated max_grpc_timeout (not max_stream_duration, whose
         # grpc_timeout_header_max would make Envoy ignore the route timeout for plain HTTP)
         action["max_grpc_timeout"] = action["timeout"]
-        distinct = {repr(h) for h in hashes if h}
-        hash_policy = next((h for h in hashes if h), None) if len(distinct) == 1 else None
-        retry = self._retry(rule, where, hashed=hash_policy is not None)
+        # previous_hosts stays unless a single destination hashes (retry.ConvertPolicy)
+        retry = self._retry(rule, where, hashed=consistent)
         if retry is not None:
             action["retry_policy"] = retry
-        if hash_policy:
-            action["hash_policy"] = hash_policy
+        if hashes:
+            action["hash_policy"] = hashes
         if rule.rewrite is not None:
             if rule.rewrite.uri is not None:
                 action["prefix_rewrite"] = rule.rewrite.uri
@@ -337,35 +417,34 @@ class RouteBuilder:
         return action, per_dest
 
     def _retry(self, rule: HTTPRoute, where: str, *, hashed: bool) -> dict[str, Any] | None:
+        """VS `retries` → Envoy's retry policy (retry.ConvertPolicy,
+        pilot/pkg/networking/core/route/retry/retry.go)."""
         rp = rule.retries
         if rp is None:
             return default_retry_policy(hashed=hashed)
         if not rp.attempts:
-            return None  # attempts: 0 disables retries altogether
+            return None  # attempts 0 (or unset in a retries block) disables retries altogether
         policy: dict[str, Any] = {"num_retries": rp.attempts, "retry_on": DEFAULT_RETRY_ON,
                                   "host_selection_retry_max_attempts": "5"}
         if rp.retry_on:
-            ons, codes = [], []
-            for item in (x.strip() for x in rp.retry_on.split(",")):
-                if not item:
-                    continue
-                if item.isdigit():
-                    codes.append(int(item))
-                else:
-                    ons.append(item)
-            if codes and "retriable-status-codes" not in ons:
-                ons.append("retriable-status-codes")
-            policy["retry_on"] = ",".join(ons)
+            policy["retry_on"], codes = parse_retry_on(rp.retry_on)
             if codes:
+                if "retriable-status-codes" not in policy["retry_on"]:
+                    policy["retry_on"] += ",retriable-status-codes"
                 policy["retriable_status_codes"] = codes
         if rp.per_try_timeout:
             policy["per_try_timeout"] = duration(rp.per_try_timeout, f"{where} retries.perTryTimeout")
-        if rp.backoff:
-            policy["retry_back_off"] = {"base_interval": duration(rp.backoff, f"{where} retries.backoff")}
-        if not hashed:
+        predicate = not hashed if rp.retry_ignore_previous_hosts is None else rp.retry_ignore_previous_hosts
+        if predicate:
             policy["retry_host_predicate"] = _previous_hosts()
         if rp.retry_remote_localities:
-            self.reg.warnings.append(f"{where}: retryRemoteLocalities has no effect locally")
+            policy["retry_priority"] = {
+                "name": "envoy.retry_priorities.previous_priorities",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.priority."
+                                          "previous_priorities.v3.PreviousPrioritiesConfig",
+                                 "update_frequency": 2}}
+        if rp.backoff:
+            policy["retry_back_off"] = {"base_interval": duration(rp.backoff, f"{where} retries.backoff")}
         return policy
 
     def _fault(self, rule: HTTPRoute, where: str) -> dict[str, Any] | None:
@@ -466,11 +545,19 @@ class RouteBuilder:
                         action = None
                     if action is None:
                         break
-                match = translate_match(m, where, self.reg.warnings)
+                gateway_semantics = uses_gateway_semantics(vs)
+                match = translate_match(m, where, self.reg.warnings, gateway_semantics=gateway_semantics)
                 name = rule.name or ""
                 if m is not None and m.name:
                     name = f"{name}.{m.name}"
-                routes.append({"name": name, "match": match, **action})
+                route = {"name": name, "match": match, **action}
+                if gateway_semantics and rule.rewrite is not None and rule.rewrite.uri == "/" and "route" in route:
+                    # ReplacePrefixMatch "/" removes the matched prefix (route.go, applyHTTPRouteDestination)
+                    route["route"] = {k: v for k, v in route["route"].items() if k != "prefix_rewrite"}
+                    route["route"]["regex_rewrite"] = {
+                        "pattern": {"regex": f"^{quote_meta(match.get('path_separated_prefix', ''))}(/?)(.*)"},
+                        "substitution": "/\\2"}
+                routes.append(route)
                 if is_catch_all(match):
                     return routes  # nothing after a catch-all is emitted (BuildHTTPRoutesForVirtualService)
             if not rule.match:
@@ -478,14 +565,15 @@ class RouteBuilder:
         return routes
 
     def default_route(self, svc: ServiceInfo) -> dict[str, Any]:
-        """The route of a Service no VirtualService covers (BuildDefaultHTTPOutboundRoute)."""
-        hp = self.hash_policy(svc, self.port, None)
+        """The route of a Service no VirtualService covers (BuildDefaultHTTPOutboundRoute): the
+        default retry policy — previous_hosts kept even when it hashes — and the Service's hash."""
         action: dict[str, Any] = {"cluster": cluster_name(self.port, None, svc.hostname),
                                   "timeout": "0s",
                                   "max_grpc_timeout": "0s",
-                                  "retry_policy": default_retry_policy(hashed=hp is not None)}
+                                  "retry_policy": default_retry_policy()}
+        hp = hash_policy(self.service_hash(svc))
         if hp:
-            action["hash_policy"] = hp
+            action["hash_policy"] = [hp]
         return {"name": "default", "match": {"prefix": "/", "case_sensitive": True}, "route": action}
 
 
@@ -571,6 +659,9 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
                 continue
             if svc.hostname not in hosts and wildcard_owner.get(svc.hostname) is not vs:
                 continue
+            if uses_gateway_semantics(vs) and svc.namespace != vs.namespace and reg.proxy.namespace != vs.namespace:
+                continue    # a mesh HTTPRoute applies to its namespace's clients, or to its own Services'
+
             if routes is None:
                 routes = rb.vs_routes(vs, gateway_names=None)
             if routes:  # a VS that yields no route for this proxy/port leaves the default route

@@ -43,12 +43,34 @@ class LoadReport:
     """Everything one load found: objects (only meaningful when `ok`), problems, and notes.
 
     Notes are not errors: kinds meshlab keeps but does not model, files that held no objects.
+    Warnings are not errors either: the same object given again, where the later one replaces the
+    earlier (as `kubectl apply -f folder/` applies file after file); only the later is in `objects`.
+
+    `refused`: objects the API server would store but Istio's validation (its webhook, `webhook.py`)
+    refuses, each with those problems. Their problems are in `problems` too (`load()` applies
+    nothing when there are any); `istioctl analyze` reports them as IST0106 on the object and
+    analyzes everything else, and `meshlab.analyze` does the same.
     """
 
     objects: list[K8sObject] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    refused: list[tuple[K8sObject, list[Problem]]] = field(default_factory=list)
+
+    @property
+    def read_objects(self) -> list[K8sObject]:
+        """Every object read: `objects`, then the ones only Istio's validation refuses (what
+        `istioctl analyze` still analyzes), except one also given valid (what kubectl applied)."""
+        valid = {o.key for o in self.objects}
+        return [*self.objects, *(o for o, _ in self.refused if o.key not in valid)]
+
+    @property
+    def unparsed(self) -> list[Problem]:
+        """The problems that are not Istio validation's: what stops an object being read at all."""
+        refused = {id(p) for _, problems in self.refused for p in problems}
+        return [p for p in self.problems if id(p) not in refused]
 
     @property
     def ok(self) -> bool:
@@ -69,13 +91,17 @@ class LoadReport:
 
 
 class Manifests(list):
-    """The objects `load()` returns: a plain list of K8sObject, plus the load's `notes`."""
+    """The objects `load()` returns: a plain list of K8sObject, plus the load's `notes` and
+    `warnings` (objects given twice: the later one is in the list)."""
 
     notes: list[Problem]
+    warnings: list[Problem]
 
-    def __init__(self, objects: Iterable[K8sObject] = (), notes: Iterable[Problem] = ()):
+    def __init__(self, objects: Iterable[K8sObject] = (), notes: Iterable[Problem] = (),
+                 warnings: Iterable[Problem] = ()):
         super().__init__(objects)
         self.notes = list(notes)
+        self.warnings = list(warnings)
 
 
 def load(source: Loadable) -> Manifests:
@@ -84,12 +110,14 @@ def load(source: Loadable) -> Manifests:
     `source` may be a path (file or folder, read recursively for *.yaml / *.yml), a YAML string
     (one or more documents), a dict, a K8sObject, or a list of any of these. Objects without a
     namespace are put in `default`. Unmodelled kinds are returned as UnmodelledObject and listed
-    in the result's `.notes`.
+    in the result's `.notes`. An object given twice (same apiVersion group, kind, namespace and
+    name) is taken once, the later definition, as `kubectl apply -f` applies them in order; the
+    result's `.warnings` say where both are.
     """
     report = load_report(source)
     if report.problems:
         raise ManifestError(report.problems)
-    return Manifests(report.objects, report.notes)
+    return Manifests(report.objects, report.notes, report.warnings)
 
 
 def load_report(source: Loadable) -> LoadReport:
@@ -246,14 +274,17 @@ class _Loader:
             obj.metadata.namespace = None
         where.obj = obj
         apiserver.check_object(obj, data, where)
+        stored = len(self.result.problems) == before     # the API server would store it
         webhook.check_object(obj, where)
         if isinstance(obj, Service):   # the API server's defaulting: targetPort 0 means the port itself
             for port in obj.spec.ports:
                 if port.target_port == 0:
                     port.target_port = port.port
-        if len(self.result.problems) > before:
-            return
         obj.with_source(Source(doc.file, doc.line))
+        if len(self.result.problems) > before:
+            if stored:
+                self.result.refused.append((obj, self.result.problems[before:]))
+            return
         self.result.objects.append(obj)
         self._note_if_unmodelled(obj)
 
@@ -271,17 +302,37 @@ class _Loader:
                 f"the local lab", file=src.file if src else None, line=src.line if src else None, object=obj.ref))
 
     def check_duplicates(self) -> None:
-        seen: dict[tuple[str, str, str], K8sObject] = {}
-        for obj in self.result.objects:
-            first = seen.setdefault(obj.key, obj)
-            if first is not obj:
-                src = obj.source
-                self._problem(f"the same object is given twice in one apply (first at {first.source or 'an object'}); "
-                              f"remove one, or give them different names",
-                              file=src.file if src else None, line=src.line if src else None, object=obj.ref)
+        """The same object given again: the later definition replaces the earlier, as `kubectl
+        apply -f folder/` applies file after file (and the documents of a file in order) — a
+        warning naming both places, not an error: kubectl does not refuse it. The same object is
+        the same API group, kind, namespace and name (an Istio Gateway and a Gateway API Gateway
+        of one name are two objects)."""
+        last: dict[tuple[str, str, str, str], int] = {}
+        objects = self.result.objects
+        for i, obj in enumerate(objects):
+            last[_identity(obj)] = i
+        kept = []
+        for i, obj in enumerate(objects):
+            j = last[_identity(obj)]
+            if j == i:
+                kept.append(obj)
+                continue
+            later = objects[j]
+            src = obj.source
+            self.result.warnings.append(Problem(
+                f"given again at {later.source or 'a later object'}: that later definition is the one applied "
+                f"(kubectl apply -f applies files in order, so the last one wins)",
+                file=src.file if src else None, line=src.line if src else None, object=obj.ref))
+        self.result.objects = kept
 
     def _problem(self, message: str, **kw: Any) -> None:
         self.result.problems.append(Problem(message, **kw))
+
+
+def _identity(obj: K8sObject) -> tuple[str, str, str, str]:
+    """What makes two objects the same object on an API server: group, kind, namespace, name."""
+    group = obj.api_version.rpartition("/")[0] if "/" in obj.api_version else ""
+    return (group, *obj.key)
 
 
 _PATH_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]|\[\"?([^\]\"]+)\"?\]")

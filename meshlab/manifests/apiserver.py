@@ -44,7 +44,8 @@ SERVED_VERSIONS: dict[str, tuple[str, ...]] = {
     "security.istio.io": ("v1", "v1beta1"),
     "telemetry.istio.io": ("v1", "v1alpha1"),
     "extensions.istio.io": ("v1alpha1",),
-    "gateway.networking.k8s.io": ("v1", "v1beta1", "v1alpha2", "v1alpha3"),
+    # the Gateway API's standard channel (v1.6.0 CRDs, which Istio's go.mod requires) serves these
+    "gateway.networking.k8s.io": ("v1", "v1beta1"),
     "extensions": (),
 }
 
@@ -60,6 +61,8 @@ KINDS: dict[str, frozenset[str]] = {
     "security.istio.io": frozenset("AuthorizationPolicy PeerAuthentication RequestAuthentication".split()),
     "telemetry.istio.io": frozenset({"Telemetry"}),
     "extensions.istio.io": frozenset({"TrafficExtension", "WasmPlugin"}),
+    "gateway.networking.k8s.io": frozenset("""BackendTLSPolicy GatewayClass Gateway GRPCRoute HTTPRoute ListenerSet
+        ReferenceGrant TCPRoute TLSRoute UDPRoute""".split()),
 }
 
 # Field names of the big Kubernetes structs meshlab keeps open (PodSpec, Container), written from
@@ -110,6 +113,8 @@ def model_for(where: Where, api_version: str, kind: str) -> type[K8sObject] | No
                       f'(apps/v1) or "v1"')
         return None
     served_for_kind = sorted(av for av, k in MODELLED if k == kind)
+    same_group = [av for av in served_for_kind if av.rpartition("/")[0] == group]
+    served_for_kind = same_group or served_for_kind
     if served_for_kind:
         where.problem(["apiVersion"], f'{kind} is not served in {clip(api_version)}; '
                       f"use {or_(served_for_kind)}")

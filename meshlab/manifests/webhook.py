@@ -19,8 +19,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..objects import Destination, DestinationRule, HTTPRoute, K8sObject, StringMatch, VirtualService, duration_ns
-from ..names import is_ip
+from ..names import HTTP_STATUS_NAMED, is_ip
+from ..objects import (
+    Destination, DestinationRule, HTTPRoute, K8sObject, ServiceEntry, StringMatch, VirtualService, duration_ns,
+)
 from .apiserver import DNS1123_LABEL, valid
 from .messages import Where, clip, describe
 from .re2 import RE2_SYNTAX, re2_problem
@@ -35,9 +37,6 @@ _GRPC_STATUS = frozenset("""OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEE
 _RETRY_ON = frozenset("""5xx gateway-error reset reset-before-request connect-failure retriable-4xx refused-stream
     retriable-status-codes retriable-headers envoy-ratelimited http3-post-connect-failure cancelled
     deadline-exceeded internal resource-exhausted unavailable""".split())
-#: status codes Go's net/http has a name for: the webhook takes these as retryOn policies too
-_HTTP_STATUS_NAMED = frozenset([100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308,
-                                *range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511])
 _CORS_METHODS = frozenset("GET HEAD POST PUT PATCH DELETE CONNECT OPTIONS TRACE *".split())
 _MAX_REGEX = 1024          # the webhook's limit on a regex's length
 _MAX_DIRECT_BODY = 1 << 20
@@ -75,6 +74,15 @@ def wildcard_domain_problem(host: str) -> str | None:
             break
         if len(label) > 63 or not _DNS1123_LABEL.fullmatch(label):
             return f"domain name {clip(host)} invalid (label {clip(label, 40)} invalid)"
+    return None
+
+
+def subset_name_problem(name: str) -> str | None:
+    """validateSubsetName (validation.go): labels.IsDNS1123Label — Istio's own pattern, which, unlike
+    the API server's, takes upper-case letters (`V1` is a valid subset name; `v1_a`, `v1.0` are not)."""
+    if len(name) > 63 or not _DNS1123_LABEL.fullmatch(name):
+        return (f"{clip(name)} is not a valid subset name: an RFC 1123 label (letters, digits and '-', starting and "
+                f"ending with a letter or digit, at most 63)")
     return None
 
 
@@ -185,6 +193,40 @@ def _check_headers(headers: Any, path: list[str | int], p: Any) -> None:
                 p([*path, side, "remove", j], why)
 
 
+#: RFC 7230 token characters, as validation.go's validHeaderNameRegex spells them: its class holds
+#: `+-.`, a range in Go's regexp, so `,` passes too (as it does through Istio)
+_HEADER_NAME = re.compile(r"[!#$%&'*+,\-.^_`|~A-Za-z0-9]+\Z")
+#: the pseudo-headers a match may name (validation.go pseudoHeaders)
+_PSEUDO_HEADERS = frozenset((":method", ":scheme", ":authority", ":path", ":status"))
+#: JWT claim routing (pkg/jwt/routing.go HeaderJWTClaim)
+_JWT_CLAIM = "@request.auth.claims"
+
+
+def header_match_name_problem(name: str) -> str | None:
+    """Istio's ValidateHTTPHeaderNameOrJwtClaimRoute (pkg/config/validation/validation.go) for
+    `match[].headers` and `withoutHeaders` keys: a token (RFC 7230: letters, digits and
+    !#$%&'*+-.^_`|~ — no space, no ':'), one of the pseudo-headers :method :scheme :authority
+    :path :status, or a JWT claim `@request.auth.claims.<claim>` / `@request.auth.claims[<claim>]`."""
+    if name == "":
+        return "header name cannot be empty"
+    lowered = name.lower()
+    if lowered.startswith(_JWT_CLAIM):
+        rest = name[len(_JWT_CLAIM):]
+        if (rest.startswith(".") and len(rest) > 1) or (rest.startswith("[") and rest.endswith("]") and len(rest) > 2):
+            return None
+    if name in _PSEUDO_HEADERS:
+        return None
+    if not _HEADER_NAME.match(name):
+        hint = ""
+        if name.startswith(":"):
+            hint = (" — the only pseudo-headers a match may name are " + ", ".join(sorted(_PSEUDO_HEADERS))
+                    + " (match the path with uri:)")
+        elif " " in name:
+            hint = " — a header name has no spaces"
+        return f"header name {clip(name)} is not a valid header name{hint}"
+    return None
+
+
 def _header_name_problem(name: str, side: str, *, removing: bool) -> str | None:
     if name == "":
         return "header name cannot be empty"
@@ -207,11 +249,29 @@ def _no_line_breaks(value: str | None, path: list[str | int], p: Any, what: str)
 
 
 def check_object(obj: K8sObject, where: Where) -> None:
-    """The webhook's rules for the kinds meshlab models (VirtualService, DestinationRule)."""
+    """The webhook's rules for the kinds meshlab models (VirtualService, DestinationRule,
+    ServiceEntry)."""
     if isinstance(obj, VirtualService):
         _check_virtual_service(obj, where.problem)
     elif isinstance(obj, DestinationRule):
         _check_destination_rule(obj, where.problem)
+    elif isinstance(obj, ServiceEntry):
+        _check_service_entry(obj, where.problem)
+
+
+def _check_service_entry(se: ServiceEntry, p: Any) -> None:
+    """ValidateServiceEntry (validation.go): with resolution DNS or DNS_ROUND_ROBIN and no endpoints,
+    Envoy resolves the hosts themselves, so each must be a full DNS name (agent.ValidateFQDN: no
+    wildcard label)."""
+    if se.spec.resolution not in ("DNS", "DNS_ROUND_ROBIN") or se.spec.endpoints:
+        return
+    for i, host in enumerate(se.spec.hosts):
+        labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+        bad = next((label for label in labels if len(label) > 63 or not _DNS1123_LABEL.fullmatch(label)), None)
+        if bad is not None or len(host) > 255:
+            p(["spec", "hosts", i], f"hosts must be FQDN or contain only prefix wildcards if no endpoints are provided "
+              f"for resolution mode {se.spec.resolution}: {clip(host)} has the label {clip(bad or host, 40)} — "
+              f"Envoy must resolve this name itself; give endpoints, or use resolution NONE for a wildcard")
 
 
 def _check_virtual_service(vs: VirtualService, p: Any) -> None:
@@ -297,9 +357,8 @@ def _check_destination(dest: Destination | None, path: list[str | int], p: Any) 
         p([*path, "host"], 'a destination host cannot be "*": name a service')
     elif (why := wildcard_domain_problem(dest.host)) is not None:
         p([*path, "host"], why + _host_hint(dest.host))
-    if dest.subset and not valid(dest.subset, DNS1123_LABEL, 63):
-        p([*path, "subset"], f'{clip(dest.subset)} is not a valid subset name: an RFC 1123 label (lower case letters, '
-          f"digits and '-', starting and ending with a letter or digit)")
+    if dest.subset and (why := subset_name_problem(dest.subset)):
+        p([*path, "subset"], why)
     if dest.port is not None and not 1 <= dest.port.number <= 65535:
         p([*path, "port", "number"], f"must be between 1 and 65535, found {describe(dest.port.number)}")
 
@@ -314,6 +373,8 @@ def _check_http_route(route: HTTPRoute, path: list[str | int], p: Any) -> None:
         for field_name, alias in (("headers", "headers"), ("query_params", "queryParams"),
                                   ("without_headers", "withoutHeaders")):
             for key, sm in (getattr(m, field_name) or {}).items():
+                if alias != "queryParams" and (why := header_match_name_problem(key)):
+                    p([*mp, alias, key], why, at_key=True)
                 if alias == "withoutHeaders" and sm.regex == "*":   # Istio's "header absent" spelling
                     continue
                 _check_string_match(sm, [*mp, alias, key], p)
@@ -421,7 +482,7 @@ def _check_retries(rt: Any, path: list[str | int], p: Any) -> None:
     _webhook_duration(rt.per_try_timeout, [*path, "perTryTimeout"], p)
     _webhook_duration(rt.backoff, [*path, "backoff"], p)
     for policy in (rt.retry_on or "").split(",") if rt.retry_on else []:
-        if policy not in _RETRY_ON and not (policy.isdigit() and int(policy) in _HTTP_STATUS_NAMED):
+        if policy not in _RETRY_ON and not (policy.isdigit() and int(policy) in HTTP_STATUS_NAMED):
             p([*path, "retryOn"], f'{clip(policy)} is not a retryOn policy: a comma-separated list (no spaces) of '
               f"{', '.join(sorted(_RETRY_ON))} or HTTP status codes")
 
@@ -525,7 +586,6 @@ def _check_destination_rule(dr: DestinationRule, p: Any) -> None:
         p(["spec", "host"], why + _host_hint(dr.spec.host))
     _check_traffic_policy(dr.spec.traffic_policy, ["spec", "trafficPolicy"], p)
     for i, subset in enumerate(dr.spec.subsets):
-        if subset.name and not valid(subset.name, DNS1123_LABEL, 63):
-            p(["spec", "subsets", i, "name"], f'{clip(subset.name)} is not a valid subset name: an RFC 1123 label '
-              f"(lower case letters, digits and '-', starting and ending with a letter or digit)")
+        if subset.name and (why := subset_name_problem(subset.name)):
+            p(["spec", "subsets", i, "name"], why)
         _check_traffic_policy(subset.traffic_policy, ["spec", "subsets", i, "trafficPolicy"], p)

@@ -43,7 +43,7 @@ class Target:
     `access_logs` are the Envoy access logs that may hold this traffic (joined by request id).
     """
 
-    proxy: str                       # "sidecar" | "gateway" | "none"
+    proxy: str                       # "sidecar" | "gateway" | "none" | a gateway deployment ("web-istio")
     connect: tuple[str, int] | None
     host_header: str
     path: str
@@ -120,6 +120,9 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
+#: The methods a probe sends (a body-less request each; POST/PUT/PATCH with `content-length: 0`).
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
 #: Requests one probe may send (and rows one run keeps). A row with its Envoy access-log line
 #: takes about 3 KB in this process (measured: 50,000 rows ≈ 160 MB), so this bounds a run at
 #: ~320 MB, within a Binder-sized notebook. An open-ended `probing()` run stops here by itself.
@@ -140,10 +143,13 @@ def _clip(value: Any) -> str:
 
 
 def check_args(*, n: Any = None, concurrency: Any = 1, keepalive: Any = True, headers: Any = None,
-               rate: Any = None, duration: Any = None, timeout: Any = 30.0, seed: Any = None) -> None:
+               rate: Any = None, duration: Any = None, timeout: Any = 30.0, seed: Any = None,
+               method: Any = "GET") -> None:
     """Refuse probe arguments that are wrong before anything starts, naming the argument
     (a float `n`, a string where a number goes, a header a server would reject) and the bound
     it crosses (`MAX_REQUESTS`, `MAX_CONCURRENCY`, `MAX_SECONDS`, `MIN_RATE`), with the reason."""
+    if method not in METHODS:
+        raise ProbeError(f"method must be one of {', '.join(METHODS)} (in capitals), not {_clip(method)}")
     if n is not None and not (_is_int(n) and n >= 0):
         raise ProbeError(f"n must be a whole number of requests >= 0, not {_clip(n)}")
     if n is not None and n > MAX_REQUESTS:
@@ -343,7 +349,7 @@ class ProbeRun:
                  headers: dict[str, str] | None, rate: float | None, duration: float | None,
                  timeout: float, seed: int | None, method: str = "GET") -> None:
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
-                   duration=duration, timeout=timeout, seed=seed)
+                   duration=duration, timeout=timeout, seed=seed, method=method)
         if n is None and duration is None and rate is None:
             n = 100
         self.open_ended = n is None and duration is None   # runs until stop()
@@ -354,6 +360,8 @@ class ProbeRun:
         self.rate, self.duration, self.timeout = rate, duration, timeout
         pid = next(_probe_ids)
         self.id_prefix = f"ml{os.getpid():x}-{pid}-{seed if seed is not None else int(time.time() * 1000) % 100000}"
+        # which requests were this probe's, for what the pods' app logged (`Lab.app_log(df)`)
+        self.attrs["request_id_prefix"] = self.id_prefix + "-"
         self._rows: list[dict[str, Any]] = []
         self._log_rows: dict[str, dict[str, Any]] = {}
         self._conn_log: dict[str, dict[str, Any]] = {}    # a tcp_proxy's line, by our end's ip:port
@@ -369,6 +377,8 @@ class ProbeRun:
         has_host = any(k.lower() == "host" for k in (headers or {}))
         host_line = "" if has_host else f"host: {target.host_header}\r\n"
         conn_line = "" if keepalive else "connection: close\r\n"
+        if method in ("POST", "PUT", "PATCH"):
+            conn_line += "content-length: 0\r\n"
         # UTF-8, as curl sends what the terminal holds: a VirtualService match written in YAML
         # (UTF-8) then matches a non-ASCII header value byte for byte.
         self._req_head = (f"{method} {target.path} HTTP/1.1\r\n{host_line}user-agent: meshlab-probe\r\n"
@@ -537,7 +547,7 @@ class ProbeRun:
             time.sleep(0.01)
 
     def _entry(self, row: dict[str, Any]) -> dict[str, Any] | None:
-        if self.target.proxy not in ("sidecar", "gateway"):
+        if self.target.proxy == "none":     # else a sidecar, the ingress gateway or a gateway deployment
             return None
         return self._log_rows.get(row["request_id"]) or (self._conn_log.get(row["local"]) if row.get("local") else None)
 
@@ -597,10 +607,11 @@ class LogTail:
 
 def run(target: Target, *, n: int | None = 100, concurrency: int = 1, keepalive: bool = True,
         headers: dict[str, str] | None = None, rate: float | None = None,
-        duration: float | None = None, timeout: float = 30.0, seed: int | None = None) -> ProbeRun:
+        duration: float | None = None, timeout: float = 30.0, seed: int | None = None,
+        method: str = "GET") -> ProbeRun:
     """Start a probe against a resolved target; returns at once (``.result()`` waits)."""
     return ProbeRun(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
-                    rate=rate, duration=duration, timeout=timeout, seed=seed)
+                    rate=rate, duration=duration, timeout=timeout, seed=seed, method=method)
 
 
 def probe_direct(url: str, **kw: Any) -> Any:

@@ -9,7 +9,7 @@ gateway) access-log line of the same request.
 
 Run: ``python -m meshlab.probe.in_pod --url http://reviews:9080/ [--n 100] [--concurrency 1]
 [--header 'Name: value']... [--no-keepalive] [--connect HOST:PORT] [--seed N] [--proxy sidecar]
-[--rate R] [--duration S] [--stdin-stop]``
+[--rate R] [--duration S] [--stdin-stop] [--method POST]``
 """
 
 from __future__ import annotations
@@ -58,12 +58,12 @@ def _stop_on_stdin(pr: Any, stdin: TextIO) -> None:
 def stream_probe(url: str, *, n: int | None, concurrency: int, keepalive: bool, headers: dict[str, str],
                  proxy: str = "sidecar", connect: str | None = None, seed: int | None = None,
                  timeout: float = 30.0, rate: float | None = None, duration: float | None = None,
-                 stdin_stop: TextIO | None = None, out: TextIO | None = None) -> int:
+                 stdin_stop: TextIO | None = None, out: TextIO | None = None, method: str = "GET") -> int:
     """Send the probe, writing each finished request as a JSON line while the rest are in flight.
     With neither `n` nor `duration` (but a `rate`) it runs until `stop` arrives on `stdin_stop`."""
     out = out or sys.stdout
     pr = run(target_for(url, proxy, connect), n=n, concurrency=concurrency, keepalive=keepalive,
-             headers=headers, timeout=timeout, seed=seed, rate=rate, duration=duration)
+             headers=headers, timeout=timeout, seed=seed, rate=rate, duration=duration, method=method)
     if stdin_stop is not None:
         threading.Thread(target=_stop_on_stdin, args=(pr, stdin_stop), daemon=True).start()
     sent = 0
@@ -99,9 +99,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-keepalive", action="store_true")
     p.add_argument("--connect", default=None, metavar="HOST:PORT",
                    help="dial this instead of the URL's host (the Host header stays the URL's)")
-    p.add_argument("--proxy", default="sidecar", choices=["sidecar", "gateway", "none"])
+    # sidecar, gateway (Istio's ingress gateway), none, or a Gateway API gateway deployment (`web-istio`)
+    p.add_argument("--proxy", default="sidecar")
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--method", default="GET")
     return p
 
 
@@ -110,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stream_probe(a.url, n=a.n, concurrency=a.concurrency, keepalive=not a.no_keepalive,
                      headers=dict(a.header), proxy=a.proxy, connect=a.connect, seed=a.seed, timeout=a.timeout,
-                     rate=a.rate, duration=a.duration, stdin_stop=sys.stdin if a.stdin_stop else None)
+                     rate=a.rate, duration=a.duration, stdin_stop=sys.stdin if a.stdin_stop else None,
+                     method=a.method)
     except ProbeError as e:
         print(f"meshlab probe: {e}", file=sys.stderr)
         return 2

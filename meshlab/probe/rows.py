@@ -101,9 +101,11 @@ def parse_access_log(text: str) -> dict[str, dict[str, Any]]:
 def unlogged(clients: Iterable[Mapping[str, Any]], log: Mapping[str, Any],
              by_connection: Mapping[str, Any] | None = None) -> list[str]:
     """Request ids Envoy should have logged but has not (yet): every request that got an HTTP
-    answer, or was sent on a connection the proxy accepted (`local`, the client's ip:port), passed
-    through it — logged by its request id (HTTP), or by its connection (`by_connection`: a
-    tcp_proxy's line). Envoy flushes its log periodically, so callers poll."""
+    answer passed through the proxy, and so did one the client gave up on (`timeout`: Envoy logs
+    it with flag DC once the client has closed), or one sent on a connection the proxy accepted
+    (`local`, the client's ip:port) — logged by its request id (HTTP), or by its connection
+    (`by_connection`: a tcp_proxy's line). Envoy flushes its log periodically, so callers poll."""
     conns = by_connection or {}
-    return [r["request_id"] for r in clients if (r.get("status", 0) or r.get("local"))
+    return [r["request_id"] for r in clients
+            if (r.get("status", 0) or r.get("error") == "timeout" or r.get("local"))
             and r.get("request_id") not in log and not (r.get("local") and r["local"] in conns)]

@@ -23,10 +23,11 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ...errors import ApplyError, ContextError, KubeError, LabError, ManifestError, MeshlabError, ProbeError
-from ...names import ISTIO_NAMESPACE, selector_string
+from ...names import ISTIO_NAMESPACE, selector_string, zone_of
+from ...state import NodeInfo, locality_of
 from ...probe import check_args
 from ...probe.rows import parse_access_log
-from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
+from ..base import APP_LOG_COLUMNS, POD_COLUMNS, BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
 from .admin import ProxyAdmin
 from .config import COURSE_NAMESPACES, MANAGED_BY, NODE_LABEL
 from .image import image_tag
@@ -53,6 +54,8 @@ def _one(errors: list[MeshlabError]) -> MeshlabError:
 _KIND_API = {"Namespace": "v1", "Service": "v1", "Pod": "v1", "Deployment": "apps/v1",
              "VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
              "Gateway": "networking.istio.io/v1", "ServiceEntry": "networking.istio.io/v1"}
+#: The Gateway API kinds a lab reads back (chapter 9); their Gateway is not Istio's.
+_GATEWAY_API_KINDS = [("gateway.networking.k8s.io/v1", k) for k in ("Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant")]
 
 # ----------------------------------------------------------------------------------- backend
 
@@ -269,9 +272,17 @@ class KindBackend(BackendBase):
         from ...manifests import load
 
         raw: list[dict[str, Any]] = []
+        kinds = [(_KIND_API[k], k) for k in ("Service", "Deployment", "Pod", "VirtualService", "DestinationRule",
+                                             "Gateway", "ServiceEntry")] + _GATEWAY_API_KINDS
         for ns in self._namespaces():
-            for kind in ("Service", "Deployment", "Pod", "VirtualService", "DestinationRule", "Gateway", "ServiceEntry"):
-                for o in self.kube.list(_KIND_API[kind], kind, ns):
+            for api, kind in kinds:
+                try:
+                    listed = self.kube.list(api, kind, ns)
+                except KubeError as e:
+                    if e.status == 404 and api.startswith("gateway.networking.k8s.io"):
+                        continue   # a cluster without the Gateway API's CRDs holds none
+                    raise
+                for o in listed:
                     md = o.get("metadata") or {}
                     if (md.get("labels") or {}).get(ROLE_LABEL) == "client" or md.get("ownerReferences"):
                         continue   # meshlab's own client, and pods a Deployment made
@@ -293,14 +304,23 @@ class KindBackend(BackendBase):
         import pandas as pd
 
         rows = []
+        # Nodes (their topology labels give a pod's zone) are cluster-scoped: a lab on a shared cluster
+        # asks for nothing cluster-scoped (workshop-rbac grants nothing of the kind), so there a pod's
+        # zone comes from its own locality label, or stays empty
+        nodes = {} if self.name == "cluster" else {
+            n["metadata"]["name"]: NodeInfo(n["metadata"]["name"], n["metadata"].get("labels") or {})
+            for n in self.kube.list("v1", "Node", None, None)}
         for p in self._pod_objects():
             md, st = p["metadata"], p.get("status") or {}
-            labels = {k: v for k, v in (md.get("labels") or {}).items() if k not in (MANAGED_BY[0], "pod-template-hash",
+            all_labels = md.get("labels") or {}
+            labels = {k: v for k, v in all_labels.items() if k not in (MANAGED_BY[0], "pod-template-hash",
                       "security.istio.io/tlsMode", "service.istio.io/canonical-name", "service.istio.io/canonical-revision")}
+            node = (p.get("spec") or {}).get("nodeName") or ""
             rows.append({"name": md["name"], "namespace": md["namespace"], "ip": st.get("podIP", ""),
                          "labels": labels, "version": labels.get("version", ""), "ready": pod_ready(p)[0],
-                         "phase": st.get("phase", "Pending")})
-        return pd.DataFrame(rows, columns=["name", "namespace", "ip", "labels", "version", "ready", "phase"])
+                         "phase": st.get("phase", "Pending"), "node": node,
+                         "zone": zone_of(locality_of(all_labels, nodes.get(node)))})
+        return pd.DataFrame(rows, columns=list(POD_COLUMNS))
 
     # ------------------------------------------------------------------ pod knobs
     def _app_pod(self, name: str, namespace: str) -> dict[str, Any]:
@@ -329,11 +349,16 @@ class KindBackend(BackendBase):
                                f"{(out or err).strip()[:300]!r}") from None
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
-                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None) -> None:
+                error_rate: float | None = None, ready: bool | None = None, error_code: int | None = None,
+                latency_jitter_ms: float | None = None, keepalive_timeout_ms: float | None = None,
+                connection_close: bool | None = None, network_delay_ms: float | None = None) -> None:
         """Turn the app's knobs in the pod; `ready` goes through the kubelet's readiness probe, so
         this waits until the pod's Ready condition (and then the endpoints) follow."""
         knobs = {k: v for k, v in (("latency_ms", latency_ms), ("error_rate", error_rate), ("ready", ready),
-                                   ("error_code", error_code)) if v is not None}
+                                   ("error_code", error_code), ("latency_jitter_ms", latency_jitter_ms),
+                                   ("keepalive_timeout_ms", keepalive_timeout_ms),
+                                   ("connection_close", connection_close),
+                                   ("network_delay_ms", network_delay_ms)) if v is not None}
         if not knobs:
             return
         pod = self._app_pod(name, namespace)
@@ -343,6 +368,23 @@ class KindBackend(BackendBase):
             wait_until(lambda: ((pod_ready(self.kube.get("v1", "Pod", md["namespace"], name) or {})[0] == ready), "readiness probe"),
                        timeout=60, what=f"pod {md['namespace']}/{name} ready={ready}", interval=self.poll_s)
             time.sleep(self.settle_s)   # endpoints → istiod → EDS push
+
+    def app_log(self, *, namespace: str | None = None) -> pd.DataFrame:
+        """What the pods' app received (each pod's `/requests` over exec), one row per request."""
+        import pandas as pd
+        out = []
+        for pod in self._pod_objects(namespace):
+            md = pod["metadata"]
+            if (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            try:
+                data = self._control(pod, "GET", "/requests")
+            except Exception:      # a pod without the app (a client) or not running: nothing logged
+                continue
+            version = (md.get("labels") or {}).get("version", "")
+            for r in data.get("requests", []):
+                out.append({"pod": md["name"], "namespace": md["namespace"], "version": version, **r})
+        return pd.DataFrame(out, columns=list(APP_LOG_COLUMNS))
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         """SIGTERM to the app (PID 1): the container exits; the kubelet restarts it by itself after its
@@ -383,7 +425,22 @@ class KindBackend(BackendBase):
         pods = self.kube.list("v1", "Pod", ISTIO_NAMESPACE, GATEWAY_SELECTOR)
         return [p["metadata"]["name"] for p in pods if pod_ready(p)[0]]
 
+    def _deployment_pods(self, via: str) -> tuple[str, list[str]]:
+        """(namespace, ready pods) of a Gateway API gateway deployment (`[namespace/]<gateway>-istio`):
+        Istio labels them gateway.networking.k8s.io/gateway-name=<gateway>."""
+        ns, _, name = via.rpartition("/")
+        ns = self._ns(ns or "default")
+        gateway = name.rsplit("-", 1)[0]
+        pods = self.kube.list("v1", "Pod", ns, f"gateway.networking.k8s.io/gateway-name={gateway}")
+        return ns, [p["metadata"]["name"] for p in pods if pod_ready(p)[0]]
+
     def _read_logs(self, via: Via, ns: str, client: str, since: int) -> dict[str, dict[str, Any]]:
+        if via not in ("gateway", "sidecar", "none"):
+            gw_ns, pods = self._deployment_pods(via)
+            found: dict[str, dict[str, Any]] = {}
+            for pod in pods:
+                found.update(parse_access_log(self.kube.logs(gw_ns, pod, "istio-proxy", since)))
+            return found
         if via == "gateway":
             entries: dict[str, dict[str, Any]] = {}
             for gw in self._gateway_pods():
@@ -394,21 +451,22 @@ class KindBackend(BackendBase):
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
                 duration: float | None = None, concurrency: int = 1, keepalive: bool = True,
                 headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
-                seed: int | None = None, timeout: float = 30.0) -> KindProbeRun:
+                seed: int | None = None, timeout: float = 30.0, method: str = "GET") -> KindProbeRun:
         """Traffic from the client pod in the background (a timeline), as on local: `.result()` →
         DataFrame, `.snapshot()` → rows so far, `.stop()`; with neither `n` nor `duration` it runs
         until stopped (use `with`)."""
-        if via not in ("sidecar", "none", "gateway"):
-            raise ProbeError(f"via must be 'sidecar', 'none' or 'gateway', not {via!r}")
+        if not isinstance(via, str) or not via:
+            raise ProbeError(f"via must be 'sidecar', 'none', 'gateway' or a gateway deployment's name, not {via!r}")
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
-                   duration=duration, timeout=timeout, seed=seed)   # before a client pod is started
+                   duration=duration, timeout=timeout, seed=seed, method=method)   # before a client pod is started
         ns = self._ns(namespace)
         # via=gateway sends from the client without a sidecar, as `curl -H Host:` from outside the
         # mesh would, so no client-side route can get in between.
         client = self._ensure_client(namespace, sidecar=(via == "sidecar"))
         open_ended = n is None and duration is None and rate is not None
         cmd = probe_command(url, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, via=via,
-                            seed=seed, rate=rate, duration=duration, timeout=timeout, stdin_stop=open_ended)
+                            seed=seed, rate=rate, duration=duration, timeout=timeout, stdin_stop=open_ended,
+                            method=method)
         return KindProbeRun(self.kube, self._read_logs, ns, client, cmd, via, open_ended=open_ended, expected=n,
                             log_timeout=self.log_timeout, poll_s=self.poll_s,
                             on_failure=lambda: self._clients.discard((ns, client)))
@@ -423,7 +481,10 @@ class KindBackend(BackendBase):
                 raise LabError("no ready ingress gateway pod (istio=ingressgateway) in istio-system")
             return ProxyAdmin(self.kube, ISTIO_NAMESPACE, pods[0])
         if proxy != "sidecar":
-            raise LabError(f"proxy must be 'sidecar' or 'gateway', not {proxy!r}")
+            gw_ns, found = self._deployment_pods(str(proxy))
+            if not found:
+                raise LabError(f"no ready pod of gateway deployment {proxy!r} in namespace {gw_ns}")
+            return ProxyAdmin(self.kube, gw_ns, found[0])
         return ProxyAdmin(self.kube, self._ns(namespace), self._ensure_client(namespace, sidecar=True))
 
     # ------------------------------------------------------------------ lifecycle

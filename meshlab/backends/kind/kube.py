@@ -38,6 +38,10 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "Sidecar": ("sidecars", True),
     "ServiceAccount": ("serviceaccounts", True),
     "ConfigMap": ("configmaps", True),
+    "HTTPRoute": ("httproutes", True),
+    "GRPCRoute": ("grpcroutes", True),
+    "ReferenceGrant": ("referencegrants", True),
+    "GatewayClass": ("gatewayclasses", False),
 }
 
 

@@ -73,7 +73,10 @@ class KindProbeRun:
             self._log.update(self._read_logs(self.via, self.namespace, self.client, since))
 
     def _frame(self) -> pd.DataFrame:
-        return rows.frame(rows.join(r, self._log.get(r.get("request_id", "")), self.via) for r in list(self._rows))
+        got = list(self._rows)
+        # which requests were this probe's, for what the pods' app logged (`Lab.app_log(df)`)
+        attrs = {"request_id_prefix": got[0].get("request_id", "").rpartition("-")[0] + "-"} if got else {}
+        return rows.frame((rows.join(r, self._log.get(r.get("request_id", "")), self.via) for r in got), attrs)
 
     def snapshot(self) -> pd.DataFrame:
         self._read_log()
@@ -118,7 +121,7 @@ class KindProbeRun:
 
 def probe_command(url: str, *, n: int | None, concurrency: int, keepalive: bool, headers: dict[str, str] | None,
                   via: Via, seed: int | None, rate: float | None = None, duration: float | None = None,
-                  timeout: float = 30.0, stdin_stop: bool = False) -> list[str]:
+                  timeout: float = 30.0, stdin_stop: bool = False, method: str = "GET") -> list[str]:
     """The in-pod prober's argv. via=gateway dials the ingress gateway Service with the URL's host
     as Host header, as `curl -H Host:` against a real gateway would."""
     cmd = ["python", "-m", "meshlab.probe.in_pod", "--url", url, "--concurrency", str(concurrency), "--proxy", via,
@@ -137,7 +140,15 @@ def probe_command(url: str, *, n: int | None, concurrency: int, keepalive: bool,
         cmd.append("--no-keepalive")
     if seed is not None:
         cmd += ["--seed", str(seed)]
+    if method != "GET":
+        cmd += ["--method", method]
     if via == "gateway":
         u = urlsplit(url)
         cmd += ["--connect", f"{GATEWAY_SERVICE}:{u.port or (443 if u.scheme == 'https' else 80)}"]
+    elif via not in ("sidecar", "none"):
+        # a Gateway API gateway: the Service Istio created for it (`[namespace/]<gateway>-istio`),
+        # on the URL's port, which is the listener's port
+        u = urlsplit(url)
+        ns, _, name = via.rpartition("/")
+        cmd += ["--connect", f"{name}.{ns or 'default'}.svc.cluster.local:{u.port or (443 if u.scheme == 'https' else 80)}"]
     return cmd

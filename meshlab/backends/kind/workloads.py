@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from ...app import KNOB_ENV
 from ...names import INGRESS_GATEWAY, ISTIO_NAMESPACE, fqdn
 from .config import INJECTION_LABEL, MANAGED_BY
 
@@ -35,7 +36,8 @@ def app_container(pod_spec: dict[str, Any], version: str, image: str) -> dict[st
     """The pod spec with the demo app in place of the learner's containers.
 
     One container (named like the first one, keeping *every* declared containerPort so named
-    targetPorts still resolve), listening on each port, control port for knobs, readiness from
+    targetPorts still resolve, and the `env` entries the app reads: `meshlab.app.KNOB_ENV`),
+    listening on each port, control port for knobs, readiness from
     the app's /ready (period 1 s so a readiness knob shows in endpoints within ~2 s), as the local
     backend runs one app process per pod.
     """
@@ -55,6 +57,8 @@ def app_container(pod_spec: dict[str, Any], version: str, image: str) -> dict[st
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "APP_VERSION", "value": version},
+            # the app's own configuration a manifest sets (KEEPALIVE_TIMEOUT_MS, …), as locally
+            *[e for c in containers for e in (c.get("env") or []) if e.get("name") in set(KNOB_ENV.values())],
         ],
         "readinessProbe": {"httpGet": {"path": "/ready", "port": CONTROL_PORT},
                            "periodSeconds": 1, "failureThreshold": 1, "successThreshold": 1},

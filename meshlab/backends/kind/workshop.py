@@ -54,6 +54,8 @@ def attendee_manifests(namespace: str, *, user: str | None = None, group: str | 
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": list(VERBS)},
         {"apiGroups": ["networking.istio.io"],
          "resources": ["virtualservices", "destinationrules", "gateways", "serviceentries"], "verbs": list(VERBS)},
+        {"apiGroups": ["gateway.networking.k8s.io"],                       # chapter 9
+         "resources": ["gateways", "httproutes", "grpcroutes", "referencegrants"], "verbs": list(VERBS)},
     ]
     return [
         {"apiVersion": "v1", "kind": "Namespace",

@@ -286,6 +286,14 @@ class AddressLease:
         with self._lock:
             self._svc_ips.pop(owner, None)
 
+    @property
+    def passthrough_cidr(self) -> str:
+        """The CIDR a connection's original destination must be in for a lab's Envoy to keep it:
+        the lab's own block (`envoy.xds.original_dst_guard`). A sidecar's own addresses are in it
+        but cannot make it dial itself without end: only `virtualOutbound` (15001) is bound, and a
+        connection passed through to it again carries no PROXY header, so Envoy closes it."""
+        return f"127.{self.block}.0.0/16"
+
     def owns(self, ip: str) -> bool:
         return ip.startswith(f"127.{self.block}.")
 

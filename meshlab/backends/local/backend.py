@@ -30,9 +30,11 @@ from ... import _recording
 from ..._processes import pdeathsig_available
 from ...envoy.admin import MAX_SOCKET_PATH
 from ...errors import ApplyError, EnvoyConfigRejected, LabError, ProbeError
+from ...objects import GATEWAY_API_GROUP
 from ...probe import ProbeRun, check_args, run as run_probe
 from ...state import ClusterState
-from ..base import BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
+from ...names import zone_of
+from ..base import APP_LOG_COLUMNS, POD_COLUMNS, BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
 from . import limits
 from .addresses import POD_ADDRESSES, AddressLease, owner_alive, start_time
 from .dns import ClusterDNS
@@ -125,6 +127,28 @@ def _string_leaves(data: Any, path: list[str | int] | None = None) -> Iterator[t
         yield path, data
 
 
+def _private_workdir(path: Path) -> None:
+    """Make `path` (a `workdir=` the learner named) the lab's private folder, or refuse it: it must
+    be a folder of this user's that no one else may write. Another user who can write there could
+    swap the xDS files this lab's Envoy watches (its listeners, its access-log path: files
+    written as this user) or plant symlinks where the lab writes. Made here: mode 0700."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise LabError(f"cannot make the lab's work folder {str(path)[:200]!r}: {e.strerror}") from None
+    st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise LabError(f"the lab's work folder {str(path)[:200]!r} is not a folder")
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        who = "another user" if st.st_uid != os.geteuid() else "others"
+        raise LabError(f"the lab's work folder {str(path)[:200]!r} can be written by {who} (owner uid {st.st_uid}, "
+                       f"mode {stat.S_IMODE(st.st_mode):o}), who could then change what the lab's Envoy runs: "
+                       f"use a folder of your own that only you can write (chmod 700), or leave workdir out")
+
+
 def _socket_dir(workdir: Path, block: int) -> tuple[Path, bool]:
     """Where the lab's UNIX sockets go: the work folder when its path leaves room for a socket
     name under the 107-byte limit, else a short private folder. (path, made here)."""
@@ -175,7 +199,8 @@ class LocalBackend(BackendBase):
             self._own_workdir = workdir is None
             self.workdir = Path(workdir) if workdir else Path(
                 tempfile.mkdtemp(prefix=_workdir_prefix(self.lease.block)))
-            self.workdir.mkdir(parents=True, exist_ok=True)
+            if workdir is not None:
+                _private_workdir(self.workdir)
             sockets, self._sockets_made = _socket_dir(self.workdir, self.lease.block)
             self._sockets = sockets
             self.state = ClusterState(pod_ip=lambda pod: self.lease.pod_ip(),
@@ -253,6 +278,9 @@ class LocalBackend(BackendBase):
     def _apply_step(self, objects: list[K8sObject], xds_order: Sequence[str] | str) -> None:
         """Apply one step; if the lab cannot run it (Envoy rejects the config, a pod cannot
         start), put the previous objects back so the state matches what is running, and raise."""
+        for o in objects:
+            if o.GROUP == GATEWAY_API_GROUP:
+                o.status = None     # a status subresource: what apply sends never sets it
         held = {o.key: o for o in self.state.all()}
         before = {o.key: held.get(o.key) for o in objects}
         try:
@@ -280,8 +308,18 @@ class LocalBackend(BackendBase):
         self.state.delete(list(objects))
 
     def objects(self) -> list[K8sObject]:
-        """Copies: editing one must not change the lab until it is applied (as with kubectl get)."""
-        return [o.model_copy(deep=True) for o in self.state.all()]
+        """Copies: editing one must not change the lab until it is applied (as with kubectl get).
+        Gateway API objects carry the status istiod's controller would have written
+        (`meshlab.gateway_api`): Accepted, ResolvedRefs, Programmed, attached routes."""
+        from ...gateway_api import GatewayAPI
+        status = GatewayAPI(self.state).convert().status
+        out = []
+        for o in self.state.all():
+            copy = o.model_copy(deep=True)
+            if o.key in status:
+                copy.status = status[o.key]
+            out.append(copy)
+        return out
 
     # ----------------------------------------------------------------------------- pods
     def pods(self) -> pd.DataFrame:
@@ -293,8 +331,9 @@ class LocalBackend(BackendBase):
             if proc is not None and not proc.alive and phase == "Running":
                 phase = "Failed"
             rows.append({"name": p.name, "namespace": p.namespace, "ip": p.ip, "labels": dict(p.labels),
-                         "version": p.version, "ready": p.ready, "phase": phase})
-        return pd.DataFrame(rows, columns=["name", "namespace", "ip", "labels", "version", "ready", "phase"])
+                         "version": p.version, "ready": p.ready, "phase": phase, "node": p.node or "",
+                         "zone": zone_of(p.locality)})
+        return pd.DataFrame(rows, columns=list(POD_COLUMNS))
 
     def _pod_name(self, name: str, namespace: str) -> str:
         """Exact pod name, or a unique prefix such as the Deployment name (`reviews-v2`)."""
@@ -310,9 +349,11 @@ class LocalBackend(BackendBase):
 
     def set_pod(self, name: str, *, namespace: str = "default", latency_ms: float | None = None,
                 error_rate: float | None = None, ready: bool | None = None,
-                error_code: int | None = None) -> None:
-        """Turn a pod's knobs. `ready=False` takes it out of every endpoint list (readiness probe
-        failing), `ready=True` puts it back."""
+                error_code: int | None = None, latency_jitter_ms: float | None = None,
+                keepalive_timeout_ms: float | None = None, connection_close: bool | None = None,
+                network_delay_ms: float | None = None) -> None:
+        """Turn a pod's knobs (`meshlab.app`). `ready=False` takes it out of every endpoint list
+        (readiness probe failing), `ready=True` puts it back."""
         self._check_open()
         name = self._pod_name(name, namespace)
         proc = self.reconciler.runner.get(name, namespace)
@@ -321,11 +362,30 @@ class LocalBackend(BackendBase):
             raise LabError(f"pod {namespace}/{name} is not running (killed), so it cannot be ready; "
                            f"restart_pod({name!r}) starts it again")
         try:
-            proc.set_knobs(latency_ms=latency_ms, error_rate=error_rate, error_code=error_code, ready=ready)
+            proc.set_knobs(latency_ms=latency_ms, error_rate=error_rate, error_code=error_code, ready=ready,
+                           latency_jitter_ms=latency_jitter_ms, keepalive_timeout_ms=keepalive_timeout_ms,
+                           connection_close=connection_close, network_delay_ms=network_delay_ms)
         except ValueError as e:
             raise LabError(str(e)) from None
         if ready is not None:
             self.state.set_pod(name, namespace, ready=ready)
+
+    def app_log(self, *, namespace: str | None = None) -> pd.DataFrame:
+        """What the pods' app received (each pod's `/requests`), one row per request, oldest first."""
+        import pandas as pd
+        self._check_open()
+        out = []
+        for p in self.state.pods(namespace):
+            proc = self.reconciler.runner.pods.get((p.namespace, p.name))
+            if proc is None:
+                continue
+            try:
+                got = proc.requests()
+            except OSError:        # died in between: its log died with it, as a container's would
+                continue
+            out += [{"pod": p.name, "namespace": p.namespace, "version": p.version, **r} for r in got]
+        df = pd.DataFrame(out, columns=list(APP_LOG_COLUMNS))
+        return df.sort_values("t", kind="stable").reset_index(drop=True) if len(df) else df
 
     def kill_pod(self, name: str, *, namespace: str = "default", notready_after: float | None = 1.0) -> None:
         """SIGKILL the pod's process: its port refuses at once. Like the kubelet noticing a dead
@@ -354,12 +414,12 @@ class LocalBackend(BackendBase):
     def probing(self, url: str, *, n: int | None = None, rate: float | None = 100.0,
                 duration: float | None = None, concurrency: int = 1, keepalive: bool = True,
                 headers: dict[str, str] | None = None, via: Via = "sidecar", namespace: str = "default",
-                seed: int | None = None, timeout: float = 30.0) -> ProbeRun:
+                seed: int | None = None, timeout: float = 30.0, method: str = "GET") -> ProbeRun:
         """Start traffic in the background (a timeline); `.result()` → DataFrame, `.snapshot()`
         for the rows so far. With neither `n` nor `duration` it runs until stopped (use `with`)."""
         self._check_open()
         check_args(n=n, concurrency=concurrency, keepalive=keepalive, headers=headers, rate=rate,
-                   duration=duration, timeout=timeout, seed=seed)   # before a client sidecar is started
+                   duration=duration, timeout=timeout, seed=seed, method=method)   # before a client sidecar is started
         too_many = limits.concurrency_problem(concurrency)
         if too_many:
             raise ProbeError(too_many)
@@ -368,7 +428,7 @@ class LocalBackend(BackendBase):
         if seed is not None and target.proxy == "none" and target.connect is not None:
             self.reconciler.kubeproxy.reseed(seed)   # the same seed picks the same pods, connection by connection
         run = run_probe(target, n=n, concurrency=concurrency, keepalive=keepalive, headers=headers,
-                        rate=rate, duration=duration, timeout=timeout, seed=seed)
+                        rate=rate, duration=duration, timeout=timeout, seed=seed, method=method)
         run.attrs.update(url=url, via=via, namespace=namespace)   # explain() reads them
         self._runs.add(run)
         _recording.probed(self.state, {"url": url, "via": via, "namespace": namespace,
@@ -397,7 +457,10 @@ class LocalBackend(BackendBase):
         if proxy == "gateway":
             return self.reconciler.gateway().envoy
         if proxy != "sidecar":
-            raise LabError(f"proxy must be 'sidecar' or 'gateway', not {proxy!r}")
+            if not isinstance(proxy, str) or not proxy:
+                raise LabError(f"proxy must be 'sidecar', 'gateway' or a gateway deployment's name, not {proxy!r}")
+            ns, _, name = proxy.rpartition("/")
+            return self.reconciler.gateway_deployment(name, ns or None).envoy
         return self.reconciler.client(namespace).envoy
 
     # ----------------------------------------------------------------------------- lifetime

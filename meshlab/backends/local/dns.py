@@ -46,9 +46,15 @@ class ClusterDNS:
 
     def target(self, url: str, *, via: Via = "sidecar", namespace: str = "default") -> Target:
         """Where a request for `url` from a client in `namespace` goes, by the path `via` takes."""
-        if via not in ("sidecar", "none", "gateway"):
-            raise ProbeError(f"via must be 'sidecar', 'none' or 'gateway', not {via!r}")
+        if not isinstance(via, str) or not via:
+            raise ProbeError(f"via must be 'sidecar', 'none', 'gateway' or a gateway deployment's name, not {via!r}")
         u = parse_url(url)
+        if via not in ("sidecar", "none", "gateway"):
+            # a Gateway API gateway: the Envoy Istio deployed as `<gateway>-istio`, `[namespace/]name`
+            ns, _, name = via.rpartition("/")
+            gw = self.reconciler.gateway_deployment(name, ns or None)
+            return Target(via, (gw.identity.ip, host_port(u.port)), u.authority, u.path, None,
+                          [gw.envoy.access_log_path])
         if via != "gateway" and namespace not in self.state.namespaces():
             # the client pod would have to live somewhere: kubectl says `namespaces "x" not found`
             raise LabError(f'namespace "{namespace}" does not exist in this lab (namespaces: '

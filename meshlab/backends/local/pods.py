@@ -77,6 +77,8 @@ class PodSpec:
     seed: int | None = None
     control: str | None = None
     env: dict[str, str] | None = None
+    #: Knobs the pod starts with (from its container's environment: `meshlab.app.KNOB_ENV`).
+    knobs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def control_address(self) -> str:
@@ -100,6 +102,9 @@ class PodProcess:
     knobs: dict[str, Any] = field(default_factory=dict)   # what the running process was told
     killed: bool = False
 
+    def __post_init__(self) -> None:
+        self.knobs = {**self.spec.knobs, **self.knobs}
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -117,12 +122,12 @@ class PodProcess:
         if s.seed is not None:
             a += ["--seed", str(s.seed)]
         k = self.knobs
-        if k.get("latency_ms"):
-            a += ["--latency-ms", str(k["latency_ms"])]
-        if k.get("error_rate"):
-            a += ["--error-rate", str(k["error_rate"])]
-        if k.get("error_code"):
-            a += ["--error-code", str(k["error_code"])]
+        for knob in ("latency_ms", "latency_jitter_ms", "error_rate", "error_code", "keepalive_timeout_ms",
+                     "network_delay_ms"):
+            if k.get(knob):
+                a += ["--" + knob.replace("_", "-"), str(k[knob])]
+        if k.get("connection_close"):
+            a += ["--connection-close", "true"]
         if k.get("ready") is False:
             a.append("--not-ready")
         return a
@@ -157,27 +162,40 @@ class PodProcess:
             except OSError:
                 pass
 
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None,
+                timeout: float = 5.0) -> tuple[int, Any]:
+        """One request to the pod's control endpoint (`unix:PATH` or `IP:PORT`): (status, the JSON
+        it answered)."""
+        where = self.spec.control_address
+        if where.startswith("unix:"):
+            conn: http.client.HTTPConnection = UnixHTTPConnection(where[len("unix:"):], timeout=timeout)
+        else:
+            host, _, port = where.rpartition(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body),
+                         headers={"content-type": "application/json"})
+            r = conn.getresponse()
+            return r.status, json.loads(r.read() or b"{}")
+        finally:
+            conn.close()
+
     def set_knobs(self, timeout: float = 5.0, **knobs: Any) -> dict[str, Any]:
         """POST the knobs to the pod's control port (a pod not running just remembers them)."""
         knobs = {k: v for k, v in knobs.items() if v is not None}
         if self.alive:
-            where = self.spec.control_address
-            if where.startswith("unix:"):
-                conn: http.client.HTTPConnection = UnixHTTPConnection(where[len("unix:"):], timeout=timeout)
-            else:
-                host, _, port = where.rpartition(":")
-                conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-            try:
-                conn.request("POST", "/knobs", body=json.dumps(knobs),
-                             headers={"content-type": "application/json"})
-                r = conn.getresponse()
-                data = json.loads(r.read() or b"{}")
-            finally:
-                conn.close()
-            if r.status != 200:
-                raise ValueError(f"pod {self.spec.namespace}/{self.spec.name}: {data.get('error', r.status)}")
+            status, data = self.control("POST", "/knobs", knobs, timeout)
+            if status != 200:
+                raise ValueError(f"pod {self.spec.namespace}/{self.spec.name}: {data.get('error', status)}")
         self.knobs.update(knobs)
         return dict(self.knobs)
+
+    def requests(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """What the app received (its `/requests` log); [] when the process is not running."""
+        if not self.alive:
+            return []
+        status, data = self.control("GET", "/requests", timeout=timeout)
+        return list(data.get("requests", [])) if status == 200 else []
 
 
 def wait_listening(pods: list[PodProcess], timeout: float = 10.0) -> None:
@@ -278,7 +296,7 @@ class PodRunner:
         """A fresh process on the same IP and ports; knobs reset, as a new container would (kind too)."""
         p = self.get(name, namespace)
         p.kill()
-        p.knobs.clear()
+        p.knobs = dict(p.spec.knobs)     # the container's environment again, nothing set since
         p.launch()
         wait_listening([p], timeout)
         return p

@@ -10,6 +10,7 @@ order unless an apply asks for another). When the change returns, traffic sees i
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..._ports import host_port
 from ..._processes import lab_environment
+from ...app import knobs_from_env
 from ...errors import LabError
 from ...names import INGRESS_GATEWAY, INGRESS_GATEWAY_LABELS, ISTIO_NAMESPACE, labels_match
 from ...state import ClusterState, PodInfo
@@ -76,16 +78,24 @@ class Reconciler:
         self._kp_rules: list[ServicePortRule] | None = None
         self._pending_kills: dict[tuple[str, str], Any] = {}
         self.proxies: dict[str, Proxy] = {}
+        self._admin_sockets = 0             # proxies started so far: each gets a socket name of its own
+        self._gateway_deployments: set[str] = set()     # proxies keys "<deployment>.<namespace>"
         self.runner = PodRunner(log_dir=workdir, on_exit=self._pod_died)
         self.kubeproxy = KubeProxy(seed=seed, log_path=workdir / "kube-proxy.log",
                                    env=lab_environment(**self.marker))
         self.kubeproxy.start()
         self._add_proxy("sidecar", ProxyIdentity(kind="sidecar", namespace="default", labels=dict(SLEEP_LABELS),
-                                                 ip=lease.sidecar_ip, name="sleep"))
+                                                 ip=lease.sidecar_ip, name="sleep", **self._placement()))
         self._add_proxy("gateway", ProxyIdentity(kind="gateway", namespace=ISTIO_NAMESPACE,
                                                  labels=dict(INGRESS_GATEWAY_LABELS), ip=lease.gateway_ip,
-                                                 name=INGRESS_GATEWAY))
+                                                 name=INGRESS_GATEWAY, **self._placement()))
         state.subscribe(self._on_change)
+
+    def _placement(self) -> dict[str, str]:
+        """Where the lab's client and gateway run: the cluster's default node, and its locality."""
+        from ...state import locality_of
+        node = self.state.default_node
+        return {"node": node.name if node else "", "locality": locality_of({}, node)}
 
     # ----------------------------------------------------------------------------- addresses
     def vip(self, svc: Service) -> str | None:
@@ -112,9 +122,11 @@ class Reconciler:
 
     # ----------------------------------------------------------------------------- proxies
     def _add_proxy(self, key: str, identity: ProxyIdentity) -> Proxy:
-        envoy = self._envoy_cls(key, self.workdir / key, admin_socket=self.sockets / f"admin-{len(self.proxies)}.sock",
+        # numbered by start, not by len(self.proxies): a gateway's Envoy stops and another starts
+        envoy = self._envoy_cls(key, self.workdir / key, admin_socket=self.sockets / f"admin-{self._admin_sockets}.sock",
                                 env=lab_environment(**self.marker), log_level=self._envoy_log_level,
-                                original_dst=f"127.{self.lease.block}.0.0/16")
+                                original_dst=self.lease.passthrough_cidr)
+        self._admin_sockets += 1
         proxy = Proxy(identity, envoy)
         self.proxies[key] = proxy
 
@@ -126,6 +138,15 @@ class Reconciler:
         proxy.started = threading.Thread(target=_start, name=f"meshlab-start-{key}", daemon=True)
         proxy.started.start()
         return proxy
+
+    def _stop_proxy(self, proxy: Proxy) -> None:
+        """Stop a proxy's Envoy once its boot is over (a failed stop is left to the process's death)."""
+        if proxy.started is not None:
+            proxy.started.join(self.start_timeout + 5)
+        try:
+            proxy.envoy.stop(timeout=2.0)
+        except Exception:
+            pass
 
     def ready(self, proxy: Proxy) -> Proxy:
         """Wait for a proxy's boot (started in the background); raise its start failure, every time."""
@@ -150,7 +171,7 @@ class Reconciler:
                 if namespace not in self.state.namespaces():
                     raise LabError(f'namespace "{namespace}" does not exist in this lab; apply a Namespace first')
                 ident = self._identity_cls(kind="sidecar", namespace=namespace, labels=dict(SLEEP_LABELS),
-                                           ip=self.lease.proxy_ip(), name=f"sleep.{namespace}")
+                                           ip=self.lease.proxy_ip(), name=f"sleep.{namespace}", **self._placement())
                 self._add_proxy(key, ident)
             proxy = self.proxies[key]
         return self.ready(proxy)
@@ -189,12 +210,45 @@ class Reconciler:
                     self._dirty = False
                     self._sync_pods()
                     self._sync_kubeproxy()
+                    self._sync_gateway_deployments()
                     for proxy in list(self.proxies.values()):
                         self.ready(proxy).envoy.push(self._build(proxy.identity), order=self._xds_order)
                     if not self._dirty:
                         break
             finally:
                 self._syncing = False
+
+    # ----------------------------------------------------------------------------- Gateway API
+    def _sync_gateway_deployments(self) -> None:
+        """Istio's gateway deployment controller: an Envoy for every Gateway of class `istio`
+        (Istio deploys `<gateway>-istio`, a Deployment and Service, per Gateway), stopped when the
+        Gateway goes. Each gets its own loopback address and Istio's gateway pod labels."""
+        from ...gateway_api import GatewayAPI, deployment_name, gateway_labels
+        wanted = {f"{deployment_name(gw)}.{gw.namespace or 'default'}": gw
+                  for gw in GatewayAPI(self.state).convert().deployed}
+        for key in [k for k in self._gateway_deployments if k not in wanted]:
+            self._gateway_deployments.discard(key)
+            self._stop_proxy(self.proxies.pop(key))
+        for key, gw in wanted.items():
+            if key not in self.proxies:
+                ident = self._identity_cls(kind="gateway", namespace=gw.namespace or "default",
+                                           labels=gateway_labels(gw), ip=self.lease.proxy_ip(),
+                                           name=deployment_name(gw))
+                self._gateway_deployments.add(key)
+                self._add_proxy(key, ident)
+
+    def gateway_deployment(self, name: str, namespace: str | None = None) -> Proxy:
+        """The Envoy of the gateway deployment `name` (`<gateway>-istio`), in `namespace` or, when
+        not given, the only one of that name; LabError naming the deployments there are."""
+        with self._lock:
+            keys = sorted(self._gateway_deployments)
+        mine = [k for k in keys if k.rsplit(".", 1)[0] == name and (namespace is None or k.rsplit(".", 1)[1] == namespace)]
+        if len(mine) != 1:
+            there = ", ".join(k.replace(".", " in namespace ", 1) for k in keys) or "none (apply a Gateway of class istio)"
+            what = "several" if mine else "no"
+            raise LabError(f"{what} gateway deployment {name!r}{f' in namespace {namespace}' if namespace else ''}: "
+                           f"Istio deploys <gateway>-istio for each Gateway of class istio; deployed here: {there}")
+        return self.ready(self.proxies[mine[0]])
 
     def _pod_ports(self, pod: PodInfo) -> list[int]:
         """containerPorts, plus numeric targetPorts of Services selecting the pod (a real
@@ -219,14 +273,20 @@ class Reconciler:
         for key, pod in desired.items():
             ports = self._pod_ports(pod)
             have = self.runner.pods.get(key)
-            if have is None and pod.phase == "Failed":
-                continue          # could not start before; not retried until re-created
+            if have is None and pod.phase in ("Failed", "Pending"):
+                continue          # could not start before (or no node fits it): not started
             if have is None or (have.spec.ports != [host_port(p) for p in ports] and not have.killed):
-                seed = None if self.seed is None else (self.seed * 1000003 + hash(pod.name) % 1000003)
+                seed = None if self.seed is None else (self.seed * 1000003 + zlib.crc32(pod.name.encode()) % 1000003)
+                try:
+                    knobs = knobs_from_env(pod.env())
+                except ValueError as e:
+                    self.state.set_pod(pod.name, pod.namespace, ready=False, phase="Failed")
+                    raise LabError(f"pod {pod.namespace}/{pod.name} ({pod.owner or 'Pod'}): the app cannot "
+                                   f"start: {e}") from None
                 ip = pod.ip or self.lease.pod_ip()
                 to_start.append(PodSpec(pod.name, pod.namespace, ip, [host_port(p) for p in ports], pod.version,
                                         seed=seed, control=f"unix:{self.sockets / f'ctl-{ip}.sock'}",
-                                        env=lab_environment(HOSTNAME=pod.name[:63], **self.marker)))
+                                        env=lab_environment(HOSTNAME=pod.name[:63], **self.marker), knobs=knobs))
         if to_start:
             try:
                 self.runner.start(to_start, timeout=self.start_timeout)
@@ -306,12 +366,7 @@ class Reconciler:
         for t in list(self._pending_kills.values()):
             t.cancel()
         for proxy in list(self.proxies.values()):
-            if proxy.started is not None:
-                proxy.started.join(self.start_timeout + 5)
-            try:
-                proxy.envoy.stop(timeout=2.0)
-            except Exception:
-                pass
+            self._stop_proxy(proxy)
         self.runner.close()
         self.kubeproxy.close()
 

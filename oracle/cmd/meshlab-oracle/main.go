@@ -5,6 +5,7 @@
 //	meshlab-oracle simulate [--log-level LEVEL] < request.json > response.json
 //	meshlab-oracle analyze [--json] [-n NS | -A] [--meshConfigFile F] FILE|DIR|- ...
 //	meshlab-oracle messages [--no-source]
+//	meshlab-oracle crd-validate CRD-FILE... < objects.json
 //	meshlab-oracle version
 //
 // Exit statuses: 0 success; 2 usage error; 65 bad input (the message names the file, document,
@@ -41,6 +42,7 @@ func usage(w io.Writer) {
   meshlab-oracle simulate [--log-level none|error|warn|info|debug] < request.json
   meshlab-oracle analyze [--json] [--as-cluster] [-n NAMESPACE | -A] [--meshConfigFile FILE] FILE|DIR|- ...
   meshlab-oracle messages [--no-source]
+  meshlab-oracle crd-validate CRD-FILE... < objects (JSON array or YAML documents)
   meshlab-oracle version`)
 }
 
@@ -76,6 +78,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdAnalyze(args[1:], stdin, stdout, stderr)
 	case "messages":
 		return cmdMessages(args[1:], stdout, stderr)
+	case "crd-validate":
+		return cmdValidate(args[1:], stdin, stdout, stderr)
 	case "version":
 		return writeJSON(stdout, stderr, version.Get())
 	case "-h", "--help", "help":

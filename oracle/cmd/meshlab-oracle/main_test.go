@@ -261,6 +261,67 @@ func TestGatewayAPI(t *testing.T) {
 	}
 }
 
+// istiod's Gateway API controller reports status: a route whose backend Service does not exist is
+// Accepted but ResolvedRefs False (BackendNotFound); one to another namespace without a
+// ReferenceGrant, RefNotPermitted; the Gateway is Accepted and Programmed with one attached route.
+func TestGatewayAPIStatus(t *testing.T) {
+	objs := state(t, kubegen.Options{Sidecar: true}, gatewayAPI+`
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: other, namespace: default}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [other.example]
+  rules:
+  - backendRefs: [{name: ratings, namespace: elsewhere, port: 9080}]
+`, bookinfo)
+	resp := simulateJSON(t, simulate.Request{Objects: objs, Proxies: []simulate.Proxy{{ID: "web", Gateway: "default/web"}}})
+	type cond struct{ Type, Status, Reason, Message string }
+	conditions := func(kind, name string) []cond {
+		for _, o := range resp.Status {
+			if o.Kind != kind || o.Name != name {
+				continue
+			}
+			var st struct {
+				Conditions []cond
+				Parents    []struct{ Conditions []cond }
+			}
+			if err := json.Unmarshal(o.Status, &st); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range st.Parents {
+				st.Conditions = append(st.Conditions, p.Conditions...)
+			}
+			return st.Conditions
+		}
+		t.Fatalf("no status for %s %s in %+v", kind, name, resp.Status)
+		return nil
+	}
+	find := func(cs []cond, typ string) cond {
+		for _, c := range cs {
+			if c.Type == typ {
+				return c
+			}
+		}
+		t.Fatalf("no condition %s in %+v", typ, cs)
+		return cond{}
+	}
+	if c := find(conditions("HTTPRoute", "api"), "ResolvedRefs"); c.Status != "False" || c.Reason != "BackendNotFound" {
+		t.Errorf("api ResolvedRefs: %+v, want False BackendNotFound", c)
+	}
+	if c := find(conditions("HTTPRoute", "api"), "Accepted"); c.Status != "True" {
+		t.Errorf("api Accepted: %+v", c)
+	}
+	if c := find(conditions("HTTPRoute", "other"), "ResolvedRefs"); c.Status != "False" || c.Reason != "RefNotPermitted" {
+		t.Errorf("other ResolvedRefs: %+v, want False RefNotPermitted", c)
+	}
+	gw := conditions("Gateway", "web")
+	if find(gw, "Accepted").Status != "True" || find(gw, "Programmed").Status != "True" {
+		t.Errorf("Gateway web: %+v", gw)
+	}
+}
+
 func TestBadInputNamesTheObject(t *testing.T) {
 	bad := `apiVersion: networking.istio.io/v1
 kind: VirtualService

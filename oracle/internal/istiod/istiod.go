@@ -15,10 +15,20 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	metadatafake "k8s.io/client-go/metadata/fake"
+	k8stesting "k8s.io/client-go/testing"
+	gatewayconsts "sigs.k8s.io/gateway-api/pkg/consts"
+
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/networking/util"
+	labelutil "istio.io/istio/pilot/pkg/serviceregistry/util/label"
+	clusterid "istio.io/istio/pkg/cluster"
 	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pilot/test/xds"
+	kubelib "istio.io/istio/pkg/kube"
 
 	"meshlab/oracle/internal/failer"
 	"meshlab/oracle/internal/state"
@@ -38,9 +48,10 @@ func Start(st *state.State, mc *meshconfig.MeshConfig) (*Server, error) {
 	s := &Server{f: f}
 	err := f.Run(func() {
 		s.fake = xds.NewFakeDiscoveryServer(f, xds.FakeOptions{
-			KubernetesObjects: st.Kubernetes,
-			Configs:           st.Istio,
-			MeshConfig:        mc,
+			KubernetesObjects:  st.Kubernetes,
+			Configs:            st.Istio,
+			MeshConfig:         mc,
+			KubeClientModifier: gatewayAPICRDsAsInstalled,
 		})
 	})
 	if err != nil {
@@ -48,6 +59,36 @@ func Start(st *state.State, mc *meshconfig.MeshConfig) (*Server, error) {
 		return nil, fmt.Errorf("istiod's discovery server did not start: %w", err)
 	}
 	return s, nil
+}
+
+// gatewayAPICRDsAsInstalled makes the harness's Gateway API CRDs carry the bundle-version
+// annotation the real ones carry (`gateway.networking.k8s.io/bundle-version`, the version of the
+// linked sigs.k8s.io/gateway-api), as in a cluster where they were installed from that release.
+// The harness creates them bare (clienttest.MakeCRD), and istiod's CRD watcher ignores a Gateway
+// API CRD without that annotation when it has a minimum version (kclient/crdwatcher.go,
+// minimumVersionFilter): GRPCRoute, TCPRoute and TLSRoute would never be read.
+func gatewayAPICRDsAsInstalled(c kubelib.Client) {
+	fmc, ok := c.Metadata().(*metadatafake.FakeMetadataClient)
+	if !ok {
+		return
+	}
+	fmc.PrependReactor("*", "customresourcedefinitions", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		withObject, ok := a.(interface{ GetObject() runtime.Object })
+		if !ok {
+			return false, nil, nil
+		}
+		crd, ok := withObject.GetObject().(*metav1.PartialObjectMetadata)
+		if !ok || !strings.HasSuffix(crd.Name, ".gateway.networking.k8s.io") {
+			return false, nil, nil
+		}
+		if crd.Annotations == nil {
+			crd.Annotations = map[string]string{}
+		}
+		if _, set := crd.Annotations[gatewayconsts.BundleVersionAnnotation]; !set {
+			crd.Annotations[gatewayconsts.BundleVersionAnnotation] = gatewayconsts.BundleVersion
+		}
+		return false, nil, nil // changed in place; the tracker stores it
+	})
 }
 
 // Close stops the server's goroutines and informers.
@@ -60,6 +101,12 @@ type ProxySpec struct {
 	Labels    map[string]string // the workload's labels (gateway selectors and Sidecar workloadSelector use them)
 	IP        string            // the workload's IP; istiod finds the pod, and so the proxy's Services, by it
 	ID        string            // "<pod>.<namespace>" when known; defaults to "meshlab-oracle.<namespace>"
+	// Locality is "region/zone/subzone" (empty: none). istiod reads it from the registry (the
+	// pod's node, or its topology.istio.io/locality label) and adds the topology labels to the
+	// proxy's labels (pilot/pkg/xds/ads.go setTopologyLabels); the harness's SetupProxy does not,
+	// so Proxy does it here.
+	Locality string
+	NodeName string // the pod's node (kubernetes.io/hostname among the proxy's labels)
 }
 
 // Proxy is one proxy's generated configuration, with Istio's simulation over it.
@@ -105,6 +152,14 @@ func (s *Server) Proxy(spec ProxySpec) (*Proxy, error) {
 	}
 	if spec.IP != "" {
 		p.IPAddresses = []string{spec.IP}
+	}
+	if spec.Locality != "" || spec.NodeName != "" {
+		if spec.Locality != "" {
+			p.Locality = util.ConvertLocality(spec.Locality)
+		}
+		p.Labels = labelutil.AugmentLabels(p.Labels, clusterid.ID("Kubernetes"), util.LocalityToString(p.Locality),
+			spec.NodeName, "")
+		p.Metadata.Labels = p.Labels
 	}
 	out := &Proxy{}
 	err := s.f.Run(func() {

@@ -17,6 +17,7 @@ import (
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pkg/config/mesh"
+	pm "istio.io/istio/pkg/model"
 	"istio.io/istio/pkg/util/protomarshal"
 
 	"google.golang.org/protobuf/proto"
@@ -51,6 +52,12 @@ type Proxy struct {
 	IP        string            `json:"ip"`
 	// Pod, "namespace/name", takes Namespace, Labels and IP from that Pod of the state.
 	Pod string `json:"pod,omitempty"`
+	// Locality, "region/zone/subzone" (or the label form "region.zone.subzone"), is where the
+	// proxy runs. With Pod it defaults to what istiod's registry reads for that pod: its
+	// topology.istio.io/locality (or istio-locality) label, else its node's
+	// topology.kubernetes.io/region, topology.kubernetes.io/zone and topology.istio.io/subzone
+	// labels (pilot/pkg/serviceregistry/kube/controller/controller.go getPodLocality).
+	Locality string `json:"locality,omitempty"`
 	// Gateway, "namespace/name", makes this proxy the deployment Istio creates for that Gateway
 	// API Gateway: the oracle adds the Service, Pod (at IP, default 10.255.0.N) and EndpointSlice
 	// Istio's gateway deployment controller and Kubernetes would add, and takes Type "router",
@@ -87,7 +94,10 @@ type Response struct {
 	Objects  map[string]int         `json:"objects"` // count by kind of the state given
 	Calls    []CallResult           `json:"calls"`
 	Config   map[string]ProxyConfig `json:"config"`
-	Timing   Timing                 `json:"timing"`
+	// Status is what istiod's Gateway API controller would write to the status of each Gateway
+	// API object of the state (Gateway, HTTPRoute, ...), in kind, namespace, name order.
+	Status []istiod.ObjectStatus `json:"status"`
+	Timing Timing                `json:"timing"`
 }
 
 // Timing is where the time went, in seconds.
@@ -193,6 +203,7 @@ func Run(req *Request) (*Response, error) {
 		resp.Warnings = append(resp.Warnings, "added as Istio's gateway deployment controller would: "+strings.Join(st.Synthesized, ", "))
 	}
 	pods := podsOf(st)
+	nodes := nodesOf(st)
 	t1 := time.Now()
 	resp.Timing.Parse = t1.Sub(t0).Seconds()
 
@@ -202,7 +213,7 @@ func Run(req *Request) (*Response, error) {
 	specs := map[string]istiod.ProxySpec{}
 	var order []string
 	for i, p := range req.Proxies {
-		spec, err := proxySpec(p, pods)
+		spec, err := proxySpec(p, pods, nodes)
 		if err != nil {
 			return nil, inputErr("proxies[%d] (%s): %v", i, p.ID, err)
 		}
@@ -247,6 +258,9 @@ func Run(req *Request) (*Response, error) {
 		if kinds != nil {
 			resp.Config[id] = pc
 		}
+	}
+	if resp.Status, err = srv.GatewayAPIStatus(10*time.Second, state.DefaultCreationTimestamp); err != nil {
+		return nil, err
 	}
 	t3 := time.Now()
 	resp.Timing.Generate = t3.Sub(t2).Seconds()
@@ -329,11 +343,47 @@ func podsOf(st *state.State) map[string]*corev1.Pod {
 	return out
 }
 
-func proxySpec(p Proxy, pods map[string]*corev1.Pod) (istiod.ProxySpec, error) {
+func nodesOf(st *state.State) map[string]*corev1.Node {
+	out := map[string]*corev1.Node{}
+	for _, o := range st.Kubernetes {
+		if n, ok := o.(*corev1.Node); ok {
+			out[n.Name] = n
+		}
+	}
+	return out
+}
+
+// podLocality is istiod's getPodLocality (pilot/pkg/serviceregistry/kube/controller/controller.go):
+// the pod's locality label, else its node's topology labels.
+func podLocality(pod *corev1.Pod, nodes map[string]*corev1.Node) string {
+	if l := pm.GetLocalityLabel(pod.Labels); l != "" {
+		return pm.SanitizeLocalityLabel(l)
+	}
+	node := nodes[pod.Spec.NodeName]
+	if node == nil {
+		return ""
+	}
+	region := node.Labels["topology.kubernetes.io/region"]
+	if region == "" {
+		region = node.Labels["failure-domain.beta.kubernetes.io/region"]
+	}
+	zone := node.Labels["topology.kubernetes.io/zone"]
+	if zone == "" {
+		zone = node.Labels["failure-domain.beta.kubernetes.io/zone"]
+	}
+	subzone := node.Labels["topology.istio.io/subzone"]
+	if region == "" && zone == "" && subzone == "" {
+		return ""
+	}
+	return region + "/" + zone + "/" + subzone
+}
+
+func proxySpec(p Proxy, pods map[string]*corev1.Pod, nodes map[string]*corev1.Node) (istiod.ProxySpec, error) {
 	if p.ID == "" {
 		return istiod.ProxySpec{}, fmt.Errorf("id is required")
 	}
-	spec := istiod.ProxySpec{Type: p.Type, Namespace: p.Namespace, Labels: p.Labels, IP: p.IP}
+	spec := istiod.ProxySpec{Type: p.Type, Namespace: p.Namespace, Labels: p.Labels, IP: p.IP,
+		Locality: pm.SanitizeLocalityLabel(p.Locality)}
 	if spec.Type == "" {
 		spec.Type = "sidecar"
 	}
@@ -355,6 +405,10 @@ func proxySpec(p Proxy, pods map[string]*corev1.Pod) (istiod.ProxySpec, error) {
 			spec.IP = pod.Status.PodIP
 		}
 		spec.ID = pod.Name + "." + pod.Namespace
+		if spec.Locality == "" {
+			spec.Locality = podLocality(pod, nodes)
+		}
+		spec.NodeName = pod.Spec.NodeName
 	}
 	if spec.Namespace == "" {
 		return spec, fmt.Errorf("namespace is required (or pod)")

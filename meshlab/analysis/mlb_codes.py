@@ -1,0 +1,37 @@
+"""meshlab's own findings (MLB codes): traps Envoy acts on that `istioctl analyze` stays silent
+about. Istio's codes are in codes.py, generated from Istio's own message table.
+"""
+
+from __future__ import annotations
+
+from .codes import ISTIO, Code, Level
+
+#: meshlab's own findings: what each means.
+MESHLAB: dict[str, Code] = {
+    "MLB0001": Code("Warning", "VirtualService rule after a catch-all match can never match"),
+    "MLB0002": Code("Warning", "VirtualService http rules ignored on a port Istio treats as TCP"),
+    "MLB0003": Code("Warning", "Fault injection without percentage never fires"),
+    "MLB0004": Code("Warning", "Host like name.namespace is not expanded by Istio"),
+    "MLB0005": Code("Warning", "Mesh VirtualService host matches no Service or ServiceEntry"),
+    "MLB0006": Code("Warning", "DestinationRule subset has no ready endpoint behind its Service"),
+    "MLB0007": Code("Warning", "Service has no ready endpoint"),
+    "MLB0008": Code("Info", "VirtualService bound only to gateways is ignored by sidecars"),
+    "MLB0009": Code("Info", "Weight of a single destination is ignored"),
+    "MLB0010": Code("Info", "perTryTimeout not shorter than the route timeout"),
+    "MLB0011": Code("Warning", "Subset defined only in a DestinationRule no client sidecar will use"),
+    "MLB0012": Code("Warning", "Service targetPort matches no container port of its pods"),
+    "MLB0013": Code("Warning", "Outlier detection can never eject a host (maxEjectionPercent below one host's share)"),
+    "MLB0014": Code("Warning", "Locality failover without outlierDetection never fails over"),
+    "MLB0015": Code("Warning", "Envoy keeps idle connections at least as long as the app: 503 UC race"),
+    "MLB0016": Code("Info", "Retries after the app may have done the work, on a rule POST can take"),
+    "MLB0017": Code("Info", "Consistent hash across a weighted split is sticky per subset only"),
+    "MLB0018": Code("Info", "perTryTimeout that retryOn never retries"),
+}
+
+#: Every code `meshlab.analyze` may report.
+CODES: dict[str, Code] = {**ISTIO, **MESHLAB}
+
+
+def level_of(code: str) -> Level:
+    """The level a finding with `code` is reported at (KeyError for a code not in the table)."""
+    return CODES[code].level
