@@ -151,6 +151,29 @@ def test_vhost_domains_depend_on_client_namespace():
     assert rc["virtual_hosts"][-1]["domains"] == ["*"]
 
 
+def test_a_service_entry_naming_a_cluster_local_host_gets_its_short_names():
+    """The host's name decides the short forms, not the registry (GenerateAltVirtualHosts): a
+    ServiceEntry for `reviews.prod.svc.cluster.local` without any Service answers to `reviews`
+    from prod, to `reviews.prod` elsewhere, like the Service would; `api.example.com` to itself."""
+    se = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: prod}
+spec:
+  hosts: [reviews.prod.svc.cluster.local, api.example.com]
+  ports: [{name: http, number: 9080, protocol: HTTP}]
+"""
+    st = ClusterState(strict_namespaces=False)
+    st.apply(load(se))
+    other = build_config(st, SLEEP)
+    assert vhost(other, "9080", f"{REVIEWS}:9080")["domains"] == [
+        REVIEWS, REVIEWS + ".", "reviews.prod", "reviews.prod.svc"]
+    same = build_config(st, ProxyIdentity("sidecar", "prod", {"app": "sleep"}, "127.66.0.3"))
+    assert vhost(same, "9080", f"{REVIEWS}:9080")["domains"] == [
+        REVIEWS, REVIEWS + ".", "reviews", "reviews.prod.svc", "reviews.prod"]
+    assert vhost(same, "9080", "api.example.com:9080")["domains"] == ["api.example.com", "api.example.com."]
+
+
 # ---------------------------------------------------------------------------------------- routes
 
 def test_default_route_has_istio_timeout_and_retry_policy():

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..gateway_api import UNKNOWN_SERVICE, quote_meta, uses_gateway_semantics
 from ..names import (
-    HTTP_FAMILY, HTTP_STATUS_NAMED, MESH_GATEWAY, UNSUPPORTED, cluster_name, duration_seconds, fqdn, gateway_ref,
+    CLUSTER_DOMAIN, HTTP_FAMILY, HTTP_STATUS_NAMED, MESH_GATEWAY, UNSUPPORTED, cluster_name, duration_seconds, gateway_ref,
     host_matches, host_subset_of, is_wildcard, labels_match, to_fqdn,
 )
 from ..objects import (
@@ -609,33 +609,30 @@ def _shared_http(svc: ServiceInfo, protocol: str) -> bool:
     return protocol in HTTP_FAMILY or (protocol == UNSUPPORTED and not svc.cluster_ip)
 
 
-def k8s_vhost_domains(name: str, namespace: str, client_namespace: str,
-                      cluster_ip: str | None, headless: bool = False) -> list[str]:
-    """Domains istiod gives a Kubernetes Service's virtual host for a client in `client_namespace`.
+def vhost_domains(svc: ServiceInfo, client_namespace: str) -> list[str]:
+    """Domains istiod gives a Service's virtual host for a proxy in `client_namespace`
+    (core/httproute.go generateVirtualHostDomains, GenerateAltVirtualHosts).
 
-    FQDN, FQDN with the trailing dot (since 1.27), the short name only for clients in the same
-    namespace, `name.ns.svc`, `name.ns` (in istiod's order) and the ClusterIP. No `:port` twins
-    (since 1.15 route configs ignore the port in host matching).
+    The host, and with a trailing dot (since 1.27) unless it is a wildcard. The host's name, not
+    its registry, decides the short forms: for `<name>.<ns>.svc.cluster.local` (a Kubernetes
+    Service's, or a ServiceEntry's that names one) `name`, `name.ns.svc`, `name.ns` for a proxy in
+    `ns`, else `name.ns`, `name.ns.svc`; other hosts get none. A headless Kubernetes Service
+    (Passthrough) adds a `*.` twin of each for per-pod names. Then the ClusterIP or the
+    ServiceEntry's addresses. No `:port` twins: route configs ignore the port in host matching.
     """
-    full = fqdn(name, namespace)
-    domains = [full, full + "."]
-    if client_namespace == namespace:
-        domains += [name, f"{name}.{namespace}.svc", f"{name}.{namespace}"]
-    else:
-        domains += [f"{name}.{namespace}", f"{name}.{namespace}.svc"]
-    if headless:  # Passthrough resolution: wildcard twins for per-pod names
+    host = svc.hostname
+    domains = [host] if host.startswith("*") else [host, host + "."]
+    svc_at = host.find(".svc.")
+    dot = host.find(".")
+    if svc_at > 0 and host.endswith(CLUSTER_DOMAIN) and dot + 1 <= svc_at:
+        if host[dot + 1:svc_at] == client_namespace:
+            domains += [host[:dot], host[:svc_at] + ".svc", host[:svc_at]]
+        else:
+            domains += [host[:svc_at], host[:svc_at] + ".svc"]
+    if svc.is_k8s and svc.resolution == "NONE":
         domains += ["*." + d for d in domains]
-    if cluster_ip:
-        domains.append(cluster_ip)
-    return domains
-
-
-def external_vhost_domains(host: str, addresses: list[str]) -> list[str]:
-    """Domains for a ServiceEntry host: the host itself (with trailing dot) and its addresses."""
-    domains = [host]
-    if not host.startswith("*"):
-        domains.append(host + ".")
-    return domains + [a for a in addresses if "/" not in a]
+    addresses = [svc.cluster_ip] if svc.is_k8s else svc.addresses
+    return domains + [a for a in addresses if a and "/" not in a]
 
 
 def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
@@ -693,9 +690,7 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         if t.service is not None:
             domains = ["*"]
         else:
-            domains = (k8s_vhost_domains(svc.name, svc.namespace, reg.proxy.namespace, svc.cluster_ip,
-                                         headless=svc.resolution == "NONE")
-                       if svc.is_k8s else external_vhost_domains(svc.hostname, svc.addresses))
+            domains = vhost_domains(svc, reg.proxy.namespace)
         domains = _claim(domains, used)
         if not domains:
             continue
