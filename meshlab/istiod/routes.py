@@ -668,14 +668,17 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
                                 "modelled by the local backend (ignored)")
         # VS hosts that are no Service on this port get their own virtual host here when the VS
         # matches an HTTP (or sniffed) Service on this port — or, when it matches none, in route
-        # config "80" only (core/route/route.go BuildSidecarVirtualHostWrapper and
+        # config "80" only (core/route/route.go buildSidecarVirtualHostsForVirtualService and
         # separateVSHostsAndServices: the registry there holds the Services of this port only)
         if t.service is None:
             on_port = [sv for sv in reg.services if sv.port(t.port) is not None]
             unknown = [h for h in hosts if h != "*" and (
                 not any(host_matches(h, sv.hostname) for sv in on_port) if is_wildcard(h)
                 else not any(sv.hostname == h for sv in on_port))]
-            http_matched = [sv for sv in on_port if any(host_subset_of(sv.hostname, h) for h in hosts)
+            # the VS's Services: those it names exactly, and those its wildcard is the most
+            # specific for (a Service some VS names exactly has no wildcard owner)
+            owners = _wildcard_owners(reg, vss, on_port)
+            http_matched = [sv for sv in on_port if (sv.hostname in hosts or owners.get(sv.hostname) is vs)
                             and (p := sv.port(t.port)) is not None and (p.protocol in HTTP_FAMILY or p.protocol == UNSUPPORTED)]
             if unknown and (http_matched or t.port == 80):
                 if routes is None:
