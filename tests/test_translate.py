@@ -174,6 +174,21 @@ spec:
     assert vhost(same, "9080", "api.example.com:9080")["domains"] == ["api.example.com", "api.example.com."]
 
 
+def test_an_unknown_vs_host_goes_where_the_vs_owns_a_service_not_where_its_wildcard_lost():
+    """A VirtualService's host that is no Service gets a virtual host on each port where the VS
+    owns an HTTP Service; a wildcard that lost the Service to an exact host owns none there
+    (route.go separateVSHostsAndServices, mostSpecificWildcardVsIndex; fidelity g0078)."""
+    wild = virtual_service("wild", ["reviews.example.com", "*.prod.svc.cluster.local"], """
+        - route: [{destination: {host: reviews.prod.svc.cluster.local}}]""", namespace="istio-system")
+    exact = virtual_service("exact", [REVIEWS], """
+        - route: [{destination: {host: reviews.prod.svc.cluster.local}}]""", namespace="prod")
+
+    def names(cfg):
+        return [v["name"] for v in cfg.routes["9080"]["virtual_hosts"]]
+    assert "reviews.example.com:9080" in names(build_config(make_state(wild), SLEEP))
+    assert "reviews.example.com:9080" not in names(build_config(make_state(wild, exact), SLEEP))
+
+
 # ---------------------------------------------------------------------------------------- routes
 
 def test_default_route_has_istio_timeout_and_retry_policy():
