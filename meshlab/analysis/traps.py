@@ -29,7 +29,11 @@ def _seconds(d: str | None) -> float | None:
 # ---------------------------------------------------------------------------------------- MLB0001
 
 def _is_catch_all(m: HTTPMatchRequest) -> bool:
-    """A match Envoy treats as 'every request': only `uri.prefix: /` (or regex `.*`), nothing else."""
+    """A match every request meets, for every client: only `uri.prefix: /` (or regex `.*`, `/.*`),
+    nothing else. Not istiod's `IsCatchAllRoute` (istiod/routes.py `is_catch_all`), which ignores
+    `port`, `sourceLabels`, `sourceNamespace` and `gateways` because each proxy's routes are built
+    for its own port and labels: such a match takes every request of some clients only, and later
+    rules still match for the others, so it is no trap."""
     data = m.model_dump(exclude_none=True)
     data.pop("name", None)
     data.pop("ignore_uri_case", None)
