@@ -749,11 +749,15 @@ def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     and adds a route-less one for each host of its own no VS covers (named and matched by the host
     as written, `ns/` prefix included, as istiod does); virtual hosts with the very same routes are
     merged into the first by host specificity (collapseDuplicateRoutes); none → `blackhole:<port>`."""
-    rb = RouteBuilder(reg, t.port)
+    builders: dict[int, RouteBuilder] = {}
     vhosts_by_host: dict[str, dict[str, Any]] = {}
-    route_lists: dict[tuple[str, tuple[str, str, str]], list[dict[str, Any]]] = {}
+    route_lists: dict[tuple[int, str, tuple[str, ...]], list[dict[str, Any]]] = {}
     for gw, server in t.servers:
         gref = f"{gw.namespace}/{gw.name}"
+        # each server builds routes and names virtual hosts by its own port number, even where
+        # servers of several ports share this listener (gateway.go: port := server.Port.Number)
+        port = server.port.number
+        rb = builders.setdefault(port, RouteBuilder(reg, port))
         redirect = bool(server.tls and server.tls.get("httpsRedirect"))
         server_hosts = []
         for h in server.hosts:
@@ -773,7 +777,7 @@ def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
                         shared.append(eff)
             if not shared:
                 continue
-            key = (gref, vs.key)
+            key = (port, gref, vs.key)
             if key not in route_lists:
                 route_lists[key] = rb.vs_routes(vs, gateway_names={gref})
             routes = route_lists[key]
@@ -783,7 +787,7 @@ def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
                 eff = eff.lower()
                 vh = vhosts_by_host.get(eff)
                 if vh is None:
-                    vh = vhosts_by_host[eff] = _vhost(f"{eff}:{t.port}", [eff], [])
+                    vh = vhosts_by_host[eff] = _vhost(f"{eff}:{port}", [eff], [])
                 vh["routes"] = vh["routes"] + routes
                 if redirect:
                     vh["require_tls"] = "ALL"
@@ -793,7 +797,7 @@ def _gateway_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
                 if h in vhosts_by_host:
                     vhosts_by_host[h]["require_tls"] = "ALL"
                 else:
-                    vhosts_by_host[h] = {**_vhost(f"{h}:{t.port}", [h], []), "require_tls": "ALL"}
+                    vhosts_by_host[h] = {**_vhost(f"{h}:{port}", [h], []), "require_tls": "ALL"}
     if not vhosts_by_host:
         return _route_config(t.name, [{"name": f"blackhole:{t.port}", "domains": ["*"], "routes": []}])
     merged: list[dict[str, Any]] = []
