@@ -80,6 +80,21 @@ def _passthrough_to_nothing(entry: dict[str, Any], call: Any, rows: list[dict[st
         and bool(rows) and all(r.get("error") in ("reset", "refused") for r in rows)
 
 
+def _external_name_alias(what: str, name: str, warnings: list[str]) -> bool:
+    """A domain of an ExternalName Service (the lab warns it is not modelled) that istiod adds to
+    the virtual host of the Service it names, as an alias (generateVirtualHostDomains, Aliases)."""
+    if not what.endswith(": domains"):
+        return False
+    host = name.lstrip("*.").rstrip(".")
+    for w in warnings:
+        m = re.match(r"Service (\S+)/(\S+)(?: \(.*\))?: type ExternalName is not modelled", w)
+        if m:
+            ns, svc = m.groups()
+            if host in (svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"):
+                return True
+    return False
+
+
 KNOWN: list[Known] = [
     Known("inbound",
           "The local lab's pods are plain processes without an inbound sidecar: Istio's virtualInbound, "
@@ -107,6 +122,11 @@ KNOWN: list[Known] = [
           "standard library), so Envoy answers 502 UPE where Istio's simulation, which has no pods, "
           "answers the route's cluster. The route and cluster agree.",
           call=_http2_upstream),
+    Known("external-name",
+          "A Service of type ExternalName is not modelled by the local lab (a named warning); where it "
+          "names another Service of the mesh, istiod adds its names to that Service's virtual host "
+          "as aliases (core/httproute.go generateVirtualHostDomains).",
+          config=_external_name_alias),
 ]
 
 

@@ -603,12 +603,6 @@ def build_routes(reg: Registry, targets: list[RouteTarget]) -> dict[str, dict[st
     return out
 
 
-def _shared_http(svc: ServiceInfo, protocol: str) -> bool:
-    """A port routed by the shared `0.0.0.0_<port>` listener: HTTP, or sniffed without an address
-    (a sniffed port with a ClusterIP has its own listener and route configuration)."""
-    return protocol in HTTP_FAMILY or (protocol == UNSUPPORTED and not svc.cluster_ip)
-
-
 def vhost_domains(svc: ServiceInfo, client_namespace: str) -> list[str]:
     """Domains istiod gives a Service's virtual host for a proxy in `client_namespace`
     (core/httproute.go generateVirtualHostDomains, GenerateAltVirtualHosts).
@@ -643,7 +637,10 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     if t.service is not None:
         services = [t.service]
     else:
-        services = [s for s in reg.services if (p := s.port(t.port)) is not None and _shared_http(s, p.protocol)]
+        # every HTTP or sniffed Service on the port, a sniffed one with a ClusterIP too, although
+        # its own listener routes it by address (route.go BuildSidecarVirtualHostWrapper: IsHTTPOrSniffed)
+        services = [s for s in reg.services if (p := s.port(t.port)) is not None
+                    and (p.protocol in HTTP_FAMILY or p.protocol == UNSUPPORTED)]
     vss = [vs for vs in reg.virtual_services() if not vs.spec.gateways or MESH_GATEWAY in vs.spec.gateways]
     claimed: dict[str, tuple[VirtualService, list[dict[str, Any]]]] = {}
     unknown_hosts: list[tuple[str, VirtualService, list[dict[str, Any]]]] = []
