@@ -73,6 +73,8 @@ WEBHOOK_SOURCES: dict[str, str] = {
     "webhook: redirectCode is 0 or 300..399": f"{_V} validateHTTPRedirect",
     "webhook: a rewrite sets uri, uriRegexRewrite (not both) or authority": f"{_V} validateHTTPRewrite",
     "webhook: only one of mirror or mirrors": f"{_VS} validateHTTPRouteConflict",
+    "webhook: a gateway is `<namespace>/<name>` (RFC 1123 labels) or a DNS name (validateGatewayNames)":
+        f"{_V} validateGatewayNames (agent.ValidateFQDN)",
     "webhook: directResponse status and corsPolicy rules (subtrees kept as dicts)":
         f"{_V} validateHTTPDirectResponse, validateCORSPolicy",
     "webhook: connection pool limits are >= 0": f"{_V} validateConnectionPool",

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from meshlab.errors import ManifestError
 from meshlab.manifests import load
 from meshlab.objects import Service
 from meshlab.state import ClusterState
@@ -523,7 +524,7 @@ def test_gateway_listener_route_names_and_vs_merge():
 @pytest.mark.parametrize("entry, bound", [
     ("public-gw", False),                       # means default/public-gw, which does not exist
     ("istio-system/public-gw", True), ("public-gw.istio-system.svc.cluster.local", True),
-    ("public-gw.istio-system", True), ("./public-gw", False),
+    ("public-gw.istio-system", True),
 ])
 def test_gateway_names_resolve_in_the_virtual_service_namespace(entry: str, bound: bool):
     """istiod's resolveGatewayName: a VirtualService in `default` naming `public-gw` is bound to
@@ -532,6 +533,20 @@ def test_gateway_names_resolve_in_the_virtual_service_namespace(entry: str, boun
         "front", ["*"], "- route: [{destination: {host: web, port: {number: 80}}}]", gateways=[entry])
     vhs = build_config(make_state(gw_vs), GATEWAY).routes["http.8080"]["virtual_hosts"]
     assert (vhs[0]["name"] != "blackhole:80") is bound
+
+
+@pytest.mark.parametrize("gateways, field", [
+    ("[./public-gw]", "spec.gateways[0]"), ("[/public-gw]", "spec.gateways[0]"),
+    ("[istio-system/public_gw]", "spec.gateways[0]"), ("[istio-system/a.b, mesh]", "spec.gateways[0]"),
+])
+def test_gateway_names_istio_refuses_are_refused_with_the_field(gateways: str, field: str):
+    """Istio's validateGatewayNames: `<namespace>/<name>`, both RFC 1123 labels; `./gw` is no
+    namespace (kubectl apply fails on the webhook)."""
+    text = virtual_service("front", ["*"], "- route: [{destination: {host: web, port: {number: 80}}}]") \
+        .replace("spec:\n", f"spec:\n  gateways: {gateways}\n", 1)
+    with pytest.raises(ManifestError) as e:
+        load(text)
+    assert field in str(e.value)
 
 
 def test_gateway_without_virtual_service_has_a_routeless_blackhole():
@@ -869,22 +884,30 @@ spec:
 def test_setting_the_authority_header_is_a_host_rewrite():
     """Envoy refuses to set `:authority` or `host` as a header (the whole route configuration is
     rejected); istiod turns them into host_rewrite_literal (core/route/route.go
-    TranslateHeadersOperations): the route's own (set before add, rewrite.authority first) wins
-    over a lone destination's."""
+    TranslateHeadersOperations): the rule's own wins over a lone destination's. A rule may set
+    the authority in one place only: Istio's webhook refuses two (validateAuthorityRewrite)."""
     def route(http: str) -> dict:
         cfg = build_config(make_state(virtual_service("r", ["reviews"], namespace="prod", http=http)), SLEEP)
         return vhost(cfg, "9080", f"{REVIEWS}:9080")["routes"][0]
     r = route("""
-  - headers: {request: {set: {":authority": set.example, x-a: "1"}, add: {host: add.example}, remove: [x-b]}}
+  - headers: {request: {set: {":authority": set.example, x-a: "1"}, remove: [x-b]}}
     route: [{destination: {host: reviews}, headers: {request: {set: {host: dest.example}}}}]""")
     assert r["route"]["host_rewrite_literal"] == "set.example"
     assert [h["header"]["key"] for h in r["request_headers_to_add"]] == ["x-a"]
     assert r["request_headers_to_remove"] == ["x-b"]
     r = route("""
   - rewrite: {authority: rewrite.example}
-    headers: {request: {set: {host: set.example}}}
-    route: [{destination: {host: reviews}}]""")
+    route: [{destination: {host: reviews}, headers: {request: {set: {host: dest.example}}}}]""")
     assert r["route"]["host_rewrite_literal"] == "rewrite.example"
+    for twice in ("""
+  - rewrite: {authority: rewrite.example}
+    headers: {request: {set: {host: set.example}}}
+    route: [{destination: {host: reviews}}]""", """
+  - headers: {request: {set: {":authority": set.example}, add: {host: add.example}}}
+    route: [{destination: {host: reviews}}]"""):
+        with pytest.raises(ManifestError) as e:
+            load(virtual_service("r", ["reviews"], namespace="prod", http=twice))
+        assert "spec.http[0].headers.request" in str(e.value) and "authority" in str(e.value)
     r = route("""
   - route: [{destination: {host: reviews}, headers: {request: {set: {host: dest.example}}}}]""")
     assert r["route"]["host_rewrite_literal"] == "dest.example" and "request_headers_to_add" not in r

@@ -70,6 +70,8 @@ WEBHOOK_STRICTER = [
     ("VirtualService", r"spec\.http\[\d+\]\.rewrite(\.uri|\.uriRegexRewrite)?$", "*",
      "webhook: a rewrite sets uri, uriRegexRewrite (not both) or authority"),
     ("VirtualService", r"spec\.http\[\d+\]\.mirrors$", "add", "webhook: only one of mirror or mirrors"),
+    ("VirtualService", r"spec\.gateways\[\d+\]$|\.match\[\d+\]\.gateways\[\d+\]$", "*",
+     "webhook: a gateway is `<namespace>/<name>` (RFC 1123 labels) or a DNS name (validateGatewayNames)"),
     # kept as dicts, so not compared here (the cases are in test_manifests.py): directResponse.status 200..599,
     # corsPolicy (allowOrigins non-empty and RE2, allowMethods, maxAge in whole seconds)
     ("VirtualService", r"spec\.http\[\d+\]\.(directResponse|corsPolicy)\b", "*",

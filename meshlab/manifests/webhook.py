@@ -77,6 +77,57 @@ def wildcard_domain_problem(host: str) -> str | None:
     return None
 
 
+def _fqdn_problem(name: str) -> str | None:
+    """Istio's ValidateFQDN (pkg/config/validation/agent/validation.go): like a host, without
+    wildcards."""
+    if not name:
+        return "empty domain name not allowed"
+    if len(name) > 255:
+        return f"domain name {clip(name)} too long (max 255)"
+    labels = name.split(".")
+    if labels[-1].isdigit():
+        return f"domain name {clip(name)} invalid (top level domain {clip(labels[-1], 40)} cannot be all-numeric)"
+    for i, label in enumerate(labels):
+        if i == len(labels) - 1 and label == "":
+            break
+        if len(label) > 63 or not _DNS1123_LABEL.fullmatch(label):
+            return f"domain name {clip(name)} invalid (label {clip(label, 40)} invalid)"
+    return None
+
+
+def _check_gateway_names(names: list[str] | None, path: list[str | int], p: Any) -> None:
+    """Istio's validateGatewayNames (pkg/config/validation/validation.go): `<namespace>/<name>`,
+    each an RFC 1123 label; a name without `/` (`mesh`, `gw`, legacy `gw.ns`) must be a DNS name,
+    and, as in Istio, ends the check of the list."""
+    for i, name in enumerate(names or []):
+        ns, slash, gw = name.partition("/")
+        if not slash:
+            if (why := _fqdn_problem(name)):
+                p([*path, i], why)
+            return
+        if not ns or not gw:
+            p([*path, i], "config namespace and gateway name cannot be empty")
+        if len(ns) > 63 or not _DNS1123_LABEL.fullmatch(ns):
+            p([*path, i], f"invalid value for namespace: {clip(ns)} (write `<namespace>/<gateway>`; "
+              "a Gateway in the VirtualService's own namespace needs no prefix)")
+        if len(gw) > 63 or not _DNS1123_LABEL.fullmatch(gw):
+            p([*path, i], f"invalid value for gateway name: {clip(gw)}")
+
+
+def _check_authority_once(route: HTTPRoute, path: list[str | int], p: Any) -> None:
+    """Istio's validateAuthorityRewrite (pkg/config/validation/virtualservice.go): a rule rewrites
+    the authority in one place only: `rewrite.authority`, or one `:authority`/`host` header in
+    `headers.request.set` or `.add`."""
+    req = route.headers.request if route.headers is not None else None
+    places = [["rewrite", "authority"]] if route.rewrite is not None and route.rewrite.authority else []
+    for op in ("set", "add"):
+        places += [["headers", "request", op, k] for k in (getattr(req, op, None) or {})
+                   if k.lower() in (":authority", "host")]
+    if len(places) > 1:
+        p([*path, *places[1]], "authority header cannot be set multiple times: "
+          f"{'.'.join(str(x) for x in places[0])} already sets it (keep one of them)")
+
+
 def subset_name_problem(name: str) -> str | None:
     """validateSubsetName (validation.go): labels.IsDNS1123Label — Istio's own pattern, which, unlike
     the API server's, takes upper-case letters (`V1` is a valid subset name; `v1_a`, `v1.0` are not)."""
@@ -290,6 +341,7 @@ def _check_virtual_service(vs: VirtualService, p: Any) -> None:
               f"Envoy takes ({_U32}: RouteAction.WeightedCluster); Istio passes it on and Envoy rejects the routes. "
               f"Weights are relative: 90 and 10 split like 900 and 100")
         _check_http_route(route, ["spec", "http", i], p)
+    _check_gateway_names(vs.spec.gateways, ["spec", "gateways"], p)
 
 
 def _webhook_duration(value: str | None, path: list[str | int], p: Any, *, zero_ok: bool = False,
@@ -380,12 +432,14 @@ def _check_http_route(route: HTTPRoute, path: list[str | int], p: Any) -> None:
                 _check_string_match(sm, [*mp, alias, key], p)
         if m.port and not 1 <= m.port <= 65535:
             p([*mp, "port"], f"must be between 1 and 65535, found {describe(m.port)}")
+        _check_gateway_names(m.gateways, [*mp, "gateways"], p)
         if m.source_namespace and not valid(m.source_namespace, DNS1123_LABEL, 63):
             p([*mp, "sourceNamespace"], f'{clip(m.source_namespace)} is not a valid namespace name (an RFC 1123 label)')
     for j, rd in enumerate(route.route or []):
         _check_destination(rd.destination, [*path, "route", j, "destination"], p)
         _check_headers(rd.headers, [*path, "route", j, "headers"], p)
     _check_headers(route.headers, [*path, "headers"], p)
+    _check_authority_once(route, path, p)
     _check_destination(route.mirror, [*path, "mirror"], p)
     for j, mirror in enumerate(route.mirrors or []):
         _check_destination(mirror.destination, [*path, "mirrors", j, "destination"], p)
