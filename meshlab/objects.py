@@ -801,6 +801,17 @@ class ParentReference(_Model):
     section_name: _SectionName | None = None
     port: _PortNumber | None = None
 
+    @property
+    def is_gateway(self) -> bool:
+        """A Gateway API Gateway (an Istio `networking.istio.io` Gateway of the same kind is no parent
+        Istio's Gateway API controller takes: pilot/pkg/config/kube/gateway)."""
+        return (self.group, self.kind) == (GATEWAY_API_GROUP, "Gateway")
+
+    @property
+    def is_service(self) -> bool:
+        """A core Service: the parent of a mesh (GAMMA) route."""
+        return (self.group, self.kind) == ("", "Service")
+
 
 def _parent_refs_rules(refs: list[ParentReference]) -> None:
     """The CRD's CEL rules on parentRefs: several references to one parent need distinct sectionNames."""

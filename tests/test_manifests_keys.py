@@ -34,13 +34,25 @@ spec:
   rules: [{backendRefs: [{name: reviews-v2, port: 9080}]}]
 """
 
+# names the Istio Gateway `web`: no parent Istio's Gateway API controller takes, so attached to nothing
+ISTIO_PARENT_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: istio-parent, namespace: default}
+spec:
+  parentRefs: [{group: networking.istio.io, kind: Gateway, name: web}]
+  hostnames: [other.example.com]
+  rules: [{backendRefs: [{name: reviews-v1, port: 9080}]}]
+"""
+
+
 def per_version_service(version: str) -> str:
     return (f"apiVersion: v1\nkind: Service\nmetadata: {{name: reviews-{version}, namespace: default}}\n"
             f"spec:\n  selector: {{app: reviews, version: {version}}}\n  ports: [{{name: http, port: 9080}}]\n")
 
 
 STATE = docs(deployment("reviews", "v1"), deployment("reviews", "v2"), service("reviews"),
-             per_version_service("v1"), per_version_service("v2"), ISTIO_GW, K8S_GW, ISTIO_VS, K8S_ROUTE)
+             per_version_service("v1"), per_version_service("v2"), ISTIO_GW, K8S_GW, ISTIO_VS, K8S_ROUTE,
+             ISTIO_PARENT_ROUTE)
 
 
 def test_the_key_is_group_kind_namespace_name_for_every_object():
@@ -121,6 +133,10 @@ def test_a_lab_holding_both_gateways_routes_through_each():
         k8s = lab.probe("http://k8s.example.com/", via="web-istio", n=4, seed=1)
         assert istio["status"].tolist() == [200] * 4 and set(istio["version"]) == {"v1"}
         assert k8s["status"].tolist() == [200] * 4 and set(k8s["version"]) == {"v2"}
+        # a route naming the Istio Gateway is not attached to the Gateway API Gateway of that name
+        other = lab.probe("http://other.example.com/", via="web-istio", n=2, seed=1)
+        assert other["status"].tolist() == [404, 404]
+        assert lab.explain(other).codes == ["NR.no-httproute-for-host"]
         # deleting one leaves the other serving
         lab.delete(K8S_GW)
         assert [o.api_version for o in lab.objects() if o.kind == "Gateway"] == ["networking.istio.io/v1"]
