@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Literal, Sequence, TypeVar
 from .errors import ApplyError
 from .names import ISTIO_NAMESPACE, cluster_dns, labels_match
 from .objects import (
-    Deployment, DestinationRule, Gateway, K8sObject, Namespace, ObjectMeta, Pod, PodSpec, Service,
+    Deployment, DestinationRule, Gateway, K8sObject, Namespace, ObjectKey, ObjectMeta, Pod, PodSpec, Service,
     ServiceEntry, ServicePort, VirtualService,
 )
 
@@ -226,8 +226,8 @@ class ClusterState:
     def __init__(self, *, pod_ip: Callable[[PodInfo], str] | None = None,
                  cluster_ip: Callable[[Service], str] | None = None,
                  strict_namespaces: bool = True, nodes: Sequence[NodeInfo] = LAB_NODES):
-        self._objects: dict[tuple[str, str, str], K8sObject] = {}
-        self._created: dict[tuple[str, str, str], int] = {}
+        self._objects: dict[ObjectKey, K8sObject] = {}
+        self._created: dict[ObjectKey, int] = {}
         self._seq = 0
         self._pods: dict[tuple[str, str], PodInfo] = {}
         self._cluster_ips: dict[tuple[str, str], str] = {}
@@ -305,11 +305,11 @@ class ClusterState:
                                  f"create the Namespace first (kubectl create namespace {o.namespace})")
 
     def _delete_namespace_contents(self, ns: str) -> list[Change]:
-        gone = [k for k in self._objects if k[1] == ns and k[0] != "Namespace"]
+        gone = [k for k in self._objects if k.namespace == ns and k.kind != "Namespace"]
         for k in gone:
             del self._objects[k]
             self._created.pop(k, None)
-        return [Change("deleted", k[0].split(".", 1)[0], k[1], k[2]) for k in gone]
+        return [Change("deleted", k.kind, k.namespace, k.name) for k in gone]
 
     # ----------------------------------------------------------------------------- pods
     def _desired_pods(self) -> dict[tuple[str, str], PodInfo]:
@@ -398,7 +398,7 @@ class ClusterState:
             return sorted(self._objects.values(), key=lambda o: self._created[o.key])
 
     def get(self, kind: type[T], name: str, namespace: str = "default") -> T | None:
-        obj = self._objects.get((kind.key_kind(), namespace if kind.NAMESPACED else "", name))
+        obj = self._objects.get(kind.key_of(name, namespace))
         return obj if isinstance(obj, kind) else None
 
     def services(self, namespace: str | None = None) -> list[Service]:

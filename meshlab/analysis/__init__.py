@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from ..errors import ManifestError
 from ..manifests import LoadReport, load_report
-from ..objects import Deployment, K8sObject, Namespace, Pod
+from ..objects import Deployment, K8sObject, Namespace, ObjectKey, Pod
 from ..state import BUILTIN_NAMESPACES, ClusterState
 from . import istio_rules, traps, webhook_rules, workload_rules
 from .codes import LEVEL_ORDER
@@ -55,12 +55,14 @@ def analyze_snapshot(snap: Snapshot) -> list[Finding]:
     found: list[Finding] = []
     for rule in _RULES:
         found.extend(f for f in rule(snap) if not snap.is_synthetic(f)
-                     and not ({f.code, "*"} & suppressed.get((f.kind, f.namespace, f.name), set())))
+                     and not ({f.code, "*"} & suppressed.get(f.key, set())))
     return _sorted_deduped(found)
 
 
-def _suppressions(snap: Snapshot) -> dict[tuple[str, str, str], set[str]]:
-    """Codes silenced per resource with istioctl's `galley.istio.io/analyze-suppress` annotation."""
+def _suppressions(snap: Snapshot) -> dict[ObjectKey, set[str]]:
+    """Codes silenced per resource with istioctl's `galley.istio.io/analyze-suppress` annotation: on
+    the very object the message is about (pkg/config/analysis/local/istiod_analyze.go filterMessages),
+    so an Istio Gateway's annotation does not silence a Gateway API Gateway of the same name."""
     out = {}
     for o in snap.state.all():
         value = o.metadata.annotations.get(SUPPRESS_ANNOTATION)

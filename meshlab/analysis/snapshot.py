@@ -21,8 +21,8 @@ from ..names import (
     to_fqdn,
 )
 from ..objects import (
-    DestinationRule, Gateway, K8sObject, KubernetesGateway, Namespace, Service, ServiceEntry, UnmodelledObject,
-    VirtualService,
+    DestinationRule, Gateway, K8sObject, KubernetesGateway, Namespace, ObjectKey, Service, ServiceEntry,
+    UnmodelledObject, VirtualService,
 )
 from ..state import ClusterState, PodInfo
 from .codes import Level
@@ -42,6 +42,8 @@ class Finding:
 
     `code` is Istio's (`IST0101`) where Istio has a rule for it, else meshlab's own (`MLB0001`).
     `fix` says what to change; `field` points into the object (`spec.http[0].route[1].destination`).
+    `group` is the object's API group: istioctl prints only kind and name (`origin`), so an Istio
+    Gateway and a Gateway API Gateway of one name print alike, but they are two objects (`key`).
     """
 
     code: str
@@ -53,6 +55,12 @@ class Finding:
     fix: str = ""
     field: str = ""
     source: str = ""
+    group: str = ""
+
+    @property
+    def key(self) -> ObjectKey:
+        """The object the finding is about, as `K8sObject.key` names it."""
+        return ObjectKey(self.group, self.kind, self.namespace, self.name)
 
     @property
     def origin(self) -> str:
@@ -74,7 +82,7 @@ def finding(obj: K8sObject, code: str, message: str, fix: str = "", field: str =
     """A finding about `obj`, at the level `codes.py` gives `code`."""
     src = obj.source
     return Finding(code, level_of(code), obj.kind, (obj.namespace or "") if obj.NAMESPACED else "", obj.name,
-                   message, fix, field, str(src) if src else "")
+                   message, fix, field, str(src) if src else "", obj.group)
 
 
 def go_quote(s: str) -> str:
@@ -160,8 +168,8 @@ def default_istio_install() -> list[K8sObject]:
 class Snapshot:
     """One cluster's objects and pods, indexed the way the analyzers look them up."""
 
-    def __init__(self, state: ClusterState, synthetic: set[tuple[str, str, str]] | None = None,
-                 given: set[tuple[str, str, str]] | None = None):
+    def __init__(self, state: ClusterState, synthetic: set[ObjectKey] | None = None,
+                 given: set[ObjectKey] | None = None):
         self.state = state
         self.synthetic = synthetic or set()
         #: the keys of the objects analyzed as given (None: all of the state's)
@@ -263,7 +271,7 @@ class Snapshot:
         return list(self.pods_with_labels(svc.spec.selector, svc.namespace or "default"))
 
     def is_synthetic(self, f: Finding) -> bool:
-        return (f.kind, f.namespace, f.name) in self.synthetic
+        return f.key in self.synthetic
 
     def is_synthetic_obj(self, obj: K8sObject) -> bool:
         return obj.key in self.synthetic

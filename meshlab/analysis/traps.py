@@ -466,9 +466,9 @@ def idle_timeout_not_below_the_apps(s: Snapshot) -> Iterator[Finding]:
             if idle is not None and idle * 1000 < app[2]:
                 continue
             path = _block_path(dr, subset, "connection_pool") + ".http.idleTimeout"
-            if (dr.key[1], dr.name, path) in reported:
+            if (dr.namespace or "", dr.name, path) in reported:
                 continue
-            reported.add((dr.key[1], dr.name, path))
+            reported.add((dr.namespace or "", dr.name, path))
             keeps = f"idleTimeout {idle_text}" if idle_text else "no idleTimeout (Envoy's default: 1 h)"
             yield finding(dr, "MLB0015",
                           f"The app behind {dr.spec.host} closes keep-alive connections idle for {app[0]:g} ms "

@@ -73,7 +73,7 @@ def _bad_backends(ctx: Context, route: Route, index: int) -> tuple[list[str], li
         to_ns = b.namespace or ns
         where = f"{b.name}" + (f" (namespace {b.namespace})" if b.namespace else "")
         # mesh routes do not enforce ReferenceGrants (route_collections.go: convertHTTPRoute(..., !mesh))
-        gateway_parent = any(p.kind == "Gateway" for p in route.spec.parent_refs or [])
+        gateway_parent = any(p.is_gateway for p in route.spec.parent_refs or [])
         if gateway_parent and b.namespace and b.namespace != ns and not api.backend_allowed(
                 route.KIND, b.kind, b.group, b.name, b.namespace, ns):
             refused.append(where)
@@ -165,7 +165,7 @@ def nr(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
     what = "No route matched: 404 NR (route_not_found)."
     if is_gateway_deployment(proxy):
         gw_ref = _gateway_of(ctx, proxy)
-        attached = [r for r in routes(ctx) if any(p.kind == "Gateway" and f"{p.namespace or r.namespace}/{p.name}" == gw_ref
+        attached = [r for r in routes(ctx) if any(p.is_gateway and f"{p.namespace or r.namespace}/{p.name}" == gw_ref
                                                    for p in r.spec.parent_refs or [])]
         for_host = [r for r in attached if not r.spec.hostnames or any(host_matches(h, host) for h in r.spec.hostnames)]
         if not for_host:
@@ -176,7 +176,7 @@ def nr(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
                          cmds, [ref(r) for r in attached])
         route = for_host[0]
     else:
-        covering = [r for r in routes(ctx) if any(p.kind == "Service" for p in r.spec.parent_refs or [])]
+        covering = [r for r in routes(ctx) if any(p.is_service for p in r.spec.parent_refs or [])]
         if not covering:
             return None
         route = covering[0]
