@@ -448,13 +448,28 @@ exercise(Exercise(
         *_v2_band(d))))
 
 
+#: The subsets of chapter 3's DestinationRule `reviews` (notebooks/manifests/03-subsets/
+#: destinationrule-subsets.yaml; tests/test_exercises.py checks they agree).
+_CHAPTER3_DR, _CHAPTER3_SUBSETS = "reviews", ("v1", "v2")
+
+
 def _weights(answer: Any, data: Mapping[str, Any]) -> bool:
     if isinstance(answer, (list, tuple)) and len(answer) == 2:   # (v1, v2), in the slider's order
-        answer = {"v1": answer[0], "v2": answer[1]}
+        answer = dict(zip(_CHAPTER3_SUBSETS, answer))
     if isinstance(answer, Mapping):
         answer = {str(k).strip().lower(): v for k, v in answer.items()}
-    if not isinstance(answer, Mapping) or set(answer) != {"v1", "v2"}:
+    if not isinstance(answer, Mapping):
         raise ValueError("Answer with a dict of both subsets, e.g. {\"v1\": 50, \"v2\": 50}.")
+    subsets = " and ".join(f"`{s}`" for s in _CHAPTER3_SUBSETS)
+    unknown = [k for k in answer if k not in _CHAPTER3_SUBSETS]
+    if unknown:
+        are = "is not a subset" if len(unknown) == 1 else "are not subsets"
+        raise ValueError(f"{', '.join(f'`{k}`' for k in unknown)} {are} of the DestinationRule `{_CHAPTER3_DR}`: "
+                         f"its subsets are {subsets}. Give a weight to each.")
+    missing = [s for s in _CHAPTER3_SUBSETS if s not in answer]
+    if missing:
+        raise ValueError(f"Give a weight to each subset of the DestinationRule `{_CHAPTER3_DR}` ({subsets}); "
+                         f"{', '.join(f'`{s}`' for s in missing)} has none.")
     w1, w2 = _number(answer["v1"]), _number(answer["v2"])
     if w1 < 0 or w2 < 0 or w1 + w2 <= 0:
         raise ValueError("Weights are ≥ 0 and must not all be 0 (Istio rejects that).")
