@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .names import cluster_name, duration_seconds, fqdn
+from .names import cluster_name, duration_seconds, fqdn, parse_cluster_name
 
 __all__ = ["Exercise", "Verdict", "EXERCISES", "check", "exercise"]
 
@@ -1297,9 +1297,46 @@ def _convert(answer: Any, data: Mapping[str, Any]) -> str:
     # in a thousand, and 400 requests still tell 20 % from 10 %, 30 %, 50 % or 80 %
     lo, hi = wilson_interval(k, n, confidence=0.999)
     if not lo <= 0.20 <= hi:
-        raise _NotYet(f"v2 got {k} of {n} requests ({k / n:.0%}); 20 % lies outside the 99.9 % band "
-                      f"{lo:.0%}–{hi:.0%}: check the weights.")
+        raise _NotYet(f"Configured: {'; '.join(_backend_weights(applied)) or 'no backendRefs'}. "
+                      f"Measured: {_backend_counts(ok)}. Chapter 3's split sends 20 % to v2; here v2 answered "
+                      f"{k} of {n} ({_pct(k / n)}, 99.9 % band {_pct(lo)}–{_pct(hi)}), which rules 20 % out.")
     return f"{_got(df)}; v2 got {k} of {n} ({k / n:.0%}), through HTTPRoute rule(s) {', '.join(sorted(routes))}."
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.0f} %"
+
+
+def _backend_weights(objs: Iterable[Any]) -> list[str]:
+    """Each HTTPRoute rule's backendRefs as configured, with the share each weight gives:
+    `HTTPRoute reviews-mesh spec.rules[0]: reviews-v1 weight 80 (80 %), reviews-v2 weight 20 (20 %)`
+    (a backendRef's weight defaults to 1, gateway-api's HTTPBackendRef)."""
+    out = []
+    for o in objs:
+        m = o.to_manifest() if hasattr(o, "to_manifest") else {}
+        if m.get("kind") != "HTTPRoute":
+            continue
+        for i, rule in enumerate((m.get("spec") or {}).get("rules") or []):
+            refs = [(str(b.get("name")), int(b.get("weight", 1))) for b in rule.get("backendRefs") or []]
+            total = sum(w for _, w in refs)
+            each = ", ".join(f"{name} weight {w}" + (f" ({_pct(w / total)})" if total else "") for name, w in refs)
+            out.append(f"HTTPRoute {m['metadata']['name']} spec.rules[{i}]: {each or 'no backendRefs'}")
+    return out
+
+
+def _backend_counts(ok: pd.DataFrame) -> str:
+    """How many answered requests each backend Service's cluster got, and which versions answered:
+    `reviews-v1 304 of 400 (76 %, version v1), reviews-v2 96 of 400 (24 %, version v2)`."""
+    n = len(ok)
+    if not n:
+        return "no request was answered"
+    parsed = [parse_cluster_name(str(c)) for c in ok["cluster"].fillna("")]
+    backend = pd.Series([p.host.split(".")[0] if p else "?" for p in parsed], index=ok.index)
+    out = []
+    for name, k in backend.value_counts().items():
+        versions = sorted(set(ok.loc[backend == name, "version"].fillna("").astype(str)) - {""})
+        out.append(f"{name} {k} of {n} ({_pct(k / n)}" + (f", version {', '.join(versions)}" if versions else "") + ")")
+    return ", ".join(out)
 
 
 exercise(Exercise(
