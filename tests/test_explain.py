@@ -569,6 +569,41 @@ def test_e2e_requests_saved_by_a_retry_say_so(lab) -> None:
     assert c.code == "ok.default-route" and retried and retried[0].count == (df["attempts"] > 1).sum()
 
 
+# ------------------------------------------------------------- locality (chapter 8's pods and rules)
+
+CHAPTER_MANIFESTS = Path(__file__).resolve().parent.parent / "notebooks" / "manifests"
+
+
+@pytest.fixture
+def zones_lab():
+    """Chapter 8's pods: one reviews pod (all version v1) in each of eu-west-a, eu-west-b, us-east-a."""
+    from meshlab.lab import Lab
+    with Lab() as lab:
+        lab.apply(str(CHAPTER_MANIFESTS / "01-service" / "reviews-service.yaml"))
+        lab.apply(str(CHAPTER_MANIFESTS / "08-locality" / "reviews-zones.yaml"))
+        yield lab
+
+
+def test_e2e_answered_requests_are_summarised_by_zone_where_the_pods_differ_by_zone(zones_lab) -> None:
+    """The pods differ by zone, not by version: the summary is the split by zone (a version split
+    would read "v1 100 %" whatever happened)."""
+    zones_lab.apply(str(CHAPTER_MANIFESTS / "08-locality" / "destinationrule-failover-only.yaml"))
+    ok = zones_lab.explain(zones_lab.probe("http://reviews:9080/", n=30, seed=1))["200"]
+    assert set(ok.split) == {"zone"}, ok.split
+    assert sum(ok.split["zone"].values()) == 30 and set(ok.split["zone"]) <= {"eu-west-a", "eu-west-b", "us-east-a"}
+    assert len(ok.split["zone"]) >= 2, "no priorities without outlierDetection: LEAST_REQUEST spreads over zones"
+    assert all(z in ok.what for z in ok.split["zone"]) and "v1" not in ok.what, ok.what
+
+
+def test_e2e_answered_requests_are_summarised_by_version_where_the_pods_differ_by_version(lab) -> None:
+    lab.apply(V2 + "---\n" + SUBSETS + "---\n" + vs(
+        "  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n"
+        "    - destination: {host: reviews, subset: v2}\n      weight: 50\n"))
+    ok = lab.explain(lab.probe("http://reviews:9080/", n=40))["200"]
+    assert set(ok.split) == {"version"} and set(ok.split["version"]) == {"v1", "v2"}, ok.split
+    assert sum(ok.split["version"].values()) == 40 and "zone" not in ok.what
+
+
 def test_e2e_a_mesh_virtualservice_for_the_destination_does_not_apply_at_the_gateway(lab) -> None:
     """The gateway's own VirtualService chose the cluster; the sidecars' VirtualService for that
     destination host (routing to v2) is not applied a second time at the gateway."""
