@@ -604,6 +604,62 @@ def test_e2e_answered_requests_are_summarised_by_version_where_the_pods_differ_b
     assert sum(ok.split["version"].values()) == 40 and "zone" not in ok.what
 
 
+def test_e2e_failover_after_ejection_names_the_ejected_pod_and_the_priority_the_requests_moved_to(zones_lab) -> None:
+    """Chapter 8: the client's zone fails, outlier detection ejects its pod, and the requests go to
+    priority 1 (eu-west-b). explain says so, with the DestinationRule field that ejected it; while
+    all is healthy, or without outlierDetection (no priorities), it does not."""
+    lab = zones_lab
+    lab.apply(str(CHAPTER_MANIFESTS / "08-locality" / "destinationrule-failover-only.yaml"))
+    assert "ok.failover-after-ejection" not in lab.explain(lab.probe("http://reviews:9080/", n=20, seed=1))["200"].codes
+    lab.apply(str(CHAPTER_MANIFESTS / "08-locality" / "destinationrule-locality.yaml"))
+    healthy = lab.explain(lab.probe("http://reviews:9080/", n=20, seed=1))
+    assert "ok.locality-priority" in healthy["200"].codes and "ok.failover-after-ejection" not in healthy["200"].codes
+    lab.set_pod("reviews-west-a", error_rate=1.0)
+    ex = lab.explain(lab.probe("http://reviews:9080/", n=30, seed=1))
+    assert ex.codes == ["app.error-status", "ok.default-route"], ex.codes
+    moved = ex["ok.failover-after-ejection"]
+    assert moved.objects == ["DestinationRule default/reviews"] and moved.fields == ["spec.trafficPolicy.outlierDetection"]
+    assert moved.count == ex["200"].count and ex["200"].split == {"zone": {"eu-west-b": moved.count}}
+    west_a = next(n for n in lab.pods()["name"] if n.startswith("reviews-west-a-"))
+    assert west_a in moved.what and "priority 1 (eu-west-b)" in moved.what, moved.what
+    assert f"The {ex['503'].count} request(s) before" in moved.what, moved.what    # the 503s that ejected it
+    assert "priority 0 0 %, priority 1 100 %" in moved.why, moved.why
+
+
+def test_unit_priority_load_follows_envoys_health_times_overprovisioning() -> None:
+    from meshlab.explanation.resilience import OVERPROVISIONING_FACTOR, priority_load
+    health = lambda healthy, hosts: min(100, OVERPROVISIONING_FACTOR * healthy // hosts)   # noqa: E731
+    assert priority_load([health(1, 1), health(1, 1)]) == [100, 0]
+    assert priority_load([health(0, 1), health(1, 1), health(1, 1)]) == [0, 100, 0]
+    # 2 of 3 healthy: 1.4 × 2/3 → 93 %, the other 7 % spill to priority 1
+    assert priority_load([health(2, 3), health(1, 1)]) == [93, 7]
+    # not enough health anywhere: scaled to add up to 100
+    assert priority_load([health(1, 4), health(1, 4)]) == [50, 50]
+    assert priority_load([0, 0]) == [100, 0], "panic threshold 0 and nothing healthy: priority 0 nominally"
+
+
+def test_unit_failover_without_ejection_evidence_names_no_ejection() -> None:
+    """Requests served from priority 1 while Envoy shows no ejection (and no error came first):
+    locality failover, but no claim that outlier detection ejected anything."""
+    zoned = docs(service("reviews"), deployment("reviews", "v1", replicas=2))
+    lab = StandInLab(zoned, [C_ALL], [route(C_ALL, vs_ref="", name="default")])
+    a, b = (p.ip for p in lab.state.pods())
+    lab._cfg["endpoints"] = [
+        {"cluster": C_ALL, "endpoint": f"{a}:9080", "status": "HEALTHY", "outlier_check": "OK",
+         "locality": "eu-west/eu-west-a", "priority": 0},
+        {"cluster": C_ALL, "endpoint": f"{b}:9080", "status": "HEALTHY", "outlier_check": "OK",
+         "locality": "eu-west/eu-west-b", "priority": 1}]
+    ok = explain(rows(5, route="default", cluster=C_ALL, upstream=f"{b}:9080", pod="reviews-v1-b", version="v1"),
+                 lab)["200"]
+    assert "ok.locality-failover" in ok.codes and "ok.failover-after-ejection" not in ok.codes
+    # the same, with Envoy's /clusters showing the priority-0 endpoint ejected: now it is named
+    lab._cfg["endpoints"][0]["outlier_check"] = "FAILED"
+    ok = explain(rows(5, route="default", cluster=C_ALL, upstream=f"{b}:9080", pod="reviews-v1-b", version="v1"),
+                 lab)["200"]
+    moved = next(p for p in ok.parts if p.code == "ok.failover-after-ejection")
+    assert moved.count == 5 and "reviews-v1-" in moved.what and "priority 1 (eu-west-b): 5" in moved.what
+
+
 def test_e2e_a_mesh_virtualservice_for_the_destination_does_not_apply_at_the_gateway(lab) -> None:
     """The gateway's own VirtualService chose the cluster; the sidecars' VirtualService for that
     destination host (routing to v2) is not applied a second time at the gateway."""

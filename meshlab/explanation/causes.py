@@ -73,6 +73,8 @@ CAUSES: dict[str, str] = {
     "note.retry-hides-keepalive-race": "retryOn reset answered keep-alive races with a second attempt: the race is still there",
     "ok.locality-priority": "Envoy served every request from the client's closest locality (priority 0)",
     "ok.locality-failover": "some requests went to a farther locality because the closest endpoints were unhealthy",
+    "ok.failover-after-ejection": "outlier detection ejected the client's closest endpoints (priority 0), and Envoy "
+                                  "moved their requests to the next priority (another zone)",
     "note.locality-failover-without-outlier-detection": "locality failover configured without outlierDetection: no priorities",
     "note.hash-not-sticky-across-subsets": "a weighted split between hashed subsets: a key is sticky per subset, not per pod",
     "ok.destination-rule-policy": "a DestinationRule's policy applied to the cluster (which blocks, from where)",

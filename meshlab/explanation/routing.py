@@ -48,9 +48,11 @@ class RouteUse:
 
 # ------------------------------------------------------------------------------------- the route
 
-def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
+def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str,
+           all_rows: list[dict[str, Any]] | None = None) -> Cause:
     """The main cause of a group of answered requests: the route most of them took. The other
-    routes and the DestinationRule policy of each cluster used are its `parts`."""
+    routes and the DestinationRule policy of each cluster used are its `parts`. `all_rows`, the
+    whole probe, says what came before them (default: `grp`)."""
     split = split_of(ctx, grp, proxy)
     what = answered_by(split)
     if proxy == "none":
@@ -75,7 +77,7 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
         policy = policy_cause(ctx, label, cluster, proxy)
         if policy is not None:
             main.parts.append(policy)
-    main.parts += resilience.locality_parts(ctx, label, grp, proxy, used)
+    main.parts += resilience.locality_parts(ctx, label, grp, proxy, used, all_rows)
     main.parts += resilience.hash_parts(ctx, label, grp, proxy)
     retried = [r for r in grp if int(r.get("attempts") or 0) > 1]
     if retried:
