@@ -659,6 +659,24 @@ def test_unit_failover_without_ejection_evidence_names_no_ejection() -> None:
     moved = next(p for p in ok.parts if p.code == "ok.failover-after-ejection")
     assert moved.count == 5 and "reviews-v1-" in moved.what and "priority 1 (eu-west-b): 5" in moved.what
 
+    # ejected no more when explained (baseEjectionTime passed), but Envoy counted an ejection over the
+    # probe and the rows show priority 0's pod failing first: named, with the errors that ejected it
+    lab._cfg["endpoints"][0]["outlier_check"] = "OK"
+    failing = rows(2, status=503, details="via_upstream", route="default", cluster=C_ALL, upstream=f"{a}:9080",
+                   pod="reviews-v1-a", version="v1")
+    served = rows(5, route="default", cluster=C_ALL, upstream=f"{b}:9080", pod="reviews-v1-b", version="v1")
+    served["seq"] += 2
+    probe = pd.concat([failing, served], ignore_index=True)
+    counted = {f"cluster.{C_ALL}.outlier_detection.ejections_enforced_total": 1}
+    probe.attrs["envoy_stats"] = counted
+    moved = next(p for p in explain(probe, lab)["200"].parts if p.code == "ok.failover-after-ejection")
+    pod_a = next(p.name for p in lab.state.pods() if p.ip == a)
+    assert pod_a in moved.what and "The 2 request(s) before (#0–#1) got 503 ×2" in moved.what, moved.what
+    assert "priority 0 0 %, priority 1 100 %" in moved.why, moved.why
+    # the same rows without an ejection counted: errors alone prove no ejection
+    probe.attrs["envoy_stats"] = {}
+    assert "ok.failover-after-ejection" not in explain(probe, lab)["200"].codes
+
 
 def test_e2e_a_mesh_virtualservice_for_the_destination_does_not_apply_at_the_gateway(lab) -> None:
     """The gateway's own VirtualService chose the cluster; the sidecars' VirtualService for that

@@ -346,9 +346,9 @@ def priority_load(health: list[int]) -> list[int]:
     threshold 0) priority 0 nominally keeps 100 %. Envoy's `LoadBalancerBase::recalculatePerPriorityState`
     and `distributeLoad` (source/extensions/load_balancing_policies/common/load_balancer_impl.cc);
     degraded hosts, which Istio does not mark, are left out."""
-    normalized = min(100, sum(health))
     if not health:
         return []
+    normalized = min(100, sum(health))
     if normalized == 0:
         return [100] + [0] * (len(health) - 1)
     load, remaining = [], 100
@@ -388,7 +388,8 @@ def _failover_after_ejection(ctx: Context, label: str, cluster: str, prio: dict[
                     env.cluster_stats(cluster).get("outlier_detection.ejections_enforced_total")) or 0)
     if not ejected_now and not (enforced and failed_before):
         return None
-    ejected = set(ejected_now) or {text(r.get("upstream")) for r in failed_before} & local
+    # ejected now (Envoy's /clusters), else the priority-0 pods that failed first (UH rows name none: all of them)
+    ejected = set(ejected_now) or ({text(r.get("upstream")) for r in failed_before} & local) or local
 
     def name(ep: str) -> str:
         pod = ctx.pod_by_ip(ep.rsplit(":", 1)[0])
@@ -414,20 +415,20 @@ def _failover_after_ejection(ctx: Context, label: str, cluster: str, prio: dict[
                  + ", ".join(f"{o} ×{n}" for o, n in outcomes.most_common())
                  + f": the errors that ejected {'it' if len(ejected) == 1 else 'them'}.")
     parsed = parse_cluster_name(cluster)
-    od_where, od_fields = "", ""
+    od_ref, od_path, od_fields = "", "", ""
     for dr in ctx.drs_for_host(parsed.host) if parsed else []:
         path, od = policy_sources(dr.spec.traffic_policy, dr.spec.subsets, parsed.port or 0,
                                   parsed.subset or None)["outlierDetection"]
         if od is not None:
-            od_where = f"{ref(dr)} {path}"
+            od_ref, od_path = ref(dr), path
             od_fields = ", ".join(f"{k} {v}" for k, v in (
                 ("consecutive5xxErrors", od.consecutive5xx_errors), ("consecutiveGatewayErrors",
                                                                       od.consecutive_gateway_errors),
                 ("baseEjectionTime", od.base_ejection_time)) if v is not None)
             break
     shares = ", ".join(f"priority {p} {load[p]} %" for p in priorities)
-    why = ((f"{od_where} ({od_fields}) ejects a host that fails that many times in a row, for baseEjectionTime. "
-            if od_where else "Outlier detection ejects a host that keeps failing. ")
+    why = ((f"{od_ref} {od_path} ({od_fields}) ejects a host that fails that many times in a row, for "
+            "baseEjectionTime. " if od_ref else "Outlier detection ejects a host that keeps failing. ")
            + (f"Envoy counted {enforced} ejection(s) for {cluster} (outlier_detection.ejections_enforced_total). "
               if enforced else "")
            + "Envoy gives each priority the share of requests its healthy hosts can take — min(100 %, 1.4 × healthy / "
@@ -439,8 +440,7 @@ def _failover_after_ejection(ctx: Context, label: str, cluster: str, prio: dict[
                  "Fix the failing pods in the client's zone; after baseEjectionTime Envoy tries them again, and "
                  "once they answer they get the zone's traffic back.",
                  [f'istioctl proxy-config endpoints {client(proxy)} --cluster "{cluster}" -o json'],
-                 [od_where.split(" spec.")[0]] if od_where else [], ok=True, count=len(moved),
-                 fields=[od_where.split(" ", 2)[-1]] if od_where else [])
+                 [od_ref] if od_ref else [], ok=True, count=len(moved), fields=[od_path] if od_path else [])
 
 
 def hash_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> list[Cause]:
