@@ -16,7 +16,7 @@ from typing import Any
 from ..gateway_api import GATEWAY_NAME_LABEL, GatewayAPI, deployment_name
 from ..names import host_matches
 from ..objects import GRPCRoute, GRPCRouteMatch, KubernetesGateway, KubernetesHTTPRoute, Service
-from .causes import Cause, versions
+from .causes import Cause, answered_by
 from .context import Context, client, ref, text
 
 
@@ -119,8 +119,10 @@ def nc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
                  f"Status: {conds}.", "Retry once the backend's Service is back.", cmds, [ref(route)], fields=[field])
 
 
-def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause | None:
-    """Answered requests whose route came from an HTTPRoute or GRPCRoute rule; None otherwise."""
+def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str,
+           split: dict[str, dict[str, int]]) -> Cause | None:
+    """Answered requests whose route came from an HTTPRoute or GRPCRoute rule, `split` as
+    `causes.split_of` gives it; None otherwise."""
     names = [text(r.get("route")) for r in grp]
     route_name = max(set(names), key=names.count) if names else ""
     found = rule_of(ctx, route_name)
@@ -133,11 +135,11 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
     matches = "; ".join(_match_text(m) for m in rule.matches or []) or "any path"
     backends = ", ".join(f"{b.name}:{b.port} weight {b.weight}" for b in rule.backend_refs or []) or "none"
     code = "ok.grpcroute-rule" if isinstance(route, GRPCRoute) else "ok.httproute-rule"
-    return Cause(code, label, f"Answered by the pods: {versions(grp)}.",
+    return Cause(code, label, answered_by(split),
                  f"{ref(route)} routes this request at {where}: rule spec.rules[{i}] (Envoy's route {route_name!r}, "
                  f"matches {matches}) sent it to {backends}.", ok=True,
                  commands=[f"istioctl proxy-config routes {client(proxy)} -o json"], objects=[ref(route)],
-                 fields=[f"spec.rules[{i}]"])
+                 fields=[f"spec.rules[{i}]"], split=split)
 
 
 def _match_text(m: Any) -> str:
