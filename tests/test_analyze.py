@@ -254,11 +254,11 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
      [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 50}}\n")
       .replace("- {name: v1, labels: {version: v1}}", "- {name: v1, labels: {version: v1}, trafficPolicy: "
                                                         "{outlierDetection: {maxEjectionPercent: 100}}}")], set()),
-    ("MLB0014 locality failover without outlierDetection",
+    ("IST0133 locality failover without outlierDetection (meshlab's MLB0014 is retired for it)",
      [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {loadBalancer: {localityLbSetting: "
                                    "{failover: [{from: eu-west, to: us-east}]}}}\n")],
-     {("MLB0014", DR_DEF), ("IST0133", DR_DEF)}),     # Istio's validation warns too (agent/validation.go)
-    ("MLB0014 quiet with outlierDetection next to the failover",
+     {("IST0133", DR_DEF)}),       # Istio's validation warns (pkg/config/validation/agent/validation.go)
+    ("IST0133 quiet with outlierDetection next to the failover",
      [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}, "
                                    "loadBalancer: {localityLbSetting: {failoverPriority: [topology.kubernetes.io/zone]}}}\n")],
      set()),
@@ -456,6 +456,27 @@ def test_live_cluster_blind_spots_and_suppression() -> None:
         "metadata: {name: q, namespace: default}",
         "metadata: {name: q, namespace: default, annotations: {galley.istio.io/analyze-suppress: 'IST0101,MLB0005'}}")
     assert run(quiet) == set()
+
+
+def test_mlb0014_is_retired_and_ist0133_warns_wherever_it_did() -> None:
+    """MLB0014 (locality failover without outlierDetection) gave way to Istio's IST0133: every
+    DestinationRule MLB0014 warned on — the failover in the top-level policy, in a subset's own
+    policy, or inherited by a subset whose own policy sets something else — gets IST0133; MLB0014's
+    number stays reserved (never reported, never given to another rule)."""
+    from meshlab.analysis.mlb_codes import MESHLAB, RETIRED
+
+    assert RETIRED == {"MLB0014": "IST0133"} and not set(RETIRED) & set(MESHLAB)
+    failover = "loadBalancer: {localityLbSetting: {failover: [{from: eu-west, to: us-east}]}}"
+    v1 = "- {name: v1, labels: {version: v1}}"
+    where_mlb0014_warned = {
+        "top level": DR_V1_V2.replace("spec:\n", f"spec:\n  trafficPolicy: {{{failover}}}\n"),
+        "a subset's own policy": DR_V1_V2.replace(v1, f"- {{name: v1, labels: {{version: v1}}, trafficPolicy: {{{failover}}}}}"),
+        "inherited by a subset": DR_V1_V2.replace("spec:\n", f"spec:\n  trafficPolicy: {{{failover}}}\n").replace(
+            v1, "- {name: v1, labels: {version: v1}, trafficPolicy: {connectionPool: {tcp: {maxConnections: 5}}}}"),
+    }
+    for where, dr in where_mlb0014_warned.items():
+        assert run(dr) == {("IST0133", DR_DEF)}, where
+    assert run(DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}, " + failover + "}\n")) == set()
 
 
 def test_format_findings_has_fix_lines() -> None:

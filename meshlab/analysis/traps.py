@@ -326,6 +326,7 @@ def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
 
 
 # ------------------------------------------------------------------------------- MLB0013 .. MLB0018
+# (MLB0014, locality failover without outlierDetection, is retired: Istio's IST0133 says it.)
 # Resilience traps (chapters 5-8): what a DestinationRule or VirtualService sets up in advance that
 # Envoy will act on. Policies are read where a learner writes them — spec.trafficPolicy and each
 # subset's trafficPolicy (a subset's block replaces the top-level one); portLevelSettings are left
@@ -393,27 +394,6 @@ def ejection_never_allowed(s: Snapshot) -> Iterator[Finding]:
                           f"Set {path}.maxEjectionPercent to at least {100 / len(pods):.0f} (100 lets every failing "
                           "pod go; with Istio's panic threshold 0 a cluster whose pods all fail then answers 503 UH).",
                           f"{path}.maxEjectionPercent")
-
-
-def failover_without_outlier_detection(s: Snapshot) -> Iterator[Finding]:
-    """Locality failover (failover / failoverPriority) is applied only with outlier detection."""
-    for dr in s.destination_rules:
-        for _, subset, policy, _ in _policies(dr):
-            lb = policy.load_balancer if policy is not None else None
-            setting = (lb.locality_lb_setting or {}) if lb is not None else {}
-            if setting.get("enabled") is False or not (setting.get("failover") or setting.get("failoverPriority")):
-                continue
-            if policy.outlier_detection is not None:
-                continue
-            path = _block_path(dr, subset, "load_balancer")
-            yield finding(dr, "MLB0014",
-                          "localityLbSetting asks for failover, but there is no outlierDetection"
-                          + (f" for subset {subset}" if subset else "") + ": istiod gives the endpoints no "
-                          "priorities without it (Envoy could never see the local ones fail), so every zone gets "
-                          "traffic and nothing fails over.",
-                          "Add outlierDetection next to the loadBalancer (same trafficPolicy).",
-                          f"{path}.localityLbSetting")
-            break
 
 
 def _app_keepalive_ms(s: Snapshot, dr: DestinationRule) -> tuple[float, str, float] | None:
@@ -558,5 +538,5 @@ def per_try_timeout_never_retried(s: Snapshot) -> Iterator[Finding]:
 RULES = (rules_after_catch_all, http_rules_on_tcp_ports, faults_that_never_fire, unexpanded_hosts,
          subsets_without_endpoints, services_without_endpoints, gateway_only_virtual_services, ignored_weights,
          retries_without_time, subsets_from_foreign_namespace, target_ports_without_container_port,
-         ejection_never_allowed, failover_without_outlier_detection, idle_timeout_not_below_the_apps,
+         ejection_never_allowed, idle_timeout_not_below_the_apps,
          retries_of_non_idempotent_requests, hash_across_weighted_subsets, per_try_timeout_never_retried)
