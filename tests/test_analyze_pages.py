@@ -13,7 +13,7 @@ import pytest
 
 from meshlab.analysis import Finding, analyze, format_findings, page
 from meshlab.analysis.codes import ISTIO
-from meshlab.analysis.mlb_codes import MESHLAB, RETIRED
+from meshlab.analysis.mlb_codes import MESHLAB
 from meshlab.cli import main
 from meshlab.errors import UnknownCode
 
@@ -40,7 +40,7 @@ def _codes(text: str) -> set[str]:
     return {f.code for f in analyze(text)}
 
 
-ALL = sorted([*MESHLAB, *RETIRED])
+ALL = sorted(MESHLAB)
 
 
 def test_a_page_for_every_code_and_no_page_for_a_code_that_is_not() -> None:
@@ -53,8 +53,7 @@ def test_the_page_has_every_section_in_order(code: str) -> None:
     text = page(code)
     assert text.startswith(f"# {code} · ")
     assert list(_sections(text)) == SECTIONS
-    if code in MESHLAB:
-        assert text.startswith(f"# {code} · {MESHLAB[code].name}\n\n**{MESHLAB[code].level}**")
+    assert text.startswith(f"# {code} · {MESHLAB[code].name}\n\n**{MESHLAB[code].level}**")
 
 
 @pytest.mark.parametrize("code", ALL)
@@ -78,10 +77,9 @@ def test_the_triggers_yaml_yields_exactly_that_code_and_the_fixed_yaml_is_clean(
     related = set(re.findall(r"\bIST\d{4}\b", sections["Related Istio codes"]))
     assert related <= set(ISTIO), related - set(ISTIO)
     found = _codes(_yaml(sections["Triggers"]))
-    expected = RETIRED.get(code, code)
-    assert expected in found
-    assert {c for c in found if c.startswith("MLB")} <= {code}, found
-    assert {c for c in found if c.startswith("IST")} <= related | {expected}, \
+    assert code in found
+    assert {c for c in found if c.startswith("MLB")} == {code}, found
+    assert {c for c in found if c.startswith("IST")} <= related, \
         "an IST code the triggering YAML also yields belongs in 'Related Istio codes'"
     assert _codes(_yaml(sections["Fixed"])) == set()
 
@@ -90,13 +88,6 @@ def test_the_triggers_yaml_yields_exactly_that_code_and_the_fixed_yaml_is_clean(
 def test_taught_in_names_a_chapter_that_exists(code: str) -> None:
     chapters = re.findall(r"`(notebooks/\d\d-[\w-]+\.ipynb)`", _sections(page(code))["Taught in"])
     assert chapters and all((NOTEBOOKS.parent / c).is_file() for c in chapters), chapters
-
-
-def test_a_retired_code_says_so_and_where_to_look_now() -> None:
-    for code, successor in RETIRED.items():
-        text = page(code)
-        assert text.startswith(f"# {code} · retired: see {successor}")
-        assert code not in MESHLAB
 
 
 def test_the_finding_points_to_its_page() -> None:
@@ -129,8 +120,6 @@ def test_an_unknown_code_is_a_clear_error() -> None:
 def test_cli_prints_the_page(capsys) -> None:
     assert main(["explain-code", "MLB0003"]) == 0
     assert capsys.readouterr().out == page("MLB0003")
-    assert main(["explain-code", "MLB0014"]) == 0
-    assert "retired: see IST0133" in capsys.readouterr().out
     assert main(["explain-code", "IST0133"]) == 0
     assert "SchemaWarning" in capsys.readouterr().out
 

@@ -28,16 +28,11 @@ MESHLAB: dict[str, Code] = {
     "MLB0011": Code("Warning", "Subset defined only in a DestinationRule no client sidecar will use"),
     "MLB0012": Code("Warning", "Service targetPort matches no container port of its pods"),
     "MLB0013": Code("Warning", "Outlier detection can never eject a host (maxEjectionPercent below one host's share)"),
+    "MLB0014": Code("Warning", "Locality failover in a subset or port policy without outlierDetection never fails over"),
     "MLB0015": Code("Warning", "Envoy keeps idle connections at least as long as the app: 503 UC race"),
     "MLB0016": Code("Info", "Retries after the app may have done the work, on a rule POST can take"),
     "MLB0017": Code("Info", "Consistent hash across a weighted split is sticky per subset only"),
     "MLB0018": Code("Info", "perTryTimeout that retryOn never retries"),
-}
-
-#: Codes no rule reports any more, and the code that took their place. A number is never given
-#: out twice: a retired code keeps its page (saying where to look now) and stays out of MESHLAB.
-RETIRED: dict[str, str] = {
-    "MLB0014": "IST0133",   # locality failover without outlierDetection: Istio's validation warns
 }
 
 #: Every code `meshlab.analyze` may report.
@@ -59,18 +54,15 @@ class Page(str):
 def page(code: str) -> Page:
     """The page that explains `code`, Markdown.
 
-    An MLB code's (retired ones too) is `pages/<code>.md` under a heading with its code, level and
-    name; an IST code's says its name, level and message and points to its istio.io page. Raises
-    `UnknownCode` for a code neither table has.
+    An MLB code's is `pages/<code>.md` under a heading with its code, level and name; an IST code's
+    says its name, level and message and points to its istio.io page. Raises `UnknownCode` for a
+    code neither table has.
     """
     code = code.strip().upper()
-    if code in MESHLAB or code in RETIRED:
+    if code in MESHLAB:
         text = (resources.files(__package__) / "pages" / f"{code}.md").read_text(encoding="utf-8")
-        head = (f"# {code} · {MESHLAB[code].name}\n\n**{MESHLAB[code].level}** · meshlab's own code: "
-                "`istioctl analyze` does not report this trap." if code in MESHLAB
-                else f"# {code} · retired: see {RETIRED[code]}\n\nNo rule reports {code} any more; its number "
-                "stays reserved.")
-        return Page(f"{head}\n\n{text.strip()}\n")
+        return Page(f"# {code} · {MESHLAB[code].name}\n\n**{MESHLAB[code].level}** · meshlab's own code: "
+                    f"`istioctl analyze` does not report this trap.\n\n{text.strip()}\n")
     if code in ISTIO:
         c = ISTIO[code]
         return Page(f"# {code} · {c.name}\n\n**{c.level}** · Istio's own code (release {ISTIO_RELEASE}), reported as "

@@ -326,7 +326,6 @@ def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
 
 
 # ------------------------------------------------------------------------------- MLB0013 .. MLB0018
-# (MLB0014, locality failover without outlierDetection, is retired: Istio's IST0133 says it.)
 # Resilience traps (chapters 5-8): what a DestinationRule or VirtualService sets up in advance that
 # Envoy will act on. Policies are read where a learner writes them — spec.trafficPolicy and each
 # subset's trafficPolicy (a subset's block replaces the top-level one); portLevelSettings are left
@@ -394,6 +393,54 @@ def ejection_never_allowed(s: Snapshot) -> Iterator[Finding]:
                           f"Set {path}.maxEjectionPercent to at least {100 / len(pods):.0f} (100 lets every failing "
                           "pod go; with Istio's panic threshold 0 a cluster whose pods all fail then answers 503 UH).",
                           f"{path}.maxEjectionPercent")
+
+
+def _asks_failover(lb) -> str | None:
+    """Which setting of a loadBalancer asks for failover (`localityLbSetting` unless it says
+    `enabled: false`, or `zoneAwareLbSetting`), if one does."""
+    if lb is None:
+        return None
+    for name, setting in (("localityLbSetting", lb.locality_lb_setting), ("zoneAwareLbSetting", lb.zone_aware_lb_setting)):
+        setting = setting or {}
+        if setting.get("enabled") is not False and (setting.get("failover") or setting.get("failoverPriority")):
+            return name
+    return None
+
+
+def failover_without_outlier_detection(s: Snapshot) -> Iterator[Finding]:
+    """Locality failover written below the top level — in a subset's own trafficPolicy or a
+    portLevelSettings entry — with no outlierDetection in effect there: istiod writes locality
+    priorities only for a cluster with outlier detection (pilot/pkg/networking/core/loadbalancer/
+    loadbalancer.go), so nothing fails over. A subset's policy inherits the top level's blocks it
+    leaves unset; a port's replaces them all (pilot/pkg/model/destination_rule.go MergeTrafficPolicy).
+    istioctl stays silent here: Istio's validation drops the warning (IST0133) below the top level,
+    where `appendErrors` keeps only errors; at the top level IST0133 says it and this rule does not."""
+    for dr in s.destination_rules:
+        dr_top = dr.spec.traffic_policy
+        places = []
+        for i, sub in enumerate(dr.spec.subsets):
+            own = sub.traffic_policy
+            if own is None:
+                continue
+            od = own.outlier_detection or (dr_top.outlier_detection if dr_top is not None else None)
+            places.append((f"spec.subsets[{i}].trafficPolicy", f" for subset {sub.name}", own.load_balancer, od))
+            places += [(f"spec.subsets[{i}].trafficPolicy.portLevelSettings[{j}]",
+                        f" for port {pl.port.number if pl.port else '?'} of subset {sub.name}", pl.load_balancer,
+                        pl.outlier_detection) for j, pl in enumerate(own.port_level_settings or [])]
+        if dr_top is not None:
+            places += [(f"spec.trafficPolicy.portLevelSettings[{j}]", f" for port {pl.port.number if pl.port else '?'}",
+                        pl.load_balancer, pl.outlier_detection) for j, pl in enumerate(dr_top.port_level_settings or [])]
+        for where, what, lb, od in places:
+            name = _asks_failover(lb)
+            if name is None or od is not None:
+                continue
+            yield finding(dr, "MLB0014",
+                          f"{where}.loadBalancer.{name} asks for failover, but there is no outlierDetection{what}: "
+                          "istiod gives the endpoints no locality priorities without it (Envoy could never see the "
+                          "local ones fail), so every zone gets traffic and nothing fails over. istioctl analyze "
+                          "does not warn below the top-level trafficPolicy.",
+                          f"Add outlierDetection next to the loadBalancer in {where}.",
+                          f"{where}.loadBalancer.{name}")
 
 
 def _app_keepalive_ms(s: Snapshot, dr: DestinationRule) -> tuple[float, str, float] | None:
@@ -538,5 +585,5 @@ def per_try_timeout_never_retried(s: Snapshot) -> Iterator[Finding]:
 RULES = (rules_after_catch_all, http_rules_on_tcp_ports, faults_that_never_fire, unexpanded_hosts,
          subsets_without_endpoints, services_without_endpoints, gateway_only_virtual_services, ignored_weights,
          retries_without_time, subsets_from_foreign_namespace, target_ports_without_container_port,
-         ejection_never_allowed, idle_timeout_not_below_the_apps,
+         ejection_never_allowed, failover_without_outlier_detection, idle_timeout_not_below_the_apps,
          retries_of_non_idempotent_requests, hash_across_weighted_subsets, per_try_timeout_never_retried)
