@@ -41,7 +41,8 @@ class Finding:
     """One problem found in the configuration, shaped like an `istioctl analyze` message.
 
     `code` is Istio's (`IST0101`) where Istio has a rule for it, else meshlab's own (`MLB0001`).
-    `fix` says what to change; `field` points into the object (`spec.http[0].route[1].destination`).
+    `fix` says what to change; `field` points into the object (`spec.http[0].route[1].destination`);
+    `page` explains the code at length (Markdown; `meshlab explain-code CODE` prints the same).
     """
 
     code: str
