@@ -490,7 +490,7 @@ def _chapter8(nb: nbformat.NotebookNode) -> None:
     # a hash across a 50/50 split reaches one pod per subset
     assert "Measured: 2 pod(s)" in _verdicts(nb)["8.predict-canary-pods"]
     assert "note.hash-not-sticky-across-subsets" in _explained(nb, "lab.explain(jason)")
-    assert "MLB0017" in text and "MLB0014" in text
+    assert "MLB0017" in text and "IST0133" in text and "MLB0014" not in text
     # routed by a match: each user on exactly one pod
     matched = _figure(nb, "Routed by a match")
     per_user = list(zip(*[_numbers(t["y"]) for t in matched["data"]]))

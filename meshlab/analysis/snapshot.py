@@ -26,7 +26,7 @@ from ..objects import (
 )
 from ..state import ClusterState, PodInfo
 from .codes import Level
-from .mlb_codes import level_of
+from .mlb_codes import MESHLAB, Page, documentation_url, level_of, page
 
 
 EXPORT_ALL = "*"
@@ -41,7 +41,8 @@ class Finding:
     """One problem found in the configuration, shaped like an `istioctl analyze` message.
 
     `code` is Istio's (`IST0101`) where Istio has a rule for it, else meshlab's own (`MLB0001`).
-    `fix` says what to change; `field` points into the object (`spec.http[0].route[1].destination`).
+    `fix` says what to change; `field` points into the object (`spec.http[0].route[1].destination`);
+    `page` explains the code at length (Markdown; `meshlab explain-code CODE` prints the same).
     `group` is the object's API group: istioctl prints only kind and name (`origin`), so an Istio
     Gateway and a Gateway API Gateway of one name print alike, but they are two objects (`key`).
     """
@@ -74,8 +75,26 @@ class Finding:
         return {"code": self.code, "level": self.level, "kind": self.kind, "namespace": self.namespace,
                 "name": self.name, "message": self.message, "fix": self.fix, "field": self.field,
                 "origin": self.origin, "source": self.source,
-                "documentation_url": (f"https://istio.io/latest/docs/reference/config/analysis/{self.code.lower()}/"
-                                      if self.code.startswith("IST") else "")}
+                "documentation_url": documentation_url(self.code), "page": self.page_command}
+
+    @property
+    def page(self) -> Page:
+        """The page that explains this finding's code (Markdown; Jupyter renders it): for an MLB
+        code meshlab's own, for an IST code a pointer to istio.io's."""
+        return page(self.code)
+
+    @property
+    def page_command(self) -> str:
+        """The command that prints the page of an MLB code (`meshlab explain-code MLB0003`), else ""."""
+        return f"meshlab explain-code {self.code}" if self.code in MESHLAB else ""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """How IPython/Jupyter shows a finding: istioctl's line, the fix, and how to read the page."""
+        p.text(str(self))
+        if self.fix:
+            p.text(f"\n    fix: {self.fix}")
+        if self.page_command:
+            p.text(f"\n    page: .page (or `{self.page_command}`)")
 
 
 def finding(obj: K8sObject, code: str, message: str, fix: str = "", field: str = "") -> Finding:
