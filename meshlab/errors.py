@@ -19,6 +19,7 @@ MeshlabError
 │   ├── EnvoyConfigRejected      Envoy refused a pushed config (`.envoy_message`: Envoy's words;
 │   │                            `.applying`: the objects, files and field that made it)
 │   └── EnvoyAdminError          Envoy's admin API could not be reached or answered an error
+├── UnknownCode (LookupError)    an analysis code neither Istio's table nor meshlab's has
 ├── InternalError                meshlab itself failed (a bug): one paragraph, not 88 lines of
 │                                traceback; the cause stays attached for `%tb` and bug reports
 └── ClusterError                 talking to a real cluster, or to the tools that build one, failed
@@ -78,6 +79,14 @@ class ManifestError(MeshlabError, ValueError):
         n = len(self.problems)
         return [f"ManifestError: {n} {'problem' if n == 1 else 'problems'}, nothing was applied",
                 *(f"  {p}" for p in self.problems)]
+
+
+class UnknownCode(MeshlabError, LookupError):
+    """An analysis code (`IST0101`, `MLB0003`) that neither Istio's message table nor meshlab's has."""
+
+    def __init__(self, code: str, known: str):
+        self.code = code
+        super().__init__(f"no analysis code {code!r}: {known}")
 
 
 class ApplyError(MeshlabError):

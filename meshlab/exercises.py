@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .names import cluster_name, duration_seconds, fqdn
+from .names import cluster_name, duration_seconds, fqdn, parse_cluster_name
 
 __all__ = ["Exercise", "Verdict", "EXERCISES", "check", "exercise"]
 
@@ -448,13 +448,28 @@ exercise(Exercise(
         *_v2_band(d))))
 
 
+#: The subsets of chapter 3's DestinationRule `reviews` (notebooks/manifests/03-subsets/
+#: destinationrule-subsets.yaml; tests/test_exercises.py checks they agree).
+_CHAPTER3_DR, _CHAPTER3_SUBSETS = "reviews", ("v1", "v2")
+
+
 def _weights(answer: Any, data: Mapping[str, Any]) -> bool:
     if isinstance(answer, (list, tuple)) and len(answer) == 2:   # (v1, v2), in the slider's order
-        answer = {"v1": answer[0], "v2": answer[1]}
+        answer = dict(zip(_CHAPTER3_SUBSETS, answer))
     if isinstance(answer, Mapping):
         answer = {str(k).strip().lower(): v for k, v in answer.items()}
-    if not isinstance(answer, Mapping) or set(answer) != {"v1", "v2"}:
+    if not isinstance(answer, Mapping):
         raise ValueError("Answer with a dict of both subsets, e.g. {\"v1\": 50, \"v2\": 50}.")
+    subsets = " and ".join(f"`{s}`" for s in _CHAPTER3_SUBSETS)
+    unknown = [k for k in answer if k not in _CHAPTER3_SUBSETS]
+    if unknown:
+        are = "is not a subset" if len(unknown) == 1 else "are not subsets"
+        raise ValueError(f"{', '.join(f'`{k}`' for k in unknown)} {are} of the DestinationRule `{_CHAPTER3_DR}`: "
+                         f"its subsets are {subsets}. Give a weight to each.")
+    missing = [s for s in _CHAPTER3_SUBSETS if s not in answer]
+    if missing:
+        raise ValueError(f"Give a weight to each subset of the DestinationRule `{_CHAPTER3_DR}` ({subsets}); "
+                         f"{', '.join(f'`{s}`' for s in missing)} has none.")
     w1, w2 = _number(answer["v1"]), _number(answer["v2"])
     if w1 < 0 or w2 < 0 or w1 + w2 <= 0:
         raise ValueError("Weights are ≥ 0 and must not all be 0 (Istio rejects that).")
@@ -1282,9 +1297,46 @@ def _convert(answer: Any, data: Mapping[str, Any]) -> str:
     # in a thousand, and 400 requests still tell 20 % from 10 %, 30 %, 50 % or 80 %
     lo, hi = wilson_interval(k, n, confidence=0.999)
     if not lo <= 0.20 <= hi:
-        raise _NotYet(f"v2 got {k} of {n} requests ({k / n:.0%}); 20 % lies outside the 99.9 % band "
-                      f"{lo:.0%}–{hi:.0%}: check the weights.")
+        raise _NotYet(f"Configured: {'; '.join(_backend_weights(applied)) or 'no backendRefs'}. "
+                      f"Measured: {_backend_counts(ok)}. Chapter 3's split sends 20 % to v2; here v2 answered "
+                      f"{k} of {n} ({_pct(k / n)}, 99.9 % band {_pct(lo)}–{_pct(hi)}), which rules 20 % out.")
     return f"{_got(df)}; v2 got {k} of {n} ({k / n:.0%}), through HTTPRoute rule(s) {', '.join(sorted(routes))}."
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.0f} %"
+
+
+def _backend_weights(objs: Iterable[Any]) -> list[str]:
+    """Each HTTPRoute rule's backendRefs as configured, with the share each weight gives:
+    `HTTPRoute reviews-mesh spec.rules[0]: reviews-v1 weight 80 (80 %), reviews-v2 weight 20 (20 %)`
+    (a backendRef's weight defaults to 1, gateway-api's HTTPBackendRef)."""
+    out = []
+    for o in objs:
+        m = o.to_manifest() if hasattr(o, "to_manifest") else {}
+        if m.get("kind") != "HTTPRoute":
+            continue
+        for i, rule in enumerate((m.get("spec") or {}).get("rules") or []):
+            refs = [(str(b.get("name")), int(b.get("weight", 1))) for b in rule.get("backendRefs") or []]
+            total = sum(w for _, w in refs)
+            each = ", ".join(f"{name} weight {w}" + (f" ({_pct(w / total)})" if total else "") for name, w in refs)
+            out.append(f"HTTPRoute {m['metadata']['name']} spec.rules[{i}]: {each or 'no backendRefs'}")
+    return out
+
+
+def _backend_counts(ok: pd.DataFrame) -> str:
+    """How many answered requests each backend Service's cluster got, and which versions answered:
+    `reviews-v1 304 of 400 (76 %, version v1), reviews-v2 96 of 400 (24 %, version v2)`."""
+    n = len(ok)
+    if not n:
+        return "no request was answered"
+    parsed = [parse_cluster_name(str(c)) for c in ok["cluster"].fillna("")]
+    backend = pd.Series([p.host.split(".")[0] if p else "?" for p in parsed], index=ok.index)
+    out = []
+    for name, k in backend.value_counts().items():
+        versions = sorted(set(ok.loc[backend == name, "version"].fillna("").astype(str)) - {""})
+        out.append(f"{name} {k} of {n} ({_pct(k / n)}" + (f", version {', '.join(versions)}" if versions else "") + ")")
+    return ", ".join(out)
 
 
 exercise(Exercise(

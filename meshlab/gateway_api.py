@@ -234,12 +234,12 @@ class GatewayAPI:
         out: list[_ParentRef] = []
         for ref in route.spec.parent_refs or []:
             pns = ref.namespace or ns
-            if ref.group == "" and ref.kind == "Service":
+            if ref.is_service:
                 svc = self._service(pns, ref.name)
                 denied = None if svc is not None else ("NoMatchingParent", f'parent service: "{ref.name}" not found')
                 out.append(_ParentRef(ref, _Parent(MESH), denied))
                 continue
-            if (ref.group, ref.kind) != (GATEWAY_API_GROUP, "Gateway"):
+            if not ref.is_gateway:
                 continue                                    # another controller's parent: ignored
             for parent in parents.get((pns, ref.name), []):
                 assert parent.listener is not None

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -104,15 +104,30 @@ class ObjectMeta(_Model):
     self_link: str | None = None
 
 
+class ObjectKey(NamedTuple):
+    """What makes two objects the same object on one API server: API group ("" for the core group),
+    kind, namespace ("" for a cluster-scoped kind) and name — not the version (`networking.istio.io/v1`
+    and `/v1beta1` are one object, as kubectl sees them), and not the kind alone (an Istio Gateway and
+    a Gateway API Gateway of one name are two objects, `gateway.networking.istio.io` and
+    `gateway.gateway.networking.k8s.io` to kubectl)."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+
+def api_group(api_version: str) -> str:
+    """The group of an apiVersion: `networking.istio.io/v1` → `networking.istio.io`, `v1` → `""`."""
+    return api_version.rpartition("/")[0]
+
+
 class K8sObject(_Model):
     """Base of every object: apiVersion, kind, metadata, and where it was read from."""
 
     KIND: ClassVar[str] = ""
     GROUP: ClassVar[str] = ""
     NAMESPACED: ClassVar[bool] = True
-    #: True for a kind whose name another API group also uses (Gateway): its key then says the group,
-    #: as `kubectl get gateway.gateway.networking.k8s.io` does, so the two never collide.
-    QUALIFIED: ClassVar[bool] = False
 
     api_version: str
     kind: str
@@ -132,16 +147,19 @@ class K8sObject(_Model):
         return self.metadata.labels
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """(kind, namespace, name): what makes two objects 'the same object' in one cluster. The kind
-        is qualified by its group (`Gateway.gateway.networking.k8s.io`) where two groups share it."""
-        return (self.key_kind(self.kind), self.metadata.namespace or "", self.metadata.name)
+    def group(self) -> str:
+        """The API group the class models (`GROUP`); an unmodelled object's is its apiVersion's."""
+        return self.GROUP
+
+    @property
+    def key(self) -> ObjectKey:
+        """(group, kind, namespace, name): what makes two objects 'the same object' in one cluster."""
+        return ObjectKey(self.group, self.kind, self.metadata.namespace or "", self.metadata.name)
 
     @classmethod
-    def key_kind(cls, kind: str | None = None) -> str:
-        """The kind as `key` spells it: `KIND`, or `KIND.GROUP` for a `QUALIFIED` class."""
-        kind = kind or cls.KIND
-        return f"{kind}.{cls.GROUP}" if cls.QUALIFIED else kind
+    def key_of(cls, name: str, namespace: str | None = "default") -> ObjectKey:
+        """The key of the object of this class named `name` in `namespace` (ignored when cluster-scoped)."""
+        return ObjectKey(cls.GROUP, cls.KIND, (namespace or "") if cls.NAMESPACED else "", name)
 
     @property
     def ref(self) -> str:
@@ -783,6 +801,17 @@ class ParentReference(_Model):
     section_name: _SectionName | None = None
     port: _PortNumber | None = None
 
+    @property
+    def is_gateway(self) -> bool:
+        """A Gateway API Gateway (an Istio `networking.istio.io` Gateway of the same kind is no parent
+        Istio's Gateway API controller takes: pilot/pkg/config/kube/gateway)."""
+        return (self.group, self.kind) == (GATEWAY_API_GROUP, "Gateway")
+
+    @property
+    def is_service(self) -> bool:
+        """A core Service: the parent of a mesh (GAMMA) route."""
+        return (self.group, self.kind) == ("", "Service")
+
 
 def _parent_refs_rules(refs: list[ParentReference]) -> None:
     """The CRD's CEL rules on parentRefs: several references to one parent need distinct sectionNames."""
@@ -1310,7 +1339,6 @@ class KubernetesGateway(K8sObject):
 
     KIND = "Gateway"
     GROUP = GATEWAY_API_GROUP
-    QUALIFIED = True
     spec: KubernetesGatewaySpec
     status: dict[str, Any] | None = None
 
@@ -1369,6 +1397,10 @@ class UnmodelledObject(K8sObject):
     model_config = ConfigDict(extra="allow")
     NAMESPACED = True
 
+    @property
+    def group(self) -> str:
+        return api_group(self.api_version)
+
 
 ISTIO_NETWORKING_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 
@@ -1387,7 +1419,8 @@ MODELLED: dict[tuple[str, str], type[K8sObject]] = {
 }
 
 __all__ = [
-    "K8sObject", "Source", "ObjectMeta", "Namespace", "Service", "ServicePort", "Pod", "PodSpec",
+    "K8sObject", "ObjectKey", "api_group", "Source", "ObjectMeta", "Namespace", "Service", "ServicePort", "Pod",
+    "PodSpec",
     "Container", "ContainerPort", "Deployment", "VirtualService", "HTTPRoute", "HTTPMatchRequest",
     "HTTPRouteDestination", "Destination", "StringMatch", "DestinationRule", "Subset",
     "TrafficPolicy", "LoadBalancerSettings", "ConnectionPoolSettings", "OutlierDetection",

@@ -22,7 +22,7 @@ from .names import (
     INGRESS_GATEWAY, INGRESS_GATEWAY_LABELS, INGRESS_GATEWAY_PORTS, ISTIO_NAMESPACE, cluster_dns, labels_match,
 )
 from .objects import (
-    Deployment, DestinationRule, Gateway, K8sObject, Namespace, ObjectMeta, Pod, PodSpec, Service,
+    Deployment, DestinationRule, Gateway, K8sObject, Namespace, ObjectKey, ObjectMeta, Pod, PodSpec, Service,
     ServiceEntry, ServicePort, VirtualService,
 )
 
@@ -234,8 +234,8 @@ class ClusterState:
     def __init__(self, *, pod_ip: Callable[[PodInfo], str] | None = None,
                  cluster_ip: Callable[[Service], str] | None = None,
                  strict_namespaces: bool = True, nodes: Sequence[NodeInfo] = LAB_NODES):
-        self._objects: dict[tuple[str, str, str], K8sObject] = {}
-        self._created: dict[tuple[str, str, str], datetime] = {}
+        self._objects: dict[ObjectKey, K8sObject] = {}
+        self._created: dict[ObjectKey, datetime] = {}
         self._tick = 0
         self._pods: dict[tuple[str, str], PodInfo] = {}
         self._cluster_ips: dict[tuple[str, str], str] = {}
@@ -305,13 +305,13 @@ class ClusterState:
         if isinstance(obj, Service) and self._cluster_ip and not obj.spec.headless:
             self._cluster_ips.setdefault((obj.namespace or "", obj.name), obj.spec.cluster_ip or self._cluster_ip(obj))
 
-    def _forget(self, key: tuple[str, str, str]) -> None:
+    def _forget(self, key: ObjectKey) -> None:
         """Drop one stored object, and a Service's ClusterIP with it (its "deleted" change tells
         the allocator, `backends.local.reconcile`)."""
         del self._objects[key]
         self._created.pop(key, None)
-        if key[0] == "Service":
-            self._cluster_ips.pop((key[1], key[2]), None)
+        if key.group == "" and key.kind == "Service":
+            self._cluster_ips.pop((key.namespace, key.name), None)
 
     def _check_namespaces(self, objects: list[K8sObject]) -> None:
         if not self._strict_namespaces:
@@ -324,10 +324,10 @@ class ClusterState:
                                  f"create the Namespace first (kubectl create namespace {o.namespace})")
 
     def _delete_namespace_contents(self, ns: str) -> list[Change]:
-        gone = [k for k in self._objects if k[1] == ns and k[0] != "Namespace"]
+        gone = [k for k in self._objects if k.namespace == ns and k.kind != "Namespace"]
         for k in gone:
             self._forget(k)
-        return [Change("deleted", k[0].split(".", 1)[0], k[1], k[2]) for k in gone]
+        return [Change("deleted", k.kind, k.namespace, k.name) for k in gone]
 
     # ----------------------------------------------------------------------------- pods
     def _desired_pods(self) -> dict[tuple[str, str], PodInfo]:
@@ -423,7 +423,7 @@ class ClusterState:
         return self._created.get(obj.key, EPOCH)
 
     def get(self, kind: type[T], name: str, namespace: str = "default") -> T | None:
-        obj = self._objects.get((kind.key_kind(), namespace if kind.NAMESPACED else "", name))
+        obj = self._objects.get(kind.key_of(name, namespace))
         return obj if isinstance(obj, kind) else None
 
     def services(self, namespace: str | None = None) -> list[Service]:

@@ -254,11 +254,20 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
      [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 50}}\n")
       .replace("- {name: v1, labels: {version: v1}}", "- {name: v1, labels: {version: v1}, trafficPolicy: "
                                                         "{outlierDetection: {maxEjectionPercent: 100}}}")], set()),
-    ("MLB0014 locality failover without outlierDetection",
+    ("IST0133 locality failover without outlierDetection in the top-level trafficPolicy",
      [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {loadBalancer: {localityLbSetting: "
                                    "{failover: [{from: eu-west, to: us-east}]}}}\n")],
-     {("MLB0014", DR_DEF), ("IST0133", DR_DEF)}),     # Istio's validation warns too (agent/validation.go)
-    ("MLB0014 quiet with outlierDetection next to the failover",
+     {("IST0133", DR_DEF)}),       # Istio's validation warns (pkg/config/validation/agent/validation.go)
+    ("MLB0014 a subset's own locality failover without outlierDetection (istioctl is silent below the top level)",
+     [DR_V1_V2.replace("- {name: v1, labels: {version: v1}}", "- {name: v1, labels: {version: v1}, trafficPolicy: "
+                       "{loadBalancer: {localityLbSetting: {failover: [{from: eu-west, to: us-east}]}}}}")],
+     {("MLB0014", DR_DEF)}),
+    ("MLB0014 a port's locality failover without the port's own outlierDetection",
+     [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}, portLevelSettings: "
+                                   "[{port: {number: 9080}, loadBalancer: {localityLbSetting: {failoverPriority: "
+                                   "[topology.kubernetes.io/zone]}}}]}\n")],
+     {("MLB0014", DR_DEF)}),
+    ("IST0133 quiet with outlierDetection next to the failover",
      [DR_V1_V2.replace("spec:\n", "spec:\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}, "
                                    "loadBalancer: {localityLbSetting: {failoverPriority: [topology.kubernetes.io/zone]}}}\n")],
      set()),
@@ -456,6 +465,38 @@ def test_live_cluster_blind_spots_and_suppression() -> None:
         "metadata: {name: q, namespace: default}",
         "metadata: {name: q, namespace: default, annotations: {galley.istio.io/analyze-suppress: 'IST0101,MLB0005'}}")
     assert run(quiet) == set()
+
+
+def test_failover_without_outlier_detection_ist0133_at_the_top_mlb0014_below_it() -> None:
+    """Istio's validation warns (IST0133) only for the top-level trafficPolicy: a subset's policy
+    and portLevelSettings go through `appendErrors`, which drops warnings (checked with Istio's
+    analyzers through the oracle). MLB0014 says it where istioctl is silent — a subset's own
+    failover, or a port's — with no outlierDetection in effect there; never both for one place."""
+    failover = "loadBalancer: {localityLbSetting: {failover: [{from: eu-west, to: us-east}]}}"
+    v1 = "- {name: v1, labels: {version: v1}}"
+
+    def top(policy: str) -> str:
+        return DR_V1_V2.replace("spec:\n", f"spec:\n  trafficPolicy: {{{policy}}}\n")
+
+    def subset(policy: str, dr: str = DR_V1_V2) -> str:
+        return dr.replace(v1, f"- {{name: v1, labels: {{version: v1}}, trafficPolicy: {{{policy}}}}}")
+
+    od = "outlierDetection: {maxEjectionPercent: 100}"
+    port = f"portLevelSettings: [{{port: {{number: 9080}}, {failover}}}]"
+    cases = {
+        "top level": (top(failover), {"IST0133"}),
+        "inherited by a subset with a policy of its own": (
+            subset("connectionPool: {tcp: {maxConnections: 5}}", top(failover)), {"IST0133"}),
+        "zoneAwareLbSetting at the top (Istio 1.31)": (
+            top("loadBalancer: {zoneAwareLbSetting: {failover: [{from: eu-west, to: us-east}]}}"), {"IST0133"}),
+        "a subset's own failover": (subset(failover), {"MLB0014"}),
+        "a port's failover, without the port's own outlierDetection": (top(f"{od}, {port}"), {"MLB0014"}),
+        "a subset's own failover, the top level's outlierDetection inherited": (subset(failover, top(od)), set()),
+        "a subset's failover, disabled": (subset(failover.replace("{failover", "{enabled: false, failover")), set()),
+        "with outlierDetection next to it": (top(f"{od}, {failover}"), set()),
+    }
+    for where, (dr, codes) in cases.items():
+        assert {code for code, _ in run(dr)} == codes, where
 
 
 def test_format_findings_has_fix_lines() -> None:

@@ -198,6 +198,22 @@ def test_wrong_shape_gets_a_message_not_a_traceback():
     assert v.ok is False and "404 NR" in v.message
 
 
+def test_a_weight_for_a_subset_the_destinationrule_lacks_names_it_and_the_subsets_that_exist():
+    """Chapter 3's DestinationRule defines the subsets the weights are for: an answer naming another
+    says which name is no subset and which subsets there are (not only "answer with both")."""
+    from meshlab.manifests import load
+    dr = next(o for o in load(str(NOTEBOOKS / "manifests" / "03-subsets" / "destinationrule-subsets.yaml"))
+              if o.kind == "DestinationRule")
+    subsets = [s.name for s in dr.spec.subsets]
+    v = check("3.weights", {"v1": 90, "v3": 10})
+    assert v.ok is False
+    assert "`v3` is not a subset" in v.message and f"DestinationRule `{dr.name}`" in v.message
+    assert all(f"`{s}`" in v.message for s in subsets), (subsets, v.message)
+    # one subset left out: named too, with the one given accepted as a subset
+    v = check("3.weights", {"v1": 90})
+    assert v.ok is False and "`v2`" in v.message and "not a subset" not in v.message
+
+
 def test_missing_data_and_unknown_exercise_are_clear_errors():
     with pytest.raises(TypeError, match="probe="):
         check("1.keepalive-pods", 1)

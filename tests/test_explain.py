@@ -569,6 +569,115 @@ def test_e2e_requests_saved_by_a_retry_say_so(lab) -> None:
     assert c.code == "ok.default-route" and retried and retried[0].count == (df["attempts"] > 1).sum()
 
 
+# ------------------------------------------------------------- locality (chapter 8's pods and rules)
+
+CHAPTER_MANIFESTS = Path(__file__).resolve().parent.parent / "notebooks" / "manifests"
+
+
+@pytest.fixture
+def zones_lab():
+    """Chapter 8's pods: one reviews pod (all version v1) in each of eu-west-a, eu-west-b, us-east-a."""
+    from meshlab.lab import Lab
+    with Lab() as lab:
+        lab.apply(str(CHAPTER_MANIFESTS / "01-service" / "reviews-service.yaml"))
+        lab.apply(str(CHAPTER_MANIFESTS / "08-locality" / "reviews-zones.yaml"))
+        yield lab
+
+
+def test_e2e_answered_requests_are_summarised_by_zone_where_the_pods_differ_by_zone(zones_lab) -> None:
+    """The pods differ by zone, not by version: the summary is the split by zone (a version split
+    would read "v1 100 %" whatever happened)."""
+    zones_lab.apply(str(CHAPTER_MANIFESTS / "08-locality" / "destinationrule-failover-only.yaml"))
+    ok = zones_lab.explain(zones_lab.probe("http://reviews:9080/", n=30, seed=1))["200"]
+    assert set(ok.split) == {"zone"}, ok.split
+    assert sum(ok.split["zone"].values()) == 30 and set(ok.split["zone"]) <= {"eu-west-a", "eu-west-b", "us-east-a"}
+    assert len(ok.split["zone"]) >= 2, "no priorities without outlierDetection: LEAST_REQUEST spreads over zones"
+    assert all(z in ok.what for z in ok.split["zone"]) and "v1" not in ok.what, ok.what
+
+
+def test_e2e_answered_requests_are_summarised_by_version_where_the_pods_differ_by_version(lab) -> None:
+    lab.apply(V2 + "---\n" + SUBSETS + "---\n" + vs(
+        "  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n"
+        "    - destination: {host: reviews, subset: v2}\n      weight: 50\n"))
+    ok = lab.explain(lab.probe("http://reviews:9080/", n=40))["200"]
+    assert set(ok.split) == {"version"} and set(ok.split["version"]) == {"v1", "v2"}, ok.split
+    assert sum(ok.split["version"].values()) == 40 and "zone" not in ok.what
+
+
+def test_e2e_failover_after_ejection_names_the_ejected_pod_and_the_priority_the_requests_moved_to(zones_lab) -> None:
+    """Chapter 8: the client's zone fails, outlier detection ejects its pod, and the requests go to
+    priority 1 (eu-west-b). explain says so, with the DestinationRule field that ejected it; while
+    all is healthy, or without outlierDetection (no priorities), it does not."""
+    lab = zones_lab
+    lab.apply(str(CHAPTER_MANIFESTS / "08-locality" / "destinationrule-failover-only.yaml"))
+    assert "ok.failover-after-ejection" not in lab.explain(lab.probe("http://reviews:9080/", n=20, seed=1))["200"].codes
+    lab.apply(str(CHAPTER_MANIFESTS / "08-locality" / "destinationrule-locality.yaml"))
+    healthy = lab.explain(lab.probe("http://reviews:9080/", n=20, seed=1))
+    assert "ok.locality-priority" in healthy["200"].codes and "ok.failover-after-ejection" not in healthy["200"].codes
+    lab.set_pod("reviews-west-a", error_rate=1.0)
+    ex = lab.explain(lab.probe("http://reviews:9080/", n=30, seed=1))
+    assert ex.codes == ["app.error-status", "ok.default-route"], ex.codes
+    moved = ex["ok.failover-after-ejection"]
+    assert moved.objects == ["DestinationRule default/reviews"] and moved.fields == ["spec.trafficPolicy.outlierDetection"]
+    assert moved.count == ex["200"].count and ex["200"].split == {"zone": {"eu-west-b": moved.count}}
+    west_a = next(n for n in lab.pods()["name"] if n.startswith("reviews-west-a-"))
+    assert west_a in moved.what and "priority 1 (eu-west-b)" in moved.what, moved.what
+    assert f"The {ex['503'].count} request(s) before" in moved.what, moved.what    # the 503s that ejected it
+    assert "priority 0 0 %, priority 1 100 %" in moved.why, moved.why
+
+
+def test_unit_priority_load_follows_envoys_health_times_overprovisioning() -> None:
+    from meshlab.explanation.resilience import OVERPROVISIONING_FACTOR, priority_load
+    health = lambda healthy, hosts: min(100, OVERPROVISIONING_FACTOR * healthy // hosts)   # noqa: E731
+    assert priority_load([health(1, 1), health(1, 1)]) == [100, 0]
+    assert priority_load([health(0, 1), health(1, 1), health(1, 1)]) == [0, 100, 0]
+    # 2 of 3 healthy: 1.4 × 2/3 → 93 %, the other 7 % spill to priority 1
+    assert priority_load([health(2, 3), health(1, 1)]) == [93, 7]
+    # not enough health anywhere: scaled to add up to 100
+    assert priority_load([health(1, 4), health(1, 4)]) == [50, 50]
+    assert priority_load([0, 0]) == [100, 0], "panic threshold 0 and nothing healthy: priority 0 nominally"
+
+
+def test_unit_failover_without_ejection_evidence_names_no_ejection() -> None:
+    """Requests served from priority 1 while Envoy shows no ejection (and no error came first):
+    locality failover, but no claim that outlier detection ejected anything."""
+    zoned = docs(service("reviews"), deployment("reviews", "v1", replicas=2))
+    lab = StandInLab(zoned, [C_ALL], [route(C_ALL, vs_ref="", name="default")])
+    a, b = (p.ip for p in lab.state.pods())
+    lab._cfg["endpoints"] = [
+        {"cluster": C_ALL, "endpoint": f"{a}:9080", "status": "HEALTHY", "outlier_check": "OK",
+         "locality": "eu-west/eu-west-a", "priority": 0},
+        {"cluster": C_ALL, "endpoint": f"{b}:9080", "status": "HEALTHY", "outlier_check": "OK",
+         "locality": "eu-west/eu-west-b", "priority": 1}]
+    ok = explain(rows(5, route="default", cluster=C_ALL, upstream=f"{b}:9080", pod="reviews-v1-b", version="v1"),
+                 lab)["200"]
+    assert "ok.locality-failover" in ok.codes and "ok.failover-after-ejection" not in ok.codes
+    # the same, with Envoy's /clusters showing the priority-0 endpoint ejected: now it is named
+    lab._cfg["endpoints"][0]["outlier_check"] = "FAILED"
+    ok = explain(rows(5, route="default", cluster=C_ALL, upstream=f"{b}:9080", pod="reviews-v1-b", version="v1"),
+                 lab)["200"]
+    moved = next(p for p in ok.parts if p.code == "ok.failover-after-ejection")
+    assert moved.count == 5 and "reviews-v1-" in moved.what and "priority 1 (eu-west-b): 5" in moved.what
+
+    # ejected no more when explained (baseEjectionTime passed), but Envoy counted an ejection over the
+    # probe and the rows show priority 0's pod failing first: named, with the errors that ejected it
+    lab._cfg["endpoints"][0]["outlier_check"] = "OK"
+    failing = rows(2, status=503, details="via_upstream", route="default", cluster=C_ALL, upstream=f"{a}:9080",
+                   pod="reviews-v1-a", version="v1")
+    served = rows(5, route="default", cluster=C_ALL, upstream=f"{b}:9080", pod="reviews-v1-b", version="v1")
+    served["seq"] += 2
+    probe = pd.concat([failing, served], ignore_index=True)
+    counted = {f"cluster.{C_ALL}.outlier_detection.ejections_enforced_total": 1}
+    probe.attrs["envoy_stats"] = counted
+    moved = next(p for p in explain(probe, lab)["200"].parts if p.code == "ok.failover-after-ejection")
+    pod_a = next(p.name for p in lab.state.pods() if p.ip == a)
+    assert pod_a in moved.what and "The 2 request(s) before (#0–#1) got 503 ×2" in moved.what, moved.what
+    assert "priority 0 0 %, priority 1 100 %" in moved.why, moved.why
+    # the same rows without an ejection counted: errors alone prove no ejection
+    probe.attrs["envoy_stats"] = {}
+    assert "ok.failover-after-ejection" not in explain(probe, lab)["200"].codes
+
+
 def test_e2e_a_mesh_virtualservice_for_the_destination_does_not_apply_at_the_gateway(lab) -> None:
     """The gateway's own VirtualService chose the cluster; the sidecars' VirtualService for that
     destination host (routing to v2) is not applied a second time at the gateway."""

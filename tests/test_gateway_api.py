@@ -12,6 +12,7 @@ istiod's controller writes (the oracle's `status`) must equal the lab's, conditi
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -375,6 +376,18 @@ def test_the_conversion_exercise_judges_by_traffic_and_leaves_the_lab_as_it_was(
         assert right.ok is True, right.message
         no_weights = check("9.convert", CONVERTED.replace("weight: 20", "weight: 80"), lab=lab)
         assert no_weights.ok is False and "band" in no_weights.message
+        # the verdict says what was configured and what was measured, per backend: weights swapped
+        # to 20/80 configure 80 % for reviews-v2, and about 80 % of 400 is what v2 got — never
+        # told as if v2's share were chapter 3's 20 %
+        swapped = check("9.convert", CONVERTED.replace("weight: 80", "weight: w").replace("weight: 20", "weight: 80")
+                        .replace("weight: w", "weight: 20"), lab=lab)
+        msg = swapped.message
+        assert swapped.ok is False
+        assert "reviews-v1 weight 20 (20 %)" in msg and "reviews-v2 weight 80 (80 %)" in msg, msg
+        got = {b: int(k) for b, k in re.findall(r"(reviews-v[12]) (\d+) of (?:400)", msg)}
+        assert set(got) == {"reviews-v1", "reviews-v2"} and sum(got.values()) == 400, msg
+        assert got["reviews-v2"] > 280, msg        # 80 % of 400 is 320; 280 is 5 standard deviations below
+        assert "20 % lies outside" not in msg
         missing = check("9.convert", CONVERTED.replace("reviews-v2", "reviews-v3"), lab=lab)
         assert missing.ok is False and "500" in missing.message
         assert sorted(o.key for o in lab.objects()) == before

@@ -467,8 +467,9 @@ def test_objects_are_read_back_as_typed_objects_without_server_fields():
     kube.put("", rec_json("deployment_available.json"))
     kube.put("", rec_json("pod_ready.json"))             # made by the Deployment: not an object of its own
     objs = backend(kube).objects()
-    assert sorted(o.key for o in objs) == [("Deployment", "default", "reviews-v1"), ("Service", "default", "reviews"),
-                                           ("VirtualService", "default", "reviews")]
+    assert sorted(o.key for o in objs) == [("", "Service", "default", "reviews"),
+                                           ("apps", "Deployment", "default", "reviews-v1"),
+                                           ("networking.istio.io", "VirtualService", "default", "reviews")]
     vs = next(o for o in objs if o.kind == "VirtualService")
     assert vs.spec.http[0].route[1].weight == 20 and vs.spec.http[0].route[1].destination.subset == "v2"
     assert vs.metadata.managed_fields is None and vs.metadata.uid is None

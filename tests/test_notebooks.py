@@ -509,7 +509,7 @@ def _chapter8(nb: nbformat.NotebookNode) -> None:
     # a hash across a 50/50 split reaches one pod per subset
     assert "Measured: 2 pod(s)" in _verdicts(nb)["8.predict-canary-pods"]
     assert "note.hash-not-sticky-across-subsets" in _explained(nb, "lab.explain(jason)")
-    assert "MLB0017" in text and "MLB0014" in text
+    assert "MLB0017" in text and "IST0133" in text and "MLB0014" not in text
     # routed by a match: each user on exactly one pod
     matched = _figure(nb, "Routed by a match")
     per_user = list(zip(*[_numbers(t["y"]) for t in matched["data"]]))
@@ -518,6 +518,10 @@ def _chapter8(nb: nbformat.NotebookNode) -> None:
     spread = _figure(nb, "failover, no outlierDetection")
     assert sum(1 for t in spread["data"] if _numbers(t["y"])[0] > 0) == 3
     assert "note.locality-failover-without-outlier-detection" in _explained(nb, "lab.explain(spread)")
+    # explain summarises the zone pods by zone (they are all v1: "v1 100%" said nothing)
+    for source in ("lab.explain(spread)", "lab.explain(failing)"):
+        assert "by zone: " in _output_text(nb, source) and "v1 100%" not in _output_text(nb, source), source
+    assert "us-east-a" in _output_text(nb, "lab.explain(spread)").split("by zone: ")[1].splitlines()[0]
     # with it: the client's zone only, then the same region's other zone (priority 1), never us-east
     local = _figure(nb, "Locality: healthy, then eu-west-a failing")
     bars = {t["name"]: _numbers(t["y"]) for t in local["data"]}
@@ -526,6 +530,9 @@ def _chapter8(nb: nbformat.NotebookNode) -> None:
     east = next(v for k, v in bars.items() if "east" in k and "west" not in k)
     assert west_a[0] == 1.0 and west_b[1] > 0.5 and east == [0.0, 0.0], bars
     assert "ok.locality-failover" in _explained(nb, "lab.explain(failing)")
+    # ... and says why: the local pod was ejected, priority 0 kept no healthy host, priority 1 took it all
+    assert "ok.failover-after-ejection" in _explained(nb, "lab.explain(failing)")
+    assert "priority 0 0 %, priority 1 100 %" in _output_text(nb, "lab.explain(failing)")
     # the pod's own 503s reach the client until consecutive5xxErrors (2) ejects it
     passed_on = re.search(r"^503 — (\d+) of 30 requests", _output_text(nb, "lab.explain(failing)"), re.M)
     assert passed_on and 1 <= int(passed_on.group(1)) <= 3, _output_text(nb, "lab.explain(failing)")

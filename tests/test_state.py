@@ -193,3 +193,17 @@ spec: {ports: [{port: 80}]}
     s.apply(load("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}"))
     s.apply(load("{apiVersion: v1, kind: Service, metadata: {name: b, namespace: prod}, spec: {ports: [{port: 80}]}}"))
     assert s.cluster_ip(s.get(Service, "b", "prod")) == "127.50.2.2"
+
+
+def test_deleting_a_service_frees_its_cluster_ip_and_a_new_one_gets_another():
+    """A deleted Service's ClusterIP leaves with it (keys carry the API group since main's
+    ObjectKey: the check on the key's kind must read `kind`, not the first field)."""
+    ips = itertools.count(1)
+    st = ClusterState(cluster_ip=lambda s: f"127.66.2.{next(ips)}")
+    st.apply(load(service("web", 80)))
+    web = st.get(Service, "web", "default")
+    assert st.cluster_ip(web) == "127.66.2.1"
+    st.delete(load(service("web", 80)))
+    assert st.get(Service, "web", "default") is None and st.cluster_ip(web) is None
+    st.apply(load(service("web", 80)))
+    assert st.cluster_ip(st.get(Service, "web", "default")) == "127.66.2.2"

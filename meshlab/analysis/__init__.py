@@ -10,7 +10,10 @@ not flag but Envoy acts on get meshlab codes (`MLB0001`…). `codes.py` is Istio
 - `istio_rules.py`: istioctl's traffic-management analyzers (IST codes);
 - `workload_rules.py`: istioctl's injection and Deployment analyzers (IST0102, IST0103, IST0116, IST0137);
 - `webhook_rules.py`: Istio's validation as istioctl reports it (IST0106, IST0130, IST0131);
-- `traps.py`: meshlab's own (MLB codes).
+- `traps.py`: meshlab's own (MLB codes);
+- `pages/<code>.md`: a page per MLB code (what, why in Istio's and Envoy's terms, what you see,
+  YAML that triggers it and the fix, related IST codes, the chapter); `page(code)`,
+  `Finding.page` and `meshlab explain-code CODE` give it.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from typing import Any, Iterable
 
 from ..errors import ManifestError
 from ..manifests import LoadReport, load_report
-from ..objects import Deployment, K8sObject, Namespace, Pod
+from ..objects import Deployment, K8sObject, Namespace, ObjectKey, Pod
 from ..state import BUILTIN_NAMESPACES, ClusterState
 from . import istio_rules, traps, webhook_rules, workload_rules
 from .codes import LEVEL_ORDER
-from .mlb_codes import MESHLAB
+from .mlb_codes import MESHLAB, Page, page
 from .snapshot import SUPPRESS_ANNOTATION, Finding, Snapshot, default_istio_install
 
-__all__ = ["Finding", "analyze", "analyze_snapshot", "format_findings", "snapshot_of", "MESHLAB_CODES"]
+__all__ = ["Finding", "Page", "analyze", "analyze_snapshot", "format_findings", "page", "snapshot_of", "MESHLAB_CODES"]
 
 #: What each meshlab code means (for docs and `--json` consumers).
 MESHLAB_CODES = {code: c.name for code, c in MESHLAB.items()}
@@ -55,12 +58,14 @@ def analyze_snapshot(snap: Snapshot) -> list[Finding]:
     found: list[Finding] = []
     for rule in _RULES:
         found.extend(f for f in rule(snap) if not snap.is_synthetic(f)
-                     and not ({f.code, "*"} & suppressed.get((f.kind, f.namespace, f.name), set())))
+                     and not ({f.code, "*"} & suppressed.get(f.key, set())))
     return _sorted_deduped(found)
 
 
-def _suppressions(snap: Snapshot) -> dict[tuple[str, str, str], set[str]]:
-    """Codes silenced per resource with istioctl's `galley.istio.io/analyze-suppress` annotation."""
+def _suppressions(snap: Snapshot) -> dict[ObjectKey, set[str]]:
+    """Codes silenced per resource with istioctl's `galley.istio.io/analyze-suppress` annotation: on
+    the very object the message is about (pkg/config/analysis/local/istiod_analyze.go filterMessages),
+    so an Istio Gateway's annotation does not silence a Gateway API Gateway of the same name."""
     out = {}
     for o in snap.state.all():
         value = o.metadata.annotations.get(SUPPRESS_ANNOTATION)
@@ -177,10 +182,13 @@ def _live_pods(pods: Any) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------- output
 
 def format_findings(findings: list[Finding], *, fixes: bool = True) -> str:
-    """istioctl's text output, each finding followed by an indented line on how to fix it."""
+    """istioctl's text output, each finding followed by indented lines on how to fix it and, for an
+    MLB code, how to print its page."""
     lines = []
     for f in findings:
         lines.append(str(f))
         if fixes and f.fix:
             lines.append(f"    fix: {f.fix}")
+        if fixes and f.page_command:
+            lines.append(f"    page: {f.page_command}")
     return "\n".join(lines)

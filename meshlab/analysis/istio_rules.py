@@ -349,26 +349,25 @@ def deprecated_fields(s: Snapshot) -> Iterator[Finding]:
 # ---------------------------------------------------------------------------------------- IST0133
 
 def failover_without_outlier_detection(s: Snapshot) -> Iterator[Finding]:
-    """The warning Istio's validation attaches to a load balancer that sets locality `failover` or
-    `failoverPriority` while its own traffic policy has no `outlierDetection`
-    (pkg/config/validation/agent/validation.go validateLocalityLbSetting, through validateLoadBalancer;
-    istioctl reports it as IST0133 SchemaWarning): without outlier detection Envoy never leaves the
-    local priority, so failover never happens."""
+    """The warning Istio's validation attaches to a DestinationRule whose top-level traffic policy
+    sets locality `failover` or `failoverPriority` (in `localityLbSetting` or `zoneAwareLbSetting`)
+    without `outlierDetection` (pkg/config/validation/agent/validation.go ValidateLocalityLbSetting
+    and ValidateZoneAwareLbSetting, through validateLoadBalancer; istioctl reports it as IST0133
+    SchemaWarning): without outlier detection istiod writes no locality priorities, so failover never
+    happens. Only the top level: a subset's policy and portLevelSettings are validated through
+    `appendErrors` (pkg/config/validation/validation.go validateSubset, validatePortTrafficPolicies),
+    which keeps errors and drops warnings, so istioctl says nothing there (meshlab's MLB0014 does)."""
     for dr in s.destination_rules:
-        policies = [("spec.trafficPolicy", dr.spec.traffic_policy)]
-        policies += [(f"spec.subsets[{i}].trafficPolicy", sub.traffic_policy) for i, sub in enumerate(dr.spec.subsets or [])]
-        for field, tp in policies:
-            if tp is None:
-                continue
-            levels = [(field, tp)] + [(f"{field}.portLevelSettings[{j}]", pl)
-                                      for j, pl in enumerate(tp.port_level_settings or [])]
-            for where, policy in levels:
-                locality = (policy.load_balancer.locality_lb_setting or {}) if policy.load_balancer else {}
-                if (locality.get("failover") or locality.get("failoverPriority")) and policy.outlier_detection is None:
-                    yield finding(dr, "IST0133", "Schema validation warning: outlier detection policy must be "
-                                  "provided for failover",
-                                  f"Add `outlierDetection` next to the loadBalancer in {where}: Envoy only fails "
-                                  "over when it ejects the local endpoints.", f"{where}.loadBalancer.localityLbSetting")
+        policy = dr.spec.traffic_policy
+        lb = policy.load_balancer if policy is not None else None
+        if lb is None or policy.outlier_detection is not None:
+            continue
+        for name, setting in (("localityLbSetting", lb.locality_lb_setting), ("zoneAwareLbSetting", lb.zone_aware_lb_setting)):
+            if (setting or {}).get("failover") or (setting or {}).get("failoverPriority"):
+                yield finding(dr, "IST0133", "Schema validation warning: outlier detection policy must be "
+                              "provided for failover",
+                              "Add `outlierDetection` next to the loadBalancer in spec.trafficPolicy: Envoy only "
+                              "fails over when it ejects the local endpoints.", f"spec.trafficPolicy.loadBalancer.{name}")
 
 
 # ---------------------------------------------------------------------------------------- IST0145

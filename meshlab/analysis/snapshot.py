@@ -21,12 +21,12 @@ from ..names import (
     to_fqdn,
 )
 from ..objects import (
-    DestinationRule, Gateway, K8sObject, KubernetesGateway, Namespace, Service, ServiceEntry, UnmodelledObject,
-    VirtualService,
+    DestinationRule, Gateway, K8sObject, KubernetesGateway, Namespace, ObjectKey, Service, ServiceEntry,
+    UnmodelledObject, VirtualService,
 )
 from ..state import ClusterState, PodInfo
 from .codes import Level
-from .mlb_codes import level_of
+from .mlb_codes import MESHLAB, Page, documentation_url, level_of, page
 
 
 EXPORT_ALL = "*"
@@ -41,7 +41,10 @@ class Finding:
     """One problem found in the configuration, shaped like an `istioctl analyze` message.
 
     `code` is Istio's (`IST0101`) where Istio has a rule for it, else meshlab's own (`MLB0001`).
-    `fix` says what to change; `field` points into the object (`spec.http[0].route[1].destination`).
+    `fix` says what to change; `field` points into the object (`spec.http[0].route[1].destination`);
+    `page` explains the code at length (Markdown; `meshlab explain-code CODE` prints the same).
+    `group` is the object's API group: istioctl prints only kind and name (`origin`), so an Istio
+    Gateway and a Gateway API Gateway of one name print alike, but they are two objects (`key`).
     """
 
     code: str
@@ -53,6 +56,12 @@ class Finding:
     fix: str = ""
     field: str = ""
     source: str = ""
+    group: str = ""
+
+    @property
+    def key(self) -> ObjectKey:
+        """The object the finding is about, as `K8sObject.key` names it."""
+        return ObjectKey(self.group, self.kind, self.namespace, self.name)
 
     @property
     def origin(self) -> str:
@@ -66,15 +75,33 @@ class Finding:
         return {"code": self.code, "level": self.level, "kind": self.kind, "namespace": self.namespace,
                 "name": self.name, "message": self.message, "fix": self.fix, "field": self.field,
                 "origin": self.origin, "source": self.source,
-                "documentation_url": (f"https://istio.io/latest/docs/reference/config/analysis/{self.code.lower()}/"
-                                      if self.code.startswith("IST") else "")}
+                "documentation_url": documentation_url(self.code), "page": self.page_command}
+
+    @property
+    def page(self) -> Page:
+        """The page that explains this finding's code (Markdown; Jupyter renders it): for an MLB
+        code meshlab's own, for an IST code a pointer to istio.io's."""
+        return page(self.code)
+
+    @property
+    def page_command(self) -> str:
+        """The command that prints the page of an MLB code (`meshlab explain-code MLB0003`), else ""."""
+        return f"meshlab explain-code {self.code}" if self.code in MESHLAB else ""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """How IPython/Jupyter shows a finding: istioctl's line, the fix, and how to read the page."""
+        p.text(str(self))
+        if self.fix:
+            p.text(f"\n    fix: {self.fix}")
+        if self.page_command:
+            p.text(f"\n    page: .page (or `{self.page_command}`)")
 
 
 def finding(obj: K8sObject, code: str, message: str, fix: str = "", field: str = "") -> Finding:
     """A finding about `obj`, at the level `codes.py` gives `code`."""
     src = obj.source
     return Finding(code, level_of(code), obj.kind, (obj.namespace or "") if obj.NAMESPACED else "", obj.name,
-                   message, fix, field, str(src) if src else "")
+                   message, fix, field, str(src) if src else "", obj.group)
 
 
 def go_quote(s: str) -> str:
@@ -160,8 +187,8 @@ def default_istio_install() -> list[K8sObject]:
 class Snapshot:
     """One cluster's objects and pods, indexed the way the analyzers look them up."""
 
-    def __init__(self, state: ClusterState, synthetic: set[tuple[str, str, str]] | None = None,
-                 given: set[tuple[str, str, str]] | None = None):
+    def __init__(self, state: ClusterState, synthetic: set[ObjectKey] | None = None,
+                 given: set[ObjectKey] | None = None):
         self.state = state
         self.synthetic = synthetic or set()
         #: the keys of the objects analyzed as given (None: all of the state's)
@@ -263,7 +290,7 @@ class Snapshot:
         return list(self.pods_with_labels(svc.spec.selector, svc.namespace or "default"))
 
     def is_synthetic(self, f: Finding) -> bool:
-        return (f.kind, f.namespace, f.name) in self.synthetic
+        return f.key in self.synthetic
 
     def is_synthetic_obj(self, obj: K8sObject) -> bool:
         return obj.key in self.synthetic

@@ -399,25 +399,52 @@ def ejection_never_allowed(s: Snapshot) -> Iterator[Finding]:
                           f"{path}.maxEjectionPercent")
 
 
+def _asks_failover(lb) -> str | None:
+    """Which setting of a loadBalancer asks for failover (`localityLbSetting` unless it says
+    `enabled: false`, or `zoneAwareLbSetting`), if one does."""
+    if lb is None:
+        return None
+    for name, setting in (("localityLbSetting", lb.locality_lb_setting), ("zoneAwareLbSetting", lb.zone_aware_lb_setting)):
+        setting = setting or {}
+        if setting.get("enabled") is not False and (setting.get("failover") or setting.get("failoverPriority")):
+            return name
+    return None
+
+
 def failover_without_outlier_detection(s: Snapshot) -> Iterator[Finding]:
-    """Locality failover (failover / failoverPriority) is applied only with outlier detection."""
+    """Locality failover written below the top level — in a subset's own trafficPolicy or a
+    portLevelSettings entry — with no outlierDetection in effect there: istiod writes locality
+    priorities only for a cluster with outlier detection (pilot/pkg/networking/core/loadbalancer/
+    loadbalancer.go), so nothing fails over. A subset's policy inherits the top level's blocks it
+    leaves unset; a port's replaces them all (pilot/pkg/model/destination_rule.go MergeTrafficPolicy).
+    istioctl stays silent here: Istio's validation drops the warning (IST0133) below the top level,
+    where `appendErrors` keeps only errors; at the top level IST0133 says it and this rule does not."""
     for dr in s.destination_rules:
-        for _, subset, policy, _ in _policies(dr):
-            lb = policy.load_balancer if policy is not None else None
-            setting = (lb.locality_lb_setting or {}) if lb is not None else {}
-            if setting.get("enabled") is False or not (setting.get("failover") or setting.get("failoverPriority")):
+        dr_top = dr.spec.traffic_policy
+        places = []
+        for i, sub in enumerate(dr.spec.subsets):
+            own = sub.traffic_policy
+            if own is None:
                 continue
-            if policy.outlier_detection is not None:
+            od = own.outlier_detection or (dr_top.outlier_detection if dr_top is not None else None)
+            places.append((f"spec.subsets[{i}].trafficPolicy", f" for subset {sub.name}", own.load_balancer, od))
+            places += [(f"spec.subsets[{i}].trafficPolicy.portLevelSettings[{j}]",
+                        f" for port {pl.port.number if pl.port else '?'} of subset {sub.name}", pl.load_balancer,
+                        pl.outlier_detection) for j, pl in enumerate(own.port_level_settings or [])]
+        if dr_top is not None:
+            places += [(f"spec.trafficPolicy.portLevelSettings[{j}]", f" for port {pl.port.number if pl.port else '?'}",
+                        pl.load_balancer, pl.outlier_detection) for j, pl in enumerate(dr_top.port_level_settings or [])]
+        for where, what, lb, od in places:
+            name = _asks_failover(lb)
+            if name is None or od is not None:
                 continue
-            path = _block_path(dr, subset, "load_balancer")
             yield finding(dr, "MLB0014",
-                          "localityLbSetting asks for failover, but there is no outlierDetection"
-                          + (f" for subset {subset}" if subset else "") + ": istiod gives the endpoints no "
-                          "priorities without it (Envoy could never see the local ones fail), so every zone gets "
-                          "traffic and nothing fails over.",
-                          "Add outlierDetection next to the loadBalancer (same trafficPolicy).",
-                          f"{path}.localityLbSetting")
-            break
+                          f"{where}.loadBalancer.{name} asks for failover, but there is no outlierDetection{what}: "
+                          "istiod gives the endpoints no locality priorities without it (Envoy could never see the "
+                          "local ones fail), so every zone gets traffic and nothing fails over. istioctl analyze "
+                          "does not warn below the top-level trafficPolicy.",
+                          f"Add outlierDetection next to the loadBalancer in {where}.",
+                          f"{where}.loadBalancer.{name}")
 
 
 def _app_keepalive_ms(s: Snapshot, dr: DestinationRule) -> tuple[float, str, float] | None:
@@ -470,9 +497,9 @@ def idle_timeout_not_below_the_apps(s: Snapshot) -> Iterator[Finding]:
             if idle is not None and idle * 1000 < app[2]:
                 continue
             path = _block_path(dr, subset, "connection_pool") + ".http.idleTimeout"
-            if (dr.key[1], dr.name, path) in reported:
+            if (dr.namespace or "", dr.name, path) in reported:
                 continue
-            reported.add((dr.key[1], dr.name, path))
+            reported.add((dr.namespace or "", dr.name, path))
             keeps = f"idleTimeout {idle_text}" if idle_text else "no idleTimeout (Envoy's default: 1 h)"
             yield finding(dr, "MLB0015",
                           f"The app behind {dr.spec.host} closes keep-alive connections idle for {app[0]:g} ms "

@@ -1,7 +1,8 @@
 """The `meshlab` command: argument parsing and dispatch; the commands' bodies are in `commands.py`.
 
 Exit statuses: 0 done (or clean), 65 bad input (EX_DATAERR, as `istioctl analyze` uses; for
-`analyze` only input that cannot be read at all, and only when no finding is an Error), 79 an
+`analyze` only input that cannot be read at all, and only when no finding is an Error; for
+`explain-code` a code no table has), 79 an
 Error finding (`analyze`, as istioctl: an object Istio's validation refuses is IST0106), 1 a cluster step failed or something is missing
 (`up`, `down`, `status`, `doctor`), 70 meshlab itself failed (EX_SOFTWARE: a bug, said in one
 paragraph; `MESHLAB_DEBUG=1` shows the traceback), 130 interrupted.
@@ -33,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
                        "statuses: 79 on an Error)")
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("--json", action="store_true", help="print a JSON array of findings")
+
+    s = sub.add_parser("explain-code", help="print the page that explains an analysis code (MLB0003: meshlab's own; "
+                       "an IST code: where Istio's page is); exit 65 for a code there is none of")
+    s.add_argument("code", metavar="CODE")
 
     s = sub.add_parser("probe", help="bring up a local lab from manifests, send requests, summarise, tear down")
     s.add_argument("paths", nargs="+", metavar="PATH")

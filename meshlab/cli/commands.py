@@ -88,6 +88,19 @@ def analyze(args: Any) -> int:
     return EXIT_INVALID if unreadable else 0
 
 
+def explain_code(args: Any) -> int:
+    """`meshlab explain-code CODE`: the page of an analysis code (meshlab's MLB pages in full; for
+    an IST code its name, level, message and istio.io page); 65 for a code no table has."""
+    from ..analysis import page
+    from ..errors import UnknownCode
+
+    try:
+        print(page(args.code), end="")
+    except UnknownCode as e:
+        return _fail(str(e))
+    return 0
+
+
 # ------------------------------------------------------------------------------ one-shot local labs
 
 def _fail(msg: str) -> int:

@@ -174,7 +174,7 @@ def _explain_group(ctx: Context, key: tuple, grp: list[dict[str, Any]], all_rows
     elif error in ("timeout", "reset"):
         main = causes.client_error(ctx, label, grp, error)
     elif 200 <= status < 400:
-        main = routing.served(ctx, label, grp, proxy)
+        main = routing.served(ctx, label, grp, proxy, all_rows)
     elif status >= 400 and (not flag_list or details == "via_upstream"):
         main = causes.app_error(ctx, label, grp, status)
         main.parts += resilience.outlier_parts(ctx, label, grp, proxy, status)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis.snapshot import applies_to_mesh
-from ..names import labels_match, parse_cluster_name, selector_string, to_fqdn
+from ..names import labels_match, parse_cluster_name, selector_string, to_fqdn, zone_of
 from ..objects import VirtualService
 from .context import Context, client, ref, text
 
@@ -35,6 +35,9 @@ class Cause:
     share: float = 0.0
     findings: list[str] = field(default_factory=list)   # what `meshlab analyze` / istioctl say about them
     fields: list[str] = field(default_factory=list)     # the fields it rests on: "spec.http[0]", …
+    #: How answered requests split where the pods they could reach differ: {"version": {"v1": 24,
+    #: "v2": 6}}, {"zone": {"eu-west-b": 28}} or both (`split_of`); {} for other causes.
+    split: dict[str, dict[str, int]] = field(default_factory=dict)
     #: The rest of the same requests' story, each with its own code: a cause per other Envoy flag
     #: (`503 DI,NC`: the NC cause, and DI's here), the other routes taken, the DestinationRule
     #: policy that applied, the VirtualServices that did not apply and why.
@@ -49,7 +52,7 @@ class Cause:
         return {"code": self.code, "outcome": self.outcome, "count": self.count, "share": self.share,
                 "what": self.what, "why": self.why, "fix": self.fix, "commands": list(self.commands),
                 "objects": list(self.objects), "fields": list(self.fields), "findings": list(self.findings),
-                "parts": [p.code for p in self.parts]}
+                "split": {k: dict(v) for k, v in self.split.items()}, "parts": [p.code for p in self.parts]}
 
 
 #: Every cause explain can name: code → what it means. The part before the dot is the outcome
@@ -70,6 +73,8 @@ CAUSES: dict[str, str] = {
     "note.retry-hides-keepalive-race": "retryOn reset answered keep-alive races with a second attempt: the race is still there",
     "ok.locality-priority": "Envoy served every request from the client's closest locality (priority 0)",
     "ok.locality-failover": "some requests went to a farther locality because the closest endpoints were unhealthy",
+    "ok.failover-after-ejection": "outlier detection ejected the client's closest endpoints (priority 0), and Envoy "
+                                  "moved their requests to the next priority (another zone)",
     "note.locality-failover-without-outlier-detection": "locality failover configured without outlierDetection: no priorities",
     "note.hash-not-sticky-across-subsets": "a weighted split between hashed subsets: a key is sticky per subset, not per pod",
     "ok.destination-rule-policy": "a DestinationRule's policy applied to the cluster (which blocks, from where)",
@@ -167,10 +172,48 @@ CAUSES: dict[str, str] = {
 
 # ------------------------------------------------------------------------------------------ shared
 
-def versions(grp: list[dict[str, Any]]) -> str:
-    c = Counter(text(r.get("version")) or text(r.get("pod")) or "?" for r in grp)
-    total = sum(c.values())
-    return ", ".join(f"{k} {v / total:.0%}" for k, v in c.most_common())
+def split_of(ctx: Context, grp: list[dict[str, Any]], proxy: str) -> dict[str, dict[str, int]]:
+    """How answered requests split, by what tells apart the pods they could have reached — the
+    endpoints the proxy had for the group's clusters (Envoy's view; without one, the pods that
+    answered): by `version` where those pods carry more than one version, by `zone` (of the endpoint's
+    locality, istiod's `region/zone/subzone`) where they live in more than one zone, by version when
+    neither differs. Counts, most requests first: `{"zone": {"eu-west-b": 28, "eu-west-a": 2}}`."""
+    env = ctx.envoy(proxy) if proxy != "none" else None
+    clusters = {text(r.get("cluster")) for r in grp if text(r.get("cluster"))}
+    localities = {str(e.get("endpoint")): str(e.get("locality") or "")
+                  for c in clusters for e in (env.endpoints.get(c, []) if env is not None else [])}
+    pods = {p.name: p for p in ctx.snap.pods}
+
+    def version(r: dict[str, Any]) -> str:
+        return text(r.get("version")) or text(r.get("pod")) or "?"
+
+    def zone(r: dict[str, Any]) -> str:
+        loc = localities.get(text(r.get("upstream")))
+        if loc is None:
+            pod = pods.get(text(r.get("pod")))
+            loc = pod.locality if pod is not None else ""
+        return zone_of(loc) or "?"
+
+    reachable = [p for p in (ctx.pod_by_ip(ep.rsplit(":", 1)[0]) for ep in localities) if p is not None]
+    versions = {p.version for p in reachable} if reachable else {version(r) for r in grp}
+    zones = {zone_of(loc) for loc in localities.values()} if localities else {zone(r) for r in grp}
+    out: dict[str, dict[str, int]] = {}
+    if len(versions) > 1 or len(zones) <= 1:
+        out["version"] = dict(Counter(version(r) for r in grp).most_common())
+    if len(zones) > 1:
+        out["zone"] = dict(Counter(zone(r) for r in grp).most_common())
+    return out
+
+
+def answered_by(split: dict[str, dict[str, int]], lead: str = "Answered by the pods") -> str:
+    """`split_of` in a sentence: `Answered by the pods: v1 80%, v2 20%.`, `Answered by the pods, by
+    zone: eu-west-b 93%, eu-west-a 7%.`, or `…: v1 50%, v2 50%; by zone: …` for both."""
+    def shares(c: dict[str, int]) -> str:
+        total = sum(c.values())
+        return ", ".join(f"{k} {v / total:.0%}" for k, v in c.items())
+    if list(split) == ["zone"]:
+        return f"{lead}, by zone: {shares(split['zone'])}."
+    return f"{lead}: " + "; ".join(("by zone: " if key == "zone" else "") + shares(c) for key, c in split.items()) + "."
 
 
 def pods_of(grp: list[dict[str, Any]]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from ..gateway_api import GATEWAY_NAME_LABEL, GatewayAPI, deployment_name
 from ..names import host_matches
 from ..objects import GRPCRoute, GRPCRouteMatch, KubernetesGateway, KubernetesHTTPRoute, Service
-from .causes import Cause, versions
+from .causes import Cause, answered_by
 from .context import Context, client, ref, text
 
 
@@ -73,7 +73,7 @@ def _bad_backends(ctx: Context, route: Route, index: int) -> tuple[list[str], li
         to_ns = b.namespace or ns
         where = f"{b.name}" + (f" (namespace {b.namespace})" if b.namespace else "")
         # mesh routes do not enforce ReferenceGrants (route_collections.go: convertHTTPRoute(..., !mesh))
-        gateway_parent = any(p.kind == "Gateway" for p in route.spec.parent_refs or [])
+        gateway_parent = any(p.is_gateway for p in route.spec.parent_refs or [])
         if gateway_parent and b.namespace and b.namespace != ns and not api.backend_allowed(
                 route.KIND, b.kind, b.group, b.name, b.namespace, ns):
             refused.append(where)
@@ -119,8 +119,10 @@ def nc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
                  f"Status: {conds}.", "Retry once the backend's Service is back.", cmds, [ref(route)], fields=[field])
 
 
-def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause | None:
-    """Answered requests whose route came from an HTTPRoute or GRPCRoute rule; None otherwise."""
+def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str,
+           split: dict[str, dict[str, int]]) -> Cause | None:
+    """Answered requests whose route came from an HTTPRoute or GRPCRoute rule, `split` as
+    `causes.split_of` gives it; None otherwise."""
     names = [text(r.get("route")) for r in grp]
     route_name = max(set(names), key=names.count) if names else ""
     found = rule_of(ctx, route_name)
@@ -133,11 +135,11 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
     matches = "; ".join(_match_text(m) for m in rule.matches or []) or "any path"
     backends = ", ".join(f"{b.name}:{b.port} weight {b.weight}" for b in rule.backend_refs or []) or "none"
     code = "ok.grpcroute-rule" if isinstance(route, GRPCRoute) else "ok.httproute-rule"
-    return Cause(code, label, f"Answered by the pods: {versions(grp)}.",
+    return Cause(code, label, answered_by(split),
                  f"{ref(route)} routes this request at {where}: rule spec.rules[{i}] (Envoy's route {route_name!r}, "
                  f"matches {matches}) sent it to {backends}.", ok=True,
                  commands=[f"istioctl proxy-config routes {client(proxy)} -o json"], objects=[ref(route)],
-                 fields=[f"spec.rules[{i}]"])
+                 fields=[f"spec.rules[{i}]"], split=split)
 
 
 def _match_text(m: Any) -> str:
@@ -165,7 +167,7 @@ def nr(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
     what = "No route matched: 404 NR (route_not_found)."
     if is_gateway_deployment(proxy):
         gw_ref = _gateway_of(ctx, proxy)
-        attached = [r for r in routes(ctx) if any(p.kind == "Gateway" and f"{p.namespace or r.namespace}/{p.name}" == gw_ref
+        attached = [r for r in routes(ctx) if any(p.is_gateway and f"{p.namespace or r.namespace}/{p.name}" == gw_ref
                                                    for p in r.spec.parent_refs or [])]
         for_host = [r for r in attached if not r.spec.hostnames or any(host_matches(h, host) for h in r.spec.hostnames)]
         if not for_host:
@@ -176,7 +178,7 @@ def nr(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
                          cmds, [ref(r) for r in attached])
         route = for_host[0]
     else:
-        covering = [r for r in routes(ctx) if any(p.kind == "Service" for p in r.spec.parent_refs or [])]
+        covering = [r for r in routes(ctx) if any(p.is_service for p in r.spec.parent_refs or [])]
         if not covering:
             return None
         route = covering[0]

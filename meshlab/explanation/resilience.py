@@ -272,9 +272,11 @@ def reset_retry_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy
 
 
 def locality_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str,
-                   clusters: list[str]) -> list[Cause]:
+                   clusters: list[str], all_rows: list[dict[str, Any]] | None = None) -> list[Cause]:
     """Where locality shaped a group: priorities the proxy got for the cluster (served by the
-    closest, or failed over), or failover configured but inert without outlier detection."""
+    closest, or failed over — and when outlier detection ejected the closest, that), or failover
+    configured but inert without outlier detection. `all_rows`: the whole probe, in which the
+    requests before the failover show what ejected the closest endpoints (default: `grp`)."""
     env = ctx.envoy(proxy)
     out: list[Cause] = []
     for cluster in clusters:
@@ -306,6 +308,9 @@ def locality_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: s
                                  "Fix the failing pods in the client's zone; the traffic comes back once they return.",
                                  [f'istioctl proxy-config endpoints {client(proxy)} --cluster "{cluster}" -o json'],
                                  ok=True))
+                ejected = _failover_after_ejection(ctx, label, cluster, prio, grp, all_rows or grp, proxy)
+                if ejected is not None:
+                    out.append(ejected)
         parsed = parse_cluster_name(cluster)
         if parsed is None:
             continue
@@ -327,6 +332,115 @@ def locality_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: s
                                  [ref(dr)], ok=True, fields=[f"{lb_path}.localityLbSetting"]))
                 break
     return out
+
+
+#: Envoy's default overprovisioning factor, in percent (ClusterLoadAssignment.Policy.overprovisioning_factor;
+#: istiod leaves it unset).
+OVERPROVISIONING_FACTOR = 140
+
+
+def priority_load(health: list[int]) -> list[int]:
+    """The share of requests (percent) Envoy sends to each priority, given each priority's health
+    (percent: min(100, overprovisioning factor × healthy / hosts)): the best priorities take what their
+    health allows, the rest spills to the next; with no healthy host anywhere (and Istio's panic
+    threshold 0) priority 0 nominally keeps 100 %. Envoy's `LoadBalancerBase::recalculatePerPriorityState`
+    and `distributeLoad` (source/extensions/load_balancing_policies/common/load_balancer_impl.cc);
+    degraded hosts, which Istio does not mark, are left out."""
+    if not health:
+        return []
+    normalized = min(100, sum(health))
+    if normalized == 0:
+        return [100] + [0] * (len(health) - 1)
+    load, remaining = [], 100
+    for h in health:
+        load.append(min(remaining, h * 100 // normalized))
+        remaining -= load[-1]
+    if remaining:       # rounding: to the first priority with healthy hosts
+        first = next(i for i, h in enumerate(health) if h > 0)
+        load[first] += remaining
+    return load
+
+
+def _failover_after_ejection(ctx: Context, label: str, cluster: str, prio: dict[str, tuple[int, str]],
+                             grp: list[dict[str, Any]], all_rows: list[dict[str, Any]], proxy: str) -> Cause | None:
+    """Outlier detection ejected the client's closest endpoints (priority 0) and Envoy moved the
+    requests to a farther priority. Evidence: Envoy's /clusters shows a priority-0 endpoint ejected
+    now, or Envoy counted ejections for the cluster and the probe's own rows show priority 0 failing
+    (an error status from its pods, or UH) before the first request served farther away."""
+    env = ctx.envoy(proxy)
+
+    def seq(r: dict[str, Any]) -> int:
+        return int(r.get("seq") or 0)
+
+    moved = sorted((r for r in grp if text(r.get("cluster")) == cluster
+                    and prio.get(text(r.get("upstream")), (0, ""))[0] > 0), key=seq)
+    if not moved:
+        return None
+    first = seq(moved[0])
+    local = {ep for ep, (p, _) in prio.items() if p == 0}
+    failed_before = sorted((r for r in all_rows if seq(r) < first and text(r.get("cluster")) in ("", cluster) and (
+        (text(r.get("upstream")) in local and int(r.get("status") or 0) >= 500)
+        or "UH" in text(r.get("flags")).split(","))), key=seq)
+    ejected_now = sorted(ep for ep in local if (cluster, ep) in env.outlier_failed)
+    during = ctx.attrs.get("envoy_stats")
+    enforced = int((during.get(f"cluster.{cluster}.outlier_detection.ejections_enforced_total")
+                    if isinstance(during, dict) else
+                    env.cluster_stats(cluster).get("outlier_detection.ejections_enforced_total")) or 0)
+    if not ejected_now and not (enforced and failed_before):
+        return None
+    # ejected now (Envoy's /clusters), else the priority-0 pods that failed first (UH rows name none: all of them)
+    ejected = set(ejected_now) or ({text(r.get("upstream")) for r in failed_before} & local) or local
+
+    def name(ep: str) -> str:
+        pod = ctx.pod_by_ip(ep.rsplit(":", 1)[0])
+        return pod.name if pod is not None else ep
+
+    priorities = sorted({p for p, _ in prio.values()})
+    hosts = {p: [ep for ep, (q, _) in prio.items() if q == p] for p in priorities}
+    healthy = {p: [ep for ep in eps if ep not in ejected and (cluster, ep) not in env.outlier_failed]
+               for p, eps in hosts.items()}
+    health = [min(100, OVERPROVISIONING_FACTOR * len(healthy[p]) // len(hosts[p])) for p in priorities]
+    load = dict(zip(priorities, priority_load(health)))
+    went = Counter(prio[text(r.get("upstream"))][0] for r in moved)
+    to = ", ".join(f"priority {p} ({', '.join(sorted({zone_of(loc) for ep, (q, loc) in prio.items() if q == p}))}): "
+                   f"{n}" for p, n in sorted(went.items()))
+    zones0 = ", ".join(sorted({zone_of(prio[ep][1]) for ep in local}))
+    what = (f"Outlier detection ejected {', '.join(sorted(name(ep) for ep in ejected))} — in {zones0}, priority 0 "
+            f"for this client — and Envoy sent {len(moved)} request(s) to a farther priority from request "
+            f"#{first} on: {to}.")
+    if failed_before:
+        outcomes = Counter(f"{int(r.get('status') or 0)}" + (f" {text(r.get('flags'))}" if text(r.get("flags")) not in
+                                                              ("", "-") else "") for r in failed_before)
+        what += (f" The {len(failed_before)} request(s) before (#{seq(failed_before[0])}–#{seq(failed_before[-1])}) got "
+                 + ", ".join(f"{o} ×{n}" for o, n in outcomes.most_common())
+                 + f": the errors that ejected {'it' if len(ejected) == 1 else 'them'}.")
+    parsed = parse_cluster_name(cluster)
+    od_ref, od_path, od_fields = "", "", ""
+    for dr in ctx.drs_for_host(parsed.host) if parsed else []:
+        path, od = policy_sources(dr.spec.traffic_policy, dr.spec.subsets, parsed.port or 0,
+                                  parsed.subset or None)["outlierDetection"]
+        if od is not None:
+            od_ref, od_path = ref(dr), path
+            od_fields = ", ".join(f"{k} {v}" for k, v in (
+                ("consecutive5xxErrors", od.consecutive5xx_errors), ("consecutiveGatewayErrors",
+                                                                      od.consecutive_gateway_errors),
+                ("baseEjectionTime", od.base_ejection_time)) if v is not None)
+            break
+    shares = ", ".join(f"priority {p} {load[p]} %" for p in priorities)
+    why = ((f"{od_ref} {od_path} ({od_fields}) ejects a host that fails that many times in a row, for "
+            "baseEjectionTime. " if od_ref else "Outlier detection ejects a host that keeps failing. ")
+           + (f"Envoy counted {enforced} ejection(s) for {cluster} (outlier_detection.ejections_enforced_total). "
+              if enforced else "")
+           + "Envoy gives each priority the share of requests its healthy hosts can take — min(100 %, 1.4 × healthy / "
+           "hosts), 1.4 being Envoy's default overprovisioning factor, which istiod leaves unset — and passes the "
+           "rest to the next priority (recalculatePerPriorityState, source/extensions/load_balancing_policies/common/"
+           f"load_balancer_impl.cc). With {len(healthy[priorities[0]])} of {len(hosts[priorities[0]])} host(s) of "
+           f"priority 0 healthy, the load is {shares}.")
+    return Cause("ok.failover-after-ejection", label, what, why,
+                 "Fix the failing pods in the client's zone; after baseEjectionTime Envoy tries them again, and "
+                 "once they answer they get the zone's traffic back.",
+                 [f'istioctl proxy-config endpoints {client(proxy)} --cluster "{cluster}" -o json'],
+                 [od_ref] if od_ref else [], ok=True, count=len(moved), fields=[od_path] if od_path else [])
 
 
 def hash_parts(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> list[Cause]:

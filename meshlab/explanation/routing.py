@@ -26,7 +26,7 @@ from ..istiod.clusters import POLICY_BLOCKS, policy_sources
 from ..names import ISTIO_NAMESPACE, exported_to, host_subset_of, parse_cluster_name, to_fqdn
 from ..objects import DestinationRule, HTTPMatchRequest, HTTPRoute, StringMatch, VirtualService
 from . import resilience
-from .causes import Cause, versions
+from .causes import Cause, answered_by, split_of
 from .context import Context, client, ref, text
 
 #: Istio's route name for a Service no VirtualService covers (pilot route.DefaultRouteName).
@@ -48,24 +48,22 @@ class RouteUse:
 
 # ------------------------------------------------------------------------------------- the route
 
-def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause:
+def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str,
+           all_rows: list[dict[str, Any]] | None = None) -> Cause:
     """The main cause of a group of answered requests: the route most of them took. The other
-    routes and the DestinationRule policy of each cluster used are its `parts`."""
-    what = f"Answered by the pods: {versions(grp)}."
+    routes and the DestinationRule policy of each cluster used are its `parts`. `all_rows`, the
+    whole probe, says what came before them (default: `grp`)."""
+    split = split_of(ctx, grp, proxy)
+    what = answered_by(split)
     if proxy == "none":
         return Cause("ok.kube-proxy", label,
-                     f"Answered by the pods (no sidecar: kube-proxy picked a pod per connection): {versions(grp)}.",
+                     answered_by(split, "Answered by the pods (no sidecar: kube-proxy picked a pod per connection)"),
                      "No Envoy was on the path (via='none'), so no VirtualService or DestinationRule applied: "
                      "the connection went to the ClusterIP and kube-proxy chose a ready pod for it.",
-                     ok=True, commands=["kubectl get endpointslices -l kubernetes.io/service-name=<service>"])
+                     ok=True, commands=["kubectl get endpointslices -l kubernetes.io/service-name=<service>"],
+                     split=split)
     from .gateway_api import served as httproute_served
-    by_httproute = httproute_served(ctx, label, grp, proxy)
-    if by_httproute is not None:
-        by_httproute.parts += [p for c in dict.fromkeys(text(r.get("cluster")) for r in grp if text(r.get("cluster")))
-                               if (p := policy_cause(ctx, label, c, proxy)) is not None]
-        return by_httproute
-    from .gateway_api import served as httproute_served
-    by_httproute = httproute_served(ctx, label, grp, proxy)
+    by_httproute = httproute_served(ctx, label, grp, proxy, split)
     if by_httproute is not None:
         by_httproute.parts += [p for c in dict.fromkeys(text(r.get("cluster")) for r in grp if text(r.get("cluster")))
                                if (p := policy_cause(ctx, label, c, proxy)) is not None]
@@ -73,13 +71,13 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> C
     uses = route_uses(ctx, grp, proxy)
     causes = [_route_cause(ctx, label, u, proxy, len(grp), what if i == 0 else "") for i, u in enumerate(uses)]
     main = causes[0]
-    main.parts = causes[1:]
+    main.parts, main.split = causes[1:], split
     used = list(dict.fromkeys(c for u in uses for c in u.clusters))
     for cluster in used:
         policy = policy_cause(ctx, label, cluster, proxy)
         if policy is not None:
             main.parts.append(policy)
-    main.parts += resilience.locality_parts(ctx, label, grp, proxy, used)
+    main.parts += resilience.locality_parts(ctx, label, grp, proxy, used, all_rows)
     main.parts += resilience.hash_parts(ctx, label, grp, proxy)
     retried = [r for r in grp if int(r.get("attempts") or 0) > 1]
     if retried:

@@ -29,7 +29,7 @@ from typing import Any, Iterable
 from pydantic import ValidationError
 
 from ..errors import ManifestError, Problem
-from ..objects import K8sObject, Service, Source, UnmodelledObject
+from ..objects import K8sObject, ObjectKey, Service, Source, UnmodelledObject
 from . import _yaml, apiserver, webhook
 from .messages import Doc, Where, describe, explain
 
@@ -307,32 +307,28 @@ class _Loader:
         warning naming both places, not an error: kubectl does not refuse it. The same object is
         the same API group, kind, namespace and name (an Istio Gateway and a Gateway API Gateway
         of one name are two objects)."""
-        last: dict[tuple[str, str, str, str], int] = {}
+        last: dict[ObjectKey, int] = {}
         objects = self.result.objects
         for i, obj in enumerate(objects):
-            last[_identity(obj)] = i
+            last[obj.key] = i
         kept = []
         for i, obj in enumerate(objects):
-            j = last[_identity(obj)]
+            j = last[obj.key]
             if j == i:
                 kept.append(obj)
                 continue
             later = objects[j]
             src = obj.source
+            version = (f" as {later.api_version} (another version of the same API group: the same object)"
+                       if later.api_version != obj.api_version else "")
             self.result.warnings.append(Problem(
-                f"given again at {later.source or 'a later object'}: that later definition is the one applied "
+                f"given again at {later.source or 'a later object'}{version}: that later definition is the one applied "
                 f"(kubectl apply -f applies files in order, so the last one wins)",
                 file=src.file if src else None, line=src.line if src else None, object=obj.ref))
         self.result.objects = kept
 
     def _problem(self, message: str, **kw: Any) -> None:
         self.result.problems.append(Problem(message, **kw))
-
-
-def _identity(obj: K8sObject) -> tuple[str, str, str, str]:
-    """What makes two objects the same object on an API server: group, kind, namespace, name."""
-    group = obj.api_version.rpartition("/")[0] if "/" in obj.api_version else ""
-    return (group, *obj.key)
 
 
 _PATH_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]|\[\"?([^\]\"]+)\"?\]")

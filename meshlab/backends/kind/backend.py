@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ...errors import ApplyError, ContextError, KubeError, LabError, ManifestError, MeshlabError, ProbeError
 from ...names import ISTIO_NAMESPACE, selector_string, zone_of
+from ...objects import ObjectKey, api_group
 from ...state import NodeInfo, locality_of
 from ...probe import check_args
 from ...probe.rows import parse_access_log
@@ -59,6 +60,11 @@ _GATEWAY_API_KINDS = [("gateway.networking.k8s.io/v1", k) for k in ("Gateway", "
 
 # ----------------------------------------------------------------------------------- backend
 
+def _manifest_key(m: dict[str, Any]) -> ObjectKey:
+    """A manifest's `K8sObject.key`: an Istio Gateway and a Gateway API Gateway of one name are two."""
+    return ObjectKey(api_group(m["apiVersion"]), m["kind"], m["metadata"].get("namespace") or "", m["metadata"]["name"])
+
+
 def _app_container_name(pod: dict[str, Any]) -> str:
     """The demo app's container: not the injected `istio-proxy` (which comes first in the list when
     holdApplicationUntilProxyStarts is on, and is an init container with native sidecars)."""
@@ -89,7 +95,7 @@ class KindBackend(BackendBase):
         self.kube = kube or Kube(api_client_for(self.context, kubeconfig, backend=backend), self.context)
         if backend == "kind":
             self._check_cluster_is_meshlabs()
-        self._applied: dict[tuple[str, str, str], str] = {}   # key → apiVersion, for close()
+        self._applied: dict[ObjectKey, str] = {}   # key → apiVersion, for close()
         self._clients: set[tuple[str, str]] = set()
         self._closed = False
 
@@ -206,7 +212,7 @@ class KindBackend(BackendBase):
                 err = refusal(e, o, m)   # after a clean dry run: the cluster changed in between
                 raise (err if isinstance(err, ApplyError) else ApplyError(str(err))) from None
             if not foreign:
-                self._applied[(m["kind"], md.get("namespace") or "", md["name"])] = m["apiVersion"]
+                self._applied[_manifest_key(m)] = m["apiVersion"]
         self._wait_workloads([m for _, m in pairs])
 
     def _image_problem(self, pod: dict[str, Any]) -> None:
@@ -262,7 +268,7 @@ class KindBackend(BackendBase):
         for m in targets:
             md = m["metadata"]
             self.kube.delete(m["apiVersion"], m["kind"], md.get("namespace"), md["name"])
-            self._applied.pop((m["kind"], md.get("namespace") or "", md["name"]), None)
+            self._applied.pop(_manifest_key(m), None)
         if targets:
             time.sleep(self.settle_s)
 
@@ -493,7 +499,7 @@ class KindBackend(BackendBase):
         if self._closed:
             return
         self._closed = True
-        for (kind, ns, name), api in reversed(list(self._applied.items())):
+        for (_, kind, ns, name), api in reversed(list(self._applied.items())):
             if kind == "Namespace":
                 continue
             try:

@@ -18,6 +18,12 @@ gets a block first looks at it: every process carrying a dead lab's marker for t
 `lab_marker`) that runs as this user is killed; if anything else still listens on an address of
 the block (another user's orphans, or a program that is not meshlab's), the block is skipped.
 
+**Not a lab at all.** A process that is no lab may take an address of the block later (a learner's
+own server on 127.A.1.1:9080), or hold a port on every address (0.0.0.0:9080): the lease cannot
+see it coming. So `pod_ip` tries to bind the ports the pod will listen on before it gives an
+address out, passes over one where that fails, and says which process-held ports stopped it when
+no address is left.
+
 Inside the block the layout is fixed:
 
 - ``127.A.0.1``  the client sidecar Envoy (listeners), i.e. the ``sleep`` pod's address
@@ -37,6 +43,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Iterable
 
 from ..._processes import own_pids
 from ...errors import AddressBlockExhausted, LabError
@@ -169,6 +176,26 @@ def _reclaim(block: int) -> bool:
         time.sleep(0.02)                 # the kernel closes a killed process's sockets
 
 
+def _unbindable(ip: str, ports: list[int]) -> list[tuple[int, str]]:
+    """(port, reason) for each TCP port a pod could not bind on `ip` now. A probe bind, closed at
+    once, made as the pod's app binds (SO_REUSEADDR: a closed connection's TIME_WAIT does not count,
+    a socket someone else has bound or listens on does)."""
+    held = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((ip, port))
+            except OSError as e:
+                held.append((port, e.strerror or str(e)))
+    return held
+
+
+#: An address no lab is given (blocks are 127.2-254): a port that cannot be bound here either is
+#: held on every address (a server on 0.0.0.0 or [::]), so trying the rest of a block is futile.
+_NO_LABS_ADDRESS = "127.255.255.254"
+
+
 # ------------------------------------------------------------------------------------ the lease
 
 class AddressLease:
@@ -247,19 +274,52 @@ class AddressLease:
             self._proxy_next += 1
             return ip
 
-    def pod_ip(self) -> str:
-        """A fresh pod address (127.A.1.x first). Freed addresses are reused last."""
+    def pod_ip(self, ports: Iterable[int] = ()) -> str:
+        """A pod address (127.A.1.x first; freed ones are reused last) on which each TCP port of
+        `ports` can be bound now. The lease keeps other labs off the block, but not a process that
+        is no lab (a learner's own server on 127.A.1.1:9080): an address where one of `ports` is
+        held is passed over, and tried again only after every other one.
+
+        Raises AddressBlockExhausted when no address is left, naming the addresses and ports that
+        were held, or at once when a port is held on every address (something listens on
+        0.0.0.0:PORT or [::]:PORT)."""
+        wanted = sorted(set(ports))
         with self._lock:
-            while self._pod_cursor < len(_POD_OCTETS):
-                third = _POD_OCTETS[self._pod_cursor]
-                last = self._pod_next.get(third, 1)
-                if last <= 254:
-                    self._pod_next[third] = last + 1
-                    return f"127.{self.block}.{third}.{last}"
-                self._pod_cursor += 1
-            if self._pods_free:
-                return self._pods_free.pop(0)
+            passed: list[str] = []
+            held: list[str] = []
+            try:
+                while (ip := self._next_pod_ip()) is not None:
+                    busy = _unbindable(ip, wanted)
+                    if not busy:
+                        return ip
+                    passed.append(ip)
+                    held += [f"{ip}:{port} ({why})" for port, why in busy]
+                    everywhere = _unbindable(_NO_LABS_ADDRESS, [port for port, _ in busy])
+                    if everywhere:
+                        port, why = everywhere[0]
+                        raise AddressBlockExhausted(
+                            f"no pod can listen on port {port}: it cannot be bound on any address of this host "
+                            f"({held[0]}; {_NO_LABS_ADDRESS}:{port} ({why})): a process that is not this lab listens "
+                            f"on 0.0.0.0:{port} or [::]:{port}. Stop it or move it to another port, then apply again")
+            finally:
+                self._pods_free += passed                # tried again, last
+            if held:
+                shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+                raise AddressBlockExhausted(
+                    f"no pod address left in 127.{self.block}.0.0/16 where port(s) {', '.join(map(str, wanted))} "
+                    f"can be bound: processes that are not this lab hold {shown}")
             raise AddressBlockExhausted(f"no pod address left in this lab's block ({POD_ADDRESSES} in use)")
+
+    def _next_pod_ip(self) -> str | None:
+        """The next address never given out, else the oldest freed one; None when neither is left."""
+        while self._pod_cursor < len(_POD_OCTETS):
+            third = _POD_OCTETS[self._pod_cursor]
+            last = self._pod_next.get(third, 1)
+            if last <= 254:
+                self._pod_next[third] = last + 1
+                return f"127.{self.block}.{third}.{last}"
+            self._pod_cursor += 1
+        return self._pods_free.pop(0) if self._pods_free else None
 
     def release_pod_ip(self, ip: str) -> None:
         with self._lock:

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from ... import _recording
 from ..._processes import pdeathsig_available
 from ...envoy.admin import MAX_SOCKET_PATH
-from ...errors import ApplyError, EnvoyConfigRejected, LabError, ProbeError
+from ...errors import AddressBlockExhausted, ApplyError, EnvoyConfigRejected, LabError, ProbeError
 from ...objects import GATEWAY_API_GROUP
 from ...probe import ProbeRun, check_args, run as run_probe
-from ...state import ClusterState
+from ...state import ClusterState, PodInfo
 from ...names import zone_of
 from ..base import APP_LOG_COLUMNS, POD_COLUMNS, BackendBase, ProxyName, Via, apply_steps, check_gap, run_steps
 from . import limits
@@ -203,7 +203,7 @@ class LocalBackend(BackendBase):
                 _private_workdir(self.workdir)
             sockets, self._sockets_made = _socket_dir(self.workdir, self.lease.block)
             self._sockets = sockets
-            self.state = ClusterState(pod_ip=lambda pod: self.lease.pod_ip(),
+            self.state = ClusterState(pod_ip=self._pod_ip,
                                       cluster_ip=lambda svc: self.lease.cluster_ip((svc.namespace or "", svc.name)))
             self.reconciler = Reconciler(self.state, self.lease, self.workdir, seed=seed,
                                          start_timeout=start_timeout, envoy_log_level=envoy_log_level,
@@ -213,6 +213,14 @@ class LocalBackend(BackendBase):
             self.close()
             raise
         _open_labs.add(self)
+
+    def _pod_ip(self, pod: PodInfo) -> str:
+        """The address of a new pod: one where the ports its process binds are free (`AddressLease.pod_ip`);
+        when there is none, the error names the pod."""
+        try:
+            return self.lease.pod_ip(self.reconciler.pod_host_ports(pod))
+        except AddressBlockExhausted as e:
+            raise AddressBlockExhausted(f"pod {pod.namespace}/{pod.name} ({pod.owner or 'Pod'}): {e}") from None
 
     def _warn(self, w: str) -> None:
         if w not in self.warnings:

@@ -250,6 +250,10 @@ class Reconciler:
                            f"Istio deploys <gateway>-istio for each Gateway of class istio; deployed here: {there}")
         return self.ready(self.proxies[mine[0]])
 
+    def pod_host_ports(self, pod: PodInfo) -> list[int]:
+        """The ports the pod's process binds on its address (`_pod_ports`, low ones aliased)."""
+        return [host_port(p) for p in self._pod_ports(pod)]
+
     def _pod_ports(self, pod: PodInfo) -> list[int]:
         """containerPorts, plus numeric targetPorts of Services selecting the pod (a real
         container listens whether or not it declares the port)."""
@@ -271,11 +275,11 @@ class Reconciler:
             self.lease.release_pod_ip(proc.spec.ip)
         to_start: list[PodSpec] = []
         for key, pod in desired.items():
-            ports = self._pod_ports(pod)
+            ports = self.pod_host_ports(pod)
             have = self.runner.pods.get(key)
             if have is None and pod.phase in ("Failed", "Pending"):
                 continue          # could not start before (or no node fits it): not started
-            if have is None or (have.spec.ports != [host_port(p) for p in ports] and not have.killed):
+            if have is None or (have.spec.ports != ports and not have.killed):
                 seed = None if self.seed is None else (self.seed * 1000003 + zlib.crc32(pod.name.encode()) % 1000003)
                 try:
                     knobs = knobs_from_env(pod.env())
@@ -283,8 +287,8 @@ class Reconciler:
                     self.state.set_pod(pod.name, pod.namespace, ready=False, phase="Failed")
                     raise LabError(f"pod {pod.namespace}/{pod.name} ({pod.owner or 'Pod'}): the app cannot "
                                    f"start: {e}") from None
-                ip = pod.ip or self.lease.pod_ip()
-                to_start.append(PodSpec(pod.name, pod.namespace, ip, [host_port(p) for p in ports], pod.version,
+                ip = pod.ip or self.lease.pod_ip(ports)
+                to_start.append(PodSpec(pod.name, pod.namespace, ip, ports, pod.version,
                                         seed=seed, control=f"unix:{self.sockets / f'ctl-{ip}.sock'}",
                                         env=lab_environment(HOSTNAME=pod.name[:63], **self.marker), knobs=knobs))
         if to_start:
