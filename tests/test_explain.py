@@ -146,6 +146,16 @@ def test_unit_uh_pods_not_ready() -> None:
     assert c.code == "UH.no-ready-endpoints"
 
 
+def test_unit_uh_named_target_port_no_pod_declares() -> None:
+    """A named targetPort that no ready pod declares leaves the port without endpoints for good
+    (MLB0012): not 'no endpoint was ready when the requests arrived'."""
+    app = docs(service("reviews", target_port="web"), deployment("reviews", "v1", replicas=2))
+    lab = StandInLab(app, [C_ALL], [route(C_ALL)])
+    c = explain(rows(2, status=503, flags="UH", details="no_healthy_upstream", cluster=C_ALL), lab)["UH"]
+    assert c.code == "UH.target-port-not-declared"
+    assert c.objects == ["Service default/reviews"]
+
+
 def test_unit_uh_all_ejected_by_outlier_detection() -> None:
     od = destination_rule("reviews", ["v1", "v3"], traffic_policy="{outlierDetection: {consecutive5xxErrors: 1}}")
     lab = StandInLab(APP + "---\n" + od, [C_ALL], [route(C_ALL)])
