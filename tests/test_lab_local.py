@@ -611,3 +611,21 @@ def test_a_closed_lab_says_how_to_start_a_new_one():
         with pytest.raises(LabClosed, match=r"lab\.close\(\) stopped .* Run All Cells.*lab = Lab\(\)"):
             call()
     other.close()                                                  # closing twice is fine
+
+
+def test_warnings_are_about_what_the_lab_holds_now() -> None:
+    """lab.warnings says what the lab cannot honour in its objects: a warning about an object that
+    was deleted (or rolled back by restoring()) goes with it, and comes back when it is applied again."""
+    tls = destination_rule("reviews", traffic_policy="{tls: {mode: SIMPLE}}")
+    with Lab() as lab:
+        lab.apply(docs(service("reviews"), deployment("reviews", "v1")))
+        assert not [w for w in lab.warnings if "tls mode SIMPLE" in w]
+        with pytest.warns(UserWarning, match="tls mode SIMPLE"):
+            lab.apply(tls)
+        assert [w for w in lab.warnings if "tls mode SIMPLE" in w]
+        lab.delete(tls)
+        assert not [w for w in lab.warnings if "tls mode SIMPLE" in w], lab.warnings
+        with lab.restoring():
+            lab.apply(tls)
+            assert [w for w in lab.warnings if "tls mode SIMPLE" in w]
+        assert not [w for w in lab.warnings if "tls mode SIMPLE" in w], lab.warnings

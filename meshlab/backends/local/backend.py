@@ -182,7 +182,8 @@ class LocalBackend(BackendBase):
                  envoy_log_level: str = "warning", start_timeout: float = 20.0) -> None:
         self.seed = seed
         self._closed = False
-        self.warnings: list[str] = []
+        self._lab_warnings: list[str] = []     # about the lab itself (setpriv, a reclaimed block)
+        self._warned: set[str] = set()
         self._runs: weakref.WeakSet[ProbeRun] = weakref.WeakSet()
         self._sockets_made = False
         _sweep_stale_workdirs()
@@ -190,11 +191,11 @@ class LocalBackend(BackendBase):
         self.lease = AddressLease()
         try:
             if not pdeathsig_available():
-                self._warn("util-linux `setpriv` was not found, so the lab's processes are not tied to this "
+                self._lab_warning("util-linux `setpriv` was not found, so the lab's processes are not tied to this "
                            "kernel: if it is killed, its Envoys keep running until the next Lab() on this "
                            "block reclaims them. Install util-linux to have them end with the kernel")
             if self.lease.reclaimed:
-                self._warn(f"reclaimed 127.{self.lease.block}.0.0/16 from a lab whose kernel died without "
+                self._lab_warning(f"reclaimed 127.{self.lease.block}.0.0/16 from a lab whose kernel died without "
                            f"closing it: stopped its {len(self.lease.reclaimed)} leftover processes")
             self._own_workdir = workdir is None
             self.workdir = Path(workdir) if workdir else Path(
@@ -222,9 +223,24 @@ class LocalBackend(BackendBase):
         except AddressBlockExhausted as e:
             raise AddressBlockExhausted(f"pod {pod.namespace}/{pod.name} ({pod.owner or 'Pod'}): {e}") from None
 
+    def _lab_warning(self, w: str) -> None:
+        self._lab_warnings.append(w)
+        self._warn(w)
+
+    @property
+    def warnings(self) -> list[str]:
+        """The lab's own warnings, then what the translation of the objects the lab holds now cannot
+        honour (each proxy's latest build): a warning about a deleted object goes with it."""
+        out = list(self._lab_warnings)
+        reconciler = getattr(self, "reconciler", None)
+        for ws in (reconciler.build_warnings.values() if reconciler is not None else ()):
+            out += [w for w in ws if w not in out]
+        return out
+
     def _warn(self, w: str) -> None:
-        if w not in self.warnings:
-            self.warnings.append(w)
+        """Python's warning the first time a warning is given (re-given by every later build)."""
+        if w not in self._warned:
+            self._warned.add(w)
             warnings.warn(f"meshlab local backend: {w}", stacklevel=5)
 
     def _check_open(self) -> None:
