@@ -30,7 +30,7 @@ from ... import _recording
 from ..._processes import pdeathsig_available
 from ...envoy.admin import MAX_SOCKET_PATH
 from ...errors import AddressBlockExhausted, ApplyError, EnvoyConfigRejected, LabError, ProbeError
-from ...objects import GATEWAY_API_GROUP
+from ...objects import GATEWAY_API_GROUP, UnmodelledObject
 from ...probe import ProbeRun, check_args, run as run_probe
 from ...state import ClusterState, PodInfo
 from ...names import zone_of
@@ -161,6 +161,18 @@ def _socket_dir(workdir: Path, block: int) -> tuple[Path, bool]:
                    f"lab's UNIX sockets (at most {MAX_SOCKET_PATH} bytes): set a shorter TMPDIR")
 
 
+def _unmodelled_istio(obj: K8sObject) -> bool:
+    """An Istio kind meshlab does not model (Sidecar, PeerAuthentication, AuthorizationPolicy,
+    EnvoyFilter, WorkloadEntry…): on a cluster istiod acts on it, here nothing does."""
+    return isinstance(obj, UnmodelledObject) and obj.group.endswith("istio.io")
+
+
+def _unmodelled_warning(obj: K8sObject) -> str:
+    where = f" ({obj.source})" if getattr(obj, "source", None) else ""
+    return (f"{obj.ref}{where}: {obj.kind} ({obj.api_version}) is not modelled by the local backend: it has no "
+            f"effect here (on a cluster istiod applies it)")
+
+
 class LocalBackend(BackendBase):
     """A lab on this machine: real Envoy, real pods, loopback only. Use as a context manager.
 
@@ -235,7 +247,8 @@ class LocalBackend(BackendBase):
         reconciler = getattr(self, "reconciler", None)
         for ws in (reconciler.build_warnings.values() if reconciler is not None else ()):
             out += [w for w in ws if w not in out]
-        return out
+        state = getattr(self, "state", None)
+        return out + [_unmodelled_warning(o) for o in (state.all() if state is not None else ()) if _unmodelled_istio(o)]
 
     def _warn(self, w: str) -> None:
         """Python's warning the first time a warning is given (re-given by every later build)."""
@@ -267,6 +280,9 @@ class LocalBackend(BackendBase):
         steps = apply_steps(list(objects), order)
         self._check_capacity(list(objects))
         run_steps(steps, check_gap(0.5 if gap is None else gap), lambda step: self._apply_step(step, xds_order))
+        for o in objects:
+            if _unmodelled_istio(o):
+                self._warn(_unmodelled_warning(o))
 
     def _check_capacity(self, objects: list[K8sObject]) -> None:
         """Refuse, before anything changes, objects that would start more pod processes than this
