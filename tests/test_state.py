@@ -8,7 +8,7 @@ import pytest
 
 from meshlab.errors import ApplyError
 from meshlab.manifests import load
-from meshlab.objects import Service, VirtualService
+from meshlab.objects import Deployment, Service, VirtualService
 from meshlab.state import ClusterState
 
 from _manifests import deployment, docs, service
@@ -207,3 +207,15 @@ def test_deleting_a_service_frees_its_cluster_ip_and_a_new_one_gets_another():
     assert st.get(Service, "web", "default") is None and st.cluster_ip(web) is None
     st.apply(load(service("web", 80)))
     assert st.cluster_ip(st.get(Service, "web", "default")) == "127.66.2.2"
+
+
+def test_a_pods_creation_time_is_its_deployments():
+    """The exported Pod (what the oracle and an API server see) was created with its Deployment,
+    not at the lab's epoch: looked up under the Deployment's key, API group included."""
+    st = ClusterState(pod_ip=lambda p: "127.66.1.1", cluster_ip=lambda s: "127.66.2.1")
+    st.apply(load(service("web", 80)))
+    st.apply(load(deployment("web", "v1", replicas=1, port=8080)))
+    created = st.created(st.get(Deployment, "web-v1", "default"))
+    assert created > st.created(st.get(Service, "web", "default"))       # applied second, one tick later
+    pods = [o for o in st.to_objects() if o["kind"] == "Pod"]
+    assert pods and all(p["metadata"]["creationTimestamp"] == created.strftime("%Y-%m-%dT%H:%M:%SZ") for p in pods)
