@@ -94,8 +94,7 @@ spec: {ports: [{port: 80}]}
     assert len(state.all()) == before
 
 
-def test_namespace_in_same_apply_is_accepted_and_deleting_it_removes_contents(state: ClusterState) -> None:
-    state.apply(load("""
+PROD_WITH_SERVICE_B = """
 apiVersion: v1
 kind: Namespace
 metadata: {name: prod}
@@ -104,7 +103,11 @@ apiVersion: v1
 kind: Service
 metadata: {name: b, namespace: prod}
 spec: {ports: [{port: 80}]}
-"""))
+"""
+
+
+def test_namespace_in_same_apply_is_accepted_and_deleting_it_removes_contents(state: ClusterState) -> None:
+    state.apply(load(PROD_WITH_SERVICE_B))
     assert state.resolve_host("b.prod").name == "b"
     state.delete(load("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}"))
     assert state.resolve_host("b.prod") is None
@@ -177,16 +180,7 @@ def test_a_deleted_service_forgets_its_cluster_ip_also_with_its_namespace() -> N
     (the local backend frees the address on that change); a new one of that name gets a new one."""
     ips = itertools.count(1)
     s = ClusterState(cluster_ip=lambda svc: f"127.50.2.{next(ips)}")
-    s.apply(load("""
-apiVersion: v1
-kind: Namespace
-metadata: {name: prod}
----
-apiVersion: v1
-kind: Service
-metadata: {name: b, namespace: prod}
-spec: {ports: [{port: 80}]}
-"""))
+    s.apply(load(PROD_WITH_SERVICE_B))
     assert s.cluster_ip(s.get(Service, "b", "prod")) == "127.50.2.1"
     changes = s.delete(load("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}"))
     assert ("deleted", "Service", "prod", "b") in {(c.op, c.kind, c.namespace, c.name) for c in changes}
