@@ -538,8 +538,8 @@ class ClusterState:
             return out
 
     def _pod_created(self, pod: PodInfo) -> datetime:
-        kind = "Deployment" if pod.owner else "Pod"
-        return self._created.get((kind, pod.namespace, pod.owner or pod.name), EPOCH)
+        owner = Deployment if pod.owner else Pod
+        return self._created.get(owner.key_of(pod.owner or pod.name, pod.namespace), EPOCH)
 
     def _endpoint_slices(self, service: Service) -> list[dict[str, Any]]:
         """The EndpointSlice controller's slices for one Service (none without a selector)."""

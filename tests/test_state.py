@@ -8,7 +8,7 @@ import pytest
 
 from meshlab.errors import ApplyError
 from meshlab.manifests import load
-from meshlab.objects import Service, VirtualService
+from meshlab.objects import Deployment, Service, VirtualService
 from meshlab.state import ClusterState
 
 from _manifests import deployment, docs, service
@@ -94,8 +94,7 @@ spec: {ports: [{port: 80}]}
     assert len(state.all()) == before
 
 
-def test_namespace_in_same_apply_is_accepted_and_deleting_it_removes_contents(state: ClusterState) -> None:
-    state.apply(load("""
+PROD_WITH_SERVICE_B = """
 apiVersion: v1
 kind: Namespace
 metadata: {name: prod}
@@ -104,7 +103,11 @@ apiVersion: v1
 kind: Service
 metadata: {name: b, namespace: prod}
 spec: {ports: [{port: 80}]}
-"""))
+"""
+
+
+def test_namespace_in_same_apply_is_accepted_and_deleting_it_removes_contents(state: ClusterState) -> None:
+    state.apply(load(PROD_WITH_SERVICE_B))
     assert state.resolve_host("b.prod").name == "b"
     state.delete(load("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}"))
     assert state.resolve_host("b.prod") is None
@@ -177,16 +180,7 @@ def test_a_deleted_service_forgets_its_cluster_ip_also_with_its_namespace() -> N
     (the local backend frees the address on that change); a new one of that name gets a new one."""
     ips = itertools.count(1)
     s = ClusterState(cluster_ip=lambda svc: f"127.50.2.{next(ips)}")
-    s.apply(load("""
-apiVersion: v1
-kind: Namespace
-metadata: {name: prod}
----
-apiVersion: v1
-kind: Service
-metadata: {name: b, namespace: prod}
-spec: {ports: [{port: 80}]}
-"""))
+    s.apply(load(PROD_WITH_SERVICE_B))
     assert s.cluster_ip(s.get(Service, "b", "prod")) == "127.50.2.1"
     changes = s.delete(load("{apiVersion: v1, kind: Namespace, metadata: {name: prod}}"))
     assert ("deleted", "Service", "prod", "b") in {(c.op, c.kind, c.namespace, c.name) for c in changes}
@@ -207,3 +201,15 @@ def test_deleting_a_service_frees_its_cluster_ip_and_a_new_one_gets_another():
     assert st.get(Service, "web", "default") is None and st.cluster_ip(web) is None
     st.apply(load(service("web", 80)))
     assert st.cluster_ip(st.get(Service, "web", "default")) == "127.66.2.2"
+
+
+def test_a_pods_creation_time_is_its_deployments():
+    """The exported Pod (what the oracle and an API server see) was created with its Deployment,
+    not at the lab's epoch: looked up under the Deployment's key, API group included."""
+    st = ClusterState(pod_ip=lambda p: "127.66.1.1", cluster_ip=lambda s: "127.66.2.1")
+    st.apply(load(service("web", 80)))
+    st.apply(load(deployment("web", "v1", replicas=1, port=8080)))
+    created = st.created(st.get(Deployment, "web-v1", "default"))
+    assert created > st.created(st.get(Service, "web", "default"))       # applied second, one tick later
+    pods = [o for o in st.to_objects() if o["kind"] == "Pod"]
+    assert pods and all(p["metadata"]["creationTimestamp"] == created.strftime("%Y-%m-%dT%H:%M:%SZ") for p in pods)
