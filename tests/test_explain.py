@@ -306,6 +306,19 @@ def test_e2e_circuit_breaker_is_uo(lab) -> None:
     assert c.code == "UO.circuit-breaker" and c.objects == ["DestinationRule default/reviews"]
 
 
+def test_unit_app_errors_with_outlier_detection_name_the_destination_rule() -> None:
+    """App errors that reach the client though a DestinationRule has outlierDetection (every pod that
+    could answer was failing, or ejection was refused): the cause names that DestinationRule, instead
+    of telling the learner to add the outlierDetection that is there."""
+    od = destination_rule("reviews", ["v1"], traffic_policy="{outlierDetection: {consecutive5xxErrors: 2}}")
+    lab = StandInLab(APP + "---\n" + od, [C_ALL], [route(C_ALL)])
+    c = explain(rows(3, status=503, flags="-", details="via_upstream", cluster=C_ALL), lab)["503"]
+    assert c.code == "app.error-status" and c.objects == ["DestinationRule default/reviews"], c.objects
+    lab = StandInLab(APP, [C_ALL], [route(C_ALL)])
+    c = explain(rows(3, status=503, flags="-", details="via_upstream", cluster=C_ALL), lab)["503"]
+    assert c.code == "app.error-status" and c.objects == []
+
+
 def test_e2e_app_errors_pass_through(lab) -> None:
     for name in lab.pods()["name"]:
         lab.set_pod(name, error_rate=1.0)

@@ -221,6 +221,18 @@ def pods_of(grp: list[dict[str, Any]]) -> str:
     return ", ".join(sorted({text(r.get("pod")) for r in grp if text(r.get("pod"))})[:3])
 
 
+def _outlier_detection_for(ctx: Context, grp: list[dict[str, Any]]) -> Any:
+    """The DestinationRule whose top-level outlierDetection applies to the group's clusters, else None."""
+    for r in grp:
+        parsed = parse_cluster_name(text(r.get("cluster")))
+        if parsed is None:
+            continue
+        for dr in ctx.drs_for_host(parsed[3]):
+            if dr.spec.traffic_policy and dr.spec.traffic_policy.outlier_detection:
+                return dr
+    return None
+
+
 def app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) -> Cause:
     pods = pods_of(grp)
     logs = [f"kubectl logs {pods.split(', ')[0] if pods else '<pod>'}"]
@@ -232,6 +244,18 @@ def app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) 
                      "meets a failing pod.",
                      "Fix the app; outlierDetection in the DestinationRule takes a failing pod out while "
                      "others are healthy.", logs)
+    od = _outlier_detection_for(ctx, grp)
+    if od is not None:       # it is there: ejection could not keep these errors away
+        return Cause("app.error-status", label,
+                     f"The application itself answered {status} (Envoy passed it through: flag "
+                     f"'{text(grp[0].get('flags')) or '-'}', details via_upstream).",
+                     f"The pods {pods or '(unknown)'} returned errors. {ref(od)} has outlierDetection, but it "
+                     "cannot keep these away: a pod answers consecutive5xxErrors errors before it is ejected, "
+                     "maxEjectionPercent may refuse the ejection (ejections_overflow), and a pod comes back "
+                     "after baseEjectionTime.",
+                     "Fix the app; keep healthy pods where the requests can go (another zone or priority), and "
+                     "retries on 5xx in the VirtualService route to move a failed request to one.",
+                     logs + ["istioctl proxy-config endpoints <client-pod> -o json | grep outlier"], [ref(od)])
     return Cause("app.error-status", label,
                  f"The application itself answered {status} (Envoy passed it through: flag '-', "
                  "details via_upstream).",
