@@ -190,6 +190,21 @@ def test_an_unknown_vs_host_goes_where_the_vs_owns_a_service_not_where_its_wildc
     assert "reviews.example.com:9080" not in names(build_config(make_state(wild, exact), SLEEP))
 
 
+def test_a_destination_without_port_takes_the_listeners_port_in_a_sidecar():
+    """route.GetDestinationCluster looks the destination up in the route configuration's registry:
+    a sidecar's for port 80 holds only Services with port 80, so `reviews` (9080 only) without a
+    port becomes outbound|80||reviews…, a cluster that does not exist (503 NC, as the oracle
+    answers); a gateway's registry holds every Service, so there its only port, 9080, is used."""
+    vs = virtual_service("web-to-reviews", ["web", "shop.example.com"], """
+        - route: [{destination: {host: reviews.prod.svc.cluster.local}}]""", gateways=["mesh", "gw"])
+    cfg = build_config(make_state(gateway("gw", ["shop.example.com"]), vs), SLEEP)
+    side = vhost(cfg, "80", "web.default.svc.cluster.local:80")["routes"][0]
+    assert side["route"]["cluster"] == f"outbound|80||{REVIEWS}"
+    assert f"outbound|80||{REVIEWS}" not in {c["name"] for c in cfg.clusters}
+    gw = build_config(make_state(gateway("gw", ["shop.example.com"]), vs), GATEWAY)
+    assert vhost(gw, "http.8080", "shop.example.com:80")["routes"][0]["route"]["cluster"] == f"outbound|9080||{REVIEWS}"
+
+
 # ---------------------------------------------------------------------------------------- routes
 
 def test_default_route_has_istio_timeout_and_retry_policy():

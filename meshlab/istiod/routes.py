@@ -224,11 +224,16 @@ def _authority(h: Headers | None) -> str:
 
 
 class RouteBuilder:
-    """Turns the HTTP rules of VirtualServices into Envoy routes for one listener port."""
+    """Turns the HTTP rules of VirtualServices into Envoy routes for one listener port.
 
-    def __init__(self, reg: Registry, listener_port: int) -> None:
+    `sidecar`: routes of a sidecar's route configuration, whose service registry holds only the
+    Services of this port; a gateway's holds every Service (core/gateway.go
+    buildNameToServiceMapForHTTPRoutes). That decides a destination without a port."""
+
+    def __init__(self, reg: Registry, listener_port: int, *, sidecar: bool = False) -> None:
         self.reg = reg
         self.port = listener_port
+        self.sidecar = sidecar
 
     # ---- destinations ------------------------------------------------------------------------
     def dest_cluster(self, d: Destination, vs_ns: str) -> tuple[str, ServiceInfo | None, int, str | None]:
@@ -236,9 +241,12 @@ class RouteBuilder:
             return UNKNOWN_SERVICE, None, self.port, None
         host = to_fqdn(d.host, vs_ns)
         svc = self.reg.service_for(host)
+        # route.GetDestinationCluster: the destination's port; else a Service's only port (in a
+        # sidecar's registry every Service has exactly the listener's port, and a Service without
+        # it is not there); else the listener's port, whose cluster may not exist (503 NC)
         if d.port is not None and d.port.number:
             port = d.port.number
-        elif svc is not None and len(svc.ports) == 1:
+        elif svc is not None and len(svc.ports) == 1 and not self.sidecar:
             port = svc.ports[0].port
         else:
             port = self.port
@@ -633,7 +641,7 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     """Route configuration `"<port>"` (every HTTP Service on the port, by Host), or for a sniffed
     port `"<host>:<port>"`: that Service's one virtual host with domain `*`, since its listener
     already chose the Service by destination address (core/httproute.go)."""
-    rb = RouteBuilder(reg, t.port)
+    rb = RouteBuilder(reg, t.port, sidecar=True)
     if t.service is not None:
         services = [t.service]
     else:
