@@ -25,6 +25,7 @@ unattended, so `check` then just shows the question and the hint.
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -180,6 +181,8 @@ def _number(answer: Any) -> float:
         return float(answer)
     if isinstance(answer, bool) or not isinstance(answer, (int, float)):
         raise ValueError(f"Answer with a number; you gave {answer!r}.")
+    if not math.isfinite(answer):       # NaN passes every `not <ok>` check: refuse it here
+        raise ValueError(f"Answer with a finite number; you gave {answer!r}.")
     return float(answer)
 
 

@@ -186,8 +186,9 @@ class Lab:
 
     @property
     def warnings(self) -> list[str]:
-        """What the backend could not honour in the manifests (e.g. a field the local Envoy
-        translation does not implement), in words."""
+        """What the backend cannot honour in the objects the lab holds now (e.g. a field the local
+        Envoy translation does not implement, a kind it does not model), in words; a warning goes
+        when its object is deleted."""
         return list(self.backend.warnings)
 
     # ---- objects -------------------------------------------------------------------------------

@@ -185,6 +185,15 @@ def test_right_answers_in_another_plausible_form_are_right():
     assert check("4.predict-no-service", {"Inside": "DNS", "outside": "503 nc"}, inside=dns_probe(2), outside=NC)
 
 
+def test_a_number_that_is_not_finite_is_no_answer():
+    """NaN compares false with everything, so a check written as `if not <ok>: not yet` let it pass."""
+    for bad in (float("nan"), float("inf")):
+        v = check("3.weights", {"v1": bad, "v2": 1})
+        assert v.ok is False and "finite" in v.message, v.message
+        v = check("3.weights", (90, bad))
+        assert v.ok is False and "finite" in v.message, v.message
+
+
 def test_wrong_shape_gets_a_message_not_a_traceback():
     v = check("3.weights", 90)
     assert v.ok is False and "dict" in v.message

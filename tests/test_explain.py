@@ -146,6 +146,16 @@ def test_unit_uh_pods_not_ready() -> None:
     assert c.code == "UH.no-ready-endpoints"
 
 
+def test_unit_uh_named_target_port_no_pod_declares() -> None:
+    """A named targetPort that no ready pod declares leaves the port without endpoints for good
+    (MLB0012): not 'no endpoint was ready when the requests arrived'."""
+    app = docs(service("reviews", target_port="web"), deployment("reviews", "v1", replicas=2))
+    lab = StandInLab(app, [C_ALL], [route(C_ALL)])
+    c = explain(rows(2, status=503, flags="UH", details="no_healthy_upstream", cluster=C_ALL), lab)["UH"]
+    assert c.code == "UH.target-port-not-declared"
+    assert c.objects == ["Service default/reviews"]
+
+
 def test_unit_uh_all_ejected_by_outlier_detection() -> None:
     od = destination_rule("reviews", ["v1", "v3"], traffic_policy="{outlierDetection: {consecutive5xxErrors: 1}}")
     lab = StandInLab(APP + "---\n" + od, [C_ALL], [route(C_ALL)])
@@ -294,6 +304,19 @@ def test_e2e_circuit_breaker_is_uo(lab) -> None:
     c = explain(df, lab)["UO"]
     assert c.count == (df["flags"] == "UO").sum() >= 1
     assert c.code == "UO.circuit-breaker" and c.objects == ["DestinationRule default/reviews"]
+
+
+def test_unit_app_errors_with_outlier_detection_name_the_destination_rule() -> None:
+    """App errors that reach the client though a DestinationRule has outlierDetection (every pod that
+    could answer was failing, or ejection was refused): the cause names that DestinationRule, instead
+    of telling the learner to add the outlierDetection that is there."""
+    od = destination_rule("reviews", ["v1"], traffic_policy="{outlierDetection: {consecutive5xxErrors: 2}}")
+    lab = StandInLab(APP + "---\n" + od, [C_ALL], [route(C_ALL)])
+    c = explain(rows(3, status=503, flags="-", details="via_upstream", cluster=C_ALL), lab)["503"]
+    assert c.code == "app.error-status" and c.objects == ["DestinationRule default/reviews"], c.objects
+    lab = StandInLab(APP, [C_ALL], [route(C_ALL)])
+    c = explain(rows(3, status=503, flags="-", details="via_upstream", cluster=C_ALL), lab)["503"]
+    assert c.code == "app.error-status" and c.objects == []
 
 
 def test_e2e_app_errors_pass_through(lab) -> None:

@@ -611,3 +611,37 @@ def test_a_closed_lab_says_how_to_start_a_new_one():
         with pytest.raises(LabClosed, match=r"lab\.close\(\) stopped .* Run All Cells.*lab = Lab\(\)"):
             call()
     other.close()                                                  # closing twice is fine
+
+
+def test_warnings_are_about_what_the_lab_holds_now() -> None:
+    """lab.warnings says what the lab cannot honour in its objects: a warning about an object that
+    was deleted (or rolled back by restoring()) goes with it, and comes back when it is applied again."""
+    tls = destination_rule("reviews", traffic_policy="{tls: {mode: SIMPLE}}")
+    with Lab() as lab:
+        lab.apply(docs(service("reviews"), deployment("reviews", "v1")))
+        assert not [w for w in lab.warnings if "tls mode SIMPLE" in w]
+        with pytest.warns(UserWarning, match="tls mode SIMPLE"):
+            lab.apply(tls)
+        assert [w for w in lab.warnings if "tls mode SIMPLE" in w]
+        lab.delete(tls)
+        assert not [w for w in lab.warnings if "tls mode SIMPLE" in w], lab.warnings
+        with lab.restoring():
+            lab.apply(tls)
+            assert [w for w in lab.warnings if "tls mode SIMPLE" in w]
+        assert not [w for w in lab.warnings if "tls mode SIMPLE" in w], lab.warnings
+
+
+def test_an_istio_kind_the_lab_does_not_model_is_a_warning_while_it_is_there() -> None:
+    """A Sidecar, PeerAuthentication or AuthorizationPolicy changes traffic on a cluster and nothing
+    in the local lab: applying one says so (README, 'the proxies'), deleting it takes the warning away;
+    a ServiceAccount (no traffic meaning) stays quiet."""
+    sidecar = ("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\n"
+               "spec: {egress: [{hosts: ['./*']}]}\n")
+    account = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: reviews, namespace: default}\n"
+    with Lab() as lab:
+        with pytest.warns(UserWarning, match="Sidecar default/default"):
+            lab.apply(docs(service("reviews"), deployment("reviews", "v1"), sidecar, account))
+        assert [w for w in lab.warnings if "Sidecar default/default" in w and "no effect" in w], lab.warnings
+        assert not [w for w in lab.warnings if "ServiceAccount" in w], lab.warnings
+        lab.delete(sidecar)
+        assert not [w for w in lab.warnings if "Sidecar" in w], lab.warnings

@@ -27,3 +27,15 @@ def test_readme_tour_runs_from_the_notebooks_folder() -> None:
     split = json.loads(re.search(r"split (\{.*\})", done.stdout).group(1))
     assert set(split) == {"v1", "v2"} and sum(split.values()) == 200
     assert split["v2"] < split["v1"]     # 80/20: the seeded spread is checked in test_scenarios
+
+
+def test_readme_names_lab_members_as_they_are_used() -> None:
+    """`lab.x()` in the README's prose is a method of Lab, and `lab.x` a member: a learner who types
+    `lab.warnings()` (a property, a list) gets a TypeError."""
+    from meshlab import Lab
+    text = (ROOT / "README.md").read_text()
+    for name, call in re.findall(r"`lab\.([a-z_]+)(\(\))?", text):
+        member = getattr(Lab, name, None)
+        assert member is not None, f"README names lab.{name}, which Lab does not have"
+        if call:
+            assert callable(member) and not isinstance(member, property), f"README calls lab.{name}(), not a method"

@@ -13,7 +13,7 @@ from ..names import (
     CLUSTER_DOMAIN, MESH_GATEWAY, UNSUPPORTED, host_matches, labels_match, port_protocol, selector_string, to_fqdn,
 )
 from ..gateway_api import GatewayAPI
-from ..objects import Gateway, GRPCRoute, KubernetesGateway, KubernetesHTTPRoute, VirtualService
+from ..objects import Gateway, GRPCRoute, KubernetesHTTPRoute, VirtualService
 from .snapshot import (
     EXPORT_ALL, EXPORT_LOCAL, Finding, Registered, RouteDest, Snapshot,
     applies_to_mesh, finding, go_list, go_quote, mirror_destinations,
@@ -118,7 +118,9 @@ def destination_subsets(s: Snapshot) -> Iterator[Finding]:
 # ----------------------------------------------------------------------- IST0101 gateway, IST0132
 
 def virtual_service_gateways(s: Snapshot) -> Iterator[Finding]:
-    k8s_gw = {(g.namespace or "default", g.name): g for g in s.k8s_gateways}
+    """A VirtualService's `gateways` name Istio Gateways (networking.istio.io) only, as Istio's
+    GatewayAnalyzer looks them up (`analyzers/virtualservice/gateways.go`, gvk.Gateway): a Gateway
+    API Gateway of the same name is another object, and istiod binds no VirtualService to it."""
     for vs in s.virtual_services:
         ns = vs.namespace or "default"
         for i, gw_name in enumerate(vs.spec.gateways):
@@ -126,17 +128,16 @@ def virtual_service_gateways(s: Snapshot) -> Iterator[Finding]:
                 continue
             key = tuple(gw_name.split("/", 1)) if "/" in gw_name else (ns, gw_name)
             gw = s.gateway_by_key.get(key)
-            kgw = k8s_gw.get(key) if gw is None else None
             field = f"spec.gateways[{i}]"
-            if gw is None and kgw is None:
+            if gw is None:
                 yield finding(vs, "IST0101", f"Referenced gateway not found: {go_quote(gw_name)}",
                               f"Create Gateway {key[0]}/{key[1]} or fix {field}; a name without '<namespace>/' "
-                              f"means a Gateway in the VirtualService's namespace ({ns}).", field)
-            if kgw is not None:
-                match = _host_in_k8s_gateway(kgw, vs.spec.hosts)
-            else:
-                match = _host_in_gateway(gw, vs.spec.hosts, ns)
-            if not match:
+                              f"means a Gateway in the VirtualService's namespace ({ns})."
+                              + (" A Gateway API Gateway of that name does not count: a VirtualService binds "
+                                 "to Istio Gateways (networking.istio.io); route through it with an HTTPRoute."
+                                 if any((g.namespace or "default", g.name) == key for g in s.k8s_gateways) else ""),
+                              field)
+            if not _host_in_gateway(gw, vs.spec.hosts, ns):
                 yield finding(vs, "IST0132",
                               f"one or more host {go_list(vs.spec.hosts)} defined in VirtualService {ns}/{vs.name} "
                               f"not found in Gateway {key[0]}/{key[1]}.",
@@ -170,15 +171,6 @@ def _host_in_gateway(gw: Gateway | None, vs_hosts: list[str], vs_ns: str) -> boo
                 h = name
             names.append(h)
     return any(host_matches(g, v) for g in names for v in vs_hosts)
-
-
-def _host_in_k8s_gateway(gw: KubernetesGateway, vs_hosts: list[str]) -> bool:
-    hostnames = []
-    for listener in gw.spec.listeners:
-        if not listener.hostname:
-            return True
-        hostnames.append(listener.hostname)
-    return any(host_matches(g, v) for g in hostnames for v in vs_hosts)
 
 
 # ---------------------------------------------------------------------------------------- IST0109

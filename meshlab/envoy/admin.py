@@ -59,6 +59,8 @@ class AdminClient:
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         self.path, self.timeout = os.fspath(path), timeout
         self._local = threading.local()
+        self._conns: list[http.client.HTTPConnection] = []     # every thread's, for close()
+        self._conns_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -70,7 +72,18 @@ class AdminClient:
         if conn is None:
             conn = UnixHTTPConnection(self.path, timeout=self.timeout)
             self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every thread's keep-alive connection (the Envoy is stopping); a later request
+        opens a new one."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
     def request(self, method: str, path: str) -> tuple[int, bytes]:
         """One request; retried once on a stale keep-alive connection."""
@@ -83,6 +96,9 @@ class AdminClient:
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
                 self._local.conn = None
+                with self._conns_lock:
+                    if conn in self._conns:
+                        self._conns.remove(conn)
                 if attempt:
                     raise EnvoyAdminError(f"Envoy admin {self.where} {path}: {e}") from e
         raise AssertionError("unreachable")

@@ -142,6 +142,7 @@ class Envoy:
         """Terminate Envoy (SIGTERM, then SIGKILL); safe to call twice."""
         proc, self.proc = self.proc, None
         _running.discard(self)
+        self.admin.close()
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()

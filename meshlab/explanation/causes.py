@@ -122,6 +122,7 @@ CAUSES: dict[str, str] = {
     "UH.selector-matches-no-pod": "the Service's selector matches no pod",
     "UH.subset-matches-no-pod": "the subset's labels match no pod of the Service",
     "UH.no-ready-endpoints": "the matching pods are not ready",
+    "UH.target-port-not-declared": "the Service's named targetPort is a container port no pod declares: no endpoints",
     "UH.endpoints-were-missing": "no endpoint was ready when the requests arrived (pods starting, not pushed)",
     "UH.not-a-service": "the cluster's host is not a Kubernetes Service of the lab",
     "UH.no-healthy-endpoint": "the cluster had no healthy endpoint (no live view to say more)",
@@ -220,6 +221,18 @@ def pods_of(grp: list[dict[str, Any]]) -> str:
     return ", ".join(sorted({text(r.get("pod")) for r in grp if text(r.get("pod"))})[:3])
 
 
+def _outlier_detection_for(ctx: Context, grp: list[dict[str, Any]]) -> Any:
+    """The DestinationRule whose top-level outlierDetection applies to the group's clusters, else None."""
+    for r in grp:
+        parsed = parse_cluster_name(text(r.get("cluster")))
+        if parsed is None:
+            continue
+        for dr in ctx.drs_for_host(parsed[3]):
+            if dr.spec.traffic_policy and dr.spec.traffic_policy.outlier_detection:
+                return dr
+    return None
+
+
 def app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) -> Cause:
     pods = pods_of(grp)
     logs = [f"kubectl logs {pods.split(', ')[0] if pods else '<pod>'}"]
@@ -231,6 +244,18 @@ def app_error(ctx: Context, label: str, grp: list[dict[str, Any]], status: int) 
                      "meets a failing pod.",
                      "Fix the app; outlierDetection in the DestinationRule takes a failing pod out while "
                      "others are healthy.", logs)
+    od = _outlier_detection_for(ctx, grp)
+    if od is not None:       # it is there: ejection could not keep these errors away
+        return Cause("app.error-status", label,
+                     f"The application itself answered {status} (Envoy passed it through: flag "
+                     f"'{text(grp[0].get('flags')) or '-'}', details via_upstream).",
+                     f"The pods {pods or '(unknown)'} returned errors. {ref(od)} has outlierDetection, but it "
+                     "cannot keep these away: a pod answers consecutive5xxErrors errors before it is ejected, "
+                     "maxEjectionPercent may refuse the ejection (ejections_overflow), and a pod comes back "
+                     "after baseEjectionTime.",
+                     "Fix the app; keep healthy pods where the requests can go (another zone or priority), and "
+                     "retries on 5xx in the VirtualService route to move a failed request to one.",
+                     logs + ["istioctl proxy-config endpoints <client-pod> -o json | grep outlier"], [ref(od)])
     return Cause("app.error-status", label,
                  f"The application itself answered {status} (Envoy passed it through: flag '-', "
                  "details via_upstream).",
@@ -583,6 +608,16 @@ def uh(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
                "are not in the endpoints Envoy gets.")
         fix = "Make the pods ready (readiness probe), or route elsewhere meanwhile."
         cmds.append(f"kubectl get pods -n {svc.namespace} -o wide")
+    elif (undeclared := _undeclared_target_port(svc, port, ready)) is not None:
+        # the endpoints controller resolves a named targetPort per pod; none declares it: no endpoint
+        code = "UH.target-port-not-declared"
+        sp, name = undeclared
+        why = (f"Service {svc.namespace}/{svc.name} port {sp.port} has targetPort {name!r}, but none of its "
+               f"{len(ready)} ready pod(s) ({', '.join(p.name for p in ready[:3])}) declares a container port "
+               "with that name, so the port has no endpoints.")
+        fix = (f"Set the Service's targetPort to a container port the pods declare (by name or number), or name "
+               f"the pods' container port {name!r}.")
+        objs = [ref(svc)]
     else:
         enforced = int(env.cluster_stats(cluster).get("outlier_detection.ejections_enforced_total") or 0)
         if enforced:       # ejected when the requests came, back in rotation since (baseEjectionTime)
@@ -601,6 +636,16 @@ def uh(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str) -> Cause
                "restarting), or the endpoints had not been pushed yet.")
         fix = "Retry once the endpoints are back; add outlierDetection/retries for resilience."
     return Cause(code, label, what, why, fix, cmds, objs)
+
+
+def _undeclared_target_port(svc: Any, port: Any, pods: list[Any]) -> tuple[Any, str] | None:
+    """The Service port of cluster port `port` and its named targetPort when none of `pods` declares
+    that name (the EndpointSlice controller then gives the port no endpoint; MLB0012)."""
+    for sp in svc.spec.ports:
+        if str(sp.port) == str(port) and isinstance(sp.target_port, str):
+            if pods and all(p.container_port(sp.target_port) is None for p in pods):
+                return sp, sp.target_port
+    return None
 
 
 # ------------------------------------------------------------------------------------------ FI, UT

@@ -30,7 +30,7 @@ from ... import _recording
 from ..._processes import pdeathsig_available
 from ...envoy.admin import MAX_SOCKET_PATH
 from ...errors import AddressBlockExhausted, ApplyError, EnvoyConfigRejected, LabError, ProbeError
-from ...objects import GATEWAY_API_GROUP
+from ...objects import GATEWAY_API_GROUP, UnmodelledObject
 from ...probe import ProbeRun, check_args, run as run_probe
 from ...state import ClusterState, PodInfo
 from ...names import zone_of
@@ -161,6 +161,18 @@ def _socket_dir(workdir: Path, block: int) -> tuple[Path, bool]:
                    f"lab's UNIX sockets (at most {MAX_SOCKET_PATH} bytes): set a shorter TMPDIR")
 
 
+def _unmodelled_istio(obj: K8sObject) -> bool:
+    """An Istio kind meshlab does not model (Sidecar, PeerAuthentication, AuthorizationPolicy,
+    EnvoyFilter, WorkloadEntry…): on a cluster istiod acts on it, here nothing does."""
+    return isinstance(obj, UnmodelledObject) and obj.group.endswith("istio.io")
+
+
+def _unmodelled_warning(obj: K8sObject) -> str:
+    where = f" ({obj.source})" if getattr(obj, "source", None) else ""
+    return (f"{obj.ref}{where}: {obj.kind} ({obj.api_version}) is not modelled by the local backend: it has no "
+            f"effect here (on a cluster istiod applies it)")
+
+
 class LocalBackend(BackendBase):
     """A lab on this machine: real Envoy, real pods, loopback only. Use as a context manager.
 
@@ -182,7 +194,8 @@ class LocalBackend(BackendBase):
                  envoy_log_level: str = "warning", start_timeout: float = 20.0) -> None:
         self.seed = seed
         self._closed = False
-        self.warnings: list[str] = []
+        self._lab_warnings: list[str] = []     # about the lab itself (setpriv, a reclaimed block)
+        self._warned: set[str] = set()
         self._runs: weakref.WeakSet[ProbeRun] = weakref.WeakSet()
         self._sockets_made = False
         _sweep_stale_workdirs()
@@ -190,11 +203,11 @@ class LocalBackend(BackendBase):
         self.lease = AddressLease()
         try:
             if not pdeathsig_available():
-                self._warn("util-linux `setpriv` was not found, so the lab's processes are not tied to this "
+                self._lab_warning("util-linux `setpriv` was not found, so the lab's processes are not tied to this "
                            "kernel: if it is killed, its Envoys keep running until the next Lab() on this "
                            "block reclaims them. Install util-linux to have them end with the kernel")
             if self.lease.reclaimed:
-                self._warn(f"reclaimed 127.{self.lease.block}.0.0/16 from a lab whose kernel died without "
+                self._lab_warning(f"reclaimed 127.{self.lease.block}.0.0/16 from a lab whose kernel died without "
                            f"closing it: stopped its {len(self.lease.reclaimed)} leftover processes")
             self._own_workdir = workdir is None
             self.workdir = Path(workdir) if workdir else Path(
@@ -222,9 +235,25 @@ class LocalBackend(BackendBase):
         except AddressBlockExhausted as e:
             raise AddressBlockExhausted(f"pod {pod.namespace}/{pod.name} ({pod.owner or 'Pod'}): {e}") from None
 
+    def _lab_warning(self, w: str) -> None:
+        self._lab_warnings.append(w)
+        self._warn(w)
+
+    @property
+    def warnings(self) -> list[str]:
+        """The lab's own warnings, then what the translation of the objects the lab holds now cannot
+        honour (each proxy's latest build): a warning about a deleted object goes with it."""
+        out = list(self._lab_warnings)
+        reconciler = getattr(self, "reconciler", None)
+        for ws in (reconciler.build_warnings.values() if reconciler is not None else ()):
+            out += [w for w in ws if w not in out]
+        state = getattr(self, "state", None)
+        return out + [_unmodelled_warning(o) for o in (state.all() if state is not None else ()) if _unmodelled_istio(o)]
+
     def _warn(self, w: str) -> None:
-        if w not in self.warnings:
-            self.warnings.append(w)
+        """Python's warning the first time a warning is given (re-given by every later build)."""
+        if w not in self._warned:
+            self._warned.add(w)
             warnings.warn(f"meshlab local backend: {w}", stacklevel=5)
 
     def _check_open(self) -> None:
@@ -251,6 +280,9 @@ class LocalBackend(BackendBase):
         steps = apply_steps(list(objects), order)
         self._check_capacity(list(objects))
         run_steps(steps, check_gap(0.5 if gap is None else gap), lambda step: self._apply_step(step, xds_order))
+        for o in objects:
+            if _unmodelled_istio(o):
+                self._warn(_unmodelled_warning(o))
 
     def _check_capacity(self, objects: list[K8sObject]) -> None:
         """Refuse, before anything changes, objects that would start more pod processes than this

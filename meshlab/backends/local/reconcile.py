@@ -78,6 +78,8 @@ class Reconciler:
         self._kp_rules: list[ServicePortRule] | None = None
         self._pending_kills: dict[tuple[str, str], Any] = {}
         self.proxies: dict[str, Proxy] = {}
+        #: each proxy's translation warnings from its latest build: what the lab holds now cannot honour
+        self.build_warnings: dict[str, list[str]] = {}
         self._admin_sockets = 0             # proxies started so far: each gets a socket name of its own
         self._gateway_deployments: set[str] = set()     # proxies keys "<deployment>.<namespace>"
         self.runner = PodRunner(log_dir=workdir, on_exit=self._pod_died)
@@ -132,7 +134,7 @@ class Reconciler:
 
         def _start() -> None:   # boots while pods start; the first push waits for it
             try:
-                envoy.start(self._build(identity), timeout=self.start_timeout)
+                envoy.start(self._build(identity, key), timeout=self.start_timeout)
             except BaseException as e:
                 proxy.error = e
         proxy.started = threading.Thread(target=_start, name=f"meshlab-start-{key}", daemon=True)
@@ -176,9 +178,10 @@ class Reconciler:
             proxy = self.proxies[key]
         return self.ready(proxy)
 
-    def _build(self, identity: ProxyIdentity) -> Any:
+    def _build(self, identity: ProxyIdentity, key: str) -> Any:
         from ...istiod.translate import build_config
         cfg = build_config(self.state, identity)
+        self.build_warnings[key] = list(cfg.warnings)
         for w in cfg.warnings:
             self._warn(w)
         return cfg
@@ -211,8 +214,8 @@ class Reconciler:
                     self._sync_pods()
                     self._sync_kubeproxy()
                     self._sync_gateway_deployments()
-                    for proxy in list(self.proxies.values()):
-                        self.ready(proxy).envoy.push(self._build(proxy.identity), order=self._xds_order)
+                    for key, proxy in list(self.proxies.items()):
+                        self.ready(proxy).envoy.push(self._build(proxy.identity, key), order=self._xds_order)
                     if not self._dirty:
                         break
             finally:
@@ -228,6 +231,7 @@ class Reconciler:
                   for gw in GatewayAPI(self.state).convert().deployed}
         for key in [k for k in self._gateway_deployments if k not in wanted]:
             self._gateway_deployments.discard(key)
+            self.build_warnings.pop(key, None)
             self._stop_proxy(self.proxies.pop(key))
         for key, gw in wanted.items():
             if key not in self.proxies:
