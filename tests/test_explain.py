@@ -262,7 +262,8 @@ def test_e2e_no_service_via_gateway_is_nc(lab) -> None:
 
 def test_e2e_mesh_route_without_port_to_a_service_lacking_the_listener_port_is_nc(lab) -> None:
     """MLB0019's page's trigger, applied: from a sidecar the route to `reviews` (9080 only) without
-    a port takes port 80, the listener's: 503 NC, and explain says the destination had no port."""
+    a port takes port 80, the listener's: 503 NC, and explain says the destination had no port.
+    Through the gateway the same destination is reviews' only port, 9080: 200."""
     from meshlab.analysis import page
 
     trigger = re.search(r"## Triggers\n.*?```yaml\n(.*?)```", page("MLB0019"), re.S).group(1)
@@ -273,6 +274,12 @@ def test_e2e_mesh_route_without_port_to_a_service_lacking_the_listener_port_is_n
     assert (c.code, c.count) == ("NC.destination-without-port", 4) and C_80 in c.what
     assert c.fields == ["spec.http[0].route[0].destination"]
     assert any("[MLB0019]" in f for f in c.findings), c.findings
+    # a gateway's registry holds every Service: the same destination there takes reviews' only port
+    lab.apply(gateway("gw"))
+    lab.apply(vs("  - route: [{destination: {host: reviews}}]\n", name="edge", hosts=("shop.example.com",),
+                 gateways=["gw"]))
+    g = lab.probe("http://shop.example.com/", n=3, via="gateway")
+    assert set(g["status"]) == {200} and set(g["cluster"]) == {C_ALL}
 
 
 def test_e2e_timeout_is_ut(lab) -> None:
