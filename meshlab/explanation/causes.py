@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..analysis.snapshot import applies_to_mesh
+from ..analysis.snapshot import applies_to_mesh, route_destinations
 from ..names import labels_match, parse_cluster_name, selector_string, to_fqdn, zone_of
 from ..objects import VirtualService
 from .context import Context, client, ref, text
@@ -483,13 +483,8 @@ def _destination_without_port(vs: VirtualService, host: str, subset: str | None)
     """The field of `vs`'s first http route destination to `host` (an FQDN) and `subset` that names
     no port, if one does."""
     ns = vs.namespace or "default"
-    for n, rule in enumerate(vs.spec.http):
-        for j, rd in enumerate(rule.route or []):
-            d = rd.destination
-            if (d.port is None or not d.port.number) and to_fqdn(d.host, ns) == host \
-                    and (d.subset or "") == (subset or ""):
-                return f"spec.http[{n}].route[{j}].destination"
-    return None
+    return next((d.field for d in route_destinations(vs) if d.section == "http" and d.port is None
+                 and to_fqdn(d.host, ns) == host and d.subset == (subset or "")), None)
 
 
 def _nc_window(ctx: Context, label: str, grp: list[dict[str, Any]], all_rows: list[dict[str, Any]], proxy: str,
