@@ -61,6 +61,11 @@ VS_DEF = "VirtualService default/reviews"
 #: 9080: Istio's deployment analyzer warns on both Deployments (IST0137).
 IST0137_REVIEWS = {("IST0137", "Deployment default/reviews-v1"), ("IST0137", "Deployment default/reviews-v2")}
 DR_DEF = "DestinationRule default/reviews"
+#: A Service `web` on ports 80 and 9080 (both HTTP), with its pods; `reviews` (BASE) has 9080 only.
+WEB = (svc("web", ports="[{name: http, port: 80, targetPort: 8080}, {name: http-alt, port: 9080}]",
+           selector="{app: web}") + "---\n" + deploy("web", "default", "{app: web}"))
+GW = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n"
+      "spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]}")
 
 CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
     # ---------------------------------------------------------------- clean configurations stay silent
@@ -327,12 +332,53 @@ CASES: list[tuple[str, list[str], set[tuple[str, str]]]] = [
     ("MLB0018 a perTryTimeout the default retryOn never retries", [vs(http="""
         - retries: {attempts: 2, perTryTimeout: 100ms}
           route: [{destination: {host: reviews}}]""")], {("MLB0018", VS_DEF)}),
+    ("MLB0019 a mesh route to a Service without the host's port 80, no destination port; quiet on 9080, which it has",
+     [WEB, vs(name="web", hosts="[web]", http="""
+        - match: [{port: 9080}]
+          route: [{destination: {host: reviews}}]
+        - route: [{destination: {host: reviews}}]""")], {("MLB0019", "VirtualService default/web")}),
+    ("MLB0019 quiet: destination port given, gateway-only VirtualService, Service with the host's port", [
+        WEB, GW, svc("ratings", selector="{app: reviews}"),
+        vs(name="web", hosts="[web]", http="- route:\n  - destination: {host: reviews, port: {number: 9080}}"),
+        vs(name="edge", hosts="[web]", extra="  gateways: [gw]\n", http="- route:\n  - destination: {host: reviews}"),
+        vs(name="reviews", hosts="[reviews]", http="- route:\n  - destination: {host: ratings}")],
+     {("MLB0008", "VirtualService default/edge")}),
 ]
 
 
 @pytest.mark.parametrize("docs,expected", [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
 def test_analyzer_cases(docs: list[str], expected: set[tuple[str, str]]) -> None:
     assert run(*docs) == expected
+
+
+def test_mlb0019_names_the_field_the_port_the_missing_cluster_and_resolves_short_names_in_the_vs_namespace() -> None:
+    """Each destination without a port whose Service lacks a port the VirtualService's hosts are
+    served on (a rule matching only port 9080 is not served on 80); a short name is the
+    VirtualService's namespace's Service (`reviews` in `other` is none: IST0101, not MLB0019)."""
+    web = vs(name="web", hosts="[web]", http="""
+        - match: [{port: 9080}]
+          route: [{destination: {host: reviews}}]
+        - match: [{headers: {x-v: {exact: "1"}}}]
+          route:
+          - {destination: {host: reviews, subset: v1}, weight: 50}
+          - {destination: {host: reviews, subset: v2}, weight: 50}
+        - route: [{destination: {host: reviews}}]""")
+    other = vs(name="web", ns="other", hosts="[web.default.svc.cluster.local]", http="""
+        - match: [{headers: {x-v: {exact: "1"}}}]
+          route: [{destination: {host: reviews}}]
+        - route: [{destination: {host: reviews.default.svc.cluster.local}}]""")
+    found = [f for f in analyze("\n---\n".join([BASE, WEB, DR_V1_V2, web, ns("other"), other]))
+             if f.code == "MLB0019"]
+    assert [(f.namespace, f.field) for f in found] == [
+        ("default", "spec.http[1].route[0].destination"), ("default", "spec.http[1].route[1].destination"),
+        ("default", "spec.http[2].route[0].destination"), ("other", "spec.http[1].route[0].destination")]
+    assert {f.level for f in found} == {"Warning"}
+    for f, cluster in zip(found, ["outbound|80|v1|reviews.default.svc.cluster.local",
+                                  "outbound|80|v2|reviews.default.svc.cluster.local",
+                                  "outbound|80||reviews.default.svc.cluster.local",
+                                  "outbound|80||reviews.default.svc.cluster.local"]):
+        assert cluster in f.message and "port 80" in f.message and "outbound|9080|" not in f.message
+        assert f"{f.field}.port.number" in f.fix and "9080" in f.fix
 
 
 def test_at_least_25_cases() -> None:

@@ -9,6 +9,7 @@ cause codes, the objects and the fields it names.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -96,6 +97,33 @@ def test_unit_nc_no_service_vs_no_subset_are_told_apart() -> None:
                      [route("outbound|9080||ratings.default.svc.cluster.local")])
     c = explain(rows(3, status=503, flags="NC", details="cluster_not_found"), lab)["NC"]
     assert c.code == "NC.no-service" and "ratings.default.svc.cluster.local" in c.why
+
+
+#: A VirtualService for `web` (port 80) routing to `reviews` (9080 only): MLB0019's page's trigger.
+WEB = docs(service("web", 80), deployment("web", "v1"))
+C_80 = "outbound|80||reviews.default.svc.cluster.local"
+
+
+def _web_route(dest: str) -> dict:
+    return dict(route(dest, vs_ref="web.default"), route_config="80", virtual_host="web.default.svc.cluster.local:80",
+                domains=["web"])
+
+
+def test_unit_nc_destination_without_port_vs_a_port_the_service_lacks_are_told_apart() -> None:
+    """The cluster took the listener's port because the destination named none (a sidecar's route
+    configuration for port 80 holds only Services with port 80): NC.destination-without-port, on
+    the destination's field; a port written in the destination that the Service lacks stays
+    NC.no-service-port."""
+    no_port = vs("  - route:\n    - destination: {host: reviews}\n", hosts=("web",), name="web")
+    lab = StandInLab(APP + "---\n" + WEB + "---\n" + no_port, [C_ALL], [_web_route(C_80)])
+    c = explain(rows(3, status=503, flags="NC", details="cluster_not_found"), lab, url="http://web/")["NC"]
+    assert c.code == "NC.destination-without-port" and C_80 in c.what
+    assert c.fields == ["spec.http[0].route[0].destination"]
+    assert c.objects == ["VirtualService default/web", "Service default/reviews"]
+    port_80 = vs("  - route:\n    - destination: {host: reviews, port: {number: 80}}\n", hosts=("web",), name="web")
+    lab = StandInLab(APP + "---\n" + WEB + "---\n" + port_80, [C_ALL], [_web_route(C_80)])
+    c = explain(rows(3, status=503, flags="NC", details="cluster_not_found"), lab, url="http://web/")["NC"]
+    assert c.code == "NC.no-service-port"
 
 
 def test_unit_nc_picks_the_route_of_the_requested_host() -> None:
@@ -240,6 +268,28 @@ def test_e2e_no_service_via_gateway_is_nc(lab) -> None:
     ex = explain(lab.probe("http://bookinfo.example.com/", n=4, via="gateway"), lab)
     c = ex["NC"]
     assert c.code == "NC.no-service" and any("istio-ingressgateway" in cmd for cmd in c.commands)
+
+
+def test_e2e_mesh_route_without_port_to_a_service_lacking_the_listener_port_is_nc(lab) -> None:
+    """MLB0019's page's trigger, applied: from a sidecar the route to `reviews` (9080 only) without
+    a port takes port 80, the listener's: 503 NC, and explain says the destination had no port.
+    Through the gateway the same destination is reviews' only port, 9080: 200."""
+    from meshlab.analysis import page
+
+    trigger = re.search(r"## Triggers\n.*?```yaml\n(.*?)```", page("MLB0019"), re.S).group(1)
+    lab.apply(trigger)
+    df = lab.probe("http://web/", n=4)
+    assert set(zip(df["status"], df["flags"])) == {(503, "NC")}
+    c = lab.explain(df)["NC"]
+    assert (c.code, c.count) == ("NC.destination-without-port", 4) and C_80 in c.what
+    assert c.fields == ["spec.http[0].route[0].destination"]
+    assert any("[MLB0019]" in f for f in c.findings), c.findings
+    # a gateway's registry holds every Service: the same destination there takes reviews' only port
+    lab.apply(gateway("gw"))
+    lab.apply(vs("  - route: [{destination: {host: reviews}}]\n", name="edge", hosts=("shop.example.com",),
+                 gateways=["gw"]))
+    g = lab.probe("http://shop.example.com/", n=3, via="gateway")
+    assert set(g["status"]) == {200} and set(g["cluster"]) == {C_ALL}
 
 
 def test_e2e_timeout_is_ut(lab) -> None:

@@ -33,6 +33,7 @@ MESHLAB: dict[str, Code] = {
     "MLB0016": Code("Info", "Retries after the app may have done the work, on a rule POST can take"),
     "MLB0017": Code("Info", "Consistent hash across a weighted split is sticky per subset only"),
     "MLB0018": Code("Info", "perTryTimeout that retryOn never retries"),
+    "MLB0019": Code("Warning", "Mesh route destination without port to a Service lacking the listener's port"),
 }
 
 #: Every code `meshlab.analyze` may report.

@@ -9,7 +9,10 @@ import re
 from typing import Iterator
 
 from ..app import KNOB_ENV, race_free_idle_ms
-from ..names import ISTIO_NAMESPACE, TCP_FAMILY, duration_seconds, labels_match, port_protocol, selector_string, to_fqdn
+from ..names import (
+    HTTP_FAMILY, ISTIO_NAMESPACE, TCP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, labels_match, port_protocol,
+    selector_string, to_fqdn,
+)
 from ..objects import DestinationRule, HTTPMatchRequest, TrafficPolicy, VirtualService
 from .snapshot import (
     Finding, Snapshot, applies_to_mesh, finding, go_quote, mirror_destinations, resource_name_from_host,
@@ -586,8 +589,71 @@ def per_try_timeout_never_retried(s: Snapshot) -> Iterator[Finding]:
                           f"spec.http[{n}].retries.retryOn")
 
 
+# ---------------------------------------------------------------------------------------- MLB0019
+
+def _sidecar_http_ports(s: Snapshot, vs: VirtualService) -> set[int]:
+    """The ports a sidecar serves `vs`'s hosts on as HTTP: those of the Services its hosts name
+    whose protocol is HTTP-like or sniffed (the ports that get an HTTP route configuration,
+    pilot/pkg/networking/core/httproute.go)."""
+    ns = vs.namespace or "default"
+    ports: set[int] = set()
+    for h in vs.spec.hosts:
+        svc = s.service_for_host(h, ns)
+        for p in svc.spec.ports if svc is not None else []:
+            proto = port_protocol(p.port, p.name, p.protocol, p.app_protocol)
+            if proto in HTTP_FAMILY or proto == UNSUPPORTED:
+                ports.add(p.port)
+    return ports
+
+
+def destinations_without_the_listener_port(s: Snapshot) -> Iterator[Finding]:
+    """A mesh route's destination without `port`, to a Service lacking a port the VirtualService's
+    hosts are served on: route.GetDestinationCluster (pilot/pkg/networking/core/route/route.go)
+    resolves it against the sidecar route configuration's registry, which for port P holds only
+    the Services with port P (core/httproute.go), so the cluster takes the listener's port P —
+    `outbound|P||<host>`, which does not exist: 503 NC. A gateway's registry holds every Service
+    and a one-port Service's port is used, so there the same route works."""
+    for vs in s.virtual_services:
+        if not vs.spec.http or not applies_to_mesh(vs):
+            continue
+        ns = vs.namespace or "default"
+        served = _sidecar_http_ports(s, vs)
+        for n, rule in enumerate(vs.spec.http):
+            ports = served
+            if rule.match and all(m.port for m in rule.match):
+                ports = served & {m.port for m in rule.match}
+            for j, rd in enumerate(rule.route or []):
+                d = rd.destination
+                if d.port is not None and d.port.number:
+                    continue
+                svc = s.service_for_host(d.host, ns)
+                if svc is None:
+                    continue        # IST0101 says it
+                has = {p.port for p in svc.spec.ports}
+                missing = sorted(ports - has)
+                if not missing:
+                    continue
+                fq = to_fqdn(svc.name, svc.namespace or "default")
+                field = f"spec.http[{n}].route[{j}].destination"
+                clusters = ", ".join(cluster_name(p, d.subset, fq) for p in missing)
+                one = len(missing) == 1
+                gateway = (f" Through a gateway the same route works: its registry holds every Service, and "
+                           f"{fq}'s only port {svc.spec.ports[0].port} is used." if len(svc.spec.ports) == 1 else "")
+                to = (f"{svc.spec.ports[0].port}" if len(has) == 1
+                      else f"the port of {fq} to send to ({', '.join(str(p) for p in sorted(has))})")
+                yield finding(vs, "MLB0019",
+                              f"{field} names no port, and Service {svc.namespace}/{svc.name} has no port "
+                              f"{', '.join(map(str, missing))}, on which sidecars serve this VirtualService's hosts. "
+                              f"{'That port' if one else 'Each port'}'s route configuration holds only the Services "
+                              "that have it, so the destination takes the listener's port: the route sends requests "
+                              f"to cluster {clusters}, which {'does' if one else 'do'} not exist, and every request "
+                              f"from a sidecar gets 503 NC (cluster_not_found).{gateway}",
+                              f"Set {field}.port.number to {to}.", field)
+
+
 RULES = (rules_after_catch_all, http_rules_on_tcp_ports, faults_that_never_fire, unexpanded_hosts,
          subsets_without_endpoints, services_without_endpoints, gateway_only_virtual_services, ignored_weights,
          retries_without_time, subsets_from_foreign_namespace, target_ports_without_container_port,
          ejection_never_allowed, failover_without_outlier_detection, idle_timeout_not_below_the_apps,
-         retries_of_non_idempotent_requests, hash_across_weighted_subsets, per_try_timeout_never_retried)
+         retries_of_non_idempotent_requests, hash_across_weighted_subsets, per_try_timeout_never_retried,
+         destinations_without_the_listener_port)

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..analysis.snapshot import applies_to_mesh
+from ..analysis.snapshot import applies_to_mesh, route_destinations
 from ..names import labels_match, parse_cluster_name, selector_string, to_fqdn, zone_of
 from ..objects import VirtualService
 from .context import Context, client, ref, text
@@ -108,6 +108,8 @@ CAUSES: dict[str, str] = {
     "NC.undefined-subset": "the route names a subset no DestinationRule defines",
     "NC.no-service": "the route names a host that is no Service or ServiceEntry",
     "NC.no-service-port": "the route names a port the Service does not have",
+    "NC.destination-without-port": "the route's destination names no port: the cluster took the listener's port, which "
+                                   "the Service does not have",
     "NC.route-before-cluster": "the route reached the proxy before its cluster (apply order, warming)",
     "NC.destination-rule-not-visible": "the DestinationRule defining the subset is not visible to this proxy",
     "NC.cluster-not-pushed": "the cluster is absent from the proxy's config",
@@ -457,8 +459,18 @@ def nc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str, all_rows
         return Cause("NC.no-service", label, what, why, fix, cmds + ["kubectl get svc -A"], objs)
     if svc is not None and port is not None and svc.port(port) is None:
         ports = ", ".join(str(p.port) for p in svc.spec.ports)
+        field = _destination_without_port(vs, host, subset) if vs is not None else None
+        if field is not None:
+            how = ("a sidecar's route configuration for that port holds only the Services that have it"
+                   if proxy == "sidecar" else "the Service has several ports")
+            why = (f"{field} of {ref(vs)} names no port, and Service {svc.namespace}/{svc.name} has no port {port} "
+                   f"(it has {ports}): {how}, so the destination took the listener's port {port} "
+                   "(route.GetDestinationCluster).")
+            to = ports if len(svc.spec.ports) == 1 else f"one of the Service's ports ({ports})"
+            return Cause("NC.destination-without-port", label, what, why, f"Set {field}.port.number to {to}.",
+                         cmds, objs + [ref(svc)], fields=[field])
         why = (f"Service {svc.namespace}/{svc.name} has no port {port} (it has {ports}); the cluster name takes the "
-               "destination port, or the listener port when a multi-port Service has none in the destination.")
+               "destination's port, or the listener's when the destination names none.")
         return Cause("NC.no-service-port", label,
                      what, why, "Set destination.port.number to one of the Service's ports.",
                      cmds, objs + [ref(svc)])
@@ -490,6 +502,14 @@ def nc(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str, all_rows
     return Cause("NC.cluster-not-pushed", label,
                  what, "The cluster is absent from the proxy's config (not pushed yet, or not "
                  "visible to this proxy).", "Check exportTo and the order things were applied in.", cmds, objs)
+
+
+def _destination_without_port(vs: VirtualService, host: str, subset: str | None) -> str | None:
+    """The field of `vs`'s first http route destination to `host` (an FQDN) and `subset` that names
+    no port, if one does."""
+    ns = vs.namespace or "default"
+    return next((d.field for d in route_destinations(vs) if d.section == "http" and d.port is None
+                 and to_fqdn(d.host, ns) == host and d.subset == (subset or "")), None)
 
 
 def _nc_window(ctx: Context, label: str, grp: list[dict[str, Any]], all_rows: list[dict[str, Any]], proxy: str,
