@@ -16,6 +16,7 @@ import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd

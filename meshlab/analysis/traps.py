@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ..app import KNOB_ENV, race_free_idle_ms
+from ..app import race_free_idle_ms
 from ..names import (
     HTTP_FAMILY, ISTIO_NAMESPACE, TCP_FAMILY, UNSUPPORTED, cluster_name, duration_seconds, labels_match, port_protocol,
     selector_string, to_fqdn,
