@@ -85,9 +85,10 @@ def served(ctx: Context, label: str, grp: list[dict[str, Any]], proxy: str,
             "ok.retried", label,
             f"{len(retried)} of these needed more than one attempt (up to {max(int(r['attempts']) for r in retried)}) "
             "and then succeeded.",
-            "Envoy retried them on another pod under the route's retry policy (when the VirtualService sets "
-            "none, Istio's default: 2 retries on connect-failure, refused-stream, unavailable, cancelled, "
-            "retriable-status-codes), which hid a failing pod.",
+            "Envoy retried them under the route's retry policy (when the VirtualService sets none, Istio's "
+            "default: 2 retries on connect-failure, refused-stream, unavailable, cancelled, "
+            "retriable-status-codes; Istio's retry_host_predicate previous_hosts sends a retry to another "
+            "pod when there is one), which hid the failed first attempts.",
             "Look at the pods the first attempts went to; outlierDetection in the DestinationRule ejects them.",
             [f"istioctl proxy-config endpoints {client(proxy)}"], ok=True, count=len(retried)))
     main.parts += resilience.retried_parts(ctx, label, grp, proxy)
