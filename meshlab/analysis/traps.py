@@ -326,8 +326,8 @@ def target_ports_without_container_port(s: Snapshot) -> Iterator[Finding]:
                 have = sorted({n for ports in declared for n in ports})
                 yield finding(svc, "MLB0012",
                               f"Port {p.port} forwards to targetPort {target}, but the selected pods declare only "
-                              f"container port(s) {', '.join(map(str, have))}: connections will be refused "
-                              "(503 UF/URX through a sidecar).",
+                              f"container port(s) {', '.join(map(str, have))}: unless the app also listens on {target} "
+                              "without declaring it, connections are refused (503 UF/URX through a sidecar).",
                               f"Set spec.ports[{i}].targetPort to the port the app listens on.",
                               f"spec.ports[{i}].targetPort")
 
