@@ -9,7 +9,7 @@ translation (`Reconciler._build` swapped on this lab instance only: every apply 
 
 For each chapter-3 state (fidelity/corpus/chapters.yaml) the same calls are probed through the
 same sidecar twice, istiod's config then meshlab's (`build_config`), and the rows compared:
-the set of (status, route, cluster) each side produced and, per cluster, the share of requests.
+the set of (status, response flags, route, cluster) each side produced and, per cluster, the share of requests.
 
 Run: ``.venv/bin/python bench/istiod_control_plane.py [--n 200] [--json]`` (needs `make oracle`).
 The gateway keeps meshlab's translation (the spike drives the sidecar only).
@@ -152,27 +152,46 @@ class IstiodControlPlane:
         self.rec = session.lab.backend.reconciler
         self.meshlab_build = self.rec._build
         self.times: list[float] = []
+        self.meshlab_times: list[float] = []   # meshlab's build_config for the same pushes
+        self.config_diff: dict[str, Any] = {}
         self.rules: collections.Counter[str] = collections.Counter()
         self.rec._build = self._build
 
     def _build(self, identity: Any, key: str) -> ProxyConfig:
         if identity.kind != "sidecar":
             return self.meshlab_build(identity, key)
+        t0 = time.perf_counter()
+        own = build_config(self.rec.state, identity)
+        self.meshlab_times.append(time.perf_counter() - t0)
         xds, elapsed = oracle_xds(self.rec.state.to_objects(), identity)
         self.times.append(elapsed)
         rw = Rewriter(identity.ip)
         cfg = rw.config(xds)
         self.rules.update(rw.applied)
+        self.config_diff = _names_diff(cfg, own)
         return cfg
 
 
+def _names_diff(istiod: ProxyConfig, meshlab: ProxyConfig) -> dict[str, Any]:
+    """Resource names only one side has, per xDS type (istiod's after the rewrites)."""
+    out = {}
+    for kind, a, b in (("listeners", [x["name"] for x in istiod.listeners], [x["name"] for x in meshlab.listeners]),
+                       ("clusters", [x["name"] for x in istiod.clusters], [x["name"] for x in meshlab.clusters]),
+                       ("routes", list(istiod.routes), list(meshlab.routes))):
+        only_i, only_m = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        if only_i or only_m:
+            out[kind] = {"only_istiod": only_i, "only_meshlab": only_m}
+    return out
+
+
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = collections.Counter((r["status"], r.get("route") or "", (r.get("cluster") or "").rstrip(";")) for r in rows)
+    keys = collections.Counter((r["status"], r.get("flags") or "-", r.get("route") or "", r.get("cluster") or "")
+                               for r in rows)
     return {"|".join(map(str, k)): round(v / len(rows), 3) for k, v in sorted(keys.items())}
 
 
-def run(n: int) -> dict[str, Any]:
-    states = [s for s in scenarios("chapters", derived=False) if s.name.startswith("chapters/03-")]
+def run(n: int, chapter: str = "03") -> dict[str, Any]:
+    states = [s for s in scenarios("chapters") if s.name.startswith(f"chapters/{chapter}-")]
     out: dict[str, Any] = {"states": []}
     with LabSession() as session:
         cp = IstiodControlPlane(session)
@@ -181,10 +200,16 @@ def run(n: int) -> dict[str, Any]:
             before = len(cp.times)
             session.load(sc)             # every apply: oracle → rewrite → push (raises if Envoy rejects)
             applies = cp.times[before:]
-            cp.rec.ready(sidecar).envoy.push(cp._build(sidecar.identity, "sidecar"))  # the settled state
-            istiod_rows = {c.url: session.probe(c, n) for c in sc.calls}
+            envoy = cp.rec.ready(sidecar).envoy
+            envoy.push(cp._build(sidecar.identity, "sidecar"))  # the settled state
+            # istiod's config is what runs: only istiod generates InboundPassthroughCluster
+            live = any(c.get("cluster", {}).get("name") == "InboundPassthroughCluster"
+                       for cfg in envoy.config_dump(include_eds=False)["configs"]
+                       for c in cfg.get("dynamic_active_clusters", []))
+            driven = [c for c in sc.calls if c.via == "sidecar" and c.namespace == "default"]
+            istiod_rows = {c.url: session.probe(c, n) for c in driven}
             cp.rec.ready(sidecar).envoy.push(build_config(cp.rec.state, sidecar.identity))
-            meshlab_rows = {c.url: session.probe(c, n) for c in sc.calls}
+            meshlab_rows = {c.url: session.probe(c, n) for c in driven}
             calls = []
             for url in istiod_rows:
                 a, b = _summary(istiod_rows[url]), _summary(meshlab_rows[url])
@@ -193,9 +218,10 @@ def run(n: int) -> dict[str, Any]:
                 calls.append({"url": url, "istiod": a, "meshlab": b, "same_outcomes": same_outcomes,
                               "max_share_diff": round(max_share_diff, 3)})
             out["states"].append({"state": sc.name, "oracle_s_per_apply": [round(t, 3) for t in applies],
-                                  "envoy_accepted": True, "calls": calls})
+                                  "envoy_accepted": True, "istiod_config_live": live, "calls_not_driven": len(sc.calls) - len(driven), "config_names_diff": cp.config_diff, "calls": calls})
         out["oracle_s_median"] = round(statistics.median(cp.times), 3)
         out["oracle_s_max"] = round(max(cp.times), 3)
+        out["meshlab_build_s_median"] = round(statistics.median(cp.meshlab_times), 4)
         out["pushes"] = len(cp.times)
         out["rewrite_rules"] = dict(cp.rules)
     return out
@@ -204,20 +230,26 @@ def run(n: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="requests per call and side")
+    ap.add_argument("--chapter", default="03", help="the chapter's states (fidelity/corpus/chapters.yaml)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    res = run(args.n)
+    res = run(args.n, args.chapter)
     if args.json:
         print(json.dumps(res, indent=1))
         return
     print(f"oracle per push: median {res['oracle_s_median']} s, max {res['oracle_s_max']} s over {res['pushes']} pushes")
+    print(f"meshlab build_config per push: median {res['meshlab_build_s_median']} s (same pushes)")
+    print("every push accepted by Envoy (a rejection raises EnvoyConfigRejected)")
     print("rewrite rules used:", len(res["rewrite_rules"]))
     for rule, k in sorted(res["rewrite_rules"].items()):
         print(f"  {rule}: {k}")
     for st in res["states"]:
         agree = sum(c["same_outcomes"] for c in st["calls"])
-        print(f"{st['state']}: {agree}/{len(st['calls'])} calls same outcomes; "
-              f"max share diff {max((c['max_share_diff'] for c in st['calls']), default=0)}")
+        print(f"{st['state']}: {agree}/{len(st['calls'])} calls same outcomes "
+              f"({st['calls_not_driven']} gateway/other-namespace calls not driven); "
+              f"max share diff {max((c['max_share_diff'] for c in st['calls']), default=0)}; "
+              f"istiod's config live: {st['istiod_config_live']}; "
+              f"names only one side has: {st['config_names_diff'] or 'none'}")
         for c in st["calls"]:
             if not c["same_outcomes"]:
                 print(f"   {c['url']}: istiod {c['istiod']} meshlab {c['meshlab']}")
