@@ -12,7 +12,7 @@ same sidecar twice, istiod's config then meshlab's (`build_config`), and the row
 the set of (status, response flags, route, cluster) each side produced and, per cluster, the share of requests.
 
 Run: ``.venv/bin/python bench/istiod_control_plane.py [--n 200] [--json]`` (needs `make oracle`).
-The gateway keeps meshlab's translation (the spike drives the sidecar only).
+With `--gateway` the default ingress gateway is driven too (Gateway API deployments never are).
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fidelity.corpus import scenarios  # noqa: E402
 from fidelity.local import LabSession  # noqa: E402
 from fidelity.oracle import ORACLE  # noqa: E402
+from fidelity.scenario import GATEWAY_CLUSTER_IP  # noqa: E402
+from meshlab._ports import host_port  # noqa: E402
 from meshlab.envoy.xds import ProxyConfig  # noqa: E402
+from meshlab.names import INGRESS_GATEWAY, ISTIO_NAMESPACE  # noqa: E402
+from meshlab.state import ClusterState  # noqa: E402
 from meshlab.istiod.translate import build_config  # noqa: E402
 
 _LISTENER_FILTER = "type.googleapis.com/envoy.extensions.filters.listener."
@@ -45,8 +49,8 @@ class Rewriter:
     """The rules that make istiod's xDS loadable by the lab's upstream Envoy, with a count of
     how many resources each rule changed."""
 
-    def __init__(self, sidecar_ip: str) -> None:
-        self.sidecar_ip = sidecar_ip
+    def __init__(self, ip: str, kind: str = "sidecar") -> None:
+        self.ip, self.kind = ip, kind
         self.applied: collections.Counter[str] = collections.Counter()
 
     def _hit(self, rule: str) -> None:
@@ -60,6 +64,12 @@ class Rewriter:
 
     def listener(self, lis: dict[str, Any]) -> dict[str, Any] | None:
         name = lis["name"]
+        if self.kind == "gateway":
+            # istiod's gateway binds 0.0.0.0:<target port> in its own pod: here the gateway's
+            # loopback address, and the port's alias where this user may not bind < 1024.
+            sa = lis["address"]["socket_address"]
+            sa["address"], sa["port_value"] = self.ip, host_port(sa["port_value"])
+            self._hit("gateway listener: lab address (and port alias)")
         if name == "virtualInbound":
             # 0.0.0.0:15006 for iptables-redirected inbound traffic: the lab's client sidecar has
             # no inbound (no Service targets it), and a bound 0.0.0.0 port collides between labs.
@@ -68,13 +78,13 @@ class Rewriter:
         if name == "virtualOutbound":
             # iptables + SO_ORIGINAL_DST → the PROXY protocol header the lab's client sends to the
             # sidecar's own loopback address (meshlab/istiod/listeners.py virtual_outbound).
-            lis["address"]["socket_address"]["address"] = self.sidecar_ip
+            lis["address"]["socket_address"]["address"] = self.ip
             lis["listener_filters"] = [
                 {"name": "envoy.filters.listener.proxy_protocol",
                  "typed_config": {"@type": _LISTENER_FILTER + "proxy_protocol.v3.ProxyProtocol"}}
             ] + [f for f in lis.get("listener_filters", []) if f.get("name") != "envoy.filters.listener.original_dst"]
             self._hit("virtualOutbound: sidecar address + proxy_protocol for original_dst")
-        else:
+        elif self.kind == "sidecar":
             # istiod's captured listeners are bind_to_port false already; make sure (a bound
             # 0.0.0.0:P would collide between labs).
             if lis.get("bind_to_port") is not False:
@@ -86,6 +96,11 @@ class Rewriter:
                 tc = flt.get("typed_config", {})
                 if "http_filters" in tc:
                     tc["http_filters"] = self._drop_istio_filters(tc["http_filters"], "drop Istio-only HTTP filters")
+                    if self.kind == "gateway" and not tc.get("preserve_external_request_id"):
+                        # an edge proxy (use_remote_address) replaces an external x-request-id:
+                        # the probe joins its rows with the access log by that id.
+                        tc["preserve_external_request_id"] = True
+                        self._hit("gateway: preserve_external_request_id (the probe's join)")
                 rds = tc.get("rds")
                 if rds is not None and "ads" in rds.get("config_source", {}):
                     del rds["config_source"]          # the file driver fills in the RDS path
@@ -132,23 +147,31 @@ class Rewriter:
         return ProxyConfig(listeners=listeners, clusters=clusters, routes=routes, endpoints=endpoints)
 
 
-def oracle_xds(objects: list[dict[str, Any]], identity: Any) -> tuple[dict[str, Any], float]:
-    """istiod's xDS for the sidecar `identity` over `objects`, and the oracle's wall time (s)."""
-    req = {"objects": yaml.safe_dump_all(objects, sort_keys=True),
-           "proxies": [{"id": "sidecar", "type": "sidecar", "namespace": identity.namespace,
-                        "labels": dict(identity.labels), "ip": identity.ip}]}
+def oracle_xds(state: ClusterState, identity: Any) -> tuple[dict[str, Any], float]:
+    """istiod's xDS for the lab proxy `identity` (a sidecar or the default ingress gateway) over
+    the lab's state, and the oracle's wall time (s)."""
+    if identity.kind == "gateway":
+        # Istio's default install: the istio-ingressgateway Pod at the gateway's address.
+        objects = state.to_objects(ingress_gateway=(identity.ip, GATEWAY_CLUSTER_IP))
+        proxy = {"id": "proxy", "type": "router", "pod": f"{ISTIO_NAMESPACE}/{INGRESS_GATEWAY}-0"}
+    else:
+        objects = state.to_objects()
+        proxy = {"id": "proxy", "type": "sidecar", "namespace": identity.namespace,
+                 "labels": dict(identity.labels), "ip": identity.ip}
+    req = {"objects": yaml.safe_dump_all(objects, sort_keys=True), "proxies": [proxy]}
     t0 = time.perf_counter()
     out = subprocess.run([str(ORACLE), "xds"], input=json.dumps(req), capture_output=True, text=True, timeout=120)
     elapsed = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(f"meshlab-oracle xds exited {out.returncode}: {out.stderr.strip()}")
-    return json.loads(out.stdout)["proxies"]["sidecar"], elapsed
+    return json.loads(out.stdout)["proxies"]["proxy"], elapsed
 
 
 class IstiodControlPlane:
     """Swaps a lab's translator for istiod's (sidecars only), recording times and rewrites."""
 
-    def __init__(self, session: LabSession) -> None:
+    def __init__(self, session: LabSession, *, gateway: bool = False) -> None:
+        self.gateway = gateway
         self.rec = session.lab.backend.reconciler
         self.meshlab_build = self.rec._build
         self.times: list[float] = []
@@ -158,14 +181,14 @@ class IstiodControlPlane:
         self.rec._build = self._build
 
     def _build(self, identity: Any, key: str) -> ProxyConfig:
-        if identity.kind != "sidecar":
-            return self.meshlab_build(identity, key)
+        if identity.kind != "sidecar" and not (self.gateway and key == "gateway"):
+            return self.meshlab_build(identity, key)   # Gateway API deployments: not driven
         t0 = time.perf_counter()
         own = build_config(self.rec.state, identity)
         self.meshlab_times.append(time.perf_counter() - t0)
-        xds, elapsed = oracle_xds(self.rec.state.to_objects(), identity)
+        xds, elapsed = oracle_xds(self.rec.state, identity)
         self.times.append(elapsed)
-        rw = Rewriter(identity.ip)
+        rw = Rewriter(identity.ip, identity.kind)
         cfg = rw.config(xds)
         self.rules.update(rw.applied)
         self.config_diff = _names_diff(cfg, own)
@@ -190,35 +213,47 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"|".join(map(str, k)): round(v / len(rows), 3) for k, v in sorted(keys.items())}
 
 
-def run(n: int, chapter: str = "03") -> dict[str, Any]:
+def _istiod_live(envoy: Any) -> bool:
+    """Whether the Envoy runs istiod's config: only istiod's has InboundPassthroughCluster (sidecar)
+    and the grpc_stats HTTP filter (meshlab's HTTP chain is fault, cors, router)."""
+    dump = json.dumps(envoy.config_dump(include_eds=False))
+    return "InboundPassthroughCluster" in dump or "envoy.filters.http.grpc_stats" in dump
+
+
+def run(n: int, chapter: str = "03", gateway: bool = False) -> dict[str, Any]:
     states = [s for s in scenarios("chapters") if s.name.startswith(f"chapters/{chapter}-")]
     out: dict[str, Any] = {"states": []}
     with LabSession() as session:
-        cp = IstiodControlPlane(session)
-        sidecar = cp.rec.client("default")
+        cp = IstiodControlPlane(session, gateway=gateway)
+        proxies = {"sidecar": cp.rec.client("default")}
+        if gateway:
+            proxies["gateway"] = cp.rec.gateway()
         for sc in states:
             before = len(cp.times)
             session.load(sc)             # every apply: oracle → rewrite → push (raises if Envoy rejects)
             applies = cp.times[before:]
-            envoy = cp.rec.ready(sidecar).envoy
-            envoy.push(cp._build(sidecar.identity, "sidecar"))  # the settled state
-            # istiod's config is what runs: only istiod generates InboundPassthroughCluster
-            live = any(c.get("cluster", {}).get("name") == "InboundPassthroughCluster"
-                       for cfg in envoy.config_dump(include_eds=False)["configs"]
-                       for c in cfg.get("dynamic_active_clusters", []))
-            driven = [c for c in sc.calls if c.via == "sidecar" and c.namespace == "default"]
-            istiod_rows = {c.url: session.probe(c, n) for c in driven}
-            cp.rec.ready(sidecar).envoy.push(build_config(cp.rec.state, sidecar.identity))
-            meshlab_rows = {c.url: session.probe(c, n) for c in driven}
+            driven = [c for c in sc.calls if (c.via == "sidecar" and c.namespace == "default")
+                      or (gateway and c.via == "gateway")]
+            live, diff = {}, {}
+            for key, proxy in proxies.items():   # the settled state, istiod's config
+                envoy = cp.rec.ready(proxy).envoy
+                envoy.push(cp._build(proxy.identity, key))
+                live[key], diff[key] = _istiod_live(envoy), cp.config_diff
+            istiod_rows = {(c.via, c.url): session.probe(c, n) for c in driven}
+            for proxy in proxies.values():
+                cp.rec.ready(proxy).envoy.push(build_config(cp.rec.state, proxy.identity))
+            meshlab_rows = {(c.via, c.url): session.probe(c, n) for c in driven}
             calls = []
-            for url in istiod_rows:
-                a, b = _summary(istiod_rows[url]), _summary(meshlab_rows[url])
+            for (via, url), rows in istiod_rows.items():
+                a, b = _summary(rows), _summary(meshlab_rows[(via, url)])
                 same_outcomes = set(a) == set(b)
                 max_share_diff = max(abs(a.get(k, 0) - b.get(k, 0)) for k in set(a) | set(b))
-                calls.append({"url": url, "istiod": a, "meshlab": b, "same_outcomes": same_outcomes,
+                calls.append({"via": via, "url": url, "istiod": a, "meshlab": b, "same_outcomes": same_outcomes,
                               "max_share_diff": round(max_share_diff, 3)})
             out["states"].append({"state": sc.name, "oracle_s_per_apply": [round(t, 3) for t in applies],
-                                  "envoy_accepted": True, "istiod_config_live": live, "calls_not_driven": len(sc.calls) - len(driven), "config_names_diff": cp.config_diff, "calls": calls})
+                                  "envoy_accepted": True, "istiod_config_live": live,
+                                  "calls_not_driven": len(sc.calls) - len(driven), "config_names_diff": diff,
+                                  "calls": calls})
         out["oracle_s_median"] = round(statistics.median(cp.times), 3)
         out["oracle_s_max"] = round(max(cp.times), 3)
         out["meshlab_build_s_median"] = round(statistics.median(cp.meshlab_times), 4)
@@ -231,9 +266,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="requests per call and side")
     ap.add_argument("--chapter", default="03", help="the chapter's states (fidelity/corpus/chapters.yaml)")
+    ap.add_argument("--gateway", action="store_true", help="drive the ingress gateway with istiod's config too")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    res = run(args.n, args.chapter)
+    res = run(args.n, args.chapter, args.gateway)
     if args.json:
         print(json.dumps(res, indent=1))
         return
@@ -246,13 +282,13 @@ def main() -> None:
     for st in res["states"]:
         agree = sum(c["same_outcomes"] for c in st["calls"])
         print(f"{st['state']}: {agree}/{len(st['calls'])} calls same outcomes "
-              f"({st['calls_not_driven']} gateway/other-namespace calls not driven); "
+              f"({st['calls_not_driven']} calls not driven); "
               f"max share diff {max((c['max_share_diff'] for c in st['calls']), default=0)}; "
               f"istiod's config live: {st['istiod_config_live']}; "
               f"names only one side has: {st['config_names_diff'] or 'none'}")
         for c in st["calls"]:
             if not c["same_outcomes"]:
-                print(f"   {c['url']}: istiod {c['istiod']} meshlab {c['meshlab']}")
+                print(f"   {c['via']} {c['url']}: istiod {c['istiod']} meshlab {c['meshlab']}")
 
 
 if __name__ == "__main__":
