@@ -3,6 +3,7 @@
 // Istio's configuration analyzers. See oracle/README.md for the JSON contract.
 //
 //	meshlab-oracle simulate [--log-level LEVEL] < request.json > response.json
+//	meshlab-oracle xds [--log-level LEVEL] < request.json > xds.json
 //	meshlab-oracle analyze [--json] [-n NS | -A] [--meshConfigFile F] FILE|DIR|- ...
 //	meshlab-oracle messages [--no-source]
 //	meshlab-oracle crd-validate CRD-FILE... < objects.json
@@ -40,6 +41,7 @@ func main() {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
   meshlab-oracle simulate [--log-level none|error|warn|info|debug] < request.json
+  meshlab-oracle xds [--log-level none|error|warn|info|debug] < request.json
   meshlab-oracle analyze [--json] [--as-cluster] [-n NAMESPACE | -A] [--meshConfigFile FILE] FILE|DIR|- ...
   meshlab-oracle messages [--no-source]
   meshlab-oracle crd-validate CRD-FILE... < objects (JSON array or YAML documents)
@@ -73,7 +75,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "simulate":
-		return cmdSimulate(args[1:], stdin, stdout, stderr)
+		return cmdSimulate(args[1:], stdin, stdout, stderr, false)
+	case "xds":
+		return cmdSimulate(args[1:], stdin, stdout, stderr, true)
 	case "analyze":
 		return cmdAnalyze(args[1:], stdin, stdout, stderr)
 	case "messages":
@@ -102,36 +106,58 @@ func writeJSON(stdout, stderr io.Writer, v any) int {
 	return 0
 }
 
-func cmdSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+// cmdSimulate runs `simulate`, or with xds `xds`: the same request, but no calls are simulated
+// and the answer is each proxy's whole LDS/CDS/RDS/EDS with Envoy's proto field names, the form a
+// file-based xDS Envoy loads (a spike: bench/README.md, Lab(control_plane="istiod")).
+func cmdSimulate(args []string, stdin io.Reader, stdout, stderr io.Writer, xds bool) int {
+	name := "simulate"
+	if xds {
+		name = "xds"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	logLevel := fs.String("log-level", "none", "Istio's log level on stderr")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "meshlab-oracle simulate: reads the request from stdin and takes no arguments")
+		fmt.Fprintf(stderr, "meshlab-oracle %s: reads the request from stdin and takes no arguments\n", name)
 		return exitUsage
 	}
 	if err := quietLogs(*logLevel); err != nil {
-		fmt.Fprintln(stderr, "meshlab-oracle simulate:", err)
+		fmt.Fprintln(stderr, "meshlab-oracle "+name+":", err)
 		return exitUsage
 	}
 	dec := json.NewDecoder(stdin)
 	dec.DisallowUnknownFields()
 	var req simulate.Request
 	if err := dec.Decode(&req); err != nil {
-		fmt.Fprintf(stderr, "meshlab-oracle simulate: request JSON on stdin: %v\n", err)
+		fmt.Fprintf(stderr, "meshlab-oracle %s: request JSON on stdin: %v\n", name, err)
 		return exitData
+	}
+	if xds {
+		if len(req.Calls) > 0 || len(req.Config) > 0 {
+			fmt.Fprintln(stderr, "meshlab-oracle xds: the request takes no calls and no config (use simulate)")
+			return exitData
+		}
+		req.ProtoNames = true
 	}
 	resp, err := simulate.Run(&req)
 	if err != nil {
-		fmt.Fprintf(stderr, "meshlab-oracle simulate: %v\n", err)
+		fmt.Fprintf(stderr, "meshlab-oracle %s: %v\n", name, err)
 		var ie *simulate.InputError
 		if errors.As(err, &ie) {
 			return exitData
 		}
 		return exitInternal
+	}
+	if xds {
+		return writeJSON(stdout, stderr, struct {
+			Istio    version.Info                    `json:"istio"`
+			Warnings []string                        `json:"warnings"`
+			Proxies  map[string]simulate.ProxyConfig `json:"proxies"`
+			Timing   simulate.Timing                 `json:"timing"`
+		}{resp.Istio, resp.Warnings, resp.Config, resp.Timing})
 	}
 	return writeJSON(stdout, stderr, resp)
 }

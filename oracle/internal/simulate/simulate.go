@@ -20,6 +20,7 @@ import (
 	pm "istio.io/istio/pkg/model"
 	"istio.io/istio/pkg/util/protomarshal"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"meshlab/oracle/internal/envoy"
@@ -40,6 +41,10 @@ type Request struct {
 	// Config selects which generated xDS to return: "all" (default), "none", or a list of kinds
 	// among "listeners", "clusters", "routes", "endpoints".
 	Config json.RawMessage `json:"config,omitempty"`
+	// ProtoNames writes the generated xDS with Envoy's proto field names (snake_case, the form
+	// Envoy's file-based xDS and config_dump use) instead of protojson's lowerCamelCase. Set by
+	// `meshlab-oracle xds`; not part of the simulate JSON contract.
+	ProtoNames bool `json:"-"`
 }
 
 // Proxy is one Envoy to generate configuration for.
@@ -251,7 +256,7 @@ func Run(req *Request) (*Response, error) {
 			return nil, fmt.Errorf("proxy %q: %w", id, err)
 		}
 		proxies[id] = p
-		pc, err := proxyConfig(p, kinds)
+		pc, err := proxyConfig(p, kinds, req.ProtoNames)
 		if err != nil {
 			return nil, fmt.Errorf("proxy %q: %w", id, err)
 		}
@@ -537,7 +542,7 @@ func compare(d *envoy.Result, s istiod.SimResult) []string {
 	return out
 }
 
-func proxyConfig(p *istiod.Proxy, kinds map[string]bool) (ProxyConfig, error) {
+func proxyConfig(p *istiod.Proxy, kinds map[string]bool, protoNames bool) (ProxyConfig, error) {
 	m := p.Model
 	pc := ProxyConfig{Node: NodeInfo{
 		ID: m.ID, Type: string(m.Type), Namespace: m.ConfigNamespace, Labels: m.Labels,
@@ -561,22 +566,22 @@ func proxyConfig(p *istiod.Proxy, kinds map[string]bool) (ProxyConfig, error) {
 	}
 	var err error
 	if kinds["listeners"] {
-		if pc.Listeners, err = marshalAll(p.Listeners); err != nil {
+		if pc.Listeners, err = marshalAll(p.Listeners, protoNames); err != nil {
 			return pc, err
 		}
 	}
 	if kinds["clusters"] {
-		if pc.Clusters, err = marshalAll(p.Clusters); err != nil {
+		if pc.Clusters, err = marshalAll(p.Clusters, protoNames); err != nil {
 			return pc, err
 		}
 	}
 	if kinds["routes"] {
-		if pc.Routes, err = marshalAll(p.Routes); err != nil {
+		if pc.Routes, err = marshalAll(p.Routes, protoNames); err != nil {
 			return pc, err
 		}
 	}
 	if kinds["endpoints"] {
-		if pc.Endpoints, err = marshalAll(p.Endpoints); err != nil {
+		if pc.Endpoints, err = marshalAll(p.Endpoints, protoNames); err != nil {
 			return pc, err
 		}
 	}
@@ -592,10 +597,16 @@ func appendUnique(s []string, v string) []string {
 	return append(s, v)
 }
 
-func marshalAll[T proto.Message](ms []T) ([]json.RawMessage, error) {
+func marshalAll[T proto.Message](ms []T, protoNames bool) ([]json.RawMessage, error) {
 	out := make([]json.RawMessage, 0, len(ms))
 	for _, m := range ms {
-		b, err := protomarshal.Marshal(m)
+		var b []byte
+		var err error
+		if protoNames {
+			b, err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+		} else {
+			b, err = protomarshal.Marshal(m)
+		}
 		if err != nil {
 			return nil, err
 		}
