@@ -500,6 +500,16 @@ def test_run_streams_lines_and_reports_failures():
 
 
 def test_interrupt_stops_the_child_and_says_so(tmp_path):
+    # Python's own Ctrl-C handler, as in a terminal or a kernel: a test run started in the
+    # background by a non-interactive shell inherits SIGINT ignored, and the signal would vanish
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_stops_the_child_and_says_so(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_stops_the_child_and_says_so(tmp_path):
     pidfile = tmp_path / "pid"
     script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); print('started', flush=True); time.sleep(120)"
     started = threading.Event()

@@ -792,6 +792,10 @@ def test_e2e_keepalive_race_is_uc_the_idle_timeout_removes_it_reset_retries_hide
         assert {"ok.retried", "note.retry-hides-keepalive-race"} <= set(codes(retried))
         lab.delete(str(_CH7 / "07-keepalive" / "virtualservice-retry-reset.yaml"))
         lab.set_pod("reviews-v1", latency_ms=400)
-        gave_up = lab.probe("http://reviews:9080/", n=3, timeout=0.2, seed=1)
-        assert set(gave_up["status"]) == {0} and set(gave_up["flags"]) == {"DC"}
-        assert codes(gave_up)[0] == "DC.client-timeout"
+        gave_up = lab.probe("http://reviews:9080/", n=4, timeout=0.2, seed=1)
+        # the race is still there (the retry VirtualService is gone): a request on a connection the
+        # app just closed gets 503 UC before the client gives up; every other one is the client's DC
+        dc = gave_up[gave_up["flags"] != "UC"]
+        assert len(dc) >= 2 and set(dc["status"]) == {0} and set(dc["flags"]) == {"DC"}
+        assert set(gave_up[gave_up["flags"] == "UC"]["status"]) <= {503}
+        assert "DC.client-timeout" in codes(gave_up)
