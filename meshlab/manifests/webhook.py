@@ -64,16 +64,20 @@ def wildcard_domain_problem(host: str) -> str | None:
     first, _, rest = host.partition(".")
     if len(first) > 63 or not _WILDCARD_LABEL.fullmatch(first):
         return f"domain name {clip(host)} invalid (label {clip(first, 40)} invalid)"
-    if not rest:
-        return None
-    labels = rest.split(".")
+    return _dns1123_labels_problem(rest, host) if rest else None
+
+
+def _dns1123_labels_problem(labels_text: str, shown: str) -> str | None:
+    """Istio's ValidateDNS1123Labels: RFC 1123 labels, a trailing dot allowed (`istio.io.`), a
+    top-level label that is not all digits; `shown` is the name the message gives."""
+    labels = labels_text.split(".")
     if labels[-1].isdigit():
-        return f"domain name {clip(host)} invalid (top level domain {clip(labels[-1], 40)} cannot be all-numeric)"
+        return f"domain name {clip(shown)} invalid (top level domain {clip(labels[-1], 40)} cannot be all-numeric)"
     for i, label in enumerate(labels):
         if i == len(labels) - 1 and label == "":          # a trailing dot: `istio.io.`
             break
         if len(label) > 63 or not _DNS1123_LABEL.fullmatch(label):
-            return f"domain name {clip(host)} invalid (label {clip(label, 40)} invalid)"
+            return f"domain name {clip(shown)} invalid (label {clip(label, 40)} invalid)"
     return None
 
 
@@ -84,15 +88,7 @@ def _fqdn_problem(name: str) -> str | None:
         return "empty domain name not allowed"
     if len(name) > 255:
         return f"domain name {clip(name)} too long (max 255)"
-    labels = name.split(".")
-    if labels[-1].isdigit():
-        return f"domain name {clip(name)} invalid (top level domain {clip(labels[-1], 40)} cannot be all-numeric)"
-    for i, label in enumerate(labels):
-        if i == len(labels) - 1 and label == "":
-            break
-        if len(label) > 63 or not _DNS1123_LABEL.fullmatch(label):
-            return f"domain name {clip(name)} invalid (label {clip(label, 40)} invalid)"
-    return None
+    return _dns1123_labels_problem(name, name)
 
 
 def _check_gateway_names(names: list[str] | None, path: list[str | int], p: Any) -> None:
