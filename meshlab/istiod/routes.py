@@ -653,6 +653,7 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
     claimed: dict[str, tuple[VirtualService, list[dict[str, Any]]]] = {}
     unknown_hosts: list[tuple[str, VirtualService, list[dict[str, Any]]]] = []
     wildcard_owner = _wildcard_owners(reg, vss, services)
+    on_port = [sv for sv in reg.services if sv.port(t.port) is not None]
     for vs in vss:
         hosts = reg.vs_hosts(vs)
         routes: list[dict[str, Any]] | None = None
@@ -676,16 +677,13 @@ def _sidecar_route_config(reg: Registry, t: RouteTarget) -> dict[str, Any]:
         # config "80" only (core/route/route.go buildSidecarVirtualHostsForVirtualService and
         # separateVSHostsAndServices: the registry there holds the Services of this port only)
         if t.service is None:
-            on_port = [sv for sv in reg.services if sv.port(t.port) is not None]
             unknown = [h for h in hosts if h != "*" and (
                 not any(host_matches(h, sv.hostname) for sv in on_port) if is_wildcard(h)
                 else not any(sv.hostname == h for sv in on_port))]
-            # the VS's Services: those it names exactly, and those its wildcard is the most
-            # specific for (a Service some VS names exactly has no wildcard owner)
-            owners = _wildcard_owners(reg, vss, on_port)
-            http_matched = [sv for sv in on_port if (sv.hostname in hosts or owners.get(sv.hostname) is vs)
-                            and (p := sv.port(t.port)) is not None and (p.protocol in HTTP_FAMILY or p.protocol == UNSUPPORTED)]
-            if unknown and (http_matched or t.port == 80):
+            # the VS's HTTP or sniffed Services here (`services`): those it names exactly, and those
+            # its wildcard is the most specific for (a Service some VS names exactly has no owner)
+            owns_one = any(sv.hostname in hosts or wildcard_owner.get(sv.hostname) is vs for sv in services)
+            if unknown and (owns_one or t.port == 80):
                 if routes is None:
                     routes = rb.vs_routes(vs, gateway_names=None)
                 if routes:
